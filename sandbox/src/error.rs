@@ -1,0 +1,98 @@
+//! Why cordon refused to start a confined command: which step, why, and what to do.
+
+use std::fmt;
+
+/// A confinement step, in the order they are applied (see docs/ARCHITECTURE.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Profile,
+    Command,
+    Namespaces,
+    Cgroup,
+    Mounts,
+    Limits,
+    Capabilities,
+    NoNewPrivs,
+    Landlock,
+    Seccomp,
+    Descriptors,
+    Exec,
+    Supervise,
+}
+
+impl Step {
+    /// The step's name as messages and docs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Profile => "profile",
+            Step::Command => "command",
+            Step::Namespaces => "namespaces",
+            Step::Cgroup => "cgroup",
+            Step::Mounts => "mounts",
+            Step::Limits => "resource limits",
+            Step::Capabilities => "capabilities",
+            Step::NoNewPrivs => "no_new_privs",
+            Step::Landlock => "landlock",
+            Step::Seccomp => "seccomp",
+            Step::Descriptors => "file descriptors",
+            Step::Exec => "exec",
+            Step::Supervise => "supervise",
+        }
+    }
+
+    /// The step named `name` (the inverse of [`Step::name`]).
+    pub fn from_name(name: &str) -> Option<Step> {
+        use Step::*;
+        [Profile, Command, Namespaces, Cgroup, Mounts, Limits, Capabilities, NoNewPrivs, Landlock, Seccomp, Descriptors, Exec, Supervise]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+/// cordon refused to run a command: the step that failed, the reason, and a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub step: Step,
+    pub reason: String,
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(step: Step, reason: impl Into<String>) -> Self {
+        Refusal { step, reason: reason.into(), hint: None }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A failed system call: the action in words and the OS error.
+    pub fn os(step: Step, action: impl fmt::Display, err: std::io::Error) -> Self {
+        Refusal::new(step, format!("{action}: {err}"))
+    }
+}
+
+impl Refusal {
+    /// The exit status cordon uses for this refusal: 127 when the command was not found,
+    /// 126 when it may not be executed, 125 for every other refusal.
+    pub fn exit_code(&self) -> i32 {
+        match self.step {
+            Step::Command => crate::EXIT_NOT_FOUND,
+            Step::Exec => crate::EXIT_CANNOT_EXECUTE,
+            _ => crate::EXIT_REFUSED,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused at step \"{}\": {}", self.step.name(), self.reason)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}

@@ -1,0 +1,319 @@
+//! Words for people: the effective rules of a policy (`cordon profile check`), what a
+//! session under it can and cannot do (`cordon profile explain`), and what this machine can
+//! enforce (`cordon doctor`). Pure functions of a policy and the detected features.
+
+use crate::features::{CgroupLayout, Features};
+use crate::policy::Policy;
+use crate::profile::NetMode;
+use std::fmt::Write;
+
+fn size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, n) in UNITS {
+        if bytes >= n && bytes % n == 0 {
+            return format!("{} {unit}", bytes / n);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+fn ports(list: &[u16]) -> String {
+    list.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The effective rules, one per line, for `cordon profile check`.
+pub fn rules(p: &Policy) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "profile   {}  ({})", p.profile, p.sources.join(" <- "));
+    let _ = writeln!(o, "workspace {}", p.workspace.display());
+    let _ = writeln!(o, "command   {}  ({})", p.argv.join(" "), p.program.display());
+    for r in &p.read {
+        let _ = writeln!(o, "read      {}", r.display());
+    }
+    for w in &p.write {
+        let _ = writeln!(o, "write     {}  (noexec)", w.display());
+    }
+    let _ = writeln!(o, "write     /tmp, /dev/shm  (private, noexec)");
+    for h in &p.hide {
+        let _ = writeln!(o, "hide      {}", h.display());
+    }
+    for e in &p.exec {
+        let _ = writeln!(o, "exec      {}{}  ({})", e.path.display(), if e.dir { "/**" } else { "" }, e.reason);
+    }
+    let _ = match p.network.mode {
+        NetMode::None => writeln!(o, "network   none (private namespace, loopback only, no TCP)"),
+        NetMode::All => writeln!(o, "network   all"),
+        NetMode::Ports => writeln!(
+            o,
+            "network   tcp connect [{}], tcp bind [{}], udp {}",
+            ports(&p.network.connect),
+            ports(&p.network.bind),
+            if p.network.udp { "allowed" } else { "refused" }
+        ),
+    };
+    let l = &p.limits;
+    let lim = [
+        ("processes", l.processes.map(|v| v.to_string())),
+        ("memory", l.memory.map(size)),
+        ("file_size", l.file_size.map(size)),
+        ("open_files", l.open_files.map(|v| v.to_string())),
+        ("cpu_seconds", l.cpu_seconds.map(|v| v.to_string())),
+        ("timeout", l.timeout.map(duration)),
+    ];
+    for (k, v) in lim {
+        let _ = writeln!(o, "limit     {k} = {}", v.unwrap_or_else(|| "none".into()));
+    }
+    for (k, v) in &p.env {
+        let _ = writeln!(o, "env       {k}={v}");
+    }
+    for n in &p.notes {
+        let _ = writeln!(o, "note      {n}");
+    }
+    o
+}
+
+/// What a session under `p` can do, in plain words, and what this machine cannot enforce.
+pub fn explain(p: &Policy, f: &Features) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Profile \"{}\": {}\n", p.profile, p.description);
+    let _ = writeln!(o, "A session under this profile runs `{}` in {}, in its own world:", p.argv.join(" "), p.cwd.display());
+    let _ = writeln!(o, "it sees only its own processes, its own /tmp, a handful of devices, and the files below.\n");
+
+    let _ = writeln!(o, "It can READ (but not change):");
+    for r in &p.read {
+        let _ = writeln!(o, "  {}", r.display());
+    }
+    if p.read.is_empty() {
+        let _ = writeln!(o, "  nothing beyond what it can write");
+    }
+    let _ = writeln!(o, "\nIt can WRITE (and nothing written there can be executed):");
+    for w in &p.write {
+        let _ = writeln!(o, "  {}", w.display());
+    }
+    let _ = writeln!(o, "  a private /tmp and /dev/shm, emptied when the session ends");
+    let _ = writeln!(o, "\nIt can never see (even inside the paths above):");
+    let _ = writeln!(o, "  {}", p.hide.iter().map(|h| h.display().to_string()).collect::<Vec<_>>().join(", "));
+
+    let named: Vec<String> = p
+        .exec
+        .iter()
+        .filter(|e| e.reason.starts_with("[exec]"))
+        .map(|e| {
+            let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if e.dir {
+                format!("{}/*", e.path.display())
+            } else {
+                name
+            }
+        })
+        .collect();
+    let _ = writeln!(o, "\nIt can RUN only these programs ({} in all, with the loaders and interpreters they need):", p.exec.len());
+    for line in wrap(&named.join(", "), 88) {
+        let _ = writeln!(o, "  {line}");
+    }
+    let interpreters: Vec<&str> = ["sh", "bash", "python3", "node", "perl"]
+        .into_iter()
+        .filter(|i| named.iter().any(|n| n == i || n.starts_with(&format!("{i}.")) || (*i == "sh" && n == "dash")))
+        .collect();
+    if !interpreters.is_empty() {
+        let _ = writeln!(
+            o,
+            "  Note: {} can run any script the session can read; the list limits which programs start, not what an interpreter does.",
+            interpreters.join(", ")
+        );
+    }
+
+    let _ = writeln!(o, "\nNetwork:");
+    let _ = match p.network.mode {
+        NetMode::None => {
+            writeln!(o, "  none. The session has its own network with only loopback, and may not open TCP connections at all.")
+        }
+        NetMode::All => writeln!(o, "  unrestricted: it can reach anything the host can."),
+        NetMode::Ports => {
+            let mut s = String::new();
+            if !p.network.connect.is_empty() {
+                s += &format!("  TCP connections to port {} only (any address).", ports(&p.network.connect));
+            }
+            if !p.network.bind.is_empty() {
+                s += &format!("\n  It may listen on TCP port {}.", ports(&p.network.bind));
+            } else {
+                s += "\n  It may not listen on any TCP port.";
+            }
+            if p.network.udp {
+                s += "\n  UDP is allowed (for DNS); the kernel cannot restrict UDP by port, so any UDP port is reachable.";
+            } else {
+                s += "\n  UDP is refused.";
+            }
+            writeln!(o, "{s}")
+        }
+    };
+    let _ = writeln!(o, "  Raw sockets, packet sockets and the host's abstract unix sockets are always refused.");
+
+    let _ = writeln!(o, "\nLimits:");
+    let l = &p.limits;
+    let mut any = false;
+    for (what, v) in [
+        ("processes and threads at once", l.processes.map(|v| v.to_string())),
+        ("memory", l.memory.map(size)),
+        ("largest file it can write", l.file_size.map(size)),
+        ("open files per process", l.open_files.map(|v| v.to_string())),
+        ("CPU time per process", l.cpu_seconds.map(duration)),
+        ("wall-clock time, then everything is killed", l.timeout.map(duration)),
+    ] {
+        if let Some(v) = v {
+            any = true;
+            let _ = writeln!(o, "  {what}: {v}");
+        }
+    }
+    if !any {
+        let _ = writeln!(o, "  none");
+    }
+
+    let _ = writeln!(o, "\nAlways: no capabilities, no privilege gain (setuid does nothing), no ptrace, no mounts or new");
+    let _ = writeln!(o, "namespaces, no typing into the terminal (TIOCSTI), no kernel keyrings, bpf, perf or io_uring;");
+    let _ = writeln!(o, "only the environment variables the profile lists; no file descriptor from the host but 0, 1, 2.");
+
+    let _ = writeln!(o, "\nOn this machine ({}):", f.kernel);
+    let problems = cannot_enforce(p, f);
+    if problems.is_empty() {
+        let _ = writeln!(o, "  everything above is enforced.");
+    } else {
+        for pr in problems {
+            let _ = writeln!(o, "  {pr}");
+        }
+    }
+    let _ = writeln!(o, "  Known limit: the dynamic loader can run any program the session can read (but never one it wrote).");
+    if !p.notes.is_empty() {
+        let _ = writeln!(o, "\nNotes:");
+        for n in &p.notes {
+            let _ = writeln!(o, "  {n}");
+        }
+    }
+    o
+}
+
+/// What `p` asks for that this machine cannot give; each item says what cordon does then.
+pub fn cannot_enforce(p: &Policy, f: &Features) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(r) = crate::landlock::plan(p, f.landlock_abi) {
+        out.push(format!("CANNOT START: {}", r.reason));
+    }
+    if !f.seccomp {
+        out.push("CANNOT START: no seccomp filter support".into());
+    }
+    if !f.root && !f.user_namespaces {
+        out.push("CANNOT START: not root and no unprivileged user namespaces".into());
+    }
+    let needs_cgroup = p.limits.processes.is_some() || p.limits.memory.is_some();
+    if needs_cgroup && f.root && f.cgroup.is_none() {
+        out.push("CANNOT START: as root, process and memory limits need a pids+memory cgroup, and none was found".into());
+    }
+    if needs_cgroup && !f.root {
+        out.push("process and memory limits fall back to RLIMIT_NPROC (counts all your processes) and RLIMIT_AS (address space, not resident memory)".into());
+    }
+    if !f.memfd_noexec {
+        out.push("this kernel cannot make memfds non-executable (Linux 6.3): memfd_create is refused instead".into());
+    }
+    if f.landlock_abi < 6 && p.network.mode == NetMode::None {
+        out.push("signals are contained by the pid namespace only (Landlock signal scoping needs ABI 6)".into());
+    }
+    out
+}
+
+/// `cordon doctor`: what this machine can enforce, for a reader who has never seen cordon.
+pub fn doctor(f: &Features) -> String {
+    let mut o = String::new();
+    let ok = |b: bool| if b { "ok      " } else { "MISSING " };
+    let _ = writeln!(o, "cordon doctor: what this machine can enforce\n");
+    let _ = writeln!(o, "kernel            {}", f.kernel);
+    let _ = writeln!(o, "running as        {}", if f.root { "root (uid 0)" } else { "an unprivileged user" });
+    let _ = writeln!(o);
+    let ll = match f.landlock_abi {
+        0 => "MISSING  Landlock is off: no profile can start (enable it with lsm=...,landlock)".to_string(),
+        a => format!(
+            "ok       ABI {a}: files and exec allowlist{}{}{}",
+            if a >= 2 { ", rename/link across dirs" } else { "" },
+            if a >= 4 { ", TCP ports" } else { "" },
+            if a >= 6 { ", signal and abstract-socket scoping" } else { "" }
+        ),
+    };
+    let _ = writeln!(o, "Landlock          {ll}");
+    let _ = writeln!(o, "seccomp           {}  system call filter", ok(f.seccomp));
+    let _ = writeln!(
+        o,
+        "namespaces        {} {}",
+        ok(f.root || f.user_namespaces),
+        if f.root {
+            "created directly as root"
+        } else if f.user_namespaces {
+            "through an unprivileged user namespace"
+        } else {
+            "unprivileged user namespaces are disabled"
+        }
+    );
+    let cg = match &f.cgroup {
+        Some(CgroupLayout::V2 { parent }) => format!("ok       cgroup v2 at {}", parent.display()),
+        Some(CgroupLayout::V1 { pids, memory }) => format!("ok       cgroup v1 ({}, {})", pids.display(), memory.display()),
+        None if f.root => "MISSING  no pids+memory cgroup: profiles with process or memory limits are refused as root".into(),
+        None => "rlimits  unprivileged: process and memory limits use RLIMIT_NPROC and RLIMIT_AS".into(),
+    };
+    let _ = writeln!(o, "cgroups           {cg}");
+    let _ = writeln!(
+        o,
+        "memfd noexec      {} {}",
+        ok(f.memfd_noexec),
+        if f.memfd_noexec { "memfds made non-executable per sandbox" } else { "memfd_create refused instead" }
+    );
+    let _ = writeln!(o, "\nShipped profiles on this machine:");
+    let search = crate::profile::Search::standard();
+    for (name, origin) in search.list() {
+        let verdict = match search.load(&name) {
+            Err(e) => format!("invalid: {e}"),
+            Ok(profile) => {
+                let needs_ports = profile.network.mode != NetMode::None;
+                let mut v = Vec::new();
+                if f.landlock_abi == 0 {
+                    v.push("needs Landlock".to_string());
+                }
+                if needs_ports && f.landlock_abi < 6 {
+                    v.push(format!("network rules need Landlock ABI 6 (have {})", f.landlock_abi));
+                }
+                if f.root && f.cgroup.is_none() && (profile.limits.processes.is_some() || profile.limits.memory.is_some()) {
+                    v.push("limits need a cgroup as root".into());
+                }
+                if v.is_empty() {
+                    "fully enforced".into()
+                } else {
+                    format!("cannot start: {}", v.join("; "))
+                }
+            }
+        };
+        let _ = writeln!(o, "  {name:<10} {verdict}  [{origin}]");
+    }
+    o
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let last = lines.last_mut().map(|l| l.len()).unwrap_or(0);
+        if last > 0 && last + word.len() + 1 > width {
+            lines.push(String::new());
+        }
+        if let Some(l) = lines.last_mut() {
+            if !l.is_empty() {
+                l.push(' ');
+            }
+            l.push_str(word);
+        }
+    }
+    lines
+}

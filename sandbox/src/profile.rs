@@ -1,0 +1,680 @@
+//! Profiles: the TOML files that say what a confined command may read, write, run and reach.
+//!
+//! This module parses and merges profiles (`extends`) and finds them by name in the search
+//! order; it does not touch the paths a profile names (that is [`crate::policy`]).
+//! Every error names the file, the line and the key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The profiles shipped with cordon, compiled into the binary so that it works anywhere.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("default", include_str!("../../profiles/default.toml")),
+    ("claude", include_str!("../../profiles/claude.toml")),
+    ("readonly", include_str!("../../profiles/readonly.toml")),
+    ("strict", include_str!("../../profiles/strict.toml")),
+    ("base", include_str!("../../profiles/base.toml")),
+];
+
+const MAX_EXTENDS_DEPTH: usize = 16;
+
+/// One profile file as written. Unknown keys are errors.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    description: Option<String>,
+    extends: Option<String>,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    filesystem: FsSection,
+    #[serde(default)]
+    exec: ExecSection,
+    network: Option<NetSection>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    env: EnvSection,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct FsSection {
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    hide: Vec<String>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct ExecSection {
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct NetSection {
+    mode: NetMode,
+    #[serde(default)]
+    connect: Vec<u16>,
+    #[serde(default)]
+    bind: Vec<u16>,
+    #[serde(default)]
+    udp: bool,
+}
+
+/// How much network a profile grants.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// A private network namespace with only loopback, and no TCP at all.
+    None,
+    /// The host's network, TCP restricted to the listed ports; UDP only if `udp = true`.
+    Ports,
+    /// The host's network, unrestricted.
+    All,
+}
+
+/// Resource limits. Every field is optional; `None` means no limit from this profile.
+#[derive(Deserialize, Default, Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Processes and threads alive at once in the sandbox.
+    pub processes: Option<u64>,
+    /// Memory in bytes (cgroup memory limit, or RLIMIT_AS without a cgroup).
+    #[serde(default, deserialize_with = "de_size")]
+    pub memory: Option<u64>,
+    /// Largest file the command may write, in bytes.
+    #[serde(default, deserialize_with = "de_size")]
+    pub file_size: Option<u64>,
+    /// Open file descriptors per process.
+    pub open_files: Option<u64>,
+    /// CPU seconds per process.
+    pub cpu_seconds: Option<u64>,
+    /// Wall-clock seconds before the whole sandbox is killed.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct EnvSection {
+    #[serde(default)]
+    pass: Vec<String>,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+}
+
+/// Network grants after merging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRules {
+    pub mode: NetMode,
+    pub connect: Vec<u16>,
+    pub bind: Vec<u16>,
+    pub udp: bool,
+}
+
+/// A profile after `extends` is merged: still unresolved (names, `~`, `{workspace}`).
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// The files merged, base first.
+    pub sources: Vec<String>,
+    pub description: String,
+    pub command: Vec<String>,
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+    /// Paths made invisible (an empty file or directory) even inside a readable grant.
+    pub hide: Vec<String>,
+    pub exec: Vec<String>,
+    pub network: NetworkRules,
+    pub limits: Limits,
+    pub env_pass: Vec<String>,
+    pub env_set: BTreeMap<String, String>,
+}
+
+/// Where a profile's text came from.
+#[derive(Debug, Clone)]
+pub struct ProfileSource {
+    pub name: String,
+    /// A file path, or `shipped:NAME` for a profile compiled into cordon.
+    pub origin: String,
+    pub text: String,
+    /// Index in the search order where it was found (shipped = dirs.len()).
+    level: usize,
+}
+
+/// A profile problem: the file, the line (when known), the key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+impl From<ProfileError> for crate::Refusal {
+    fn from(e: ProfileError) -> Self {
+        crate::Refusal::new(crate::Step::Profile, e.to_string())
+    }
+}
+
+/// The directories searched for profiles by name, highest priority first; the shipped set
+/// comes last.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Search {
+    /// The documented order: `$CORDON_PROFILE_PATH` (colon-separated, if set), the user's
+    /// `$XDG_CONFIG_HOME/cordon/profiles` (default `~/.config/cordon/profiles`), the system's
+    /// `/etc/cordon/profiles`, then the profiles shipped inside cordon.
+    pub fn standard() -> Search {
+        let mut dirs = Vec::new();
+        if let Some(extra) = std::env::var_os("CORDON_PROFILE_PATH") {
+            dirs.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
+        }
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        if let Some(config) = config {
+            dirs.push(config.join("cordon/profiles"));
+        }
+        dirs.push(PathBuf::from("/etc/cordon/profiles"));
+        Search { dirs }
+    }
+
+    /// Only the shipped profiles (for tests and for `--no-user-profiles`).
+    pub fn shipped_only() -> Search {
+        Search { dirs: Vec::new() }
+    }
+
+    /// Loads a profile by name (searched) or by path (anything with a `/` or ending `.toml`),
+    /// merging its `extends` chain.
+    pub fn load(&self, name_or_path: &str) -> Result<Profile, ProfileError> {
+        let first =
+            if is_path(name_or_path) { read_file(Path::new(name_or_path), self.dirs.len() + 1)? } else { self.find(name_or_path, 0)? };
+        let mut chain = vec![parse(&first)?];
+        let mut seen = vec![first.origin.clone()];
+        let mut current = first;
+        while let Some(parent) = chain.last().and_then(|(_, f)| f.extends.clone()) {
+            if chain.len() > MAX_EXTENDS_DEPTH {
+                return Err(err(&current.origin, None, Some("extends"), "extends chain is deeper than 16 profiles"));
+            }
+            if !valid_name(&parent) {
+                let line = locate(&current.text, None, "extends");
+                return Err(err(
+                    &current.origin,
+                    line,
+                    Some("extends"),
+                    format!("\"{parent}\" is not a profile name (letters, digits, - and _)"),
+                ));
+            }
+            // A profile that extends its own name extends the next one down the search order,
+            // so a user can adjust a shipped profile without copying it.
+            let start = if parent == current.name { current.level + 1 } else { 0 };
+            let next = self.find(&parent, start).map_err(|mut e| {
+                e.message = format!("{} (extended by {})", e.message, current.origin);
+                e
+            })?;
+            if seen.contains(&next.origin) {
+                return Err(err(
+                    &current.origin,
+                    locate(&current.text, None, "extends"),
+                    Some("extends"),
+                    format!("extends \"{parent}\" makes a cycle"),
+                ));
+            }
+            seen.push(next.origin.clone());
+            chain.push(parse(&next)?);
+            current = next;
+        }
+        chain.reverse();
+        Ok(merge(name_or_path, chain))
+    }
+
+    /// Every profile name visible in the search order, with where it is found.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for (name, _) in SHIPPED {
+            out.insert(name.to_string(), format!("shipped:{name}"));
+        }
+        for dir in self.dirs.iter().rev() {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+                    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                        if valid_name(stem) {
+                            out.insert(stem.to_string(), path.display().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    fn find(&self, name: &str, start: usize) -> Result<ProfileSource, ProfileError> {
+        if !valid_name(name) {
+            return Err(err(name, None, None, "not a profile name (letters, digits, - and _) nor a path"));
+        }
+        for (level, dir) in self.dirs.iter().enumerate().skip(start) {
+            let path = dir.join(format!("{name}.toml"));
+            if path.exists() {
+                let mut source = read_file(&path, level)?;
+                source.name = name.to_string();
+                return Ok(source);
+            }
+        }
+        if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+            return Ok(ProfileSource {
+                name: name.to_string(),
+                origin: format!("shipped:{name}"),
+                text: text.to_string(),
+                level: self.dirs.len(),
+            });
+        }
+        let searched: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        Err(err(
+            name,
+            None,
+            None,
+            format!(
+                "no such profile (searched {}, and the shipped set: {})",
+                if searched.is_empty() { "nothing else".into() } else { searched.join(", ") },
+                SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    }
+}
+
+fn is_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".toml")
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn err(file: &str, line: Option<usize>, key: Option<&str>, message: impl Into<String>) -> ProfileError {
+    ProfileError { file: file.to_string(), line, key: key.map(str::to_string), message: message.into() }
+}
+
+fn read_file(path: &Path, level: usize) -> Result<ProfileSource, ProfileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| err(&path.display().to_string(), None, None, format!("cannot read: {e}")))?;
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
+    Ok(ProfileSource { name, origin: path.display().to_string(), text, level })
+}
+
+fn parse(source: &ProfileSource) -> Result<(ProfileSource, ProfileFile), ProfileError> {
+    let file: ProfileFile = toml::from_str(&source.text).map_err(|e| {
+        let line = e.span().map(|s| line_of(&source.text, s.start));
+        let key = e.span().and_then(|s| key_at(&source.text, s.start));
+        err(&source.origin, line, key.as_deref(), e.message().trim().to_string())
+    })?;
+    validate(source, &file)?;
+    Ok((source.clone(), file))
+}
+
+/// Checks the values serde cannot: ports, names, paths, limits.
+fn validate(source: &ProfileSource, file: &ProfileFile) -> Result<(), ProfileError> {
+    let at = |table: Option<&str>, key: &str, message: String| {
+        let full = match table {
+            Some(t) => format!("{t}.{key}"),
+            None => key.to_string(),
+        };
+        err(&source.origin, locate(&source.text, table, key), Some(&full), message)
+    };
+    if let Some(cmd) = &file.command {
+        if cmd.is_empty() || cmd[0].is_empty() {
+            return Err(at(None, "command", "must name a program: command = [\"bash\", \"-l\"]".into()));
+        }
+    }
+    for (key, list) in [("read", &file.filesystem.read), ("write", &file.filesystem.write), ("hide", &file.filesystem.hide)] {
+        for p in list {
+            if !(p.starts_with('/') || p.starts_with("~/") || p == "~" || p.starts_with("{home}") || p.starts_with("{workspace}")) {
+                return Err(at(
+                    Some("filesystem"),
+                    key,
+                    format!("\"{p}\" must be an absolute path, or start with ~/, {{home}} or {{workspace}}"),
+                ));
+            }
+            if p.split('/').any(|c| c == "..") {
+                return Err(at(Some("filesystem"), key, format!("\"{p}\" must not contain `..`")));
+            }
+        }
+    }
+    for e in &file.exec.allow {
+        if e.is_empty() || (e.contains('/') && !(e.starts_with('/') || e.starts_with("~/") || e.starts_with("{home}"))) {
+            return Err(at(Some("exec"), "allow", format!("\"{e}\" must be a command name (found on PATH) or an absolute path")));
+        }
+    }
+    if let Some(net) = &file.network {
+        if net.mode != NetMode::Ports && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp) {
+            return Err(at(Some("network"), "mode", "connect, bind and udp apply only with mode = \"ports\"".into()));
+        }
+        if net.mode == NetMode::Ports && net.connect.is_empty() && net.bind.is_empty() && !net.udp {
+            return Err(at(Some("network"), "mode", "mode = \"ports\" needs at least one port in connect or bind".into()));
+        }
+        if net.connect.contains(&0) {
+            return Err(at(Some("network"), "connect", "port 0 is not a port one can connect to".into()));
+        }
+    }
+    let l = &file.limits;
+    for (key, v) in [
+        ("processes", l.processes),
+        ("memory", l.memory),
+        ("file_size", l.file_size),
+        ("open_files", l.open_files),
+        ("cpu_seconds", l.cpu_seconds),
+        ("timeout", l.timeout),
+    ] {
+        if v == Some(0) {
+            return Err(at(Some("limits"), key, "must be greater than zero (leave it out for no limit)".into()));
+        }
+    }
+    if let Some(m) = l.memory {
+        if m < 16 << 20 {
+            return Err(at(Some("limits"), "memory", "below 16 MiB nothing useful runs".into()));
+        }
+    }
+    for name in &file.env.pass {
+        let base = name.strip_suffix('*').unwrap_or(name);
+        if !valid_env_name(base) && name != "*" {
+            return Err(at(Some("env"), "pass", format!("\"{name}\" is not a variable name (or a prefix ending in *)")));
+        }
+    }
+    if file.env.pass.iter().any(|n| n == "*") {
+        return Err(at(Some("env"), "pass", "\"*\" would pass the whole host environment, secrets included; list the variables".into()));
+    }
+    for name in file.env.set.keys() {
+        if !valid_env_name(name) {
+            return Err(at(Some("env.set"), name, format!("\"{name}\" is not a variable name")));
+        }
+    }
+    Ok(())
+}
+
+fn valid_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn merge(requested: &str, chain: Vec<(ProfileSource, ProfileFile)>) -> Profile {
+    let name = chain.last().map(|(s, _)| s.name.clone()).unwrap_or_else(|| requested.to_string());
+    let mut p = Profile {
+        name,
+        sources: Vec::new(),
+        description: String::new(),
+        command: vec!["sh".into()],
+        read: Vec::new(),
+        write: Vec::new(),
+        hide: Vec::new(),
+        exec: Vec::new(),
+        network: NetworkRules { mode: NetMode::None, connect: vec![], bind: vec![], udp: false },
+        limits: Limits::default(),
+        env_pass: Vec::new(),
+        env_set: BTreeMap::new(),
+    };
+    for (source, f) in chain {
+        p.sources.push(source.origin);
+        if let Some(d) = f.description {
+            p.description = d;
+        }
+        if let Some(c) = f.command {
+            p.command = c;
+        }
+        extend_unique(&mut p.read, f.filesystem.read);
+        extend_unique(&mut p.write, f.filesystem.write);
+        extend_unique(&mut p.hide, f.filesystem.hide);
+        extend_unique(&mut p.exec, f.exec.allow);
+        if let Some(n) = f.network {
+            p.network = NetworkRules { mode: n.mode, connect: n.connect, bind: n.bind, udp: n.udp };
+        }
+        let l = f.limits;
+        let pl = &mut p.limits;
+        pl.processes = l.processes.or(pl.processes);
+        pl.memory = l.memory.or(pl.memory);
+        pl.file_size = l.file_size.or(pl.file_size);
+        pl.open_files = l.open_files.or(pl.open_files);
+        pl.cpu_seconds = l.cpu_seconds.or(pl.cpu_seconds);
+        pl.timeout = l.timeout.or(pl.timeout);
+        extend_unique(&mut p.env_pass, f.env.pass);
+        p.env_set.extend(f.env.set);
+    }
+    p.network.connect.sort_unstable();
+    p.network.connect.dedup();
+    p.network.bind.sort_unstable();
+    p.network.bind.dedup();
+    p
+}
+
+fn extend_unique(into: &mut Vec<String>, from: Vec<String>) {
+    for item in from {
+        if !into.contains(&item) {
+            into.push(item);
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The dotted key whose value starts at `offset`: the nearest `[table]` above and the key on
+/// the line.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let upto = &text[..offset.min(text.len())];
+    let line_start = upto.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['))?;
+    let table = upto[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// The line where `key` is set inside `[table]` (or at top level), for errors found after
+/// parsing.
+fn locate(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
+    let mut current: Option<String> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('[') && l.ends_with(']') {
+            current = Some(l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            continue;
+        }
+        let k = l.split('=').next().map(str::trim).unwrap_or("");
+        let k = k.trim_matches('"');
+        if k == key && current.as_deref() == table {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(u64),
+    Text(String),
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(n) => Ok(Some(n)),
+        NumOrText::Text(s) => parse_size(&s).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(n) => Ok(Some(n)),
+        NumOrText::Text(s) => parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// "512M", "2G", "1GiB", "4096" → bytes (K, M, G, T are powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a size (examples: 4096, 512M, 2G)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("\"{s}\" has an unknown unit (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("\"{s}\" is too large"))
+}
+
+/// "90s", "30m", "8h", "1d", "600" → seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration (examples: 90s, 30m, 8h)"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("\"{s}\" has an unknown unit (use s, m, h or d)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("\"{s}\" is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn every_shipped_profile_parses_and_merges() {
+        let s = Search::shipped_only();
+        for (name, _) in SHIPPED {
+            let p = s.load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!p.description.is_empty(), "{name} has no description");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "bad", "description = \"x\"\n[limits]\nprocesses = 5\nmemroy = \"1G\"\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.key.as_deref(), Some("limits.memroy"), "{e}");
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert!(e.to_string().starts_with(&p.display().to_string()));
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "bad", "[limits]\nmemory = \"lots\"\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("limits.memory")), "{e}");
+        let p = write(dir.path(), "bad2", "[network]\nmode = \"ports\"\nconnect = [70000]\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("network.connect"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "rel", "description = \"x\"\n\n[filesystem]\nread = [\"relative/path\"]\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("filesystem.read")), "{e}");
+        let p = write(dir.path(), "star", "[env]\npass = [\"*\"]\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("secrets"), "{e}");
+    }
+
+    #[test]
+    fn extends_appends_lists_and_overrides_scalars() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "base", "description = \"base\"\n[exec]\nallow = [\"sh\"]\n[limits]\nprocesses = 10\nmemory = \"1G\"\n");
+        write(dir.path(), "child", "extends = \"base\"\n[exec]\nallow = [\"git\"]\n[limits]\nprocesses = 20\n");
+        let s = Search { dirs: vec![dir.path().to_path_buf()] };
+        let p = s.load("child").unwrap();
+        assert_eq!(p.exec, vec!["sh", "git"]);
+        assert_eq!(p.limits.processes, Some(20));
+        assert_eq!(p.limits.memory, Some(1 << 30));
+        assert_eq!(p.description, "base");
+        assert_eq!(p.sources.len(), 2);
+    }
+
+    #[test]
+    fn a_user_profile_extending_its_own_name_extends_the_shipped_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "strict", "extends = \"strict\"\n[limits]\nprocesses = 3\n");
+        let s = Search { dirs: vec![dir.path().to_path_buf()] };
+        let p = s.load("strict").unwrap();
+        assert_eq!(p.limits.processes, Some(3));
+        assert_eq!(p.sources, vec!["shipped:strict".to_string(), dir.path().join("strict.toml").display().to_string()]);
+    }
+
+    #[test]
+    fn extends_cycles_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a", "extends = \"b\"\n");
+        write(dir.path(), "b", "extends = \"a\"\n");
+        let e = Search { dirs: vec![dir.path().to_path_buf()] }.load("a").unwrap_err();
+        assert!(e.message.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("2X").is_err());
+        assert_eq!(parse_duration("8h"), Ok(8 * 3600));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn unknown_profile_names_what_was_searched() {
+        let e = Search { dirs: vec![PathBuf::from("/nonexistent/x")] }.load("nope").unwrap_err();
+        assert!(e.message.contains("/nonexistent/x") && e.message.contains("default"), "{e}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Running a command under a policy: the process tree and the order of the steps.
+//!
+//! ```text
+//! cordon (host side)      creates the cgroup, the pid (and, unprivileged, user) namespace;
+//!   │                     forwards signals sent to it; enforces the wall-clock limit;
+//!   │                     removes the cgroup; exits with the command's status
+//!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
+//!        │                root; rlimits; drops capabilities; no_new_privs; Landlock;
+//!        │                seccomp; closes every fd above 2; reaps; forwards signals
+//!        └─ command       restores the signal mask, chdir, execve with the policy's env
+//! ```
+//!
+//! Every step before the command's execve fails closed: its refusal travels back through a
+//! close-on-exec pipe and cordon exits with [`crate::EXIT_REFUSED`].
+
+use crate::error::{Refusal, Step};
+use crate::features::Features;
+use crate::landlock;
+use crate::limits::{self, Cgroup};
+use crate::mounts;
+use crate::policy::Policy;
+use crate::profile::NetMode;
+use crate::seccomp;
+use crate::sys;
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the confined command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+    /// The profile's wall-clock limit ended it.
+    TimedOut,
+}
+
+impl Outcome {
+    /// The exit status a shell would show: the status, 128 + signal, or 124 for a timeout.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Exited(c) => c,
+            Outcome::Signaled(s) => 128 + s,
+            Outcome::TimedOut => crate::EXIT_TIMEOUT,
+        }
+    }
+}
+
+/// Everything the child side needs, computed before the fork.
+struct Prepared {
+    mount_ops: Vec<mounts::Op>,
+    ttys: Vec<PathBuf>,
+    rlimits: Vec<limits::Rlimit>,
+    landlock: landlock::Plan,
+    seccomp_strict_memfd: Vec<libc::sock_filter>,
+    seccomp_sealed_memfd: Vec<libc::sock_filter>,
+    new_net: bool,
+    program: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+    cgroup_fds: Vec<i32>,
+}
+
+/// Runs `policy`'s command confined, and waits for it. Must be called while the process is
+/// single-threaded (a user namespace cannot be entered otherwise).
+pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
+    let needs_cgroup = policy.limits.processes.is_some() || policy.limits.memory.is_some();
+    let cgroup = match (&features.cgroup, needs_cgroup && features.root) {
+        (Some(layout), true) => Some(Cgroup::create(layout, &policy.limits, &format!("sandbox-{}", std::process::id()))?),
+        (None, true) => {
+            return Err(Refusal::new(Step::Cgroup, "the profile limits processes or memory, and as uid 0 only a cgroup can enforce that (RLIMIT_NPROC does not bind root); no usable pids+memory cgroup was found")
+                .hint("mount the pids and memory controllers (cgroup v2 with both enabled, or v1 hierarchies), or run cordon as an unprivileged user"))
+        }
+        _ => None,
+    };
+    let prepared = prepare(policy, features, cgroup.as_ref())?;
+
+    let mut fds = [0; 2];
+    // SAFETY: fds is a two-int array.
+    sys::check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
+        .map_err(|e| Refusal::os(Step::Supervise, "creating the status pipe", e))?;
+    // SAFETY: pipe2 just returned these fds.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+
+    let blocked = forwarded_signals();
+    let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, &mut old_mask) };
+
+    let result = (|| {
+        enter_pid_namespace(features)?;
+        // SAFETY: the process is single-threaded; the child only runs code that is safe there.
+        let pid = sys::check(unsafe { libc::fork() }).map_err(|e| Refusal::os(Step::Namespaces, "forking the sandbox's init", e))?;
+        if pid == 0 {
+            drop(read_end);
+            init(&prepared, fds[1]);
+        }
+        drop(write_end);
+        supervise(pid, read_end, policy.limits.timeout.map(Duration::from_secs), &blocked)
+    })();
+    // SAFETY: restores the caller's mask.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    drop(cgroup);
+    result
+}
+
+fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Result<Prepared, Refusal> {
+    if !features.root && !features.user_namespaces {
+        return Err(Refusal::new(
+            Step::Namespaces,
+            "cordon is not running as root and this kernel does not allow unprivileged user namespaces",
+        )
+        .hint("enable them (sysctl kernel.unprivileged_userns_clone=1, or the AppArmor userns restriction off), or run as root"));
+    }
+    if !features.seccomp {
+        return Err(
+            Refusal::new(Step::Seccomp, "this kernel has no seccomp filter support").hint("use a kernel built with CONFIG_SECCOMP_FILTER")
+        );
+    }
+    let landlock = landlock::plan(policy, features.landlock_abi)?;
+    let (mount_ops, _) = mounts::plan(policy);
+    let cstring = |s: &str, what: &str| CString::new(s).map_err(|_| Refusal::new(Step::Command, format!("{what} contains a NUL byte")));
+    let opts = seccomp::Options::for_policy(policy, true);
+    Ok(Prepared {
+        mount_ops,
+        ttys: caller_ttys(),
+        rlimits: limits::rlimits(&policy.limits, cgroup.is_some()),
+        landlock,
+        seccomp_sealed_memfd: seccomp::program(opts),
+        seccomp_strict_memfd: seccomp::program(seccomp::Options { deny_memfd: true, ..opts }),
+        new_net: policy.network.mode == NetMode::None,
+        program: sys::cstr(&policy.program).map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
+        argv: policy.argv.iter().map(|a| cstring(a, "an argument")).collect::<Result<_, _>>()?,
+        env: policy.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable")).collect::<Result<_, _>>()?,
+        cwd: sys::cstr(&policy.cwd).map_err(|e| Refusal::os(Step::Command, "the working directory", e))?,
+        cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
+    })
+}
+
+/// The terminal devices of fds 0–2, to show inside the sandbox's /dev.
+fn caller_ttys() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        // SAFETY: isatty on a small int.
+        if unsafe { libc::isatty(fd) } == 1 {
+            if let Ok(p) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// As root: a new pid namespace for the children. Unprivileged: a user namespace first,
+/// mapping only the caller's own uid and gid.
+fn enter_pid_namespace(features: &Features) -> Result<(), Refusal> {
+    if features.root {
+        // SAFETY: unshare with flags only.
+        return sys::check(unsafe { libc::unshare(libc::CLONE_NEWPID) })
+            .map(drop)
+            .map_err(|e| Refusal::os(Step::Namespaces, "creating the pid namespace", e));
+    }
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: unshare with flags only.
+    sys::check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) })
+        .map_err(|e| Refusal::os(Step::Namespaces, "creating the user and pid namespaces", e))?;
+    let map = |file: &str, data: String| {
+        sys::write_file(std::path::Path::new(file), &data).map_err(|e| Refusal::os(Step::Namespaces, format!("writing {file}"), e))
+    };
+    map("/proc/self/setgroups", "deny".into())?;
+    map("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    map("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
+}
+
+/// Signals the host side catches and forwards to the sandbox.
+fn forwarded_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// A signal sent with kill(2) by a process (not generated by the terminal for the whole
+/// foreground group, which the command already receives).
+fn sent_by_a_process(info: &libc::siginfo_t) -> bool {
+    matches!(info.si_code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL)
+}
+
+fn supervise(init: libc::pid_t, status: OwnedFd, timeout: Option<Duration>, signals: &libc::sigset_t) -> Result<Outcome, Refusal> {
+    // The pipe reaches end-of-file once the command has been executed (or everything failed).
+    let mut report = Vec::new();
+    let _ = std::fs::File::from(status).read_to_end(&mut report);
+    if !report.is_empty() {
+        wait_exit(init);
+        return Err(decode_refusal(&report));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
+        let ts = libc::timespec { tv_sec: wait.as_secs() as libc::time_t, tv_nsec: wait.subsec_nanos() as libc::c_long };
+        // SAFETY: a zeroed siginfo is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers.
+        let sig = unsafe { libc::sigtimedwait(signals, &mut info, &ts) };
+        if sig == libc::SIGCHLD || sig < 0 {
+            if let Some(outcome) = reap(init) {
+                return Ok(outcome);
+            }
+        } else if sent_by_a_process(&info) {
+            // SAFETY: kill with a pid we own.
+            unsafe { libc::kill(init, sig) };
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SAFETY: as above. Killing init kills every process in its pid namespace.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+            wait_exit(init);
+            return Ok(Outcome::TimedOut);
+        }
+    }
+}
+
+fn reap(pid: libc::pid_t) -> Option<Outcome> {
+    let mut st = 0;
+    // SAFETY: st is a valid out-parameter.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    if r != pid {
+        return None;
+    }
+    Some(if libc::WIFEXITED(st) { Outcome::Exited(libc::WEXITSTATUS(st)) } else { Outcome::Signaled(libc::WTERMSIG(st)) })
+}
+
+fn wait_exit(pid: libc::pid_t) {
+    let mut st = 0;
+    // SAFETY: as above.
+    while unsafe { libc::waitpid(pid, &mut st, 0) } < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {}
+}
+
+fn encode_refusal(r: &Refusal) -> Vec<u8> {
+    format!("{}\u{1f}{}\u{1f}{}", r.step.name(), r.reason, r.hint.clone().unwrap_or_default()).into_bytes()
+}
+
+fn decode_refusal(bytes: &[u8]) -> Refusal {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.splitn(3, '\u{1f}');
+    let step = parts.next().and_then(Step::from_name).unwrap_or(Step::Supervise);
+    let reason = parts.next().unwrap_or("the sandbox failed without a reason").to_string();
+    let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+    Refusal { step, reason, hint }
+}
+
+/// The sandbox's pid 1. Never returns.
+fn init(p: &Prepared, status_fd: i32) -> ! {
+    let fail = |r: Refusal| -> ! {
+        sys::write_all_fd(status_fd, &encode_refusal(&r));
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(crate::EXIT_REFUSED) }
+    };
+    let payload = match confine(p, status_fd) {
+        Ok(pid) => pid,
+        Err(r) => fail(r),
+    };
+    // SAFETY: closing our copy; the command holds its own until its execve.
+    unsafe { libc::close(status_fd) };
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigset on a local.
+    unsafe { libc::sigfillset(&mut all) };
+    loop {
+        // SAFETY: a zeroed siginfo is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers.
+        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut st = 0;
+                // SAFETY: reaping any child; pid 1 adopts every orphan in the namespace.
+                let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+                if r <= 0 {
+                    break;
+                }
+                if r == payload {
+                    let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+                    // Exiting pid 1 kills whatever the command left behind.
+                    // SAFETY: plain exit.
+                    unsafe { libc::_exit(code) };
+                }
+            }
+        // SAFETY: reading the sender's pid from a filled siginfo.
+        } else if sig > 0 && sent_by_a_process(&info) && unsafe { info.si_pid() } == 0 {
+            // From the host side (its pid is not visible here): pass it on.
+            // SAFETY: kill with the command's pid.
+            unsafe { libc::kill(payload, sig) };
+        }
+    }
+}
+
+/// The steps, in order. Returns the command's pid.
+fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
+    // SAFETY: every block below is a thin syscall on values prepared before the fork.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Refusal::os(Step::Supervise, "setting the parent-death signal", e))?;
+    limits::join(&p.cgroup_fds)?;
+    for &fd in &p.cgroup_fds {
+        // SAFETY: closing fds inherited from the host side.
+        unsafe { libc::close(fd) };
+    }
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if p.new_net {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: unshare with flags only.
+    sys::check(unsafe { libc::unshare(flags) })
+        .map_err(|e| Refusal::os(Step::Namespaces, "creating the mount, ipc, uts and network namespaces", e))?;
+    // memfds are executable unless this pid namespace says otherwise (Linux 6.3); where it
+    // cannot be said, seccomp refuses memfd_create instead.
+    let memfd_sealed = sys::write_file(std::path::Path::new("/proc/sys/vm/memfd_noexec"), "2").is_ok();
+    mounts::apply(&p.mount_ops, &p.ttys)?;
+    // SAFETY: a static name.
+    sys::check(unsafe { libc::sethostname(c"cordon".as_ptr(), 6) })
+        .map_err(|e| Refusal::os(Step::Namespaces, "setting the hostname", e))?;
+    if p.new_net {
+        loopback_up()?;
+    }
+    limits::apply_rlimits(&p.rlimits)?;
+    crate::caps::drop_all()?;
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Refusal::os(Step::NoNewPrivs, "setting no_new_privs", e))?;
+    landlock::apply(&p.landlock)?;
+    seccomp::apply(if memfd_sealed { &p.seccomp_sealed_memfd } else { &p.seccomp_strict_memfd })?;
+    close_inherited_fds(status_fd)?;
+
+    // SAFETY: single-threaded; the child only calls async-signal-safe functions before execve.
+    let pid = sys::check(unsafe { libc::fork() }).map_err(|e| Refusal::os(Step::Exec, "forking the command", e))?;
+    if pid == 0 {
+        exec_command(p, status_fd);
+    }
+    Ok(pid)
+}
+
+fn loopback_up() -> Result<(), Refusal> {
+    // SAFETY: a plain datagram socket for the interface ioctl.
+    let sock = sys::check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+        .map_err(|e| Refusal::os(Step::Namespaces, "opening a socket to bring up loopback", e))?;
+    // SAFETY: the fd was just returned.
+    let _sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: ifreq zeroed, name copied within bounds.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: a valid ifreq.
+    sys::check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
+        .map_err(|e| Refusal::os(Step::Namespaces, "bringing up loopback", e))?;
+    Ok(())
+}
+
+/// No descriptor but 0, 1, 2 (and the status pipe, close-on-exec) reaches the command.
+fn close_inherited_fds(keep: i32) -> Result<(), Refusal> {
+    let close_range = |lo: u32, hi: u32| {
+        if lo > hi {
+            return Ok(());
+        }
+        // SAFETY: close_range with plain integers.
+        sys::check(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) })
+            .map(drop)
+            .map_err(|e| Refusal::os(Step::Descriptors, "closing inherited descriptors", e))
+    };
+    close_range(3, keep as u32 - 1)?;
+    close_range(keep as u32 + 1, u32::MAX)
+}
+
+fn exec_command(p: &Prepared, status_fd: i32) -> ! {
+    // SAFETY: the whole block runs in the freshly forked child before execve.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let (step, what, code) = if libc::chdir(p.cwd.as_ptr()) != 0 {
+            (Step::Exec, "changing to the working directory", crate::EXIT_REFUSED)
+        } else {
+            let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
+            argv.push(std::ptr::null());
+            let mut envp: Vec<*const libc::c_char> = p.env.iter().map(|a| a.as_ptr()).collect();
+            envp.push(std::ptr::null());
+            libc::execve(p.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+                (Step::Command, "executing the command", crate::EXIT_NOT_FOUND)
+            } else {
+                (Step::Exec, "executing the command", crate::EXIT_CANNOT_EXECUTE)
+            }
+        };
+        let err = std::io::Error::last_os_error();
+        sys::write_all_fd(status_fd, &encode_refusal(&Refusal::os(step, format!("{what} ({})", p.program.to_string_lossy()), err)));
+        libc::_exit(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_survives_the_status_pipe() {
+        let r = Refusal::new(Step::Landlock, "needs ABI 4").hint("upgrade");
+        assert_eq!(decode_refusal(&encode_refusal(&r)), r);
+        let r = Refusal::new(Step::Mounts, "x");
+        assert_eq!(decode_refusal(&encode_refusal(&r)), r);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(Outcome::Exited(3).exit_code(), 3);
+        assert_eq!(Outcome::Signaled(9).exit_code(), 137);
+        assert_eq!(Outcome::TimedOut.exit_code(), 124);
+    }
+}
