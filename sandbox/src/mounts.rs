@@ -34,7 +34,18 @@ pub fn plan(policy: &Policy) -> (Vec<Op>, Vec<String>) {
     let mut notes = Vec::new();
     let mut binds: Vec<Op> = vec![Op::Tmpfs("/tmp".into())];
     let own = |p: &Path| OWN_TREES.iter().any(|t| p == Path::new(t));
+    // A read grant inside another one needs no mount of its own, unless a write grant lies
+    // between them (its mount would hide the read-only view).
+    let redundant = |p: &Path| {
+        policy
+            .read
+            .iter()
+            .any(|outer| outer != p && p.starts_with(outer) && !policy.write.iter().any(|w| w.starts_with(outer) && p.starts_with(w)))
+    };
     for p in &policy.read {
+        if redundant(p) {
+            continue;
+        }
         if own(p) {
             notes.push(format!("{} is the sandbox's own; the host's is not shown", p.display()));
         } else {
@@ -268,7 +279,7 @@ mod tests {
             workspace: "/home/u/src".into(),
             home: "/home/u".into(),
             cwd: "/home/u/src".into(),
-            read: vec!["/usr".into(), "/home/u/.cargo".into(), "/tmp".into()],
+            read: vec!["/usr".into(), "/home/u/.cargo".into(), "/tmp".into(), "/usr/lib".into()],
             write: vec!["/home/u/src".into(), "/home/u".into()],
             hide: vec!["/etc/shadow".into()],
             links: vec![("/bin".into(), "usr/bin".into())],
@@ -309,5 +320,6 @@ mod tests {
         assert!(ops.contains(&Op::ReadOnly("/opt/tool/bin/tool".into())));
         assert!(ops.contains(&Op::ReadOnly("/home/u/.local/bin/claude".into())), "under a noexec write grant");
         assert!(!ops.contains(&Op::ReadOnly("/usr/bin/git".into())), "already visible through /usr");
+        assert!(!ops.contains(&Op::ReadOnly("/usr/lib".into())), "already visible through /usr");
     }
 }

@@ -131,6 +131,7 @@ impl Policy {
                 .hint("run from a project directory, or pass --workspace DIR"));
         }
         let mut notes = Vec::new();
+        let mut resolver = binfmt::Resolver::default();
         let expand = |s: &str| expand(s, &home, &workspace);
 
         let env_set: Vec<(String, String)> = profile.env_set.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
@@ -174,7 +175,7 @@ impl Policy {
             if entry.contains('/') {
                 symlinks_along(Path::new(&expanded), &mut links);
             }
-            let found = if entry.contains('/') { std::fs::canonicalize(&expanded).ok() } else { binfmt::which(entry, &path_var) };
+            let found = if entry.contains('/') { resolver.canonicalize(Path::new(&expanded)) } else { resolver.which(entry, &path_var) };
             match found {
                 Some(path) if hide.iter().any(|h| path.starts_with(h)) => notes.push(format!("exec {entry} is hidden by cordon; skipped")),
                 Some(path) => {
@@ -187,10 +188,10 @@ impl Policy {
                 None => notes.push(format!("exec \"{entry}\" is not on the profile's PATH; skipped")),
             }
         }
-        add_interpreters(&mut exec, &mut links, &path_var);
+        add_interpreters(&mut resolver, &mut exec, &mut links, &path_var);
 
         let argv = if req.command.is_empty() { profile.command.clone() } else { req.command.clone() };
-        let program = match resolve_program(&argv, &path_var, &exec, &profile.name) {
+        let program = match resolve_program(&mut resolver, &argv, &path_var, &exec, &profile.name) {
             Ok(p) => p,
             Err(r) if req.inspect => {
                 notes.push(format!("the command cannot run: {}", r.reason));
@@ -198,7 +199,7 @@ impl Policy {
             }
             Err(r) => return Err(r),
         };
-        for i in binfmt::interpreters(&program, &path_var) {
+        for i in binfmt::interpreters(&mut resolver, &program, &path_var) {
             symlinks_along(&i.raw, &mut links);
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
                 exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()) });
@@ -262,9 +263,16 @@ impl Policy {
     }
 }
 
-fn resolve_program(argv: &[String], path_var: &str, exec: &[ExecGrant], profile: &str) -> Result<PathBuf, Refusal> {
+fn resolve_program(
+    r: &mut binfmt::Resolver,
+    argv: &[String],
+    path_var: &str,
+    exec: &[ExecGrant],
+    profile: &str,
+) -> Result<PathBuf, Refusal> {
     let name = argv.first().filter(|a| !a.is_empty()).ok_or_else(|| Refusal::new(Step::Command, "no command to run"))?;
-    let program = binfmt::which(name, path_var)
+    let program = r
+        .which(name, path_var)
         .ok_or_else(|| Refusal::new(Step::Command, format!("{name}: command not found on the profile's PATH ({path_var})")))?;
     if !exec.iter().any(|g| grants_exec(g, &program)) {
         return Err(Refusal::new(
@@ -284,22 +292,19 @@ fn grants_exec(g: &ExecGrant, path: &Path) -> bool {
     }
 }
 
-/// Adds the ELF and script interpreters of every allowlisted file, and of the files directly
-/// inside allowlisted directories (bounded, so a huge directory does not stall startup).
-fn add_interpreters(exec: &mut Vec<ExecGrant>, links: &mut Vec<(PathBuf, PathBuf)>, path_var: &str) {
-    let mut programs: Vec<PathBuf> = Vec::new();
-    for g in exec.iter() {
-        if g.dir {
-            if let Ok(entries) = std::fs::read_dir(&g.path) {
-                programs.extend(entries.flatten().take(512).map(|e| e.path()).filter(|p| p.is_file()));
-            }
-        } else {
-            programs.push(g.path.clone());
-        }
-    }
+/// Adds the ELF and script interpreters of every allowlisted file. Directories are not
+/// scanned: their programs run with the loaders the allowlist already holds, and a script
+/// interpreter they need must be listed (a directory should not quietly allow perl).
+fn add_interpreters(r: &mut binfmt::Resolver, exec: &mut Vec<ExecGrant>, links: &mut Vec<(PathBuf, PathBuf)>, path_var: &str) {
+    let programs: Vec<PathBuf> = exec.iter().filter(|g| !g.dir).map(|g| g.path.clone()).collect();
+    let mut seen: Vec<PathBuf> = Vec::new();
     for program in programs {
-        for i in binfmt::interpreters(&program, path_var) {
+        for i in binfmt::interpreters(r, &program, path_var) {
+            if seen.contains(&i.raw) {
+                continue;
+            }
             symlinks_along(&i.raw, links);
+            seen.push(i.raw.clone());
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
                 exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()) });
             }
