@@ -102,33 +102,16 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     let _ = writeln!(o, "\nIt can never see (even inside the paths above):");
     let _ = writeln!(o, "  {}", p.hide.iter().map(|h| h.display().to_string()).collect::<Vec<_>>().join(", "));
 
-    let named: Vec<String> = p
-        .exec
-        .iter()
-        .filter(|e| e.reason.starts_with("[exec]"))
-        .map(|e| {
-            let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if e.dir {
-                format!("{}/*", e.path.display())
-            } else {
-                name
-            }
-        })
-        .collect();
+    let named: Vec<String> = p.exec.iter().filter_map(|e| e.entry.clone()).collect();
     let _ = writeln!(o, "\nIt can RUN only these programs ({} in all, with the loaders and interpreters they need):", p.exec.len());
     for line in wrap(&named.join(", "), 88) {
         let _ = writeln!(o, "  {line}");
     }
-    let interpreters: Vec<&str> = ["sh", "bash", "python3", "node", "perl"]
-        .into_iter()
-        .filter(|i| named.iter().any(|n| n == i || n.starts_with(&format!("{i}.")) || (*i == "sh" && n == "dash")))
-        .collect();
+    let interpreters: Vec<&str> =
+        ["sh", "bash", "python3", "node", "perl", "ruby"].into_iter().filter(|i| named.iter().any(|n| n == i)).collect();
     if !interpreters.is_empty() {
-        let _ = writeln!(
-            o,
-            "  Note: {} can run any script the session can read; the list limits which programs start, not what an interpreter does.",
-            interpreters.join(", ")
-        );
+        let _ = writeln!(o, "  Note: {} can run any script the session can read: the list limits which programs", interpreters.join(", "));
+        let _ = writeln!(o, "  start, not what an interpreter does.");
     }
 
     let _ = writeln!(o, "\nNetwork:");
@@ -190,7 +173,13 @@ pub fn explain(p: &Policy, f: &Features) -> String {
             let _ = writeln!(o, "  {pr}");
         }
     }
-    let _ = writeln!(o, "  Known limit: the dynamic loader can run any program the session can read (but never one it wrote).");
+    let _ = writeln!(o, "\nKnown limits:");
+    let _ = writeln!(o, "  The dynamic loader (allowed, since every program needs it) can start any program the");
+    let _ = writeln!(o, "  session can read, allowlisted or not; it can never start one the session wrote.");
+    if f.root {
+        let _ = writeln!(o, "  cordon runs as root here: the session is uid 0 without capabilities, so inside its write");
+        let _ = writeln!(o, "  grants it can still change root-owned files' modes and contents.");
+    }
     if !p.notes.is_empty() {
         let _ = writeln!(o, "\nNotes:");
         for n in &p.notes {

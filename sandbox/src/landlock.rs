@@ -228,7 +228,7 @@ mod tests {
             write: vec!["/w".into()],
             hide: vec![],
             links: vec![],
-            exec: vec![ExecGrant { path: "/usr/bin/sh".into(), dir: false, reason: String::new() }],
+            exec: vec![ExecGrant { path: "/usr/bin/sh".into(), dir: false, reason: String::new(), entry: None }],
             network: Network { mode, connect: vec![443], bind: vec![8080], udp: false },
             limits: Default::default(),
             env: vec![],

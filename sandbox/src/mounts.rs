@@ -284,9 +284,9 @@ mod tests {
             hide: vec!["/etc/shadow".into()],
             links: vec![("/bin".into(), "usr/bin".into())],
             exec: vec![
-                ExecGrant { path: "/usr/bin/git".into(), dir: false, reason: String::new() },
-                ExecGrant { path: "/opt/tool/bin/tool".into(), dir: false, reason: String::new() },
-                ExecGrant { path: "/home/u/.local/bin/claude".into(), dir: false, reason: String::new() },
+                ExecGrant { path: "/usr/bin/git".into(), dir: false, reason: String::new(), entry: None },
+                ExecGrant { path: "/opt/tool/bin/tool".into(), dir: false, reason: String::new(), entry: None },
+                ExecGrant { path: "/home/u/.local/bin/claude".into(), dir: false, reason: String::new(), entry: None },
             ],
             network: Network { mode: NetMode::None, connect: vec![], bind: vec![], udp: false },
             limits: Default::default(),

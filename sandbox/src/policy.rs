@@ -67,6 +67,9 @@ pub struct ExecGrant {
     pub dir: bool,
     /// Why it is allowed: the profile entry, or the program whose interpreter it is.
     pub reason: String,
+    /// The profile entry that allowed it (`"sh"`, `"~/.cargo/bin"`); none for interpreters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 /// Network rules as enforced.
@@ -166,8 +169,18 @@ impl Policy {
             }
             out
         };
-        let read = grants(&profile.read, "read", &mut notes);
+        if !req.inspect {
+            create_missing_home_grants(&profile.write, &home, &expand, &mut notes);
+        }
+        let mut read = grants(&profile.read, "read", &mut notes);
         let write = grants(&profile.write, "write", &mut notes);
+        // A read grant inside another adds nothing, unless a write grant lies between them.
+        let all_read = read.clone();
+        read.retain(|p| {
+            !all_read
+                .iter()
+                .any(|outer| outer != p && p.starts_with(outer) && !write.iter().any(|w| w.starts_with(outer) && p.starts_with(w)))
+        });
 
         let mut exec: Vec<ExecGrant> = Vec::new();
         for entry in &profile.exec {
@@ -181,7 +194,7 @@ impl Policy {
                 Some(path) => {
                     let dir = path.is_dir();
                     if !exec.iter().any(|g| g.path == path) {
-                        exec.push(ExecGrant { path, dir, reason: format!("[exec] allow \"{entry}\"") });
+                        exec.push(ExecGrant { path, dir, reason: format!("[exec] allow \"{entry}\""), entry: Some(entry.clone()) });
                     }
                 }
                 None if entry.contains('/') => notes.push(format!("exec {expanded} does not exist; skipped")),
@@ -202,7 +215,7 @@ impl Policy {
         for i in binfmt::interpreters(&mut resolver, &program, &path_var) {
             symlinks_along(&i.raw, &mut links);
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
-                exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()) });
+                exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()), entry: None });
             }
         }
         for dir in path_var.split(':') {
@@ -306,8 +319,35 @@ fn add_interpreters(r: &mut binfmt::Resolver, exec: &mut Vec<ExecGrant>, links: 
             symlinks_along(&i.raw, links);
             seen.push(i.raw.clone());
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
-                exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()) });
+                exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()), entry: None });
             }
+        }
+    }
+}
+
+/// Creates the write grants under the home directory that do not exist yet (a directory
+/// when the entry ends with `/`, else an empty private file), so that a tool's state
+/// (`~/.claude/`) is writable on its first run. Nothing outside home is ever created.
+fn create_missing_home_grants(list: &[String], home: &Path, expand: &dyn Fn(&str) -> String, notes: &mut Vec<String>) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    for raw in list {
+        if !(raw.starts_with("~/") || raw.starts_with("{home}/")) {
+            continue;
+        }
+        let p = PathBuf::from(expand(raw));
+        if std::fs::symlink_metadata(&p).is_ok() || !p.starts_with(home) || p.components().any(|c| c == std::path::Component::ParentDir) {
+            continue;
+        }
+        let made = if raw.ends_with('/') {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&p)
+        } else {
+            p.parent()
+                .map_or(Ok(()), |d| std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d))
+                .and_then(|_| std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p).map(drop))
+        };
+        match made {
+            Ok(()) => notes.push(format!("created {} (a write grant that did not exist)", p.display())),
+            Err(e) => notes.push(format!("could not create {}: {e}", p.display())),
         }
     }
 }

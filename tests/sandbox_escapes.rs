@@ -1,0 +1,437 @@
+//! Every way out of a sandbox that the sandbox issue names, tried for real under the shipped
+//! profiles, and each one refused. Runs as root in CI (see README for unprivileged use).
+
+mod common;
+use common::{secret, Env};
+use std::io::{Read, Write};
+use std::os::unix::fs::symlink;
+
+#[test]
+fn files_outside_the_grants_cannot_be_read_directly_or_through_a_symlink() {
+    let env = Env::new();
+    let s = secret(&env);
+    symlink(&s, env.ws().join("link")).unwrap();
+    symlink("/etc/shadow", env.ws().join("shadow-link")).unwrap();
+    let out = env.sh("default", &format!("cat {}; cat link; cat shadow-link; cat /etc/shadow; echo end", s.display()));
+    assert!(!out.stdout.contains("TOP-SECRET"), "{out:?}");
+    assert!(!out.stdout.contains("root:"), "shadow was readable: {out:?}");
+    assert!(out.stdout.contains("end"), "{out:?}");
+    assert!(out.stderr.contains("No such file"), "{out:?}");
+}
+
+#[test]
+fn the_host_home_and_other_users_files_are_not_visible() {
+    let env = Env::new();
+    let out = env.sh("default", "ls -a /root; ls /home; ls /var; echo end");
+    assert!(!out.stdout.contains(".bashrc"), "{out:?}");
+    assert!(out.stderr.contains("/var") && out.stderr.contains("No such file"), "{out:?}");
+}
+
+#[test]
+fn files_cannot_be_written_outside_the_grants_or_in_system_directories() {
+    let env = Env::new();
+    let s = secret(&env);
+    let script = format!(
+        "for f in /etc/passwd /etc/cordon-x /usr/bin/cordon-x /bin/cordon-x /opt/cordon-x /cordon-x {} /root/.cargo/cordon-x; do \
+           if echo pwned 2>/dev/null >> $f; then echo WROTE $f; else echo refused $f; fi; done; \
+         mkdir /usr/cordon-x 2>/dev/null && echo WROTE mkdir; rm -f /etc/hostname 2>/dev/null && echo WROTE rm; echo end",
+        s.display()
+    );
+    let out = env.sh("default", &script);
+    assert!(!out.stdout.contains("WROTE"), "{out:?}");
+    assert_eq!(out.stdout.matches("refused").count(), 8, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&s).unwrap(), "TOP-SECRET-CONTENT\n");
+}
+
+#[test]
+fn hardlinks_and_renames_cannot_carry_files_across_the_grants() {
+    let env = Env::new();
+    std::fs::write(env.ws().join("mine"), "mine").unwrap();
+    let out = env.sh(
+        "default",
+        "ln /etc/passwd ./pw 2>&1 && echo LINKED; \
+         mv /etc/hostname ./h 2>&1 && echo MOVED-IN; \
+         mv ./mine /etc/mine 2>&1 && echo MOVED-OUT; \
+         ln ./mine /tmp/mine 2>&1 && echo 'linked into private tmp (fine)'; \
+         mv ./mine /usr/mine 2>&1 && echo MOVED-SYS; echo end",
+    );
+    for bad in ["LINKED", "MOVED-IN", "MOVED-OUT", "MOVED-SYS"] {
+        assert!(!out.stdout.contains(bad), "{bad}: {out:?}");
+    }
+    assert!(out.stdout.contains("end"));
+    assert!(env.ws().join("mine").exists(), "the file must stay where it was");
+}
+
+#[test]
+fn a_program_off_the_allowlist_cannot_be_executed() {
+    let env = Env::new();
+    let out = env.sh("default", "/usr/bin/od -c /dev/null; echo rc=$?");
+    assert!(out.stdout.contains("rc=126"), "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+
+    let out = env.run("default", &["od", "-c", "/dev/null"]);
+    assert_eq!(out.code, 126, "{out:?}");
+    assert!(out.stderr.contains("not on the exec allowlist") && out.stderr.contains("\"exec\""), "{out:?}");
+
+    let out = env.sh("strict", "bash -c 'echo RAN'; echo rc=$?");
+    assert!(!out.stdout.contains("RAN") && out.stdout.contains("rc=12"), "{out:?}");
+}
+
+#[test]
+fn a_file_the_session_wrote_cannot_be_executed_directly_or_through_the_loader() {
+    let env = Env::new();
+    let out = env.sh(
+        "default",
+        "for d in . /tmp /dev/shm; do cp /usr/bin/echo $d/e && chmod +x $d/e; \
+           $d/e RAN-DIRECT-$d; echo rc=$?; \
+           /lib64/ld-linux-x86-64.so.2 $d/e RAN-LOADER-$d; echo rc=$?; done",
+    );
+    assert!(!out.stdout.contains("RAN-"), "{out:?}");
+    assert_eq!(out.stdout.matches("rc=0").count(), 0, "{out:?}");
+    assert_eq!(out.stdout.matches("rc=").count(), 6, "{out:?}");
+}
+
+#[test]
+fn a_file_the_session_wrote_cannot_be_executed_from_a_memfd() {
+    let env = Env::new();
+    let out = env.py(
+        "default",
+        r#"
+data = open("/usr/bin/echo", "rb").read()
+for flags in (0, 0x10, 0x1):  # none, MFD_EXEC, MFD_CLOEXEC
+    try:
+        fd = os.memfd_create("x", flags)
+    except OSError as e:
+        print("memfd_create", flags, err(e)); continue
+    os.write(fd, data)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv("/proc/self/fd/%d" % fd, ["echo", "RAN-MEMFD"])
+        except OSError as e:
+            print("execv", flags, err(e)); sys.stdout.flush(); os._exit(3)
+    os.waitpid(pid, 0)
+print("end")
+"#,
+    );
+    assert!(!out.stdout.contains("RAN-MEMFD"), "{out:?}");
+    assert!(out.stdout.contains("end"), "{out:?}");
+}
+
+#[test]
+fn processes_outside_cannot_be_seen_traced_or_signalled() {
+    let env = Env::new();
+    let mut host = std::process::Command::new("sleep").arg("31.4159").spawn().unwrap();
+    let pid = host.id();
+    let out = env.py(
+        "default",
+        &format!(
+            r#"
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+print("pids", len(pids))
+cmdlines = "".join(open("/proc/%s/cmdline" % p).read() for p in pids if os.path.exists("/proc/%s/cmdline" % p))
+print("host-visible", "31." + "4159" in cmdlines)
+print("ptrace", sc(101, 16, {pid}, 0, 0))
+print("ptrace-init", sc(101, 16, 1, 0, 0))
+try:
+    os.kill({pid}, 15); print("KILLED")
+except OSError as e:
+    print("kill", err(e))
+"#
+        ),
+    );
+    assert!(out.stdout.contains("host-visible False"), "{out:?}");
+    let n: usize = out.stdout.lines().find_map(|l| l.strip_prefix("pids ")).and_then(|n| n.trim().parse().ok()).unwrap_or(99);
+    assert!(n <= 4, "the sandbox sees {n} processes: {out:?}");
+    assert!(out.stdout.contains("ptrace EPERM") && out.stdout.contains("ptrace-init EPERM"), "{out:?}");
+    assert!(!out.stdout.contains("KILLED"), "{out:?}");
+    assert!(host.try_wait().unwrap().is_none(), "the host process was killed");
+    host.kill().ok();
+    host.wait().ok();
+}
+
+#[test]
+fn mount_unshare_setns_and_other_kernel_surfaces_are_refused() {
+    let env = Env::new();
+    let out = env.py(
+        "default",
+        r#"
+print("mount", sc(165, b"none", b"/tmp", b"tmpfs", 0, 0))
+print("umount", sc(166, b"/proc", 2))
+print("unshare-user", sc(272, 0x10000000))
+print("unshare-mnt", sc(272, 0x00020000))
+fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+print("setns", sc(308, fd, 0))
+print("clone3", sc(435, 0, 0))
+print("bpf", sc(321, 0, 0, 0))
+print("keyctl", sc(250, 0, 0, 0))
+print("io_uring", sc(425, 1, 0))
+print("perf", sc(298, 0, 0, -1, -1, 0))
+print("chroot", sc(161, b"/tmp"))
+"#,
+    );
+    for (call, want) in [
+        ("mount", "EPERM"),
+        ("umount", "EPERM"),
+        ("unshare-user", "EPERM"),
+        ("unshare-mnt", "EPERM"),
+        ("setns", "EPERM"),
+        ("clone3", "ENOSYS"),
+        ("bpf", "EPERM"),
+        ("keyctl", "EPERM"),
+        ("io_uring", "EPERM"),
+        ("perf", "EPERM"),
+        ("chroot", "EPERM"),
+    ] {
+        assert!(out.stdout.contains(&format!("{call} {want}")), "{call} should be {want}: {out:?}");
+    }
+}
+
+#[test]
+fn no_network_means_no_connection_even_to_the_hosts_loopback() {
+    let env = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = env.py(
+        "default",
+        &format!(
+            r#"
+for addr in [("127.0.0.1", {port}), ("10.255.255.1", 80), ("1.1.1.1", 443)]:
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(addr); print("CONNECTED", addr)
+    except OSError as e:
+        print("refused", addr, err(e))
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8080)); s.listen(); print("LISTENING")
+except OSError as e:
+    print("bind", err(e))
+print("ifaces", sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "hidden")
+"#
+        ),
+    );
+    assert!(!out.stdout.contains("CONNECTED") && !out.stdout.contains("LISTENING"), "{out:?}");
+    assert_eq!(out.stdout.matches("refused").count(), 3, "{out:?}");
+}
+
+/// A profile that keeps `claude`'s network rules and allows python3 to probe them.
+fn claude_with_python(env: &Env, udp: bool) -> String {
+    env.profile(
+        if udp { "claude-py" } else { "claude-py-noudp" },
+        &format!(
+            "extends = \"claude\"\n[exec]\nallow = [\"python3\"]\n{}",
+            if udp { String::new() } else { "[network]\nmode = \"ports\"\nconnect = [443]\n".to_string() }
+        ),
+    )
+}
+
+#[test]
+fn the_claude_profile_reaches_port_443_and_nothing_else() {
+    let env = Env::new();
+    let profile = claude_with_python(&env, true);
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    // Root can listen on 443; if something already does, the connect is allowed all the same.
+    let https = std::net::TcpListener::bind("127.0.0.1:443").ok();
+    let out = env.py(
+        &profile,
+        &format!(
+            r#"
+for port in (443, {other_port}, 80, 22):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", port)); print("connect", port, "ok")
+    except OSError as e:
+        print("connect", port, err(e))
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8443)); print("bind ok")
+except OSError as e:
+    print("bind", err(e))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("udp ok")
+"#
+        ),
+    );
+    if https.is_some() {
+        assert!(out.stdout.contains("connect 443 ok"), "{out:?}");
+    } else {
+        assert!(!out.stdout.contains("connect 443 EACCES"), "{out:?}");
+    }
+    for port in [other_port, 80, 22] {
+        assert!(out.stdout.contains(&format!("connect {port} EACCES")), "port {port}: {out:?}");
+    }
+    assert!(out.stdout.contains("bind EACCES"), "{out:?}");
+    assert!(out.stdout.contains("udp ok"), "claude allows UDP for DNS: {out:?}");
+}
+
+#[test]
+fn udp_is_refused_when_the_profile_grants_only_tcp() {
+    let env = Env::new();
+    let profile = claude_with_python(&env, false);
+    let out = env.py(
+        &profile,
+        "try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM); print('UDP')\nexcept OSError as e:\n    print('udp', err(e))\n",
+    );
+    assert!(out.stdout.contains("udp EPERM"), "{out:?}");
+}
+
+#[test]
+fn raw_and_packet_sockets_are_refused() {
+    let env = Env::new();
+    let out = env.py(
+        "default",
+        r#"
+for name, fam, typ, proto in [("raw4", socket.AF_INET, socket.SOCK_RAW, 1), ("raw6", socket.AF_INET6, socket.SOCK_RAW, 58), ("packet", 17, socket.SOCK_RAW, 0)]:
+    try:
+        socket.socket(fam, typ, proto); print(name, "OPEN")
+    except OSError as e:
+        print(name, err(e))
+"#,
+    );
+    assert!(out.stdout.contains("raw4 EPERM") && out.stdout.contains("raw6 EPERM"), "{out:?}");
+    assert!(out.stdout.contains("packet EAFNOSUPPORT"), "{out:?}");
+}
+
+#[test]
+fn the_hosts_abstract_unix_sockets_are_unreachable() {
+    let env = Env::new();
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("cordon-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let probe = format!("s = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{name}'); print('CONNECTED')\nexcept OSError as e:\n    print('abstract', err(e))\n");
+    // Private network namespace (no network) and shared one (ports: Landlock scoping).
+    let out = env.py("default", &probe);
+    assert!(out.stdout.contains("abstract ") && !out.stdout.contains("CONNECTED"), "{out:?}");
+    let out = env.py(&claude_with_python(&env, true), &probe);
+    assert!(out.stdout.contains("abstract EPERM"), "{out:?}");
+}
+
+#[test]
+fn tiocsti_cannot_type_into_the_terminal() {
+    let env = Env::new();
+    let (mut master, slave) = open_pty();
+    let mut cmd = env.cordon();
+    let code = format!(
+        "{}\nimport fcntl, termios\nprint('winsz', len(fcntl.ioctl(0, termios.TIOCGWINSZ, b'\\0' * 8)))\ntry:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('INJECTED')\nexcept OSError as e:\n    print('tiocsti', err(e))\ntry:\n    fcntl.ioctl(0, 0x1_0000_0000 | termios.TIOCSTI, b'x'); print('INJECTED-HIGH')\nexcept (OSError, OverflowError) as e:\n    print('tiocsti-high', type(e).__name__)\n",
+        common::PY_PRELUDE
+    );
+    cmd.args(["sandbox", "--profile", "default", "--workspace"]).arg(env.ws()).args(["--", "python3", "-c", &code]);
+    cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let status = child.wait().unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+        if text.contains("tiocsti-high") {
+            break;
+        }
+    }
+    assert!(status.success(), "{text}");
+    assert!(text.contains("winsz 8"), "the terminal must work: {text}");
+    assert!(text.contains("tiocsti EPERM"), "{text}");
+    assert!(!text.contains("INJECTED"), "{text}");
+    let _ = master.write_all(b"");
+}
+
+fn open_pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two fds; the rest may be null.
+    let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: fresh fds owned here.
+    unsafe {
+        libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(s, libc::F_SETFD, libc::FD_CLOEXEC);
+        (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+    }
+}
+
+#[test]
+fn no_capability_is_held_in_any_set() {
+    let env = Env::new();
+    std::fs::write(env.ws().join("f"), "x").unwrap();
+    let out =
+        env.sh("default", "grep '^Cap' /proc/self/status; grep NoNewPrivs /proc/self/status; chown 65534 f && echo CHOWNED; echo end");
+    let caps: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("Cap")).collect();
+    assert_eq!(caps.len(), 5, "{out:?}");
+    for line in caps {
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert!(out.stdout.contains("NoNewPrivs:\t1"), "{out:?}");
+    assert!(!out.stdout.contains("CHOWNED"), "{out:?}");
+}
+
+#[test]
+fn no_host_descriptor_or_environment_variable_is_inherited() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let s = secret(&env);
+    let file = std::fs::File::open(&s).unwrap();
+    let mut cmd = env.cordon();
+    cmd.env("CORDON_TEST_SECRET", "hunter2").env("AWS_SECRET_ACCESS_KEY", "AKIAFAKE").env("TERM", "xterm-test");
+    cmd.args(["sandbox", "--profile", "default", "--workspace"]).arg(env.ws());
+    cmd.args([
+        "--",
+        "sh",
+        "-c",
+        "for fd in 3 4 5 6 7 8 9; do [ -e /proc/self/fd/$fd ] && echo LEAK $fd $(readlink /proc/self/fd/$fd); done; env; echo end",
+    ]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: dup2 in the child before exec, onto a fixed number without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::dup2(raw, 7);
+            Ok(())
+        });
+    }
+    let out = common::output(cmd);
+    assert!(out.stdout.contains("end"), "{out:?}");
+    assert!(!out.stdout.contains("LEAK 7"), "{out:?}");
+    assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("AKIAFAKE"), "{out:?}");
+    assert!(out.stdout.contains("TERM=xterm-test"), "listed variables pass: {out:?}");
+}
+
+#[test]
+fn the_process_limit_holds_even_as_root() {
+    let env = Env::new();
+    let profile = env.profile("few", "extends = \"default\"\n[limits]\nprocesses = 16\n");
+    let out = env.py(
+        &profile,
+        r#"
+import time
+n = 0
+for i in range(64):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        print("fork failed", err(e)); break
+    if pid == 0:
+        time.sleep(2); os._exit(0)
+    n += 1
+print("forked", n)
+"#,
+    );
+    let n: usize = out.stdout.lines().find_map(|l| l.strip_prefix("forked ")).and_then(|n| n.trim().parse().ok()).unwrap_or(99);
+    assert!(n < 16, "{n} processes started under a limit of 16: {out:?}");
+    assert!(out.stdout.contains("fork failed EAGAIN"), "{out:?}");
+}
+
+#[test]
+fn the_memory_limit_holds_even_as_root() {
+    let env = Env::new();
+    let profile = env.profile("small", "extends = \"default\"\n[limits]\nmemory = \"64M\"\n");
+    let out = env.py(&profile, "b = b'x' * (256 << 20)\nprint('ALLOCATED', len(b))\n");
+    assert!(!out.stdout.contains("ALLOCATED"), "{out:?}");
+    assert!(out.code == 137 || out.stderr.contains("MemoryError"), "{out:?}");
+}

@@ -1,0 +1,161 @@
+//! Real work still runs under the `default` profile, and cordon's exit statuses say what
+//! happened.
+
+mod common;
+use common::Env;
+use std::time::{Duration, Instant};
+
+#[test]
+fn git_init_and_commit_work_in_the_workspace() {
+    let env = Env::new();
+    let out = env.sh(
+        "default",
+        "git init -q . && echo hello > README && git add README && \
+         git -c user.name=Dev -c user.email=dev@example.com commit -q -m first && git log --oneline | wc -l && git status --short | wc -l",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), vec!["1", "0"], "{out:?}");
+    assert!(env.ws().join(".git/HEAD").exists(), "the repository lands in the host's workspace");
+}
+
+#[test]
+fn cargo_python_and_a_shell_pipeline_run() {
+    let env = Env::new();
+    let out = env.run("default", &["cargo", "--version"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("cargo "), "{out:?}");
+
+    let out = env.run("default", &["python3", "-c", "import json, sys; print(json.dumps({'sum': sum(range(10))}))"]);
+    assert_eq!((out.code, out.stdout.trim()), (0, "{\"sum\": 45}"), "{out:?}");
+
+    let out = env.sh("default", "printf 'pear\\napple\\nfig\\n' | sort | head -n 2 | tr a-z A-Z | wc -l; seq 3 2>/dev/null || echo no-seq");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("2\n"), "{out:?}");
+}
+
+#[test]
+fn node_runs_where_it_is_installed() {
+    if !std::path::Path::new("/usr/bin/node").exists() {
+        eprintln!("node is not installed here; nothing to check");
+        return;
+    }
+    let env = Env::new();
+    let out = env.run("default", &["node", "-e", "console.log(require('os').platform(), 6 * 7)"]);
+    assert_eq!((out.code, out.stdout.trim()), (0, "linux 42"), "{out:?}");
+}
+
+#[test]
+fn the_commands_exit_status_is_cordons() {
+    let env = Env::new();
+    assert_eq!(env.sh("default", "exit 7").code, 7);
+    assert_eq!(env.run("default", &["true"]).code, 0);
+    assert_eq!(env.run("default", &["false"]).code, 1);
+    assert_eq!(env.sh("default", "kill -9 $$").code, 137, "a signal is 128 + its number");
+}
+
+#[test]
+fn the_time_limit_ends_the_whole_sandbox() {
+    let env = Env::new();
+    let profile = env.profile("brief", "extends = \"default\"\n[limits]\ntimeout = \"1s\"\n");
+    let start = Instant::now();
+    let out = env.sh(&profile, "sleep 30 & sleep 30");
+    assert_eq!(out.code, 124, "{out:?}");
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(out.stderr.contains("time limit"), "{out:?}");
+}
+
+#[test]
+fn nothing_started_inside_outlives_the_command() {
+    let env = Env::new();
+    let marker = format!("{}.{}", std::process::id(), 271828);
+    let out = env.sh("default", &format!("sleep {marker} & echo started"));
+    assert_eq!(out.code, 0, "{out:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(!ps.contains(&format!("sleep {marker}")), "a background process survived:\n{ps}");
+}
+
+#[test]
+fn a_broken_profile_is_refused_with_its_file_line_and_key() {
+    let env = Env::new();
+    let profile = env.profile("broken", "description = \"x\"\n\n[limits]\nprocesess = 5\n");
+    let out = env.run(&profile, &["true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains(&format!("{profile}:4: key `limits.procesess`")), "{out:?}");
+    assert!(out.stderr.contains("refused at step \"profile\""), "{out:?}");
+
+    let out = env.run("no-such-profile", &["true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("no such profile"), "{out:?}");
+}
+
+#[test]
+fn a_missing_command_exits_127() {
+    let env = Env::new();
+    let out = env.run("default", &["no-such-command-anywhere"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(out.stderr.contains("command not found"), "{out:?}");
+}
+
+#[test]
+fn profile_check_prints_the_effective_rules_and_json() {
+    let env = Env::new();
+    let mut c = env.cordon();
+    c.args(["profile", "check", "default", "--workspace"]).arg(env.ws());
+    let out = common::output(c);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("write     ") && out.stdout.contains("(noexec)"), "{out:?}");
+    assert!(out.stdout.contains("network   none"), "{out:?}");
+    assert!(out.stdout.contains("ok: profile \"default\" is valid"), "{out:?}");
+
+    let mut c = env.cordon();
+    c.args(["profile", "check", "claude", "--json", "--workspace"]).arg(env.ws());
+    let out = common::output(c);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["network"]["mode"], "ports");
+    assert_eq!(v["network"]["connect"], serde_json::json!([443]));
+
+    let bad = env.profile("bad", "[network]\nmode = \"some\"\n");
+    let mut c = env.cordon();
+    c.args(["profile", "check", &bad]);
+    let out = common::output(c);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(":2: key `network.mode`"), "{out:?}");
+}
+
+#[test]
+fn explain_and_doctor_speak_plainly() {
+    let env = Env::new();
+    let mut c = env.cordon();
+    c.args(["profile", "explain", "claude", "--workspace"]).arg(env.ws());
+    let out = common::output(c);
+    assert_eq!(out.code, 0, "{out:?}");
+    for phrase in ["It can READ", "It can WRITE", "It can RUN only", "TCP connections to port 443 only", "On this machine"] {
+        assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
+    }
+    let mut c = env.cordon();
+    c.arg("doctor");
+    let out = common::output(c);
+    assert_eq!(out.code, 0, "{out:?}");
+    for phrase in ["Landlock", "seccomp", "namespaces", "cgroups", "claude"] {
+        assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn user_profiles_are_found_before_shipped_ones() {
+    let env = Env::new();
+    let dir = env.config.path().join("cordon/profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("strict.toml"), "extends = \"strict\"\ndescription = \"my strict\"\n").unwrap();
+    let mut c = env.cordon();
+    c.args(["profile", "list"]);
+    let out = common::output(c);
+    assert!(out.stdout.contains("my strict"), "{out:?}");
+    assert!(out.stdout.contains(&dir.join("strict.toml").display().to_string()), "{out:?}");
+}
