@@ -59,6 +59,35 @@ impl Resolver {
         Some(out)
     }
 
+    /// Records every symlink met while resolving `p` (`/lib64 -> usr/lib64`, then any link
+    /// inside the target), so that the path as written resolves inside the sandbox too.
+    pub fn links_along(&mut self, p: &Path, links: &mut Vec<(PathBuf, PathBuf)>) {
+        let mut path = p.to_path_buf();
+        'resolve: for _ in 0..16 {
+            let mut prefix = PathBuf::from("/");
+            let comps: Vec<_> = path.components().skip(1).map(|c| c.as_os_str().to_os_string()).collect();
+            for (i, c) in comps.iter().enumerate() {
+                prefix.push(c);
+                match self.lookup(&prefix) {
+                    None => return,
+                    Some(None) => {}
+                    Some(Some(target)) => {
+                        if !links.iter().any(|(l, _)| *l == prefix) {
+                            links.push((prefix.clone(), target.clone()));
+                        }
+                        let mut next = prefix.parent().unwrap_or(Path::new("/")).join(target);
+                        for rest in &comps[i + 1..] {
+                            next.push(rest);
+                        }
+                        path = next;
+                        continue 'resolve;
+                    }
+                }
+            }
+            return;
+        }
+    }
+
     /// Looks `name` up on a PATH value; the result is canonical (symlinks resolved).
     pub fn which(&mut self, name: &str, path_var: &str) -> Option<PathBuf> {
         use std::os::unix::fs::PermissionsExt;

@@ -187,7 +187,11 @@ pub fn apply(plan: &Plan) -> Result<(), Refusal> {
             .map_err(|e| Refusal::os(Step::Landlock, format!("opening {} for a rule", path.display()), e))?;
         // SAFETY: the kernel just returned this fd.
         let pfd = unsafe { OwnedFd::from_raw_fd(pfd) };
-        let is_dir = std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false);
+        // SAFETY: fstat on an fd we own, into a zeroed struct.
+        let is_dir = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(pfd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        };
         // Directory-only rights on a file are EINVAL; a file rule keeps the file rights.
         let rights = if is_dir { *rights } else { *rights & (EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV) };
         let rule = PathBeneathAttr { allowed_access: rights, parent_fd: pfd.as_raw_fd() };

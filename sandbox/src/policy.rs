@@ -148,7 +148,7 @@ impl Policy {
             .chain(req.hide.iter().cloned())
             .chain(profile.hide.iter().map(|h| PathBuf::from(expand(h))))
         {
-            if let Ok(c) = std::fs::canonicalize(&h) {
+            if let Some(c) = resolver.canonicalize(&h) {
                 push_unique(&mut hide, c);
             }
         }
@@ -158,7 +158,7 @@ impl Policy {
             let mut out: Vec<PathBuf> = Vec::new();
             for raw in list {
                 let p = PathBuf::from(expand(raw));
-                symlinks_along(&p, &mut links);
+                resolver.links_along(&p, &mut links);
                 match std::fs::canonicalize(&p) {
                     Ok(c) if hide.iter().any(|h| c.starts_with(h)) => {
                         notes.push(format!("{kind} {} is hidden by cordon; skipped", p.display()))
@@ -186,7 +186,7 @@ impl Policy {
         for entry in &profile.exec {
             let expanded = expand(entry);
             if entry.contains('/') {
-                symlinks_along(Path::new(&expanded), &mut links);
+                resolver.links_along(Path::new(&expanded), &mut links);
             }
             let found = if entry.contains('/') { resolver.canonicalize(Path::new(&expanded)) } else { resolver.which(entry, &path_var) };
             match found {
@@ -213,13 +213,13 @@ impl Policy {
             Err(r) => return Err(r),
         };
         for i in binfmt::interpreters(&mut resolver, &program, &path_var) {
-            symlinks_along(&i.raw, &mut links);
+            resolver.links_along(&i.raw, &mut links);
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
                 exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()), entry: None });
             }
         }
         for dir in path_var.split(':') {
-            symlinks_along(Path::new(dir), &mut links);
+            resolver.links_along(Path::new(dir), &mut links);
         }
 
         let visible = |p: &Path| read.iter().chain(write.iter()).any(|g| p.starts_with(g)) && !hide.iter().any(|h| p.starts_with(h));
@@ -316,7 +316,7 @@ fn add_interpreters(r: &mut binfmt::Resolver, exec: &mut Vec<ExecGrant>, links: 
             if seen.contains(&i.raw) {
                 continue;
             }
-            symlinks_along(&i.raw, links);
+            r.links_along(&i.raw, links);
             seen.push(i.raw.clone());
             if !exec.iter().any(|g| grants_exec(g, &i.path)) {
                 exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()), entry: None });
@@ -349,31 +349,6 @@ fn create_missing_home_grants(list: &[String], home: &Path, expand: &dyn Fn(&str
             Ok(()) => notes.push(format!("created {} (a write grant that did not exist)", p.display())),
             Err(e) => notes.push(format!("could not create {}: {e}", p.display())),
         }
-    }
-}
-
-/// Records every symlink met while resolving `p` (`/lib64 -> usr/lib64`, then any link
-/// inside the target), so that the path as written resolves inside the sandbox too.
-fn symlinks_along(p: &Path, links: &mut Vec<(PathBuf, PathBuf)>) {
-    let mut path = p.to_path_buf();
-    'resolve: for _ in 0..16 {
-        let mut prefix = PathBuf::from("/");
-        let comps: Vec<_> = path.components().skip(1).collect();
-        for (i, c) in comps.iter().enumerate() {
-            prefix.push(c);
-            if let Ok(target) = std::fs::read_link(&prefix) {
-                if !links.iter().any(|(l, _)| *l == prefix) {
-                    links.push((prefix.clone(), target.clone()));
-                }
-                let mut next = prefix.parent().unwrap_or(Path::new("/")).join(target);
-                for rest in &comps[i + 1..] {
-                    next.push(rest);
-                }
-                path = next;
-                continue 'resolve;
-            }
-        }
-        return;
     }
 }
 
