@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build and install cordon: the binary, its man pages and the shipped profiles (as examples;
+# the binary carries them). Installs the system packages cordon's tests and benchmarks use.
+#
+#   ./install.sh                 everything: packages, build, install
+#   ./install.sh --deps-only     only the system packages and Rust components (used by .ci/run)
+#   ./install.sh --prefix DIR    install under DIR (default /usr/local as root, ~/.local otherwise)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+deps_only=0
+prefix=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deps-only) deps_only=1 ;;
+    --prefix) prefix="$2"; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$prefix" ]; then
+  if [ "$(id -u)" -eq 0 ]; then prefix=/usr/local; else prefix="$HOME/.local"; fi
+fi
+
+say() { printf 'install.sh: %s\n' "$*"; }
+
+# System packages: git, python3 and procps are used by the tests (inside the sandbox, from
+# /usr/bin); bubblewrap by the start-up benchmark; tmux and openssh-client by later tests.
+packages=()
+have() { command -v "$1" >/dev/null 2>&1; }
+[ -x /usr/bin/python3 ] || packages+=(python3)
+[ -x /usr/bin/git ] || [ -x /usr/local/bin/git ] || packages+=(git)
+have ps || packages+=(procps)
+have bwrap || packages+=(bubblewrap)
+have gcc || packages+=(gcc libc6-dev)
+have curl || packages+=(curl ca-certificates)
+if [ ${#packages[@]} -gt 0 ]; then
+  if have apt-get; then
+    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    say "installing ${packages[*]}"
+    $sudo_cmd apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${packages[@]}" >/dev/null
+  else
+    say "please install: ${packages[*]} (no apt-get here)"
+  fi
+fi
+
+# The Rust toolchain, with rustfmt and clippy for .ci/run.
+if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+if ! have cargo; then
+  say "installing Rust with rustup"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if have rustup; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt >/dev/null
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy >/dev/null
+fi
+[ "$deps_only" -eq 1 ] && exit 0
+
+say "building (release)"
+cargo build --release --locked -q
+install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/man/man5" "$prefix/share/cordon/profiles"
+install -m 0755 target/release/cordon "$prefix/bin/cordon"
+install -m 0644 man/cordon.1 "$prefix/share/man/man1/cordon.1"
+install -m 0644 man/cordon-profile.5 "$prefix/share/man/man5/cordon-profile.5"
+install -m 0644 profiles/*.toml "$prefix/share/cordon/profiles/"
+say "installed $prefix/bin/cordon"
+case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to your PATH" ;; esac
+"$prefix/bin/cordon" doctor | sed -n '3,10p'
