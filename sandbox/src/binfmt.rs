@@ -125,6 +125,7 @@ pub struct Interpreter {
     pub path: PathBuf,
     /// The path as written in the file (what the kernel opens; may go through symlinks).
     pub raw: PathBuf,
+    /// What it is: the ELF interpreter, a #! interpreter, or the program named to env.
     pub kind: &'static str,
 }
 

@@ -5,18 +5,31 @@ use std::fmt;
 /// A confinement step, in the order they are applied (see docs/ARCHITECTURE.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// Reading, merging or resolving the profile.
     Profile,
+    /// Finding the command.
     Command,
+    /// Creating the namespaces.
     Namespaces,
+    /// Creating or joining the cgroup.
     Cgroup,
+    /// Building the sandbox's filesystem.
     Mounts,
+    /// Setting rlimits.
     Limits,
+    /// Dropping capabilities.
     Capabilities,
+    /// Setting no_new_privs.
     NoNewPrivs,
+    /// Applying Landlock.
     Landlock,
+    /// Loading the seccomp filter.
     Seccomp,
+    /// Closing inherited descriptors.
     Descriptors,
+    /// Executing the command (the allowlist, execve).
     Exec,
+    /// Supervising the sandbox from the host side.
     Supervise,
 }
 
@@ -52,16 +65,21 @@ impl Step {
 /// cordon refused to run a command: the step that failed, the reason, and a hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The step that failed.
     pub step: Step,
+    /// Why, in words for the person reading it.
     pub reason: String,
+    /// What to do about it, when there is something to do.
     pub hint: Option<String>,
 }
 
 impl Refusal {
+    /// A refusal at `step` for `reason`.
     pub fn new(step: Step, reason: impl Into<String>) -> Self {
         Refusal { step, reason: reason.into(), hint: None }
     }
 
+    /// Adds a hint: what the reader can do.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 /// The confinement features available here, as detected at startup.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Features {
+    /// The kernel release (`uname -r`).
     pub kernel: String,
     /// Landlock ABI version (0 when Landlock is absent or disabled).
     pub landlock_abi: u32,
@@ -26,9 +27,17 @@ pub struct Features {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub enum CgroupLayout {
     /// cgroup v2: one directory with pids.max and memory.max.
-    V2 { parent: PathBuf },
+    V2 {
+        /// The hierarchy's root, where cordon's groups are made.
+        parent: PathBuf,
+    },
     /// cgroup v1: separate pids and memory hierarchies.
-    V1 { pids: PathBuf, memory: PathBuf },
+    V1 {
+        /// The pids hierarchy.
+        pids: PathBuf,
+        /// The memory hierarchy.
+        memory: PathBuf,
+    },
 }
 
 impl Features {

@@ -9,27 +9,47 @@ use crate::sys;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+/// Execute a file.
 pub const EXECUTE: u64 = 1 << 0;
+/// Open a file for writing.
 pub const WRITE_FILE: u64 = 1 << 1;
+/// Open a file for reading.
 pub const READ_FILE: u64 = 1 << 2;
+/// List a directory.
 pub const READ_DIR: u64 = 1 << 3;
+/// Remove a directory.
 pub const REMOVE_DIR: u64 = 1 << 4;
+/// Remove a file.
 pub const REMOVE_FILE: u64 = 1 << 5;
+/// Create a character device.
 pub const MAKE_CHAR: u64 = 1 << 6;
+/// Create a directory.
 pub const MAKE_DIR: u64 = 1 << 7;
+/// Create a regular file.
 pub const MAKE_REG: u64 = 1 << 8;
+/// Create a unix socket.
 pub const MAKE_SOCK: u64 = 1 << 9;
+/// Create a named pipe.
 pub const MAKE_FIFO: u64 = 1 << 10;
+/// Create a block device.
 pub const MAKE_BLOCK: u64 = 1 << 11;
+/// Create a symbolic link.
 pub const MAKE_SYM: u64 = 1 << 12;
+/// Link or rename across directories (ABI 2).
 pub const REFER: u64 = 1 << 13;
+/// Truncate a file (ABI 3).
 pub const TRUNCATE: u64 = 1 << 14;
+/// ioctl on a device file (ABI 5).
 pub const IOCTL_DEV: u64 = 1 << 15;
 
+/// Bind a TCP port (ABI 4).
 pub const NET_BIND_TCP: u64 = 1 << 0;
+/// Connect to a TCP port (ABI 4).
 pub const NET_CONNECT_TCP: u64 = 1 << 1;
 
+/// No connecting to abstract unix sockets outside the sandbox (ABI 6).
 pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+/// No signals to processes outside the sandbox (ABI 6).
 pub const SCOPE_SIGNAL: u64 = 1 << 1;
 
 const READ: u64 = READ_FILE | READ_DIR;
@@ -50,11 +70,17 @@ fn fs_rights(abi: u32) -> u64 {
 /// The rules to give the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The ABI the plan was made for.
     pub abi: u32,
+    /// Filesystem rights the ruleset handles (everything else stays allowed).
     pub handled_fs: u64,
+    /// Network rights the ruleset handles.
     pub handled_net: u64,
+    /// Scopes applied.
     pub scoped: u64,
+    /// Paths and the rights granted beneath each.
     pub paths: Vec<(PathBuf, u64)>,
+    /// TCP ports and the rights granted on each.
     pub ports: Vec<(u16, u64)>,
 }
 

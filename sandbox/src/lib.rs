@@ -6,6 +6,8 @@
 //! module: the choice of what to do is a pure function over the policy (tested without the
 //! kernel); applying it is a few thin syscalls.
 
+#![warn(missing_docs)]
+
 pub mod binfmt;
 pub mod caps;
 pub mod error;

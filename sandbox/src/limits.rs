@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 /// One rlimit to set, with its name for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rlimit {
+    /// The profile key it comes from.
     pub name: &'static str,
+    /// The RLIMIT_* resource.
     pub resource: libc::__rlimit_resource_t,
+    /// Soft and hard limit.
     pub value: u64,
 }
 
@@ -119,10 +122,6 @@ impl Cgroup {
     /// The fds through which the sandbox's init joins the cgroup.
     pub fn join_fds(&self) -> Vec<i32> {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
-    }
-
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
     }
 }
 

@@ -21,7 +21,12 @@ pub enum Op {
     /// A fresh private tmpfs, `noexec`.
     Tmpfs(PathBuf),
     /// Recreate a symlink (`/bin -> usr/bin`) so that paths through it still resolve.
-    Link { path: PathBuf, target: PathBuf },
+    Link {
+        /// Where the link is.
+        path: PathBuf,
+        /// What it points to, as written.
+        target: PathBuf,
+    },
     /// Cover a path with an empty read-only file or directory.
     Hide(PathBuf),
 }

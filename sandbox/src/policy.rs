@@ -29,11 +29,15 @@ pub const ALWAYS_HIDDEN: &[&str] = &[
 /// Everything the sandbox will enforce for one command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Policy {
+    /// The profile's name.
     pub profile: String,
     /// The profile files merged, base first.
     pub sources: Vec<String>,
+    /// The profile's description.
     pub description: String,
+    /// The workspace directory (canonical).
     pub workspace: PathBuf,
+    /// The home directory seen inside.
     pub home: PathBuf,
     /// Where the command starts.
     pub cwd: PathBuf,
@@ -48,12 +52,15 @@ pub struct Policy {
     pub links: Vec<(PathBuf, PathBuf)>,
     /// Programs that may be executed, with the reason each is there.
     pub exec: Vec<ExecGrant>,
+    /// Network rules.
     pub network: Network,
+    /// Resource limits.
     pub limits: Limits,
     /// The command's whole environment.
     pub env: Vec<(String, String)>,
     /// The command line, and the program it resolved to.
     pub argv: Vec<String>,
+    /// The program `argv[0]` resolved to (canonical).
     pub program: PathBuf,
     /// Things skipped or adjusted while resolving (absent paths, names not found).
     pub notes: Vec<String>,
@@ -62,6 +69,7 @@ pub struct Policy {
 /// One entry of the exec allowlist.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExecGrant {
+    /// A file, or a directory when `dir` is set (canonical).
     pub path: PathBuf,
     /// A directory: every program beneath it may run.
     pub dir: bool,
@@ -75,9 +83,13 @@ pub struct ExecGrant {
 /// Network rules as enforced.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Network {
+    /// none, ports or all.
     pub mode: NetMode,
+    /// TCP ports it may connect to (mode ports).
     pub connect: Vec<u16>,
+    /// TCP ports it may listen on (mode ports).
     pub bind: Vec<u16>,
+    /// UDP sockets allowed (mode ports).
     pub udp: bool,
 }
 

@@ -113,37 +113,53 @@ struct EnvSection {
 /// Network grants after merging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRules {
+    /// none, ports or all.
     pub mode: NetMode,
+    /// TCP ports it may connect to (mode ports).
     pub connect: Vec<u16>,
+    /// TCP ports it may listen on (mode ports).
     pub bind: Vec<u16>,
+    /// UDP sockets allowed (mode ports).
     pub udp: bool,
 }
 
 /// A profile after `extends` is merged: still unresolved (names, `~`, `{workspace}`).
 #[derive(Debug, Clone)]
 pub struct Profile {
+    /// The name it was asked for (or the file's stem).
     pub name: String,
     /// The files merged, base first.
     pub sources: Vec<String>,
+    /// What the profile is for.
     pub description: String,
+    /// The default command.
     pub command: Vec<String>,
+    /// Paths readable (unexpanded).
     pub read: Vec<String>,
+    /// Paths writable (unexpanded).
     pub write: Vec<String>,
     /// Paths made invisible (an empty file or directory) even inside a readable grant.
     pub hide: Vec<String>,
+    /// The exec allowlist as written (names, files, directories).
     pub exec: Vec<String>,
+    /// Network grants.
     pub network: NetworkRules,
+    /// Resource limits.
     pub limits: Limits,
+    /// Variables passed from the caller (a trailing * is a prefix).
     pub env_pass: Vec<String>,
+    /// Variables set (values may hold {home} and {workspace}).
     pub env_set: BTreeMap<String, String>,
 }
 
 /// Where a profile's text came from.
 #[derive(Debug, Clone)]
 pub struct ProfileSource {
+    /// The profile's name.
     pub name: String,
     /// A file path, or `shipped:NAME` for a profile compiled into cordon.
     pub origin: String,
+    /// The TOML text.
     pub text: String,
     /// Index in the search order where it was found (shipped = dirs.len()).
     level: usize,
@@ -152,9 +168,13 @@ pub struct ProfileSource {
 /// A profile problem: the file, the line (when known), the key and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileError {
+    /// The file (or `shipped:NAME`).
     pub file: String,
+    /// The line, when known.
     pub line: Option<usize>,
+    /// The dotted key, when known.
     pub key: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -183,6 +203,7 @@ impl From<ProfileError> for crate::Refusal {
 /// comes last.
 #[derive(Debug, Clone)]
 pub struct Search {
+    /// Directories searched before the shipped set, highest priority first.
     pub dirs: Vec<PathBuf>,
 }
 

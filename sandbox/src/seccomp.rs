@@ -102,6 +102,7 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options for `policy`; `memfd_noexec_enforced` says whether the pid namespace makes memfds non-executable.
     pub fn for_policy(policy: &Policy, memfd_noexec_enforced: bool) -> Options {
         Options { deny_udp: policy.network.mode == NetMode::Ports && !policy.network.udp, deny_memfd: !memfd_noexec_enforced }
     }
