@@ -3,7 +3,10 @@
 //! on both, so each allowlisted program brings its interpreters onto the allowlist.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves paths to their canonical form, remembering every directory and link it has
@@ -16,14 +19,47 @@ pub struct Resolver {
     seen: HashMap<PathBuf, Option<Option<PathBuf>>>,
     /// The direct interpreters of each program already read.
     interps: HashMap<PathBuf, Vec<Interpreter>>,
+    /// Directories held open, so that a name in them is looked up without walking the
+    /// directory's path again.
+    dirs: HashMap<PathBuf, Option<OwnedFd>>,
+}
+
+/// What `fstatat` says of a name in a directory.
+struct Stat {
+    mode: libc::mode_t,
 }
 
 impl Resolver {
+    fn dir_fd(&mut self, dir: &Path) -> Option<i32> {
+        if !self.dirs.contains_key(dir) {
+            let fd = CString::new(dir.as_os_str().as_bytes()).ok().and_then(|c| {
+                // SAFETY: a valid C string; the fd is owned by the map.
+                let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+                // SAFETY: the kernel just returned this fd.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            });
+            self.dirs.insert(dir.to_path_buf(), fd);
+        }
+        self.dirs.get(dir).and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))
+    }
+
+    /// fstatat of `p`'s last component relative to its (held open) parent.
+    fn stat(&mut self, p: &Path, follow: bool) -> Option<Stat> {
+        let (parent, name) = (p.parent()?, p.file_name()?);
+        let fd = self.dir_fd(parent)?;
+        let name = CString::new(name.as_bytes()).ok()?;
+        // SAFETY: a zeroed stat struct filled by the kernel.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        // SAFETY: valid fd, C string and out-pointer.
+        (unsafe { libc::fstatat(fd, name.as_ptr(), &mut st, flags) } == 0).then_some(Stat { mode: st.st_mode })
+    }
+
     fn lookup(&mut self, p: &Path) -> Option<Option<PathBuf>> {
         if let Some(v) = self.seen.get(p) {
             return v.clone();
         }
-        let v = std::fs::symlink_metadata(p).ok().map(|m| if m.file_type().is_symlink() { std::fs::read_link(p).ok() } else { None });
+        let v = self.stat(p, false).map(|st| if st.mode & libc::S_IFMT == libc::S_IFLNK { std::fs::read_link(p).ok() } else { None });
         self.seen.insert(p.to_path_buf(), v.clone());
         v
     }
@@ -90,14 +126,13 @@ impl Resolver {
 
     /// Looks `name` up on a PATH value; the result is canonical (symlinks resolved).
     pub fn which(&mut self, name: &str, path_var: &str) -> Option<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
         if name.contains('/') {
             return self.canonicalize(Path::new(name));
         }
         for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
             let candidate = Path::new(dir).join(name);
-            if let Ok(meta) = std::fs::metadata(&candidate) {
-                if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            if let Some(st) = self.stat(&candidate, true) {
+                if st.mode & libc::S_IFMT == libc::S_IFREG && st.mode & 0o111 != 0 {
                     return self.canonicalize(&candidate);
                 }
             }
