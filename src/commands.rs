@@ -9,16 +9,17 @@ fn refuse(r: &Refusal) -> i32 {
     r.exit_code()
 }
 
-fn resolve(profile: &str, workspace: Option<PathBuf>, command: Vec<String>, inspect: bool) -> Result<Policy, Refusal> {
+fn resolve(profile: &str, workspace: Option<PathBuf>, command: Vec<String>, inspect: bool, hide: Vec<PathBuf>) -> Result<Policy, Refusal> {
     let profile = Search::standard().load(profile)?;
     let mut req = Request::from_process(workspace, command);
     req.inspect = inspect;
+    req.hide.extend(hide);
     Policy::resolve(&profile, &req)
 }
 
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
-pub fn sandbox(profile: &str, workspace: Option<PathBuf>, print_policy: bool, command: Vec<String>) -> i32 {
-    let policy = match resolve(profile, workspace, command, false) {
+pub fn sandbox(profile: &str, workspace: Option<PathBuf>, print_policy: bool, hide: Vec<PathBuf>, command: Vec<String>) -> i32 {
+    let policy = match resolve(profile, workspace, command, false, hide) {
         Ok(p) => p,
         Err(r) => return refuse(&r),
     };
@@ -38,7 +39,7 @@ pub fn sandbox(profile: &str, workspace: Option<PathBuf>, print_policy: bool, co
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.
 pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i32 {
-    match resolve(profile, workspace, Vec::new(), true) {
+    match resolve(profile, workspace, Vec::new(), true, Vec::new()) {
         Ok(policy) if json => {
             println!("{}", serde_json::to_string_pretty(&policy).unwrap_or_default());
             0
@@ -61,7 +62,7 @@ pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i
 
 /// `cordon profile explain`.
 pub fn profile_explain(profile: &str, workspace: Option<PathBuf>) -> i32 {
-    match resolve(profile, workspace, Vec::new(), true) {
+    match resolve(profile, workspace, Vec::new(), true, Vec::new()) {
         Ok(policy) => {
             print!("{}", explain::explain(&policy, &Features::detect()));
             0

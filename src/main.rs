@@ -1,7 +1,17 @@
 //! `cordon`: the command line. Parses arguments and hands each command to its module; no
 //! policy is decided here.
 
+mod admin;
+mod audit;
+mod auth;
 mod commands;
+mod config;
+mod paths;
+mod secrets;
+mod serve;
+mod sessions;
+mod ssh;
+mod store;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -10,6 +20,10 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "cordon", version, about, long_about = None)]
 struct Cli {
+    /// Where cordon keeps its state (default: $CORDON_DATA_DIR, /var/lib/cordon for root,
+    /// else ~/.local/share/cordon).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,18 +46,106 @@ enum Command {
         /// Print the resolved policy as JSON on stderr before running.
         #[arg(long)]
         print_policy: bool,
+        /// Also hide this path inside the sandbox (may be repeated).
+        #[arg(long, value_name = "PATH")]
+        hide: Vec<PathBuf>,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Run the host: SSH on 127.0.0.1:2222 by default, sessions in confined PTYs.
+    Serve {
+        /// Configuration file (TOML); without one, the defaults apply.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Inspect profiles.
     Profile {
         #[command(subcommand)]
         action: ProfileAction,
     },
+    /// Users, their roles and SSH keys.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// What this machine can enforce: Landlock, seccomp, namespaces, cgroups.
     Doctor {
         /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user, optionally with keys.
+    Add {
+        name: String,
+        /// admin, developer, auditor or viewer.
+        #[arg(long, default_value = "developer")]
+        role: auth::Role,
+        /// An SSH public key (authorized_keys line); may be repeated.
+        #[arg(long = "key", value_name = "LINE")]
+        keys: Vec<String>,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and their keys.
+    Remove { name: String },
+    /// Change a user's role.
+    Role { name: String, role: auth::Role },
+    /// Refuse a user's new logins.
+    Lock { name: String },
+    /// Allow a locked user again.
+    Unlock { name: String },
+    /// A user's SSH keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Add a key: an authorized_keys line, or --file with one key per line.
+    Add {
+        name: String,
+        /// The key line (`ssh-ed25519 AAAA... comment`).
+        line: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// List a user's keys.
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key by fingerprint (SHA256:..., or a unique prefix of at least 12 characters).
+    Remove { name: String, fingerprint: String },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the chain: exits 1 and names the first bad line if anything was altered.
+    Verify,
+    /// Show the latest events.
+    Tail {
+        /// How many to show first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep showing new events.
+        #[arg(short, long)]
+        follow: bool,
         #[arg(long)]
         json: bool,
     },
@@ -73,10 +175,48 @@ enum ProfileAction {
 
 fn main() {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Some(Command::Sandbox { profile, workspace, print_policy, command }) => {
-            commands::sandbox(&profile, workspace, print_policy, command)
+    let dir = paths::DataDir::new(paths::data_dir(cli.data_dir.as_deref()));
+    let admin = |f: &dyn Fn(&admin::Admin) -> i32| match admin::Admin::open(dir.clone()) {
+        Ok(a) => f(&a),
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            1
         }
+    };
+    let code = match cli.command {
+        Some(Command::User { action }) => match action {
+            UserAction::Add { name, role, keys } => admin(&|a| admin::user_add(a, &name, role, &keys)),
+            UserAction::List { json } => admin(&|a| admin::user_list(a, json)),
+            UserAction::Remove { name } => admin(&|a| admin::user_remove(a, &name)),
+            UserAction::Role { name, role } => admin(&|a| admin::user_role(a, &name, role)),
+            UserAction::Lock { name } => admin(&|a| admin::user_lock(a, &name, true)),
+            UserAction::Unlock { name } => admin(&|a| admin::user_lock(a, &name, false)),
+            UserAction::Key { action: KeyAction::Add { name, line, file } } => {
+                let lines: Vec<String> = match (line, file) {
+                    (Some(l), None) => vec![l],
+                    (None, Some(f)) => match std::fs::read_to_string(&f) {
+                        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect(),
+                        Err(e) => {
+                            eprintln!("cordon: reading {}: {e}", f.display());
+                            std::process::exit(1);
+                        }
+                    },
+                    _ => {
+                        eprintln!("cordon: give a key line or --file FILE");
+                        std::process::exit(2);
+                    }
+                };
+                admin(&|a| lines.iter().map(|l| admin::key_add(a, &name, l)).max().unwrap_or(0))
+            }
+            UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
+            UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
+        },
+        Some(Command::Audit { action: AuditAction::Verify }) => admin::audit_verify(&dir),
+        Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => admin::audit_tail(&dir, lines, follow, json),
+        Some(Command::Sandbox { profile, workspace, print_policy, hide, command }) => {
+            commands::sandbox(&profile, workspace, print_policy, hide, command)
+        }
+        Some(Command::Serve { config }) => serve::serve(dir.clone(), config.as_deref()),
         Some(Command::Profile { action: ProfileAction::Check { profile, workspace, json } }) => {
             commands::profile_check(&profile, workspace, json)
         }

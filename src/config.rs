@@ -1,0 +1,146 @@
+//! `cordon serve`'s configuration (TOML, documented in docs/config.md and cordon.toml(5)).
+//! Every key has a default, so no file is needed; unknown keys are errors.
+
+use crate::auth::Role;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub detach_key: u8,
+    pub detach_key_name: String,
+    pub keepalive: Duration,
+    pub default_profile: String,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    pub workspace_root: PathBuf,
+    pub max_sessions: BTreeMap<String, usize>,
+    pub run_timeout: Duration,
+    pub run_output_cap: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    ssh: SshFile,
+    #[serde(default)]
+    sessions: SessionsFile,
+    #[serde(default)]
+    runner: RunnerFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SshFile {
+    listen: Option<String>,
+    detach_key: Option<String>,
+    keepalive: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SessionsFile {
+    default_profile: Option<String>,
+    idle_timeout: Option<String>,
+    max_duration: Option<String>,
+    workspace_root: Option<PathBuf>,
+    max_per_user: Option<BTreeMap<String, usize>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunnerFile {
+    timeout: Option<String>,
+    output_cap: Option<String>,
+}
+
+/// `ctrl-\` → 0x1c, `ctrl-]` → 0x1d, `ctrl-a` → 0x01.
+pub fn parse_key(s: &str) -> Result<u8, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let c = lower
+        .strip_prefix("ctrl-")
+        .or_else(|| lower.strip_prefix("c-"))
+        .or_else(|| lower.strip_prefix('^'))
+        .ok_or_else(|| format!("\"{s}\" is not a key (write it as ctrl-X)"))?;
+    let mut chars = c.chars();
+    match (chars.next(), chars.next()) {
+        (Some(ch), None) if ('@'..='_').contains(&ch.to_ascii_uppercase()) => Ok(ch.to_ascii_uppercase() as u8 & 0x1f),
+        _ => Err(format!("\"{s}\" is not a control key (ctrl-A .. ctrl-Z, ctrl-\\, ctrl-], ctrl-^, ctrl-_)")),
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given) over the defaults. `data_dir` anchors the default workspace root.
+    pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, String> {
+        let file: File = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| {
+                    let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+                    format!("{}{}: {}", p.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), e.message())
+                })?
+            }
+            None => File::default(),
+        };
+        let dur = |key: &str, v: Option<String>, default: &str| {
+            sandbox::profile::parse_duration(v.as_deref().unwrap_or(default)).map(Duration::from_secs).map_err(|e| format!("{key}: {e}"))
+        };
+        let detach = file.ssh.detach_key.unwrap_or_else(|| "ctrl-\\".into());
+        let mut max_sessions: BTreeMap<String, usize> =
+            [("admin", 20), ("developer", 5), ("auditor", 0), ("viewer", 0)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        for (role, n) in file.sessions.max_per_user.unwrap_or_default() {
+            role.parse::<Role>().map_err(|e| format!("sessions.max_per_user: {e}"))?;
+            max_sessions.insert(role, n);
+        }
+        let workspace_root = file.sessions.workspace_root.unwrap_or_else(|| {
+            // Outside the data directory, which sessions never see.
+            let parent = data_dir.parent().unwrap_or(Path::new("/"));
+            parent.join(format!("{}-workspaces", data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("cordon")))
+        });
+        Ok(Config {
+            listen: file.ssh.listen.unwrap_or_else(|| "127.0.0.1:2222".into()),
+            detach_key: parse_key(&detach).map_err(|e| format!("ssh.detach_key: {e}"))?,
+            detach_key_name: detach,
+            keepalive: dur("ssh.keepalive", file.ssh.keepalive, "30s")?,
+            default_profile: file.sessions.default_profile.unwrap_or_else(|| "default".into()),
+            idle_timeout: dur("sessions.idle_timeout", file.sessions.idle_timeout, "30m")?,
+            max_duration: dur("sessions.max_duration", file.sessions.max_duration, "8h")?,
+            workspace_root,
+            max_sessions,
+            run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
+            run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
+                .map_err(|e| format!("runner.output_cap: {e}"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_keys_parse() {
+        assert_eq!(parse_key("ctrl-\\"), Ok(0x1c));
+        assert_eq!(parse_key("ctrl-]"), Ok(0x1d));
+        assert_eq!(parse_key("ctrl-a"), Ok(0x01));
+        assert!(parse_key("alt-x").is_err());
+    }
+
+    #[test]
+    fn defaults_need_no_file_and_unknown_keys_are_refused() {
+        let c = Config::load(None, Path::new("/var/lib/cordon")).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2222");
+        assert_eq!(c.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(c.workspace_root, PathBuf::from("/var/lib/cordon-workspaces"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[ssh]\nlisten = \"127.0.0.1:2200\"\nlisen = 1\n").unwrap();
+        let e = Config::load(Some(&p), dir.path()).unwrap_err();
+        assert!(e.contains(":3") && e.contains("lisen"), "{e}");
+    }
+}

@@ -1,0 +1,63 @@
+//! Random bytes and key files: generated once, kept with mode 0600, never logged.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// `n` bytes from the kernel's CSPRNG.
+pub fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        // SAFETY: writing into the unfilled tail of buf.
+        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr() as *mut libc::c_void, n - filled, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += r as usize;
+    }
+    Ok(buf)
+}
+
+/// Reads a 32-byte key from `path`, creating it (mode 0600, in a 0700 directory) if absent.
+/// A key file with a wrong size or a mode readable by others is refused.
+pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    match std::fs::read(path) {
+        Ok(key) => {
+            let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+            }
+            if key.len() != 32 {
+                return Err(format!("{} holds {} bytes; a key is 32", path.display(), key.len()));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_bytes(32).map_err(|e| format!("generating a key: {e}"))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("creating {}: {e}", path.display()))?;
+            f.write_all(&key).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,136 @@
+//! `cordon serve`: the host. Opens the store and the audit log, loads (or makes, once) the
+//! SSH host key, listens, and on SIGTERM or SIGINT ends every session and stops cleanly.
+
+use crate::admin::Admin;
+use crate::audit::AuditEvent;
+use crate::config::Config;
+use crate::paths::DataDir;
+use crate::sessions::Hub;
+use crate::ssh::{Server, Shared};
+use russh::keys::PrivateKey;
+use russh::server::Server as _;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Loads the Ed25519 host key, generating it (mode 0600) on first start.
+pub fn host_key(path: &Path) -> Result<PrivateKey, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        return PrivateKey::from_openssh(text.as_bytes()).map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let seed = crate::secrets::random_bytes(32).map_err(|e| format!("generating the host key: {e}"))?;
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&seed);
+    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
+    let key = PrivateKey::from(pair);
+    let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| format!("encoding the host key: {e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(key)
+}
+
+pub fn serve(dir: DataDir, config_path: Option<&Path>) -> i32 {
+    match run(dir, config_path) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon serve: {e}");
+            1
+        }
+    }
+}
+
+fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
+    // The host holds keys: no core dumps, no ptrace by other users' processes.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let config = Config::load(config_path, &dir.root)?;
+    let admin = Admin::open(dir.clone())?;
+    let key = host_key(&dir.host_key())?;
+    let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
+    let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
+    std::fs::create_dir_all(&config.workspace_root).map_err(|e| format!("creating {}: {e}", config.workspace_root.display()))?;
+    let audit = Arc::new(admin.audit);
+    let hub = Hub::new(exe, vec![dir.root.clone()], audit.clone());
+    let store = Arc::new(admin.store);
+    let users = store.users().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared { store, audit: audit.clone(), hub: hub.clone(), config: config.clone() });
+
+    let mut methods = russh::MethodSet::empty();
+    methods.push(russh::MethodKind::PublicKey);
+    let ssh_config = Arc::new(russh::server::Config {
+        methods,
+        keys: vec![key],
+        // OpenSSH probes "none" first; answering at once keeps logins fast.
+        auth_rejection_time: std::time::Duration::from_secs(1),
+        auth_rejection_time_initial: Some(std::time::Duration::from_secs(0)),
+        keepalive_interval: Some(config.keepalive),
+        keepalive_max: 4,
+        inactivity_timeout: None,
+        nodelay: true,
+        server_id: russh::SshId::Standard(format!("SSH-2.0-cordon_{}", env!("CARGO_PKG_VERSION")).into()),
+        ..Default::default()
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
+        let _ = audit.record(AuditEvent::new("serve.start", "cordon").with("listen", local.clone()));
+        println!("cordon: listening on {local} (SSH); host key {fingerprint}");
+        println!("cordon: data in {}; workspaces in {}", dir.root.display(), config.workspace_root.display());
+        if users.is_empty() {
+            println!("cordon: no users yet. Add the first admin with:");
+            println!("    cordon --data-dir {} user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"", dir.root.display());
+        }
+        let (host, port) = local.rsplit_once(':').unwrap_or((&local, "2222"));
+        println!("cordon: then connect with: ssh -p {port} NAME@{host}");
+        let _ = std::io::stdout().flush();
+
+        let limits_hub = hub.clone();
+        let (idle, max) = (config.idle_timeout, config.max_duration);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                limits_hub.enforce_limits(idle, max);
+            }
+        });
+
+        let mut server = Server { shared };
+        let running = server.run_on_socket(ssh_config, &listener);
+        let handle = running.handle();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            r = running => r.map_err(|e| format!("server: {e}"))?,
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        handle.shutdown("cordon is shutting down".into());
+        hub.end_all();
+        // Give session readers a moment to record each session's end.
+        for _ in 0..50 {
+            if hub.list().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = audit.record(AuditEvent::new("serve.stop", "cordon"));
+        println!("cordon: stopped");
+        Ok::<(), String>(())
+    })
+}

@@ -1,0 +1,339 @@
+//! Sessions: a confined command in a PTY that outlives its clients. One blocking reader
+//! thread per session feeds the terminal emulator (the current screen, for late attachers)
+//! and every viewer's bounded queue; a viewer that falls behind is resynced from the screen
+//! instead of slowing the session or growing memory.
+
+pub mod spawner;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::audit::{AuditEvent, AuditLog};
+
+/// Bytes a viewer may have queued before it is resynced from a screen snapshot.
+const VIEWER_BUDGET: usize = 1 << 20;
+
+/// What a new session runs.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub owner: String,
+    pub name: String,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub workspace: PathBuf,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: String,
+}
+
+/// A client watching (and maybe typing into) a session.
+pub struct Viewer {
+    pub writer: bool,
+    queue: Mutex<(VecDeque<Vec<u8>>, usize)>,
+    pub notify: tokio::sync::Notify,
+    pub gone: AtomicBool,
+}
+
+impl Viewer {
+    /// Takes everything queued.
+    pub fn drain(&self) -> Vec<u8> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(q.1);
+        for chunk in q.0.drain(..) {
+            out.extend_from_slice(&chunk);
+        }
+        q.1 = 0;
+        out
+    }
+
+    fn push(&self, bytes: &[u8], snapshot: &dyn Fn() -> Vec<u8>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.1 + bytes.len() > VIEWER_BUDGET {
+            // Too far behind: forget the backlog, show the current screen instead.
+            q.0.clear();
+            let snap = snapshot();
+            q.1 = snap.len();
+            q.0.push_back(snap);
+        } else {
+            q.1 += bytes.len();
+            q.0.push_back(bytes.to_vec());
+        }
+        drop(q);
+        self.notify.notify_one();
+    }
+}
+
+/// One session.
+pub struct Session {
+    pub id: u64,
+    pub name: String,
+    pub owner: String,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub created: String,
+    started: Instant,
+    pid: i32,
+    master: File,
+    screen: Mutex<vt100::Parser>,
+    viewers: Mutex<Vec<Arc<Viewer>>>,
+    exit: Mutex<Option<i32>>,
+    last_activity: Mutex<Instant>,
+}
+
+impl Session {
+    /// How it ended, once it has.
+    pub fn exit_status(&self) -> Option<i32> {
+        *self.exit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    pub fn idle(&self) -> Duration {
+        self.last_activity.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The current screen as bytes that reproduce it on a fresh terminal.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = b"\x1b[H\x1b[2J".to_vec();
+        out.extend(screen.screen().state_formatted().into_bytes());
+        out
+    }
+
+    /// Adds a viewer; it first receives the current screen.
+    pub fn attach(&self, writer: bool) -> Arc<Viewer> {
+        let v = Arc::new(Viewer {
+            writer,
+            queue: Mutex::new((VecDeque::new(), 0)),
+            notify: tokio::sync::Notify::new(),
+            gone: AtomicBool::new(false),
+        });
+        let snap = self.snapshot();
+        v.push(&snap, &|| Vec::new());
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).push(v.clone());
+        v
+    }
+
+    pub fn detach(&self, viewer: &Arc<Viewer>) {
+        viewer.gone.store(true, Ordering::SeqCst);
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).retain(|v| !Arc::ptr_eq(v, viewer));
+    }
+
+    /// Input from a client allowed to type.
+    pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        (&self.master).write_all(bytes)
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let ws = libc::winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ with a valid winsize on our master fd.
+        unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        self.screen.lock().unwrap_or_else(|e| e.into_inner()).screen_mut().set_size(nz(rows), nz(cols));
+    }
+
+    /// Ends the session: its whole process tree is killed (the sandbox's init takes every
+    /// process of its pid namespace with it).
+    pub fn kill(&self) {
+        // SAFETY: signalling the session's own process group.
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+    }
+}
+
+/// Every live session, and how to start one.
+pub struct Hub {
+    sessions: Mutex<BTreeMap<u64, Arc<Session>>>,
+    next_id: AtomicU64,
+    spawner: spawner::Spawner,
+    exe: PathBuf,
+    /// Paths every session must not see (the data directory).
+    hide: Vec<PathBuf>,
+    audit: Arc<AuditLog>,
+}
+
+impl Hub {
+    pub fn new(exe: PathBuf, hide: Vec<PathBuf>, audit: Arc<AuditLog>) -> Arc<Hub> {
+        Arc::new(Hub {
+            sessions: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            spawner: spawner::Spawner::start(),
+            exe,
+            hide,
+            audit,
+        })
+    }
+
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Session>> {
+        self.sessions.lock().ok().and_then(|s| s.get(&id).cloned())
+    }
+
+    pub fn count_for(&self, owner: &str) -> usize {
+        self.list().iter().filter(|s| s.owner == owner).count()
+    }
+
+    /// Spawns a child from the long-lived spawner thread (killed if the host dies).
+    pub fn spawn(&self, cmd: Command) -> std::io::Result<std::process::Child> {
+        self.spawner.spawn(cmd)
+    }
+
+    /// The command line that runs `command` confined under `profile` in `workspace`.
+    pub fn sandbox_command(&self, profile: &str, workspace: &std::path::Path, command: &[String], term: &str) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("sandbox").arg("--profile").arg(profile).arg("--workspace").arg(workspace);
+        for h in &self.hide {
+            cmd.arg("--hide").arg(h);
+        }
+        cmd.arg("--").args(command);
+        // The host's environment (and its secrets) never reaches a session.
+        cmd.env_clear();
+        for (k, v) in [("TERM", term), ("LANG", "C.UTF-8")] {
+            cmd.env(k, v);
+        }
+        for k in ["HOME", "USER", "LOGNAME", "PATH", "XDG_CONFIG_HOME", "CORDON_PROFILE_PATH"] {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    /// Starts a session in a new PTY.
+    pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, String> {
+        std::fs::create_dir_all(&spec.workspace).map_err(|e| format!("creating the workspace {}: {e}", spec.workspace.display()))?;
+        let (master, slave) = open_pty(spec.cols, spec.rows)?;
+        let mut cmd = self.sandbox_command(&spec.profile, &spec.workspace, &spec.command, &spec.term);
+        let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| format!("duplicating the terminal: {e}"));
+        cmd.stdin(tty(&slave)?).stdout(tty(&slave)?).stderr(tty(&slave)?);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = self.spawner.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
+        drop(slave);
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let reader = master.try_clone().map_err(|e| format!("duplicating the terminal: {e}"))?;
+        let session = Arc::new(Session {
+            id,
+            name: if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() },
+            owner: spec.owner.clone(),
+            profile: spec.profile.clone(),
+            command: spec.command.clone(),
+            created: crate::audit::now_rfc3339(),
+            started: Instant::now(),
+            pid: child.id() as i32,
+            master,
+            screen: Mutex::new(vt100::Parser::new(nz(spec.rows), nz(spec.cols), 0)),
+            viewers: Mutex::new(Vec::new()),
+            exit: Mutex::new(None),
+            last_activity: Mutex::new(Instant::now()),
+        });
+        self.sessions.lock().map_err(|_| "session table poisoned".to_string())?.insert(id, session.clone());
+        let hub = self.clone();
+        let s = session.clone();
+        std::thread::Builder::new()
+            .name(format!("session-{id}"))
+            .spawn(move || {
+                pump(&s, reader);
+                // Whatever is left of the tree goes with the session.
+                s.kill();
+                let code = match child.wait() {
+                    Ok(st) => st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
+                    Err(_) => 255,
+                };
+                *s.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
+                hub.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
+                let _ = hub.audit.record(AuditEvent::new("session.end", s.owner.clone()).with("session", s.id).with("exit_status", code));
+                for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    v.notify.notify_one();
+                }
+            })
+            .map_err(|e| format!("starting the session reader: {e}"))?;
+        Ok(session)
+    }
+
+    /// Kills sessions idle or alive for too long.
+    pub fn enforce_limits(&self, idle: Duration, max: Duration) {
+        for s in self.list() {
+            let why = if s.idle() > idle && s.viewer_count() == 0 {
+                Some("idle timeout")
+            } else if s.age() > max {
+                Some("maximum duration")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let _ = self.audit.record(AuditEvent::new("session.timeout", "cordon").with("session", s.id).with("reason", why));
+                s.kill();
+            }
+        }
+    }
+
+    /// Ends every session (shutdown).
+    pub fn end_all(&self) {
+        for s in self.list() {
+            s.kill();
+        }
+    }
+}
+
+/// Reads the PTY until the command is gone, feeding the screen and the viewers.
+fn pump(s: &Arc<Session>, mut reader: File) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: every holder of the terminal's other end is gone.
+            Err(_) => break,
+        };
+        let bytes = &buf[..n];
+        s.screen.lock().unwrap_or_else(|e| e.into_inner()).process(bytes);
+        let viewers = s.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for v in viewers {
+            v.push(bytes, &|| s.snapshot());
+        }
+    }
+}
+
+fn nz(n: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
+}
+
+fn open_pty(cols: u16, rows: u16) -> Result<(File, File), String> {
+    let (mut m, mut sl) = (0, 0);
+    let ws = libc::winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: openpty fills two fds; name and termios may be null.
+    if unsafe { libc::openpty(&mut m, &mut sl, std::ptr::null_mut(), std::ptr::null(), &ws) } != 0 {
+        return Err(format!("opening a terminal: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fds owned here; close-on-exec so no other child inherits them.
+    unsafe {
+        libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(sl, libc::F_SETFD, libc::FD_CLOEXEC);
+        Ok((File::from_raw_fd(m), File::from_raw_fd(sl)))
+    }
+}

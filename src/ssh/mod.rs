@@ -1,0 +1,402 @@
+//! The SSH face: russh, public-key logins checked against the store, exec commands and
+//! interactive sessions. Thin: it parses requests, asks [`crate::auth::allowed`], and calls
+//! the session hub; it decides nothing else.
+
+mod commands;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::auth::{allowed, Action};
+use crate::config::Config;
+use crate::sessions::{Hub, Session, Spec, Viewer};
+use crate::store::{Store, User};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession, VerifiedPublicKey};
+use russh::{Channel, ChannelId, Pty};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What every connection shares.
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub audit: Arc<AuditLog>,
+    pub hub: Arc<Hub>,
+    pub config: Config,
+}
+
+/// Makes one [`Conn`] per TCP connection.
+#[derive(Clone)]
+pub struct Server {
+    pub shared: Arc<Shared>,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Conn;
+    fn new_client(&mut self, peer: Option<std::net::SocketAddr>) -> Conn {
+        Conn {
+            shared: self.shared.clone(),
+            peer: peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()),
+            user: None,
+            ptys: HashMap::new(),
+            attached: HashMap::new(),
+        }
+    }
+}
+
+/// A terminal the client asked for on a channel.
+#[derive(Clone)]
+struct PtyInfo {
+    term: String,
+    cols: u16,
+    rows: u16,
+}
+
+struct Attached {
+    session: Arc<Session>,
+    viewer: Arc<Viewer>,
+}
+
+/// One SSH connection.
+pub struct Conn {
+    shared: Arc<Shared>,
+    peer: String,
+    user: Option<User>,
+    ptys: HashMap<ChannelId, PtyInfo>,
+    attached: HashMap<ChannelId, Attached>,
+}
+
+impl Conn {
+    fn audit(&self, event: AuditEvent) {
+        if let Err(e) = self.shared.audit.record(event) {
+            eprintln!("cordon: audit log: {e}");
+        }
+    }
+
+    fn actor(&self) -> String {
+        self.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| "anonymous".into())
+    }
+
+    /// Writes a line to the client, its exit status, and ends the channel.
+    fn finish(&self, channel: ChannelId, session: &mut SshSession, out: &str, err: &str, status: u32) -> Result<(), russh::Error> {
+        if !out.is_empty() {
+            session.data(channel, out.as_bytes().to_vec())?;
+        }
+        if !err.is_empty() {
+            session.extended_data(channel, 1, err.as_bytes().to_vec())?;
+        }
+        session.exit_status_request(channel, status)?;
+        session.eof(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+
+    /// A refusal: told to the client (stderr, status 126) and audited.
+    fn refuse(&self, channel: ChannelId, session: &mut SshSession, what: &str, why: &str) -> Result<(), russh::Error> {
+        self.audit(AuditEvent::new("refused", self.actor()).with("what", what).with("why", why).with("address", self.peer.clone()));
+        self.finish(channel, session, "", &format!("cordon: {why}\n"), 126)
+    }
+
+    /// Starts streaming a session to the client on `channel`.
+    fn attach(&mut self, channel: ChannelId, session: &mut SshSession, s: Arc<Session>, writer: bool) {
+        let user = self.actor();
+        let viewer = s.attach(writer);
+        if let Some(pty) = self.ptys.get(&channel) {
+            if writer {
+                s.resize(pty.cols, pty.rows);
+            }
+        }
+        self.audit(
+            AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, user)
+                .with("session", s.id)
+                .with("address", self.peer.clone()),
+        );
+        let handle = session.handle();
+        let (v, sess) = (viewer.clone(), s.clone());
+        tokio::spawn(async move {
+            loop {
+                let data = v.drain();
+                for chunk in data.chunks(32 << 10) {
+                    if handle.data(channel, chunk.to_vec()).await.is_err() {
+                        sess.detach(&v);
+                        return;
+                    }
+                }
+                if v.gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if let Some(code) = sess.exit_status() {
+                    let rest = v.drain();
+                    if !rest.is_empty() {
+                        let _ = handle.data(channel, rest).await;
+                    }
+                    let _ =
+                        handle.data(channel, format!("\r\n[cordon: session {} ended, exit status {code}]\r\n", sess.id).into_bytes()).await;
+                    let _ = handle.exit_status_request(channel, code as u32).await;
+                    let _ = handle.eof(channel).await;
+                    let _ = handle.close(channel).await;
+                    return;
+                }
+                v.notify.notified().await;
+            }
+        });
+        self.attached.insert(channel, Attached { session: s, viewer });
+    }
+
+    fn detach(&mut self, channel: ChannelId) -> Option<Arc<Session>> {
+        let a = self.attached.remove(&channel)?;
+        a.session.detach(&a.viewer);
+        self.audit(AuditEvent::new("session.detach", self.actor()).with("session", a.session.id).with("address", self.peer.clone()));
+        Some(a.session)
+    }
+
+    /// A new session for the logged-in user, attached on `channel`.
+    fn new_session(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        profile: Option<String>,
+        name: String,
+        command: Vec<String>,
+    ) -> Result<(), russh::Error> {
+        let Some(user) = self.user.clone() else { return self.refuse(channel, session, "new", "not logged in") };
+        if !allowed(user.role, Action::CreateSession) {
+            return self.refuse(channel, session, "new", &format!("a {} may not start sessions", user.role.name()));
+        }
+        let Some(pty) = self.ptys.get(&channel).cloned() else {
+            return self.refuse(channel, session, "new", "a session needs a terminal: use ssh -t");
+        };
+        let limit = self.shared.config.max_sessions.get(user.role.name()).copied().unwrap_or(0);
+        if self.shared.hub.count_for(&user.name) >= limit {
+            return self.refuse(
+                channel,
+                session,
+                "new",
+                &format!("{} already has {limit} sessions, the most a {} may run", user.name, user.role.name()),
+            );
+        }
+        let profile = profile.unwrap_or_else(|| self.shared.config.default_profile.clone());
+        let spec = Spec {
+            owner: user.name.clone(),
+            name,
+            profile: profile.clone(),
+            command,
+            workspace: self.shared.config.workspace_root.join(&user.name),
+            cols: pty.cols,
+            rows: pty.rows,
+            term: pty.term.clone(),
+        };
+        match self.shared.hub.create(spec) {
+            Ok(s) => {
+                self.audit(
+                    AuditEvent::new("session.create", user.name.clone())
+                        .with("session", s.id)
+                        .with("profile", profile)
+                        .with("command", s.command.join(" "))
+                        .with("address", self.peer.clone()),
+                );
+                session.channel_success(channel)?;
+                self.attach(channel, session, s, true);
+                Ok(())
+            }
+            Err(e) => self.refuse(channel, session, "new", &e),
+        }
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let fingerprint = key.public_key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let found = self.shared.store.user_by_key(&fingerprint).ok().flatten();
+        let verdict = match &found {
+            Some(u) if u.name != user => Err("the key belongs to another user"),
+            Some(u) if u.locked => Err("the user is locked"),
+            Some(_) => Ok(()),
+            None => Err("unknown key"),
+        };
+        match verdict {
+            Ok(()) => {
+                self.audit(
+                    AuditEvent::new("login", user)
+                        .with("fingerprint", fingerprint)
+                        .with("address", self.peer.clone())
+                        .with("method", "publickey"),
+                );
+                self.user = found;
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                self.audit(
+                    AuditEvent::new("login.failed", user)
+                        .with("fingerprint", fingerprint)
+                        .with("address", self.peer.clone())
+                        .with("why", why),
+                );
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.ptys.insert(
+            channel,
+            PtyInfo {
+                term: term.chars().filter(|c| c.is_ascii_graphic()).take(64).collect(),
+                cols: cols.clamp(1, 1000) as u16,
+                rows: rows.clamp(1, 1000) as u16,
+            },
+        );
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        let (cols, rows) = (cols.clamp(1, 1000) as u16, rows.clamp(1, 1000) as u16);
+        if let Some(p) = self.ptys.get_mut(&channel) {
+            p.cols = cols;
+            p.rows = rows;
+        }
+        if let Some(a) = self.attached.get(&channel) {
+            if a.viewer.writer {
+                a.session.resize(cols, rows);
+            }
+        }
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut SshSession) -> Result<(), Self::Error> {
+        if !self.ptys.contains_key(&channel) {
+            return self.finish(
+                channel,
+                session,
+                "",
+                &format!("cordon: no terminal requested; try `ssh -t ... new`, or a command: {}\n", commands::USAGE),
+                2,
+            );
+        }
+        self.new_session(channel, session, None, String::new(), Vec::new())
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
+        let line = String::from_utf8_lossy(data).into_owned();
+        commands::dispatch(self, channel, &line, session).await
+    }
+
+    async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
+        let Some(a) = self.attached.get(&channel) else { return Ok(()) };
+        let detach_key = self.shared.config.detach_key;
+        let (before, detach) = match data.iter().position(|&b| b == detach_key) {
+            Some(i) => (&data[..i], true),
+            None => (data, false),
+        };
+        if a.viewer.writer && !before.is_empty() {
+            let _ = a.session.input(before);
+        }
+        if detach {
+            if let Some(s) = self.detach(channel) {
+                let key = self.shared.config.detach_key_name.clone();
+                let note = format!("\r\n[cordon: detached from session {} ({key}); `ssh -t HOST attach {}` to return]\r\n", s.id, s.id);
+                self.finish(channel, session, &note, "", 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+        self.detach(channel);
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+        self.detach(channel);
+        self.ptys.remove(&channel);
+        Ok(())
+    }
+
+    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut SshSession) -> Result<bool, Self::Error> {
+        self.audit(
+            AuditEvent::new("refused", self.actor())
+                .with("what", "remote port forwarding")
+                .with("target", format!("{address}:{port}"))
+                .with("address", self.peer.clone()),
+        );
+        Ok(false)
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _orig: &str,
+        _orig_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.audit(
+            AuditEvent::new("refused", self.actor())
+                .with("what", "local port forwarding")
+                .with("target", format!("{host}:{port}"))
+                .with("address", self.peer.clone()),
+        );
+        reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+        Ok(())
+    }
+
+    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut SshSession) -> Result<bool, Self::Error> {
+        self.audit(AuditEvent::new("refused", self.actor()).with("what", "agent forwarding").with("address", self.peer.clone()));
+        Ok(false)
+    }
+
+    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut SshSession) -> Result<(), Self::Error> {
+        self.audit(
+            AuditEvent::new("refused", self.actor())
+                .with("what", "subsystem")
+                .with("name", name.to_string())
+                .with("address", self.peer.clone()),
+        );
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single: bool,
+        _proto: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.audit(AuditEvent::new("refused", self.actor()).with("what", "X11 forwarding").with("address", self.peer.clone()));
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! The store: users, their roles and SSH keys, in SQLite (WAL, foreign keys on). The only
+//! module that speaks SQL; callers get plain values.
+
+use crate::auth::Role;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// A cordon user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub locked: bool,
+    pub created: String,
+}
+
+/// One SSH public key of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Key {
+    pub user: String,
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub comment: String,
+    /// The key in OpenSSH format (type, base64), without options.
+    pub openssh: String,
+    pub added: String,
+}
+
+/// What went wrong, in words for the person at the command line.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(format!("database: {e}"))
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The SQLite store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'developer', 'auditor', 'viewer')),
+    locked INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL UNIQUE,
+    algorithm TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    openssh TEXT NOT NULL,
+    added TEXT NOT NULL
+);
+";
+
+/// A valid user name: what a Unix login would accept.
+pub fn valid_user_name(name: &str) -> bool {
+    let mut c = name.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_lowercase() || f == '_')
+        && name.len() <= 32
+        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+}
+
+/// Parses one authorized_keys line: `[options] type base64 [comment]`. Options are ignored
+/// (cordon applies its own restrictions); the second value says whether any were present.
+pub fn parse_key_line(line: &str) -> Result<(russh::keys::PublicKey, bool)> {
+    let line = line.trim();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let start = words
+        .iter()
+        .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-sha2-") || w.starts_with("sk-"))
+        .ok_or_else(|| StoreError("not an SSH public key line (expected e.g. `ssh-ed25519 AAAA... comment`)".into()))?;
+    let key_text = words[start..].join(" ");
+    let key = russh::keys::PublicKey::from_openssh(&key_text).map_err(|e| StoreError(format!("not a valid SSH public key: {e}")))?;
+    Ok((key, start > 0))
+}
+
+impl Store {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| StoreError("the database lock is poisoned".into()))
+    }
+
+    pub fn add_user(&self, name: &str, role: Role) -> Result<User> {
+        if !valid_user_name(name) {
+            return Err(StoreError(format!("\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)")));
+        }
+        let created = crate::audit::now_rfc3339();
+        let n = self
+            .conn()?
+            .execute("INSERT OR IGNORE INTO users (name, role, created) VALUES (?1, ?2, ?3)", params![name, role.name(), created])?;
+        if n == 0 {
+            return Err(StoreError(format!("user \"{name}\" already exists")));
+        }
+        Ok(User { name: name.into(), role, locked: false, created })
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        Ok(self.conn()?.query_row("SELECT name, role, locked, created FROM users WHERE name = ?1", params![name], row_user).optional()?)
+    }
+
+    /// The user, or an error naming them.
+    pub fn existing(&self, name: &str) -> Result<User> {
+        self.user(name)?.ok_or_else(|| StoreError(format!("no user \"{name}\"")))
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT name, role, locked, created FROM users ORDER BY name")?;
+        let rows = st.query_map([], row_user)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn count_admins(&self) -> Result<i64> {
+        Ok(self.conn()?.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin' AND locked = 0", [], |r| r.get(0))?)
+    }
+
+    pub fn remove_user(&self, name: &str) -> Result<()> {
+        let n = self.conn()?.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+        if n == 0 {
+            return Err(StoreError(format!("no user \"{name}\"")));
+        }
+        Ok(())
+    }
+
+    pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
+        let n = self.conn()?.execute("UPDATE users SET role = ?2 WHERE name = ?1", params![name, role.name()])?;
+        if n == 0 {
+            return Err(StoreError(format!("no user \"{name}\"")));
+        }
+        Ok(())
+    }
+
+    pub fn set_locked(&self, name: &str, locked: bool) -> Result<()> {
+        let n = self.conn()?.execute("UPDATE users SET locked = ?2 WHERE name = ?1", params![name, locked])?;
+        if n == 0 {
+            return Err(StoreError(format!("no user \"{name}\"")));
+        }
+        Ok(())
+    }
+
+    /// Adds a key from an authorized_keys line. A key already registered (to anyone) is refused.
+    pub fn add_key(&self, user: &str, line: &str) -> Result<(Key, bool)> {
+        let (key, had_options) = parse_key_line(line)?;
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let openssh = key.to_openssh().map_err(|e| StoreError(format!("cannot encode the key: {e}")))?;
+        let openssh = openssh.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let comment = key.comment().to_string();
+        let algorithm = key.algorithm().to_string();
+        let added = crate::audit::now_rfc3339();
+        let conn = self.conn()?;
+        let uid: i64 = conn
+            .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError(format!("no user \"{user}\"")))?;
+        let owner: Option<String> = conn
+            .query_row("SELECT u.name FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1", params![fingerprint], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(owner) = owner {
+            return Err(StoreError(format!("key {fingerprint} is already registered to \"{owner}\"")));
+        }
+        conn.execute(
+            "INSERT INTO keys (user_id, fingerprint, algorithm, comment, openssh, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![uid, fingerprint, algorithm, comment, openssh, added],
+        )?;
+        Ok((Key { user: user.into(), fingerprint, algorithm, comment, openssh, added }, had_options))
+    }
+
+    pub fn keys(&self, user: &str) -> Result<Vec<Key>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(
+            "SELECT u.name, k.fingerprint, k.algorithm, k.comment, k.openssh, k.added FROM keys k JOIN users u ON u.id = k.user_id WHERE u.name = ?1 ORDER BY k.id",
+        )?;
+        let rows = st.query_map(params![user], row_key)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes the key of `user` whose fingerprint is (or starts with) `fingerprint`.
+    pub fn remove_key(&self, user: &str, fingerprint: &str) -> Result<Key> {
+        let matches: Vec<Key> = self
+            .keys(user)?
+            .into_iter()
+            .filter(|k| k.fingerprint == fingerprint || (fingerprint.len() >= 12 && k.fingerprint.starts_with(fingerprint)))
+            .collect();
+        match matches.as_slice() {
+            [k] => {
+                self.conn()?.execute("DELETE FROM keys WHERE fingerprint = ?1", params![k.fingerprint])?;
+                Ok(k.clone())
+            }
+            [] => Err(StoreError(format!("user \"{user}\" has no key {fingerprint}"))),
+            _ => Err(StoreError(format!("{fingerprint} matches several keys; give more of the fingerprint"))),
+        }
+    }
+
+    /// The user owning the key with this fingerprint.
+    pub fn user_by_key(&self, fingerprint: &str) -> Result<Option<User>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT u.name, u.role, u.locked, u.created FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
+                params![fingerprint],
+                row_user,
+            )
+            .optional()?)
+    }
+}
+
+fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(1)?;
+    Ok(User { name: r.get(0)?, role: role.parse().unwrap_or(Role::Viewer), locked: r.get(2)?, created: r.get(3)? })
+}
+
+fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {
+    Ok(Key { user: r.get(0)?, fingerprint: r.get(1)?, algorithm: r.get(2)?, comment: r.get(3)?, openssh: r.get(4)?, added: r.get(5)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF/3dAuyMeMnu4bPw7UlF36UtKWQlpslv7cRSyvUDxw+ alice@laptop";
+
+    #[test]
+    fn users_keys_and_roles_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.add_user("alice", Role::Developer).unwrap();
+        assert!(s.add_user("alice", Role::Admin).is_err());
+        assert!(s.add_user("Bad Name", Role::Admin).is_err());
+        let (k, opts) = s.add_key("alice", &format!("no-pty,command=\"x\" {KEY}")).unwrap();
+        assert!(opts);
+        assert!(k.fingerprint.starts_with("SHA256:"));
+        assert_eq!(k.comment, "alice@laptop");
+        assert_eq!(s.user_by_key(&k.fingerprint).unwrap().unwrap().name, "alice");
+        s.set_role("alice", Role::Auditor).unwrap();
+        s.set_locked("alice", true).unwrap();
+        let u = s.existing("alice").unwrap();
+        assert_eq!((u.role, u.locked), (Role::Auditor, true));
+        s.add_user("bob", Role::Viewer).unwrap();
+        assert!(s.add_key("bob", KEY).unwrap_err().0.contains("already registered"));
+        s.remove_key("alice", &k.fingerprint[..20]).unwrap();
+        assert!(s.keys("alice").unwrap().is_empty());
+        s.remove_user("alice").unwrap();
+        assert!(s.user("alice").unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_is_not_a_key() {
+        assert!(parse_key_line("hello world").is_err());
+        assert!(parse_key_line("ssh-ed25519 notbase64!").is_err());
+    }
+}
