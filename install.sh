@@ -35,6 +35,8 @@ have ps || packages+=(procps)
 have bwrap || packages+=(bubblewrap)
 have gcc || packages+=(gcc libc6-dev)
 have curl || packages+=(curl ca-certificates)
+have ssh || packages+=(openssh-client)
+have tmux || packages+=(tmux)
 if [ ${#packages[@]} -gt 0 ]; then
   if have apt-get; then
     sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

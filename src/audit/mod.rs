@@ -109,10 +109,18 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends `event`, sealed, and flushes it to disk.
+    /// Appends `event`, sealed, and flushes it to disk. Several processes may append (the
+    /// host and `cordon user ...`): an exclusive file lock orders them, and the chain's tail
+    /// is re-read from the head file under that lock.
     pub fn record(&self, event: AuditEvent) -> Result<(), String> {
         let mut guard = self.tail.lock().map_err(|_| "the audit log lock is poisoned".to_string())?;
         let (file, tail) = &mut *guard;
+        let _lock = FileLock::exclusive(file).map_err(|e| format!("locking {}: {e}", self.path.display()))?;
+        if let Some((seq, mac)) = read_head(&self.head) {
+            if seq >= tail.seq {
+                *tail = Tail { seq, mac };
+            }
+        }
         let mut obj = Map::new();
         obj.insert("seq".into(), Value::from(tail.seq + 1));
         obj.insert("time".into(), Value::from(now_rfc3339()));
@@ -132,6 +140,37 @@ impl AuditLog {
         tail.mac = mac;
         write_head(&self.head, tail.seq, &tail.mac)
     }
+}
+
+/// flock(2) held for a scope.
+struct FileLock(i32);
+
+impl FileLock {
+    fn exclusive(f: &File) -> std::io::Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: flock on an fd we hold open for the lock's lifetime.
+        while unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(FileLock(fd))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking the fd locked above.
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
+    }
+}
+
+fn read_head(head: &Path) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(head).ok()?;
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.to_string()))
 }
 
 fn seal(key: &[u8], prev: &str, body: &str) -> String {

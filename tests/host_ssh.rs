@@ -1,0 +1,301 @@
+//! The host driven the way a user drives it: OpenSSH's `ssh` client against `cordon serve`,
+//! interactive sessions inside tmux, and assertions on what the user sees.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Host {
+    data: tempfile::TempDir,
+    keys: tempfile::TempDir,
+    port: u16,
+    child: Child,
+    tmux: String,
+}
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Host {
+    fn start() -> Host {
+        let data = tempfile::tempdir().unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = data.path().join("cordon.toml");
+        let ws = data.path().join("workspaces");
+        std::fs::write(&config, format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n", ws.display()))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .arg("--data-dir")
+            .arg(data.path().join("state"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("CORDON_PROFILE_PATH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(first.contains("listening on"), "serve said: {first}");
+        std::thread::spawn(move || for _ in lines {});
+        let tmux = format!("cordon-test-{}-{port}", std::process::id());
+        Host { data, keys, port, child, tmux }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.data.path().join("state")
+    }
+
+    fn cordon(&self, args: &[&str]) -> Out {
+        output(Command::new(env!("CARGO_BIN_EXE_cordon")).arg("--data-dir").arg(self.state()).args(args))
+    }
+
+    /// A user with a fresh Ed25519 key; returns the private key's path.
+    fn user(&self, name: &str, role: &str) -> PathBuf {
+        let key = self.keygen(name);
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let out = self.cordon(&["user", "add", name, "--role", role, "--key", public.trim()]);
+        assert_eq!(out.code, 0, "{out:?}");
+        key
+    }
+
+    fn keygen(&self, name: &str) -> PathBuf {
+        let key = self.keys.path().join(name);
+        let ok = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&key).status().unwrap();
+        assert!(ok.success());
+        key
+    }
+
+    fn ssh_command(&self, key: &Path, user: &str) -> Vec<String> {
+        [
+            "ssh",
+            "-i",
+            &key.display().to_string(),
+            "-p",
+            &self.port.to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            &format!("{user}@127.0.0.1"),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn ssh(&self, key: &Path, user: &str, args: &[&str]) -> Out {
+        let argv = self.ssh_command(key, user);
+        output(Command::new(&argv[0]).args(&argv[1..]).args(args).stdin(Stdio::null()))
+    }
+
+    /// Starts `ssh -t ... args` in a tmux window named `win`.
+    fn tmux_ssh(&self, win: &str, key: &Path, user: &str, args: &str) {
+        let argv = self.ssh_command(key, user);
+        let cmd = format!("{} -t {args}", argv.join(" "));
+        let ok =
+            Command::new("tmux").args(["-L", &self.tmux, "new-session", "-d", "-s", win, "-x", "100", "-y", "30", &cmd]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    fn keys(&self, win: &str, keys: &[&str]) {
+        Command::new("tmux").args(["-L", &self.tmux, "send-keys", "-t", win]).args(keys).status().unwrap();
+    }
+
+    fn screen(&self, win: &str) -> String {
+        let o = Command::new("tmux").args(["-L", &self.tmux, "capture-pane", "-p", "-t", win]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Waits until `win` shows `text` (or fails with what it shows).
+    fn wait_for(&self, win: &str, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen(win);
+            if s.contains(text) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("window {win} never showed {text:?}; it shows:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.state().join("audit.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.tmux, "kill-server"]).stderr(Stdio::null()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn output(c: &mut Command) -> Out {
+    let o = c.output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn whoami_and_run_answer_like_ssh_does() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let out = h.ssh(&alice, "alice", &["whoami"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "alice (developer)\n"), "{out:?}");
+
+    let out = h.ssh(&alice, "alice", &["run", "--", "false"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let out = h.ssh(&alice, "alice", &["run", "--", "sh", "-c", "'echo to-stdout; echo to-stderr >&2; exit 3'"]);
+    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (3, "to-stdout\n", "to-stderr\n"), "{out:?}");
+
+    let out = h.ssh(&alice, "alice", &["run", "--", "od", "-c", "/dev/null"]);
+    assert_eq!(out.code, 126, "{out:?}");
+    assert!(out.stderr.contains("not on the exec allowlist"), "{out:?}");
+
+    let out = h.ssh(&alice, "alice", &["run", "--", "sh", "-c", "'cat /etc/shadow; env'"]);
+    assert!(!out.stdout.contains("root:") && !out.stdout.contains("CORDON"), "{out:?}");
+    assert!(h.audit_log().contains("\"event\":\"run\""), "runs are audited");
+}
+
+#[test]
+fn unknown_keys_wrong_users_and_locked_users_are_refused() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let _bob = h.user("bob", "developer");
+    let stranger = h.keygen("stranger");
+    let out = h.ssh(&stranger, "alice", &["whoami"]);
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    let out = h.ssh(&alice, "bob", &["whoami"]);
+    assert_eq!(out.code, 255, "alice's key must not log in as bob: {out:?}");
+    assert_eq!(h.cordon(&["user", "lock", "alice"]).code, 0);
+    let out = h.ssh(&alice, "alice", &["whoami"]);
+    assert_eq!(out.code, 255, "{out:?}");
+    let log = h.audit_log();
+    assert!(log.contains("unknown key") && log.contains("the user is locked") && log.contains("another user"), "{log}");
+}
+
+#[test]
+fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    h.tmux_ssh("first", &alice, "alice", "new -- bash");
+    h.wait_for("first", "#");
+    h.keys("first", &["echo hello-$((6*7))", "Enter"]);
+    h.wait_for("first", "hello-42");
+    h.keys("first", &["C-\\"]);
+    wait_until("the detach", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1"));
+    let ls = h.ssh(&alice, "alice", &["ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
+    assert_eq!(v[0]["owner"], "alice");
+    assert_eq!(v[0]["viewers"], 0, "{v}");
+
+    h.tmux_ssh("second", &alice, "alice", "attach 1");
+    let screen = h.wait_for("second", "hello-42");
+    assert!(screen.contains("echo hello-$((6*7))"), "the reattached screen shows what was there:\n{screen}");
+    h.keys("second", &["exit 7", "Enter"]);
+    wait_until("the session to end", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("no sessions"));
+    let log = h.audit_log();
+    assert!(log.contains("\"session.create\"") && log.contains("\"session.detach\"") && log.contains("\"exit_status\":7"), "{log}");
+}
+
+#[test]
+fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let carol = h.user("carol", "auditor");
+    let bob = h.user("bob", "developer");
+    h.tmux_ssh("owner", &alice, "alice", "new -- bash");
+    h.wait_for("owner", "#");
+    h.tmux_ssh("watcher", &carol, "carol", "observe 1");
+    h.keys("owner", &["echo visible-$((2+3))", "Enter"]);
+    h.wait_for("watcher", "visible-5");
+    h.keys("watcher", &["echo injected-$((4+4))", "Enter"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let owner = h.screen("owner");
+    assert!(!owner.contains("injected"), "an observer typed into the session:\n{owner}");
+
+    let out = h.ssh(&bob, "bob", &["observe", "1"]);
+    assert_eq!(out.code, 126, "{out:?}");
+    assert!(out.stderr.contains("may not observe"), "{out:?}");
+    let out = h.ssh(&carol, "carol", &["run", "--", "true"]);
+    assert_eq!(out.code, 126, "an auditor may not run commands: {out:?}");
+}
+
+#[test]
+fn kill_ends_a_session_and_its_processes() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let marker = format!("{}.{}", h.port, 1234);
+    h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
+    wait_until("the session to start", || sleeping(&marker) == 1);
+    let out = h.ssh(&alice, "alice", &["kill", "1"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "killed session 1\n"), "{out:?}");
+    wait_until("the processes to go", || sleeping(&marker) == 0);
+}
+
+#[test]
+fn no_session_process_survives_a_kill_9_of_the_host() {
+    let mut h = Host::start();
+    let alice = h.user("alice", "developer");
+    let marker = format!("{}.{}", h.port, 4321);
+    h.tmux_ssh("s", &alice, "alice", &format!(r#"new -- sh -c "'sleep {marker} & sleep {marker}'""#));
+    wait_until("the session to start", || sleeping(&marker) == 2);
+    // SAFETY: SIGKILL to our own child.
+    unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
+    let _ = h.child.wait();
+    wait_until("every session process to go", || sleeping(&marker) == 0);
+}
+
+#[test]
+fn the_audit_log_verifies_until_one_byte_changes() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    assert_eq!(h.ssh(&alice, "alice", &["whoami"]).code, 0);
+    let out = h.cordon(&["audit", "verify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("ok: "), "{out:?}");
+    let path = h.state().join("audit.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let first_line = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let pos = first_line + 1 + bytes[first_line + 1..].iter().position(|&b| b == b'e').unwrap();
+    bytes[pos] = b'E';
+    std::fs::write(&path, bytes).unwrap();
+    let out = h.cordon(&["audit", "verify"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("BROKEN at line 2"), "{out:?}");
+}
+
+/// How many `sleep MARKER` processes run on the machine (not counting command lines that
+/// merely mention them, like the ssh client's).
+fn sleeping(marker: &str) -> usize {
+    let o = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.trim() == format!("sleep {marker}")).count()
+}
