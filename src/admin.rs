@@ -117,6 +117,28 @@ pub fn user_lock(a: &Admin, name: &str, locked: bool) -> i32 {
     0
 }
 
+/// Sets a user's password from the first line of standard input (or clears it).
+pub fn user_passwd(a: &Admin, name: &str, clear: bool) -> i32 {
+    tryc!(a.store.existing(name));
+    if clear {
+        tryc!(a.store.set_password(name, None));
+        tryc!(a.record(AuditEvent::new("user.password.clear", &a.actor).with("user", name)));
+        println!("{name} has no password now");
+        return 0;
+    }
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() || line.is_empty() {
+        return fail("give the new password on standard input (one line)");
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    tryc!(crate::auth::password::check_policy(name, password));
+    let phc = tryc!(crate::auth::password::hash(password));
+    tryc!(a.store.set_password(name, Some(&phc)));
+    tryc!(a.record(AuditEvent::new("user.password.set", &a.actor).with("user", name)));
+    println!("password set for {name} (used only when ssh.password_login = true)");
+    0
+}
+
 pub fn key_add(a: &Admin, name: &str, line: &str) -> i32 {
     let (k, had_options) = tryc!(a.store.add_key(name, line));
     tryc!(a.record(

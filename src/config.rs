@@ -14,6 +14,8 @@ pub struct Config {
     pub detach_key: u8,
     pub detach_key_name: String,
     pub keepalive: Duration,
+    /// Password logins (Argon2id, lockout after repeated failures); off by default.
+    pub password_login: bool,
     pub default_profile: String,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
@@ -40,6 +42,7 @@ struct SshFile {
     listen: Option<String>,
     detach_key: Option<String>,
     keepalive: Option<String>,
+    password_login: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +110,7 @@ impl Config {
             detach_key: parse_key(&detach).map_err(|e| format!("ssh.detach_key: {e}"))?,
             detach_key_name: detach,
             keepalive: dur("ssh.keepalive", file.ssh.keepalive, "30s")?,
+            password_login: file.ssh.password_login.unwrap_or(false),
             default_profile: file.sessions.default_profile.unwrap_or_else(|| "default".into()),
             idle_timeout: dur("sessions.idle_timeout", file.sessions.idle_timeout, "30m")?,
             max_duration: dur("sessions.max_duration", file.sessions.max_duration, "8h")?,

@@ -103,6 +103,12 @@ enum UserAction {
     Remove { name: String },
     /// Change a user's role.
     Role { name: String, role: auth::Role },
+    /// Set a user's password from standard input (one line), or --clear it.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        clear: bool,
+    },
     /// Refuse a user's new logins.
     Lock { name: String },
     /// Allow a locked user again.
@@ -189,6 +195,7 @@ fn main() {
             UserAction::List { json } => admin(&|a| admin::user_list(a, json)),
             UserAction::Remove { name } => admin(&|a| admin::user_remove(a, &name)),
             UserAction::Role { name, role } => admin(&|a| admin::user_role(a, &name, role)),
+            UserAction::Passwd { name, clear } => admin(&|a| admin::user_passwd(a, &name, clear)),
             UserAction::Lock { name } => admin(&|a| admin::user_lock(a, &name, true)),
             UserAction::Unlock { name } => admin(&|a| admin::user_lock(a, &name, false)),
             UserAction::Key { action: KeyAction::Add { name, line, file } } => {

@@ -68,10 +68,14 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     let hub = Hub::new(exe, vec![dir.root.clone()], audit.clone());
     let store = Arc::new(admin.store);
     let users = store.users().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared { store, audit: audit.clone(), hub: hub.clone(), config: config.clone() });
+    let shared =
+        Arc::new(Shared { store, audit: audit.clone(), hub: hub.clone(), config: config.clone(), hashing: tokio::sync::Semaphore::new(2) });
 
     let mut methods = russh::MethodSet::empty();
     methods.push(russh::MethodKind::PublicKey);
+    if config.password_login {
+        methods.push(russh::MethodKind::Password);
+    }
     let ssh_config = Arc::new(russh::server::Config {
         methods,
         keys: vec![key],

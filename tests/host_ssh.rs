@@ -23,13 +23,21 @@ struct Out {
 
 impl Host {
     fn start() -> Host {
+        Host::start_with("")
+    }
+
+    /// A host whose configuration has `extra` appended to its [ssh] table.
+    fn start_with(extra: &str) -> Host {
         let data = tempfile::tempdir().unwrap();
         let keys = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = data.path().join("cordon.toml");
         let ws = data.path().join("workspaces");
-        std::fs::write(&config, format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n", ws.display()))
-            .unwrap();
+        std::fs::write(
+            &config,
+            format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[sessions]\nworkspace_root = \"{}\"\n", ws.display()),
+        )
+        .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
             .arg("--data-dir")
             .arg(data.path().join("state"))
@@ -298,4 +306,67 @@ fn the_audit_log_verifies_until_one_byte_changes() {
 fn sleeping(marker: &str) -> usize {
     let o = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.trim() == format!("sleep {marker}")).count()
+}
+
+/// `ssh` with a password given through SSH_ASKPASS, as a person would type it.
+fn ssh_password(h: &Host, user: &str, password: &str, args: &[&str]) -> Out {
+    let askpass = h.keys.path().join(format!("askpass-{}", password.len()));
+    std::fs::write(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n")).unwrap();
+    Command::new("chmod").arg("700").arg(&askpass).status().unwrap();
+    output(
+        Command::new("ssh")
+            .args([
+                "-p",
+                &h.port.to_string(),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1"])
+            .arg(format!("{user}@127.0.0.1"))
+            .args(args)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null()),
+    )
+}
+
+#[test]
+fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
+    let h = Host::start_with("password_login = true");
+    h.user("dave", "developer");
+    let set = |pw: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.arg("--data-dir")
+            .arg(h.state())
+            .args(["user", "passwd", "dave"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, err) = set("password123");
+    assert_eq!(code, 1, "a weak password must be refused: {err}");
+    assert!(err.contains("12 characters") || err.contains("three of"), "{err}");
+    assert_eq!(set("Tr0mbone-Garden-Lamp").0, 0);
+
+    let out = ssh_password(&h, "dave", "Tr0mbone-Garden-Lamp", &["whoami"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "dave (developer)\n"), "{out:?}");
+    for _ in 0..5 {
+        let out = ssh_password(&h, "dave", "wrong-Password-9", &["whoami"]);
+        assert_eq!(out.code, 255, "{out:?}");
+    }
+    let out = ssh_password(&h, "dave", "Tr0mbone-Garden-Lamp", &["whoami"]);
+    assert_eq!(out.code, 255, "the right password must not work during a lockout: {out:?}");
+    let log = h.audit_log();
+    assert!(log.contains("locked out after repeated failures"), "{log}");
+    assert!(!log.contains("Tr0mbone") && !log.contains("wrong-Password"), "a password reached the audit log");
 }

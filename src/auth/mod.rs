@@ -1,6 +1,8 @@
 //! Roles and what each may do: the one permission table (docs/security.md shows it). Every
 //! frontend asks [`allowed`]; none decides on its own.
 
+pub mod password;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -20,6 +20,8 @@ pub struct Shared {
     pub audit: Arc<AuditLog>,
     pub hub: Arc<Hub>,
     pub config: Config,
+    /// Bounds concurrent password hashing.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 /// Makes one [`Conn`] per TCP connection.
@@ -230,6 +232,56 @@ impl russh::server::Handler for Conn {
                         .with("fingerprint", fingerprint)
                         .with("address", self.peer.clone())
                         .with("why", why),
+                );
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if !self.shared.config.password_login {
+            return Ok(Auth::reject());
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let ip = self.peer.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_else(|| self.peer.clone());
+        let subjects = [format!("user:{user}"), format!("addr:{ip}")];
+        let store = self.shared.store.clone();
+        let locked_out = subjects.iter().any(|s| store.recent_failures(s, now).unwrap_or(0) >= crate::auth::password::MAX_FAILURES);
+        if locked_out {
+            self.audit(
+                AuditEvent::new("login.failed", user)
+                    .with("method", "password")
+                    .with("address", self.peer.clone())
+                    .with("why", "locked out after repeated failures"),
+            );
+            return Ok(Auth::reject());
+        }
+        let found = store.user(user).ok().flatten();
+        let hash = store.password(user).ok().flatten();
+        let pw = password.to_string();
+        // Argon2 costs ~20 MB and tens of milliseconds: off the async workers, a few at a time.
+        let ok = match hash {
+            Some(h) => {
+                let _permit = self.shared.hashing.acquire().await;
+                tokio::task::spawn_blocking(move || crate::auth::password::verify(&h, &pw)).await.unwrap_or(false)
+            }
+            None => false,
+        };
+        match found {
+            Some(u) if ok && !u.locked => {
+                self.audit(AuditEvent::new("login", user).with("method", "password").with("address", self.peer.clone()));
+                self.user = Some(u);
+                Ok(Auth::Accept)
+            }
+            other => {
+                let why = match other {
+                    None => "unknown user",
+                    Some(u) if u.locked && ok => "the user is locked",
+                    _ => "wrong password",
+                };
+                let _ = store.record_failure(&subjects, now);
+                self.audit(
+                    AuditEvent::new("login.failed", user).with("method", "password").with("address", self.peer.clone()).with("why", why),
                 );
                 Ok(Auth::reject())
             }

@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS users (
     locked INTEGER NOT NULL DEFAULT 0,
     created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_failures (
+    subject TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_subject ON login_failures (subject, at);
 CREATE TABLE IF NOT EXISTS keys (
     id INTEGER PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -101,6 +106,11 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        // Added after the first schema: a password hash per user (NULL: no password).
+        let has_password: bool = conn.prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password'")?.exists([])?;
+        if !has_password {
+            conn.execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
+        }
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -219,6 +229,40 @@ impl Store {
             [] => Err(StoreError(format!("user \"{user}\" has no key {fingerprint}"))),
             _ => Err(StoreError(format!("{fingerprint} matches several keys; give more of the fingerprint"))),
         }
+    }
+
+    /// Sets (or with `None` clears) a user's password hash.
+    pub fn set_password(&self, name: &str, phc: Option<&str>) -> Result<()> {
+        let n = self.conn()?.execute("UPDATE users SET password = ?2 WHERE name = ?1", params![name, phc])?;
+        if n == 0 {
+            return Err(StoreError(format!("no user \"{name}\"")));
+        }
+        Ok(())
+    }
+
+    /// A user's password hash, if they have one.
+    pub fn password(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.conn()?.query_row("SELECT password FROM users WHERE name = ?1", params![name], |r| r.get(0)).optional()?.flatten())
+    }
+
+    /// Records a failed login for each subject (`user:NAME`, `addr:IP`) and forgets
+    /// failures older than the lockout window.
+    pub fn record_failure(&self, subjects: &[String], now: i64) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("DELETE FROM login_failures WHERE at < ?1", params![now - crate::auth::password::LOCKOUT_WINDOW_SECS])?;
+        for s in subjects {
+            conn.execute("INSERT INTO login_failures (subject, at) VALUES (?1, ?2)", params![s, now])?;
+        }
+        Ok(())
+    }
+
+    /// Failures of `subject` within the lockout window.
+    pub fn recent_failures(&self, subject: &str, now: i64) -> Result<i64> {
+        Ok(self.conn()?.query_row(
+            "SELECT COUNT(*) FROM login_failures WHERE subject = ?1 AND at >= ?2",
+            params![subject, now - crate::auth::password::LOCKOUT_WINDOW_SECS],
+            |r| r.get(0),
+        )?)
     }
 
     /// The user owning the key with this fingerprint.

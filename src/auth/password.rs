@@ -1,0 +1,109 @@
+//! Passwords, for deployments that turn password login on (it is off by default):
+//! Argon2id hashes, a policy for new passwords, and lockout after repeated failures.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+/// Failed attempts allowed within [`LOCKOUT_WINDOW_SECS`] before a user or an address is
+/// locked out for the rest of the window.
+pub const MAX_FAILURES: i64 = 5;
+pub const LOCKOUT_WINDOW_SECS: i64 = 15 * 60;
+
+/// Passwords refused whatever else they satisfy (the most common ones, and variants that
+/// pass the class rules).
+const FORBIDDEN: &[&str] = &[
+    "password",
+    "password1",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword1",
+    "123456789012",
+    "qwerty123456",
+    "qwertyuiop",
+    "iloveyou",
+    "letmein",
+    "welcome",
+    "welcome1",
+    "admin123",
+    "administrator",
+    "changeme",
+    "trustno1",
+    "football",
+    "baseball",
+    "dragon",
+    "monkey",
+    "sunshine",
+    "princess",
+    "superman",
+    "starwars",
+    "whatever",
+    "correcthorsebatterystaple",
+    "p@ssw0rd123",
+    "welcome123!",
+    "admin@123",
+];
+
+/// Checks a new password against the policy: at least 12 characters, at most 1024, three
+/// of four character classes, not a common password, not containing the user name.
+pub fn check_policy(user: &str, password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < 12 {
+        return Err(format!("a password needs at least 12 characters (this one has {n})"));
+    }
+    if n > 1024 {
+        return Err("a password may have at most 1024 characters".into());
+    }
+    let classes = [
+        password.chars().any(|c| c.is_lowercase()),
+        password.chars().any(|c| c.is_uppercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_alphanumeric()),
+    ];
+    if classes.iter().filter(|&&b| b).count() < 3 {
+        return Err("a password needs three of: lowercase, uppercase, digits, symbols".into());
+    }
+    let lower = password.to_lowercase();
+    if FORBIDDEN.iter().any(|f| lower == *f || lower.trim_end_matches(|c: char| !c.is_alphanumeric()) == *f) {
+        return Err("that password is on the list of common passwords".into());
+    }
+    if !user.is_empty() && lower.contains(&user.to_lowercase()) {
+        return Err("a password must not contain the user name".into());
+    }
+    Ok(())
+}
+
+/// An Argon2id hash (PHC string) with a fresh random salt.
+pub fn hash(password: &str) -> Result<String, String> {
+    let salt = crate::secrets::random_bytes(16).map_err(|e| format!("generating a salt: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches `phc` (constant time inside argon2).
+pub fn verify(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_refuses_short_simple_common_and_named_passwords() {
+        assert!(check_policy("alice", "Short1!").is_err());
+        assert!(check_policy("alice", "alllowercaseletters").is_err());
+        assert!(check_policy("alice", "Password123!").is_err() || check_policy("alice", "P@ssw0rd123").is_err());
+        assert!(check_policy("alice", "alice-Is-Great-42").is_err());
+        assert!(check_policy("alice", "Tr0mbone-Garden-Lamp").is_ok());
+    }
+
+    #[test]
+    fn hashes_verify_only_the_right_password() {
+        let h = hash("Tr0mbone-Garden-Lamp").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify(&h, "Tr0mbone-Garden-Lamp"));
+        assert!(!verify(&h, "Tr0mbone-Garden-Lamp!"));
+        assert!(!verify("garbage", "x"));
+    }
+}
