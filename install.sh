@@ -26,7 +26,7 @@ fi
 say() { printf 'install.sh: %s\n' "$*"; }
 
 # System packages: git, python3 and procps are used by the tests (inside the sandbox, from
-# /usr/bin); bubblewrap by the start-up benchmark; tmux and openssh-client by later tests.
+# /usr/bin); openssh-client and tmux by the SSH tests; bubblewrap by the start-up benchmark.
 packages=()
 have() { command -v "$1" >/dev/null 2>&1; }
 [ -x /usr/bin/python3 ] || packages+=(python3)
@@ -67,6 +67,7 @@ install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/man/man5" "$pre
 install -m 0755 target/release/cordon "$prefix/bin/cordon"
 install -m 0644 man/cordon.1 "$prefix/share/man/man1/cordon.1"
 install -m 0644 man/cordon-profile.5 "$prefix/share/man/man5/cordon-profile.5"
+install -m 0644 man/cordon.toml.5 "$prefix/share/man/man5/cordon.toml.5"
 install -m 0644 profiles/*.toml "$prefix/share/cordon/profiles/"
 say "installed $prefix/bin/cordon"
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to your PATH" ;; esac
