@@ -21,6 +21,8 @@ pub struct Config {
     pub max_duration: Duration,
     pub workspace_root: PathBuf,
     pub max_sessions: BTreeMap<String, usize>,
+    /// Profiles each role may choose ("*": any).
+    pub profiles: BTreeMap<String, Vec<String>>,
     pub run_timeout: Duration,
     pub run_output_cap: u64,
 }
@@ -53,6 +55,7 @@ struct SessionsFile {
     max_duration: Option<String>,
     workspace_root: Option<PathBuf>,
     max_per_user: Option<BTreeMap<String, usize>>,
+    profiles: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +81,38 @@ pub fn parse_key(s: &str) -> Result<u8, String> {
 }
 
 impl Config {
+    /// Whether `role` may choose `profile`.
+    pub fn profile_allowed(&self, role: Role, profile: &str) -> Result<(), String> {
+        let list = self.profiles.get(role.name()).cloned().unwrap_or_default();
+        if list.iter().any(|p| p == "*" || p == profile) {
+            Ok(())
+        } else {
+            Err(format!(
+                "a {} may not use profile \"{profile}\" (allowed: {})",
+                role.name(),
+                if list.is_empty() { "none".to_string() } else { list.join(", ") }
+            ))
+        }
+    }
+
+    /// The workspace of `user`, or its subfolder `name` (one plain path component).
+    pub fn workspace(&self, user: &str, name: Option<&str>) -> Result<PathBuf, String> {
+        let base = self.workspace_root.join(user);
+        match name {
+            None => Ok(base),
+            Some(n)
+                if !n.is_empty()
+                    && n != "."
+                    && n != ".."
+                    && n.len() <= 64
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+            {
+                Ok(base.join(n))
+            }
+            Some(n) => Err(format!("\"{n}\" is not a workspace name (letters, digits, . _ -)")),
+        }
+    }
+
     /// Reads `path` (if given) over the defaults. `data_dir` anchors the default workspace root.
     pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, String> {
         let file: File = match path {
@@ -100,6 +135,15 @@ impl Config {
             role.parse::<Role>().map_err(|e| format!("sessions.max_per_user: {e}"))?;
             max_sessions.insert(role, n);
         }
+        let mut profiles: BTreeMap<String, Vec<String>> =
+            [("admin", vec!["*"]), ("developer", vec!["default", "claude", "readonly", "strict"]), ("auditor", vec![]), ("viewer", vec![])]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+                .collect();
+        for (role, list) in file.sessions.profiles.unwrap_or_default() {
+            role.parse::<Role>().map_err(|e| format!("sessions.profiles: {e}"))?;
+            profiles.insert(role, list);
+        }
         let workspace_root = file.sessions.workspace_root.unwrap_or_else(|| {
             // Outside the data directory, which sessions never see.
             let parent = data_dir.parent().unwrap_or(Path::new("/"));
@@ -116,6 +160,7 @@ impl Config {
             max_duration: dur("sessions.max_duration", file.sessions.max_duration, "8h")?,
             workspace_root,
             max_sessions,
+            profiles,
             run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,

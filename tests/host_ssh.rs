@@ -193,6 +193,20 @@ fn whoami_and_run_answer_like_ssh_does() {
 }
 
 #[test]
+fn profiles_and_workspaces_stay_within_what_the_role_allows() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let out = h.ssh(&alice, "alice", &["run", "--profile", "base", "--", "true"]);
+    assert_eq!(out.code, 126, "{out:?}");
+    assert!(out.stderr.contains("may not use profile \"base\""), "{out:?}");
+    let out = h.ssh(&alice, "alice", &["run", "--workspace", "proj", "--", "sh", "-c", "'echo hi > note'"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(h.data.path().join("workspaces/alice/proj/note")).unwrap(), "hi\n");
+    let out = h.ssh(&alice, "alice", &["run", "--workspace", "..", "--", "true"]);
+    assert_eq!(out.code, 126, "{out:?}");
+}
+
+#[test]
 fn unknown_keys_wrong_users_and_locked_users_are_refused() {
     let h = Host::start();
     let alice = h.user("alice", "developer");

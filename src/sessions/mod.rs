@@ -105,15 +105,8 @@ impl Session {
         self.started.elapsed()
     }
 
-    /// The current screen as bytes that reproduce it on a fresh terminal.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = b"\x1b[H\x1b[2J".to_vec();
-        out.extend(screen.screen().state_formatted().into_bytes());
-        out
-    }
-
-    /// Adds a viewer; it first receives the current screen.
+    /// Adds a viewer; it first receives the current screen. The screen lock is held until the
+    /// viewer is registered, so no output falls between the snapshot and the stream.
     pub fn attach(&self, writer: bool) -> Arc<Viewer> {
         let v = Arc::new(Viewer {
             writer,
@@ -121,9 +114,10 @@ impl Session {
             notify: tokio::sync::Notify::new(),
             gone: AtomicBool::new(false),
         });
-        let snap = self.snapshot();
-        v.push(&snap, &|| Vec::new());
+        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        v.push(&snapshot(&screen), &Vec::new);
         self.viewers.lock().unwrap_or_else(|e| e.into_inner()).push(v.clone());
+        drop(screen);
         v
     }
 
@@ -299,6 +293,13 @@ impl Hub {
     }
 }
 
+/// Bytes that redraw `screen` on a fresh terminal.
+fn snapshot(screen: &vt100::Parser) -> Vec<u8> {
+    let mut out = b"\x1b[H\x1b[2J".to_vec();
+    out.extend(screen.screen().state_formatted().into_bytes());
+    out
+}
+
 /// Reads the PTY until the command is gone, feeding the screen and the viewers.
 fn pump(s: &Arc<Session>, mut reader: File) {
     let mut buf = vec![0u8; 64 << 10];
@@ -311,10 +312,12 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             Err(_) => break,
         };
         let bytes = &buf[..n];
-        s.screen.lock().unwrap_or_else(|e| e.into_inner()).process(bytes);
+        // Screen, then viewers, under the screen lock: the order `attach` relies on.
+        let mut screen = s.screen.lock().unwrap_or_else(|e| e.into_inner());
+        screen.process(bytes);
         let viewers = s.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for v in viewers {
-            v.push(bytes, &|| s.snapshot());
+            v.push(bytes, &|| snapshot(&screen));
         }
     }
 }

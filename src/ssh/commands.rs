@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--name N] [-- CMD...], attach ID, observe ID, kill ID, run [--profile P] -- CMD...";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, kill ID, run [--profile P] [--workspace W] -- CMD...";
 
 /// Splits a command line into words: whitespace separates, '...' and "..." group, \ escapes.
 pub fn split_words(s: &str) -> Result<Vec<String>, String> {
@@ -58,6 +58,7 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
 #[derive(Default, Debug, PartialEq)]
 struct Args {
     profile: Option<String>,
+    workspace: Option<String>,
     name: String,
     json: bool,
     rest: Vec<String>,
@@ -70,6 +71,10 @@ fn parse_args(words: &[String]) -> Result<Args, String> {
         match words[i].as_str() {
             "--profile" | "-p" => {
                 a.profile = Some(words.get(i + 1).ok_or("--profile needs a name")?.clone());
+                i += 1;
+            }
+            "--workspace" | "-w" => {
+                a.workspace = Some(words.get(i + 1).ok_or("--workspace needs a name")?.clone());
                 i += 1;
             }
             "--name" => {
@@ -156,7 +161,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             };
             conn.finish(channel, session, &out, "", 0)
         }
-        "new" => conn.new_session(channel, session, args.profile.clone(), args.name.clone(), args.rest.clone()),
+        "new" => conn.new_session(channel, session, args.profile.clone(), args.workspace.as_deref(), args.name.clone(), args.rest.clone()),
         "attach" | "observe" => {
             let Some(id) = id_arg() else {
                 return conn.finish(channel, session, "", &format!("cordon: {cmd} needs a session id (see `ls`)\n"), 2);
@@ -192,7 +197,15 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             if args.rest.is_empty() {
                 return conn.finish(channel, session, "", "cordon: run needs a command: run [--profile P] -- CMD...\n", 2);
             }
-            run(conn, channel, session, &user.name, args.profile.clone(), args.rest.clone());
+            let profile = args.profile.clone().unwrap_or_else(|| conn.shared.config.default_profile.clone());
+            if let Err(e) = conn.shared.config.profile_allowed(user.role, &profile) {
+                return conn.refuse(channel, session, "run", &e);
+            }
+            let workspace = match conn.shared.config.workspace(&user.name, args.workspace.as_deref()) {
+                Ok(w) => w,
+                Err(e) => return conn.refuse(channel, session, "run", &e),
+            };
+            run(conn, channel, session, &user.name, profile, workspace, args.rest.clone());
             Ok(())
         }
         other => conn.finish(channel, session, "", &format!("cordon: unknown command \"{other}\"; commands: {USAGE}\n"), 2),
@@ -201,15 +214,22 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
 
 /// `run`: the command confined, without a terminal; stdout, stderr and the exit status go
 /// back through the channel, within the runner's time limit and output cap.
-fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, user: &str, profile: Option<String>, argv: Vec<String>) {
+#[allow(clippy::too_many_arguments)]
+fn run(
+    conn: &Conn,
+    channel: ChannelId,
+    session: &mut SshSession,
+    user: &str,
+    profile: String,
+    workspace: std::path::PathBuf,
+    argv: Vec<String>,
+) {
     let shared = conn.shared.clone();
     let handle = session.handle();
     let peer = conn.peer.clone();
     let user = user.to_string();
-    let profile = profile.unwrap_or_else(|| shared.config.default_profile.clone());
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let workspace = shared.config.workspace_root.join(&user);
         let started = Instant::now();
         let outcome = (|| -> Result<(i32, &'static str), String> {
             std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;

@@ -155,6 +155,7 @@ impl Conn {
         channel: ChannelId,
         session: &mut SshSession,
         profile: Option<String>,
+        workspace: Option<&str>,
         name: String,
         command: Vec<String>,
     ) -> Result<(), russh::Error> {
@@ -175,12 +176,19 @@ impl Conn {
             );
         }
         let profile = profile.unwrap_or_else(|| self.shared.config.default_profile.clone());
+        if let Err(e) = self.shared.config.profile_allowed(user.role, &profile) {
+            return self.refuse(channel, session, "new", &e);
+        }
+        let workspace = match self.shared.config.workspace(&user.name, workspace) {
+            Ok(w) => w,
+            Err(e) => return self.refuse(channel, session, "new", &e),
+        };
         let spec = Spec {
             owner: user.name.clone(),
             name,
             profile: profile.clone(),
             command,
-            workspace: self.shared.config.workspace_root.join(&user.name),
+            workspace,
             cols: pty.cols,
             rows: pty.rows,
             term: pty.term.clone(),
@@ -353,7 +361,7 @@ impl russh::server::Handler for Conn {
                 2,
             );
         }
-        self.new_session(channel, session, None, String::new(), Vec::new())
+        self.new_session(channel, session, None, None, String::new(), Vec::new())
     }
 
     async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
