@@ -384,3 +384,20 @@ fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
     assert!(log.contains("locked out after repeated failures"), "{log}");
     assert!(!log.contains("Tr0mbone") && !log.contains("wrong-Password"), "a password reached the audit log");
 }
+
+#[test]
+fn sigterm_ends_every_session_and_closes_the_audit_log_cleanly() {
+    let mut h = Host::start();
+    let alice = h.user("alice", "developer");
+    let marker = format!("{}.{}", h.port, 777);
+    h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
+    wait_until("the session to start", || sleeping(&marker) == 1);
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(h.child.id() as i32, libc::SIGTERM) };
+    let status = h.child.wait().unwrap();
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    wait_until("the session's processes to go", || sleeping(&marker) == 0);
+    let log = h.audit_log();
+    assert!(log.contains("\"session.end\"") && log.trim_end().lines().last().unwrap_or("").contains("\"serve.stop\""), "{log}");
+    assert_eq!(h.cordon(&["audit", "verify"]).code, 0);
+}
