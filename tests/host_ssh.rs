@@ -401,3 +401,77 @@ fn sigterm_ends_every_session_and_closes_the_audit_log_cleanly() {
     assert!(log.contains("\"session.end\"") && log.trim_end().lines().last().unwrap_or("").contains("\"serve.stop\""), "{log}");
     assert_eq!(h.cordon(&["audit", "verify"]).code, 0);
 }
+
+#[test]
+fn forwarding_requests_are_refused_and_audited() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let mut argv = h.ssh_command(&alice, "alice");
+    argv.splice(1..1, ["-A", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"].map(String::from));
+    let out = output(Command::new(&argv[0]).args(&argv[1..]).arg("whoami").stdin(Stdio::null()));
+    assert_ne!(out.code, 0, "a remote forward must fail: {out:?}");
+    let log = h.audit_log();
+    assert!(log.contains("remote port forwarding"), "{log}");
+}
+
+#[test]
+fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
+    let mut h = Host::start();
+    let alice = h.user("alice", "developer");
+    let carol = h.user("carol", "auditor");
+    let ws = h.data.path().join("workspaces/alice");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("flood.sh"), "sleep 2\nhead -c 60000000 /dev/zero\necho DONE-$((1+1))\nsleep 30\n").unwrap();
+
+    // The owner reads everything, as fast as ssh delivers it.
+    let mut argv = h.ssh_command(&alice, "alice");
+    argv.insert(1, "-tt".into());
+    let mut owner = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["new", "--", "sh", "flood.sh"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = owner.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut tail: Vec<u8> = Vec::new();
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&buf[..n]);
+            if tail.windows(6).any(|w| w == b"DONE-2") {
+                let _ = tx.send(());
+                break;
+            }
+            let keep = tail.len().saturating_sub(16);
+            tail.drain(..keep);
+        }
+    });
+    wait_until("the session", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1"));
+
+    // The observer never reads: its ssh client's window fills and everything backs up.
+    let mut argv = h.ssh_command(&carol, "carol");
+    argv.insert(1, "-tt".into());
+    let mut stalled =
+        Command::new(&argv[0]).args(&argv[1..]).args(["observe", "1"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+
+    let start = Instant::now();
+    rx.recv_timeout(Duration::from_secs(60)).expect("the owner saw the end of the output");
+    let took = start.elapsed();
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", h.child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    assert!(rss_kib < 200 * 1024, "the host grew to {rss_kib} KiB with a stalled viewer");
+    assert!(took < Duration::from_secs(45), "the session was held back by the stalled viewer: {took:?}");
+    let _ = stalled.kill();
+    let _ = owner.kill();
+    let _ = stalled.wait();
+    let _ = owner.wait();
+    let _ = h.child.kill();
+}
