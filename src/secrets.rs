@@ -44,17 +44,22 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = random_bytes(32).map_err(|e| format!("generating a key: {e}"))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("creating {}: {e}", path.display()))?;
-            f.write_all(&key).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            write_private(path, &key)?;
             Ok(key)
         }
         Err(e) => Err(format!("reading {}: {e}", path.display())),
     }
+}
+
+/// Creates `path` (which must not exist) with mode 0600 and `bytes`, synced to disk.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// Lowercase hex.

@@ -10,7 +10,6 @@ use crate::ssh::{Server, Shared};
 use russh::keys::PrivateKey;
 use russh::server::Server as _;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,13 +33,7 @@ pub fn host_key(path: &Path) -> Result<PrivateKey, String> {
     let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
     let key = PrivateKey::from(pair);
     let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| format!("encoding the host key: {e}"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    crate::secrets::write_private(path, text.as_bytes())?;
     Ok(key)
 }
 
