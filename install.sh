@@ -26,7 +26,8 @@ fi
 say() { printf 'install.sh: %s\n' "$*"; }
 
 # System packages: git, python3 and procps are used by the tests (inside the sandbox, from
-# /usr/bin); openssh-client and tmux by the SSH tests; bubblewrap by the start-up benchmark.
+# /usr/bin); openssh-client and tmux by the SSH tests; asciinema to check exports;
+# bubblewrap by the start-up benchmark.
 packages=()
 have() { command -v "$1" >/dev/null 2>&1; }
 [ -x /usr/bin/python3 ] || packages+=(python3)
@@ -37,6 +38,7 @@ have gcc || packages+=(gcc libc6-dev)
 have curl || packages+=(curl ca-certificates)
 have ssh || packages+=(openssh-client)
 have tmux || packages+=(tmux)
+have asciinema || packages+=(asciinema)
 if [ ${#packages[@]} -gt 0 ]; then
   if have apt-get; then
     sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -10,6 +10,7 @@ use std::io::Write;
 
 /// The state an administrative command works on.
 pub struct Admin {
+    pub dir: DataDir,
     pub store: Store,
     pub audit: AuditLog,
     /// `local:<account>`: who is at the keyboard.
@@ -22,7 +23,7 @@ impl Admin {
         let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
         let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
         let audit = AuditLog::open(&dir.audit_log(), key)?;
-        Ok(Admin { store, audit, actor: format!("local:{}", local_account()) })
+        Ok(Admin { dir, store, audit, actor: format!("local:{}", local_account()) })
     }
 
     fn record(&self, event: AuditEvent) -> Result<(), String> {

@@ -24,6 +24,9 @@ pub struct Config {
     /// Profiles each role may choose ("*": any).
     pub profiles: BTreeMap<String, Vec<String>>,
     pub run_timeout: Duration,
+    /// Where recordings are written (default: `<data dir>/recordings`).
+    pub recordings_dir: Option<PathBuf>,
+    pub recording_policy: crate::record::FailurePolicy,
     pub run_output_cap: u64,
 }
 
@@ -36,6 +39,15 @@ struct File {
     sessions: SessionsFile,
     #[serde(default)]
     runner: RunnerFile,
+    #[serde(default)]
+    recordings: RecordingsFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RecordingsFile {
+    dir: Option<PathBuf>,
+    policy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -162,6 +174,12 @@ impl Config {
             max_sessions,
             profiles,
             run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
+            recordings_dir: file.recordings.dir,
+            recording_policy: match file.recordings.policy.as_deref().unwrap_or("strict") {
+                "strict" => crate::record::FailurePolicy::Strict,
+                "best-effort" => crate::record::FailurePolicy::BestEffort,
+                other => return Err(format!("recordings.policy: \"{other}\" is not a policy (strict, best-effort)")),
+            },
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,
         })

@@ -7,6 +7,7 @@ mod auth;
 mod commands;
 mod config;
 mod paths;
+mod record;
 mod secrets;
 mod serve;
 mod sessions;
@@ -68,6 +69,11 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Session recordings: list, inspect, verify, export.
+    Rec {
+        #[command(subcommand)]
+        action: RecAction,
     },
     /// The tamper-evident audit log.
     Audit {
@@ -138,6 +144,36 @@ enum KeyAction {
     },
     /// Remove a key by fingerprint (SHA256:..., or a unique prefix of at least 12 characters).
     Remove { name: String, fingerprint: String },
+}
+
+#[derive(Subcommand)]
+enum RecAction {
+    /// List recordings, newest first.
+    Ls {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A recording's catalog entry and its verification.
+    Info { id: String },
+    /// Check recordings: complete, interrupted (the host stopped), or damaged (with where).
+    Verify {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Export a recording: asciicast-v2 or asciicast-v3 (for asciinema), or --raw output bytes.
+    Export {
+        id: String,
+        #[arg(long, default_value = "asciicast-v2")]
+        format: String,
+        /// The exact bytes the session wrote.
+        #[arg(long)]
+        raw: bool,
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +253,22 @@ fn main() {
             }
             UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
             UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
+        },
+        Some(Command::Rec { action }) => match action {
+            RecAction::Ls { user, json } => admin(&|a| record::cli::ls(a, user.as_deref(), json)),
+            RecAction::Info { id } => admin(&|a| record::cli::info(a, &id)),
+            RecAction::Verify { id, all } => {
+                if id.is_none() && !all {
+                    eprintln!("cordon: give a recording id or --all");
+                    2
+                } else {
+                    admin(&|a| record::cli::verify(a, id.as_deref()))
+                }
+            }
+            RecAction::Export { id, format, raw, output } => {
+                let fmt = if raw { "raw".to_string() } else { format };
+                admin(&|a| record::cli::export(a, &id, &fmt, output.as_deref()))
+            }
         },
         Some(Command::Audit { action: AuditAction::Verify }) => admin::audit_verify(&dir),
         Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => admin::audit_tail(&dir, lines, follow, json),

@@ -58,8 +58,13 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
     std::fs::create_dir_all(&config.workspace_root).map_err(|e| format!("creating {}: {e}", config.workspace_root.display()))?;
     let audit = Arc::new(admin.audit);
-    let hub = Hub::new(exe, vec![dir.root.clone()], audit.clone());
     let store = Arc::new(admin.store);
+    let recorder = Arc::new(crate::record::Recorder::new(
+        config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+        crate::record::master_key(&dir)?,
+        config.recording_policy,
+    )?);
+    let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
     let users = store.users().map_err(|e| e.to_string())?;
     let shared =
         Arc::new(Shared { store, audit: audit.clone(), hub: hub.clone(), config: config.clone(), hashing: tokio::sync::Semaphore::new(2) });

@@ -35,7 +35,7 @@ impl Host {
         let ws = data.path().join("workspaces");
         std::fs::write(
             &config,
-            format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[sessions]\nworkspace_root = \"{}\"\n", ws.display()),
+            format!("[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n", ws.display()),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
@@ -474,4 +474,120 @@ fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
     let _ = stalled.wait();
     let _ = owner.wait();
     let _ = h.child.kill();
+}
+
+// Recordings.
+
+/// Runs `new -- sh -c SCRIPT` without a terminal of our own and waits for the session to end.
+fn session(h: &Host, key: &Path, user: &str, script: &str) -> Out {
+    let mut argv = h.ssh_command(key, user);
+    argv.insert(1, "-tt".into());
+    output(Command::new(&argv[0]).args(&argv[1..]).args(["new", "--", "sh", "-c", &format!("'{script}'")]).stdin(Stdio::null()))
+}
+
+fn recordings(h: &Host) -> Vec<serde_json::Value> {
+    let out = h.cordon(&["rec", "ls", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out.stdout).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+}
+
+#[test]
+fn sessions_are_recorded_and_exported_for_asciinema() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let out = session(&h, &alice, "alice", "echo snow-☃-$((40+2)); exit 3");
+    assert_eq!(out.code, 3, "{out:?}");
+    let recs = recordings(&h);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["state"], "complete");
+    let id = recs[0]["id"].as_str().unwrap().to_string();
+
+    let raw = h.cordon(&["rec", "export", &id, "--raw"]);
+    assert!(raw.stdout.contains("snow-☃-42\r\n"), "{raw:?}");
+    let cast = h.data.path().join("s.cast");
+    assert_eq!(h.cordon(&["rec", "export", &id, "--format", "asciicast-v2", "-o", cast.to_str().unwrap()]).code, 0);
+    let played = output(Command::new("script").args(["-qec", &format!("asciinema cat {}", cast.display()), "/dev/null"]));
+    assert!(played.stdout.contains("snow-☃-42"), "asciinema cat: {played:?}");
+    let v3 = h.cordon(&["rec", "export", &id, "--format", "asciicast-v3"]);
+    assert!(v3.stdout.starts_with("{") && v3.stdout.lines().next().unwrap().contains("\"version\":3"), "{v3:?}");
+    assert!(v3.stdout.lines().last().unwrap().contains("\"x\",\"3\""), "v3 ends with the exit status: {v3:?}");
+
+    let verify = h.cordon(&["rec", "verify", "--all"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(h.audit_log().contains("\"recording.export\""), "exports are audited");
+}
+
+#[test]
+fn a_changed_byte_in_a_recording_is_reported_with_its_position() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    session(&h, &alice, "alice", "echo something worth keeping");
+    let recs = recordings(&h);
+    let path = recs[0]["path"].as_str().unwrap().to_string();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let out = h.cordon(&["rec", "verify", recs[0]["id"].as_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("DAMAGED: chunk") && out.stdout.contains("at byte"), "{out:?}");
+}
+
+#[test]
+fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
+    let mut h = Host::start();
+    let alice = h.user("alice", "developer");
+    let mut argv = h.ssh_command(&alice, "alice");
+    argv.insert(1, "-tt".into());
+    let mut client = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["new", "--", "sh", "-c", "'echo before-$((1+1))-kill; sleep 60'"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the recording", || recordings(&h).len() == 1);
+    std::thread::sleep(Duration::from_millis(1600));
+    // SAFETY: SIGKILL to our own child.
+    unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
+    let _ = h.child.wait();
+    let _ = client.kill();
+    let _ = client.wait();
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let out = h.cordon(&["rec", "verify", &id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("interrupted"), "{out:?}");
+    let raw = h.cordon(&["rec", "export", &id, "--raw"]);
+    assert!(raw.stdout.contains("before-2-kill"), "{raw:?}");
+}
+
+#[test]
+fn a_full_disk_ends_the_session_under_the_strict_policy() {
+    let data = tempfile::tempdir().unwrap();
+    let recs = data.path().join("recs");
+    std::fs::create_dir_all(&recs).unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&recs).status().map(|s| s.success()).unwrap_or(false);
+    if !mounted {
+        eprintln!("cannot mount a small tmpfs here (not root?); skipping");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(recs.clone());
+    let h = Host::start_with(&format!("[recordings]\ndir = \"{}\"\npolicy = \"strict\"", recs.display()));
+    let alice = h.user("alice", "developer");
+    let start = Instant::now();
+    let out = session(&h, &alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED; sleep 20");
+    assert!(start.elapsed() < Duration::from_secs(15), "the session went on after the recording failed");
+    assert!(
+        out.stdout.contains("the recording cannot be written"),
+        "the user is told: {:?}",
+        &out.stdout[out.stdout.len().saturating_sub(300)..]
+    );
+    assert!(!out.stdout.contains("SURVIVED"));
+    assert!(h.audit_log().contains("\"recording.failed\""));
 }

@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditLog};
+use crate::record::format::{self as recfmt, Writer};
+use crate::record::{FailurePolicy, Recorder};
+use crate::store::{RecordingEntry, Store};
 
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
@@ -85,6 +88,18 @@ pub struct Session {
     viewers: Mutex<Vec<Arc<Viewer>>>,
     exit: Mutex<Option<i32>>,
     last_activity: Mutex<Instant>,
+    recording: Mutex<Recording>,
+    hub_audit: Arc<AuditLog>,
+}
+
+/// A session's recording, owned by the session.
+struct Recording {
+    id: String,
+    writer: Option<Writer>,
+    policy: FailurePolicy,
+    /// Since when writes fail (best-effort: the gap is marked when writing works again).
+    failing: Option<(Instant, String)>,
+    failed: bool,
 }
 
 impl Session {
@@ -126,6 +141,67 @@ impl Session {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner()).retain(|v| !Arc::ptr_eq(v, viewer));
     }
 
+    /// The recording's id.
+    pub fn recording_id(&self) -> String {
+        self.recording.lock().map(|r| r.id.clone()).unwrap_or_default()
+    }
+
+    /// Records an event, applying the failure policy. Returns false when the session must
+    /// end (strict policy and the recording cannot be written).
+    fn record(&self, kind: u8, data: &[u8]) -> bool {
+        let mut r = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+        let r = &mut *r;
+        let Some(w) = r.writer.as_mut() else { return !r.failed };
+        if let Some((since, why)) = r.failing.clone() {
+            let note = format!("recording failed for {:.1} s: {why}", since.elapsed().as_secs_f64());
+            if w.event(recfmt::GAP, note.as_bytes()).is_ok() {
+                r.failing = None;
+                let _ = self.hub_audit.record(
+                    AuditEvent::new("recording.resumed", "cordon")
+                        .with("session", self.id)
+                        .with("recording", r.id.clone())
+                        .with("gap", note),
+                );
+            }
+        }
+        let result = if kind == 0 { w.tick() } else { w.event(kind, data) };
+        match result {
+            Ok(()) => true,
+            Err(e) => match r.policy {
+                FailurePolicy::Strict => {
+                    r.failed = true;
+                    r.writer = None;
+                    let _ = self.hub_audit.record(
+                        AuditEvent::new("recording.failed", "cordon")
+                            .with("session", self.id)
+                            .with("recording", r.id.clone())
+                            .with("error", e.clone())
+                            .with("policy", "strict"),
+                    );
+                    let msg = format!("\r\n[cordon: the recording cannot be written ({e}); policy \"strict\" ends the session]\r\n");
+                    for v in self.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        v.push(msg.as_bytes(), &Vec::new);
+                    }
+                    false
+                }
+                FailurePolicy::BestEffort => {
+                    w.discard_pending();
+                    if r.failing.is_none() {
+                        let _ = self.hub_audit.record(
+                            AuditEvent::new("recording.gap", "cordon")
+                                .with("session", self.id)
+                                .with("recording", r.id.clone())
+                                .with("error", e.clone())
+                                .with("policy", "best-effort"),
+                        );
+                        r.failing = Some((Instant::now(), e));
+                    }
+                    true
+                }
+            },
+        }
+    }
+
     /// Input from a client allowed to type.
     pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -137,6 +213,9 @@ impl Session {
         // SAFETY: TIOCSWINSZ with a valid winsize on our master fd.
         unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         self.screen.lock().unwrap_or_else(|e| e.into_inner()).screen_mut().set_size(nz(rows), nz(cols));
+        if !self.record(recfmt::RESIZE, format!("{cols}x{rows}").as_bytes()) {
+            self.kill();
+        }
     }
 
     /// Ends the session: its whole process tree is killed (the sandbox's init takes every
@@ -156,10 +235,12 @@ pub struct Hub {
     /// Paths every session must not see (the data directory).
     hide: Vec<PathBuf>,
     audit: Arc<AuditLog>,
+    recorder: Arc<Recorder>,
+    store: Arc<Store>,
 }
 
 impl Hub {
-    pub fn new(exe: PathBuf, hide: Vec<PathBuf>, audit: Arc<AuditLog>) -> Arc<Hub> {
+    pub fn new(exe: PathBuf, hide: Vec<PathBuf>, audit: Arc<AuditLog>, recorder: Arc<Recorder>, store: Arc<Store>) -> Arc<Hub> {
         Arc::new(Hub {
             sessions: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -167,6 +248,8 @@ impl Hub {
             exe,
             hide,
             audit,
+            recorder,
+            store,
         })
     }
 
@@ -211,6 +294,27 @@ impl Hub {
     /// Starts a session in a new PTY.
     pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, String> {
         std::fs::create_dir_all(&spec.workspace).map_err(|e| format!("creating the workspace {}: {e}", spec.workspace.display()))?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        // The recording exists before the command does, so it holds the first byte. A
+        // recording that cannot start stops the session from starting, whatever the policy.
+        let (header, rec_path, writer) =
+            self.recorder.start(id, &spec).map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
+        self.store
+            .add_recording(&RecordingEntry {
+                id: header.id.clone(),
+                session: id as i64,
+                user: spec.owner.clone(),
+                profile: spec.profile.clone(),
+                command: spec.command.join(" "),
+                started: crate::audit::now_rfc3339(),
+                ended: None,
+                exit_status: None,
+                state: "recording".into(),
+                path: rec_path.display().to_string(),
+                bytes: writer.bytes as i64,
+                key_id: header.key_id.clone(),
+            })
+            .map_err(|e| format!("cataloguing the recording: {e}"))?;
         let (master, slave) = open_pty(spec.cols, spec.rows)?;
         let mut cmd = self.sandbox_command(&spec.profile, &spec.workspace, &spec.command, &spec.term);
         let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| format!("duplicating the terminal: {e}"));
@@ -227,7 +331,6 @@ impl Hub {
         }
         let mut child = self.spawner.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
         drop(slave);
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let reader = master.try_clone().map_err(|e| format!("duplicating the terminal: {e}"))?;
         let session = Arc::new(Session {
             id,
@@ -243,6 +346,14 @@ impl Hub {
             viewers: Mutex::new(Vec::new()),
             exit: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
+            recording: Mutex::new(Recording {
+                id: header.id.clone(),
+                writer: Some(writer),
+                policy: self.recorder.policy,
+                failing: None,
+                failed: false,
+            }),
+            hub_audit: self.audit.clone(),
         });
         self.sessions.lock().map_err(|_| "session table poisoned".to_string())?.insert(id, session.clone());
         let hub = self.clone();
@@ -257,6 +368,18 @@ impl Hub {
                     Ok(st) => st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
                     Err(_) => 255,
                 };
+                let (state, bytes) = {
+                    let mut r = s.recording.lock().unwrap_or_else(|e| e.into_inner());
+                    let r = &mut *r;
+                    match r.writer.as_mut() {
+                        Some(w) => {
+                            let done = w.event(recfmt::EXIT, code.to_string().as_bytes()).and_then(|_| w.finish());
+                            (if done.is_ok() { "complete" } else { "failed" }, w.bytes as i64)
+                        }
+                        None => ("failed", 0),
+                    }
+                };
+                let _ = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes);
                 *s.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
                 hub.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
                 let _ = hub.audit.record(AuditEvent::new("session.end", s.owner.clone()).with("session", s.id).with("exit_status", code));
@@ -304,6 +427,16 @@ fn snapshot(screen: &vt100::Parser) -> Vec<u8> {
 fn pump(s: &Arc<Session>, mut reader: File) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
+        // Wake at least twice a second so the recording seals a chunk every second.
+        let mut pfd = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 500) };
+        if ready == 0 {
+            if !s.record(0, &[]) {
+                s.kill();
+            }
+            continue;
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -312,6 +445,9 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             Err(_) => break,
         };
         let bytes = &buf[..n];
+        if !s.record(recfmt::OUTPUT, bytes) {
+            s.kill();
+        }
         // Screen, then viewers, under the screen lock: the order `attach` relies on.
         let mut screen = s.screen.lock().unwrap_or_else(|e| e.into_inner());
         screen.process(bytes);

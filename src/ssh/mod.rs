@@ -321,8 +321,9 @@ impl russh::server::Handler for Conn {
             channel,
             PtyInfo {
                 term: term.chars().filter(|c| c.is_ascii_graphic()).take(64).collect(),
-                cols: cols.clamp(1, 1000) as u16,
-                rows: rows.clamp(1, 1000) as u16,
+                // A client without a terminal of its own (`ssh -tt` from a pipe) sends 0x0.
+                cols: if cols == 0 { 80 } else { cols.min(1000) as u16 },
+                rows: if rows == 0 { 24 } else { rows.min(1000) as u16 },
             },
         );
         session.channel_success(channel)?;
@@ -338,7 +339,10 @@ impl russh::server::Handler for Conn {
         _ph: u32,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        let (cols, rows) = (cols.clamp(1, 1000) as u16, rows.clamp(1, 1000) as u16);
+        if cols == 0 || rows == 0 {
+            return Ok(());
+        }
+        let (cols, rows) = (cols.min(1000) as u16, rows.min(1000) as u16);
         if let Some(p) = self.ptys.get_mut(&channel) {
             p.cols = cols;
             p.rows = rows;
@@ -389,8 +393,8 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
-    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
-        self.detach(channel);
+    /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`).
+    async fn channel_eof(&mut self, _channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
         Ok(())
     }
 

@@ -29,6 +29,24 @@ pub struct Key {
     pub added: String,
 }
 
+/// A recording in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordingEntry {
+    pub id: String,
+    pub session: i64,
+    pub user: String,
+    pub profile: String,
+    pub command: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub exit_status: Option<i64>,
+    /// recording, complete, or failed.
+    pub state: String,
+    pub path: String,
+    pub bytes: i64,
+    pub key_id: String,
+}
+
 /// What went wrong, in words for the person at the command line.
 #[derive(Debug)]
 pub struct StoreError(pub String);
@@ -59,6 +77,20 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL CHECK (role IN ('admin', 'developer', 'auditor', 'viewer')),
     locked INTEGER NOT NULL DEFAULT 0,
     created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY,
+    session INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    exit_status INTEGER,
+    state TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    key_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     subject TEXT NOT NULL,
@@ -265,6 +297,43 @@ impl Store {
         )?)
     }
 
+    pub fn add_recording(&self, r: &RecordingEntry) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO recordings (id, session, user, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![r.id, r.session, r.user, r.profile, r.command, r.started, r.state, r.path, r.bytes, r.key_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn end_recording(&self, id: &str, exit_status: Option<i64>, state: &str, bytes: i64) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE recordings SET ended = ?2, exit_status = ?3, state = ?4, bytes = ?5 WHERE id = ?1",
+            params![id, crate::audit::now_rfc3339(), exit_status, state, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Recordings, newest first, optionally of one user.
+    pub fn recordings(&self, user: Option<&str>) -> Result<Vec<RecordingEntry>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(
+            "SELECT id, session, user, profile, command, started, ended, exit_status, state, path, bytes, key_id FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
+        )?;
+        let rows = st.query_map(params![user], row_recording)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A recording by id (or a unique prefix of at least 4 characters).
+    pub fn recording(&self, id: &str) -> Result<RecordingEntry> {
+        let all = self.recordings(None)?;
+        let mut found = all.into_iter().filter(|r| r.id == id || (id.len() >= 4 && r.id.starts_with(id)));
+        match (found.next(), found.next()) {
+            (Some(r), None) => Ok(r),
+            (None, _) => Err(StoreError(format!("no recording {id}"))),
+            _ => Err(StoreError(format!("{id} matches several recordings; give more of the id"))),
+        }
+    }
+
     /// The user owning the key with this fingerprint.
     pub fn user_by_key(&self, fingerprint: &str) -> Result<Option<User>> {
         Ok(self
@@ -281,6 +350,23 @@ impl Store {
 fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(1)?;
     Ok(User { name: r.get(0)?, role: role.parse().unwrap_or(Role::Viewer), locked: r.get(2)?, created: r.get(3)? })
+}
+
+fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
+    Ok(RecordingEntry {
+        id: r.get(0)?,
+        session: r.get(1)?,
+        user: r.get(2)?,
+        profile: r.get(3)?,
+        command: r.get(4)?,
+        started: r.get(5)?,
+        ended: r.get(6)?,
+        exit_status: r.get(7)?,
+        state: r.get(8)?,
+        path: r.get(9)?,
+        bytes: r.get(10)?,
+        key_id: r.get(11)?,
+    })
 }
 
 fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {

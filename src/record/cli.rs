@@ -1,0 +1,121 @@
+//! `cordon rec ...`: the recording catalog from the host's shell. Every read of a
+//! recording's content is audited.
+
+use super::format;
+use crate::admin::Admin;
+use crate::audit::AuditEvent;
+use crate::store::RecordingEntry;
+use std::io::Write;
+use std::path::Path;
+
+fn fail(e: impl std::fmt::Display) -> i32 {
+    eprintln!("cordon: {e}");
+    1
+}
+
+fn master(a: &Admin) -> Result<Vec<u8>, String> {
+    super::master_key(&a.dir)
+}
+
+pub fn ls(a: &Admin, user: Option<&str>, json: bool) -> i32 {
+    let list = match a.store.recordings(user) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        return 0;
+    }
+    if list.is_empty() {
+        println!("no recordings");
+        return 0;
+    }
+    println!("{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} command", "id", "sess", "user", "profile", "state", "bytes", "started");
+    for r in list {
+        println!(
+            "{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} {}",
+            r.id, r.session, r.user, r.profile, r.state, r.bytes, r.started, r.command
+        );
+    }
+    0
+}
+
+fn verdict_of(a: &Admin, r: &RecordingEntry) -> Result<String, String> {
+    let key = master(a)?;
+    // A recording the host finished sealing must be complete; one still "recording" in
+    // the catalog whose host is gone was interrupted.
+    super::verdict(Path::new(&r.path), &key, r.state == "complete")
+}
+
+pub fn info(a: &Admin, id: &str) -> i32 {
+    let r = match a.store.recording(id) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    match verdict_of(a, &r) {
+        Ok(v) => println!("{v}"),
+        Err(v) => println!("{v}"),
+    }
+    0
+}
+
+/// Exit 0 when every recording checked is whole (complete or interrupted), 1 otherwise.
+pub fn verify(a: &Admin, id: Option<&str>) -> i32 {
+    let list = match id {
+        Some(id) => match a.store.recording(id) {
+            Ok(r) => vec![r],
+            Err(e) => return fail(e),
+        },
+        None => match a.store.recordings(None) {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        },
+    };
+    let mut bad = 0;
+    for r in &list {
+        match verdict_of(a, r) {
+            Ok(v) => println!("{} {v}", r.id),
+            Err(v) => {
+                bad += 1;
+                println!("{} {v}", r.id);
+            }
+        }
+    }
+    let _ = a.audit.record(AuditEvent::new("recording.verify", &a.actor).with("count", list.len()).with("damaged", bad));
+    i32::from(bad > 0)
+}
+
+pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
+    let r = match a.store.recording(id) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let key = match master(a) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
+    let rec = match format::read(Path::new(&r.path), &key) {
+        Ok(rec) => rec,
+        Err(d) => return fail(format!("recording {} is damaged: {d}", r.id)),
+    };
+    let bytes = match fmt {
+        "raw" => super::raw(&rec),
+        "asciicast-v2" => super::asciicast(&rec, 2).into_bytes(),
+        "asciicast-v3" => super::asciicast(&rec, 3).into_bytes(),
+        other => return fail(format!("unknown format \"{other}\" (asciicast-v2, asciicast-v3, raw)")),
+    };
+    if let Err(e) =
+        a.audit.record(AuditEvent::new("recording.export", &a.actor).with("recording", r.id.clone()).with("format", fmt.to_string()))
+    {
+        return fail(e);
+    }
+    let written = match out {
+        Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("writing {}: {e}", p.display())),
+        None => std::io::stdout().write_all(&bytes).map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,445 @@
+//! The recording container, byte for byte in docs/recording-format.md: a header bound as
+//! associated data, then AES-256-GCM chunks whose nonce is a chunk counter plus a last-chunk
+//! flag (age's STREAM construction), so that tampering, reordering and truncation are each
+//! detected. Each chunk holds a deflate-compressed batch of events.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+pub const MAGIC: &[u8; 8] = b"CORDREC\x01";
+const INFO: &[u8] = b"cordon recording v1";
+/// Events are sealed at the latest when this much is pending.
+const CHUNK_TARGET: usize = 256 << 10;
+/// A chunk larger than this is not believed (a corrupt length field).
+const CHUNK_MAX: u32 = 16 << 20;
+
+/// What a recording says about itself, in the clear but authenticated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Header {
+    pub id: String,
+    pub session: u64,
+    pub user: String,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: String,
+    /// Unix seconds when recording started.
+    pub started: u64,
+    /// Which master key: the first 8 hex digits of its SHA-256.
+    pub key_id: String,
+    /// HKDF salt, hex.
+    pub salt: String,
+}
+
+/// One event: microseconds since the recording began, a kind, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub at_us: u64,
+    pub kind: u8,
+    pub data: Vec<u8>,
+}
+
+/// Event kinds.
+pub const OUTPUT: u8 = b'o';
+pub const INPUT: u8 = b'i';
+pub const RESIZE: u8 = b'r';
+pub const MARKER: u8 = b'm';
+pub const EXIT: u8 = b'x';
+/// Recording was interrupted for a while (best-effort policy); data says why.
+pub const GAP: u8 = b'g';
+
+/// The id of a master key.
+pub fn key_id(master: &[u8]) -> String {
+    crate::secrets::hex(&Sha256::digest(master)[..4])
+}
+
+fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, String> {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), master);
+    let mut key = [0u8; 32];
+    hk.expand(INFO, &mut key).map_err(|_| "key derivation failed".to_string())?;
+    Aes256Gcm::new_from_slice(&key).map_err(|_| "bad key length".to_string())
+}
+
+fn nonce(counter: u64, last: bool) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[3..11].copy_from_slice(&counter.to_be_bytes());
+    n[11] = u8::from(last);
+    n
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Writes a recording. Not thread-safe: one session's reader thread owns it.
+pub struct Writer {
+    file: File,
+    cipher: Aes256Gcm,
+    aad: [u8; 32],
+    counter: u64,
+    pending: Vec<u8>,
+    started: Instant,
+    last_us: u64,
+    last_seal: Instant,
+    finished: bool,
+    /// Bytes written to disk so far.
+    pub bytes: u64,
+}
+
+impl Writer {
+    /// Creates `path` (mode 0600) and writes the header.
+    pub fn create(path: &Path, header: &Header, master: &[u8]) -> Result<Writer, String> {
+        let salt = hex_decode(&header.salt).ok_or("bad salt")?;
+        let cipher = cipher(master, &salt)?;
+        let json = serde_json::to_vec(header).map_err(|e| e.to_string())?;
+        let mut head = MAGIC.to_vec();
+        head.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        head.extend_from_slice(&json);
+        let aad: [u8; 32] = Sha256::digest(&head).into();
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        file.write_all(&head).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(Writer {
+            file,
+            cipher,
+            aad,
+            counter: 0,
+            pending: Vec::new(),
+            started: Instant::now(),
+            last_us: 0,
+            last_seal: Instant::now(),
+            finished: false,
+            bytes: head.len() as u64,
+        })
+    }
+
+    /// Adds an event stamped now.
+    pub fn event(&mut self, kind: u8, data: &[u8]) -> Result<(), String> {
+        let at = self.started.elapsed().as_micros() as u64;
+        self.event_at(at, kind, data)
+    }
+
+    fn event_at(&mut self, at_us: u64, kind: u8, data: &[u8]) -> Result<(), String> {
+        let at_us = at_us.max(self.last_us);
+        self.pending.push(kind);
+        put_varint(&mut self.pending, at_us - self.last_us);
+        put_varint(&mut self.pending, data.len() as u64);
+        self.pending.extend_from_slice(data);
+        self.last_us = at_us;
+        if self.pending.len() >= CHUNK_TARGET {
+            self.seal(false)?;
+        }
+        Ok(())
+    }
+
+    /// Seals pending events if the last seal is a second old (crash safety).
+    pub fn tick(&mut self) -> Result<(), String> {
+        if !self.pending.is_empty() && self.last_seal.elapsed().as_millis() >= 1000 {
+            self.seal(false)?;
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self, last: bool) -> Result<(), String> {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&self.pending).map_err(|e| e.to_string())?;
+        let plain = z.finish().map_err(|e| e.to_string())?;
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce(self.counter, last)), Payload { msg: &plain, aad: &self.aad })
+            .map_err(|_| "encryption failed".to_string())?;
+        let mut out = (sealed.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&sealed);
+        self.file.write_all(&out).and_then(|_| self.file.sync_data()).map_err(|e| format!("writing the recording: {e}"))?;
+        self.bytes += out.len() as u64;
+        self.counter += 1;
+        self.pending.clear();
+        self.last_seal = Instant::now();
+        Ok(())
+    }
+
+    /// Forgets events not yet sealed (after a failed write, under the best-effort policy).
+    pub fn discard_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Seals the final chunk: the recording is complete.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.seal(true)
+    }
+}
+
+/// How reading a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The final chunk is there.
+    Complete,
+    /// It stops after `chunks` whole chunks without a final one: the host stopped while
+    /// recording, or the end was cut off.
+    NoFinalChunk { chunks: u64 },
+}
+
+/// A recording read back and verified.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub header: Header,
+    pub events: Vec<Event>,
+    pub ending: Ending,
+}
+
+/// Where and why a recording failed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub chunk: Option<u64>,
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.chunk {
+            Some(c) => write!(f, "chunk {c} at byte {}: {}", self.offset, self.reason),
+            None => write!(f, "at byte {}: {}", self.offset, self.reason),
+        }
+    }
+}
+
+fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
+    let bad = |offset: u64, reason: &str| Damage { chunk: None, offset, reason: reason.to_string() };
+    if data.len() < 12 || &data[..8] != MAGIC {
+        return Err(bad(0, "not a cordon recording (bad magic)"));
+    }
+    let len = u32::from_be_bytes([data[8], data[9], data[10], data[11]]) as usize;
+    let end = 12usize
+        .checked_add(len)
+        .filter(|&e| e <= data.len() && len < (1 << 20))
+        .ok_or_else(|| bad(8, "header length runs past the file"))?;
+    let header: Header = serde_json::from_slice(&data[12..end]).map_err(|e| bad(12, &format!("header is not valid: {e}")))?;
+    let aad: [u8; 32] = Sha256::digest(&data[..end]).into();
+    Ok((header, end, aad))
+}
+
+/// Reads and verifies a whole recording with `master` (the key whose id the header names).
+pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
+    let mut data = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| Damage {
+        chunk: None,
+        offset: 0,
+        reason: format!("cannot read: {e}"),
+    })?;
+    let (header, mut pos, aad) = parse_header(&data)?;
+    if header.key_id != key_id(master) {
+        return Err(Damage {
+            chunk: None,
+            offset: 0,
+            reason: format!("recorded with key {}, not the key given ({})", header.key_id, key_id(master)),
+        });
+    }
+    let salt = hex_decode(&header.salt).ok_or(Damage { chunk: None, offset: 12, reason: "bad salt".into() })?;
+    let cipher = cipher(master, &salt).map_err(|e| Damage { chunk: None, offset: 0, reason: e })?;
+    let mut events = Vec::new();
+    let mut at = 0u64;
+    let mut counter = 0u64;
+    loop {
+        if pos == data.len() {
+            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
+        }
+        let offset = pos as u64;
+        let damage = |reason: &str| Damage { chunk: Some(counter), offset, reason: reason.to_string() };
+        if data.len() - pos < 4 {
+            // A length cut in half: the host died mid-write.
+            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
+        }
+        let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
+        if !(16..=CHUNK_MAX).contains(&len) {
+            return Err(damage("impossible chunk length: the file was altered"));
+        }
+        let end = pos + 4 + len as usize;
+        if end > data.len() {
+            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
+        }
+        let sealed = &data[pos + 4..end];
+        let (plain, last) = match cipher.decrypt(Nonce::from_slice(&nonce(counter, false)), Payload { msg: sealed, aad: &aad }) {
+            Ok(p) => (p, false),
+            Err(_) => match cipher.decrypt(Nonce::from_slice(&nonce(counter, true)), Payload { msg: sealed, aad: &aad }) {
+                Ok(p) => (p, true),
+                Err(_) => return Err(damage("fails authentication: altered, reordered, or from another recording")),
+            },
+        };
+        let mut raw = Vec::new();
+        flate2::read::DeflateDecoder::new(&plain[..]).read_to_end(&mut raw).map_err(|_| damage("does not decompress"))?;
+        let mut p = 0;
+        while p < raw.len() {
+            let kind = raw[p];
+            p += 1;
+            let delta = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))?;
+            let n = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))? as usize;
+            let bytes = raw.get(p..p + n).ok_or_else(|| damage("malformed event"))?.to_vec();
+            p += n;
+            at += delta;
+            events.push(Event { at_us: at, kind, data: bytes });
+        }
+        counter += 1;
+        pos = end;
+        if last {
+            if pos != data.len() {
+                return Err(Damage { chunk: Some(counter), offset: pos as u64, reason: "data after the final chunk".into() });
+            }
+            return Ok(Recording { header, events, ending: Ending::Complete });
+        }
+    }
+}
+
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn header(key: &[u8]) -> Header {
+        Header {
+            id: "t".into(),
+            session: 1,
+            user: "alice".into(),
+            profile: "default".into(),
+            command: vec!["bash".into()],
+            cols: 80,
+            rows: 24,
+            term: "xterm".into(),
+            started: 0,
+            key_id: key_id(key),
+            salt: "00112233445566778899aabbccddeeff".into(),
+        }
+    }
+
+    /// xorshift: deterministic "arbitrary" bytes without a dependency.
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    fn output_of(r: &Recording) -> Vec<u8> {
+        r.events.iter().filter(|e| e.kind == OUTPUT).flat_map(|e| e.data.clone()).collect()
+    }
+
+    #[test]
+    fn arbitrary_bytes_survive_a_round_trip() {
+        let key = [9u8; 32];
+        let mut seed = 0x2545F4914F6CDD1D;
+        for case in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("r");
+            let mut w = Writer::create(&path, &header(&key), &key).unwrap();
+            let mut expect = Vec::new();
+            for _ in 0..(rng(&mut seed) % 200) {
+                let n = (rng(&mut seed) % if case % 5 == 0 { 100_000 } else { 300 }) as usize;
+                let chunk: Vec<u8> = (0..n).map(|_| rng(&mut seed) as u8).collect();
+                w.event(OUTPUT, &chunk).unwrap();
+                expect.extend_from_slice(&chunk);
+                if rng(&mut seed) % 7 == 0 {
+                    w.seal(false).unwrap();
+                }
+            }
+            w.finish().unwrap();
+            let r = read(&path, &key).unwrap();
+            assert_eq!(r.ending, Ending::Complete);
+            assert_eq!(output_of(&r), expect, "case {case}");
+        }
+    }
+
+    fn three_chunks(dir: &Path, key: &[u8]) -> (std::path::PathBuf, Vec<(usize, usize)>) {
+        let path = dir.join("r");
+        let mut w = Writer::create(&path, &header(key), key).unwrap();
+        for i in 0..3 {
+            w.event(OUTPUT, format!("part {i}\n").as_bytes()).unwrap();
+            if i < 2 {
+                w.seal(false).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        let data = std::fs::read(&path).unwrap();
+        let (_, mut pos, _) = parse_header(&data).unwrap();
+        let mut spans = Vec::new();
+        while pos < data.len() {
+            let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            spans.push((pos, pos + 4 + len));
+            pos += 4 + len;
+        }
+        (path, spans)
+    }
+
+    #[test]
+    fn tampering_reordering_truncation_and_a_wrong_key_are_each_detected() {
+        let key = [3u8; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let (path, spans) = three_chunks(dir.path(), &key);
+        let good = std::fs::read(&path).unwrap();
+        assert_eq!(spans.len(), 3);
+
+        let mut bad = good.clone();
+        bad[spans[1].0 + 10] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let e = read(&path, &key).unwrap_err();
+        assert_eq!(e.chunk, Some(1), "{e}");
+
+        let mut swapped = good[..spans[0].0].to_vec();
+        swapped.extend_from_slice(&good[spans[1].0..spans[1].1]);
+        swapped.extend_from_slice(&good[spans[0].0..spans[0].1]);
+        swapped.extend_from_slice(&good[spans[2].0..]);
+        std::fs::write(&path, &swapped).unwrap();
+        assert_eq!(read(&path, &key).unwrap_err().chunk, Some(0));
+
+        std::fs::write(&path, &good[..spans[2].0]).unwrap();
+        assert_eq!(read(&path, &key).unwrap().ending, Ending::NoFinalChunk { chunks: 2 });
+
+        let mut header_changed = good.clone();
+        let i = header_changed.windows(5).position(|w| w == b"alice").unwrap();
+        header_changed[i] = b'A';
+        std::fs::write(&path, &header_changed).unwrap();
+        assert_eq!(read(&path, &key).unwrap_err().chunk, Some(0), "the header is bound to every chunk");
+
+        std::fs::write(&path, &good).unwrap();
+        assert!(read(&path, &[4u8; 32]).unwrap_err().reason.contains("key"));
+        assert_eq!(read(&path, &key).unwrap().ending, Ending::Complete);
+    }
+}
