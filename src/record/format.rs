@@ -372,7 +372,7 @@ pub mod tests {
             let mut w = Writer::create(&path, &header(&key), &key).unwrap();
             let mut expect = Vec::new();
             for _ in 0..(rng(&mut seed) % 200) {
-                let n = (rng(&mut seed) % if case % 5 == 0 { 100_000 } else { 300 }) as usize;
+                let n = (rng(&mut seed) % if case % 5 == 0 { 20_000 } else { 300 }) as usize;
                 let chunk: Vec<u8> = (0..n).map(|_| rng(&mut seed) as u8).collect();
                 w.event(OUTPUT, &chunk).unwrap();
                 expect.extend_from_slice(&chunk);
