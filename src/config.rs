@@ -27,6 +27,8 @@ pub struct Config {
     /// Where recordings are written (default: `<data dir>/recordings`).
     pub recordings_dir: Option<PathBuf>,
     pub recording_policy: crate::record::FailurePolicy,
+    /// Recordings older than this are purged (none: kept forever).
+    pub retention: Option<Duration>,
     pub run_output_cap: u64,
 }
 
@@ -48,6 +50,7 @@ struct File {
 struct RecordingsFile {
     dir: Option<PathBuf>,
     policy: Option<String>,
+    retention: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -174,6 +177,10 @@ impl Config {
             max_sessions,
             profiles,
             run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
+            retention: match file.recordings.retention {
+                Some(r) => Some(dur("recordings.retention", Some(r), "0")?),
+                None => None,
+            },
             recordings_dir: file.recordings.dir,
             recording_policy: match file.recordings.policy.as_deref().unwrap_or("strict") {
                 "strict" => crate::record::FailurePolicy::Strict,

@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: RecAction,
     },
+    /// Keys: `cordon key rotate` starts a new recording key (old recordings stay readable).
+    Key {
+        #[command(subcommand)]
+        action: KeyCmd,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -147,6 +152,12 @@ enum KeyAction {
 }
 
 #[derive(Subcommand)]
+enum KeyCmd {
+    /// Make a new recording master key current.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum RecAction {
     /// List recordings, newest first.
     Ls {
@@ -163,6 +174,16 @@ enum RecAction {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+    /// Find text that appeared on screen, across recordings: recording, time and line.
+    Search {
+        pattern: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Put a recording under legal hold: it is never purged.
+    Hold { id: String },
+    /// Lift a legal hold.
+    Release { id: String },
     /// Export a recording: asciicast-v2 or asciicast-v3 (for asciinema), or --raw output bytes.
     Export {
         id: String,
@@ -254,9 +275,13 @@ fn main() {
             UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
             UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
         },
+        Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| record::cli::rotate(a)),
         Some(Command::Rec { action }) => match action {
             RecAction::Ls { user, json } => admin(&|a| record::cli::ls(a, user.as_deref(), json)),
             RecAction::Info { id } => admin(&|a| record::cli::info(a, &id)),
+            RecAction::Search { pattern, user } => admin(&|a| record::cli::search(a, &pattern, user.as_deref())),
+            RecAction::Hold { id } => admin(&|a| record::cli::hold(a, &id, true)),
+            RecAction::Release { id } => admin(&|a| record::cli::hold(a, &id, false)),
             RecAction::Verify { id, all } => {
                 if id.is_none() && !all {
                     eprintln!("cordon: give a recording id or --all");

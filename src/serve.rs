@@ -61,13 +61,18 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     let store = Arc::new(admin.store);
     let recorder = Arc::new(crate::record::Recorder::new(
         config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
-        crate::record::master_key(&dir)?,
+        crate::record::Keyring::new(&dir),
         config.recording_policy,
     )?);
     let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
     let users = store.users().map_err(|e| e.to_string())?;
-    let shared =
-        Arc::new(Shared { store, audit: audit.clone(), hub: hub.clone(), config: config.clone(), hashing: tokio::sync::Semaphore::new(2) });
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        audit: audit.clone(),
+        hub: hub.clone(),
+        config: config.clone(),
+        hashing: tokio::sync::Semaphore::new(2),
+    });
 
     let mut methods = russh::MethodSet::empty();
     methods.push(russh::MethodKind::PublicKey);
@@ -103,6 +108,18 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         println!("cordon: then connect with: ssh -p {port} NAME@{host}");
         let _ = std::io::stdout().flush();
 
+        if let Some(age) = config.retention {
+            let (store, audit) = (store.clone(), audit.clone());
+            tokio::spawn(async move {
+                loop {
+                    let purged = crate::record::purge(&store, &audit, age);
+                    if !purged.is_empty() {
+                        println!("cordon: purged {} recordings past the retention of {} s", purged.len(), age.as_secs());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                }
+            });
+        }
         let limits_hub = hub.clone();
         let (idle, max) = (config.idle_timeout, config.max_duration);
         tokio::spawn(async move {

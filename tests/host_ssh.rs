@@ -591,3 +591,22 @@ fn a_full_disk_ends_the_session_under_the_strict_policy() {
     assert!(!out.stdout.contains("SURVIVED"));
     assert!(h.audit_log().contains("\"recording.failed\""));
 }
+
+#[test]
+fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    session(&h, &alice, "alice", "echo needle-$((5*5)) in the first");
+    let rotate = h.cordon(&["key", "rotate"]);
+    assert_eq!(rotate.code, 0, "{rotate:?}");
+    session(&h, &alice, "alice", "echo needle-$((5*5)) in the second");
+    let recs = recordings(&h);
+    assert_eq!(recs.len(), 2);
+    assert_ne!(recs[0]["key_id"], recs[1]["key_id"], "the second recording uses the new key");
+    assert_eq!(h.cordon(&["rec", "verify", "--all"]).code, 0);
+    let found = h.cordon(&["rec", "search", "needle-25"]);
+    assert_eq!(found.stdout.lines().filter(|l| l.contains("needle-25 in the")).count(), 2, "{found:?}");
+    assert!(!found.stdout.contains("$((5*5))"), "the typed command is not what appeared: {found:?}");
+    let log = h.audit_log();
+    assert!(log.contains("\"recording.search\"") && log.contains("\"key.rotate\""), "{log}");
+}

@@ -13,8 +13,20 @@ fn fail(e: impl std::fmt::Display) -> i32 {
     1
 }
 
-fn master(a: &Admin) -> Result<Vec<u8>, String> {
-    super::master_key(&a.dir)
+fn key_for(a: &Admin, path: &str) -> Result<Vec<u8>, String> {
+    super::Keyring::new(&a.dir).for_file(Path::new(path))
+}
+
+/// `cordon key rotate`: new recordings use a new master key; old ones stay readable.
+pub fn rotate(a: &Admin) -> i32 {
+    match super::Keyring::new(&a.dir).rotate() {
+        Ok(id) => {
+            let _ = a.audit.record(AuditEvent::new("key.rotate", &a.actor).with("key", "recording").with("key_id", id.clone()));
+            println!("recording key {id} is now current; earlier keys are kept for earlier recordings");
+            0
+        }
+        Err(e) => fail(e),
+    }
 }
 
 pub fn ls(a: &Admin, user: Option<&str>, json: bool) -> i32 {
@@ -41,7 +53,7 @@ pub fn ls(a: &Admin, user: Option<&str>, json: bool) -> i32 {
 }
 
 fn verdict_of(a: &Admin, r: &RecordingEntry) -> Result<String, String> {
-    let key = master(a)?;
+    let key = key_for(a, &r.path)?;
     // A recording the host finished sealing must be complete; one still "recording" in
     // the catalog whose host is gone was interrupted.
     super::verdict(Path::new(&r.path), &key, r.state == "complete")
@@ -91,7 +103,7 @@ pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let key = match master(a) {
+    let key = match key_for(a, &r.path) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
@@ -118,4 +130,52 @@ pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
+}
+
+/// `cordon rec hold|release ID`: a held recording is never purged.
+pub fn hold(a: &Admin, id: &str, hold: bool) -> i32 {
+    let r = match a.store.recording(id) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = a.store.set_hold(&r.id, hold) {
+        return fail(e);
+    }
+    let _ = a
+        .audit
+        .record(AuditEvent::new(if hold { "recording.hold" } else { "recording.release" }, &a.actor).with("recording", r.id.clone()));
+    println!("{} {}", r.id, if hold { "is under legal hold: it will not be purged" } else { "is no longer held" });
+    0
+}
+
+/// `cordon rec search PATTERN`: lines that appeared on screen, across recordings.
+pub fn search(a: &Admin, pattern: &str, user: Option<&str>) -> i32 {
+    let list = match a.store.recordings(user) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let keys = super::Keyring::new(&a.dir);
+    let mut hits = 0usize;
+    let mut searched = 0usize;
+    for r in &list {
+        let Ok(key) = keys.for_file(Path::new(&r.path)) else { continue };
+        let Ok(rec) = format::read(Path::new(&r.path), &key) else {
+            eprintln!("cordon: {}: damaged, not searched (see `cordon rec verify {}`)", r.id, r.id);
+            continue;
+        };
+        searched += 1;
+        for (t, line) in super::screen_lines(&rec) {
+            if line.contains(pattern) {
+                hits += 1;
+                println!("{}  {:>9.3}s  {:<10} {}", r.id, t, r.user, line);
+            }
+        }
+    }
+    let _ = a.audit.record(
+        AuditEvent::new("recording.search", &a.actor).with("pattern", pattern.to_string()).with("recordings", searched).with("hits", hits),
+    );
+    if hits == 0 {
+        println!("no matches in {searched} recordings");
+    }
+    0
 }

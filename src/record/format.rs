@@ -237,6 +237,20 @@ impl std::fmt::Display for Damage {
     }
 }
 
+/// The key id a recording names in its header.
+pub fn header_key_id(path: &Path) -> Result<String, Damage> {
+    let mut f = File::open(path).map_err(|e| Damage { chunk: None, offset: 0, reason: format!("cannot read: {e}") })?;
+    let mut head = vec![0u8; 12];
+    f.read_exact(&mut head).map_err(|_| Damage { chunk: None, offset: 0, reason: "shorter than a header".into() })?;
+    let len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as usize;
+    if len >= 1 << 20 {
+        return Err(Damage { chunk: None, offset: 8, reason: "header length is impossible".into() });
+    }
+    head.resize(12 + len, 0);
+    f.read_exact(&mut head[12..]).map_err(|_| Damage { chunk: None, offset: 12, reason: "header runs past the file".into() })?;
+    parse_header(&head).map(|(h, _, _)| h.key_id)
+}
+
 fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
     let bad = |offset: u64, reason: &str| Damage { chunk: None, offset, reason: reason.to_string() };
     if data.len() < 12 || &data[..8] != MAGIC {

@@ -20,25 +20,24 @@ pub enum FailurePolicy {
 /// Where recordings go and the key they are sealed with.
 pub struct Recorder {
     pub dir: PathBuf,
-    master: Vec<u8>,
+    keys: Keyring,
     pub policy: FailurePolicy,
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, master: Vec<u8>, policy: FailurePolicy) -> Result<Recorder, String> {
+    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy) -> Result<Recorder, String> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        Ok(Recorder { dir, master, policy })
-    }
-
-    pub fn key_id(&self) -> String {
-        format::key_id(&self.master)
+        keys.current()?;
+        Ok(Recorder { dir, keys, policy })
     }
 
     /// Starts a recording for a session.
     pub fn start(&self, session: u64, spec: &crate::sessions::Spec) -> Result<(Header, PathBuf, Writer), String> {
         let id = crate::secrets::hex(&crate::secrets::random_bytes(8).map_err(|e| e.to_string())?);
         let salt = crate::secrets::hex(&crate::secrets::random_bytes(16).map_err(|e| e.to_string())?);
+        // Read per recording, so that `cordon key rotate` applies without a restart.
+        let (key_id, master) = self.keys.current()?;
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let header = Header {
             id: id.clone(),
@@ -50,19 +49,77 @@ impl Recorder {
             rows: spec.rows,
             term: spec.term.clone(),
             started,
-            key_id: self.key_id(),
+            key_id,
             salt,
         };
         let path = self.dir.join(format!("{id}.rec"));
-        let w = Writer::create(&path, &header, &self.master)?;
+        let w = Writer::create(&path, &header, &master)?;
         Ok((header, path, w))
     }
 }
 
-/// The recording key: `keys/recording.key` (32 bytes, 0600), made on first use. Not the
-/// audit key.
-pub fn master_key(data: &crate::paths::DataDir) -> Result<Vec<u8>, String> {
-    crate::secrets::load_or_create_key(&data.root.join("keys/recording.key"))
+/// The recording master keys: `keys/recording/<key id>.key` (32 bytes, 0600 each) and
+/// `keys/recording/current` naming the one new recordings use. Rotating adds a key and
+/// moves `current`; old keys stay, so old recordings stay readable. Not the audit key.
+pub struct Keyring {
+    dir: PathBuf,
+}
+
+impl Keyring {
+    pub fn new(data: &crate::paths::DataDir) -> Keyring {
+        Keyring { dir: data.root.join("keys/recording") }
+    }
+
+    /// The current key (made on first use) and its id.
+    pub fn current(&self) -> Result<(String, Vec<u8>), String> {
+        match std::fs::read_to_string(self.dir.join("current")) {
+            Ok(id) => {
+                let id = id.trim().to_string();
+                Ok((id.clone(), self.get(&id)?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = self.rotate()?;
+                Ok((id.clone(), self.get(&id)?))
+            }
+            Err(e) => Err(format!("reading {}: {e}", self.dir.join("current").display())),
+        }
+    }
+
+    /// The key with this id.
+    pub fn get(&self, id: &str) -> Result<Vec<u8>, String> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("\"{id}\" is not a key id"));
+        }
+        let path = self.dir.join(format!("{id}.key"));
+        if !path.exists() {
+            return Err(format!("no recording key {id} in {}", self.dir.display()));
+        }
+        crate::secrets::load_or_create_key(&path)
+    }
+
+    /// Makes a new key current; returns its id.
+    pub fn rotate(&self) -> Result<String, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        let key = crate::secrets::random_bytes(32).map_err(|e| format!("generating a key: {e}"))?;
+        let id = format::key_id(&key);
+        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
+        let tmp = self.dir.join("current.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        crate::secrets::write_private(&tmp, id.as_bytes())?;
+        std::fs::rename(&tmp, self.dir.join("current")).map_err(|e| format!("making {id} current: {e}"))?;
+        Ok(id)
+    }
+
+    /// The key a recording file was sealed with.
+    pub fn for_file(&self, path: &Path) -> Result<Vec<u8>, String> {
+        let id = format::header_key_id(path).map_err(|d| d.to_string())?;
+        self.get(&id)
+    }
 }
 
 /// What `verify` concludes.
@@ -165,6 +222,64 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
     out
 }
 
+/// Purges recordings that started before `max_age` ago, unless held or still recording.
+/// Returns the ids purged; each purge is audited.
+pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_age: std::time::Duration) -> Vec<String> {
+    let cutoff = crate::audit::rfc3339(std::time::SystemTime::now() - max_age);
+    let mut purged = Vec::new();
+    for r in store.recordings(None).unwrap_or_default() {
+        if r.hold || r.state == "recording" || r.started >= cutoff {
+            continue;
+        }
+        let gone = match std::fs::remove_file(&r.path) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if gone && store.remove_recording(&r.id).is_ok() {
+            let _ = audit.record(
+                crate::audit::AuditEvent::new("recording.purge", "cordon")
+                    .with("recording", r.id.clone())
+                    .with("started", r.started.clone()),
+            );
+            purged.push(r.id);
+        }
+    }
+    purged
+}
+
+/// Lines of text that appeared in a recording's output, with the time each was completed:
+/// escape sequences removed, carriage returns honoured.
+pub fn screen_lines(rec: &format::Recording) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut utf8 = Utf8Carry(Vec::new());
+    let mut state = 0u8; // 0 text, 1 after ESC, 2 in CSI, 3 in OSC
+    for e in rec.events.iter().filter(|e| e.kind == OUTPUT) {
+        for ch in utf8.feed(&e.data).chars() {
+            match (state, ch) {
+                (0, '\x1b') => state = 1,
+                (0, '\n') => out.push((e.at_us as f64 / 1e6, std::mem::take(&mut line))),
+                (0, '\r') => {}
+                (0, c) if !c.is_control() => line.push(c),
+                (0, _) => {}
+                (1, '[') => state = 2,
+                (1, ']') => state = 3,
+                (1, _) => state = 0,
+                (2, c) if ('@'..='~').contains(&c) => state = 0,
+                (2, _) => {}
+                (3, '\x07') => state = 0,
+                (3, '\x1b') => state = 1,
+                (3, _) => {}
+                _ => state = 0,
+            }
+        }
+    }
+    if !line.is_empty() {
+        out.push((rec.events.last().map(|e| e.at_us as f64 / 1e6).unwrap_or(0.0), line));
+    }
+    out
+}
+
 /// The output bytes exactly as the session wrote them.
 pub fn raw(rec: &format::Recording) -> Vec<u8> {
     rec.events.iter().filter(|e| e.kind == OUTPUT).flat_map(|e| e.data.iter().copied()).collect()
@@ -173,6 +288,48 @@ pub fn raw(rec: &format::Recording) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purging_removes_old_recordings_but_never_held_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let audit = crate::audit::AuditLog::open(&dir.path().join("audit.log"), vec![1; 32]).unwrap();
+        for (id, hold) in [("old-held", true), ("old", false)] {
+            let path = dir.path().join(id);
+            std::fs::write(&path, b"x").unwrap();
+            let e = crate::store::RecordingEntry {
+                id: id.into(),
+                session: 1,
+                user: "a".into(),
+                profile: "p".into(),
+                command: String::new(),
+                started: "2020-01-01T00:00:00.000Z".into(),
+                ended: None,
+                exit_status: Some(0),
+                state: "complete".into(),
+                path: path.display().to_string(),
+                bytes: 1,
+                key_id: "00".into(),
+                hold: false,
+            };
+            store.add_recording(&e).unwrap();
+            store.set_hold(id, hold).unwrap();
+        }
+        let purged = purge(&store, &audit, std::time::Duration::from_secs(86400));
+        assert_eq!(purged, vec!["old".to_string()]);
+        assert!(!dir.path().join("old").exists() && dir.path().join("old-held").exists());
+        assert_eq!(store.recordings(None).unwrap().len(), 1);
+        assert!(std::fs::read_to_string(dir.path().join("audit.log")).unwrap().contains("recording.purge"));
+    }
+
+    #[test]
+    fn screen_lines_drop_escape_sequences() {
+        let key = [1u8; 32];
+        let events = vec![Event { at_us: 1_000_000, kind: OUTPUT, data: b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07next".to_vec() }];
+        let rec = format::Recording { header: format::tests::header(&key), events, ending: Ending::Complete };
+        let lines: Vec<String> = screen_lines(&rec).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(lines, vec!["green text".to_string(), "next".to_string()]);
+    }
 
     #[test]
     fn utf8_split_across_events_is_kept_whole() {

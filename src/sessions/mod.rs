@@ -313,6 +313,7 @@ impl Hub {
                 path: rec_path.display().to_string(),
                 bytes: writer.bytes as i64,
                 key_id: header.key_id.clone(),
+                hold: false,
             })
             .map_err(|e| format!("cataloguing the recording: {e}"))?;
         let (master, slave) = open_pty(spec.cols, spec.rows)?;

@@ -45,6 +45,8 @@ pub struct RecordingEntry {
     pub path: String,
     pub bytes: i64,
     pub key_id: String,
+    /// Under legal hold: never purged.
+    pub hold: bool,
 }
 
 /// What went wrong, in words for the person at the command line.
@@ -90,7 +92,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     state TEXT NOT NULL,
     path TEXT NOT NULL,
     bytes INTEGER NOT NULL DEFAULT 0,
-    key_id TEXT NOT NULL
+    key_id TEXT NOT NULL,
+    hold INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     subject TEXT NOT NULL,
@@ -317,10 +320,20 @@ impl Store {
     pub fn recordings(&self, user: Option<&str>) -> Result<Vec<RecordingEntry>> {
         let conn = self.conn()?;
         let mut st = conn.prepare(
-            "SELECT id, session, user, profile, command, started, ended, exit_status, state, path, bytes, key_id FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
+            "SELECT id, session, user, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
         )?;
         let rows = st.query_map(params![user], row_recording)?.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    pub fn set_hold(&self, id: &str, hold: bool) -> Result<()> {
+        self.conn()?.execute("UPDATE recordings SET hold = ?2 WHERE id = ?1", params![id, hold])?;
+        Ok(())
+    }
+
+    pub fn remove_recording(&self, id: &str) -> Result<()> {
+        self.conn()?.execute("DELETE FROM recordings WHERE id = ?1", params![id])?;
+        Ok(())
     }
 
     /// A recording by id (or a unique prefix of at least 4 characters).
@@ -366,6 +379,7 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
         path: r.get(9)?,
         bytes: r.get(10)?,
         key_id: r.get(11)?,
+        hold: r.get(12)?,
     })
 }
 
