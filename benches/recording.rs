@@ -1,0 +1,130 @@
+//! Recording cost, in one run: bytes on disk for the same terminal output recorded by cordon
+//! (compressed, encrypted chunks) and by `asciinema rec` (asciicast v2), scaled to a GiB of
+//! output; and cordon's session throughput for that output.
+//!
+//! Run with `benches/recording.sh` (installs asciinema). The output is `ls -lR` of system
+//! directories: long, repetitive, mostly ASCII, like a build or a test run.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = make_corpus(tmp.path(), 64 << 20);
+    let size = std::fs::metadata(&corpus).map(|m| m.len()).unwrap_or(0);
+
+    // asciinema, headless under script(1) (it wants a terminal).
+    let cast = tmp.path().join("a.cast");
+    let start = Instant::now();
+    let ok = Command::new("script")
+        .args(["-qec", &format!("asciinema rec -q --overwrite -c 'cat {}' {}", corpus.display(), cast.display()), "/dev/null"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let asciinema_secs = start.elapsed().as_secs_f64();
+    let asciinema_bytes = std::fs::metadata(&cast).map(|m| m.len()).unwrap_or(0);
+    assert!(ok && asciinema_bytes > 0, "asciinema rec failed (benches/recording.sh installs it)");
+
+    // cordon: a session that cats the same file, recorded as every session is.
+    let (cordon_bytes, cordon_secs) = cordon_recording(tmp.path(), &corpus);
+
+    let gib = |b: u64| b as f64 * (1u64 << 30) as f64 / size as f64 / (1u64 << 20) as f64;
+    println!("recording size for {:.1} MiB of terminal output (ls -lR), one run", size as f64 / 1048576.0);
+    println!("{:<26} {:>14} {:>18} {:>10}", "recorder", "bytes on disk", "MiB per GiB output", "seconds");
+    println!("{:<26} {:>14} {:>18.1} {:>10.2}", "asciinema rec (v2)", asciinema_bytes, gib(asciinema_bytes), asciinema_secs);
+    println!("{:<26} {:>14} {:>18.1} {:>10.2}", "cordon (deflate+AES-GCM)", cordon_bytes, gib(cordon_bytes), cordon_secs);
+    println!("cordon / asciinema: {:.3} (goal: under 0.333)", cordon_bytes as f64 / asciinema_bytes as f64);
+}
+
+fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
+    let path = dir.join("ws/bench/corpus.txt");
+    std::fs::create_dir_all(path.parent().unwrap_or(dir)).expect("workspace");
+    let mut out = Vec::new();
+    for d in ["/usr/share", "/usr/lib", "/usr/include", "/etc"] {
+        if let Ok(o) = Command::new("ls").args(["-lR", d]).stderr(Stdio::null()).output() {
+            out.extend_from_slice(&o.stdout);
+        }
+        if out.len() as u64 >= target {
+            break;
+        }
+    }
+    let base = out.clone();
+    while (out.len() as u64) < target && !base.is_empty() {
+        out.extend_from_slice(&base);
+    }
+    out.truncate(target as usize);
+    std::fs::write(&path, &out).expect("corpus");
+    path
+}
+
+fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64) {
+    let exe = env!("CARGO_BIN_EXE_cordon");
+    let data = dir.join("cordon");
+    let key = dir.join("id");
+    let ok =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "ssh-keygen");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let config = dir.join("cordon.toml");
+    std::fs::write(
+        &config,
+        format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n", dir.join("ws").display()),
+    )
+    .expect("config");
+    let ok = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "user add");
+    let mut serve = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    let status = Command::new("ssh")
+        .args(["-tt", "-i"])
+        .arg(&key)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .arg("bench@127.0.0.1")
+        .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(status.is_ok(), "ssh");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+    let bytes = std::fs::read_dir(data.join("recordings"))
+        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    (bytes, secs)
+}
