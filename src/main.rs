@@ -174,6 +174,20 @@ enum RecAction {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+    /// Replay a recording in the terminal (space pauses, . steps, + and - change speed, arrows
+    /// seek 5 s, q quits).
+    Play {
+        id: String,
+        /// Playback speed (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Shorten every pause to at most this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        idle_limit: Option<f64>,
+        /// Start at this many seconds into the recording (as `rec search` reports).
+        #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+        at: f64,
+    },
     /// Find text that appeared on screen, across recordings: recording, time and line.
     Search {
         pattern: String,
@@ -279,6 +293,9 @@ fn main() {
         Some(Command::Rec { action }) => match action {
             RecAction::Ls { user, json } => admin(&|a| record::cli::ls(a, user.as_deref(), json)),
             RecAction::Info { id } => admin(&|a| record::cli::info(a, &id)),
+            RecAction::Play { id, speed, idle_limit, at } => {
+                admin(&|a| record::cli::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
+            }
             RecAction::Search { pattern, user } => admin(&|a| record::cli::search(a, &pattern, user.as_deref())),
             RecAction::Hold { id } => admin(&|a| record::cli::hold(a, &id, true)),
             RecAction::Release { id } => admin(&|a| record::cli::hold(a, &id, false)),

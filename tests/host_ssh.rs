@@ -610,3 +610,24 @@ fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
     let log = h.audit_log();
     assert!(log.contains("\"recording.search\"") && log.contains("\"key.rotate\""), "{log}");
 }
+
+#[test]
+fn a_recording_plays_back_at_its_pace_and_from_a_chosen_time() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    session(&h, &alice, "alice", "echo early-$((1+1)); sleep 1; echo late-$((2+2))");
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    let out = h.cordon(&["rec", "play", &id]);
+    assert!(start.elapsed() >= Duration::from_millis(900), "played faster than recorded: {:?}", start.elapsed());
+    assert!(out.stdout.contains("early-2\r\n") && out.stdout.contains("late-4\r\n"), "{out:?}");
+    let start = Instant::now();
+    let fast = h.cordon(&["rec", "play", &id, "--speed", "50"]);
+    assert!(start.elapsed() < Duration::from_millis(600), "--speed 50 took {:?}", start.elapsed());
+    assert!(fast.stdout.contains("late-4"), "{fast:?}");
+    let from = h.cordon(&["rec", "play", &id, "--at", "0.8"]);
+    let (screen, rest) = from.stdout.split_once("late-4").expect("plays on from the chosen time");
+    assert!(screen.contains("early-2"), "the screen at 0.8 s is drawn first: {from:?}");
+    assert!(!rest.contains("early-2"));
+    assert!(h.audit_log().contains("\"recording.play\""), "playback is audited");
+}

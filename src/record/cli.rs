@@ -179,3 +179,24 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>) -> i32 {
     }
     0
 }
+
+/// `cordon rec play ID`: replays in the terminal (audited).
+pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
+    let r = match a.store.recording(id) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let rec = match key_for(a, &r.path)
+        .and_then(|k| format::read(Path::new(&r.path), &k).map_err(|d| format!("recording {} is damaged: {d}", r.id)))
+    {
+        Ok(rec) => rec,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = a.audit.record(AuditEvent::new("recording.play", &a.actor).with("recording", r.id.clone()).with("at", opts.at)) {
+        return fail(e);
+    }
+    match super::play::play(&rec, opts) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}

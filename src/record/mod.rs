@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod format;
+pub mod play;
 
 use format::{Ending, Event, Header, Writer, EXIT, OUTPUT, RESIZE};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,183 @@
+//! `cordon rec play`: a recording replayed in the terminal at its own pace. Keys (when
+//! standard input is a terminal): space pauses and resumes, `.` steps one event while paused,
+//! `+` and `-` double and halve the speed, the left and right arrows seek 5 s back and
+//! forward, `q` quits. `--at T` starts at T seconds, `--idle-limit S` shortens pauses.
+
+use super::format::{Event, Recording, OUTPUT, RESIZE};
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Options for one playback.
+pub struct PlayOptions {
+    pub speed: f64,
+    pub idle_limit: Option<f64>,
+    pub at: f64,
+}
+
+enum Key {
+    Pause,
+    Step,
+    Faster,
+    Slower,
+    Back,
+    Forward,
+    Quit,
+}
+
+/// Restores the terminal's mode when dropped.
+struct RawMode(Option<libc::termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a zeroed struct.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return RawMode(None);
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawMode(None);
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            t.c_oflag |= libc::OPOST | libc::ONLCR;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            RawMode(Some(saved))
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            // SAFETY: restoring the saved attributes.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        }
+    }
+}
+
+fn keys() -> mpsc::Receiver<Key> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut b = [0u8; 8];
+        while let Ok(n) = stdin.read(&mut b) {
+            if n == 0 {
+                return;
+            }
+            let k = match &b[..n] {
+                b" " => Key::Pause,
+                b"." => Key::Step,
+                b"+" | b"=" => Key::Faster,
+                b"-" => Key::Slower,
+                b"\x1b[D" => Key::Back,
+                b"\x1b[C" => Key::Forward,
+                b"q" | b"\x03" => Key::Quit,
+                _ => continue,
+            };
+            if tx.send(k).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The screen at `t` seconds, as bytes that draw it, and the index of the first later event.
+fn screen_at(rec: &Recording, t: f64) -> (Vec<u8>, usize) {
+    let (mut rows, mut cols) = (rec.header.rows.max(1), rec.header.cols.max(1));
+    let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN);
+    let mut parser = vt100::Parser::new(nz(rows), nz(cols), 0);
+    let limit = (t * 1e6) as u64;
+    let mut next = rec.events.len();
+    for (i, e) in rec.events.iter().enumerate() {
+        if e.at_us > limit {
+            next = i;
+            break;
+        }
+        match e.kind {
+            OUTPUT => parser.process(&e.data),
+            RESIZE => {
+                if let Some((c, r)) = std::str::from_utf8(&e.data).ok().and_then(|s| s.split_once('x')) {
+                    cols = c.parse().unwrap_or(cols);
+                    rows = r.parse().unwrap_or(rows);
+                    parser.screen_mut().set_size(nz(rows), nz(cols));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = b"\x1b[H\x1b[2J".to_vec();
+    out.extend(parser.screen().state_formatted().into_bytes());
+    (out, next)
+}
+
+/// Plays `rec` to standard output.
+pub fn play(rec: &Recording, opts: &PlayOptions) -> std::io::Result<()> {
+    let _raw = RawMode::enter();
+    let interactive = _raw.0.is_some();
+    let input = if interactive { Some(keys()) } else { None };
+    let mut out = std::io::stdout();
+    let events: &[Event] = &rec.events;
+    let mut speed = opts.speed.max(0.01);
+    let (screen, mut i) = screen_at(rec, opts.at);
+    if opts.at > 0.0 {
+        out.write_all(&screen)?;
+    }
+    let mut clock = opts.at;
+    let mut paused = false;
+    while i < events.len() {
+        let e = &events[i];
+        let mut wait = (e.at_us as f64 / 1e6 - clock).max(0.0);
+        if let Some(limit) = opts.idle_limit {
+            wait = wait.min(limit);
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(wait / speed);
+        let mut step = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let key = match &input {
+                Some(rx) => rx.recv_timeout(if paused { Duration::from_secs(3600) } else { left }).ok(),
+                None => {
+                    std::thread::sleep(left);
+                    None
+                }
+            };
+            match key {
+                Some(Key::Quit) => return out.flush(),
+                Some(Key::Pause) => paused = !paused,
+                Some(Key::Step) if paused => {
+                    step = true;
+                    break;
+                }
+                Some(Key::Faster) => speed *= 2.0,
+                Some(Key::Slower) => speed /= 2.0,
+                Some(k @ (Key::Back | Key::Forward)) => {
+                    let to = if matches!(k, Key::Back) { (clock - 5.0).max(0.0) } else { clock + 5.0 };
+                    let (screen, next) = screen_at(rec, to);
+                    out.write_all(&screen)?;
+                    out.flush()?;
+                    clock = to;
+                    i = next;
+                    break;
+                }
+                _ => {}
+            }
+            if !paused && Instant::now() >= deadline {
+                break;
+            }
+        }
+        if i >= events.len() || (!step && events[i].at_us != e.at_us) {
+            continue;
+        }
+        let e = &events[i];
+        if e.kind == OUTPUT {
+            out.write_all(&e.data)?;
+            out.flush()?;
+        }
+        clock = e.at_us as f64 / 1e6;
+        i += 1;
+    }
+    out.flush()
+}
