@@ -29,6 +29,8 @@ pub struct Config {
     pub recording_policy: crate::record::FailurePolicy,
     /// Recordings older than this are purged (none: kept forever).
     pub retention: Option<Duration>,
+    /// Record input too (never while the terminal has echo off).
+    pub record_input: bool,
     pub run_output_cap: u64,
 }
 
@@ -51,6 +53,7 @@ struct RecordingsFile {
     dir: Option<PathBuf>,
     policy: Option<String>,
     retention: Option<String>,
+    input: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -181,6 +184,7 @@ impl Config {
                 Some(r) => Some(dur("recordings.retention", Some(r), "0")?),
                 None => None,
             },
+            record_input: file.recordings.input.unwrap_or(false),
             recordings_dir: file.recordings.dir,
             recording_policy: match file.recordings.policy.as_deref().unwrap_or("strict") {
                 "strict" => crate::record::FailurePolicy::Strict,

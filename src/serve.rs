@@ -63,6 +63,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
         crate::record::Keyring::new(&dir),
         config.recording_policy,
+        config.record_input,
     )?);
     let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
     let users = store.users().map_err(|e| e.to_string())?;

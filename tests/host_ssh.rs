@@ -631,3 +631,30 @@ fn a_recording_plays_back_at_its_pace_and_from_a_chosen_time() {
     assert!(!rest.contains("early-2"));
     assert!(h.audit_log().contains("\"recording.play\""), "playback is audited");
 }
+
+#[test]
+fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
+    let h = Host::start_with("[recordings]\ninput = true");
+    let alice = h.user("alice", "developer");
+    h.tmux_ssh("s", &alice, "alice", "new -- bash");
+    h.wait_for("s", "#");
+    h.keys("s", &["echo typed-$((3*3))", "Enter"]);
+    h.wait_for("s", "typed-9");
+    h.keys("s", &["read -s secret; echo got-${#secret}", "Enter"]);
+    std::thread::sleep(Duration::from_millis(400));
+    h.keys("s", &["hunter2secret", "Enter"]);
+    h.wait_for("s", "got-13");
+    h.keys("s", &["exit", "Enter"]);
+    wait_until("the recording to end", || recordings(&h).first().map(|r| r["state"] == "complete").unwrap_or(false));
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let cast = h.cordon(&["rec", "export", &id, "--format", "asciicast-v2"]);
+    let typed: String = cast
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v[1] == "i")
+        .filter_map(|v| v[2].as_str().map(String::from))
+        .collect();
+    assert!(typed.contains("echo typed-$((3*3))"), "typed input is recorded: {typed:?}");
+    assert!(!typed.contains("hunter2"), "input typed with echo off was recorded: {typed:?}");
+}

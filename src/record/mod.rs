@@ -23,14 +23,16 @@ pub struct Recorder {
     pub dir: PathBuf,
     keys: Keyring,
     pub policy: FailurePolicy,
+    /// Record what users type (off by default; never while the terminal does not echo).
+    pub input: bool,
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy) -> Result<Recorder, String> {
+    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool) -> Result<Recorder, String> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         keys.current()?;
-        Ok(Recorder { dir, keys, policy })
+        Ok(Recorder { dir, keys, policy, input })
     }
 
     /// Starts a recording for a session.

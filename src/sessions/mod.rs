@@ -90,6 +90,7 @@ pub struct Session {
     last_activity: Mutex<Instant>,
     recording: Mutex<Recording>,
     hub_audit: Arc<AuditLog>,
+    record_input: bool,
 }
 
 /// A session's recording, owned by the session.
@@ -205,7 +206,25 @@ impl Session {
     /// Input from a client allowed to type.
     pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        // Input is recorded only where configured, and never at a password prompt.
+        if self.record_input && !self.at_password_prompt() && !self.record(recfmt::INPUT, bytes) {
+            self.kill();
+        }
         (&self.master).write_all(bytes)
+    }
+
+    /// Whether the terminal is at a password prompt: echo off in line mode, as getpass,
+    /// sudo, ssh and `read -s` set it. (Readline and editors turn echo off too, but in raw
+    /// mode, and echo what is typed themselves.) Unreadable modes count as a prompt.
+    fn at_password_prompt(&self) -> bool {
+        // SAFETY: tcgetattr into a zeroed struct on our master fd (it reads the terminal's modes).
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(self.master.as_raw_fd(), &mut t) != 0 {
+                return true;
+            }
+            t.c_lflag & libc::ECHO == 0 && t.c_lflag & libc::ICANON != 0
+        }
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
@@ -355,6 +374,7 @@ impl Hub {
                 failed: false,
             }),
             hub_audit: self.audit.clone(),
+            record_input: self.recorder.input,
         });
         self.sessions.lock().map_err(|_| "session table poisoned".to_string())?.insert(id, session.clone());
         let hub = self.clone();
