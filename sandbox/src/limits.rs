@@ -66,6 +66,7 @@ impl Cgroup {
         let mk = |cg: &mut Cgroup, parent: &Path| -> Result<PathBuf, Refusal> {
             let base = parent.join("cordon");
             let _ = std::fs::create_dir(&base);
+            sweep(&base);
             let dir = base.join(name);
             std::fs::create_dir(&dir).map_err(|e| Refusal::os(Step::Cgroup, format!("creating {}", dir.display()), e))?;
             cg.dirs.push(dir.clone());
@@ -122,6 +123,24 @@ impl Cgroup {
     /// The fds through which the sandbox's init joins the cgroup.
     pub fn join_fds(&self) -> Vec<i32> {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    }
+}
+
+/// Removes groups left by sandboxes that were killed before they could clean up: empty
+/// groups (rmdir refuses populated ones) older than a minute, a few per start.
+fn sweep(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let mut removed = 0;
+    for e in entries.flatten() {
+        if removed >= 16 {
+            break;
+        }
+        let stale = e.file_name().to_str().is_some_and(|n| n.starts_with("sandbox-"))
+            && e.metadata().and_then(|m| m.modified()).map(|t| t < minute_ago).unwrap_or(false);
+        if stale && std::fs::remove_dir(e.path()).is_ok() {
+            removed += 1;
+        }
     }
 }
 

@@ -71,7 +71,7 @@ struct Prepared {
 pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
     let needs_cgroup = policy.limits.processes.is_some() || policy.limits.memory.is_some();
     let cgroup = match (&features.cgroup, needs_cgroup && features.root) {
-        (Some(layout), true) => Some(Cgroup::create(layout, &policy.limits, &format!("sandbox-{}", std::process::id()))?),
+        (Some(layout), true) => Some(Cgroup::create(layout, &policy.limits, &unique_name())?),
         (None, true) => {
             return Err(Refusal::new(Step::Cgroup, "the profile limits processes or memory, and as uid 0 only a cgroup can enforce that (RLIMIT_NPROC does not bind root); no usable pids+memory cgroup was found")
                 .hint("mount the pids and memory controllers (cgroup v2 with both enabled, or v1 hierarchies), or run cordon as an unprivileged user"))
@@ -107,6 +107,13 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
     drop(cgroup);
     result
+}
+
+/// A cgroup name no other sandbox uses: pids are reused, and a sandbox killed with SIGKILL
+/// leaves its (empty) group behind until the next sweep.
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("sandbox-{}-{nanos:09}", std::process::id())
 }
 
 fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Result<Prepared, Refusal> {

@@ -240,8 +240,19 @@ impl Session {
     /// Ends the session: its whole process tree is killed (the sandbox's init takes every
     /// process of its pid namespace with it).
     pub fn kill(&self) {
-        // SAFETY: signalling the session's own process group.
-        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        // Killing the sandbox's init (pid 1 of its namespace) ends every process in it and
+        // lets `cordon sandbox` clean up after it (its cgroup); killing `cordon sandbox`
+        // itself would leave that behind.
+        let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", self.pid, self.pid)).unwrap_or_default();
+        let mut killed = false;
+        for child in children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+            // SAFETY: signalling a child of the session's own process.
+            killed |= unsafe { libc::kill(child, libc::SIGKILL) } == 0;
+        }
+        if !killed {
+            // SAFETY: signalling the session's own process group.
+            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        }
     }
 }
 
