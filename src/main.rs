@@ -163,6 +163,9 @@ enum RecAction {
     Ls {
         #[arg(long)]
         user: Option<String>,
+        /// Only recordings started since: a duration (2h, 7d) or a date (2026-11-22[T14:00]).
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -193,6 +196,9 @@ enum RecAction {
         pattern: String,
         #[arg(long)]
         user: Option<String>,
+        /// Only recordings started since: a duration (2h, 7d) or a date.
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Put a recording under legal hold: it is never purged.
     Hold { id: String },
@@ -291,12 +297,12 @@ fn main() {
         },
         Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| record::cli::rotate(a)),
         Some(Command::Rec { action }) => match action {
-            RecAction::Ls { user, json } => admin(&|a| record::cli::ls(a, user.as_deref(), json)),
+            RecAction::Ls { user, since, json } => admin(&|a| record::cli::ls(a, user.as_deref(), since.as_deref(), json)),
             RecAction::Info { id } => admin(&|a| record::cli::info(a, &id)),
             RecAction::Play { id, speed, idle_limit, at } => {
                 admin(&|a| record::cli::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
             }
-            RecAction::Search { pattern, user } => admin(&|a| record::cli::search(a, &pattern, user.as_deref())),
+            RecAction::Search { pattern, user, since } => admin(&|a| record::cli::search(a, &pattern, user.as_deref(), since.as_deref())),
             RecAction::Hold { id } => admin(&|a| record::cli::hold(a, &id, true)),
             RecAction::Release { id } => admin(&|a| record::cli::hold(a, &id, false)),
             RecAction::Verify { id, all } => {

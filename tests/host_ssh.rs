@@ -514,6 +514,9 @@ fn sessions_are_recorded_and_exported_for_asciinema() {
     let verify = h.cordon(&["rec", "verify", "--all"]);
     assert_eq!(verify.code, 0, "{verify:?}");
     assert!(h.audit_log().contains("\"recording.export\""), "exports are audited");
+    assert!(h.cordon(&["rec", "ls", "--since", "1h"]).stdout.contains(&id));
+    assert!(h.cordon(&["rec", "ls", "--since", "2099-01-01"]).stdout.contains("no recordings"));
+    assert_eq!(h.cordon(&["rec", "ls", "--since", "yesterday-ish"]).code, 1);
 }
 
 #[test]
@@ -561,7 +564,7 @@ fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
 }
 
 #[test]
-fn a_full_disk_ends_the_session_under_the_strict_policy() {
+fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effort() {
     let data = tempfile::tempdir().unwrap();
     let recs = data.path().join("recs");
     std::fs::create_dir_all(&recs).unwrap();
@@ -590,6 +593,16 @@ fn a_full_disk_ends_the_session_under_the_strict_policy() {
     );
     assert!(!out.stdout.contains("SURVIVED"));
     assert!(h.audit_log().contains("\"recording.failed\""));
+    drop(h);
+    for f in std::fs::read_dir(&recs).unwrap().flatten() {
+        let _ = std::fs::remove_file(f.path());
+    }
+
+    let h = Host::start_with(&format!("[recordings]\ndir = \"{}\"\npolicy = \"best-effort\"", recs.display()));
+    let alice = h.user("alice", "developer");
+    let out = session(&h, &alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))");
+    assert!(out.stdout.contains("SURVIVED-2"), "best-effort keeps the session going");
+    assert!(h.audit_log().contains("\"recording.gap\""), "the gap is audited");
 }
 
 #[test]

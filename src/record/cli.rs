@@ -29,8 +29,27 @@ pub fn rotate(a: &Admin) -> i32 {
     }
 }
 
-pub fn ls(a: &Admin, user: Option<&str>, json: bool) -> i32 {
-    let list = match a.store.recordings(user) {
+/// `--since`: a duration back from now (`2h`, `7d`) or a date and time (`2026-11-22`,
+/// `2026-11-22T14:00`), as the RFC 3339 prefix recordings are compared with.
+pub fn since_cutoff(since: &str) -> Result<String, String> {
+    if let Ok(secs) = sandbox::profile::parse_duration(since) {
+        return Ok(crate::audit::rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(secs)));
+    }
+    let b = since.as_bytes();
+    if b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-' {
+        return Ok(since.to_string());
+    }
+    Err(format!("\"{since}\" is neither a duration (2h, 7d) nor a date (2026-11-22, 2026-11-22T14:00)"))
+}
+
+fn listed(a: &Admin, user: Option<&str>, since: Option<&str>) -> Result<Vec<RecordingEntry>, String> {
+    let cutoff = since.map(since_cutoff).transpose()?;
+    let list = a.store.recordings(user).map_err(|e| e.to_string())?;
+    Ok(list.into_iter().filter(|r| cutoff.as_deref().is_none_or(|c| r.started.as_str() >= c)).collect())
+}
+
+pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32 {
+    let list = match listed(a, user, since) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
@@ -149,8 +168,8 @@ pub fn hold(a: &Admin, id: &str, hold: bool) -> i32 {
 }
 
 /// `cordon rec search PATTERN`: lines that appeared on screen, across recordings.
-pub fn search(a: &Admin, pattern: &str, user: Option<&str>) -> i32 {
-    let list = match a.store.recordings(user) {
+pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>) -> i32 {
+    let list = match listed(a, user, since) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
