@@ -191,6 +191,13 @@ enum RecAction {
         #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
         at: f64,
     },
+    /// Print the screen as it was at a moment (seeks from the nearest keyframe).
+    Screen {
+        id: String,
+        /// Seconds into the recording.
+        #[arg(long, value_name = "SECONDS")]
+        at: f64,
+    },
     /// Find text that appeared on screen, across recordings: recording, time and line.
     Search {
         pattern: String,
@@ -302,6 +309,7 @@ fn main() {
             RecAction::Play { id, speed, idle_limit, at } => {
                 admin(&|a| record::cli::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
             }
+            RecAction::Screen { id, at } => admin(&|a| record::cli::screen(a, &id, at)),
             RecAction::Search { pattern, user, since } => admin(&|a| record::cli::search(a, &pattern, user.as_deref(), since.as_deref())),
             RecAction::Hold { id } => admin(&|a| record::cli::hold(a, &id, true)),
             RecAction::Release { id } => admin(&|a| record::cli::hold(a, &id, false)),

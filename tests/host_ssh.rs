@@ -671,3 +671,17 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
     assert!(typed.contains("echo typed-$((3*3))"), "typed input is recorded: {typed:?}");
     assert!(!typed.contains("hunter2"), "input typed with echo off was recorded: {typed:?}");
 }
+
+#[test]
+fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    // 3 MB of output (several keyframes), then a last line.
+    session(&h, &alice, "alice", "head -c 3000000 /dev/zero | tr \\\\0 a; echo; echo END-$((6*7)); sleep 0.3");
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let out = h.cordon(&["rec", "screen", &id, "--at", "3600"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("END-42"), "{:?}", &out.stdout[out.stdout.len().saturating_sub(400)..]);
+    let early = h.cordon(&["rec", "screen", &id, "--at", "0"]);
+    assert!(!early.stdout.contains("END-42"));
+}

@@ -219,3 +219,29 @@ pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
         Err(e) => fail(e),
     }
 }
+
+/// `cordon rec screen ID --at T`: the screen at T seconds, found from the nearest keyframe
+/// without reading the whole recording (audited like playback).
+pub fn screen(a: &Admin, id: &str, at: f64) -> i32 {
+    let r = match a.store.recording(id) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let found = key_for(a, &r.path).and_then(|k| {
+        format::seek(Path::new(&r.path), &k, (at.max(0.0) * 1e6) as u64).map_err(|d| format!("recording {} is damaged: {d}", r.id))
+    });
+    let (header, events) = match found {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) =
+        a.audit.record(AuditEvent::new("recording.play", &a.actor).with("recording", r.id.clone()).with("at", at).with("screen_only", true))
+    {
+        return fail(e);
+    }
+    let drawn = super::play::render(header.cols, header.rows, &events);
+    match std::io::stdout().write_all(&drawn).and_then(|_| std::io::stdout().write_all(b"\r\n")) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}

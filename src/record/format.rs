@@ -18,6 +18,10 @@ const INFO: &[u8] = b"cordon recording v1";
 const CHUNK_TARGET: usize = 256 << 10;
 /// A chunk larger than this is not believed (a corrupt length field).
 const CHUNK_MAX: u32 = 16 << 20;
+/// A chunk's clear header: sealed length (4), time of its first event in µs (8), flags (1).
+const CHUNK_HEAD: usize = 13;
+/// The chunk begins with a keyframe event (the whole screen), so reading can start there.
+pub const FLAG_KEYFRAME: u8 = 1;
 
 /// What a recording says about itself, in the clear but authenticated.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,6 +58,17 @@ pub const MARKER: u8 = b'm';
 pub const EXIT: u8 = b'x';
 /// Recording was interrupted for a while (best-effort policy); data says why.
 pub const GAP: u8 = b'g';
+/// The whole screen, as bytes that draw it: where seeking starts.
+pub const KEYFRAME: u8 = b'k';
+
+/// The associated data of one chunk: the header's hash, the chunk's time and flags.
+fn chunk_aad(header_hash: &[u8; 32], start_us: u64, flags: u8) -> [u8; 41] {
+    let mut a = [0u8; 41];
+    a[..32].copy_from_slice(header_hash);
+    a[32..40].copy_from_slice(&start_us.to_be_bytes());
+    a[40] = flags;
+    a
+}
 
 /// The id of a master key.
 pub fn key_id(master: &[u8]) -> String {
@@ -106,6 +121,9 @@ pub struct Writer {
     last_us: u64,
     last_seal: Instant,
     finished: bool,
+    /// Time of the first pending event, and the flags of the chunk being filled.
+    chunk_start: Option<u64>,
+    chunk_flags: u8,
     /// Bytes written to disk so far.
     pub bytes: u64,
 }
@@ -138,6 +156,8 @@ impl Writer {
             last_us: 0,
             last_seal: Instant::now(),
             finished: false,
+            chunk_start: None,
+            chunk_flags: 0,
             bytes: head.len() as u64,
         })
     }
@@ -150,8 +170,17 @@ impl Writer {
 
     fn event_at(&mut self, at_us: u64, kind: u8, data: &[u8]) -> Result<(), String> {
         let at_us = at_us.max(self.last_us);
+        // The first event of a chunk is timed from the chunk's header, so that a chunk can
+        // be read on its own.
+        let prev = match self.chunk_start {
+            Some(_) => self.last_us,
+            None => {
+                self.chunk_start = Some(at_us);
+                at_us
+            }
+        };
         self.pending.push(kind);
-        put_varint(&mut self.pending, at_us - self.last_us);
+        put_varint(&mut self.pending, at_us - prev);
         put_varint(&mut self.pending, data.len() as u64);
         self.pending.extend_from_slice(data);
         self.last_us = at_us;
@@ -169,20 +198,36 @@ impl Writer {
         Ok(())
     }
 
+    /// Starts a new chunk with the whole screen, so that reading can begin there.
+    pub fn keyframe(&mut self, screen: &[u8]) -> Result<(), String> {
+        if !self.pending.is_empty() {
+            self.seal(false)?;
+        }
+        self.chunk_flags = FLAG_KEYFRAME;
+        self.event(KEYFRAME, screen)
+    }
+
     fn seal(&mut self, last: bool) -> Result<(), String> {
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(&self.pending).map_err(|e| e.to_string())?;
         let plain = z.finish().map_err(|e| e.to_string())?;
+        let start = self.chunk_start.unwrap_or(self.last_us);
+        let flags = self.chunk_flags;
+        let aad = chunk_aad(&self.aad, start, flags);
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce(self.counter, last)), Payload { msg: &plain, aad: &self.aad })
+            .encrypt(Nonce::from_slice(&nonce(self.counter, last)), Payload { msg: &plain, aad: &aad })
             .map_err(|_| "encryption failed".to_string())?;
         let mut out = (sealed.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&start.to_be_bytes());
+        out.push(flags);
         out.extend_from_slice(&sealed);
         self.file.write_all(&out).and_then(|_| self.file.sync_data()).map_err(|e| format!("writing the recording: {e}"))?;
         self.bytes += out.len() as u64;
         self.counter += 1;
         self.pending.clear();
+        self.chunk_start = None;
+        self.chunk_flags = 0;
         self.last_seal = Instant::now();
         Ok(())
     }
@@ -190,6 +235,8 @@ impl Writer {
     /// Forgets events not yet sealed (after a failed write, under the best-effort policy).
     pub fn discard_pending(&mut self) {
         self.pending.clear();
+        self.chunk_start = None;
+        self.chunk_flags = 0;
     }
 
     /// Seals the final chunk: the recording is complete.
@@ -266,15 +313,108 @@ fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
     Ok((header, end, aad))
 }
 
-/// Reads and verifies a whole recording with `master` (the key whose id the header names).
-pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
-    let mut data = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| Damage {
-        chunk: None,
-        offset: 0,
-        reason: format!("cannot read: {e}"),
-    })?;
-    let (header, mut pos, aad) = parse_header(&data)?;
+/// Decrypts and decodes chunk `counter` (sealed bytes `sealed`, clear `start`/`flags`):
+/// its events with absolute times, and whether it is the final chunk.
+fn open_chunk(
+    cipher: &Aes256Gcm,
+    header_hash: &[u8; 32],
+    counter: u64,
+    start: u64,
+    flags: u8,
+    sealed: &[u8],
+    offset: u64,
+) -> Result<(Vec<Event>, bool), Damage> {
+    let damage = |reason: &str| Damage { chunk: Some(counter), offset, reason: reason.to_string() };
+    let aad = chunk_aad(header_hash, start, flags);
+    let (plain, last) = match cipher.decrypt(Nonce::from_slice(&nonce(counter, false)), Payload { msg: sealed, aad: &aad }) {
+        Ok(p) => (p, false),
+        Err(_) => match cipher.decrypt(Nonce::from_slice(&nonce(counter, true)), Payload { msg: sealed, aad: &aad }) {
+            Ok(p) => (p, true),
+            Err(_) => return Err(damage("fails authentication: altered, reordered, or from another recording")),
+        },
+    };
+    let mut raw = Vec::new();
+    flate2::read::DeflateDecoder::new(&plain[..]).read_to_end(&mut raw).map_err(|_| damage("does not decompress"))?;
+    let mut events = Vec::new();
+    let (mut p, mut at) = (0, start);
+    while p < raw.len() {
+        let kind = raw[p];
+        p += 1;
+        let delta = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))?;
+        let n = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))? as usize;
+        let bytes = raw.get(p..p + n).ok_or_else(|| damage("malformed event"))?.to_vec();
+        p += n;
+        at += delta;
+        events.push(Event { at_us: at, kind, data: bytes });
+    }
+    Ok((events, last))
+}
+
+/// A chunk's place in the file, from its clear header.
+#[derive(Debug, Clone, Copy)]
+struct ChunkRef {
+    offset: u64,
+    len: u32,
+    start: u64,
+    flags: u8,
+}
+
+/// The chunk headers after the file header, read with positioned reads (no decryption),
+/// up to the first incomplete chunk.
+fn scan(f: &File, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    let mut head = [0u8; CHUNK_HEAD];
+    while pos + CHUNK_HEAD as u64 <= size {
+        f.read_exact_at(&mut head, pos).map_err(|e| Damage {
+            chunk: Some(out.len() as u64),
+            offset: pos,
+            reason: format!("cannot read: {e}"),
+        })?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        if !(16..=CHUNK_MAX).contains(&len) {
+            return Err(Damage {
+                chunk: Some(out.len() as u64),
+                offset: pos,
+                reason: "impossible chunk length: the file was altered".into(),
+            });
+        }
+        if pos + CHUNK_HEAD as u64 + u64::from(len) > size {
+            break;
+        }
+        let start = u64::from_be_bytes(head[4..12].try_into().unwrap_or([0; 8]));
+        out.push(ChunkRef { offset: pos, len, start, flags: head[12] });
+        pos += CHUNK_HEAD as u64 + u64::from(len);
+    }
+    Ok(out)
+}
+
+struct Opened {
+    file: File,
+    size: u64,
+    header: Header,
+    header_hash: [u8; 32],
+    cipher: Aes256Gcm,
+    chunks: Vec<ChunkRef>,
+}
+
+fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
+    use std::os::unix::fs::FileExt;
+    let cant = |e: std::io::Error| Damage { chunk: None, offset: 0, reason: format!("cannot read: {e}") };
+    let file = File::open(path).map_err(cant)?;
+    let size = file.metadata().map_err(cant)?.len();
+    let mut head = vec![0u8; 12.min(size as usize)];
+    file.read_exact_at(&mut head, 0).map_err(cant)?;
+    if head.len() < 12 || &head[..8] != MAGIC {
+        return Err(Damage { chunk: None, offset: 0, reason: "not a cordon recording (bad magic)".into() });
+    }
+    let hlen = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
+    if hlen >= 1 << 20 || 12 + hlen > size {
+        return Err(Damage { chunk: None, offset: 8, reason: "header length runs past the file".into() });
+    }
+    head.resize(12 + hlen as usize, 0);
+    file.read_exact_at(&mut head[12..], 12).map_err(cant)?;
+    let (header, end, header_hash) = parse_header(&head)?;
     if header.key_id != key_id(master) {
         return Err(Damage {
             chunk: None,
@@ -284,57 +424,65 @@ pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
     }
     let salt = hex_decode(&header.salt).ok_or(Damage { chunk: None, offset: 12, reason: "bad salt".into() })?;
     let cipher = cipher(master, &salt).map_err(|e| Damage { chunk: None, offset: 0, reason: e })?;
-    let mut events = Vec::new();
-    let mut at = 0u64;
-    let mut counter = 0u64;
-    loop {
-        if pos == data.len() {
-            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
+    let chunks = scan(&file, end as u64, size)?;
+    Ok(Opened { file, size, header, header_hash, cipher, chunks })
+}
+
+impl Opened {
+    fn chunk(&self, i: usize) -> Result<(Vec<Event>, bool), Damage> {
+        use std::os::unix::fs::FileExt;
+        let c = self.chunks[i];
+        let mut sealed = vec![0u8; c.len as usize];
+        self.file.read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64).map_err(|e| Damage {
+            chunk: Some(i as u64),
+            offset: c.offset,
+            reason: format!("cannot read: {e}"),
+        })?;
+        open_chunk(&self.cipher, &self.header_hash, i as u64, c.start, c.flags, &sealed, c.offset)
+    }
+}
+
+/// Reads and verifies a whole recording with `master` (the key whose id the header names).
+pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
+    let o = open(path, master)?;
+    let mut events: Vec<Event> = Vec::new();
+    for i in 0..o.chunks.len() {
+        let c = o.chunks[i];
+        if events.last().is_some_and(|e| c.start < e.at_us) {
+            return Err(Damage {
+                chunk: Some(i as u64),
+                offset: c.offset,
+                reason: "starts before the previous chunk ends: reordered".into(),
+            });
         }
-        let offset = pos as u64;
-        let damage = |reason: &str| Damage { chunk: Some(counter), offset, reason: reason.to_string() };
-        if data.len() - pos < 4 {
-            // A length cut in half: the host died mid-write.
-            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
-        }
-        let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
-        if !(16..=CHUNK_MAX).contains(&len) {
-            return Err(damage("impossible chunk length: the file was altered"));
-        }
-        let end = pos + 4 + len as usize;
-        if end > data.len() {
-            return Ok(Recording { header, events, ending: Ending::NoFinalChunk { chunks: counter } });
-        }
-        let sealed = &data[pos + 4..end];
-        let (plain, last) = match cipher.decrypt(Nonce::from_slice(&nonce(counter, false)), Payload { msg: sealed, aad: &aad }) {
-            Ok(p) => (p, false),
-            Err(_) => match cipher.decrypt(Nonce::from_slice(&nonce(counter, true)), Payload { msg: sealed, aad: &aad }) {
-                Ok(p) => (p, true),
-                Err(_) => return Err(damage("fails authentication: altered, reordered, or from another recording")),
-            },
-        };
-        let mut raw = Vec::new();
-        flate2::read::DeflateDecoder::new(&plain[..]).read_to_end(&mut raw).map_err(|_| damage("does not decompress"))?;
-        let mut p = 0;
-        while p < raw.len() {
-            let kind = raw[p];
-            p += 1;
-            let delta = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))?;
-            let n = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))? as usize;
-            let bytes = raw.get(p..p + n).ok_or_else(|| damage("malformed event"))?.to_vec();
-            p += n;
-            at += delta;
-            events.push(Event { at_us: at, kind, data: bytes });
-        }
-        counter += 1;
-        pos = end;
+        let (mut evs, last) = o.chunk(i)?;
+        events.append(&mut evs);
         if last {
-            if pos != data.len() {
-                return Err(Damage { chunk: Some(counter), offset: pos as u64, reason: "data after the final chunk".into() });
+            let end = c.offset + CHUNK_HEAD as u64 + u64::from(c.len);
+            if end != o.size {
+                return Err(Damage { chunk: Some(i as u64 + 1), offset: end, reason: "data after the final chunk".into() });
             }
-            return Ok(Recording { header, events, ending: Ending::Complete });
+            return Ok(Recording { header: o.header, events, ending: Ending::Complete });
         }
     }
+    Ok(Recording { ending: Ending::NoFinalChunk { chunks: o.chunks.len() as u64 }, header: o.header, events })
+}
+
+/// What is needed to draw the screen at `at_us` without reading the whole recording: the
+/// events from the last keyframe at or before it (the keyframe first) up to `at_us`. Only
+/// the chunks from that keyframe on are decrypted.
+pub fn seek(path: &Path, master: &[u8], at_us: u64) -> Result<(Header, Vec<Event>), Damage> {
+    let o = open(path, master)?;
+    let from = o.chunks.iter().rposition(|c| c.flags & FLAG_KEYFRAME != 0 && c.start <= at_us).unwrap_or(0);
+    let mut events = Vec::new();
+    for i in from..o.chunks.len() {
+        if o.chunks[i].start > at_us {
+            break;
+        }
+        let (evs, _) = o.chunk(i)?;
+        events.extend(evs.into_iter().filter(|e| e.at_us <= at_us));
+    }
+    Ok((o.header, events))
 }
 
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -416,8 +564,8 @@ pub mod tests {
         let mut spans = Vec::new();
         while pos < data.len() {
             let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-            spans.push((pos, pos + 4 + len));
-            pos += 4 + len;
+            spans.push((pos, pos + CHUNK_HEAD + len));
+            pos += CHUNK_HEAD + len;
         }
         (path, spans)
     }

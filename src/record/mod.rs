@@ -335,6 +335,45 @@ mod tests {
     }
 
     #[test]
+    fn seeking_from_a_keyframe_draws_the_same_screen_as_replaying_from_the_start() {
+        let key = [5u8; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let mut w = format::Writer::create(&path, &format::tests::header(&key), &key).unwrap();
+        let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+        let mut screen = vt100::Parser::new(nz(24), nz(80), 0);
+        for i in 0..400 {
+            let line = format!("\x1b[3{}mline {i}\x1b[0m\r\n", i % 8);
+            w.event(OUTPUT, line.as_bytes()).unwrap();
+            screen.process(line.as_bytes());
+            if i % 50 == 49 {
+                let mut frame = b"80x24\n".to_vec();
+                frame.extend(b"\x1b[H\x1b[2J");
+                frame.extend(screen.screen().state_formatted().into_bytes());
+                w.keyframe(&frame).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        let full = format::read(&path, &key).unwrap();
+        let contents = |drawn: Vec<u8>| {
+            let mut p = vt100::Parser::new(nz(24), nz(80), 0);
+            p.process(&drawn);
+            p.screen().contents()
+        };
+        for t_idx in [10usize, 120, 260, 399] {
+            let t = full.events.iter().filter(|e| e.kind == OUTPUT).nth(t_idx).unwrap().at_us;
+            let (header, from_keyframe) = format::seek(&path, &key, t).unwrap();
+            assert!(from_keyframe.len() < full.events.len() / 2 || t_idx < 50, "seek decoded too much for {t_idx}");
+            let upto: Vec<Event> = full.events.iter().filter(|e| e.at_us <= t).cloned().collect();
+            assert_eq!(
+                contents(play::render(header.cols, header.rows, &from_keyframe)),
+                contents(play::render(80, 24, &upto)),
+                "at line {t_idx}"
+            );
+        }
+    }
+
+    #[test]
     fn utf8_split_across_events_is_kept_whole() {
         let mut c = Utf8Carry(Vec::new());
         let snow = "☃".as_bytes();

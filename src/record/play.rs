@@ -86,17 +86,27 @@ fn keys() -> mpsc::Receiver<Key> {
 
 /// The screen at `t` seconds, as bytes that draw it, and the index of the first later event.
 fn screen_at(rec: &Recording, t: f64) -> (Vec<u8>, usize) {
-    let (mut rows, mut cols) = (rec.header.rows.max(1), rec.header.cols.max(1));
+    let limit = (t * 1e6) as u64;
+    let next = rec.events.iter().position(|e| e.at_us > limit).unwrap_or(rec.events.len());
+    (render(rec.header.cols, rec.header.rows, &rec.events[..next]), next)
+}
+
+/// Draws the screen that `events` (starting at the beginning, or at a keyframe) leave.
+pub fn render(cols: u16, rows: u16, events: &[Event]) -> Vec<u8> {
+    let (mut rows, mut cols) = (rows.max(1), cols.max(1));
     let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN);
     let mut parser = vt100::Parser::new(nz(rows), nz(cols), 0);
-    let limit = (t * 1e6) as u64;
-    let mut next = rec.events.len();
-    for (i, e) in rec.events.iter().enumerate() {
-        if e.at_us > limit {
-            next = i;
-            break;
-        }
+    for e in events {
         match e.kind {
+            super::format::KEYFRAME => {
+                let Some(nl) = e.data.iter().position(|&b| b == b'\n') else { continue };
+                if let Some((c, r)) = std::str::from_utf8(&e.data[..nl]).ok().and_then(|s| s.split_once('x')) {
+                    cols = c.parse().unwrap_or(cols);
+                    rows = r.parse().unwrap_or(rows);
+                }
+                parser = vt100::Parser::new(nz(rows), nz(cols), 0);
+                parser.process(&e.data[nl + 1..]);
+            }
             OUTPUT => parser.process(&e.data),
             RESIZE => {
                 if let Some((c, r)) = std::str::from_utf8(&e.data).ok().and_then(|s| s.split_once('x')) {
@@ -110,7 +120,7 @@ fn screen_at(rec: &Recording, t: f64) -> (Vec<u8>, usize) {
     }
     let mut out = b"\x1b[H\x1b[2J".to_vec();
     out.extend(parser.screen().state_formatted().into_bytes());
-    (out, next)
+    out
 }
 
 /// Plays `rec` to standard output.

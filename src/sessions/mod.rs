@@ -150,6 +150,16 @@ impl Session {
     /// Records an event, applying the failure policy. Returns false when the session must
     /// end (strict policy and the recording cannot be written).
     fn record(&self, kind: u8, data: &[u8]) -> bool {
+        self.write_recording(|w| if kind == 0 { w.tick() } else { w.event(kind, data) })
+    }
+
+    /// Starts a new recording chunk with the whole screen (where seeking begins).
+    fn keyframe(&self, screen: &[u8]) -> bool {
+        self.write_recording(|w| w.keyframe(screen))
+    }
+
+    /// Applies `f` to the recording, then the failure policy if it fails.
+    fn write_recording(&self, f: impl FnOnce(&mut Writer) -> Result<(), String>) -> bool {
         let mut r = self.recording.lock().unwrap_or_else(|e| e.into_inner());
         let r = &mut *r;
         let Some(w) = r.writer.as_mut() else { return !r.failed };
@@ -165,7 +175,7 @@ impl Session {
                 );
             }
         }
-        let result = if kind == 0 { w.tick() } else { w.event(kind, data) };
+        let result = f(w);
         match result {
             Ok(()) => true,
             Err(e) => match r.policy {
@@ -456,8 +466,12 @@ fn snapshot(screen: &vt100::Parser) -> Vec<u8> {
 }
 
 /// Reads the PTY until the command is gone, feeding the screen and the viewers.
+/// Output between two keyframes: seeking decodes at most this much.
+const KEYFRAME_EVERY: usize = 1 << 20;
+
 fn pump(s: &Arc<Session>, mut reader: File) {
     let mut buf = vec![0u8; 64 << 10];
+    let mut since_keyframe = 0usize;
     loop {
         // Wake at least twice a second so the recording seals a chunk every second.
         let mut pfd = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -486,6 +500,17 @@ fn pump(s: &Arc<Session>, mut reader: File) {
         let viewers = s.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for v in viewers {
             v.push(bytes, &|| snapshot(&screen));
+        }
+        since_keyframe += n;
+        if since_keyframe >= KEYFRAME_EVERY {
+            since_keyframe = 0;
+            let (rows, cols) = screen.screen().size();
+            let mut frame = format!("{cols}x{rows}\n").into_bytes();
+            frame.extend(snapshot(&screen));
+            drop(screen);
+            if !s.keyframe(&frame) {
+                s.kill();
+            }
         }
     }
 }
