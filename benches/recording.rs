@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let corpus = make_corpus(tmp.path(), 64 << 20);
+    let mib: u64 = std::env::var("SIZE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let corpus = make_corpus(tmp.path(), mib << 20);
     let size = std::fs::metadata(&corpus).map(|m| m.len()).unwrap_or(0);
 
     // asciinema, headless under script(1) (it wants a terminal).
@@ -28,7 +29,7 @@ fn main() {
     assert!(ok && asciinema_bytes > 0, "asciinema rec failed (benches/recording.sh installs it)");
 
     // cordon: a session that cats the same file, recorded as every session is.
-    let (cordon_bytes, cordon_secs) = cordon_recording(tmp.path(), &corpus);
+    let (cordon_bytes, cordon_secs, seeks) = cordon_recording(tmp.path(), &corpus);
 
     let gib = |b: u64| b as f64 * (1u64 << 30) as f64 / size as f64 / (1u64 << 20) as f64;
     println!("recording size for {:.1} MiB of terminal output (ls -lR), one run", size as f64 / 1048576.0);
@@ -36,6 +37,13 @@ fn main() {
     println!("{:<26} {:>14} {:>18.1} {:>10.2}", "asciinema rec (v2)", asciinema_bytes, gib(asciinema_bytes), asciinema_secs);
     println!("{:<26} {:>14} {:>18.1} {:>10.2}", "cordon (deflate+AES-GCM)", cordon_bytes, gib(cordon_bytes), cordon_secs);
     println!("cordon / asciinema: {:.3} (goal: under 0.333)", cordon_bytes as f64 / asciinema_bytes as f64);
+    println!(
+        "seek (`cordon rec screen ID --at T`, whole command, {} random moments): p50 {:.1} ms, p99 {:.1} ms (goal: under 100 ms); session output {:.1} MiB/s",
+        seeks.len(),
+        seeks[seeks.len() / 2],
+        seeks[seeks.len() * 99 / 100],
+        size as f64 / 1048576.0 / cordon_secs
+    );
 }
 
 fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
@@ -59,7 +67,7 @@ fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
     path
 }
 
-fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64) {
+fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64, Vec<f64>) {
     let exe = env!("CARGO_BIN_EXE_cordon");
     let data = dir.join("cordon");
     let key = dir.join("id");
@@ -126,5 +134,30 @@ fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64) {
     let bytes = std::fs::read_dir(data.join("recordings"))
         .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
-    (bytes, secs)
+    let ls = Command::new(exe).arg("--data-dir").arg(&data).args(["rec", "ls", "--json"]).output().expect("rec ls");
+    let id = serde_json::from_slice::<serde_json::Value>(&ls.stdout)
+        .ok()
+        .and_then(|v| v[0]["id"].as_str().map(String::from))
+        .expect("a recording");
+    let mut seeks = Vec::new();
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for _ in 0..50 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = (x % 1000) as f64 / 1000.0 * secs;
+        let start = Instant::now();
+        let ok = Command::new(exe)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["rec", "screen", &id, "--at", &format!("{at:.3}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "rec screen");
+        seeks.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    seeks.sort_by(f64::total_cmp);
+    (bytes, secs, seeks)
 }
