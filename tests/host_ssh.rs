@@ -685,3 +685,20 @@ fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
     let early = h.cordon(&["rec", "screen", &id, "--at", "0"]);
     assert!(!early.stdout.contains("END-42"));
 }
+
+#[test]
+fn markers_land_in_the_recording_and_its_exports() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let bob = h.user("bob", "developer");
+    h.tmux_ssh("s", &alice, "alice", "new -- bash");
+    h.wait_for("s", "#");
+    let out = h.ssh(&alice, "alice", &["mark", "1", "deploy", "starts"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "marked session 1: deploy starts\n"), "{out:?}");
+    assert_eq!(h.ssh(&bob, "bob", &["mark", "1"]).code, 126, "another developer may not mark it");
+    h.keys("s", &["exit", "Enter"]);
+    wait_until("the recording to end", || recordings(&h).first().map(|r| r["state"] == "complete").unwrap_or(false));
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let cast = h.cordon(&["rec", "export", &id]);
+    assert!(cast.stdout.contains("\"m\",\"deploy starts\"]"), "{cast:?}");
+}

@@ -1,7 +1,7 @@
 //! `cordon rec play`: a recording replayed in the terminal at its own pace. Keys (when
 //! standard input is a terminal): space pauses and resumes, `.` steps one event while paused,
 //! `+` and `-` double and halve the speed, the left and right arrows seek 5 s back and
-//! forward, `q` quits. `--at T` starts at T seconds, `--idle-limit S` shortens pauses.
+//! forward, `]` and `[` jump to the next and previous marker, `q` quits. `--at T` starts at T seconds, `--idle-limit S` shortens pauses.
 
 use super::format::{Event, Recording, OUTPUT, RESIZE};
 use std::io::{Read, Write};
@@ -22,6 +22,8 @@ enum Key {
     Slower,
     Back,
     Forward,
+    NextMarker,
+    PrevMarker,
     Quit,
 }
 
@@ -73,6 +75,8 @@ fn keys() -> mpsc::Receiver<Key> {
                 b"-" => Key::Slower,
                 b"\x1b[D" => Key::Back,
                 b"\x1b[C" => Key::Forward,
+                b"]" => Key::NextMarker,
+                b"[" => Key::PrevMarker,
                 b"q" | b"\x03" => Key::Quit,
                 _ => continue,
             };
@@ -163,8 +167,21 @@ pub fn play(rec: &Recording, opts: &PlayOptions) -> std::io::Result<()> {
                 }
                 Some(Key::Faster) => speed *= 2.0,
                 Some(Key::Slower) => speed /= 2.0,
-                Some(k @ (Key::Back | Key::Forward)) => {
-                    let to = if matches!(k, Key::Back) { (clock - 5.0).max(0.0) } else { clock + 5.0 };
+                Some(k @ (Key::Back | Key::Forward | Key::NextMarker | Key::PrevMarker)) => {
+                    let marker = |after: bool| {
+                        let times = events.iter().filter(|e| e.kind == super::format::MARKER).map(|e| e.at_us as f64 / 1e6);
+                        if after {
+                            times.filter(|&t| t > clock + 0.001).reduce(f64::min)
+                        } else {
+                            times.filter(|&t| t < clock - 0.5).reduce(f64::max)
+                        }
+                    };
+                    let to = match k {
+                        Key::Back => (clock - 5.0).max(0.0),
+                        Key::Forward => clock + 5.0,
+                        Key::NextMarker => marker(true).unwrap_or(clock),
+                        _ => marker(false).unwrap_or(0.0),
+                    };
                     let (screen, next) = screen_at(rec, to);
                     out.write_all(&screen)?;
                     out.flush()?;

@@ -213,6 +213,11 @@ impl Session {
         }
     }
 
+    /// Adds a marker to the recording (a named point to jump to on playback).
+    pub fn mark(&self, label: &str) -> bool {
+        self.record(recfmt::MARKER, label.as_bytes())
+    }
+
     /// Input from a client allowed to type.
     pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, kill ID, run [--profile P] [--workspace W] -- CMD...";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD...";
 
 /// Splits a command line into words: whitespace separates, '...' and "..." group, \ escapes.
 pub fn split_words(s: &str) -> Result<Vec<String>, String> {
@@ -179,6 +179,20 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             session.channel_success(channel)?;
             conn.attach(channel, session, s, writer);
             Ok(())
+        }
+        "mark" => {
+            let Some(id) = id_arg() else {
+                return conn.finish(channel, session, "", "cordon: mark needs a session id: mark ID [LABEL...]\n", 2);
+            };
+            let Some(s) = conn.shared.hub.get(id) else { return conn.refuse(channel, session, "mark", &format!("no session {id}")) };
+            if !allowed(user.role, Action::AttachSession { own: s.owner == user.name }) {
+                return conn.refuse(channel, session, "mark", &format!("a {} may not mark session {id} of {}", user.role.name(), s.owner));
+            }
+            let label = if args.rest.len() > 1 { args.rest[1..].join(" ") } else { format!("mark by {}", user.name) };
+            let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
+            s.mark(&label);
+            conn.audit(AuditEvent::new("session.mark", user.name.clone()).with("session", id).with("label", label.clone()));
+            conn.finish(channel, session, &format!("marked session {id}: {label}\n"), "", 0)
         }
         "kill" => {
             let Some(id) = id_arg() else { return conn.finish(channel, session, "", "cordon: kill needs a session id (see `ls`)\n", 2) };
