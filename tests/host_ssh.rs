@@ -684,6 +684,9 @@ fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
     assert!(out.stdout.contains("END-42"), "{:?}", &out.stdout[out.stdout.len().saturating_sub(400)..]);
     let early = h.cordon(&["rec", "screen", &id, "--at", "0"]);
     assert!(!early.stdout.contains("END-42"));
+    // Playback from a late moment starts from a keyframe too, and plays on from there.
+    let late = h.cordon(&["rec", "play", &id, "--at", "3600"]);
+    assert!(late.stdout.contains("END-42") && late.stdout.len() < 1_000_000, "{} bytes", late.stdout.len());
 }
 
 #[test]

@@ -205,16 +205,16 @@ pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let rec = match key_for(a, &r.path)
-        .and_then(|k| format::read(Path::new(&r.path), &k).map_err(|d| format!("recording {} is damaged: {d}", r.id)))
+    let reader = match key_for(a, &r.path)
+        .and_then(|k| format::Reader::open(Path::new(&r.path), &k).map_err(|d| format!("recording {} is damaged: {d}", r.id)))
     {
-        Ok(rec) => rec,
+        Ok(reader) => reader,
         Err(e) => return fail(e),
     };
     if let Err(e) = a.audit.record(AuditEvent::new("recording.play", &a.actor).with("recording", r.id.clone()).with("at", opts.at)) {
         return fail(e);
     }
-    match super::play::play(&rec, opts) {
+    match super::play::play(&mut super::play::Stream::new(reader), opts) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }

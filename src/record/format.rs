@@ -428,6 +428,33 @@ fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
     Ok(Opened { file, size, header, header_hash, cipher, chunks })
 }
 
+/// A recording opened for reading chunk by chunk (playback, seeking).
+pub struct Reader(Opened);
+
+impl Reader {
+    pub fn open(path: &Path, master: &[u8]) -> Result<Reader, Damage> {
+        open(path, master).map(Reader)
+    }
+    pub fn header(&self) -> &Header {
+        &self.0.header
+    }
+    pub fn chunks(&self) -> usize {
+        self.0.chunks.len()
+    }
+    /// The time of chunk `i`'s first event, in µs.
+    pub fn chunk_start(&self, i: usize) -> u64 {
+        self.0.chunks[i].start
+    }
+    /// The chunk to start from to draw the screen at `at_us`: the last keyframe at or before it.
+    pub fn keyframe_for(&self, at_us: u64) -> usize {
+        self.0.chunks.iter().rposition(|c| c.flags & FLAG_KEYFRAME != 0 && c.start <= at_us).unwrap_or(0)
+    }
+    /// The events of chunk `i`, verified.
+    pub fn events(&self, i: usize) -> Result<Vec<Event>, Damage> {
+        self.0.chunk(i).map(|(e, _)| e)
+    }
+}
+
 impl Opened {
     fn chunk(&self, i: usize) -> Result<(Vec<Event>, bool), Damage> {
         use std::os::unix::fs::FileExt;
@@ -472,17 +499,15 @@ pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
 /// events from the last keyframe at or before it (the keyframe first) up to `at_us`. Only
 /// the chunks from that keyframe on are decrypted.
 pub fn seek(path: &Path, master: &[u8], at_us: u64) -> Result<(Header, Vec<Event>), Damage> {
-    let o = open(path, master)?;
-    let from = o.chunks.iter().rposition(|c| c.flags & FLAG_KEYFRAME != 0 && c.start <= at_us).unwrap_or(0);
+    let r = Reader::open(path, master)?;
     let mut events = Vec::new();
-    for i in from..o.chunks.len() {
-        if o.chunks[i].start > at_us {
+    for i in r.keyframe_for(at_us)..r.chunks() {
+        if r.chunk_start(i) > at_us {
             break;
         }
-        let (evs, _) = o.chunk(i)?;
-        events.extend(evs.into_iter().filter(|e| e.at_us <= at_us));
+        events.extend(r.events(i)?.into_iter().filter(|e| e.at_us <= at_us));
     }
-    Ok((o.header, events))
+    Ok((r.0.header, events))
 }
 
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {

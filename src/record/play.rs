@@ -3,7 +3,7 @@
 //! `+` and `-` double and halve the speed, the left and right arrows seek 5 s back and
 //! forward, `]` and `[` jump to the next and previous marker, `q` quits. `--at T` starts at T seconds, `--idle-limit S` shortens pauses.
 
-use super::format::{Event, Recording, OUTPUT, RESIZE};
+use super::format::{Event, OUTPUT, RESIZE};
 use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -88,11 +88,86 @@ fn keys() -> mpsc::Receiver<Key> {
     rx
 }
 
-/// The screen at `t` seconds, as bytes that draw it, and the index of the first later event.
-fn screen_at(rec: &Recording, t: f64) -> (Vec<u8>, usize) {
-    let limit = (t * 1e6) as u64;
-    let next = rec.events.iter().position(|e| e.at_us > limit).unwrap_or(rec.events.len());
-    (render(rec.header.cols, rec.header.rows, &rec.events[..next]), next)
+/// A recording read lazily: chunks are decrypted as playback reaches them, and seeking
+/// starts from the nearest keyframe.
+pub struct Stream {
+    reader: super::format::Reader,
+    next_chunk: usize,
+    buffered: std::collections::VecDeque<Event>,
+    markers: Option<Vec<f64>>,
+    /// The first damaged chunk met, if any: playback stops there and says so.
+    pub damage: Option<String>,
+}
+
+impl Stream {
+    pub fn new(reader: super::format::Reader) -> Stream {
+        Stream { reader, next_chunk: 0, buffered: Default::default(), markers: None, damage: None }
+    }
+
+    fn decode(&mut self, i: usize) -> Vec<Event> {
+        match self.reader.events(i) {
+            Ok(e) => e,
+            Err(d) => {
+                self.damage.get_or_insert_with(|| d.to_string());
+                self.next_chunk = self.reader.chunks();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Draws the screen at `t` seconds; playback continues after it.
+    fn seek(&mut self, t: f64) -> Vec<u8> {
+        let at = (t.max(0.0) * 1e6) as u64;
+        let mut upto = Vec::new();
+        self.buffered.clear();
+        let mut i = self.reader.keyframe_for(at);
+        while i < self.reader.chunks() && (self.reader.chunk_start(i) <= at || upto.is_empty() && i == 0) {
+            for e in self.decode(i) {
+                if e.at_us <= at {
+                    upto.push(e);
+                } else {
+                    self.buffered.push_back(e);
+                }
+            }
+            i += 1;
+        }
+        self.next_chunk = i;
+        let h = self.reader.header();
+        render(h.cols, h.rows, &upto)
+    }
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.buffered.pop_front() {
+                return Some(e);
+            }
+            if self.next_chunk >= self.reader.chunks() {
+                return None;
+            }
+            let i = self.next_chunk;
+            self.next_chunk += 1;
+            self.buffered = self.decode(i).into();
+        }
+    }
+
+    /// Marker times (read once, on first use).
+    fn markers(&mut self) -> Vec<f64> {
+        if self.markers.is_none() {
+            let mut m = Vec::new();
+            for i in 0..self.reader.chunks() {
+                m.extend(
+                    self.reader
+                        .events(i)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|e| e.kind == super::format::MARKER)
+                        .map(|e| e.at_us as f64 / 1e6),
+                );
+            }
+            self.markers = Some(m);
+        }
+        self.markers.clone().unwrap_or_default()
+    }
 }
 
 /// Draws the screen that `events` (starting at the beginning, or at a keyframe) leave.
@@ -127,28 +202,26 @@ pub fn render(cols: u16, rows: u16, events: &[Event]) -> Vec<u8> {
     out
 }
 
-/// Plays `rec` to standard output.
-pub fn play(rec: &Recording, opts: &PlayOptions) -> std::io::Result<()> {
+/// Plays a recording to standard output.
+pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
     let _raw = RawMode::enter();
     let interactive = _raw.0.is_some();
     let input = if interactive { Some(keys()) } else { None };
     let mut out = std::io::stdout();
-    let events: &[Event] = &rec.events;
     let mut speed = opts.speed.max(0.01);
-    let (screen, mut i) = screen_at(rec, opts.at);
+    let screen = stream.seek(opts.at);
     if opts.at > 0.0 {
         out.write_all(&screen)?;
     }
     let mut clock = opts.at;
     let mut paused = false;
-    while i < events.len() {
-        let e = &events[i];
+    let mut next = stream.next();
+    'events: while let Some(e) = next.take() {
         let mut wait = (e.at_us as f64 / 1e6 - clock).max(0.0);
         if let Some(limit) = opts.idle_limit {
             wait = wait.min(limit);
         }
         let deadline = Instant::now() + Duration::from_secs_f64(wait / speed);
-        let mut step = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let key = match &input {
@@ -161,33 +234,21 @@ pub fn play(rec: &Recording, opts: &PlayOptions) -> std::io::Result<()> {
             match key {
                 Some(Key::Quit) => return out.flush(),
                 Some(Key::Pause) => paused = !paused,
-                Some(Key::Step) if paused => {
-                    step = true;
-                    break;
-                }
+                Some(Key::Step) if paused => break,
                 Some(Key::Faster) => speed *= 2.0,
                 Some(Key::Slower) => speed /= 2.0,
                 Some(k @ (Key::Back | Key::Forward | Key::NextMarker | Key::PrevMarker)) => {
-                    let marker = |after: bool| {
-                        let times = events.iter().filter(|e| e.kind == super::format::MARKER).map(|e| e.at_us as f64 / 1e6);
-                        if after {
-                            times.filter(|&t| t > clock + 0.001).reduce(f64::min)
-                        } else {
-                            times.filter(|&t| t < clock - 0.5).reduce(f64::max)
-                        }
-                    };
                     let to = match k {
                         Key::Back => (clock - 5.0).max(0.0),
                         Key::Forward => clock + 5.0,
-                        Key::NextMarker => marker(true).unwrap_or(clock),
-                        _ => marker(false).unwrap_or(0.0),
+                        Key::NextMarker => stream.markers().into_iter().filter(|&t| t > clock + 0.001).reduce(f64::min).unwrap_or(clock),
+                        _ => stream.markers().into_iter().filter(|&t| t < clock - 0.5).reduce(f64::max).unwrap_or(0.0),
                     };
-                    let (screen, next) = screen_at(rec, to);
-                    out.write_all(&screen)?;
+                    out.write_all(&stream.seek(to))?;
                     out.flush()?;
                     clock = to;
-                    i = next;
-                    break;
+                    next = stream.next();
+                    continue 'events;
                 }
                 _ => {}
             }
@@ -195,16 +256,16 @@ pub fn play(rec: &Recording, opts: &PlayOptions) -> std::io::Result<()> {
                 break;
             }
         }
-        if i >= events.len() || (!step && events[i].at_us != e.at_us) {
-            continue;
-        }
-        let e = &events[i];
         if e.kind == OUTPUT {
             out.write_all(&e.data)?;
             out.flush()?;
         }
         clock = e.at_us as f64 / 1e6;
-        i += 1;
+        next = stream.next();
     }
-    out.flush()
+    out.flush()?;
+    if let Some(d) = &stream.damage {
+        return Err(std::io::Error::other(format!("the recording is damaged at {d}; playback stopped there")));
+    }
+    Ok(())
 }
