@@ -198,6 +198,22 @@ impl Writer {
         Ok(())
     }
 
+    /// `event` at a given time (tests build long recordings without waiting).
+    #[cfg(test)]
+    pub fn event_at_for_tests(&mut self, at_us: u64, kind: u8, data: &[u8]) -> Result<(), String> {
+        self.event_at(at_us, kind, data)
+    }
+
+    /// `keyframe` at a given time.
+    #[cfg(test)]
+    pub fn keyframe_at_for_tests(&mut self, at_us: u64, screen: &[u8]) -> Result<(), String> {
+        if !self.pending.is_empty() {
+            self.seal(false)?;
+        }
+        self.chunk_flags = FLAG_KEYFRAME;
+        self.event_at(at_us, KEYFRAME, screen)
+    }
+
     /// Starts a new chunk with the whole screen, so that reading can begin there.
     pub fn keyframe(&mut self, screen: &[u8]) -> Result<(), String> {
         if !self.pending.is_empty() {

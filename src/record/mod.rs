@@ -374,6 +374,58 @@ mod tests {
     }
 
     #[test]
+    fn seeking_in_a_gib_of_output_answers_in_under_100_ms() {
+        let key = [6u8; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let mut w = format::Writer::create(&path, &format::tests::header(&key), &key).unwrap();
+        // Terminal-like text: lines of a directory listing, 4 KiB per event, from a pool of
+        // 256 blocks (1 MiB, past deflate's window, so it compresses like real output).
+        let mut pool = Vec::new();
+        let mut n = 0u64;
+        for _ in 0..256 {
+            let mut block = Vec::new();
+            while block.len() < 4096 {
+                n += 1;
+                block.extend_from_slice(format!("-rw-r--r-- 1 root root {:>8} Nov 22 12:00 file-{n}.txt\r\n", n * 37 % 100_000).as_bytes());
+            }
+            pool.push(block);
+        }
+        let mut written = 0usize;
+        let mut since_keyframe = 0usize;
+        let mut at = 0u64;
+        for i in 0.. {
+            if written >= 1 << 30 {
+                break;
+            }
+            let block = &pool[i % pool.len()];
+            at += 50;
+            w.event_at_for_tests(at, OUTPUT, block).unwrap();
+            written += block.len();
+            since_keyframe += block.len();
+            if since_keyframe >= 1 << 20 {
+                since_keyframe = 0;
+                let frame = format!("80x24\n\x1b[H\x1b[2Jscreen after line {n}");
+                w.keyframe_at_for_tests(at, frame.as_bytes()).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        let total_us = at;
+        let mut worst = std::time::Duration::ZERO;
+        for k in 1..=10u64 {
+            let t = total_us * k / 11;
+            let start = std::time::Instant::now();
+            let (header, events) = format::seek(&path, &key, t).unwrap();
+            let drawn = play::render(header.cols, header.rows, &events);
+            worst = worst.max(start.elapsed());
+            assert!(!drawn.is_empty());
+            assert_eq!(events.first().map(|e| e.kind), Some(format::KEYFRAME), "seek starts at a keyframe");
+        }
+        eprintln!("slowest seek in 1 GiB of output: {worst:?}");
+        assert!(worst < std::time::Duration::from_millis(100), "the slowest seek in 1 GiB took {worst:?}");
+    }
+
+    #[test]
     fn utf8_split_across_events_is_kept_whole() {
         let mut c = Utf8Carry(Vec::new());
         let snow = "☃".as_bytes();
