@@ -30,6 +30,8 @@ fn main() {
 
     // cordon: a session that cats the same file, recorded as every session is.
     let (cordon_bytes, cordon_secs, seeks) = cordon_recording(tmp.path(), &corpus);
+    let on = throughput(tmp.path(), &corpus, true);
+    let off = throughput(tmp.path(), &corpus, false);
 
     let gib = |b: u64| b as f64 * (1u64 << 30) as f64 / size as f64 / (1u64 << 20) as f64;
     println!("recording size for {:.1} MiB of terminal output (ls -lR), one run", size as f64 / 1048576.0);
@@ -44,6 +46,85 @@ fn main() {
         seeks[seeks.len() * 99 / 100],
         size as f64 / 1048576.0 / cordon_secs
     );
+    let mib = size as f64 / 1048576.0;
+    println!(
+        "session throughput (median of 3, `cat` of the same output through ssh -tt): recording on {:.1} MiB/s, off {:.1} MiB/s: overhead {:.1} % (goal: under 10 %)",
+        mib / on,
+        mib / off,
+        (on / off - 1.0) * 100.0
+    );
+}
+
+/// Median seconds for a session to `cat` the corpus to an attached ssh client, with
+/// recording on or off (`[recordings] enabled`).
+fn throughput(dir: &Path, corpus: &Path, enabled: bool) -> f64 {
+    let exe = env!("CARGO_BIN_EXE_cordon");
+    let tag = if enabled { "on" } else { "off" };
+    let data = dir.join(format!("tp-{tag}"));
+    let key = dir.join("id");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let config = dir.join(format!("tp-{tag}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n[recordings]\nenabled = {enabled}\n",
+            dir.join("ws").display()
+        ),
+    )
+    .expect("config");
+    let ok = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "user add");
+    let mut serve = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let _ = Command::new("ssh")
+            .args(["-tt", "-i"])
+            .arg(&key)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .arg("bench@127.0.0.1")
+            .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        runs.push(start.elapsed().as_secs_f64());
+    }
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+    runs.sort_by(f64::total_cmp);
+    runs[1]
 }
 
 fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {

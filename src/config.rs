@@ -31,6 +31,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// Record input too (never while the terminal has echo off).
     pub record_input: bool,
+    /// Record sessions at all (default true).
+    pub recording_enabled: bool,
     pub run_output_cap: u64,
 }
 
@@ -54,6 +56,7 @@ struct RecordingsFile {
     policy: Option<String>,
     retention: Option<String>,
     input: Option<bool>,
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -185,6 +188,7 @@ impl Config {
                 None => None,
             },
             record_input: file.recordings.input.unwrap_or(false),
+            recording_enabled: file.recordings.enabled.unwrap_or(true),
             recordings_dir: file.recordings.dir,
             recording_policy: match file.recordings.policy.as_deref().unwrap_or("strict") {
                 "strict" => crate::record::FailurePolicy::Strict,

@@ -64,6 +64,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         crate::record::Keyring::new(&dir),
         config.recording_policy,
         config.record_input,
+        config.recording_enabled,
     )?);
     let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
     let users = store.users().map_err(|e| e.to_string())?;
@@ -98,9 +99,13 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
-        let _ = audit.record(AuditEvent::new("serve.start", "cordon").with("listen", local.clone()));
+        let _ = audit
+            .record(AuditEvent::new("serve.start", "cordon").with("listen", local.clone()).with("recording", config.recording_enabled));
         println!("cordon: listening on {local} (SSH); host key {fingerprint}");
         println!("cordon: data in {}; workspaces in {}", dir.root.display(), config.workspace_root.display());
+        if !config.recording_enabled {
+            println!("cordon: WARNING: recordings are off ([recordings] enabled = false): sessions are not recorded");
+        }
         if users.is_empty() {
             println!("cordon: no users yet. Add the first admin with:");
             println!("    cordon --data-dir {} user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"", dir.root.display());

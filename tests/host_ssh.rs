@@ -705,3 +705,13 @@ fn markers_land_in_the_recording_and_its_exports() {
     let cast = h.cordon(&["rec", "export", &id]);
     assert!(cast.stdout.contains("\"m\",\"deploy starts\"]"), "{cast:?}");
 }
+
+#[test]
+fn recording_off_is_said_and_audited() {
+    let h = Host::start_with("[recordings]\nenabled = false");
+    let alice = h.user("alice", "developer");
+    let out = session(&h, &alice, "alice", "echo unrecorded");
+    assert!(out.stdout.contains("unrecorded"), "{out:?}");
+    assert!(recordings(&h).is_empty());
+    assert!(h.audit_log().contains("\"recording\":false"), "the host's start says recording is off");
+}

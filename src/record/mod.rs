@@ -25,14 +25,16 @@ pub struct Recorder {
     pub policy: FailurePolicy,
     /// Record what users type (off by default; never while the terminal does not echo).
     pub input: bool,
+    /// Record at all (on by default; off is audited at every start of the host).
+    pub enabled: bool,
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool) -> Result<Recorder, String> {
+    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool, enabled: bool) -> Result<Recorder, String> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         keys.current()?;
-        Ok(Recorder { dir, keys, policy, input })
+        Ok(Recorder { dir, keys, policy, input, enabled })
     }
 
     /// Starts a recording for a session.

@@ -342,25 +342,30 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
-        let (header, rec_path, writer) =
-            self.recorder.start(id, &spec).map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
-        self.store
-            .add_recording(&RecordingEntry {
-                id: header.id.clone(),
-                session: id as i64,
-                user: spec.owner.clone(),
-                profile: spec.profile.clone(),
-                command: spec.command.join(" "),
-                started: crate::audit::now_rfc3339(),
-                ended: None,
-                exit_status: None,
-                state: "recording".into(),
-                path: rec_path.display().to_string(),
-                bytes: writer.bytes as i64,
-                key_id: header.key_id.clone(),
-                hold: false,
-            })
-            .map_err(|e| format!("cataloguing the recording: {e}"))?;
+        let (rec_id, writer) = if self.recorder.enabled {
+            let (header, rec_path, writer) =
+                self.recorder.start(id, &spec).map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
+            self.store
+                .add_recording(&RecordingEntry {
+                    id: header.id.clone(),
+                    session: id as i64,
+                    user: spec.owner.clone(),
+                    profile: spec.profile.clone(),
+                    command: spec.command.join(" "),
+                    started: crate::audit::now_rfc3339(),
+                    ended: None,
+                    exit_status: None,
+                    state: "recording".into(),
+                    path: rec_path.display().to_string(),
+                    bytes: writer.bytes as i64,
+                    key_id: header.key_id.clone(),
+                    hold: false,
+                })
+                .map_err(|e| format!("cataloguing the recording: {e}"))?;
+            (header.id, Some(writer))
+        } else {
+            (String::new(), None)
+        };
         let (master, slave) = open_pty(spec.cols, spec.rows)?;
         let mut cmd = self.sandbox_command(&spec.profile, &spec.workspace, &spec.command, &spec.term);
         let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| format!("duplicating the terminal: {e}"));
@@ -392,13 +397,7 @@ impl Hub {
             viewers: Mutex::new(Vec::new()),
             exit: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
-            recording: Mutex::new(Recording {
-                id: header.id.clone(),
-                writer: Some(writer),
-                policy: self.recorder.policy,
-                failing: None,
-                failed: false,
-            }),
+            recording: Mutex::new(Recording { id: rec_id, writer, policy: self.recorder.policy, failing: None, failed: false }),
             hub_audit: self.audit.clone(),
             record_input: self.recorder.input,
         });
@@ -426,7 +425,9 @@ impl Hub {
                         None => ("failed", 0),
                     }
                 };
-                let _ = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes);
+                if hub.recorder.enabled {
+                    let _ = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes);
+                }
                 *s.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
                 hub.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
                 let _ = hub.audit.record(AuditEvent::new("session.end", s.owner.clone()).with("session", s.id).with("exit_status", code));
