@@ -58,21 +58,26 @@ fn main() {
 /// Median seconds for a session to `cat` the corpus to an attached ssh client, with
 /// recording on or off (`[recordings] enabled`).
 fn throughput(dir: &Path, corpus: &Path, enabled: bool) -> f64 {
-    let exe = env!("CARGO_BIN_EXE_cordon");
     let tag = if enabled { "on" } else { "off" };
-    let data = dir.join(format!("tp-{tag}"));
-    let key = dir.join("id");
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
+    let (_, port, mut serve) = start_host(dir, tag, &format!("[recordings]\nenabled = {enabled}\n"));
+    let mut runs: Vec<f64> = (0..3).map(|_| cat_session(dir, port, corpus)).collect();
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+    runs.sort_by(f64::total_cmp);
+    runs[1]
+}
+
+/// A `cordon serve` with its own data directory `tag`, user `bench` with key `dir/id`, and
+/// `extra` configuration; returns the data directory, the port and the process.
+fn start_host(dir: &Path, tag: &str, extra: &str) -> (std::path::PathBuf, u16, std::process::Child) {
+    let exe = env!("CARGO_BIN_EXE_cordon");
+    let data = dir.join(tag);
+    let public = std::fs::read_to_string(dir.join("id.pub")).expect("key");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let config = dir.join(format!("tp-{tag}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n[recordings]\nenabled = {enabled}\n",
-            dir.join("ws").display()
-        ),
-    )
-    .expect("config");
+    let config = dir.join(format!("{tag}.toml"));
+    let text = format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display());
+    std::fs::write(&config, text).expect("config");
     let ok = Command::new(exe)
         .arg("--data-dir")
         .arg(&data)
@@ -82,7 +87,7 @@ fn throughput(dir: &Path, corpus: &Path, enabled: bool) -> f64 {
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(ok, "user add");
-    let mut serve = Command::new(exe)
+    let serve = Command::new(exe)
         .arg("--data-dir")
         .arg(&data)
         .args(["serve", "--config"])
@@ -95,36 +100,23 @@ fn throughput(dir: &Path, corpus: &Path, enabled: bool) -> f64 {
         assert!(start.elapsed() < Duration::from_secs(10), "serve did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let _ = Command::new("ssh")
-            .args(["-tt", "-i"])
-            .arg(&key)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-            ])
-            .arg("bench@127.0.0.1")
-            .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status();
-        runs.push(start.elapsed().as_secs_f64());
-    }
-    // SAFETY: SIGTERM to our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
-    runs.sort_by(f64::total_cmp);
-    runs[1]
+    (data, port, serve)
+}
+
+/// Seconds for a new session to `cat` the corpus to an attached `ssh -tt` client.
+fn cat_session(dir: &Path, port: u16, corpus: &Path) -> f64 {
+    let start = Instant::now();
+    let status = Command::new("ssh")
+        .args(["-tt", "-i"])
+        .arg(dir.join("id"))
+        .args(["-p", &port.to_string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "BatchMode=yes", "bench@127.0.0.1"])
+        .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
+    assert!(status.is_ok(), "ssh");
+    start.elapsed().as_secs_f64()
 }
 
 fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
@@ -150,64 +142,12 @@ fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
 
 fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64, Vec<f64>) {
     let exe = env!("CARGO_BIN_EXE_cordon");
-    let data = dir.join("cordon");
     let key = dir.join("id");
     let ok =
         Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "ssh-keygen");
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let config = dir.join("cordon.toml");
-    std::fs::write(
-        &config,
-        format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n", dir.join("ws").display()),
-    )
-    .expect("config");
-    let ok = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "user add");
-    let mut serve = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let start = Instant::now();
-    let status = Command::new("ssh")
-        .args(["-tt", "-i"])
-        .arg(&key)
-        .args([
-            "-p",
-            &port.to_string(),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .arg("bench@127.0.0.1")
-        .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status();
-    let secs = start.elapsed().as_secs_f64();
-    assert!(status.is_ok(), "ssh");
+    let (data, port, mut serve) = start_host(dir, "cordon", "");
+    let secs = cat_session(dir, port, corpus);
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: SIGTERM to our own child.
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
