@@ -603,6 +603,10 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
     let out = session(&h, &alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))");
     assert!(out.stdout.contains("SURVIVED-2"), "best-effort keeps the session going");
     assert!(h.audit_log().contains("\"recording.gap\""), "the gap is audited");
+    // A write cut short by the full disk is cut off again: what is on disk reads back.
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let verify = h.cordon(&["rec", "verify", &id]);
+    assert!(!verify.stdout.contains("DAMAGED") && verify.stdout.contains(&id), "{verify:?}");
 }
 
 #[test]
@@ -622,6 +626,10 @@ fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
     assert!(!found.stdout.contains("$((5*5))"), "the typed command is not what appeared: {found:?}");
     let log = h.audit_log();
     assert!(log.contains("\"recording.search\"") && log.contains("\"key.rotate\""), "{log}");
+    let search = log.lines().find(|l| l.contains("\"recording.search\"")).unwrap();
+    for r in &recs {
+        assert!(search.contains(r["id"].as_str().unwrap()), "the search's audit event names the recordings it showed: {search}");
+    }
 }
 
 #[test]

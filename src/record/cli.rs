@@ -174,7 +174,8 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
         Err(e) => return fail(e),
     };
     let keys = super::Keyring::new(&a.dir);
-    let mut hits = 0usize;
+    let mut found = Vec::new();
+    let mut matched: Vec<String> = Vec::new();
     let mut searched = 0usize;
     for r in &list {
         let Ok(key) = keys.for_file(Path::new(&r.path)) else { continue };
@@ -185,14 +186,27 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
         searched += 1;
         for (t, line) in super::screen_lines(&rec) {
             if line.contains(pattern) {
-                hits += 1;
-                println!("{}  {:>9.3}s  {:<10} {}", r.id, t, r.user, line);
+                if matched.last() != Some(&r.id) {
+                    matched.push(r.id.clone());
+                }
+                found.push(format!("{}  {:>9.3}s  {:<10} {}", r.id, t, r.user, line));
             }
         }
     }
-    let _ = a.audit.record(
-        AuditEvent::new("recording.search", &a.actor).with("pattern", pattern.to_string()).with("recordings", searched).with("hits", hits),
-    );
+    // Every hit shows part of a recording: the access is audited, with which ones, before
+    // anything is shown.
+    let hits = found.len();
+    let event = AuditEvent::new("recording.search", &a.actor)
+        .with("pattern", pattern.to_string())
+        .with("recordings", searched)
+        .with("hits", hits)
+        .with("matched", matched);
+    if let Err(e) = a.audit.record(event) {
+        return fail(e);
+    }
+    for line in found {
+        println!("{line}");
+    }
     if hits == 0 {
         println!("no matches in {searched} recordings");
     }

@@ -56,6 +56,7 @@ impl Recorder {
             started,
             key_id,
             salt,
+            compression: format::COMPRESSION.into(),
         };
         let path = self.dir.join(format!("{id}.rec"));
         let w = Writer::create(&path, &header, &master)?;
@@ -352,7 +353,7 @@ mod tests {
                 let mut frame = b"80x24\n".to_vec();
                 frame.extend(b"\x1b[H\x1b[2J");
                 frame.extend(screen.screen().state_formatted().into_bytes());
-                w.keyframe(&frame).unwrap();
+                w.keyframe_at(w.clock().elapsed().as_micros() as u64, &frame).unwrap();
             }
         }
         w.finish().unwrap();
@@ -402,13 +403,13 @@ mod tests {
             }
             let block = &pool[i % pool.len()];
             at += 50;
-            w.event_at_for_tests(at, OUTPUT, block).unwrap();
+            w.event_at(at, OUTPUT, block).unwrap();
             written += block.len();
             since_keyframe += block.len();
             if since_keyframe >= 1 << 20 {
                 since_keyframe = 0;
                 let frame = format!("80x24\n\x1b[H\x1b[2Jscreen after line {n}");
-                w.keyframe_at_for_tests(at, frame.as_bytes()).unwrap();
+                w.keyframe_at(at, frame.as_bytes()).unwrap();
             }
         }
         w.finish().unwrap();

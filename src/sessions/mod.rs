@@ -3,6 +3,7 @@
 //! and every viewer's bounded queue; a viewer that falls behind is resynced from the screen
 //! instead of slowing the session or growing memory.
 
+mod recording;
 pub mod spawner;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::record::format::{self as recfmt, Writer};
-use crate::record::{FailurePolicy, Recorder};
+use crate::record::format as recfmt;
+use crate::record::Recorder;
 use crate::store::{RecordingEntry, Store};
+use recording::Lane;
 
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
@@ -88,19 +90,8 @@ pub struct Session {
     viewers: Mutex<Vec<Arc<Viewer>>>,
     exit: Mutex<Option<i32>>,
     last_activity: Mutex<Instant>,
-    recording: Mutex<Recording>,
-    hub_audit: Arc<AuditLog>,
+    recording: Lane,
     record_input: bool,
-}
-
-/// A session's recording, owned by the session.
-struct Recording {
-    id: String,
-    writer: Option<Writer>,
-    policy: FailurePolicy,
-    /// Since when writes fail (best-effort: the gap is marked when writing works again).
-    failing: Option<(Instant, String)>,
-    failed: bool,
 }
 
 impl Session {
@@ -142,75 +133,15 @@ impl Session {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner()).retain(|v| !Arc::ptr_eq(v, viewer));
     }
 
-    /// The recording's id.
+    /// The recording's id (empty when recordings are off).
     pub fn recording_id(&self) -> String {
-        self.recording.lock().map(|r| r.id.clone()).unwrap_or_default()
+        self.recording.id.clone()
     }
 
-    /// Records an event, applying the failure policy. Returns false when the session must
-    /// end (strict policy and the recording cannot be written).
+    /// Records an event. False when the session must end (strict policy and the recording
+    /// cannot be written).
     fn record(&self, kind: u8, data: &[u8]) -> bool {
-        self.write_recording(|w| if kind == 0 { w.tick() } else { w.event(kind, data) })
-    }
-
-    /// Starts a new recording chunk with the whole screen (where seeking begins).
-    fn keyframe(&self, screen: &[u8]) -> bool {
-        self.write_recording(|w| w.keyframe(screen))
-    }
-
-    /// Applies `f` to the recording, then the failure policy if it fails.
-    fn write_recording(&self, f: impl FnOnce(&mut Writer) -> Result<(), String>) -> bool {
-        let mut r = self.recording.lock().unwrap_or_else(|e| e.into_inner());
-        let r = &mut *r;
-        let Some(w) = r.writer.as_mut() else { return !r.failed };
-        if let Some((since, why)) = r.failing.clone() {
-            let note = format!("recording failed for {:.1} s: {why}", since.elapsed().as_secs_f64());
-            if w.event(recfmt::GAP, note.as_bytes()).is_ok() {
-                r.failing = None;
-                let _ = self.hub_audit.record(
-                    AuditEvent::new("recording.resumed", "cordon")
-                        .with("session", self.id)
-                        .with("recording", r.id.clone())
-                        .with("gap", note),
-                );
-            }
-        }
-        let result = f(w);
-        match result {
-            Ok(()) => true,
-            Err(e) => match r.policy {
-                FailurePolicy::Strict => {
-                    r.failed = true;
-                    r.writer = None;
-                    let _ = self.hub_audit.record(
-                        AuditEvent::new("recording.failed", "cordon")
-                            .with("session", self.id)
-                            .with("recording", r.id.clone())
-                            .with("error", e.clone())
-                            .with("policy", "strict"),
-                    );
-                    let msg = format!("\r\n[cordon: the recording cannot be written ({e}); policy \"strict\" ends the session]\r\n");
-                    for v in self.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                        v.push(msg.as_bytes(), &Vec::new);
-                    }
-                    false
-                }
-                FailurePolicy::BestEffort => {
-                    w.discard_pending();
-                    if r.failing.is_none() {
-                        let _ = self.hub_audit.record(
-                            AuditEvent::new("recording.gap", "cordon")
-                                .with("session", self.id)
-                                .with("recording", r.id.clone())
-                                .with("error", e.clone())
-                                .with("policy", "best-effort"),
-                        );
-                        r.failing = Some((Instant::now(), e));
-                    }
-                    true
-                }
-            },
-        }
+        self.recording.record(kind, data)
     }
 
     /// Adds a marker to the recording (a named point to jump to on playback).
@@ -342,7 +273,7 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
-        let (rec_id, writer) = if self.recorder.enabled {
+        let (lane, pending) = if self.recorder.enabled {
             let (header, rec_path, writer) =
                 self.recorder.start(id, &spec).map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
             self.store
@@ -362,9 +293,10 @@ impl Hub {
                     hold: false,
                 })
                 .map_err(|e| format!("cataloguing the recording: {e}"))?;
-            (header.id, Some(writer))
+            let (lane, pending) = Lane::new(header.id, writer, self.recorder.policy);
+            (lane, Some(pending))
         } else {
-            (String::new(), None)
+            (Lane::off(), None)
         };
         let (master, slave) = open_pty(spec.cols, spec.rows)?;
         let mut cmd = self.sandbox_command(&spec.profile, &spec.workspace, &spec.command, &spec.term);
@@ -397,10 +329,15 @@ impl Hub {
             viewers: Mutex::new(Vec::new()),
             exit: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
-            recording: Mutex::new(Recording { id: rec_id, writer, policy: self.recorder.policy, failing: None, failed: false }),
-            hub_audit: self.audit.clone(),
+            recording: lane,
             record_input: self.recorder.input,
         });
+        if let Some(p) = pending {
+            if let Err(e) = p.start(Arc::downgrade(&session), self.audit.clone(), session.recording_id()) {
+                session.kill();
+                return Err(format!("starting the recording writer: {e}"));
+            }
+        }
         self.sessions.lock().map_err(|_| "session table poisoned".to_string())?.insert(id, session.clone());
         let hub = self.clone();
         let s = session.clone();
@@ -414,17 +351,7 @@ impl Hub {
                     Ok(st) => st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
                     Err(_) => 255,
                 };
-                let (state, bytes) = {
-                    let mut r = s.recording.lock().unwrap_or_else(|e| e.into_inner());
-                    let r = &mut *r;
-                    match r.writer.as_mut() {
-                        Some(w) => {
-                            let done = w.event(recfmt::EXIT, code.to_string().as_bytes()).and_then(|_| w.finish());
-                            (if done.is_ok() { "complete" } else { "failed" }, w.bytes as i64)
-                        }
-                        None => ("failed", 0),
-                    }
-                };
+                let (state, bytes) = s.recording.finish(code);
                 if hub.recorder.enabled {
                     let _ = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes);
                 }
@@ -479,16 +406,6 @@ fn pump(s: &Arc<Session>, mut reader: File) {
     let mut buf = vec![0u8; 64 << 10];
     let mut since_keyframe = 0usize;
     loop {
-        // Wake at least twice a second so the recording seals a chunk every second.
-        let mut pfd = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 500) };
-        if ready == 0 {
-            if !s.record(0, &[]) {
-                s.kill();
-            }
-            continue;
-        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -514,7 +431,7 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             let mut frame = format!("{cols}x{rows}\n").into_bytes();
             frame.extend(snapshot(&screen));
             drop(screen);
-            if !s.keyframe(&frame) {
+            if !s.recording.keyframe(frame) {
                 s.kill();
             }
         }
