@@ -10,6 +10,7 @@ mod paths;
 mod record;
 mod secrets;
 mod serve;
+mod service;
 mod sessions;
 mod ssh;
 mod store;

@@ -1,11 +1,10 @@
 //! `cordon serve`: the host. Opens the store and the audit log, loads (or makes, once) the
 //! SSH host key, listens, and on SIGTERM or SIGINT ends every session and stops cleanly.
 
-use crate::admin::Admin;
 use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::paths::DataDir;
-use crate::sessions::Hub;
+use crate::service::Service;
 use crate::ssh::{Server, Shared};
 use russh::keys::PrivateKey;
 use russh::server::Server as _;
@@ -52,27 +51,17 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let config = Config::load(config_path, &dir.root)?;
-    let admin = Admin::open(dir.clone())?;
     let key = host_key(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
-    let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
-    std::fs::create_dir_all(&config.workspace_root).map_err(|e| format!("creating {}: {e}", config.workspace_root.display()))?;
-    let audit = Arc::new(admin.audit);
-    let store = Arc::new(admin.store);
-    let recorder = Arc::new(crate::record::Recorder::new(
-        config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
-        crate::record::Keyring::new(&dir),
-        config.recording_policy,
-        config.record_input,
-        config.recording_enabled,
-    )?);
-    let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
+    let service = Service::open(dir.clone(), config.clone())?;
+    let (store, audit, hub) = (service.store.clone(), service.audit.clone(), service.hub.clone());
     let users = store.users().map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         audit: audit.clone(),
         hub: hub.clone(),
         config: config.clone(),
+        service,
         hashing: tokio::sync::Semaphore::new(2),
     });
 

@@ -173,29 +173,19 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let keys = super::Keyring::new(&a.dir);
-    let mut found = Vec::new();
-    let mut matched: Vec<String> = Vec::new();
-    let mut searched = 0usize;
-    for r in &list {
-        let Ok(key) = keys.for_file(Path::new(&r.path)) else { continue };
-        let Ok(rec) = format::read(Path::new(&r.path), &key) else {
-            eprintln!("cordon: {}: damaged, not searched (see `cordon rec verify {}`)", r.id, r.id);
-            continue;
-        };
-        searched += 1;
-        for (t, line) in super::screen_lines(&rec) {
-            if line.contains(pattern) {
-                if matched.last() != Some(&r.id) {
-                    matched.push(r.id.clone());
-                }
-                found.push(format!("{}  {:>9.3}s  {:<10} {}", r.id, t, r.user, line));
-            }
+    let found = super::search(&a.dir, &list, pattern);
+    for id in &found.unreadable {
+        eprintln!("cordon: {id}: damaged or its key is missing, not searched (see `cordon rec verify {id}`)");
+    }
+    let mut matched: Vec<&str> = Vec::new();
+    for h in &found.hits {
+        if matched.last() != Some(&h.recording.as_str()) {
+            matched.push(&h.recording);
         }
     }
     // Every hit shows part of a recording: the access is audited, with which ones, before
     // anything is shown.
-    let hits = found.len();
+    let (hits, searched) = (found.hits.len(), found.searched);
     let event = AuditEvent::new("recording.search", &a.actor)
         .with("pattern", pattern.to_string())
         .with("recordings", searched)
@@ -204,8 +194,8 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
     if let Err(e) = a.audit.record(event) {
         return fail(e);
     }
-    for line in found {
-        println!("{line}");
+    for h in &found.hits {
+        println!("{}  {:>9.3}s  {:<10} {}", h.recording, h.at, h.user, h.line);
     }
     if hits == 0 {
         println!("no matches in {searched} recordings");

@@ -254,6 +254,34 @@ pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_ag
 }
 
 /// Lines of text that appeared in a recording's output, with the time each was completed:
+/// What a search across recordings found.
+pub struct Found {
+    pub hits: Vec<crate::service::Hit>,
+    pub searched: usize,
+    /// Recordings that could not be read (damaged, or their key is missing).
+    pub unreadable: Vec<String>,
+}
+
+/// Lines containing `pattern` that appeared on screen in `list`'s recordings.
+pub fn search(dir: &crate::paths::DataDir, list: &[crate::store::RecordingEntry], pattern: &str) -> Found {
+    let keys = Keyring::new(dir);
+    let mut found = Found { hits: Vec::new(), searched: 0, unreadable: Vec::new() };
+    for r in list {
+        let path = Path::new(&r.path);
+        let Some(rec) = keys.for_file(path).ok().and_then(|key| format::read(path, &key).ok()) else {
+            found.unreadable.push(r.id.clone());
+            continue;
+        };
+        found.searched += 1;
+        for (at, line) in screen_lines(&rec) {
+            if line.contains(pattern) {
+                found.hits.push(crate::service::Hit { recording: r.id.clone(), user: r.user.clone(), at, line });
+            }
+        }
+    }
+    found
+}
+
 /// escape sequences removed, carriage returns honoured.
 pub fn screen_lines(rec: &format::Recording) -> Vec<(f64, String)> {
     let mut out = Vec::new();

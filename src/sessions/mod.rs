@@ -78,7 +78,7 @@ impl Viewer {
 /// One session.
 pub struct Session {
     pub id: u64,
-    pub name: String,
+    name: Mutex<String>,
     pub owner: String,
     pub profile: String,
     pub command: Vec<String>,
@@ -95,6 +95,26 @@ pub struct Session {
 }
 
 impl Session {
+    pub fn name(&self) -> String {
+        self.name.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    pub fn rename(&self, name: &str) {
+        *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_string();
+    }
+
+    /// The screen as text, one string per row (previews).
+    pub fn screen_rows(&self) -> Vec<String> {
+        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, cols) = screen.screen().size();
+        screen.screen().rows(0, cols.get()).collect()
+    }
+
+    /// The screen's size (rows, columns).
+    pub fn size(&self) -> (u16, u16) {
+        self.screen.lock().map(|s| s.screen().size()).map(|(r, c)| (r.get(), c.get())).unwrap_or((24, 80))
+    }
+
     /// How it ended, once it has.
     pub fn exit_status(&self) -> Option<i32> {
         *self.exit.lock().unwrap_or_else(|e| e.into_inner())
@@ -317,7 +337,7 @@ impl Hub {
         let reader = master.try_clone().map_err(|e| format!("duplicating the terminal: {e}"))?;
         let session = Arc::new(Session {
             id,
-            name: if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() },
+            name: Mutex::new(if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() }),
             owner: spec.owner.clone(),
             profile: spec.profile.clone(),
             command: spec.command.clone(),

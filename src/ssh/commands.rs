@@ -4,6 +4,7 @@
 use super::Conn;
 use crate::audit::AuditEvent;
 use crate::auth::{allowed, Action};
+use crate::service::NewSession;
 use russh::server::Session as SshSession;
 use russh::ChannelId;
 use std::io::Read;
@@ -112,6 +113,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {e}\n"), 2),
     };
     let Some(user) = conn.user.clone() else { return conn.refuse(channel, session, line, "not logged in") };
+    let Some(principal) = conn.principal() else { return conn.refuse(channel, session, line, "not logged in") };
     let (cmd, rest) = match words.split_first() {
         Some((c, r)) => (c.as_str(), r.to_vec()),
         None => return conn.finish(channel, session, "", &format!("cordon: commands: {USAGE}\n"), 2),
@@ -124,20 +126,14 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
     match cmd {
         "whoami" => conn.finish(channel, session, &format!("{} ({})\n", user.name, user.role.name()), "", 0),
         "ls" => {
-            if !allowed(user.role, Action::ListSessions) {
-                return conn.refuse(channel, session, "ls", "you may not list sessions");
-            }
-            let visible: Vec<_> = conn
-                .shared
-                .hub
-                .list()
-                .into_iter()
-                .filter(|s| allowed(user.role, Action::ObserveSession { own: s.owner == user.name }))
-                .collect();
+            let visible = match conn.shared.service.sessions(&principal) {
+                Ok(v) => v,
+                Err(e) => return conn.refused(channel, session, &e),
+            };
             let out = if args.json {
                 let rows: Vec<serde_json::Value> = visible
                     .iter()
-                    .map(|s| serde_json::json!({"id": s.id, "name": s.name, "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count()}))
+                    .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count()}))
                     .collect();
                 format!("{}\n", serde_json::Value::Array(rows))
             } else if visible.is_empty() {
@@ -149,7 +145,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
                     o += &format!(
                         "{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
                         s.id,
-                        s.name,
+                        s.name(),
                         s.owner,
                         s.profile,
                         fmt_duration(s.age()),
@@ -161,48 +157,32 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             };
             conn.finish(channel, session, &out, "", 0)
         }
-        "new" => conn.new_session(channel, session, args.profile.clone(), args.workspace.as_deref(), args.name.clone(), args.rest.clone()),
+        "new" => {
+            let req = NewSession { profile: args.profile.clone(), workspace: args.workspace.clone(), name: args.name.clone(), command: args.rest.clone(), ..Default::default() };
+            conn.new_session(channel, session, req)
+        }
         "attach" | "observe" => {
             let Some(id) = id_arg() else {
                 return conn.finish(channel, session, "", &format!("cordon: {cmd} needs a session id (see `ls`)\n"), 2);
             };
-            let Some(s) = conn.shared.hub.get(id) else { return conn.refuse(channel, session, cmd, &format!("no session {id}")) };
-            let own = s.owner == user.name;
-            let writer = cmd == "attach";
-            let action = if writer { Action::AttachSession { own } } else { Action::ObserveSession { own } };
-            if !allowed(user.role, action) {
-                return conn.refuse(channel, session, cmd, &format!("a {} may not {cmd} session {id} of {}", user.role.name(), s.owner));
-            }
-            if writer && !conn.ptys.contains_key(&channel) {
-                return conn.refuse(channel, session, cmd, "attach needs a terminal: use ssh -t");
-            }
-            session.channel_success(channel)?;
-            conn.attach(channel, session, s, writer);
-            Ok(())
+            conn.attach(channel, session, id, cmd == "attach")
         }
         "mark" => {
             let Some(id) = id_arg() else {
                 return conn.finish(channel, session, "", "cordon: mark needs a session id: mark ID [LABEL...]\n", 2);
             };
-            let Some(s) = conn.shared.hub.get(id) else { return conn.refuse(channel, session, "mark", &format!("no session {id}")) };
-            if !allowed(user.role, Action::AttachSession { own: s.owner == user.name }) {
-                return conn.refuse(channel, session, "mark", &format!("a {} may not mark session {id} of {}", user.role.name(), s.owner));
+            let label = args.rest.get(1..).map(|w| w.join(" ")).unwrap_or_default();
+            match conn.shared.service.mark(&principal, id, &label) {
+                Ok(label) => conn.finish(channel, session, &format!("marked session {id}: {label}\n"), "", 0),
+                Err(e) => conn.refused(channel, session, &e),
             }
-            let label = if args.rest.len() > 1 { args.rest[1..].join(" ") } else { format!("mark by {}", user.name) };
-            let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
-            s.mark(&label);
-            conn.audit(AuditEvent::new("session.mark", user.name.clone()).with("session", id).with("label", label.clone()));
-            conn.finish(channel, session, &format!("marked session {id}: {label}\n"), "", 0)
         }
         "kill" => {
             let Some(id) = id_arg() else { return conn.finish(channel, session, "", "cordon: kill needs a session id (see `ls`)\n", 2) };
-            let Some(s) = conn.shared.hub.get(id) else { return conn.refuse(channel, session, "kill", &format!("no session {id}")) };
-            if !allowed(user.role, Action::EndSession { own: s.owner == user.name }) {
-                return conn.refuse(channel, session, "kill", &format!("a {} may not end session {id} of {}", user.role.name(), s.owner));
+            match conn.shared.service.end_session(&principal, id) {
+                Ok(()) => conn.finish(channel, session, &format!("killed session {id}\n"), "", 0),
+                Err(e) => conn.refused(channel, session, &e),
             }
-            s.kill();
-            conn.audit(AuditEvent::new("session.kill", user.name.clone()).with("session", id).with("address", conn.peer.clone()));
-            conn.finish(channel, session, &format!("killed session {id}\n"), "", 0)
         }
         "run" => {
             if !allowed(user.role, Action::RunCommand) {

@@ -5,9 +5,8 @@
 mod commands;
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::auth::{allowed, Action};
 use crate::config::Config;
-use crate::sessions::{Hub, Session, Spec, Viewer};
+use crate::sessions::{Hub, Session, Viewer};
 use crate::store::{Store, User};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, Pty};
@@ -20,6 +19,8 @@ pub struct Shared {
     pub audit: Arc<AuditLog>,
     pub hub: Arc<Hub>,
     pub config: Config,
+    /// What every face calls: the permission checks and audit events live there.
+    pub service: Arc<crate::service::Service>,
     /// Bounds concurrent password hashing.
     pub hashing: tokio::sync::Semaphore,
 }
@@ -96,20 +97,43 @@ impl Conn {
         self.finish(channel, session, "", &format!("cordon: {why}\n"), 126)
     }
 
-    /// Starts streaming a session to the client on `channel`.
-    fn attach(&mut self, channel: ChannelId, session: &mut SshSession, s: Arc<Session>, writer: bool) {
-        let user = self.actor();
-        let viewer = s.attach(writer);
+    /// The logged-in user as the service layer sees them.
+    fn principal(&self) -> Option<crate::service::Principal> {
+        let u = self.user.as_ref()?;
+        Some(crate::service::Principal { user: u.name.clone(), role: u.role, address: self.peer.clone() })
+    }
+
+    /// A refusal the service layer already audited: told to the client (stderr, 126).
+    fn refused(&self, channel: ChannelId, session: &mut SshSession, e: &crate::service::Error) -> Result<(), russh::Error> {
+        let status = match e {
+            crate::service::Error::Invalid(_) => 2,
+            _ => 126,
+        };
+        self.finish(channel, session, "", &format!("cordon: {e}\n"), status)
+    }
+
+    /// Attaches (or observes) through the service and streams the session on `channel`.
+    fn attach(&mut self, channel: ChannelId, session: &mut SshSession, id: u64, writer: bool) -> Result<(), russh::Error> {
+        let Some(p) = self.principal() else { return self.refuse(channel, session, "attach", "not logged in") };
+        if writer && !self.ptys.contains_key(&channel) {
+            return self.refuse(channel, session, "attach", "attach needs a terminal: use ssh -t");
+        }
+        let (s, viewer) = match self.shared.service.attach(&p, id, writer) {
+            Ok(a) => a,
+            Err(e) => return self.refused(channel, session, &e),
+        };
+        session.channel_success(channel)?;
         if let Some(pty) = self.ptys.get(&channel) {
             if writer {
                 s.resize(pty.cols, pty.rows);
             }
         }
-        self.audit(
-            AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, user)
-                .with("session", s.id)
-                .with("address", self.peer.clone()),
-        );
+        self.stream(channel, session, s, viewer);
+        Ok(())
+    }
+
+    /// Streams a session's output to the client on `channel` until it ends or detaches.
+    fn stream(&mut self, channel: ChannelId, session: &mut SshSession, s: Arc<Session>, viewer: Arc<Viewer>) {
         let handle = session.handle();
         let (v, sess) = (viewer.clone(), s.clone());
         tokio::spawn(async move {
@@ -144,70 +168,30 @@ impl Conn {
 
     fn detach(&mut self, channel: ChannelId) -> Option<Arc<Session>> {
         let a = self.attached.remove(&channel)?;
-        a.session.detach(&a.viewer);
-        self.audit(AuditEvent::new("session.detach", self.actor()).with("session", a.session.id).with("address", self.peer.clone()));
+        match self.principal() {
+            Some(p) => self.shared.service.detach(&p, &a.session, &a.viewer),
+            None => a.session.detach(&a.viewer),
+        }
         Some(a.session)
     }
 
     /// A new session for the logged-in user, attached on `channel`.
-    fn new_session(
-        &mut self,
-        channel: ChannelId,
-        session: &mut SshSession,
-        profile: Option<String>,
-        workspace: Option<&str>,
-        name: String,
-        command: Vec<String>,
-    ) -> Result<(), russh::Error> {
-        let Some(user) = self.user.clone() else { return self.refuse(channel, session, "new", "not logged in") };
-        if !allowed(user.role, Action::CreateSession) {
-            return self.refuse(channel, session, "new", &format!("a {} may not start sessions", user.role.name()));
-        }
+    fn new_session(&mut self, channel: ChannelId, session: &mut SshSession, req: crate::service::NewSession) -> Result<(), russh::Error> {
+        let Some(p) = self.principal() else { return self.refuse(channel, session, "new", "not logged in") };
         let Some(pty) = self.ptys.get(&channel).cloned() else {
             return self.refuse(channel, session, "new", "a session needs a terminal: use ssh -t");
         };
-        let limit = self.shared.config.max_sessions.get(user.role.name()).copied().unwrap_or(0);
-        if self.shared.hub.count_for(&user.name) >= limit {
-            return self.refuse(
-                channel,
-                session,
-                "new",
-                &format!("{} already has {limit} sessions, the most a {} may run", user.name, user.role.name()),
-            );
-        }
-        let profile = profile.unwrap_or_else(|| self.shared.config.default_profile.clone());
-        if let Err(e) = self.shared.config.profile_allowed(user.role, &profile) {
-            return self.refuse(channel, session, "new", &e);
-        }
-        let workspace = match self.shared.config.workspace(&user.name, workspace) {
-            Ok(w) => w,
-            Err(e) => return self.refuse(channel, session, "new", &e),
+        let req = crate::service::NewSession { cols: pty.cols, rows: pty.rows, term: pty.term, ..req };
+        let s = match self.shared.service.create_session(&p, req) {
+            Ok(s) => s,
+            Err(e) => return self.refused(channel, session, &e),
         };
-        let spec = Spec {
-            owner: user.name.clone(),
-            name,
-            profile: profile.clone(),
-            command,
-            workspace,
-            cols: pty.cols,
-            rows: pty.rows,
-            term: pty.term.clone(),
-        };
-        match self.shared.hub.create(spec) {
-            Ok(s) => {
-                self.audit(
-                    AuditEvent::new("session.create", user.name.clone())
-                        .with("session", s.id)
-                        .with("profile", profile)
-                        .with("command", s.command.join(" "))
-                        .with("address", self.peer.clone()),
-                );
-                session.channel_success(channel)?;
-                self.attach(channel, session, s, true);
-                Ok(())
-            }
-            Err(e) => self.refuse(channel, session, "new", &e),
+        session.channel_success(channel)?;
+        match self.shared.service.attach(&p, s.id, true) {
+            Ok((s, viewer)) => self.stream(channel, session, s, viewer),
+            Err(e) => return self.refused(channel, session, &e),
         }
+        Ok(())
     }
 }
 
@@ -365,7 +349,7 @@ impl russh::server::Handler for Conn {
                 2,
             );
         }
-        self.new_session(channel, session, None, None, String::new(), Vec::new())
+        self.new_session(channel, session, crate::service::NewSession::default())
     }
 
     async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {

@@ -1,0 +1,323 @@
+//! The service layer: every operation the faces offer (SSH commands, the TUI, later the HTTP
+//! API), each taking the caller's principal. The permission check and the audit event live
+//! here, once; a face parses, calls, and shows the answer. No face touches the store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::auth::{allowed, Action, Role};
+use crate::config::Config;
+use crate::paths::DataDir;
+use crate::record::format;
+use crate::sessions::{Hub, Session, Spec, Viewer};
+use crate::store::{RecordingEntry, Store, User};
+
+/// Who is asking, and from where.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+    pub address: String,
+}
+
+/// Why a call did not happen. `Forbidden` refusals are audited before they are returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    Forbidden(String),
+    NotFound(String),
+    Invalid(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Forbidden(m) | Error::NotFound(m) | Error::Invalid(m) | Error::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A request for a new session; what is left out takes the configured default.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    pub name: String,
+    pub command: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: String,
+}
+
+/// A line of a recording that matched a search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub recording: String,
+    pub user: String,
+    pub at: f64,
+    pub line: String,
+}
+
+/// A user as the admin view shows it.
+#[derive(Debug, Clone)]
+pub struct UserInfo {
+    pub user: User,
+    pub keys: usize,
+    pub password: bool,
+}
+
+/// The host's parts, shared by every face.
+pub struct Service {
+    pub store: Arc<Store>,
+    pub audit: Arc<AuditLog>,
+    pub hub: Arc<Hub>,
+    pub config: Config,
+    pub dir: DataDir,
+}
+
+impl Service {
+    /// Opens the data directory and builds the host (store, audit log, recorder, hub).
+    pub fn open(dir: DataDir, config: Config) -> std::result::Result<Arc<Service>, String> {
+        let admin = crate::admin::Admin::open(dir.clone())?;
+        let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
+        std::fs::create_dir_all(&config.workspace_root).map_err(|e| format!("creating {}: {e}", config.workspace_root.display()))?;
+        let audit = Arc::new(admin.audit);
+        let store = Arc::new(admin.store);
+        let recorder = Arc::new(crate::record::Recorder::new(
+            config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+            crate::record::Keyring::new(&dir),
+            config.recording_policy,
+            config.record_input,
+            config.recording_enabled,
+        )?);
+        let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
+        Ok(Arc::new(Service { store, audit, hub, config, dir }))
+    }
+
+    fn record(&self, event: AuditEvent) {
+        if let Err(e) = self.audit.record(event) {
+            eprintln!("cordon: audit log: {e}");
+        }
+    }
+
+    /// The permission check: a refusal is audited and returned.
+    fn check(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce() -> String) -> Result<()> {
+        if allowed(p.role, action) {
+            return Ok(());
+        }
+        let why = why();
+        self.record(AuditEvent::new("refused", p.user.clone()).with("what", what.to_string()).with("why", why.clone()).with("address", p.address.clone()));
+        Err(Error::Forbidden(why))
+    }
+
+    /// The principal of a user in the store (locked users have none).
+    pub fn principal(&self, user: &str, address: &str) -> Result<Principal> {
+        match self.store.user(user) {
+            Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, address: address.to_string() }),
+            Ok(Some(_)) => Err(Error::Forbidden(format!("{user} is locked"))),
+            Ok(None) => Err(Error::NotFound(format!("no user {user}"))),
+            Err(e) => Err(Error::Failed(e.to_string())),
+        }
+    }
+
+    /// Sessions the principal may see, oldest first.
+    pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
+        self.check(p, Action::ListSessions, "ls", || format!("a {} may not list sessions", p.role))?;
+        let mut list: Vec<_> = self.hub.list().into_iter().filter(|s| allowed(p.role, Action::ObserveSession { own: s.owner == p.user })).collect();
+        list.sort_by_key(|s| s.id);
+        Ok(list)
+    }
+
+    fn session(&self, id: u64) -> Result<Arc<Session>> {
+        self.hub.get(id).ok_or_else(|| Error::NotFound(format!("no session {id}")))
+    }
+
+    /// Starts a session for the principal.
+    pub fn create_session(&self, p: &Principal, req: NewSession) -> Result<Arc<Session>> {
+        self.check(p, Action::CreateSession, "new", || format!("a {} may not start sessions", p.role))?;
+        let limit = self.config.max_sessions.get(p.role.name()).copied().unwrap_or(0);
+        if self.hub.count_for(&p.user) >= limit {
+            return Err(Error::Forbidden(format!("{} already has {limit} sessions, the most a {} may run", p.user, p.role)));
+        }
+        let name: String = req.name.chars().filter(|c| !c.is_control()).take(64).collect();
+        let profile = req.profile.unwrap_or_else(|| self.config.default_profile.clone());
+        self.config.profile_allowed(p.role, &profile).map_err(Error::Forbidden)?;
+        let workspace = self.config.workspace(&p.user, req.workspace.as_deref()).map_err(Error::Invalid)?;
+        let spec = Spec {
+            owner: p.user.clone(),
+            name,
+            profile: profile.clone(),
+            command: req.command,
+            workspace,
+            cols: req.cols.max(1),
+            rows: req.rows.max(1),
+            term: if req.term.is_empty() { "xterm-256color".into() } else { req.term },
+        };
+        let s = self.hub.create(spec).map_err(Error::Failed)?;
+        self.record(
+            AuditEvent::new("session.create", p.user.clone())
+                .with("session", s.id)
+                .with("profile", profile)
+                .with("command", s.command.join(" "))
+                .with("address", p.address.clone()),
+        );
+        Ok(s)
+    }
+
+    /// Attaches (`writer`: may type) or observes; audited.
+    pub fn attach(&self, p: &Principal, id: u64, writer: bool) -> Result<(Arc<Session>, Arc<Viewer>)> {
+        let s = self.session(id)?;
+        let own = s.owner == p.user;
+        let (action, verb) = if writer { (Action::AttachSession { own }, "attach") } else { (Action::ObserveSession { own }, "observe") };
+        self.check(p, action, verb, || format!("a {} may not {verb} session {id} of {}", p.role, s.owner))?;
+        let viewer = s.attach(writer);
+        self.record(
+            AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())
+                .with("session", s.id)
+                .with("address", p.address.clone()),
+        );
+        Ok((s, viewer))
+    }
+
+    pub fn detach(&self, p: &Principal, s: &Session, viewer: &Arc<Viewer>) {
+        s.detach(viewer);
+        self.record(AuditEvent::new("session.detach", p.user.clone()).with("session", s.id).with("address", p.address.clone()));
+    }
+
+    /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
+    /// observing it: the same permission.
+    pub fn preview(&self, p: &Principal, id: u64) -> Result<Vec<String>> {
+        let s = self.session(id)?;
+        if !allowed(p.role, Action::ObserveSession { own: s.owner == p.user }) {
+            return Err(Error::Forbidden(format!("a {} may not see session {id}", p.role)));
+        }
+        Ok(s.screen_rows())
+    }
+
+    pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {
+        let s = self.session(id)?;
+        self.check(p, Action::EndSession { own: s.owner == p.user }, "kill", || format!("a {} may not end session {id} of {}", p.role, s.owner))?;
+        s.kill();
+        self.record(AuditEvent::new("session.kill", p.user.clone()).with("session", id).with("address", p.address.clone()));
+        Ok(())
+    }
+
+    /// Renames a session: as changing it, the right to attach.
+    pub fn rename_session(&self, p: &Principal, id: u64, name: &str) -> Result<()> {
+        let s = self.session(id)?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "rename", || format!("a {} may not rename session {id} of {}", p.role, s.owner))?;
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if name.trim().is_empty() {
+            return Err(Error::Invalid("a session's name cannot be empty".into()));
+        }
+        let old = s.name();
+        s.rename(name.trim());
+        self.record(AuditEvent::new("session.rename", p.user.clone()).with("session", id).with("from", old).with("to", s.name()));
+        Ok(())
+    }
+
+    /// Adds a marker to a session's recording; returns the label used.
+    pub fn mark(&self, p: &Principal, id: u64, label: &str) -> Result<String> {
+        let s = self.session(id)?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "mark", || format!("a {} may not mark session {id} of {}", p.role, s.owner))?;
+        let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
+        let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
+        s.mark(&label);
+        self.record(AuditEvent::new("session.mark", p.user.clone()).with("session", id).with("label", label.clone()));
+        Ok(label)
+    }
+
+    /// Recordings the principal may read, newest first: everyone's for auditors and admins,
+    /// their own for others.
+    pub fn recordings(&self, p: &Principal) -> Result<Vec<RecordingEntry>> {
+        let mut list = self.store.recordings(None).map_err(|e| Error::Failed(e.to_string()))?;
+        list.retain(|r| allowed(p.role, Action::ReadRecording { own: r.user == p.user }));
+        list.sort_by(|a, b| b.started.cmp(&a.started));
+        Ok(list)
+    }
+
+    fn readable(&self, p: &Principal, id: &str, what: &str) -> Result<RecordingEntry> {
+        let r = self.store.recording(id).map_err(|_| Error::NotFound(format!("no recording {id}")))?;
+        self.check(p, Action::ReadRecording { own: r.user == p.user }, what, || format!("a {} may not read recording {id} of {}", p.role, r.user))?;
+        Ok(r)
+    }
+
+    /// A whole recording, read and verified, for playback from `at` seconds; audited before
+    /// anything is returned.
+    pub fn open_recording(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Recording)> {
+        let r = self.readable(p, id, "play")?;
+        let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {id} is damaged: {d}")))?;
+        self.audit
+            .record(AuditEvent::new("recording.play", p.user.clone()).with("recording", r.id.clone()).with("at", at).with("address", p.address.clone()))
+            .map_err(|e| Error::Failed(format!("the access cannot be audited, so it is refused: {e}")))?;
+        Ok((r, rec))
+    }
+
+    /// Lines that appeared on screen in the recordings the principal may read; audited
+    /// (with the recordings shown) before the hits are returned.
+    pub fn search(&self, p: &Principal, pattern: &str) -> Result<Vec<Hit>> {
+        if pattern.is_empty() {
+            return Err(Error::Invalid("an empty pattern matches everything".into()));
+        }
+        let list = self.recordings(p)?;
+        let found = crate::record::search(&self.dir, &list, pattern);
+        let matched: Vec<String> = found.hits.iter().map(|h| h.recording.clone()).fold(Vec::new(), |mut v, id| {
+            if v.last() != Some(&id) {
+                v.push(id);
+            }
+            v
+        });
+        self.audit
+            .record(
+                AuditEvent::new("recording.search", p.user.clone())
+                    .with("pattern", pattern.to_string())
+                    .with("recordings", found.searched)
+                    .with("hits", found.hits.len())
+                    .with("matched", matched)
+                    .with("address", p.address.clone()),
+            )
+            .map_err(|e| Error::Failed(format!("the search cannot be audited, so it is refused: {e}")))?;
+        Ok(found.hits)
+    }
+
+    /// The last `limit` audit events.
+    pub fn audit_events(&self, p: &Principal, limit: usize) -> Result<Vec<serde_json::Value>> {
+        self.check(p, Action::ReadAudit, "audit", || format!("a {} may not read the audit log", p.role))?;
+        let events = crate::audit::read_events(&self.dir.audit_log());
+        Ok(events.into_iter().rev().take(limit).collect())
+    }
+
+    /// The audit chain's state: Ok(events) or Err(where it breaks).
+    pub fn audit_verify(&self, p: &Principal) -> Result<std::result::Result<u64, String>> {
+        self.check(p, Action::ReadAudit, "audit verify", || format!("a {} may not read the audit log", p.role))?;
+        let key = std::fs::read(self.dir.audit_key()).map_err(|e| Error::Failed(format!("reading the audit key: {e}")))?;
+        let log = self.dir.audit_log();
+        Ok(match crate::audit::verify_file(&log, &key, Some(&log.with_extension("head"))) {
+            Ok((n, _)) => Ok(n),
+            Err(b) => Err(format!("line {}: {}", b.line, b.reason)),
+        })
+    }
+
+    /// Users, their keys and whether they have a password (admins only).
+    pub fn users(&self, p: &Principal) -> Result<Vec<UserInfo>> {
+        self.check(p, Action::ManageUsers, "users", || format!("a {} may not manage users", p.role))?;
+        let users = self.store.users().map_err(|e| Error::Failed(e.to_string()))?;
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let keys = self.store.keys(&u.name).map(|k| k.len()).unwrap_or(0);
+                let password = self.store.password(&u.name).ok().flatten().is_some();
+                UserInfo { user: u, keys, password }
+            })
+            .collect())
+    }
+
+    /// Profiles the principal may start sessions with.
+    pub fn profiles(&self, p: &Principal) -> Vec<String> {
+        sandbox::profile::Search::standard().list().into_iter().map(|(name, _)| name).filter(|name| self.config.profile_allowed(p.role, name).is_ok()).collect()
+    }
+}
