@@ -14,13 +14,17 @@ mod service;
 mod sessions;
 mod ssh;
 mod store;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// A terminal session host for AI coding agents: confined, recorded, audited.
+///
+/// With no command: an embedded host with the TUI on this terminal (no daemon, no setup;
+/// sessions end when it does). `cordon serve` runs the host for SSH clients.
 #[derive(Parser)]
-#[command(name = "cordon", version, about, long_about = None)]
+#[command(name = "cordon", version, about, long_about)]
 struct Cli {
     /// Where cordon keeps its state (default: $CORDON_DATA_DIR, /var/lib/cordon for root,
     /// else ~/.local/share/cordon).
@@ -339,11 +343,7 @@ fn main() {
         Some(Command::Profile { action: ProfileAction::Explain { profile, workspace } }) => commands::profile_explain(&profile, workspace),
         Some(Command::Profile { action: ProfileAction::List }) => commands::profile_list(),
         Some(Command::Doctor { json }) => commands::doctor(json),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            2
-        }
+        None => tui::embedded(dir.clone()),
     };
     std::process::exit(code);
 }

@@ -109,7 +109,12 @@ impl Service {
             return Ok(());
         }
         let why = why();
-        self.record(AuditEvent::new("refused", p.user.clone()).with("what", what.to_string()).with("why", why.clone()).with("address", p.address.clone()));
+        self.record(
+            AuditEvent::new("refused", p.user.clone())
+                .with("what", what.to_string())
+                .with("why", why.clone())
+                .with("address", p.address.clone()),
+        );
         Err(Error::Forbidden(why))
     }
 
@@ -126,7 +131,8 @@ impl Service {
     /// Sessions the principal may see, oldest first.
     pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
         self.check(p, Action::ListSessions, "ls", || format!("a {} may not list sessions", p.role))?;
-        let mut list: Vec<_> = self.hub.list().into_iter().filter(|s| allowed(p.role, Action::ObserveSession { own: s.owner == p.user })).collect();
+        let mut list: Vec<_> =
+            self.hub.list().into_iter().filter(|s| allowed(p.role, Action::ObserveSession { own: s.owner == p.user })).collect();
         list.sort_by_key(|s| s.id);
         Ok(list)
     }
@@ -199,7 +205,9 @@ impl Service {
 
     pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {
         let s = self.session(id)?;
-        self.check(p, Action::EndSession { own: s.owner == p.user }, "kill", || format!("a {} may not end session {id} of {}", p.role, s.owner))?;
+        self.check(p, Action::EndSession { own: s.owner == p.user }, "kill", || {
+            format!("a {} may not end session {id} of {}", p.role, s.owner)
+        })?;
         s.kill();
         self.record(AuditEvent::new("session.kill", p.user.clone()).with("session", id).with("address", p.address.clone()));
         Ok(())
@@ -208,7 +216,9 @@ impl Service {
     /// Renames a session: as changing it, the right to attach.
     pub fn rename_session(&self, p: &Principal, id: u64, name: &str) -> Result<()> {
         let s = self.session(id)?;
-        self.check(p, Action::AttachSession { own: s.owner == p.user }, "rename", || format!("a {} may not rename session {id} of {}", p.role, s.owner))?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "rename", || {
+            format!("a {} may not rename session {id} of {}", p.role, s.owner)
+        })?;
         let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
         if name.trim().is_empty() {
             return Err(Error::Invalid("a session's name cannot be empty".into()));
@@ -222,7 +232,9 @@ impl Service {
     /// Adds a marker to a session's recording; returns the label used.
     pub fn mark(&self, p: &Principal, id: u64, label: &str) -> Result<String> {
         let s = self.session(id)?;
-        self.check(p, Action::AttachSession { own: s.owner == p.user }, "mark", || format!("a {} may not mark session {id} of {}", p.role, s.owner))?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "mark", || {
+            format!("a {} may not mark session {id} of {}", p.role, s.owner)
+        })?;
         let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
         let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
         s.mark(&label);
@@ -241,7 +253,9 @@ impl Service {
 
     fn readable(&self, p: &Principal, id: &str, what: &str) -> Result<RecordingEntry> {
         let r = self.store.recording(id).map_err(|_| Error::NotFound(format!("no recording {id}")))?;
-        self.check(p, Action::ReadRecording { own: r.user == p.user }, what, || format!("a {} may not read recording {id} of {}", p.role, r.user))?;
+        self.check(p, Action::ReadRecording { own: r.user == p.user }, what, || {
+            format!("a {} may not read recording {id} of {}", p.role, r.user)
+        })?;
         Ok(r)
     }
 
@@ -252,7 +266,12 @@ impl Service {
         let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
         let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {id} is damaged: {d}")))?;
         self.audit
-            .record(AuditEvent::new("recording.play", p.user.clone()).with("recording", r.id.clone()).with("at", at).with("address", p.address.clone()))
+            .record(
+                AuditEvent::new("recording.play", p.user.clone())
+                    .with("recording", r.id.clone())
+                    .with("at", at)
+                    .with("address", p.address.clone()),
+            )
             .map_err(|e| Error::Failed(format!("the access cannot be audited, so it is refused: {e}")))?;
         Ok((r, rec))
     }
@@ -318,6 +337,11 @@ impl Service {
 
     /// Profiles the principal may start sessions with.
     pub fn profiles(&self, p: &Principal) -> Vec<String> {
-        sandbox::profile::Search::standard().list().into_iter().map(|(name, _)| name).filter(|name| self.config.profile_allowed(p.role, name).is_ok()).collect()
+        sandbox::profile::Search::standard()
+            .list()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| self.config.profile_allowed(p.role, name).is_ok())
+            .collect()
     }
 }

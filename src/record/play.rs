@@ -170,35 +170,59 @@ impl Stream {
     }
 }
 
-/// Draws the screen that `events` (starting at the beginning, or at a keyframe) leave.
-pub fn render(cols: u16, rows: u16, events: &[Event]) -> Vec<u8> {
-    let (mut rows, mut cols) = (rows.max(1), cols.max(1));
-    let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN);
-    let mut parser = vt100::Parser::new(nz(rows), nz(cols), 0);
-    for e in events {
+/// A terminal screen that recorded events are played into (keyframes replace it whole).
+pub struct Screen {
+    pub parser: vt100::Parser,
+    cols: u16,
+    rows: u16,
+}
+
+fn nz(n: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
+}
+
+/// "COLSxROWS".
+fn size_of(text: &[u8]) -> Option<(u16, u16)> {
+    let (c, r) = std::str::from_utf8(text).ok()?.split_once('x')?;
+    Some((c.trim().parse().ok()?, r.trim().parse().ok()?))
+}
+
+impl Screen {
+    pub fn new(cols: u16, rows: u16) -> Screen {
+        let (cols, rows) = (cols.max(1), rows.max(1));
+        Screen { parser: vt100::Parser::new(nz(rows), nz(cols), 0), cols, rows }
+    }
+
+    pub fn apply(&mut self, e: &Event) {
         match e.kind {
             super::format::KEYFRAME => {
-                let Some(nl) = e.data.iter().position(|&b| b == b'\n') else { continue };
-                if let Some((c, r)) = std::str::from_utf8(&e.data[..nl]).ok().and_then(|s| s.split_once('x')) {
-                    cols = c.parse().unwrap_or(cols);
-                    rows = r.parse().unwrap_or(rows);
+                let Some(nl) = e.data.iter().position(|&b| b == b'\n') else { return };
+                if let Some((c, r)) = size_of(&e.data[..nl]) {
+                    (self.cols, self.rows) = (c.max(1), r.max(1));
                 }
-                parser = vt100::Parser::new(nz(rows), nz(cols), 0);
-                parser.process(&e.data[nl + 1..]);
+                self.parser = vt100::Parser::new(nz(self.rows), nz(self.cols), 0);
+                self.parser.process(&e.data[nl + 1..]);
             }
-            OUTPUT => parser.process(&e.data),
+            OUTPUT => self.parser.process(&e.data),
             RESIZE => {
-                if let Some((c, r)) = std::str::from_utf8(&e.data).ok().and_then(|s| s.split_once('x')) {
-                    cols = c.parse().unwrap_or(cols);
-                    rows = r.parse().unwrap_or(rows);
-                    parser.screen_mut().set_size(nz(rows), nz(cols));
+                if let Some((c, r)) = size_of(&e.data) {
+                    (self.cols, self.rows) = (c.max(1), r.max(1));
+                    self.parser.screen_mut().set_size(nz(self.rows), nz(self.cols));
                 }
             }
             _ => {}
         }
     }
+}
+
+/// Draws the screen that `events` (starting at the beginning, or at a keyframe) leave.
+pub fn render(cols: u16, rows: u16, events: &[Event]) -> Vec<u8> {
+    let mut screen = Screen::new(cols, rows);
+    for e in events {
+        screen.apply(e);
+    }
     let mut out = b"\x1b[H\x1b[2J".to_vec();
-    out.extend(parser.screen().state_formatted().into_bytes());
+    out.extend(screen.parser.screen().state_formatted().into_bytes());
     out
 }
 

@@ -110,11 +110,6 @@ impl Session {
         screen.screen().rows(0, cols.get()).collect()
     }
 
-    /// The screen's size (rows, columns).
-    pub fn size(&self) -> (u16, u16) {
-        self.screen.lock().map(|s| s.screen().size()).map(|(r, c)| (r.get(), c.get())).unwrap_or((24, 80))
-    }
-
     /// How it ended, once it has.
     pub fn exit_status(&self) -> Option<i32> {
         *self.exit.lock().unwrap_or_else(|e| e.into_inner())

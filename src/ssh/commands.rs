@@ -158,7 +158,13 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             conn.finish(channel, session, &out, "", 0)
         }
         "new" => {
-            let req = NewSession { profile: args.profile.clone(), workspace: args.workspace.clone(), name: args.name.clone(), command: args.rest.clone(), ..Default::default() };
+            let req = NewSession {
+                profile: args.profile.clone(),
+                workspace: args.workspace.clone(),
+                name: args.name.clone(),
+                command: args.rest.clone(),
+                ..Default::default()
+            };
             conn.new_session(channel, session, req)
         }
         "attach" | "observe" => {

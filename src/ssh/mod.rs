@@ -4,6 +4,8 @@
 
 mod commands;
 
+pub use commands::split_words;
+
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
 use crate::sessions::{Hub, Session, Viewer};
@@ -40,6 +42,7 @@ impl russh::server::Server for Server {
             user: None,
             ptys: HashMap::new(),
             attached: HashMap::new(),
+            tuis: HashMap::new(),
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct Conn {
     user: Option<User>,
     ptys: HashMap<ChannelId, PtyInfo>,
     attached: HashMap<ChannelId, Attached>,
+    /// Channels running the TUI: where their input goes.
+    tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
 }
 
 impl Conn {
@@ -173,6 +178,36 @@ impl Conn {
             None => a.session.detach(&a.viewer),
         }
         Some(a.session)
+    }
+
+    /// The TUI on `channel` (a shell request with a terminal): input from the channel's data,
+    /// output to it; the channel closes when the user quits.
+    fn start_tui(&mut self, channel: ChannelId, session: &mut SshSession) -> Result<(), russh::Error> {
+        let Some(p) = self.principal() else { return self.refuse(channel, session, "tui", "not logged in") };
+        let Some(pty) = self.ptys.get(&channel).cloned() else { return self.refuse(channel, session, "tui", "the TUI needs a terminal") };
+        session.channel_success(channel)?;
+        let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        self.tuis.insert(channel, in_tx);
+        self.audit(AuditEvent::new("tui.start", p.user.clone()).with("address", self.peer.clone()));
+        let handle = session.handle();
+        let svc = self.shared.service.clone();
+        tokio::spawn(async move {
+            let forward = handle.clone();
+            let writer = tokio::spawn(async move {
+                while let Some(bytes) = out_rx.recv().await {
+                    if !bytes.is_empty() && forward.data(channel, bytes).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            crate::tui::run(svc, p, (pty.cols, pty.rows), in_rx, out_tx).await;
+            let _ = writer.await;
+            let _ = handle.exit_status_request(channel, 0).await;
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+        });
+        Ok(())
     }
 
     /// A new session for the logged-in user, attached on `channel`.
@@ -331,6 +366,9 @@ impl russh::server::Handler for Conn {
             p.cols = cols;
             p.rows = rows;
         }
+        if let Some(tui) = self.tuis.get(&channel) {
+            let _ = tui.send(crate::tui::Input::Resize(cols, rows));
+        }
         if let Some(a) = self.attached.get(&channel) {
             if a.viewer.writer {
                 a.session.resize(cols, rows);
@@ -349,7 +387,7 @@ impl russh::server::Handler for Conn {
                 2,
             );
         }
-        self.new_session(channel, session, crate::service::NewSession::default())
+        self.start_tui(channel, session)
     }
 
     async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
@@ -358,6 +396,10 @@ impl russh::server::Handler for Conn {
     }
 
     async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
+        if let Some(tui) = self.tuis.get(&channel) {
+            let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
+            return Ok(());
+        }
         let Some(a) = self.attached.get(&channel) else { return Ok(()) };
         let detach_key = self.shared.config.detach_key;
         let (before, detach) = match data.iter().position(|&b| b == detach_key) {
@@ -385,6 +427,7 @@ impl russh::server::Handler for Conn {
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
         self.detach(channel);
         self.ptys.remove(&channel);
+        self.tuis.remove(&channel);
         Ok(())
     }
 

@@ -1,0 +1,581 @@
+//! The TUI's state and what each key does. Everything goes through the service layer with
+//! the user's principal; what the role may not do is not offered (and the service refuses
+//! it anyway).
+
+use std::sync::Arc;
+
+use super::keys::Key;
+use super::player::Player;
+use crate::auth::{allowed, Action};
+use crate::service::{NewSession, Principal, Service, UserInfo};
+use crate::sessions::{Session, Viewer};
+use crate::store::RecordingEntry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Sessions,
+    Recordings,
+    Audit,
+    Admin,
+}
+
+impl Tab {
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Sessions => "Sessions",
+            Tab::Recordings => "Recordings",
+            Tab::Audit => "Audit",
+            Tab::Admin => "Admin",
+        }
+    }
+}
+
+/// A session as the list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: u64,
+    pub name: String,
+    pub owner: String,
+    pub profile: String,
+    pub state: String,
+    pub age: String,
+    pub idle: String,
+    pub viewers: usize,
+}
+
+/// A one-line text field.
+#[derive(Debug, Clone, Default)]
+pub struct Field {
+    pub label: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    /// New session: profile (chosen from a list), workspace, name, command.
+    New {
+        profiles: Vec<String>,
+        profile: usize,
+        fields: Vec<Field>,
+        focus: usize,
+    },
+    Rename {
+        id: u64,
+        field: Field,
+    },
+    ConfirmEnd {
+        id: u64,
+        name: String,
+    },
+    /// A text prompt: filter the current list, or search recordings / the player.
+    Prompt {
+        purpose: Prompt,
+        field: Field,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    Filter,
+    Search,
+}
+
+/// What the run loop must do after a key.
+pub enum Effect {
+    None,
+    Quit,
+    /// Full-screen passthrough to a session; input goes to it if `writer`.
+    Attach {
+        session: Arc<Session>,
+        viewer: Arc<Viewer>,
+        writer: bool,
+    },
+}
+
+pub struct App {
+    pub svc: Arc<Service>,
+    pub me: Principal,
+    pub tabs: Vec<Tab>,
+    pub tab: Tab,
+    pub sessions: Vec<SessionRow>,
+    pub selected: usize,
+    pub preview: Vec<String>,
+    pub recordings: Vec<RecordingEntry>,
+    pub rec_selected: usize,
+    pub audit: Vec<serde_json::Value>,
+    pub audit_selected: usize,
+    pub chain: Option<Result<u64, String>>,
+    pub users: Vec<UserInfo>,
+    pub profiles: Vec<(String, String)>,
+    pub filter: String,
+    pub dialog: Option<Dialog>,
+    pub player: Option<Player>,
+    pub help: bool,
+    pub status: String,
+    pub size: (u16, u16),
+}
+
+fn ago(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl App {
+    pub fn new(svc: Arc<Service>, me: Principal, size: (u16, u16)) -> App {
+        let mut tabs = vec![Tab::Sessions, Tab::Recordings];
+        if allowed(me.role, Action::ReadAudit) {
+            tabs.push(Tab::Audit);
+        }
+        if allowed(me.role, Action::ManageUsers) {
+            tabs.push(Tab::Admin);
+        }
+        let mut app = App {
+            svc,
+            me,
+            tabs,
+            tab: Tab::Sessions,
+            sessions: Vec::new(),
+            selected: 0,
+            preview: Vec::new(),
+            recordings: Vec::new(),
+            rec_selected: 0,
+            audit: Vec::new(),
+            audit_selected: 0,
+            chain: None,
+            users: Vec::new(),
+            profiles: Vec::new(),
+            filter: String::new(),
+            dialog: None,
+            player: None,
+            help: false,
+            status: String::new(),
+            size,
+        };
+        app.refresh();
+        app
+    }
+
+    pub fn may(&self, action: Action) -> bool {
+        allowed(self.me.role, action)
+    }
+
+    fn selected_session(&self) -> Option<&SessionRow> {
+        self.sessions.get(self.selected)
+    }
+
+    pub fn own_selected(&self) -> bool {
+        self.selected_session().is_some_and(|s| s.owner == self.me.user)
+    }
+
+    /// Reloads what the current view shows (the run loop calls it a few times a second).
+    pub fn refresh(&mut self) {
+        match self.tab {
+            Tab::Sessions => self.refresh_sessions(),
+            Tab::Recordings => {
+                if let Ok(list) = self.svc.recordings(&self.me) {
+                    self.recordings = list;
+                }
+                self.rec_selected = self.rec_selected.min(self.visible_recordings().len().saturating_sub(1));
+            }
+            Tab::Audit => {
+                if let Ok(events) = self.svc.audit_events(&self.me, 1000) {
+                    self.audit = events;
+                }
+                if self.chain.is_none() {
+                    self.chain = self.svc.audit_verify(&self.me).ok();
+                }
+            }
+            Tab::Admin => {
+                if let Ok(users) = self.svc.users(&self.me) {
+                    self.users = users;
+                }
+                let search = sandbox::profile::Search::standard();
+                self.profiles = search
+                    .list()
+                    .into_iter()
+                    .map(|(name, _)| {
+                        let roles: Vec<&str> = crate::auth::Role::ALL
+                            .iter()
+                            .filter(|r| self.svc.config.profile_allowed(**r, &name).is_ok())
+                            .map(|r| r.name())
+                            .collect();
+                        (name, roles.join(", "))
+                    })
+                    .collect();
+            }
+        }
+    }
+
+    fn refresh_sessions(&mut self) {
+        let Ok(list) = self.svc.sessions(&self.me) else { return };
+        let keep = self.selected_session().map(|s| s.id);
+        self.sessions = list
+            .iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                name: s.name(),
+                owner: s.owner.clone(),
+                profile: s.profile.clone(),
+                state: match s.exit_status() {
+                    Some(code) => format!("exit {code}"),
+                    None if s.viewer_count() > 0 => "attached".into(),
+                    None => "running".into(),
+                },
+                age: ago(s.age()),
+                idle: ago(s.idle()),
+                viewers: s.viewer_count(),
+            })
+            .collect();
+        if let Some(id) = keep {
+            if let Some(i) = self.sessions.iter().position(|s| s.id == id) {
+                self.selected = i;
+            }
+        }
+        self.selected = self.selected.min(self.sessions.len().saturating_sub(1));
+        self.preview = match self.selected_session() {
+            Some(s) => self.svc.preview(&self.me, s.id).unwrap_or_default(),
+            None => Vec::new(),
+        };
+    }
+
+    pub fn visible_recordings(&self) -> Vec<&RecordingEntry> {
+        let f = self.filter.to_lowercase();
+        self.recordings
+            .iter()
+            .filter(|r| f.is_empty() || [&r.user, &r.profile, &r.started, &r.command, &r.id].iter().any(|v| v.to_lowercase().contains(&f)))
+            .collect()
+    }
+
+    pub fn visible_audit(&self) -> Vec<&serde_json::Value> {
+        let f = self.filter.to_lowercase();
+        self.audit.iter().filter(|v| f.is_empty() || v.to_string().to_lowercase().contains(&f)).collect()
+    }
+
+    fn switch(&mut self, tab: Tab) {
+        if self.tabs.contains(&tab) && self.tab != tab {
+            self.tab = tab;
+            self.filter.clear();
+            self.status.clear();
+            self.refresh();
+        }
+    }
+
+    /// Handles one key.
+    pub fn key(&mut self, key: Key) -> Effect {
+        if self.help {
+            self.help = false;
+            return Effect::None;
+        }
+        if self.dialog.is_some() {
+            return self.dialog_key(key);
+        }
+        if self.player.is_some() {
+            self.player_key(key);
+            return Effect::None;
+        }
+        match key {
+            Key::Char('q') | Key::Ctrl('c') => return Effect::Quit,
+            Key::Char('?') => self.help = true,
+            Key::Tab | Key::Right if self.tab != Tab::Sessions || key == Key::Tab => self.cycle(1),
+            Key::BackTab => self.cycle(-1),
+            Key::Char(c @ '1'..='4') => {
+                if let Some(&t) = self.tabs.get(c as usize - '1' as usize) {
+                    self.switch(t);
+                }
+            }
+            Key::Char('/') if self.tab != Tab::Sessions => {
+                self.dialog = Some(Dialog::Prompt { purpose: Prompt::Filter, field: Field { label: "filter", text: self.filter.clone() } })
+            }
+            Key::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+            }
+            Key::Up | Key::Char('k') => self.move_by(-1),
+            Key::Down | Key::Char('j') => self.move_by(1),
+            Key::PageUp => self.move_by(-10),
+            Key::PageDown => self.move_by(10),
+            Key::Home | Key::Char('g') => self.move_by(-1_000_000),
+            Key::End | Key::Char('G') => self.move_by(1_000_000),
+            _ => {
+                return match self.tab {
+                    Tab::Sessions => self.sessions_key(key),
+                    Tab::Recordings => {
+                        self.recordings_key(key);
+                        Effect::None
+                    }
+                    Tab::Audit => {
+                        if key == Key::Char('v') {
+                            self.chain = self.svc.audit_verify(&self.me).ok();
+                            self.status = "audit chain verified again".into();
+                        }
+                        Effect::None
+                    }
+                    Tab::Admin => Effect::None,
+                };
+            }
+        }
+        Effect::None
+    }
+
+    fn cycle(&mut self, by: i32) {
+        let i = self.tabs.iter().position(|&t| t == self.tab).unwrap_or(0) as i32;
+        let n = self.tabs.len() as i32;
+        let t = self.tabs[((i + by).rem_euclid(n)) as usize];
+        self.switch(t);
+    }
+
+    fn move_by(&mut self, by: i64) {
+        let (cur, len) = match self.tab {
+            Tab::Sessions => (&mut self.selected, self.sessions.len()),
+            Tab::Recordings => {
+                let len = self.visible_recordings().len();
+                (&mut self.rec_selected, len)
+            }
+            Tab::Audit => {
+                let len = self.visible_audit().len();
+                (&mut self.audit_selected, len)
+            }
+            Tab::Admin => return,
+        };
+        *cur = (*cur as i64 + by).clamp(0, len.saturating_sub(1) as i64) as usize;
+        if self.tab == Tab::Sessions {
+            self.refresh_sessions();
+        }
+    }
+
+    fn sessions_key(&mut self, key: Key) -> Effect {
+        let selected = self.selected_session().cloned();
+        let own = self.own_selected();
+        match (key, selected) {
+            (Key::Char('n'), _) if self.may(Action::CreateSession) => {
+                let profiles = self.svc.profiles(&self.me);
+                let default = profiles.iter().position(|p| *p == self.svc.config.default_profile).unwrap_or(0);
+                self.dialog = Some(Dialog::New {
+                    profiles,
+                    profile: default,
+                    fields: vec![
+                        Field { label: "workspace", text: String::new() },
+                        Field { label: "name", text: String::new() },
+                        Field { label: "command", text: String::new() },
+                    ],
+                    focus: 0,
+                });
+            }
+            (Key::Enter | Key::Char('a'), Some(s)) if self.may(Action::AttachSession { own }) => return self.open(s.id, true),
+            (Key::Enter | Key::Char('o'), Some(s)) if self.may(Action::ObserveSession { own }) => return self.open(s.id, false),
+            (Key::Char('r'), Some(s)) if self.may(Action::AttachSession { own }) => {
+                self.dialog = Some(Dialog::Rename { id: s.id, field: Field { label: "name", text: s.name.clone() } });
+            }
+            (Key::Char('x'), Some(s)) if self.may(Action::EndSession { own }) => {
+                self.dialog = Some(Dialog::ConfirmEnd { id: s.id, name: s.name.clone() });
+            }
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn open(&mut self, id: u64, writer: bool) -> Effect {
+        match self.svc.attach(&self.me, id, writer) {
+            Ok((session, viewer)) => {
+                if writer {
+                    session.resize(self.size.0, self.size.1);
+                }
+                Effect::Attach { session, viewer, writer }
+            }
+            Err(e) => {
+                self.status = e.to_string();
+                Effect::None
+            }
+        }
+    }
+
+    fn recordings_key(&mut self, key: Key) {
+        match key {
+            Key::Enter | Key::Char('p') => {
+                let Some(r) = self.visible_recordings().get(self.rec_selected).map(|r| (*r).clone()) else { return };
+                self.play(&r.id, None);
+            }
+            Key::Char('s') => {
+                self.dialog =
+                    Some(Dialog::Prompt { purpose: Prompt::Search, field: Field { label: "search recordings for", text: String::new() } })
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens the player (the service audits the access), optionally at a search hit.
+    pub fn play(&mut self, id: &str, find: Option<&str>) {
+        match self.svc.open_recording(&self.me, id, 0.0) {
+            Ok((entry, rec)) => {
+                let mut p = Player::new(entry.id, entry.user, rec, 2.0);
+                if let Some(text) = find {
+                    let n = p.find(text);
+                    self.status = format!("{n} places where \"{text}\" appeared; n / N to go between them");
+                }
+                self.player = Some(p);
+            }
+            Err(e) => self.status = e.to_string(),
+        }
+    }
+
+    fn player_key(&mut self, key: Key) {
+        let Some(p) = self.player.as_mut() else { return };
+        match key {
+            Key::Char('q') | Key::Esc => {
+                self.player = None;
+                self.status.clear();
+            }
+            Key::Char(' ') => p.toggle(),
+            Key::Char('.') => p.step(),
+            Key::Char('+') | Key::Char('=') => p.speed = (p.speed * 2.0).min(64.0),
+            Key::Char('-') => p.speed = (p.speed / 2.0).max(1.0 / 16.0),
+            Key::Right | Key::Char('l') => p.skip(5),
+            Key::Left | Key::Char('h') => p.skip(-5),
+            Key::Up => p.skip(60),
+            Key::Down => p.skip(-60),
+            Key::Home | Key::Char('g') => p.seek(0),
+            Key::End | Key::Char('G') => p.seek(u64::MAX),
+            Key::Char(c @ '0'..='9') => {
+                let at = p.duration / 10 * (c as u64 - '0' as u64);
+                p.seek(at);
+            }
+            Key::Char(']') if !p.jump_marker(true) => self.status = "no marker after this point".into(),
+            Key::Char('[') if !p.jump_marker(false) => self.status = "no marker before this point".into(),
+            Key::Char('n') if !p.jump_hit(true) => self.status = "no later match".into(),
+            Key::Char('N') if !p.jump_hit(false) => self.status = "no earlier match".into(),
+            Key::Char('/') => {
+                self.dialog = Some(Dialog::Prompt {
+                    purpose: Prompt::Search,
+                    field: Field { label: "find in this recording", text: p.search.clone() },
+                })
+            }
+            Key::Char('?') => self.help = true,
+            _ => {}
+        }
+    }
+
+    fn dialog_key(&mut self, key: Key) -> Effect {
+        let Some(dialog) = self.dialog.as_mut() else { return Effect::None };
+        if key == Key::Esc {
+            self.dialog = None;
+            return Effect::None;
+        }
+        match dialog {
+            Dialog::New { profiles, profile, fields, focus } => match key {
+                Key::Tab | Key::Down => *focus = (*focus + 1) % (fields.len() + 1),
+                Key::BackTab | Key::Up => *focus = (*focus + fields.len()) % (fields.len() + 1),
+                Key::Left if *focus == 0 => *profile = (*profile + profiles.len().max(1) - 1) % profiles.len().max(1),
+                Key::Right | Key::Char(' ') if *focus == 0 => *profile = (*profile + 1) % profiles.len().max(1),
+                Key::Enter => {
+                    let req = NewSession {
+                        profile: profiles.get(*profile).cloned(),
+                        workspace: Some(fields[0].text.trim().to_string()).filter(|w| !w.is_empty()),
+                        name: fields[1].text.trim().to_string(),
+                        command: match crate::ssh::split_words(&fields[2].text) {
+                            Ok(words) => words,
+                            Err(e) => {
+                                self.status = format!("command: {e}");
+                                return Effect::None;
+                            }
+                        },
+                        cols: self.size.0,
+                        rows: self.size.1,
+                        term: "xterm-256color".into(),
+                    };
+                    self.dialog = None;
+                    return match self.svc.create_session(&self.me, req) {
+                        Ok(s) => {
+                            self.refresh_sessions();
+                            if let Some(i) = self.sessions.iter().position(|r| r.id == s.id) {
+                                self.selected = i;
+                            }
+                            self.open(s.id, true)
+                        }
+                        Err(e) => {
+                            self.status = e.to_string();
+                            Effect::None
+                        }
+                    };
+                }
+                k if *focus > 0 => edit(&mut fields[*focus - 1].text, k),
+                _ => {}
+            },
+            Dialog::Rename { id, field } => {
+                if key == Key::Enter {
+                    let (id, name) = (*id, field.text.clone());
+                    self.dialog = None;
+                    match self.svc.rename_session(&self.me, id, &name) {
+                        Ok(()) => self.status = format!("session {id} is now \"{}\"", name.trim()),
+                        Err(e) => self.status = e.to_string(),
+                    }
+                    self.refresh_sessions();
+                } else {
+                    edit(&mut field.text, key);
+                }
+            }
+            Dialog::ConfirmEnd { id, .. } => {
+                let id = *id;
+                self.dialog = None;
+                if matches!(key, Key::Char('y') | Key::Char('Y')) {
+                    match self.svc.end_session(&self.me, id) {
+                        Ok(()) => self.status = format!("session {id} ended"),
+                        Err(e) => self.status = e.to_string(),
+                    }
+                    self.refresh_sessions();
+                }
+            }
+            Dialog::Prompt { purpose, field } => {
+                if key != Key::Enter {
+                    edit(&mut field.text, key);
+                    if *purpose == Prompt::Filter {
+                        self.filter = field.text.clone();
+                    }
+                    return Effect::None;
+                }
+                let (purpose, text) = (*purpose, field.text.clone());
+                self.dialog = None;
+                match purpose {
+                    Prompt::Filter => self.filter = text,
+                    Prompt::Search if self.player.is_some() => {
+                        if let Some(p) = self.player.as_mut() {
+                            let n = p.find(&text);
+                            self.status = format!("{n} places where \"{text}\" appeared; n / N to go between them");
+                        }
+                    }
+                    Prompt::Search => self.search_all(&text),
+                }
+            }
+        }
+        Effect::None
+    }
+
+    /// Searches every readable recording; opens the first hit in the player.
+    fn search_all(&mut self, text: &str) {
+        match self.svc.search(&self.me, text) {
+            Ok(hits) if hits.is_empty() => self.status = format!("\"{text}\" appears in no recording you may read"),
+            Ok(hits) => {
+                let first = hits[0].recording.clone();
+                let in_recs = hits.iter().map(|h| h.recording.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+                self.play(&first, Some(text));
+                let extra = format!(" ({} hits in {in_recs} recordings; this is {first})", hits.len());
+                self.status.push_str(&extra);
+            }
+            Err(e) => self.status = e.to_string(),
+        }
+    }
+}
+
+/// Line editing in a text field.
+fn edit(text: &mut String, key: Key) {
+    match key {
+        Key::Char(c) if text.chars().count() < 200 => text.push(c),
+        Key::Backspace => {
+            text.pop();
+        }
+        Key::Ctrl('u') => text.clear(),
+        _ => {}
+    }
+}

@@ -1,0 +1,158 @@
+//! `cordon` with no arguments: an embedded host (no daemon, no setup; state in the data
+//! directory) with the TUI on this terminal, as the OS user running it. Sessions started
+//! here are confined and recorded like any other, and end when the TUI does.
+
+use std::io::{Read, Write};
+
+use super::Input;
+use crate::audit::AuditEvent;
+use crate::auth::Role;
+use crate::config::Config;
+use crate::paths::DataDir;
+use crate::service::{Principal, Service};
+
+/// The terminal's size, from the kernel.
+fn terminal_size() -> (u16, u16) {
+    // SAFETY: TIOCGWINSZ into a zeroed winsize on stdout.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
+            return (ws.ws_col, ws.ws_row);
+        }
+    }
+    (80, 24)
+}
+
+/// Raw mode on standard input for as long as it lives.
+struct RawMode(libc::termios);
+
+impl RawMode {
+    fn enter() -> Result<RawMode, String> {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return Err("standard input is not a terminal: run `cordon` in one, or `cordon serve` for a host".into());
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return Err(format!("setting the terminal to raw mode: {}", std::io::Error::last_os_error()));
+            }
+            Ok(RawMode(saved))
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restores the modes saved in `enter`.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}
+
+/// The name of the OS account running cordon.
+fn os_user() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; read at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name).to_str().ok().map(str::to_string)
+    }
+}
+
+/// The cordon user for the OS account. Whoever owns the data directory administers it (as
+/// with `cordon user ...`), so an account new to it is added as an admin, audited.
+fn local_principal(svc: &Service) -> Result<Principal, String> {
+    let name = os_user().ok_or("cannot tell which OS user this is")?;
+    if !crate::store::valid_user_name(&name) {
+        return Err(format!("the OS user name \"{name}\" is not a valid cordon user name"));
+    }
+    if svc.store.user(&name).map_err(|e| e.to_string())?.is_none() {
+        svc.store.add_user(&name, Role::Admin).map_err(|e| e.to_string())?;
+        svc.audit.record(
+            AuditEvent::new("user.add", format!("local:{name}"))
+                .with("user", name.clone())
+                .with("role", "admin")
+                .with("via", "embedded host"),
+        )?;
+    }
+    svc.principal(&name, "local").map_err(|e| e.to_string())
+}
+
+/// Runs the embedded host and its TUI; returns the exit status.
+pub fn embedded(dir: DataDir) -> i32 {
+    match run(dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            1
+        }
+    }
+}
+
+fn run(dir: DataDir) -> Result<(), String> {
+    // SAFETY: isatty on fds 0 and 1.
+    if unsafe { libc::isatty(0) == 0 || libc::isatty(1) == 0 } {
+        return Err("the TUI needs a terminal; for a host without one, run `cordon serve` (see `cordon --help`)".into());
+    }
+    let config = Config::load(None, &dir.root)?;
+    let svc = Service::open(dir, config)?;
+    let me = local_principal(&svc)?;
+    let _ = svc
+        .audit
+        .record(AuditEvent::new("tui.start", me.user.clone()).with("address", "local").with("recording", svc.config.recording_enabled));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
+    let raw = RawMode::enter()?;
+    let result = rt.block_on(async {
+        let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let keys = in_tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || keys.send(Input::Bytes(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            while winch.recv().await.is_some() {
+                let (c, r) = terminal_size();
+                if in_tx.send(Input::Resize(c, r)).is_err() {
+                    break;
+                }
+            }
+        });
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut stdout = std::io::stdout().lock();
+            while let Some(bytes) = out_rx.blocking_recv() {
+                if stdout.write_all(&bytes).and_then(|_| stdout.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+        super::run(svc.clone(), me.clone(), terminal_size(), in_rx, out_tx).await;
+        let _ = writer.await;
+        Ok::<(), String>(())
+    });
+    drop(raw);
+    // The embedded host ends with its TUI, and its sessions with it.
+    let running = svc.hub.list().len();
+    svc.hub.end_all();
+    for _ in 0..50 {
+        if svc.hub.list().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if running > 0 {
+        println!("cordon: ended {running} session(s) with the embedded host; use `cordon serve` for sessions that outlive the TUI");
+    }
+    let _ = svc.audit.record(AuditEvent::new("tui.stop", me.user));
+    result
+}

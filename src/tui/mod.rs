@@ -1,0 +1,170 @@
+//! The TUI (ratatui): the same interface on the local terminal (`cordon` with no arguments)
+//! and over SSH (a shell request with a terminal). It is driven by raw input bytes and writes
+//! raw output bytes, so neither face needs a local terminal: `run` takes both as channels.
+
+pub mod app;
+mod keys;
+mod local;
+mod player;
+pub mod view;
+
+pub use local::embedded;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use crate::service::{Principal, Service};
+use app::{App, Effect};
+
+/// What the terminal sends.
+#[derive(Debug)]
+pub enum Input {
+    Bytes(Vec<u8>),
+    Resize(u16, u16),
+}
+
+/// A `Write` that collects the bytes ratatui draws, to be sent as one message.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J";
+const LEAVE: &[u8] = b"\x1b[0m\x1b[?25h\x1b[?1049l";
+/// Undoes what a session may have switched on (application keys, mouse, bracketed paste)
+/// before the TUI draws again.
+const RESET: &[u8] = b"\x1b[0m\x1b[?1l\x1b>\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25l\x1b[H\x1b[2J";
+
+fn rect(size: (u16, u16)) -> Rect {
+    Rect::new(0, 0, size.0.max(20), size.1.max(6))
+}
+
+type Term = Terminal<CrosstermBackend<Sink>>;
+
+/// A terminal with empty buffers: the next draw redraws every cell (after a resize, or
+/// after a session had the screen).
+fn terminal(sink: &Sink, size: (u16, u16)) -> Option<Term> {
+    Terminal::with_options(CrosstermBackend::new(sink.clone()), TerminalOptions { viewport: Viewport::Fixed(rect(size)) }).ok()
+}
+
+/// Runs the TUI for `me` until they quit or the input ends.
+pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: UnboundedReceiver<Input>, out: UnboundedSender<Vec<u8>>) {
+    let sink = Sink::default();
+    let Some(mut terminal) = terminal(&sink, size) else { return };
+    let detach_key = svc.config.detach_key;
+    let mut app = App::new(svc.clone(), me, size);
+    let _ = out.send(ENTER.to_vec());
+    'outer: loop {
+        if terminal.draw(|f| view::draw(f, &app)).is_err() {
+            break;
+        }
+        let _ = out.send(sink.take());
+        let tick = if app.player.as_ref().is_some_and(|p| p.playing) { 40 } else { 300 };
+        let msg = tokio::select! {
+            m = input.recv() => m,
+            _ = tokio::time::sleep(Duration::from_millis(tick)) => {
+                if let Some(p) = app.player.as_mut() {
+                    p.tick();
+                } else {
+                    app.refresh();
+                }
+                continue;
+            }
+        };
+        let mut attach = None;
+        match msg {
+            None => break,
+            Some(Input::Resize(c, r)) => {
+                app.size = (c, r);
+                let _ = out.send(b"\x1b[H\x1b[2J".to_vec());
+                match self::terminal(&sink, app.size) {
+                    Some(t) => terminal = t,
+                    None => break,
+                }
+            }
+            Some(Input::Bytes(bytes)) => {
+                for key in keys::parse(&bytes) {
+                    match app.key(key) {
+                        Effect::None => {}
+                        Effect::Quit => break 'outer,
+                        Effect::Attach { session, viewer, writer } => {
+                            attach = Some((session, viewer, writer));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let Some((session, viewer, writer)) = attach else { continue };
+        // Full-screen passthrough until the detach key or the session's end.
+        let _ = out.send(b"\x1b[0m\x1b[H\x1b[2J\x1b[?25h".to_vec());
+        let ended = loop {
+            if let Some(code) = session.exit_status() {
+                let _ = out.send(viewer.drain());
+                break Some(code);
+            }
+            tokio::select! {
+                m = input.recv() => match m {
+                    None => {
+                        svc.detach(&app.me, &session, &viewer);
+                        break 'outer;
+                    }
+                    Some(Input::Resize(c, r)) => {
+                        app.size = (c, r);
+                        if writer {
+                            session.resize(c, r);
+                        }
+                    }
+                    Some(Input::Bytes(bytes)) => {
+                        let (before, detach) = match bytes.iter().position(|&b| b == detach_key) {
+                            Some(i) => (&bytes[..i], true),
+                            None => (&bytes[..], false),
+                        };
+                        if writer && !before.is_empty() {
+                            let _ = session.input(before);
+                        }
+                        if detach {
+                            break None;
+                        }
+                    }
+                },
+                _ = viewer.notify.notified() => {
+                    let _ = out.send(viewer.drain());
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        };
+        svc.detach(&app.me, &session, &viewer);
+        app.status = match ended {
+            Some(code) => format!("session {} ended, exit status {code}", session.id),
+            None => format!("detached from session {} ({})", session.id, session.name()),
+        };
+        let _ = out.send(RESET.to_vec());
+        match self::terminal(&sink, app.size) {
+            Some(t) => terminal = t,
+            None => break,
+        }
+        app.refresh();
+    }
+    let _ = out.send(LEAVE.to_vec());
+}

@@ -1,0 +1,184 @@
+//! The replay player inside the TUI: a recording read (and its access audited) through the
+//! service, played into a terminal screen at a speed, with idle time skipped, seeking from
+//! the nearest keyframe, markers, and search hits to jump between.
+
+use std::time::Instant;
+
+use crate::record::format::{self, Event, Recording};
+use crate::record::play::Screen;
+
+pub struct Player {
+    pub id: String,
+    pub user: String,
+    rec: Recording,
+    pub screen: Screen,
+    /// Index of the next event to play.
+    next: usize,
+    /// Position in µs of recording time.
+    pub at: u64,
+    pub duration: u64,
+    pub playing: bool,
+    pub speed: f64,
+    /// Pauses longer than this (µs) play as this long.
+    pub idle_limit: u64,
+    pub markers: Vec<(u64, String)>,
+    /// Text being searched, and the times it appeared on screen.
+    pub search: String,
+    pub hits: Vec<(u64, String)>,
+    last_tick: Option<Instant>,
+}
+
+impl Player {
+    pub fn new(id: String, user: String, rec: Recording, idle_limit_s: f64) -> Player {
+        let duration = rec.events.last().map(|e| e.at_us).unwrap_or(0);
+        let markers = rec
+            .events
+            .iter()
+            .filter(|e| e.kind == format::MARKER)
+            .map(|e| (e.at_us, String::from_utf8_lossy(&e.data).into_owned()))
+            .collect();
+        let screen = Screen::new(rec.header.cols, rec.header.rows);
+        let mut p = Player {
+            id,
+            user,
+            rec,
+            screen,
+            next: 0,
+            at: 0,
+            duration,
+            playing: true,
+            speed: 1.0,
+            idle_limit: (idle_limit_s * 1e6) as u64,
+            markers,
+            search: String::new(),
+            hits: Vec::new(),
+            last_tick: None,
+        };
+        p.seek(0);
+        p
+    }
+
+    fn events(&self) -> &[Event] {
+        &self.rec.events
+    }
+
+    /// Plays forward by the wall-clock time since the last tick.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let elapsed = self.last_tick.map(|t| now.duration_since(t).as_micros() as f64).unwrap_or(0.0);
+        self.last_tick = Some(now);
+        if !self.playing {
+            return;
+        }
+        let mut budget = (elapsed * self.speed) as u64;
+        while budget > 0 {
+            let Some(e) = self.rec.events.get(self.next).cloned() else {
+                self.at = self.duration;
+                self.playing = false;
+                return;
+            };
+            // Idle time beyond the limit is skipped.
+            let gap = e.at_us.saturating_sub(self.at).min(self.idle_limit.max(1));
+            if gap > budget {
+                self.at += budget;
+                return;
+            }
+            budget -= gap;
+            self.at = e.at_us;
+            self.screen.apply(&e);
+            self.next += 1;
+        }
+    }
+
+    /// Draws the screen at `at` µs: from the last keyframe at or before it.
+    pub fn seek(&mut self, at: u64) {
+        let at = at.min(self.duration);
+        let start = self.events().iter().rposition(|e| e.kind == format::KEYFRAME && e.at_us <= at).unwrap_or(0);
+        let mut screen = Screen::new(self.rec.header.cols, self.rec.header.rows);
+        let mut next = start;
+        while let Some(e) = self.events().get(next) {
+            if e.at_us > at {
+                break;
+            }
+            screen.apply(e);
+            next += 1;
+        }
+        self.screen = screen;
+        self.next = next;
+        self.at = at;
+        self.last_tick = None;
+    }
+
+    /// One event forward (paused stepping).
+    pub fn step(&mut self) {
+        self.playing = false;
+        if let Some(e) = self.events().get(self.next).cloned() {
+            self.screen.apply(&e);
+            self.at = e.at_us;
+            self.next += 1;
+        }
+    }
+
+    pub fn toggle(&mut self) {
+        if !self.playing && self.at >= self.duration {
+            self.seek(0);
+        }
+        self.playing = !self.playing;
+        self.last_tick = None;
+    }
+
+    pub fn skip(&mut self, seconds: i64) {
+        let at = (self.at as i64 + seconds * 1_000_000).max(0) as u64;
+        self.seek(at);
+    }
+
+    /// The next (or previous) point of `points` after (before) now.
+    fn jump(&mut self, points: &[u64], forward: bool) -> bool {
+        let target = if forward {
+            points.iter().find(|&&t| t > self.at).copied()
+        } else {
+            points.iter().rev().find(|&&t| t + 500_000 < self.at).copied()
+        };
+        match target {
+            Some(t) => {
+                self.seek(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn jump_marker(&mut self, forward: bool) -> bool {
+        let points: Vec<u64> = self.markers.iter().map(|m| m.0).collect();
+        self.jump(&points, forward)
+    }
+
+    pub fn jump_hit(&mut self, forward: bool) -> bool {
+        let points: Vec<u64> = self.hits.iter().map(|h| h.0).collect();
+        self.jump(&points, forward)
+    }
+
+    /// Finds the times `text` appeared on screen, and goes to the first after now.
+    pub fn find(&mut self, text: &str) -> usize {
+        self.search = text.to_string();
+        self.hits = crate::record::screen_lines(&self.rec)
+            .into_iter()
+            .filter(|(_, line)| line.contains(text))
+            .map(|(t, line)| ((t * 1e6).round() as u64, line))
+            .collect();
+        if !self.hits.is_empty() {
+            self.playing = false;
+            if !self.jump_hit(true) {
+                let first = self.hits[0].0;
+                self.seek(first);
+            }
+        }
+        self.hits.len()
+    }
+
+    pub fn rows(&self) -> Vec<String> {
+        let s = self.screen.parser.screen();
+        let (_, cols) = s.size();
+        s.rows(0, cols.get()).collect()
+    }
+}

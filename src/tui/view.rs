@@ -1,0 +1,409 @@
+//! Drawing: one function per view, from the App's state only (so snapshot tests can draw any
+//! state). Colours are the terminal's own plus reverse video for the selection and a few
+//! named accents, so the TUI reads on dark and light backgrounds alike.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::app::{App, Dialog, Tab};
+use crate::auth::Action;
+
+const ACCENT: Color = Color::Cyan;
+
+fn selected() -> Style {
+    Style::default().add_modifier(Modifier::REVERSED)
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+fn dim() -> Style {
+    Style::default().add_modifier(Modifier::DIM)
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let [top, main, status, hints] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)]).areas(f.area());
+    draw_tabs(f, app, top);
+    match (app.tab, &app.player) {
+        (_, Some(_)) => draw_player(f, app, main),
+        (Tab::Sessions, _) => draw_sessions(f, app, main),
+        (Tab::Recordings, _) => draw_recordings(f, app, main),
+        (Tab::Audit, _) => draw_audit(f, app, main),
+        (Tab::Admin, _) => draw_admin(f, app, main),
+    }
+    let status_line = if app.status.is_empty() && !app.filter.is_empty() {
+        Line::from(vec![Span::styled(" filter: ", dim()), Span::raw(app.filter.clone()), Span::styled("  (Esc clears)", dim())])
+    } else {
+        Line::from(Span::styled(format!(" {}", app.status), Style::default().fg(Color::Yellow)))
+    };
+    f.render_widget(Paragraph::new(status_line), status);
+    f.render_widget(Paragraph::new(hint_line(app)), hints);
+    if let Some(d) = &app.dialog {
+        draw_dialog(f, d, f.area());
+    }
+    if app.help {
+        draw_help(f, app, f.area());
+    }
+}
+
+fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
+    let mut spans = vec![Span::styled(" cordon ", bold().fg(ACCENT)), Span::raw("│")];
+    for (i, t) in app.tabs.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, t.title());
+        spans.push(if *t == app.tab { Span::styled(label, selected().add_modifier(Modifier::BOLD)) } else { Span::raw(label) });
+    }
+    let who = format!("{} ({}) ", app.me.user, app.me.role);
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let pad = (area.width as usize).saturating_sub(used + who.chars().count());
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans.push(Span::styled(who, dim()));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The keys that work here, for the bottom line; only what the role may do.
+fn hint_line(app: &App) -> Line<'static> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    if app.dialog.is_some() {
+        keys = vec![("Enter", "ok"), ("Esc", "cancel"), ("Tab", "next field")];
+    } else if app.player.is_some() {
+        keys = vec![
+            ("Space", "play/pause"),
+            ("←→", "±5s"),
+            ("+-", "speed"),
+            ("[]", "markers"),
+            ("/", "find"),
+            ("n N", "matches"),
+            ("q", "close"),
+        ];
+    } else {
+        match app.tab {
+            Tab::Sessions => {
+                let own = app.own_selected();
+                if app.may(Action::CreateSession) {
+                    keys.push(("n", "new"));
+                }
+                if !app.sessions.is_empty() {
+                    if app.may(Action::AttachSession { own }) {
+                        keys.push(("Enter", "attach"));
+                        keys.push(("r", "rename"));
+                    }
+                    if app.may(Action::ObserveSession { own }) {
+                        keys.push(("o", "observe"));
+                    }
+                    if app.may(Action::EndSession { own }) {
+                        keys.push(("x", "end"));
+                    }
+                }
+            }
+            Tab::Recordings => keys.extend([("Enter", "play"), ("s", "search"), ("/", "filter")]),
+            Tab::Audit => keys.extend([("/", "filter"), ("v", "verify")]),
+            Tab::Admin => {}
+        }
+        keys.extend([("Tab", "view"), ("?", "help"), ("q", "quit")]);
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (k, what) in keys {
+        spans.push(Span::styled(k.to_string(), bold().fg(ACCENT)));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    Line::from(spans)
+}
+
+fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
+    let wide = area.width >= 140;
+    let [list_area, preview_area] = if wide {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    } else {
+        let list_h = (app.sessions.len() as u16 + 3).clamp(4, area.height / 2);
+        Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area)
+    };
+    let header = Row::new(["ID", "NAME", "OWNER", "PROFILE", "STATE", "AGE", "IDLE", "VIEW"]).style(bold());
+    let rows = app.sessions.iter().map(|s| {
+        Row::new(vec![
+            s.id.to_string(),
+            s.name.clone(),
+            s.owner.clone(),
+            s.profile.clone(),
+            s.state.clone(),
+            s.age.clone(),
+            s.idle.clone(),
+            s.viewers.to_string(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Min(10),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(4),
+    ];
+    let title = format!(" Sessions ({}) ", app.sessions.len());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(selected())
+        .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
+    let mut state = TableState::default().with_selected((!app.sessions.is_empty()).then_some(app.selected));
+    f.render_stateful_widget(table, list_area, &mut state);
+
+    let block = match app.sessions.get(app.selected) {
+        Some(s) => Block::bordered().title(Span::styled(format!(" {} · #{} · {} ", s.name, s.id, s.owner), bold().fg(ACCENT))),
+        None => Block::bordered().title(" preview "),
+    };
+    let inner = block.inner(preview_area);
+    f.render_widget(block, preview_area);
+    if app.sessions.is_empty() {
+        let text = if app.may(Action::CreateSession) { "No sessions yet. Press n to start one." } else { "No sessions to show." };
+        f.render_widget(Paragraph::new(Line::styled(text, dim())), inner);
+        return;
+    }
+    let lines: Vec<Line> = app.preview.iter().take(inner.height as usize).map(|l| Line::raw(l.clone())).collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_recordings(f: &mut Frame, app: &App, area: Rect) {
+    let list = app.visible_recordings();
+    let header = Row::new(["ID", "USER", "PROFILE", "STATE", "STARTED", "SIZE", "COMMAND"]).style(bold());
+    let rows = list.iter().map(|r| {
+        let started = r.started.get(..16).unwrap_or(&r.started).replace('T', " ");
+        let state = if r.hold { format!("{} (held)", r.state) } else { r.state.clone() };
+        Row::new(vec![r.id.clone(), r.user.clone(), r.profile.clone(), state, started, human_bytes(r.bytes), r.command.clone()])
+    });
+    let widths = [
+        Constraint::Length(16),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Length(8),
+        Constraint::Min(6),
+    ];
+    let title = format!(" Recordings ({} of {}) ", list.len(), app.recordings.len());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(selected())
+        .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
+    let mut state = TableState::default().with_selected((!list.is_empty()).then_some(app.rec_selected));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn human_bytes(n: i64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{n} B")
+    } else if n < 1048576.0 {
+        format!("{:.1} KiB", n / 1024.0)
+    } else {
+        format!("{:.1} MiB", n / 1048576.0)
+    }
+}
+
+fn clock(us: u64) -> String {
+    let s = us / 1_000_000;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn draw_player(f: &mut Frame, app: &App, area: Rect) {
+    let Some(p) = &app.player else { return };
+    let [screen_area, bar, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let block = Block::bordered().title(Span::styled(format!(" replay {} · {} ", p.id, p.user), bold().fg(ACCENT)));
+    let inner = block.inner(screen_area);
+    f.render_widget(block, screen_area);
+    let lines: Vec<Line> = p.rows().into_iter().take(inner.height as usize).map(Line::raw).collect();
+    f.render_widget(Paragraph::new(lines), inner);
+
+    // Seek bar with markers (|) and search hits (*).
+    let width = bar.width.saturating_sub(2).max(1) as usize;
+    let pos = |t: u64| if p.duration == 0 { 0 } else { ((t as f64 / p.duration as f64) * (width - 1) as f64) as usize };
+    let mut cells: Vec<char> = vec!['─'; width];
+    for (t, _) in &p.markers {
+        cells[pos(*t).min(width - 1)] = '|';
+    }
+    for (t, _) in &p.hits {
+        cells[pos(*t).min(width - 1)] = '*';
+    }
+    let here = pos(p.at).min(width - 1);
+    let (before, rest) = cells.split_at(here);
+    let bar_line = Line::from(vec![
+        Span::raw(" "),
+        Span::styled(before.iter().collect::<String>(), Style::default().fg(ACCENT)),
+        Span::styled("●", bold().fg(ACCENT)),
+        Span::raw(rest.iter().skip(1).collect::<String>()),
+    ]);
+    f.render_widget(Paragraph::new(bar_line), bar);
+    let state = if p.playing { "playing" } else { "paused" };
+    let mut text =
+        format!(" {} / {}  {}  speed {}×  idle ≤ {} s", clock(p.at), clock(p.duration), state, p.speed, p.idle_limit / 1_000_000);
+    if !p.markers.is_empty() {
+        text.push_str(&format!("  {} markers", p.markers.len()));
+    }
+    if !p.search.is_empty() {
+        text.push_str(&format!("  \"{}\": {} matches", p.search, p.hits.len()));
+    }
+    f.render_widget(Paragraph::new(Line::styled(text, dim())), info);
+}
+
+fn draw_audit(f: &mut Frame, app: &App, area: Rect) {
+    let [head, list_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let chain = match &app.chain {
+        Some(Ok(n)) => Span::styled(format!(" ✓ chain intact: {n} events verified"), bold().fg(Color::Green)),
+        Some(Err(e)) => Span::styled(format!(" ✗ chain BROKEN at {e}"), bold().fg(Color::Red)),
+        None => Span::styled(" chain not verified", dim()),
+    };
+    f.render_widget(Paragraph::new(Line::from(chain)), head);
+    let events = app.visible_audit();
+    let header = Row::new(["SEQ", "TIME", "EVENT", "ACTOR", "DETAILS"]).style(bold());
+    let rows = events.iter().map(|v| {
+        let s = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+        let details: Vec<String> = v
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| !["seq", "time", "event", "actor", "mac", "prev"].contains(&k.as_str()))
+                    .map(|(k, x)| format!("{k}={}", x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let time = s("time");
+        Row::new(vec![s("seq"), time.get(5..19).unwrap_or(&time).replace('T', " "), s("event"), s("actor"), details.join(" ")])
+    });
+    let widths = [Constraint::Length(6), Constraint::Length(14), Constraint::Length(18), Constraint::Length(12), Constraint::Min(10)];
+    let title = format!(" Audit log ({} of the last {}) ", events.len(), app.audit.len());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(selected())
+        .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
+    let mut state = TableState::default().with_selected((!events.is_empty()).then_some(app.audit_selected));
+    f.render_stateful_widget(table, list_area, &mut state);
+}
+
+fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
+    let [users_area, lower] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let header = Row::new(["USER", "ROLE", "KEYS", "PASSWORD", "LOCKED", "CREATED"]).style(bold());
+    let rows = app.users.iter().map(|u| {
+        let locked = if u.user.locked { Span::styled("locked", bold().fg(Color::Red)) } else { Span::raw("no") };
+        Row::new(vec![
+            Line::raw(u.user.name.clone()),
+            Line::raw(u.user.role.name()),
+            Line::raw(u.keys.to_string()),
+            Line::raw(if u.password { "set" } else { "-" }),
+            Line::from(locked),
+            Line::raw(u.user.created.get(..10).unwrap_or(&u.user.created).to_string()),
+        ])
+    });
+    let widths = [
+        Constraint::Min(10),
+        Constraint::Length(10),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(11),
+    ];
+    let users = Table::new(rows, widths)
+        .header(header)
+        .block(Block::bordered().title(Span::styled(format!(" Users ({}) ", app.users.len()), bold().fg(ACCENT))));
+    f.render_widget(users, users_area);
+
+    let [profiles_area, limits_area] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
+    let rows = app.profiles.iter().map(|(name, roles)| Row::new(vec![name.clone(), roles.clone()]));
+    let profiles = Table::new(rows, [Constraint::Length(12), Constraint::Min(10)])
+        .header(Row::new(["PROFILE", "ROLES ALLOWED"]).style(bold()))
+        .block(Block::bordered().title(Span::styled(" Profiles (read-only) ", bold().fg(ACCENT))));
+    f.render_widget(profiles, profiles_area);
+    let c = &app.svc.config;
+    let mut lines = vec![
+        Line::from(vec![Span::styled("default profile ", dim()), Span::raw(c.default_profile.clone())]),
+        Line::from(vec![Span::styled("idle timeout    ", dim()), Span::raw(format!("{} min", c.idle_timeout.as_secs() / 60))]),
+        Line::from(vec![Span::styled("max duration    ", dim()), Span::raw(format!("{} h", c.max_duration.as_secs() / 3600))]),
+    ];
+    for (role, n) in &c.max_sessions {
+        lines.push(Line::from(vec![Span::styled(format!("sessions/{role:<9}"), dim()), Span::raw(format!(" {n}"))]));
+    }
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Limits ", bold().fg(ACCENT)))), limits_area);
+}
+
+/// A box of `w`×`h` in the middle of `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let (w, h) = (w.min(area.width), h.min(area.height));
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
+    let field_line = |label: &str, text: &str, focused: bool| {
+        let style = if focused { selected() } else { Style::default() };
+        Line::from(vec![
+            Span::styled(format!("{label:>10} "), dim()),
+            Span::styled(format!("{text}{}", if focused { "▏" } else { "" }), style),
+        ])
+    };
+    let (title, lines) = match d {
+        Dialog::New { profiles, profile, fields, focus } => {
+            let mut lines = vec![Line::from(vec![
+                Span::styled(format!("{:>10} ", "profile"), dim()),
+                Span::styled(
+                    format!("◀ {} ▶", profiles.get(*profile).map(String::as_str).unwrap_or("(none allowed)")),
+                    if *focus == 0 { selected() } else { Style::default() },
+                ),
+            ])];
+            for (i, fl) in fields.iter().enumerate() {
+                lines.push(field_line(fl.label, &fl.text, *focus == i + 1));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::styled("empty workspace: your default; empty command: the profile's", dim()));
+            (" New session ", lines)
+        }
+        Dialog::Rename { id, field } => {
+            (" Rename session ", vec![Line::styled(format!("session {id}"), dim()), field_line(field.label, &field.text, true)])
+        }
+        Dialog::ConfirmEnd { id, name } => (
+            " End session ",
+            vec![
+                Line::raw(format!("End session {id} ({name}) and every process in it?")),
+                Line::raw(""),
+                Line::styled("y: end it    any other key: keep it", bold()),
+            ],
+        ),
+        Dialog::Prompt { field, .. } => (" ", vec![field_line(field.label, &field.text, true)]),
+    };
+    let h = lines.len() as u16 + 2;
+    let w = (area.width.saturating_sub(4)).min(72);
+    let r = centered(area, w, h);
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT)))), r);
+}
+
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    let k = |key: &str, what: &str| Line::from(vec![Span::styled(format!("{key:>12}  "), bold().fg(ACCENT)), Span::raw(what.to_string())]);
+    let mut lines = vec![
+        k("Tab 1-4", "switch view (Sessions, Recordings, Audit, Admin)"),
+        k("↑↓ j k", "move; PgUp/PgDn, g/G: page, first, last"),
+        k("/", "filter the list (recordings, audit); Esc clears"),
+        k("?", "this help; q quits"),
+        Line::raw(""),
+        Line::styled("Sessions", bold()),
+        k("n", "new session: profile, workspace, name, command"),
+        k("Enter a", "attach (full screen; the detach key returns here)"),
+        k("o", "observe (read-only)"),
+        k("r  x", "rename, end"),
+        Line::raw(""),
+        Line::styled("Recordings", bold()),
+        k("Enter", "replay; s searches every recording"),
+        k("Space .", "play/pause, step one event"),
+        k("← → ↑ ↓", "seek ±5 s, ±1 min; 0-9 jump to 0-90 %"),
+        k("+ -", "faster, slower; idle pauses play as 2 s at most"),
+        k("[ ]", "previous, next marker"),
+        k("/ n N", "find text on screen; next, previous match"),
+    ];
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(format!("detach key: {}    any key closes this help", app.svc.config.detach_key_name), dim()));
+    let r = centered(area, 70, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", bold().fg(ACCENT)))), r);
+}
