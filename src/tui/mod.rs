@@ -168,3 +168,6 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
     }
     let _ = out.send(LEAVE.to_vec());
 }
+
+#[cfg(test)]
+mod tests;

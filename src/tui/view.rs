@@ -119,7 +119,7 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
     let [list_area, preview_area] = if wide {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
     } else {
-        let list_h = (app.sessions.len() as u16 + 3).clamp(4, area.height / 2);
+        let list_h = (app.sessions.len() as u16 + 3).max(4).min((area.height / 2).max(1));
         Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area)
     };
     let header = Row::new(["ID", "NAME", "OWNER", "PROFILE", "STATE", "AGE", "IDLE", "VIEW"]).style(bold());
@@ -164,8 +164,15 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new(Line::styled(text, dim())), inner);
         return;
     }
-    let lines: Vec<Line> = app.preview.iter().take(inner.height as usize).map(|l| Line::raw(l.clone())).collect();
-    f.render_widget(Paragraph::new(lines), inner);
+    f.render_widget(Paragraph::new(fitting(&app.preview, inner.height)), inner);
+}
+
+/// The rows of a terminal screen that fit `height`: from the top while the content fits,
+/// else the last ones with content (where the cursor and the newest output are).
+fn fitting(rows: &[String], height: u16) -> Vec<Line<'static>> {
+    let used = rows.iter().rposition(|r| !r.trim_end().is_empty()).map(|i| i + 1).unwrap_or(0);
+    let start = used.saturating_sub(height as usize);
+    rows[start..].iter().take(height as usize).map(|r| Line::raw(r.clone())).collect()
 }
 
 fn draw_recordings(f: &mut Frame, app: &App, area: Rect) {
@@ -216,8 +223,7 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(Span::styled(format!(" replay {} · {} ", p.id, p.user), bold().fg(ACCENT)));
     let inner = block.inner(screen_area);
     f.render_widget(block, screen_area);
-    let lines: Vec<Line> = p.rows().into_iter().take(inner.height as usize).map(Line::raw).collect();
-    f.render_widget(Paragraph::new(lines), inner);
+    f.render_widget(Paragraph::new(fitting(&p.rows(), inner.height)), inner);
 
     // Seek bar with markers (|) and search hits (*).
     let width = bar.width.saturating_sub(2).max(1) as usize;

@@ -1,0 +1,227 @@
+//! Snapshot tests of every view at 80x24 and 160x48 (ratatui's TestBackend), from fixed
+//! state: a real service (temporary data directory) with the rows the views show set by hand.
+
+use std::sync::Arc;
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::app::{App, Dialog, Field, Prompt, SessionRow, Tab};
+use super::player::Player;
+use super::view;
+use crate::auth::Role;
+use crate::config::Config;
+use crate::paths::DataDir;
+use crate::record::format::{self, Event, Recording};
+use crate::service::{Principal, Service, UserInfo};
+use crate::store::{RecordingEntry, User};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn app(role: Role) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("data"));
+    let config = Config::load(None, &data.root).unwrap();
+    let svc = Service::open(data, config).unwrap();
+    let me = Principal { user: "alice".into(), role, address: "test".into() };
+    let mut app = App::new(svc, me, (80, 24));
+    app.sessions = vec![
+        row(1, 1, ["refactor-auth", "alice", "claude", "attached", "2h05m", "3s"]),
+        row(2, 0, ["alice-2", "alice", "default", "running", "14m", "9m"]),
+        row(7, 0, ["nightly-build", "bob", "strict", "running", "1m", "1m"]),
+    ];
+    app.preview = vec![
+        "╭───────────────────────────────────────╮".into(),
+        "│ ✻ Welcome to Claude Code!              │".into(),
+        "╰───────────────────────────────────────╯".into(),
+        "> refactor the session token checks".into(),
+        "● Reading src/auth/mod.rs".into(),
+    ];
+    (dir, app)
+}
+
+/// A list row from `id`, the viewer count, and name, owner, profile, state, age, idle.
+fn row(id: u64, viewers: usize, [name, owner, profile, state, age, idle]: [&str; 6]) -> SessionRow {
+    SessionRow {
+        id,
+        name: name.into(),
+        owner: owner.into(),
+        profile: profile.into(),
+        state: state.into(),
+        age: age.into(),
+        idle: idle.into(),
+        viewers,
+    }
+}
+
+fn recordings() -> Vec<RecordingEntry> {
+    let e = |id: &str, user: &str, state: &str, hold: bool, bytes: i64, started: &str, cmd: &str| RecordingEntry {
+        id: id.into(),
+        session: 1,
+        user: user.into(),
+        profile: "default".into(),
+        command: cmd.into(),
+        started: started.into(),
+        ended: None,
+        exit_status: Some(0),
+        state: state.into(),
+        path: String::new(),
+        bytes,
+        key_id: "648aa5c5".into(),
+        hold,
+    };
+    vec![
+        e("2314c1a86c1fbc1e", "alice", "complete", false, 586, "2026-11-23T02:15:11.000Z", "bash"),
+        e("8bca590d48c6b62a", "bob", "recording", false, 2_400_000, "2026-11-22T18:02:40.000Z", "claude"),
+        e("0f3e11aa29b7c400", "alice", "complete", true, 48_000, "2026-11-20T09:30:00.000Z", "make test"),
+    ]
+}
+
+fn player() -> Player {
+    let header = format::tests::header(&[1u8; 32]);
+    let mut events = Vec::new();
+    for i in 0..30u64 {
+        events.push(Event {
+            at_us: i * 1_000_000,
+            kind: format::OUTPUT,
+            data: format!("$ step {i}\r\nbuilding part {i} ... ok\r\n").into_bytes(),
+        });
+    }
+    events.insert(10, Event { at_us: 9_500_000, kind: format::MARKER, data: b"tests start".to_vec() });
+    let mut p = Player::new("2314c1a86c1fbc1e".into(), "alice".into(), Recording { header, events, ending: format::Ending::Complete }, 2.0);
+    p.find("part 2");
+    p.seek(12_000_000);
+    p
+}
+
+fn render(app: &App, (w, h): (u16, u16)) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::draw(f, app)).unwrap();
+    t.backend().to_string()
+}
+
+fn snapshots(name: &str, app: &mut App) {
+    for size in SIZES {
+        app.size = size;
+        insta::assert_snapshot!(format!("{name}_{}x{}", size.0, size.1), render(app, size));
+    }
+}
+
+#[test]
+fn sessions_view() {
+    let (_d, mut a) = app(Role::Developer);
+    snapshots("sessions", &mut a);
+    a.selected = 2;
+    a.status = "detached from session 1 (refactor-auth)".into();
+    snapshots("sessions_other_owner_selected", &mut a);
+}
+
+#[test]
+fn sessions_view_without_sessions_offers_only_what_the_role_may_do() {
+    let (_d, mut a) = app(Role::Viewer);
+    a.sessions.clear();
+    a.preview.clear();
+    snapshots("sessions_empty_viewer", &mut a);
+}
+
+#[test]
+fn new_session_dialog() {
+    let (_d, mut a) = app(Role::Developer);
+    a.dialog = Some(Dialog::New {
+        profiles: vec!["claude".into(), "default".into(), "readonly".into(), "strict".into()],
+        profile: 1,
+        fields: vec![
+            Field { label: "workspace", text: "api".into() },
+            Field { label: "name", text: "fix-login".into() },
+            Field { label: "command", text: String::new() },
+        ],
+        focus: 2,
+    });
+    snapshots("new_session_dialog", &mut a);
+    a.dialog = Some(Dialog::ConfirmEnd { id: 2, name: "alice-2".into() });
+    snapshots("end_session_dialog", &mut a);
+}
+
+#[test]
+fn help_overlay() {
+    let (_d, mut a) = app(Role::Developer);
+    a.help = true;
+    snapshots("help", &mut a);
+}
+
+#[test]
+fn recordings_view_and_filter() {
+    let (_d, mut a) = app(Role::Auditor);
+    a.tab = Tab::Recordings;
+    a.recordings = recordings();
+    a.rec_selected = 1;
+    snapshots("recordings", &mut a);
+    a.filter = "alice".into();
+    a.rec_selected = 0;
+    snapshots("recordings_filtered", &mut a);
+    a.dialog = Some(Dialog::Prompt { purpose: Prompt::Search, field: Field { label: "search recordings for", text: "panic".into() } });
+    snapshots("recordings_search_prompt", &mut a);
+}
+
+#[test]
+fn replay_player() {
+    let (_d, mut a) = app(Role::Auditor);
+    a.tab = Tab::Recordings;
+    a.player = Some(player());
+    a.status = "3 places where \"part 2\" appeared; n / N to go between them".into();
+    snapshots("player", &mut a);
+}
+
+#[test]
+fn audit_view() {
+    let (_d, mut a) = app(Role::Auditor);
+    a.tab = Tab::Audit;
+    a.audit = vec![
+        serde_json::json!({"seq": 42, "time": "2026-11-23T02:15:20.120Z", "event": "recording.search", "actor": "carol", "pattern": "secret", "hits": 2}),
+        serde_json::json!({"seq": 41, "time": "2026-11-23T02:15:11.002Z", "event": "session.observe", "actor": "carol", "session": 1, "address": "127.0.0.1:50122"}),
+        serde_json::json!({"seq": 40, "time": "2026-11-23T02:14:58.700Z", "event": "session.create", "actor": "alice", "session": 1, "profile": "default", "command": "bash"}),
+        serde_json::json!({"seq": 39, "time": "2026-11-23T02:14:51.330Z", "event": "login", "actor": "alice", "method": "publickey", "address": "127.0.0.1:50120"}),
+    ];
+    a.chain = Some(Ok(42));
+    snapshots("audit", &mut a);
+    a.chain = Some(Err("line 17: the MAC does not match".into()));
+    a.audit_selected = 1;
+    snapshots("audit_broken", &mut a);
+}
+
+#[test]
+fn admin_view() {
+    let (_d, mut a) = app(Role::Admin);
+    a.tab = Tab::Admin;
+    let user = |name: &str, role: Role, locked: bool| User { name: name.into(), role, locked, created: "2026-11-20T10:00:00.000Z".into() };
+    a.users = vec![
+        UserInfo { user: user("alice", Role::Admin, false), keys: 2, password: true },
+        UserInfo { user: user("bob", Role::Developer, false), keys: 1, password: false },
+        UserInfo { user: user("carol", Role::Auditor, true), keys: 1, password: false },
+    ];
+    a.profiles = vec![
+        ("base".into(), "admin".into()),
+        ("claude".into(), "admin, developer".into()),
+        ("default".into(), "admin, developer".into()),
+        ("strict".into(), "admin, developer".into()),
+    ];
+    snapshots("admin", &mut a);
+}
+
+#[test]
+fn every_view_fits_the_smallest_terminal_it_supports() {
+    let (_d, mut a) = app(Role::Admin);
+    for tab in [Tab::Sessions, Tab::Recordings, Tab::Audit, Tab::Admin] {
+        a.tab = tab;
+        // Tiny terminals must not panic (ratatui clips).
+        render(&a, (20, 6));
+        render(&a, (80, 24));
+    }
+    a.player = Some(player());
+    a.help = true;
+    a.dialog = Some(Dialog::Rename { id: 1, field: Field { label: "name", text: "x".repeat(300) } });
+    for size in [(20, 6), (1, 1), (300, 100)] {
+        render(&a, size);
+    }
+    let _ = Arc::clone(&a.svc);
+}
