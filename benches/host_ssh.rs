@@ -1,7 +1,8 @@
 //! The host against OpenSSH's sshd, side by side in one run, both on loopback and both
 //! driven by OpenSSH's `ssh` client:
 //! - connect to first prompt (median of 20),
-//! - keystroke echo round trip through a PTY (p50, p99 of 300),
+//! - keystroke echo round trip through a PTY (p50, p99 of 300), and for cordon also through
+//!   a session attached from its TUI,
 //! - output throughput of a session writing 512 MiB to the attached client (`ssh -tt`),
 //! - host memory with 100 concurrent sessions (cordon's serve process only).
 //!
@@ -74,6 +75,16 @@ fn main() {
     let echo: Vec<(f64, f64)> = targets.iter().map(|t| echo_rtt(t, 300)).collect();
     row("keystroke echo p50", echo[0].0, echo[1].0, "ms");
     row("keystroke echo p99", echo[0].1, echo[1].1, "ms");
+    let tui = echo_rtt_tui(&targets[1], 300);
+    println!(
+        "{:<34} {:>14} {:>11.2} ms {:>8}   p99 {:.2} ms; attach in the TUI vs plain attach: {:+.3} ms (goal: within 1 ms)",
+        "keystroke echo p50, TUI attach",
+        "",
+        tui.0,
+        "",
+        tui.1,
+        tui.0 - echo[1].0
+    );
 
     let tput: Vec<f64> = targets.iter().map(|t| throughput(t, 512 << 20)).collect();
     row("output throughput, 512 MiB (-tt)", tput[0], tput[1], "MB");
@@ -232,7 +243,24 @@ fn first_prompt(t: &Target) -> f64 {
 
 /// Types `n` characters into `cat` and times each echo from the terminal.
 fn echo_rtt(t: &Target, n: usize) -> (f64, f64) {
-    let mut c = spawn(t, &["cat"]);
+    let c = spawn(t, &["cat"]);
+    echo_times(c, n)
+}
+
+/// The same through cordon's TUI: log in to it, start `cat` from its new-session dialog
+/// (which attaches full screen), then time the echoes.
+fn echo_rtt_tui(t: &Target, n: usize) -> (f64, f64) {
+    let tui = Target { name: "cordon TUI", ssh: t.ssh.clone(), session: vec![] };
+    let mut c = spawn(&tui, &[]);
+    let has = |s: &[u8], text: &str| s.windows(text.len()).any(|w| w == text.as_bytes());
+    c.until(|s| has(s, "Sessions"));
+    c.input.write_all(b"n").expect("type");
+    c.until(|s| has(s, "New session"));
+    c.input.write_all(b"\t\t\tcat\r").expect("type");
+    echo_times(c, n)
+}
+
+fn echo_times(mut c: Client, n: usize) -> (f64, f64) {
     std::thread::sleep(Duration::from_millis(500));
     while c.output.try_recv().is_ok() {}
     let mut times = Vec::with_capacity(n);

@@ -276,6 +276,31 @@ impl Service {
         Ok((r, rec))
     }
 
+    /// A recording exported (`asciicast-v2`, `asciicast-v3`, `raw`) into the principal's
+    /// `exports` workspace folder, where their sessions (and they) can take it; audited
+    /// before it is written. Returns the file's path.
+    pub fn export_recording(&self, p: &Principal, id: &str, fmt: &str) -> Result<std::path::PathBuf> {
+        let r = self.readable(p, id, "export")?;
+        let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {id} is damaged: {d}")))?;
+        let bytes = crate::record::encode(&rec, fmt).map_err(Error::Invalid)?;
+        let dir = self.config.workspace(&p.user, Some("exports")).map_err(Error::Failed)?;
+        let ext = if fmt == "raw" { "raw" } else { "cast" };
+        let path = dir.join(format!("{}.{ext}", r.id));
+        self.audit
+            .record(
+                AuditEvent::new("recording.export", p.user.clone())
+                    .with("recording", r.id.clone())
+                    .with("format", fmt.to_string())
+                    .with("to", path.display().to_string())
+                    .with("address", p.address.clone()),
+            )
+            .map_err(|e| Error::Failed(format!("the export cannot be audited, so it is refused: {e}")))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
+        std::fs::write(&path, bytes).map_err(|e| Error::Failed(format!("writing {}: {e}", path.display())))?;
+        Ok(path)
+    }
+
     /// Lines that appeared on screen in the recordings the principal may read; audited
     /// (with the recordings shown) before the hits are returned.
     pub fn search(&self, p: &Principal, pattern: &str) -> Result<Vec<Hit>> {

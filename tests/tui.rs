@@ -81,7 +81,16 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.keys("carol", &["typed-42", "Enter"]);
     let s = h.wait_for("carol", "replay ");
     assert!(s.contains("\"typed-42\": 1 matches") && s.contains("│typed-42"), "the typed word's output is found and shown: {s}");
-    h.keys("carol", &["q", "q"]);
+    // Export for asciinema, into the auditor's own exports folder.
+    h.keys("carol", &["q"]);
+    h.wait_for("carol", "Recordings (1 of 1)");
+    h.keys("carol", &["e"]);
+    h.wait_for("carol", "exported for asciinema");
+    let exports: Vec<_> = std::fs::read_dir(h.data.path().join("workspaces/carol/exports")).unwrap().flatten().collect();
+    assert_eq!(exports.len(), 1);
+    let cast = std::fs::read_to_string(exports[0].path()).unwrap();
+    assert!(cast.lines().next().unwrap().contains("\"version\":2") && cast.contains("typed-42"), "{cast}");
+    h.keys("carol", &["q"]);
     let s = wait_gone(&h, "carol", "Recordings");
     assert!(!s.contains("cordon │"), "quitting ends the TUI:\n{s}");
 

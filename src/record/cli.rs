@@ -130,11 +130,9 @@ pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
         Ok(rec) => rec,
         Err(d) => return fail(format!("recording {} is damaged: {d}", r.id)),
     };
-    let bytes = match fmt {
-        "raw" => super::raw(&rec),
-        "asciicast-v2" => super::asciicast(&rec, 2).into_bytes(),
-        "asciicast-v3" => super::asciicast(&rec, 3).into_bytes(),
-        other => return fail(format!("unknown format \"{other}\" (asciicast-v2, asciicast-v3, raw)")),
+    let bytes = match super::encode(&rec, fmt) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
     };
     if let Err(e) =
         a.audit.record(AuditEvent::new("recording.export", &a.actor).with("recording", r.id.clone()).with("format", fmt.to_string()))

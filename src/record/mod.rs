@@ -314,6 +314,16 @@ pub fn screen_lines(rec: &format::Recording) -> Vec<(f64, String)> {
     out
 }
 
+/// A recording in an export format: `asciicast-v2`, `asciicast-v3` or `raw`.
+pub fn encode(rec: &format::Recording, fmt: &str) -> Result<Vec<u8>, String> {
+    match fmt {
+        "raw" => Ok(raw(rec)),
+        "asciicast-v2" => Ok(asciicast(rec, 2).into_bytes()),
+        "asciicast-v3" => Ok(asciicast(rec, 3).into_bytes()),
+        other => Err(format!("unknown format \"{other}\" (asciicast-v2, asciicast-v3, raw)")),
+    }
+}
+
 /// The output bytes exactly as the session wrote them.
 pub fn raw(rec: &format::Recording) -> Vec<u8> {
     rec.events.iter().filter(|e| e.kind == OUTPUT).flat_map(|e| e.data.iter().copied()).collect()

@@ -402,6 +402,13 @@ impl App {
                 self.dialog =
                     Some(Dialog::Prompt { purpose: Prompt::Search, field: Field { label: "search recordings for", text: String::new() } })
             }
+            Key::Char('e') => {
+                let Some(id) = self.visible_recordings().get(self.rec_selected).map(|r| r.id.clone()) else { return };
+                self.status = match self.svc.export_recording(&self.me, &id, "asciicast-v2") {
+                    Ok(path) => format!("exported for asciinema: {}", path.display()),
+                    Err(e) => e.to_string(),
+                };
+            }
             _ => {}
         }
     }

@@ -100,7 +100,7 @@ fn hint_line(app: &App) -> Line<'static> {
                     }
                 }
             }
-            Tab::Recordings => keys.extend([("Enter", "play"), ("s", "search"), ("/", "filter")]),
+            Tab::Recordings => keys.extend([("Enter", "play"), ("s", "search"), ("e", "export"), ("/", "filter")]),
             Tab::Audit => keys.extend([("/", "filter"), ("v", "verify")]),
             Tab::Admin => {}
         }
@@ -401,6 +401,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         Line::raw(""),
         Line::styled("Recordings", bold()),
         k("Enter", "replay; s searches every recording"),
+        k("e", "export as asciicast v2 to your workspace's exports/"),
         k("Space .", "play/pause, step one event"),
         k("← → ↑ ↓", "seek ±5 s, ±1 min; 0-9 jump to 0-90 %"),
         k("+ -", "faster, slower; idle pauses play as 2 s at most"),
