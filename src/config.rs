@@ -34,6 +34,8 @@ pub struct Config {
     /// Record sessions at all (default true).
     pub recording_enabled: bool,
     pub run_output_cap: u64,
+    /// The unix socket `cordon tui` connects to (None: off).
+    pub tui_socket: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,6 +49,14 @@ struct File {
     runner: RunnerFile,
     #[serde(default)]
     recordings: RecordingsFile,
+    #[serde(default)]
+    tui: TuiFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TuiFile {
+    socket: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -194,6 +204,11 @@ impl Config {
                 "strict" => crate::record::FailurePolicy::Strict,
                 "best-effort" => crate::record::FailurePolicy::BestEffort,
                 other => return Err(format!("recordings.policy: \"{other}\" is not a policy (strict, best-effort)")),
+            },
+            tui_socket: match file.tui.socket {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p),
+                None => Some(data_dir.join("tui.sock")),
             },
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,

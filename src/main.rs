@@ -65,6 +65,15 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The TUI of a running `cordon serve`, through its local socket, as your OS account.
+    Tui {
+        /// The socket (default: the serve configuration's [tui] socket).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The serve configuration to read the socket from.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Inspect profiles.
     Profile {
         #[command(subcommand)]
@@ -337,6 +346,16 @@ fn main() {
             commands::sandbox(&profile, workspace, print_policy, hide, command)
         }
         Some(Command::Serve { config }) => serve::serve(dir.clone(), config.as_deref()),
+        Some(Command::Tui { socket, config }) => match socket.map(Ok).unwrap_or_else(|| {
+            config::Config::load(config.as_deref(), &dir.root)
+                .and_then(|c| c.tui_socket.ok_or_else(|| "the configuration turns the TUI socket off ([tui] socket = \"\")".to_string()))
+        }) {
+            Ok(path) => tui::client(&path),
+            Err(e) => {
+                eprintln!("cordon tui: {e}");
+                1
+            }
+        },
         Some(Command::Profile { action: ProfileAction::Check { profile, workspace, json } }) => {
             commands::profile_check(&profile, workspace, json)
         }

@@ -61,7 +61,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         audit: audit.clone(),
         hub: hub.clone(),
         config: config.clone(),
-        service,
+        service: service.clone(),
         hashing: tokio::sync::Semaphore::new(2),
     });
 
@@ -98,6 +98,13 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         if users.is_empty() {
             println!("cordon: no users yet. Add the first admin with:");
             println!("    cordon --data-dir {} user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"", dir.root.display());
+        }
+        // A convenience, not a guard: without it the host still serves SSH.
+        if let Some(path) = &config.tui_socket {
+            match crate::tui::socket::listen(service.clone(), path) {
+                Ok(()) => println!("cordon: `cordon tui` connects through {}", path.display()),
+                Err(e) => println!("cordon: WARNING: no TUI socket: {e}"),
+            }
         }
         let (host, port) = local.rsplit_once(':').unwrap_or((&local, "2222"));
         println!("cordon: then connect with: ssh -p {port} NAME@{host}");

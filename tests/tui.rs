@@ -191,3 +191,44 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     let audit = std::fs::read_to_string(data.path().join("state/audit.log")).unwrap();
     assert!(audit.contains("\"tui.start\"") && audit.contains("\"session.create\""), "{audit}");
 }
+
+#[test]
+fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("tui.sock");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sockets.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let h = Host::start_with(&format!("[tui]\nsocket = \"{}\"", socket.display()));
+    h.user("root", "developer");
+    let client = |win: &str, prefix: &str| {
+        let cmd = format!("{prefix}{} tui --socket {}; sleep 30", env!("CARGO_BIN_EXE_cordon"), socket.display());
+        let ok =
+            Command::new("tmux").args(["-L", &h.tmux, "new-session", "-d", "-s", win, "-x", "100", "-y", "30", &cmd]).status().unwrap();
+        assert!(ok.success());
+    };
+    // This test runs as root, mapped to the cordon user "root".
+    client("root", "");
+    let s = h.wait_for("root", "1 Sessions");
+    assert!(s.contains("root (developer)"), "{s}");
+    h.keys("root", &["n"]);
+    h.wait_for("root", "New session");
+    h.keys("root", &["Tab", "Tab", "Tab", "sh", "Enter"]);
+    h.wait_for("root", "cordon");
+    h.keys("root", &["echo via-socket-$((2*4))", "Enter"]);
+    h.wait_for("root", "via-socket-8");
+    h.keys("root", &["C-\\"]);
+    h.wait_for("root", "detached from session 1");
+    h.keys("root", &["q"]);
+    wait_gone(&h, "root", "1 Sessions");
+    // The session belongs to the host, not to the TUI: it is still there.
+    let alice = h.user("alice", "admin");
+    let out = h.ssh(&alice, "alice", &["ls"]);
+    assert!(out.stdout.contains("root-1"), "{out:?}");
+
+    // An OS account without a cordon user is refused, and that is audited.
+    client("nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups ");
+    h.wait_for("nobody", "may not use the TUI here");
+    let log = h.audit_log();
+    let refused = log.lines().find(|l| l.contains("\"login.failed\"") && l.contains("tui socket")).unwrap_or_default();
+    assert!(refused.contains("nobody"), "{log}");
+}

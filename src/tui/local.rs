@@ -10,6 +10,7 @@ use crate::auth::Role;
 use crate::config::Config;
 use crate::paths::DataDir;
 use crate::service::{Principal, Service};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The terminal's size, from the kernel.
 fn terminal_size() -> (u16, u16) {
@@ -51,22 +52,11 @@ impl Drop for RawMode {
     }
 }
 
-/// The name of the OS account running cordon.
-fn os_user() -> Option<String> {
-    // SAFETY: getpwuid returns a pointer into static storage or null; read at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name).to_str().ok().map(str::to_string)
-    }
-}
-
 /// The cordon user for the OS account. Whoever owns the data directory administers it (as
 /// with `cordon user ...`), so an account new to it is added as an admin, audited.
 fn local_principal(svc: &Service) -> Result<Principal, String> {
-    let name = os_user().ok_or("cannot tell which OS user this is")?;
+    // SAFETY: geteuid cannot fail.
+    let name = super::socket::account(unsafe { libc::geteuid() }).ok_or("cannot tell which OS user this is")?;
     if !crate::store::valid_user_name(&name) {
         return Err(format!("the OS user name \"{name}\" is not a valid cordon user name"));
     }
@@ -93,17 +83,16 @@ pub fn embedded(dir: DataDir) -> i32 {
     }
 }
 
-fn run(dir: DataDir) -> Result<(), String> {
+/// Runs `body` with this terminal in raw mode: its size, keys and resizes in, bytes out.
+fn with_terminal<F, Fut>(body: F) -> Result<(), String>
+where
+    F: FnOnce((u16, u16), UnboundedReceiver<Input>, UnboundedSender<Vec<u8>>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     // SAFETY: isatty on fds 0 and 1.
     if unsafe { libc::isatty(0) == 0 || libc::isatty(1) == 0 } {
         return Err("the TUI needs a terminal; for a host without one, run `cordon serve` (see `cordon --help`)".into());
     }
-    let config = Config::load(None, &dir.root)?;
-    let svc = Service::open(dir, config)?;
-    let me = local_principal(&svc)?;
-    let _ = svc
-        .audit
-        .record(AuditEvent::new("tui.start", me.user.clone()).with("address", "local").with("recording", svc.config.recording_enabled));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
     let raw = RawMode::enter()?;
     let result = rt.block_on(async {
@@ -136,11 +125,27 @@ fn run(dir: DataDir) -> Result<(), String> {
                 }
             }
         });
-        super::run(svc.clone(), me.clone(), terminal_size(), in_rx, out_tx).await;
+        let result = body(terminal_size(), in_rx, out_tx).await;
         let _ = writer.await;
-        Ok::<(), String>(())
+        result
     });
     drop(raw);
+    rt.shutdown_background();
+    result
+}
+
+fn run(dir: DataDir) -> Result<(), String> {
+    let config = Config::load(None, &dir.root)?;
+    let svc = Service::open(dir, config)?;
+    let me = local_principal(&svc)?;
+    let _ = svc
+        .audit
+        .record(AuditEvent::new("tui.start", me.user.clone()).with("address", "local").with("recording", svc.config.recording_enabled));
+    let (s, m) = (svc.clone(), me.clone());
+    let result = with_terminal(move |size, input, out| async move {
+        super::run(s, m, size, input, out).await;
+        Ok(())
+    });
     // The embedded host ends with its TUI, and its sessions with it.
     let running = svc.hub.list().len();
     svc.hub.end_all();
@@ -155,4 +160,46 @@ fn run(dir: DataDir) -> Result<(), String> {
     }
     let _ = svc.audit.record(AuditEvent::new("tui.stop", me.user));
     result
+}
+
+/// `cordon tui`: the TUI of the `cordon serve` listening on `socket`.
+pub fn client(socket: &std::path::Path) -> i32 {
+    let result = with_terminal(|(cols, rows), mut input, out| async move {
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| format!("connecting to {}: {e} (is `cordon serve` running? see [tui] socket)", socket.display()))?;
+        let (mut rd, mut wr) = stream.into_split();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        wr.write_all(&super::socket::size_frame(cols, rows)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            while let Some(i) = input.recv().await {
+                let f = match i {
+                    Input::Bytes(b) => super::socket::frame(b'd', &b),
+                    Input::Resize(c, r) => super::socket::size_frame(c, r),
+                };
+                if wr.write_all(&f).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon tui: {e}");
+            1
+        }
+    }
 }

@@ -6,9 +6,10 @@ pub mod app;
 mod keys;
 mod local;
 mod player;
+pub mod socket;
 pub mod view;
 
-pub use local::embedded;
+pub use local::{client, embedded};
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
