@@ -147,7 +147,7 @@ fn start_cordon(dir: &Path, port: u16, public: &str) -> Child {
     std::fs::write(
         &config,
         format!(
-            "[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\nmax_per_user = {{ admin = 500 }}\n",
+            "[api]\nlisten = \"\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\nmax_per_user = {{ admin = 500 }}\n",
             dir.join("ws").display()
         ),
     )

@@ -95,7 +95,10 @@ fn start_host(dir: &Path, tag: &str, extra: &str) -> (std::path::PathBuf, u16, s
     let public = std::fs::read_to_string(dir.join("id.pub")).expect("key");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
     let config = dir.join(format!("{tag}.toml"));
-    let text = format!("[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display());
+    let text = format!(
+        "[api]\nlisten = \"\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}",
+        dir.join("ws").display()
+    );
     std::fs::write(&config, text).expect("config");
     let ok = Command::new(exe)
         .arg("--data-dir")

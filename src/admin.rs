@@ -113,8 +113,18 @@ pub fn user_role(a: &Admin, name: &str, role: Role) -> i32 {
 pub fn user_lock(a: &Admin, name: &str, locked: bool) -> i32 {
     tryc!(a.store.existing(name));
     tryc!(a.store.set_locked(name, locked));
+    if locked {
+        tryc!(a.store.revoke_user_tokens(name, crate::api::tokens::now()));
+    }
     tryc!(a.record(AuditEvent::new(if locked { "user.lock" } else { "user.unlock" }, &a.actor).with("user", name)));
-    println!("{name} is {}", if locked { "locked: new logins are refused" } else { "unlocked" });
+    println!(
+        "{name} is {}",
+        if locked {
+            "locked: logins are refused, API tokens revoked; a running host ends their sessions within seconds"
+        } else {
+            "unlocked"
+        }
+    );
     0
 }
 
@@ -232,4 +242,30 @@ pub fn audit_tail(dir: &DataDir, n: usize, follow: bool, json: bool) -> i32 {
         }
         seen = events.len().max(seen);
     }
+}
+
+/// `cordon token issue USER`: an API token pair for a user, from the host's shell.
+pub fn token_issue(a: &Admin, name: &str, config: Option<&std::path::Path>) -> i32 {
+    let user = tryc!(a.store.existing(name));
+    if user.locked {
+        return fail(format!("{name} is locked"));
+    }
+    let config = tryc!(crate::config::Config::load(config, &a.dir.root));
+    let tokens = tryc!(crate::api::tokens::Tokens::open(&a.dir, &config.api_signing));
+    let pair = tryc!(tokens.pair(&a.store, name, None));
+    tryc!(a.record(AuditEvent::new("token.issue", &a.actor).with("user", name).with("via", "cli")));
+    println!("{}", serde_json::to_string_pretty(&pair).unwrap_or_default());
+    0
+}
+
+/// `cordon token rotate`: new tokens are signed with a new key; older ones stay valid until
+/// they expire.
+pub fn token_rotate(a: &Admin, config: Option<&std::path::Path>) -> i32 {
+    let config = tryc!(crate::config::Config::load(config, &a.dir.root));
+    let kid = tryc!(crate::api::tokens::Tokens::rotate(&a.dir, &config.api_signing));
+    tryc!(a.record(AuditEvent::new("token.rotate_key", &a.actor).with("kid", kid.clone())));
+    println!(
+        "API tokens are now signed with key {kid}; restart `cordon serve` to use it (tokens signed before stay valid until they expire)"
+    );
+    0
 }

@@ -36,6 +36,12 @@ pub struct Config {
     pub run_output_cap: u64,
     /// The unix socket `cordon tui` connects to (None: off).
     pub tui_socket: Option<PathBuf>,
+    /// The HTTP API: TCP address and unix socket (None: off), token signing, rate limits.
+    pub api_listen: Option<String>,
+    pub api_socket: Option<PathBuf>,
+    pub api_signing: String,
+    pub api_rate: u32,
+    pub api_login_rate: u32,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,6 +57,18 @@ struct File {
     recordings: RecordingsFile,
     #[serde(default)]
     tui: TuiFile,
+    #[serde(default)]
+    api: ApiFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    listen: Option<String>,
+    socket: Option<PathBuf>,
+    signing: Option<String>,
+    rate_limit: Option<u32>,
+    login_rate_limit: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -210,6 +228,22 @@ impl Config {
                 Some(p) => Some(p),
                 None => Some(data_dir.join("tui.sock")),
             },
+            api_listen: match file.api.listen {
+                Some(l) if l.is_empty() => None,
+                Some(l) => Some(l),
+                None => Some("127.0.0.1:8022".into()),
+            },
+            api_socket: match file.api.socket {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p),
+                None => Some(data_dir.join("api.sock")),
+            },
+            api_signing: match file.api.signing.as_deref().unwrap_or("eddsa") {
+                s @ ("eddsa" | "hs256") => s.to_string(),
+                other => return Err(format!("api.signing: \"{other}\" is not a signing algorithm (eddsa, hs256)")),
+            },
+            api_rate: file.api.rate_limit.unwrap_or(100).max(1),
+            api_login_rate: file.api.login_rate_limit.unwrap_or(10).max(1),
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,
         })

@@ -2,6 +2,7 @@
 //! policy is decided here.
 
 mod admin;
+mod api;
 mod audit;
 mod auth;
 mod commands;
@@ -89,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         action: RecAction,
     },
+    /// API tokens: issue a pair for a user, or rotate the signing key.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
     /// Keys: `cordon key rotate` starts a new recording key (old recordings stay readable).
     Key {
         #[command(subcommand)]
@@ -163,6 +169,22 @@ enum KeyAction {
     },
     /// Remove a key by fingerprint (SHA256:..., or a unique prefix of at least 12 characters).
     Remove { name: String, fingerprint: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// An access token (1 hour) and a refresh token (30 days) for USER, as JSON.
+    Issue {
+        user: String,
+        /// The serve configuration (for [api] signing).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Sign new tokens with a new key; tokens signed before stay valid until they expire.
+    Rotate {
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,6 +338,8 @@ fn main() {
             UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
             UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
         },
+        Some(Command::Token { action: TokenCmd::Issue { user, config } }) => admin(&|a| admin::token_issue(a, &user, config.as_deref())),
+        Some(Command::Token { action: TokenCmd::Rotate { config } }) => admin(&|a| admin::token_rotate(a, config.as_deref())),
         Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| record::cli::rotate(a)),
         Some(Command::Rec { action }) => match action {
             RecAction::Ls { user, since, json } => admin(&|a| record::cli::ls(a, user.as_deref(), since.as_deref(), json)),

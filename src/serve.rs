@@ -99,6 +99,9 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
             println!("cordon: no users yet. Add the first admin with:");
             println!("    cordon --data-dir {} user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"", dir.root.display());
         }
+        for place in crate::api::start(service.clone()).await? {
+            println!("cordon: HTTP API on {place} (see /v1/openapi.json)");
+        }
         // A convenience, not a guard: without it the host still serves SSH.
         if let Some(path) = &config.tui_socket {
             match crate::tui::socket::listen(service.clone(), path) {
@@ -123,11 +126,23 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
             });
         }
         let limits_hub = hub.clone();
+        let (limits_store, limits_audit) = (store.clone(), audit.clone());
         let (idle, max) = (config.idle_timeout, config.max_duration);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 limits_hub.enforce_limits(idle, max);
+                // A user locked from the host's shell loses their sessions too.
+                for s in limits_hub.list() {
+                    if limits_store.user(&s.owner).ok().flatten().is_none_or(|u| u.locked) {
+                        let _ = limits_audit.record(
+                            AuditEvent::new("session.kill", "cordon")
+                                .with("session", s.id)
+                                .with("reason", "the owner is locked or removed"),
+                        );
+                        s.kill();
+                    }
+                }
             }
         });
 

@@ -13,12 +13,24 @@ use crate::record::format;
 use crate::sessions::{Hub, Session, Spec, Viewer};
 use crate::store::{RecordingEntry, Store, User};
 
-/// Who is asking, and from where.
+/// Who is asking, from where, and in which request (the API's request id).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: String,
     pub role: Role,
     pub address: String,
+    pub request: Option<String>,
+}
+
+impl Principal {
+    /// Adds where the call came from to an audit event.
+    pub fn stamp(&self, e: AuditEvent) -> AuditEvent {
+        let e = e.with("address", self.address.clone());
+        match &self.request {
+            Some(r) => e.with("request", r.clone()),
+            None => e,
+        }
+    }
 }
 
 /// Why a call did not happen. `Forbidden` refusals are audited before they are returned.
@@ -76,6 +88,8 @@ pub struct Service {
     pub hub: Arc<Hub>,
     pub config: Config,
     pub dir: DataDir,
+    /// API token signing and checking.
+    pub tokens: Arc<crate::api::tokens::Tokens>,
 }
 
 impl Service {
@@ -94,7 +108,8 @@ impl Service {
             config.recording_enabled,
         )?);
         let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
-        Ok(Arc::new(Service { store, audit, hub, config, dir }))
+        let tokens = Arc::new(crate::api::tokens::Tokens::open(&dir, &config.api_signing)?);
+        Ok(Arc::new(Service { store, audit, hub, config, dir, tokens }))
     }
 
     fn record(&self, event: AuditEvent) {
@@ -109,19 +124,14 @@ impl Service {
             return Ok(());
         }
         let why = why();
-        self.record(
-            AuditEvent::new("refused", p.user.clone())
-                .with("what", what.to_string())
-                .with("why", why.clone())
-                .with("address", p.address.clone()),
-        );
+        self.record(p.stamp(AuditEvent::new("refused", p.user.clone())).with("what", what.to_string()).with("why", why.clone()));
         Err(Error::Forbidden(why))
     }
 
     /// The principal of a user in the store (locked users have none).
     pub fn principal(&self, user: &str, address: &str) -> Result<Principal> {
         match self.store.user(user) {
-            Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, address: address.to_string() }),
+            Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, address: address.to_string(), request: None }),
             Ok(Some(_)) => Err(Error::Forbidden(format!("{user} is locked"))),
             Ok(None) => Err(Error::NotFound(format!("no user {user}"))),
             Err(e) => Err(Error::Failed(e.to_string())),
@@ -164,11 +174,10 @@ impl Service {
         };
         let s = self.hub.create(spec).map_err(Error::Failed)?;
         self.record(
-            AuditEvent::new("session.create", p.user.clone())
+            p.stamp(AuditEvent::new("session.create", p.user.clone()))
                 .with("session", s.id)
                 .with("profile", profile)
-                .with("command", s.command.join(" "))
-                .with("address", p.address.clone()),
+                .with("command", s.command.join(" ")),
         );
         Ok(s)
     }
@@ -181,16 +190,14 @@ impl Service {
         self.check(p, action, verb, || format!("a {} may not {verb} session {id} of {}", p.role, s.owner))?;
         let viewer = s.attach(writer);
         self.record(
-            AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())
-                .with("session", s.id)
-                .with("address", p.address.clone()),
+            p.stamp(AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())).with("session", s.id),
         );
         Ok((s, viewer))
     }
 
     pub fn detach(&self, p: &Principal, s: &Session, viewer: &Arc<Viewer>) {
         s.detach(viewer);
-        self.record(AuditEvent::new("session.detach", p.user.clone()).with("session", s.id).with("address", p.address.clone()));
+        self.record(p.stamp(AuditEvent::new("session.detach", p.user.clone())).with("session", s.id));
     }
 
     /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
@@ -209,7 +216,77 @@ impl Service {
             format!("a {} may not end session {id} of {}", p.role, s.owner)
         })?;
         s.kill();
-        self.record(AuditEvent::new("session.kill", p.user.clone()).with("session", id).with("address", p.address.clone()));
+        self.record(p.stamp(AuditEvent::new("session.kill", p.user.clone())).with("session", id));
+        Ok(())
+    }
+
+    /// One session, if the principal may see it.
+    pub fn session_info(&self, p: &Principal, id: u64) -> Result<Arc<Session>> {
+        let s = self.session(id)?;
+        if !allowed(p.role, Action::ObserveSession { own: s.owner == p.user }) {
+            return Err(Error::NotFound(format!("no session {id}")));
+        }
+        Ok(s)
+    }
+
+    /// Types into a session (the API's input call): the right to attach.
+    pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
+        let s = self.session(id)?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "input", || {
+            format!("a {} may not type into session {id} of {}", p.role, s.owner)
+        })?;
+        s.input(bytes).map_err(|e| Error::Failed(format!("writing to the session: {e}")))?;
+        self.record(p.stamp(AuditEvent::new("session.input", p.user.clone())).with("session", id).with("bytes", bytes.len()));
+        Ok(())
+    }
+
+    pub fn resize(&self, p: &Principal, id: u64, cols: u16, rows: u16) -> Result<()> {
+        let s = self.session(id)?;
+        self.check(p, Action::AttachSession { own: s.owner == p.user }, "resize", || {
+            format!("a {} may not resize session {id} of {}", p.role, s.owner)
+        })?;
+        if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
+            return Err(Error::Invalid("cols and rows must be between 1 and 1000".into()));
+        }
+        s.resize(cols, rows);
+        Ok(())
+    }
+
+    /// Locks or unlocks a user (admins). Locking ends their sessions and voids their tokens.
+    pub fn set_locked(&self, p: &Principal, user: &str, locked: bool) -> Result<usize> {
+        self.check(p, Action::ManageUsers, "lock", || format!("a {} may not lock users", p.role))?;
+        self.store.existing(user).map_err(|e| Error::NotFound(e.to_string()))?;
+        if locked && user == p.user {
+            return Err(Error::Invalid("you cannot lock yourself out".into()));
+        }
+        self.store.set_locked(user, locked).map_err(|e| Error::Failed(e.to_string()))?;
+        let mut ended = 0;
+        if locked {
+            self.store.revoke_user_tokens(user, crate::api::tokens::now()).map_err(|e| Error::Failed(e.to_string()))?;
+            for s in self.hub.list().into_iter().filter(|s| s.owner == user) {
+                s.kill();
+                ended += 1;
+            }
+        }
+        let event = if locked { "user.lock" } else { "user.unlock" };
+        self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", user.to_string()).with("sessions_ended", ended));
+        Ok(ended)
+    }
+
+    /// A new API token pair for the principal (`ssh HOST token`); audited.
+    pub fn issue_token(&self, p: &Principal, via: &str) -> Result<crate::api::tokens::TokenPair> {
+        let pair = self.tokens.pair(&self.store, &p.user, None).map_err(Error::Failed)?;
+        self.record(p.stamp(AuditEvent::new("token.issue", p.user.clone())).with("via", via.to_string()));
+        Ok(pair)
+    }
+
+    /// Voids every token of `user` issued until now (admins; or anyone for themselves).
+    pub fn revoke_tokens(&self, p: &Principal, user: &str) -> Result<()> {
+        if user != p.user {
+            self.check(p, Action::ManageUsers, "revoke tokens", || format!("a {} may not revoke another user's tokens", p.role))?;
+        }
+        self.store.revoke_user_tokens(user, crate::api::tokens::now()).map_err(|e| Error::Failed(e.to_string()))?;
+        self.record(p.stamp(AuditEvent::new("token.revoke", p.user.clone())).with("user", user.to_string()));
         Ok(())
     }
 
@@ -225,7 +302,7 @@ impl Service {
         }
         let old = s.name();
         s.rename(name.trim());
-        self.record(AuditEvent::new("session.rename", p.user.clone()).with("session", id).with("from", old).with("to", s.name()));
+        self.record(p.stamp(AuditEvent::new("session.rename", p.user.clone())).with("session", id).with("from", old).with("to", s.name()));
         Ok(())
     }
 
@@ -238,7 +315,7 @@ impl Service {
         let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
         let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
         s.mark(&label);
-        self.record(AuditEvent::new("session.mark", p.user.clone()).with("session", id).with("label", label.clone()));
+        self.record(p.stamp(AuditEvent::new("session.mark", p.user.clone())).with("session", id).with("label", label.clone()));
         Ok(label)
     }
 
@@ -266,39 +343,58 @@ impl Service {
         let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
         let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {id} is damaged: {d}")))?;
         self.audit
-            .record(
-                AuditEvent::new("recording.play", p.user.clone())
-                    .with("recording", r.id.clone())
-                    .with("at", at)
-                    .with("address", p.address.clone()),
-            )
+            .record(p.stamp(AuditEvent::new("recording.play", p.user.clone())).with("recording", r.id.clone()).with("at", at))
             .map_err(|e| Error::Failed(format!("the access cannot be audited, so it is refused: {e}")))?;
         Ok((r, rec))
     }
 
-    /// A recording exported (`asciicast-v2`, `asciicast-v3`, `raw`) into the principal's
-    /// `exports` workspace folder, where their sessions (and they) can take it; audited
-    /// before it is written. Returns the file's path.
-    pub fn export_recording(&self, p: &Principal, id: &str, fmt: &str) -> Result<std::path::PathBuf> {
+    /// A recording in an export format (`asciicast-v2`, `asciicast-v3`, `raw`); audited
+    /// (with where it goes) before it is returned.
+    pub fn export(&self, p: &Principal, id: &str, fmt: &str, to: &str) -> Result<(RecordingEntry, Vec<u8>)> {
         let r = self.readable(p, id, "export")?;
         let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
         let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {id} is damaged: {d}")))?;
         let bytes = crate::record::encode(&rec, fmt).map_err(Error::Invalid)?;
-        let dir = self.config.workspace(&p.user, Some("exports")).map_err(Error::Failed)?;
-        let ext = if fmt == "raw" { "raw" } else { "cast" };
-        let path = dir.join(format!("{}.{ext}", r.id));
         self.audit
             .record(
-                AuditEvent::new("recording.export", p.user.clone())
+                p.stamp(AuditEvent::new("recording.export", p.user.clone()))
                     .with("recording", r.id.clone())
                     .with("format", fmt.to_string())
-                    .with("to", path.display().to_string())
-                    .with("address", p.address.clone()),
+                    .with("to", to.to_string()),
             )
             .map_err(|e| Error::Failed(format!("the export cannot be audited, so it is refused: {e}")))?;
+        Ok((r, bytes))
+    }
+
+    /// A recording exported into the principal's `exports` workspace folder, where their
+    /// sessions (and they) can take it. Returns the file's path.
+    pub fn export_recording(&self, p: &Principal, id: &str, fmt: &str) -> Result<std::path::PathBuf> {
+        let dir = self.config.workspace(&p.user, Some("exports")).map_err(Error::Failed)?;
+        let ext = if fmt == "raw" { "raw" } else { "cast" };
+        let path = dir.join(format!("{id}.{ext}"));
+        if !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::NotFound(format!("no recording {id}")));
+        }
+        let (_, bytes) = self.export(p, id, fmt, &path.display().to_string())?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
         std::fs::write(&path, bytes).map_err(|e| Error::Failed(format!("writing {}: {e}", path.display())))?;
         Ok(path)
+    }
+
+    /// A recording's catalog entry.
+    pub fn recording(&self, p: &Principal, id: &str) -> Result<RecordingEntry> {
+        self.readable(p, id, "info")
+    }
+
+    /// Whether a recording reads back whole: Ok(verdict) or Err(what is wrong and where).
+    pub fn verify_recording(&self, p: &Principal, id: &str) -> Result<std::result::Result<String, String>> {
+        let r = self.readable(p, id, "verify")?;
+        let key = crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)?;
+        let verdict = crate::record::verdict(Path::new(&r.path), &key, r.state == "complete");
+        self.record(
+            p.stamp(AuditEvent::new("recording.verify", p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_ok()),
+        );
+        Ok(verdict)
     }
 
     /// Lines that appeared on screen in the recordings the principal may read; audited
@@ -317,12 +413,11 @@ impl Service {
         });
         self.audit
             .record(
-                AuditEvent::new("recording.search", p.user.clone())
+                p.stamp(AuditEvent::new("recording.search", p.user.clone()))
                     .with("pattern", pattern.to_string())
                     .with("recordings", found.searched)
                     .with("hits", found.hits.len())
-                    .with("matched", matched)
-                    .with("address", p.address.clone()),
+                    .with("matched", matched),
             )
             .map_err(|e| Error::Failed(format!("the search cannot be audited, so it is refused: {e}")))?;
         Ok(found.hits)

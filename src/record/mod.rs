@@ -19,6 +19,9 @@ pub enum FailurePolicy {
 }
 
 /// Where recordings go and the key they are sealed with.
+/// Failed recording writes since the host started (for /metrics).
+pub static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Recorder {
     pub dir: PathBuf,
     keys: Keyring,

@@ -186,6 +186,7 @@ impl Worker {
             self.audit_event("recording.resumed", "gap", note);
         }
         let Err(e) = result else { return };
+        crate::record::ERRORS.fetch_add(1, Ordering::Relaxed);
         match self.policy {
             FailurePolicy::Strict => {
                 self.writer = None;

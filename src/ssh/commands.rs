@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD...";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token";
 
 /// Splits a command line into words: whitespace separates, '...' and "..." group, \ escapes.
 pub fn split_words(s: &str) -> Result<Vec<String>, String> {
@@ -183,6 +183,10 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
                 Err(e) => conn.refused(channel, session, &e),
             }
         }
+        "token" => match conn.shared.service.issue_token(&principal, "ssh") {
+            Ok(pair) => conn.finish(channel, session, &format!("{}\n", serde_json::to_string_pretty(&pair).unwrap_or_default()), "", 0),
+            Err(e) => conn.refused(channel, session, &e),
+        },
         "kill" => {
             let Some(id) = id_arg() else { return conn.finish(channel, session, "", "cordon: kill needs a session id (see `ls`)\n", 2) };
             match conn.shared.service.end_session(&principal, id) {

@@ -105,7 +105,7 @@ impl Conn {
     /// The logged-in user as the service layer sees them.
     fn principal(&self) -> Option<crate::service::Principal> {
         let u = self.user.as_ref()?;
-        Some(crate::service::Principal { user: u.name.clone(), role: u.role, address: self.peer.clone() })
+        Some(crate::service::Principal { user: u.name.clone(), role: u.role, address: self.peer.clone(), request: None })
     }
 
     /// A refusal the service layer already audited: told to the client (stderr, 126).

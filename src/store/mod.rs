@@ -100,6 +100,23 @@ CREATE TABLE IF NOT EXISTS login_failures (
     at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_failures_subject ON login_failures (subject, at);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    family TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS token_cutoffs (
+    user TEXT PRIMARY KEY,
+    not_before INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS keys (
     id INTEGER PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -357,6 +374,91 @@ impl Store {
                 row_user,
             )
             .optional()?)
+    }
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// Valid and now used up: issue the next one in `family`.
+    Valid { user: String, family: String },
+    /// Used before: someone holds a copy. Its whole family is now revoked.
+    Reused { user: String, family: String },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// API tokens: refresh tokens (stored as hashes), revoked access tokens, and per-user cutoffs
+/// (tokens issued before are void: a lock, an admin's revoke).
+impl Store {
+    pub fn add_refresh(&self, hash: &str, user: &str, family: &str, expires: i64) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO refresh_tokens (hash, user, family, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, user, family, expires],
+        )?;
+        Ok(())
+    }
+
+    /// Uses a refresh token up, atomically: a second use revokes its family.
+    pub fn use_refresh(&self, hash: &str, now: i64) -> Result<Refresh> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let row: Option<(String, String, i64, bool, bool)> = tx
+            .query_row("SELECT user, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1", params![hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let outcome = match row {
+            None => Refresh::Invalid,
+            Some((user, family, _, true, _)) => {
+                tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
+                Refresh::Reused { user, family }
+            }
+            Some((_, _, expires, _, revoked)) if revoked || expires <= now => Refresh::Invalid,
+            Some((user, family, ..)) => {
+                tx.execute("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1", params![hash])?;
+                Refresh::Valid { user, family }
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    pub fn revoke_family(&self, family: &str) -> Result<()> {
+        self.conn()?.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
+        Ok(())
+    }
+
+    /// Voids every token of `user` issued before `now` (access and refresh).
+    pub fn revoke_user_tokens(&self, user: &str, now: i64) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user = ?1", params![user])?;
+        conn.execute(
+            "INSERT INTO token_cutoffs (user, not_before) VALUES (?1, ?2) ON CONFLICT(user) DO UPDATE SET not_before = excluded.not_before",
+            params![user, now],
+        )?;
+        Ok(())
+    }
+
+    /// Tokens of `user` issued before this are void.
+    pub fn token_cutoff(&self, user: &str) -> Result<i64> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT not_before FROM token_cutoffs WHERE user = ?1", params![user], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn revoke_jti(&self, jti: &str, expires: i64) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("INSERT OR IGNORE INTO revoked_tokens (jti, expires) VALUES (?1, ?2)", params![jti, expires])?;
+        // Forget revocations of tokens that have expired anyway.
+        conn.execute("DELETE FROM revoked_tokens WHERE expires < ?1", params![expires - 86400 * 2])?;
+        Ok(())
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> Result<bool> {
+        Ok(self.conn()?.prepare("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?.exists(params![jti])?)
     }
 }
 

@@ -23,7 +23,7 @@ fn app(role: Role) -> (tempfile::TempDir, App) {
     let data = DataDir::new(dir.path().join("data"));
     let config = Config::load(None, &data.root).unwrap();
     let svc = Service::open(data, config).unwrap();
-    let me = Principal { user: "alice".into(), role, address: "test".into() };
+    let me = Principal { user: "alice".into(), role, address: "test".into(), request: None };
     let mut app = App::new(svc, me, (80, 24));
     app.sessions = vec![
         row(1, 1, ["refactor-auth", "alice", "claude", "attached", "2h05m", "3s"]),

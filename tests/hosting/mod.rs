@@ -14,6 +14,8 @@ pub struct Host {
     pub port: u16,
     pub child: Child,
     pub tmux: String,
+    /// The HTTP API's port.
+    pub api: u16,
 }
 
 #[derive(Debug)]
@@ -33,11 +35,20 @@ impl Host {
         let data = tempfile::tempdir().unwrap();
         let keys = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = data.path().join("cordon.toml");
         let ws = data.path().join("workspaces");
         std::fs::write(
             &config,
-            format!("[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n", ws.display()),
+            // The API on its own free port; an `extra` with an [api] table gets it there.
+            match extra.contains("[api]\n") {
+                true => format!(
+                    "[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{}\n",
+                    ws.display(),
+                    extra.replace("[api]\n", &format!("[api]\nlisten = \"127.0.0.1:{api}\"\n"))
+                ),
+                false => format!("[api]\nlisten = \"127.0.0.1:{api}\"\n[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n", ws.display()),
+            },
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
@@ -55,7 +66,7 @@ impl Host {
         assert!(first.contains("listening on"), "serve said: {first}");
         std::thread::spawn(move || for _ in lines {});
         let tmux = format!("cordon-test-{}-{port}", std::process::id());
-        Host { data, keys, port, child, tmux }
+        Host { data, keys, port, child, tmux, api }
     }
 
     pub fn state(&self) -> PathBuf {

@@ -1,0 +1,253 @@
+//! The HTTP/JSON + WebSocket API (axum), versioned under /v1, on TCP (127.0.0.1:8022 by
+//! default) and a unix socket. Thin like every face: it authenticates (JWT, `tokens.rs`),
+//! limits (rates, body sizes), and calls the service layer with the caller's principal, which
+//! checks permissions and audits. Errors are JSON with the request id and never carry
+//! internals.
+
+mod routes;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::audit::AuditEvent;
+use crate::service::{Principal, Service};
+use tokens::{Claims, Tokens};
+
+/// Requests larger than this are refused (413).
+const BODY_LIMIT: usize = 64 << 10;
+
+/// Counters for /metrics.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub attaches: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+/// Fixed one-minute windows per key ("addr:IP", "user:NAME", "login:IP").
+#[derive(Default)]
+struct Limiter {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Limiter {
+    /// None if allowed; else the seconds until the window ends.
+    fn hit(&self, key: &str, limit: u32) -> Option<u64> {
+        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() > 100_000 {
+            w.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+        }
+        let entry = w.entry(key.to_string()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Duration::from_secs(60) {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            Some(60u64.saturating_sub(entry.0.elapsed().as_secs()).max(1))
+        } else {
+            None
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Api {
+    pub svc: Arc<Service>,
+    pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
+    limiter: Arc<Limiter>,
+    hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// The request id, set by the first middleware.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+/// Where a request came from: the peer address, or "unix" for the socket.
+#[derive(Clone)]
+pub struct Peer(pub String);
+
+/// An API error: a status and a message for the caller, as JSON with the request id.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+}
+
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> ApiError {
+        use crate::service::Error::*;
+        match e {
+            Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+            Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            Failed(m) => {
+                // The details stay in the host's log; the caller gets the request id.
+                eprintln!("cordon: api: {m}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the host could not do that; the request id identifies it in the host's log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        r
+    }
+}
+
+/// An authenticated caller: the principal (with the current role from the store) and the
+/// token's claims.
+pub struct Auth {
+    pub p: Principal,
+    pub claims: Claims,
+}
+
+impl FromRequestParts<Api> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, api: &Api) -> Result<Auth, ApiError> {
+        let request = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let peer = parts.extensions.get::<Peer>().map(|p| p.0.clone()).unwrap_or_default();
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim);
+        let refuse = |why: String| {
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            let mut e = AuditEvent::new("api.unauthorized", "anonymous").with("why", why.clone()).with("address", peer.clone());
+            if let Some(r) = &request {
+                e = e.with("request", r.clone());
+            }
+            let _ = api.svc.audit.record(e);
+            ApiError::new(StatusCode::UNAUTHORIZED, why)
+        };
+        let Some(token) = bearer else { return Err(refuse("an access token is required (Authorization: Bearer ...)".into())) };
+        let claims = api.tokens.verify(&api.svc.store, token).map_err(refuse)?;
+        let mut p = api.svc.principal(&claims.sub, &peer).map_err(|e| refuse(format!("the token's user cannot act: {e}")))?;
+        p.request = request;
+        if let Some(after) = api.limiter.hit(&format!("user:{}", p.user), api.svc.config.api_rate) {
+            api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "too many requests; slow down".into(),
+                retry_after: Some(after),
+            });
+        }
+        Ok(Auth { p, claims })
+    }
+}
+
+/// First and last around every request: the request id, the per-address rate limit, and the
+/// security headers.
+async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Response {
+    api.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let id = crate::secrets::random_bytes(8).map(|b| crate::secrets::hex(&b)).unwrap_or_default();
+    let peer = match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(a)) => a.ip().to_string(),
+        None => "unix".to_string(),
+    };
+    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(Peer(peer.clone()));
+    let login = req.uri().path() == "/v1/auth/login" || req.uri().path() == "/v1/auth/refresh";
+    let limited = if login {
+        api.limiter.hit(&format!("login:{peer}"), api.svc.config.api_login_rate)
+    } else {
+        api.limiter.hit(&format!("addr:{peer}"), api.svc.config.api_rate.saturating_mul(if peer == "unix" { 10 } else { 1 }))
+    };
+    let mut res = match limited {
+        Some(after) => {
+            api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let _ =
+                api.svc.audit.record(AuditEvent::new("api.rate_limited", "anonymous").with("address", peer).with("request", id.clone()));
+            ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: "too many requests; slow down".into(), retry_after: Some(after) }
+                .into_response()
+        }
+        None => next.run(req).await,
+    };
+    let h = res.headers_mut();
+    for (k, v) in [
+        ("x-request-id", id.as_str()),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+        ("cache-control", "no-store"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    res
+}
+
+/// Starts the API on the configured TCP address and unix socket.
+pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
+    let api = Api {
+        svc: svc.clone(),
+        tokens: svc.tokens.clone(),
+        metrics: Arc::new(Metrics::default()),
+        limiter: Arc::new(Limiter::default()),
+        hashing: Arc::new(tokio::sync::Semaphore::new(2)),
+    };
+    let app = routes::router(api.clone())
+        .layer(axum::middleware::from_fn_with_state(api.clone(), envelope))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(api);
+    let mut said = Vec::new();
+    if let Some(addr) = &svc.config.api_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("api: listening on {addr}: {e}"))?;
+        said.push(format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone())));
+        let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    if let Some(path) = &svc.config.api_socket {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("{} is in use: is another cordon serve running on this data directory?", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("api: listening on {}: {e}", path.display()))?;
+        said.push(format!("unix:{}", path.display()));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service()).await;
+        });
+    }
+    Ok(said)
+}

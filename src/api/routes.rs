@@ -1,0 +1,683 @@
+//! The /v1 endpoints. Each parses, calls the service with the caller's principal, and shapes
+//! the answer; the OpenAPI document is generated from these annotations.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::tokens::{RefreshError, TokenPair};
+use super::{Api, ApiError, Auth, Peer, RequestId};
+use crate::audit::AuditEvent;
+use crate::service::NewSession;
+use crate::sessions::Session;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A JSON body whose rejections (bad JSON, wrong types, wrong content type) are clear 400s.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(match e {
+                JsonRejection::MissingJsonContentType(_) => {
+                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
+                }
+                JsonRejection::BytesRejection(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large or unreadable"),
+                other => ApiError::new(StatusCode::BAD_REQUEST, other.body_text()),
+            }),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorOut {
+    pub error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthOut {
+    pub status: String,
+    pub version: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshIn {
+    pub refresh_token: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutIn {
+    /// Also revoke this refresh token's family.
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionOut {
+    pub id: u64,
+    pub name: String,
+    pub owner: String,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub created: String,
+    /// "running", or "ended" with `exit_status`.
+    pub state: String,
+    pub exit_status: Option<i32>,
+    pub age_seconds: u64,
+    pub idle_seconds: u64,
+    pub viewers: usize,
+    /// The recording's id ("" when recordings are off).
+    pub recording: String,
+}
+
+fn session_out(s: &Session) -> SessionOut {
+    let exit = s.exit_status();
+    SessionOut {
+        id: s.id,
+        name: s.name(),
+        owner: s.owner.clone(),
+        profile: s.profile.clone(),
+        command: s.command.clone(),
+        created: s.created.clone(),
+        state: if exit.is_some() { "ended".into() } else { "running".into() },
+        exit_status: exit,
+        age_seconds: s.age().as_secs(),
+        idle_seconds: s.idle().as_secs(),
+        viewers: s.viewer_count(),
+        recording: s.recording_id(),
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewSessionIn {
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    pub name: Option<String>,
+    /// argv; empty: the profile's command.
+    pub command: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub cols: Option<u16>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub rows: Option<u16>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputIn {
+    /// Text to type, as UTF-8 (control characters included).
+    #[schema(max_length = 16384)]
+    pub data: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeIn {
+    #[schema(minimum = 1, maximum = 1000)]
+    pub cols: u16,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub rows: u16,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingOut {
+    pub id: String,
+    pub session: i64,
+    pub user: String,
+    pub profile: String,
+    pub command: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub exit_status: Option<i64>,
+    pub state: String,
+    pub bytes: i64,
+    pub key_id: String,
+    pub hold: bool,
+}
+
+fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
+    RecordingOut {
+        id: r.id,
+        session: r.session,
+        user: r.user,
+        profile: r.profile,
+        command: r.command,
+        started: r.started,
+        ended: r.ended,
+        exit_status: r.exit_status,
+        state: r.state,
+        bytes: r.bytes,
+        key_id: r.key_id,
+        hold: r.hold,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyOut {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// Text that appeared on screen.
+    pub q: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HitOut {
+    pub recording: String,
+    pub user: String,
+    /// Seconds from the recording's start.
+    pub at: f64,
+    pub line: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// asciicast-v2 (default), asciicast-v3 or raw.
+    pub format: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// At most this many of the latest events (default 100, at most 10000).
+    pub limit: Option<u32>,
+    /// Only events whose JSON contains this text.
+    pub q: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserOut {
+    pub name: String,
+    pub role: String,
+    pub locked: bool,
+    pub created: String,
+    pub keys: usize,
+    pub password: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LockOut {
+    pub user: String,
+    pub locked: bool,
+    pub sessions_ended: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileOut {
+    pub name: String,
+}
+
+fn parse_id(id: &str) -> Result<u64> {
+    id.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}")))
+}
+
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = HealthOut)))]
+async fn health() -> Json<HealthOut> {
+    Json(HealthOut { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginIn,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn login(
+    State(api): State<Api>,
+    peer: axum::Extension<Peer>,
+    rid: axum::Extension<RequestId>,
+    Body(body): Body<LoginIn>,
+) -> Result<Json<TokenPair>> {
+    let svc = &api.svc;
+    if !svc.config.password_login {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "password logins are off here; get a token with `ssh HOST token`"));
+    }
+    let now = super::tokens::now();
+    let subjects = [format!("user:{}", body.user), format!("addr:{}", peer.0 .0)];
+    let locked_out = subjects.iter().any(|s| svc.store.recent_failures(s, now).unwrap_or(0) >= crate::auth::password::MAX_FAILURES);
+    let hash = if locked_out { None } else { svc.store.password(&body.user).ok().flatten() };
+    let ok = match hash {
+        Some(h) => {
+            let _permit = api.hashing.acquire().await;
+            let pw = body.password.clone();
+            tokio::task::spawn_blocking(move || crate::auth::password::verify(&h, &pw)).await.unwrap_or(false)
+        }
+        None => false,
+    };
+    let user = svc.store.user(&body.user).ok().flatten();
+    match user {
+        Some(u) if ok && !u.locked => {
+            let pair = api.tokens.pair(&svc.store, &u.name, None).map_err(|e| ApiError::from(crate::service::Error::Failed(e)))?;
+            let _ = svc.audit.record(
+                AuditEvent::new("login", u.name)
+                    .with("method", "api password")
+                    .with("address", peer.0 .0.clone())
+                    .with("request", rid.0 .0.clone()),
+            );
+            Ok(Json(pair))
+        }
+        _ => {
+            if !locked_out {
+                let _ = svc.store.record_failure(&subjects, now);
+            }
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            let why = if locked_out { "locked out after repeated failures" } else { "wrong user or password" };
+            let _ = svc.audit.record(
+                AuditEvent::new("login.failed", body.user.clone())
+                    .with("method", "api password")
+                    .with("why", why)
+                    .with("address", peer.0 .0.clone())
+                    .with("request", rid.0 .0.clone()),
+            );
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user or password, or too many failures: wait 15 minutes"))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshIn,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn refresh(
+    State(api): State<Api>,
+    peer: axum::Extension<Peer>,
+    rid: axum::Extension<RequestId>,
+    Body(body): Body<RefreshIn>,
+) -> Result<Json<TokenPair>> {
+    let svc = &api.svc;
+    match api.tokens.refresh(&svc.store, &body.refresh_token) {
+        Ok((user, pair)) => match svc.principal(&user, &peer.0 .0) {
+            Ok(_) => Ok(Json(pair)),
+            Err(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the user cannot log in")),
+        },
+        Err(RefreshError::Reused { user, family }) => {
+            let _ = svc.audit.record(
+                AuditEvent::new("token.reuse", user)
+                    .with("family", family)
+                    .with("address", peer.0 .0.clone())
+                    .with("request", rid.0 .0.clone())
+                    .with("action", "family revoked"),
+            );
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "this refresh token was already used: every token of its login is now revoked"))
+        }
+        Err(RefreshError::Invalid) => {
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid, expired or revoked refresh token"))
+        }
+        Err(RefreshError::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn logout(State(api): State<Api>, auth: Auth, Body(body): Body<LogoutIn>) -> Result<StatusCode> {
+    let svc = &api.svc;
+    svc.store.revoke_jti(&auth.claims.jti, auth.claims.exp).map_err(|e| ApiError::from(crate::service::Error::Failed(e.to_string())))?;
+    if let Some(r) = body.refresh_token {
+        if let Ok(crate::store::Refresh::Valid { family, .. } | crate::store::Refresh::Reused { family, .. }) =
+            svc.store.use_refresh(&super::tokens::hash(&r), super::tokens::now())
+        {
+            let _ = svc.store.revoke_family(&family);
+        }
+    }
+    let _ = svc.audit.record(auth.p.stamp(AuditEvent::new("logout", auth.p.user.clone())));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/sessions", security(("bearer" = [])),
+    responses((status = 200, body = [SessionOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn sessions(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<SessionOut>>> {
+    Ok(Json(api.svc.sessions(&auth.p)?.iter().map(|s| session_out(s)).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/sessions", request_body = NewSessionIn, security(("bearer" = [])),
+    responses((status = 201, body = SessionOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn create(State(api): State<Api>, auth: Auth, Body(body): Body<NewSessionIn>) -> Result<(StatusCode, Json<SessionOut>)> {
+    let (cols, rows) = (body.cols.unwrap_or(80), body.rows.unwrap_or(24));
+    if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "cols and rows must be between 1 and 1000"));
+    }
+    let req = NewSession {
+        profile: body.profile,
+        workspace: body.workspace,
+        name: body.name.unwrap_or_default(),
+        command: body.command.unwrap_or_default(),
+        cols,
+        rows,
+        term: "xterm-256color".into(),
+    };
+    let s = api.svc.create_session(&auth.p, req)?;
+    Ok((StatusCode::CREATED, Json(session_out(&s))))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = SessionOut), (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn session(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<SessionOut>> {
+    let s = api.svc.session_info(&auth.p, parse_id(&id)?)?;
+    Ok(Json(session_out(&s)))
+}
+
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn end(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode> {
+    api.svc.end_session(&auth.p, parse_id(&id)?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/input", params(("id" = String, Path)), request_body = InputIn, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn input(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<InputIn>) -> Result<StatusCode> {
+    if body.data.len() > 16384 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "at most 16384 bytes of input per call"));
+    }
+    api.svc.input(&auth.p, parse_id(&id)?, body.data.as_bytes())?;
+    api.metrics.bytes_in.fetch_add(body.data.len() as u64, Ordering::Relaxed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/resize", params(("id" = String, Path)), request_body = ResizeIn, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn resize(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<ResizeIn>) -> Result<StatusCode> {
+    api.svc.resize(&auth.p, parse_id(&id)?, body.cols, body.rows)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Attach (`writer`) or observe over a WebSocket: binary frames carry the terminal's bytes
+/// both ways; text frames carry JSON control (`{"type":"resize","cols":C,"rows":R}` from the
+/// client, `{"type":"exit","status":N}` from the host at the end).
+async fn ws(api: Api, auth: Auth, id: String, upgrade: WebSocketUpgrade, writer: bool) -> Result<Response> {
+    let (session, viewer) = api.svc.attach(&auth.p, parse_id(&id)?, writer)?;
+    api.metrics.attaches.fetch_add(1, Ordering::Relaxed);
+    Ok(upgrade.on_upgrade(move |socket| pump(api, auth, session, viewer, socket, writer)))
+}
+
+async fn pump(
+    api: Api,
+    auth: Auth,
+    s: std::sync::Arc<Session>,
+    v: std::sync::Arc<crate::sessions::Viewer>,
+    mut socket: WebSocket,
+    writer: bool,
+) {
+    loop {
+        let out = v.drain();
+        if !out.is_empty() {
+            api.metrics.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+            if socket.send(Message::Binary(out.into())).await.is_err() {
+                break;
+            }
+        }
+        if let Some(code) = s.exit_status() {
+            let rest = v.drain();
+            if !rest.is_empty() {
+                let _ = socket.send(Message::Binary(rest.into())).await;
+            }
+            let _ = socket.send(Message::Text(serde_json::json!({"type": "exit", "status": code}).to_string().into())).await;
+            let _ = socket.send(Message::Close(None)).await;
+            break;
+        }
+        tokio::select! {
+            _ = v.notify.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            m = socket.recv() => match m {
+                Some(Ok(Message::Binary(b))) if writer => {
+                    api.metrics.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    let _ = s.input(&b);
+                }
+                Some(Ok(Message::Text(t))) if writer => {
+                    let c: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                    if c["type"] == "resize" {
+                        let (cols, rows) = (c["cols"].as_u64().unwrap_or(0), c["rows"].as_u64().unwrap_or(0));
+                        if (1..=1000).contains(&cols) && (1..=1000).contains(&rows) {
+                            s.resize(cols as u16, rows as u16);
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            }
+        }
+    }
+    api.svc.detach(&auth.p, &s, &v);
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/attach", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 101, description = "WebSocket: binary frames are terminal bytes; text frames JSON control"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn attach(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    upgrade: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
+    ws(api, auth, id, upgrade, true).await
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/observe", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 101, description = "WebSocket, read-only"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn observe(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    upgrade: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
+    ws(api, auth, id, upgrade, false).await
+}
+
+#[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
+    responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
+    Ok(Json(api.svc.recordings(&auth.p)?.into_iter().map(recording_out).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
+    responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn search(State(api): State<Api>, auth: Auth, Query(q): Query<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
+    let hits = api.svc.search(&auth.p, &q.q)?;
+    Ok(Json(hits.into_iter().map(|h| HitOut { recording: h.recording, user: h.user, at: h.at, line: h.line }).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = RecordingOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<RecordingOut>> {
+    Ok(Json(recording_out(api.svc.recording(&auth.p, &id)?)))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<VerifyOut>> {
+    Ok(Json(match api.svc.verify_recording(&auth.p, &id)? {
+        Ok(d) => VerifyOut { ok: true, detail: d },
+        Err(d) => VerifyOut { ok: false, detail: d },
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
+    responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or raw bytes", content_type = "application/octet-stream"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Query(q): Query<ExportQuery>) -> Result<Response> {
+    let fmt = q.format.unwrap_or_else(|| "asciicast-v2".into());
+    let (r, bytes) = api.svc.export(&auth.p, &id, &fmt, "api")?;
+    api.metrics.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let (ctype, ext) = if fmt == "raw" { ("application/octet-stream", "raw") } else { ("application/x-asciicast", "cast") };
+    // Streamed in chunks: a long recording does not wait in one write.
+    let chunks: Vec<std::result::Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+    let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+    Ok((
+        [(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", r.id))],
+        body,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = [Object]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn audit(State(api): State<Api>, auth: Auth, Query(q): Query<AuditQuery>) -> Result<Json<Vec<serde_json::Value>>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10000) as usize;
+    let mut events = api.svc.audit_events(&auth.p, if q.q.is_some() { 100_000 } else { limit })?;
+    if let Some(text) = q.q.filter(|t| !t.is_empty()) {
+        events.retain(|e| e.to_string().contains(&text));
+    }
+    events.truncate(limit);
+    Ok(Json(events))
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", security(("bearer" = [])),
+    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn audit_verify(State(api): State<Api>, auth: Auth) -> Result<Json<VerifyOut>> {
+    Ok(Json(match api.svc.audit_verify(&auth.p)? {
+        Ok(n) => VerifyOut { ok: true, detail: format!("{n} events, chain intact") },
+        Err(e) => VerifyOut { ok: false, detail: format!("broken at {e}") },
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/users", security(("bearer" = [])),
+    responses((status = 200, body = [UserOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn users(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<UserOut>>> {
+    Ok(Json(
+        api.svc
+            .users(&auth.p)?
+            .into_iter()
+            .map(|u| UserOut {
+                name: u.user.name,
+                role: u.user.role.name().into(),
+                locked: u.user.locked,
+                created: u.user.created,
+                keys: u.keys,
+                password: u.password,
+            })
+            .collect(),
+    ))
+}
+
+async fn set_lock(api: Api, auth: Auth, name: String, locked: bool) -> Result<Json<LockOut>> {
+    let ended = api.svc.set_locked(&auth.p, &name, locked)?;
+    Ok(Json(LockOut { user: name, locked, sessions_ended: ended }))
+}
+
+#[utoipa::path(post, path = "/v1/users/{name}/lock", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = LockOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn lock(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<LockOut>> {
+    set_lock(api, auth, name, true).await
+}
+
+#[utoipa::path(post, path = "/v1/users/{name}/unlock", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = LockOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn unlock(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<LockOut>> {
+    set_lock(api, auth, name, false).await
+}
+
+#[utoipa::path(post, path = "/v1/users/{name}/revoke", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn revoke(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode> {
+    api.svc.store.existing(&name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    api.svc.revoke_tokens(&auth.p, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/profiles", security(("bearer" = [])),
+    responses((status = 200, body = [ProfileOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn profiles(State(api): State<Api>, auth: Auth) -> Json<Vec<ProfileOut>> {
+    Json(api.svc.profiles(&auth.p).into_iter().map(|name| ProfileOut { name }).collect())
+}
+
+/// Prometheus metrics, for admins and auditors.
+#[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
+    if !crate::auth::allowed(auth.p.role, crate::auth::Action::ReadAudit) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("a {} may not read metrics", auth.p.role)));
+    }
+    let m = &api.metrics;
+    let sessions = api.svc.hub.list().len();
+    let mut out = String::new();
+    for (name, help, kind, v) in [
+        ("cordon_sessions", "Sessions running.", "gauge", sessions as u64),
+        ("cordon_api_requests_total", "API requests.", "counter", m.requests.load(Ordering::Relaxed)),
+        ("cordon_api_attaches_total", "WebSocket attaches and observes.", "counter", m.attaches.load(Ordering::Relaxed)),
+        ("cordon_api_bytes_out_total", "Terminal and export bytes sent by the API.", "counter", m.bytes_out.load(Ordering::Relaxed)),
+        ("cordon_api_bytes_in_total", "Terminal bytes received by the API.", "counter", m.bytes_in.load(Ordering::Relaxed)),
+        ("cordon_auth_failures_total", "Refused logins and tokens.", "counter", m.auth_failures.load(Ordering::Relaxed)),
+        ("cordon_api_rate_limited_total", "Requests answered 429.", "counter", m.rate_limited.load(Ordering::Relaxed)),
+        ("cordon_recording_errors_total", "Failed recording writes.", "counter", crate::record::ERRORS.load(Ordering::Relaxed)),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cordon API", version = "1", description = "Sessions, recordings, audit and users of a cordon host. Bearer JWTs from /v1/auth/login, `ssh HOST token`, or `cordon token issue`."),
+    paths(health, login, refresh, logout, sessions, create, session, end, input, resize, attach, observe, recordings, search, recording, verify_recording, export, audit, audit_verify, users, lock, unlock, revoke, profiles, metrics),
+    modifiers(&Bearer)
+)]
+struct Doc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers above.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    Doc::openapi()
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+pub fn router(_api: Api) -> Router<Api> {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/sessions", get(sessions).post(create))
+        .route("/v1/sessions/{id}", get(session).delete(end))
+        .route("/v1/sessions/{id}/input", post(input))
+        .route("/v1/sessions/{id}/resize", post(resize))
+        .route("/v1/sessions/{id}/attach", get(attach))
+        .route("/v1/sessions/{id}/observe", get(observe))
+        .route("/v1/recordings", get(recordings))
+        .route("/v1/recordings/search", get(search))
+        .route("/v1/recordings/{id}", get(recording))
+        .route("/v1/recordings/{id}/verify", get(verify_recording))
+        .route("/v1/recordings/{id}/export", get(export))
+        .route("/v1/audit", get(audit))
+        .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/users", get(users))
+        .route("/v1/users/{name}/lock", post(lock))
+        .route("/v1/users/{name}/unlock", post(unlock))
+        .route("/v1/users/{name}/revoke", post(revoke))
+        .route("/v1/profiles", get(profiles))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see /v1/openapi.json)") })
+}

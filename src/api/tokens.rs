@@ -1,0 +1,233 @@
+//! API tokens. Access tokens are JWTs signed with Ed25519 (EdDSA) by default, or HS256 with a
+//! 256-bit key where the operator chooses it; the algorithm is pinned, so a token naming any
+//! other (`none`, HS256 against an Ed25519 key, ...) is refused. `iss`, `aud`, `exp`, `nbf`,
+//! `sub` and `jti` are required; access tokens live an hour. Refresh tokens are opaque, live
+//! 30 days, are stored only as hashes, rotate on every use, and a second use of one revokes
+//! its whole family. Revocation (logout, a lock, an admin's revoke) is checked on every
+//! request. Signing keys rotate without logging anyone out: old keys verify until their
+//! tokens have expired.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::KeyPair;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::paths::DataDir;
+use crate::secrets::{hex, random_bytes, write_private};
+use crate::store::{Refresh, Store};
+
+pub const ISSUER: &str = "cordon";
+pub const AUDIENCE: &str = "cordon-api";
+pub const ACCESS_SECONDS: i64 = 3600;
+pub const REFRESH_SECONDS: i64 = 30 * 86400;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+}
+
+/// A pair as the login answers it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always "Bearer".
+    pub token_type: &'static str,
+    /// Seconds the access token is valid.
+    pub expires_in: i64,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+struct SigningKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// The signing keys (by key id) and which one signs.
+pub struct Tokens {
+    algorithm: Algorithm,
+    keys: BTreeMap<String, SigningKey>,
+    current: String,
+    dir: PathBuf,
+}
+
+fn key_dir(data: &DataDir) -> PathBuf {
+    data.root.join("keys").join("api")
+}
+
+fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, String> {
+    let bytes = match algorithm {
+        Algorithm::EdDSA => {
+            let rng = ring::rand::SystemRandom::new();
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| "generating an Ed25519 key failed")?.as_ref().to_vec()
+        }
+        _ => random_bytes(32).map_err(|e| format!("generating a key: {e}"))?,
+    };
+    let kid = hex(&Sha256::digest(&bytes)[..6]);
+    let ext = if algorithm == Algorithm::EdDSA { "ed25519" } else { "hs256" };
+    write_private(&dir.join(format!("{kid}.{ext}")), &bytes)?;
+    std::fs::write(dir.join(format!("current.{ext}")), &kid).map_err(|e| format!("writing the current key id: {e}"))?;
+    Ok(kid)
+}
+
+impl Tokens {
+    /// Loads the keys of `algorithm` ("eddsa" or "hs256"), making the first on first use.
+    pub fn open(data: &DataDir, algorithm: &str) -> Result<Tokens, String> {
+        let algorithm = match algorithm {
+            "eddsa" => Algorithm::EdDSA,
+            "hs256" => Algorithm::HS256,
+            other => return Err(format!("api.signing: \"{other}\" is not a signing algorithm (eddsa, hs256)")),
+        };
+        let dir = key_dir(data);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let ext = if algorithm == Algorithm::EdDSA { "ed25519" } else { "hs256" };
+        let current = match std::fs::read_to_string(dir.join(format!("current.{ext}"))) {
+            Ok(kid) => kid.trim().to_string(),
+            Err(_) => new_key_file(&dir, algorithm)?,
+        };
+        let mut keys = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?.flatten() {
+            let path = entry.path();
+            let (Some(kid), Some(e)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str())) else {
+                continue;
+            };
+            if e != ext || kid == "current" {
+                continue;
+            }
+            let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+            }
+            let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let key = match algorithm {
+                Algorithm::EdDSA => {
+                    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes)
+                        .map_err(|_| format!("{}: not an Ed25519 key", path.display()))?;
+                    SigningKey {
+                        encoding: EncodingKey::from_ed_der(&bytes),
+                        decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+                    }
+                }
+                _ if bytes.len() == 32 => {
+                    SigningKey { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) }
+                }
+                _ => return Err(format!("{}: an HS256 key is 32 bytes", path.display())),
+            };
+            keys.insert(kid.to_string(), key);
+        }
+        if !keys.contains_key(&current) {
+            return Err(format!("the current API signing key {current} is missing from {}", dir.display()));
+        }
+        Ok(Tokens { algorithm, keys, current, dir })
+    }
+
+    /// Starts signing with a new key; tokens signed with the old ones stay valid until they expire.
+    pub fn rotate(data: &DataDir, algorithm: &str) -> Result<String, String> {
+        let t = Tokens::open(data, algorithm)?;
+        new_key_file(&t.dir, t.algorithm)
+    }
+
+    /// A new access token for `user`, and its claims.
+    pub fn access(&self, user: &str) -> Result<(String, Claims), String> {
+        let now = now();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: user.into(),
+            exp: now + ACCESS_SECONDS,
+            nbf: now,
+            iat: now,
+            jti: hex(&random_bytes(16).map_err(|e| e.to_string())?),
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.current.clone());
+        let key = &self.keys[&self.current].encoding;
+        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| format!("signing a token: {e}"))?;
+        Ok((token, claims))
+    }
+
+    /// A new pair: an access token and a refresh token in `family` (a new family if None).
+    pub fn pair(&self, store: &Store, user: &str, family: Option<&str>) -> Result<TokenPair, String> {
+        let (access_token, _) = self.access(user)?;
+        let refresh = format!("cr_{}", hex(&random_bytes(32).map_err(|e| e.to_string())?));
+        let family = match family {
+            Some(f) => f.to_string(),
+            None => hex(&random_bytes(16).map_err(|e| e.to_string())?),
+        };
+        store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS).map_err(|e| e.to_string())?;
+        Ok(TokenPair { access_token, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_SECONDS })
+    }
+
+    /// Checks an access token: signature with the key its `kid` names, the pinned algorithm,
+    /// issuer, audience, times, and that it was not revoked. Returns its claims.
+    pub fn verify(&self, store: &Store, token: &str) -> Result<Claims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_string())?;
+        if header.alg != self.algorithm {
+            return Err(format!("tokens here are signed with {:?}, not {:?}", self.algorithm, header.alg));
+        }
+        let key = header.kid.as_deref().and_then(|k| self.keys.get(k)).ok_or("unknown signing key")?;
+        let mut v = Validation::new(self.algorithm);
+        v.set_issuer(&[ISSUER]);
+        v.set_audience(&[AUDIENCE]);
+        v.set_required_spec_claims(&["iss", "aud", "sub", "exp", "nbf"]);
+        v.validate_nbf = true;
+        v.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet".to_string(),
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer | jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                "the token was not issued for this API".to_string()
+            }
+            _ => "invalid token".to_string(),
+        })?;
+        let c = data.claims;
+        if c.jti.len() < 16 {
+            return Err("the token has no id".into());
+        }
+        if store.is_revoked(&c.jti).map_err(|e| e.to_string())? {
+            return Err("the token was revoked".into());
+        }
+        if c.iat < store.token_cutoff(&c.sub).map_err(|e| e.to_string())? {
+            return Err("the token was revoked".into());
+        }
+        Ok(c)
+    }
+
+    /// Trades a refresh token for a new pair. A reused one revokes its family.
+    pub fn refresh(&self, store: &Store, refresh: &str) -> Result<(String, TokenPair), RefreshError> {
+        match store.use_refresh(&hash(refresh), now()).map_err(|e| RefreshError::Failed(e.to_string()))? {
+            Refresh::Valid { user, family } => {
+                let pair = self.pair(store, &user, Some(&family)).map_err(RefreshError::Failed)?;
+                Ok((user, pair))
+            }
+            Refresh::Reused { user, family } => Err(RefreshError::Reused { user, family }),
+            Refresh::Invalid => Err(RefreshError::Invalid),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum RefreshError {
+    Invalid,
+    Reused { user: String, family: String },
+    Failed(String),
+}
+
+/// How refresh tokens are stored: never the token itself.
+pub fn hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}

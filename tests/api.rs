@@ -1,0 +1,376 @@
+//! The HTTP API driven with a real HTTP client (curl) and a WebSocket client against
+//! `cordon serve`: each endpoint's allow and deny per role, every JWT attack, rate limits,
+//! a WebSocket attach that types and reads.
+
+mod hosting;
+
+use hosting::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::process::Command;
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+fn http(h: &Host, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-i", "-X", method, &format!("http://127.0.0.1:{}{path}", h.api)]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply { status, headers: head.to_lowercase(), body: body.to_string() }
+}
+
+fn token(h: &Host, user: &str) -> (String, String) {
+    let out = h.cordon(&["token", "issue", user]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    (v["access_token"].as_str().unwrap().to_string(), v["refresh_token"].as_str().unwrap().to_string())
+}
+
+fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
+    let r = http(h, "POST", "/v1/sessions", Some(t), Some(json!({ "command": command })));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_u64().unwrap()
+}
+
+#[test]
+fn every_endpoint_allows_and_denies_by_role() {
+    let h = Host::start();
+    for (u, role) in [("ada", "admin"), ("dev", "developer"), ("bob", "developer"), ("aud", "auditor"), ("vic", "viewer")] {
+        h.user(u, role);
+    }
+    let t = |u: &str| token(&h, u).0;
+    let (ada, dev, bob, aud, vic) = (t("ada"), t("dev"), t("bob"), t("aud"), t("vic"));
+    let mine = new_session(&h, &dev, &["sh", "-c", "echo api-$((40+2)); sleep 60"]);
+    let bobs = new_session(&h, &bob, &["sleep", "60"]);
+
+    // Sessions: who may start, see, type, end.
+    for (who, code) in [(&aud, 403), (&vic, 403)] {
+        assert_eq!(http(&h, "POST", "/v1/sessions", Some(who), Some(json!({}))).status, code);
+    }
+    let listed = http(&h, "GET", "/v1/sessions", Some(&dev), None).json();
+    assert_eq!(listed.as_array().map(|a| a.len()), Some(1), "a developer sees only their own: {listed}");
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&aud), None).json().as_array().map(|a| a.len()), Some(2));
+    assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 404);
+    assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&vic), None).status, 200);
+    let typed = json!({ "data": "x" });
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{bobs}/input"), Some(&dev), Some(typed.clone())).status, 403);
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&aud), Some(typed.clone())).status, 403);
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&dev), Some(typed)).status, 204);
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 100, "rows": 30}))).status, 204);
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 0, "rows": 30}))).status, 400);
+    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&ada), None).status, 204);
+    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{mine}"), Some(&dev), None).status, 204);
+    wait_until("both sessions end", || http(&h, "GET", "/v1/sessions", Some(&ada), None).json().as_array().is_some_and(|a| a.is_empty()));
+
+    // Recordings: auditors and admins read all, developers their own, viewers none.
+    let recs = http(&h, "GET", "/v1/recordings", Some(&aud), None).json();
+    assert_eq!(recs.as_array().map(|a| a.len()), Some(2), "{recs}");
+    let bob_rec = recs.as_array().unwrap().iter().find(|r| r["user"] == "bob").unwrap()["id"].as_str().unwrap().to_string();
+    let dev_rec = recs.as_array().unwrap().iter().find(|r| r["user"] == "dev").unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(http(&h, "GET", "/v1/recordings", Some(&dev), None).json().as_array().map(|a| a.len()), Some(1));
+    assert_eq!(http(&h, "GET", "/v1/recordings", Some(&vic), None).json().as_array().map(|a| a.len()), Some(0));
+    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}"), Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}/export"), Some(&dev), None).status, 403);
+    let cast = http(&h, "GET", &format!("/v1/recordings/{dev_rec}/export"), Some(&dev), None);
+    assert_eq!(cast.status, 200);
+    assert!(cast.body.contains("api-42") && cast.headers.contains("application/x-asciicast"), "{}", cast.body);
+    let v = http(&h, "GET", &format!("/v1/recordings/{dev_rec}/verify"), Some(&aud), None).json();
+    assert_eq!(v["ok"], true, "{v}");
+    let hits = http(&h, "GET", "/v1/recordings/search?q=api-42", Some(&aud), None).json();
+    assert_eq!(hits.as_array().map(|a| a.len()), Some(1), "{hits}");
+    assert_eq!(http(&h, "GET", "/v1/recordings/search?q=", Some(&aud), None).status, 400);
+
+    // Audit, users, metrics.
+    assert_eq!(http(&h, "GET", "/v1/audit?limit=5", Some(&aud), None).json().as_array().map(|a| a.len()), Some(5));
+    assert_eq!(http(&h, "GET", "/v1/audit", Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "GET", "/v1/audit/verify", Some(&aud), None).json()["ok"], true);
+    assert_eq!(http(&h, "GET", "/v1/users", Some(&ada), None).json().as_array().map(|a| a.len()), Some(5));
+    for who in [&dev, &aud, &vic] {
+        assert_eq!(http(&h, "GET", "/v1/users", Some(who), None).status, 403);
+        assert_eq!(http(&h, "POST", "/v1/users/bob/lock", Some(who), None).status, 403);
+    }
+    assert_eq!(http(&h, "GET", "/metrics", Some(&dev), None).status, 403);
+    let m = http(&h, "GET", "/metrics", Some(&aud), None);
+    assert!(m.body.contains("cordon_sessions 0") && m.body.contains("cordon_auth_failures_total"), "{}", m.body);
+    assert_eq!(
+        http(&h, "GET", "/v1/profiles", Some(&dev), None).json().as_array().map(|a| a.iter().any(|p| p["name"] == "claude")),
+        Some(true)
+    );
+
+    // Every refusal is audited with its request id.
+    let log = h.audit_log();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("\"event\":\"refused\"")).collect();
+    assert!(refused.len() >= 8 && refused.iter().all(|l| l.contains("\"request\":")), "{refused:?}");
+    assert!(log.contains("\"session.create\"") && log.contains("\"request\":"), "mutations carry the request id");
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    let (dev, _) = token(&h, "dev");
+    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"cols": "wide"})));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].is_string());
+    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"bogus": 1})));
+    assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
+    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"profile": "base"})));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let big = json!({ "data": "x".repeat(100_000) });
+    assert_eq!(http(&h, "POST", "/v1/sessions/1/input", Some(&dev), Some(big)).status, 413);
+    assert_eq!(http(&h, "GET", "/v1/sessions/not-a-number", Some(&dev), None).status, 404);
+    assert_eq!(http(&h, "GET", "/v1/nothing", Some(&dev), None).status, 404);
+    let r = http(&h, "GET", "/v1/health", None, None);
+    assert_eq!(r.status, 200);
+    for header in
+        ["x-request-id:", "x-content-type-options: nosniff", "x-frame-options: deny", "content-security-policy:", "cache-control: no-store"]
+    {
+        assert!(r.headers.contains(header), "{header} missing: {}", r.headers);
+    }
+    assert!(!r.headers.contains("access-control-allow-origin"), "CORS is off by default");
+    let doc = http(&h, "GET", "/v1/openapi.json", None, None).json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{doc}");
+    assert!(doc["paths"]["/v1/sessions/{id}/attach"].is_object());
+}
+
+/// The signing key, read from the data directory (the tests run as root, like the host).
+fn server_key(h: &Host) -> (String, EncodingKey) {
+    let dir = h.state().join("keys/api");
+    let kid = std::fs::read_to_string(dir.join("current.ed25519")).unwrap().trim().to_string();
+    let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
+    (kid, EncodingKey::from_ed_der(&der))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"iss": "cordon", "aud": "cordon-api", "sub": sub, "exp": now() + 600, "nbf": now() - 10, "iat": now() - 10, "jti": "0123456789abcdef0123456789abcdef"})
+}
+
+fn sign(kid: &str, key: &EncodingKey, c: &Value) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, c, key).unwrap()
+}
+
+fn b64(v: &[u8]) -> String {
+    use std::fmt::Write;
+    // base64url without padding, by hand (no extra dependency).
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s = String::new();
+    for chunk in v.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            let _ = s.write_char(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    s
+}
+
+#[test]
+fn every_jwt_attack_is_refused() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    h.user("ada", "admin");
+    let (kid, key) = server_key(&h);
+    let ok = |t: &str| http(&h, "GET", "/v1/sessions", Some(t), None).status;
+    assert_eq!(ok(&sign(&kid, &key, &claims("dev"))), 200, "a well-formed token signed with the host's key works");
+
+    let mut attacks: Vec<(&str, String)> = Vec::new();
+    let body = b64(claims("ada").to_string().as_bytes());
+    attacks.push(("alg none", format!("{}.{body}.", b64(br#"{"alg":"none","typ":"JWT"}"#))));
+    attacks.push(("alg none, kid", format!("{}.{body}.", b64(format!(r#"{{"alg":"none","kid":"{kid}"}}"#).as_bytes()))));
+    // HS256 keyed with the Ed25519 public key (the classic confusion), and with the key id.
+    let dir = h.state().join("keys/api");
+    let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
+    let public = der[der.len() - 32..].to_vec();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(kid.clone());
+    attacks.push(("HS256 with the public key", jsonwebtoken::encode(&hs, &claims("ada"), &EncodingKey::from_secret(&public)).unwrap()));
+    // Another Ed25519 key under the host's key id.
+    let rng = ring::rand::SystemRandom::new();
+    let other = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    attacks.push(("wrong key", sign(&kid, &EncodingKey::from_ed_der(other.as_ref()), &claims("ada"))));
+    let with = |k: &str, v: Value| {
+        let mut c = claims("dev");
+        c[k] = v;
+        sign(&kid, &key, &c)
+    };
+    attacks.push(("expired", with("exp", json!(now() - 60))));
+    attacks.push(("not yet valid", with("nbf", json!(now() + 600))));
+    attacks.push(("wrong issuer", with("iss", json!("someone-else"))));
+    attacks.push(("wrong audience", with("aud", json!("another-api"))));
+    let mut no_jti = claims("dev");
+    no_jti.as_object_mut().unwrap().remove("jti");
+    attacks.push(("no jti", sign(&kid, &key, &no_jti)));
+    let mut no_exp = claims("dev");
+    no_exp.as_object_mut().unwrap().remove("exp");
+    attacks.push(("no exp", sign(&kid, &key, &no_exp)));
+    // A real token with its payload changed to another user.
+    let (real, refresh) = token(&h, "dev");
+    let parts: Vec<&str> = real.split('.').collect();
+    attacks.push(("tampered payload", format!("{}.{body}.{}", parts[0], parts[2])));
+    attacks.push(("unknown user", sign(&kid, &key, &claims("mallory"))));
+    attacks.push(("garbage", "not.a.token".into()));
+    for (name, t) in &attacks {
+        let r = http(&h, "GET", "/v1/sessions", Some(t), None);
+        assert_eq!(r.status, 401, "{name} was accepted: {}", r.body);
+        assert!(r.headers.contains("www-authenticate: bearer"), "{name}");
+    }
+
+    // Logout revokes the access token at once.
+    assert_eq!(ok(&real), 200);
+    assert_eq!(http(&h, "POST", "/v1/auth/logout", Some(&real), Some(json!({}))).status, 204);
+    assert_eq!(ok(&real), 401, "a logged-out token is refused");
+
+    // A refresh token rotates; using an old one again revokes the whole family.
+    let first = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let next = first.json()["refresh_token"].as_str().unwrap().to_string();
+    let reuse = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    assert_eq!(reuse.status, 401, "{}", reuse.body);
+    let after = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": next})));
+    assert_eq!(after.status, 401, "the family is revoked after reuse: {}", after.body);
+    assert!(h.audit_log().contains("\"token.reuse\""));
+
+    // Locking a user revokes their tokens and ends their sessions.
+    let (dev, _) = token(&h, "dev");
+    let (ada, _) = token(&h, "ada");
+    new_session(&h, &dev, &["sleep", "60"]);
+    let locked = http(&h, "POST", "/v1/users/dev/lock", Some(&ada), None);
+    assert_eq!((locked.status, locked.json()["sessions_ended"].as_u64()), (200, Some(1)), "{}", locked.body);
+    assert_eq!(ok(&dev), 401, "a locked user's token is refused at once");
+    wait_until("the locked user's session ends", || {
+        http(&h, "GET", "/v1/sessions", Some(&ada), None).json().as_array().is_some_and(|a| a.is_empty())
+    });
+    assert_eq!(http(&h, "POST", "/v1/users/ada/lock", Some(&ada), None).status, 400, "no locking yourself out");
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after() {
+    let h = Host::start_with("[api]\nrate_limit = 15\nlogin_rate_limit = 3");
+    h.user("dev", "developer");
+    let (dev, _) = token(&h, "dev");
+    let codes: Vec<u16> = (0..20).map(|_| http(&h, "GET", "/v1/sessions", Some(&dev), None).status).collect();
+    assert!(codes[..15].iter().all(|&c| c == 200), "{codes:?}");
+    let limited = http(&h, "GET", "/v1/sessions", Some(&dev), None);
+    assert_eq!(limited.status, 429);
+    let retry = limited.headers.lines().find_map(|l| l.strip_prefix("retry-after: ")).and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{}", limited.headers);
+    // Logins are limited more strictly, per address.
+    let logins: Vec<u16> =
+        (0..5).map(|_| http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "nope"}))).status).collect();
+    assert_eq!(logins.last(), Some(&429), "{logins:?}");
+    assert!(h.audit_log().contains("\"api.rate_limited\""));
+}
+
+#[test]
+fn password_login_issues_tokens_and_wrong_passwords_are_refused() {
+    let h = Host::start_with("password_login = true");
+    h.user("dev", "developer");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+    c.arg("--data-dir")
+        .arg(h.state())
+        .args(["user", "passwd", "dev"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"correct horse battery staple 9\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let bad = http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "wrong"})));
+    assert_eq!(bad.status, 401);
+    let good = http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "correct horse battery staple 9"})));
+    assert_eq!(good.status, 200, "{}", good.body);
+    let t = good.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&t), None).status, 200);
+    let log = h.audit_log();
+    assert!(log.contains("\"login.failed\"") && !log.contains("correct horse"), "failures audited, passwords never");
+}
+
+#[test]
+fn a_websocket_attach_types_and_reads() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    h.user("aud", "auditor");
+    let (dev, _) = token(&h, "dev");
+    let (aud, _) = token(&h, "aud");
+    let id = new_session(&h, &dev, &["cat"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+        let connect = |path: String, t: String| async move {
+            let mut req = format!("ws://127.0.0.1:{}{path}", h.api).into_client_request().unwrap();
+            req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            tokio_tungstenite::connect_async(req).await
+        };
+        let (mut ws, _) = connect(format!("/v1/sessions/{id}/attach"), dev.clone()).await.expect("attach");
+        let (mut watch, _) = connect(format!("/v1/sessions/{id}/observe"), aud.clone()).await.expect("observe");
+        assert!(connect(format!("/v1/sessions/{id}/attach"), aud.clone()).await.is_err(), "an auditor may not attach");
+        ws.send(Message::Text(json!({"type": "resize", "cols": 120, "rows": 40}).to_string().into())).await.unwrap();
+        ws.send(Message::Binary(b"hello-ws\r".to_vec().into())).await.unwrap();
+        watch.send(Message::Binary(b"from-auditor\r".to_vec().into())).await.unwrap();
+        // cat echoes the line (terminal echo, then cat's copy).
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut ws, "hello-ws"))
+            .await
+            .expect("the attach reads its echo");
+        assert!(!seen.contains("from-auditor"), "an observer's frames are not typed: {seen}");
+        let watched = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut watch, "hello-ws"))
+            .await
+            .expect("the observer sees it");
+        assert!(watched.contains("hello-ws"));
+        ws.send(Message::Binary(vec![4].into())).await.unwrap();
+        let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    return t.to_string();
+                }
+            }
+            String::new()
+        })
+        .await
+        .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&end).unwrap(), json!({"type": "exit", "status": 0}));
+    });
+    assert!(h.audit_log().contains("\"session.observe\""));
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads binary frames until `text` has appeared twice (a terminal echo, then cat's copy).
+async fn read_until(ws: &mut Ws, text: &str) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = Vec::new();
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Binary(b) = m {
+            seen.extend_from_slice(&b);
+            if String::from_utf8_lossy(&seen).matches(text).count() >= 2 {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
