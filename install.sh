@@ -39,6 +39,8 @@ have curl || packages+=(curl ca-certificates)
 have ssh || packages+=(openssh-client)
 have tmux || packages+=(tmux)
 have asciinema || packages+=(asciinema)
+# python3-venv: a virtualenv for schemathesis (the API's property tests).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
   if have apt-get; then
     sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
@@ -48,6 +50,15 @@ if [ ${#packages[@]} -gt 0 ]; then
   else
     say "please install: ${packages[*]} (no apt-get here)"
   fi
+fi
+
+# schemathesis from PyPI, in a virtualenv of its own (tests/api.rs runs it against the live
+# OpenAPI document).
+venv="$HOME/.cache/cordon/venv"
+if [ ! -x "$venv/bin/st" ]; then
+  say "installing schemathesis into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check schemathesis
 fi
 
 # The Rust toolchain, with rustfmt and clippy for .ci/run.

@@ -161,6 +161,9 @@ impl Service {
         let name: String = req.name.chars().filter(|c| !c.is_control()).take(64).collect();
         let profile = req.profile.unwrap_or_else(|| self.config.default_profile.clone());
         self.config.profile_allowed(p.role, &profile).map_err(Error::Forbidden)?;
+        if !self.profiles(p).contains(&profile) {
+            return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
+        }
         let workspace = self.config.workspace(&p.user, req.workspace.as_deref()).map_err(Error::Invalid)?;
         let spec = Spec {
             owner: p.user.clone(),

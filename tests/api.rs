@@ -374,3 +374,34 @@ async fn read_until(ws: &mut Ws, text: &str) -> String {
     }
     String::from_utf8_lossy(&seen).into_owned()
 }
+
+/// schemathesis, as install.sh installs it.
+fn schemathesis() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let st = home.join(".cache/cordon/venv/bin/st");
+    assert!(st.exists(), "schemathesis is missing at {}: run ./install.sh (or ./install.sh --deps-only)", st.display());
+    st
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let h = Host::start_with("[api]\nrate_limit = 100000\nlogin_rate_limit = 100000");
+    h.user("ada", "admin");
+    let (ada, _) = token(&h, "ada");
+    let out = Command::new(schemathesis())
+        .args(["run", &format!("http://127.0.0.1:{}/v1/openapi.json", h.api)])
+        .args(["-H", &format!("Authorization: Bearer {ada}")])
+        .args(["-c", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        // Logging out and revoking one's own tokens would end the run's authority; both are
+        // tested above.
+        .args(["--exclude-path", "/v1/auth/logout", "--exclude-path", "/v1/users/{name}/revoke"])
+        .args(["-n", "25", "--seed", "1", "--no-color"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(" passed"),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

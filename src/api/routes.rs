@@ -40,6 +40,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> 
     }
 }
 
+/// Query parameters whose rejections are clear JSON 400s.
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Q<T>> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Q(v)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ErrorOut {
     pub error: String,
@@ -238,7 +251,7 @@ async fn health() -> Json<HealthOut> {
 }
 
 #[utoipa::path(post, path = "/v1/auth/login", request_body = LoginIn,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn login(
     State(api): State<Api>,
     peer: axum::Extension<Peer>,
@@ -292,7 +305,7 @@ async fn login(
 }
 
 #[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshIn,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn refresh(
     State(api): State<Api>,
     peer: axum::Extension<Peer>,
@@ -325,7 +338,7 @@ async fn refresh(
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn logout(State(api): State<Api>, auth: Auth, Body(body): Body<LogoutIn>) -> Result<StatusCode> {
     let svc = &api.svc;
     svc.store.revoke_jti(&auth.claims.jti, auth.claims.exp).map_err(|e| ApiError::from(crate::service::Error::Failed(e.to_string())))?;
@@ -347,7 +360,7 @@ async fn sessions(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<Session
 }
 
 #[utoipa::path(post, path = "/v1/sessions", request_body = NewSessionIn, security(("bearer" = [])),
-    responses((status = 201, body = SessionOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 201, body = SessionOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn create(State(api): State<Api>, auth: Auth, Body(body): Body<NewSessionIn>) -> Result<(StatusCode, Json<SessionOut>)> {
     let (cols, rows) = (body.cols.unwrap_or(80), body.rows.unwrap_or(24));
     if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
@@ -381,7 +394,7 @@ async fn end(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Resu
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/input", params(("id" = String, Path)), request_body = InputIn, security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn input(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<InputIn>) -> Result<StatusCode> {
     if body.data.len() > 16384 {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "at most 16384 bytes of input per call"));
@@ -392,7 +405,7 @@ async fn input(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/resize", params(("id" = String, Path)), request_body = ResizeIn, security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn resize(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<ResizeIn>) -> Result<StatusCode> {
     api.svc.resize(&auth.p, parse_id(&id)?, body.cols, body.rows)?;
     Ok(StatusCode::NO_CONTENT)
@@ -489,7 +502,7 @@ async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<Recor
 
 #[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn search(State(api): State<Api>, auth: Auth, Query(q): Query<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
+async fn search(State(api): State<Api>, auth: Auth, Q(q): Q<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
     let hits = api.svc.search(&auth.p, &q.q)?;
     Ok(Json(hits.into_iter().map(|h| HitOut { recording: h.recording, user: h.user, at: h.at, line: h.line }).collect()))
 }
@@ -510,8 +523,8 @@ async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<Str
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
-    responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or raw bytes", content_type = "application/octet-stream"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Query(q): Query<ExportQuery>) -> Result<Response> {
+    responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or, with format=raw, its exact output bytes", content(("application/x-asciicast"), ("application/octet-stream"))), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Q(q): Q<ExportQuery>) -> Result<Response> {
     let fmt = q.format.unwrap_or_else(|| "asciicast-v2".into());
     let (r, bytes) = api.svc.export(&auth.p, &id, &fmt, "api")?;
     api.metrics.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -527,8 +540,8 @@ async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Quer
 }
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, body = [Object]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn audit(State(api): State<Api>, auth: Auth, Query(q): Query<AuditQuery>) -> Result<Json<Vec<serde_json::Value>>> {
+    responses((status = 200, body = [Object]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn audit(State(api): State<Api>, auth: Auth, Q(q): Q<AuditQuery>) -> Result<Json<Vec<serde_json::Value>>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10000) as usize;
     let mut events = api.svc.audit_events(&auth.p, if q.q.is_some() { 100_000 } else { limit })?;
     if let Some(text) = q.q.filter(|t| !t.is_empty()) {
