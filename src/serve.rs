@@ -59,7 +59,6 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     let shared = Arc::new(Shared {
         store: store.clone(),
         audit: audit.clone(),
-        hub: hub.clone(),
         config: config.clone(),
         service: service.clone(),
         hashing: tokio::sync::Semaphore::new(2),

@@ -64,6 +64,25 @@ pub struct NewSession {
     pub term: String,
 }
 
+/// A command for the runner: confined, without a terminal, within a time limit and an
+/// output cap.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub argv: Vec<String>,
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    /// At most the configured runner timeout.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub exit_status: i32,
+    /// "timeout", "output cap", "client gone", or None.
+    pub ended_by: Option<&'static str>,
+}
+
 /// A line of a recording that matched a search.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -118,6 +137,12 @@ impl Service {
         }
     }
 
+    /// A refusal, audited.
+    fn refuse(&self, p: &Principal, what: &str, why: String) -> Error {
+        self.record(p.stamp(AuditEvent::new("refused", p.user.clone())).with("what", what.to_string()).with("why", why.clone()));
+        Error::Forbidden(why)
+    }
+
     /// The permission check: a refusal is audited and returned.
     fn check(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce() -> String) -> Result<()> {
         if allowed(p.role, action) {
@@ -160,11 +185,11 @@ impl Service {
         }
         let name: String = req.name.chars().filter(|c| !c.is_control()).take(64).collect();
         let profile = req.profile.unwrap_or_else(|| self.config.default_profile.clone());
-        self.config.profile_allowed(p.role, &profile).map_err(Error::Forbidden)?;
+        self.config.profile_allowed(p.role, &profile).map_err(|e| self.refuse(p, "new", e))?;
         if !self.profiles(p).contains(&profile) {
             return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
         }
-        let workspace = self.config.workspace(&p.user, req.workspace.as_deref()).map_err(Error::Invalid)?;
+        let workspace = self.config.workspace(&p.user, req.workspace.as_deref()).map_err(|e| self.refuse(p, "new", e))?;
         let spec = Spec {
             owner: p.user.clone(),
             name,
@@ -291,6 +316,106 @@ impl Service {
         self.store.revoke_user_tokens(user, crate::api::tokens::now()).map_err(|e| Error::Failed(e.to_string()))?;
         self.record(p.stamp(AuditEvent::new("token.revoke", p.user.clone())).with("user", user.to_string()));
         Ok(())
+    }
+
+    /// Checks a run request and resolves its profile and workspace (the cheap part, before
+    /// a face commits to running it).
+    pub fn prepare_run(&self, p: &Principal, req: &RunRequest) -> Result<(String, std::path::PathBuf)> {
+        self.check(p, Action::RunCommand, "run", || format!("a {} may not run commands", p.role))?;
+        if req.argv.is_empty() {
+            return Err(Error::Invalid("run needs a command".into()));
+        }
+        let profile = req.profile.clone().unwrap_or_else(|| self.config.default_profile.clone());
+        self.config.profile_allowed(p.role, &profile).map_err(|e| self.refuse(p, "run", e))?;
+        let workspace = self.config.workspace(&p.user, req.workspace.as_deref()).map_err(|e| self.refuse(p, "run", e))?;
+        Ok((profile, workspace))
+    }
+
+    /// Runs a command confined, without a terminal (blocking: call it off the async
+    /// workers). `sink(stream, bytes)` gets stdout (0) and stderr (1) as they come and says
+    /// whether the caller still listens. The time limit and output cap end the command.
+    pub fn run(&self, p: &Principal, req: RunRequest, sink: &mut dyn FnMut(u32, Vec<u8>) -> bool) -> Result<RunOutcome> {
+        use std::io::Read;
+        let (profile, workspace) = self.prepare_run(p, &req)?;
+        let started = std::time::Instant::now();
+        let limit = req.timeout.unwrap_or(self.config.run_timeout).min(self.config.run_timeout);
+        let outcome = (|| -> std::result::Result<RunOutcome, String> {
+            std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
+            let mut cmd = self.hub.sandbox_command(&profile, &workspace, &req.argv, "dumb");
+            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let mut child = self.hub.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
+            let pid = child.id() as i32;
+            let (tx, rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
+            for (stream, pipe) in [
+                (0u32, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+                (1, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            ] {
+                let Some(mut pipe) = pipe else { continue };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 32 << 10];
+                    while let Ok(n) = pipe.read(&mut buf) {
+                        if n == 0 || tx.send((stream, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let deadline = started + limit;
+            let mut total: u64 = 0;
+            let mut stop: Option<&'static str> = None;
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                    Ok((stream, bytes)) => {
+                        total += bytes.len() as u64;
+                        if total > self.config.run_output_cap {
+                            stop = Some("output cap");
+                            break;
+                        }
+                        if !sink(stream, bytes) {
+                            stop = Some("client gone");
+                            break;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        stop = Some("timeout");
+                        break;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if stop.is_some() {
+                // SAFETY: the runner's own process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let status = child.wait().map_err(|e| e.to_string())?;
+            let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+            Ok(RunOutcome { exit_status: if stop == Some("timeout") { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
+        })();
+        let (code, ended_by) = match &outcome {
+            Ok(o) => (o.exit_status, o.ended_by.unwrap_or("")),
+            Err(_) => (sandbox::EXIT_REFUSED, "error"),
+        };
+        let mut ev = p
+            .stamp(AuditEvent::new("run", p.user.clone()))
+            .with("argv", req.argv.join(" "))
+            .with("profile", profile)
+            .with("exit_status", code)
+            .with("seconds", started.elapsed().as_secs_f64());
+        if !ended_by.is_empty() {
+            ev = ev.with("ended_by", ended_by);
+        }
+        self.record(ev);
+        outcome.map_err(Error::Failed)
     }
 
     /// Renames a session: as changing it, the right to attach.

@@ -99,6 +99,19 @@ fn every_endpoint_allows_and_denies_by_role() {
     assert_eq!(hits.as_array().map(|a| a.len()), Some(1), "{hits}");
     assert_eq!(http(&h, "GET", "/v1/recordings/search?q=", Some(&aud), None).status, 400);
 
+    // The runner: output and exit status; auditors may not run.
+    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["sh", "-c", "echo out-$((1+1)); echo err >&2; exit 3"]})));
+    assert_eq!(
+        (r.status, r.json()["stdout"].as_str(), r.json()["stderr"].as_str(), r.json()["exit_status"].as_i64()),
+        (200, Some("out-2\n"), Some("err\n"), Some(3)),
+        "{}",
+        r.body
+    );
+    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["sleep", "30"], "timeout": 1})));
+    assert_eq!((r.json()["exit_status"].as_i64(), r.json()["ended_by"].as_str()), (Some(124), Some("timeout")), "{}", r.body);
+    assert_eq!(http(&h, "POST", "/v1/run", Some(&aud), Some(json!({"argv": ["true"]}))).status, 403);
+    assert_eq!(http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": []}))).status, 400);
+
     // Audit, users, metrics.
     assert_eq!(http(&h, "GET", "/v1/audit?limit=5", Some(&aud), None).json().as_array().map(|a| a.len()), Some(5));
     assert_eq!(http(&h, "GET", "/v1/audit", Some(&dev), None).status, 403);
@@ -385,7 +398,8 @@ fn schemathesis() -> std::path::PathBuf {
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
-    let h = Host::start_with("[api]\nrate_limit = 100000\nlogin_rate_limit = 100000");
+    // The runner's limit keeps whatever the fuzzer runs short.
+    let h = Host::start_with("[api]\nrate_limit = 100000\nlogin_rate_limit = 100000\n[runner]\ntimeout = \"5s\"");
     h.user("ada", "admin");
     let (ada, _) = token(&h, "ada");
     let out = Command::new(schemathesis())

@@ -151,6 +151,29 @@ pub struct ResizeIn {
     pub rows: u16,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunIn {
+    /// The command and its arguments.
+    #[schema(min_items = 1)]
+    pub argv: Vec<String>,
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    /// Seconds; at most the host's runner timeout (the default).
+    #[schema(minimum = 1)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunOut {
+    /// Standard output and error as UTF-8 (invalid bytes replaced).
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_status: i32,
+    /// "timeout" or "output cap" when the host ended the command.
+    pub ended_by: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RecordingOut {
     pub id: String,
@@ -494,6 +517,44 @@ async fn observe(
     ws(api, auth, id, upgrade, false).await
 }
 
+#[utoipa::path(post, path = "/v1/run", request_body = RunIn, security(("bearer" = [])),
+    responses((status = 200, body = RunOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Result<Json<RunOut>> {
+    if body.timeout == Some(0) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "timeout must be at least 1 second"));
+    }
+    let req = crate::service::RunRequest {
+        argv: body.argv,
+        profile: body.profile,
+        workspace: body.workspace,
+        timeout: body.timeout.map(std::time::Duration::from_secs),
+    };
+    api.svc.prepare_run(&auth.p, &req)?;
+    let svc = api.svc.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let result = svc.run(&auth.p, req, &mut |stream, bytes| {
+            if stream == 0 {
+                out.extend(bytes)
+            } else {
+                err.extend(bytes)
+            }
+            true
+        });
+        result.map(|o| (o, out, err))
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::service::Error::Failed(e.to_string())))??;
+    let (o, out, err) = outcome;
+    api.metrics.bytes_out.fetch_add((out.len() + err.len()) as u64, Ordering::Relaxed);
+    Ok(Json(RunOut {
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+        exit_status: o.exit_status,
+        ended_by: o.ended_by.map(str::to_string),
+    }))
+}
+
 #[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
     responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
@@ -638,7 +699,7 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "cordon API", version = "1", description = "Sessions, recordings, audit and users of a cordon host. Bearer JWTs from /v1/auth/login, `ssh HOST token`, or `cordon token issue`."),
-    paths(health, login, refresh, logout, sessions, create, session, end, input, resize, attach, observe, recordings, search, recording, verify_recording, export, audit, audit_verify, users, lock, unlock, revoke, profiles, metrics),
+    paths(health, login, refresh, logout, sessions, create, session, end, input, resize, attach, observe, run, recordings, search, recording, verify_recording, export, audit, audit_verify, users, lock, unlock, revoke, profiles, metrics),
     modifiers(&Bearer)
 )]
 struct Doc;
@@ -679,6 +740,7 @@ pub fn router(_api: Api) -> Router<Api> {
         .route("/v1/sessions/{id}/resize", post(resize))
         .route("/v1/sessions/{id}/attach", get(attach))
         .route("/v1/sessions/{id}/observe", get(observe))
+        .route("/v1/run", post(run))
         .route("/v1/recordings", get(recordings))
         .route("/v1/recordings/search", get(search))
         .route("/v1/recordings/{id}", get(recording))

@@ -2,14 +2,10 @@
 //! kill, run.
 
 use super::Conn;
-use crate::audit::AuditEvent;
-use crate::auth::{allowed, Action};
-use crate::service::NewSession;
+use crate::service::{NewSession, RunRequest};
 use russh::server::Session as SshSession;
 use russh::ChannelId;
-use std::io::Read;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const USAGE: &str =
     "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token";
@@ -195,21 +191,12 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
             }
         }
         "run" => {
-            if !allowed(user.role, Action::RunCommand) {
-                return conn.refuse(channel, session, "run", &format!("a {} may not run commands", user.role.name()));
+            let req =
+                RunRequest { argv: args.rest.clone(), profile: args.profile.clone(), workspace: args.workspace.clone(), timeout: None };
+            if let Err(e) = conn.shared.service.prepare_run(&principal, &req) {
+                return conn.refused(channel, session, &e);
             }
-            if args.rest.is_empty() {
-                return conn.finish(channel, session, "", "cordon: run needs a command: run [--profile P] -- CMD...\n", 2);
-            }
-            let profile = args.profile.clone().unwrap_or_else(|| conn.shared.config.default_profile.clone());
-            if let Err(e) = conn.shared.config.profile_allowed(user.role, &profile) {
-                return conn.refuse(channel, session, "run", &e);
-            }
-            let workspace = match conn.shared.config.workspace(&user.name, args.workspace.as_deref()) {
-                Ok(w) => w,
-                Err(e) => return conn.refuse(channel, session, "run", &e),
-            };
-            run(conn, channel, session, &user.name, profile, workspace, args.rest.clone());
+            run(conn, channel, session, principal, req);
             Ok(())
         }
         other => conn.finish(channel, session, "", &format!("cordon: unknown command \"{other}\"; commands: {USAGE}\n"), 2),
@@ -217,132 +204,38 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
 }
 
 /// `run`: the command confined, without a terminal; stdout, stderr and the exit status go
-/// back through the channel, within the runner's time limit and output cap.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    conn: &Conn,
-    channel: ChannelId,
-    session: &mut SshSession,
-    user: &str,
-    profile: String,
-    workspace: std::path::PathBuf,
-    argv: Vec<String>,
-) {
-    let shared = conn.shared.clone();
+/// back through the channel as they come, within the runner's time limit and output cap.
+fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, principal: crate::service::Principal, req: RunRequest) {
+    let svc = conn.shared.service.clone();
     let handle = session.handle();
-    let peer = conn.peer.clone();
-    let user = user.to_string();
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let outcome = (|| -> Result<(i32, &'static str), String> {
-            std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
-            let mut cmd = shared.hub.sandbox_command(&profile, &workspace, &argv, "dumb");
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-            let mut child = shared.hub.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
-            let pid = child.id() as i32;
-            let (tx, rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
-            for (ext, pipe) in [
-                (0u32, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-                (1, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-            ] {
-                let Some(mut pipe) = pipe else { continue };
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 32 << 10];
-                    while let Ok(n) = pipe.read(&mut buf) {
-                        if n == 0 || tx.send((ext, buf[..n].to_vec())).is_err() {
-                            break;
-                        }
+        let mut sink = |stream: u32, bytes: Vec<u8>| {
+            let sent =
+                if stream == 0 { rt.block_on(handle.data(channel, bytes)) } else { rt.block_on(handle.extended_data(channel, 1, bytes)) };
+            sent.is_ok()
+        };
+        let code = match svc.run(&principal, req, &mut sink) {
+            Ok(o) => {
+                let note = match o.ended_by {
+                    Some("timeout") => {
+                        format!("cordon: the runner's time limit ({} s) ended the command\n", svc.config.run_timeout.as_secs())
                     }
-                });
-            }
-            drop(tx);
-            let deadline = started + shared.config.run_timeout;
-            let mut total: u64 = 0;
-            let mut stop: Option<&'static str> = None;
-            loop {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(wait) {
-                    Ok((ext, bytes)) => {
-                        total += bytes.len() as u64;
-                        if total > shared.config.run_output_cap {
-                            stop = Some("output cap");
-                            break;
-                        }
-                        let sent = if ext == 0 {
-                            rt.block_on(handle.data(channel, bytes))
-                        } else {
-                            rt.block_on(handle.extended_data(channel, 1, bytes))
-                        };
-                        if sent.is_err() {
-                            stop = Some("client gone");
-                            break;
-                        }
+                    Some("output cap") => {
+                        format!("\ncordon: output passed the cap of {} bytes; the command was killed\n", svc.config.run_output_cap)
                     }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        stop = Some("timeout");
-                        break;
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    _ => String::new(),
+                };
+                if !note.is_empty() {
+                    let _ = rt.block_on(handle.extended_data(channel, 1, note.into_bytes()));
                 }
+                o.exit_status
             }
-            if stop.is_some() {
-                // SAFETY: the runner's own process group.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            let status = child.wait().map_err(|e| e.to_string())?;
-            let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
-            Ok(match stop {
-                Some("timeout") => (sandbox::EXIT_TIMEOUT, "timeout"),
-                Some("output cap") => (code, "output cap"),
-                _ => (code, ""),
-            })
-        })();
-        let (code, note) = match outcome {
-            Ok((code, "timeout")) => {
-                let _ = rt.block_on(handle.extended_data(
-                    channel,
-                    1,
-                    format!("cordon: the runner's time limit ({} s) ended the command\n", shared.config.run_timeout.as_secs()).into_bytes(),
-                ));
-                (code, "timeout")
-            }
-            Ok((code, "output cap")) => {
-                let _ = rt.block_on(
-                    handle.extended_data(
-                        channel,
-                        1,
-                        format!("\ncordon: output passed the cap of {} bytes; the command was killed\n", shared.config.run_output_cap)
-                            .into_bytes(),
-                    ),
-                );
-                (code, "output cap")
-            }
-            Ok((code, note)) => (code, note),
             Err(e) => {
                 let _ = rt.block_on(handle.extended_data(channel, 1, format!("cordon: {e}\n").into_bytes()));
-                (sandbox::EXIT_REFUSED, "error")
+                sandbox::EXIT_REFUSED
             }
         };
-        let mut ev = AuditEvent::new("run", user.clone())
-            .with("argv", argv.join(" "))
-            .with("profile", profile.clone())
-            .with("exit_status", code)
-            .with("address", peer)
-            .with("seconds", started.elapsed().as_secs_f64());
-        if !note.is_empty() {
-            ev = ev.with("ended_by", note);
-        }
-        let _ = shared.audit.record(ev);
         rt.block_on(async {
             let _ = handle.exit_status_request(channel, code as u32).await;
             let _ = handle.eof(channel).await;

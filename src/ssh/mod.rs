@@ -8,7 +8,7 @@ pub use commands::split_words;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
-use crate::sessions::{Hub, Session, Viewer};
+use crate::sessions::{Session, Viewer};
 use crate::store::{Store, User};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, Pty};
@@ -19,7 +19,6 @@ use std::sync::Arc;
 pub struct Shared {
     pub store: Arc<Store>,
     pub audit: Arc<AuditLog>,
-    pub hub: Arc<Hub>,
     pub config: Config,
     /// What every face calls: the permission checks and audit events live there.
     pub service: Arc<crate::service::Service>,
