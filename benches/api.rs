@@ -1,0 +1,200 @@
+//! The HTTP API in one run, on loopback:
+//! - requests per second of `GET /v1/sessions` with a valid token (keep-alive connections,
+//!   several in parallel; every request verifies the JWT and reads the store),
+//! - session output through a WebSocket attach against an SSH attach (OpenSSH `ssh -tt`) of
+//!   the same command, both timed from the first byte to the end.
+//!
+//! Run with `benches/api.sh`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OUTPUT: usize = 256 << 20;
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = env!("CARGO_BIN_EXE_cordon");
+    let key = tmp.path().join("id");
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
+    let (ssh_port, api_port) = (free_port(), free_port());
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("cordon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nlisten = \"127.0.0.1:{api_port}\"\nrate_limit = 100000000\n[ssh]\nlisten = \"127.0.0.1:{ssh_port}\"\n[sessions]\nworkspace_root = \"{}\"\n",
+            tmp.path().join("ws").display()
+        ),
+    )
+    .expect("config");
+    run(Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
+        .stdout(Stdio::null()));
+    let mut serve = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve");
+    wait_port(api_port);
+    let out =
+        Command::new(exe).arg("--data-dir").arg(&data).args(["token", "issue", "bench", "--config"]).arg(&config).output().expect("token");
+    let token =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
+    for _ in 0..3 {
+        request(api_port, &token, "POST", "/v1/sessions", r#"{"command":["sleep","600"]}"#);
+    }
+
+    println!("HTTP API benchmarks, loopback\n");
+    for conns in [1, 4] {
+        let rps = requests_per_second(api_port, &token, conns, Duration::from_secs(5));
+        println!("GET /v1/sessions (3 sessions), {conns} keep-alive connection(s): {rps:.0} requests/s");
+    }
+
+    let ws = websocket_attach(api_port, &token);
+    let ssh = ssh_attach(ssh_port, &key);
+    let mib = OUTPUT as f64 / 1048576.0;
+    println!("\nattach throughput, {mib:.0} MiB of session output, first byte to end:");
+    println!("  SSH attach (ssh -tt ... new)     {:>7.1} MiB/s ({:.1} MiB delivered)", mib / ssh.0, ssh.1 as f64 / 1048576.0);
+    println!("  WebSocket attach (/v1/.../attach) {:>7.1} MiB/s ({:.1} MiB delivered)", mib / ws.0, ws.1 as f64 / 1048576.0);
+    println!("  WebSocket / SSH: {:.2}", ssh.0 / ws.0);
+    println!("(a viewer more than 1 MiB behind is resynced from the screen: fewer bytes may arrive, by design)");
+
+    // SAFETY: SIGTERM to our own child, which ends every session.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+}
+
+fn run(c: &mut Command) {
+    assert!(c.status().map(|s| s.success()).unwrap_or(false), "{c:?} failed");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+fn wait_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request on a keep-alive connection; returns the status and body.
+fn exchange(r: &mut BufReader<std::net::TcpStream>, token: &str, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    r.get_mut().write_all(req.as_bytes()).expect("send");
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status");
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut out = vec![0u8; len];
+    r.read_exact(&mut out).expect("body");
+    (status, out)
+}
+
+fn request(port: u16, token: &str, method: &str, path: &str, body: &str) -> Vec<u8> {
+    let mut r = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let (status, out) = exchange(&mut r, token, method, path, body);
+    assert!(status < 300, "{method} {path}: {status} {}", String::from_utf8_lossy(&out));
+    out
+}
+
+fn requests_per_second(port: u16, token: &str, conns: usize, time: Duration) -> f64 {
+    let start = Instant::now();
+    let workers: Vec<_> = (0..conns)
+        .map(|_| {
+            let token = token.to_string();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+                r.get_ref().set_nodelay(true).ok();
+                let mut n = 0u64;
+                while start.elapsed() < time {
+                    let (status, _) = exchange(&mut r, &token, "GET", "/v1/sessions", "");
+                    assert_eq!(status, 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Seconds from the first byte to the end, and the bytes delivered.
+fn websocket_attach(port: u16, token: &str) -> (f64, usize) {
+    let body = format!(r#"{{"command":["sh","-c","sleep 1; head -c {OUTPUT} /dev/zero"]}}"#);
+    let created: serde_json::Value = serde_json::from_slice(&request(port, token, "POST", "/v1/sessions", &body)).expect("json");
+    let id = created["id"].as_u64().expect("id");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+        let mut req = format!("ws://127.0.0.1:{port}/v1/sessions/{id}/attach").into_client_request().expect("request");
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("attach");
+        // The first frame is the (empty) screen; output starts a second later.
+        let mut first: Option<Instant> = None;
+        let mut total = 0usize;
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Binary(b) if b.len() > 64 || first.is_some() => {
+                    first.get_or_insert_with(Instant::now);
+                    total += b.len();
+                }
+                Message::Text(_) => break,
+                _ => {}
+            }
+        }
+        (first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN), total)
+    })
+}
+
+fn ssh_attach(port: u16, key: &std::path::Path) -> (f64, usize) {
+    let mut child = Command::new("ssh")
+        .args(["-tt", "-i"])
+        .arg(key)
+        .args(["-p", &port.to_string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "BatchMode=yes", "bench@127.0.0.1", "new", "--", "sh", "-c"])
+        .arg(format!("'sleep 1; head -c {OUTPUT} /dev/zero'"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ssh");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; 256 << 10];
+    let mut first: Option<Instant> = None;
+    let mut total = 0usize;
+    while let Ok(n) = out.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        if n > 64 || first.is_some() {
+            first.get_or_insert_with(Instant::now);
+            total += n;
+        }
+    }
+    let _ = child.wait();
+    (first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN), total)
+}
