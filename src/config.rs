@@ -42,6 +42,8 @@ pub struct Config {
     pub api_signing: String,
     pub api_rate: u32,
     pub api_login_rate: u32,
+    /// PEM certificate chain and key: the TCP listener speaks HTTPS.
+    pub api_tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -69,6 +71,8 @@ struct ApiFile {
     signing: Option<String>,
     rate_limit: Option<u32>,
     login_rate_limit: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -244,6 +248,11 @@ impl Config {
             },
             api_rate: file.api.rate_limit.unwrap_or(100).max(1),
             api_login_rate: file.api.login_rate_limit.unwrap_or(10).max(1),
+            api_tls: match (file.api.tls_cert, file.api.tls_key) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => return Err("api: tls_cert and tls_key go together".into()),
+            },
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,
         })

@@ -419,3 +419,32 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_api_speaks_tls_when_given_a_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "openssl (install.sh installs it)");
+    let h = Host::start_with(&format!("[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"", cert.display(), key.display()));
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{}/v1/health", h.api))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.starts_with("http/1.1 200") && text.contains("strict-transport-security: max-age="), "{text}");
+    let plain = http(&h, "GET", "/v1/health", None, None);
+    assert_ne!(plain.status, 200, "plain HTTP is not answered on a TLS port");
+    let bad = Command::new("curl").args(["-s", "-o", "/dev/null", &format!("https://127.0.0.1:{}/v1/health", h.api)]).status().unwrap();
+    assert!(!bad.success(), "an unknown certificate is not trusted by default");
+}

@@ -5,6 +5,7 @@
 //! internals.
 
 mod routes;
+mod tls;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -178,9 +179,9 @@ impl FromRequestParts<Api> for Auth {
 async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     api.metrics.requests.fetch_add(1, Ordering::Relaxed);
     let id = crate::secrets::random_bytes(8).map(|b| crate::secrets::hex(&b)).unwrap_or_default();
-    let peer = match req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(a)) => a.ip().to_string(),
-        None => "unix".to_string(),
+    let peer = match req.extensions().get::<ConnectInfo<Remote>>() {
+        Some(ConnectInfo(Remote(Some(a)))) => a.ip().to_string(),
+        _ => "unix".to_string(),
     };
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(Peer(peer.clone()));
@@ -216,6 +217,29 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     res
 }
 
+/// The peer of a connection: an address over TCP (plain or TLS), none over the unix socket.
+#[derive(Clone, Debug)]
+pub struct Remote(pub Option<SocketAddr>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Remote {
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Remote {
+        Remote(Some(*s.remote_addr()))
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for Remote {
+    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Remote {
+        Remote(Some(*s.remote_addr()))
+    }
+}
+
+/// Over TLS, browsers are told to keep to it.
+async fn hsts(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    res
+}
+
 /// Starts the API on the configured TCP address and unix socket.
 pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     let api = Api {
@@ -232,11 +256,24 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     let mut said = Vec::new();
     if let Some(addr) = &svc.config.api_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("api: listening on {addr}: {e}"))?;
-        said.push(format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone())));
-        let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone());
+        match &svc.config.api_tls {
+            Some((cert, key)) => {
+                let listener = tls::TlsListener::new(listener, tls::config(cert, key)?).map_err(|e| format!("api: {e}"))?;
+                said.push(format!("https://{local}"));
+                let app = app.clone().layer(axum::middleware::from_fn(hsts)).into_make_service_with_connect_info::<Remote>();
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+            }
+            None => {
+                said.push(format!("http://{local}"));
+                let app = app.clone().into_make_service_with_connect_info::<Remote>();
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+            }
+        }
     }
     if let Some(path) = &svc.config.api_socket {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
