@@ -448,3 +448,27 @@ fn the_api_speaks_tls_when_given_a_certificate() {
     let bad = Command::new("curl").args(["-s", "-o", "/dev/null", &format!("https://127.0.0.1:{}/v1/health", h.api)]).status().unwrap();
     assert!(!bad.success(), "an unknown certificate is not trusted by default");
 }
+
+/// The key id a token names.
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[test]
+fn rotating_the_signing_key_logs_nobody_out() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    let (before, refresh) = token(&h, "dev");
+    let out = h.cordon(&["token", "rotate"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let (after, _) = token(&h, "dev");
+    assert_ne!(kid(&before), kid(&after), "new tokens use the new key");
+    for t in [&before, &after] {
+        assert_eq!(http(&h, "GET", "/v1/sessions", Some(t), None).status, 200, "both keys verify");
+    }
+    // The running host signs with the new key too, without a restart.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(kid(next.json()["access_token"].as_str().unwrap()), kid(&after));
+}

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
@@ -58,13 +59,60 @@ struct SigningKey {
 /// The signing keys (by key id) and which one signs.
 pub struct Tokens {
     algorithm: Algorithm,
-    keys: BTreeMap<String, SigningKey>,
-    current: String,
+    /// Every key (by id) and the one that signs; reloaded from disk when a token names a
+    /// key not loaded yet or `current` changes, so a rotation needs no restart.
+    keys: std::sync::RwLock<(BTreeMap<String, Arc<SigningKey>>, String)>,
+    last_reload: std::sync::Mutex<std::time::Instant>,
     dir: PathBuf,
 }
 
 fn key_dir(data: &DataDir) -> PathBuf {
     data.root.join("keys").join("api")
+}
+
+fn ext(algorithm: Algorithm) -> &'static str {
+    if algorithm == Algorithm::EdDSA {
+        "ed25519"
+    } else {
+        "hs256"
+    }
+}
+
+/// Every key file of `algorithm` in `dir`, and the current key's id.
+fn load(dir: &Path, algorithm: Algorithm) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let ext = ext(algorithm);
+    let current = std::fs::read_to_string(dir.join(format!("current.{ext}")))
+        .map_err(|e| format!("reading the current API key id: {e}"))?
+        .trim()
+        .to_string();
+    let mut keys = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?.flatten() {
+        let path = entry.path();
+        let (Some(kid), Some(e)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str())) else { continue };
+        if e != ext || kid == "current" {
+            continue;
+        }
+        let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let key = match algorithm {
+            Algorithm::EdDSA => {
+                let pair =
+                    ring::signature::Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| format!("{}: not an Ed25519 key", path.display()))?;
+                SigningKey { encoding: EncodingKey::from_ed_der(&bytes), decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()) }
+            }
+            _ if bytes.len() == 32 => SigningKey { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) },
+            _ => return Err(format!("{}: an HS256 key is 32 bytes", path.display())),
+        };
+        keys.insert(kid.to_string(), Arc::new(key));
+    }
+    if !keys.contains_key(&current) {
+        return Err(format!("the current API signing key {current} is missing from {}", dir.display()));
+    }
+    Ok((keys, current))
 }
 
 fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, String> {
@@ -76,7 +124,7 @@ fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, String> {
         _ => random_bytes(32).map_err(|e| format!("generating a key: {e}"))?,
     };
     let kid = hex(&Sha256::digest(&bytes)[..6]);
-    let ext = if algorithm == Algorithm::EdDSA { "ed25519" } else { "hs256" };
+    let ext = ext(algorithm);
     write_private(&dir.join(format!("{kid}.{ext}")), &bytes)?;
     std::fs::write(dir.join(format!("current.{ext}")), &kid).map_err(|e| format!("writing the current key id: {e}"))?;
     Ok(kid)
@@ -94,48 +142,57 @@ impl Tokens {
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        let ext = if algorithm == Algorithm::EdDSA { "ed25519" } else { "hs256" };
-        let current = match std::fs::read_to_string(dir.join(format!("current.{ext}"))) {
-            Ok(kid) => kid.trim().to_string(),
-            Err(_) => new_key_file(&dir, algorithm)?,
-        };
-        let mut keys = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?.flatten() {
-            let path = entry.path();
-            let (Some(kid), Some(e)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str())) else {
-                continue;
-            };
-            if e != ext || kid == "current" {
-                continue;
-            }
-            let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            if mode & 0o077 != 0 {
-                return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
-            }
-            let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let key = match algorithm {
-                Algorithm::EdDSA => {
-                    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes)
-                        .map_err(|_| format!("{}: not an Ed25519 key", path.display()))?;
-                    SigningKey {
-                        encoding: EncodingKey::from_ed_der(&bytes),
-                        decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
-                    }
-                }
-                _ if bytes.len() == 32 => {
-                    SigningKey { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) }
-                }
-                _ => return Err(format!("{}: an HS256 key is 32 bytes", path.display())),
-            };
-            keys.insert(kid.to_string(), key);
+        if !dir.join(format!("current.{}", ext(algorithm))).exists() {
+            new_key_file(&dir, algorithm)?;
         }
-        if !keys.contains_key(&current) {
-            return Err(format!("the current API signing key {current} is missing from {}", dir.display()));
-        }
-        Ok(Tokens { algorithm, keys, current, dir })
+        let keys = load(&dir, algorithm)?;
+        Ok(Tokens {
+            algorithm,
+            keys: std::sync::RwLock::new(keys),
+            last_reload: std::sync::Mutex::new(std::time::Instant::now() - std::time::Duration::from_secs(2)),
+            dir,
+        })
     }
 
-    /// Starts signing with a new key; tokens signed with the old ones stay valid until they expire.
+    /// Reloads the keys from disk, at most once a second.
+    fn reload(&self) {
+        let mut last = self.last_reload.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        *last = std::time::Instant::now();
+        if let Ok(fresh) = load(&self.dir, self.algorithm) {
+            *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
+    }
+
+    /// The signing key now: `current` on disk (a rotation from the shell shows at once).
+    fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
+        let on_disk = std::fs::read_to_string(self.dir.join(format!("current.{}", ext(self.algorithm)))).ok().map(|s| s.trim().to_string());
+        let loaded = |t: &Tokens| {
+            let k = t.keys.read().unwrap_or_else(|e| e.into_inner());
+            (k.1.clone(), k.0.get(&k.1).cloned())
+        };
+        let (current, _) = loaded(self);
+        if on_disk.is_some_and(|d| d != current) {
+            self.reload();
+        }
+        match loaded(self) {
+            (kid, Some(key)) => Some((kid, key)),
+            _ => None,
+        }
+    }
+
+    fn verifier(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        let found = self.keys.read().unwrap_or_else(|e| e.into_inner()).0.get(kid).cloned();
+        found.or_else(|| {
+            self.reload();
+            self.keys.read().unwrap_or_else(|e| e.into_inner()).0.get(kid).cloned()
+        })
+    }
+
+    /// Starts signing with a new key; tokens signed with the old ones stay valid until they
+    /// expire. A running host picks it up by itself.
     pub fn rotate(data: &DataDir, algorithm: &str) -> Result<String, String> {
         let t = Tokens::open(data, algorithm)?;
         new_key_file(&t.dir, t.algorithm)
@@ -153,10 +210,10 @@ impl Tokens {
             iat: now,
             jti: hex(&random_bytes(16).map_err(|e| e.to_string())?),
         };
+        let (kid, key) = self.signer().ok_or("no API signing key")?;
         let mut header = Header::new(self.algorithm);
-        header.kid = Some(self.current.clone());
-        let key = &self.keys[&self.current].encoding;
-        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| format!("signing a token: {e}"))?;
+        header.kid = Some(kid);
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| format!("signing a token: {e}"))?;
         Ok((token, claims))
     }
 
@@ -179,7 +236,7 @@ impl Tokens {
         if header.alg != self.algorithm {
             return Err(format!("tokens here are signed with {:?}, not {:?}", self.algorithm, header.alg));
         }
-        let key = header.kid.as_deref().and_then(|k| self.keys.get(k)).ok_or("unknown signing key")?;
+        let key = header.kid.as_deref().and_then(|k| self.verifier(k)).ok_or("unknown signing key")?;
         let mut v = Validation::new(self.algorithm);
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
