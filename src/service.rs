@@ -277,6 +277,7 @@ impl Service {
             return Err(Error::Invalid("cols and rows must be between 1 and 1000".into()));
         }
         s.resize(cols, rows);
+        self.record(p.stamp(AuditEvent::new("session.resize", p.user.clone())).with("session", id).with("size", format!("{cols}x{rows}")));
         Ok(())
     }
 
@@ -306,6 +307,86 @@ impl Service {
         let pair = self.tokens.pair(&self.store, &p.user, None).map_err(Error::Failed)?;
         self.record(p.stamp(AuditEvent::new("token.issue", p.user.clone())).with("via", via.to_string()));
         Ok(pair)
+    }
+
+    /// Adds a user (admins).
+    pub fn add_user(&self, p: &Principal, name: &str, role: Role) -> Result<User> {
+        self.check(p, Action::ManageUsers, "user add", || format!("a {} may not manage users", p.role))?;
+        if self.store.user(name).map_err(|e| Error::Failed(e.to_string()))?.is_some() {
+            return Err(Error::Invalid(format!("there is already a user {name}")));
+        }
+        let u = self.store.add_user(name, role).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.record(p.stamp(AuditEvent::new("user.add", p.user.clone())).with("user", name.to_string()).with("role", role.name()));
+        Ok(u)
+    }
+
+    /// Whether changing `name` away from an active admin would leave none.
+    fn last_admin(&self, u: &User) -> bool {
+        u.role == Role::Admin && !u.locked && self.store.count_admins().unwrap_or(0) <= 1
+    }
+
+    /// Removes a user, their keys, tokens and sessions (admins; never the last admin).
+    pub fn remove_user(&self, p: &Principal, name: &str) -> Result<()> {
+        self.check(p, Action::ManageUsers, "user remove", || format!("a {} may not manage users", p.role))?;
+        let u = self.store.existing(name).map_err(|e| Error::NotFound(e.to_string()))?;
+        if self.last_admin(&u) {
+            return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
+        }
+        self.store.revoke_user_tokens(name, crate::api::tokens::now()).map_err(|e| Error::Failed(e.to_string()))?;
+        self.store.remove_user(name).map_err(|e| Error::Failed(e.to_string()))?;
+        for s in self.hub.list().into_iter().filter(|s| s.owner == name) {
+            s.kill();
+        }
+        self.record(p.stamp(AuditEvent::new("user.remove", p.user.clone())).with("user", name.to_string()));
+        Ok(())
+    }
+
+    /// Changes a user's role (admins; never the last admin away from admin). Takes effect on
+    /// their next request.
+    pub fn set_role(&self, p: &Principal, name: &str, role: Role) -> Result<()> {
+        self.check(p, Action::ManageUsers, "user role", || format!("a {} may not manage users", p.role))?;
+        let u = self.store.existing(name).map_err(|e| Error::NotFound(e.to_string()))?;
+        if role != Role::Admin && self.last_admin(&u) {
+            return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
+        }
+        self.store.set_role(name, role).map_err(|e| Error::Failed(e.to_string()))?;
+        self.record(
+            p.stamp(AuditEvent::new("user.role", p.user.clone()))
+                .with("user", name.to_string())
+                .with("from", u.role.name())
+                .with("to", role.name()),
+        );
+        Ok(())
+    }
+
+    /// A user's SSH keys (admins, or the user themselves).
+    pub fn keys(&self, p: &Principal, name: &str) -> Result<Vec<crate::store::Key>> {
+        if name != p.user {
+            self.check(p, Action::ManageUsers, "keys", || format!("a {} may not see another user's keys", p.role))?;
+        }
+        self.store.existing(name).map_err(|e| Error::NotFound(e.to_string()))?;
+        self.store.keys(name).map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// Adds an SSH key (an authorized_keys line) to a user (admins).
+    pub fn add_key(&self, p: &Principal, name: &str, line: &str) -> Result<crate::store::Key> {
+        self.check(p, Action::ManageUsers, "key add", || format!("a {} may not manage keys", p.role))?;
+        self.store.existing(name).map_err(|e| Error::NotFound(e.to_string()))?;
+        let (k, _) = self.store.add_key(name, line).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.record(
+            p.stamp(AuditEvent::new("key.add", p.user.clone())).with("user", name.to_string()).with("fingerprint", k.fingerprint.clone()),
+        );
+        Ok(k)
+    }
+
+    /// Removes a user's SSH key by fingerprint (admins).
+    pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> Result<()> {
+        self.check(p, Action::ManageUsers, "key remove", || format!("a {} may not manage keys", p.role))?;
+        let k = self.store.remove_key(name, fingerprint).map_err(|e| Error::NotFound(e.to_string()))?;
+        self.record(
+            p.stamp(AuditEvent::new("key.remove", p.user.clone())).with("user", name.to_string()).with("fingerprint", k.fingerprint),
+        );
+        Ok(())
     }
 
     /// Voids every token of `user` issued until now (admins; or anyone for themselves).

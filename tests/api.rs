@@ -121,6 +121,27 @@ fn every_endpoint_allows_and_denies_by_role() {
         assert_eq!(http(&h, "GET", "/v1/users", Some(who), None).status, 403);
         assert_eq!(http(&h, "POST", "/v1/users/bob/lock", Some(who), None).status, 403);
     }
+    // User management: admins only; never the last admin.
+    let made = http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "eve", "role": "viewer"})));
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(http(&h, "POST", "/v1/users", Some(&dev), Some(json!({"name": "mal", "role": "admin"}))).status, 403);
+    assert_eq!(http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "Bad Name", "role": "viewer"}))).status, 400);
+    assert_eq!(http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "zed", "role": "root"}))).status, 400);
+    assert_eq!(http(&h, "POST", "/v1/users/eve/role", Some(&ada), Some(json!({"role": "auditor"}))).status, 204);
+    assert_eq!(http(&h, "POST", "/v1/users/ada/role", Some(&ada), Some(json!({"role": "viewer"}))).status, 400, "the last admin stays");
+    let line = std::fs::read_to_string(h.keygen("eve").with_extension("pub")).unwrap();
+    let k = http(&h, "POST", "/v1/users/eve/keys", Some(&ada), Some(json!({"key": line.trim()})));
+    assert_eq!(k.status, 201, "{}", k.body);
+    let fp = k.json()["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(http(&h, "GET", "/v1/users/eve/keys", Some(&ada), None).json().as_array().map(|a| a.len()), Some(1));
+    assert_eq!(http(&h, "GET", "/v1/users/eve/keys", Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "POST", "/v1/users/eve/keys", Some(&ada), Some(json!({"key": "not a key"}))).status, 400);
+    let q: String = fp.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    assert_eq!(http(&h, "DELETE", &format!("/v1/users/eve/keys?fingerprint={q}"), Some(&ada), None).status, 204);
+    assert_eq!(http(&h, "DELETE", "/v1/users/ada", Some(&ada), None).status, 400, "the last admin stays");
+    assert_eq!(http(&h, "DELETE", "/v1/users/eve", Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "DELETE", "/v1/users/eve", Some(&ada), None).status, 204);
+
     assert_eq!(http(&h, "GET", "/metrics", Some(&dev), None).status, 403);
     let m = http(&h, "GET", "/metrics", Some(&aud), None);
     assert!(m.body.contains("cordon_sessions 0") && m.body.contains("cordon_auth_failures_total"), "{}", m.body);
@@ -471,4 +492,27 @@ fn rotating_the_signing_key_logs_nobody_out() {
     let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
     assert_eq!(next.status, 200, "{}", next.body);
     assert_eq!(kid(next.json()["access_token"].as_str().unwrap()), kid(&after));
+}
+
+#[test]
+fn hs256_is_the_operators_alternative_and_is_pinned_too() {
+    let h = Host::start_with("[api]\nsigning = \"hs256\"");
+    h.user("dev", "developer");
+    let config = h.data.path().join("cordon.toml");
+    let out = h.cordon(&["token", "issue", "dev", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let t = serde_json::from_str::<Value>(&out.stdout).unwrap()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jsonwebtoken::decode_header(&t).unwrap().alg, Algorithm::HS256);
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&t), None).status, 200);
+    let kid = kid(&t);
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.clone());
+    let guessed = jsonwebtoken::encode(&header, &claims("dev"), &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&guessed), None).status, 401, "another secret");
+    let rng = ring::rand::SystemRandom::new();
+    let ed = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let eddsa = sign(&kid, &EncodingKey::from_ed_der(ed.as_ref()), &claims("dev"));
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&eddsa), None).status, 401, "EdDSA where HS256 is pinned");
+    let key = std::fs::read(h.state().join(format!("keys/api/{kid}.hs256"))).unwrap();
+    assert_eq!(key.len(), 32, "a 256-bit key");
 }

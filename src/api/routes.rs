@@ -252,6 +252,51 @@ pub struct UserOut {
     pub password: bool,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserIn {
+    /// Lowercase letters, digits, _ and -; at most 32.
+    pub name: String,
+    /// admin, developer, auditor or viewer.
+    pub role: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleIn {
+    /// admin, developer, auditor or viewer.
+    pub role: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIn {
+    /// An authorized_keys line: `ssh-ed25519 AAAA... comment`.
+    pub key: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct FingerprintQuery {
+    /// `SHA256:...` as `ssh-keygen -l` prints it (or at least 12 characters of it).
+    pub fingerprint: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyOut {
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub comment: String,
+    pub added: String,
+}
+
+fn key_out(k: crate::store::Key) -> KeyOut {
+    KeyOut { fingerprint: k.fingerprint, algorithm: k.algorithm, comment: k.comment, added: k.added }
+}
+
+fn role(name: &str) -> Result<crate::auth::Role> {
+    name.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct LockOut {
     pub user: String,
@@ -640,6 +685,54 @@ async fn users(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<UserOut>>>
     ))
 }
 
+#[utoipa::path(post, path = "/v1/users", request_body = NewUserIn, security(("bearer" = [])),
+    responses((status = 201, body = UserOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn add_user(State(api): State<Api>, auth: Auth, Body(body): Body<NewUserIn>) -> Result<(StatusCode, Json<UserOut>)> {
+    let u = api.svc.add_user(&auth.p, &body.name, role(&body.role)?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserOut { name: u.name, role: u.role.name().into(), locked: u.locked, created: u.created, keys: 0, password: false }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn remove_user(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode> {
+    api.svc.remove_user(&auth.p, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/users/{name}/role", params(("name" = String, Path)), request_body = RoleIn, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn set_role(State(api): State<Api>, auth: Auth, Path(name): Path<String>, Body(body): Body<RoleIn>) -> Result<StatusCode> {
+    api.svc.set_role(&auth.p, &name, role(&body.role)?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/users/{name}/keys", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = [KeyOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn keys(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<Vec<KeyOut>>> {
+    Ok(Json(api.svc.keys(&auth.p, &name)?.into_iter().map(key_out).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/users/{name}/keys", params(("name" = String, Path)), request_body = KeyIn, security(("bearer" = [])),
+    responses((status = 201, body = KeyOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn add_key(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Body(body): Body<KeyIn>,
+) -> Result<(StatusCode, Json<KeyOut>)> {
+    Ok((StatusCode::CREATED, Json(key_out(api.svc.add_key(&auth.p, &name, &body.key)?))))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{name}/keys", params(("name" = String, Path), FingerprintQuery), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn remove_key(State(api): State<Api>, auth: Auth, Path(name): Path<String>, Q(q): Q<FingerprintQuery>) -> Result<StatusCode> {
+    api.svc.remove_key(&auth.p, &name, &q.fingerprint)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn set_lock(api: Api, auth: Auth, name: String, locked: bool) -> Result<Json<LockOut>> {
     let ended = api.svc.set_locked(&auth.p, &name, locked)?;
     Ok(Json(LockOut { user: name, locked, sessions_ended: ended }))
@@ -699,7 +792,7 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "cordon API", version = "1", description = "Sessions, recordings, audit and users of a cordon host. Bearer JWTs from /v1/auth/login, `ssh HOST token`, or `cordon token issue`."),
-    paths(health, login, refresh, logout, sessions, create, session, end, input, resize, attach, observe, run, recordings, search, recording, verify_recording, export, audit, audit_verify, users, lock, unlock, revoke, profiles, metrics),
+    paths(health, login, refresh, logout, sessions, create, session, end, input, resize, attach, observe, run, recordings, search, recording, verify_recording, export, audit, audit_verify, users, add_user, remove_user, set_role, keys, add_key, remove_key, lock, unlock, revoke, profiles, metrics),
     modifiers(&Bearer)
 )]
 struct Doc;
@@ -748,7 +841,10 @@ pub fn router(_api: Api) -> Router<Api> {
         .route("/v1/recordings/{id}/export", get(export))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/verify", get(audit_verify))
-        .route("/v1/users", get(users))
+        .route("/v1/users", get(users).post(add_user))
+        .route("/v1/users/{name}", axum::routing::delete(remove_user))
+        .route("/v1/users/{name}/role", post(set_role))
+        .route("/v1/users/{name}/keys", get(keys).post(add_key).delete(remove_key))
         .route("/v1/users/{name}/lock", post(lock))
         .route("/v1/users/{name}/unlock", post(unlock))
         .route("/v1/users/{name}/revoke", post(revoke))
