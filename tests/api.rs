@@ -173,6 +173,9 @@ fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
     assert_eq!(http(&h, "POST", "/v1/sessions/1/input", Some(&dev), Some(big)).status, 413);
     assert_eq!(http(&h, "GET", "/v1/sessions/not-a-number", Some(&dev), None).status, 404);
     assert_eq!(http(&h, "GET", "/v1/nothing", Some(&dev), None).status, 404);
+    let log = h.audit_log();
+    let rejected = log.lines().filter(|l| l.contains("\"api.rejected\"") && l.contains("\"request\":")).count();
+    assert!(rejected >= 5, "rejected requests are audited with their ids:\n{log}");
     let r = http(&h, "GET", "/v1/health", None, None);
     assert_eq!(r.status, 200);
     for header in

@@ -186,6 +186,7 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(Peer(peer.clone()));
     let login = req.uri().path() == "/v1/auth/login" || req.uri().path() == "/v1/auth/refresh";
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let limited = if login {
         api.limiter.hit(&format!("login:{peer}"), api.svc.config.api_login_rate)
     } else {
@@ -194,13 +195,29 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     let mut res = match limited {
         Some(after) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let _ =
-                api.svc.audit.record(AuditEvent::new("api.rate_limited", "anonymous").with("address", peer).with("request", id.clone()));
+            let _ = api
+                .svc
+                .audit
+                .record(AuditEvent::new("api.rate_limited", "anonymous").with("address", peer.clone()).with("request", id.clone()));
             ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: "too many requests; slow down".into(), retry_after: Some(after) }
                 .into_response()
         }
         None => next.run(req).await,
     };
+    // Refusals of the request itself (bad input, no such thing, wrong media type, too large)
+    // are audited here; 401, 403 and 429 were audited where they were decided.
+    let status = res.status();
+    if status.is_client_error() && ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS].contains(&status) {
+        let path: String = path.chars().take(200).collect();
+        let _ = api.svc.audit.record(
+            AuditEvent::new("api.rejected", "anonymous")
+                .with("status", status.as_u16())
+                .with("method", method)
+                .with("path", path)
+                .with("address", peer.clone())
+                .with("request", id.clone()),
+        );
+    }
     let h = res.headers_mut();
     for (k, v) in [
         ("x-request-id", id.as_str()),

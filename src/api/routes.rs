@@ -383,7 +383,12 @@ async fn refresh(
     let svc = &api.svc;
     match api.tokens.refresh(&svc.store, &body.refresh_token) {
         Ok((user, pair)) => match svc.principal(&user, &peer.0 .0) {
-            Ok(_) => Ok(Json(pair)),
+            Ok(_) => {
+                let _ = svc
+                    .audit
+                    .record(AuditEvent::new("token.refresh", user).with("address", peer.0 .0.clone()).with("request", rid.0 .0.clone()));
+                Ok(Json(pair))
+            }
             Err(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the user cannot log in")),
         },
         Err(RefreshError::Reused { user, family }) => {
