@@ -106,6 +106,7 @@ pub struct App {
     pub audit_selected: usize,
     pub chain: Option<Result<u64, String>>,
     pub users: Vec<UserInfo>,
+    pub user_selected: usize,
     pub profiles: Vec<(String, String)>,
     pub filter: String,
     pub dialog: Option<Dialog>,
@@ -147,6 +148,7 @@ impl App {
             audit_selected: 0,
             chain: None,
             users: Vec::new(),
+            user_selected: 0,
             profiles: Vec::new(),
             filter: String::new(),
             dialog: None,
@@ -313,11 +315,27 @@ impl App {
                         }
                         Effect::None
                     }
-                    Tab::Admin => Effect::None,
+                    Tab::Admin => {
+                        if key == Key::Char('l') {
+                            self.toggle_lock();
+                        }
+                        Effect::None
+                    }
                 };
             }
         }
         Effect::None
+    }
+
+    /// Locks (ending their sessions, revoking their tokens) or unlocks the selected user.
+    fn toggle_lock(&mut self) {
+        let Some(u) = self.users.get(self.user_selected).map(|u| u.user.clone()) else { return };
+        self.status = match self.svc.set_locked(&self.me, &u.name, !u.locked) {
+            Ok(ended) if !u.locked => format!("{} is locked: {ended} session(s) ended, tokens revoked", u.name),
+            Ok(_) => format!("{} is unlocked", u.name),
+            Err(e) => e.to_string(),
+        };
+        self.refresh();
     }
 
     fn cycle(&mut self, by: i32) {
@@ -338,7 +356,7 @@ impl App {
                 let len = self.visible_audit().len();
                 (&mut self.audit_selected, len)
             }
-            Tab::Admin => return,
+            Tab::Admin => (&mut self.user_selected, self.users.len()),
         };
         *cur = (*cur as i64 + by).clamp(0, len.saturating_sub(1) as i64) as usize;
         if self.tab == Tab::Sessions {

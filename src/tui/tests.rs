@@ -170,6 +170,8 @@ fn replay_player() {
     a.player = Some(player());
     a.status = "3 places where \"part 2\" appeared; n / N to go between them".into();
     snapshots("player", &mut a);
+    a.help = true;
+    snapshots("player_help", &mut a);
 }
 
 #[test]

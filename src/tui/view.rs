@@ -102,7 +102,7 @@ fn hint_line(app: &App) -> Line<'static> {
             }
             Tab::Recordings => keys.extend([("Enter", "play"), ("s", "search"), ("e", "export"), ("/", "filter")]),
             Tab::Audit => keys.extend([("/", "filter"), ("v", "verify")]),
-            Tab::Admin => {}
+            Tab::Admin => keys.push(("l", "lock/unlock")),
         }
         keys.extend([("Tab", "view"), ("?", "help"), ("q", "quit")]);
     }
@@ -393,21 +393,34 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         k("/", "filter the list (recordings, audit); Esc clears"),
         k("?", "this help; q quits"),
         Line::raw(""),
-        Line::styled("Sessions", bold()),
-        k("n", "new session: profile, workspace, name, command"),
-        k("Enter a", "attach (full screen; the detach key returns here)"),
-        k("o", "observe (read-only)"),
-        k("r  x", "rename, end"),
-        Line::raw(""),
-        Line::styled("Recordings", bold()),
-        k("Enter", "replay; s searches every recording"),
-        k("e", "export as asciicast v2 to your workspace's exports/"),
-        k("Space .", "play/pause, step one event"),
-        k("← → ↑ ↓", "seek ±5 s, ±1 min; 0-9 jump to 0-90 %"),
-        k("+ -", "faster, slower; idle pauses play as 2 s at most"),
-        k("[ ]", "previous, next marker"),
-        k("/ n N", "find text on screen; next, previous match"),
     ];
+    // The keys of the view at hand.
+    match (app.tab, app.player.is_some()) {
+        (_, true) => lines.extend([
+            Line::styled("Replay", bold()),
+            k("Space .", "play/pause, step one event"),
+            k("← → ↑ ↓", "seek ±5 s, ±1 min; 0-9 jump to 0-90 %"),
+            k("+ -", "faster, slower; idle pauses play as 2 s at most"),
+            k("[ ]", "previous, next marker"),
+            k("/ n N", "find text on screen; next, previous match"),
+            k("q Esc", "back to the list"),
+        ]),
+        (Tab::Sessions, _) => lines.extend([
+            Line::styled("Sessions", bold()),
+            k("n", "new session: profile, workspace, name, command"),
+            k("Enter a", "attach (full screen; the detach key returns here)"),
+            k("o", "observe (read-only)"),
+            k("r  x", "rename, end"),
+        ]),
+        (Tab::Recordings, _) => lines.extend([
+            Line::styled("Recordings", bold()),
+            k("Enter", "replay (then ? for the player's keys)"),
+            k("s", "search every recording for text, open the first hit"),
+            k("e", "export as asciicast v2 to your workspace's exports/"),
+        ]),
+        (Tab::Audit, _) => lines.extend([Line::styled("Audit", bold()), k("v", "verify the chain again")]),
+        (Tab::Admin, _) => lines.extend([Line::styled("Admin", bold()), k("l", "lock (ends sessions, revokes tokens) or unlock")]),
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled(format!("detach key: {}    any key closes this help", app.svc.config.detach_key_name), dim()));
     let r = centered(area, 70, lines.len() as u16 + 2);
