@@ -1,5 +1,5 @@
-//! The service layer: every operation the faces offer (SSH commands, the TUI, later the HTTP
-//! API), each taking the caller's principal. The permission check and the audit event live
+//! The service layer: every operation the faces offer (SSH commands, the TUI, the HTTP API),
+//! each taking the caller's principal. The permission check and the audit event live
 //! here, once; a face parses, calls, and shows the answer. No face touches the store.
 
 use std::path::Path;

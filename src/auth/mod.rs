@@ -44,9 +44,6 @@ impl FromStr for Role {
 }
 
 /// Something a principal wants to do. `own` says whether the target belongs to them.
-/// Recordings and the audit log are read through faces still to come (the recordings issue,
-/// the API); their rows of the table are fixed and tested here already.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     CreateSession,
