@@ -6,6 +6,9 @@
 //!
 //! Run with `benches/api.sh`.
 
+mod common;
+
+use common::{free_port, run, wait_port};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,29 +22,12 @@ fn main() {
     run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
     let (ssh_port, api_port) = (free_port(), free_port());
-    let data = tmp.path().join("data");
-    let config = tmp.path().join("cordon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nlisten = \"127.0.0.1:{api_port}\"\nrate_limit = 100000000\n[ssh]\nlisten = \"127.0.0.1:{ssh_port}\"\n[sessions]\nworkspace_root = \"{}\"\n",
-            tmp.path().join("ws").display()
-        ),
-    )
-    .expect("config");
-    run(Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
-        .stdout(Stdio::null()));
-    let mut serve = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let config = format!(
+        "[api]\nlisten = \"127.0.0.1:{api_port}\"\nrate_limit = 100000000\n[sessions]\nworkspace_root = \"{}\"",
+        tmp.path().join("ws").display()
+    );
+    let (data, mut serve) = common::start_cordon(tmp.path(), "data", ssh_port, &public, &config);
+    let config = tmp.path().join("data.toml");
     wait_port(api_port);
     let out =
         Command::new(exe).arg("--data-dir").arg(&data).args(["token", "issue", "bench", "--config"]).arg(&config).output().expect("token");
@@ -69,22 +55,6 @@ fn main() {
     // SAFETY: SIGTERM to our own child, which ends every session.
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     let _ = serve.wait();
-}
-
-fn run(c: &mut Command) {
-    assert!(c.status().map(|s| s.success()).unwrap_or(false), "{c:?} failed");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One HTTP/1.1 request on a keep-alive connection; returns the status and body.

@@ -8,6 +8,9 @@
 //!
 //! Run with `benches/host_ssh.sh` (installs openssh-server; needs root for a throwaway sshd).
 
+mod common;
+
+use common::{free_port, run, wait_port};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -105,15 +108,6 @@ fn main() {
     let _ = sshd.wait();
 }
 
-fn run(c: &mut Command) {
-    let ok = c.status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "{c:?} failed");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 fn start_sshd(dir: &Path, port: u16, public: &str) -> Child {
     let host_key = dir.join("sshd_host_key");
     run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&host_key));
@@ -141,40 +135,8 @@ fn start_sshd(dir: &Path, port: u16, public: &str) -> Child {
 }
 
 fn start_cordon(dir: &Path, port: u16, public: &str) -> Child {
-    let exe = env!("CARGO_BIN_EXE_cordon");
-    let data = dir.join("cordon");
-    let config = dir.join("cordon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nlisten = \"\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\nmax_per_user = {{ admin = 500 }}\n",
-            dir.join("ws").display()
-        ),
-    )
-    .expect("config");
-    run(Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
-        .stdout(Stdio::null()));
-    let child = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start cordon");
-    wait_port(port);
-    child
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let config = format!("[sessions]\nworkspace_root = \"{}\"\nmax_per_user = {{ admin = 500 }}", dir.join("ws").display());
+    common::start_cordon(dir, "cordon", port, public, &config).1
 }
 
 /// An ssh client with pipes, and a thread turning its output into a channel.

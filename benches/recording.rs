@@ -5,6 +5,8 @@
 //! Run with `benches/recording.sh` (installs asciinema). The output is `ls -lR` of system
 //! directories: long, repetitive, mostly ASCII, like a build or a test run.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -90,39 +92,11 @@ fn median(v: &mut [f64]) -> f64 {
 /// A `cordon serve` with its own data directory `tag`, user `bench` with key `dir/id`, and
 /// `extra` configuration; returns the data directory, the port and the process.
 fn start_host(dir: &Path, tag: &str, extra: &str) -> (std::path::PathBuf, u16, std::process::Child) {
-    let exe = env!("CARGO_BIN_EXE_cordon");
-    let data = dir.join(tag);
     let public = std::fs::read_to_string(dir.join("id.pub")).expect("key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let config = dir.join(format!("{tag}.toml"));
-    let text = format!(
-        "[api]\nlisten = \"\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}",
-        dir.join("ws").display()
-    );
-    std::fs::write(&config, text).expect("config");
-    let ok = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "user add");
-    let serve = Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (data, port, serve)
+    let port = common::free_port();
+    let config = format!("[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display());
+    let (data, child) = common::start_cordon(dir, tag, port, &public, &config);
+    (data, port, child)
 }
 
 /// Seconds for a new session to `cat` the corpus to an attached `ssh -tt` client.
