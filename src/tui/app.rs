@@ -114,6 +114,7 @@ pub struct App {
     pub help: bool,
     pub status: String,
     pub size: (u16, u16),
+    last_refresh: std::time::Instant,
 }
 
 fn ago(d: std::time::Duration) -> String {
@@ -156,6 +157,7 @@ impl App {
             help: false,
             status: String::new(),
             size,
+            last_refresh: std::time::Instant::now(),
         };
         app.refresh();
         app
@@ -173,8 +175,17 @@ impl App {
         self.selected_session().is_some_and(|s| s.owner == self.me.user)
     }
 
-    /// Reloads what the current view shows (the run loop calls it a few times a second).
+    /// What the run loop calls a few times a second: the sessions view stays live; the
+    /// others (the audit log is read whole) reload every few seconds.
+    pub fn tick(&mut self) {
+        if self.tab == Tab::Sessions || self.last_refresh.elapsed() >= std::time::Duration::from_secs(3) {
+            self.refresh();
+        }
+    }
+
+    /// Reloads what the current view shows.
     pub fn refresh(&mut self) {
+        self.last_refresh = std::time::Instant::now();
         match self.tab {
             Tab::Sessions => self.refresh_sessions(),
             Tab::Recordings => {

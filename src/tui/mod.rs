@@ -87,7 +87,7 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
                 if let Some(p) = app.player.as_mut() {
                     p.tick();
                 } else {
-                    app.refresh();
+                    app.tick();
                 }
                 continue;
             }
