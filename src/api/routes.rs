@@ -484,10 +484,14 @@ async fn resize(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A WebSocket upgrade, or why the request was not one (answered 426).
+type WsUpgrade = std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
 /// Attach (`writer`) or observe over a WebSocket: binary frames carry the terminal's bytes
 /// both ways; text frames carry JSON control (`{"type":"resize","cols":C,"rows":R}` from the
 /// client, `{"type":"exit","status":N}` from the host at the end).
-async fn ws(api: Api, auth: Auth, id: String, upgrade: WebSocketUpgrade, writer: bool) -> Result<Response> {
+async fn ws(api: Api, auth: Auth, id: String, upgrade: WsUpgrade, writer: bool) -> Result<Response> {
+    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
     let (session, viewer) = api.svc.attach(&auth.p, parse_id(&id)?, writer)?;
     api.metrics.attaches.fetch_add(1, Ordering::Relaxed);
     Ok(upgrade.on_upgrade(move |socket| pump(api, auth, session, viewer, socket, writer)))
@@ -545,25 +549,13 @@ async fn pump(
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/attach", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 101, description = "WebSocket: binary frames are terminal bytes; text frames JSON control"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn attach(
-    State(api): State<Api>,
-    auth: Auth,
-    Path(id): Path<String>,
-    upgrade: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response> {
-    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
+async fn attach(State(api): State<Api>, auth: Auth, Path(id): Path<String>, upgrade: WsUpgrade) -> Result<Response> {
     ws(api, auth, id, upgrade, true).await
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/observe", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 101, description = "WebSocket, read-only"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn observe(
-    State(api): State<Api>,
-    auth: Auth,
-    Path(id): Path<String>,
-    upgrade: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response> {
-    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
+async fn observe(State(api): State<Api>, auth: Auth, Path(id): Path<String>, upgrade: WsUpgrade) -> Result<Response> {
     ws(api, auth, id, upgrade, false).await
 }
 
