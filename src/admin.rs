@@ -1,46 +1,38 @@
-//! `cordon user ...` and `cordon audit ...`: administration from the host's command line.
-//! Whoever can open the data directory (mode 0700) administers cordon; every change is
-//! recorded in the audit log with the local account that made it.
+//! `cordon user ...`, `cordon token ...`, `cordon key ...`: administration from the host's
+//! shell. Whoever can open the data directory (mode 0700) administers cordon; these commands
+//! act through the service layer as the host's own shell (a local-admin principal,
+//! `local:<account>` in the audit log), so that each rule and each audit event is the one
+//! every other face goes through.
 
-use crate::audit::{self, AuditEvent, AuditLog};
+use crate::audit;
 use crate::auth::Role;
 use crate::paths::DataDir;
-use crate::store::Store;
+use crate::service::{Principal, Service};
 use std::io::Write;
+use std::sync::Arc;
 
-/// The state an administrative command works on.
+/// The service, and the host's shell as its caller.
 pub struct Admin {
-    pub dir: DataDir,
-    pub store: Store,
-    pub audit: AuditLog,
-    /// `local:<account>`: who is at the keyboard.
-    pub actor: String,
+    pub svc: Arc<Service>,
+    pub me: Principal,
 }
 
 impl Admin {
-    pub fn open(dir: DataDir) -> Result<Admin, String> {
-        dir.ensure()?;
-        let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
-        let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
-        let audit = AuditLog::open(&dir.audit_log(), key)?;
-        Ok(Admin { dir, store, audit, actor: format!("local:{}", local_account()) })
-    }
-
-    fn record(&self, event: AuditEvent) -> Result<(), String> {
-        self.audit.record(event)
+    pub fn open(dir: DataDir, config: Option<&std::path::Path>) -> Result<Admin, String> {
+        let config = crate::config::Config::load(config, &dir.root)?;
+        let (svc, tightened) = Service::open(dir, config)?;
+        for t in tightened {
+            eprintln!("cordon: tightened: {t}");
+        }
+        Ok(Admin { svc, me: Principal::local_admin() })
     }
 }
 
 /// The name of the OS account running this process.
 pub fn local_account() -> String {
-    // SAFETY: getpwuid returns static storage or null; read at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return format!("uid{}", libc::geteuid());
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned()
-    }
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    crate::tui::socket::account(uid).unwrap_or_else(|| format!("uid{uid}"))
 }
 
 fn fail(e: impl std::fmt::Display) -> i32 {
@@ -58,69 +50,55 @@ macro_rules! tryc {
 }
 
 pub fn user_add(a: &Admin, name: &str, role: Role, keys: &[String]) -> i32 {
-    let u = tryc!(a.store.add_user(name, role));
-    tryc!(a.record(AuditEvent::new("user.add", &a.actor).with("user", name).with("role", role.name())));
+    let (u, added) = tryc!(a.svc.add_user(&a.me, name, role, keys));
     println!("added user {} ({})", u.name, u.role);
-    for line in keys {
-        let code = key_add(a, name, line);
-        if code != 0 {
-            return code;
-        }
+    for k in added {
+        println!("added key {} ({}) for {name}", k.fingerprint, k.algorithm);
     }
     0
 }
 
 pub fn user_list(a: &Admin, json: bool) -> i32 {
-    let users = tryc!(a.store.users());
+    let users = tryc!(a.svc.users(&a.me));
     if json {
-        println!("{}", serde_json::to_string_pretty(&users).unwrap_or_default());
+        let list: Vec<&crate::store::User> = users.iter().map(|u| &u.user).collect();
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
         return 0;
     }
     if users.is_empty() {
         println!("no users yet: cordon user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"");
         return 0;
     }
-    println!("{:<20} {:<10} {:<7} {:<5} created", "user", "role", "state", "keys");
+    println!("{:<20} {:<6} {:<10} {:<7} {:<5} created", "user", "id", "role", "state", "keys");
     for u in users {
-        let keys = a.store.keys(&u.name).map(|k| k.len()).unwrap_or(0);
-        println!("{:<20} {:<10} {:<7} {:<5} {}", u.name, u.role.name(), if u.locked { "locked" } else { "active" }, keys, u.created);
+        let state = if u.user.locked { "locked" } else { "active" };
+        println!("{:<20} {:<6} {:<10} {:<7} {:<5} {}", u.user.name, u.user.id, u.user.role.name(), state, u.keys, u.user.created);
     }
     0
 }
 
 pub fn user_remove(a: &Admin, name: &str) -> i32 {
-    let u = tryc!(a.store.existing(name));
-    if u.role == Role::Admin && !u.locked && a.store.count_admins().unwrap_or(0) <= 1 {
-        return fail(format!("\"{name}\" is the last active admin; add another admin first"));
-    }
-    tryc!(a.store.remove_user(name));
-    tryc!(a.record(AuditEvent::new("user.remove", &a.actor).with("user", name)));
-    println!("removed user {name} and their keys");
+    tryc!(a.svc.remove_user(&a.me, name));
+    println!("removed user {name}: keys and tokens revoked, sessions ended, home and workspaces moved aside");
     0
 }
 
 pub fn user_role(a: &Admin, name: &str, role: Role) -> i32 {
-    let u = tryc!(a.store.existing(name));
-    if u.role == Role::Admin && role != Role::Admin && !u.locked && a.store.count_admins().unwrap_or(0) <= 1 {
-        return fail(format!("\"{name}\" is the last active admin; add another admin first"));
+    let before = tryc!(a.svc.users(&a.me)).into_iter().find(|u| u.user.name == name).map(|u| u.user.role);
+    tryc!(a.svc.set_role(&a.me, name, role));
+    match before {
+        Some(r) => println!("{name}: {r} -> {role}"),
+        None => println!("{name}: {role}"),
     }
-    tryc!(a.store.set_role(name, role));
-    tryc!(a.record(AuditEvent::new("user.role", &a.actor).with("user", name).with("from", u.role.name()).with("to", role.name())));
-    println!("{name}: {} -> {role}", u.role);
     0
 }
 
 pub fn user_lock(a: &Admin, name: &str, locked: bool) -> i32 {
-    tryc!(a.store.existing(name));
-    tryc!(a.store.set_locked(name, locked));
-    if locked {
-        tryc!(a.store.revoke_user_tokens(name, crate::api::tokens::now()));
-    }
-    tryc!(a.record(AuditEvent::new(if locked { "user.lock" } else { "user.unlock" }, &a.actor).with("user", name)));
+    tryc!(a.svc.set_locked(&a.me, name, locked));
     println!(
         "{name} is {}",
         if locked {
-            "locked: logins are refused, API tokens revoked; a running host ends their sessions within seconds"
+            "locked: logins are refused, API tokens revoked; a running host ends their sessions, commands and connections within a second"
         } else {
             "unlocked"
         }
@@ -130,10 +108,8 @@ pub fn user_lock(a: &Admin, name: &str, locked: bool) -> i32 {
 
 /// Sets a user's password from the first line of standard input (or clears it).
 pub fn user_passwd(a: &Admin, name: &str, clear: bool) -> i32 {
-    tryc!(a.store.existing(name));
     if clear {
-        tryc!(a.store.set_password(name, None));
-        tryc!(a.record(AuditEvent::new("user.password.clear", &a.actor).with("user", name)));
+        tryc!(a.svc.set_password(&a.me, name, None));
         println!("{name} has no password now");
         return 0;
     }
@@ -142,32 +118,22 @@ pub fn user_passwd(a: &Admin, name: &str, clear: bool) -> i32 {
         return fail("give the new password on standard input (one line)");
     }
     let password = line.trim_end_matches(['\n', '\r']);
-    tryc!(crate::auth::password::check_policy(name, password));
-    let phc = tryc!(crate::auth::password::hash(password));
-    tryc!(a.store.set_password(name, Some(&phc)));
-    tryc!(a.record(AuditEvent::new("user.password.set", &a.actor).with("user", name)));
+    tryc!(a.svc.set_password(&a.me, name, Some(password)));
     println!("password set for {name} (used only when ssh.password_login = true)");
     0
 }
 
 pub fn key_add(a: &Admin, name: &str, line: &str) -> i32 {
-    let (k, had_options) = tryc!(a.store.add_key(name, line));
-    tryc!(a.record(
-        AuditEvent::new("key.add", &a.actor)
-            .with("user", name)
-            .with("fingerprint", k.fingerprint.clone())
-            .with("algorithm", k.algorithm.clone())
-    ));
+    let k = tryc!(a.svc.add_key(&a.me, name, line));
     println!("added key {} ({}) for {name}", k.fingerprint, k.algorithm);
-    if had_options {
+    if crate::store::parse_key_line(line).map(|(_, options)| options).unwrap_or(false) {
         println!("note: authorized_keys options on that line are ignored; cordon applies its own restrictions");
     }
     0
 }
 
 pub fn key_list(a: &Admin, name: &str, json: bool) -> i32 {
-    tryc!(a.store.existing(name));
-    let keys = tryc!(a.store.keys(name));
+    let keys = tryc!(a.svc.keys(&a.me, name));
     if json {
         println!("{}", serde_json::to_string_pretty(&keys).unwrap_or_default());
     } else {
@@ -179,8 +145,7 @@ pub fn key_list(a: &Admin, name: &str, json: bool) -> i32 {
 }
 
 pub fn key_remove(a: &Admin, name: &str, fingerprint: &str) -> i32 {
-    let k = tryc!(a.store.remove_key(name, fingerprint));
-    tryc!(a.record(AuditEvent::new("key.remove", &a.actor).with("user", name).with("fingerprint", k.fingerprint.clone())));
+    let k = tryc!(a.svc.remove_key(&a.me, name, fingerprint));
     println!("removed key {} from {name}", k.fingerprint);
     0
 }
@@ -245,27 +210,18 @@ pub fn audit_tail(dir: &DataDir, n: usize, follow: bool, json: bool) -> i32 {
 }
 
 /// `cordon token issue USER`: an API token pair for a user, from the host's shell.
-pub fn token_issue(a: &Admin, name: &str, config: Option<&std::path::Path>) -> i32 {
-    let user = tryc!(a.store.existing(name));
-    if user.locked {
-        return fail(format!("{name} is locked"));
-    }
-    let config = tryc!(crate::config::Config::load(config, &a.dir.root));
-    let tokens = tryc!(crate::api::tokens::Tokens::open(&a.dir, &config.api_signing));
-    let pair = tryc!(tokens.pair(&a.store, name, None));
-    tryc!(a.record(AuditEvent::new("token.issue", &a.actor).with("user", name).with("via", "cli")));
+pub fn token_issue(a: &Admin, name: &str) -> i32 {
+    let pair = tryc!(a.svc.issue_token(&a.me, name, "cli"));
     println!("{}", serde_json::to_string_pretty(&pair).unwrap_or_default());
     0
 }
 
 /// `cordon token rotate`: new tokens are signed with a new key; older ones stay valid until
 /// they expire.
-pub fn token_rotate(a: &Admin, config: Option<&std::path::Path>) -> i32 {
-    let config = tryc!(crate::config::Config::load(config, &a.dir.root));
-    let kid = tryc!(crate::api::tokens::Tokens::rotate(&a.dir, &config.api_signing));
-    tryc!(a.record(AuditEvent::new("token.rotate_key", &a.actor).with("kid", kid.clone())));
+pub fn token_rotate(a: &Admin) -> i32 {
+    let kid = tryc!(a.svc.rotate_token_key(&a.me));
     println!(
-        "API tokens are now signed with key {kid}; restart `cordon serve` to use it (tokens signed before stay valid until they expire)"
+        "API tokens are now signed with key {kid}; a running host uses it at once (tokens signed before stay valid until they expire)"
     );
     0
 }

@@ -84,13 +84,63 @@ pub fn profile_list() -> i32 {
     0
 }
 
-/// `cordon doctor`.
-pub fn doctor(json: bool) -> i32 {
+/// `cordon doctor`: what the kernel can enforce, then the host's own state: anything in the
+/// data directory, the homes or the workspaces looser than it should be. Exits 1 when the
+/// host has a problem.
+pub fn doctor(json: bool, dir: &crate::paths::DataDir, config: Option<&std::path::Path>) -> i32 {
     let f = Features::detect();
+    let problems = host_problems(dir, config);
     if json {
-        println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+        let mut v = serde_json::to_value(&f).unwrap_or_default();
+        v["host_problems"] = serde_json::json!(problems);
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", explain::doctor(&f));
+        if problems.is_empty() {
+            println!("host      ok: the data directory, homes and workspaces are private ({})", dir.root.display());
+        }
+        for p in &problems {
+            println!("host      LOOSE: {p}");
+        }
     }
-    0
+    i32::from(!problems.is_empty())
+}
+
+/// What is looser than it should be: the data directory and what it holds (0700
+/// directories, 0600 files), the roots of homes and workspaces and each user's folder in
+/// them (0700).
+fn host_problems(dir: &crate::paths::DataDir, config: Option<&std::path::Path>) -> Vec<String> {
+    use crate::paths::looser_than;
+    let mut out = Vec::new();
+    let config = match crate::config::Config::load(config, &dir.root) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("the configuration: {e}")],
+    };
+    if !dir.root.exists() {
+        return out;
+    }
+    let mut check = |p: &std::path::Path, mode: u32| out.extend(looser_than(p, mode));
+    check(&dir.root, 0o700);
+    for f in ["cordon.db", "cordon.db-wal", "cordon.db-shm", "audit.log", "audit.head"] {
+        check(&dir.root.join(f), 0o600);
+    }
+    let keys = dir.root.join("keys");
+    check(&keys, 0o700);
+    for sub in [keys.clone(), keys.join("api"), keys.join("recording")] {
+        for e in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
+            let p = e.path();
+            check(&p, if p.is_dir() { 0o700 } else { 0o600 });
+        }
+    }
+    check(&config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")), 0o700);
+    for root in [&config.home_root, &config.workspace_root] {
+        if !root.exists() {
+            continue;
+        }
+        check(root, 0o700);
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            check(&e.path(), 0o700);
+        }
+    }
+    out
 }

@@ -16,11 +16,26 @@ pub struct Config {
     pub keepalive: Duration,
     /// Password logins (Argon2id, lockout after repeated failures); off by default.
     pub password_login: bool,
+    /// A connection that has not logged in after this long is closed.
+    pub login_grace: Duration,
+    /// Connections that have not logged in yet: in all, and from one address.
+    pub max_unauthenticated: usize,
+    pub max_unauthenticated_per_address: usize,
+    /// Logged-in connections per user, and channels (sessions, commands) per connection.
+    pub max_connections_per_user: usize,
+    pub max_channels: usize,
     pub default_profile: String,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
     pub workspace_root: PathBuf,
+    /// Where each user's home is (`<root>/<name>`, HOME in their sessions).
+    pub home_root: PathBuf,
+    /// Sessions of user id N run as uid and gid `uid_base + N` when the host is root.
+    pub uid_base: u32,
+    /// Concurrent sessions and `run` commands per user, by role.
     pub max_sessions: BTreeMap<String, usize>,
+    /// Viewers (attached and observing) per session.
+    pub max_viewers: usize,
     /// Profiles each role may choose ("*": any).
     pub profiles: BTreeMap<String, Vec<String>>,
     pub run_timeout: Duration,
@@ -42,6 +57,11 @@ pub struct Config {
     pub api_signing: String,
     pub api_rate: u32,
     pub api_login_rate: u32,
+    /// A request's headers must arrive within this; open HTTP connections, in all and per
+    /// address.
+    pub api_header_timeout: Duration,
+    pub api_max_connections: usize,
+    pub api_max_connections_per_address: usize,
     /// PEM certificate chain and key: the TCP listener speaks HTTPS.
     pub api_tls: Option<(PathBuf, PathBuf)>,
 }
@@ -71,6 +91,9 @@ struct ApiFile {
     signing: Option<String>,
     rate_limit: Option<u32>,
     login_rate_limit: Option<u32>,
+    header_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -98,6 +121,11 @@ struct SshFile {
     detach_key: Option<String>,
     keepalive: Option<String>,
     password_login: Option<bool>,
+    login_grace: Option<String>,
+    max_unauthenticated: Option<usize>,
+    max_unauthenticated_per_address: Option<usize>,
+    max_connections_per_user: Option<usize>,
+    max_channels: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,7 +135,10 @@ struct SessionsFile {
     idle_timeout: Option<String>,
     max_duration: Option<String>,
     workspace_root: Option<PathBuf>,
+    home_root: Option<PathBuf>,
+    uid_base: Option<u32>,
     max_per_user: Option<BTreeMap<String, usize>>,
+    max_viewers: Option<usize>,
     profiles: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -117,6 +148,14 @@ struct RunnerFile {
     timeout: Option<String>,
     output_cap: Option<String>,
 }
+
+/// Sessions of user id N run as uid `uid_base + N`: above the ranges of system and login
+/// accounts (below 60000), of systemd's dynamic users (61184-65519), of the subordinate ids
+/// useradd hands out (100000 up to 600100000) and of systemd-nspawn's containers (up to
+/// 1879048191), and below 2^31.
+pub const DEFAULT_UID_BASE: u32 = 2_000_000_000;
+/// User ids cordon gives out at most (the uid range reserved above the base).
+pub const MAX_USER_ID: u32 = 1 << 24;
 
 /// `ctrl-\` → 0x1c, `ctrl-]` → 0x1d, `ctrl-a` → 0x01.
 pub fn parse_key(s: &str) -> Result<u8, String> {
@@ -145,24 +184,6 @@ impl Config {
                 role.name(),
                 if list.is_empty() { "none".to_string() } else { list.join(", ") }
             ))
-        }
-    }
-
-    /// The workspace of `user`, or its subfolder `name` (one plain path component).
-    pub fn workspace(&self, user: &str, name: Option<&str>) -> Result<PathBuf, String> {
-        let base = self.workspace_root.join(user);
-        match name {
-            None => Ok(base),
-            Some(n)
-                if !n.is_empty()
-                    && n != "."
-                    && n != ".."
-                    && n.len() <= 64
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
-            {
-                Ok(base.join(n))
-            }
-            Some(n) => Err(format!("\"{n}\" is not a workspace name (letters, digits, . _ -)")),
         }
     }
 
@@ -197,11 +218,32 @@ impl Config {
             role.parse::<Role>().map_err(|e| format!("sessions.profiles: {e}"))?;
             profiles.insert(role, list);
         }
-        let workspace_root = file.sessions.workspace_root.unwrap_or_else(|| {
-            // Outside the data directory, which sessions never see.
+        // Outside the data directory, which sessions never see.
+        let beside = |what: &str| {
             let parent = data_dir.parent().unwrap_or(Path::new("/"));
-            parent.join(format!("{}-workspaces", data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("cordon")))
-        });
+            parent.join(format!("{}-{what}", data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("cordon")))
+        };
+        let workspace_root = file.sessions.workspace_root.unwrap_or_else(|| beside("workspaces"));
+        let home_root = file.sessions.home_root.unwrap_or_else(|| beside("homes"));
+        for (key, p) in [("sessions.workspace_root", &workspace_root), ("sessions.home_root", &home_root)] {
+            if !p.is_absolute() {
+                return Err(format!("{key}: \"{}\" is not an absolute path", p.display()));
+            }
+            if p.starts_with(data_dir) {
+                return Err(format!("{key}: {} is inside the data directory, which sessions never see; put it beside it", p.display()));
+            }
+        }
+        let uid_base = file.sessions.uid_base.unwrap_or(DEFAULT_UID_BASE);
+        if uid_base < 65536 || uid_base.checked_add(MAX_USER_ID).is_none_or(|top| top >= i32::MAX as u32) {
+            return Err(format!(
+                "sessions.uid_base: {uid_base} must be at least 65536 (above system and login accounts) and leave room for {MAX_USER_ID} users below 2^31"
+            ));
+        }
+        let positive = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(format!("{key}: must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
         Ok(Config {
             listen: file.ssh.listen.unwrap_or_else(|| "127.0.0.1:2222".into()),
             detach_key: parse_key(&detach).map_err(|e| format!("ssh.detach_key: {e}"))?,
@@ -212,7 +254,18 @@ impl Config {
             idle_timeout: dur("sessions.idle_timeout", file.sessions.idle_timeout, "30m")?,
             max_duration: dur("sessions.max_duration", file.sessions.max_duration, "8h")?,
             workspace_root,
+            home_root,
+            uid_base,
             max_sessions,
+            max_viewers: positive("sessions.max_viewers", file.sessions.max_viewers, 16)?,
+            login_grace: dur("ssh.login_grace", file.ssh.login_grace, "30s")?,
+            max_unauthenticated: positive("ssh.max_unauthenticated", file.ssh.max_unauthenticated, 64)?,
+            max_unauthenticated_per_address: positive("ssh.max_unauthenticated_per_address", file.ssh.max_unauthenticated_per_address, 8)?,
+            max_connections_per_user: positive("ssh.max_connections_per_user", file.ssh.max_connections_per_user, 16)?,
+            max_channels: positive("ssh.max_channels", file.ssh.max_channels, 10)?,
+            api_header_timeout: dur("api.header_timeout", file.api.header_timeout, "10s")?,
+            api_max_connections: positive("api.max_connections", file.api.max_connections, 512)?,
+            api_max_connections_per_address: positive("api.max_connections_per_address", file.api.max_connections_per_address, 64)?,
             profiles,
             run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
             retention: match file.recordings.retention {

@@ -7,7 +7,9 @@ mod audit;
 mod auth;
 mod commands;
 mod config;
+mod nofollow;
 mod paths;
+mod places;
 mod record;
 mod secrets;
 mod serve;
@@ -31,6 +33,11 @@ struct Cli {
     /// else ~/.local/share/cordon).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The host's configuration (TOML; docs/config.md). Default: $CORDON_CONFIG, else
+    /// /etc/cordon/cordon.toml (as root) or ~/.config/cordon/cordon.toml, if it exists.
+    /// The host-shell commands read it too: where homes and workspaces are.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,19 +68,12 @@ enum Command {
         command: Vec<String>,
     },
     /// Run the host: SSH on 127.0.0.1:2222 by default, sessions in confined PTYs.
-    Serve {
-        /// Configuration file (TOML); without one, the defaults apply.
-        #[arg(long, short, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// The TUI of a running `cordon serve`, through its local socket, as your OS account.
     Tui {
-        /// The socket (default: the serve configuration's [tui] socket).
+        /// The socket (default: the configuration's [tui] socket).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
-        /// The serve configuration to read the socket from.
-        #[arg(long, short, value_name = "FILE")]
-        config: Option<PathBuf>,
     },
     /// Inspect profiles.
     Profile {
@@ -174,17 +174,9 @@ enum KeyAction {
 #[derive(Subcommand)]
 enum TokenCmd {
     /// An access token (1 hour) and a refresh token (30 days) for USER, as JSON.
-    Issue {
-        user: String,
-        /// The serve configuration (for [api] signing).
-        #[arg(long, short, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
+    Issue { user: String },
     /// Sign new tokens with a new key; tokens signed before stay valid until they expire.
-    Rotate {
-        #[arg(long, short, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -299,10 +291,40 @@ enum ProfileAction {
     List,
 }
 
+/// `--config`, else `$CORDON_CONFIG`, else the usual place if a file is there.
+fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    if explicit.is_some() {
+        return explicit;
+    }
+    if let Some(p) = std::env::var_os("CORDON_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    // SAFETY: geteuid cannot fail.
+    let usual = if unsafe { libc::geteuid() } == 0 {
+        PathBuf::from("/etc/cordon/cordon.toml")
+    } else {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        base.join("cordon/cordon.toml")
+    };
+    usual.is_file().then_some(usual)
+}
+
 fn main() {
     let cli = Cli::parse();
     let dir = paths::DataDir::new(paths::data_dir(cli.data_dir.as_deref()));
-    let admin = |f: &dyn Fn(&admin::Admin) -> i32| match admin::Admin::open(dir.clone()) {
+    let config = config_path(cli.config);
+    let config = config.as_deref();
+    let host_command = !matches!(cli.command, Some(Command::Sandbox { .. } | Command::Profile { .. } | Command::Doctor { .. }));
+    if host_command {
+        // What the host writes (its database, keys, recordings) is its own; sessions get
+        // the usual 022 back when they start.
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(0o077) };
+    }
+    let admin = |f: &dyn Fn(&admin::Admin) -> i32| match admin::Admin::open(dir.clone(), config) {
         Ok(a) => f(&a),
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -338,8 +360,8 @@ fn main() {
             UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
             UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
         },
-        Some(Command::Token { action: TokenCmd::Issue { user, config } }) => admin(&|a| admin::token_issue(a, &user, config.as_deref())),
-        Some(Command::Token { action: TokenCmd::Rotate { config } }) => admin(&|a| admin::token_rotate(a, config.as_deref())),
+        Some(Command::Token { action: TokenCmd::Issue { user } }) => admin(&|a| admin::token_issue(a, &user)),
+        Some(Command::Token { action: TokenCmd::Rotate }) => admin(&|a| admin::token_rotate(a)),
         Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| record::cli::rotate(a)),
         Some(Command::Rec { action }) => match action {
             RecAction::Ls { user, since, json } => admin(&|a| record::cli::ls(a, user.as_deref(), since.as_deref(), json)),
@@ -369,9 +391,9 @@ fn main() {
         Some(Command::Sandbox { profile, workspace, print_policy, hide, command }) => {
             commands::sandbox(&profile, workspace, print_policy, hide, command)
         }
-        Some(Command::Serve { config }) => serve::serve(dir.clone(), config.as_deref()),
-        Some(Command::Tui { socket, config }) => match socket.map(Ok).unwrap_or_else(|| {
-            config::Config::load(config.as_deref(), &dir.root)
+        Some(Command::Serve) => serve::serve(dir.clone(), config),
+        Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
+            config::Config::load(config, &dir.root)
                 .and_then(|c| c.tui_socket.ok_or_else(|| "the configuration turns the TUI socket off ([tui] socket = \"\")".to_string()))
         }) {
             Ok(path) => tui::client(&path),
@@ -385,8 +407,8 @@ fn main() {
         }
         Some(Command::Profile { action: ProfileAction::Explain { profile, workspace } }) => commands::profile_explain(&profile, workspace),
         Some(Command::Profile { action: ProfileAction::List }) => commands::profile_list(),
-        Some(Command::Doctor { json }) => commands::doctor(json),
-        None => tui::embedded(dir.clone()),
+        Some(Command::Doctor { json }) => commands::doctor(json, &dir, config),
+        None => tui::embedded(dir.clone(), config),
     };
     std::process::exit(code);
 }

@@ -32,14 +32,19 @@ impl DataDir {
     pub fn new(root: PathBuf) -> DataDir {
         DataDir { root }
     }
-    /// Creates the directory (mode 0700) if needed.
-    pub fn ensure(&self) -> Result<(), String> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .map_err(|e| format!("creating {}: {e}", self.root.display()))
+    /// Creates the directory if needed, and makes it and what it holds private (0700
+    /// directories, 0600 files) even when they existed with looser modes. Returns what it
+    /// tightened, in words, for the caller to say.
+    pub fn ensure(&self) -> Result<Vec<String>, String> {
+        let mut fixed = Vec::new();
+        fixed.extend(private_dir(&self.root)?);
+        fixed.extend(private_dir(&self.root.join("keys"))?);
+        for f in [self.database(), self.audit_log(), self.audit_log().with_extension("head")] {
+            if tighten_file(&f, 0o600)? {
+                fixed.push(format!("{} was readable by others; it is 0600 now", f.display()));
+            }
+        }
+        Ok(fixed)
     }
     pub fn database(&self) -> PathBuf {
         self.root.join("cordon.db")
@@ -53,4 +58,65 @@ impl DataDir {
     pub fn host_key(&self) -> PathBuf {
         self.root.join("keys/ssh_host_ed25519_key")
     }
+}
+
+/// Creates `path` (mode 0700) if it is missing, or tightens it to 0700. A directory another
+/// account owns is refused: cordon's state must be its own. Returns what was tightened.
+pub fn private_dir(path: &Path) -> Result<Option<String>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let fd = crate::nofollow::open_root(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd)).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if st.st_uid != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to this account (uid {me}): run cordon as its owner, or chown it",
+            path.display(),
+            st.st_uid
+        ));
+    }
+    if st.st_mode & 0o077 != 0 {
+        crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), 0o700).map_err(|e| format!("chmod 700 {}: {e}", path.display()))?;
+        return Ok(Some(format!("{} was open to others (mode {:o}); it is 0700 now", path.display(), st.st_mode & 0o777)));
+    }
+    Ok(None)
+}
+
+/// Makes the file at `path` no looser than `mode`, if it exists, without following a link
+/// (a link where cordon keeps a file is refused). Returns whether it had to change it.
+pub fn tighten_file(path: &Path, mode: u32) -> Result<bool, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return Err(format!("{}: a NUL in the path", path.display())) };
+    // SAFETY: a NUL-terminated path; O_NOFOLLOW refuses a link, O_NONBLOCK a FIFO's wait.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(false),
+            Some(libc::ELOOP) => Err(format!("{} is a symbolic link; cordon keeps only plain files there", path.display())),
+            _ => Err(format!("opening {}: {e}", path.display())),
+        };
+    }
+    // SAFETY: a new descriptor owned here.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd)).map_err(|e| format!("{}: {e}", path.display()))?;
+    if st.st_mode & 0o777 & !mode == 0 {
+        return Ok(false);
+    }
+    crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), st.st_mode & 0o777 & mode)
+        .map_err(|e| format!("chmod {:o} {}: {e}", mode, path.display()))?;
+    Ok(true)
+}
+
+/// Whether a directory or file is open to other accounts, for `cordon doctor`: None when it
+/// is fine or missing, else what is wrong.
+pub fn looser_than(path: &Path, mode: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    if m.file_type().is_symlink() {
+        return Some(format!("{} is a symbolic link", path.display()));
+    }
+    let extra = m.mode() & 0o777 & !mode;
+    (extra != 0).then(|| format!("{} has mode {:o}; it should be {:o} or tighter", path.display(), m.mode() & 0o777, mode))
 }

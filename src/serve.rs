@@ -5,9 +5,8 @@ use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::paths::DataDir;
 use crate::service::Service;
-use crate::ssh::{Server, Shared};
+use crate::ssh::Shared;
 use russh::keys::PrivateKey;
-use russh::server::Server as _;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -46,23 +45,35 @@ pub fn serve(dir: DataDir, config_path: Option<&Path>) -> i32 {
     }
 }
 
+/// Lets the host use every file descriptor its hard limit allows (connections, sessions'
+/// terminals and recordings); the soft limit is often far lower.
+pub fn raise_open_files() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     // The host holds keys: no core dumps, no ptrace by other users' processes.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    raise_open_files();
     let config = Config::load(config_path, &dir.root)?;
+    check_uid_range(&config)?;
     let key = host_key(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
-    let service = Service::open(dir.clone(), config.clone())?;
+    let (service, tightened) = Service::open(dir.clone(), config.clone())?;
+    for t in &tightened {
+        println!("cordon: tightened: {t}");
+    }
     let (store, audit, hub) = (service.store.clone(), service.audit.clone(), service.hub.clone());
     let users = store.users().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        audit: audit.clone(),
-        config: config.clone(),
-        service: service.clone(),
-        hashing: tokio::sync::Semaphore::new(2),
-    });
+    let shared = Shared::new(service.clone(), config.clone());
 
     let mut methods = russh::MethodSet::empty();
     methods.push(russh::MethodKind::PublicKey);
@@ -90,7 +101,16 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         let _ = audit
             .record(AuditEvent::new("serve.start", "cordon").with("listen", local.clone()).with("recording", config.recording_enabled));
         println!("cordon: listening on {local} (SSH); host key {fingerprint}");
-        println!("cordon: data in {}; workspaces in {}", dir.root.display(), config.workspace_root.display());
+        println!(
+            "cordon: data in {}; users' homes in {}, workspaces in {}",
+            dir.root.display(),
+            config.home_root.display(),
+            config.workspace_root.display()
+        );
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            println!("cordon: sessions run as uid {} + the user's id, never as root", config.uid_base);
+        }
         if !config.recording_enabled {
             println!("cordon: WARNING: recordings are off ([recordings] enabled = false): sessions are not recorded");
         }
@@ -124,38 +144,27 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
                 }
             });
         }
-        let limits_hub = hub.clone();
-        let (limits_store, limits_audit) = (store.clone(), audit.clone());
-        let (idle, max) = (config.idle_timeout, config.max_duration);
+        // Authority and limits: what a user may no longer do ends within a second.
+        let maintained = service.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                limits_hub.enforce_limits(idle, max);
-                // A user locked from the host's shell loses their sessions too.
-                for s in limits_hub.list() {
-                    if limits_store.user(&s.owner).ok().flatten().is_none_or(|u| u.locked) {
-                        let _ = limits_audit.record(
-                            AuditEvent::new("session.kill", "cordon")
-                                .with("session", s.id)
-                                .with("reason", "the owner is locked or removed"),
-                        );
-                        s.kill();
-                    }
-                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let svc = maintained.clone();
+                let _ = tokio::task::spawn_blocking(move || svc.maintain()).await;
             }
         });
+        tokio::spawn(crate::ssh::watch(shared.clone()));
 
-        let mut server = Server { shared };
-        let running = server.run_on_socket(ssh_config, &listener);
-        let handle = running.handle();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            r = running => r.map_err(|e| format!("server: {e}"))?,
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        handle.shutdown("cordon is shutting down".into());
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            "cordon is shutting down".to_string()
+        };
+        crate::ssh::serve(listener, ssh_config, shared, stop).await;
         hub.end_all();
         // Give session readers a moment to record each session's end.
         for _ in 0..50 {
@@ -168,4 +177,27 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         println!("cordon: stopped");
         Ok::<(), String>(())
     })
+}
+
+/// Refuses to start when an account of this machine has a uid (or a group a gid) in the
+/// range given to cordon users' sessions: that account would own their files.
+fn check_uid_range(config: &Config) -> Result<(), String> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let (lo, hi) = (u64::from(config.uid_base), u64::from(config.uid_base) + u64::from(crate::config::MAX_USER_ID));
+    for file in ["/etc/passwd", "/etc/group"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let mut f = line.split(':');
+            let (name, id) = (f.next().unwrap_or(""), f.nth(1).and_then(|v| v.parse::<u64>().ok()));
+            if let Some(id) = id.filter(|id| (lo..=hi).contains(id)) {
+                return Err(format!(
+                    "{file}: {name} has id {id}, inside the ids cordon gives its users' sessions ({lo}..{hi}); set [sessions] uid_base elsewhere"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

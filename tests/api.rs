@@ -201,8 +201,14 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
+/// Claims for `sub`; the tests below add dev first (id 1), then ada (id 2).
 fn claims(sub: &str) -> Value {
-    json!({"iss": "cordon", "aud": "cordon-api", "sub": sub, "exp": now() + 600, "nbf": now() - 10, "iat": now() - 10, "jti": "0123456789abcdef0123456789abcdef"})
+    let uid = match sub {
+        "dev" => 1,
+        "ada" => 2,
+        _ => 99,
+    };
+    json!({"iss": "cordon", "aud": "cordon-api", "sub": sub, "uid": uid, "fam": "0123456789abcdef", "exp": now() + 600, "nbf": now() - 10, "iat": now() - 10, "jti": "0123456789abcdef0123456789abcdef"})
 }
 
 fn sign(kid: &str, key: &EncodingKey, c: &Value) -> String {
@@ -264,6 +270,10 @@ fn every_jwt_attack_is_refused() {
     let mut no_exp = claims("dev");
     no_exp.as_object_mut().unwrap().remove("exp");
     attacks.push(("no exp", sign(&kid, &key, &no_exp)));
+    let mut no_uid = claims("dev");
+    no_uid.as_object_mut().unwrap().remove("uid");
+    attacks.push(("no user id", sign(&kid, &key, &no_uid)));
+    attacks.push(("another user's id", with("uid", json!(2))));
     // A real token with its payload changed to another user.
     let (real, refresh) = token(&h, "dev");
     let parts: Vec<&str> = real.split('.').collect();
@@ -518,4 +528,123 @@ fn hs256_is_the_operators_alternative_and_is_pinned_too() {
     assert_eq!(http(&h, "GET", "/v1/sessions", Some(&eddsa), None).status, 401, "EdDSA where HS256 is pinned");
     let key = std::fs::read(h.state().join(format!("keys/api/{kid}.hs256"))).unwrap();
     assert_eq!(key.len(), 32, "a 256-bit key");
+}
+
+#[test]
+fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
+    let h = Host::start();
+    h.user("alice", "developer");
+    h.user("bob", "developer");
+    let (alice, _) = token(&h, "alice");
+    let (bob, _) = token(&h, "bob");
+    let id = new_session(&h, &alice, &["sleep", "30"]);
+    let missing = 4242;
+    for (method, path, body) in [
+        ("GET", "/v1/sessions/{}", None),
+        ("DELETE", "/v1/sessions/{}", None),
+        ("POST", "/v1/sessions/{}/input", Some(json!({"data": "x"}))),
+        ("POST", "/v1/sessions/{}/resize", Some(json!({"cols": 80, "rows": 24}))),
+    ] {
+        let theirs = http(&h, method, &path.replace("{}", &id.to_string()), Some(&bob), body.clone());
+        let none = http(&h, method, &path.replace("{}", &missing.to_string()), Some(&bob), body);
+        assert_eq!((theirs.status, none.status), (404, 404), "{method} {path}: {} / {}", theirs.body, none.body);
+        assert_eq!(theirs.body.replace(&id.to_string(), "N"), none.body.replace(&missing.to_string(), "N"), "{method} {path}");
+    }
+    // A WebSocket attach to another user's session, before any upgrade.
+    let theirs = http(&h, "GET", &format!("/v1/sessions/{id}/observe"), Some(&bob), None);
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+
+    // Recordings: by id and by prefix, mine are found, theirs are "no recording".
+    let rec = http(&h, "GET", "/v1/recordings", Some(&alice), None).json()[0]["id"].as_str().unwrap().to_string();
+    for probe in [rec.clone(), rec[..6].to_string()] {
+        let theirs = http(&h, "GET", &format!("/v1/recordings/{probe}"), Some(&bob), None);
+        let none = http(&h, "GET", "/v1/recordings/ffffffffffffffff", Some(&bob), None);
+        assert_eq!((theirs.status, none.status), (404, 404));
+        assert_eq!(theirs.body.replace(&probe, "X"), none.body.replace("ffffffffffffffff", "X"));
+    }
+    // Users: another user's tokens, whether that user exists or not.
+    let theirs = http(&h, "POST", "/v1/users/alice/revoke", Some(&bob), None);
+    let none = http(&h, "POST", "/v1/users/nobody/revoke", Some(&bob), None);
+    assert_eq!((theirs.status, theirs.body.clone()), (none.status, none.body), "revoke");
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&alice), None).json().as_array().map(|a| a.len()),
+        Some(1),
+        "alice's session is untouched"
+    );
+}
+
+#[test]
+fn a_reused_refresh_token_also_ends_the_access_token_issued_from_it() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    let (_, refresh) = token(&h, "dev");
+    let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    assert_eq!(next.status, 200, "{}", next.body);
+    let access = next.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&access), None).status, 200);
+    // Someone replays the first refresh token: the whole login ends, its access token too.
+    assert_eq!(http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh}))).status, 401);
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&access), None).status, 401, "the access token of that login is revoked");
+}
+
+#[test]
+fn a_client_that_trickles_its_headers_is_dropped() {
+    use std::io::{Read, Write};
+    let h = Host::start_with("[api]\nheader_timeout = \"2s\"");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    let start = std::time::Instant::now();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(6), "the connection was held {took:?}");
+    assert!(!String::from_utf8_lossy(&buf).contains("\"ok\""), "no answer to a request never finished");
+    assert_eq!(http(&h, "GET", "/v1/health", None, None).status, 200, "whole requests are still answered");
+}
+
+#[test]
+fn unknown_and_known_users_are_refused_in_the_same_time() {
+    // Each attempt from its own loopback address and for its own name, so that no lockout
+    // or rate limit changes the path a login takes.
+    let h = Host::start_with("password_login = true\n[api]\nlogin_rate_limit = 1000");
+    let names: Vec<String> = (0..7).map(|i| format!("known{i}")).collect();
+    for n in &names {
+        h.user(n, "developer");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.arg("--data-dir")
+            .arg(h.state())
+            .args(["user", "passwd", n])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"correct horse battery staple 9\n").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let time = |user: &str, from: u32| -> f64 {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--interface", &format!("127.0.0.{from}")])
+            .args(["-H", "Content-Type: application/json", "--data-binary", &json!({"user": user, "password": "wrong"}).to_string()])
+            .arg(format!("http://127.0.0.1:{}/v1/auth/login", h.api))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (code, secs) = text.split_once(' ').unwrap();
+        assert_eq!(code, "401", "{text}");
+        secs.parse().unwrap()
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for (i, n) in names.iter().enumerate() {
+        known.push(time(n, 10 + 2 * i as u32));
+        unknown.push(time(&format!("nobody{i}"), 11 + 2 * i as u32));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (k, u) = (median(&mut known), median(&mut unknown));
+    // An Argon2 verification takes tens of milliseconds; a refusal without one takes about
+    // one. The medians must be within a few milliseconds (or a fifth) of each other.
+    assert!((k - u).abs() < (0.005f64).max(0.2 * k), "known {k:.4} s, unknown {u:.4} s");
 }

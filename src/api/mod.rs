@@ -4,6 +4,7 @@
 //! checks permissions and audits. Errors are JSON with the request id and never carry
 //! internals.
 
+mod listen;
 mod routes;
 mod tls;
 pub mod tokens;
@@ -22,7 +23,7 @@ use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::service::{Principal, Service};
-use tokens::{Claims, Tokens};
+use tokens::Claims;
 
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 64 << 10;
@@ -68,10 +69,8 @@ impl Limiter {
 #[derive(Clone)]
 pub struct Api {
     pub svc: Arc<Service>,
-    pub tokens: Arc<Tokens>,
     pub metrics: Arc<Metrics>,
     limiter: Arc<Limiter>,
-    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 /// The request id, set by the first middleware.
@@ -155,12 +154,11 @@ impl FromRequestParts<Api> for Auth {
             if let Some(r) = &request {
                 e = e.with("request", r.clone());
             }
-            let _ = api.svc.audit.record(e);
+            api.svc.record_bounded(&format!("api.unauthorized:{peer}"), e);
             ApiError::new(StatusCode::UNAUTHORIZED, why)
         };
         let Some(token) = bearer else { return Err(refuse("an access token is required (Authorization: Bearer ...)".into())) };
-        let claims = api.tokens.verify(&api.svc.store, token).map_err(refuse)?;
-        let mut p = api.svc.principal(&claims.sub, &peer).map_err(|e| refuse(format!("the token's user cannot act: {e}")))?;
+        let (mut p, claims) = api.svc.authenticate(token, &peer).map_err(refuse)?;
         p.request = request;
         if let Some(after) = api.limiter.hit(&format!("user:{}", p.user), api.svc.config.api_rate) {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -195,10 +193,10 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     let mut res = match limited {
         Some(after) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let _ = api
-                .svc
-                .audit
-                .record(AuditEvent::new("api.rate_limited", "anonymous").with("address", peer.clone()).with("request", id.clone()));
+            api.svc.record_bounded(
+                &format!("api.rate_limited:{peer}"),
+                AuditEvent::new("api.rate_limited", "anonymous").with("address", peer.clone()).with("request", id.clone()),
+            );
             ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: "too many requests; slow down".into(), retry_after: Some(after) }
                 .into_response()
         }
@@ -209,7 +207,8 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     let status = res.status();
     if status.is_client_error() && ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS].contains(&status) {
         let path: String = path.chars().take(200).collect();
-        let _ = api.svc.audit.record(
+        api.svc.record_bounded(
+            &format!("api.rejected:{peer}"),
             AuditEvent::new("api.rejected", "anonymous")
                 .with("status", status.as_u16())
                 .with("method", method)
@@ -238,18 +237,6 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
 #[derive(Clone, Debug)]
 pub struct Remote(pub Option<SocketAddr>);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Remote {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Remote {
-        Remote(Some(*s.remote_addr()))
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for Remote {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Remote {
-        Remote(Some(*s.remote_addr()))
-    }
-}
-
 /// Over TLS, browsers are told to keep to it.
 async fn hsts(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
@@ -259,36 +246,31 @@ async fn hsts(req: Request, next: Next) -> Response {
 
 /// Starts the API on the configured TCP address and unix socket.
 pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
-    let api = Api {
-        svc: svc.clone(),
-        tokens: svc.tokens.clone(),
-        metrics: Arc::new(Metrics::default()),
-        limiter: Arc::new(Limiter::default()),
-        hashing: Arc::new(tokio::sync::Semaphore::new(2)),
-    };
+    let api = Api { svc: svc.clone(), metrics: Arc::new(Metrics::default()), limiter: Arc::new(Limiter::default()) };
     let app = routes::router(api.clone())
         .layer(axum::middleware::from_fn_with_state(api.clone(), envelope))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api);
+    let server = listen::Server {
+        app: app.clone(),
+        svc: svc.clone(),
+        caps: listen::Caps::new(svc.config.api_max_connections, svc.config.api_max_connections_per_address),
+        header_timeout: svc.config.api_header_timeout,
+    };
     let mut said = Vec::new();
     if let Some(addr) = &svc.config.api_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("api: listening on {addr}: {e}"))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone());
         match &svc.config.api_tls {
             Some((cert, key)) => {
-                let listener = tls::TlsListener::new(listener, tls::config(cert, key)?).map_err(|e| format!("api: {e}"))?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls::config(cert, key)?);
                 said.push(format!("https://{local}"));
-                let app = app.clone().layer(axum::middleware::from_fn(hsts)).into_make_service_with_connect_info::<Remote>();
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                });
+                let server = listen::Server { app: app.clone().layer(axum::middleware::from_fn(hsts)), ..server.clone() };
+                tokio::spawn(server.tcp(listener, Some(acceptor)));
             }
             None => {
                 said.push(format!("http://{local}"));
-                let app = app.clone().into_make_service_with_connect_info::<Remote>();
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                });
+                tokio::spawn(server.clone().tcp(listener, None));
             }
         }
     }
@@ -299,9 +281,7 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
         let _ = std::fs::remove_file(path);
         let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("api: listening on {}: {e}", path.display()))?;
         said.push(format!("unix:{}", path.display()));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app.into_make_service()).await;
-        });
+        tokio::spawn(server.unix(listener));
     }
     Ok(said)
 }

@@ -13,9 +13,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::tokens::{RefreshError, TokenPair};
+use super::tokens::TokenPair;
 use super::{Api, ApiError, Auth, Peer, RequestId};
-use crate::audit::AuditEvent;
 use crate::service::NewSession;
 use crate::sessions::Session;
 
@@ -330,44 +329,15 @@ async fn login(
     if !svc.config.password_login {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "password logins are off here; get a token with `ssh HOST token`"));
     }
-    let now = super::tokens::now();
-    let subjects = [format!("user:{}", body.user), format!("addr:{}", peer.0 .0)];
-    let locked_out = subjects.iter().any(|s| svc.store.recent_failures(s, now).unwrap_or(0) >= crate::auth::password::MAX_FAILURES);
-    let hash = if locked_out { None } else { svc.store.password(&body.user).ok().flatten() };
-    let ok = match hash {
-        Some(h) => {
-            let _permit = api.hashing.acquire().await;
-            let pw = body.password.clone();
-            tokio::task::spawn_blocking(move || crate::auth::password::verify(&h, &pw)).await.unwrap_or(false)
+    match svc.password_login(&body.user, &body.password, &peer.0 .0, "api password").await {
+        Ok(mut p) => {
+            p.request = Some(rid.0 .0.clone());
+            Ok(Json(svc.login_tokens(&p)?))
         }
-        None => false,
-    };
-    let user = svc.store.user(&body.user).ok().flatten();
-    match user {
-        Some(u) if ok && !u.locked => {
-            let pair = api.tokens.pair(&svc.store, &u.name, None).map_err(|e| ApiError::from(crate::service::Error::Failed(e)))?;
-            let _ = svc.audit.record(
-                AuditEvent::new("login", u.name)
-                    .with("method", "api password")
-                    .with("address", peer.0 .0.clone())
-                    .with("request", rid.0 .0.clone()),
-            );
-            Ok(Json(pair))
-        }
-        _ => {
-            if !locked_out {
-                let _ = svc.store.record_failure(&subjects, now);
-            }
+        Err(crate::service::Error::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
+        Err(e) => {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            let why = if locked_out { "locked out after repeated failures" } else { "wrong user or password" };
-            let _ = svc.audit.record(
-                AuditEvent::new("login.failed", body.user.clone())
-                    .with("method", "api password")
-                    .with("why", why)
-                    .with("address", peer.0 .0.clone())
-                    .with("request", rid.0 .0.clone()),
-            );
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user or password, or too many failures: wait 15 minutes"))
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
         }
     }
 }
@@ -380,49 +350,20 @@ async fn refresh(
     rid: axum::Extension<RequestId>,
     Body(body): Body<RefreshIn>,
 ) -> Result<Json<TokenPair>> {
-    let svc = &api.svc;
-    match api.tokens.refresh(&svc.store, &body.refresh_token) {
-        Ok((user, pair)) => match svc.principal(&user, &peer.0 .0) {
-            Ok(_) => {
-                let _ = svc
-                    .audit
-                    .record(AuditEvent::new("token.refresh", user).with("address", peer.0 .0.clone()).with("request", rid.0 .0.clone()));
-                Ok(Json(pair))
-            }
-            Err(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the user cannot log in")),
-        },
-        Err(RefreshError::Reused { user, family }) => {
-            let _ = svc.audit.record(
-                AuditEvent::new("token.reuse", user)
-                    .with("family", family)
-                    .with("address", peer.0 .0.clone())
-                    .with("request", rid.0 .0.clone())
-                    .with("action", "family revoked"),
-            );
+    match api.svc.refresh_tokens(&body.refresh_token, &peer.0 .0, &rid.0 .0) {
+        Ok(pair) => Ok(Json(pair)),
+        Err(crate::service::Error::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
+        Err(e) => {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "this refresh token was already used: every token of its login is now revoked"))
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
         }
-        Err(RefreshError::Invalid) => {
-            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid, expired or revoked refresh token"))
-        }
-        Err(RefreshError::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
     }
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn logout(State(api): State<Api>, auth: Auth, Body(body): Body<LogoutIn>) -> Result<StatusCode> {
-    let svc = &api.svc;
-    svc.store.revoke_jti(&auth.claims.jti, auth.claims.exp).map_err(|e| ApiError::from(crate::service::Error::Failed(e.to_string())))?;
-    if let Some(r) = body.refresh_token {
-        if let Ok(crate::store::Refresh::Valid { family, .. } | crate::store::Refresh::Reused { family, .. }) =
-            svc.store.use_refresh(&super::tokens::hash(&r), super::tokens::now())
-        {
-            let _ = svc.store.revoke_family(&family);
-        }
-    }
-    let _ = svc.audit.record(auth.p.stamp(AuditEvent::new("logout", auth.p.user.clone())));
+    api.svc.logout(&auth.p, &auth.claims, body.refresh_token.as_deref())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -513,6 +454,12 @@ async fn pump(
                 break;
             }
         }
+        if let Some(why) = v.revoked() {
+            // The user may no longer watch (locked, removed, demoted): the host ended it.
+            let _ = socket.send(Message::Text(serde_json::json!({"type": "revoked", "reason": why}).to_string().into())).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
         if let Some(code) = s.exit_status() {
             let rest = v.drain();
             if !rest.is_empty() {
@@ -526,7 +473,7 @@ async fn pump(
             _ = v.notify.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
             m = socket.recv() => match m {
-                Some(Ok(Message::Binary(b))) if writer => {
+                Some(Ok(Message::Binary(b))) if writer && !v.gone.load(Ordering::SeqCst) => {
                     api.metrics.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
                     let _ = s.input(&b);
                 }
@@ -600,13 +547,13 @@ async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Res
 #[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
     responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
-    Ok(Json(api.svc.recordings(&auth.p)?.into_iter().map(recording_out).collect()))
+    Ok(Json(api.svc.recordings(&auth.p, &Default::default())?.into_iter().map(recording_out).collect()))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn search(State(api): State<Api>, auth: Auth, Q(q): Q<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
-    let hits = api.svc.search(&auth.p, &q.q)?;
+    let (hits, _) = api.svc.search(&auth.p, &q.q, &Default::default())?;
     Ok(Json(hits.into_iter().map(|h| HitOut { recording: h.recording, user: h.user, at: h.at, line: h.line }).collect()))
 }
 
@@ -619,7 +566,7 @@ async fn recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -
 #[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<VerifyOut>> {
-    Ok(Json(match api.svc.verify_recording(&auth.p, &id)? {
+    Ok(Json(match api.svc.verify_recording(&auth.p, &id)?.1 {
         Ok(d) => VerifyOut { ok: true, detail: d },
         Err(d) => VerifyOut { ok: false, detail: d },
     }))
@@ -685,7 +632,7 @@ async fn users(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<UserOut>>>
 #[utoipa::path(post, path = "/v1/users", request_body = NewUserIn, security(("bearer" = [])),
     responses((status = 201, body = UserOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn add_user(State(api): State<Api>, auth: Auth, Body(body): Body<NewUserIn>) -> Result<(StatusCode, Json<UserOut>)> {
-    let u = api.svc.add_user(&auth.p, &body.name, role(&body.role)?)?;
+    let (u, _) = api.svc.add_user(&auth.p, &body.name, role(&body.role)?, &[])?;
     Ok((
         StatusCode::CREATED,
         Json(UserOut { name: u.name, role: u.role.name().into(), locked: u.locked, created: u.created, keys: 0, password: false }),
@@ -750,7 +697,6 @@ async fn unlock(State(api): State<Api>, auth: Auth, Path(name): Path<String>) ->
 #[utoipa::path(post, path = "/v1/users/{name}/revoke", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn revoke(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode> {
-    api.svc.store.existing(&name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     api.svc.revoke_tokens(&auth.p, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -765,9 +711,7 @@ async fn profiles(State(api): State<Api>, auth: Auth) -> Json<Vec<ProfileOut>> {
 #[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
-    if !crate::auth::allowed(auth.p.role, crate::auth::Action::ReadAudit) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("a {} may not read metrics", auth.p.role)));
-    }
+    api.svc.may_read_metrics(&auth.p)?;
     let m = &api.metrics;
     let sessions = api.svc.hub.list().len();
     let mut out = String::new();

@@ -4,7 +4,9 @@
 //! `sub` and `jti` are required; access tokens live an hour. Refresh tokens are opaque, live
 //! 30 days, are stored only as hashes, rotate on every use, and a second use of one revokes
 //! its whole family. Revocation (logout, a lock, an admin's revoke) is checked on every
-//! request. Signing keys rotate without logging anyone out: old keys verify until their
+//! request. Access tokens name the user's stable id (`uid`) and their login (`fam`, the
+//! refresh family): a user removed and added again under the same name is not the token's
+//! user, and a reused refresh token revokes the access tokens of its login too. Signing keys rotate without logging anyone out: old keys verify until their
 //! tokens have expired.
 
 use std::collections::BTreeMap;
@@ -18,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::paths::DataDir;
 use crate::secrets::{hex, random_bytes, write_private};
-use crate::store::{Refresh, Store};
+use crate::store::{Refresh, Store, User};
 
 pub const ISSUER: &str = "cordon";
 pub const AUDIENCE: &str = "cordon-api";
@@ -34,6 +36,10 @@ pub struct Claims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: String,
+    /// The user's stable id.
+    pub uid: i64,
+    /// The login (refresh family) the token belongs to.
+    pub fam: String,
 }
 
 /// A pair as the login answers it.
@@ -198,13 +204,15 @@ impl Tokens {
         new_key_file(&t.dir, t.algorithm)
     }
 
-    /// A new access token for `user`, and its claims.
-    pub fn access(&self, user: &str) -> Result<(String, Claims), String> {
+    /// A new access token for `user` in login `family`, and its claims.
+    pub fn access(&self, user: &User, family: &str) -> Result<(String, Claims), String> {
         let now = now();
         let claims = Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
-            sub: user.into(),
+            sub: user.name.clone(),
+            uid: user.id,
+            fam: family.to_string(),
             exp: now + ACCESS_SECONDS,
             nbf: now,
             iat: now,
@@ -218,13 +226,13 @@ impl Tokens {
     }
 
     /// A new pair: an access token and a refresh token in `family` (a new family if None).
-    pub fn pair(&self, store: &Store, user: &str, family: Option<&str>) -> Result<TokenPair, String> {
-        let (access_token, _) = self.access(user)?;
-        let refresh = format!("cr_{}", hex(&random_bytes(32).map_err(|e| e.to_string())?));
+    pub fn pair(&self, store: &Store, user: &User, family: Option<&str>) -> Result<TokenPair, String> {
         let family = match family {
             Some(f) => f.to_string(),
             None => hex(&random_bytes(16).map_err(|e| e.to_string())?),
         };
+        let (access_token, _) = self.access(user, &family)?;
+        let refresh = format!("cr_{}", hex(&random_bytes(32).map_err(|e| e.to_string())?));
         store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS).map_err(|e| e.to_string())?;
         Ok(TokenPair { access_token, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_SECONDS })
     }
@@ -255,23 +263,29 @@ impl Tokens {
         if c.jti.len() < 16 {
             return Err("the token has no id".into());
         }
-        if store.is_revoked(&c.jti).map_err(|e| e.to_string())? {
-            return Err("the token was revoked".into());
-        }
-        if c.iat < store.token_cutoff(&c.sub).map_err(|e| e.to_string())? {
+        let revoked = store.is_revoked(&c.jti).map_err(|e| e.to_string())?
+            || store.family_revoked(&c.fam).map_err(|e| e.to_string())?
+            || c.iat < store.token_cutoff(c.uid).map_err(|e| e.to_string())?;
+        if revoked {
             return Err("the token was revoked".into());
         }
         Ok(c)
     }
 
-    /// Trades a refresh token for a new pair. A reused one revokes its family.
-    pub fn refresh(&self, store: &Store, refresh: &str) -> Result<(String, TokenPair), RefreshError> {
-        match store.use_refresh(&hash(refresh), now()).map_err(|e| RefreshError::Failed(e.to_string()))? {
-            Refresh::Valid { user, family } => {
+    /// Trades a refresh token for a new pair for its user, who must still exist and not be
+    /// locked. A reused one revokes its whole login.
+    pub fn refresh(&self, store: &Store, refresh: &str) -> Result<(User, TokenPair), RefreshError> {
+        let now = now();
+        match store.use_refresh(&hash(refresh), now, now + ACCESS_SECONDS).map_err(|e| RefreshError::Failed(e.to_string()))? {
+            Refresh::Valid { user_id, family } => {
+                let user = match store.user_by_id(user_id).map_err(|e| RefreshError::Failed(e.to_string()))? {
+                    Some(u) if !u.locked => u,
+                    _ => return Err(RefreshError::Invalid),
+                };
                 let pair = self.pair(store, &user, Some(&family)).map_err(RefreshError::Failed)?;
                 Ok((user, pair))
             }
-            Refresh::Reused { user, family } => Err(RefreshError::Reused { user, family }),
+            Refresh::Reused { user_id, family } => Err(RefreshError::Reused { user_id, family }),
             Refresh::Invalid => Err(RefreshError::Invalid),
         }
     }
@@ -280,7 +294,7 @@ impl Tokens {
 #[derive(Debug)]
 pub enum RefreshError {
     Invalid,
-    Reused { user: String, family: String },
+    Reused { user_id: i64, family: String },
     Failed(String),
 }
 

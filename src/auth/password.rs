@@ -85,6 +85,34 @@ pub fn verify(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
 }
 
+/// A hash of a random password with the parameters real hashes use, made once.
+fn dummy() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let random = crate::secrets::random_bytes(24).map(|b| crate::secrets::hex(&b)).unwrap_or_else(|_| "dummy".into());
+        hash(&random).unwrap_or_default()
+    })
+}
+
+/// Makes the dummy hash now, so that the first login for an unknown user does not take
+/// twice as long (which would tell that the user is unknown).
+pub fn warm() {
+    dummy();
+}
+
+/// Whether `password` matches `phc`; without a hash (no such user, no password, locked
+/// out) it is checked against a dummy hash and refused, so that every answer costs one
+/// Argon2 verification and takes the same time.
+pub fn verify_or_dummy(phc: Option<&str>, password: &str) -> bool {
+    match phc {
+        Some(h) => verify(h, password),
+        None => {
+            let _ = verify(dummy(), password);
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +133,14 @@ mod tests {
         assert!(verify(&h, "Tr0mbone-Garden-Lamp"));
         assert!(!verify(&h, "Tr0mbone-Garden-Lamp!"));
         assert!(!verify("garbage", "x"));
+    }
+
+    #[test]
+    fn without_a_hash_the_answer_is_no_after_the_same_work() {
+        let h = hash("Tr0mbone-Garden-Lamp").unwrap();
+        assert!(verify_or_dummy(Some(&h), "Tr0mbone-Garden-Lamp"));
+        assert!(!verify_or_dummy(None, "Tr0mbone-Garden-Lamp"));
+        // The dummy is a real Argon2id hash with the same parameters, not a shortcut.
+        assert!(dummy().starts_with("$argon2id$") && dummy().split('$').nth(3) == h.split('$').nth(3), "{}", dummy());
     }
 }

@@ -25,14 +25,26 @@ use recording::Lane;
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
 
+/// Where and as whom a user's command runs: the profile, the workspace and home (prepared
+/// by [`crate::places`], without links), and the account (None: the host's own).
+#[derive(Debug, Clone)]
+pub struct Confinement {
+    pub profile: String,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub account: Option<crate::places::Account>,
+    /// The cordon user's name (USER and LOGNAME inside).
+    pub user: String,
+}
+
 /// What a new session runs.
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub owner: String,
+    pub owner_id: i64,
     pub name: String,
-    pub profile: String,
+    pub confinement: Confinement,
     pub command: Vec<String>,
-    pub workspace: PathBuf,
     pub cols: u16,
     pub rows: u16,
     pub term: String,
@@ -41,12 +53,28 @@ pub struct Spec {
 /// A client watching (and maybe typing into) a session.
 pub struct Viewer {
     pub writer: bool,
+    /// The watching user's id (0: the host's own shell).
+    pub user_id: i64,
     queue: Mutex<(VecDeque<Vec<u8>>, usize)>,
     pub notify: tokio::sync::Notify,
     pub gone: AtomicBool,
+    /// Why the host ended this viewer (the user lost the right to watch), if it did.
+    revoked: Mutex<Option<String>>,
 }
 
 impl Viewer {
+    /// Ends the viewer because its user may no longer watch; the face shows `why`.
+    pub fn revoke(&self, why: &str) {
+        *self.revoked.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+        self.gone.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Why the host ended this viewer, if it did.
+    pub fn revoked(&self) -> Option<String> {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Takes everything queued.
     pub fn drain(&self) -> Vec<u8> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,6 +108,7 @@ pub struct Session {
     pub id: u64,
     name: Mutex<String>,
     pub owner: String,
+    pub owner_id: i64,
     pub profile: String,
     pub command: Vec<String>,
     pub created: String,
@@ -92,6 +121,8 @@ pub struct Session {
     last_activity: Mutex<Instant>,
     recording: Lane,
     record_input: bool,
+    /// Set once the host has ended it (it leaves the list when its reader sees the end).
+    ending: AtomicBool,
 }
 
 impl Session {
@@ -108,6 +139,11 @@ impl Session {
         let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         let (_, cols) = screen.screen().size();
         screen.screen().rows(0, cols.get()).collect()
+    }
+
+    /// Whether the host has ended it (its processes are going).
+    pub fn ending(&self) -> bool {
+        self.ending.load(Ordering::SeqCst)
     }
 
     /// How it ended, once it has.
@@ -127,25 +163,40 @@ impl Session {
         self.started.elapsed()
     }
 
-    /// Adds a viewer; it first receives the current screen. The screen lock is held until the
-    /// viewer is registered, so no output falls between the snapshot and the stream.
-    pub fn attach(&self, writer: bool) -> Arc<Viewer> {
+    /// Adds a viewer for user `user_id`, at most `max` per session; it first receives the
+    /// current screen. The screen lock is held until the viewer is registered, so no output
+    /// falls between the snapshot and the stream.
+    pub fn attach(&self, writer: bool, user_id: i64, max: usize) -> Result<Arc<Viewer>, String> {
         let v = Arc::new(Viewer {
             writer,
+            user_id,
             queue: Mutex::new((VecDeque::new(), 0)),
             notify: tokio::sync::Notify::new(),
             gone: AtomicBool::new(false),
+            revoked: Mutex::new(None),
         });
         let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        if viewers.len() >= max {
+            return Err(format!("session {} already has {max} viewers, the most allowed ([sessions] max_viewers)", self.id));
+        }
         v.push(&snapshot(&screen), &Vec::new);
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).push(v.clone());
+        viewers.push(v.clone());
+        drop(viewers);
         drop(screen);
-        v
+        Ok(v)
     }
 
+    /// Removes a viewer; its face's task is woken to notice.
     pub fn detach(&self, viewer: &Arc<Viewer>) {
         viewer.gone.store(true, Ordering::SeqCst);
         self.viewers.lock().unwrap_or_else(|e| e.into_inner()).retain(|v| !Arc::ptr_eq(v, viewer));
+        viewer.notify.notify_one();
+    }
+
+    /// The viewers now.
+    pub fn viewers(&self) -> Vec<Arc<Viewer>> {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The recording's id (empty when recordings are off).
@@ -201,6 +252,7 @@ impl Session {
     /// Ends the session: its whole process tree is killed (the sandbox's init takes every
     /// process of its pid namespace with it).
     pub fn kill(&self) {
+        self.ending.store(true, Ordering::SeqCst);
         // Killing the sandbox's init (pid 1 of its namespace) ends every process in it and
         // lets `cordon sandbox` clean up after it (its cgroup); killing `cordon sandbox`
         // itself would leave that behind.
@@ -252,8 +304,9 @@ impl Hub {
         self.sessions.lock().ok().and_then(|s| s.get(&id).cloned())
     }
 
-    pub fn count_for(&self, owner: &str) -> usize {
-        self.list().iter().filter(|s| s.owner == owner).count()
+    /// Sessions of user `owner_id`.
+    pub fn count_for(&self, owner_id: i64) -> usize {
+        self.list().iter().filter(|s| s.owner_id == owner_id).count()
     }
 
     /// Spawns a child from the long-lived spawner thread (killed if the host dies).
@@ -261,30 +314,46 @@ impl Hub {
         self.spawner.spawn(cmd)
     }
 
-    /// The command line that runs `command` confined under `profile` in `workspace`.
-    pub fn sandbox_command(&self, profile: &str, workspace: &std::path::Path, command: &[String], term: &str) -> Command {
+    /// The command line that runs `command` confined as `c` says: the user's account, home
+    /// and workspace, no link followed beneath them (`--no-links`: sessions write there).
+    pub fn sandbox_command(&self, c: &Confinement, command: &[String], term: &str) -> Command {
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("sandbox").arg("--profile").arg(profile).arg("--workspace").arg(workspace);
+        cmd.arg("sandbox").arg("--profile").arg(&c.profile).arg("--workspace").arg(&c.workspace);
+        cmd.arg("--home").arg(&c.home).arg("--no-links").arg("--user-name").arg(&c.user);
+        if let Some(a) = c.account {
+            cmd.arg("--uid").arg(a.uid.to_string()).arg("--gid").arg(a.gid.to_string());
+        }
         for h in &self.hide {
             cmd.arg("--hide").arg(h);
         }
         cmd.arg("--").args(command);
-        // The host's environment (and its secrets) never reaches a session.
+        // The host's environment (and its secrets) never reaches a session. HOME stays the
+        // host's here: the sandbox finds profiles through it (a session's own home must not
+        // be able to supply profiles); the command's HOME is `--home`.
         cmd.env_clear();
-        for (k, v) in [("TERM", term), ("LANG", "C.UTF-8")] {
+        for (k, v) in [("TERM", term), ("LANG", "C.UTF-8"), ("USER", &c.user), ("LOGNAME", &c.user)] {
             cmd.env(k, v);
         }
-        for k in ["HOME", "USER", "LOGNAME", "PATH", "XDG_CONFIG_HOME", "CORDON_PROFILE_PATH"] {
+        for k in ["HOME", "PATH", "XDG_CONFIG_HOME", "CORDON_PROFILE_PATH"] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);
             }
+        }
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe. The host keeps its own files private (umask
+        // 077); a user's session gets the usual 022, and the sandbox's mount points must be
+        // traversable once it runs as the user.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
         }
         cmd
     }
 
     /// Starts a session in a new PTY.
     pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, String> {
-        std::fs::create_dir_all(&spec.workspace).map_err(|e| format!("creating the workspace {}: {e}", spec.workspace.display()))?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
@@ -296,7 +365,8 @@ impl Hub {
                     id: header.id.clone(),
                     session: id as i64,
                     user: spec.owner.clone(),
-                    profile: spec.profile.clone(),
+                    user_id: spec.owner_id,
+                    profile: spec.confinement.profile.clone(),
                     command: spec.command.join(" "),
                     started: crate::audit::now_rfc3339(),
                     ended: None,
@@ -314,7 +384,16 @@ impl Hub {
             (Lane::off(), None)
         };
         let (master, slave) = open_pty(spec.cols, spec.rows)?;
-        let mut cmd = self.sandbox_command(&spec.profile, &spec.workspace, &spec.command, &spec.term);
+        if let Some(a) = spec.confinement.account {
+            // The terminal belongs to the session's user, as sshd gives a login its tty.
+            // SAFETY: fchown and fchmod on the slave we just opened.
+            unsafe {
+                if libc::fchown(slave.as_raw_fd(), a.uid, a.gid) != 0 || libc::fchmod(slave.as_raw_fd(), 0o620) != 0 {
+                    return Err(format!("giving the terminal to uid {}: {}", a.uid, std::io::Error::last_os_error()));
+                }
+            }
+        }
+        let mut cmd = self.sandbox_command(&spec.confinement, &spec.command, &spec.term);
         let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| format!("duplicating the terminal: {e}"));
         cmd.stdin(tty(&slave)?).stdout(tty(&slave)?).stderr(tty(&slave)?);
         use std::os::unix::process::CommandExt;
@@ -334,7 +413,8 @@ impl Hub {
             id,
             name: Mutex::new(if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() }),
             owner: spec.owner.clone(),
-            profile: spec.profile.clone(),
+            owner_id: spec.owner_id,
+            profile: spec.confinement.profile.clone(),
             command: spec.command.clone(),
             created: crate::audit::now_rfc3339(),
             started: Instant::now(),
@@ -346,6 +426,7 @@ impl Hub {
             last_activity: Mutex::new(Instant::now()),
             recording: lane,
             record_input: self.recorder.input,
+            ending: AtomicBool::new(false),
         });
         if let Some(p) = pending {
             if let Err(e) = p.start(Arc::downgrade(&session), self.audit.clone(), session.recording_id()) {
@@ -383,7 +464,7 @@ impl Hub {
 
     /// Kills sessions idle or alive for too long.
     pub fn enforce_limits(&self, idle: Duration, max: Duration) {
-        for s in self.list() {
+        for s in self.list().into_iter().filter(|s| !s.ending()) {
             let why = if s.idle() > idle && s.viewer_count() == 0 {
                 Some("idle timeout")
             } else if s.age() > max {

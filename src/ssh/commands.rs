@@ -108,8 +108,11 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
         Ok(w) => w,
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {e}\n"), 2),
     };
-    let Some(user) = conn.user.clone() else { return conn.refuse(channel, session, line, "not logged in") };
-    let Some(principal) = conn.principal() else { return conn.refuse(channel, session, line, "not logged in") };
+    // Authority as it is now: a lock, removal or role change since login applies here.
+    let principal = match conn.principal() {
+        Ok(p) => p,
+        Err(e) => return conn.refused(channel, session, &e),
+    };
     let (cmd, rest) = match words.split_first() {
         Some((c, r)) => (c.as_str(), r.to_vec()),
         None => return conn.finish(channel, session, "", &format!("cordon: commands: {USAGE}\n"), 2),
@@ -120,7 +123,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
     };
     let id_arg = || args.rest.first().and_then(|s| s.parse::<u64>().ok());
     match cmd {
-        "whoami" => conn.finish(channel, session, &format!("{} ({})\n", user.name, user.role.name()), "", 0),
+        "whoami" => conn.finish(channel, session, &format!("{} ({})\n", principal.user, principal.role.name()), "", 0),
         "ls" => {
             let visible = match conn.shared.service.sessions(&principal) {
                 Ok(v) => v,
@@ -179,7 +182,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
                 Err(e) => conn.refused(channel, session, &e),
             }
         }
-        "token" => match conn.shared.service.issue_token(&principal, "ssh") {
+        "token" => match conn.shared.service.issue_token(&principal, &principal.user, "ssh") {
             Ok(pair) => conn.finish(channel, session, &format!("{}\n", serde_json::to_string_pretty(&pair).unwrap_or_default()), "", 0),
             Err(e) => conn.refused(channel, session, &e),
         },

@@ -1,47 +1,64 @@
-//! The SSH face: russh, public-key logins checked against the store, exec commands and
-//! interactive sessions. Thin: it parses requests, asks [`crate::auth::allowed`], and calls
-//! the session hub; it decides nothing else.
+//! The SSH face: russh, logins, exec commands and interactive sessions. Thin: it parses
+//! requests and calls the service layer, which decides who may do what.
+//!
+//! Before a login the host gives little: connections that have not logged in are capped (in
+//! all and per address; the rest are closed at once), each has `[ssh] login_grace` to log
+//! in, and an accept error (out of file descriptors) pauses accepting instead of ending the
+//! host. After a login, authority is re-read at every command, and a connection whose user
+//! is locked or removed is closed within a second ([`watch`]).
 
 mod commands;
+mod listen;
 
 pub use commands::split_words;
+pub use listen::serve;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditEvent;
 use crate::config::Config;
+use crate::service::Principal;
 use crate::sessions::{Session, Viewer};
-use crate::store::{Store, User};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, Pty};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What every connection shares.
 pub struct Shared {
-    pub store: Arc<Store>,
-    pub audit: Arc<AuditLog>,
     pub config: Config,
     /// What every face calls: the permission checks and audit events live there.
     pub service: Arc<crate::service::Service>,
-    /// Bounds concurrent password hashing.
-    pub hashing: tokio::sync::Semaphore,
+    /// Logged-in connections, by connection number: whose, and how to end them.
+    live: Mutex<HashMap<u64, (Principal, Arc<listen::Gate>)>>,
+    next: AtomicU64,
+    /// Connections not logged in yet: in all, and per address.
+    pending: Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
 }
 
-/// Makes one [`Conn`] per TCP connection.
-#[derive(Clone)]
-pub struct Server {
-    pub shared: Arc<Shared>,
+impl Shared {
+    pub fn new(service: Arc<crate::service::Service>, config: Config) -> Arc<Shared> {
+        Arc::new(Shared { config, service, live: Mutex::new(HashMap::new()), next: AtomicU64::new(1), pending: Mutex::default() })
+    }
+
+    /// Logged-in connections of user `id`.
+    fn connections_of(&self, id: i64) -> usize {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|(p, _)| p.user_id == id).count()
+    }
 }
 
-impl russh::server::Server for Server {
-    type Handler = Conn;
-    fn new_client(&mut self, peer: Option<std::net::SocketAddr>) -> Conn {
-        Conn {
-            shared: self.shared.clone(),
-            peer: peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()),
-            user: None,
-            ptys: HashMap::new(),
-            attached: HashMap::new(),
-            tuis: HashMap::new(),
+/// Closes, within a second, every connection whose user can no longer act (locked or
+/// removed), with a word to the client. Runs for as long as the host does.
+pub async fn watch(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let live: Vec<(u64, Principal, Arc<listen::Gate>)> =
+            shared.live.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, (p, g))| (*k, p.clone(), g.clone())).collect();
+        for (id, p, gate) in live {
+            if let Err(e) = shared.service.current(&p) {
+                shared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                shared.service.record(p.stamp(AuditEvent::new("ssh.disconnect", p.user.clone())).with("why", e.to_string()));
+                gate.disconnect(&format!("cordon: {e}")).await;
+            }
         }
     }
 }
@@ -63,22 +80,64 @@ struct Attached {
 pub struct Conn {
     shared: Arc<Shared>,
     peer: String,
-    user: Option<User>,
+    /// This connection's number in [`Shared::live`].
+    id: u64,
+    gate: Arc<listen::Gate>,
+    /// Who logged in (their authority is re-read at each use).
+    user: Option<Principal>,
+    channels: HashSet<ChannelId>,
     ptys: HashMap<ChannelId, PtyInfo>,
     attached: HashMap<ChannelId, Attached>,
     /// Channels running the TUI: where their input goes.
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
 impl Conn {
-    fn audit(&self, event: AuditEvent) {
-        if let Err(e) = self.shared.audit.record(event) {
-            eprintln!("cordon: audit log: {e}");
+    fn new(shared: Arc<Shared>, peer: std::net::SocketAddr, gate: Arc<listen::Gate>) -> Conn {
+        let id = shared.next.fetch_add(1, Ordering::Relaxed);
+        Conn {
+            shared,
+            peer: peer.to_string(),
+            id,
+            gate,
+            user: None,
+            channels: HashSet::new(),
+            ptys: HashMap::new(),
+            attached: HashMap::new(),
+            tuis: HashMap::new(),
         }
     }
 
+    fn audit(&self, event: AuditEvent) {
+        self.shared.service.record(event);
+    }
+
     fn actor(&self) -> String {
-        self.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| "anonymous".into())
+        self.user.as_ref().map(|u| u.user.clone()).unwrap_or_else(|| "anonymous".into())
+    }
+
+    /// A login the service accepted: the connection counts against the user's cap, leaves
+    /// the not-logged-in pool, and is watched for locks and removals.
+    fn logged_in(&mut self, p: Principal) -> Auth {
+        let cap = self.shared.config.max_connections_per_user;
+        if self.shared.connections_of(p.user_id) >= cap {
+            self.shared.service.record_bounded(
+                &format!("ssh.cap:{}", p.user_id),
+                p.stamp(AuditEvent::new("login.failed", p.user.clone()))
+                    .with("why", format!("already {cap} connections, the most a user may hold ([ssh] max_connections_per_user)")),
+            );
+            return Auth::reject();
+        }
+        self.gate.logged_in();
+        self.shared.live.lock().unwrap_or_else(|e| e.into_inner()).insert(self.id, (p.clone(), self.gate.clone()));
+        self.user = Some(p);
+        Auth::Accept
     }
 
     /// Writes a line to the client, its exit status, and ends the channel.
@@ -101,10 +160,11 @@ impl Conn {
         self.finish(channel, session, "", &format!("cordon: {why}\n"), 126)
     }
 
-    /// The logged-in user as the service layer sees them.
-    fn principal(&self) -> Option<crate::service::Principal> {
-        let u = self.user.as_ref()?;
-        Some(crate::service::Principal { user: u.name.clone(), role: u.role, address: self.peer.clone(), request: None })
+    /// The logged-in user as the service layer sees them now (locked or removed: an error
+    /// the service has audited).
+    fn principal(&self) -> Result<Principal, crate::service::Error> {
+        let p = self.user.as_ref().ok_or_else(|| crate::service::Error::Forbidden("not logged in".into()))?;
+        self.shared.service.current(p)
     }
 
     /// A refusal the service layer already audited: told to the client (stderr, 126).
@@ -118,7 +178,10 @@ impl Conn {
 
     /// Attaches (or observes) through the service and streams the session on `channel`.
     fn attach(&mut self, channel: ChannelId, session: &mut SshSession, id: u64, writer: bool) -> Result<(), russh::Error> {
-        let Some(p) = self.principal() else { return self.refuse(channel, session, "attach", "not logged in") };
+        let p = match self.principal() {
+            Ok(p) => p,
+            Err(e) => return self.refused(channel, session, &e),
+        };
         if writer && !self.ptys.contains_key(&channel) {
             return self.refuse(channel, session, "attach", "attach needs a terminal: use ssh -t");
         }
@@ -136,7 +199,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Streams a session's output to the client on `channel` until it ends or detaches.
+    /// Streams a session's output to the client on `channel` until it ends, the client
+    /// detaches, or the host ends the viewer (its user may no longer watch).
     fn stream(&mut self, channel: ChannelId, session: &mut SshSession, s: Arc<Session>, viewer: Arc<Viewer>) {
         let handle = session.handle();
         let (v, sess) = (viewer.clone(), s.clone());
@@ -148,6 +212,13 @@ impl Conn {
                         sess.detach(&v);
                         return;
                     }
+                }
+                if let Some(why) = v.revoked() {
+                    let _ = handle.data(channel, format!("\r\n[cordon: {why}; the host ended this view]\r\n").into_bytes()).await;
+                    let _ = handle.exit_status_request(channel, 126).await;
+                    let _ = handle.eof(channel).await;
+                    let _ = handle.close(channel).await;
+                    return;
                 }
                 if v.gone.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
@@ -172,8 +243,8 @@ impl Conn {
 
     fn detach(&mut self, channel: ChannelId) -> Option<Arc<Session>> {
         let a = self.attached.remove(&channel)?;
-        match self.principal() {
-            Some(p) => self.shared.service.detach(&p, &a.session, &a.viewer),
+        match &self.user {
+            Some(p) => self.shared.service.detach(p, &a.session, &a.viewer),
             None => a.session.detach(&a.viewer),
         }
         Some(a.session)
@@ -182,7 +253,10 @@ impl Conn {
     /// The TUI on `channel` (a shell request with a terminal): input from the channel's data,
     /// output to it; the channel closes when the user quits.
     fn start_tui(&mut self, channel: ChannelId, session: &mut SshSession) -> Result<(), russh::Error> {
-        let Some(p) = self.principal() else { return self.refuse(channel, session, "tui", "not logged in") };
+        let p = match self.principal() {
+            Ok(p) => p,
+            Err(e) => return self.refused(channel, session, &e),
+        };
         let Some(pty) = self.ptys.get(&channel).cloned() else { return self.refuse(channel, session, "tui", "the TUI needs a terminal") };
         session.channel_success(channel)?;
         let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -211,7 +285,10 @@ impl Conn {
 
     /// A new session for the logged-in user, attached on `channel`.
     fn new_session(&mut self, channel: ChannelId, session: &mut SshSession, req: crate::service::NewSession) -> Result<(), russh::Error> {
-        let Some(p) = self.principal() else { return self.refuse(channel, session, "new", "not logged in") };
+        let p = match self.principal() {
+            Ok(p) => p,
+            Err(e) => return self.refused(channel, session, &e),
+        };
         let Some(pty) = self.ptys.get(&channel).cloned() else {
             return self.refuse(channel, session, "new", "a session needs a terminal: use ssh -t");
         };
@@ -234,33 +311,9 @@ impl russh::server::Handler for Conn {
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         let fingerprint = key.public_key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        let found = self.shared.store.user_by_key(&fingerprint).ok().flatten();
-        let verdict = match &found {
-            Some(u) if u.name != user => Err("the key belongs to another user"),
-            Some(u) if u.locked => Err("the user is locked"),
-            Some(_) => Ok(()),
-            None => Err("unknown key"),
-        };
-        match verdict {
-            Ok(()) => {
-                self.audit(
-                    AuditEvent::new("login", user)
-                        .with("fingerprint", fingerprint)
-                        .with("address", self.peer.clone())
-                        .with("method", "publickey"),
-                );
-                self.user = found;
-                Ok(Auth::Accept)
-            }
-            Err(why) => {
-                self.audit(
-                    AuditEvent::new("login.failed", user)
-                        .with("fingerprint", fingerprint)
-                        .with("address", self.peer.clone())
-                        .with("why", why),
-                );
-                Ok(Auth::reject())
-            }
+        match self.shared.service.key_login(user, &fingerprint, &self.peer) {
+            Ok(p) => Ok(self.logged_in(p)),
+            Err(_) => Ok(Auth::reject()),
         }
     }
 
@@ -268,58 +321,32 @@ impl russh::server::Handler for Conn {
         if !self.shared.config.password_login {
             return Ok(Auth::reject());
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let ip = self.peer.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_else(|| self.peer.clone());
-        let subjects = [format!("user:{user}"), format!("addr:{ip}")];
-        let store = self.shared.store.clone();
-        let locked_out = subjects.iter().any(|s| store.recent_failures(s, now).unwrap_or(0) >= crate::auth::password::MAX_FAILURES);
-        if locked_out {
-            self.audit(
-                AuditEvent::new("login.failed", user)
-                    .with("method", "password")
-                    .with("address", self.peer.clone())
-                    .with("why", "locked out after repeated failures"),
-            );
-            return Ok(Auth::reject());
-        }
-        let found = store.user(user).ok().flatten();
-        let hash = store.password(user).ok().flatten();
-        let pw = password.to_string();
-        // Argon2 costs ~20 MB and tens of milliseconds: off the async workers, a few at a time.
-        let ok = match hash {
-            Some(h) => {
-                let _permit = self.shared.hashing.acquire().await;
-                tokio::task::spawn_blocking(move || crate::auth::password::verify(&h, &pw)).await.unwrap_or(false)
-            }
-            None => false,
-        };
-        match found {
-            Some(u) if ok && !u.locked => {
-                self.audit(AuditEvent::new("login", user).with("method", "password").with("address", self.peer.clone()));
-                self.user = Some(u);
-                Ok(Auth::Accept)
-            }
-            other => {
-                let why = match other {
-                    None => "unknown user",
-                    Some(u) if u.locked && ok => "the user is locked",
-                    _ => "wrong password",
-                };
-                let _ = store.record_failure(&subjects, now);
-                self.audit(
-                    AuditEvent::new("login.failed", user).with("method", "password").with("address", self.peer.clone()).with("why", why),
-                );
-                Ok(Auth::reject())
-            }
+        let svc = self.shared.service.clone();
+        match svc.password_login(user, password, &self.peer, "password").await {
+            Ok(p) => Ok(self.logged_in(p)),
+            Err(_) => Ok(Auth::reject()),
         }
     }
 
     async fn channel_open_session(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: ChannelOpenHandle,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        let cap = self.shared.config.max_channels;
+        if self.channels.len() >= cap {
+            self.shared.service.record_bounded(
+                &format!("ssh.channels:{}", self.id),
+                AuditEvent::new("refused", self.actor())
+                    .with("what", "channel")
+                    .with("why", format!("already {cap} channels on this connection ([ssh] max_channels)"))
+                    .with("address", self.peer.clone()),
+            );
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        self.channels.insert(channel.id());
         reply.accept().await;
         Ok(())
     }
@@ -405,7 +432,8 @@ impl russh::server::Handler for Conn {
             Some(i) => (&data[..i], true),
             None => (data, false),
         };
-        if a.viewer.writer && !before.is_empty() {
+        // A viewer the host ended (its user may no longer type) writes nothing more.
+        if a.viewer.writer && !before.is_empty() && !a.viewer.gone.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = a.session.input(before);
         }
         if detach {
@@ -424,6 +452,7 @@ impl russh::server::Handler for Conn {
     }
 
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         self.detach(channel);
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);

@@ -7,9 +7,11 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// A cordon user.
+/// A cordon user. `id` is stable and never reused: a user removed and added again under the
+/// same name is a new user (new id, new uid for their sessions) who inherits nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
+    pub id: i64,
     pub name: String,
     pub role: Role,
     pub locked: bool,
@@ -35,6 +37,8 @@ pub struct RecordingEntry {
     pub id: String,
     pub session: i64,
     pub user: String,
+    /// The owner's stable id (0: a user removed before ids were recorded).
+    pub user_id: i64,
     pub profile: String,
     pub command: String,
     pub started: String,
@@ -72,7 +76,8 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-const SCHEMA: &str = "
+/// The schema as it was first shipped (version 1, before `PRAGMA user_version` was kept).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -128,6 +133,59 @@ CREATE TABLE IF NOT EXISTS keys (
 );
 ";
 
+/// Version 2: users keep ids that are never reused (a counter, since SQLite reuses the
+/// largest rowid after a delete), and what belongs to a user (recordings, refresh tokens,
+/// token cutoffs) refers to that id, so that a name removed and added again inherits
+/// nothing. Access tokens name their login (refresh family), which can be revoked.
+const SCHEMA_V2: &str = "
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) SELECT 'user_id', COALESCE(MAX(id), 0) FROM users;
+ALTER TABLE recordings ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
+UPDATE recordings SET user_id = COALESCE((SELECT id FROM users WHERE users.name = recordings.user), 0);
+CREATE INDEX recordings_user_id ON recordings (user_id);
+ALTER TABLE refresh_tokens ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
+UPDATE refresh_tokens SET user_id = COALESCE((SELECT id FROM users WHERE users.name = refresh_tokens.user), 0);
+CREATE TABLE user_cutoffs (user_id INTEGER PRIMARY KEY, not_before INTEGER NOT NULL);
+INSERT INTO user_cutoffs (user_id, not_before)
+    SELECT u.id, c.not_before FROM token_cutoffs c JOIN users u ON u.name = c.user;
+DROP TABLE token_cutoffs;
+CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+";
+
+/// The schema version this build writes; an older database is migrated on open, a newer
+/// one refused.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError(format!(
+            "the database has schema version {version}, newer than this cordon knows ({SCHEMA_VERSION}): upgrade cordon"
+        )));
+    }
+    if version < 1 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA_V1)?;
+        // Added to the first schema before versions were kept: a password hash per user.
+        let has_password: bool = tx.prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password'")?.exists([])?;
+        if !has_password {
+            tx.execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
+        }
+        tx.pragma_update(None, "user_version", 1)?;
+        tx.commit()?;
+    }
+    if version < 2 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA_V2)?;
+        tx.pragma_update(None, "user_version", 2)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const USER_COLUMNS: &str = "id, name, role, locked, created";
+
 /// A valid user name: what a Unix login would accept.
 pub fn valid_user_name(name: &str) -> bool {
     let mut c = name.chars();
@@ -151,17 +209,19 @@ pub fn parse_key_line(line: &str) -> Result<(russh::keys::PublicKey, bool)> {
 }
 
 impl Store {
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating) the database at `path`, migrating an older schema. The file and its
+    /// WAL companions are made private (0600) even when they existed before: they hold
+    /// password hashes and token hashes.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+        let mut conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        // Added after the first schema: a password hash per user (NULL: no password).
-        let has_password: bool = conn.prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password'")?.exists([])?;
-        if !has_password {
-            conn.execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
+        migrate(&mut conn)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = path.as_os_str().to_owned();
+            f.push(suffix);
+            crate::paths::tighten_file(Path::new(&f), 0o600).map_err(StoreError)?;
         }
         Ok(Store { conn: Mutex::new(conn) })
     }
@@ -170,32 +230,35 @@ impl Store {
         self.conn.lock().map_err(|_| StoreError("the database lock is poisoned".into()))
     }
 
+    /// Adds a user with a new id, larger than any id ever given (never reused).
     pub fn add_user(&self, name: &str, role: Role) -> Result<User> {
         if !valid_user_name(name) {
             return Err(StoreError(format!("\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)")));
         }
         let created = crate::audit::now_rfc3339();
-        let n = self
-            .conn()?
-            .execute("INSERT OR IGNORE INTO users (name, role, created) VALUES (?1, ?2, ?3)", params![name, role.name(), created])?;
-        if n == 0 {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        if tx.prepare("SELECT 1 FROM users WHERE name = ?1")?.exists(params![name])? {
             return Err(StoreError(format!("user \"{name}\" already exists")));
         }
-        Ok(User { name: name.into(), role, locked: false, created })
+        let id: i64 = tx.query_row("UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value", [], |r| r.get(0))?;
+        tx.execute("INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)", params![id, name, role.name(), created])?;
+        tx.commit()?;
+        Ok(User { id, name: name.into(), role, locked: false, created })
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        Ok(self.conn()?.query_row("SELECT name, role, locked, created FROM users WHERE name = ?1", params![name], row_user).optional()?)
+        Ok(self.conn()?.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"), params![name], row_user).optional()?)
     }
 
-    /// The user, or an error naming them.
-    pub fn existing(&self, name: &str) -> Result<User> {
-        self.user(name)?.ok_or_else(|| StoreError(format!("no user \"{name}\"")))
+    /// The user with this id, if they still exist.
+    pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        Ok(self.conn()?.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), params![id], row_user).optional()?)
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT name, role, locked, created FROM users ORDER BY name")?;
+        let mut st = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
         let rows = st.query_map([], row_user)?.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -204,12 +267,21 @@ impl Store {
         Ok(self.conn()?.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin' AND locked = 0", [], |r| r.get(0))?)
     }
 
-    pub fn remove_user(&self, name: &str) -> Result<()> {
-        let n = self.conn()?.execute("DELETE FROM users WHERE name = ?1", params![name])?;
-        if n == 0 {
-            return Err(StoreError(format!("no user \"{name}\"")));
-        }
-        Ok(())
+    /// Removes a user and everything that authenticates them: keys (by cascade), refresh
+    /// tokens and login failures. Their recordings stay (auditors need them), still owned by
+    /// the old id, which no later user gets.
+    pub fn remove_user(&self, name: &str) -> Result<User> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let u = tx
+            .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"), params![name], row_user)
+            .optional()?
+            .ok_or_else(|| StoreError(format!("no user \"{name}\"")))?;
+        tx.execute("DELETE FROM users WHERE id = ?1", params![u.id])?;
+        tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", params![u.id])?;
+        tx.execute("DELETE FROM login_failures WHERE subject = ?1", params![format!("user:{name}")])?;
+        tx.commit()?;
+        Ok(u)
     }
 
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
@@ -319,8 +391,8 @@ impl Store {
 
     pub fn add_recording(&self, r: &RecordingEntry) -> Result<()> {
         self.conn()?.execute(
-            "INSERT INTO recordings (id, session, user, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![r.id, r.session, r.user, r.profile, r.command, r.started, r.state, r.path, r.bytes, r.key_id],
+            "INSERT INTO recordings (id, session, user, user_id, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![r.id, r.session, r.user, r.user_id, r.profile, r.command, r.started, r.state, r.path, r.bytes, r.key_id],
         )?;
         Ok(())
     }
@@ -337,7 +409,7 @@ impl Store {
     pub fn recordings(&self, user: Option<&str>) -> Result<Vec<RecordingEntry>> {
         let conn = self.conn()?;
         let mut st = conn.prepare(
-            "SELECT id, session, user, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
+            "SELECT id, session, user, user_id, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
         )?;
         let rows = st.query_map(params![user], row_recording)?.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -353,10 +425,11 @@ impl Store {
         Ok(())
     }
 
-    /// A recording by id (or a unique prefix of at least 4 characters).
-    pub fn recording(&self, id: &str) -> Result<RecordingEntry> {
+    /// A recording by id (or a unique prefix of at least 4 characters) among those `visible`
+    /// keeps: a prefix never tells whether recordings the caller may not read exist.
+    pub fn recording(&self, id: &str, visible: impl Fn(&RecordingEntry) -> bool) -> Result<RecordingEntry> {
         let all = self.recordings(None)?;
-        let mut found = all.into_iter().filter(|r| r.id == id || (id.len() >= 4 && r.id.starts_with(id)));
+        let mut found = all.into_iter().filter(|r| visible(r) && (r.id == id || (id.len() >= 4 && r.id.starts_with(id))));
         match (found.next(), found.next()) {
             (Some(r), None) => Ok(r),
             (None, _) => Err(StoreError(format!("no recording {id}"))),
@@ -369,7 +442,7 @@ impl Store {
         Ok(self
             .conn()?
             .query_row(
-                "SELECT u.name, u.role, u.locked, u.created FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
+                "SELECT u.id, u.name, u.role, u.locked, u.created FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
                 params![fingerprint],
                 row_user,
             )
@@ -381,70 +454,90 @@ impl Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
     /// Valid and now used up: issue the next one in `family`.
-    Valid { user: String, family: String },
-    /// Used before: someone holds a copy. Its whole family is now revoked.
-    Reused { user: String, family: String },
+    Valid { user_id: i64, family: String },
+    /// Used before: someone holds a copy. Its whole family (refresh and access tokens) is
+    /// now revoked.
+    Reused { user_id: i64, family: String },
     /// Unknown, expired or revoked.
     Invalid,
 }
 
-/// API tokens: refresh tokens (stored as hashes), revoked access tokens, and per-user cutoffs
-/// (tokens issued before are void: a lock, an admin's revoke).
+/// API tokens: refresh tokens (stored as hashes), revoked access tokens and logins (refresh
+/// families), and per-user cutoffs (tokens issued before are void: a lock, an admin's revoke).
 impl Store {
-    pub fn add_refresh(&self, hash: &str, user: &str, family: &str, expires: i64) -> Result<()> {
+    pub fn add_refresh(&self, hash: &str, user: &User, family: &str, expires: i64) -> Result<()> {
         self.conn()?.execute(
-            "INSERT INTO refresh_tokens (hash, user, family, expires) VALUES (?1, ?2, ?3, ?4)",
-            params![hash, user, family, expires],
+            "INSERT INTO refresh_tokens (hash, user, user_id, family, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash, user.name, user.id, family, expires],
         )?;
         Ok(())
     }
 
-    /// Uses a refresh token up, atomically: a second use revokes its family.
-    pub fn use_refresh(&self, hash: &str, now: i64) -> Result<Refresh> {
+    /// Uses a refresh token up, atomically: a second use revokes its family, access tokens
+    /// included (they name the family), until `family_expires`.
+    pub fn use_refresh(&self, hash: &str, now: i64, family_expires: i64) -> Result<Refresh> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let row: Option<(String, String, i64, bool, bool)> = tx
-            .query_row("SELECT user, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1", params![hash], |r| {
+        let row: Option<(i64, String, i64, bool, bool)> = tx
+            .query_row("SELECT user_id, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1", params![hash], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
         let outcome = match row {
             None => Refresh::Invalid,
-            Some((user, family, _, true, _)) => {
-                tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
-                Refresh::Reused { user, family }
+            Some((user_id, family, _, true, _)) => {
+                revoke_family_in(&tx, &family, family_expires)?;
+                Refresh::Reused { user_id, family }
             }
             Some((_, _, expires, _, revoked)) if revoked || expires <= now => Refresh::Invalid,
-            Some((user, family, ..)) => {
+            Some((user_id, family, ..)) => {
                 tx.execute("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1", params![hash])?;
-                Refresh::Valid { user, family }
+                Refresh::Valid { user_id, family }
             }
         };
         tx.commit()?;
         Ok(outcome)
     }
 
-    pub fn revoke_family(&self, family: &str) -> Result<()> {
-        self.conn()?.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
+    /// Ends a login: its refresh tokens, and its access tokens until `expires` (when the
+    /// last of them has expired anyway).
+    pub fn revoke_family(&self, family: &str, expires: i64) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        revoke_family_in(&tx, family, expires)?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Voids every token of `user` issued before `now` (access and refresh).
-    pub fn revoke_user_tokens(&self, user: &str, now: i64) -> Result<()> {
+    /// Whether the login `family` was revoked.
+    pub fn family_revoked(&self, family: &str) -> Result<bool> {
+        Ok(self.conn()?.prepare("SELECT 1 FROM revoked_families WHERE family = ?1")?.exists(params![family])?)
+    }
+
+    /// The family of a refresh token, whatever its state (logout names the login to end).
+    pub fn refresh_family(&self, hash: &str) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT user_id, family FROM refresh_tokens WHERE hash = ?1", params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Voids every token of user `id` issued before `now` (access and refresh).
+    pub fn revoke_user_tokens(&self, id: i64, now: i64) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user = ?1", params![user])?;
+        conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1", params![id])?;
         conn.execute(
-            "INSERT INTO token_cutoffs (user, not_before) VALUES (?1, ?2) ON CONFLICT(user) DO UPDATE SET not_before = excluded.not_before",
-            params![user, now],
+            "INSERT INTO user_cutoffs (user_id, not_before) VALUES (?1, ?2) ON CONFLICT(user_id) DO UPDATE SET not_before = excluded.not_before",
+            params![id, now],
         )?;
         Ok(())
     }
 
-    /// Tokens of `user` issued before this are void.
-    pub fn token_cutoff(&self, user: &str) -> Result<i64> {
+    /// Tokens of user `id` issued before this are void.
+    pub fn token_cutoff(&self, id: i64) -> Result<i64> {
         Ok(self
             .conn()?
-            .query_row("SELECT not_before FROM token_cutoffs WHERE user = ?1", params![user], |r| r.get(0))
+            .query_row("SELECT not_before FROM user_cutoffs WHERE user_id = ?1", params![id], |r| r.get(0))
             .optional()?
             .unwrap_or(0))
     }
@@ -462,9 +555,20 @@ impl Store {
     }
 }
 
+fn revoke_family_in(tx: &rusqlite::Transaction<'_>, family: &str, expires: i64) -> Result<()> {
+    tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
+    tx.execute(
+        "INSERT INTO revoked_families (family, expires) VALUES (?1, ?2) ON CONFLICT(family) DO UPDATE SET expires = MAX(expires, excluded.expires)",
+        params![family, expires],
+    )?;
+    // Forget revoked logins whose tokens have all expired.
+    tx.execute("DELETE FROM revoked_families WHERE expires < ?1", params![expires - 86400 * 60])?;
+    Ok(())
+}
+
 fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    let role: String = r.get(1)?;
-    Ok(User { name: r.get(0)?, role: role.parse().unwrap_or(Role::Viewer), locked: r.get(2)?, created: r.get(3)? })
+    let role: String = r.get(2)?;
+    Ok(User { id: r.get(0)?, name: r.get(1)?, role: role.parse().unwrap_or(Role::Viewer), locked: r.get(3)?, created: r.get(4)? })
 }
 
 fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
@@ -472,16 +576,17 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
         id: r.get(0)?,
         session: r.get(1)?,
         user: r.get(2)?,
-        profile: r.get(3)?,
-        command: r.get(4)?,
-        started: r.get(5)?,
-        ended: r.get(6)?,
-        exit_status: r.get(7)?,
-        state: r.get(8)?,
-        path: r.get(9)?,
-        bytes: r.get(10)?,
-        key_id: r.get(11)?,
-        hold: r.get(12)?,
+        user_id: r.get(3)?,
+        profile: r.get(4)?,
+        command: r.get(5)?,
+        started: r.get(6)?,
+        ended: r.get(7)?,
+        exit_status: r.get(8)?,
+        state: r.get(9)?,
+        path: r.get(10)?,
+        bytes: r.get(11)?,
+        key_id: r.get(12)?,
+        hold: r.get(13)?,
     })
 }
 
@@ -509,7 +614,7 @@ mod tests {
         assert_eq!(s.user_by_key(&k.fingerprint).unwrap().unwrap().name, "alice");
         s.set_role("alice", Role::Auditor).unwrap();
         s.set_locked("alice", true).unwrap();
-        let u = s.existing("alice").unwrap();
+        let u = s.user("alice").unwrap().unwrap();
         assert_eq!((u.role, u.locked), (Role::Auditor, true));
         s.add_user("bob", Role::Viewer).unwrap();
         assert!(s.add_key("bob", KEY).unwrap_err().0.contains("already registered"));
@@ -517,6 +622,71 @@ mod tests {
         assert!(s.keys("alice").unwrap().is_empty());
         s.remove_user("alice").unwrap();
         assert!(s.user("alice").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_name_removed_and_added_again_is_a_new_user_with_a_new_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let first = s.add_user("alice", Role::Developer).unwrap();
+        let bob = s.add_user("bob", Role::Developer).unwrap();
+        s.add_refresh("h1", &bob, "f1", i64::MAX).unwrap();
+        // The largest id removed: SQLite alone would give it out again.
+        assert_eq!(s.remove_user("bob").unwrap().id, bob.id);
+        assert_eq!(s.use_refresh("h1", 0, 1).unwrap(), Refresh::Invalid, "a removed user's refresh tokens are gone");
+        let again = s.add_user("bob", Role::Developer).unwrap();
+        assert!(again.id > bob.id && bob.id > first.id, "{first:?} {bob:?} {again:?}");
+        assert_eq!(s.user_by_id(bob.id).unwrap(), None);
+        assert_eq!(s.user_by_id(again.id).unwrap().unwrap().name, "bob");
+    }
+
+    #[test]
+    fn a_reused_refresh_token_revokes_its_whole_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let u = s.add_user("alice", Role::Developer).unwrap();
+        s.add_refresh("h1", &u, "fam", i64::MAX).unwrap();
+        assert_eq!(s.use_refresh("h1", 0, 100).unwrap(), Refresh::Valid { user_id: u.id, family: "fam".into() });
+        assert!(!s.family_revoked("fam").unwrap());
+        assert_eq!(s.use_refresh("h1", 0, 100).unwrap(), Refresh::Reused { user_id: u.id, family: "fam".into() });
+        assert!(s.family_revoked("fam").unwrap(), "access tokens of the login must be refused too");
+    }
+
+    #[test]
+    fn a_first_version_database_is_migrated_keeping_its_users_and_their_recordings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.execute_batch(
+                "ALTER TABLE users ADD COLUMN password TEXT;
+                 INSERT INTO users (id, name, role, created) VALUES (7, 'alice', 'developer', 'then');
+                 INSERT INTO recordings (id, session, user, profile, command, started, state, path, key_id)
+                     VALUES ('r1', 1, 'alice', 'default', 'bash', 'then', 'complete', '/x', 'k');
+                 INSERT INTO token_cutoffs (user, not_before) VALUES ('alice', 42);",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let alice = s.user("alice").unwrap().unwrap();
+        assert_eq!(alice.id, 7);
+        assert_eq!(s.recordings(None).unwrap()[0].user_id, 7);
+        assert_eq!(s.token_cutoff(7).unwrap(), 42);
+        assert!(s.add_user("bob", Role::Viewer).unwrap().id > 7);
+        drop(s);
+        assert!(Store::open(&path).is_ok(), "opening again is a no-op");
+    }
+
+    #[test]
+    fn the_database_is_private_even_when_it_existed_with_a_loose_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct SessionRow {
     pub id: u64,
     pub name: String,
     pub owner: String,
+    pub owner_id: i64,
     pub profile: String,
     pub state: String,
     pub age: String,
@@ -115,6 +116,21 @@ pub struct App {
     pub status: String,
     pub size: (u16, u16),
     last_refresh: std::time::Instant,
+    /// Set when the user may no longer use the TUI (locked, removed): the run loop ends
+    /// with this message.
+    pub ended: Option<String>,
+}
+
+/// The views a role may use.
+fn tabs_for(role: crate::auth::Role) -> Vec<Tab> {
+    let mut tabs = vec![Tab::Sessions, Tab::Recordings];
+    if allowed(role, Action::ReadAudit) {
+        tabs.push(Tab::Audit);
+    }
+    if allowed(role, Action::ManageUsers) {
+        tabs.push(Tab::Admin);
+    }
+    tabs
 }
 
 fn ago(d: std::time::Duration) -> String {
@@ -128,13 +144,7 @@ fn ago(d: std::time::Duration) -> String {
 
 impl App {
     pub fn new(svc: Arc<Service>, me: Principal, size: (u16, u16)) -> App {
-        let mut tabs = vec![Tab::Sessions, Tab::Recordings];
-        if allowed(me.role, Action::ReadAudit) {
-            tabs.push(Tab::Audit);
-        }
-        if allowed(me.role, Action::ManageUsers) {
-            tabs.push(Tab::Admin);
-        }
+        let tabs = tabs_for(me.role);
         let mut app = App {
             svc,
             me,
@@ -158,9 +168,28 @@ impl App {
             status: String::new(),
             size,
             last_refresh: std::time::Instant::now(),
+            ended: None,
         };
         app.refresh();
         app
+    }
+
+    /// Re-reads the user's authority: a new role changes the views offered; a lock or a
+    /// removal ends the TUI.
+    fn authority(&mut self) {
+        match self.svc.current(&self.me) {
+            Ok(p) if p.role != self.me.role => {
+                self.tabs = tabs_for(p.role);
+                if !self.tabs.contains(&self.tab) {
+                    self.tab = Tab::Sessions;
+                }
+                self.status = format!("your role is now {}", p.role);
+                self.me = p;
+            }
+            Ok(_) => {}
+            Err(crate::service::Error::Failed(_)) => {}
+            Err(e) => self.ended = Some(e.to_string()),
+        }
     }
 
     pub fn may(&self, action: Action) -> bool {
@@ -172,12 +201,16 @@ impl App {
     }
 
     pub fn own_selected(&self) -> bool {
-        self.selected_session().is_some_and(|s| s.owner == self.me.user)
+        self.selected_session().is_some_and(|s| self.me.owns(s.owner_id))
     }
 
     /// What the run loop calls a few times a second: the sessions view stays live; the
     /// others (the audit log is read whole) reload every few seconds.
     pub fn tick(&mut self) {
+        self.authority();
+        if self.ended.is_some() {
+            return;
+        }
         if self.tab == Tab::Sessions || self.last_refresh.elapsed() >= std::time::Duration::from_secs(3) {
             self.refresh();
         }
@@ -189,7 +222,7 @@ impl App {
         match self.tab {
             Tab::Sessions => self.refresh_sessions(),
             Tab::Recordings => {
-                if let Ok(list) = self.svc.recordings(&self.me) {
+                if let Ok(list) = self.svc.recordings(&self.me, &Default::default()) {
                     self.recordings = list;
                 }
                 self.rec_selected = self.rec_selected.min(self.visible_recordings().len().saturating_sub(1));
@@ -232,6 +265,7 @@ impl App {
                 id: s.id,
                 name: s.name(),
                 owner: s.owner.clone(),
+                owner_id: s.owner_id,
                 profile: s.profile.clone(),
                 state: match s.exit_status() {
                     Some(code) => format!("exit {code}"),
@@ -590,7 +624,7 @@ impl App {
 
     /// Searches every readable recording; opens the first hit in the player.
     fn search_all(&mut self, text: &str) {
-        match self.svc.search(&self.me, text) {
+        match self.svc.search(&self.me, text, &Default::default()).map(|(hits, _)| hits) {
             Ok(hits) if hits.is_empty() => self.status = format!("\"{text}\" appears in no recording you may read"),
             Ok(hits) => {
                 let first = hits[0].recording.clone();

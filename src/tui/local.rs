@@ -61,20 +61,14 @@ fn local_principal(svc: &Service) -> Result<Principal, String> {
         return Err(format!("the OS user name \"{name}\" is not a valid cordon user name"));
     }
     if svc.store.user(&name).map_err(|e| e.to_string())?.is_none() {
-        svc.store.add_user(&name, Role::Admin).map_err(|e| e.to_string())?;
-        svc.audit.record(
-            AuditEvent::new("user.add", format!("local:{name}"))
-                .with("user", name.clone())
-                .with("role", "admin")
-                .with("via", "embedded host"),
-        )?;
+        svc.add_user(&Principal::local_admin(), &name, Role::Admin, &[]).map_err(|e| e.to_string())?;
     }
     svc.principal(&name, "local").map_err(|e| e.to_string())
 }
 
 /// Runs the embedded host and its TUI; returns the exit status.
-pub fn embedded(dir: DataDir) -> i32 {
-    match run(dir) {
+pub fn embedded(dir: DataDir, config: Option<&std::path::Path>) -> i32 {
+    match run(dir, config) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -134,16 +128,31 @@ where
     result
 }
 
-fn run(dir: DataDir) -> Result<(), String> {
-    let config = Config::load(None, &dir.root)?;
-    let svc = Service::open(dir, config)?;
+fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
+    crate::serve::raise_open_files();
+    let config = Config::load(config, &dir.root)?;
+    let (svc, tightened) = Service::open(dir, config)?;
+    for t in &tightened {
+        eprintln!("cordon: tightened: {t}");
+    }
     let me = local_principal(&svc)?;
     let _ = svc
         .audit
         .record(AuditEvent::new("tui.start", me.user.clone()).with("address", "local").with("recording", svc.config.recording_enabled));
     let (s, m) = (svc.clone(), me.clone());
     let result = with_terminal(move |size, input, out| async move {
+        // What a user may no longer do ends here too (the embedded host has other users
+        // when its data directory is shared with a `cordon serve`).
+        let maintained = s.clone();
+        let maintenance = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let svc = maintained.clone();
+                let _ = tokio::task::spawn_blocking(move || svc.maintain()).await;
+            }
+        });
         super::run(s, m, size, input, out).await;
+        maintenance.abort();
         Ok(())
     });
     // The embedded host ends with its TUI, and its sessions with it.

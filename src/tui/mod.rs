@@ -89,6 +89,9 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
                 } else {
                     app.tick();
                 }
+                if app.ended.is_some() {
+                    break 'outer;
+                }
                 continue;
             }
         };
@@ -120,6 +123,10 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
         // Full-screen passthrough until the detach key or the session's end.
         let _ = out.send(b"\x1b[0m\x1b[H\x1b[2J\x1b[?25h".to_vec());
         let ended = loop {
+            if let Some(why) = viewer.revoked() {
+                app.ended = Some(why);
+                break None;
+            }
             if let Some(code) = session.exit_status() {
                 let _ = out.send(viewer.drain());
                 break Some(code);
@@ -141,7 +148,7 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
                             Some(i) => (&bytes[..i], true),
                             None => (&bytes[..], false),
                         };
-                        if writer && !before.is_empty() {
+                        if writer && !before.is_empty() && !viewer.gone.load(std::sync::atomic::Ordering::SeqCst) {
                             let _ = session.input(before);
                         }
                         if detach {
@@ -156,6 +163,9 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
             }
         };
         svc.detach(&app.me, &session, &viewer);
+        if app.ended.is_some() {
+            break 'outer;
+        }
         app.status = match ended {
             Some(code) => format!("session {} ended, exit status {code}", session.id),
             None => format!("detached from session {} ({})", session.id, session.name()),
@@ -168,6 +178,9 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
         app.refresh();
     }
     let _ = out.send(LEAVE.to_vec());
+    if let Some(why) = app.ended {
+        let _ = out.send(format!("cordon: {why}; the TUI has ended\r\n").into_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -17,13 +17,17 @@ use crate::service::{Principal, Service, UserInfo};
 use crate::store::{RecordingEntry, User};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+/// The first user's id.
+const ALICE: i64 = 1;
 
 fn app(role: Role) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("data"));
     let config = Config::load(None, &data.root).unwrap();
-    let svc = Service::open(data, config).unwrap();
-    let me = Principal { user: "alice".into(), role, address: "test".into(), request: None };
+    let (svc, _) = Service::open(data, config).unwrap();
+    svc.add_user(&Principal::local_admin(), "alice", role, &[]).unwrap();
+    let me = svc.principal("alice", "test").unwrap();
+    assert_eq!(me.user_id, ALICE);
     let mut app = App::new(svc, me, (80, 24));
     app.sessions = vec![
         row(1, 1, ["refactor-auth", "alice", "claude", "attached", "2h05m", "3s"]),
@@ -46,6 +50,7 @@ fn row(id: u64, viewers: usize, [name, owner, profile, state, age, idle]: [&str;
         id,
         name: name.into(),
         owner: owner.into(),
+        owner_id: if owner == "alice" { ALICE } else { 99 },
         profile: profile.into(),
         state: state.into(),
         age: age.into(),
@@ -59,6 +64,7 @@ fn recordings() -> Vec<RecordingEntry> {
         id: id.into(),
         session: 1,
         user: user.into(),
+        user_id: if user == "alice" { ALICE } else { 99 },
         profile: "default".into(),
         command: cmd.into(),
         started: started.into(),
@@ -195,7 +201,8 @@ fn audit_view() {
 fn admin_view() {
     let (_d, mut a) = app(Role::Admin);
     a.tab = Tab::Admin;
-    let user = |name: &str, role: Role, locked: bool| User { name: name.into(), role, locked, created: "2026-11-20T10:00:00.000Z".into() };
+    let user =
+        |name: &str, role: Role, locked: bool| User { id: 1, name: name.into(), role, locked, created: "2026-11-20T10:00:00.000Z".into() };
     a.users = vec![
         UserInfo { user: user("alice", Role::Admin, false), keys: 2, password: true },
         UserInfo { user: user("bob", Role::Developer, false), keys: 1, password: false },

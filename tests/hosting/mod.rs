@@ -30,33 +30,63 @@ impl Host {
         Host::start_with("")
     }
 
-    /// A host whose configuration has `extra` appended to its [ssh] table.
+    /// A host whose configuration adds `extra`: lines before any table header belong to
+    /// [ssh]; other tables ([sessions], [api], ...) are merged with the harness's own keys.
     pub fn start_with(extra: &str) -> Host {
+        Host::start_limited(extra, None)
+    }
+
+    /// A host started under `prlimit --nofile=N` when `nofile` is given.
+    pub fn start_limited(extra: &str, nofile: Option<u32>) -> Host {
         let data = tempfile::tempdir().unwrap();
         let keys = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = data.path().join("cordon.toml");
-        let ws = data.path().join("workspaces");
-        std::fs::write(
-            &config,
-            // The API on its own free port; an `extra` with an [api] table gets it there.
-            match extra.contains("[api]\n") {
-                true => format!(
-                    "[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{}\n",
-                    ws.display(),
-                    extra.replace("[api]\n", &format!("[api]\nlisten = \"127.0.0.1:{api}\"\n"))
-                ),
-                false => format!("[api]\nlisten = \"127.0.0.1:{api}\"\n[sessions]\nworkspace_root = \"{}\"\n[ssh]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n", ws.display()),
-            },
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        let mut tables: Vec<(String, Vec<String>)> = vec![
+            ("ssh".into(), vec![format!("listen = \"127.0.0.1:{port}\"")]),
+            (
+                "sessions".into(),
+                vec![
+                    format!("workspace_root = \"{}\"", data.path().join("workspaces").display()),
+                    format!("home_root = \"{}\"", data.path().join("homes").display()),
+                ],
+            ),
+            ("api".into(), vec![format!("listen = \"127.0.0.1:{api}\"")]),
+        ];
+        let mut current = "ssh".to_string();
+        for line in extra.lines() {
+            let t = line.trim();
+            if let Some(name) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                current = name.to_string();
+                if !tables.iter().any(|(n, _)| *n == current) {
+                    tables.push((current.clone(), Vec::new()));
+                }
+            } else if !t.is_empty() {
+                let lines = &mut tables.iter_mut().find(|(n, _)| *n == current).unwrap().1;
+                // A key the test sets wins over the harness's.
+                let key = t.split('=').next().unwrap_or("").trim().to_string();
+                lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+                lines.push(t.to_string());
+            }
+        }
+        let text: String = tables.iter().map(|(n, lines)| format!("[{n}]\n{}\n", lines.join("\n"))).collect();
+        std::fs::write(&config, text).unwrap();
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(env!("CARGO_BIN_EXE_cordon"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_cordon")),
+        };
+        let mut child = cmd
             .arg("--data-dir")
             .arg(data.path().join("state"))
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("CORDON_PROFILE_PATH")
+            .env_remove("CORDON_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -69,12 +99,44 @@ impl Host {
         Host { data, keys, port, child, tmux, api }
     }
 
+    /// The configuration file the host runs with (the host-shell commands read it too).
+    pub fn config(&self) -> PathBuf {
+        self.data.path().join("cordon.toml")
+    }
+
+    /// A user's home on the host.
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.data.path().join("homes").join(user)
+    }
+
+    /// A user's workspace on the host.
+    pub fn workspace(&self, user: &str) -> PathBuf {
+        self.data.path().join("workspaces").join(user)
+    }
+
+    /// The uid a user's sessions run as (`uid_base + id`, the default base).
+    pub fn uid(&self, user: &str) -> u32 {
+        let out = self.cordon(&["user", "list", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+        let id =
+            v.as_array().unwrap().iter().find(|u| u["name"] == user).unwrap_or_else(|| panic!("no {user} in {v}"))["id"].as_u64().unwrap();
+        2_000_000_000 + id as u32
+    }
+
     pub fn state(&self) -> PathBuf {
         self.data.path().join("state")
     }
 
     pub fn cordon(&self, args: &[&str]) -> Out {
-        output(Command::new(env!("CARGO_BIN_EXE_cordon")).arg("--data-dir").arg(self.state()).args(args))
+        output(
+            Command::new(env!("CARGO_BIN_EXE_cordon"))
+                .arg("--data-dir")
+                .arg(self.state())
+                .arg("--config")
+                .arg(self.config())
+                .env_remove("CORDON_CONFIG")
+                .args(args),
+        )
     }
 
     /// A user with a fresh Ed25519 key; returns the private key's path.

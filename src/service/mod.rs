@@ -1,0 +1,345 @@
+//! The service layer: every operation the faces offer (SSH commands, the TUI, the HTTP API,
+//! the host-shell commands), each taking the caller's principal. The permission check and
+//! the audit event live here, once; a face parses, calls, and shows the answer.
+//!
+//! Authority is read at each use, not cached from login: every call reloads the caller's
+//! user by id (a lock, a removal or a role change applies to the next call of an open
+//! connection), and [`Service::maintain`] ends what a caller may no longer do while it
+//! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
+
+mod recordings;
+mod runs;
+mod sessions;
+mod throttle;
+mod users;
+
+pub use recordings::{Filter, Hit};
+pub use runs::RunRequest;
+pub use sessions::NewSession;
+pub use users::UserInfo;
+
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::auth::{allowed, Action, Role};
+use crate::config::Config;
+use crate::paths::DataDir;
+use crate::places::Places;
+use crate::sessions::Hub;
+use crate::store::Store;
+
+/// Who is asking, from where, and in which request (the API's request id). `user_id` is
+/// the user's stable id; 0 is the host's own shell (`cordon user ...` run by the account
+/// that owns the data directory), which acts as an admin and owns nothing.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub user_id: i64,
+    pub role: Role,
+    pub address: String,
+    pub request: Option<String>,
+}
+
+impl Principal {
+    /// The host's own shell: whoever can open the data directory administers cordon.
+    pub fn local_admin() -> Principal {
+        Principal {
+            user: format!("local:{}", crate::admin::local_account()),
+            user_id: 0,
+            role: Role::Admin,
+            address: "local".into(),
+            request: None,
+        }
+    }
+
+    /// Adds where the call came from to an audit event.
+    pub fn stamp(&self, e: AuditEvent) -> AuditEvent {
+        let e = e.with("address", self.address.clone());
+        match &self.request {
+            Some(r) => e.with("request", r.clone()),
+            None => e,
+        }
+    }
+
+    /// Whether something owned by user `owner_id` is this principal's.
+    pub fn owns(&self, owner_id: i64) -> bool {
+        self.user_id != 0 && self.user_id == owner_id
+    }
+}
+
+/// Why a call did not happen. `Forbidden` refusals are audited before they are returned;
+/// `NotFound` is also the answer for what exists but the caller may not see, worded the
+/// same as for what does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    Forbidden(String),
+    NotFound(String),
+    Invalid(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Forbidden(m) | Error::NotFound(m) | Error::Invalid(m) | Error::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn failed(e: impl std::fmt::Display) -> Error {
+    Error::Failed(e.to_string())
+}
+
+/// The host's parts, shared by every face.
+pub struct Service {
+    pub store: Arc<Store>,
+    pub audit: Arc<AuditLog>,
+    pub hub: Arc<Hub>,
+    pub config: Config,
+    pub dir: DataDir,
+    /// Users' homes and workspaces.
+    pub places: Places,
+    /// API token signing and checking.
+    pub tokens: Arc<crate::api::tokens::Tokens>,
+    runs: runs::Runs,
+    /// Held while a new session or run is checked against the per-user limit and
+    /// registered, so that concurrent requests cannot all pass the check.
+    admission: std::sync::Mutex<()>,
+    throttle: throttle::Throttle,
+    /// Bounds concurrent password hashing (about 19 MiB each).
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Service {
+    /// Opens the data directory and builds the host (store, audit log, recorder, hub).
+    /// Returns the service and what was tightened on the way (modes that were too loose).
+    pub fn open(dir: DataDir, config: Config) -> std::result::Result<(Arc<Service>, Vec<String>), String> {
+        let tightened = dir.ensure()?;
+        let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
+        let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
+        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key)?);
+        let store = Arc::new(store);
+        let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
+        let recorder = Arc::new(crate::record::Recorder::new(
+            config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+            crate::record::Keyring::new(&dir),
+            config.recording_policy,
+            config.record_input,
+            config.recording_enabled,
+        )?);
+        let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
+        let tokens = Arc::new(crate::api::tokens::Tokens::open(&dir, &config.api_signing)?);
+        let places = Places::new(&config);
+        if config.password_login {
+            crate::auth::password::warm();
+        }
+        let svc = Service {
+            store,
+            audit,
+            hub,
+            places,
+            dir,
+            tokens,
+            runs: runs::Runs::default(),
+            admission: std::sync::Mutex::new(()),
+            throttle: throttle::Throttle::default(),
+            hashing: tokio::sync::Semaphore::new(2),
+            config,
+        };
+        Ok((Arc::new(svc), tightened))
+    }
+
+    /// Appends to the audit log; a failure is reported on the host's stderr (the caller's
+    /// action has happened and cannot be undone).
+    pub fn record(&self, event: AuditEvent) {
+        if let Err(e) = self.audit.record(event) {
+            eprintln!("cordon: audit log: {e}");
+        }
+    }
+
+    /// Appends an event that strangers can cause at any rate (failed logins, refused
+    /// requests): the first few per `key` and minute are written, the rest counted and
+    /// written as one `audit.suppressed` event.
+    pub fn record_bounded(&self, key: &str, event: AuditEvent) {
+        if self.throttle.admit(key) {
+            self.record(event);
+        }
+    }
+
+    /// A refusal, audited (bounded per caller), returned as `err`.
+    fn refused(&self, p: &Principal, what: &str, why: &str, err: Error) -> Error {
+        self.record_bounded(
+            &format!("refused:{}:{}", p.user_id, p.address),
+            p.stamp(AuditEvent::new("refused", p.user.clone())).with("what", what.to_string()).with("why", why.to_string()),
+        );
+        err
+    }
+
+    /// The caller as the store knows them now: locked or removed users have no authority,
+    /// and the role is the current one.
+    pub fn current(&self, p: &Principal) -> Result<Principal> {
+        if p.user_id == 0 {
+            return Ok(p.clone());
+        }
+        match self.store.user_by_id(p.user_id) {
+            Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, ..p.clone() }),
+            Ok(Some(_)) => Err(self.refused(p, "act", "the account is locked", Error::Forbidden("your account is locked".into()))),
+            Ok(None) => Err(self.refused(p, "act", "the account was removed", Error::Forbidden("your account was removed".into()))),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// The permission check, with the caller's current role: a refusal is audited and
+    /// returned. Gives back the current principal.
+    fn check(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce(&Principal) -> String) -> Result<Principal> {
+        let p = self.current(p)?;
+        self.permit(&p, action, what, why)?;
+        Ok(p)
+    }
+
+    /// The permission check for a principal just read by [`Service::current`].
+    fn permit(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce(&Principal) -> String) -> Result<()> {
+        if allowed(p.role, action) {
+            return Ok(());
+        }
+        let why = why(p);
+        Err(self.refused(p, what, &why, Error::Forbidden(why.clone())))
+    }
+
+    /// The principal of a user in the store, by name (locked users have none).
+    pub fn principal(&self, user: &str, address: &str) -> Result<Principal> {
+        match self.store.user(user) {
+            Ok(Some(u)) if !u.locked => {
+                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: address.to_string(), request: None })
+            }
+            Ok(Some(_)) => Err(Error::Forbidden(format!("{user} is locked"))),
+            Ok(None) => Err(Error::NotFound(format!("no user {user}"))),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// The principal of user `id` (API tokens name the id they were issued to).
+    pub fn principal_by_id(&self, id: i64, address: &str) -> Result<Principal> {
+        match self.store.user_by_id(id) {
+            Ok(Some(u)) if !u.locked => {
+                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: address.to_string(), request: None })
+            }
+            Ok(Some(u)) => Err(Error::Forbidden(format!("{} is locked", u.name))),
+            Ok(None) => Err(Error::NotFound("the user no longer exists".into())),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Ends what callers may no longer do (run it a few times a second): sessions and `run`
+    /// commands of users locked or removed, and viewers whose user may no longer watch or
+    /// type (locked, removed, or demoted). Then the idle and age limits, and the summaries
+    /// of bounded audit events.
+    pub fn maintain(&self) {
+        let mut users = std::collections::HashMap::new();
+        let mut user =
+            |id: i64| -> Option<crate::store::User> { users.entry(id).or_insert_with(|| self.store.user_by_id(id).ok().flatten()).clone() };
+        for s in self.hub.list().into_iter().filter(|s| !s.ending()) {
+            if user(s.owner_id).is_none_or(|u| u.locked) {
+                self.record(
+                    AuditEvent::new("session.kill", "cordon").with("session", s.id).with("reason", "the owner is locked or removed"),
+                );
+                s.kill();
+                continue;
+            }
+            for v in s.viewers() {
+                if v.user_id == 0 {
+                    continue;
+                }
+                let own = v.user_id == s.owner_id;
+                let why = match user(v.user_id) {
+                    None => Some("your account was removed".to_string()),
+                    Some(u) if u.locked => Some("your account is locked".to_string()),
+                    Some(u) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
+                        Some(format!("a {} may not type into session {}", u.role, s.id))
+                    }
+                    Some(u) if !allowed(u.role, Action::ObserveSession { own }) => {
+                        Some(format!("a {} may not see session {}", u.role, s.id))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    s.detach(&v);
+                    v.revoke(&why);
+                    self.record(
+                        AuditEvent::new("session.detach", "cordon").with("session", s.id).with("user_id", v.user_id).with("reason", why),
+                    );
+                }
+            }
+        }
+        for job in self.runs.list() {
+            if user(job.owner_id).is_none_or(|u| u.locked) {
+                self.record(
+                    AuditEvent::new("run.kill", "cordon").with("owner", job.owner.clone()).with("reason", "the owner is locked or removed"),
+                );
+                job.kill();
+            }
+        }
+        self.hub.enforce_limits(self.config.idle_timeout, self.config.max_duration);
+        for summary in self.throttle.expired() {
+            self.record(
+                AuditEvent::new("audit.suppressed", "cordon")
+                    .with("key", summary.key)
+                    .with("suppressed", summary.suppressed)
+                    .with("window_seconds", throttle::WINDOW.as_secs()),
+            );
+        }
+    }
+
+    /// Sessions plus `run` commands of user `id`, the number the per-user limit counts.
+    fn running_for(&self, id: i64) -> usize {
+        self.hub.count_for(id) + self.runs.count_for(id)
+    }
+
+    /// The per-user limit of the principal's role, refused (audited) when reached.
+    fn within_limit(&self, p: &Principal, what: &str) -> Result<()> {
+        let limit = self.config.max_sessions.get(p.role.name()).copied().unwrap_or(0);
+        if p.user_id != 0 && self.running_for(p.user_id) >= limit {
+            let why = format!("{} already runs {limit} sessions and commands, the most a {} may", p.user, p.role);
+            return Err(self.refused(p, what, &why, Error::Forbidden(why.clone())));
+        }
+        Ok(())
+    }
+
+    /// Profiles the principal may start sessions with.
+    pub fn profiles(&self, p: &Principal) -> Vec<String> {
+        sandbox::profile::Search::standard()
+            .list()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| self.config.profile_allowed(p.role, name).is_ok())
+            .collect()
+    }
+
+    /// The last `limit` audit events.
+    pub fn audit_events(&self, p: &Principal, limit: usize) -> Result<Vec<serde_json::Value>> {
+        self.check(p, Action::ReadAudit, "audit", |p| format!("a {} may not read the audit log", p.role))?;
+        let events = crate::audit::read_events(&self.dir.audit_log());
+        Ok(events.into_iter().rev().take(limit).collect())
+    }
+
+    /// The audit chain's state: Ok(events) or Err(where it breaks).
+    pub fn audit_verify(&self, p: &Principal) -> Result<std::result::Result<u64, String>> {
+        self.check(p, Action::ReadAudit, "audit verify", |p| format!("a {} may not read the audit log", p.role))?;
+        let key = std::fs::read(self.dir.audit_key()).map_err(|e| Error::Failed(format!("reading the audit key: {e}")))?;
+        let log = self.dir.audit_log();
+        Ok(match crate::audit::verify_file(&log, &key, Some(&log.with_extension("head"))) {
+            Ok((n, _)) => Ok(n),
+            Err(b) => Err(format!("line {}: {}", b.line, b.reason)),
+        })
+    }
+
+    /// Metrics are for those who may read the audit log.
+    pub fn may_read_metrics(&self, p: &Principal) -> Result<()> {
+        self.check(p, Action::ReadAudit, "metrics", |p| format!("a {} may not read metrics", p.role)).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests;

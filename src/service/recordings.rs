@@ -1,0 +1,219 @@
+//! Recordings: list, read, play, search, export, verify, hold, and the recording key. A
+//! recording the caller may not read answers exactly like one that does not exist, and an
+//! id prefix is matched only among those they may read. Every read of a recording's
+//! content is audited before anything is shown; an access that cannot be audited is
+//! refused.
+
+use std::path::{Path, PathBuf};
+
+use super::{failed, Error, Principal, Result, Service};
+use crate::audit::AuditEvent;
+use crate::auth::{allowed, Action};
+use crate::record::format;
+use crate::store::RecordingEntry;
+
+/// A line of a recording that matched a search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub recording: String,
+    pub user: String,
+    pub at: f64,
+    pub line: String,
+}
+
+/// Which recordings a listing or a search covers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this user's (by name).
+    pub user: Option<String>,
+    /// Only those started at or after this RFC 3339 prefix.
+    pub since: Option<String>,
+}
+
+impl Service {
+    fn may_read(p: &Principal, r: &RecordingEntry) -> bool {
+        allowed(p.role, Action::ReadRecording { own: p.owns(r.user_id) })
+    }
+
+    /// Recordings the principal may read, newest first: everyone's for auditors and admins,
+    /// their own for others.
+    pub fn recordings(&self, p: &Principal, filter: &Filter) -> Result<Vec<RecordingEntry>> {
+        let p = self.current(p)?;
+        let mut list = self.store.recordings(filter.user.as_deref()).map_err(failed)?;
+        list.retain(|r| Self::may_read(&p, r) && filter.since.as_deref().is_none_or(|c| r.started.as_str() >= c));
+        list.sort_by(|a, b| b.started.cmp(&a.started));
+        Ok(list)
+    }
+
+    /// A recording the principal may read, by id or unique prefix; the current principal.
+    fn readable(&self, p: &Principal, id: &str, what: &str) -> Result<(Principal, RecordingEntry)> {
+        let p = self.current(p)?;
+        match self.store.recording(id, |r| Self::may_read(&p, r)) {
+            Ok(r) => Ok((p, r)),
+            Err(e) => {
+                // Whether it exists and belongs to someone else is audited, never answered.
+                if let Ok(r) = self.store.recording(id, |_| true) {
+                    let why = format!("recording {} belongs to {}", r.id, r.user);
+                    return Err(self.refused(&p, what, &why, Error::NotFound(format!("no recording {id}"))));
+                }
+                Err(Error::NotFound(e.to_string()))
+            }
+        }
+    }
+
+    fn key_for(&self, r: &RecordingEntry) -> Result<Vec<u8>> {
+        crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)
+    }
+
+    /// Writes an access to the audit log; an access that cannot be audited does not happen.
+    fn audit_access(&self, event: AuditEvent) -> Result<()> {
+        self.audit.record(event).map_err(|e| Error::Failed(format!("the access cannot be audited, so it is refused: {e}")))
+    }
+
+    /// A whole recording, read and verified, for playback from `at` seconds; audited before
+    /// anything is returned.
+    pub fn open_recording(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Recording)> {
+        let (p, r) = self.readable(p, id, "play")?;
+        let key = self.key_for(&r)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+        self.audit_access(p.stamp(AuditEvent::new("recording.play", p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+        Ok((r, rec))
+    }
+
+    /// A recording opened for streaming playback (`cordon rec play`); audited.
+    pub fn open_reader(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Reader)> {
+        let (p, r) = self.readable(p, id, "play")?;
+        let key = self.key_for(&r)?;
+        let reader =
+            format::Reader::open(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+        self.audit_access(p.stamp(AuditEvent::new("recording.play", p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+        Ok((r, reader))
+    }
+
+    /// The events that draw the screen at `at` seconds, from the nearest keyframe; audited
+    /// like playback.
+    pub fn screen_at(&self, p: &Principal, id: &str, at: f64) -> Result<(format::Header, Vec<format::Event>)> {
+        let (p, r) = self.readable(p, id, "screen")?;
+        let key = self.key_for(&r)?;
+        let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64)
+            .map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+        self.audit_access(
+            p.stamp(AuditEvent::new("recording.play", p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("at", at)
+                .with("screen_only", true),
+        )?;
+        Ok(found)
+    }
+
+    /// A recording in an export format (`asciicast-v2`, `asciicast-v3`, `raw`); audited
+    /// (with where it goes) before it is returned.
+    pub fn export(&self, p: &Principal, id: &str, fmt: &str, to: &str) -> Result<(RecordingEntry, Vec<u8>)> {
+        let (p, r) = self.readable(p, id, "export")?;
+        let key = self.key_for(&r)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+        let bytes = crate::record::encode(&rec, fmt).map_err(Error::Invalid)?;
+        self.audit_access(
+            p.stamp(AuditEvent::new("recording.export", p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("format", fmt.to_string())
+                .with("to", to.to_string()),
+        )?;
+        Ok((r, bytes))
+    }
+
+    /// A recording exported into the principal's workspace (`exports/ID.cast`), where they
+    /// and their sessions find it. Written without following links (see [`crate::places`]).
+    pub fn export_recording(&self, p: &Principal, id: &str, fmt: &str) -> Result<PathBuf> {
+        let user = self
+            .store
+            .user_by_id(p.user_id)
+            .map_err(failed)?
+            .ok_or_else(|| Error::Invalid("the host's own shell has no workspace: use `cordon rec export -o FILE`".into()))?;
+        let ext = if fmt == "raw" { "raw" } else { "cast" };
+        let (_, r) = self.readable(p, id, "export")?;
+        let file = format!("{}.{ext}", r.id);
+        let (_, bytes) = self.export(p, &r.id, fmt, &format!("exports/{file} in the workspace of {}", user.name))?;
+        self.places.write_export(&user, &file, &bytes).map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// A recording's catalog entry.
+    pub fn recording(&self, p: &Principal, id: &str) -> Result<RecordingEntry> {
+        Ok(self.readable(p, id, "info")?.1)
+    }
+
+    /// Whether a recording reads back whole: Ok(verdict) or Err(what is wrong and where).
+    pub fn verify_recording(&self, p: &Principal, id: &str) -> Result<(RecordingEntry, std::result::Result<String, String>)> {
+        let (p, r) = self.readable(p, id, "verify")?;
+        let verdict = self.verdict(&r);
+        self.record(
+            p.stamp(AuditEvent::new("recording.verify", p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_ok()),
+        );
+        Ok((r, verdict))
+    }
+
+    /// Every recording the principal may read, verified; audited once with the count.
+    pub fn verify_all(&self, p: &Principal) -> Result<Vec<(RecordingEntry, std::result::Result<String, String>)>> {
+        let p = self.current(p)?;
+        let list = self.recordings(&p, &Filter::default())?;
+        let out: Vec<_> = list.into_iter().map(|r| (r.clone(), self.verdict(&r))).collect();
+        let damaged = out.iter().filter(|(_, v)| v.is_err()).count();
+        self.record(p.stamp(AuditEvent::new("recording.verify", p.user.clone())).with("count", out.len()).with("damaged", damaged));
+        Ok(out)
+    }
+
+    fn verdict(&self, r: &RecordingEntry) -> std::result::Result<String, String> {
+        // A recording the host finished sealing must be complete; one still "recording" in
+        // the catalog whose host is gone was interrupted.
+        let key = self.key_for(r).map_err(|e| e.to_string())?;
+        crate::record::verdict(Path::new(&r.path), &key, r.state == "complete")
+    }
+
+    /// Lines that appeared on screen in the recordings the principal may read; audited
+    /// (with the recordings shown) before the hits are returned. Also returns the ids of
+    /// recordings that could not be read.
+    pub fn search(&self, p: &Principal, pattern: &str, filter: &Filter) -> Result<(Vec<Hit>, Vec<String>)> {
+        if pattern.is_empty() {
+            return Err(Error::Invalid("an empty pattern matches everything".into()));
+        }
+        let p = self.current(p)?;
+        let list = self.recordings(&p, filter)?;
+        let found = crate::record::search(&self.dir, &list, pattern);
+        let matched: Vec<String> = found.hits.iter().map(|h| h.recording.clone()).fold(Vec::new(), |mut v, id| {
+            if v.last() != Some(&id) {
+                v.push(id);
+            }
+            v
+        });
+        self.audit
+            .record(
+                p.stamp(AuditEvent::new("recording.search", p.user.clone()))
+                    .with("pattern", pattern.to_string())
+                    .with("recordings", found.searched)
+                    .with("hits", found.hits.len())
+                    .with("matched", matched),
+            )
+            .map_err(|e| Error::Failed(format!("the search cannot be audited, so it is refused: {e}")))?;
+        Ok((found.hits, found.unreadable))
+    }
+
+    /// Puts a recording under legal hold (never purged), or lifts it (admins and auditors).
+    pub fn hold(&self, p: &Principal, id: &str, hold: bool) -> Result<RecordingEntry> {
+        let (p, r) = self.readable(p, id, "hold")?;
+        self.permit(&p, Action::ReadAudit, "hold", |p| format!("a {} may not hold recordings", p.role))?;
+        self.store.set_hold(&r.id, hold).map_err(failed)?;
+        self.record(
+            p.stamp(AuditEvent::new(if hold { "recording.hold" } else { "recording.release" }, p.user.clone()))
+                .with("recording", r.id.clone()),
+        );
+        Ok(r)
+    }
+
+    /// Makes a new recording master key current (admins); old recordings stay readable.
+    pub fn rotate_recording_key(&self, p: &Principal) -> Result<String> {
+        let p = self.check(p, Action::ManageUsers, "key rotate", |p| format!("a {} may not rotate keys", p.role))?;
+        let id = crate::record::Keyring::new(&self.dir).rotate().map_err(Error::Failed)?;
+        self.record(p.stamp(AuditEvent::new("key.rotate", p.user.clone())).with("key", "recording").with("key_id", id.clone()));
+        Ok(id)
+    }
+}

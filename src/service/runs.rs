@@ -1,0 +1,198 @@
+//! The runner: one confined command without a terminal (`ssh HOST run -- ...`, `POST
+//! /v1/run`), its output streamed back, within a time limit and an output cap. Every run
+//! is registered while it lives, so that it counts against its user's limit and ends when
+//! its user is locked or removed.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Error, Principal, Result, Service};
+use crate::audit::AuditEvent;
+use crate::auth::Action;
+
+/// A command for the runner: confined, without a terminal, within a time limit and an
+/// output cap.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub argv: Vec<String>,
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    /// At most the configured runner timeout.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub exit_status: i32,
+    /// "timeout", "output cap", "client gone", or None.
+    pub ended_by: Option<&'static str>,
+}
+
+/// A run in progress.
+pub struct Job {
+    pub owner: String,
+    pub owner_id: i64,
+    /// Its process group (the runner starts it in a session of its own).
+    pgid: Mutex<Option<i32>>,
+}
+
+impl Job {
+    /// Ends the command and everything it started.
+    pub fn kill(&self) {
+        if let Some(pgid) = *self.pgid.lock().unwrap_or_else(|e| e.into_inner()) {
+            // SAFETY: signalling the run's own process group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// The runs in progress.
+#[derive(Default)]
+pub struct Runs {
+    jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
+    next: AtomicU64,
+}
+
+/// Removes its job from the registry when the run ends, however it ends.
+struct Registered<'a> {
+    runs: &'a Runs,
+    id: u64,
+    job: Arc<Job>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.runs.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+impl Runs {
+    pub fn list(&self) -> Vec<Arc<Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    pub fn count_for(&self, owner_id: i64) -> usize {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|j| j.owner_id == owner_id).count()
+    }
+
+    fn register(&self, owner: &str, owner_id: i64) -> Registered<'_> {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let job = Arc::new(Job { owner: owner.to_string(), owner_id, pgid: Mutex::new(None) });
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).insert(id, job.clone());
+        Registered { runs: self, id, job }
+    }
+}
+
+impl Service {
+    /// Checks a run request (the cheap part, before a face commits to running it): the
+    /// right to run, the command, the profile and workspace, the per-user limit.
+    pub fn prepare_run(&self, p: &Principal, req: &RunRequest) -> Result<()> {
+        let p = self.check(p, Action::RunCommand, "run", |p| format!("a {} may not run commands", p.role))?;
+        if req.argv.is_empty() {
+            return Err(Error::Invalid("run needs a command".into()));
+        }
+        self.within_limit(&p, "run")?;
+        self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run").map(drop)
+    }
+
+    /// Runs a command confined, without a terminal (blocking: call it off the async
+    /// workers). `sink(stream, bytes)` gets stdout (0) and stderr (1) as they come and says
+    /// whether the caller still listens. The time limit and output cap end the command.
+    pub fn run(&self, p: &Principal, req: RunRequest, sink: &mut dyn FnMut(u32, Vec<u8>) -> bool) -> Result<RunOutcome> {
+        let p = self.check(p, Action::RunCommand, "run", |p| format!("a {} may not run commands", p.role))?;
+        if req.argv.is_empty() {
+            return Err(Error::Invalid("run needs a command".into()));
+        }
+        // The limit is checked and the run registered under one lock, so that concurrent
+        // requests cannot all pass the check.
+        let registered = {
+            let _admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+            self.within_limit(&p, "run")?;
+            self.runs.register(&p.user, p.user_id)
+        };
+        let confinement = self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run")?;
+        let profile = confinement.profile.clone();
+        let started = std::time::Instant::now();
+        let limit = req.timeout.unwrap_or(self.config.run_timeout).min(self.config.run_timeout);
+        let outcome = (|| -> std::result::Result<RunOutcome, String> {
+            let mut cmd = self.hub.sandbox_command(&confinement, &req.argv, "dumb");
+            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let mut child = self.hub.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
+            let pid = child.id() as i32;
+            *registered.job.pgid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+            let (tx, rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
+            for (stream, pipe) in [
+                (0u32, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+                (1, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            ] {
+                let Some(mut pipe) = pipe else { continue };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 32 << 10];
+                    while let Ok(n) = pipe.read(&mut buf) {
+                        if n == 0 || tx.send((stream, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let deadline = started + limit;
+            let mut total: u64 = 0;
+            let mut stop: Option<&'static str> = None;
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                    Ok((stream, bytes)) => {
+                        total += bytes.len() as u64;
+                        if total > self.config.run_output_cap {
+                            stop = Some("output cap");
+                            break;
+                        }
+                        if !sink(stream, bytes) {
+                            stop = Some("client gone");
+                            break;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        stop = Some("timeout");
+                        break;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if stop.is_some() {
+                registered.job.kill();
+            }
+            let status = child.wait().map_err(|e| e.to_string())?;
+            let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+            Ok(RunOutcome { exit_status: if stop == Some("timeout") { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
+        })();
+        drop(registered);
+        let (code, ended_by) = match &outcome {
+            Ok(o) => (o.exit_status, o.ended_by.unwrap_or("")),
+            Err(_) => (sandbox::EXIT_REFUSED, "error"),
+        };
+        let mut ev = p
+            .stamp(AuditEvent::new("run", p.user.clone()))
+            .with("argv", req.argv.join(" "))
+            .with("profile", profile)
+            .with("exit_status", code)
+            .with("seconds", started.elapsed().as_secs_f64());
+        if !ended_by.is_empty() {
+            ev = ev.with("ended_by", ended_by);
+        }
+        self.record(ev);
+        outcome.map_err(Error::Failed)
+    }
+}

@@ -1,0 +1,193 @@
+//! Sessions: start, list, watch, type into, resize, rename, mark, end. A session the caller
+//! may not see answers exactly like one that does not exist.
+
+use std::sync::Arc;
+
+use super::{Error, Principal, Result, Service};
+use crate::audit::AuditEvent;
+use crate::auth::{allowed, Action};
+use crate::sessions::{Confinement, Session, Spec, Viewer};
+
+/// A request for a new session; what is left out takes the configured default.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub profile: Option<String>,
+    pub workspace: Option<String>,
+    pub name: String,
+    pub command: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: String,
+}
+
+impl Service {
+    /// Sessions the principal may see, oldest first.
+    pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
+        let p = self.check(p, Action::ListSessions, "ls", |p| format!("a {} may not list sessions", p.role))?;
+        let mut list: Vec<_> =
+            self.hub.list().into_iter().filter(|s| allowed(p.role, Action::ObserveSession { own: p.owns(s.owner_id) })).collect();
+        list.sort_by_key(|s| s.id);
+        Ok(list)
+    }
+
+    /// A session the principal may see (the current principal with it). One they may not
+    /// see is refused (audited) with the words used for one that does not exist.
+    fn visible(&self, p: &Principal, id: u64, what: &str) -> Result<(Principal, Arc<Session>)> {
+        let p = self.current(p)?;
+        let missing = || Error::NotFound(format!("no session {id}"));
+        let s = self.hub.get(id).ok_or_else(missing)?;
+        if !allowed(p.role, Action::ObserveSession { own: p.owns(s.owner_id) }) {
+            let why = format!("session {id} belongs to {}", s.owner);
+            return Err(self.refused(&p, what, &why, missing()));
+        }
+        Ok((p, s))
+    }
+
+    /// The profile and places of a new session or run, checked: the profile allowed for the
+    /// role and known here, the workspace a plain name reached without links.
+    pub(super) fn confinement(&self, p: &Principal, profile: Option<String>, workspace: Option<&str>, what: &str) -> Result<Confinement> {
+        let profile = profile.unwrap_or_else(|| self.config.default_profile.clone());
+        self.config.profile_allowed(p.role, &profile).map_err(|e| self.refused(p, what, &e, Error::Forbidden(e.clone())))?;
+        if !self.profiles(p).contains(&profile) {
+            return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
+        }
+        let user = self.store.user_by_id(p.user_id).map_err(super::failed)?.ok_or_else(|| {
+            let why = "the host's own shell has no home or workspace; act as a cordon user".to_string();
+            Error::Invalid(why)
+        })?;
+        let place = |e: crate::places::PlaceError| {
+            let why = e.to_string();
+            match e {
+                crate::places::PlaceError::Io(_) => Error::Failed(why),
+                _ => self.refused(p, what, &why, Error::Forbidden(why.clone())),
+            }
+        };
+        let account = self.places.account(&user).map_err(place)?;
+        let home = self.places.home(&user).map_err(place)?;
+        let workspace = self.places.workspace(&user, workspace).map_err(place)?;
+        Ok(Confinement { profile, workspace, home, account, user: user.name })
+    }
+
+    /// Starts a session for the principal.
+    pub fn create_session(&self, p: &Principal, req: NewSession) -> Result<Arc<Session>> {
+        let p = self.check(p, Action::CreateSession, "new", |p| format!("a {} may not start sessions", p.role))?;
+        let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        self.within_limit(&p, "new")?;
+        let name: String = req.name.chars().filter(|c| !c.is_control()).take(64).collect();
+        let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
+        let profile = confinement.profile.clone();
+        let spec = Spec {
+            owner: p.user.clone(),
+            owner_id: p.user_id,
+            name,
+            confinement,
+            command: req.command,
+            cols: req.cols.max(1),
+            rows: req.rows.max(1),
+            term: if req.term.is_empty() { "xterm-256color".into() } else { req.term },
+        };
+        let s = self.hub.create(spec).map_err(Error::Failed)?;
+        drop(admission);
+        self.record(
+            p.stamp(AuditEvent::new("session.create", p.user.clone()))
+                .with("session", s.id)
+                .with("profile", profile)
+                .with("command", s.command.join(" ")),
+        );
+        Ok(s)
+    }
+
+    /// Attaches (`writer`: may type) or observes; audited. At most `[sessions] max_viewers`
+    /// viewers per session.
+    pub fn attach(&self, p: &Principal, id: u64, writer: bool) -> Result<(Arc<Session>, Arc<Viewer>)> {
+        let verb = if writer { "attach" } else { "observe" };
+        let (p, s) = self.visible(p, id, verb)?;
+        let own = p.owns(s.owner_id);
+        let action = if writer { Action::AttachSession { own } } else { Action::ObserveSession { own } };
+        self.permit(&p, action, verb, |p| format!("a {} may not {verb} session {id} of {}", p.role, s.owner))?;
+        let viewer = s
+            .attach(writer, p.user_id, self.config.max_viewers)
+            .map_err(|why| self.refused(&p, verb, &why, Error::Forbidden(why.clone())))?;
+        self.record(
+            p.stamp(AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())).with("session", s.id),
+        );
+        Ok((s, viewer))
+    }
+
+    pub fn detach(&self, p: &Principal, s: &Session, viewer: &Arc<Viewer>) {
+        s.detach(viewer);
+        self.record(p.stamp(AuditEvent::new("session.detach", p.user.clone())).with("session", s.id));
+    }
+
+    /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
+    /// observing it: the same permission.
+    pub fn preview(&self, p: &Principal, id: u64) -> Result<Vec<String>> {
+        let (_, s) = self.visible(p, id, "preview")?;
+        Ok(s.screen_rows())
+    }
+
+    pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {
+        let (p, s) = self.visible(p, id, "kill")?;
+        self.permit(&p, Action::EndSession { own: p.owns(s.owner_id) }, "kill", |p| {
+            format!("a {} may not end session {id} of {}", p.role, s.owner)
+        })?;
+        s.kill();
+        self.record(p.stamp(AuditEvent::new("session.kill", p.user.clone())).with("session", id));
+        Ok(())
+    }
+
+    /// One session, if the principal may see it.
+    pub fn session_info(&self, p: &Principal, id: u64) -> Result<Arc<Session>> {
+        Ok(self.visible(p, id, "info")?.1)
+    }
+
+    /// A session the principal may type into (the right to attach), for a change to it.
+    fn changeable(&self, p: &Principal, id: u64, verb: &str) -> Result<(Principal, Arc<Session>)> {
+        let (p, s) = self.visible(p, id, verb)?;
+        self.permit(&p, Action::AttachSession { own: p.owns(s.owner_id) }, verb, |p| {
+            format!("a {} may not {verb} session {id} of {}", p.role, s.owner)
+        })?;
+        Ok((p, s))
+    }
+
+    /// Types into a session (the API's input call): the right to attach.
+    pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
+        let (p, s) = self.changeable(p, id, "type into")?;
+        s.input(bytes).map_err(|e| Error::Failed(format!("writing to the session: {e}")))?;
+        self.record(p.stamp(AuditEvent::new("session.input", p.user.clone())).with("session", id).with("bytes", bytes.len()));
+        Ok(())
+    }
+
+    pub fn resize(&self, p: &Principal, id: u64, cols: u16, rows: u16) -> Result<()> {
+        let (p, s) = self.changeable(p, id, "resize")?;
+        if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
+            return Err(Error::Invalid("cols and rows must be between 1 and 1000".into()));
+        }
+        s.resize(cols, rows);
+        self.record(p.stamp(AuditEvent::new("session.resize", p.user.clone())).with("session", id).with("size", format!("{cols}x{rows}")));
+        Ok(())
+    }
+
+    /// Renames a session: as changing it, the right to attach.
+    pub fn rename_session(&self, p: &Principal, id: u64, name: &str) -> Result<()> {
+        let (p, s) = self.changeable(p, id, "rename")?;
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if name.trim().is_empty() {
+            return Err(Error::Invalid("a session's name cannot be empty".into()));
+        }
+        let old = s.name();
+        s.rename(name.trim());
+        self.record(p.stamp(AuditEvent::new("session.rename", p.user.clone())).with("session", id).with("from", old).with("to", s.name()));
+        Ok(())
+    }
+
+    /// Adds a marker to a session's recording; returns the label used.
+    pub fn mark(&self, p: &Principal, id: u64, label: &str) -> Result<String> {
+        let (p, s) = self.changeable(p, id, "mark")?;
+        let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
+        let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
+        s.mark(&label);
+        self.record(p.stamp(AuditEvent::new("session.mark", p.user.clone())).with("session", id).with("label", label.clone()));
+        Ok(label)
+    }
+}
