@@ -35,6 +35,12 @@ pub fn rules(p: &Policy) -> String {
     let _ = writeln!(o, "profile   {}  ({})", p.profile, p.sources.join(" <- "));
     let _ = writeln!(o, "workspace {}", p.workspace.display());
     let _ = writeln!(o, "command   {}  ({})", p.argv.join(" "), p.program.display());
+    if let Some(id) = &p.identity {
+        let _ = writeln!(o, "identity  {} (uid {}, gid {}), home {}", id.name, id.uid, id.gid, p.home.display());
+    }
+    if p.no_links {
+        let _ = writeln!(o, "links     none followed in the workspace or the home");
+    }
     for r in &p.read {
         let _ = writeln!(o, "read      {}", r.display());
     }
