@@ -108,14 +108,17 @@ pub fn openat2(dir: Option<BorrowedFd<'_>>, path: &Path, flags: libc::c_int, mod
     let c = cstr(path)?;
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: u64::from(mode), resolve };
     let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         // SAFETY: a valid C string and an open_how struct that outlives the call, its size
         // passed as the kernel expects.
         let r = unsafe { libc::syscall(libc::SYS_openat2, dirfd, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
         match check(r) {
             // The kernel says EAGAIN when a concurrent rename made it unsure the walk stayed
-            // beneath the directory; asking again is the documented answer.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) => continue,
+            // beneath the directory; asking again is the documented answer (a bounded number
+            // of times: someone renaming without pause must not keep the sandbox spinning).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) && attempts < 64 => continue,
             // SAFETY: the kernel just returned this fd and nothing else owns it.
             Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }),
             Err(e) => return Err(e),

@@ -240,8 +240,11 @@ pub fn create_missing_home_grants(
                     notes.push(format!("did not create {}: {} is a symbolic link; {}", show(&p), show(&link), area.why()));
                     continue;
                 }
-                // Without a home there is nothing to create it in.
-                Err(Refused::Outside) => continue,
+                // Paths outside home were passed over above: the home itself is missing.
+                Err(Refused::Outside) => {
+                    notes.push(format!("did not create {}: the home directory {} does not exist", p.display(), how.home.display()));
+                    continue;
+                }
                 Err(Refused::Io(e)) => Err(e),
             }
         } else if std::fs::symlink_metadata(&p).is_ok() {
