@@ -225,6 +225,8 @@ impl Policy {
             for raw in list {
                 let p = PathBuf::from(expand(raw));
                 resolver.links_along(&p, &mut links);
+                // A link refused on the way is reported once, by the resolution below.
+                resolver.take_refused();
                 let found = match untrusted.resolve(&p) {
                     Found::Path(c) => Some(c),
                     Found::Missing => None,
@@ -268,6 +270,7 @@ impl Policy {
             let expanded = expand(entry);
             if entry.contains('/') {
                 resolver.links_along(Path::new(&expanded), &mut links);
+                resolver.take_refused();
             }
             let found = if entry.contains('/') {
                 match untrusted.resolve(Path::new(&expanded)) {
@@ -719,6 +722,9 @@ mod tests {
         assert!(notes.contains("write ~/.x is a symbolic link"), "{notes}");
         assert!(notes.contains("exec ~/.x/marker: ~/.x is a symbolic link"), "{notes}");
         assert!(notes.contains("evil is a symbolic link; links in a cordon workspace are not followed"), "{notes}");
+        for n in &p.notes {
+            assert!(!(n.contains(".gitconfig is a symbolic link") && !n.starts_with("read ~/.gitconfig")), "misattributed: {n}");
+        }
         assert!(p.no_links);
 
         let trusting = Policy::resolve(&profile, &planted.request(false)).unwrap();
