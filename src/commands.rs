@@ -1,7 +1,7 @@
 //! The commands of the `cordon` binary that stand on the sandbox crate alone.
 
 use sandbox::explain;
-use sandbox::{Features, Policy, Refusal, Request, Search};
+use sandbox::{Features, Identity, Policy, Refusal, Request, Search};
 use std::path::PathBuf;
 
 fn refuse(r: &Refusal) -> i32 {
@@ -9,17 +9,38 @@ fn refuse(r: &Refusal) -> i32 {
     r.exit_code()
 }
 
-fn resolve(profile: &str, workspace: Option<PathBuf>, command: Vec<String>, inspect: bool, hide: Vec<PathBuf>) -> Result<Policy, Refusal> {
+/// What `cordon sandbox` was asked for besides the profile and the command.
+#[derive(Debug, Default)]
+pub struct SandboxOptions {
+    /// The workspace (default: the current directory).
+    pub workspace: Option<PathBuf>,
+    /// Print the resolved policy on stderr first.
+    pub print_policy: bool,
+    /// More paths to hide.
+    pub hide: Vec<PathBuf>,
+    /// The home seen inside (default: $HOME).
+    pub home: Option<PathBuf>,
+    /// The user to run as (default: the caller).
+    pub identity: Option<Identity>,
+    /// Follow no link in the workspace or the home.
+    pub no_links: bool,
+}
+
+fn resolve(profile: &str, command: Vec<String>, inspect: bool, options: SandboxOptions) -> Result<Policy, Refusal> {
     let profile = Search::standard().load(profile)?;
-    let mut req = Request::from_process(workspace, command);
+    let mut req = Request::from_process(options.workspace, command);
     req.inspect = inspect;
-    req.hide.extend(hide);
+    req.hide.extend(options.hide);
+    req.home = options.home;
+    req.identity = options.identity;
+    req.no_links = options.no_links;
     Policy::resolve(&profile, &req)
 }
 
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
-pub fn sandbox(profile: &str, workspace: Option<PathBuf>, print_policy: bool, hide: Vec<PathBuf>, command: Vec<String>) -> i32 {
-    let policy = match resolve(profile, workspace, command, false, hide) {
+pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> i32 {
+    let print_policy = options.print_policy;
+    let policy = match resolve(profile, command, false, options) {
         Ok(p) => p,
         Err(r) => return refuse(&r),
     };
@@ -39,7 +60,7 @@ pub fn sandbox(profile: &str, workspace: Option<PathBuf>, print_policy: bool, hi
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.
 pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i32 {
-    match resolve(profile, workspace, Vec::new(), true, Vec::new()) {
+    match resolve(profile, Vec::new(), true, SandboxOptions { workspace, ..SandboxOptions::default() }) {
         Ok(policy) if json => {
             println!("{}", serde_json::to_string_pretty(&policy).unwrap_or_default());
             0
@@ -62,7 +83,7 @@ pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i
 
 /// `cordon profile explain`.
 pub fn profile_explain(profile: &str, workspace: Option<PathBuf>) -> i32 {
-    match resolve(profile, workspace, Vec::new(), true, Vec::new()) {
+    match resolve(profile, Vec::new(), true, SandboxOptions { workspace, ..SandboxOptions::default() }) {
         Ok(policy) => {
             print!("{}", explain::explain(&policy, &Features::detect()));
             0

@@ -63,6 +63,25 @@ enum Command {
         /// Also hide this path inside the sandbox (may be repeated).
         #[arg(long, value_name = "PATH")]
         hide: Vec<PathBuf>,
+        /// Run the command as this user id (never 0). Switching uid needs root; an
+        /// unprivileged cordon accepts only its own uid.
+        #[arg(long, value_name = "UID")]
+        uid: Option<u32>,
+        /// The group id to run as (never 0). Default: the uid.
+        #[arg(long, value_name = "GID", requires = "uid")]
+        gid: Option<u32>,
+        /// The user name the command sees (`id -un`, /etc/passwd). Default: $USER, else
+        /// "sandbox".
+        #[arg(long, value_name = "NAME", requires = "uid")]
+        user_name: Option<String>,
+        /// The home directory seen inside ({home} in profiles). Default: $HOME.
+        #[arg(long, value_name = "DIR")]
+        home: Option<PathBuf>,
+        /// Follow no symbolic link in the workspace or the home: refuse a workspace or home
+        /// whose path holds one, and skip (with a note) any grant that is a link or has one
+        /// on its way. For homes and workspaces other people write, as a host's are.
+        #[arg(long)]
+        no_links: bool,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
@@ -388,8 +407,14 @@ fn main() {
         },
         Some(Command::Audit { action: AuditAction::Verify }) => admin::audit_verify(&dir),
         Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => admin::audit_tail(&dir, lines, follow, json),
-        Some(Command::Sandbox { profile, workspace, print_policy, hide, command }) => {
-            commands::sandbox(&profile, workspace, print_policy, hide, command)
+        Some(Command::Sandbox { profile, workspace, print_policy, hide, uid, gid, user_name, home, no_links, command }) => {
+            let identity = uid.map(|uid| sandbox::Identity {
+                uid,
+                gid: gid.unwrap_or(uid),
+                name: user_name.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty())).unwrap_or_else(|| "sandbox".into()),
+            });
+            let options = commands::SandboxOptions { workspace, print_policy, hide, home, identity, no_links };
+            commands::sandbox(&profile, options, command)
         }
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {

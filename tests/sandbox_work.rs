@@ -2,7 +2,7 @@
 //! happened.
 
 mod common;
-use common::Env;
+use common::{Env, UID};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -158,4 +158,63 @@ fn user_profiles_are_found_before_shipped_ones() {
     let out = common::output(c);
     assert!(out.stdout.contains("my strict"), "{out:?}");
     assert!(out.stdout.contains(&dir.join("strict.toml").display().to_string()), "{out:?}");
+}
+
+#[test]
+fn a_session_runs_as_its_identity_without_capabilities_and_owns_what_it_writes() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let home = env.home_for(UID);
+    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
+    let out = env.sandbox(
+        &["--profile", "default", "--workspace", &ws, "--uid", &UID.to_string(), "--home", &home_arg, "--no-links"],
+        &["sh", "-c", "id -u; id -g; grep -E '^(Uid|Gid|Groups|CapEff):' /proc/self/status; echo mine > made"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let u = UID.to_string();
+    assert_eq!(lines[..2], [u.as_str(), u.as_str()], "{out:?}");
+    let field =
+        |name: &str| lines.iter().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(field("Uid:"), vec![u.as_str(); 4], "{out:?}");
+    assert_eq!(field("Gid:"), vec![u.as_str(); 4], "{out:?}");
+    assert_eq!(field("Groups:"), vec![u.as_str()], "{out:?}");
+    assert_eq!(field("CapEff:"), vec!["0000000000000000"], "{out:?}");
+    let made = std::fs::metadata(env.ws().join("made")).expect("the file lands in the host's workspace");
+    assert_eq!((made.uid(), made.gid()), (UID, UID));
+}
+
+#[test]
+fn an_identity_finds_its_own_name_and_home() {
+    let env = Env::new();
+    let home = env.home_for(UID);
+    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
+    let args =
+        ["--profile", "default", "--workspace", &ws, "--uid", &UID.to_string(), "--user-name", "alice", "--home", &home_arg, "--no-links"];
+    let out = env.sandbox(&args, &["sh", "-c", "id -un; whoami; id -gn; echo $USER $LOGNAME $HOME"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, format!("alice\nalice\nalice\nalice alice {home_arg}\n"), "{out:?}");
+
+    if std::path::Path::new("/usr/bin/node").exists() {
+        let out = env.sandbox(&args, &["node", "-e", "const u = require('os').userInfo(); console.log(u.username, u.uid, u.homedir)"]);
+        assert_eq!((out.code, out.stdout.trim()), (0, format!("alice {UID} {home_arg}").as_str()), "{out:?}");
+    }
+}
+
+#[test]
+fn a_missing_home_grant_is_created_for_the_identity() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let home = env.home_for(UID);
+    let profile = env.profile("state", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.tool/state.json\", \"~/.cache/tool/\"]\n");
+    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
+    let out = env.sandbox(
+        &["--profile", &profile, "--workspace", &ws, "--uid", &UID.to_string(), "--home", &home_arg, "--no-links"],
+        &["sh", "-c", "echo '{}' > ~/.tool/state.json && touch ~/.cache/tool/x && echo wrote"],
+    );
+    assert_eq!((out.code, out.stdout.trim()), (0, "wrote"), "{out:?}");
+    for p in [".tool", ".tool/state.json", ".cache", ".cache/tool", ".cache/tool/x"] {
+        let m = std::fs::metadata(home.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!(m.uid(), UID, "{p} belongs to the identity");
+    }
 }

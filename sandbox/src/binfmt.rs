@@ -22,6 +22,13 @@ pub struct Resolver {
     /// Directories held open, so that a name in them is looked up without walking the
     /// directory's path again.
     dirs: HashMap<PathBuf, Option<OwnedFd>>,
+    /// Directories whose links are never followed (a host's homes and workspaces): a link
+    /// beneath one is treated as absent.
+    untrusted: Vec<PathBuf>,
+    /// The links beneath `untrusted` met since the last [`Resolver::take_refused`].
+    refused: Vec<PathBuf>,
+    /// How many times a link was refused, ever (to tell "absent" from "refused").
+    refusals: usize,
 }
 
 /// What `fstatat` says of a name in a directory.
@@ -56,18 +63,53 @@ impl Resolver {
     }
 
     fn lookup(&mut self, p: &Path) -> Option<Option<PathBuf>> {
-        if let Some(v) = self.seen.get(p) {
-            return v.clone();
+        let v = match self.seen.get(p) {
+            Some(v) => v.clone(),
+            None => {
+                let v =
+                    self.stat(p, false).map(|st| if st.mode & libc::S_IFMT == libc::S_IFLNK { std::fs::read_link(p).ok() } else { None });
+                self.seen.insert(p.to_path_buf(), v.clone());
+                v
+            }
+        };
+        if matches!(v, Some(Some(_))) && self.untrusted.iter().any(|d| p.starts_with(d)) {
+            self.refusals += 1;
+            if !self.refused.iter().any(|r| r == p) {
+                self.refused.push(p.to_path_buf());
+            }
+            return None;
         }
-        let v = self.stat(p, false).map(|st| if st.mode & libc::S_IFMT == libc::S_IFLNK { std::fs::read_link(p).ok() } else { None });
-        self.seen.insert(p.to_path_buf(), v.clone());
         v
+    }
+
+    /// Never follows a link beneath `dir` from now on: such a link is treated as absent,
+    /// and remembered for [`Resolver::take_refused`].
+    pub fn distrust(&mut self, dir: &Path) {
+        self.untrusted.push(dir.to_path_buf());
+    }
+
+    /// The links not followed since the last call.
+    pub fn take_refused(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// The canonical form of `p`; `p` as it is when it does not exist (the kernel will say
+    /// so when it tries); `None` when a link that must not be followed stands in the way.
+    fn canonical_or_raw(&mut self, p: &Path) -> Option<PathBuf> {
+        let before = self.refusals;
+        match self.canonicalize(p) {
+            Some(c) => Some(c),
+            None if self.refusals > before => None,
+            None => Some(p.to_path_buf()),
+        }
     }
 
     /// Like `std::fs::canonicalize` (the path must exist), for absolute paths.
     pub fn canonicalize(&mut self, p: &Path) -> Option<PathBuf> {
         if !p.is_absolute() {
-            return std::fs::canonicalize(p).ok();
+            // Relative to the current directory, which may lie anywhere: with untrusted
+            // directories about, such a path is not resolved at all.
+            return if self.untrusted.is_empty() { std::fs::canonicalize(p).ok() } else { None };
         }
         let mut todo = components_rev(p);
         let mut out = PathBuf::from("/");
@@ -133,7 +175,11 @@ impl Resolver {
             let candidate = Path::new(dir).join(name);
             if let Some(st) = self.stat(&candidate, true) {
                 if st.mode & libc::S_IFMT == libc::S_IFREG && st.mode & 0o111 != 0 {
-                    return self.canonicalize(&candidate);
+                    // A candidate reached through a refused link is passed over, as a
+                    // shell would pass over one it cannot run.
+                    if let Some(found) = self.canonicalize(&candidate) {
+                        return Some(found);
+                    }
                 }
             }
         }
@@ -210,7 +256,7 @@ fn read_interpreters(r: &mut Resolver, program: &Path, path_var: &str) -> Vec<In
             Parsed::Truncated => elf_interp(program),
         };
         if let Some(interp) = interp {
-            let path = r.canonicalize(&interp).unwrap_or(interp.clone());
+            let Some(path) = r.canonical_or_raw(&interp) else { return Vec::new() };
             return vec![Interpreter { path, raw: interp, kind: "ELF interpreter" }];
         }
     }
@@ -224,11 +270,8 @@ fn shebang(r: &mut Resolver, head: &[u8], path_var: &str) -> Vec<Interpreter> {
     let mut words = line.split_whitespace();
     let Some(interp) = words.next() else { return Vec::new() };
     let interp_path = PathBuf::from(interp);
-    let mut out = vec![Interpreter {
-        path: r.canonicalize(&interp_path).unwrap_or(interp_path.clone()),
-        raw: interp_path.clone(),
-        kind: "script interpreter (#!)",
-    }];
+    let Some(path) = r.canonical_or_raw(&interp_path) else { return Vec::new() };
+    let mut out = vec![Interpreter { path, raw: interp_path.clone(), kind: "script interpreter (#!)" }];
     if interp_path.file_name().and_then(|n| n.to_str()) == Some("env") {
         let name = words.find(|w| !w.starts_with('-'));
         if let Some(found) = name.and_then(|n| r.which(n, path_var)) {
@@ -312,6 +355,39 @@ mod tests {
             assert_eq!(r.canonicalize(Path::new(p)), std::fs::canonicalize(p).ok(), "{p}");
         }
         assert_eq!(r.canonicalize(Path::new("/nonexistent/x")), None);
+    }
+
+    #[test]
+    fn a_link_beneath_a_distrusted_directory_is_never_followed() {
+        let home = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(home.path()).unwrap();
+        std::fs::create_dir_all(home.join(".local/bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/env", home.join(".local/bin/tool")).unwrap();
+        std::os::unix::fs::symlink("/usr", home.join(".usr")).unwrap();
+        let path_var = format!("{}/.local/bin:/usr/bin", home.display());
+
+        let mut trusting = Resolver::default();
+        assert!(trusting.which("tool", &path_var).is_some(), "followed when trusted");
+
+        let mut r = Resolver::default();
+        r.distrust(&home);
+        assert_eq!(r.which("tool", &path_var), None);
+        assert_eq!(r.canonicalize(&home.join(".usr/bin/env")), None);
+        assert_eq!(r.which("env", &path_var), std::fs::canonicalize("/usr/bin/env").ok(), "found outside, where links are fine");
+        assert_eq!(r.take_refused(), vec![home.join(".local/bin/tool"), home.join(".usr")]);
+        assert!(r.take_refused().is_empty());
+    }
+
+    #[test]
+    fn a_script_whose_interpreter_lies_behind_a_distrusted_link_brings_none() {
+        let home = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(home.path()).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", home.join("bin")).unwrap();
+        let script = home.join("s");
+        std::fs::write(&script, format!("#!{}/bin/sh\n", home.display())).unwrap();
+        let mut r = Resolver::default();
+        r.distrust(&home);
+        assert_eq!(interpreters(&mut r, &script, "/usr/bin"), vec![]);
     }
 
     #[test]

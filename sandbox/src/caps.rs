@@ -7,7 +7,8 @@ use crate::sys;
 
 const SECBIT_NOROOT: u64 = 1 << 0;
 const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
-const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
+/// Capabilities stay when the uids change away from 0 (see [`crate::identity::switch`]).
+pub(crate) const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
 const SECBIT_NO_SETUID_FIXUP_LOCKED: u64 = 1 << 3;
 const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
 const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
@@ -32,7 +33,9 @@ fn last_cap() -> u64 {
 }
 
 /// Drops every capability for good. Must run while CAP_SETPCAP is still held (it is, as
-/// root or inside the sandbox's user namespace).
+/// root, inside the sandbox's user namespace, or after [`crate::identity::switch`], which
+/// sets SECBIT_NO_SETUID_FIXUP so that the uid change keeps it; the bits below include it,
+/// so setting them changes no bit that is already set).
 pub fn drop_all() -> Result<(), Refusal> {
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED

@@ -17,6 +17,8 @@ pub enum Step {
     Mounts,
     /// Setting rlimits.
     Limits,
+    /// Switching to the identity's uid and gid.
+    Identity,
     /// Dropping capabilities.
     Capabilities,
     /// Setting no_new_privs.
@@ -43,6 +45,7 @@ impl Step {
             Step::Cgroup => "cgroup",
             Step::Mounts => "mounts",
             Step::Limits => "resource limits",
+            Step::Identity => "identity",
             Step::Capabilities => "capabilities",
             Step::NoNewPrivs => "no_new_privs",
             Step::Landlock => "landlock",
@@ -55,11 +58,29 @@ impl Step {
 
     /// The step named `name` (the inverse of [`Step::name`]).
     pub fn from_name(name: &str) -> Option<Step> {
-        use Step::*;
-        [Profile, Command, Namespaces, Cgroup, Mounts, Limits, Capabilities, NoNewPrivs, Landlock, Seccomp, Descriptors, Exec, Supervise]
-            .into_iter()
-            .find(|s| s.name() == name)
+        Step::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// Every step, in the order they are applied.
+    pub const ALL: [Step; 14] = {
+        use Step::*;
+        [
+            Profile,
+            Command,
+            Namespaces,
+            Cgroup,
+            Mounts,
+            Limits,
+            Identity,
+            Capabilities,
+            NoNewPrivs,
+            Landlock,
+            Seccomp,
+            Descriptors,
+            Exec,
+            Supervise,
+        ]
+    };
 }
 
 /// cordon refused to run a command: the step that failed, the reason, and a hint.
@@ -114,3 +135,16 @@ impl fmt::Display for Refusal {
 }
 
 impl std::error::Error for Refusal {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_is_found_again_by_its_name() {
+        for step in Step::ALL {
+            assert_eq!(Step::from_name(step.name()), Some(step));
+        }
+        assert_eq!(Step::Identity.name(), "identity");
+    }
+}

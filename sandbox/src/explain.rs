@@ -35,6 +35,12 @@ pub fn rules(p: &Policy) -> String {
     let _ = writeln!(o, "profile   {}  ({})", p.profile, p.sources.join(" <- "));
     let _ = writeln!(o, "workspace {}", p.workspace.display());
     let _ = writeln!(o, "command   {}  ({})", p.argv.join(" "), p.program.display());
+    if let Some(id) = &p.identity {
+        let _ = writeln!(o, "identity  {} (uid {}, gid {}), home {}", id.name, id.uid, id.gid, p.home.display());
+    }
+    if p.no_links {
+        let _ = writeln!(o, "links     none followed in the workspace or the home");
+    }
     for r in &p.read {
         let _ = writeln!(o, "read      {}", r.display());
     }
@@ -85,6 +91,9 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Profile \"{}\": {}\n", p.profile, p.description);
     let _ = writeln!(o, "A session under this profile runs `{}` in {}, in its own world:", p.argv.join(" "), p.cwd.display());
+    if let Some(id) = &p.identity {
+        let _ = writeln!(o, "it runs as {} (uid {}, gid {}), never as root, and holds no capability;", id.name, id.uid, id.gid);
+    }
     let _ = writeln!(o, "it sees only its own processes, its own /tmp, a handful of devices, and the files below.\n");
 
     let _ = writeln!(o, "It can READ (but not change):");

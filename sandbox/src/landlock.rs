@@ -1,12 +1,13 @@
 //! Landlock: which paths may be read, written and executed, which TCP ports reached, and
 //! the scoping of signals and abstract unix sockets. [`plan`] turns a policy into rules (a
-//! pure function, tested for several ABIs); [`apply`] hands them to the kernel.
+//! pure function, tested for several ABIs); [`build`] hands them to the kernel and
+//! [`Ruleset::enforce`] enforces them.
 
 use crate::error::{Refusal, Step};
 use crate::policy::Policy;
 use crate::profile::NetMode;
 use crate::sys;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Execute a file.
@@ -192,8 +193,17 @@ struct NetPortAttr {
 const RULE_PATH_BENEATH: libc::c_int = 1;
 const RULE_NET_PORT: libc::c_int = 2;
 
-/// Enforces `plan` on this thread and every process it starts. no_new_privs must be set.
-pub fn apply(plan: &Plan) -> Result<(), Refusal> {
+/// A ruleset the kernel holds, not yet enforced.
+#[derive(Debug)]
+pub struct Ruleset {
+    fd: OwnedFd,
+}
+
+/// Hands `plan`'s rules to the kernel. Runs inside the new root, before the identity
+/// switch: which rules exist must not depend on what the identity may search. Each path is
+/// opened without following a link (the policy's paths are canonical, and a workspace's
+/// contents can still change while the sandbox starts).
+pub fn build(plan: &Plan) -> Result<Ruleset, Refusal> {
     let attr = RulesetAttr { handled_access_fs: plan.handled_fs, handled_access_net: plan.handled_net, scoped: plan.scoped };
     // The attr struct grew with the ABI; an older kernel refuses the larger size.
     let size = match plan.abi {
@@ -207,17 +217,15 @@ pub fn apply(plan: &Plan) -> Result<(), Refusal> {
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     for (path, rights) in &plan.paths {
-        let c = sys::cstr(path).map_err(|e| Refusal::os(Step::Landlock, path.display(), e))?;
-        // SAFETY: valid C string; the fd is owned below.
-        let pfd = sys::check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
-            .map_err(|e| Refusal::os(Step::Landlock, format!("opening {} for a rule", path.display()), e))?;
-        // SAFETY: the kernel just returned this fd.
-        let pfd = unsafe { OwnedFd::from_raw_fd(pfd) };
-        // SAFETY: fstat on an fd we own, into a zeroed struct.
-        let is_dir = unsafe {
-            let mut st: libc::stat = std::mem::zeroed();
-            libc::fstat(pfd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        };
+        let pfd = sys::openat2(None, path, libc::O_PATH, 0, sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS).map_err(|e| {
+            if sys::is_link_error(&e) {
+                Refusal::new(Step::Landlock, format!("{} changed into a symbolic link after it was checked", path.display()))
+                    .hint("something rewrote this path while the sandbox started; run it again once the path holds still")
+            } else {
+                Refusal::os(Step::Landlock, format!("opening {} for a rule", path.display()), e)
+            }
+        })?;
+        let is_dir = sys::file_type(pfd.as_fd()).ok() == Some(libc::S_IFDIR);
         // Directory-only rights on a file are EINVAL; a file rule keeps the file rights.
         let rights = if is_dir { *rights } else { *rights & (EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV) };
         let rule = PathBeneathAttr { allowed_access: rights, parent_fd: pfd.as_raw_fd() };
@@ -235,10 +243,18 @@ pub fn apply(plan: &Plan) -> Result<(), Refusal> {
         })
         .map_err(|e| Refusal::os(Step::Landlock, format!("adding the rule for TCP port {port}"), e))?;
     }
-    // SAFETY: a valid ruleset fd and no flags.
-    sys::check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) })
-        .map_err(|e| Refusal::os(Step::Landlock, "restricting the process", e))?;
-    Ok(())
+    Ok(Ruleset { fd: ruleset })
+}
+
+impl Ruleset {
+    /// Enforces the rules on this thread and every process it starts. no_new_privs must be
+    /// set.
+    pub fn enforce(self) -> Result<(), Refusal> {
+        // SAFETY: a valid ruleset fd and no flags.
+        sys::check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, self.fd.as_raw_fd(), 0u32) })
+            .map_err(|e| Refusal::os(Step::Landlock, "restricting the process", e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +281,8 @@ mod tests {
             argv: vec!["sh".into()],
             program: "/usr/bin/sh".into(),
             notes: vec![],
+            identity: None,
+            no_links: false,
         }
     }
 

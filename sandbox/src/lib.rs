@@ -13,6 +13,7 @@ pub mod caps;
 pub mod error;
 pub mod explain;
 pub mod features;
+pub mod identity;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
@@ -21,10 +22,11 @@ pub mod profile;
 pub mod run;
 pub mod seccomp;
 mod sys;
+pub mod untrusted;
 
 pub use error::{Refusal, Step};
 pub use features::Features;
-pub use policy::{Network, Policy, Request};
+pub use policy::{Identity, Network, Policy, Request};
 pub use profile::{Profile, ProfileError, Search};
 pub use run::{run, Outcome};
 

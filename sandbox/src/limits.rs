@@ -22,7 +22,8 @@ pub struct Rlimit {
 }
 
 /// The rlimits for `limits`. Without a cgroup, processes and memory fall back to
-/// RLIMIT_NPROC (per uid, so the caller's other processes count) and RLIMIT_AS.
+/// RLIMIT_NPROC (per uid: every process of the uid the command runs as counts, the
+/// caller's other processes, or all the sessions of an identity) and RLIMIT_AS.
 pub fn rlimits(limits: &Limits, have_cgroup: bool) -> Vec<Rlimit> {
     let mut out = vec![Rlimit { name: "core", resource: libc::RLIMIT_CORE, value: 0 }];
     let mut add = |name, resource: libc::__rlimit_resource_t, v: Option<u64>| {

@@ -5,7 +5,9 @@
 
 use crate::binfmt;
 use crate::error::{Refusal, Step};
+use crate::identity;
 use crate::profile::{Limits, NetMode, Profile};
+use crate::untrusted::{self, Found, Untrusted};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,25 @@ pub struct Policy {
     pub program: PathBuf,
     /// Things skipped or adjusted while resolving (absent paths, names not found).
     pub notes: Vec<String>,
+    /// The user the command runs as; none: as the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// No symbolic link is followed in the workspace or the home directory (see
+    /// [`Request::no_links`]).
+    #[serde(default)]
+    pub no_links: bool,
+}
+
+/// The unprivileged user a confined command runs as: a cordon host gives each of its users
+/// a uid of their own, so that sessions of different users cannot touch each other's files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    /// The user id (never 0).
+    pub uid: u32,
+    /// The group id (never 0); also the only supplementary group.
+    pub gid: u32,
+    /// The name the command sees (`id -un`, `whoami`), added to its /etc/passwd.
+    pub name: String,
 }
 
 /// One entry of the exec allowlist.
@@ -109,6 +130,12 @@ pub struct Request {
     /// Resolve for inspection (`profile check`, `explain`): a command that cannot run
     /// becomes a note instead of a refusal.
     pub inspect: bool,
+    /// Run the command as this user (root only, or the caller's own uid and gid).
+    pub identity: Option<Identity>,
+    /// The workspace and the home are written by someone cordon does not trust (a host's
+    /// users): neither path may contain a symbolic link, and no link beneath them is ever
+    /// followed; a grant that is a link, or has one on its way, is skipped with a note.
+    pub no_links: bool,
 }
 
 impl Request {
@@ -120,34 +147,46 @@ impl Request {
         } else if let Some(h) = std::env::var_os("HOME") {
             hide.push(PathBuf::from(h).join(".local/share/cordon"));
         }
-        Request { workspace, command, home: None, env: std::env::vars_os().collect(), hide, inspect: false }
+        Request {
+            workspace,
+            command,
+            home: None,
+            env: std::env::vars_os().collect(),
+            hide,
+            inspect: false,
+            identity: None,
+            no_links: false,
+        }
     }
 }
 
 impl Policy {
-    /// Resolves `profile` for `req`. Fails when the workspace or the program cannot be used.
+    /// Resolves `profile` for `req`. Fails when the identity, the workspace or the program
+    /// cannot be used.
     pub fn resolve(profile: &Profile, req: &Request) -> Result<Policy, Refusal> {
-        let home =
-            req.home.clone().or_else(home_dir).ok_or_else(|| {
-                Refusal::new(Step::Profile, "cannot tell the home directory: $HOME is unset and there is no passwd entry")
-            })?;
-        let ws = match &req.workspace {
-            Some(w) => w.clone(),
-            None => std::env::current_dir().map_err(|e| Refusal::os(Step::Profile, "cannot read the current directory", e))?,
-        };
-        let workspace = std::fs::canonicalize(&ws).map_err(|e| {
-            Refusal::os(Step::Profile, format!("workspace {}", ws.display()), e).hint("give an existing directory with --workspace")
-        })?;
-        if !workspace.is_dir() {
-            return Err(Refusal::new(Step::Profile, format!("workspace {} is not a directory", workspace.display())));
+        let caller = identity::Caller::current();
+        if let Some(id) = &req.identity {
+            identity::check(id, caller)?;
         }
-        if workspace == Path::new("/") {
-            return Err(Refusal::new(Step::Profile, "the workspace cannot be / (it would grant the whole filesystem)")
-                .hint("run from a project directory, or pass --workspace DIR"));
+        let (workspace, home, untrusted) = places(req)?;
+        if let Some(id) = &req.identity {
+            if !identity::valid_home(&home) {
+                return Err(Refusal::new(
+                    Step::Identity,
+                    format!("the home directory {} cannot be written to /etc/passwd for \"{}\"", home.display(), id.name),
+                )
+                .hint("use a home path without ':' or newlines"));
+            }
         }
         let mut notes = Vec::new();
         let mut resolver = binfmt::Resolver::default();
         let expand = |s: &str| expand(s, &home, &workspace);
+        // How a path is named in a note: under the home as `~/...`, as the profile says it.
+        let show = |p: &Path| match p.strip_prefix(&home) {
+            Ok(rel) if !rel.as_os_str().is_empty() => format!("~/{}", rel.display()),
+            _ => p.display().to_string(),
+        };
+        let link_note = |link: &Path, area: untrusted::Area| format!("{} is a symbolic link; {}", show(link), area.why());
 
         let env_set: Vec<(String, String)> = profile.env_set.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
         let path_var =
@@ -164,6 +203,21 @@ impl Policy {
                 push_unique(&mut hide, c);
             }
         }
+        // Hides are resolved trusting every link: following one only hides more. Past this
+        // point, under no_links, no link beneath the home or the workspace is followed.
+        for (root, _) in untrusted.roots() {
+            resolver.distrust(root);
+        }
+        let area_of =
+            |p: &Path| untrusted.roots().filter(|(r, _)| p.starts_with(r)).max_by_key(|(r, _)| r.components().count()).map(|(_, a)| a);
+        let refused_notes = |resolver: &mut binfmt::Resolver, what: &str, notes: &mut Vec<String>| {
+            for link in resolver.take_refused() {
+                let note = format!("{what}: {}", link_note(&link, area_of(&link).unwrap_or(untrusted::Area::Home)));
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        };
 
         let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
         let mut grants = |list: &[String], kind: &str, notes: &mut Vec<String>| {
@@ -171,18 +225,35 @@ impl Policy {
             for raw in list {
                 let p = PathBuf::from(expand(raw));
                 resolver.links_along(&p, &mut links);
-                match std::fs::canonicalize(&p) {
-                    Ok(c) if hide.iter().any(|h| c.starts_with(h)) => {
+                // A link refused on the way is reported once, by the resolution below.
+                resolver.take_refused();
+                let found = match untrusted.resolve(&p) {
+                    Found::Path(c) => Some(c),
+                    Found::Missing => None,
+                    Found::Link { link, area } => {
+                        let on_its_way = if link == p { String::new() } else { format!("{}: ", show(&p)) };
+                        notes.push(format!("{kind} {on_its_way}{}; skipped", link_note(&link, area)));
+                        continue;
+                    }
+                    Found::Elsewhere if req.no_links => resolver.canonicalize(&p),
+                    Found::Elsewhere => std::fs::canonicalize(&p).ok(),
+                };
+                refused_notes(&mut resolver, &format!("{kind} {}", show(&p)), notes);
+                match found {
+                    Some(c) if hide.iter().any(|h| c.starts_with(h)) => {
                         notes.push(format!("{kind} {} is hidden by cordon; skipped", p.display()))
                     }
-                    Ok(c) => push_unique(&mut out, c),
-                    Err(_) => notes.push(format!("{kind} {} does not exist; skipped", p.display())),
+                    Some(c) => push_unique(&mut out, c),
+                    None => notes.push(format!("{kind} {} does not exist; skipped", p.display())),
                 }
             }
             out
         };
         if !req.inspect {
-            create_missing_home_grants(&profile.write, &home, &expand, &mut notes);
+            // Given to the identity, which must be able to write its own state.
+            let owner = req.identity.as_ref().filter(|_| caller.is_root()).map(|id| (id.uid, id.gid));
+            let make = untrusted::Creation { home: &home, untrusted: &untrusted, no_links: req.no_links, owner };
+            untrusted::create_missing_home_grants(&profile.write, &make, &expand, &show, &mut notes);
         }
         let mut read = grants(&profile.read, "read", &mut notes);
         let write = grants(&profile.write, "write", &mut notes);
@@ -199,8 +270,22 @@ impl Policy {
             let expanded = expand(entry);
             if entry.contains('/') {
                 resolver.links_along(Path::new(&expanded), &mut links);
+                resolver.take_refused();
             }
-            let found = if entry.contains('/') { resolver.canonicalize(Path::new(&expanded)) } else { resolver.which(entry, &path_var) };
+            let found = if entry.contains('/') {
+                match untrusted.resolve(Path::new(&expanded)) {
+                    Found::Path(c) => Some(c),
+                    Found::Missing => None,
+                    Found::Link { link, area } => {
+                        notes.push(format!("exec {entry}: {}; skipped", link_note(&link, area)));
+                        continue;
+                    }
+                    Found::Elsewhere => resolver.canonicalize(Path::new(&expanded)),
+                }
+            } else {
+                resolver.which(entry, &path_var)
+            };
+            refused_notes(&mut resolver, &format!("exec \"{entry}\""), &mut notes);
             match found {
                 Some(path) if hide.iter().any(|h| path.starts_with(h)) => notes.push(format!("exec {entry} is hidden by cordon; skipped")),
                 Some(path) => {
@@ -214,15 +299,25 @@ impl Policy {
             }
         }
         add_interpreters(&mut resolver, &mut exec, &mut links, &path_var);
+        refused_notes(&mut resolver, "an interpreter", &mut notes);
 
         let argv = if req.command.is_empty() { profile.command.clone() } else { req.command.clone() };
-        let program = match resolve_program(&mut resolver, &argv, &path_var, &exec, &profile.name) {
+        let found = resolve_program(&mut resolver, &argv, &path_var, &exec, &profile.name);
+        let passed_over = !resolver.take_refused().is_empty();
+        let program = match found {
             Ok(p) => p,
-            Err(r) if req.inspect => {
+            Err(r) => {
+                let r = if r.step == Step::Command && passed_over {
+                    r.hint("cordon does not follow links in a host's workspaces and homes: put the program itself on PATH")
+                } else {
+                    r
+                };
+                if !req.inspect {
+                    return Err(r);
+                }
                 notes.push(format!("the command cannot run: {}", r.reason));
                 PathBuf::new()
             }
-            Err(r) => return Err(r),
         };
         for i in binfmt::interpreters(&mut resolver, &program, &path_var) {
             resolver.links_along(&i.raw, &mut links);
@@ -230,9 +325,11 @@ impl Policy {
                 exec.push(ExecGrant { path: i.path, dir: false, reason: format!("{} of {}", i.kind, program.display()), entry: None });
             }
         }
+        refused_notes(&mut resolver, "an interpreter", &mut notes);
         for dir in path_var.split(':') {
             resolver.links_along(Path::new(dir), &mut links);
         }
+        refused_notes(&mut resolver, "PATH", &mut notes);
 
         let visible = |p: &Path| read.iter().chain(write.iter()).any(|g| p.starts_with(g)) && !hide.iter().any(|h| p.starts_with(h));
         let cwd = if visible(&workspace) {
@@ -248,6 +345,12 @@ impl Policy {
             let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else { continue };
             if !k.starts_with("CORDON_") && profile.env_pass.iter().any(|pat| env_matches(pat, k)) {
                 env.push((k.to_string(), v.to_string()));
+            }
+        }
+        if let Some(id) = &req.identity {
+            for k in ["USER", "LOGNAME"] {
+                env.retain(|(ek, _)| ek != k);
+                env.push((k.to_string(), id.name.clone()));
             }
         }
         for (k, v) in env_set {
@@ -279,6 +382,8 @@ impl Policy {
             argv,
             program,
             notes,
+            identity: req.identity.clone(),
+            no_links: req.no_links,
         })
     }
 
@@ -337,31 +442,68 @@ fn add_interpreters(r: &mut binfmt::Resolver, exec: &mut Vec<ExecGrant>, links: 
     }
 }
 
-/// Creates the write grants under the home directory that do not exist yet (a directory
-/// when the entry ends with `/`, else an empty private file), so that a tool's state
-/// (`~/.claude/`) is writable on its first run. Nothing outside home is ever created.
-fn create_missing_home_grants(list: &[String], home: &Path, expand: &dyn Fn(&str) -> String, notes: &mut Vec<String>) {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    for raw in list {
-        if !(raw.starts_with("~/") || raw.starts_with("{home}/")) {
-            continue;
-        }
-        let p = PathBuf::from(expand(raw));
-        if std::fs::symlink_metadata(&p).is_ok() || !p.starts_with(home) || p.components().any(|c| c == std::path::Component::ParentDir) {
-            continue;
-        }
-        let made = if raw.ends_with('/') {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&p)
-        } else {
-            p.parent()
-                .map_or(Ok(()), |d| std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d))
-                .and_then(|_| std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p).map(drop))
-        };
-        match made {
-            Ok(()) => notes.push(format!("created {} (a write grant that did not exist)", p.display())),
-            Err(e) => notes.push(format!("could not create {}: {e}", p.display())),
-        }
+/// The workspace (canonical), the home seen inside, and, under `no_links`, both held open
+/// by descriptors reached without following any link.
+fn places(req: &Request) -> Result<(PathBuf, PathBuf, Untrusted), Refusal> {
+    let home = req
+        .home
+        .clone()
+        .or_else(home_dir)
+        .ok_or_else(|| Refusal::new(Step::Profile, "cannot tell the home directory: $HOME is unset and there is no passwd entry"))?;
+    if !home.is_absolute() {
+        return Err(Refusal::new(Step::Profile, format!("the home directory {} is not an absolute path", home.display()))
+            .hint("give --home an absolute path"));
     }
+    let ws = match &req.workspace {
+        Some(w) => w.clone(),
+        None => std::env::current_dir().map_err(|e| Refusal::os(Step::Profile, "cannot read the current directory", e))?,
+    };
+    let mut untrusted = Untrusted::default();
+    let (workspace, home) = if req.no_links {
+        let ws = if ws.is_absolute() {
+            ws
+        } else {
+            std::env::current_dir().map_err(|e| Refusal::os(Step::Profile, "cannot read the current directory", e))?.join(ws)
+        };
+        let link_refusal = |what: &str, p: &Path| {
+            Refusal::new(Step::Profile, format!("the {what} {} is, or passes through, a symbolic link", p.display()))
+                .hint("cordon does not follow links in a host's workspaces and homes: give the real path")
+        };
+        let ws_fd = untrusted::open_root(&ws).map_err(|e| {
+            if crate::sys::is_link_error(&e) {
+                link_refusal("workspace", &ws)
+            } else {
+                Refusal::os(Step::Profile, format!("workspace {}", ws.display()), e).hint("give an existing directory with --workspace")
+            }
+        })?;
+        let workspace = untrusted::fd_path(&ws_fd).map_err(|e| Refusal::os(Step::Profile, format!("workspace {}", ws.display()), e))?;
+        untrusted.add(workspace.clone(), ws_fd, untrusted::Area::Workspace);
+        let home = match untrusted::open_root(&home) {
+            Ok(fd) => {
+                let real = untrusted::fd_path(&fd).map_err(|e| Refusal::os(Step::Profile, format!("home {}", home.display()), e))?;
+                untrusted.add(real.clone(), fd, untrusted::Area::Home);
+                real
+            }
+            // A home that does not exist holds nothing to follow; its grants are absent.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => home,
+            Err(e) if crate::sys::is_link_error(&e) => return Err(link_refusal("home directory", &home)),
+            Err(e) => return Err(Refusal::os(Step::Profile, format!("home {}", home.display()), e)),
+        };
+        (workspace, home)
+    } else {
+        let workspace = std::fs::canonicalize(&ws).map_err(|e| {
+            Refusal::os(Step::Profile, format!("workspace {}", ws.display()), e).hint("give an existing directory with --workspace")
+        })?;
+        if !workspace.is_dir() {
+            return Err(Refusal::new(Step::Profile, format!("workspace {} is not a directory", workspace.display())));
+        }
+        (workspace, home)
+    };
+    if workspace == Path::new("/") {
+        return Err(Refusal::new(Step::Profile, "the workspace cannot be / (it would grant the whole filesystem)")
+            .hint("run from a project directory, or pass --workspace DIR"));
+    }
+    Ok((workspace, home, untrusted))
 }
 
 fn env_matches(pattern: &str, name: &str) -> bool {
@@ -421,6 +563,8 @@ mod tests {
             ],
             hide: vec![],
             inspect: false,
+            identity: None,
+            no_links: false,
         }
     }
 
@@ -463,5 +607,162 @@ mod tests {
     fn the_root_directory_is_not_a_workspace() {
         let e = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &request(Path::new("/"), &["true"])).unwrap_err();
         assert!(e.reason.contains("cannot be /"), "{e}");
+    }
+
+    /// A caller's identity that passes the check whoever runs the tests: a fresh uid as
+    /// root, one's own ids otherwise.
+    fn someone() -> Identity {
+        let me = identity::Caller::current();
+        if me.is_root() {
+            Identity { uid: 2_000_000_123, gid: 2_000_000_123, name: "alice".into() }
+        } else {
+            Identity { uid: me.uid, gid: me.gid, name: "alice".into() }
+        }
+    }
+
+    /// A home holding links of every kind an attacker would plant, a workspace, and a
+    /// directory outside both with a marker in it.
+    struct Planted {
+        home: tempfile::TempDir,
+        ws: tempfile::TempDir,
+        outside: tempfile::TempDir,
+    }
+
+    impl Planted {
+        fn new() -> Planted {
+            use std::os::unix::fs::symlink;
+            let p = Planted { home: tempfile::tempdir().unwrap(), ws: tempfile::tempdir().unwrap(), outside: tempfile::tempdir().unwrap() };
+            std::fs::write(p.outside.path().join("marker"), "outside").unwrap();
+            std::fs::write(p.home.path().join(".real"), "mine").unwrap();
+            symlink(p.outside.path().join("marker"), p.home.path().join(".gitconfig")).unwrap();
+            symlink(p.outside.path(), p.home.path().join(".x")).unwrap();
+            symlink(p.outside.path(), p.ws.path().join("evil")).unwrap();
+            p
+        }
+
+        fn request(&self, no_links: bool) -> Request {
+            Request { home: Some(self.home.path().to_path_buf()), no_links, ..request(self.ws.path(), &["true"]) }
+        }
+
+        fn home(&self) -> PathBuf {
+            std::fs::canonicalize(self.home.path()).unwrap()
+        }
+    }
+
+    fn profile_with(read: &[&str], write: &[&str], exec: &[&str]) -> Profile {
+        let mut p = Search::shipped_only().load("default").unwrap();
+        p.read.extend(read.iter().map(|s| s.to_string()));
+        p.write.extend(write.iter().map(|s| s.to_string()));
+        p.exec.extend(exec.iter().map(|s| s.to_string()));
+        p
+    }
+
+    #[test]
+    fn an_identity_of_root_is_refused_at_the_identity_step() {
+        let ws = tempfile::tempdir().unwrap();
+        let req = Request { identity: Some(Identity { uid: 0, gid: 0, name: "root".into() }), ..request(ws.path(), &["true"]) };
+        let e = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap_err();
+        assert_eq!(e.step, Step::Identity, "{e}");
+    }
+
+    #[test]
+    fn the_identity_is_kept_and_its_name_is_the_users_in_the_environment() {
+        let ws = tempfile::tempdir().unwrap();
+        let req = Request { identity: Some(someone()), ..request(ws.path(), &["true"]) };
+        let p = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap();
+        assert_eq!(p.identity, Some(someone()));
+        assert!(p.env.contains(&("USER".into(), "alice".into())) && p.env.contains(&("LOGNAME".into(), "alice".into())), "{:?}", p.env);
+    }
+
+    #[test]
+    fn a_home_that_cannot_be_a_passwd_field_is_refused_with_an_identity() {
+        let ws = tempfile::tempdir().unwrap();
+        let req = Request { identity: Some(someone()), home: Some("/h:/bin/sh".into()), ..request(ws.path(), &["true"]) };
+        let e = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap_err();
+        assert_eq!(e.step, Step::Identity, "{e}");
+    }
+
+    #[test]
+    fn under_no_links_a_workspace_that_is_or_passes_through_a_link_is_refused_naming_it() {
+        let planted = Planted::new();
+        for ws in [planted.ws.path().join("evil"), planted.ws.path().join("evil/.")] {
+            let req = Request { workspace: Some(ws.clone()), ..planted.request(true) };
+            let e = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap_err();
+            assert_eq!(e.step, Step::Profile, "{e}");
+            assert!(e.reason.contains(&ws.display().to_string()) && e.reason.contains("symbolic link"), "{e}");
+            assert!(e.hint.as_deref().unwrap_or("").contains("does not follow links in a host's workspaces and homes"), "{e}");
+        }
+        let req = Request { workspace: Some(planted.ws.path().join("evil")), ..planted.request(false) };
+        let p = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap();
+        assert_eq!(p.workspace, std::fs::canonicalize(planted.outside.path()).unwrap(), "followed without no_links, as before");
+    }
+
+    #[test]
+    fn under_no_links_a_home_that_passes_through_a_link_is_refused() {
+        let planted = Planted::new();
+        let req = Request { home: Some(planted.home.path().join(".x")), ..planted.request(true) };
+        let e = Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap_err();
+        assert_eq!(e.step, Step::Profile, "{e}");
+        assert!(e.reason.contains("home directory") && e.reason.contains("symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn under_no_links_a_grant_that_is_or_passes_through_a_link_is_skipped_with_a_note() {
+        let planted = Planted::new();
+        let profile = profile_with(&["~/.real", "~/.x/marker", "{workspace}/evil"], &["~/.x"], &["~/.x/marker"]);
+        let p = Policy::resolve(&profile, &planted.request(true)).unwrap();
+        let outside = std::fs::canonicalize(planted.outside.path()).unwrap();
+        for g in p.read.iter().chain(&p.write).chain(p.exec.iter().map(|g| &g.path)) {
+            assert!(!g.starts_with(&outside), "{} is granted: {:?}", g.display(), p.notes);
+        }
+        assert!(p.read.contains(&planted.home().join(".real")), "{:?}", p.read);
+        let notes = p.notes.join("\n");
+        assert!(notes.contains("read ~/.gitconfig is a symbolic link; links under a cordon home are not followed"), "{notes}");
+        assert!(notes.contains("read ~/.x/marker: ~/.x is a symbolic link; links under a cordon home are not followed"), "{notes}");
+        assert!(notes.contains("write ~/.x is a symbolic link"), "{notes}");
+        assert!(notes.contains("exec ~/.x/marker: ~/.x is a symbolic link"), "{notes}");
+        assert!(notes.contains("evil is a symbolic link; links in a cordon workspace are not followed"), "{notes}");
+        for n in &p.notes {
+            assert!(!n.contains(".gitconfig is a symbolic link") || n.starts_with("read ~/.gitconfig"), "misattributed: {n}");
+        }
+        assert!(p.no_links);
+
+        let trusting = Policy::resolve(&profile, &planted.request(false)).unwrap();
+        assert!(trusting.read.iter().any(|g| g.starts_with(&outside)), "without no_links links are followed, as before");
+    }
+
+    #[test]
+    fn under_no_links_a_program_on_path_through_a_home_link_is_passed_over() {
+        let planted = Planted::new();
+        let bin = planted.home.path().join(".local/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/od", bin.join("tool")).unwrap();
+        let profile = profile_with(&[], &[], &["tool"]);
+        let p = Policy::resolve(&profile, &Request { command: vec!["tool".into()], ..planted.request(true) });
+        let e = p.unwrap_err();
+        assert_eq!(e.step, Step::Command, "{e}");
+        assert!(e.hint.as_deref().unwrap_or("").contains("does not follow links"), "{e}");
+        let p = Policy::resolve(&profile, &Request { inspect: true, ..planted.request(true) }).unwrap();
+        assert!(!p.exec.iter().any(|g| g.path.ends_with("od")), "{:?}", p.exec);
+        assert!(p.notes.iter().any(|n| n.contains("exec \"tool\": ~/.local/bin/tool is a symbolic link")), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn under_no_links_a_missing_write_grant_is_created_in_home_and_never_through_a_link() {
+        let planted = Planted::new();
+        let profile = profile_with(&[], &["~/.x/new/", "~/.x/made.json", "~/.tool/state/"], &[]);
+        let req = Request { identity: Some(someone()), ..planted.request(true) };
+        let p = Policy::resolve(&profile, &req).unwrap();
+        let left: Vec<_> = std::fs::read_dir(planted.outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("marker")], "nothing was created outside home");
+        let made = planted.home().join(".tool/state");
+        assert!(made.is_dir() && p.write.contains(&made), "{:?}", p.notes);
+        assert!(p.notes.iter().any(|n| n.contains("did not create ~/.x/new: ~/.x is a symbolic link")), "{:?}", p.notes);
+        if identity::Caller::current().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            for d in [planted.home().join(".tool"), made] {
+                assert_eq!(std::fs::metadata(&d).unwrap().uid(), 2_000_000_123, "{} belongs to the identity", d.display());
+            }
+        }
     }
 }

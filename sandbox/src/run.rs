@@ -5,8 +5,9 @@
 //!   │                     forwards signals sent to it; enforces the wall-clock limit;
 //!   │                     removes the cgroup; exits with the command's status
 //!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
-//!        │                root; rlimits; drops capabilities; no_new_privs; Landlock;
-//!        │                seccomp; closes every fd above 2; reaps; forwards signals
+//!        │                root; rlimits; Landlock rules gathered; becomes the identity;
+//!        │                drops capabilities; no_new_privs; Landlock enforced; seccomp;
+//!        │                closes every fd above 2; reaps; forwards signals
 //!        └─ command       restores the signal mask, chdir, execve with the policy's env
 //! ```
 //!
@@ -15,6 +16,7 @@
 
 use crate::error::{Refusal, Step};
 use crate::features::Features;
+use crate::identity;
 use crate::landlock;
 use crate::limits::{self, Cgroup};
 use crate::mounts;
@@ -55,6 +57,8 @@ struct Prepared {
     mount_ops: Vec<mounts::Op>,
     ttys: Vec<PathBuf>,
     rlimits: Vec<limits::Rlimit>,
+    /// The uid and gid to switch to (as root, with an identity).
+    identity: Option<(u32, u32)>,
     landlock: landlock::Plan,
     seccomp_strict_memfd: Vec<libc::sock_filter>,
     seccomp_sealed_memfd: Vec<libc::sock_filter>,
@@ -130,13 +134,21 @@ fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Res
         );
     }
     let landlock = landlock::plan(policy, features.landlock_abi)?;
-    let (mount_ops, _) = mounts::plan(policy);
+    let caller = identity::Caller::current();
+    // Checked again here: a policy may come from elsewhere than Policy::resolve.
+    if let Some(id) = &policy.identity {
+        identity::check(id, caller)?;
+    }
+    let identity = policy.identity.as_ref().filter(|_| identity::needs_switch(caller)).map(|id| (id.uid, id.gid));
+    let accounts = if policy.identity.is_some() { mounts::Accounts::read_host() } else { mounts::Accounts::default() };
+    let (mount_ops, _) = mounts::plan(policy, &accounts);
     let cstring = |s: &str, what: &str| CString::new(s).map_err(|_| Refusal::new(Step::Command, format!("{what} contains a NUL byte")));
     let opts = seccomp::Options::for_policy(policy, true);
     Ok(Prepared {
         mount_ops,
         ttys: caller_ttys(),
         rlimits: limits::rlimits(&policy.limits, cgroup.is_some()),
+        identity,
         landlock,
         seccomp_sealed_memfd: seccomp::program(opts),
         seccomp_strict_memfd: seccomp::program(seccomp::Options { deny_memfd: true, ..opts }),
@@ -342,9 +354,16 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         loopback_up()?;
     }
     limits::apply_rlimits(&p.rlimits)?;
+    let ruleset = landlock::build(&p.landlock)?;
+    if let Some((uid, gid)) = p.identity {
+        identity::switch(uid, gid)?;
+        // The kernel clears the parent-death signal on a change of credentials.
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .map_err(|e| Refusal::os(Step::Identity, "setting the parent-death signal again", e))?;
+    }
     crate::caps::drop_all()?;
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Refusal::os(Step::NoNewPrivs, "setting no_new_privs", e))?;
-    landlock::apply(&p.landlock)?;
+    ruleset.enforce()?;
     seccomp::apply(if memfd_sealed { &p.seccomp_sealed_memfd } else { &p.seccomp_strict_memfd })?;
     close_inherited_fds(status_fd)?;
 

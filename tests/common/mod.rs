@@ -19,6 +19,9 @@ impl Out {
     }
 }
 
+/// The uid the identity tests run as: far above any account a machine has.
+pub const UID: u32 = 2_000_000_123;
+
 /// A workspace (under /tmp) and a place outside every grant (under /var/tmp).
 pub struct Env {
     pub ws: tempfile::TempDir,
@@ -57,6 +60,23 @@ impl Env {
         let mut c = self.cordon();
         c.args(["sandbox", "--profile", profile, "--workspace"]).arg(self.ws()).arg("--").args(argv);
         output(c)
+    }
+
+    /// `cordon sandbox ARGS -- ARGV`, for runs that need more options than a profile.
+    pub fn sandbox(&self, args: &[&str], argv: &[&str]) -> Out {
+        let mut c = self.cordon();
+        c.arg("sandbox").args(args).arg("--").args(argv);
+        output(c)
+    }
+
+    /// A home directory, and the workspace, owned by `uid`: what a host gives one of its
+    /// users.
+    pub fn home_for(&self, uid: u32) -> tempfile::TempDir {
+        let home = tempfile::Builder::new().prefix("cordon-home-").tempdir().expect("home");
+        for dir in [home.path(), self.ws()] {
+            std::os::unix::fs::chown(dir, Some(uid), Some(uid)).expect("chown to the identity");
+        }
+        home
     }
 
     pub fn sh(&self, profile: &str, script: &str) -> Out {
