@@ -39,7 +39,8 @@ impl DataDir {
         let mut fixed = Vec::new();
         fixed.extend(private_dir(&self.root)?);
         fixed.extend(private_dir(&self.root.join("keys"))?);
-        for f in [self.database(), self.audit_log(), self.audit_log().with_extension("head")] {
+        let db = |suffix: &str| self.root.join(format!("cordon.db{suffix}"));
+        for f in [db(""), db("-wal"), db("-shm"), self.audit_log(), self.audit_log().with_extension("head")] {
             if tighten_file(&f, 0o600)? {
                 fixed.push(format!("{} was readable by others; it is 0600 now", f.display()));
             }
@@ -85,6 +86,8 @@ pub fn private_dir(path: &Path) -> Result<Option<String>, String> {
 
 /// Makes the file at `path` no looser than `mode`, if it exists, without following a link
 /// (a link where cordon keeps a file is refused). Returns whether it had to change it.
+/// It opens the file: never call it on a file this process holds POSIX locks on (an open
+/// SQLite database), since closing any descriptor of a file releases them all.
 pub fn tighten_file(path: &Path, mode: u32) -> Result<bool, String> {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return Err(format!("{}: a NUL in the path", path.display())) };

@@ -71,12 +71,13 @@ fn every_endpoint_allows_and_denies_by_role() {
     assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 404);
     assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&vic), None).status, 200);
     let typed = json!({ "data": "x" });
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{bobs}/input"), Some(&dev), Some(typed.clone())).status, 403);
+    // Another developer's session answers like a missing one; an auditor sees it but may not type.
+    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{bobs}/input"), Some(&dev), Some(typed.clone())).status, 404);
     assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&aud), Some(typed.clone())).status, 403);
     assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&dev), Some(typed)).status, 204);
     assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 100, "rows": 30}))).status, 204);
     assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 0, "rows": 30}))).status, 400);
-    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 404);
     assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&ada), None).status, 204);
     assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{mine}"), Some(&dev), None).status, 204);
     wait_until("both sessions end", || http(&h, "GET", "/v1/sessions", Some(&ada), None).json().as_array().is_some_and(|a| a.is_empty()));
@@ -88,8 +89,8 @@ fn every_endpoint_allows_and_denies_by_role() {
     let dev_rec = recs.as_array().unwrap().iter().find(|r| r["user"] == "dev").unwrap()["id"].as_str().unwrap().to_string();
     assert_eq!(http(&h, "GET", "/v1/recordings", Some(&dev), None).json().as_array().map(|a| a.len()), Some(1));
     assert_eq!(http(&h, "GET", "/v1/recordings", Some(&vic), None).json().as_array().map(|a| a.len()), Some(0));
-    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}"), Some(&dev), None).status, 403);
-    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}/export"), Some(&dev), None).status, 403);
+    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}"), Some(&dev), None).status, 404);
+    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}/export"), Some(&dev), None).status, 404);
     let cast = http(&h, "GET", &format!("/v1/recordings/{dev_rec}/export"), Some(&dev), None);
     assert_eq!(cast.status, 200);
     assert!(cast.body.contains("api-42") && cast.headers.contains("application/x-asciicast"), "{}", cast.body);
@@ -550,9 +551,19 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
         assert_eq!((theirs.status, none.status), (404, 404), "{method} {path}: {} / {}", theirs.body, none.body);
         assert_eq!(theirs.body.replace(&id.to_string(), "N"), none.body.replace(&missing.to_string(), "N"), "{method} {path}");
     }
-    // A WebSocket attach to another user's session, before any upgrade.
-    let theirs = http(&h, "GET", &format!("/v1/sessions/{id}/observe"), Some(&bob), None);
-    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    // A WebSocket observe of another user's session.
+    let upgrade = |path: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-i", "--max-time", "5", "-H", &format!("Authorization: Bearer {bob}")])
+            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13"])
+            .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
+            .arg(format!("http://127.0.0.1:{}{path}", h.api))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()
+    };
+    assert!(upgrade(&format!("/v1/sessions/{id}/observe")).contains(" 404"));
+    assert!(upgrade(&format!("/v1/sessions/{missing}/observe")).contains(" 404"));
 
     // Recordings: by id and by prefix, mine are found, theirs are "no recording".
     let rec = http(&h, "GET", "/v1/recordings", Some(&alice), None).json()[0]["id"].as_str().unwrap().to_string();
@@ -647,4 +658,29 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
     // An Argon2 verification takes tens of milliseconds; a refusal without one takes about
     // one. The medians must be within a few milliseconds (or a fifth) of each other.
     assert!((k - u).abs() < (0.005f64).max(0.2 * k), "known {k:.4} s, unknown {u:.4} s");
+}
+
+#[test]
+fn connections_past_the_per_address_cap_are_closed_at_once() {
+    use std::io::Read;
+    let h = Host::start_with("[api]\nmax_connections_per_address = 3\nheader_timeout = \"20s\"");
+    // Four connections from one address, none sending anything: whichever the host takes
+    // last is closed at once; the other three are held (until the header timeout).
+    let mut conns: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap()).collect();
+    let mut closed = 0;
+    for c in conns.iter_mut() {
+        c.set_read_timeout(Some(std::time::Duration::from_millis(1500))).unwrap();
+        let mut buf = [0u8; 16];
+        closed += usize::from(matches!(c.read(&mut buf), Ok(0)));
+    }
+    assert_eq!(closed, 1, "one connection over the cap of 3 is closed without an answer");
+    // Another address is not affected.
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2"])
+        .arg(format!("http://127.0.0.1:{}/v1/health", h.api))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    drop(conns);
+    assert_eq!(http(&h, "GET", "/v1/health", None, None).status, 200, "the places are given back");
 }

@@ -149,8 +149,11 @@ struct Mux {
 }
 
 impl Mux {
-    fn open(h: &Host, key: &Path, user: &str) -> Mux {
-        let sock = h.keys.path().join(format!("mux-{user}"));
+    /// `label` names the control socket (`alice`, `alice-2`); the login is the part before
+    /// any `-`.
+    fn open(h: &Host, key: &Path, label: &str) -> Mux {
+        let user = label.split('-').next().unwrap_or(label);
+        let sock = h.keys.path().join(format!("mux-{label}"));
         let mut argv = h.ssh_command(key, user);
         argv.insert(1, format!("ControlPath={}", sock.display()));
         argv.insert(1, "-o".into());
@@ -221,7 +224,8 @@ fn a_demoted_user_attached_to_a_session_is_detached_within_a_second() {
     h.user("root-admin", "admin");
     let bob = h.user("bob", "developer");
     h.tmux_ssh("bob", &bob, "bob", "new -- bash");
-    h.wait_for("bob", "#");
+    h.keep("bob");
+    h.wait_for("bob", "$");
     h.keys("bob", &["echo still-here", "Enter"]);
     h.wait_for("bob", "still-here");
     assert_eq!(h.cordon(&["user", "role", "bob", "viewer"]).code, 0);
@@ -424,5 +428,65 @@ fn a_new_data_directory_starts_private() {
         [(state.clone(), 0o700), (state.join("cordon.db"), 0o600), (state.join("keys"), 0o700), (state.join("audit.log"), 0o600)]
     {
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, mode, "{}", p.display());
+    }
+}
+
+#[test]
+fn a_link_planted_at_an_exports_name_is_replaced_and_its_target_untouched() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let out = session(&h, &alice, "alice", "echo exported-text");
+    assert!(out.stdout.contains("exported-text"), "{out:?}");
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    // The host's file a session would like overwritten, as root.
+    let victim = h.data.path().join("victim-bashrc");
+    std::fs::write(&victim, "original").unwrap();
+    let plant = format!("'mkdir -p exports && ln -s {} exports/{id}.cast'", victim.display());
+    assert_eq!(run(&h, &alice, "alice", &["--", "sh", "-c", &plant]).code, 0);
+
+    // Export from the TUI, as the attack did.
+    h.tmux_ssh("tui", &alice, "alice", "");
+    h.wait_for("tui", "1 Sessions");
+    h.keys("tui", &["2"]);
+    h.wait_for("tui", "Recordings (1 of 1)");
+    h.keys("tui", &["e"]);
+    h.wait_for("tui", "exported for asciinema");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original", "the link's target was written");
+    let exported = h.workspace("alice").join(format!("exports/{id}.cast"));
+    let meta = std::fs::symlink_metadata(&exported).unwrap();
+    assert!(meta.file_type().is_file() && meta.uid() == h.uid("alice"), "a file of alice's replaced the link");
+    assert!(std::fs::read_to_string(&exported).unwrap().contains("exported-text"));
+
+    // The exports folder itself a link: refused, nothing written through it.
+    let aside = h.data.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    let swap = format!("'rm -rf exports && ln -s {} exports'", aside.display());
+    assert_eq!(run(&h, &alice, "alice", &["--", "sh", "-c", &swap]).code, 0);
+    h.keys("tui", &["e"]);
+    h.wait_for("tui", "symbolic link");
+    assert_eq!(std::fs::read_dir(&aside).unwrap().count(), 0);
+}
+
+#[test]
+fn channels_per_connection_and_connections_per_user_are_capped() {
+    let h = Host::start_with("max_channels = 2\nmax_connections_per_user = 2");
+    let alice = h.user("alice", "developer");
+    let m = Mux::open(&h, &alice, "alice");
+    let mut held: Vec<_> =
+        (0..2).map(|_| m.command(&["run", "--", "sleep", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    // A third channel on the master connection is refused (OpenSSH then falls back to a
+    // connection of its own, the user's second).
+    let out = m.ssh(&["whoami"]);
+    assert!(out.stderr.contains("Session open refused by peer"), "a third channel on the connection: {out:?}");
+    // The master is one connection; a second is allowed, a third is not.
+    let second = Mux::open(&h, &alice, "alice-2");
+    assert_eq!(second.ssh(&["whoami"]).stdout, "alice (developer)\n");
+    let out = h.ssh(&alice, "alice", &["whoami"]);
+    assert_eq!(out.code, 255, "a third connection of the same user: {out:?}");
+    assert!(h.audit_log().contains("max_connections_per_user"));
+    for c in &mut held {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

@@ -66,7 +66,7 @@ fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
     let h = Host::start();
     let alice = h.user("alice", "developer");
     h.tmux_ssh("first", &alice, "alice", "new -- bash");
-    h.wait_for("first", "#");
+    h.wait_for("first", "$");
     h.keys("first", &["echo hello-$((6*7))", "Enter"]);
     h.wait_for("first", "hello-42");
     h.keys("first", &["C-\\"]);
@@ -92,7 +92,7 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
     let carol = h.user("carol", "auditor");
     let bob = h.user("bob", "developer");
     h.tmux_ssh("owner", &alice, "alice", "new -- bash");
-    h.wait_for("owner", "#");
+    h.wait_for("owner", "$");
     h.tmux_ssh("watcher", &carol, "carol", "observe 1");
     h.keys("owner", &["echo visible-$((2+3))", "Enter"]);
     h.wait_for("watcher", "visible-5");
@@ -101,9 +101,11 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
     let owner = h.screen("owner");
     assert!(!owner.contains("injected"), "an observer typed into the session:\n{owner}");
 
+    // Another developer's session answers like one that does not exist.
     let out = h.ssh(&bob, "bob", &["observe", "1"]);
     assert_eq!(out.code, 126, "{out:?}");
-    assert!(out.stderr.contains("may not observe"), "{out:?}");
+    assert_eq!(out.stderr, "cordon: no session 1\n");
+    assert_eq!(h.ssh(&bob, "bob", &["observe", "99"]).stderr, "cordon: no session 99\n");
     let out = h.ssh(&carol, "carol", &["run", "--", "true"]);
     assert_eq!(out.code, 126, "an auditor may not run commands: {out:?}");
 }
@@ -484,7 +486,7 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
     let h = Host::start_with("[recordings]\ninput = true");
     let alice = h.user("alice", "developer");
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
-    h.wait_for("s", "#");
+    h.wait_for("s", "$");
     h.keys("s", &["echo typed-$((3*3))", "Enter"]);
     h.wait_for("s", "typed-9");
     h.keys("s", &["read -s secret; echo got-${#secret}", "Enter"]);
@@ -529,7 +531,7 @@ fn markers_land_in_the_recording_and_its_exports() {
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
-    h.wait_for("s", "#");
+    h.wait_for("s", "$");
     let out = h.ssh(&alice, "alice", &["mark", "1", "deploy", "starts"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "marked session 1: deploy starts\n"), "{out:?}");
     assert_eq!(h.ssh(&bob, "bob", &["mark", "1"]).code, 126, "another developer may not mark it");

@@ -265,8 +265,9 @@ impl Service {
                     Some(_) => None,
                 };
                 if let Some(why) = why {
-                    s.detach(&v);
+                    // The reason first: detaching wakes the viewer's face, which says it.
                     v.revoke(&why);
+                    s.detach(&v);
                     self.record(
                         AuditEvent::new("session.detach", "cordon").with("session", s.id).with("user_id", v.user_id).with("reason", why),
                     );

@@ -213,16 +213,19 @@ impl Store {
     /// WAL companions are made private (0600) even when they existed before: they hold
     /// password hashes and token hashes.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
+        // Before SQLite opens them: closing any descriptor of a file drops every POSIX lock
+        // this process holds on it, so touching them afterwards would silently release
+        // SQLite's locks (another process would then delete the WAL under us).
         for suffix in ["", "-wal", "-shm"] {
             let mut f = path.as_os_str().to_owned();
             f.push(suffix);
             crate::paths::tighten_file(Path::new(&f), 0o600).map_err(StoreError)?;
         }
+        let mut conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 

@@ -95,6 +95,10 @@ impl Host {
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
         assert!(first.contains("listening on"), "serve said: {first}");
         std::thread::spawn(move || for _ in lines {});
+        // "listening on" is said for SSH; the API starts a moment later.
+        if !extra.contains("listen = \"\"") {
+            wait_until("the API to listen", || std::net::TcpStream::connect(("127.0.0.1", api)).is_ok());
+        }
         let tmux = format!("cordon-test-{}-{port}", std::process::id());
         Host { data, keys, port, child, tmux, api }
     }
@@ -190,6 +194,11 @@ impl Host {
         let ok =
             Command::new("tmux").args(["-L", &self.tmux, "new-session", "-d", "-s", win, "-x", "100", "-y", "30", &cmd]).status().unwrap();
         assert!(ok.success());
+    }
+
+    /// Keeps `win` showing its last screen after its command exits.
+    pub fn keep(&self, win: &str) {
+        Command::new("tmux").args(["-L", &self.tmux, "set-option", "-t", win, "remain-on-exit", "on"]).status().unwrap();
     }
 
     pub fn keys(&self, win: &str, keys: &[&str]) {
