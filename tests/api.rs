@@ -684,3 +684,40 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     drop(conns);
     assert_eq!(http(&h, "GET", "/v1/health", None, None).status, 200, "the places are given back");
 }
+
+#[test]
+fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
+    let h = Host::start();
+    h.user("ada", "admin");
+    h.user("dev", "developer");
+    h.user("aud", "auditor");
+    let (dev, _) = token(&h, "dev");
+    let (aud, _) = token(&h, "aud");
+    let id = new_session(&h, &dev, &["cat"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+        let mut req = format!("ws://127.0.0.1:{}/v1/sessions/{id}/observe", h.api).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {aud}").parse().unwrap());
+        let (mut watch, _) = tokio_tungstenite::connect_async(req).await.expect("observe");
+        // From the host's shell, while the WebSocket is open: the auditor is locked.
+        let out = h.cordon(&["user", "lock", "aud"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let start = std::time::Instant::now();
+        let said = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while let Some(Ok(m)) = watch.next().await {
+                if let Message::Text(t) = m {
+                    return t.to_string();
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("the host ends the observer");
+        assert_eq!(serde_json::from_str::<Value>(&said).unwrap(), json!({"type": "revoked", "reason": "your account is locked"}));
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "{:?}", start.elapsed());
+    });
+    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&aud), None).status, 401);
+    assert!(h.audit_log().contains("\"session.detach\""));
+}

@@ -655,6 +655,8 @@ pub mod tests {
         std::fs::remove_file(&filler).unwrap();
         let resumed = w.event_at(3, OUTPUT, &last).and_then(|_| w.finish());
         let read_back = read(&path, &key);
+        // The writer's file must be closed, or the tmpfs stays mounted (busy) for good.
+        drop(w);
         let _ = std::process::Command::new("umount").arg(dir.path()).status();
         assert!(failed.is_err(), "the second chunk does not fit");
         resumed.unwrap();

@@ -170,8 +170,9 @@ impl Service {
 
     /// A refusal, audited (bounded per caller), returned as `err`.
     fn refused(&self, p: &Principal, what: &str, why: &str, err: Error) -> Error {
+        // Bounded per user (however many connections they spread it over).
         self.record_bounded(
-            &format!("refused:{}:{}", p.user_id, p.address),
+            &format!("refused:{}", p.user_id),
             p.stamp(AuditEvent::new("refused", p.user.clone())).with("what", what.to_string()).with("why", why.to_string()),
         );
         err

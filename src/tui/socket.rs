@@ -95,7 +95,8 @@ async fn serve(svc: Arc<Service>, stream: UnixStream) {
     let me = match svc.principal(&name, &address) {
         Ok(p) => p,
         Err(e) => {
-            let _ = svc.audit.record(
+            svc.record_bounded(
+                &format!("login.failed:uid{uid}"),
                 AuditEvent::new("login.failed", name.clone())
                     .with("method", "tui socket")
                     .with("address", address)
