@@ -68,6 +68,9 @@ struct Prepared {
     env: Vec<CString>,
     cwd: CString,
     cgroup_fds: Vec<i32>,
+    /// The caller's umask, given back to the command (the new root is built with 022, so
+    /// that its directories can be searched once the command runs as its identity).
+    umask: libc::mode_t,
 }
 
 /// Runs `policy`'s command confined, and waits for it. Must be called while the process is
@@ -158,6 +161,7 @@ fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Res
         env: policy.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable")).collect::<Result<_, _>>()?,
         cwd: sys::cstr(&policy.cwd).map_err(|e| Refusal::os(Step::Command, "the working directory", e))?,
         cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
+        umask: caller_umask(),
     })
 }
 
@@ -327,7 +331,19 @@ fn init(p: &Prepared, status_fd: i32) -> ! {
 }
 
 /// The steps, in order. Returns the command's pid.
+/// This process's umask (read by setting it and setting it back; single-threaded here).
+fn caller_umask() -> libc::mode_t {
+    // SAFETY: umask cannot fail.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    }
+}
+
 fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o022) };
     // SAFETY: every block below is a thin syscall on values prepared before the fork.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Refusal::os(Step::Supervise, "setting the parent-death signal", e))?;
@@ -360,6 +376,15 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         // The kernel clears the parent-death signal on a change of credentials.
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .map_err(|e| Refusal::os(Step::Identity, "setting the parent-death signal again", e))?;
+        // The supervisor may have died while no signal was armed: it holds the status
+        // pipe's read end until the command runs, so a closed read end (POLLERR on ours)
+        // says it is gone.
+        let mut pfd = libc::pollfd { fd: status_fd, events: 0, revents: 0 };
+        // SAFETY: poll on one pollfd we own, without waiting.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLERR != 0 {
+            // SAFETY: leaving at once; nobody is left to report to.
+            unsafe { libc::_exit(crate::EXIT_REFUSED) };
+        }
     }
     crate::caps::drop_all()?;
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Refusal::os(Step::NoNewPrivs, "setting no_new_privs", e))?;
@@ -414,6 +439,7 @@ fn exec_command(p: &Prepared, status_fd: i32) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::umask(p.umask);
         let (step, what, code) = if libc::chdir(p.cwd.as_ptr()) != 0 {
             (Step::Exec, "changing to the working directory", crate::EXIT_REFUSED)
         } else {
