@@ -368,12 +368,8 @@ fn a_websocket_attach_types_and_reads() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use futures::{SinkExt, StreamExt};
-        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-        let connect = |path: String, t: String| async move {
-            let mut req = format!("ws://127.0.0.1:{}{path}", h.api).into_client_request().unwrap();
-            req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
-            tokio_tungstenite::connect_async(req).await
-        };
+        use tokio_tungstenite::tungstenite::Message;
+        let connect = |path: String, t: String| ws_connect(h.api, path, t);
         let (mut ws, _) = connect(format!("/v1/sessions/{id}/attach"), dev.clone()).await.expect("attach");
         let (mut watch, _) = connect(format!("/v1/sessions/{id}/observe"), aud.clone()).await.expect("observe");
         assert!(connect(format!("/v1/sessions/{id}/attach"), aud.clone()).await.is_err(), "an auditor may not attach");
@@ -408,6 +404,18 @@ fn a_websocket_attach_types_and_reads() {
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads binary frames until `text` has appeared twice (a terminal echo, then cat's copy).
+/// A WebSocket to the API at `path`, with `token`.
+async fn ws_connect(
+    port: u16,
+    path: String,
+    token: String,
+) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}{path}").into_client_request()?;
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header value"));
+    tokio_tungstenite::connect_async(req).await
+}
+
 async fn read_until(ws: &mut Ws, text: &str) -> String {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -697,10 +705,8 @@ fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use futures::StreamExt;
-        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-        let mut req = format!("ws://127.0.0.1:{}/v1/sessions/{id}/observe", h.api).into_client_request().unwrap();
-        req.headers_mut().insert("authorization", format!("Bearer {aud}").parse().unwrap());
-        let (mut watch, _) = tokio_tungstenite::connect_async(req).await.expect("observe");
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut watch, _) = ws_connect(h.api, format!("/v1/sessions/{id}/observe"), aud.clone()).await.expect("observe");
         // From the host's shell, while the WebSocket is open: the auditor is locked.
         let out = h.cordon(&["user", "lock", "aud"]);
         assert_eq!(out.code, 0, "{out:?}");
