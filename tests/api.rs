@@ -727,3 +727,22 @@ fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
     assert_eq!(http(&h, "GET", "/v1/sessions", Some(&aud), None).status, 401);
     assert!(h.audit_log().contains("\"session.detach\""));
 }
+
+#[test]
+fn a_symlinked_workspace_is_refused_through_the_api() {
+    let h = Host::start();
+    h.user("dev", "developer");
+    let (dev, _) = token(&h, "dev");
+    let secret = h.data.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("marker"), "SECRET").unwrap();
+    // Planted from inside a run, as the attack was made.
+    let planted = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["ln", "-s", secret.display().to_string(), "evil"]})));
+    assert_eq!(planted.json()["exit_status"], 0, "{}", planted.body);
+    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["cat", "marker"], "workspace": "evil"})));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("symbolic link") && !r.body.contains("SECRET"), "{}", r.body);
+    let s = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"command": ["cat", "marker"], "workspace": "evil"})));
+    assert_eq!(s.status, 403, "{}", s.body);
+    assert!(s.body.contains("symbolic link"), "{}", s.body);
+}

@@ -55,7 +55,7 @@ fn a_symlinked_workspace_is_refused_over_ssh_and_its_target_never_shown() {
 fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
     let h = Host::start();
     let alice = h.user("alice", "developer");
-    let secret = secret_dir(&h);
+    secret_dir(&h);
     let uid = h.uid("alice");
     let base = h.workspace("alice");
     // The host makes alice's folder on first use; then a real directory (hers) and a link
@@ -67,7 +67,9 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
     for p in [&real, &real.join("marker")] {
         std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
     }
-    std::os::unix::fs::symlink(&secret, base.join("other")).unwrap();
+    // Relative, so that it also resolves from wherever the sandbox sees the host's tree.
+    std::os::unix::fs::symlink("../../secret", base.join("other")).unwrap();
+    assert!(base.join("other/marker").exists());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flipper = {
         let (stop, base) = (stop.clone(), base.clone());
@@ -85,11 +87,17 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
         })
     };
     let (mut shown, mut refused) = (0, 0);
-    for _ in 0..25 {
-        let out = run(&h, &alice, "alice", &["--workspace", "race", "--", "cat", "marker"]);
-        assert!(!out.stdout.contains("SECRET"), "the link's target was shown: {out:?}");
-        if out.code == 0 {
-            assert_eq!(out.stdout, "real");
+    for i in 0..30 {
+        // Runs and interactive sessions both: each creates a sandbox on the workspace.
+        let out = if i % 3 == 0 {
+            let mut argv = h.ssh_command(&alice, "alice");
+            argv.insert(1, "-tt".into());
+            output(Command::new(&argv[0]).args(&argv[1..]).args(["new", "--workspace", "race", "--", "cat", "marker"]).stdin(Stdio::null()))
+        } else {
+            run(&h, &alice, "alice", &["--workspace", "race", "--", "cat", "marker"])
+        };
+        assert!(!out.stdout.contains("SECRET") && !out.stderr.contains("SECRET"), "the link's target was shown: {out:?}");
+        if out.stdout.contains("real") {
             shown += 1;
         } else {
             refused += 1;
@@ -98,7 +106,7 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flips = flipper.join().unwrap();
     assert!(flips > 1000, "the race ran ({flips} flips)");
-    assert_eq!(shown + refused, 25);
+    assert_eq!(shown + refused, 30);
 }
 
 #[test]
