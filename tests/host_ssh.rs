@@ -551,3 +551,53 @@ fn recording_off_is_said_and_audited() {
     assert!(recordings(&h).is_empty());
     assert!(h.audit_log().contains("\"recording\":false"), "the host's start says recording is off");
 }
+
+/// Runs `script` in a session, kills the host with SIGKILL after `run_for`, and checks that
+/// every marker line the script printed more than a second before the kill is in the
+/// recording. The script appends each marker to `marks` in the workspace too: that file
+/// says what was printed, and when.
+fn killed_while(script: &str, run_for: Duration) {
+    let mut h = Host::start();
+    let alice = h.user("alice", "developer");
+    let mut argv = h.ssh_command(&alice, "alice");
+    argv.insert(1, "-tt".into());
+    let mut client = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["new", "--", "sh", "-c", &format!("'{script}'")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the recording", || recordings(&h).len() == 1);
+    std::thread::sleep(run_for);
+    let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    // SAFETY: SIGKILL to our own child.
+    unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
+    let _ = h.child.wait();
+    let _ = client.kill();
+    let _ = client.wait();
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let raw = h.cordon(&["rec", "export", &id, "--raw"]).stdout;
+    let printed = std::fs::read_to_string(h.workspace("alice").join("marks")).unwrap();
+    let due: Vec<&str> =
+        printed.lines().filter(|l| l.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 1000 <= killed_at)).collect();
+    assert!(due.len() >= 3, "the script ran: {printed}");
+    for m in &due {
+        assert!(raw.contains(m), "{m:?} was printed more than a second before the kill but is not in the recording ({} due)", due.len());
+    }
+}
+
+#[test]
+fn a_kill_9_during_a_trickle_of_output_loses_at_most_the_last_second() {
+    killed_while("while :; do echo \"t $(date +%s%3N)\" | tee -a marks; sleep 0.1; done", Duration::from_millis(3500));
+}
+
+#[test]
+fn a_kill_9_during_bursts_of_output_loses_at_most_the_last_second() {
+    killed_while("while :; do echo \"b $(date +%s%3N)\" | tee -a marks; seq 1 3000; sleep 0.7; done", Duration::from_millis(4000));
+}
+
+#[test]
+fn a_kill_9_during_bulk_output_loses_at_most_the_last_second() {
+    killed_while("while :; do echo \"k $(date +%s%3N)\" | tee -a marks; seq 1 100000; done", Duration::from_millis(3000));
+}

@@ -16,6 +16,10 @@ pub const MAGIC: &[u8; 8] = b"CORDREC\x01";
 const INFO: &[u8] = b"cordon recording v1";
 /// Events are sealed at the latest when this much is pending.
 const CHUNK_TARGET: usize = 256 << 10;
+/// Pending events are sealed (written) once the oldest is this old, whatever the output
+/// pattern: with the writer's ticks every quarter second, a killed host loses at most
+/// three quarters of a second of output.
+pub const SEAL_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 /// A chunk larger than this is not believed (a corrupt length field).
 const CHUNK_MAX: u32 = 16 << 20;
 /// A chunk's clear header: sealed length (4), time of its first event in µs (8), flags (1).
@@ -154,7 +158,8 @@ pub struct Writer {
     pending: Vec<u8>,
     started: Instant,
     last_us: u64,
-    last_seal: Instant,
+    /// When the oldest pending event was added (None: nothing pending).
+    pending_since: Option<Instant>,
     /// When data was last forced to disk, and whether some was written since.
     last_sync: Instant,
     unsynced: bool,
@@ -200,7 +205,7 @@ impl Writer {
             pending: Vec::new(),
             started: Instant::now(),
             last_us: 0,
-            last_seal: Instant::now(),
+            pending_since: None,
             last_sync: Instant::now(),
             unsynced: true,
             broken: false,
@@ -234,6 +239,7 @@ impl Writer {
                 at_us
             }
         };
+        self.pending_since.get_or_insert_with(Instant::now);
         self.pending.push(kind);
         put_varint(&mut self.pending, at_us - prev);
         put_varint(&mut self.pending, data.len() as u64);
@@ -245,11 +251,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals pending events if the last seal is a second old, and forces written chunks to
-    /// disk if the last sync is a second old (crash safety: a killed host loses at most the
-    /// last second; a lost machine, at most the last two).
+    /// Seals pending events once the oldest is [`SEAL_AFTER`] old, and forces written chunks
+    /// to disk if the last sync is a second old. Call it a few times a second whatever the
+    /// output does (a trickle of output never fills a chunk): a killed host then loses at
+    /// most the last [`SEAL_AFTER`] plus one tick; a machine that loses power, at most the
+    /// last two seconds.
     pub fn tick(&mut self) -> Result<(), String> {
-        if !self.pending.is_empty() && self.last_seal.elapsed().as_millis() >= 1000 {
+        if self.pending_since.is_some_and(|t| t.elapsed() >= SEAL_AFTER) {
             self.seal(false)?;
         }
         self.sync(false)
@@ -312,15 +320,16 @@ impl Writer {
         self.bytes += out.len() as u64;
         self.counter += 1;
         self.pending.clear();
+        self.pending_since = None;
         self.chunk_start = None;
         self.chunk_flags = 0;
-        self.last_seal = Instant::now();
         Ok(())
     }
 
     /// Forgets events not yet sealed (after a failed write, under the best-effort policy).
     pub fn discard_pending(&mut self) {
         self.pending.clear();
+        self.pending_since = None;
         self.chunk_start = None;
         self.chunk_flags = 0;
     }

@@ -16,6 +16,8 @@ use crate::record::FailurePolicy;
 
 /// Bytes of events that may wait for the writer before the session waits for it.
 const BACKLOG: usize = 8 << 20;
+/// How often the writer seals what is pending (see `Writer::tick`).
+const TICK: Duration = Duration::from_millis(250);
 
 /// Bytes waiting for the writer, and a signal when it has taken some.
 #[derive(Default)]
@@ -140,9 +142,16 @@ struct Worker {
 
 impl Worker {
     fn run(&mut self, rx: Receiver<Msg>, backlog: &Backlog) {
+        // Ticks come on time whether or not events keep arriving: a line every 100 ms never
+        // lets a receive time out, and a trickle must be sealed as surely as silence.
+        let mut next_tick = Instant::now() + TICK;
         loop {
-            // Wake at least twice a second so that a chunk is sealed every second.
-            match rx.recv_timeout(Duration::from_millis(500)) {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.write(|w| w.tick());
+                next_tick = now + TICK;
+            }
+            match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Event(at, kind, data)) => {
                     self.write(|w| w.event_at(at, kind, &data));
                     backlog.take(data.len());
@@ -163,7 +172,7 @@ impl Worker {
                     let _ = done.send(answer);
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => self.write(|w| w.tick()),
+                Err(RecvTimeoutError::Timeout) => {}
                 // The session is gone without finishing: the recording stays interrupted.
                 Err(RecvTimeoutError::Disconnected) => return,
             }
