@@ -36,7 +36,7 @@ pub fn local_account() -> String {
 }
 
 fn fail(e: impl std::fmt::Display) -> i32 {
-    eprintln!("cordon: {e}");
+    eprintln!("cordon: {}", crate::text::printable_lines(&e.to_string()));
     1
 }
 
@@ -62,7 +62,7 @@ pub fn user_list(a: &Admin, json: bool) -> i32 {
     let users = tryc!(a.svc.users(&a.me));
     if json {
         let list: Vec<&crate::store::User> = users.iter().map(|u| &u.user).collect();
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        println!("{}", crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default()));
         return 0;
     }
     if users.is_empty() {
@@ -135,10 +135,11 @@ pub fn key_add(a: &Admin, name: &str, line: &str) -> i32 {
 pub fn key_list(a: &Admin, name: &str, json: bool) -> i32 {
     let keys = tryc!(a.svc.keys(&a.me, name));
     if json {
-        println!("{}", serde_json::to_string_pretty(&keys).unwrap_or_default());
+        println!("{}", crate::text::json(&serde_json::to_string_pretty(&keys).unwrap_or_default()));
     } else {
         for k in keys {
-            println!("{} {} {} (added {})", k.fingerprint, k.algorithm, k.comment, k.added);
+            // The comment is whatever the key's line said.
+            println!("{} {} {} (added {})", k.fingerprint, k.algorithm, crate::text::printable(&k.comment), k.added);
         }
     }
     0
@@ -174,19 +175,21 @@ pub fn audit_verify(dir: &DataDir) -> i32 {
 
 /// `cordon audit tail`: the last `n` events, then (with `follow`) new ones as they come.
 pub fn audit_tail(dir: &DataDir, n: usize, follow: bool, json: bool) -> i32 {
+    // Events hold what users and sessions typed (commands, labels, names): escaped.
     let show = |v: &serde_json::Value| {
         if json {
-            println!("{v}");
+            println!("{}", crate::text::json(&v.to_string()));
         } else {
             let mut extra: Vec<String> = Vec::new();
             if let Some(obj) = v.as_object() {
                 for (k, val) in obj {
                     if !matches!(k.as_str(), "seq" | "time" | "event" | "actor" | "prev" | "mac") {
-                        extra.push(format!("{k}={}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string())));
+                        let val = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+                        extra.push(format!("{}={}", crate::text::printable(k), crate::text::printable(&val)));
                     }
                 }
             }
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            let s = |k: &str| crate::text::printable(v.get(k).and_then(|x| x.as_str()).unwrap_or("")).into_owned();
             println!("{} {:<16} {:<20} {}", s("time"), s("event"), s("actor"), extra.join(" "));
         }
         let _ = std::io::stdout().flush();

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod commands;
 mod config;
+mod masking;
 mod nofollow;
 mod paths;
 mod places;
@@ -17,6 +18,7 @@ mod service;
 mod sessions;
 mod ssh;
 mod store;
+mod text;
 mod tui;
 
 use clap::{Parser, Subcommand};

@@ -579,8 +579,10 @@ fn killed_while(script: &str, run_for: Duration) {
     let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
     let raw = h.cordon(&["rec", "export", &id, "--raw"]).stdout;
     let printed = std::fs::read_to_string(h.workspace("alice").join("marks")).unwrap();
-    let due: Vec<&str> =
-        printed.lines().filter(|l| l.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 1000 <= killed_at)).collect();
+    let due: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 1000 <= killed_at))
+        .collect();
     assert!(due.len() >= 3, "the script ran: {printed}");
     for m in &due {
         assert!(raw.contains(m), "{m:?} was printed more than a second before the kill but is not in the recording ({} due)", due.len());

@@ -31,42 +31,15 @@ impl AuditEvent {
         AuditEvent { event, actor: actor.into(), fields: Map::new() }
     }
 
-    /// Adds a field; string values pass through [`mask_secrets`] first.
+    /// Adds a field; string values pass through the one masker ([`crate::masking`]) first.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> AuditEvent {
         let v = match value.into() {
-            Value::String(s) => Value::String(mask_secrets(&s)),
+            Value::String(s) => Value::String(crate::masking::mask_text(&s)),
             other => other,
         };
         self.fields.insert(key.to_string(), v);
         self
     }
-}
-
-/// Replaces the value of anything that looks like a credential (`password=...`,
-/// `TOKEN=...`, `--api-key ...`, `Authorization: Bearer ...`) with `***`.
-pub fn mask_secrets(s: &str) -> String {
-    const WORDS: [&str; 8] = ["password", "passwd", "secret", "token", "api_key", "apikey", "api-key", "bearer"];
-    let mut out = Vec::new();
-    let mut mask_next = false;
-    for word in s.split(' ') {
-        let lower = word.to_ascii_lowercase();
-        if mask_next && !word.is_empty() {
-            out.push("***".to_string());
-            mask_next = false;
-            continue;
-        }
-        if let Some((k, _)) = word.split_once(['=', ':']) {
-            if WORDS.iter().any(|w| k.to_ascii_lowercase().contains(w)) {
-                out.push(format!("{}{}***", k, &word[k.len()..k.len() + 1]));
-                continue;
-            }
-        }
-        if WORDS.iter().any(|w| lower.trim_start_matches('-').trim_end_matches(':') == *w) {
-            mask_next = true;
-        }
-        out.push(word.to_string());
-    }
-    out.join(" ")
 }
 
 struct Tail {
@@ -125,7 +98,7 @@ impl AuditLog {
         obj.insert("seq".into(), Value::from(tail.seq + 1));
         obj.insert("time".into(), Value::from(now_rfc3339()));
         obj.insert("event".into(), Value::from(event.event));
-        obj.insert("actor".into(), Value::from(mask_secrets(&event.actor)));
+        obj.insert("actor".into(), Value::from(crate::masking::mask_text(&event.actor)));
         for (k, v) in event.fields {
             if !matches!(k.as_str(), "seq" | "time" | "event" | "actor" | "prev" | "mac") {
                 obj.insert(k, v);
@@ -336,10 +309,9 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        assert_eq!(mask_secrets("curl -H Authorization: Bearer abc123 x"), "curl -H Authorization: Bearer *** x");
-        assert_eq!(mask_secrets("deploy --password hunter2 --user bob"), "deploy --password *** --user bob");
-        assert_eq!(mask_secrets("API_TOKEN=xyz make"), "API_TOKEN=*** make");
-        assert_eq!(mask_secrets("ls -la"), "ls -la");
+        let e = AuditEvent::new("run", "alice").with("argv", "curl -H Authorization: Bearer abc123 x").with("env", "API_TOKEN=xyz make");
+        assert_eq!(e.fields["argv"], "curl -H Authorization: Bearer *** x");
+        assert_eq!(e.fields["env"], "API_TOKEN=*** make");
     }
 
     #[test]

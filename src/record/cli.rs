@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 fn fail(e: impl std::fmt::Display) -> i32 {
-    eprintln!("cordon: {e}");
+    eprintln!("cordon: {}", crate::text::printable_lines(&e.to_string()));
     1
 }
 
@@ -49,7 +49,7 @@ pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32
     let f = tryc!(filter(user, since));
     let list = tryc!(a.svc.recordings(&a.me, &f));
     if json {
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        println!("{}", crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default()));
         return 0;
     }
     if list.is_empty() {
@@ -57,10 +57,19 @@ pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32
         return 0;
     }
     println!("{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} command", "id", "sess", "user", "profile", "state", "bytes", "started");
+    // The command is what the user typed: escaped.
+    use crate::text::printable as p;
     for r in list {
         println!(
             "{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} {}",
-            r.id, r.session, r.user, r.profile, r.state, r.bytes, r.started, r.command
+            r.id,
+            r.session,
+            p(&r.user),
+            p(&r.profile),
+            r.state,
+            r.bytes,
+            r.started,
+            p(&r.command)
         );
     }
     0
@@ -68,9 +77,9 @@ pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32
 
 pub fn info(a: &Admin, id: &str) -> i32 {
     let (r, verdict) = tryc!(a.svc.verify_recording(&a.me, id));
-    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    println!("{}", crate::text::json(&serde_json::to_string_pretty(&r).unwrap_or_default()));
     match verdict {
-        Ok(v) | Err(v) => println!("{v}"),
+        Ok(v) | Err(v) => println!("{}", crate::text::printable(&v)),
     }
     0
 }
@@ -122,8 +131,9 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
     for id in &unreadable {
         eprintln!("cordon: {id}: damaged or its key is missing, not searched (see `cordon rec verify {id}`)");
     }
+    // A hit is a line of a session's screen: whatever the session printed, escaped.
     for h in &hits {
-        println!("{}  {:>9.3}s  {:<10} {}", h.recording, h.at, h.user, h.line);
+        println!("{}  {:>9.3}s  {:<10} {}", h.recording, h.at, crate::text::printable(&h.user), crate::text::printable(&h.line));
     }
     if hits.is_empty() {
         println!("no matches in {} recordings", searched - unreadable.len());

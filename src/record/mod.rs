@@ -52,7 +52,7 @@ impl Recorder {
             session,
             user: spec.owner.clone(),
             profile: spec.confinement.profile.clone(),
-            command: spec.command.clone(),
+            command: crate::masking::mask_argv(&spec.command),
             cols: spec.cols,
             rows: spec.rows,
             term: spec.term.clone(),
@@ -198,7 +198,7 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
     let header = if version == 2 {
         serde_json::json!({"version": 2, "width": h.cols, "height": h.rows, "timestamp": h.started, "title": title, "env": {"TERM": h.term, "SHELL": "/bin/sh"}})
     } else {
-        serde_json::json!({"version": 3, "term": {"cols": h.cols, "rows": h.rows, "type": h.term}, "timestamp": h.started, "title": title, "command": h.command.join(" ")})
+        serde_json::json!({"version": 3, "term": {"cols": h.cols, "rows": h.rows, "type": h.term}, "timestamp": h.started, "title": title, "command": crate::masking::mask_argv(&h.command).join(" ")})
     };
     out.push_str(&header.to_string());
     out.push('\n');

@@ -185,7 +185,7 @@ impl Service {
         };
         let mut ev = p
             .stamp(AuditEvent::new("run", p.user.clone()))
-            .with("argv", req.argv.join(" "))
+            .with("argv", crate::masking::mask_argv(&req.argv).join(" "))
             .with("profile", profile)
             .with("exit_status", code)
             .with("seconds", started.elapsed().as_secs_f64());

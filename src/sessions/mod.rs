@@ -110,6 +110,7 @@ pub struct Session {
     pub owner: String,
     pub owner_id: i64,
     pub profile: String,
+    /// The command, its secrets masked (for listings; the session runs the real one).
     pub command: Vec<String>,
     pub created: String,
     started: Instant,
@@ -367,7 +368,7 @@ impl Hub {
                     user: spec.owner.clone(),
                     user_id: spec.owner_id,
                     profile: spec.confinement.profile.clone(),
-                    command: spec.command.join(" "),
+                    command: crate::masking::mask_argv(&spec.command).join(" "),
                     started: crate::audit::now_rfc3339(),
                     ended: None,
                     exit_status: None,
@@ -415,7 +416,8 @@ impl Hub {
             owner: spec.owner.clone(),
             owner_id: spec.owner_id,
             profile: spec.confinement.profile.clone(),
-            command: spec.command.clone(),
+            // What is shown and stored; the sandbox gets the real arguments.
+            command: crate::masking::mask_argv(&spec.command),
             created: crate::audit::now_rfc3339(),
             started: Instant::now(),
             pid: child.id() as i32,

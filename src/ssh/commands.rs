@@ -134,7 +134,7 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
                     .iter()
                     .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count()}))
                     .collect();
-                format!("{}\n", serde_json::Value::Array(rows))
+                format!("{}\n", crate::text::json(&serde_json::Value::Array(rows).to_string()))
             } else if visible.is_empty() {
                 "no sessions\n".to_string()
             } else {

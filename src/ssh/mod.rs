@@ -140,8 +140,11 @@ impl Conn {
         Auth::Accept
     }
 
-    /// Writes a line to the client, its exit status, and ends the channel.
+    /// Writes a line to the client, its exit status, and ends the channel. What it writes
+    /// may hold strings users and sessions control (names, commands, echoed arguments):
+    /// their control characters are shown escaped.
     fn finish(&self, channel: ChannelId, session: &mut SshSession, out: &str, err: &str, status: u32) -> Result<(), russh::Error> {
+        let (out, err) = (crate::text::printable_lines(out), crate::text::printable_lines(err));
         if !out.is_empty() {
             session.data(channel, out.as_bytes().to_vec())?;
         }

@@ -154,7 +154,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -179,6 +179,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA_V2)?;
         tx.pragma_update(None, "user_version", 2)?;
+        tx.commit()?;
+    }
+    if version < 3 {
+        // Version 3: commands in the catalog are stored with their secrets masked; those
+        // catalogued before are masked now.
+        let tx = conn.transaction()?;
+        let rows: Vec<(String, String)> = tx
+            .prepare("SELECT id, command FROM recordings")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        for (id, command) in rows {
+            let masked = crate::masking::mask_text(&command);
+            if masked != command {
+                tx.execute("UPDATE recordings SET command = ?2 WHERE id = ?1", params![id, masked])?;
+            }
+        }
+        tx.pragma_update(None, "user_version", 3)?;
         tx.commit()?;
     }
     Ok(())
@@ -666,7 +683,7 @@ mod tests {
                 "ALTER TABLE users ADD COLUMN password TEXT;
                  INSERT INTO users (id, name, role, created) VALUES (7, 'alice', 'developer', 'then');
                  INSERT INTO recordings (id, session, user, profile, command, started, state, path, key_id)
-                     VALUES ('r1', 1, 'alice', 'default', 'bash', 'then', 'complete', '/x', 'k');
+                     VALUES ('r1', 1, 'alice', 'default', 'deploy --password hunter2', 'then', 'complete', '/x', 'k');
                  INSERT INTO token_cutoffs (user, not_before) VALUES ('alice', 42);",
             )
             .unwrap();
@@ -675,6 +692,7 @@ mod tests {
         let alice = s.user("alice").unwrap().unwrap();
         assert_eq!(alice.id, 7);
         assert_eq!(s.recordings(None).unwrap()[0].user_id, 7);
+        assert_eq!(s.recordings(None).unwrap()[0].command, "deploy --password ***", "secrets stored before are masked");
         assert_eq!(s.token_cutoff(7).unwrap(), 42);
         assert!(s.add_user("bob", Role::Viewer).unwrap().id > 7);
         drop(s);
