@@ -3,6 +3,7 @@
 //! and every viewer's bounded queue; a viewer that falls behind is resynced from the screen
 //! instead of slowing the session or growing memory.
 
+pub mod filter;
 mod recording;
 pub mod spawner;
 
