@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{free_port, run, wait_port};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{exchange, free_port, request, run, wait_port};
+use std::io::{BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,38 +58,6 @@ fn main() {
 }
 
 /// One HTTP/1.1 request on a keep-alive connection; returns the status and body.
-fn exchange(r: &mut BufReader<std::net::TcpStream>, token: &str, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    r.get_mut().write_all(req.as_bytes()).expect("send");
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status");
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line).expect("header");
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut out = vec![0u8; len];
-    r.read_exact(&mut out).expect("body");
-    (status, out)
-}
-
-fn request(port: u16, token: &str, method: &str, path: &str, body: &str) -> Vec<u8> {
-    let mut r = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
-    let (status, out) = exchange(&mut r, token, method, path, body);
-    assert!(status < 300, "{method} {path}: {status} {}", String::from_utf8_lossy(&out));
-    out
-}
-
 fn requests_per_second(port: u16, token: &str, conns: usize, time: Duration) -> f64 {
     let start = Instant::now();
     let workers: Vec<_> = (0..conns)

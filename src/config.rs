@@ -36,6 +36,9 @@ pub struct Config {
     pub max_sessions: BTreeMap<String, usize>,
     /// Viewers (attached and observing) per session.
     pub max_viewers: usize,
+    /// Roles whose view of other users' sessions is not filtered (by default, none: what
+    /// would act on a viewer's machine is dropped for everyone but the owner).
+    pub unfiltered_roles: Vec<Role>,
     /// Profiles each role may choose ("*": any).
     pub profiles: BTreeMap<String, Vec<String>>,
     pub run_timeout: Duration,
@@ -64,6 +67,9 @@ pub struct Config {
     pub api_max_connections_per_address: usize,
     /// PEM certificate chain and key: the TCP listener speaks HTTPS.
     pub api_tls: Option<(PathBuf, PathBuf)>,
+    /// The audit log: rotation, copies elsewhere, retention (None: kept forever).
+    pub audit: crate::audit::Options,
+    pub audit_retention: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,6 +87,17 @@ struct File {
     tui: TuiFile,
     #[serde(default)]
     api: ApiFile,
+    #[serde(default)]
+    audit: AuditFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    forward: Option<Vec<String>>,
+    syslog_socket: Option<PathBuf>,
+    segment_size: Option<String>,
+    retention: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -139,6 +156,7 @@ struct SessionsFile {
     uid_base: Option<u32>,
     max_per_user: Option<BTreeMap<String, usize>>,
     max_viewers: Option<usize>,
+    unfiltered_roles: Option<Vec<String>>,
     profiles: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -258,6 +276,13 @@ impl Config {
             uid_base,
             max_sessions,
             max_viewers: positive("sessions.max_viewers", file.sessions.max_viewers, 16)?,
+            unfiltered_roles: file
+                .sessions
+                .unfiltered_roles
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r.parse::<Role>().map_err(|e| format!("sessions.unfiltered_roles: {e}")))
+                .collect::<Result<_, _>>()?,
             login_grace: dur("ssh.login_grace", file.ssh.login_grace, "30s")?,
             max_unauthenticated: positive("ssh.max_unauthenticated", file.ssh.max_unauthenticated, 64)?,
             max_unauthenticated_per_address: positive("ssh.max_unauthenticated_per_address", file.ssh.max_unauthenticated_per_address, 8)?,
@@ -308,6 +333,26 @@ impl Config {
             },
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
                 .map_err(|e| format!("runner.output_cap: {e}"))?,
+            audit: {
+                let socket = file.audit.syslog_socket.unwrap_or_else(|| PathBuf::from("/dev/log"));
+                let forward = file
+                    .audit
+                    .forward
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| crate::audit::sinks::Target::parse(t, &socket).map_err(|e| format!("audit.forward: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let segment_size = sandbox::profile::parse_size(file.audit.segment_size.as_deref().unwrap_or("64M"))
+                    .map_err(|e| format!("audit.segment_size: {e}"))?;
+                if segment_size < 4096 {
+                    return Err("audit.segment_size: at least 4K".into());
+                }
+                crate::audit::Options { segment_size, forward }
+            },
+            audit_retention: match file.audit.retention.as_deref().unwrap_or("90d") {
+                "" | "0" | "forever" => None,
+                r => Some(dur("audit.retention", Some(r.to_string()), "90d")?),
+            },
         })
     }
 }

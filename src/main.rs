@@ -276,7 +276,12 @@ enum RecAction {
 #[derive(Subcommand)]
 enum AuditAction {
     /// Check the chain: exits 1 and names the first bad line if anything was altered.
-    Verify,
+    Verify {
+        /// Also check that every event of a forwarded copy (a file sink, or a syslog or
+        /// journal export) is in the log, and name the first one missing.
+        #[arg(long, value_name = "COPY")]
+        against: Option<PathBuf>,
+    },
     /// Show the latest events.
     Tail {
         /// How many to show first.
@@ -407,7 +412,7 @@ fn main() {
                 admin(&|a| record::cli::export(a, &id, &fmt, output.as_deref()))
             }
         },
-        Some(Command::Audit { action: AuditAction::Verify }) => admin::audit_verify(&dir),
+        Some(Command::Audit { action: AuditAction::Verify { against } }) => admin::audit_verify(&dir, against.as_deref()),
         Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => admin::audit_tail(&dir, lines, follow, json),
         Some(Command::Sandbox { profile, workspace, print_policy, hide, uid, gid, user_name, home, no_links, command }) => {
             let identity = uid.map(|uid| sandbox::Identity {

@@ -144,6 +144,14 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
                 }
             });
         }
+        // The audit chain verified once in the background, so that the Audit view and
+        // `GET /v1/audit/verify` later read only what was appended since.
+        let warm = service.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = warm.verify_chain(false) {
+                eprintln!("cordon: WARNING: the audit log does not verify: {e}");
+            }
+        });
         // Authority and limits: what a user may no longer do ends within a second.
         let maintained = service.clone();
         tokio::spawn(async move {

@@ -135,3 +135,43 @@ fn secrets_on_a_command_line_are_masked_everywhere_the_command_is_shown() {
     let _ = session.kill();
     let _ = session.wait();
 }
+
+/// What a session prints that acts on a viewer's machine: OSC 52 (the clipboard), a
+/// cursor-position query (the terminal answers into its input), a title, a DCS string.
+const ACTS: &str = r"A\033]52;c;cm0gLXJmIH4=\007B\033[6nC\033]0;owned\007D\033P+q544e\033\\E";
+
+#[test]
+fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machine() {
+    let h = Host::start();
+    let alice = h.user("alice", "developer");
+    let carol = h.user("carol", "auditor");
+    let mut owner = h.ssh_command(&alice, "alice");
+    owner.insert(1, "-tt".into());
+    let script = format!("'sleep 1.5; printf \"{ACTS}\\n\"; sleep 2'");
+    let owner = std::thread::spawn(move || {
+        output(Command::new(&owner[0]).args(&owner[1..]).args(["new", "--", "sh", "-c", &script]).stdin(Stdio::null()))
+    });
+    wait_until("the session", || h.ssh(&carol, "carol", &["ls"]).stdout.contains("alice-"));
+    let watched = h.ssh(&carol, "carol", &["observe", "1"]);
+    let owned = owner.join().unwrap();
+
+    let text_of = |s: &str| s.contains('A') && s.contains('B') && s.contains('C') && s.contains('D') && s.contains('E');
+    assert!(
+        owned.stdout.contains("\x1b]52;c;cm0gLXJmIH4=\x07") && owned.stdout.contains("\x1b[6n"),
+        "the owner's own view is byte-exact: {owned:?}"
+    );
+    assert!(text_of(&watched.stdout), "{watched:?}");
+    for bad in ["\x1b]52", "\x1b[6n", "\x1b]0;", "\x1bP"] {
+        assert!(!watched.stdout.contains(bad), "the observer got {bad:?}: {:?}", watched.stdout);
+    }
+
+    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let played = h.cordon(&["rec", "play", &id, "--speed", "20"]);
+    assert_eq!(played.code, 0, "{played:?}");
+    assert!(text_of(&played.stdout), "{played:?}");
+    for bad in ["\x1b]52", "\x1b[6n", "\x1b]0;", "\x1bP"] {
+        assert!(!played.stdout.contains(bad), "rec play wrote {bad:?}");
+    }
+    let raw = h.cordon(&["rec", "export", &id, "--raw"]);
+    assert!(raw.stdout.contains("\x1b]52;c;cm0gLXJmIH4=\x07") && raw.stdout.contains("\x1bP+q544e"), "the raw export keeps every byte");
+}

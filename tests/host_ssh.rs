@@ -151,7 +151,7 @@ fn the_audit_log_verifies_until_one_byte_changes() {
     std::fs::write(&path, bytes).unwrap();
     let out = h.cordon(&["audit", "verify"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("BROKEN at line 2"), "{out:?}");
+    assert!(out.stdout.contains("BROKEN: audit.log line 2 (event 2)"), "{out:?}");
 }
 
 /// How many `sleep MARKER` processes run on the machine (not counting command lines that

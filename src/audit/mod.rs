@@ -1,22 +1,46 @@
 //! The audit log: one JSON object per line, each sealed with an HMAC-SHA256 over the
 //! previous line's MAC and its own body, so that editing, deleting, inserting or reordering
-//! lines is detected by `cordon audit verify`. A head file (last sequence number and MAC)
-//! catches lines cut from the end. The key lives in the data directory and is not the
-//! recording key.
+//! lines is detected by `cordon audit verify`. A head file (the last sequence number and
+//! MAC, itself sealed with the key) catches lines cut from the end; copies forwarded to
+//! syslog or an append-only file ([`sinks`]) catch a log replaced or cut by someone who
+//! holds the key too. The log rotates into segments (`audit-<first seq>.log`) whose chain
+//! runs on across files; retention removes the oldest and says so in the chain. The key
+//! lives in the data directory and is not the recording key.
+
+pub mod chain;
+pub mod read;
+pub mod sinks;
 
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+pub use chain::Broken;
 
 type HmacSha256 = Hmac<Sha256>;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const MAC_FIELD: &str = ",\"mac\":\"";
+
+/// How the log is kept: when it rotates, and where copies go.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The current log becomes a segment once it holds this many bytes.
+    pub segment_size: u64,
+    /// Copies of every event.
+    pub forward: Vec<sinks::Target>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { segment_size: 64 << 20, forward: Vec::new() }
+    }
+}
 
 /// An event to record: what happened, who did it, and its details.
 #[derive(Debug, Clone)]
@@ -52,28 +76,99 @@ pub struct AuditLog {
     path: PathBuf,
     head: PathBuf,
     key: Vec<u8>,
+    options: Options,
+    sinks: Vec<sinks::Sink>,
     tail: Mutex<(File, Tail)>,
 }
 
-/// Why verification failed: the first bad line and what is wrong with it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Broken {
-    pub line: u64,
-    pub reason: String,
+/// The head file's seal: it binds the last sequence number and MAC to the key.
+fn seal_head(key: &[u8], seq: u64, mac: &str) -> String {
+    seal(key, "cordon audit head", &format!("{seq} {mac}"))
+}
+
+/// What the head file says: Ok(None) when there is none, Err when it is not sealed by the
+/// key (written by hand, or by a cordon from before heads were sealed).
+fn read_head(path: &Path, key: &[u8]) -> Result<Option<(u64, String)>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let (seq, mac) = match parts.as_slice() {
+        [s, m, _] | [s, m] => (s.parse::<u64>().map_err(|_| "the head file is not a head".to_string())?, m.to_string()),
+        _ => return Err("the head file is not a head".into()),
+    };
+    match parts.get(2) {
+        Some(sealed) if *sealed == seal_head(key, seq, &mac) => Ok(Some((seq, mac))),
+        Some(_) => Err("the head file's seal does not match: it was written without the key".into()),
+        None => Err("the head file is not sealed (written by hand, or by an older cordon)".into()),
+    }
+}
+
+fn write_head(head: &Path, key: &[u8], seq: u64, mac: &str) -> Result<(), String> {
+    let tmp = head.with_extension("head.tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    f.write_all(format!("{seq} {mac} {}\n", seal_head(key, seq, mac)).as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, head).map_err(|e| format!("writing {}: {e}", head.display()))
+}
+
+/// The last event of the log (across its files): its sequence number and MAC.
+fn last_event(log: &Path) -> Result<Option<(u64, String)>, String> {
+    for (_, path) in chain::files(log).into_iter().rev() {
+        match chain::last_line(&path) {
+            Ok(Some(line)) => {
+                let (body, mac) = chain::split_line(&line).ok_or_else(|| format!("{}: its last line has no MAC", path.display()))?;
+                let seq = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("seq").and_then(Value::as_u64))
+                    .ok_or_else(|| format!("{}: its last line has no sequence number", path.display()))?;
+                return Ok(Some((seq, mac.to_string())));
+            }
+            Ok(None) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+    Ok(None)
 }
 
 impl AuditLog {
-    /// Opens (creating) the log at `path`, continuing its chain. A log whose last line does
-    /// not verify is refused: appending to a broken chain would hide the break.
-    pub fn open(path: &Path, key: Vec<u8>) -> Result<AuditLog, String> {
+    /// Opens (creating) the log at `path`, continuing its chain from the sealed head, which
+    /// must match the log's last line: appending to a cut or broken log would hide it.
+    /// `unsealed_ok` lets a log from before sealed heads be opened once (its whole chain is
+    /// then verified instead, and the head sealed).
+    pub fn open(path: &Path, key: Vec<u8>, options: Options, unsealed_ok: bool) -> Result<AuditLog, String> {
         let head = path.with_extension("head");
-        let tail = match verify_file(path, &key, Some(&head)) {
-            Ok((seq, mac)) => Tail { seq, mac },
-            Err(b) => return Err(format!("{}: line {}: {} (run `cordon audit verify`)", path.display(), b.line, b.reason)),
+        let refuse = |why: String| format!("{}: {why} (run `cordon audit verify`)", path.display());
+        let last = last_event(path).map_err(&refuse)?;
+        let tail = match read_head(&head, &key) {
+            Ok(Some((seq, mac))) => match &last {
+                Some((s, m)) if *s == seq && *m == mac => Tail { seq, mac },
+                Some((s, _)) => return Err(refuse(format!("the log ends at event {s} but its head says {seq}: events were cut or added"))),
+                None => return Err(refuse(format!("the log is missing but its head says it held {seq} events"))),
+            },
+            Ok(None) if last.is_none() => Tail { seq: 0, mac: GENESIS.to_string() },
+            Ok(None) | Err(_) if unsealed_ok => {
+                let p = chain::verify(path, &key, None).map_err(|b| refuse(b.to_string()))?;
+                write_head(&head, &key, p.seq, &p.mac)?;
+                Tail { seq: p.seq, mac: p.mac }
+            }
+            Ok(None) => return Err(refuse("the log has events but no head file".into())),
+            Err(e) => return Err(refuse(e)),
         };
         let file =
             OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-        Ok(AuditLog { path: path.to_path_buf(), head, key, tail: Mutex::new((file, tail)) })
+        let sinks = options.forward.iter().cloned().map(sinks::Sink::new).collect();
+        Ok(AuditLog { path: path.to_path_buf(), head, key, options, sinks, tail: Mutex::new((file, tail)) })
     }
 
     /// The log's path.
@@ -82,14 +177,36 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends `event`, sealed, and flushes it to disk. Several processes may append (the
-    /// host and `cordon user ...`): an exclusive file lock orders them, and the chain's tail
-    /// is re-read from the head file under that lock.
+    /// The last event written: its sequence number and MAC.
+    pub fn last(&self) -> (u64, String) {
+        let g = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        (g.1.seq, g.1.mac.clone())
+    }
+
+    /// Appends `event`, sealed, flushes it to disk, seals the head, rotates a full log into
+    /// a segment, and sends the line to the forwarding sinks. Several processes may append
+    /// (the host and `cordon user ...`): an exclusive file lock orders them, and the chain's
+    /// tail is re-read from the head under that lock.
     pub fn record(&self, event: AuditEvent) -> Result<(), String> {
         let mut guard = self.tail.lock().map_err(|_| "the audit log lock is poisoned".to_string())?;
         let (file, tail) = &mut *guard;
-        let _lock = FileLock::exclusive(file).map_err(|e| format!("locking {}: {e}", self.path.display()))?;
-        if let Some((seq, mac)) = read_head(&self.head) {
+        // The lock is taken on the log as it is named now: another process may have rotated
+        // the file this one holds into a segment.
+        let mut lock;
+        loop {
+            lock = FileLock::exclusive(file).map_err(|e| format!("locking {}: {e}", self.path.display()))?;
+            if same_file(file, &self.path) {
+                break;
+            }
+            drop(lock);
+            *file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&self.path)
+                .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+        }
+        if let Ok(Some((seq, mac))) = read_head(&self.head, &self.key) {
             if seq >= tail.seq {
                 *tail = Tail { seq, mac };
             }
@@ -111,7 +228,93 @@ impl AuditLog {
         file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| format!("writing {}: {e}", self.path.display()))?;
         tail.seq += 1;
         tail.mac = mac;
-        write_head(&self.head, tail.seq, &tail.mac)
+        write_head(&self.head, &self.key, tail.seq, &tail.mac)?;
+        if file.metadata().map(|m| m.len()).unwrap_or(0) >= self.options.segment_size {
+            self.rotate(file)?;
+        }
+        drop(lock);
+        for s in &self.sinks {
+            s.send(&line);
+        }
+        Ok(())
+    }
+
+    /// Renames the full current log into a segment named by its first event (under the lock
+    /// `record` holds) and starts an empty one; the chain runs on across the files.
+    fn rotate(&self, file: &mut File) -> Result<(), String> {
+        let first = chain::files(&self.path).last().and_then(|(_, p)| {
+            let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?)).next()?.ok()?;
+            let (body, _) = chain::split_line(&line)?;
+            serde_json::from_str::<Value>(&body).ok()?.get("seq")?.as_u64()
+        });
+        let Some(first) = first else { return Ok(()) };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let segment = dir.join(chain::segment_name(first));
+        std::fs::rename(&self.path, &segment).map_err(|e| format!("rotating {}: {e}", self.path.display()))?;
+        *file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+        Ok(())
+    }
+
+    /// Removes the oldest segments whose every event is older than `max_age`, and records
+    /// where the chain now begins (`audit.retention`, with the first kept event and the MAC
+    /// before it), so that verification knows the start is not a cut. Returns the files
+    /// removed.
+    pub fn apply_retention(&self, max_age: std::time::Duration) -> Result<Vec<String>, String> {
+        let cutoff = rfc3339(std::time::SystemTime::now() - max_age);
+        let mut removed = Vec::new();
+        let files = chain::files(&self.path);
+        // Never the newest file: something must remain to begin the chain.
+        for (first, path) in files.iter().take(files.len().saturating_sub(1)) {
+            if first.is_none() {
+                break;
+            }
+            let newest = chain::last_line(path)
+                .ok()
+                .flatten()
+                .and_then(|l| chain::split_line(&l).and_then(|(b, _)| serde_json::from_str::<Value>(&b).ok()))
+                .and_then(|v| v.get("time").and_then(Value::as_str).map(str::to_string));
+            match newest {
+                Some(t) if t < cutoff => {
+                    std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+                    removed.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                }
+                _ => break,
+            }
+        }
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        let (seq, prev) = chain::files(&self.path)
+            .into_iter()
+            .find_map(|(_, p)| {
+                let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?)).next()?.ok()?;
+                let (body, _) = chain::split_line(&line)?;
+                let v = serde_json::from_str::<Value>(&body).ok()?;
+                Some((v.get("seq")?.as_u64()?, v.get("prev")?.as_str()?.to_string()))
+            })
+            .ok_or("after retention the log has no first event")?;
+        self.record(
+            AuditEvent::new("audit.retention", "cordon")
+                .with("removed", removed.clone())
+                .with("resumes_at", seq)
+                .with("prev_of_first", prev)
+                .with("older_than", cutoff),
+        )?;
+        Ok(removed)
+    }
+}
+
+/// Whether `file` is still the file named `path` (not rotated away).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -140,12 +343,6 @@ impl Drop for FileLock {
     }
 }
 
-fn read_head(head: &Path) -> Option<(u64, String)> {
-    let text = std::fs::read_to_string(head).ok()?;
-    let mut parts = text.split_whitespace();
-    Some((parts.next()?.parse().ok()?, parts.next()?.to_string()))
-}
-
 fn seal(key: &[u8], prev: &str, body: &str) -> String {
     // HMAC accepts keys of any length; 32 bytes come from the key file.
     let mut m = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
@@ -155,74 +352,59 @@ fn seal(key: &[u8], prev: &str, body: &str) -> String {
     crate::secrets::hex(&m.finalize().into_bytes())
 }
 
-fn write_head(head: &Path, seq: u64, mac: &str) -> Result<(), String> {
-    let tmp = head.with_extension("head.tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    f.write_all(format!("{seq} {mac}\n").as_bytes()).and_then(|_| f.sync_data()).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, head).map_err(|e| format!("writing {}: {e}", head.display()))
+/// The whole log verified: every line of every segment, the chain's start (event 1, or
+/// where a retention event says it resumes), the sealed head, and, when the host has
+/// checkpointed it, that the log still holds the event the database saw last. Returns the
+/// events verified and the last one, or what is wrong.
+pub fn verify_log(log: &Path, key: &[u8], checkpoint: Option<(u64, String)>) -> Result<chain::Position, Broken> {
+    verify_log_from(log, key, checkpoint, None)
 }
 
-/// Checks every line of the log; returns the last sequence number and MAC, or the first
-/// bad line. With `head`, also checks that nothing was cut from the end.
-pub fn verify_file(path: &Path, key: &[u8], head: Option<&Path>) -> Result<(u64, String), Broken> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return match head.and_then(|h| std::fs::read_to_string(h).ok()) {
-                Some(h) if !h.trim().is_empty() => {
-                    Err(Broken { line: 1, reason: "the log is missing but its head file says it had lines".into() })
-                }
-                _ => Ok((0, GENESIS.to_string())),
-            };
+/// [`verify_log`], reading only what was appended after `from` (a position an earlier
+/// verification returned); the head and the checkpoint are checked in full either way.
+pub fn verify_log_from(
+    log: &Path,
+    key: &[u8],
+    checkpoint: Option<(u64, String)>,
+    from: Option<&chain::Position>,
+) -> Result<chain::Position, Broken> {
+    let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let broken = |seq: u64, reason: String| Broken { file: name.clone(), line: 0, seq, reason };
+    let pos = chain::verify(log, key, from)?;
+    let head = log.with_extension("head");
+    match read_head(&head, key) {
+        Ok(Some((seq, mac))) if seq == pos.seq && mac == pos.mac => {}
+        Ok(Some((seq, _))) if seq > pos.seq => {
+            return Err(broken(
+                pos.seq + 1,
+                format!("the log ends at event {} but its head says {seq}: events were cut from the end", pos.seq),
+            ))
         }
-        Err(e) => return Err(Broken { line: 0, reason: format!("cannot read: {e}") }),
-    };
-    let mut prev = GENESIS.to_string();
-    let mut seq = 0u64;
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let n = i as u64 + 1;
-        let line = line.map_err(|e| Broken { line: n, reason: format!("cannot read: {e}") })?;
-        let text = String::from_utf8(line).map_err(|_| Broken { line: n, reason: "not UTF-8".into() })?;
-        let idx = text.rfind(MAC_FIELD).ok_or_else(|| Broken { line: n, reason: "no MAC".into() })?;
-        let mac =
-            text[idx + MAC_FIELD.len()..].strip_suffix("\"}").ok_or_else(|| Broken { line: n, reason: "malformed MAC field".into() })?;
-        let body = format!("{}}}", &text[..idx]);
-        if seal(key, &prev, &body) != mac {
-            return Err(Broken {
-                line: n,
-                reason: "MAC mismatch: the line was changed, inserted, removed or reordered, or the key is wrong".into(),
-            });
+        Ok(Some((seq, _))) => {
+            return Err(broken(seq, format!("the head says event {seq} is the last, but the log goes on to {}", pos.seq)))
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| Broken { line: n, reason: format!("not JSON: {e}") })?;
-        if v.get("seq").and_then(Value::as_u64) != Some(seq + 1) {
-            return Err(Broken { line: n, reason: format!("sequence number is not {}", seq + 1) });
-        }
-        seq += 1;
-        prev = mac.to_string();
+        Ok(None) if pos.seq == 0 => {}
+        Ok(None) => return Err(broken(pos.seq, "the log has events but its head file is missing".into())),
+        Err(e) => return Err(broken(pos.seq, e)),
     }
-    if let Some(h) = head.and_then(|h| std::fs::read_to_string(h).ok()) {
-        let mut parts = h.split_whitespace();
-        let (hs, hm) = (parts.next().and_then(|s| s.parse::<u64>().ok()), parts.next());
-        if hs != Some(seq) || hm != Some(prev.as_str()) {
-            return Err(Broken {
-                line: seq + 1,
-                reason: format!("the log ends at line {seq} but its head file says {}: lines were cut from the end", hs.unwrap_or(0)),
-            });
+    if let Some((seq, mac)) = checkpoint {
+        if pos.seq < seq || (pos.seq == seq && pos.mac != mac) {
+            return Err(broken(
+                pos.seq.min(seq),
+                format!("the log ends at event {} but the host's database saw event {seq}: the log was cut or replaced", pos.seq),
+            ));
         }
     }
-    Ok((seq, prev))
+    Ok(pos)
 }
 
-/// The lines of the log, parsed (for `audit tail`).
+/// The lines of the log, parsed, oldest first (tests and small logs; the views read from
+/// the end with [`read::latest`]).
+#[cfg(test)]
 pub fn read_events(path: &Path) -> Vec<Value> {
-    let Ok(f) = File::open(path) else { return Vec::new() };
-    BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect()
+    let mut v = read::latest(path, usize::MAX, None, u64::MAX);
+    v.reverse();
+    v
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
@@ -252,8 +434,26 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [7u8; 32];
+
     fn log(dir: &Path) -> AuditLog {
-        AuditLog::open(&dir.join("audit.log"), vec![7u8; 32]).unwrap()
+        log_with(dir, Options::default())
+    }
+
+    fn log_with(dir: &Path, options: Options) -> AuditLog {
+        AuditLog::open(&dir.join("audit.log"), KEY.to_vec(), options, false).unwrap()
+    }
+
+    fn verify(l: &AuditLog) -> Result<u64, Broken> {
+        verify_log(l.path(), &KEY, None).map(|p| p.events)
+    }
+
+    fn lines(l: &AuditLog) -> Vec<String> {
+        std::fs::read_to_string(l.path()).unwrap().lines().map(str::to_string).collect()
+    }
+
+    fn write(l: &AuditLog, ls: &[String]) {
+        std::fs::write(l.path(), ls.iter().map(|x| format!("{x}\n")).collect::<String>()).unwrap();
     }
 
     #[test]
@@ -263,11 +463,11 @@ mod tests {
         for i in 0..5 {
             l.record(AuditEvent::new("login", "alice").with("n", i)).unwrap();
         }
-        assert_eq!(verify_file(l.path(), &[7u8; 32], Some(&l.head)).map(|(s, _)| s), Ok(5));
+        assert_eq!(verify(&l), Ok(5));
         drop(l);
         let l = log(dir.path());
         l.record(AuditEvent::new("logout", "alice")).unwrap();
-        assert_eq!(verify_file(l.path(), &[7u8; 32], Some(&l.head)).map(|(s, _)| s), Ok(6));
+        assert_eq!(verify(&l), Ok(6));
     }
 
     #[test]
@@ -277,14 +477,11 @@ mod tests {
         for i in 0..4 {
             l.record(AuditEvent::new("login", "alice").with("n", i)).unwrap();
         }
-        let text = std::fs::read_to_string(l.path()).unwrap();
-        let third = text.lines().take(2).map(|x| x.len() + 1).sum::<usize>();
-        let mut bytes = text.into_bytes();
-        let pos = third + bytes[third..].iter().position(|&b| b == b'a').unwrap();
-        bytes[pos] = b'b';
-        std::fs::write(l.path(), bytes).unwrap();
-        let e = verify_file(l.path(), &[7u8; 32], Some(&l.head)).unwrap_err();
-        assert_eq!(e.line, 3, "{e:?}");
+        let mut ls = lines(&l);
+        ls[2] = ls[2].replacen("alice", "alicf", 1);
+        write(&l, &ls);
+        let e = verify(&l).unwrap_err();
+        assert_eq!((e.line, e.seq), (3, 3), "{e:?}");
     }
 
     #[test]
@@ -294,17 +491,115 @@ mod tests {
         for i in 0..4 {
             l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
         }
-        let text = std::fs::read_to_string(l.path()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        let write = |ls: &[&str]| std::fs::write(l.path(), ls.iter().map(|x| format!("{x}\n")).collect::<String>()).unwrap();
-        write(&[lines[0], lines[2], lines[3]]);
-        assert_eq!(verify_file(l.path(), &[7u8; 32], Some(&l.head)).unwrap_err().line, 2);
-        write(&[lines[1], lines[0], lines[2], lines[3]]);
-        assert_eq!(verify_file(l.path(), &[7u8; 32], Some(&l.head)).unwrap_err().line, 1);
-        write(&lines[..3]);
-        assert!(verify_file(l.path(), &[7u8; 32], Some(&l.head)).unwrap_err().reason.contains("cut from the end"));
-        write(&lines);
-        assert!(verify_file(l.path(), &[8u8; 32], None).is_err(), "a wrong key fails");
+        let ls = lines(&l);
+        write(&l, &[ls[0].clone(), ls[2].clone(), ls[3].clone()]);
+        assert_eq!(verify(&l).unwrap_err().line, 2);
+        write(&l, &[ls[1].clone(), ls[0].clone(), ls[2].clone(), ls[3].clone()]);
+        let e = verify(&l).unwrap_err();
+        assert!(e.line <= 2 && e.reason.contains("sequence number 1"), "{e}");
+        write(&l, &ls[..3]);
+        assert!(verify(&l).unwrap_err().reason.contains("cut from the end"));
+        write(&l, &ls);
+        assert!(verify_log(l.path(), &[8u8; 32], None).is_err(), "a wrong key fails");
+    }
+
+    #[test]
+    fn a_cut_tail_with_a_rewritten_head_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = log(dir.path());
+        for i in 0..6 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        let ls = lines(&l);
+        write(&l, &ls[..4]);
+        // The attacker's head: the new last line's sequence number and MAC, as it was
+        // written before heads were sealed.
+        let (body, mac) = chain::split_line(&ls[3]).unwrap();
+        assert!(body.contains("\"seq\":4"));
+        std::fs::write(l.path().with_extension("head"), format!("4 {mac}\n")).unwrap();
+        assert!(verify(&l).unwrap_err().reason.contains("not sealed"));
+        std::fs::write(l.path().with_extension("head"), format!("4 {mac} {}\n", "0".repeat(64))).unwrap();
+        assert!(verify(&l).unwrap_err().reason.contains("without the key"));
+        assert!(AuditLog::open(l.path(), KEY.to_vec(), Options::default(), false).is_err(), "nor may it be appended to");
+    }
+
+    #[test]
+    fn a_removed_log_and_head_are_caught_by_the_database_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = log(dir.path());
+        for i in 0..3 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        let checkpoint = Some(l.last());
+        std::fs::remove_file(l.path()).unwrap();
+        std::fs::remove_file(l.path().with_extension("head")).unwrap();
+        let e = verify_log(l.path(), &KEY, checkpoint).unwrap_err();
+        assert!(e.reason.contains("database saw event 3"), "{e}");
+    }
+
+    #[test]
+    fn the_chain_runs_on_across_rotated_segments_and_retention_says_where_it_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = log_with(dir.path(), Options { segment_size: 1500, ..Options::default() });
+        for i in 0..40 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        let files = chain::files(l.path());
+        assert!(files.len() > 3, "rotated: {files:?}");
+        assert_eq!(verify(&l), Ok(40));
+        // Removing the oldest segment by hand is a cut at the start.
+        std::fs::remove_file(&files[0].1).unwrap();
+        assert!(verify(&l).unwrap_err().reason.contains("earlier events were removed"));
+        // Retention removing it (the segments are all "old" with a zero age) is not.
+        let dir2 = tempfile::tempdir().unwrap();
+        let l = log_with(dir2.path(), Options { segment_size: 1500, ..Options::default() });
+        for i in 0..40 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let removed = l.apply_retention(std::time::Duration::ZERO).unwrap();
+        assert!(!removed.is_empty());
+        let p = verify_log(l.path(), &KEY, Some((41, l.last().1))).unwrap();
+        assert_eq!(p.seq, 41, "the retention event is the 41st");
+        l.record(AuditEvent::new("x", "a")).unwrap();
+        assert_eq!(verify_log(l.path(), &KEY, None).unwrap().seq, 42);
+    }
+
+    #[test]
+    fn a_forwarded_copy_names_the_first_event_missing_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.jsonl");
+        let l = log_with(dir.path(), Options { forward: vec![sinks::Target::File(copy.clone())], ..Options::default() });
+        for i in 0..6 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        assert_eq!(chain::verify_against(l.path(), &copy), Ok(6));
+        // The log cut after event 4 and its head rewritten by someone holding the key.
+        let ls = lines(&l);
+        write(&l, &ls[..4]);
+        let (_, mac) = chain::split_line(&ls[3]).unwrap();
+        write_head(&l.path().with_extension("head"), &KEY, 4, mac).unwrap();
+        assert!(verify(&l).is_ok(), "the key holder's cut passes the log's own checks");
+        let e = chain::verify_against(l.path(), &copy).unwrap_err();
+        assert_eq!(e.seq, 5, "{e}");
+        assert!(e.reason.contains("missing from the log"), "{e}");
+    }
+
+    #[test]
+    fn an_incremental_verification_reads_only_what_was_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = log_with(dir.path(), Options { segment_size: 2000, ..Options::default() });
+        for i in 0..10 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        let p = chain::verify(l.path(), &KEY, None).unwrap();
+        for i in 0..30 {
+            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+        }
+        let q = chain::verify(l.path(), &KEY, Some(&p)).unwrap();
+        assert_eq!((q.seq, q.events), (40, 40));
+        // A change before the position is not seen incrementally, but is by a full run.
+        assert_eq!(chain::verify(l.path(), &KEY, None).unwrap().seq, 40);
     }
 
     #[test]

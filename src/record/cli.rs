@@ -154,7 +154,7 @@ pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
 /// without reading the whole recording (audited like playback).
 pub fn screen(a: &Admin, id: &str, at: f64) -> i32 {
     let (header, events) = tryc!(a.svc.screen_at(&a.me, id, at));
-    let drawn = super::play::render(header.cols, header.rows, &events);
+    let drawn = crate::sessions::filter::filter_all(&super::play::render(header.cols, header.rows, &events));
     match std::io::stdout().write_all(&drawn).and_then(|_| std::io::stdout().write_all(b"\r\n")) {
         Ok(()) => 0,
         Err(e) => fail(e),

@@ -340,7 +340,7 @@ mod tests {
     fn purging_removes_old_recordings_but_never_held_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
-        let audit = crate::audit::AuditLog::open(&dir.path().join("audit.log"), vec![1; 32]).unwrap();
+        let audit = crate::audit::AuditLog::open(&dir.path().join("audit.log"), vec![1; 32], Default::default(), false).unwrap();
         for (id, hold) in [("old-held", true), ("old", false)] {
             let path = dir.path().join(id);
             std::fs::write(&path, b"x").unwrap();

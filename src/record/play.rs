@@ -232,10 +232,14 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
     let interactive = _raw.0.is_some();
     let input = if interactive { Some(keys()) } else { None };
     let mut out = std::io::stdout();
+    // The recording's output reaches the auditor's own terminal: what would act on their
+    // machine (clipboard, titles, queries their terminal would answer into this very
+    // shell) is dropped. `rec export --raw` keeps every byte.
+    let mut filter = crate::sessions::filter::OutputFilter::new();
     let mut speed = opts.speed.max(0.01);
     let screen = stream.seek(opts.at);
     if opts.at > 0.0 {
-        out.write_all(&screen)?;
+        out.write_all(&crate::sessions::filter::filter_all(&screen))?;
     }
     let mut clock = opts.at;
     let mut paused = false;
@@ -268,7 +272,8 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
                         Key::NextMarker => stream.markers().into_iter().filter(|&t| t > clock + 0.001).reduce(f64::min).unwrap_or(clock),
                         _ => stream.markers().into_iter().filter(|&t| t < clock - 0.5).reduce(f64::max).unwrap_or(0.0),
                     };
-                    out.write_all(&stream.seek(to))?;
+                    filter = crate::sessions::filter::OutputFilter::new();
+                    out.write_all(&crate::sessions::filter::filter_all(&stream.seek(to)))?;
                     out.flush()?;
                     clock = to;
                     next = stream.next();
@@ -281,7 +286,7 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
             }
         }
         if e.kind == OUTPUT {
-            out.write_all(&e.data)?;
+            out.write_all(&filter.filter(&e.data))?;
             out.flush()?;
         }
         clock = e.at_us as f64 / 1e6;

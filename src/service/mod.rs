@@ -110,6 +110,10 @@ pub struct Service {
     throttle: throttle::Throttle,
     /// Bounds concurrent password hashing (about 19 MiB each).
     hashing: tokio::sync::Semaphore,
+    /// How far the audit chain was verified, to go on from there (the Audit view's state).
+    chain: std::sync::Mutex<Option<crate::audit::chain::Position>>,
+    /// When retention last ran, and the audit checkpoint last written.
+    housekeeping: std::sync::Mutex<(std::time::Instant, u64)>,
 }
 
 impl Service {
@@ -119,7 +123,10 @@ impl Service {
         let tightened = dir.ensure()?;
         let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
         let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
-        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key)?);
+        // A log from before sealed heads may be opened (and its head sealed) only while the
+        // database has never checkpointed one: afterwards an unsealed head is a forgery.
+        let unsealed_ok = store.audit_checkpoint().map_err(|e| e.to_string())?.is_none();
+        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
         let store = Arc::new(store);
         let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
         let recorder = Arc::new(crate::record::Recorder::new(
@@ -146,6 +153,8 @@ impl Service {
             admission: std::sync::Mutex::new(()),
             throttle: throttle::Throttle::default(),
             hashing: tokio::sync::Semaphore::new(2),
+            chain: std::sync::Mutex::new(None),
+            housekeeping: std::sync::Mutex::new((std::time::Instant::now() - std::time::Duration::from_secs(3600), 0)),
             config,
         };
         Ok((Arc::new(svc), tightened))
@@ -284,6 +293,7 @@ impl Service {
             }
         }
         self.hub.enforce_limits(self.config.idle_timeout, self.config.max_duration);
+        self.audit_housekeeping();
         for summary in self.throttle.expired() {
             self.record(
                 AuditEvent::new("audit.suppressed", "cordon")
@@ -291,6 +301,27 @@ impl Service {
                     .with("suppressed", summary.suppressed)
                     .with("window_seconds", throttle::WINDOW.as_secs()),
             );
+        }
+    }
+
+    /// The audit log's upkeep: its last event checkpointed in the database (so that a log
+    /// cut or replaced with its head is caught), and, hourly, retention.
+    fn audit_housekeeping(&self) {
+        let mut h = self.housekeeping.lock().unwrap_or_else(|e| e.into_inner());
+        let (seq, mac) = self.audit.last();
+        if seq > h.1 && self.store.set_audit_checkpoint(seq, &mac).is_ok() {
+            h.1 = seq;
+        }
+        if let Some(age) = self.config.audit_retention {
+            if h.0.elapsed() >= std::time::Duration::from_secs(3600) {
+                h.0 = std::time::Instant::now();
+                drop(h);
+                match self.audit.apply_retention(age) {
+                    Ok(removed) if !removed.is_empty() => println!("cordon: audit retention removed {}", removed.join(", ")),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("cordon: audit retention: {e}"),
+                }
+            }
         }
     }
 
@@ -319,22 +350,43 @@ impl Service {
             .collect()
     }
 
-    /// The last `limit` audit events.
-    pub fn audit_events(&self, p: &Principal, limit: usize) -> Result<Vec<serde_json::Value>> {
+    /// The latest `limit` audit events, newest first, those containing `filter` if given
+    /// (read from the end of the log: as fast for a GB as for a thousand events; a filter
+    /// searches the latest 256 MiB).
+    pub fn audit_events(&self, p: &Principal, limit: usize, filter: Option<&str>) -> Result<Vec<serde_json::Value>> {
         self.check(p, Action::ReadAudit, "audit", |p| format!("a {} may not read the audit log", p.role))?;
-        let events = crate::audit::read_events(&self.dir.audit_log());
-        Ok(events.into_iter().rev().take(limit).collect())
+        Ok(crate::audit::read::latest(&self.dir.audit_log(), limit, filter.filter(|f| !f.is_empty()), 256 << 20))
     }
 
-    /// The audit chain's state: Ok(events) or Err(where it breaks).
-    pub fn audit_verify(&self, p: &Principal) -> Result<std::result::Result<u64, String>> {
+    /// The audit chain's state: Ok(events) or Err(where it breaks). `full` verifies every
+    /// line again; otherwise only what was appended since the last verification is read
+    /// (the head and the database checkpoint are checked either way).
+    pub fn audit_verify(&self, p: &Principal, full: bool) -> Result<std::result::Result<u64, String>> {
         self.check(p, Action::ReadAudit, "audit verify", |p| format!("a {} may not read the audit log", p.role))?;
-        let key = std::fs::read(self.dir.audit_key()).map_err(|e| Error::Failed(format!("reading the audit key: {e}")))?;
-        let log = self.dir.audit_log();
-        Ok(match crate::audit::verify_file(&log, &key, Some(&log.with_extension("head"))) {
-            Ok((n, _)) => Ok(n),
-            Err(b) => Err(format!("line {}: {}", b.line, b.reason)),
-        })
+        Ok(self.verify_chain(full))
+    }
+
+    /// The chain verified (see [`Service::audit_verify`]), without a caller (the host warms
+    /// the Audit view's state with it at start).
+    pub fn verify_chain(&self, full: bool) -> std::result::Result<u64, String> {
+        let key = match std::fs::read(self.dir.audit_key()) {
+            Ok(k) => k,
+            Err(e) => return Err(format!("reading the audit key: {e}")),
+        };
+        let checkpoint = self.store.audit_checkpoint().ok().flatten();
+        let mut cache = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+        let from = if full { None } else { cache.clone() };
+        match crate::audit::verify_log_from(&self.dir.audit_log(), &key, checkpoint, from.as_ref()) {
+            Ok(pos) => {
+                let events = pos.events;
+                *cache = Some(pos);
+                Ok(events)
+            }
+            Err(b) => {
+                *cache = None;
+                Err(b.to_string())
+            }
+        }
     }
 
     /// Metrics are for those who may read the audit log.

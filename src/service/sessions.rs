@@ -105,8 +105,11 @@ impl Service {
         let own = p.owns(s.owner_id);
         let action = if writer { Action::AttachSession { own } } else { Action::ObserveSession { own } };
         self.permit(&p, action, verb, |p| format!("a {} may not {verb} session {id} of {}", p.role, s.owner))?;
+        // Someone else's session reaches this viewer's terminal only through the filter
+        // (unless their role is configured to see output unfiltered).
+        let filtered = !own && !self.config.unfiltered_roles.contains(&p.role);
         let viewer = s
-            .attach(writer, p.user_id, self.config.max_viewers)
+            .attach(writer, p.user_id, self.config.max_viewers, filtered)
             .map_err(|why| self.refused(&p, verb, &why, Error::Forbidden(why.clone())))?;
         self.record(
             p.stamp(AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())).with("session", s.id),

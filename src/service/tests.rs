@@ -62,9 +62,9 @@ fn a_lock_applies_to_the_next_call_of_a_principal_obtained_before_it() {
 fn a_role_change_applies_to_the_next_call() {
     let (_d, svc) = service();
     let bob = user(&svc, "bob", Role::Auditor);
-    assert!(svc.audit_events(&bob, 10).is_ok());
+    assert!(svc.audit_events(&bob, 10, None).is_ok());
     svc.set_role(&Principal::local_admin(), "bob", Role::Viewer).unwrap();
-    assert!(matches!(svc.audit_events(&bob, 10), Err(Error::Forbidden(_))), "the principal still says auditor; the store does not");
+    assert!(matches!(svc.audit_events(&bob, 10, None), Err(Error::Forbidden(_))), "the principal still says auditor; the store does not");
 }
 
 #[test]

@@ -16,8 +16,6 @@
 //! goes out as U+FFFD, so that what is dropped between its lead byte and the bytes after
 //! cannot join them into another character (`C2`, a dropped query, `9B` would make CSI).
 
-#![cfg_attr(not(test), expect(dead_code, reason = "wired into observe, attach and rec play next; remove then"))]
-
 const BEL: u8 = 0x07;
 const ENQ: u8 = 0x05;
 const CAN: u8 = 0x18;

@@ -56,6 +56,10 @@ pub struct Viewer {
     pub writer: bool,
     /// The watching user's id (0: the host's own shell).
     pub user_id: i64,
+    /// For anyone but the session's owner: what could act on their machine (clipboard,
+    /// titles, queries the terminal would answer) is dropped ([`filter`]). The owner's own
+    /// view is byte-exact.
+    filter: Option<Mutex<filter::OutputFilter>>,
     queue: Mutex<(VecDeque<Vec<u8>>, usize)>,
     pub notify: tokio::sync::Notify,
     pub gone: AtomicBool,
@@ -90,14 +94,26 @@ impl Viewer {
     fn push(&self, bytes: &[u8], snapshot: &dyn Fn() -> Vec<u8>) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.1 + bytes.len() > VIEWER_BUDGET {
-            // Too far behind: forget the backlog, show the current screen instead.
+            // Too far behind: forget the backlog, show the current screen instead (through
+            // a fresh filter: the snapshot starts from a clean terminal state).
             q.0.clear();
-            let snap = snapshot();
+            let snap = match &self.filter {
+                Some(f) => {
+                    let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                    *f = filter::OutputFilter::new();
+                    f.filter(&snapshot())
+                }
+                None => snapshot(),
+            };
             q.1 = snap.len();
             q.0.push_back(snap);
         } else {
+            let bytes = match &self.filter {
+                Some(f) => f.lock().unwrap_or_else(|e| e.into_inner()).filter(bytes),
+                None => bytes.to_vec(),
+            };
             q.1 += bytes.len();
-            q.0.push_back(bytes.to_vec());
+            q.0.push_back(bytes);
         }
         drop(q);
         self.notify.notify_one();
@@ -165,13 +181,14 @@ impl Session {
         self.started.elapsed()
     }
 
-    /// Adds a viewer for user `user_id`, at most `max` per session; it first receives the
-    /// current screen. The screen lock is held until the viewer is registered, so no output
+    /// Adds a viewer for user `user_id`, at most `max` per session, its output `filtered`
+    /// or byte-exact; it first receives the current screen. The screen lock is held until the viewer is registered, so no output
     /// falls between the snapshot and the stream.
-    pub fn attach(&self, writer: bool, user_id: i64, max: usize) -> Result<Arc<Viewer>, String> {
+    pub fn attach(&self, writer: bool, user_id: i64, max: usize, filtered: bool) -> Result<Arc<Viewer>, String> {
         let v = Arc::new(Viewer {
             writer,
             user_id,
+            filter: filtered.then(|| Mutex::new(filter::OutputFilter::new())),
             queue: Mutex::new((VecDeque::new(), 0)),
             notify: tokio::sync::Notify::new(),
             gone: AtomicBool::new(false),

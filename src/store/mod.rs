@@ -154,7 +154,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -196,6 +196,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             }
         }
         tx.pragma_update(None, "user_version", 3)?;
+        tx.commit()?;
+    }
+    if version < 4 {
+        // Version 4: the audit log's last event as the host last saw it, so that a log cut
+        // or replaced together with its head is still caught.
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, mac TEXT NOT NULL, at TEXT NOT NULL);",
+        )?;
+        tx.pragma_update(None, "user_version", 4)?;
         tx.commit()?;
     }
     Ok(())
@@ -455,6 +465,23 @@ impl Store {
             (None, _) => Err(StoreError(format!("no recording {id}"))),
             _ => Err(StoreError(format!("{id} matches several recordings; give more of the id"))),
         }
+    }
+
+    /// The audit log's last event as the host last recorded it.
+    pub fn audit_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT seq, mac FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Records the audit log's last event (only ever forward).
+    pub fn set_audit_checkpoint(&self, seq: u64, mac: &str) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO audit_checkpoint (id, seq, mac, at) VALUES (1, ?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, at = excluded.at WHERE excluded.seq >= audit_checkpoint.seq",
+            params![seq as i64, mac, crate::audit::now_rfc3339()],
+        )?;
+        Ok(())
     }
 
     /// The user owning the key with this fingerprint.
