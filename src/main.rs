@@ -1,16 +1,18 @@
 //! `cordon`: the command line. Parses arguments and hands each command to its module; no
 //! policy is decided here.
 
-mod admin;
+mod accounts;
 mod api;
 mod audit;
 mod auth;
-mod commands;
+mod cli;
 mod config;
+mod filter;
 mod masking;
 mod nofollow;
 mod paths;
 mod places;
+mod process;
 mod record;
 mod secrets;
 mod serve;
@@ -19,6 +21,7 @@ mod sessions;
 mod ssh;
 mod store;
 mod text;
+mod tokens;
 mod tui;
 
 use clap::{Parser, Subcommand};
@@ -345,12 +348,9 @@ fn main() {
     let config = config.as_deref();
     let host_command = !matches!(cli.command, Some(Command::Sandbox { .. } | Command::Profile { .. } | Command::Doctor { .. }));
     if host_command {
-        // What the host writes (its database, keys, recordings) is its own; sessions get
-        // the usual 022 back when they start.
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(0o077) };
+        crate::process::private_files();
     }
-    let admin = |f: &dyn Fn(&admin::Admin) -> i32| match admin::Admin::open(dir.clone(), config) {
+    let admin = |f: &dyn Fn(&cli::Admin) -> i32| match cli::Admin::open(dir.clone(), config) {
         Ok(a) => f(&a),
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -359,13 +359,13 @@ fn main() {
     };
     let code = match cli.command {
         Some(Command::User { action }) => match action {
-            UserAction::Add { name, role, keys } => admin(&|a| admin::user_add(a, &name, role, &keys)),
-            UserAction::List { json } => admin(&|a| admin::user_list(a, json)),
-            UserAction::Remove { name } => admin(&|a| admin::user_remove(a, &name)),
-            UserAction::Role { name, role } => admin(&|a| admin::user_role(a, &name, role)),
-            UserAction::Passwd { name, clear } => admin(&|a| admin::user_passwd(a, &name, clear)),
-            UserAction::Lock { name } => admin(&|a| admin::user_lock(a, &name, true)),
-            UserAction::Unlock { name } => admin(&|a| admin::user_lock(a, &name, false)),
+            UserAction::Add { name, role, keys } => admin(&|a| cli::users::user_add(a, &name, role, &keys)),
+            UserAction::List { json } => admin(&|a| cli::users::user_list(a, json)),
+            UserAction::Remove { name } => admin(&|a| cli::users::user_remove(a, &name)),
+            UserAction::Role { name, role } => admin(&|a| cli::users::user_role(a, &name, role)),
+            UserAction::Passwd { name, clear } => admin(&|a| cli::users::user_passwd(a, &name, clear)),
+            UserAction::Lock { name } => admin(&|a| cli::users::user_lock(a, &name, true)),
+            UserAction::Unlock { name } => admin(&|a| cli::users::user_lock(a, &name, false)),
             UserAction::Key { action: KeyAction::Add { name, line, file } } => {
                 let lines: Vec<String> = match (line, file) {
                     (Some(l), None) => vec![l],
@@ -381,47 +381,51 @@ fn main() {
                         std::process::exit(2);
                     }
                 };
-                admin(&|a| lines.iter().map(|l| admin::key_add(a, &name, l)).max().unwrap_or(0))
+                admin(&|a| lines.iter().map(|l| cli::users::key_add(a, &name, l)).max().unwrap_or(0))
             }
-            UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| admin::key_list(a, &name, json)),
-            UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => admin(&|a| admin::key_remove(a, &name, &fingerprint)),
+            UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| cli::users::key_list(a, &name, json)),
+            UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => {
+                admin(&|a| cli::users::key_remove(a, &name, &fingerprint))
+            }
         },
-        Some(Command::Token { action: TokenCmd::Issue { user } }) => admin(&|a| admin::token_issue(a, &user)),
-        Some(Command::Token { action: TokenCmd::Rotate }) => admin(&|a| admin::token_rotate(a)),
-        Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| record::cli::rotate(a)),
+        Some(Command::Token { action: TokenCmd::Issue { user } }) => admin(&|a| cli::users::token_issue(a, &user)),
+        Some(Command::Token { action: TokenCmd::Rotate }) => admin(&|a| cli::users::token_rotate(a)),
+        Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| cli::recordings::rotate(a)),
         Some(Command::Rec { action }) => match action {
-            RecAction::Ls { user, since, json } => admin(&|a| record::cli::ls(a, user.as_deref(), since.as_deref(), json)),
-            RecAction::Info { id } => admin(&|a| record::cli::info(a, &id)),
+            RecAction::Ls { user, since, json } => admin(&|a| cli::recordings::ls(a, user.as_deref(), since.as_deref(), json)),
+            RecAction::Info { id } => admin(&|a| cli::recordings::info(a, &id)),
             RecAction::Play { id, speed, idle_limit, at } => {
-                admin(&|a| record::cli::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
+                admin(&|a| cli::recordings::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
             }
-            RecAction::Screen { id, at } => admin(&|a| record::cli::screen(a, &id, at)),
-            RecAction::Search { pattern, user, since } => admin(&|a| record::cli::search(a, &pattern, user.as_deref(), since.as_deref())),
-            RecAction::Hold { id } => admin(&|a| record::cli::hold(a, &id, true)),
-            RecAction::Release { id } => admin(&|a| record::cli::hold(a, &id, false)),
+            RecAction::Screen { id, at } => admin(&|a| cli::recordings::screen(a, &id, at)),
+            RecAction::Search { pattern, user, since } => {
+                admin(&|a| cli::recordings::search(a, &pattern, user.as_deref(), since.as_deref()))
+            }
+            RecAction::Hold { id } => admin(&|a| cli::recordings::hold(a, &id, true)),
+            RecAction::Release { id } => admin(&|a| cli::recordings::hold(a, &id, false)),
             RecAction::Verify { id, all } => {
                 if id.is_none() && !all {
                     eprintln!("cordon: give a recording id or --all");
                     2
                 } else {
-                    admin(&|a| record::cli::verify(a, id.as_deref()))
+                    admin(&|a| cli::recordings::verify(a, id.as_deref()))
                 }
             }
             RecAction::Export { id, format, raw, output } => {
                 let fmt = if raw { "raw".to_string() } else { format };
-                admin(&|a| record::cli::export(a, &id, &fmt, output.as_deref()))
+                admin(&|a| cli::recordings::export(a, &id, &fmt, output.as_deref()))
             }
         },
-        Some(Command::Audit { action: AuditAction::Verify { against } }) => admin::audit_verify(&dir, against.as_deref()),
-        Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => admin::audit_tail(&dir, lines, follow, json),
+        Some(Command::Audit { action: AuditAction::Verify { against } }) => cli::audit::verify(&dir, against.as_deref()),
+        Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => cli::audit::tail(&dir, lines, follow, json),
         Some(Command::Sandbox { profile, workspace, print_policy, hide, uid, gid, user_name, home, no_links, command }) => {
             let identity = uid.map(|uid| sandbox::Identity {
                 uid,
                 gid: gid.unwrap_or(uid),
                 name: user_name.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty())).unwrap_or_else(|| "sandbox".into()),
             });
-            let options = commands::SandboxOptions { workspace, print_policy, hide, home, identity, no_links };
-            commands::sandbox(&profile, options, command)
+            let options = cli::sandbox::SandboxOptions { workspace, print_policy, hide, home, identity, no_links };
+            cli::sandbox::sandbox(&profile, options, command)
         }
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
@@ -435,11 +439,13 @@ fn main() {
             }
         },
         Some(Command::Profile { action: ProfileAction::Check { profile, workspace, json } }) => {
-            commands::profile_check(&profile, workspace, json)
+            cli::sandbox::profile_check(&profile, workspace, json)
         }
-        Some(Command::Profile { action: ProfileAction::Explain { profile, workspace } }) => commands::profile_explain(&profile, workspace),
-        Some(Command::Profile { action: ProfileAction::List }) => commands::profile_list(),
-        Some(Command::Doctor { json }) => commands::doctor(json, &dir, config),
+        Some(Command::Profile { action: ProfileAction::Explain { profile, workspace } }) => {
+            cli::sandbox::profile_explain(&profile, workspace)
+        }
+        Some(Command::Profile { action: ProfileAction::List }) => cli::sandbox::profile_list(),
+        Some(Command::Doctor { json }) => cli::sandbox::doctor(json, &dir, config),
         None => tui::embedded(dir.clone(), config),
     };
     std::process::exit(code);

@@ -45,24 +45,9 @@ pub fn serve(dir: DataDir, config_path: Option<&Path>) -> i32 {
     }
 }
 
-/// Lets the host use every file descriptor its hard limit allows (connections, sessions'
-/// terminals and recordings); the soft limit is often far lower.
-pub fn raise_open_files() {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
-    // The host holds keys: no core dumps, no ptrace by other users' processes.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    raise_open_files();
+    crate::process::not_dumpable();
+    crate::process::raise_open_files();
     let config = Config::load(config_path, &dir.root)?;
     check_uid_range(&config)?;
     let key = host_key(&dir.host_key())?;

@@ -31,6 +31,12 @@ fn escape_into(out: &mut String, c: char) {
     }
 }
 
+/// Splits a command line into words as a POSIX shell would (quotes group, `\\` escapes),
+/// with the `shlex` crate: what `ssh HOST COMMAND` and the TUI's command field receive.
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    shlex::split(s).ok_or_else(|| "unterminated quote or a trailing backslash".to_string())
+}
+
 /// `s` with every unsafe character escaped (a single line: newlines are escaped too).
 pub fn printable(s: &str) -> Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
@@ -85,6 +91,14 @@ pub fn json(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(split_words("run -- sh -c 'echo hi; exit 3'").unwrap(), vec!["run", "--", "sh", "-c", "echo hi; exit 3"]);
+        assert_eq!(split_words(r#"new --name "my box" -- a\ b"#).unwrap(), vec!["new", "--name", "my box", "--", "a b"]);
+        assert!(split_words("echo 'open").is_err());
+        assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
+    }
 
     #[test]
     fn escape_sequences_in_a_string_are_shown_not_obeyed() {

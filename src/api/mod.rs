@@ -7,7 +7,6 @@
 mod listen;
 mod routes;
 mod tls;
-pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +22,7 @@ use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::service::{Principal, Service};
-use tokens::Claims;
+use crate::tokens::Claims;
 
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 64 << 10;

@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::tokens::TokenPair;
 use super::{Api, ApiError, Auth, Peer, RequestId};
 use crate::service::NewSession;
 use crate::sessions::Session;
+use crate::tokens::TokenPair;
 
 type Result<T> = std::result::Result<T, ApiError>;
 

@@ -2,7 +2,6 @@
 //! (the container is in `format`), listed in the store's catalog, verified and exported
 //! (asciicast v2 and v3 for asciinema's tools, or the raw output bytes).
 
-pub mod cli;
 pub mod format;
 pub mod play;
 
@@ -18,10 +17,32 @@ pub enum FailurePolicy {
     BestEffort,
 }
 
-/// Where recordings go and the key they are sealed with.
 /// Failed recording writes since the host started (for /metrics).
 pub static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// What a recording's header says about its session.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub user: String,
+    pub profile: String,
+    /// The command as run (masked before it is written).
+    pub command: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: String,
+}
+
+/// A line of a recording that matched a search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub recording: String,
+    pub user: String,
+    /// Seconds from the recording's start.
+    pub at: f64,
+    pub line: String,
+}
+
+/// Where recordings go and the key they are sealed with.
 pub struct Recorder {
     pub dir: PathBuf,
     keys: Keyring,
@@ -41,7 +62,7 @@ impl Recorder {
     }
 
     /// Starts a recording for a session.
-    pub fn start(&self, session: u64, spec: &crate::sessions::Spec) -> Result<(Header, PathBuf, Writer), String> {
+    pub fn start(&self, session: u64, meta: &Meta) -> Result<(Header, PathBuf, Writer), String> {
         let id = crate::secrets::hex(&crate::secrets::random_bytes(8).map_err(|e| e.to_string())?);
         let salt = crate::secrets::hex(&crate::secrets::random_bytes(16).map_err(|e| e.to_string())?);
         // Read per recording, so that `cordon key rotate` applies without a restart.
@@ -50,12 +71,12 @@ impl Recorder {
         let header = Header {
             id: id.clone(),
             session,
-            user: spec.owner.clone(),
-            profile: spec.confinement.profile.clone(),
-            command: crate::masking::mask_argv(&spec.command),
-            cols: spec.cols,
-            rows: spec.rows,
-            term: spec.term.clone(),
+            user: meta.user.clone(),
+            profile: meta.profile.clone(),
+            command: crate::masking::mask_argv(&meta.command),
+            cols: meta.cols,
+            rows: meta.rows,
+            term: meta.term.clone(),
             started,
             key_id,
             salt,
@@ -259,7 +280,7 @@ pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_ag
 /// Lines of text that appeared in a recording's output, with the time each was completed:
 /// What a search across recordings found.
 pub struct Found {
-    pub hits: Vec<crate::service::Hit>,
+    pub hits: Vec<Hit>,
     pub searched: usize,
     /// Recordings that could not be read (damaged, or their key is missing).
     pub unreadable: Vec<String>,
@@ -278,7 +299,7 @@ pub fn search(dir: &crate::paths::DataDir, list: &[crate::store::RecordingEntry]
         found.searched += 1;
         for (at, line) in screen_lines(&rec) {
             if line.contains(pattern) {
-                found.hits.push(crate::service::Hit { recording: r.id.clone(), user: r.user.clone(), at, line });
+                found.hits.push(Hit { recording: r.id.clone(), user: r.user.clone(), at, line });
             }
         }
     }

@@ -235,11 +235,11 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
     // The recording's output reaches the auditor's own terminal: what would act on their
     // machine (clipboard, titles, queries their terminal would answer into this very
     // shell) is dropped. `rec export --raw` keeps every byte.
-    let mut filter = crate::sessions::filter::OutputFilter::new();
+    let mut filter = crate::filter::OutputFilter::new();
     let mut speed = opts.speed.max(0.01);
     let screen = stream.seek(opts.at);
     if opts.at > 0.0 {
-        out.write_all(&crate::sessions::filter::filter_all(&screen))?;
+        out.write_all(&crate::filter::filter_all(&screen))?;
     }
     let mut clock = opts.at;
     let mut paused = false;
@@ -272,8 +272,8 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
                         Key::NextMarker => stream.markers().into_iter().filter(|&t| t > clock + 0.001).reduce(f64::min).unwrap_or(clock),
                         _ => stream.markers().into_iter().filter(|&t| t < clock - 0.5).reduce(f64::max).unwrap_or(0.0),
                     };
-                    filter = crate::sessions::filter::OutputFilter::new();
-                    out.write_all(&crate::sessions::filter::filter_all(&stream.seek(to)))?;
+                    filter = crate::filter::OutputFilter::new();
+                    out.write_all(&crate::filter::filter_all(&stream.seek(to)))?;
                     out.flush()?;
                     clock = to;
                     next = stream.next();

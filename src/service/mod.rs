@@ -13,7 +13,7 @@ mod sessions;
 mod throttle;
 mod users;
 
-pub use recordings::{Filter, Hit};
+pub use recordings::Filter;
 pub use runs::RunRequest;
 pub use sessions::NewSession;
 pub use users::UserInfo;
@@ -44,7 +44,7 @@ impl Principal {
     /// The host's own shell: whoever can open the data directory administers cordon.
     pub fn local_admin() -> Principal {
         Principal {
-            user: format!("local:{}", crate::admin::local_account()),
+            user: format!("local:{}", crate::accounts::current()),
             user_id: 0,
             role: Role::Admin,
             address: "local".into(),
@@ -102,7 +102,7 @@ pub struct Service {
     /// Users' homes and workspaces.
     pub places: Places,
     /// API token signing and checking.
-    pub tokens: Arc<crate::api::tokens::Tokens>,
+    pub tokens: Arc<crate::tokens::Tokens>,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -137,7 +137,7 @@ impl Service {
             config.recording_enabled,
         )?);
         let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
-        let tokens = Arc::new(crate::api::tokens::Tokens::open(&dir, &config.api_signing)?);
+        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
         let places = Places::new(&config);
         if config.password_login {
             crate::auth::password::warm();

@@ -12,14 +12,7 @@ use crate::auth::{allowed, Action};
 use crate::record::format;
 use crate::store::RecordingEntry;
 
-/// A line of a recording that matched a search.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub recording: String,
-    pub user: String,
-    pub at: f64,
-    pub line: String,
-}
+use crate::record::Hit;
 
 /// Which recordings a listing or a search covers.
 #[derive(Debug, Clone, Default)]

@@ -3,10 +3,10 @@
 //! refresh), so that each rule and each audit event exists once.
 
 use super::{failed, Error, Principal, Result, Service};
-use crate::api::tokens::{Claims, RefreshError, TokenPair};
 use crate::audit::AuditEvent;
 use crate::auth::{Action, Role};
 use crate::store::{Key, User};
+use crate::tokens::{Claims, RefreshError, TokenPair};
 
 /// A user as the admin view shows it.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl Service {
         if self.last_admin(&u) {
             return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
         }
-        self.store.revoke_user_tokens(u.id, crate::api::tokens::now()).map_err(failed)?;
+        self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
         self.store.remove_user(name).map_err(failed)?;
         self.end_everything_of(u.id);
         let moved = self.places.retire(&u).map_err(|e| Error::Failed(format!("{name} is removed, but their files stay in place: {e}")));
@@ -163,7 +163,7 @@ impl Service {
         self.store.set_locked(name, locked).map_err(failed)?;
         let mut ended = 0;
         if locked {
-            self.store.revoke_user_tokens(u.id, crate::api::tokens::now()).map_err(failed)?;
+            self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
             ended = self.end_everything_of(u.id);
         }
         let event = if locked { "user.lock" } else { "user.unlock" };
@@ -233,7 +233,7 @@ impl Service {
             self.permit(&p, Action::ManageUsers, "revoke tokens", |p| format!("a {} may not revoke another user's tokens", p.role))?;
         }
         let u = self.user_named(name)?;
-        self.store.revoke_user_tokens(u.id, crate::api::tokens::now()).map_err(failed)?;
+        self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
         self.record(p.stamp(AuditEvent::new("token.revoke", p.user.clone())).with("user", name.to_string()));
         Ok(())
     }
@@ -257,7 +257,7 @@ impl Service {
     /// Starts signing API tokens with a new key (admins); earlier tokens stay valid.
     pub fn rotate_token_key(&self, p: &Principal) -> Result<String> {
         let p = self.manage(p, "token rotate")?;
-        let kid = crate::api::tokens::Tokens::rotate(&self.dir, &self.config.api_signing).map_err(Error::Failed)?;
+        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing).map_err(Error::Failed)?;
         self.record(p.stamp(AuditEvent::new("token.rotate_key", p.user.clone())).with("kid", kid.clone()));
         Ok(kid)
     }
@@ -305,7 +305,7 @@ impl Service {
         if !self.config.password_login {
             return Err(Error::Forbidden("password logins are off here".into()));
         }
-        let now = crate::api::tokens::now();
+        let now = crate::tokens::now();
         let name = offered_name(user);
         let subjects = [format!("user:{name}"), format!("addr:{}", address_of(peer))];
         let locked_out =
@@ -387,9 +387,9 @@ impl Service {
     pub fn logout(&self, p: &Principal, claims: &Claims, refresh: Option<&str>) -> Result<()> {
         self.store.revoke_jti(&claims.jti, claims.exp).map_err(failed)?;
         if let Some(r) = refresh {
-            if let Ok(Some((owner, family))) = self.store.refresh_family(&crate::api::tokens::hash(r)) {
+            if let Ok(Some((owner, family))) = self.store.refresh_family(&crate::tokens::hash(r)) {
                 if owner == p.user_id {
-                    self.store.revoke_family(&family, crate::api::tokens::now() + crate::api::tokens::ACCESS_SECONDS).map_err(failed)?;
+                    self.store.revoke_family(&family, crate::tokens::now() + crate::tokens::ACCESS_SECONDS).map_err(failed)?;
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! and every viewer's bounded queue; a viewer that falls behind is resynced from the screen
 //! instead of slowing the session or growing memory.
 
-pub mod filter;
 mod recording;
 pub mod spawner;
 
@@ -51,15 +50,29 @@ pub struct Spec {
     pub term: String,
 }
 
+impl Spec {
+    /// What its recording's header says.
+    fn recording(&self) -> crate::record::Meta {
+        crate::record::Meta {
+            user: self.owner.clone(),
+            profile: self.confinement.profile.clone(),
+            command: self.command.clone(),
+            cols: self.cols,
+            rows: self.rows,
+            term: self.term.clone(),
+        }
+    }
+}
+
 /// A client watching (and maybe typing into) a session.
 pub struct Viewer {
     pub writer: bool,
     /// The watching user's id (0: the host's own shell).
     pub user_id: i64,
     /// For anyone but the session's owner: what could act on their machine (clipboard,
-    /// titles, queries the terminal would answer) is dropped ([`filter`]). The owner's own
+    /// titles, queries the terminal would answer) is dropped ([`crate::filter`]). The owner's own
     /// view is byte-exact.
-    filter: Option<Mutex<filter::OutputFilter>>,
+    filter: Option<Mutex<crate::filter::OutputFilter>>,
     queue: Mutex<(VecDeque<Vec<u8>>, usize)>,
     pub notify: tokio::sync::Notify,
     pub gone: AtomicBool,
@@ -100,7 +113,7 @@ impl Viewer {
             let snap = match &self.filter {
                 Some(f) => {
                     let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-                    *f = filter::OutputFilter::new();
+                    *f = crate::filter::OutputFilter::new();
                     f.filter(&snapshot())
                 }
                 None => snapshot(),
@@ -188,7 +201,7 @@ impl Session {
         let v = Arc::new(Viewer {
             writer,
             user_id,
-            filter: filtered.then(|| Mutex::new(filter::OutputFilter::new())),
+            filter: filtered.then(|| Mutex::new(crate::filter::OutputFilter::new())),
             queue: Mutex::new((VecDeque::new(), 0)),
             notify: tokio::sync::Notify::new(),
             gone: AtomicBool::new(false),
@@ -377,8 +390,10 @@ impl Hub {
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
         let (lane, pending) = if self.recorder.enabled {
-            let (header, rec_path, writer) =
-                self.recorder.start(id, &spec).map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
+            let (header, rec_path, writer) = self
+                .recorder
+                .start(id, &spec.recording())
+                .map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
             self.store
                 .add_recording(&RecordingEntry {
                     id: header.id.clone(),

@@ -10,47 +10,6 @@ use std::time::Duration;
 pub const USAGE: &str =
     "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token";
 
-/// Splits a command line into words: whitespace separates, '...' and "..." group, \ escapes.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => cur.extend(chars.next()),
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, '\\') => {
-                cur.extend(chars.next());
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quote".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
 /// `--profile P`, `--name N`, `--json`, then `-- CMD...`.
 #[derive(Default, Debug, PartialEq)]
 struct Args {
@@ -104,7 +63,7 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: &mut SshSession) -> Result<(), russh::Error> {
-    let words = match split_words(line) {
+    let words = match crate::text::split_words(line) {
         Ok(w) => w,
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {e}\n"), 2),
     };
@@ -250,14 +209,6 @@ fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, principal: cra
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_split_like_a_shell() {
-        assert_eq!(split_words("run -- sh -c 'echo hi; exit 3'").unwrap(), vec!["run", "--", "sh", "-c", "echo hi; exit 3"]);
-        assert_eq!(split_words(r#"new --name "my box" -- a\ b"#).unwrap(), vec!["new", "--name", "my box", "--", "a b"]);
-        assert!(split_words("echo 'open").is_err());
-        assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
-    }
 
     #[test]
     fn options_come_before_the_command() {

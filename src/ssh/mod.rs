@@ -10,7 +10,6 @@
 mod commands;
 mod listen;
 
-pub use commands::split_words;
 pub use listen::serve;
 
 use crate::audit::AuditEvent;

@@ -544,7 +544,7 @@ impl App {
                         profile: profiles.get(*profile).cloned(),
                         workspace: Some(fields[0].text.trim().to_string()).filter(|w| !w.is_empty()),
                         name: fields[1].text.trim().to_string(),
-                        command: match crate::ssh::split_words(&fields[2].text) {
+                        command: match crate::text::split_words(&fields[2].text) {
                             Ok(words) => words,
                             Err(e) => {
                                 self.status = format!("command: {e}");

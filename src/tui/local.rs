@@ -56,7 +56,7 @@ impl Drop for RawMode {
 /// with `cordon user ...`), so an account new to it is added as an admin, audited.
 fn local_principal(svc: &Service) -> Result<Principal, String> {
     // SAFETY: geteuid cannot fail.
-    let name = super::socket::account(unsafe { libc::geteuid() }).ok_or("cannot tell which OS user this is")?;
+    let name = crate::accounts::name_of(unsafe { libc::geteuid() }).ok_or("cannot tell which OS user this is")?;
     if !crate::store::valid_user_name(&name) {
         return Err(format!("the OS user name \"{name}\" is not a valid cordon user name"));
     }
@@ -129,7 +129,7 @@ where
 }
 
 fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
-    crate::serve::raise_open_files();
+    crate::process::raise_open_files();
     let config = Config::load(config, &dir.root)?;
     let (svc, tightened) = Service::open(dir, config)?;
     for t in &tightened {

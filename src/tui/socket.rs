@@ -48,21 +48,6 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> Option<Input> {
     }
 }
 
-/// The OS account name of `uid`.
-pub fn account(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: getpwuid_r writes into `pw` and `buf`, which outlive the call; `found` says
-    // whether an entry was found.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) != 0 || found.is_null() || pw.pw_name.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr(pw.pw_name).to_str().ok().map(str::to_string)
-    }
-}
-
 /// Listens on `path` (replacing a stale socket) and serves the TUI to each connection.
 pub fn listen(svc: Arc<Service>, path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent() {
@@ -91,7 +76,7 @@ async fn serve(svc: Arc<Service>, stream: UnixStream) {
     };
     let address = format!("local uid {uid}");
     let (mut rd, mut wr) = stream.into_split();
-    let name = account(uid).unwrap_or_else(|| format!("uid-{uid}"));
+    let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
     let me = match svc.principal(&name, &address) {
         Ok(p) => p,
         Err(e) => {

@@ -1,25 +1,11 @@
 //! `cordon rec ...` and `cordon key rotate`: the recording catalog from the host's shell,
-//! through the service layer as the host's own shell (see [`crate::admin`]). Every read of
+//! through the service layer as the host's own shell (see [`crate::cli`]). Every read of
 //! a recording's content is audited before anything is shown.
 
-use crate::admin::Admin;
+use super::{fail, tryc, Admin};
 use crate::service::Filter;
 use std::io::Write;
 use std::path::Path;
-
-fn fail(e: impl std::fmt::Display) -> i32 {
-    eprintln!("cordon: {}", crate::text::printable_lines(&e.to_string()));
-    1
-}
-
-macro_rules! tryc {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return fail(e),
-        }
-    };
-}
 
 /// `cordon key rotate`: new recordings use a new master key; old ones stay readable.
 pub fn rotate(a: &Admin) -> i32 {
@@ -142,9 +128,9 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
 }
 
 /// `cordon rec play ID`: replays in the terminal (audited).
-pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
+pub fn play(a: &Admin, id: &str, opts: &crate::record::play::PlayOptions) -> i32 {
     let (_, reader) = tryc!(a.svc.open_reader(&a.me, id, opts.at));
-    match super::play::play(&mut super::play::Stream::new(reader), opts) {
+    match crate::record::play::play(&mut crate::record::play::Stream::new(reader), opts) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
@@ -154,7 +140,7 @@ pub fn play(a: &Admin, id: &str, opts: &super::play::PlayOptions) -> i32 {
 /// without reading the whole recording (audited like playback).
 pub fn screen(a: &Admin, id: &str, at: f64) -> i32 {
     let (header, events) = tryc!(a.svc.screen_at(&a.me, id, at));
-    let drawn = crate::sessions::filter::filter_all(&super::play::render(header.cols, header.rows, &events));
+    let drawn = crate::filter::filter_all(&crate::record::play::render(header.cols, header.rows, &events));
     match std::io::stdout().write_all(&drawn).and_then(|_| std::io::stdout().write_all(b"\r\n")) {
         Ok(()) => 0,
         Err(e) => fail(e),
