@@ -1,7 +1,7 @@
 //! `cordon serve`: the host. Opens the store and the audit log, loads (or makes, once) the
 //! SSH host key, listens, and on SIGTERM or SIGINT ends every session and stops cleanly.
 
-use crate::audit::AuditEvent;
+use crate::audit::Kind;
 use crate::config::Config;
 use crate::paths::DataDir;
 use crate::service::Service;
@@ -56,8 +56,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     for t in &tightened {
         println!("cordon: tightened: {t}");
     }
-    let (store, audit, hub) = (service.store.clone(), service.audit.clone(), service.hub.clone());
-    let users = store.users().map_err(|e| e.to_string())?;
+    let has_users = service.has_users().map_err(|e| e.to_string())?;
     let shared = Shared::new(service.clone(), config.clone());
 
     let mut methods = russh::MethodSet::empty();
@@ -83,8 +82,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
-        let _ = audit
-            .record(AuditEvent::new("serve.start", "cordon").with("listen", local.clone()).with("recording", config.recording_enabled));
+        service.host_started(&local)?;
         println!("cordon: listening on {local} (SSH); host key {fingerprint}");
         println!(
             "cordon: data in {}; users' homes in {}, workspaces in {}",
@@ -99,7 +97,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         if !config.recording_enabled {
             println!("cordon: WARNING: recordings are off ([recordings] enabled = false): sessions are not recorded");
         }
-        if users.is_empty() {
+        if !has_users {
             println!("cordon: no users yet. Add the first admin with:");
             println!("    cordon --data-dir {} user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"", dir.root.display());
         }
@@ -118,10 +116,11 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         let _ = std::io::stdout().flush();
 
         if let Some(age) = config.retention {
-            let (store, audit) = (store.clone(), audit.clone());
+            let purging = service.clone();
             tokio::spawn(async move {
                 loop {
-                    let purged = crate::record::purge(&store, &audit, age);
+                    let svc = purging.clone();
+                    let purged = tokio::task::spawn_blocking(move || svc.purge_recordings()).await.unwrap_or_default();
                     if !purged.is_empty() {
                         println!("cordon: purged {} recordings past the retention of {} s", purged.len(), age.as_secs());
                     }
@@ -158,15 +157,8 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
             "cordon is shutting down".to_string()
         };
         crate::ssh::serve(listener, ssh_config, shared, stop).await;
-        hub.end_all();
-        // Give session readers a moment to record each session's end.
-        for _ in 0..50 {
-            if hub.list().is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let _ = audit.record(AuditEvent::new("serve.stop", "cordon"));
+        let stopping = service.clone();
+        let _ = tokio::task::spawn_blocking(move || stopping.host_stopping(Some(Kind::ServeStop))).await;
         println!("cordon: stopped");
         Ok::<(), String>(())
     })

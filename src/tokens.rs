@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::paths::DataDir;
 use crate::secrets::{hex, random_bytes, write_private};
-use crate::store::{Refresh, Store, User};
+use crate::store::{Refresh, Store, StoreError, User};
 
 pub const ISSUER: &str = "cordon";
 pub const AUDIENCE: &str = "cordon-api";
@@ -51,6 +51,21 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds the access token is valid.
     pub expires_in: i64,
+}
+
+/// Why a token could not be made or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token is not good (malformed, another algorithm or key, expired, revoked): the
+    /// caller is not authenticated.
+    #[error("{0}")]
+    Refused(String),
+    /// The signing keys could not be read or made, or a token could not be signed.
+    #[error("{0}")]
+    Keys(String),
+    /// The store could not be asked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub fn now() -> i64 {
@@ -205,7 +220,7 @@ impl Tokens {
     }
 
     /// A new access token for `user` in login `family`, and its claims.
-    pub fn access(&self, user: &User, family: &str) -> Result<(String, Claims), String> {
+    pub fn access(&self, user: &User, family: &str) -> Result<(String, Claims), TokenError> {
         let now = now();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -216,35 +231,37 @@ impl Tokens {
             exp: now + ACCESS_SECONDS,
             nbf: now,
             iat: now,
-            jti: hex(&random_bytes(16).map_err(|e| e.to_string())?),
+            jti: hex(&random_bytes(16).map_err(|e| TokenError::Keys(format!("random bytes: {e}")))?),
         };
-        let (kid, key) = self.signer().ok_or("no API signing key")?;
+        let (kid, key) = self.signer().ok_or_else(|| TokenError::Keys("no API signing key".into()))?;
         let mut header = Header::new(self.algorithm);
         header.kid = Some(kid);
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| format!("signing a token: {e}"))?;
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| TokenError::Keys(format!("signing a token: {e}")))?;
         Ok((token, claims))
     }
 
     /// A new pair: an access token and a refresh token in `family` (a new family if None).
-    pub fn pair(&self, store: &Store, user: &User, family: Option<&str>) -> Result<TokenPair, String> {
+    pub fn pair(&self, store: &Store, user: &User, family: Option<&str>) -> Result<TokenPair, TokenError> {
+        let random = |n| random_bytes(n).map(|b| hex(&b)).map_err(|e| TokenError::Keys(format!("random bytes: {e}")));
         let family = match family {
             Some(f) => f.to_string(),
-            None => hex(&random_bytes(16).map_err(|e| e.to_string())?),
+            None => random(16)?,
         };
         let (access_token, _) = self.access(user, &family)?;
-        let refresh = format!("cr_{}", hex(&random_bytes(32).map_err(|e| e.to_string())?));
-        store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS).map_err(|e| e.to_string())?;
+        let refresh = format!("cr_{}", random(32)?);
+        store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS)?;
         Ok(TokenPair { access_token, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_SECONDS })
     }
 
     /// Checks an access token: signature with the key its `kid` names, the pinned algorithm,
     /// issuer, audience, times, and that it was not revoked. Returns its claims.
-    pub fn verify(&self, store: &Store, token: &str) -> Result<Claims, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_string())?;
+    pub fn verify(&self, store: &Store, token: &str) -> Result<Claims, TokenError> {
+        let refused = |why: &str| TokenError::Refused(why.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed token"))?;
         if header.alg != self.algorithm {
-            return Err(format!("tokens here are signed with {:?}, not {:?}", self.algorithm, header.alg));
+            return Err(TokenError::Refused(format!("tokens here are signed with {:?}, not {:?}", self.algorithm, header.alg)));
         }
-        let key = header.kid.as_deref().and_then(|k| self.verifier(k)).ok_or("unknown signing key")?;
+        let key = header.kid.as_deref().and_then(|k| self.verifier(k)).ok_or_else(|| refused("unknown signing key"))?;
         let mut v = Validation::new(self.algorithm);
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
@@ -252,22 +269,20 @@ impl Tokens {
         v.validate_nbf = true;
         v.leeway = 5;
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
-            jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet".to_string(),
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => refused("the token has expired"),
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => refused("the token is not valid yet"),
             jsonwebtoken::errors::ErrorKind::InvalidIssuer | jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                "the token was not issued for this API".to_string()
+                refused("the token was not issued for this API")
             }
-            _ => "invalid token".to_string(),
+            _ => refused("invalid token"),
         })?;
         let c = data.claims;
         if c.jti.len() < 16 {
-            return Err("the token has no id".into());
+            return Err(refused("the token has no id"));
         }
-        let revoked = store.is_revoked(&c.jti).map_err(|e| e.to_string())?
-            || store.family_revoked(&c.fam).map_err(|e| e.to_string())?
-            || c.iat < store.token_cutoff(c.uid).map_err(|e| e.to_string())?;
+        let revoked = store.is_revoked(&c.jti)? || store.family_revoked(&c.fam)? || c.iat < store.token_cutoff(c.uid)?;
         if revoked {
-            return Err("the token was revoked".into());
+            return Err(refused("the token was revoked"));
         }
         Ok(c)
     }
@@ -276,9 +291,9 @@ impl Tokens {
     /// locked. A reused one revokes its whole login.
     pub fn refresh(&self, store: &Store, refresh: &str) -> Result<(User, TokenPair), RefreshError> {
         let now = now();
-        match store.use_refresh(&hash(refresh), now, now + ACCESS_SECONDS).map_err(|e| RefreshError::Failed(e.to_string()))? {
+        match store.use_refresh(&hash(refresh), now, now + ACCESS_SECONDS).map_err(|e| RefreshError::Failed(e.into()))? {
             Refresh::Valid { user_id, family } => {
-                let user = match store.user_by_id(user_id).map_err(|e| RefreshError::Failed(e.to_string()))? {
+                let user = match store.user_by_id(user_id).map_err(|e| RefreshError::Failed(e.into()))? {
                     Some(u) if !u.locked => u,
                     _ => return Err(RefreshError::Invalid),
                 };
@@ -295,7 +310,7 @@ impl Tokens {
 pub enum RefreshError {
     Invalid,
     Reused { user_id: i64, family: String },
-    Failed(String),
+    Failed(TokenError),
 }
 
 /// How refresh tokens are stored: never the token itself.

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Remote;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::service::Service;
 
 /// A TLS handshake must finish within this.
@@ -91,7 +91,9 @@ impl Server {
             let Some(place) = self.caps.admit(Some(peer.ip())) else {
                 self.svc.record_bounded(
                     &format!("api.cap:{}", peer.ip()),
-                    AuditEvent::new("api.refused", "anonymous").with("address", peer.to_string()).with("why", "too many open connections"),
+                    AuditEvent::new(Kind::ApiRefused, "anonymous")
+                        .with("address", peer.to_string())
+                        .with("why", "too many open connections"),
                 );
                 continue;
             };

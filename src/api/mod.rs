@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::service::{Principal, Service};
 use crate::tokens::Claims;
 
@@ -149,7 +149,7 @@ impl FromRequestParts<Api> for Auth {
             .map(str::trim);
         let refuse = |why: String| {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            let mut e = AuditEvent::new("api.unauthorized", "anonymous").with("why", why.clone()).with("address", peer.clone());
+            let mut e = AuditEvent::new(Kind::ApiUnauthorized, "anonymous").with("why", why.clone()).with("address", peer.clone());
             if let Some(r) = &request {
                 e = e.with("request", r.clone());
             }
@@ -157,9 +157,14 @@ impl FromRequestParts<Api> for Auth {
             ApiError::new(StatusCode::UNAUTHORIZED, why)
         };
         let Some(token) = bearer else { return Err(refuse("an access token is required (Authorization: Bearer ...)".into())) };
-        let (mut p, claims) = api.svc.authenticate(token, &peer).map_err(refuse)?;
+        let (mut p, claims) = match api.svc.authenticate(token, &peer) {
+            Ok(a) => a,
+            // The host could not check: a 500, not a refusal of the caller.
+            Err(e @ crate::service::Error::Failed(_)) => return Err(e.into()),
+            Err(e) => return Err(refuse(e.to_string())),
+        };
         p.request = request;
-        if let Some(after) = api.limiter.hit(&format!("user:{}", p.user), api.svc.config.api_rate) {
+        if let Some(after) = api.limiter.hit(&format!("user:{}", p.user), api.svc.config().api_rate) {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Err(ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -185,16 +190,16 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     let login = req.uri().path() == "/v1/auth/login" || req.uri().path() == "/v1/auth/refresh";
     let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let limited = if login {
-        api.limiter.hit(&format!("login:{peer}"), api.svc.config.api_login_rate)
+        api.limiter.hit(&format!("login:{peer}"), api.svc.config().api_login_rate)
     } else {
-        api.limiter.hit(&format!("addr:{peer}"), api.svc.config.api_rate.saturating_mul(if peer == "unix" { 10 } else { 1 }))
+        api.limiter.hit(&format!("addr:{peer}"), api.svc.config().api_rate.saturating_mul(if peer == "unix" { 10 } else { 1 }))
     };
     let mut res = match limited {
         Some(after) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             api.svc.record_bounded(
                 &format!("api.rate_limited:{peer}"),
-                AuditEvent::new("api.rate_limited", "anonymous").with("address", peer.clone()).with("request", id.clone()),
+                AuditEvent::new(Kind::ApiRateLimited, "anonymous").with("address", peer.clone()).with("request", id.clone()),
             );
             ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: "too many requests; slow down".into(), retry_after: Some(after) }
                 .into_response()
@@ -208,7 +213,7 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
         let path: String = path.chars().take(200).collect();
         api.svc.record_bounded(
             &format!("api.rejected:{peer}"),
-            AuditEvent::new("api.rejected", "anonymous")
+            AuditEvent::new(Kind::ApiRejected, "anonymous")
                 .with("status", status.as_u16())
                 .with("method", method)
                 .with("path", path)
@@ -253,14 +258,14 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     let server = listen::Server {
         app: app.clone(),
         svc: svc.clone(),
-        caps: listen::Caps::new(svc.config.api_max_connections, svc.config.api_max_connections_per_address),
-        header_timeout: svc.config.api_header_timeout,
+        caps: listen::Caps::new(svc.config().api_max_connections, svc.config().api_max_connections_per_address),
+        header_timeout: svc.config().api_header_timeout,
     };
     let mut said = Vec::new();
-    if let Some(addr) = &svc.config.api_listen {
+    if let Some(addr) = &svc.config().api_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("api: listening on {addr}: {e}"))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone());
-        match &svc.config.api_tls {
+        match &svc.config().api_tls {
             Some((cert, key)) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls::config(cert, key)?);
                 said.push(format!("https://{local}"));
@@ -273,7 +278,7 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
             }
         }
     }
-    if let Some(path) = &svc.config.api_socket {
+    if let Some(path) = &svc.config().api_socket {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!("{} is in use: is another cordon serve running on this data directory?", path.display()));
         }

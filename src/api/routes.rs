@@ -199,7 +199,7 @@ fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
         started: r.started,
         ended: r.ended,
         exit_status: r.exit_status,
-        state: r.state,
+        state: r.state.name().to_string(),
         bytes: r.bytes,
         key_id: r.key_id,
         hold: r.hold,
@@ -326,7 +326,7 @@ async fn login(
     Body(body): Body<LoginIn>,
 ) -> Result<Json<TokenPair>> {
     let svc = &api.svc;
-    if !svc.config.password_login {
+    if !svc.config().password_login {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "password logins are off here; get a token with `ssh HOST token`"));
     }
     match svc.password_login(&body.user, &body.password, &peer.0 .0, "api password").await {
@@ -334,7 +334,7 @@ async fn login(
             p.request = Some(rid.0 .0.clone());
             Ok(Json(svc.login_tokens(&p)?))
         }
-        Err(crate::service::Error::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
+        Err(e @ crate::service::Error::Failed(_)) => Err(e.into()),
         Err(e) => {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
@@ -352,7 +352,7 @@ async fn refresh(
 ) -> Result<Json<TokenPair>> {
     match api.svc.refresh_tokens(&body.refresh_token, &peer.0 .0, &rid.0 .0) {
         Ok(pair) => Ok(Json(pair)),
-        Err(crate::service::Error::Failed(e)) => Err(crate::service::Error::Failed(e).into()),
+        Err(e @ crate::service::Error::Failed(_)) => Err(e.into()),
         Err(e) => {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
@@ -533,14 +533,14 @@ async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Res
         result.map(|o| (o, out, err))
     })
     .await
-    .map_err(|e| ApiError::from(crate::service::Error::Failed(e.to_string())))??;
+    .map_err(|e| ApiError::from(crate::service::Error::failed(e)))??;
     let (o, out, err) = outcome;
     api.metrics.bytes_out.fetch_add((out.len() + err.len()) as u64, Ordering::Relaxed);
     Ok(Json(RunOut {
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
         exit_status: o.exit_status,
-        ended_by: o.ended_by.map(str::to_string),
+        ended_by: o.ended_by.map(|e| e.name().to_string()),
     }))
 }
 
@@ -706,19 +706,19 @@ async fn profiles(State(api): State<Api>, auth: Auth) -> Json<Vec<ProfileOut>> {
 #[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
-    api.svc.may_read_metrics(&auth.p)?;
+    let host = api.svc.figures(&auth.p)?;
     let m = &api.metrics;
-    let sessions = api.svc.hub.list().len();
     let mut out = String::new();
     for (name, help, kind, v) in [
-        ("cordon_sessions", "Sessions running.", "gauge", sessions as u64),
+        ("cordon_sessions", "Sessions running.", "gauge", host.sessions as u64),
         ("cordon_api_requests_total", "API requests.", "counter", m.requests.load(Ordering::Relaxed)),
         ("cordon_api_attaches_total", "WebSocket attaches and observes.", "counter", m.attaches.load(Ordering::Relaxed)),
         ("cordon_api_bytes_out_total", "Terminal and export bytes sent by the API.", "counter", m.bytes_out.load(Ordering::Relaxed)),
         ("cordon_api_bytes_in_total", "Terminal bytes received by the API.", "counter", m.bytes_in.load(Ordering::Relaxed)),
         ("cordon_auth_failures_total", "Refused logins and tokens.", "counter", m.auth_failures.load(Ordering::Relaxed)),
         ("cordon_api_rate_limited_total", "Requests answered 429.", "counter", m.rate_limited.load(Ordering::Relaxed)),
-        ("cordon_recording_errors_total", "Failed recording writes.", "counter", crate::record::ERRORS.load(Ordering::Relaxed)),
+        ("cordon_recording_errors_total", "Failed recording writes.", "counter", host.recording_errors),
+        ("cordon_audit_errors_total", "Audit events that could not be written.", "counter", host.audit_errors),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
     }

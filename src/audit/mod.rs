@@ -7,9 +7,12 @@
 //! runs on across files; retention removes the oldest and says so in the chain. The key
 //! lives in the data directory and is not the recording key.
 
+pub mod catalogue;
 pub mod chain;
 pub mod read;
 pub mod sinks;
+
+pub use catalogue::Kind;
 
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
@@ -45,13 +48,13 @@ impl Default for Options {
 /// An event to record: what happened, who did it, and its details.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    pub event: &'static str,
+    pub event: Kind,
     pub actor: String,
     pub fields: Map<String, Value>,
 }
 
 impl AuditEvent {
-    pub fn new(event: &'static str, actor: impl Into<String>) -> AuditEvent {
+    pub fn new(event: Kind, actor: impl Into<String>) -> AuditEvent {
         AuditEvent { event, actor: actor.into(), fields: Map::new() }
     }
 
@@ -214,7 +217,7 @@ impl AuditLog {
         let mut obj = Map::new();
         obj.insert("seq".into(), Value::from(tail.seq + 1));
         obj.insert("time".into(), Value::from(now_rfc3339()));
-        obj.insert("event".into(), Value::from(event.event));
+        obj.insert("event".into(), Value::from(event.event.name()));
         obj.insert("actor".into(), Value::from(crate::masking::mask_text(&event.actor)));
         for (k, v) in event.fields {
             if !matches!(k.as_str(), "seq" | "time" | "event" | "actor" | "prev" | "mac") {
@@ -299,7 +302,7 @@ impl AuditLog {
             })
             .ok_or("after retention the log has no first event")?;
         self.record(
-            AuditEvent::new("audit.retention", "cordon")
+            AuditEvent::new(Kind::AuditRetention, "cordon")
                 .with("removed", removed.clone())
                 .with("resumes_at", seq)
                 .with("prev_of_first", prev)
@@ -315,6 +318,22 @@ fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), std::fs::metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
+    }
+}
+
+/// Events that could not be written since the host started (for /metrics).
+pub static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl AuditLog {
+    /// Records an event whose action has happened already (docs/audit-events.md, "When an
+    /// event cannot be written"): a failure cannot undo it, so it is said on standard error,
+    /// with the event's name, and counted.
+    pub fn report(&self, event: AuditEvent) {
+        let name = event.event.name();
+        if let Err(e) = self.record(event) {
+            ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("cordon: audit log: {name} not written: {e}");
+        }
     }
 }
 
@@ -461,12 +480,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..5 {
-            l.record(AuditEvent::new("login", "alice").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i)).unwrap();
         }
         assert_eq!(verify(&l), Ok(5));
         drop(l);
         let l = log(dir.path());
-        l.record(AuditEvent::new("logout", "alice")).unwrap();
+        l.record(AuditEvent::new(Kind::Logout, "alice")).unwrap();
         assert_eq!(verify(&l), Ok(6));
     }
 
@@ -475,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..4 {
-            l.record(AuditEvent::new("login", "alice").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i)).unwrap();
         }
         let mut ls = lines(&l);
         ls[2] = ls[2].replacen("alice", "alicf", 1);
@@ -489,7 +508,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..4 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let ls = lines(&l);
         write(&l, &[ls[0].clone(), ls[2].clone(), ls[3].clone()]);
@@ -508,7 +527,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..6 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let ls = lines(&l);
         write(&l, &ls[..4]);
@@ -528,7 +547,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..3 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let checkpoint = Some(l.last());
         std::fs::remove_file(l.path()).unwrap();
@@ -542,7 +561,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log_with(dir.path(), Options { segment_size: 1500, ..Options::default() });
         for i in 0..40 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let files = chain::files(l.path());
         assert!(files.len() > 3, "rotated: {files:?}");
@@ -554,14 +573,14 @@ mod tests {
         let dir2 = tempfile::tempdir().unwrap();
         let l = log_with(dir2.path(), Options { segment_size: 1500, ..Options::default() });
         for i in 0..40 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
         let removed = l.apply_retention(std::time::Duration::ZERO).unwrap();
         assert!(!removed.is_empty());
         let p = verify_log(l.path(), &KEY, Some((41, l.last().1))).unwrap();
         assert_eq!(p.seq, 41, "the retention event is the 41st");
-        l.record(AuditEvent::new("x", "a")).unwrap();
+        l.record(AuditEvent::new(Kind::Run, "a")).unwrap();
         assert_eq!(verify_log(l.path(), &KEY, None).unwrap().seq, 42);
     }
 
@@ -571,7 +590,7 @@ mod tests {
         let copy = dir.path().join("copy.jsonl");
         let l = log_with(dir.path(), Options { forward: vec![sinks::Target::File(copy.clone())], ..Options::default() });
         for i in 0..6 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         assert_eq!(chain::verify_against(l.path(), &copy), Ok(6));
         // The log cut after event 4 and its head rewritten by someone holding the key.
@@ -590,11 +609,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log_with(dir.path(), Options { segment_size: 2000, ..Options::default() });
         for i in 0..10 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let p = chain::verify(l.path(), &KEY, None).unwrap();
         for i in 0..30 {
-            l.record(AuditEvent::new("x", "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
         }
         let q = chain::verify(l.path(), &KEY, Some(&p)).unwrap();
         assert_eq!((q.seq, q.events), (40, 40));
@@ -604,7 +623,8 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let e = AuditEvent::new("run", "alice").with("argv", "curl -H Authorization: Bearer abc123 x").with("env", "API_TOKEN=xyz make");
+        let e =
+            AuditEvent::new(Kind::Run, "alice").with("argv", "curl -H Authorization: Bearer abc123 x").with("env", "API_TOKEN=xyz make");
         assert_eq!(e.fields["argv"], "curl -H Authorization: Bearer *** x");
         assert_eq!(e.fields["env"], "API_TOKEN=*** make");
     }

@@ -258,7 +258,7 @@ pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_ag
     let cutoff = crate::audit::rfc3339(std::time::SystemTime::now() - max_age);
     let mut purged = Vec::new();
     for r in store.recordings(None).unwrap_or_default() {
-        if r.hold || r.state == "recording" || r.started >= cutoff {
+        if r.hold || r.state == crate::store::RecordingState::Recording || r.started >= cutoff {
             continue;
         }
         let gone = match std::fs::remove_file(&r.path) {
@@ -266,8 +266,8 @@ pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_ag
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         };
         if gone && store.remove_recording(&r.id).is_ok() {
-            let _ = audit.record(
-                crate::audit::AuditEvent::new("recording.purge", "cordon")
+            audit.report(
+                crate::audit::AuditEvent::new(crate::audit::Kind::RecordingPurge, "cordon")
                     .with("recording", r.id.clone())
                     .with("started", r.started.clone()),
             );
@@ -375,7 +375,7 @@ mod tests {
                 started: "2020-01-01T00:00:00.000Z".into(),
                 ended: None,
                 exit_status: Some(0),
-                state: "complete".into(),
+                state: crate::store::RecordingState::Complete,
                 path: path.display().to_string(),
                 bytes: 1,
                 key_id: "00".into(),

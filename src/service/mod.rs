@@ -7,6 +7,7 @@
 //! connection), and [`Service::maintain`] ends what a caller may no longer do while it
 //! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
 
+mod host;
 mod recordings;
 mod runs;
 mod sessions;
@@ -14,13 +15,13 @@ mod throttle;
 mod users;
 
 pub use recordings::Filter;
-pub use runs::RunRequest;
+pub use runs::{RunEnd, RunRequest};
 pub use sessions::NewSession;
 pub use users::UserInfo;
 
 use std::sync::Arc;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::auth::{allowed, Action, Role};
 use crate::config::Config;
 use crate::paths::DataDir;
@@ -67,21 +68,63 @@ impl Principal {
     }
 }
 
-/// Why a call did not happen. `Forbidden` refusals are audited before they are returned;
-/// `NotFound` is also the answer for what exists but the caller may not see, worded the
-/// same as for what does not exist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a call did not happen, by kind: each face answers the kinds the same way (SSH: exit
+/// status 126 or 2; the API: 403, 404, 400, 500). `Forbidden` refusals are audited before they
+/// are returned; `NotFound` is also the answer for what exists but the caller may not see,
+/// worded the same as for what does not exist; `Failed` keeps its source for the host's log
+/// and is never shown as a refusal or a missing thing.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
     Invalid(String),
-    Failed(String),
+    /// The host could not do it (the database, a disk, a key).
+    #[error(transparent)]
+    Failed(#[from] Failure),
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Forbidden(m) | Error::NotFound(m) | Error::Invalid(m) | Error::Failed(m) => f.write_str(m),
+/// Something the host failed at, and why (the source kept).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Failure {
+    pub what: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// A failure of the host with only words to say (lower layers that return them).
+    pub fn failed(what: impl std::fmt::Display) -> Error {
+        Error::Failed(Failure { what: what.to_string(), source: None })
+    }
+
+    /// A failure of the host at `what`, caused by `source`.
+    pub fn caused(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        let what = what.into();
+        let what = format!("{what}: {source}");
+        Error::Failed(Failure { what, source: Some(Box::new(source)) })
+    }
+}
+
+/// Two errors are the same answer: the same kind and the same words (tests compare them).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other) && self.to_string() == other.to_string()
+    }
+}
+
+/// The store's kinds kept: its missing things are missing, its bad input is invalid, and its
+/// failures stay failures (never a 404 or a 400).
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Error {
+        use crate::store::StoreError::*;
+        match e {
+            NotFound(m) => Error::NotFound(m),
+            Invalid(m) | Conflict(m) => Error::Invalid(m),
+            e @ (Database(_) | Broken(_)) => Error::caused("the database", e),
         }
     }
 }
@@ -89,20 +132,21 @@ impl std::fmt::Display for Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn failed(e: impl std::fmt::Display) -> Error {
-    Error::Failed(e.to_string())
+    Error::failed(e)
 }
 
-/// The host's parts, shared by every face.
+/// The host's parts, shared by every face and reached only through the service's
+/// operations: no face touches the store, the hub or the audit log.
 pub struct Service {
-    pub store: Arc<Store>,
-    pub audit: Arc<AuditLog>,
-    pub hub: Arc<Hub>,
-    pub config: Config,
-    pub dir: DataDir,
+    store: Arc<Store>,
+    audit: Arc<AuditLog>,
+    hub: Arc<Hub>,
+    config: Config,
+    dir: DataDir,
     /// Users' homes and workspaces.
-    pub places: Places,
+    places: Places,
     /// API token signing and checking.
-    pub tokens: Arc<crate::tokens::Tokens>,
+    tokens: Arc<crate::tokens::Tokens>,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -160,12 +204,10 @@ impl Service {
         Ok((Arc::new(svc), tightened))
     }
 
-    /// Appends to the audit log; a failure is reported on the host's stderr (the caller's
-    /// action has happened and cannot be undone).
+    /// Appends to the audit log after the action (docs/audit-events.md: a failure is said
+    /// and counted; the action stands).
     pub fn record(&self, event: AuditEvent) {
-        if let Err(e) = self.audit.record(event) {
-            eprintln!("cordon: audit log: {e}");
-        }
+        self.audit.report(event);
     }
 
     /// Appends an event that strangers can cause at any rate (failed logins, refused
@@ -182,7 +224,7 @@ impl Service {
         // Bounded per user (however many connections they spread it over).
         self.record_bounded(
             &format!("refused:{}", p.user_id),
-            p.stamp(AuditEvent::new("refused", p.user.clone())).with("what", what.to_string()).with("why", why.to_string()),
+            p.stamp(AuditEvent::new(Kind::Refused, p.user.clone())).with("what", what.to_string()).with("why", why.to_string()),
         );
         err
     }
@@ -253,7 +295,7 @@ impl Service {
         for s in self.hub.list().into_iter().filter(|s| !s.ending()) {
             if user(s.owner_id).is_none_or(|u| u.locked) {
                 self.record(
-                    AuditEvent::new("session.kill", "cordon").with("session", s.id).with("reason", "the owner is locked or removed"),
+                    AuditEvent::new(Kind::SessionKill, "cordon").with("session", s.id).with("reason", "the owner is locked or removed"),
                 );
                 s.kill();
                 continue;
@@ -279,7 +321,7 @@ impl Service {
                     v.revoke(&why);
                     s.detach(&v);
                     self.record(
-                        AuditEvent::new("session.detach", "cordon").with("session", s.id).with("user_id", v.user_id).with("reason", why),
+                        AuditEvent::new(Kind::SessionDetach, "cordon").with("session", s.id).with("user_id", v.user_id).with("reason", why),
                     );
                 }
             }
@@ -287,7 +329,9 @@ impl Service {
         for job in self.runs.list() {
             if user(job.owner_id).is_none_or(|u| u.locked) {
                 self.record(
-                    AuditEvent::new("run.kill", "cordon").with("owner", job.owner.clone()).with("reason", "the owner is locked or removed"),
+                    AuditEvent::new(Kind::RunKill, "cordon")
+                        .with("owner", job.owner.clone())
+                        .with("reason", "the owner is locked or removed"),
                 );
                 job.kill();
             }
@@ -296,7 +340,7 @@ impl Service {
         self.audit_housekeeping();
         for summary in self.throttle.expired() {
             self.record(
-                AuditEvent::new("audit.suppressed", "cordon")
+                AuditEvent::new(Kind::AuditSuppressed, "cordon")
                     .with("key", summary.key)
                     .with("suppressed", summary.suppressed)
                     .with("window_seconds", throttle::WINDOW.as_secs()),
@@ -387,11 +431,6 @@ impl Service {
                 Err(b.to_string())
             }
         }
-    }
-
-    /// Metrics are for those who may read the audit log.
-    pub fn may_read_metrics(&self, p: &Principal) -> Result<()> {
-        self.check(p, Action::ReadAudit, "metrics", |p| format!("a {} may not read metrics", p.role)).map(drop)
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{failed, Error, Principal, Result, Service};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::{allowed, Action};
 use crate::record::format;
 use crate::store::RecordingEntry;
@@ -55,12 +55,12 @@ impl Service {
     }
 
     fn key_for(&self, r: &RecordingEntry) -> Result<Vec<u8>> {
-        crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::Failed)
+        crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::failed)
     }
 
     /// Writes an access to the audit log; an access that cannot be audited does not happen.
     fn audit_access(&self, event: AuditEvent) -> Result<()> {
-        self.audit.record(event).map_err(|e| Error::Failed(format!("the access cannot be audited, so it is refused: {e}")))
+        self.audit.record(event).map_err(|e| Error::failed(format!("the access cannot be audited, so it is refused: {e}")))
     }
 
     /// A whole recording, read and verified, for playback from `at` seconds; audited before
@@ -68,8 +68,8 @@ impl Service {
     pub fn open_recording(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Recording)> {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
-        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
-        self.audit_access(p.stamp(AuditEvent::new("recording.play", p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
+        self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
         Ok((r, rec))
     }
 
@@ -78,8 +78,8 @@ impl Service {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
         let reader =
-            format::Reader::open(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
-        self.audit_access(p.stamp(AuditEvent::new("recording.play", p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+            format::Reader::open(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
+        self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
         Ok((r, reader))
     }
 
@@ -89,9 +89,9 @@ impl Service {
         let (p, r) = self.readable(p, id, "screen")?;
         let key = self.key_for(&r)?;
         let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64)
-            .map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+            .map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
         self.audit_access(
-            p.stamp(AuditEvent::new("recording.play", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
                 .with("recording", r.id.clone())
                 .with("at", at)
                 .with("screen_only", true),
@@ -104,10 +104,10 @@ impl Service {
     pub fn export(&self, p: &Principal, id: &str, fmt: &str, to: &str) -> Result<(RecordingEntry, Vec<u8>)> {
         let (p, r) = self.readable(p, id, "export")?;
         let key = self.key_for(&r)?;
-        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::Failed(format!("recording {} is damaged: {d}", r.id)))?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
         let bytes = crate::record::encode(&rec, fmt).map_err(Error::Invalid)?;
         self.audit_access(
-            p.stamp(AuditEvent::new("recording.export", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::RecordingExport, p.user.clone()))
                 .with("recording", r.id.clone())
                 .with("format", fmt.to_string())
                 .with("to", to.to_string()),
@@ -127,7 +127,7 @@ impl Service {
         let (_, r) = self.readable(p, id, "export")?;
         let file = format!("{}.{ext}", r.id);
         let (_, bytes) = self.export(p, &r.id, fmt, &format!("exports/{file} in the workspace of {}", user.name))?;
-        self.places.write_export(&user, &file, &bytes).map_err(|e| Error::Failed(e.to_string()))
+        self.places.write_export(&user, &file, &bytes).map_err(|e| Error::failed(e))
     }
 
     /// A recording's catalog entry.
@@ -140,7 +140,7 @@ impl Service {
         let (p, r) = self.readable(p, id, "verify")?;
         let verdict = self.verdict(&r);
         self.record(
-            p.stamp(AuditEvent::new("recording.verify", p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_ok()),
+            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_ok()),
         );
         Ok((r, verdict))
     }
@@ -151,7 +151,7 @@ impl Service {
         let list = self.recordings(&p, &Filter::default())?;
         let out: Vec<_> = list.into_iter().map(|r| (r.clone(), self.verdict(&r))).collect();
         let damaged = out.iter().filter(|(_, v)| v.is_err()).count();
-        self.record(p.stamp(AuditEvent::new("recording.verify", p.user.clone())).with("count", out.len()).with("damaged", damaged));
+        self.record(p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("count", out.len()).with("damaged", damaged));
         Ok(out)
     }
 
@@ -159,7 +159,7 @@ impl Service {
         // A recording the host finished sealing must be complete; one still "recording" in
         // the catalog whose host is gone was interrupted.
         let key = self.key_for(r).map_err(|e| e.to_string())?;
-        crate::record::verdict(Path::new(&r.path), &key, r.state == "complete")
+        crate::record::verdict(Path::new(&r.path), &key, r.state == crate::store::RecordingState::Complete)
     }
 
     /// Lines that appeared on screen in the recordings the principal may read; audited
@@ -180,13 +180,13 @@ impl Service {
         });
         self.audit
             .record(
-                p.stamp(AuditEvent::new("recording.search", p.user.clone()))
+                p.stamp(AuditEvent::new(Kind::RecordingSearch, p.user.clone()))
                     .with("pattern", pattern.to_string())
                     .with("recordings", found.searched)
                     .with("hits", found.hits.len())
                     .with("matched", matched),
             )
-            .map_err(|e| Error::Failed(format!("the search cannot be audited, so it is refused: {e}")))?;
+            .map_err(|e| Error::failed(format!("the search cannot be audited, so it is refused: {e}")))?;
         Ok((found.hits, found.unreadable))
     }
 
@@ -196,7 +196,7 @@ impl Service {
         self.permit(&p, Action::ReadAudit, "hold", |p| format!("a {} may not hold recordings", p.role))?;
         self.store.set_hold(&r.id, hold).map_err(failed)?;
         self.record(
-            p.stamp(AuditEvent::new(if hold { "recording.hold" } else { "recording.release" }, p.user.clone()))
+            p.stamp(AuditEvent::new(if hold { Kind::RecordingHold } else { Kind::RecordingRelease }, p.user.clone()))
                 .with("recording", r.id.clone()),
         );
         Ok(r)
@@ -205,8 +205,8 @@ impl Service {
     /// Makes a new recording master key current (admins); old recordings stay readable.
     pub fn rotate_recording_key(&self, p: &Principal) -> Result<String> {
         let p = self.check(p, Action::ManageUsers, "key rotate", |p| format!("a {} may not rotate keys", p.role))?;
-        let id = crate::record::Keyring::new(&self.dir).rotate().map_err(Error::Failed)?;
-        self.record(p.stamp(AuditEvent::new("key.rotate", p.user.clone())).with("key", "recording").with("key_id", id.clone()));
+        let id = crate::record::Keyring::new(&self.dir).rotate().map_err(Error::failed)?;
+        self.record(p.stamp(AuditEvent::new(Kind::KeyRotate, p.user.clone())).with("key", "recording").with("key_id", id.clone()));
         Ok(id)
     }
 }

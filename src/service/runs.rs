@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Error, Principal, Result, Service};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::Action;
 
 /// A command for the runner: confined, without a terminal, within a time limit and an
@@ -23,12 +23,34 @@ pub struct RunRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// Why the host ended a run before its command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The runner's time limit.
+    Timeout,
+    /// Its output passed the runner's cap.
+    OutputCap,
+    /// The client stopped listening.
+    ClientGone,
+}
+
+impl RunEnd {
+    /// As the audit log and the API say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunEnd::Timeout => "timeout",
+            RunEnd::OutputCap => "output cap",
+            RunEnd::ClientGone => "client gone",
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub exit_status: i32,
-    /// "timeout", "output cap", "client gone", or None.
-    pub ended_by: Option<&'static str>,
+    /// Set when the host ended it.
+    pub ended_by: Option<RunEnd>,
 }
 
 /// A run in progress.
@@ -150,22 +172,22 @@ impl Service {
             drop(tx);
             let deadline = started + limit;
             let mut total: u64 = 0;
-            let mut stop: Option<&'static str> = None;
+            let mut stop: Option<RunEnd> = None;
             loop {
                 match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
                     Ok((stream, bytes)) => {
                         total += bytes.len() as u64;
                         if total > self.config.run_output_cap {
-                            stop = Some("output cap");
+                            stop = Some(RunEnd::OutputCap);
                             break;
                         }
                         if !sink(stream, bytes) {
-                            stop = Some("client gone");
+                            stop = Some(RunEnd::ClientGone);
                             break;
                         }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        stop = Some("timeout");
+                        stop = Some(RunEnd::Timeout);
                         break;
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -176,15 +198,15 @@ impl Service {
             }
             let status = child.wait().map_err(|e| e.to_string())?;
             let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
-            Ok(RunOutcome { exit_status: if stop == Some("timeout") { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
+            Ok(RunOutcome { exit_status: if stop == Some(RunEnd::Timeout) { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
         })();
         drop(registered);
         let (code, ended_by) = match &outcome {
-            Ok(o) => (o.exit_status, o.ended_by.unwrap_or("")),
+            Ok(o) => (o.exit_status, o.ended_by.map(RunEnd::name).unwrap_or("")),
             Err(_) => (sandbox::EXIT_REFUSED, "error"),
         };
         let mut ev = p
-            .stamp(AuditEvent::new("run", p.user.clone()))
+            .stamp(AuditEvent::new(Kind::Run, p.user.clone()))
             .with("argv", crate::masking::mask_argv(&req.argv).join(" "))
             .with("profile", profile)
             .with("exit_status", code)
@@ -193,6 +215,6 @@ impl Service {
             ev = ev.with("ended_by", ended_by);
         }
         self.record(ev);
-        outcome.map_err(Error::Failed)
+        outcome.map_err(Error::failed)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Error, Principal, Result, Service};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::{allowed, Action};
 use crate::sessions::{Confinement, Session, Spec, Viewer};
 
@@ -58,7 +58,7 @@ impl Service {
         let place = |e: crate::places::PlaceError| {
             let why = e.to_string();
             match e {
-                crate::places::PlaceError::Io(_) => Error::Failed(why),
+                crate::places::PlaceError::Io(_) => Error::failed(why),
                 _ => self.refused(p, what, &why, Error::Forbidden(why.clone())),
             }
         };
@@ -86,10 +86,10 @@ impl Service {
             rows: req.rows.max(1),
             term: if req.term.is_empty() { "xterm-256color".into() } else { req.term },
         };
-        let s = self.hub.create(spec).map_err(Error::Failed)?;
+        let s = self.hub.create(spec).map_err(Error::failed)?;
         drop(admission);
         self.record(
-            p.stamp(AuditEvent::new("session.create", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::SessionCreate, p.user.clone()))
                 .with("session", s.id)
                 .with("profile", profile)
                 .with("command", s.command.join(" ")),
@@ -112,14 +112,14 @@ impl Service {
             .attach(writer, p.user_id, self.config.max_viewers, filtered)
             .map_err(|why| self.refused(&p, verb, &why, Error::Forbidden(why.clone())))?;
         self.record(
-            p.stamp(AuditEvent::new(if writer { "session.attach" } else { "session.observe" }, p.user.clone())).with("session", s.id),
+            p.stamp(AuditEvent::new(if writer { Kind::SessionAttach } else { Kind::SessionObserve }, p.user.clone())).with("session", s.id),
         );
         Ok((s, viewer))
     }
 
     pub fn detach(&self, p: &Principal, s: &Session, viewer: &Arc<Viewer>) {
         s.detach(viewer);
-        self.record(p.stamp(AuditEvent::new("session.detach", p.user.clone())).with("session", s.id));
+        self.record(p.stamp(AuditEvent::new(Kind::SessionDetach, p.user.clone())).with("session", s.id));
     }
 
     /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
@@ -135,7 +135,7 @@ impl Service {
             format!("a {} may not end session {id} of {}", p.role, s.owner)
         })?;
         s.kill();
-        self.record(p.stamp(AuditEvent::new("session.kill", p.user.clone())).with("session", id));
+        self.record(p.stamp(AuditEvent::new(Kind::SessionKill, p.user.clone())).with("session", id));
         Ok(())
     }
 
@@ -156,8 +156,8 @@ impl Service {
     /// Types into a session (the API's input call): the right to attach.
     pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
         let (p, s) = self.changeable(p, id, "type into")?;
-        s.input(bytes).map_err(|e| Error::Failed(format!("writing to the session: {e}")))?;
-        self.record(p.stamp(AuditEvent::new("session.input", p.user.clone())).with("session", id).with("bytes", bytes.len()));
+        s.input(bytes).map_err(|e| Error::failed(format!("writing to the session: {e}")))?;
+        self.record(p.stamp(AuditEvent::new(Kind::SessionInput, p.user.clone())).with("session", id).with("bytes", bytes.len()));
         Ok(())
     }
 
@@ -167,7 +167,9 @@ impl Service {
             return Err(Error::Invalid("cols and rows must be between 1 and 1000".into()));
         }
         s.resize(cols, rows);
-        self.record(p.stamp(AuditEvent::new("session.resize", p.user.clone())).with("session", id).with("size", format!("{cols}x{rows}")));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionResize, p.user.clone())).with("session", id).with("size", format!("{cols}x{rows}")),
+        );
         Ok(())
     }
 
@@ -180,7 +182,9 @@ impl Service {
         }
         let old = s.name();
         s.rename(name.trim());
-        self.record(p.stamp(AuditEvent::new("session.rename", p.user.clone())).with("session", id).with("from", old).with("to", s.name()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionRename, p.user.clone())).with("session", id).with("from", old).with("to", s.name()),
+        );
         Ok(())
     }
 
@@ -190,7 +194,7 @@ impl Service {
         let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
         let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
         s.mark(&label);
-        self.record(p.stamp(AuditEvent::new("session.mark", p.user.clone())).with("session", id).with("label", label.clone()));
+        self.record(p.stamp(AuditEvent::new(Kind::SessionMark, p.user.clone())).with("session", id).with("label", label.clone()));
         Ok(label)
     }
 }

@@ -30,7 +30,7 @@ fn recording(svc: &Service, id: &str, owner: &Principal) {
             started: crate::audit::now_rfc3339(),
             ended: None,
             exit_status: None,
-            state: "complete".into(),
+            state: crate::store::RecordingState::Complete,
             path: "/nonexistent".into(),
             bytes: 0,
             key_id: "00".into(),

@@ -3,7 +3,7 @@
 //! refresh), so that each rule and each audit event exists once.
 
 use super::{failed, Error, Principal, Result, Service};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Action, Role};
 use crate::store::{Key, User};
 use crate::tokens::{Claims, RefreshError, TokenPair};
@@ -82,7 +82,7 @@ impl Service {
             return Err(Error::Invalid(format!("there is already a user {name}")));
         }
         let u = self.store.add_user(name, role).map_err(|e| Error::Invalid(e.to_string()))?;
-        self.record(p.stamp(AuditEvent::new("user.add", p.user.clone())).with("user", name.to_string()).with("role", role.name()));
+        self.record(p.stamp(AuditEvent::new(Kind::UserAdd, p.user.clone())).with("user", name.to_string()).with("role", role.name()));
         let mut added = Vec::new();
         for line in keys {
             added.push(self.add_key(&p, name, line)?);
@@ -107,8 +107,8 @@ impl Service {
         self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
         self.store.remove_user(name).map_err(failed)?;
         self.end_everything_of(u.id);
-        let moved = self.places.retire(&u).map_err(|e| Error::Failed(format!("{name} is removed, but their files stay in place: {e}")));
-        let mut ev = p.stamp(AuditEvent::new("user.remove", p.user.clone())).with("user", name.to_string()).with("user_id", u.id);
+        let moved = self.places.retire(&u).map_err(|e| Error::failed(format!("{name} is removed, but their files stay in place: {e}")));
+        let mut ev = p.stamp(AuditEvent::new(Kind::UserRemove, p.user.clone())).with("user", name.to_string()).with("user_id", u.id);
         if let Ok(moved) = &moved {
             ev = ev.with("moved", moved.iter().map(|m| m.display().to_string()).collect::<Vec<_>>());
         }
@@ -141,7 +141,7 @@ impl Service {
         }
         self.store.set_role(name, role).map_err(failed)?;
         self.record(
-            p.stamp(AuditEvent::new("user.role", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::UserRole, p.user.clone()))
                 .with("user", name.to_string())
                 .with("from", u.role.name())
                 .with("to", role.name()),
@@ -166,7 +166,7 @@ impl Service {
             self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
             ended = self.end_everything_of(u.id);
         }
-        let event = if locked { "user.lock" } else { "user.unlock" };
+        let event = if locked { Kind::UserLock } else { Kind::UserUnlock };
         self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", name.to_string()).with("sessions_ended", ended));
         Ok(ended)
     }
@@ -178,12 +178,12 @@ impl Service {
         let phc = match password {
             Some(pw) => {
                 crate::auth::password::check_policy(name, pw).map_err(Error::Invalid)?;
-                Some(crate::auth::password::hash(pw).map_err(Error::Failed)?)
+                Some(crate::auth::password::hash(pw).map_err(Error::failed)?)
             }
             None => None,
         };
         self.store.set_password(name, phc.as_deref()).map_err(failed)?;
-        let event = if phc.is_some() { "user.password.set" } else { "user.password.clear" };
+        let event = if phc.is_some() { Kind::UserPasswordSet } else { Kind::UserPasswordClear };
         self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", name.to_string()));
         Ok(())
     }
@@ -205,7 +205,7 @@ impl Service {
         self.user_named(name)?;
         let (k, _) = self.store.add_key(name, line).map_err(|e| Error::Invalid(e.to_string()))?;
         self.record(
-            p.stamp(AuditEvent::new("key.add", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::KeyAdd, p.user.clone()))
                 .with("user", name.to_string())
                 .with("fingerprint", k.fingerprint.clone())
                 .with("algorithm", k.algorithm.clone()),
@@ -218,7 +218,7 @@ impl Service {
         let p = self.check(p, Action::ManageUsers, "key remove", |p| format!("a {} may not manage keys", p.role))?;
         let k = self.store.remove_key(name, fingerprint).map_err(|e| Error::NotFound(e.to_string()))?;
         self.record(
-            p.stamp(AuditEvent::new("key.remove", p.user.clone()))
+            p.stamp(AuditEvent::new(Kind::KeyRemove, p.user.clone()))
                 .with("user", name.to_string())
                 .with("fingerprint", k.fingerprint.clone()),
         );
@@ -234,7 +234,7 @@ impl Service {
         }
         let u = self.user_named(name)?;
         self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
-        self.record(p.stamp(AuditEvent::new("token.revoke", p.user.clone())).with("user", name.to_string()));
+        self.record(p.stamp(AuditEvent::new(Kind::TokenRevoke, p.user.clone())).with("user", name.to_string()));
         Ok(())
     }
 
@@ -249,16 +249,16 @@ impl Service {
         if u.locked {
             return Err(Error::Invalid(format!("{name} is locked")));
         }
-        let pair = self.tokens.pair(&self.store, &u, None).map_err(Error::Failed)?;
-        self.record(p.stamp(AuditEvent::new("token.issue", p.user.clone())).with("user", name.to_string()).with("via", via.to_string()));
+        let pair = self.tokens.pair(&self.store, &u, None).map_err(|e| Error::caused("issuing a token", e))?;
+        self.record(p.stamp(AuditEvent::new(Kind::TokenIssue, p.user.clone())).with("user", name.to_string()).with("via", via.to_string()));
         Ok(pair)
     }
 
     /// Starts signing API tokens with a new key (admins); earlier tokens stay valid.
     pub fn rotate_token_key(&self, p: &Principal) -> Result<String> {
         let p = self.manage(p, "token rotate")?;
-        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing).map_err(Error::Failed)?;
-        self.record(p.stamp(AuditEvent::new("token.rotate_key", p.user.clone())).with("kid", kid.clone()));
+        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing).map_err(Error::failed)?;
+        self.record(p.stamp(AuditEvent::new(Kind::TokenRotateKey, p.user.clone())).with("kid", kid.clone()));
         Ok(kid)
     }
 
@@ -275,7 +275,7 @@ impl Service {
         match (verdict, found) {
             (Ok(()), Some(u)) => {
                 self.record(
-                    AuditEvent::new("login", u.name.clone())
+                    AuditEvent::new(Kind::Login, u.name.clone())
                         .with("fingerprint", fingerprint.to_string())
                         .with("address", peer.to_string())
                         .with("method", "publickey"),
@@ -286,7 +286,7 @@ impl Service {
                 let why = verdict.err().unwrap_or("unknown key");
                 self.record_bounded(
                     &format!("login.failed:{}", address_of(peer)),
-                    AuditEvent::new("login.failed", offered_name(user))
+                    AuditEvent::new(Kind::LoginFailed, offered_name(user))
                         .with("fingerprint", fingerprint.to_string())
                         .with("address", peer.to_string())
                         .with("why", why),
@@ -321,7 +321,9 @@ impl Service {
         };
         match found {
             Some(u) if ok && !u.locked => {
-                self.record(AuditEvent::new("login", u.name.clone()).with("method", method.to_string()).with("address", peer.to_string()));
+                self.record(
+                    AuditEvent::new(Kind::Login, u.name.clone()).with("method", method.to_string()).with("address", peer.to_string()),
+                );
                 Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: peer.to_string(), request: None })
             }
             other => {
@@ -336,7 +338,7 @@ impl Service {
                 }
                 self.record_bounded(
                     &format!("login.failed:{}", address_of(peer)),
-                    AuditEvent::new("login.failed", name)
+                    AuditEvent::new(Kind::LoginFailed, name)
                         .with("method", method.to_string())
                         .with("address", peer.to_string())
                         .with("why", why),
@@ -349,16 +351,26 @@ impl Service {
     /// A new token pair for a principal who just logged in (the API's password login).
     pub fn login_tokens(&self, p: &Principal) -> Result<TokenPair> {
         let u = self.store.user_by_id(p.user_id).map_err(failed)?.ok_or_else(|| Error::Forbidden("the user no longer exists".into()))?;
-        self.tokens.pair(&self.store, &u, None).map_err(Error::Failed)
+        self.tokens.pair(&self.store, &u, None).map_err(|e| Error::caused("issuing a token", e))
     }
 
     /// An access token's caller: the signature, times and revocations checked, and the user
-    /// it was issued to (by id) still able to act, with their current role.
-    pub fn authenticate(&self, token: &str, peer: &str) -> std::result::Result<(Principal, Claims), String> {
-        let claims = self.tokens.verify(&self.store, token)?;
-        let p = self.principal_by_id(claims.uid, peer).map_err(|e| format!("the token's user cannot act: {e}"))?;
+    /// it was issued to (by id) still able to act, with their current role. A token that is
+    /// not good is `Forbidden` (the face says "not authenticated"); `Failed` when the host
+    /// could not check.
+    pub fn authenticate(&self, token: &str, peer: &str) -> Result<(Principal, Claims)> {
+        let claims = match self.tokens.verify(&self.store, token) {
+            Ok(c) => c,
+            Err(crate::tokens::TokenError::Refused(why)) => return Err(Error::Forbidden(why)),
+            Err(e) => return Err(Error::caused("checking a token", e)),
+        };
+        let p = match self.principal_by_id(claims.uid, peer) {
+            Ok(p) => p,
+            Err(Error::Failed(f)) => return Err(Error::Failed(f)),
+            Err(e) => return Err(Error::Forbidden(format!("the token's user cannot act: {e}"))),
+        };
         if p.user != claims.sub {
-            return Err("the token's user cannot act: the token was issued to another user".into());
+            return Err(Error::Forbidden("the token's user cannot act: the token was issued to another user".into()));
         }
         Ok((p, claims))
     }
@@ -369,16 +381,16 @@ impl Service {
         let stamp = |e: AuditEvent| e.with("address", peer.to_string()).with("request", request.to_string());
         match self.tokens.refresh(&self.store, refresh) {
             Ok((user, pair)) => {
-                self.record(stamp(AuditEvent::new("token.refresh", user.name)));
+                self.record(stamp(AuditEvent::new(Kind::TokenRefresh, user.name)));
                 Ok(pair)
             }
             Err(RefreshError::Reused { user_id, family }) => {
                 let name = self.store.user_by_id(user_id).ok().flatten().map(|u| u.name).unwrap_or_else(|| format!("#{user_id}"));
-                self.record(stamp(AuditEvent::new("token.reuse", name)).with("family", family).with("action", "login revoked"));
+                self.record(stamp(AuditEvent::new(Kind::TokenReuse, name)).with("family", family).with("action", "login revoked"));
                 Err(Error::Forbidden("this refresh token was already used: every token of its login is now revoked".into()))
             }
             Err(RefreshError::Invalid) => Err(Error::Forbidden("invalid, expired or revoked refresh token".into())),
-            Err(RefreshError::Failed(e)) => Err(Error::Failed(e)),
+            Err(RefreshError::Failed(e)) => Err(Error::caused("refreshing a token", e)),
         }
     }
 
@@ -393,7 +405,7 @@ impl Service {
                 }
             }
         }
-        self.record(p.stamp(AuditEvent::new("logout", p.user.clone())));
+        self.record(p.stamp(AuditEvent::new(Kind::Logout, p.user.clone())));
         Ok(())
     }
 }

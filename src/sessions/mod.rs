@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format as recfmt;
 use crate::record::Recorder;
 use crate::store::{RecordingEntry, Store};
@@ -405,7 +405,7 @@ impl Hub {
                     started: crate::audit::now_rfc3339(),
                     ended: None,
                     exit_status: None,
-                    state: "recording".into(),
+                    state: crate::store::RecordingState::Recording,
                     path: rec_path.display().to_string(),
                     bytes: writer.bytes as i64,
                     key_id: header.key_id.clone(),
@@ -482,13 +482,15 @@ impl Hub {
                     Ok(st) => st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
                     Err(_) => 255,
                 };
-                let (state, bytes) = s.recording.finish(code);
-                if hub.recorder.enabled {
-                    let _ = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes);
+                if let Some((state, bytes)) = s.recording.finish(code) {
+                    if let Err(e) = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes) {
+                        // The recording is whole on disk; only its catalog entry lags.
+                        eprintln!("cordon: recording {}: its catalog entry could not be completed: {e}", s.recording_id());
+                    }
                 }
                 *s.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
                 hub.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
-                let _ = hub.audit.record(AuditEvent::new("session.end", s.owner.clone()).with("session", s.id).with("exit_status", code));
+                hub.audit.report(AuditEvent::new(Kind::SessionEnd, s.owner.clone()).with("session", s.id).with("exit_status", code));
                 for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                     v.notify.notify_one();
                 }
@@ -508,7 +510,7 @@ impl Hub {
                 None
             };
             if let Some(why) = why {
-                let _ = self.audit.record(AuditEvent::new("session.timeout", "cordon").with("session", s.id).with("reason", why));
+                self.audit.report(AuditEvent::new(Kind::SessionTimeout, "cordon").with("session", s.id).with("reason", why));
                 s.kill();
             }
         }

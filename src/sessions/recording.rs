@@ -10,9 +10,10 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::Session;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format::{self as recfmt, Writer};
 use crate::record::FailurePolicy;
+use crate::store::RecordingState;
 
 /// Bytes of events that may wait for the writer before the session waits for it.
 const BACKLOG: usize = 8 << 20;
@@ -46,7 +47,7 @@ enum Msg {
     Event(u64, u8, Vec<u8>),
     Keyframe(u64, Vec<u8>),
     /// The exit status; the answer is the recording's final state and size.
-    Finish(i32, mpsc::Sender<(&'static str, i64)>),
+    Finish(i32, mpsc::Sender<(RecordingState, i64)>),
 }
 
 /// The session's end of its recording.
@@ -107,14 +108,14 @@ impl Lane {
     }
 
     /// Records the exit status and seals the last chunk, once everything before it is
-    /// written. Returns the recording's state and its size on disk.
-    pub fn finish(&self, code: i32) -> (&'static str, i64) {
-        let Some(tx) = &self.tx else { return ("off", 0) };
+    /// written. Returns the recording's state and its size on disk (None: recordings are off).
+    pub fn finish(&self, code: i32) -> Option<(RecordingState, i64)> {
+        let Some(tx) = &self.tx else { return None };
         let (done, answer) = mpsc::channel();
         if tx.send(Msg::Finish(code, done)).is_err() {
-            return ("failed", 0);
+            return Some((RecordingState::Failed, 0));
         }
-        answer.recv().unwrap_or(("failed", 0))
+        Some(answer.recv().unwrap_or((RecordingState::Failed, 0)))
     }
 }
 
@@ -165,9 +166,9 @@ impl Worker {
                         Some(w) => {
                             let at = w.clock().elapsed().as_micros() as u64;
                             let ok = w.event_at(at, recfmt::EXIT, code.to_string().as_bytes()).and_then(|_| w.finish());
-                            (if ok.is_ok() { "complete" } else { "failed" }, w.bytes as i64)
+                            (if ok.is_ok() { RecordingState::Complete } else { RecordingState::Failed }, w.bytes as i64)
                         }
-                        None => ("failed", 0),
+                        None => (RecordingState::Failed, 0),
                     };
                     let _ = done.send(answer);
                     return;
@@ -192,7 +193,7 @@ impl Worker {
         let result = f(w);
         if let Some(note) = resumed {
             self.failing = None;
-            self.audit_event("recording.resumed", "gap", note);
+            self.audit_event(Kind::RecordingResumed, "gap", note);
         }
         let Err(e) = result else { return };
         crate::record::ERRORS.fetch_add(1, Ordering::Relaxed);
@@ -200,7 +201,7 @@ impl Worker {
             FailurePolicy::Strict => {
                 self.writer = None;
                 self.failed.store(true, Ordering::SeqCst);
-                self.audit_event("recording.failed", "error", e.clone());
+                self.audit_event(Kind::RecordingFailed, "error", e.clone());
                 if let Some(s) = self.session.upgrade() {
                     let msg = format!("\r\n[cordon: the recording cannot be written ({e}); policy \"strict\" ends the session]\r\n");
                     for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -214,20 +215,20 @@ impl Worker {
                     w.discard_pending();
                 }
                 if self.failing.is_none() {
-                    self.audit_event("recording.gap", "error", e.clone());
+                    self.audit_event(Kind::RecordingGap, "error", e.clone());
                     self.failing = Some((Instant::now(), e));
                 }
             }
         }
     }
 
-    fn audit_event(&self, action: &'static str, key: &'static str, value: String) {
+    fn audit_event(&self, action: Kind, key: &'static str, value: String) {
         let session = self.session.upgrade().map(|s| s.id).unwrap_or_default();
         let policy = match self.policy {
             FailurePolicy::Strict => "strict",
             FailurePolicy::BestEffort => "best-effort",
         };
-        let _ = self.audit.record(
+        self.audit.report(
             AuditEvent::new(action, "cordon")
                 .with("session", session)
                 .with("recording", self.id.clone())

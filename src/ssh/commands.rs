@@ -180,11 +180,11 @@ fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, principal: cra
         let code = match svc.run(&principal, req, &mut sink) {
             Ok(o) => {
                 let note = match o.ended_by {
-                    Some("timeout") => {
-                        format!("cordon: the runner's time limit ({} s) ended the command\n", svc.config.run_timeout.as_secs())
+                    Some(crate::service::RunEnd::Timeout) => {
+                        format!("cordon: the runner's time limit ({} s) ended the command\n", svc.config().run_timeout.as_secs())
                     }
-                    Some("output cap") => {
-                        format!("\ncordon: output passed the cap of {} bytes; the command was killed\n", svc.config.run_output_cap)
+                    Some(crate::service::RunEnd::OutputCap) => {
+                        format!("\ncordon: output passed the cap of {} bytes; the command was killed\n", svc.config().run_output_cap)
                     }
                     _ => String::new(),
                 };

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Conn, Shared};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 
 /// A connection's login state, shared by its handler, its guarded stream and the watcher.
 pub struct Gate {
@@ -156,7 +156,9 @@ fn accept(stream: TcpStream, peer: SocketAddr, config: &Arc<russh::server::Confi
         // Over the caps: closed at once, and said in bounded form.
         shared.service.record_bounded(
             &format!("ssh.pending:{}", peer.ip()),
-            AuditEvent::new("ssh.refused", "anonymous").with("address", peer.to_string()).with("why", "too many connections not logged in"),
+            AuditEvent::new(Kind::SshRefused, "anonymous")
+                .with("address", peer.to_string())
+                .with("why", "too many connections not logged in"),
         );
         return;
     };
@@ -178,7 +180,7 @@ fn accept(stream: TcpStream, peer: SocketAddr, config: &Arc<russh::server::Confi
         if gate.timed_out.load(Ordering::SeqCst) {
             shared.service.record_bounded(
                 &format!("ssh.grace:{}", peer.ip()),
-                AuditEvent::new("login.failed", "anonymous")
+                AuditEvent::new(Kind::LoginFailed, "anonymous")
                     .with("address", peer.to_string())
                     .with("why", format!("no login within {} s ([ssh] login_grace)", shared.config.login_grace.as_secs())),
             );

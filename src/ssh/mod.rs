@@ -12,7 +12,7 @@ mod listen;
 
 pub use listen::serve;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Kind};
 use crate::config::Config;
 use crate::service::Principal;
 use crate::sessions::{Session, Viewer};
@@ -55,7 +55,7 @@ pub async fn watch(shared: Arc<Shared>) {
         for (id, p, gate) in live {
             if let Err(e) = shared.service.current(&p) {
                 shared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                shared.service.record(p.stamp(AuditEvent::new("ssh.disconnect", p.user.clone())).with("why", e.to_string()));
+                shared.service.record(p.stamp(AuditEvent::new(Kind::SshDisconnect, p.user.clone())).with("why", e.to_string()));
                 gate.disconnect(&format!("cordon: {e}")).await;
             }
         }
@@ -128,7 +128,7 @@ impl Conn {
         if self.shared.connections_of(p.user_id) >= cap {
             self.shared.service.record_bounded(
                 &format!("ssh.cap:{}", p.user_id),
-                p.stamp(AuditEvent::new("login.failed", p.user.clone()))
+                p.stamp(AuditEvent::new(Kind::LoginFailed, p.user.clone()))
                     .with("why", format!("already {cap} connections, the most a user may hold ([ssh] max_connections_per_user)")),
             );
             return Auth::reject();
@@ -158,7 +158,7 @@ impl Conn {
 
     /// A refusal: told to the client (stderr, status 126) and audited.
     fn refuse(&self, channel: ChannelId, session: &mut SshSession, what: &str, why: &str) -> Result<(), russh::Error> {
-        self.audit(AuditEvent::new("refused", self.actor()).with("what", what).with("why", why).with("address", self.peer.clone()));
+        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", what).with("why", why).with("address", self.peer.clone()));
         self.finish(channel, session, "", &format!("cordon: {why}\n"), 126)
     }
 
@@ -264,7 +264,7 @@ impl Conn {
         let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
         self.tuis.insert(channel, in_tx);
-        self.audit(AuditEvent::new("tui.start", p.user.clone()).with("address", self.peer.clone()));
+        self.shared.service.tui_opened(&p);
         let handle = session.handle();
         let svc = self.shared.service.clone();
         tokio::spawn(async move {
@@ -340,7 +340,7 @@ impl russh::server::Handler for Conn {
         if self.channels.len() >= cap {
             self.shared.service.record_bounded(
                 &format!("ssh.channels:{}", self.id),
-                AuditEvent::new("refused", self.actor())
+                AuditEvent::new(Kind::Refused, self.actor())
                     .with("what", "channel")
                     .with("why", format!("already {cap} channels on this connection ([ssh] max_channels)"))
                     .with("address", self.peer.clone()),
@@ -463,7 +463,7 @@ impl russh::server::Handler for Conn {
 
     async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut SshSession) -> Result<bool, Self::Error> {
         self.audit(
-            AuditEvent::new("refused", self.actor())
+            AuditEvent::new(Kind::Refused, self.actor())
                 .with("what", "remote port forwarding")
                 .with("target", format!("{address}:{port}"))
                 .with("address", self.peer.clone()),
@@ -482,7 +482,7 @@ impl russh::server::Handler for Conn {
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         self.audit(
-            AuditEvent::new("refused", self.actor())
+            AuditEvent::new(Kind::Refused, self.actor())
                 .with("what", "local port forwarding")
                 .with("target", format!("{host}:{port}"))
                 .with("address", self.peer.clone()),
@@ -492,13 +492,13 @@ impl russh::server::Handler for Conn {
     }
 
     async fn agent_request(&mut self, _channel: ChannelId, _session: &mut SshSession) -> Result<bool, Self::Error> {
-        self.audit(AuditEvent::new("refused", self.actor()).with("what", "agent forwarding").with("address", self.peer.clone()));
+        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", "agent forwarding").with("address", self.peer.clone()));
         Ok(false)
     }
 
     async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut SshSession) -> Result<(), Self::Error> {
         self.audit(
-            AuditEvent::new("refused", self.actor())
+            AuditEvent::new(Kind::Refused, self.actor())
                 .with("what", "subsystem")
                 .with("name", name.to_string())
                 .with("address", self.peer.clone()),
@@ -516,7 +516,7 @@ impl russh::server::Handler for Conn {
         _screen: u32,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.audit(AuditEvent::new("refused", self.actor()).with("what", "X11 forwarding").with("address", self.peer.clone()));
+        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", "X11 forwarding").with("address", self.peer.clone()));
         session.channel_failure(channel)?;
         Ok(())
     }

@@ -31,6 +31,45 @@ pub struct Key {
     pub added: String,
 }
 
+/// Where a recording is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingState {
+    /// Being written (or its host stopped while writing it: interrupted).
+    Recording,
+    /// Sealed with its final chunk.
+    Complete,
+    /// Writing failed (the strict policy ended the session).
+    Failed,
+}
+
+impl RecordingState {
+    /// As the catalog, the listings and the API say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordingState::Recording => "recording",
+            RecordingState::Complete => "complete",
+            RecordingState::Failed => "failed",
+        }
+    }
+
+    /// The state a catalog entry names.
+    pub fn parse(s: &str) -> RecordingState {
+        match s {
+            "complete" => RecordingState::Complete,
+            "failed" => RecordingState::Failed,
+            // Anything else was left by a host that stopped while writing it.
+            _ => RecordingState::Recording,
+        }
+    }
+}
+
+impl std::fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A recording in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordingEntry {
@@ -44,8 +83,7 @@ pub struct RecordingEntry {
     pub started: String,
     pub ended: Option<String>,
     pub exit_status: Option<i64>,
-    /// recording, complete, or failed.
-    pub state: String,
+    pub state: RecordingState,
     pub path: String,
     pub bytes: i64,
     pub key_id: String,
@@ -53,20 +91,24 @@ pub struct RecordingEntry {
     pub hold: bool,
 }
 
-/// What went wrong, in words for the person at the command line.
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError(format!("database: {e}"))
-    }
+/// What went wrong, by kind, so that each face answers it rightly: a database failure is
+/// never taken for a missing user or bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (or is newer than this cordon, or its lock was poisoned).
+    #[error("the database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Broken(String),
+    /// No such user, key or recording.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not a valid name or key.
+    #[error("{0}")]
+    Invalid(String),
+    /// It exists already (a user name, a key registered to someone).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -160,7 +202,7 @@ pub const SCHEMA_VERSION: i64 = 4;
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError(format!(
+        return Err(StoreError::Broken(format!(
             "the database has schema version {version}, newer than this cordon knows ({SCHEMA_VERSION}): upgrade cordon"
         )));
     }
@@ -229,9 +271,10 @@ pub fn parse_key_line(line: &str) -> Result<(russh::keys::PublicKey, bool)> {
     let start = words
         .iter()
         .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-sha2-") || w.starts_with("sk-"))
-        .ok_or_else(|| StoreError("not an SSH public key line (expected e.g. `ssh-ed25519 AAAA... comment`)".into()))?;
+        .ok_or_else(|| StoreError::Invalid("not an SSH public key line (expected e.g. `ssh-ed25519 AAAA... comment`)".into()))?;
     let key_text = words[start..].join(" ");
-    let key = russh::keys::PublicKey::from_openssh(&key_text).map_err(|e| StoreError(format!("not a valid SSH public key: {e}")))?;
+    let key =
+        russh::keys::PublicKey::from_openssh(&key_text).map_err(|e| StoreError::Invalid(format!("not a valid SSH public key: {e}")))?;
     Ok((key, start > 0))
 }
 
@@ -246,9 +289,9 @@ impl Store {
         for suffix in ["", "-wal", "-shm"] {
             let mut f = path.as_os_str().to_owned();
             f.push(suffix);
-            crate::paths::tighten_file(Path::new(&f), 0o600).map_err(StoreError)?;
+            crate::paths::tighten_file(Path::new(&f), 0o600).map_err(StoreError::Broken)?;
         }
-        let mut conn = Connection::open(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+        let mut conn = Connection::open(path).map_err(|e| StoreError::Broken(format!("opening {}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -257,19 +300,19 @@ impl Store {
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.conn.lock().map_err(|_| StoreError("the database lock is poisoned".into()))
+        self.conn.lock().map_err(|_| StoreError::Broken("the database lock is poisoned".into()))
     }
 
     /// Adds a user with a new id, larger than any id ever given (never reused).
     pub fn add_user(&self, name: &str, role: Role) -> Result<User> {
         if !valid_user_name(name) {
-            return Err(StoreError(format!("\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)")));
+            return Err(StoreError::Invalid(format!("\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)")));
         }
         let created = crate::audit::now_rfc3339();
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         if tx.prepare("SELECT 1 FROM users WHERE name = ?1")?.exists(params![name])? {
-            return Err(StoreError(format!("user \"{name}\" already exists")));
+            return Err(StoreError::Conflict(format!("user \"{name}\" already exists")));
         }
         let id: i64 = tx.query_row("UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value", [], |r| r.get(0))?;
         tx.execute("INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)", params![id, name, role.name(), created])?;
@@ -306,7 +349,7 @@ impl Store {
         let u = tx
             .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"), params![name], row_user)
             .optional()?
-            .ok_or_else(|| StoreError(format!("no user \"{name}\"")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("no user \"{name}\"")))?;
         tx.execute("DELETE FROM users WHERE id = ?1", params![u.id])?;
         tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", params![u.id])?;
         tx.execute("DELETE FROM login_failures WHERE subject = ?1", params![format!("user:{name}")])?;
@@ -317,7 +360,7 @@ impl Store {
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
         let n = self.conn()?.execute("UPDATE users SET role = ?2 WHERE name = ?1", params![name, role.name()])?;
         if n == 0 {
-            return Err(StoreError(format!("no user \"{name}\"")));
+            return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
         Ok(())
     }
@@ -325,7 +368,7 @@ impl Store {
     pub fn set_locked(&self, name: &str, locked: bool) -> Result<()> {
         let n = self.conn()?.execute("UPDATE users SET locked = ?2 WHERE name = ?1", params![name, locked])?;
         if n == 0 {
-            return Err(StoreError(format!("no user \"{name}\"")));
+            return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
         Ok(())
     }
@@ -334,7 +377,7 @@ impl Store {
     pub fn add_key(&self, user: &str, line: &str) -> Result<(Key, bool)> {
         let (key, had_options) = parse_key_line(line)?;
         let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        let openssh = key.to_openssh().map_err(|e| StoreError(format!("cannot encode the key: {e}")))?;
+        let openssh = key.to_openssh().map_err(|e| StoreError::Invalid(format!("cannot encode the key: {e}")))?;
         let openssh = openssh.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         let comment = key.comment().to_string();
         let algorithm = key.algorithm().to_string();
@@ -343,14 +386,14 @@ impl Store {
         let uid: i64 = conn
             .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| StoreError(format!("no user \"{user}\"")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("no user \"{user}\"")))?;
         let owner: Option<String> = conn
             .query_row("SELECT u.name FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1", params![fingerprint], |r| {
                 r.get(0)
             })
             .optional()?;
         if let Some(owner) = owner {
-            return Err(StoreError(format!("key {fingerprint} is already registered to \"{owner}\"")));
+            return Err(StoreError::Conflict(format!("key {fingerprint} is already registered to \"{owner}\"")));
         }
         conn.execute(
             "INSERT INTO keys (user_id, fingerprint, algorithm, comment, openssh, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -380,8 +423,8 @@ impl Store {
                 self.conn()?.execute("DELETE FROM keys WHERE fingerprint = ?1", params![k.fingerprint])?;
                 Ok(k.clone())
             }
-            [] => Err(StoreError(format!("user \"{user}\" has no key {fingerprint}"))),
-            _ => Err(StoreError(format!("{fingerprint} matches several keys; give more of the fingerprint"))),
+            [] => Err(StoreError::NotFound(format!("user \"{user}\" has no key {fingerprint}"))),
+            _ => Err(StoreError::Invalid(format!("{fingerprint} matches several keys; give more of the fingerprint"))),
         }
     }
 
@@ -389,7 +432,7 @@ impl Store {
     pub fn set_password(&self, name: &str, phc: Option<&str>) -> Result<()> {
         let n = self.conn()?.execute("UPDATE users SET password = ?2 WHERE name = ?1", params![name, phc])?;
         if n == 0 {
-            return Err(StoreError(format!("no user \"{name}\"")));
+            return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
         Ok(())
     }
@@ -422,15 +465,15 @@ impl Store {
     pub fn add_recording(&self, r: &RecordingEntry) -> Result<()> {
         self.conn()?.execute(
             "INSERT INTO recordings (id, session, user, user_id, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![r.id, r.session, r.user, r.user_id, r.profile, r.command, r.started, r.state, r.path, r.bytes, r.key_id],
+            params![r.id, r.session, r.user, r.user_id, r.profile, r.command, r.started, r.state.name(), r.path, r.bytes, r.key_id],
         )?;
         Ok(())
     }
 
-    pub fn end_recording(&self, id: &str, exit_status: Option<i64>, state: &str, bytes: i64) -> Result<()> {
+    pub fn end_recording(&self, id: &str, exit_status: Option<i64>, state: RecordingState, bytes: i64) -> Result<()> {
         self.conn()?.execute(
             "UPDATE recordings SET ended = ?2, exit_status = ?3, state = ?4, bytes = ?5 WHERE id = ?1",
-            params![id, crate::audit::now_rfc3339(), exit_status, state, bytes],
+            params![id, crate::audit::now_rfc3339(), exit_status, state.name(), bytes],
         )?;
         Ok(())
     }
@@ -462,8 +505,8 @@ impl Store {
         let mut found = all.into_iter().filter(|r| visible(r) && (r.id == id || (id.len() >= 4 && r.id.starts_with(id))));
         match (found.next(), found.next()) {
             (Some(r), None) => Ok(r),
-            (None, _) => Err(StoreError(format!("no recording {id}"))),
-            _ => Err(StoreError(format!("{id} matches several recordings; give more of the id"))),
+            (None, _) => Err(StoreError::NotFound(format!("no recording {id}"))),
+            _ => Err(StoreError::Invalid(format!("{id} matches several recordings; give more of the id"))),
         }
     }
 
@@ -629,7 +672,7 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
         started: r.get(6)?,
         ended: r.get(7)?,
         exit_status: r.get(8)?,
-        state: r.get(9)?,
+        state: RecordingState::parse(&r.get::<_, String>(9)?),
         path: r.get(10)?,
         bytes: r.get(11)?,
         key_id: r.get(12)?,
@@ -664,7 +707,7 @@ mod tests {
         let u = s.user("alice").unwrap().unwrap();
         assert_eq!((u.role, u.locked), (Role::Auditor, true));
         s.add_user("bob", Role::Viewer).unwrap();
-        assert!(s.add_key("bob", KEY).unwrap_err().0.contains("already registered"));
+        assert!(s.add_key("bob", KEY).unwrap_err().to_string().contains("already registered"));
         s.remove_key("alice", &k.fingerprint[..20]).unwrap();
         assert!(s.keys("alice").unwrap().is_empty());
         s.remove_user("alice").unwrap();

@@ -246,7 +246,7 @@ impl App {
                     .map(|(name, _)| {
                         let roles: Vec<&str> = crate::auth::Role::ALL
                             .iter()
-                            .filter(|r| self.svc.config.profile_allowed(**r, &name).is_ok())
+                            .filter(|r| self.svc.config().profile_allowed(**r, &name).is_ok())
                             .map(|r| r.name())
                             .collect();
                         (name, roles.join(", "))
@@ -415,7 +415,7 @@ impl App {
         match (key, selected) {
             (Key::Char('n'), _) if self.may(Action::CreateSession) => {
                 let profiles = self.svc.profiles(&self.me);
-                let default = profiles.iter().position(|p| *p == self.svc.config.default_profile).unwrap_or(0);
+                let default = profiles.iter().position(|p| *p == self.svc.config().default_profile).unwrap_or(0);
                 self.dialog = Some(Dialog::New {
                     profiles,
                     profile: default,

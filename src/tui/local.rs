@@ -5,11 +5,9 @@
 use std::io::{Read, Write};
 
 use super::Input;
-use crate::audit::AuditEvent;
-use crate::auth::Role;
 use crate::config::Config;
 use crate::paths::DataDir;
-use crate::service::{Principal, Service};
+use crate::service::Service;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The terminal's size, from the kernel.
@@ -50,20 +48,6 @@ impl Drop for RawMode {
         // SAFETY: restores the modes saved in `enter`.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
     }
-}
-
-/// The cordon user for the OS account. Whoever owns the data directory administers it (as
-/// with `cordon user ...`), so an account new to it is added as an admin, audited.
-fn local_principal(svc: &Service) -> Result<Principal, String> {
-    // SAFETY: geteuid cannot fail.
-    let name = crate::accounts::name_of(unsafe { libc::geteuid() }).ok_or("cannot tell which OS user this is")?;
-    if !crate::store::valid_user_name(&name) {
-        return Err(format!("the OS user name \"{name}\" is not a valid cordon user name"));
-    }
-    if svc.store.user(&name).map_err(|e| e.to_string())?.is_none() {
-        svc.add_user(&Principal::local_admin(), &name, Role::Admin, &[]).map_err(|e| e.to_string())?;
-    }
-    svc.principal(&name, "local").map_err(|e| e.to_string())
 }
 
 /// Runs the embedded host and its TUI; returns the exit status.
@@ -135,10 +119,7 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     for t in &tightened {
         eprintln!("cordon: tightened: {t}");
     }
-    let me = local_principal(&svc)?;
-    let _ = svc
-        .audit
-        .record(AuditEvent::new("tui.start", me.user.clone()).with("address", "local").with("recording", svc.config.recording_enabled));
+    let me = svc.local_login().map_err(|e| e.to_string())?;
     let (s, m) = (svc.clone(), me.clone());
     let result = with_terminal(move |size, input, out| async move {
         // What a user may no longer do ends here too (the embedded host has other users
@@ -156,18 +137,11 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
         Ok(())
     });
     // The embedded host ends with its TUI, and its sessions with it.
-    let running = svc.hub.list().len();
-    svc.hub.end_all();
-    for _ in 0..50 {
-        if svc.hub.list().is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let running = svc.host_stopping(None);
     if running > 0 {
         println!("cordon: ended {running} session(s) with the embedded host; use `cordon serve` for sessions that outlive the TUI");
     }
-    let _ = svc.audit.record(AuditEvent::new("tui.stop", me.user));
+    svc.tui_closed(&me);
     result
 }
 

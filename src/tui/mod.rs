@@ -72,7 +72,7 @@ fn terminal(sink: &Sink, size: (u16, u16)) -> Option<Term> {
 pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: UnboundedReceiver<Input>, out: UnboundedSender<Vec<u8>>) {
     let sink = Sink::default();
     let Some(mut terminal) = terminal(&sink, size) else { return };
-    let detach_key = svc.config.detach_key;
+    let detach_key = svc.config().detach_key;
     let mut app = App::new(svc.clone(), me, size);
     let _ = out.send(ENTER.to_vec());
     'outer: loop {

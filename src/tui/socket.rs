@@ -10,7 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::Input;
-use crate::audit::AuditEvent;
 use crate::service::Service;
 
 /// Frames larger than this end the connection.
@@ -74,25 +73,15 @@ async fn serve(svc: Arc<Service>, stream: UnixStream) {
         Ok(c) => c.uid(),
         Err(_) => return,
     };
-    let address = format!("local uid {uid}");
     let (mut rd, mut wr) = stream.into_split();
-    let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
-    let me = match svc.principal(&name, &address) {
+    let me = match svc.peer_login(uid) {
         Ok(p) => p,
         Err(e) => {
-            svc.record_bounded(
-                &format!("login.failed:uid{uid}"),
-                AuditEvent::new("login.failed", name.clone())
-                    .with("method", "tui socket")
-                    .with("address", address)
-                    .with("why", e.to_string()),
-            );
+            let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
             let _ = wr.write_all(format!("cordon: {name} may not use the TUI here: {e}\r\n").as_bytes()).await;
             return;
         }
     };
-    let _ = svc.audit.record(AuditEvent::new("login", me.user.clone()).with("method", "tui socket").with("address", address.clone()));
-    let _ = svc.audit.record(AuditEvent::new("tui.start", me.user.clone()).with("address", address));
     // The first frame is the terminal's size.
     let size = match read_frame(&mut rd).await {
         Some(Input::Resize(c, r)) => (c, r),

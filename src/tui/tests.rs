@@ -70,7 +70,7 @@ fn recordings() -> Vec<RecordingEntry> {
         started: started.into(),
         ended: None,
         exit_status: Some(0),
-        state: state.into(),
+        state: crate::store::RecordingState::parse(state),
         path: String::new(),
         bytes,
         key_id: "648aa5c5".into(),

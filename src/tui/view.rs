@@ -180,7 +180,7 @@ fn draw_recordings(f: &mut Frame, app: &App, area: Rect) {
     let header = Row::new(["ID", "USER", "PROFILE", "STATE", "STARTED", "SIZE", "COMMAND"]).style(bold());
     let rows = list.iter().map(|r| {
         let started = r.started.get(..16).unwrap_or(&r.started).replace('T', " ");
-        let state = if r.hold { format!("{} (held)", r.state) } else { r.state.clone() };
+        let state = if r.hold { format!("{} (held)", r.state) } else { r.state.to_string() };
         Row::new(vec![r.id.clone(), r.user.clone(), r.profile.clone(), state, started, human_bytes(r.bytes), r.command.clone()])
     });
     let widths = [
@@ -323,7 +323,7 @@ fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
         .header(Row::new(["PROFILE", "ROLES ALLOWED"]).style(bold()))
         .block(Block::bordered().title(Span::styled(" Profiles (read-only) ", bold().fg(ACCENT))));
     f.render_widget(profiles, profiles_area);
-    let c = &app.svc.config;
+    let c = &app.svc.config();
     let mut lines = vec![
         Line::from(vec![Span::styled("default profile ", dim()), Span::raw(c.default_profile.clone())]),
         Line::from(vec![Span::styled("idle timeout    ", dim()), Span::raw(format!("{} min", c.idle_timeout.as_secs() / 60))]),
@@ -422,7 +422,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         (Tab::Admin, _) => lines.extend([Line::styled("Admin", bold()), k("l", "lock (ends sessions, revokes tokens) or unlock")]),
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(format!("detach key: {}    any key closes this help", app.svc.config.detach_key_name), dim()));
+    lines.push(Line::styled(format!("detach key: {}    any key closes this help", app.svc.config().detach_key_name), dim()));
     let r = centered(area, 70, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", bold().fg(ACCENT)))), r);

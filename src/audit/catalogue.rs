@@ -1,0 +1,212 @@
+//! Every event the audit log records, in one place: its name in the log (`"event"`), what it
+//! means, and the fields it carries beside `seq`, `time`, `actor`, `prev` and `mac`. Faces
+//! and the service name events by [`Kind`], never by a string; docs/audit-events.md is this
+//! table (a test keeps them the same).
+
+/// An audit event's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Login,
+    LoginFailed,
+    Logout,
+    SshRefused,
+    SshDisconnect,
+    TuiStart,
+    TuiStop,
+    ApiUnauthorized,
+    ApiRejected,
+    ApiRefused,
+    ApiRateLimited,
+    TokenIssue,
+    TokenRefresh,
+    TokenReuse,
+    TokenRevoke,
+    TokenRotateKey,
+    UserAdd,
+    UserRemove,
+    UserRole,
+    UserLock,
+    UserUnlock,
+    UserPasswordSet,
+    UserPasswordClear,
+    KeyAdd,
+    KeyRemove,
+    KeyRotate,
+    SessionCreate,
+    SessionAttach,
+    SessionObserve,
+    SessionDetach,
+    SessionInput,
+    SessionResize,
+    SessionRename,
+    SessionMark,
+    SessionKill,
+    SessionTimeout,
+    SessionEnd,
+    Run,
+    RunKill,
+    RecordingPlay,
+    RecordingExport,
+    RecordingSearch,
+    RecordingVerify,
+    RecordingHold,
+    RecordingRelease,
+    RecordingPurge,
+    RecordingFailed,
+    RecordingGap,
+    RecordingResumed,
+    Refused,
+    ServeStart,
+    ServeStop,
+    AuditSuppressed,
+    AuditRetention,
+}
+
+impl Kind {
+    /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
+    #[cfg(test)]
+    pub const ALL: [Kind; 54] = [
+        Kind::Login,
+        Kind::LoginFailed,
+        Kind::Logout,
+        Kind::SshRefused,
+        Kind::SshDisconnect,
+        Kind::TuiStart,
+        Kind::TuiStop,
+        Kind::ApiUnauthorized,
+        Kind::ApiRejected,
+        Kind::ApiRefused,
+        Kind::ApiRateLimited,
+        Kind::TokenIssue,
+        Kind::TokenRefresh,
+        Kind::TokenReuse,
+        Kind::TokenRevoke,
+        Kind::TokenRotateKey,
+        Kind::UserAdd,
+        Kind::UserRemove,
+        Kind::UserRole,
+        Kind::UserLock,
+        Kind::UserUnlock,
+        Kind::UserPasswordSet,
+        Kind::UserPasswordClear,
+        Kind::KeyAdd,
+        Kind::KeyRemove,
+        Kind::KeyRotate,
+        Kind::SessionCreate,
+        Kind::SessionAttach,
+        Kind::SessionObserve,
+        Kind::SessionDetach,
+        Kind::SessionInput,
+        Kind::SessionResize,
+        Kind::SessionRename,
+        Kind::SessionMark,
+        Kind::SessionKill,
+        Kind::SessionTimeout,
+        Kind::SessionEnd,
+        Kind::Run,
+        Kind::RunKill,
+        Kind::RecordingPlay,
+        Kind::RecordingExport,
+        Kind::RecordingSearch,
+        Kind::RecordingVerify,
+        Kind::RecordingHold,
+        Kind::RecordingRelease,
+        Kind::RecordingPurge,
+        Kind::RecordingFailed,
+        Kind::RecordingGap,
+        Kind::RecordingResumed,
+        Kind::Refused,
+        Kind::ServeStart,
+        Kind::ServeStop,
+        Kind::AuditSuppressed,
+        Kind::AuditRetention,
+    ];
+
+    /// The name written in the log's `event` field, and what the event means with its fields.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        use Kind::*;
+        match self {
+            Login => ("login", "a login succeeded: `method` (publickey, password, api password, tui socket), `fingerprint`, `address`"),
+            LoginFailed => ("login.failed", "a login was refused: `why`, `method` or `fingerprint`, `address`; the actor is the offered name, bounded and escaped; bounded per address"),
+            Logout => ("logout", "an API token (and with a refresh token, its login) was revoked by its user: `address`, `request`"),
+            SshRefused => ("ssh.refused", "a connection was closed before it could log in (too many not logged in): `address`, `why`; bounded per address"),
+            SshDisconnect => ("ssh.disconnect", "the host closed a logged-in SSH connection whose user can no longer act: `why`, `address`"),
+            TuiStart => ("tui.start", "a TUI opened: `address` (or `local`), `recording` for the embedded host"),
+            TuiStop => ("tui.stop", "the embedded host's TUI closed"),
+            ApiUnauthorized => ("api.unauthorized", "an API request without a valid token: `why`, `address`, `request`; bounded per address"),
+            ApiRejected => ("api.rejected", "an API request refused for its form (400, 404, 413, 415, 426): `status`, `method`, `path`, `address`, `request`; bounded"),
+            ApiRefused => ("api.refused", "an API connection closed at once (too many open): `address`, `why`; bounded"),
+            ApiRateLimited => ("api.rate_limited", "an API request over the rate limit (429): `address`, `request`; bounded"),
+            TokenIssue => ("token.issue", "an API token pair was issued: `user`, `via` (ssh, cli, test)"),
+            TokenRefresh => ("token.refresh", "a refresh token was traded for a new pair: `address`, `request`"),
+            TokenReuse => ("token.reuse", "a used refresh token was presented again; its whole login is revoked: `family`, `action`"),
+            TokenRevoke => ("token.revoke", "every token of `user` issued until now was revoked"),
+            TokenRotateKey => ("token.rotate_key", "API tokens are signed with a new key: `kid`"),
+            UserAdd => ("user.add", "a user was added: `user`, `role`"),
+            UserRemove => ("user.remove", "a user was removed: `user`, `user_id`, `moved` (where their home and workspaces went)"),
+            UserRole => ("user.role", "a user's role changed: `user`, `from`, `to`"),
+            UserLock => ("user.lock", "a user was locked (tokens revoked, sessions ended): `user`, `sessions_ended`"),
+            UserUnlock => ("user.unlock", "a user was unlocked: `user`"),
+            UserPasswordSet => ("user.password.set", "a user's password was set: `user`"),
+            UserPasswordClear => ("user.password.clear", "a user's password was removed: `user`"),
+            KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),
+            KeyRemove => ("key.remove", "an SSH key was removed: `user`, `fingerprint`"),
+            KeyRotate => ("key.rotate", "a new recording key is current: `key`, `key_id`"),
+            SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked)"),
+            SessionAttach => ("session.attach", "a viewer that may type joined a session: `session`"),
+            SessionObserve => ("session.observe", "a read-only viewer joined a session: `session`"),
+            SessionDetach => ("session.detach", "a viewer left a session, or the host ended it (`user_id`, `reason`): `session`"),
+            SessionInput => ("session.input", "input typed through the API: `session`, `bytes`"),
+            SessionResize => ("session.resize", "a session's terminal was resized through the API: `session`, `size`"),
+            SessionRename => ("session.rename", "a session was renamed: `session`, `from`, `to`"),
+            SessionMark => ("session.mark", "a marker was added to a session's recording: `session`, `label`"),
+            SessionKill => ("session.kill", "a session was ended by a user, or by the host (`reason`): `session`"),
+            SessionTimeout => ("session.timeout", "the host ended a session at its idle or age limit: `session`, `reason`"),
+            SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`"),
+            Run => ("run", "a command ran through the runner: `argv` (masked), `profile`, `exit_status`, `seconds`, `ended_by`"),
+            RunKill => ("run.kill", "the host ended a run whose owner is locked or removed: `owner`, `reason`"),
+            RecordingPlay => ("recording.play", "a recording's content was shown (playback, a screen): `recording`, `at`, `screen_only`"),
+            RecordingExport => ("recording.export", "a recording was exported: `recording`, `format`, `to`"),
+            RecordingSearch => ("recording.search", "recordings were searched: `pattern`, `recordings`, `hits`, `matched` (those whose lines were shown)"),
+            RecordingVerify => ("recording.verify", "recordings were verified: `recording` and `ok`, or `count` and `damaged`"),
+            RecordingHold => ("recording.hold", "a recording was put under legal hold: `recording`"),
+            RecordingRelease => ("recording.release", "a legal hold was lifted: `recording`"),
+            RecordingPurge => ("recording.purge", "retention removed a recording: `recording`, `started`"),
+            RecordingFailed => ("recording.failed", "a recording could not be written; the strict policy ended the session: `session`, `recording`, `error`, `policy`"),
+            RecordingGap => ("recording.gap", "a recording could not be written; the best-effort policy went on: `session`, `recording`, `error`, `policy`"),
+            RecordingResumed => ("recording.resumed", "writing a recording works again after a gap: `session`, `recording`, `gap`, `policy`"),
+            Refused => ("refused", "an action was refused: `what`, `why`, `address`; bounded per user"),
+            ServeStart => ("serve.start", "the host started: `listen`, `recording`"),
+            ServeStop => ("serve.stop", "the host stopped"),
+            AuditSuppressed => ("audit.suppressed", "events of `key` past the bound in a minute were counted, not written: `suppressed`, `window_seconds`"),
+            AuditRetention => ("audit.retention", "retention removed old segments of this log: `removed`, `resumes_at`, `prev_of_first`, `older_than`"),
+        }
+    }
+
+    /// The name written in the log.
+    pub fn name(self) -> &'static str {
+        self.describe().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_name() {
+        let names: std::collections::BTreeSet<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), Kind::ALL.len());
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')));
+    }
+
+    #[test]
+    fn the_documented_catalogue_is_this_one() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/audit-events.md")).unwrap();
+        for k in Kind::ALL {
+            let (name, meaning) = k.describe();
+            assert!(doc.contains(&format!("| `{name}` | {meaning} |")), "docs/audit-events.md lacks or differs for {name}");
+        }
+        assert_eq!(doc.matches("\n| `").count(), Kind::ALL.len(), "docs/audit-events.md lists events that are not in the catalogue");
+    }
+}
