@@ -127,7 +127,7 @@ impl Service {
         let (_, r) = self.readable(p, id, "export")?;
         let file = format!("{}.{ext}", r.id);
         let (_, bytes) = self.export(p, &r.id, fmt, &format!("exports/{file} in the workspace of {}", user.name))?;
-        self.places.write_export(&user, &file, &bytes).map_err(|e| Error::failed(e))
+        self.places.write_export(&user, &file, &bytes).map_err(Error::failed)
     }
 
     /// A recording's catalog entry.
