@@ -251,7 +251,7 @@ async fn hsts(req: Request, next: Next) -> Response {
 /// Starts the API on the configured TCP address and unix socket.
 pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     let api = Api { svc: svc.clone(), metrics: Arc::new(Metrics::default()), limiter: Arc::new(Limiter::default()) };
-    let app = routes::router(api.clone())
+    let app = routes::router()
         .layer(axum::middleware::from_fn_with_state(api.clone(), envelope))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api);

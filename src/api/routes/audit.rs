@@ -1,0 +1,41 @@
+//! The audit log: the latest events and the chain's verification.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ErrorOut, Result, VerifyOut, Q};
+use crate::api::{Api, Auth};
+
+pub(super) fn router() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(audit))
+        .routes(routes!(audit_verify))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// At most this many of the latest events (default 100, at most 10000).
+    pub limit: Option<u32>,
+    /// Only events whose line contains this text (searched among the latest 256 MiB of the log).
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = [Object]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn audit(State(api): State<Api>, auth: Auth, Q(q): Q<AuditQuery>) -> Result<Json<Vec<serde_json::Value>>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10000) as usize;
+    Ok(Json(api.svc.audit_events(&auth.p, limit, q.q.as_deref())?))
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", security(("bearer" = [])),
+    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn audit_verify(State(api): State<Api>, auth: Auth) -> Result<Json<VerifyOut>> {
+    Ok(Json(match api.svc.audit_verify(&auth.p, true)? {
+        Ok(n) => VerifyOut { ok: true, detail: format!("{n} events, chain intact") },
+        Err(e) => VerifyOut { ok: false, detail: format!("broken at {e}") },
+    }))
+}

@@ -1,0 +1,91 @@
+//! Logins, token refresh and logout.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Body, ErrorOut, Result};
+use crate::api::{Api, ApiError, Auth, Peer, RequestId};
+use crate::tokens::TokenPair;
+
+pub(super) fn router() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshIn {
+    pub refresh_token: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutIn {
+    /// Also revoke this refresh token's family.
+    pub refresh_token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginIn,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn login(
+    State(api): State<Api>,
+    peer: axum::Extension<Peer>,
+    rid: axum::Extension<RequestId>,
+    Body(body): Body<LoginIn>,
+) -> Result<Json<TokenPair>> {
+    let svc = &api.svc;
+    if !svc.config().password_login {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "password logins are off here; get a token with `ssh HOST token`"));
+    }
+    match svc.password_login(&body.user, &body.password, &peer.0 .0, "api password").await {
+        Ok(mut p) => {
+            p.request = Some(rid.0 .0.clone());
+            Ok(Json(svc.login_tokens(&p)?))
+        }
+        Err(e @ crate::service::Error::Failed(_)) => Err(e.into()),
+        Err(e) => {
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshIn,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn refresh(
+    State(api): State<Api>,
+    peer: axum::Extension<Peer>,
+    rid: axum::Extension<RequestId>,
+    Body(body): Body<RefreshIn>,
+) -> Result<Json<TokenPair>> {
+    match api.svc.refresh_tokens(&body.refresh_token, &peer.0 .0, &rid.0 .0) {
+        Ok(pair) => Ok(Json(pair)),
+        Err(e @ crate::service::Error::Failed(_)) => Err(e.into()),
+        Err(e) => {
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn logout(State(api): State<Api>, auth: Auth, Body(body): Body<LogoutIn>) -> Result<StatusCode> {
+    api.svc.logout(&auth.p, &auth.claims, body.refresh_token.as_deref())?;
+    Ok(StatusCode::NO_CONTENT)
+}

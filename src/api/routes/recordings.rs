@@ -1,0 +1,122 @@
+//! Recordings: list, search, look at, verify and export.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ErrorOut, Result, VerifyOut, Q};
+use crate::api::{Api, Auth};
+
+pub(super) fn router() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(recordings))
+        .routes(routes!(search))
+        .routes(routes!(recording))
+        .routes(routes!(verify_recording))
+        .routes(routes!(export))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingOut {
+    pub id: String,
+    pub session: i64,
+    pub user: String,
+    pub profile: String,
+    pub command: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub exit_status: Option<i64>,
+    pub state: String,
+    pub bytes: i64,
+    pub key_id: String,
+    pub hold: bool,
+}
+
+fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
+    RecordingOut {
+        id: r.id,
+        session: r.session,
+        user: r.user,
+        profile: r.profile,
+        command: r.command,
+        started: r.started,
+        ended: r.ended,
+        exit_status: r.exit_status,
+        state: r.state.name().to_string(),
+        bytes: r.bytes,
+        key_id: r.key_id,
+        hold: r.hold,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// Text that appeared on screen.
+    pub q: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HitOut {
+    pub recording: String,
+    pub user: String,
+    /// Seconds from the recording's start.
+    pub at: f64,
+    pub line: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// asciicast-v2 (default), asciicast-v3 or raw.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
+    responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
+    Ok(Json(api.svc.recordings(&auth.p, &Default::default())?.into_iter().map(recording_out).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
+    responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn search(State(api): State<Api>, auth: Auth, Q(q): Q<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
+    let (hits, _) = api.svc.search(&auth.p, &q.q, &Default::default())?;
+    Ok(Json(hits.into_iter().map(|h| HitOut { recording: h.recording, user: h.user, at: h.at, line: h.line }).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = RecordingOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<RecordingOut>> {
+    Ok(Json(recording_out(api.svc.recording(&auth.p, &id)?)))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<VerifyOut>> {
+    Ok(Json(match api.svc.verify_recording(&auth.p, &id)?.1 {
+        Ok(d) => VerifyOut { ok: true, detail: d },
+        Err(d) => VerifyOut { ok: false, detail: d },
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
+    responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or, with format=raw, its exact output bytes", content(("application/x-asciicast"), ("application/octet-stream"))), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Q(q): Q<ExportQuery>) -> Result<Response> {
+    let fmt = q.format.unwrap_or_else(|| "asciicast-v2".into());
+    let (r, bytes) = api.svc.export(&auth.p, &id, &fmt, "api")?;
+    api.metrics.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let (ctype, ext) = if fmt == "raw" { ("application/octet-stream", "raw") } else { ("application/x-asciicast", "cast") };
+    // Streamed in chunks: a long recording does not wait in one write.
+    let chunks: Vec<std::result::Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+    let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+    Ok((
+        [(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", r.id))],
+        body,
+    )
+        .into_response())
+}
