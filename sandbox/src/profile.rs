@@ -4,9 +4,12 @@
 //! durations. Where profiles are found by name is [`search`]. Neither touches the paths a
 //! profile names (that is [`crate::policy`]). Every error names the file, the line and the key.
 
+mod location;
 pub mod search;
 
 pub use search::{ProfileSource, Search, SHIPPED};
+
+use location::{key_at, line_of, line_of_key};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -195,46 +198,39 @@ fn parse(origin: &str, text: &str) -> Result<ProfileFile, ProfileError> {
 
 /// Checks the values serde cannot: ports, names, paths, limits.
 fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileError> {
-    let at = |table: Option<&str>, key: &str, message: String| {
-        let full = match table {
-            Some(t) => format!("{t}.{key}"),
-            None => key.to_string(),
-        };
-        err(origin, locate(text, table, key), Some(&full), message)
-    };
+    let at = |path: &[&str], message: String| err(origin, line_of_key(text, path), Some(&path.join(".")), message);
     if let Some(cmd) = &file.command {
         if cmd.is_empty() || cmd[0].is_empty() {
-            return Err(at(None, "command", "must name a program: command = [\"bash\", \"-l\"]".into()));
+            return Err(at(&["command"], "must name a program: command = [\"bash\", \"-l\"]".into()));
         }
     }
     for (key, list) in [("read", &file.filesystem.read), ("write", &file.filesystem.write), ("hide", &file.filesystem.hide)] {
         for p in list {
             if !(p.starts_with('/') || p.starts_with("~/") || p == "~" || p.starts_with("{home}") || p.starts_with("{workspace}")) {
                 return Err(at(
-                    Some("filesystem"),
-                    key,
+                    &["filesystem", key],
                     format!("\"{p}\" must be an absolute path, or start with ~/, {{home}} or {{workspace}}"),
                 ));
             }
             if p.split('/').any(|c| c == "..") {
-                return Err(at(Some("filesystem"), key, format!("\"{p}\" must not contain `..`")));
+                return Err(at(&["filesystem", key], format!("\"{p}\" must not contain `..`")));
             }
         }
     }
     for e in &file.exec.allow {
         if e.is_empty() || (e.contains('/') && !(e.starts_with('/') || e.starts_with("~/") || e.starts_with("{home}"))) {
-            return Err(at(Some("exec"), "allow", format!("\"{e}\" must be a command name (found on PATH) or an absolute path")));
+            return Err(at(&["exec", "allow"], format!("\"{e}\" must be a command name (found on PATH) or an absolute path")));
         }
     }
     if let Some(net) = &file.network {
         if net.mode != NetMode::Ports && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp) {
-            return Err(at(Some("network"), "mode", "connect, bind and udp apply only with mode = \"ports\"".into()));
+            return Err(at(&["network", "mode"], "connect, bind and udp apply only with mode = \"ports\"".into()));
         }
         if net.mode == NetMode::Ports && net.connect.is_empty() && net.bind.is_empty() && !net.udp {
-            return Err(at(Some("network"), "mode", "mode = \"ports\" needs at least one port in connect or bind".into()));
+            return Err(at(&["network", "mode"], "mode = \"ports\" needs at least one port in connect or bind".into()));
         }
         if net.connect.contains(&0) {
-            return Err(at(Some("network"), "connect", "port 0 is not a port one can connect to".into()));
+            return Err(at(&["network", "connect"], "port 0 is not a port one can connect to".into()));
         }
     }
     let l = &file.limits;
@@ -247,26 +243,26 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
         ("timeout", l.timeout),
     ] {
         if v == Some(0) {
-            return Err(at(Some("limits"), key, "must be greater than zero (leave it out for no limit)".into()));
+            return Err(at(&["limits", key], "must be greater than zero (leave it out for no limit)".into()));
         }
     }
     if let Some(m) = l.memory {
         if m < 16 << 20 {
-            return Err(at(Some("limits"), "memory", "below 16 MiB nothing useful runs".into()));
+            return Err(at(&["limits", "memory"], "below 16 MiB nothing useful runs".into()));
         }
     }
     for name in &file.env.pass {
         let base = name.strip_suffix('*').unwrap_or(name);
         if !valid_env_name(base) && name != "*" {
-            return Err(at(Some("env"), "pass", format!("\"{name}\" is not a variable name (or a prefix ending in *)")));
+            return Err(at(&["env", "pass"], format!("\"{name}\" is not a variable name (or a prefix ending in *)")));
         }
     }
     if file.env.pass.iter().any(|n| n == "*") {
-        return Err(at(Some("env"), "pass", "\"*\" would pass the whole host environment, secrets included; list the variables".into()));
+        return Err(at(&["env", "pass"], "\"*\" would pass the whole host environment, secrets included; list the variables".into()));
     }
     for name in file.env.set.keys() {
         if !valid_env_name(name) {
-            return Err(at(Some("env.set"), name, format!("\"{name}\" is not a variable name")));
+            return Err(at(&["env", "set", name], format!("\"{name}\" is not a variable name")));
         }
     }
     Ok(())
@@ -334,48 +330,6 @@ fn extend_unique(into: &mut Vec<String>, from: Vec<String>) {
             into.push(item);
         }
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The dotted key whose value starts at `offset`: the nearest `[table]` above and the key on
-/// the line.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let upto = &text[..offset.min(text.len())];
-    let line_start = upto.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['))?;
-    let table = upto[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('[') && l.ends_with(']'))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    Some(match table {
-        Some(t) => format!("{t}.{key}"),
-        None => key.to_string(),
-    })
-}
-
-/// The line where `key` is set inside `[table]` (or at top level), for errors found after
-/// parsing.
-fn locate(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
-    let mut current: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.starts_with('[') && l.ends_with(']') {
-            current = Some(l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-            continue;
-        }
-        let k = l.split('=').next().map(str::trim).unwrap_or("");
-        let k = k.trim_matches('"');
-        if k == key && current.as_deref() == table {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 #[derive(Deserialize)]
@@ -475,6 +429,14 @@ mod tests {
         let p = write(dir.path(), "star", "[env]\npass = [\"*\"]\n");
         let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
         assert!(e.message.contains("secrets"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_port_in_a_multi_line_array_names_the_array_and_the_ports_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "ports", "[network]\nmode = \"ports\"\nconnect = [\n  443,\n  70000,\n]\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("network.connect")), "{e}");
     }
 
     #[test]

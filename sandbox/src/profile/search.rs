@@ -5,6 +5,7 @@
 //! What a profile's text means (the model, validation, merging) is the format, in
 //! [`crate::profile`]; this module only decides which texts are read, and in which order.
 
+use super::location::line_of_key;
 use super::{err, merge, parse, Profile, ProfileError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,7 +81,7 @@ impl Search {
                 return Err(err(&current.origin, None, Some("extends"), "extends chain is deeper than 16 profiles"));
             }
             if !valid_name(&parent) {
-                let line = super::locate(&current.text, None, "extends");
+                let line = line_of_key(&current.text, &["extends"]);
                 return Err(err(
                     &current.origin,
                     line,
@@ -98,7 +99,7 @@ impl Search {
             if seen.contains(&next.origin) {
                 return Err(err(
                     &current.origin,
-                    super::locate(&current.text, None, "extends"),
+                    line_of_key(&current.text, &["extends"]),
                     Some("extends"),
                     format!("extends \"{parent}\" makes a cycle"),
                 ));
@@ -212,6 +213,15 @@ mod tests {
         write(dir.path(), "b", "extends = \"a\"\n");
         let e = Search { dirs: vec![dir.path().to_path_buf()] }.load("a").unwrap_err();
         assert!(e.message.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn an_extends_that_is_not_a_name_is_located_on_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "odd", "description = \"x\"\n\nextends = \"../default\"\n");
+        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("extends")), "{e}");
+        assert!(e.message.contains("not a profile name"), "{e}");
     }
 
     #[test]
