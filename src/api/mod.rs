@@ -4,15 +4,15 @@
 //! checks permissions and audits. Errors are JSON with the request id and never carry
 //! internals.
 
+mod limits;
 mod listen;
 mod routes;
 mod tls;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::audit::{AuditEvent, Kind};
+use limits::{Limit, Limits};
 use crate::service::{Principal, Service};
 use crate::tokens::Claims;
 
@@ -38,38 +39,12 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
 }
 
-/// Fixed one-minute windows per key ("addr:IP", "user:NAME", "login:IP").
-#[derive(Default)]
-struct Limiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-impl Limiter {
-    /// None if allowed; else the seconds until the window ends.
-    fn hit(&self, key: &str, limit: u32) -> Option<u64> {
-        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if w.len() > 100_000 {
-            w.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
-        }
-        let entry = w.entry(key.to_string()).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        if entry.1 > limit {
-            Some(60u64.saturating_sub(entry.0.elapsed().as_secs()).max(1))
-        } else {
-            None
-        }
-    }
-}
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct Api {
     pub svc: Arc<Service>,
     pub metrics: Arc<Metrics>,
-    limiter: Arc<Limiter>,
+    limits: Arc<Limits>,
 }
 
 /// The request id, set by the first middleware.
@@ -164,7 +139,7 @@ impl FromRequestParts<Api> for Auth {
             Err(e) => return Err(refuse(e.to_string())),
         };
         p.request = request;
-        if let Some(after) = api.limiter.hit(&format!("user:{}", p.user), api.svc.config().api_rate) {
+        if let Some(after) = api.limits.check(Limit::User(&p.user)) {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Err(ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -190,9 +165,9 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     let login = req.uri().path() == "/v1/auth/login" || req.uri().path() == "/v1/auth/refresh";
     let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let limited = if login {
-        api.limiter.hit(&format!("login:{peer}"), api.svc.config().api_login_rate)
+        api.limits.check(Limit::Login(&peer))
     } else {
-        api.limiter.hit(&format!("addr:{peer}"), api.svc.config().api_rate.saturating_mul(if peer == "unix" { 10 } else { 1 }))
+        api.limits.check(Limit::Address(&peer))
     };
     let mut res = match limited {
         Some(after) => {
@@ -250,7 +225,16 @@ async fn hsts(req: Request, next: Next) -> Response {
 
 /// Starts the API on the configured TCP address and unix socket.
 pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
-    let api = Api { svc: svc.clone(), metrics: Arc::new(Metrics::default()), limiter: Arc::new(Limiter::default()) };
+    let api = Api { svc: svc.clone(), metrics: Arc::new(Metrics::default()), limits: Arc::new(Limits::new(svc.config().api_rate, svc.config().api_login_rate)) };
+    let forget = Arc::downgrade(&api.limits);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(limits) = forget.upgrade() else { return };
+            limits.forget_idle();
+        }
+    });
     let app = routes::router()
         .layer(axum::middleware::from_fn_with_state(api.clone(), envelope))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -2,7 +2,7 @@
 //! directory) with the TUI on this terminal, as the OS user running it. Sessions started
 //! here are confined and recorded like any other, and end when the TUI does.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use super::Input;
 use crate::config::Config;
@@ -10,43 +10,25 @@ use crate::paths::DataDir;
 use crate::service::Service;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-/// The terminal's size, from the kernel.
+/// The terminal's size, or 80x24 when it does not say.
 fn terminal_size() -> (u16, u16) {
-    // SAFETY: TIOCGWINSZ into a zeroed winsize on stdout.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
-            return (ws.ws_col, ws.ws_row);
-        }
-    }
-    (80, 24)
+    crossterm::terminal::size().ok().filter(|&(c, r)| c > 0 && r > 0).unwrap_or((80, 24))
 }
 
-/// Raw mode on standard input for as long as it lives.
-struct RawMode(libc::termios);
+/// Raw mode on this terminal for as long as it lives (crossterm keeps the modes it replaced
+/// and puts them back).
+struct RawMode;
 
 impl RawMode {
     fn enter() -> Result<RawMode, String> {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return Err("standard input is not a terminal: run `cordon` in one, or `cordon serve` for a host".into());
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-                return Err(format!("setting the terminal to raw mode: {}", std::io::Error::last_os_error()));
-            }
-            Ok(RawMode(saved))
-        }
+        crossterm::terminal::enable_raw_mode().map_err(|e| format!("setting the terminal to raw mode: {e}"))?;
+        Ok(RawMode)
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: restores the modes saved in `enter`.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+        let _ = crossterm::terminal::disable_raw_mode();
     }
 }
 
@@ -67,8 +49,7 @@ where
     F: FnOnce((u16, u16), UnboundedReceiver<Input>, UnboundedSender<Vec<u8>>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    // SAFETY: isatty on fds 0 and 1.
-    if unsafe { libc::isatty(0) == 0 || libc::isatty(1) == 0 } {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the TUI needs a terminal; for a host without one, run `cordon serve` (see `cordon --help`)".into());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
