@@ -43,7 +43,7 @@ pub struct Claims {
 }
 
 /// A pair as the login answers it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

@@ -26,7 +26,7 @@ use crate::auth::{allowed, Action, Role};
 use crate::config::Config;
 use crate::paths::DataDir;
 use crate::places::Places;
-use crate::sessions::Hub;
+use crate::sessions::{Hub, Launcher};
 use crate::store::Store;
 
 /// Who is asking, from where, and in which request (the API's request id). `user_id` is
@@ -172,7 +172,6 @@ impl Service {
         let unsealed_ok = store.audit_checkpoint().map_err(|e| e.to_string())?.is_none();
         let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
         let store = Arc::new(store);
-        let exe = std::env::current_exe().map_err(|e| format!("finding cordon's own binary: {e}"))?;
         let recorder = Arc::new(crate::record::Recorder::new(
             config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
             crate::record::Keyring::new(&dir),
@@ -180,7 +179,7 @@ impl Service {
             config.record_input,
             config.recording_enabled,
         )?);
-        let hub = Hub::new(exe, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
+        let hub = Hub::new(Launcher::for_this_build()?, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
         let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
         let places = Places::new(&config);
         if config.password_login {
@@ -384,14 +383,15 @@ impl Service {
         Ok(())
     }
 
-    /// Profiles the principal may start sessions with.
-    pub fn profiles(&self, p: &Principal) -> Vec<String> {
-        sandbox::profile::Search::standard()
+    /// Profiles the principal may start sessions with, for the role they have now.
+    pub fn profiles(&self, p: &Principal) -> Result<Vec<String>> {
+        let p = self.current(p)?;
+        Ok(sandbox::profile::Search::standard()
             .list()
             .into_iter()
             .map(|(name, _)| name)
             .filter(|name| self.config.profile_allowed(p.role, name).is_ok())
-            .collect()
+            .collect())
     }
 
     /// The latest `limit` audit events, newest first, those containing `filter` if given
@@ -436,3 +436,6 @@ impl Service {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod matrix;

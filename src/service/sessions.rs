@@ -48,7 +48,7 @@ impl Service {
     pub(super) fn confinement(&self, p: &Principal, profile: Option<String>, workspace: Option<&str>, what: &str) -> Result<Confinement> {
         let profile = profile.unwrap_or_else(|| self.config.default_profile.clone());
         self.config.profile_allowed(p.role, &profile).map_err(|e| self.refused(p, what, &e, Error::Forbidden(e.clone())))?;
-        if !self.profiles(p).contains(&profile) {
+        if !self.profiles(p)?.contains(&profile) {
             return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
         }
         let user = self.store.user_by_id(p.user_id).map_err(super::failed)?.ok_or_else(|| {

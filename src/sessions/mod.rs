@@ -301,12 +301,35 @@ impl Session {
     }
 }
 
+/// How a session's or a run's command is started.
+pub enum Launcher {
+    /// Confined by `cordon sandbox` (this binary, at this path): what every host does.
+    #[cfg_attr(test, allow(dead_code))]
+    Sandbox(PathBuf),
+    /// The command itself, unconfined, as the host: only in unit tests, which check the
+    /// service's authority and audit with real sessions and must run without root or a built
+    /// `cordon` (a unit test's own binary cannot be `cordon sandbox`). Confinement is tested
+    /// where it is built (the sandbox crate) and through the real binary (tests/).
+    #[cfg(test)]
+    Unconfined,
+}
+
+impl Launcher {
+    /// The launcher of this build: this binary's sandbox (unit tests: unconfined).
+    pub fn for_this_build() -> Result<Launcher, String> {
+        #[cfg(test)]
+        return Ok(Launcher::Unconfined);
+        #[cfg(not(test))]
+        std::env::current_exe().map(Launcher::Sandbox).map_err(|e| format!("finding cordon's own binary: {e}"))
+    }
+}
+
 /// Every live session, and how to start one.
 pub struct Hub {
     sessions: Mutex<BTreeMap<u64, Arc<Session>>>,
     next_id: AtomicU64,
     spawner: spawner::Spawner,
-    exe: PathBuf,
+    launcher: Launcher,
     /// Paths every session must not see (the data directory).
     hide: Vec<PathBuf>,
     audit: Arc<AuditLog>,
@@ -315,12 +338,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(exe: PathBuf, hide: Vec<PathBuf>, audit: Arc<AuditLog>, recorder: Arc<Recorder>, store: Arc<Store>) -> Arc<Hub> {
+    pub fn new(launcher: Launcher, hide: Vec<PathBuf>, audit: Arc<AuditLog>, recorder: Arc<Recorder>, store: Arc<Store>) -> Arc<Hub> {
         Arc::new(Hub {
             sessions: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             spawner: spawner::Spawner::start(),
-            exe,
+            launcher,
             hide,
             audit,
             recorder,
@@ -349,7 +372,16 @@ impl Hub {
     /// The command line that runs `command` confined as `c` says: the user's account, home
     /// and workspace, no link followed beneath them (`--no-links`: sessions write there).
     pub fn sandbox_command(&self, c: &Confinement, command: &[String], term: &str) -> Command {
-        let mut cmd = Command::new(&self.exe);
+        let exe = match &self.launcher {
+            Launcher::Sandbox(exe) => exe,
+            #[cfg(test)]
+            Launcher::Unconfined => {
+                let mut cmd = Command::new(command.first().map(String::as_str).unwrap_or("true"));
+                cmd.args(command.iter().skip(1)).env_clear().env("TERM", term).env("PATH", "/usr/bin:/bin").current_dir(&c.workspace);
+                return cmd;
+            }
+        };
+        let mut cmd = Command::new(exe);
         cmd.arg("sandbox").arg("--profile").arg(&c.profile).arg("--workspace").arg(&c.workspace);
         cmd.arg("--home").arg(&c.home).arg("--no-links").arg("--user-name").arg(&c.user);
         if let Some(a) = c.account {

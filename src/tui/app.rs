@@ -414,7 +414,13 @@ impl App {
         let own = self.own_selected();
         match (key, selected) {
             (Key::Char('n'), _) if self.may(Action::CreateSession) => {
-                let profiles = self.svc.profiles(&self.me);
+                let profiles = match self.svc.profiles(&self.me) {
+                    Ok(list) => list,
+                    Err(e) => {
+                        self.status = e.to_string();
+                        return Effect::None;
+                    }
+                };
                 let default = profiles.iter().position(|p| *p == self.svc.config().default_profile).unwrap_or(0);
                 self.dialog = Some(Dialog::New {
                     profiles,

@@ -37,9 +37,9 @@ async fn health() -> Json<HealthOut> {
 }
 
 #[utoipa::path(get, path = "/v1/profiles", security(("bearer" = [])),
-    responses((status = 200, body = [ProfileOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn profiles(State(api): State<Api>, auth: Auth) -> Json<Vec<ProfileOut>> {
-    Json(api.svc.profiles(&auth.p).into_iter().map(|name| ProfileOut { name }).collect())
+    responses((status = 200, body = [ProfileOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn profiles(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<ProfileOut>>> {
+    Ok(Json(api.svc.profiles(&auth.p)?.into_iter().map(|name| ProfileOut { name }).collect()))
 }
 
 /// Prometheus metrics, for admins and auditors.
