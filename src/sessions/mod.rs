@@ -372,6 +372,7 @@ impl Hub {
     /// The command line that runs `command` confined as `c` says: the user's account, home
     /// and workspace, no link followed beneath them (`--no-links`: sessions write there).
     pub fn sandbox_command(&self, c: &Confinement, command: &[String], term: &str) -> Command {
+        #[allow(clippy::infallible_destructuring_match)] // one variant outside unit tests
         let exe = match &self.launcher {
             Launcher::Sandbox(exe) => exe,
             #[cfg(test)]
