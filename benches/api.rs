@@ -6,45 +6,36 @@
 //!
 //! Run with `benches/api.sh`.
 
-mod common;
-
-use common::{exchange, free_port, request, run, wait_port};
+use cordon_test_support::host::Host;
+use cordon_test_support::http::{exchange, request};
+use cordon_test_support::ssh;
 use std::io::{BufReader, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 const OUTPUT: usize = 256 << 20;
 
 fn main() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let exe = env!("CARGO_BIN_EXE_cordon");
-    let key = tmp.path().join("id");
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
-    let (ssh_port, api_port) = (free_port(), free_port());
-    let config = format!(
-        "[api]\nlisten = \"127.0.0.1:{api_port}\"\nrate_limit = 100000000\n[sessions]\nworkspace_root = \"{}\"",
-        tmp.path().join("ws").display()
-    );
-    let (data, mut serve) = common::start_cordon(tmp.path(), "data", ssh_port, &public, &config);
-    let config = tmp.path().join("data.toml");
-    wait_port(api_port);
-    let out =
-        Command::new(exe).arg("--data-dir").arg(&data).args(["token", "issue", "bench", "--config"]).arg(&config).output().expect("token");
+    let mut h = Host::start_with(CORDON, "[api]\nrate_limit = 100000000");
+    let key = h.user("bench", "admin");
+    let out = h.cordon(&["token", "issue", "bench"]);
     let token =
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
     for _ in 0..3 {
-        request(api_port, &token, "POST", "/v1/sessions", r#"{"command":["sleep","600"]}"#);
+        request(h.api, &token, "POST", "/v1/sessions", r#"{"command":["sleep","600"]}"#);
     }
 
     println!("HTTP API benchmarks, loopback\n");
     for conns in [1, 4] {
-        let rps = requests_per_second(api_port, &token, conns, Duration::from_secs(5));
+        let rps = requests_per_second(h.api, &token, conns, Duration::from_secs(5));
         println!("GET /v1/sessions (3 sessions), {conns} keep-alive connection(s): {rps:.0} requests/s");
     }
 
-    let ws = websocket_attach(api_port, &token);
-    let ssh = ssh_attach(ssh_port, &key);
+    let ws = websocket_attach(h.api, &token);
+    let ssh = ssh_attach(h.port, &key);
     let mib = OUTPUT as f64 / 1048576.0;
     println!("\nattach throughput, {mib:.0} MiB of session output, first byte to end:");
     println!("  SSH attach (ssh -tt ... new)     {:>7.1} MiB/s ({:.1} MiB delivered)", mib / ssh.0, ssh.1 as f64 / 1048576.0);
@@ -52,12 +43,11 @@ fn main() {
     println!("  WebSocket / SSH: {:.2}", ssh.0 / ws.0);
     println!("(a viewer more than 1 MiB behind is resynced from the screen: fewer bytes may arrive, by design)");
 
-    // SAFETY: SIGTERM to our own child, which ends every session.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
+    // SIGTERM ends every session.
+    h.stop();
 }
 
-/// One HTTP/1.1 request on a keep-alive connection; returns the status and body.
+/// Requests per second of `GET /v1/sessions` on `conns` keep-alive connections for `time`.
 fn requests_per_second(port: u16, token: &str, conns: usize, time: Duration) -> f64 {
     let start = Instant::now();
     let workers: Vec<_> = (0..conns)
@@ -109,13 +99,13 @@ fn websocket_attach(port: u16, token: &str) -> (f64, usize) {
     })
 }
 
-fn ssh_attach(port: u16, key: &std::path::Path) -> (f64, usize) {
-    let mut child = Command::new("ssh")
-        .args(["-tt", "-i"])
-        .arg(key)
-        .args(["-p", &port.to_string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-        .args(["-o", "BatchMode=yes", "bench@127.0.0.1", "new", "--", "sh", "-c"])
-        .arg(format!("'sleep 1; head -c {OUTPUT} /dev/zero'"))
+/// Seconds from the first byte to the end, and the bytes delivered.
+fn ssh_attach(port: u16, key: &Path) -> (f64, usize) {
+    let argv = ssh::argv(port, key, "bench");
+    let mut child = Command::new(&argv[0])
+        .arg("-tt")
+        .args(&argv[1..])
+        .args(["new", "--", "sh", "-c", &format!("'sleep 1; head -c {OUTPUT} /dev/zero'")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

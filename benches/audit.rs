@@ -7,15 +7,15 @@
 //!
 //! Run with `benches/audit.sh` (SIZE_MIB=64 for a quick run).
 
-mod common;
-
-use common::{exchange, free_port, run, wait_port};
+use cordon_test_support::host::Host;
+use cordon_test_support::http::exchange;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 const SEGMENT: u64 = 64 << 20;
 
@@ -103,37 +103,23 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 fn main() {
     let size_mib: u64 = std::env::var("SIZE_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let exe = env!("CARGO_BIN_EXE_cordon");
-    let key = tmp.path().join("id");
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("key");
-    let data = tmp.path().join("data");
-    run(Command::new(exe)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "bench", "--role", "admin", "--key", public.trim()])
-        .stdout(std::process::Stdio::null()));
+    // The host is stopped while its log grows: the log has one writer at a time.
+    let mut h = Host::start_with(CORDON, "[api]\nrate_limit = 100000000");
+    h.user("bench", "admin");
+    h.stop();
     let started = Instant::now();
-    let events = grow(&data, size_mib << 20);
+    let events = grow(&h.state(), size_mib << 20);
     println!(
         "Audit view benchmark: a log of {size_mib} MiB ({events} events, {} segments), made in {:.1} s\n",
         size_mib * (1 << 20) / SEGMENT,
         started.elapsed().as_secs_f64()
     );
-
-    let (ssh_port, api_port) = (free_port(), free_port());
-    let config = format!(
-        "[api]\nlisten = \"127.0.0.1:{api_port}\"\nrate_limit = 100000000\n[sessions]\nworkspace_root = \"{}\"",
-        tmp.path().join("ws").display()
-    );
-    let mut serve = common::start_cordon_on(&tmp.path().join("serve.toml"), &data, ssh_port, &config);
-    wait_port(api_port);
-    let out = Command::new(exe).arg("--data-dir").arg(&data).args(["token", "issue", "bench"]).output().expect("token");
+    h.restart();
+    let out = h.cordon(&["token", "issue", "bench"]);
     let token =
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
 
-    let mut conn = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", api_port)).expect("connect"));
+    let mut conn = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", h.api)).expect("connect"));
     conn.get_ref().set_nodelay(true).ok();
     let mut refresh: Vec<f64> = (0..30)
         .map(|_| {
@@ -145,7 +131,7 @@ fn main() {
         .collect();
     let (p50, p99) = (percentile(&mut refresh, 0.5), percentile(&mut refresh, 0.99));
     let t = Instant::now();
-    let whole = read_whole(&data);
+    let whole = read_whole(&h.state());
     let peer = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let (status, _) = exchange(&mut conn, &token, "GET", "/v1/audit?limit=10&q=no-such-text", "");
@@ -155,8 +141,7 @@ fn main() {
     let (status, body) = exchange(&mut conn, &token, "GET", "/v1/audit/verify", "");
     let verify = t.elapsed().as_secs_f64();
     assert_eq!(status, 200);
-    let _ = serve.kill();
-    let _ = serve.wait();
+    h.stop();
 
     println!("{:<52} {:>10} {:>10}", "", "p50", "p99");
     println!("{:<52} {:>8.1}ms {:>8.1}ms", "refresh: the latest 1000 events (cordon)", p50, p99);

@@ -8,14 +8,16 @@
 //!
 //! Run with `benches/host_ssh.sh` (installs openssh-server; needs root for a throwaway sshd).
 
-mod common;
-
-use common::{free_port, run, wait_port};
+use cordon_test_support::host::Host;
+use cordon_test_support::net::{free_port, wait_port};
+use cordon_test_support::ssh;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 struct Target {
     name: &'static str,
@@ -27,43 +29,22 @@ struct Target {
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let key = tmp.path().join("id");
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    ssh::keygen(&key, "bench");
+    let public = ssh::public_key(&key);
 
     let sshd_port = free_port();
     let mut sshd = start_sshd(tmp.path(), sshd_port, &public);
-    let cordon_port = free_port();
-    let mut cordon = start_cordon(tmp.path(), cordon_port, &public);
+    let mut cordon = Host::start_with(CORDON, "[api]\nlisten = \"\"\n[sessions]\nmax_per_user = { admin = 500 }");
+    cordon.add_user("bench", "admin", &public);
 
     let client = |port: u16, user: &str| -> Vec<String> {
-        let k = key.display().to_string();
-        let p = port.to_string();
-        let d = format!("{user}@127.0.0.1");
-        [
-            "ssh",
-            "-tt",
-            "-i",
-            &k,
-            "-p",
-            &p,
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            &d,
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut argv = ssh::argv(port, &key, user);
+        argv.insert(1, "-tt".into());
+        argv
     };
     let targets = [
         Target { name: "OpenSSH sshd", ssh: client(sshd_port, "root"), session: vec![] },
-        Target { name: "cordon serve", ssh: client(cordon_port, "bench"), session: vec!["new".into(), "--".into()] },
+        Target { name: "cordon serve", ssh: client(cordon.port, "bench"), session: vec!["new".into(), "--".into()] },
     ];
 
     println!("host benchmarks: cordon serve vs OpenSSH sshd, loopback, OpenSSH client\n");
@@ -93,7 +74,7 @@ fn main() {
     row("output throughput, 512 MiB (-tt)", tput[0], tput[1], "MB");
     println!("{:<34} (MiB/s of session output shown; higher is better)", "");
 
-    let per_session = memory_per_session(&targets[1], cordon.id(), 100);
+    let per_session = memory_per_session(&targets[1], cordon.child.id(), 100);
     println!("\ncordon host memory with 100 sessions: {per_session:.2} MiB per session (goal: under 2 MiB)");
     println!(
         "goals: throughput at least sshd's ({}), echo p50 within 0.3 ms of sshd's ({:+.3} ms)",
@@ -102,16 +83,15 @@ fn main() {
     );
 
     let _ = sshd.kill();
-    // SAFETY: SIGTERM to our own child, which ends every session.
-    unsafe { libc::kill(cordon.id() as i32, libc::SIGTERM) };
-    let _ = cordon.wait();
+    // SIGTERM ends every session.
+    cordon.stop();
     let _ = sshd.wait();
 }
 
 fn start_sshd(dir: &Path, port: u16, public: &str) -> Child {
     let host_key = dir.join("sshd_host_key");
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&host_key));
-    std::fs::write(dir.join("authorized_keys"), public).expect("authorized_keys");
+    ssh::keygen(&host_key, "sshd");
+    std::fs::write(dir.join("authorized_keys"), format!("{public}\n")).expect("authorized_keys");
     let config = dir.join("sshd_config");
     std::fs::write(
         &config,
@@ -132,11 +112,6 @@ fn start_sshd(dir: &Path, port: u16, public: &str) -> Child {
         .expect("start sshd (benches/host_ssh.sh installs it)");
     wait_port(port);
     child
-}
-
-fn start_cordon(dir: &Path, port: u16, public: &str) -> Child {
-    let config = format!("[sessions]\nworkspace_root = \"{}\"\nmax_per_user = {{ admin = 500 }}", dir.join("ws").display());
-    common::start_cordon(dir, "cordon", port, public, &config).1
 }
 
 /// An ssh client with pipes, and a thread turning its output into a channel.

@@ -5,11 +5,13 @@
 //! Run with `benches/recording.sh` (installs asciinema). The output is `ls -lR` of system
 //! directories: long, repetitive, mostly ASCII, like a build or a test run.
 
-mod common;
-
+use cordon_test_support::host::Host;
+use cordon_test_support::ssh;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -61,8 +63,9 @@ fn main() {
 /// recording on and off (`[recordings] enabled`): two hosts, runs interleaved so that the
 /// machine's noise falls on both alike.
 fn throughput(dir: &Path, corpus: &Path) -> (f64, f64) {
-    let (_, port_on, mut serve_on) = start_host(dir, "on", "[recordings]\nenabled = true\n");
-    let (_, port_off, mut serve_off) = start_host(dir, "off", "[recordings]\nenabled = false\n");
+    let mut host_on = start_host(dir, "[recordings]\nenabled = true\n");
+    let mut host_off = start_host(dir, "[recordings]\nenabled = false\n");
+    let (port_on, port_off) = (host_on.port, host_off.port);
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for i in 0..RUNS {
         // Alternate which goes first, so neither always follows the other's page-cache churn.
@@ -74,11 +77,8 @@ fn throughput(dir: &Path, corpus: &Path) -> (f64, f64) {
             on.push(cat_session(dir, port_on, corpus));
         }
     }
-    for serve in [&mut serve_on, &mut serve_off] {
-        // SAFETY: SIGTERM to our own child.
-        unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-        let _ = serve.wait();
-    }
+    host_on.stop();
+    host_off.stop();
     (median(&mut on), median(&mut off))
 }
 
@@ -89,24 +89,22 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// A `cordon serve` with its own data directory `tag`, user `bench` with key `dir/id`, and
-/// `extra` configuration; returns the data directory, the port and the process.
-fn start_host(dir: &Path, tag: &str, extra: &str) -> (std::path::PathBuf, u16, std::process::Child) {
-    let public = std::fs::read_to_string(dir.join("id.pub")).expect("key");
-    let port = common::free_port();
-    let config = format!("[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display());
-    let (data, child) = common::start_cordon(dir, tag, port, &public, &config);
-    (data, port, child)
+/// A `cordon serve` with workspaces in `dir/ws`, the admin `bench` logging in with the key
+/// `dir/id`, and `extra` configuration.
+fn start_host(dir: &Path, extra: &str) -> Host {
+    let h =
+        Host::start_with(CORDON, &format!("[api]\nlisten = \"\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display()));
+    h.add_user("bench", "admin", &ssh::public_key(&dir.join("id")));
+    h
 }
 
 /// Seconds for a new session to `cat` the corpus to an attached `ssh -tt` client.
 fn cat_session(dir: &Path, port: u16, corpus: &Path) -> f64 {
     let start = Instant::now();
-    let status = Command::new("ssh")
-        .args(["-tt", "-i"])
-        .arg(dir.join("id"))
-        .args(["-p", &port.to_string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-        .args(["-o", "BatchMode=yes", "bench@127.0.0.1"])
+    let argv = ssh::argv(port, &dir.join("id"), "bench");
+    let status = Command::new(&argv[0])
+        .arg("-tt")
+        .args(&argv[1..])
         .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -137,25 +135,15 @@ fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
 }
 
 fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64, Vec<f64>) {
-    let exe = env!("CARGO_BIN_EXE_cordon");
-    let key = dir.join("id");
-    let ok =
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "ssh-keygen");
-    let (data, port, mut serve) = start_host(dir, "cordon", "");
-    let secs = cat_session(dir, port, corpus);
+    ssh::keygen(&dir.join("id"), "bench");
+    let mut h = start_host(dir, "");
+    let secs = cat_session(dir, h.port, corpus);
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: SIGTERM to our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
-    let bytes = std::fs::read_dir(data.join("recordings"))
+    h.stop();
+    let bytes = std::fs::read_dir(h.state().join("recordings"))
         .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
-    let ls = Command::new(exe).arg("--data-dir").arg(&data).args(["rec", "ls", "--json"]).output().expect("rec ls");
-    let id = serde_json::from_slice::<serde_json::Value>(&ls.stdout)
-        .ok()
-        .and_then(|v| v[0]["id"].as_str().map(String::from))
-        .expect("a recording");
+    let id = h.recordings().first().and_then(|r| r["id"].as_str().map(String::from)).expect("a recording");
     let mut seeks = Vec::new();
     let mut x: u64 = 0x9E3779B97F4A7C15;
     for _ in 0..50 {
@@ -164,10 +152,8 @@ fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64, Vec<f64>) {
         x ^= x << 17;
         let at = (x % 1000) as f64 / 1000.0 * secs;
         let start = Instant::now();
-        let ok = Command::new(exe)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["rec", "screen", &id, "--at", &format!("{at:.3}")])
+        let ok = h
+            .command(&["rec", "screen", &id, "--at", &format!("{at:.3}")])
             .stdout(Stdio::null())
             .status()
             .map(|s| s.success())

@@ -2,12 +2,13 @@
 //! `cordon serve`: each endpoint's allow and deny per role, every JWT attack, rate limits,
 //! a WebSocket attach that types and reads.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
+use cordon_test_support::wait::wait_until;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::process::Command;
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 struct Reply {
     status: u16,
@@ -52,7 +53,7 @@ fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
 
 #[test]
 fn every_endpoint_allows_and_denies_by_role() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     for (u, role) in [("ada", "admin"), ("dev", "developer"), ("bob", "developer"), ("aud", "auditor"), ("vic", "viewer")] {
         h.user(u, role);
     }
@@ -160,7 +161,7 @@ fn every_endpoint_allows_and_denies_by_role() {
 
 #[test]
 fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (dev, _) = token(&h, "dev");
     let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"cols": "wide"})));
@@ -234,7 +235,7 @@ fn b64(v: &[u8]) -> String {
 
 #[test]
 fn every_jwt_attack_is_refused() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     h.user("ada", "admin");
     let (kid, key) = server_key(&h);
@@ -317,7 +318,7 @@ fn every_jwt_attack_is_refused() {
 
 #[test]
 fn rate_limits_answer_429_with_retry_after() {
-    let h = Host::start_with("[api]\nrate_limit = 15\nlogin_rate_limit = 3");
+    let h = Host::start_with(CORDON, "[api]\nrate_limit = 15\nlogin_rate_limit = 3");
     h.user("dev", "developer");
     let (dev, _) = token(&h, "dev");
     let codes: Vec<u16> = (0..20).map(|_| http(&h, "GET", "/v1/sessions", Some(&dev), None).status).collect();
@@ -335,9 +336,9 @@ fn rate_limits_answer_429_with_retry_after() {
 
 #[test]
 fn password_login_issues_tokens_and_wrong_passwords_are_refused() {
-    let h = Host::start_with("password_login = true");
+    let h = Host::start_with(CORDON, "password_login = true");
     h.user("dev", "developer");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+    let mut c = Command::new(CORDON);
     c.arg("--data-dir")
         .arg(h.state())
         .args(["user", "passwd", "dev"])
@@ -359,7 +360,7 @@ fn password_login_issues_tokens_and_wrong_passwords_are_refused() {
 
 #[test]
 fn a_websocket_attach_types_and_reads() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     h.user("aud", "auditor");
     let (dev, _) = token(&h, "dev");
@@ -403,7 +404,6 @@ fn a_websocket_attach_types_and_reads() {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Reads binary frames until `text` has appeared twice (a terminal echo, then cat's copy).
 /// A WebSocket to the API at `path`, with `token`.
 async fn ws_connect(
     port: u16,
@@ -416,6 +416,7 @@ async fn ws_connect(
     tokio_tungstenite::connect_async(req).await
 }
 
+/// Reads binary frames until `text` has appeared twice (a terminal echo, then cat's copy).
 async fn read_until(ws: &mut Ws, text: &str) -> String {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -442,7 +443,7 @@ fn schemathesis() -> std::path::PathBuf {
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
     // The runner's limit keeps whatever the fuzzer runs short.
-    let h = Host::start_with("[api]\nrate_limit = 100000\nlogin_rate_limit = 100000\n[runner]\ntimeout = \"5s\"");
+    let h = Host::start_with(CORDON, "[api]\nrate_limit = 100000\nlogin_rate_limit = 100000\n[runner]\ntimeout = \"5s\"");
     h.user("ada", "admin");
     let (ada, _) = token(&h, "ada");
     let out = Command::new(schemathesis())
@@ -477,7 +478,7 @@ fn the_api_speaks_tls_when_given_a_certificate() {
         .status()
         .unwrap();
     assert!(ok.success(), "openssl (install.sh installs it)");
-    let h = Host::start_with(&format!("[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"", cert.display(), key.display()));
+    let h = Host::start_with(CORDON, &format!("[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"", cert.display(), key.display()));
     let out = Command::new("curl")
         .args(["-s", "-i", "--cacert"])
         .arg(&cert)
@@ -499,7 +500,7 @@ fn kid(token: &str) -> String {
 
 #[test]
 fn rotating_the_signing_key_logs_nobody_out() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (before, refresh) = token(&h, "dev");
     let out = h.cordon(&["token", "rotate"]);
@@ -518,7 +519,7 @@ fn rotating_the_signing_key_logs_nobody_out() {
 
 #[test]
 fn hs256_is_the_operators_alternative_and_is_pinned_too() {
-    let h = Host::start_with("[api]\nsigning = \"hs256\"");
+    let h = Host::start_with(CORDON, "[api]\nsigning = \"hs256\"");
     h.user("dev", "developer");
     let config = h.data.path().join("cordon.toml");
     let out = h.cordon(&["token", "issue", "dev", "--config", config.to_str().unwrap()]);
@@ -541,7 +542,7 @@ fn hs256_is_the_operators_alternative_and_is_pinned_too() {
 
 #[test]
 fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("alice", "developer");
     h.user("bob", "developer");
     let (alice, _) = token(&h, "alice");
@@ -594,7 +595,7 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
 
 #[test]
 fn a_reused_refresh_token_also_ends_the_access_token_issued_from_it() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (_, refresh) = token(&h, "dev");
     let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
@@ -609,7 +610,7 @@ fn a_reused_refresh_token_also_ends_the_access_token_issued_from_it() {
 #[test]
 fn a_client_that_trickles_its_headers_is_dropped() {
     use std::io::{Read, Write};
-    let h = Host::start_with("[api]\nheader_timeout = \"2s\"");
+    let h = Host::start_with(CORDON, "[api]\nheader_timeout = \"2s\"");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
     let start = std::time::Instant::now();
@@ -626,11 +627,11 @@ fn a_client_that_trickles_its_headers_is_dropped() {
 fn unknown_and_known_users_are_refused_in_the_same_time() {
     // Each attempt from its own loopback address and for its own name, so that no lockout
     // or rate limit changes the path a login takes.
-    let h = Host::start_with("password_login = true\n[api]\nlogin_rate_limit = 1000");
+    let h = Host::start_with(CORDON, "password_login = true\n[api]\nlogin_rate_limit = 1000");
     let names: Vec<String> = (0..7).map(|i| format!("known{i}")).collect();
     for n in &names {
         h.user(n, "developer");
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        let mut c = Command::new(CORDON);
         c.arg("--data-dir")
             .arg(h.state())
             .args(["user", "passwd", n])
@@ -671,7 +672,7 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
 #[test]
 fn connections_past_the_per_address_cap_are_closed_at_once() {
     use std::io::Read;
-    let h = Host::start_with("[api]\nmax_connections_per_address = 3\nheader_timeout = \"20s\"");
+    let h = Host::start_with(CORDON, "[api]\nmax_connections_per_address = 3\nheader_timeout = \"20s\"");
     // Four connections from one address, none sending anything: whichever the host takes
     // last is closed at once; the other three are held (until the header timeout).
     let mut conns: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap()).collect();
@@ -695,7 +696,7 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
 
 #[test]
 fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("ada", "admin");
     h.user("dev", "developer");
     h.user("aud", "auditor");
@@ -730,7 +731,7 @@ fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
 
 #[test]
 fn a_symlinked_workspace_is_refused_through_the_api() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (dev, _) = token(&h, "dev");
     let secret = h.data.path().join("secret");

@@ -2,10 +2,10 @@
 //! its head rewritten to match, the log and its head removed, a cut that only a forwarded
 //! copy can prove; and the copies forwarded to syslog and to a file as they are written.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
 use std::time::Duration;
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 fn lines(h: &Host) -> Vec<String> {
     std::fs::read_to_string(h.state().join("audit.log")).unwrap().lines().map(str::to_string).collect()
@@ -22,7 +22,7 @@ fn seq_of(line: &str) -> u64 {
 
 #[test]
 fn a_cut_tail_with_a_rewritten_head_is_caught() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     for _ in 0..3 {
         assert_eq!(h.ssh(&alice, "alice", &["whoami"]).code, 0);
@@ -41,7 +41,7 @@ fn a_cut_tail_with_a_rewritten_head_is_caught() {
 
 #[test]
 fn a_removed_log_and_head_are_caught() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     assert_eq!(h.ssh(&alice, "alice", &["whoami"]).code, 0);
     // The host checkpoints the log's last event in its database every few seconds.
@@ -62,11 +62,10 @@ fn copies_go_to_syslog_and_a_file_and_a_copy_names_the_first_event_cut_from_the_
     let syslog = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
     syslog.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let copy = data.path().join("audit-copy.jsonl");
-    let mut h = Host::start_with(&format!(
-        "[audit]\nforward = [\"syslog\", \"file:{}\"]\nsyslog_socket = \"{}\"",
-        copy.display(),
-        socket.display()
-    ));
+    let mut h = Host::start_with(
+        CORDON,
+        &format!("[audit]\nforward = [\"syslog\", \"file:{}\"]\nsyslog_socket = \"{}\"", copy.display(), socket.display()),
+    );
     let alice = h.user("alice", "developer");
     assert_eq!(h.ssh(&alice, "alice", &["whoami"]).code, 0);
     let mut buf = vec![0u8; 65536];

@@ -3,14 +3,16 @@
 //! a lock, a name removed and added again, strangers flooding the SSH port, and the limits
 //! that bound what one user can hold. Each test is an attack that worked before.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
+use cordon_test_support::process::{output, Out};
+use cordon_test_support::wait::wait_until;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 fn run(h: &Host, key: &Path, user: &str, args: &[&str]) -> Out {
     let mut all = vec!["run"];
@@ -29,7 +31,7 @@ fn secret_dir(h: &Host) -> std::path::PathBuf {
 
 #[test]
 fn a_symlinked_workspace_is_refused_over_ssh_and_its_target_never_shown() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let secret = secret_dir(&h);
     // Planted from inside a session, as the attack was made.
@@ -53,7 +55,7 @@ fn a_symlinked_workspace_is_refused_over_ssh_and_its_target_never_shown() {
 
 #[test]
 fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     secret_dir(&h);
     let uid = h.uid("alice");
@@ -111,13 +113,13 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
 
 #[test]
 fn a_session_runs_as_its_users_own_uid_never_as_root() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let uid = h.uid("alice");
     let out = run(&h, &alice, "alice", &["--", "sh", "-c", "'id -u; id -g; touch made-here'"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, format!("{uid}\n{uid}\n").as_str()), "{out:?}");
     assert_eq!(std::fs::metadata(h.workspace("alice").join("made-here")).unwrap().uid(), uid);
-    let out = session(&h, &alice, "alice", "id -u");
+    let out = h.session(&alice, "alice", "id -u");
     assert!(out.stdout.contains(&uid.to_string()) && !out.stdout.lines().any(|l| l.trim() == "0"), "{out:?}");
     let ws = std::fs::metadata(h.workspace("alice")).unwrap();
     assert_eq!((ws.uid(), ws.mode() & 0o777), (uid, 0o700));
@@ -125,7 +127,7 @@ fn a_session_runs_as_its_users_own_uid_never_as_root() {
 
 #[test]
 fn two_users_homes_are_their_own_and_the_hosts_is_never_shown() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
     // The claude profile writes ~/.claude/, created in the user's own home.
@@ -197,7 +199,7 @@ impl Drop for Mux {
 
 #[test]
 fn a_lock_ends_an_open_multiplexed_connection_and_a_demotion_applies_to_its_next_command() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("root-admin", "admin");
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
@@ -228,7 +230,7 @@ fn a_lock_ends_an_open_multiplexed_connection_and_a_demotion_applies_to_its_next
 
 #[test]
 fn a_demoted_user_attached_to_a_session_is_detached_within_a_second() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("root-admin", "admin");
     let bob = h.user("bob", "developer");
     h.tmux_ssh("bob", &bob, "bob", "new -- bash");
@@ -243,10 +245,10 @@ fn a_demoted_user_attached_to_a_session_is_detached_within_a_second() {
 
 #[test]
 fn a_removed_user_added_again_inherits_nothing() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("root-admin", "admin");
     let old = h.user("alice", "developer");
-    let out = session(&h, &old, "alice", "echo old-alice-was-here");
+    let out = h.session(&old, "alice", "echo old-alice-was-here");
     assert!(out.stdout.contains("old-alice-was-here"), "{out:?}");
     assert_eq!(run(&h, &old, "alice", &["--", "sh", "-c", "'echo old > note'"]).code, 0);
     let token = h.ssh(&old, "alice", &["token"]);
@@ -256,9 +258,7 @@ fn a_removed_user_added_again_inherits_nothing() {
     let out = h.cordon(&["user", "remove", "alice"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(h.ssh(&old, "alice", &["whoami"]).code != 0, "the old key is gone with the user");
-    let new = h.keys.path().join("alice-again");
-    let ok = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&new).status().unwrap();
-    assert!(ok.success());
+    let new = h.keygen("alice-again");
     let public = std::fs::read_to_string(new.with_extension("pub")).unwrap();
     assert_eq!(h.cordon(&["user", "add", "alice", "--role", "developer", "--key", public.trim()]).code, 0);
     assert_ne!(h.uid("alice"), old_uid, "a new user, a new uid");
@@ -295,7 +295,8 @@ fn a_removed_user_added_again_inherits_nothing() {
 
 #[test]
 fn a_host_short_of_file_descriptors_survives_a_connection_flood_and_then_serves_a_login() {
-    let h = Host::start_limited("login_grace = \"3s\"\nmax_unauthenticated = 2000\nmax_unauthenticated_per_address = 2000", Some(96));
+    let h =
+        Host::start_limited(CORDON, "login_grace = \"3s\"\nmax_unauthenticated = 2000\nmax_unauthenticated_per_address = 2000", Some(96));
     let alice = h.user("alice", "developer");
     raise_own_open_files();
     let mut flood = Vec::new();
@@ -321,7 +322,7 @@ fn a_host_short_of_file_descriptors_survives_a_connection_flood_and_then_serves_
 
 #[test]
 fn a_flood_from_one_address_does_not_lock_out_another() {
-    let h = Host::start_with("max_unauthenticated_per_address = 4");
+    let h = Host::start_with(CORDON, "max_unauthenticated_per_address = 4");
     let alice = h.user("alice", "developer");
     let flood: Vec<_> = (0..50).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", h.port)).ok()).collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -336,7 +337,7 @@ fn a_flood_from_one_address_does_not_lock_out_another() {
 
 #[test]
 fn a_connection_that_does_not_log_in_is_closed_after_the_grace_time() {
-    let h = Host::start_with("login_grace = \"2s\"");
+    let h = Host::start_with(CORDON, "login_grace = \"2s\"");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Says its version and then nothing more, as a slow client would.
@@ -361,7 +362,7 @@ fn raise_own_open_files() {
 
 #[test]
 fn run_counts_against_the_per_user_limit() {
-    let h = Host::start_with("[sessions]\nmax_per_user = { developer = 1 }");
+    let h = Host::start_with(CORDON, "[sessions]\nmax_per_user = { developer = 1 }");
     let alice = h.user("alice", "developer");
     let argv = h.ssh_command(&alice, "alice");
     let mut long = Command::new(&argv[0]).args(&argv[1..]).args(["run", "--", "sleep", "4"]).stdin(Stdio::null()).spawn().unwrap();
@@ -370,7 +371,7 @@ fn run_counts_against_the_per_user_limit() {
     let out = run(&h, &alice, "alice", &["--", "true"]);
     assert_eq!(out.code, 126, "a second run is over the limit: {out:?}");
     assert!(out.stderr.contains("already runs 1"), "{out:?}");
-    let out = session(&h, &alice, "alice", "true");
+    let out = h.session(&alice, "alice", "true");
     assert!(out.stderr.contains("already runs 1") || out.stdout.contains("already runs 1"), "so is a session: {out:?}");
     assert!(long.wait().unwrap().success());
     assert_eq!(run(&h, &alice, "alice", &["--", "true"]).code, 0, "the place is free again");
@@ -378,7 +379,7 @@ fn run_counts_against_the_per_user_limit() {
 
 #[test]
 fn observers_past_the_cap_are_refused() {
-    let h = Host::start_with("[sessions]\nmax_viewers = 2");
+    let h = Host::start_with(CORDON, "[sessions]\nmax_viewers = 2");
     let alice = h.user("alice", "developer");
     let carol = h.user("carol", "auditor");
     h.tmux_ssh("s", &alice, "alice", "new -- sh");
@@ -404,7 +405,7 @@ fn observers_past_the_cap_are_refused() {
 
 #[test]
 fn a_data_directory_that_existed_open_to_others_is_tightened_and_doctor_says_so() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     h.user("alice", "developer");
     let state = h.state();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -428,9 +429,7 @@ fn a_new_data_directory_starts_private() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_cordon")).arg("--data-dir").arg(&state).args(["user", "add", "alice"]).env_remove("CORDON_CONFIG"),
-    );
+    let out = output(Command::new(CORDON).arg("--data-dir").arg(&state).args(["user", "add", "alice"]).env_remove("CORDON_CONFIG"));
     assert_eq!(out.code, 0, "{out:?}");
     for (p, mode) in
         [(state.clone(), 0o700), (state.join("cordon.db"), 0o600), (state.join("keys"), 0o700), (state.join("audit.log"), 0o600)]
@@ -441,11 +440,11 @@ fn a_new_data_directory_starts_private() {
 
 #[test]
 fn a_link_planted_at_an_exports_name_is_replaced_and_its_target_untouched() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    let out = session(&h, &alice, "alice", "echo exported-text");
+    let out = h.session(&alice, "alice", "echo exported-text");
     assert!(out.stdout.contains("exported-text"), "{out:?}");
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     // The host's file a session would like overwritten, as root.
     let victim = h.data.path().join("victim-bashrc");
     std::fs::write(&victim, "original").unwrap();
@@ -477,7 +476,7 @@ fn a_link_planted_at_an_exports_name_is_replaced_and_its_target_untouched() {
 
 #[test]
 fn channels_per_connection_and_connections_per_user_are_capped() {
-    let h = Host::start_with("max_channels = 2\nmax_connections_per_user = 2");
+    let h = Host::start_with(CORDON, "max_channels = 2\nmax_connections_per_user = 2");
     let alice = h.user("alice", "developer");
     let m = Mux::open(&h, &alice, "alice");
     let mut held: Vec<_> =

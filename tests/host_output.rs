@@ -2,10 +2,12 @@
 //! session names, markers, login names) never reach a terminal raw, and secrets typed on a
 //! command line are masked wherever the command is stored or shown.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
+use cordon_test_support::process::output;
+use cordon_test_support::wait::wait_until;
 use std::process::{Command, Stdio};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 /// An OSC 52 sequence (sets the reader's clipboard), a title change and an erase-line.
 const NASTY: &str = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b]0;owned\x07\x1b[2K";
@@ -33,7 +35,7 @@ fn stranger_login(port: u16, user: &str, key: &std::path::Path) {
 
 #[test]
 fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_terminal_raw() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     // A command holding the sequences, run and in a session.
     let out = h.ssh(&alice, "alice", &["run", "--", "echo", &format!("'{NASTY}'")]);
@@ -89,7 +91,7 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
 
 #[test]
 fn secrets_on_a_command_line_are_masked_everywhere_the_command_is_shown() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     h.user("ada", "admin");
     let secrets = ["hunter2", "sk-live-123", "s3cr3tpw", "eyJhbGciOi.x.y"];
@@ -161,7 +163,7 @@ const ACTS: &str = r"A\033]52;c;cm0gLXJmIH4=\007B\033[6nC\033]0;owned\007D\033P+
 
 #[test]
 fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machine() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let carol = h.user("carol", "auditor");
     let mut owner = h.ssh_command(&alice, "alice");
@@ -184,7 +186,7 @@ fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machin
         assert!(!watched.stdout.contains(bad), "the observer got {bad:?}: {:?}", watched.stdout);
     }
 
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let played = h.cordon(&["rec", "play", &id, "--speed", "20"]);
     assert_eq!(played.code, 0, "{played:?}");
     assert!(text_of(&played.stdout), "{played:?}");

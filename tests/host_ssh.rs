@@ -1,16 +1,18 @@
 //! The host driven the way a user drives it: OpenSSH's `ssh` client against `cordon serve`,
 //! interactive sessions inside tmux, and assertions on what the user sees.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
+use cordon_test_support::process::{output, Out};
+use cordon_test_support::wait::wait_until;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
+
 #[test]
 fn whoami_and_run_answer_like_ssh_does() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let out = h.ssh(&alice, "alice", &["whoami"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "alice (developer)\n"), "{out:?}");
@@ -31,7 +33,7 @@ fn whoami_and_run_answer_like_ssh_does() {
 
 #[test]
 fn profiles_and_workspaces_stay_within_what_the_role_allows() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let out = h.ssh(&alice, "alice", &["run", "--profile", "base", "--", "true"]);
     assert_eq!(out.code, 126, "{out:?}");
@@ -45,7 +47,7 @@ fn profiles_and_workspaces_stay_within_what_the_role_allows() {
 
 #[test]
 fn unknown_keys_wrong_users_and_locked_users_are_refused() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let _bob = h.user("bob", "developer");
     let stranger = h.keygen("stranger");
@@ -63,7 +65,7 @@ fn unknown_keys_wrong_users_and_locked_users_are_refused() {
 
 #[test]
 fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     h.tmux_ssh("first", &alice, "alice", "new -- bash");
     h.wait_for("first", "$");
@@ -87,7 +89,7 @@ fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
 
 #[test]
 fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let carol = h.user("carol", "auditor");
     let bob = h.user("bob", "developer");
@@ -112,7 +114,7 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
 
 #[test]
 fn kill_ends_a_session_and_its_processes() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let marker = format!("{}.{}", h.port, 1234);
     h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
@@ -124,7 +126,7 @@ fn kill_ends_a_session_and_its_processes() {
 
 #[test]
 fn no_session_process_survives_a_kill_9_of_the_host() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let marker = format!("{}.{}", h.port, 4321);
     h.tmux_ssh("s", &alice, "alice", &format!(r#"new -- sh -c "'sleep {marker} & sleep {marker}'""#));
@@ -137,7 +139,7 @@ fn no_session_process_survives_a_kill_9_of_the_host() {
 
 #[test]
 fn the_audit_log_verifies_until_one_byte_changes() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     assert_eq!(h.ssh(&alice, "alice", &["whoami"]).code, 0);
     let out = h.cordon(&["audit", "verify"]);
@@ -190,10 +192,10 @@ fn ssh_password(h: &Host, user: &str, password: &str, args: &[&str]) -> Out {
 
 #[test]
 fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
-    let h = Host::start_with("password_login = true");
+    let h = Host::start_with(CORDON, "password_login = true");
     h.user("dave", "developer");
     let set = |pw: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        let mut c = Command::new(CORDON);
         c.arg("--data-dir")
             .arg(h.state())
             .args(["user", "passwd", "dave"])
@@ -226,14 +228,12 @@ fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
 
 #[test]
 fn sigterm_ends_every_session_and_closes_the_audit_log_cleanly() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let marker = format!("{}.{}", h.port, 777);
     h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
     wait_until("the session to start", || sleeping(&marker) == 1);
-    // SAFETY: SIGTERM to our own child.
-    unsafe { libc::kill(h.child.id() as i32, libc::SIGTERM) };
-    let status = h.child.wait().unwrap();
+    let status = h.stop();
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     wait_until("the session's processes to go", || sleeping(&marker) == 0);
     let log = h.audit_log();
@@ -243,7 +243,7 @@ fn sigterm_ends_every_session_and_closes_the_audit_log_cleanly() {
 
 #[test]
 fn forwarding_requests_are_refused_and_audited() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let mut argv = h.ssh_command(&alice, "alice");
     argv.splice(1..1, ["-A", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"].map(String::from));
@@ -255,7 +255,7 @@ fn forwarding_requests_are_refused_and_audited() {
 
 #[test]
 fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let carol = h.user("carol", "auditor");
     let ws = h.data.path().join("workspaces/alice");
@@ -317,14 +317,13 @@ fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
 
 // Recordings.
 
-/// Runs `new -- sh -c SCRIPT` without a terminal of our own and waits for the session to end.
 #[test]
 fn sessions_are_recorded_and_exported_for_asciinema() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    let out = session(&h, &alice, "alice", "echo snow-☃-$((40+2)); exit 3");
+    let out = h.session(&alice, "alice", "echo snow-☃-$((40+2)); exit 3");
     assert_eq!(out.code, 3, "{out:?}");
-    let recs = recordings(&h);
+    let recs = h.recordings();
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["state"], "complete");
     let id = recs[0]["id"].as_str().unwrap().to_string();
@@ -349,10 +348,10 @@ fn sessions_are_recorded_and_exported_for_asciinema() {
 
 #[test]
 fn a_changed_byte_in_a_recording_is_reported_with_its_position() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    session(&h, &alice, "alice", "echo something worth keeping");
-    let recs = recordings(&h);
+    h.session(&alice, "alice", "echo something worth keeping");
+    let recs = h.recordings();
     let path = recs[0]["path"].as_str().unwrap().to_string();
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
@@ -365,7 +364,7 @@ fn a_changed_byte_in_a_recording_is_reported_with_its_position() {
 
 #[test]
 fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
@@ -376,14 +375,14 @@ fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the recording", || recordings(&h).len() == 1);
+    wait_until("the recording", || h.recordings().len() == 1);
     std::thread::sleep(Duration::from_millis(1600));
     // SAFETY: SIGKILL to our own child.
     unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
     let _ = h.child.wait();
     let _ = client.kill();
     let _ = client.wait();
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let out = h.cordon(&["rec", "verify", &id]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("interrupted"), "{out:?}");
@@ -409,10 +408,10 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
         }
     }
     let _guard = Unmount(recs.clone());
-    let h = Host::start_with(&format!("[recordings]\ndir = \"{}\"\npolicy = \"strict\"", recs.display()));
+    let h = Host::start_with(CORDON, &format!("[recordings]\ndir = \"{}\"\npolicy = \"strict\"", recs.display()));
     let alice = h.user("alice", "developer");
     let start = Instant::now();
-    let out = session(&h, &alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED; sleep 20");
+    let out = h.session(&alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED; sleep 20");
     assert!(start.elapsed() < Duration::from_secs(15), "the session went on after the recording failed");
     assert!(
         out.stdout.contains("the recording cannot be written"),
@@ -426,26 +425,26 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
         let _ = std::fs::remove_file(f.path());
     }
 
-    let h = Host::start_with(&format!("[recordings]\ndir = \"{}\"\npolicy = \"best-effort\"", recs.display()));
+    let h = Host::start_with(CORDON, &format!("[recordings]\ndir = \"{}\"\npolicy = \"best-effort\"", recs.display()));
     let alice = h.user("alice", "developer");
-    let out = session(&h, &alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))");
+    let out = h.session(&alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))");
     assert!(out.stdout.contains("SURVIVED-2"), "best-effort keeps the session going");
     assert!(h.audit_log().contains("\"recording.gap\""), "the gap is audited");
     // A write cut short by the full disk is cut off again: what is on disk reads back.
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let verify = h.cordon(&["rec", "verify", &id]);
     assert!(!verify.stdout.contains("DAMAGED") && verify.stdout.contains(&id), "{verify:?}");
 }
 
 #[test]
 fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    session(&h, &alice, "alice", "echo needle-$((5*5)) in the first");
+    h.session(&alice, "alice", "echo needle-$((5*5)) in the first");
     let rotate = h.cordon(&["key", "rotate"]);
     assert_eq!(rotate.code, 0, "{rotate:?}");
-    session(&h, &alice, "alice", "echo needle-$((5*5)) in the second");
-    let recs = recordings(&h);
+    h.session(&alice, "alice", "echo needle-$((5*5)) in the second");
+    let recs = h.recordings();
     assert_eq!(recs.len(), 2);
     assert_ne!(recs[0]["key_id"], recs[1]["key_id"], "the second recording uses the new key");
     assert_eq!(h.cordon(&["rec", "verify", "--all"]).code, 0);
@@ -462,10 +461,10 @@ fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
 
 #[test]
 fn a_recording_plays_back_at_its_pace_and_from_a_chosen_time() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    session(&h, &alice, "alice", "echo early-$((1+1)); sleep 1; echo late-$((2+2))");
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    h.session(&alice, "alice", "echo early-$((1+1)); sleep 1; echo late-$((2+2))");
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let start = Instant::now();
     let out = h.cordon(&["rec", "play", &id]);
     assert!(start.elapsed() >= Duration::from_millis(500), "played faster than recorded: {:?}", start.elapsed());
@@ -483,7 +482,7 @@ fn a_recording_plays_back_at_its_pace_and_from_a_chosen_time() {
 
 #[test]
 fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
-    let h = Host::start_with("[recordings]\ninput = true");
+    let h = Host::start_with(CORDON, "[recordings]\ninput = true");
     let alice = h.user("alice", "developer");
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
     h.wait_for("s", "$");
@@ -494,8 +493,8 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
     h.keys("s", &["hunter2secret", "Enter"]);
     h.wait_for("s", "got-13");
     h.keys("s", &["exit", "Enter"]);
-    wait_until("the recording to end", || recordings(&h).first().map(|r| r["state"] == "complete").unwrap_or(false));
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    wait_until("the recording to end", || h.recordings().first().map(|r| r["state"] == "complete").unwrap_or(false));
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let cast = h.cordon(&["rec", "export", &id, "--format", "asciicast-v2"]);
     let typed: String = cast
         .stdout
@@ -510,11 +509,11 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
 
 #[test]
 fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     // 3 MB of output (several keyframes), then a last line.
-    session(&h, &alice, "alice", "head -c 3000000 /dev/zero | tr \\\\0 a; echo; echo END-$((6*7)); sleep 0.3");
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    h.session(&alice, "alice", "head -c 3000000 /dev/zero | tr \\\\0 a; echo; echo END-$((6*7)); sleep 0.3");
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let out = h.cordon(&["rec", "screen", &id, "--at", "3600"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("END-42"), "{:?}", &out.stdout[out.stdout.len().saturating_sub(400)..]);
@@ -527,7 +526,7 @@ fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
 
 #[test]
 fn markers_land_in_the_recording_and_its_exports() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
@@ -536,19 +535,19 @@ fn markers_land_in_the_recording_and_its_exports() {
     assert_eq!((out.code, out.stdout.as_str()), (0, "marked session 1: deploy starts\n"), "{out:?}");
     assert_eq!(h.ssh(&bob, "bob", &["mark", "1"]).code, 126, "another developer may not mark it");
     h.keys("s", &["exit", "Enter"]);
-    wait_until("the recording to end", || recordings(&h).first().map(|r| r["state"] == "complete").unwrap_or(false));
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    wait_until("the recording to end", || h.recordings().first().map(|r| r["state"] == "complete").unwrap_or(false));
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let cast = h.cordon(&["rec", "export", &id]);
     assert!(cast.stdout.contains("\"m\",\"deploy starts\"]"), "{cast:?}");
 }
 
 #[test]
 fn recording_off_is_said_and_audited() {
-    let h = Host::start_with("[recordings]\nenabled = false");
+    let h = Host::start_with(CORDON, "[recordings]\nenabled = false");
     let alice = h.user("alice", "developer");
-    let out = session(&h, &alice, "alice", "echo unrecorded");
+    let out = h.session(&alice, "alice", "echo unrecorded");
     assert!(out.stdout.contains("unrecorded"), "{out:?}");
-    assert!(recordings(&h).is_empty());
+    assert!(h.recordings().is_empty());
     assert!(h.audit_log().contains("\"recording\":false"), "the host's start says recording is off");
 }
 
@@ -557,7 +556,7 @@ fn recording_off_is_said_and_audited() {
 /// recording. The script appends each marker to `marks` in the workspace too: that file
 /// says what was printed, and when.
 fn killed_while(script: &str, run_for: Duration) {
-    let mut h = Host::start();
+    let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
@@ -568,7 +567,7 @@ fn killed_while(script: &str, run_for: Duration) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the recording", || recordings(&h).len() == 1);
+    wait_until("the recording", || h.recordings().len() == 1);
     std::thread::sleep(run_for);
     let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     // SAFETY: SIGKILL to our own child.
@@ -576,7 +575,7 @@ fn killed_while(script: &str, run_for: Duration) {
     let _ = h.child.wait();
     let _ = client.kill();
     let _ = client.wait();
-    let id = recordings(&h)[0]["id"].as_str().unwrap().to_string();
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let raw = h.cordon(&["rec", "export", &id, "--raw"]).stdout;
     let printed = std::fs::read_to_string(h.workspace("alice").join("marks")).unwrap();
     let due: Vec<&str> = printed

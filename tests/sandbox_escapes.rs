@@ -1,14 +1,16 @@
 //! Every way out of a sandbox that the sandbox issue names, tried for real under the shipped
 //! profiles, and each one refused. Runs as root in CI (see README for unprivileged use).
 
-mod common;
-use common::{secret, Env};
+use cordon_test_support::process::output;
+use cordon_test_support::sandbox::{secret, Env, PY_PRELUDE};
 use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
 
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
+
 #[test]
 fn files_outside_the_grants_cannot_be_read_directly_or_through_a_symlink() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let s = secret(&env);
     symlink(&s, env.ws().join("link")).unwrap();
     symlink("/etc/shadow", env.ws().join("shadow-link")).unwrap();
@@ -21,7 +23,7 @@ fn files_outside_the_grants_cannot_be_read_directly_or_through_a_symlink() {
 
 #[test]
 fn the_host_home_and_other_users_files_are_not_visible() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.sh("default", "ls -a /root; ls /home; ls /var; echo end");
     assert!(!out.stdout.contains(".bashrc"), "{out:?}");
     assert!(out.stderr.contains("/var") && out.stderr.contains("No such file"), "{out:?}");
@@ -29,7 +31,7 @@ fn the_host_home_and_other_users_files_are_not_visible() {
 
 #[test]
 fn files_cannot_be_written_outside_the_grants_or_in_system_directories() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let s = secret(&env);
     let script = format!(
         "for f in /etc/passwd /etc/cordon-x /usr/bin/cordon-x /bin/cordon-x /opt/cordon-x /cordon-x {} /root/.cargo/cordon-x; do \
@@ -45,7 +47,7 @@ fn files_cannot_be_written_outside_the_grants_or_in_system_directories() {
 
 #[test]
 fn hardlinks_and_renames_cannot_carry_files_across_the_grants() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     std::fs::write(env.ws().join("mine"), "mine").unwrap();
     let out = env.sh(
         "default",
@@ -64,7 +66,7 @@ fn hardlinks_and_renames_cannot_carry_files_across_the_grants() {
 
 #[test]
 fn a_program_off_the_allowlist_cannot_be_executed() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.sh("default", "/usr/bin/od -c /dev/null; echo rc=$?");
     assert!(out.stdout.contains("rc=126"), "{out:?}");
     assert!(out.stderr.contains("Permission denied"), "{out:?}");
@@ -79,7 +81,7 @@ fn a_program_off_the_allowlist_cannot_be_executed() {
 
 #[test]
 fn a_file_the_session_wrote_cannot_be_executed_directly_or_through_the_loader() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.sh(
         "default",
         "for d in . /tmp /dev/shm; do cp /usr/bin/echo $d/e && chmod +x $d/e; \
@@ -93,7 +95,7 @@ fn a_file_the_session_wrote_cannot_be_executed_directly_or_through_the_loader() 
 
 #[test]
 fn a_file_the_session_wrote_cannot_be_executed_from_a_memfd() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.py(
         "default",
         r#"
@@ -120,7 +122,7 @@ print("end")
 
 #[test]
 fn processes_outside_cannot_be_seen_traced_or_signalled() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let mut host = std::process::Command::new("sleep").arg("31.4159").spawn().unwrap();
     let pid = host.id();
     let out = env.py(
@@ -152,7 +154,7 @@ except OSError as e:
 
 #[test]
 fn mount_unshare_setns_and_other_kernel_surfaces_are_refused() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.py(
         "default",
         r#"
@@ -189,7 +191,7 @@ print("chroot", sc(161, b"/tmp"))
 
 #[test]
 fn no_network_means_no_connection_even_to_the_hosts_loopback() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let out = env.py(
@@ -229,7 +231,7 @@ fn claude_with_python(env: &Env, udp: bool) -> String {
 
 #[test]
 fn the_claude_profile_reaches_port_443_and_nothing_else() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = claude_with_python(&env, true);
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other_port = other.local_addr().unwrap().port();
@@ -270,7 +272,7 @@ print("udp ok")
 
 #[test]
 fn udp_is_refused_when_the_profile_grants_only_tcp() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = claude_with_python(&env, false);
     let out = env.py(
         &profile,
@@ -281,7 +283,7 @@ fn udp_is_refused_when_the_profile_grants_only_tcp() {
 
 #[test]
 fn raw_and_packet_sockets_are_refused() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.py(
         "default",
         r#"
@@ -298,7 +300,7 @@ for name, fam, typ, proto in [("raw4", socket.AF_INET, socket.SOCK_RAW, 1), ("ra
 
 #[test]
 fn the_hosts_abstract_unix_sockets_are_unreachable() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     use std::os::linux::net::SocketAddrExt;
     let name = format!("cordon-test-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
@@ -313,12 +315,12 @@ fn the_hosts_abstract_unix_sockets_are_unreachable() {
 
 #[test]
 fn tiocsti_cannot_type_into_the_terminal() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let (mut master, slave) = open_pty();
     let mut cmd = env.cordon();
     let code = format!(
         "{}\nimport fcntl, termios\nprint('winsz', len(fcntl.ioctl(0, termios.TIOCGWINSZ, b'\\0' * 8)))\ntry:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('INJECTED')\nexcept OSError as e:\n    print('tiocsti', err(e))\ntry:\n    fcntl.ioctl(0, 0x1_0000_0000 | termios.TIOCSTI, b'x'); print('INJECTED-HIGH')\nexcept (OSError, OverflowError) as e:\n    print('tiocsti-high', type(e).__name__)\n",
-        common::PY_PRELUDE
+        PY_PRELUDE
     );
     cmd.args(["sandbox", "--profile", "default", "--workspace"]).arg(env.ws()).args(["--", "python3", "-c", &code]);
     cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave);
@@ -359,7 +361,7 @@ fn open_pty() -> (std::fs::File, std::fs::File) {
 
 #[test]
 fn no_capability_is_held_in_any_set() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     std::fs::write(env.ws().join("f"), "x").unwrap();
     let out =
         env.sh("default", "grep '^Cap' /proc/self/status; grep NoNewPrivs /proc/self/status; chown 65534 f && echo CHOWNED; echo end");
@@ -375,7 +377,7 @@ fn no_capability_is_held_in_any_set() {
 #[test]
 fn no_host_descriptor_or_environment_variable_is_inherited() {
     use std::os::unix::process::CommandExt;
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let s = secret(&env);
     let file = std::fs::File::open(&s).unwrap();
     let mut cmd = env.cordon();
@@ -395,7 +397,7 @@ fn no_host_descriptor_or_environment_variable_is_inherited() {
             Ok(())
         });
     }
-    let out = common::output(cmd);
+    let out = output(&mut cmd);
     assert!(out.stdout.contains("end"), "{out:?}");
     assert!(!out.stdout.contains("LEAK 7"), "{out:?}");
     assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("AKIAFAKE"), "{out:?}");
@@ -404,7 +406,7 @@ fn no_host_descriptor_or_environment_variable_is_inherited() {
 
 #[test]
 fn the_process_limit_holds_even_as_root() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = env.profile("few", "extends = \"default\"\n[limits]\nprocesses = 16\n");
     let out = env.py(
         &profile,
@@ -429,7 +431,7 @@ print("forked", n)
 
 #[test]
 fn the_memory_limit_holds_even_as_root() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = env.profile("small", "extends = \"default\"\n[limits]\nmemory = \"64M\"\n");
     let out = env.py(&profile, "b = b'x' * (256 << 20)\nprint('ALLOCATED', len(b))\n");
     assert!(!out.stdout.contains("ALLOCATED"), "{out:?}");
@@ -438,7 +440,7 @@ fn the_memory_limit_holds_even_as_root() {
 
 #[test]
 fn root_is_never_an_identity() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let ws = env.ws().display().to_string();
     for ids in [["--uid", "0"], ["--uid", "5"]] {
         let mut args = vec!["--workspace", ws.as_str()];
@@ -463,7 +465,7 @@ fn planted(env: &Env) -> (std::path::PathBuf, tempfile::TempDir) {
 
 #[test]
 fn under_no_links_a_workspace_that_is_a_link_is_refused_and_named() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let (target, home) = planted(&env);
     let evil = env.ws().join("evil");
     symlink(&target, &evil).unwrap();
@@ -481,7 +483,7 @@ fn under_no_links_a_workspace_that_is_a_link_is_refused_and_named() {
 
 #[test]
 fn under_no_links_a_home_grant_that_is_a_link_is_not_followed_and_the_note_says_why() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let (target, home) = planted(&env);
     symlink(&target, home.path().join(".x")).unwrap();
     let profile = env.profile("linked", "extends = \"default\"\n[filesystem]\nread = [\"~/.x\"]\nwrite = [\"~/.x/w\"]\n");
@@ -498,7 +500,7 @@ fn under_no_links_a_home_grant_that_is_a_link_is_not_followed_and_the_note_says_
 
 #[test]
 fn under_no_links_a_missing_home_grant_behind_a_link_creates_nothing_outside_home() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let (target, home) = planted(&env);
     symlink(&target, home.path().join(".a")).unwrap();
     symlink(&target, home.path().join(".c")).unwrap();
@@ -542,7 +544,7 @@ fn flip(race: std::path::PathBuf, other: std::path::PathBuf, stop: std::sync::Ar
 #[test]
 fn a_link_swapped_in_while_the_sandbox_starts_is_never_bound() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let (target, home) = planted(&env);
     let race = env.ws().join("race");
     std::fs::create_dir(&race).unwrap();

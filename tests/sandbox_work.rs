@@ -1,13 +1,15 @@
 //! Real work still runs under the `default` profile, and cordon's exit statuses say what
 //! happened.
 
-mod common;
-use common::{Env, UID};
+use cordon_test_support::process::output;
+use cordon_test_support::sandbox::{Env, UID};
 use std::time::{Duration, Instant};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 #[test]
 fn git_init_and_commit_work_in_the_workspace() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.sh(
         "default",
         "git init -q . && echo hello > README && git add README && \
@@ -20,7 +22,7 @@ fn git_init_and_commit_work_in_the_workspace() {
 
 #[test]
 fn cargo_python_and_a_shell_pipeline_run() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.run("default", &["cargo", "--version"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.starts_with("cargo "), "{out:?}");
@@ -39,14 +41,14 @@ fn node_runs_where_it_is_installed() {
         eprintln!("node is not installed here; nothing to check");
         return;
     }
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.run("default", &["node", "-e", "console.log(require('os').platform(), 6 * 7)"]);
     assert_eq!((out.code, out.stdout.trim()), (0, "linux 42"), "{out:?}");
 }
 
 #[test]
 fn the_commands_exit_status_is_cordons() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     assert_eq!(env.sh("default", "exit 7").code, 7);
     assert_eq!(env.run("default", &["true"]).code, 0);
     assert_eq!(env.run("default", &["false"]).code, 1);
@@ -55,7 +57,7 @@ fn the_commands_exit_status_is_cordons() {
 
 #[test]
 fn the_time_limit_ends_the_whole_sandbox() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = env.profile("brief", "extends = \"default\"\n[limits]\ntimeout = \"1s\"\n");
     let start = Instant::now();
     let out = env.sh(&profile, "sleep 30 & sleep 30");
@@ -66,7 +68,7 @@ fn the_time_limit_ends_the_whole_sandbox() {
 
 #[test]
 fn nothing_started_inside_outlives_the_command() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let marker = format!("{}.{}", std::process::id(), 271828);
     let out = env.sh("default", &format!("sleep {marker} & echo started"));
     assert_eq!(out.code, 0, "{out:?}");
@@ -81,7 +83,7 @@ fn nothing_started_inside_outlives_the_command() {
 
 #[test]
 fn a_broken_profile_is_refused_with_its_file_line_and_key() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let profile = env.profile("broken", "description = \"x\"\n\n[limits]\nprocesess = 5\n");
     let out = env.run(&profile, &["true"]);
     assert_eq!(out.code, 125, "{out:?}");
@@ -95,7 +97,7 @@ fn a_broken_profile_is_refused_with_its_file_line_and_key() {
 
 #[test]
 fn a_missing_command_exits_127() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let out = env.run("default", &["no-such-command-anywhere"]);
     assert_eq!(out.code, 127, "{out:?}");
     assert!(out.stderr.contains("command not found"), "{out:?}");
@@ -103,10 +105,10 @@ fn a_missing_command_exits_127() {
 
 #[test]
 fn profile_check_prints_the_effective_rules_and_json() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let mut c = env.cordon();
     c.args(["profile", "check", "default", "--workspace"]).arg(env.ws());
-    let out = common::output(c);
+    let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("write     ") && out.stdout.contains("(noexec)"), "{out:?}");
     assert!(out.stdout.contains("network   none"), "{out:?}");
@@ -114,7 +116,7 @@ fn profile_check_prints_the_effective_rules_and_json() {
 
     let mut c = env.cordon();
     c.args(["profile", "check", "claude", "--json", "--workspace"]).arg(env.ws());
-    let out = common::output(c);
+    let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(v["network"]["mode"], "ports");
@@ -123,24 +125,24 @@ fn profile_check_prints_the_effective_rules_and_json() {
     let bad = env.profile("bad", "[network]\nmode = \"some\"\n");
     let mut c = env.cordon();
     c.args(["profile", "check", &bad]);
-    let out = common::output(c);
+    let out = output(&mut c);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains(":2: key `network.mode`"), "{out:?}");
 }
 
 #[test]
 fn explain_and_doctor_speak_plainly() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let mut c = env.cordon();
     c.args(["profile", "explain", "claude", "--workspace"]).arg(env.ws());
-    let out = common::output(c);
+    let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     for phrase in ["It can READ", "It can WRITE", "It can RUN only", "TCP connections to port 443 only", "On this machine"] {
         assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
     }
     let mut c = env.cordon();
     c.arg("doctor");
-    let out = common::output(c);
+    let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     for phrase in ["Landlock", "seccomp", "namespaces", "cgroups", "claude"] {
         assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
@@ -149,13 +151,13 @@ fn explain_and_doctor_speak_plainly() {
 
 #[test]
 fn user_profiles_are_found_before_shipped_ones() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let dir = env.config.path().join("cordon/profiles");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("strict.toml"), "extends = \"strict\"\ndescription = \"my strict\"\n").unwrap();
     let mut c = env.cordon();
     c.args(["profile", "list"]);
-    let out = common::output(c);
+    let out = output(&mut c);
     assert!(out.stdout.contains("my strict"), "{out:?}");
     assert!(out.stdout.contains(&dir.join("strict.toml").display().to_string()), "{out:?}");
 }
@@ -163,7 +165,7 @@ fn user_profiles_are_found_before_shipped_ones() {
 #[test]
 fn a_session_runs_as_its_identity_without_capabilities_and_owns_what_it_writes() {
     use std::os::unix::fs::MetadataExt;
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let home = env.home_for(UID);
     let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
     let out = env.sandbox(
@@ -186,7 +188,7 @@ fn a_session_runs_as_its_identity_without_capabilities_and_owns_what_it_writes()
 
 #[test]
 fn an_identity_finds_its_own_name_and_home() {
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let home = env.home_for(UID);
     let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
     let args =
@@ -204,7 +206,7 @@ fn an_identity_finds_its_own_name_and_home() {
 #[test]
 fn a_missing_home_grant_is_created_for_the_identity() {
     use std::os::unix::fs::MetadataExt;
-    let env = Env::new();
+    let env = Env::new(CORDON);
     let home = env.home_for(UID);
     let profile = env.profile("state", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.tool/state.json\", \"~/.cache/tool/\"]\n");
     let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());

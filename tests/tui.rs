@@ -1,28 +1,17 @@
 //! The TUI driven as a user drives it: over SSH (OpenSSH's `ssh` in tmux) and embedded
 //! (`cordon` with no arguments in tmux), asserting on what the terminal shows.
 
-mod hosting;
-
-use hosting::*;
+use cordon_test_support::host::Host;
+use cordon_test_support::tmux::Tmux;
+use cordon_test_support::wait::poll;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Waits until `win` no longer shows `text`.
-fn wait_gone(h: &Host, win: &str, text: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let s = h.screen(win);
-        if !s.contains(text) {
-            return s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "window {win} still shows {text:?}:\n{s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 #[test]
 fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let carol = h.user("carol", "auditor");
 
@@ -46,7 +35,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
 
     // Reattach and type again.
     h.keys("alice", &["Enter"]);
-    wait_gone(&h, "alice", "Sessions (1)");
+    h.wait_gone("alice", "Sessions (1)");
     h.keys("alice", &["echo again-$((1+1))", "Enter"]);
     h.wait_for("alice", "again-2");
     h.keys("alice", &["C-\\"]);
@@ -58,7 +47,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     let s = h.wait_for("carol", "Sessions (1)");
     assert!(s.contains("carol (auditor)") && s.contains("o observe") && !s.contains("n new") && !s.contains("x end"), "{s}");
     h.keys("carol", &["o"]);
-    let s = wait_gone(&h, "carol", "Sessions (1)");
+    let s = h.wait_gone("carol", "Sessions (1)");
     assert!(s.contains("again-2"), "{s}");
     h.keys("carol", &["echo carol-was-here", "Enter"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -69,7 +58,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
 
     // The owner ends the session from inside it.
     h.keys("alice", &["Enter"]);
-    wait_gone(&h, "alice", "Sessions (1)");
+    h.wait_gone("alice", "Sessions (1)");
     h.keys("alice", &["exit", "Enter"]);
     h.wait_for("alice", "session 1 ended, exit status 0");
 
@@ -91,7 +80,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     let cast = std::fs::read_to_string(exports[0].path()).unwrap();
     assert!(cast.lines().next().unwrap().contains("\"version\":2") && cast.contains("typed-42"), "{cast}");
     h.keys("carol", &["q"]);
-    let s = wait_gone(&h, "carol", "Recordings");
+    let s = h.wait_gone("carol", "Recordings");
     assert!(!s.contains("cordon │"), "quitting ends the TUI:\n{s}");
 
     let log = h.audit_log();
@@ -106,65 +95,35 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
 
 #[test]
 fn the_tui_follows_resizes_and_draws_at_80x24() {
-    let h = Host::start();
+    let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     h.tmux_ssh("alice", &alice, "alice", "");
     h.wait_for("alice", "1 Sessions");
-    let resize = |w: &str, hgt: &str| {
-        Command::new("tmux").args(["-L", &h.tmux, "resize-window", "-t", "alice", "-x", w, "-y", hgt]).status().unwrap();
-    };
-    resize("80", "24");
+    h.tmux.resize("alice", 80, 24);
     // tmux cuts the old frame at 80 columns at once; the TUI's redraw closes the frame there.
-    let start = Instant::now();
-    loop {
+    poll(|| {
         let s = h.screen("alice");
         let lines: Vec<&str> = s.lines().collect();
         let closed = |l: &&&str| l.starts_with('└') && l.ends_with('┘') && l.chars().count() == 80;
         if lines.len() == 24 && lines.iter().filter(closed).count() == 2 && s.contains("No sessions yet") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("the frame is not redrawn at 80x24:\n{s}"))
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the frame is not redrawn at 80x24:\n{s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     h.keys("alice", &["?"]);
     h.wait_for("alice", "any key closes this help");
     h.keys("alice", &["x"]);
-    wait_gone(&h, "alice", "any key closes this help");
+    h.wait_gone("alice", "any key closes this help");
 }
 
 #[test]
 fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     let data = tempfile::tempdir().unwrap();
-    let tmux = format!("cordon-embedded-{}", std::process::id());
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux").args(["-L", &self.0, "kill-server"]).status();
-        }
-    }
-    let _kill = Kill(tmux.clone());
-    let cmd =
-        format!("env -u CORDON_PROFILE_PATH {} --data-dir {}; sleep 30", env!("CARGO_BIN_EXE_cordon"), data.path().join("state").display());
-    let ok = Command::new("tmux").args(["-L", &tmux, "new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", &cmd]).status().unwrap();
-    assert!(ok.success());
-    let screen = || {
-        let o = Command::new("tmux").args(["-L", &tmux, "capture-pane", "-p", "-t", "tui"]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let keys = |k: &[&str]| {
-        Command::new("tmux").args(["-L", &tmux, "send-keys", "-t", "tui"]).args(k).status().unwrap();
-    };
-    let wait = |text: &str| {
-        let start = Instant::now();
-        loop {
-            let s = screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "never showed {text:?}:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let tmux = Tmux::new(format!("cordon-embedded-{}", std::process::id()));
+    tmux.start("tui", &format!("env -u CORDON_PROFILE_PATH {CORDON} --data-dir {}; sleep 30", data.path().join("state").display()));
+    let keys = |k: &[&str]| tmux.keys("tui", k);
+    let wait = |text: &str| tmux.wait_for("tui", text);
     // The OS user running it administers the fresh data directory.
     let s = wait("4 Admin");
     assert!(s.contains("(admin)"), "{s}");
@@ -180,12 +139,7 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["q"]);
     wait("ended 1 session(s) with the embedded host");
     // The session was confined and recorded like any other.
-    let out = Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .arg("--data-dir")
-        .arg(data.path().join("state"))
-        .args(["rec", "ls", "--json"])
-        .output()
-        .unwrap();
+    let out = Command::new(CORDON).arg("--data-dir").arg(data.path().join("state")).args(["rec", "ls", "--json"]).output().unwrap();
     let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(recs.as_array().map(|a| a.len()), Some(1), "{recs}");
     let audit = std::fs::read_to_string(data.path().join("state/audit.log")).unwrap();
@@ -198,13 +152,10 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     let socket = sockets.path().join("tui.sock");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(sockets.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let h = Host::start_with(&format!("[tui]\nsocket = \"{}\"", socket.display()));
+    let h = Host::start_with(CORDON, &format!("[tui]\nsocket = \"{}\"", socket.display()));
     h.user("root", "developer");
     let client = |win: &str, prefix: &str| {
-        let cmd = format!("{prefix}{} tui --socket {}; sleep 30", env!("CARGO_BIN_EXE_cordon"), socket.display());
-        let ok =
-            Command::new("tmux").args(["-L", &h.tmux, "new-session", "-d", "-s", win, "-x", "100", "-y", "30", &cmd]).status().unwrap();
-        assert!(ok.success());
+        h.tmux.start(win, &format!("{prefix}{CORDON} tui --socket {}; sleep 30", socket.display()));
     };
     // This test runs as root, mapped to the cordon user "root".
     client("root", "");
@@ -219,7 +170,7 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     h.keys("root", &["C-\\"]);
     h.wait_for("root", "detached from session 1");
     h.keys("root", &["q"]);
-    wait_gone(&h, "root", "1 Sessions");
+    h.wait_gone("root", "1 Sessions");
     // The session belongs to the host, not to the TUI: it is still there.
     let alice = h.user("alice", "admin");
     let out = h.ssh(&alice, "alice", &["ls"]);

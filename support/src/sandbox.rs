@@ -1,40 +1,30 @@
-//! Helpers for driving `cordon sandbox` as a user would: a real binary, real profiles, a
-//! real workspace, assertions on what comes out.
-#![allow(dead_code)]
+//! `cordon sandbox` driven as a user drives it: the real binary, real profiles, a real
+//! workspace, and a place outside every grant to try to reach.
 
+use crate::process::{output, Out};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// What a run printed and how it ended.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
 
 /// The uid the identity tests run as: far above any account a machine has.
 pub const UID: u32 = 2_000_000_123;
 
-/// A workspace (under /tmp) and a place outside every grant (under /var/tmp).
+/// A workspace (under /tmp), a place outside every grant (under /var/tmp), and a
+/// configuration directory of its own (no user's profiles).
 pub struct Env {
     pub ws: tempfile::TempDir,
     pub outside: tempfile::TempDir,
     pub config: tempfile::TempDir,
+    bin: &'static str,
 }
 
 impl Env {
-    pub fn new() -> Env {
+    /// Fresh places for runs of the `cordon` at `bin`.
+    pub fn new(bin: &'static str) -> Env {
         Env {
             ws: tempfile::Builder::new().prefix("cordon-ws-").tempdir().expect("workspace"),
             outside: tempfile::Builder::new().prefix("cordon-outside-").tempdir_in("/var/tmp").expect("outside dir"),
             config: tempfile::tempdir().expect("config dir"),
+            bin,
         }
     }
 
@@ -51,22 +41,23 @@ impl Env {
 
     /// A `cordon` command with a clean profile search path (no user profiles).
     pub fn cordon(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        let mut c = Command::new(self.bin);
         c.env_remove("CORDON_PROFILE_PATH").env("XDG_CONFIG_HOME", self.config.path()).stdin(Stdio::null());
         c
     }
 
+    /// `cordon sandbox --profile PROFILE --workspace WS -- ARGV`.
     pub fn run(&self, profile: &str, argv: &[&str]) -> Out {
         let mut c = self.cordon();
         c.args(["sandbox", "--profile", profile, "--workspace"]).arg(self.ws()).arg("--").args(argv);
-        output(c)
+        output(&mut c)
     }
 
     /// `cordon sandbox ARGS -- ARGV`, for runs that need more options than a profile.
     pub fn sandbox(&self, args: &[&str], argv: &[&str]) -> Out {
         let mut c = self.cordon();
         c.arg("sandbox").args(args).arg("--").args(argv);
-        output(c)
+        output(&mut c)
     }
 
     /// A home directory, and the workspace, owned by `uid`: what a host gives one of its
@@ -79,6 +70,7 @@ impl Env {
         home
     }
 
+    /// `sh -c SCRIPT` inside the sandbox.
     pub fn sh(&self, profile: &str, script: &str) -> Out {
         self.run(profile, &["sh", "-c", script])
     }
@@ -91,6 +83,7 @@ impl Env {
     }
 }
 
+/// What [`Env::py`] puts before the code it runs.
 pub const PY_PRELUDE: &str = r#"
 import ctypes, errno, os, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -101,15 +94,6 @@ def sc(nr, *args):
 def err(e):
     return errno.errorcode.get(e.errno, str(e.errno))
 "#;
-
-pub fn output(mut c: Command) -> Out {
-    let o = c.output().expect("run cordon");
-    Out {
-        code: o.status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&o.status).unwrap_or(0)),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
 
 /// A file outside every grant, with known content.
 pub fn secret(env: &Env) -> PathBuf {
