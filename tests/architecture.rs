@@ -33,14 +33,41 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
             // Tests of a module may reach anything; only the code that ships is checked.
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             let uses = out.entry(top.clone()).or_default();
-            for (i, _) in code.match_indices("crate::") {
-                let name: String = code[i + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() && name != top {
-                    uses.insert(name);
-                }
-            }
+            uses.extend(named(code).into_iter().filter(|n| *n != top));
         }
     }
+    out
+}
+
+/// The top-level modules a text names through `crate::`, grouped imports included
+/// (`use crate::{audit::Kind, store};`).
+fn named(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String { s.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + 7..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut start) = (0, 0);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.insert(ident(&group[start..j]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.insert(ident(&group[start..j]));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.remove("");
     out
 }
 
@@ -88,6 +115,12 @@ fn the_core_has_no_cycles() {
         }
     }
     assert!(left.is_empty(), "a cycle among {:?}", left.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn the_check_reads_paths_and_grouped_imports() {
+    let found = named("use crate::store::Store;\nuse crate::{audit::{AuditEvent, Kind}, service,\n  tokens::Claims};\nlet x = crate::text::safe(y);");
+    assert_eq!(found, ["audit", "service", "store", "text", "tokens"].into_iter().map(String::from).collect());
 }
 
 #[test]
