@@ -9,10 +9,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
+use super::RecordError;
+
 pub const MAGIC: &[u8; 8] = b"CORDREC\x01";
+/// The clear start of a file: the magic, then the JSON header's length (4 bytes, big-endian).
+const PREFIX: usize = 12;
+/// A header this long or longer is not believed (a corrupt length field).
+const HEADER_MAX: usize = 1 << 20;
 const INFO: &[u8] = b"cordon recording v1";
 /// Events are sealed at the latest when this much is pending.
 const CHUNK_TARGET: usize = 256 << 10;
@@ -65,17 +72,18 @@ pub const COMPRESSION: &str = "zstd";
 /// plus one read or one keyframe).
 const BATCH_LIMIT: u64 = 16 << 20;
 
-fn decompress(method: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+/// A chunk's events decompressed, or why not (as `damage` of that chunk).
+fn decompress(method: &str, data: &[u8], damage: impl Fn(&str) -> Damage) -> Result<Vec<u8>, Damage> {
     let mut raw = Vec::new();
     let result = match method {
         "zstd" => zstd::stream::read::Decoder::new(data).and_then(|d| d.take(BATCH_LIMIT + 1).read_to_end(&mut raw)),
         "deflate" => flate2::read::DeflateDecoder::new(data).take(BATCH_LIMIT + 1).read_to_end(&mut raw),
-        other => return Err(format!("unknown compression {other:?}")),
+        other => return Err(damage(&format!("unknown compression {other:?}"))),
     };
     match result {
-        Ok(_) if raw.len() as u64 > BATCH_LIMIT => Err("decompresses to more than a chunk can hold".into()),
+        Ok(_) if raw.len() as u64 > BATCH_LIMIT => Err(damage("decompresses to more than a chunk can hold")),
         Ok(_) => Ok(raw),
-        Err(_) => Err("does not decompress".into()),
+        Err(_) => Err(damage("does not decompress")),
     }
 }
 
@@ -112,11 +120,11 @@ pub fn key_id(master: &[u8]) -> String {
     crate::secrets::hex(&Sha256::digest(master)[..4])
 }
 
-fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, String> {
+fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, RecordError> {
     let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), master);
     let mut key = [0u8; 32];
-    hk.expand(INFO, &mut key).map_err(|_| "key derivation failed".to_string())?;
-    Aes256Gcm::new_from_slice(&key).map_err(|_| "bad key length".to_string())
+    hk.expand(INFO, &mut key).map_err(|_| RecordError::Crypto("key derivation"))?;
+    Aes256Gcm::new_from_slice(&key).map_err(|_| RecordError::Crypto("setting the key"))
 }
 
 fn nonce(counter: u64, last: bool) -> [u8; 12] {
@@ -175,26 +183,22 @@ pub struct Writer {
 
 impl Writer {
     /// Creates `path` (mode 0600) and writes the header.
-    pub fn create(path: &Path, header: &Header, master: &[u8]) -> Result<Writer, String> {
-        let salt = hex_decode(&header.salt).ok_or("bad salt")?;
+    pub fn create(path: &Path, header: &Header, master: &[u8]) -> Result<Writer, RecordError> {
+        let salt = hex_decode(&header.salt).ok_or(RecordError::BadSalt)?;
         let cipher = cipher(master, &salt)?;
-        let json = serde_json::to_vec(header).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(header).map_err(RecordError::Header)?;
         let mut head = MAGIC.to_vec();
         head.extend_from_slice(&(json.len() as u32).to_be_bytes());
         head.extend_from_slice(&json);
         let aad: [u8; 32] = Sha256::digest(&head).into();
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| format!("creating {}: {e}", path.display()))?;
-        file.write_all(&head).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(RecordError::file("creating", path))?;
+        file.write_all(&head).map_err(RecordError::file("writing", path))?;
         let compressor = match header.compression.as_str() {
-            "zstd" => Some(zstd::bulk::Compressor::new(1).map_err(|e| format!("starting the compressor: {e}"))?),
+            "zstd" => Some(zstd::bulk::Compressor::new(1).map_err(RecordError::Compress)?),
             "deflate" => None,
-            other => return Err(format!("unknown compression {other:?}")),
+            other => return Err(RecordError::UnknownCompression(other.to_string())),
         };
         Ok(Writer {
             file,
@@ -217,7 +221,7 @@ impl Writer {
     }
 
     /// Adds an event stamped now.
-    pub fn event(&mut self, kind: u8, data: &[u8]) -> Result<(), String> {
+    pub fn event(&mut self, kind: u8, data: &[u8]) -> Result<(), RecordError> {
         let at = self.started.elapsed().as_micros() as u64;
         self.event_at(at, kind, data)
     }
@@ -228,7 +232,7 @@ impl Writer {
     }
 
     /// Adds an event stamped `at_us` microseconds after `clock()` (never before the last one).
-    pub fn event_at(&mut self, at_us: u64, kind: u8, data: &[u8]) -> Result<(), String> {
+    pub fn event_at(&mut self, at_us: u64, kind: u8, data: &[u8]) -> Result<(), RecordError> {
         let at_us = at_us.max(self.last_us);
         // The first event of a chunk is timed from the chunk's header, so that a chunk can
         // be read on its own.
@@ -256,7 +260,7 @@ impl Writer {
     /// output does (a trickle of output never fills a chunk): a killed host then loses at
     /// most the last [`SEAL_AFTER`] plus one tick; a machine that loses power, at most the
     /// last two seconds.
-    pub fn tick(&mut self) -> Result<(), String> {
+    pub fn tick(&mut self) -> Result<(), RecordError> {
         if self.pending_since.is_some_and(|t| t.elapsed() >= SEAL_AFTER) {
             self.seal(false)?;
         }
@@ -265,9 +269,9 @@ impl Writer {
 
     /// fdatasync, at most once a second unless `now`: a sync per sealed chunk would cost
     /// bulk output a fifth of its throughput.
-    fn sync(&mut self, now: bool) -> Result<(), String> {
+    fn sync(&mut self, now: bool) -> Result<(), RecordError> {
         if self.unsynced && (now || self.last_sync.elapsed().as_millis() >= 1000) {
-            self.file.sync_data().map_err(|e| format!("writing the recording: {e}"))?;
+            self.file.sync_data().map_err(RecordError::Write)?;
             self.unsynced = false;
             self.last_sync = Instant::now();
         }
@@ -276,7 +280,7 @@ impl Writer {
 
     /// Starts a new chunk with the whole screen, so that reading can begin there; stamped
     /// `at_us` after `clock()`.
-    pub fn keyframe_at(&mut self, at_us: u64, screen: &[u8]) -> Result<(), String> {
+    pub fn keyframe_at(&mut self, at_us: u64, screen: &[u8]) -> Result<(), RecordError> {
         if !self.pending.is_empty() {
             self.seal(false)?;
         }
@@ -284,15 +288,15 @@ impl Writer {
         self.event_at(at_us, KEYFRAME, screen)
     }
 
-    fn seal(&mut self, last: bool) -> Result<(), String> {
+    fn seal(&mut self, last: bool) -> Result<(), RecordError> {
         if self.broken {
-            return Err("writing the recording: a failed write could not be undone".into());
+            return Err(RecordError::Broken);
         }
         let plain = match self.compressor.as_mut() {
-            Some(z) => z.compress(&self.pending).map_err(|e| format!("compressing: {e}"))?,
+            Some(z) => z.compress(&self.pending).map_err(RecordError::Compress)?,
             None => {
                 let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-                z.write_all(&self.pending).and_then(|_| z.finish()).map_err(|e| format!("compressing: {e}"))?
+                z.write_all(&self.pending).and_then(|_| z.finish()).map_err(RecordError::Compress)?
             }
         };
         let start = self.chunk_start.unwrap_or(self.last_us);
@@ -301,7 +305,7 @@ impl Writer {
         let sealed = self
             .cipher
             .encrypt(Nonce::from_slice(&nonce(self.counter, last)), Payload { msg: &plain, aad: &aad })
-            .map_err(|_| "encryption failed".to_string())?;
+            .map_err(|_| RecordError::Crypto("encryption"))?;
         let mut out = (sealed.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&start.to_be_bytes());
         out.push(flags);
@@ -313,7 +317,7 @@ impl Writer {
             if self.file.set_len(bytes).and_then(|_| self.file.seek(std::io::SeekFrom::Start(bytes))).is_err() {
                 self.broken = true;
             }
-            return Err(format!("writing the recording: {e}"));
+            return Err(RecordError::Write(e));
         }
         self.unsynced = true;
         self.sync(last)?;
@@ -335,7 +339,7 @@ impl Writer {
     }
 
     /// Seals the final chunk: the recording is complete.
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), RecordError> {
         if self.finished {
             return Ok(());
         }
@@ -362,57 +366,86 @@ pub struct Recording {
     pub ending: Ending,
 }
 
-/// Where and why a recording failed verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and why a recording failed verification: the chunk (None: the file header), the
+/// byte offset, and the reason; an I/O error that stopped the reading is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{}at byte {offset}: {reason}", chunk.map(|c| format!("chunk {c} ")).unwrap_or_default())]
 pub struct Damage {
     pub chunk: Option<u64>,
     pub offset: u64,
     pub reason: String,
+    #[source]
+    pub source: Option<std::io::Error>,
 }
 
-impl std::fmt::Display for Damage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.chunk {
-            Some(c) => write!(f, "chunk {c} at byte {}: {}", self.offset, self.reason),
-            None => write!(f, "at byte {}: {}", self.offset, self.reason),
-        }
+impl Damage {
+    /// Damage in the file header.
+    fn header(offset: u64, reason: impl Into<String>) -> Damage {
+        Damage { chunk: None, offset, reason: reason.into(), source: None }
+    }
+
+    /// Damage in chunk `chunk`, which starts at `offset`.
+    fn chunk(chunk: u64, offset: u64, reason: impl Into<String>) -> Damage {
+        Damage { chunk: Some(chunk), offset, reason: reason.into(), source: None }
+    }
+
+    /// The file could not be read at `offset` (in `chunk`, or the header).
+    fn unreadable(chunk: Option<u64>, offset: u64) -> impl FnOnce(std::io::Error) -> Damage {
+        move |e| Damage { chunk, offset, reason: format!("cannot read: {e}"), source: Some(e) }
     }
 }
 
 /// The key id a recording names in its header.
 pub fn header_key_id(path: &Path) -> Result<String, Damage> {
-    let mut f = File::open(path).map_err(|e| Damage { chunk: None, offset: 0, reason: format!("cannot read: {e}") })?;
-    let mut head = vec![0u8; 12];
-    f.read_exact(&mut head).map_err(|_| Damage { chunk: None, offset: 0, reason: "shorter than a header".into() })?;
-    let len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as usize;
-    if len >= 1 << 20 {
-        return Err(Damage { chunk: None, offset: 8, reason: "header length is impossible".into() });
-    }
-    head.resize(12 + len, 0);
-    f.read_exact(&mut head[12..]).map_err(|_| Damage { chunk: None, offset: 12, reason: "header runs past the file".into() })?;
-    parse_header(&head).map(|(h, _, _)| h.key_id)
+    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
+    let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
+    read_header(&file, size).map(|(h, _, _)| h.key_id)
 }
 
-fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
-    let bad = |offset: u64, reason: &str| Damage { chunk: None, offset, reason: reason.to_string() };
-    if data.len() < 12 || &data[..8] != MAGIC {
-        return Err(bad(0, "not a cordon recording (bad magic)"));
+/// The length of the JSON header, from the file's first bytes (at least [`PREFIX`] of them
+/// unless the file is shorter).
+fn header_len(prefix: &[u8]) -> Result<usize, Damage> {
+    if prefix.len() < PREFIX || &prefix[..8] != MAGIC {
+        return Err(Damage::header(0, "not a cordon recording (bad magic)"));
     }
-    let len = u32::from_be_bytes([data[8], data[9], data[10], data[11]]) as usize;
-    let end = 12usize
-        .checked_add(len)
-        .filter(|&e| e <= data.len() && len < (1 << 20))
-        .ok_or_else(|| bad(8, "header length runs past the file"))?;
-    let header: Header = serde_json::from_slice(&data[12..end]).map_err(|e| bad(12, &format!("header is not valid: {e}")))?;
+    let len = u32::from_be_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as usize;
+    if len >= HEADER_MAX {
+        return Err(Damage::header(8, "header length runs past the file"));
+    }
+    Ok(len)
+}
+
+/// The recording header at the start of `data`: the header, where the chunks begin, and the
+/// header's hash (bound into every chunk as associated data). The one parser of the header:
+/// [`read_header`] reads a file's into memory and hands it here.
+fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
+    let end = PREFIX + header_len(data)?;
+    if end > data.len() {
+        return Err(Damage::header(8, "header length runs past the file"));
+    }
+    let header: Header =
+        serde_json::from_slice(&data[PREFIX..end]).map_err(|e| Damage::header(PREFIX as u64, format!("header is not valid: {e}")))?;
     let aad: [u8; 32] = Sha256::digest(&data[..end]).into();
     Ok((header, end, aad))
+}
+
+/// The header of an open recording of `size` bytes (see [`parse_header`]), read without
+/// reading further.
+fn read_header(file: &File, size: u64) -> Result<(Header, usize, [u8; 32]), Damage> {
+    let mut head = vec![0u8; PREFIX.min(size as usize)];
+    file.read_exact_at(&mut head, 0).map_err(Damage::unreadable(None, 0))?;
+    // As much of the header as the file holds: a length past its end is parse_header's to say.
+    let len = header_len(&head)?.min(size as usize - PREFIX);
+    head.resize(PREFIX + len, 0);
+    file.read_exact_at(&mut head[PREFIX..], PREFIX as u64).map_err(Damage::unreadable(None, PREFIX as u64))?;
+    parse_header(&head)
 }
 
 /// Decrypts and decodes chunk `counter` (sealed bytes `sealed`, clear `start`/`flags`):
 /// its events with absolute times, and whether it is the final chunk.
 fn open_chunk(o: &Opened, counter: u64, c: &ChunkRef, sealed: &[u8]) -> Result<(Vec<Event>, bool), Damage> {
     let (cipher, header_hash, start, flags, offset) = (&o.cipher, &o.header_hash, c.start, c.flags, c.offset);
-    let damage = |reason: &str| Damage { chunk: Some(counter), offset, reason: reason.to_string() };
+    let damage = |reason: &str| Damage::chunk(counter, offset, reason);
     let aad = chunk_aad(header_hash, start, flags);
     let (plain, last) = match cipher.decrypt(Nonce::from_slice(&nonce(counter, false)), Payload { msg: sealed, aad: &aad }) {
         Ok(p) => (p, false),
@@ -421,7 +454,7 @@ fn open_chunk(o: &Opened, counter: u64, c: &ChunkRef, sealed: &[u8]) -> Result<(
             Err(_) => return Err(damage("fails authentication: altered, reordered, or from another recording")),
         },
     };
-    let raw = decompress(&o.header.compression, &plain).map_err(|e| damage(&e))?;
+    let raw = decompress(&o.header.compression, &plain, damage)?;
     let mut events = Vec::new();
     let (mut p, mut at) = (0, start);
     while p < raw.len() {
@@ -449,22 +482,13 @@ struct ChunkRef {
 /// The chunk headers after the file header, read with positioned reads (no decryption),
 /// up to the first incomplete chunk.
 fn scan(f: &File, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
-    use std::os::unix::fs::FileExt;
     let mut out = Vec::new();
     let mut head = [0u8; CHUNK_HEAD];
     while pos + CHUNK_HEAD as u64 <= size {
-        f.read_exact_at(&mut head, pos).map_err(|e| Damage {
-            chunk: Some(out.len() as u64),
-            offset: pos,
-            reason: format!("cannot read: {e}"),
-        })?;
+        f.read_exact_at(&mut head, pos).map_err(Damage::unreadable(Some(out.len() as u64), pos))?;
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         if !(16..=CHUNK_MAX).contains(&len) {
-            return Err(Damage {
-                chunk: Some(out.len() as u64),
-                offset: pos,
-                reason: "impossible chunk length: the file was altered".into(),
-            });
+            return Err(Damage::chunk(out.len() as u64, pos, "impossible chunk length: the file was altered"));
         }
         if pos + CHUNK_HEAD as u64 + u64::from(len) > size {
             break;
@@ -486,31 +510,14 @@ struct Opened {
 }
 
 fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
-    use std::os::unix::fs::FileExt;
-    let cant = |e: std::io::Error| Damage { chunk: None, offset: 0, reason: format!("cannot read: {e}") };
-    let file = File::open(path).map_err(cant)?;
-    let size = file.metadata().map_err(cant)?.len();
-    let mut head = vec![0u8; 12.min(size as usize)];
-    file.read_exact_at(&mut head, 0).map_err(cant)?;
-    if head.len() < 12 || &head[..8] != MAGIC {
-        return Err(Damage { chunk: None, offset: 0, reason: "not a cordon recording (bad magic)".into() });
-    }
-    let hlen = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
-    if hlen >= 1 << 20 || 12 + hlen > size {
-        return Err(Damage { chunk: None, offset: 8, reason: "header length runs past the file".into() });
-    }
-    head.resize(12 + hlen as usize, 0);
-    file.read_exact_at(&mut head[12..], 12).map_err(cant)?;
-    let (header, end, header_hash) = parse_header(&head)?;
+    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
+    let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
+    let (header, end, header_hash) = read_header(&file, size)?;
     if header.key_id != key_id(master) {
-        return Err(Damage {
-            chunk: None,
-            offset: 0,
-            reason: format!("recorded with key {}, not the key given ({})", header.key_id, key_id(master)),
-        });
+        return Err(Damage::header(0, format!("recorded with key {}, not the key given ({})", header.key_id, key_id(master))));
     }
-    let salt = hex_decode(&header.salt).ok_or(Damage { chunk: None, offset: 12, reason: "bad salt".into() })?;
-    let cipher = cipher(master, &salt).map_err(|e| Damage { chunk: None, offset: 0, reason: e })?;
+    let salt = hex_decode(&header.salt).ok_or_else(|| Damage::header(PREFIX as u64, "bad salt"))?;
+    let cipher = cipher(master, &salt).map_err(|e| Damage::header(0, e.to_string()))?;
     let chunks = scan(&file, end as u64, size)?;
     Ok(Opened { file, size, header, header_hash, cipher, chunks })
 }
@@ -544,14 +551,9 @@ impl Reader {
 
 impl Opened {
     fn chunk(&self, i: usize) -> Result<(Vec<Event>, bool), Damage> {
-        use std::os::unix::fs::FileExt;
         let c = self.chunks[i];
         let mut sealed = vec![0u8; c.len as usize];
-        self.file.read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64).map_err(|e| Damage {
-            chunk: Some(i as u64),
-            offset: c.offset,
-            reason: format!("cannot read: {e}"),
-        })?;
+        self.file.read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64).map_err(Damage::unreadable(Some(i as u64), c.offset))?;
         open_chunk(self, i as u64, &c, &sealed)
     }
 }
@@ -563,18 +565,14 @@ pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
     for i in 0..o.chunks.len() {
         let c = o.chunks[i];
         if events.last().is_some_and(|e| c.start < e.at_us) {
-            return Err(Damage {
-                chunk: Some(i as u64),
-                offset: c.offset,
-                reason: "starts before the previous chunk ends: reordered".into(),
-            });
+            return Err(Damage::chunk(i as u64, c.offset, "starts before the previous chunk ends: reordered"));
         }
         let (mut evs, last) = o.chunk(i)?;
         events.append(&mut evs);
         if last {
             let end = c.offset + CHUNK_HEAD as u64 + u64::from(c.len);
             if end != o.size {
-                return Err(Damage { chunk: Some(i as u64 + 1), offset: end, reason: "data after the final chunk".into() });
+                return Err(Damage::chunk(i as u64 + 1, end, "data after the final chunk"));
             }
             return Ok(Recording { header: o.header, events, ending: Ending::Complete });
         }

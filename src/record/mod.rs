@@ -1,11 +1,17 @@
 //! Recordings: every session recorded from its first byte, encrypted and tamper-evident
 //! (the container is in `format`), listed in the store's catalog, verified and exported
-//! (asciicast v2 and v3 for asciinema's tools, or the raw output bytes).
+//! (asciicast v2 and v3 for asciinema's tools, or the raw output bytes), searched (`search`)
+//! and played back (`play`).
 
+mod error;
 pub mod format;
 pub mod play;
+mod search;
 
-use format::{Ending, Event, Header, Writer, EXIT, OUTPUT, RESIZE};
+pub use error::RecordError;
+pub use search::{screen_lines, search, Hit};
+
+use format::{Damage, Ending, Event, Header, Writer, EXIT, OUTPUT, RESIZE};
 use std::path::{Path, PathBuf};
 
 /// What happens when a recording cannot be written.
@@ -32,16 +38,6 @@ pub struct Meta {
     pub term: String,
 }
 
-/// A line of a recording that matched a search.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub recording: String,
-    pub user: String,
-    /// Seconds from the recording's start.
-    pub at: f64,
-    pub line: String,
-}
-
 /// Where recordings go and the key they are sealed with.
 pub struct Recorder {
     pub dir: PathBuf,
@@ -54,17 +50,20 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool, enabled: bool) -> Result<Recorder, String> {
+    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool, enabled: bool) -> Result<Recorder, RecordError> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(RecordError::file("creating", &dir))?;
         keys.current()?;
         Ok(Recorder { dir, keys, policy, input, enabled })
     }
 
     /// Starts a recording for a session.
-    pub fn start(&self, session: u64, meta: &Meta) -> Result<(Header, PathBuf, Writer), String> {
-        let id = crate::secrets::hex(&crate::secrets::random_bytes(8).map_err(|e| e.to_string())?);
-        let salt = crate::secrets::hex(&crate::secrets::random_bytes(16).map_err(|e| e.to_string())?);
+    pub fn start(&self, session: u64, meta: &Meta) -> Result<(Header, PathBuf, Writer), RecordError> {
+        let random = |n, what| {
+            crate::secrets::random_bytes(n).map(|b| crate::secrets::hex(&b)).map_err(|source| RecordError::Random { what, source })
+        };
+        let id = random(8, "a recording id")?;
+        let salt = random(16, "a salt")?;
         // Read per recording, so that `cordon key rotate` applies without a restart.
         let (key_id, master) = self.keys.current()?;
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -101,8 +100,9 @@ impl Keyring {
     }
 
     /// The current key (made on first use) and its id.
-    pub fn current(&self) -> Result<(String, Vec<u8>), String> {
-        match std::fs::read_to_string(self.dir.join("current")) {
+    pub fn current(&self) -> Result<(String, Vec<u8>), RecordError> {
+        let current = self.dir.join("current");
+        match std::fs::read_to_string(&current) {
             Ok(id) => {
                 let id = id.trim().to_string();
                 Ok((id.clone(), self.get(&id)?))
@@ -111,60 +111,98 @@ impl Keyring {
                 let id = self.rotate()?;
                 Ok((id.clone(), self.get(&id)?))
             }
-            Err(e) => Err(format!("reading {}: {e}", self.dir.join("current").display())),
+            Err(e) => Err(RecordError::file("reading", current)(e)),
         }
     }
 
     /// The key with this id.
-    pub fn get(&self, id: &str) -> Result<Vec<u8>, String> {
+    pub fn get(&self, id: &str) -> Result<Vec<u8>, RecordError> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("\"{id}\" is not a key id"));
+            return Err(RecordError::NotKeyId(id.to_string()));
         }
         let path = self.dir.join(format!("{id}.key"));
         if !path.exists() {
-            return Err(format!("no recording key {id} in {}", self.dir.display()));
+            return Err(RecordError::NoKey { key_id: id.to_string(), dir: self.dir.clone() });
         }
-        crate::secrets::load_or_create_key(&path)
+        crate::secrets::load_or_create_key(&path).map_err(RecordError::KeyFile)
     }
 
     /// Makes a new key current; returns its id.
-    pub fn rotate(&self) -> Result<String, String> {
+    pub fn rotate(&self) -> Result<String, RecordError> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
-        let key = crate::secrets::random_bytes(32).map_err(|e| format!("generating a key: {e}"))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(RecordError::file("creating", &self.dir))?;
+        let key = crate::secrets::random_bytes(32).map_err(|source| RecordError::Random { what: "a key", source })?;
         let id = format::key_id(&key);
-        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
+        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key).map_err(RecordError::KeyFile)?;
         let tmp = self.dir.join("current.tmp");
         let _ = std::fs::remove_file(&tmp);
-        crate::secrets::write_private(&tmp, id.as_bytes())?;
-        std::fs::rename(&tmp, self.dir.join("current")).map_err(|e| format!("making {id} current: {e}"))?;
+        crate::secrets::write_private(&tmp, id.as_bytes()).map_err(RecordError::KeyFile)?;
+        let current = self.dir.join("current");
+        std::fs::rename(&tmp, &current).map_err(RecordError::file("making the new key current in", current))?;
         Ok(id)
     }
 
     /// The key a recording file was sealed with.
-    pub fn for_file(&self, path: &Path) -> Result<Vec<u8>, String> {
-        let id = format::header_key_id(path).map_err(|d| d.to_string())?;
+    pub fn for_file(&self, path: &Path) -> Result<Vec<u8>, RecordError> {
+        let id = format::header_key_id(path)?;
         self.get(&id)
     }
 }
 
-/// What `verify` concludes.
-pub fn verdict(path: &Path, master: &[u8], ended_cleanly: bool) -> Result<String, String> {
-    match format::read(path, master) {
-        Ok(r) => Ok(match (r.ending, ended_cleanly) {
-            (Ending::Complete, _) => format!("ok: complete, {} events, {:.1} s", r.events.len(), duration(&r.events)),
-            (Ending::NoFinalChunk { chunks }, false) => {
-                format!("interrupted: the host stopped while recording; readable up to {:.1} s ({chunks} chunks)", duration(&r.events))
+/// What `verify` concludes about a recording. Whole ones (complete, or interrupted by the
+/// host stopping) are fine; the rest say what is wrong and where. Shown as the words of
+/// `cordon rec verify`.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every chunk is there and authentic, the final one included.
+    Complete { events: usize, seconds: f64 },
+    /// No final chunk, and the host stopped while recording: readable up to where it stopped.
+    Interrupted { chunks: u64, seconds: f64 },
+    /// No final chunk, though the session ended cleanly: the end was cut off.
+    Truncated { chunks: u64 },
+    /// A chunk (or the header) fails verification.
+    Damaged(Damage),
+    /// The recording's key could not be found or read, so it was not checked.
+    Unreadable(RecordError),
+}
+
+impl Verdict {
+    /// Whether the recording reads back whole (complete, or interrupted by the host).
+    pub fn is_whole(&self) -> bool {
+        matches!(self, Verdict::Complete { .. } | Verdict::Interrupted { .. })
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Complete { events, seconds } => write!(f, "ok: complete, {events} events, {seconds:.1} s"),
+            Verdict::Interrupted { chunks, seconds } => {
+                write!(f, "interrupted: the host stopped while recording; readable up to {seconds:.1} s ({chunks} chunks)")
             }
-            (Ending::NoFinalChunk { chunks }, true) => {
-                return Err(format!("TRUNCATED: the session ended cleanly but the recording stops after chunk {chunks}"))
+            Verdict::Truncated { chunks } => {
+                write!(f, "TRUNCATED: the session ended cleanly but the recording stops after chunk {chunks}")
             }
-        }),
-        Err(d) => Err(format!("DAMAGED: {d}")),
+            Verdict::Damaged(d) => write!(f, "DAMAGED: {d}"),
+            Verdict::Unreadable(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Verifies the recording at `path` with the key it names in `keys`; `ended_cleanly` when
+/// its host finished sealing it (then a missing final chunk is truncation, not interruption).
+pub fn verdict(keys: &Keyring, path: &Path, ended_cleanly: bool) -> Verdict {
+    let master = match keys.for_file(path) {
+        Ok(k) => k,
+        Err(e) => return Verdict::Unreadable(e),
+    };
+    match format::read(path, &master) {
+        Ok(r) => match (r.ending, ended_cleanly) {
+            (Ending::Complete, _) => Verdict::Complete { events: r.events.len(), seconds: duration(&r.events) },
+            (Ending::NoFinalChunk { chunks }, false) => Verdict::Interrupted { chunks, seconds: duration(&r.events) },
+            (Ending::NoFinalChunk { chunks }, true) => Verdict::Truncated { chunks },
+        },
+        Err(d) => Verdict::Damaged(d),
     }
 }
 
@@ -277,74 +315,13 @@ pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_ag
     purged
 }
 
-/// Lines of text that appeared in a recording's output, with the time each was completed:
-/// What a search across recordings found.
-pub struct Found {
-    pub hits: Vec<Hit>,
-    pub searched: usize,
-    /// Recordings that could not be read (damaged, or their key is missing).
-    pub unreadable: Vec<String>,
-}
-
-/// Lines containing `pattern` that appeared on screen in `list`'s recordings.
-pub fn search(dir: &crate::paths::DataDir, list: &[crate::store::RecordingEntry], pattern: &str) -> Found {
-    let keys = Keyring::new(dir);
-    let mut found = Found { hits: Vec::new(), searched: 0, unreadable: Vec::new() };
-    for r in list {
-        let path = Path::new(&r.path);
-        let Some(rec) = keys.for_file(path).ok().and_then(|key| format::read(path, &key).ok()) else {
-            found.unreadable.push(r.id.clone());
-            continue;
-        };
-        found.searched += 1;
-        for (at, line) in screen_lines(&rec) {
-            if line.contains(pattern) {
-                found.hits.push(Hit { recording: r.id.clone(), user: r.user.clone(), at, line });
-            }
-        }
-    }
-    found
-}
-
-/// escape sequences removed, carriage returns honoured.
-pub fn screen_lines(rec: &format::Recording) -> Vec<(f64, String)> {
-    let mut out = Vec::new();
-    let mut line = String::new();
-    let mut utf8 = Utf8Carry(Vec::new());
-    let mut state = 0u8; // 0 text, 1 after ESC, 2 in CSI, 3 in OSC
-    for e in rec.events.iter().filter(|e| e.kind == OUTPUT) {
-        for ch in utf8.feed(&e.data).chars() {
-            match (state, ch) {
-                (0, '\x1b') => state = 1,
-                (0, '\n') => out.push((e.at_us as f64 / 1e6, std::mem::take(&mut line))),
-                (0, '\r') => {}
-                (0, c) if !c.is_control() => line.push(c),
-                (0, _) => {}
-                (1, '[') => state = 2,
-                (1, ']') => state = 3,
-                (1, _) => state = 0,
-                (2, c) if ('@'..='~').contains(&c) => state = 0,
-                (2, _) => {}
-                (3, '\x07') => state = 0,
-                (3, '\x1b') => state = 1,
-                (3, _) => {}
-                _ => state = 0,
-            }
-        }
-    }
-    if !line.is_empty() {
-        out.push((rec.events.last().map(|e| e.at_us as f64 / 1e6).unwrap_or(0.0), line));
-    }
-    out
-}
-
 /// A recording in an export format: `asciicast-v2`, `asciicast-v3` or `raw`.
-pub fn encode(rec: &format::Recording, fmt: &str) -> Result<Vec<u8>, String> {
+pub fn encode(rec: &format::Recording, fmt: &str) -> Result<Vec<u8>, RecordError> {
     match fmt {
         "raw" => Ok(raw(rec)),
         "asciicast-v2" => Ok(asciicast(rec, 2).into_bytes()),
         "asciicast-v3" => Ok(asciicast(rec, 3).into_bytes()),
-        other => Err(format!("unknown format \"{other}\" (asciicast-v2, asciicast-v3, raw)")),
+        other => Err(RecordError::UnknownFormat(other.to_string())),
     }
 }
 
@@ -389,15 +366,6 @@ mod tests {
         assert!(!dir.path().join("old").exists() && dir.path().join("old-held").exists());
         assert_eq!(store.recordings(None).unwrap().len(), 1);
         assert!(std::fs::read_to_string(dir.path().join("audit.log")).unwrap().contains("recording.purge"));
-    }
-
-    #[test]
-    fn screen_lines_drop_escape_sequences() {
-        let key = [1u8; 32];
-        let events = vec![Event { at_us: 1_000_000, kind: OUTPUT, data: b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07next".to_vec() }];
-        let rec = format::Recording { header: format::tests::header(&key), events, ending: Ending::Complete };
-        let lines: Vec<String> = screen_lines(&rec).into_iter().map(|(_, l)| l).collect();
-        assert_eq!(lines, vec!["green text".to_string(), "next".to_string()]);
     }
 
     #[test]

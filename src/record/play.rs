@@ -3,8 +3,8 @@
 //! `+` and `-` double and halve the speed, the left and right arrows seek 5 s back and
 //! forward, `]` and `[` jump to the next and previous marker, `q` quits. `--at T` starts at T seconds, `--idle-limit S` shortens pauses.
 
-use super::format::{Event, OUTPUT, RESIZE};
-use std::io::{Read, Write};
+use super::format::{Damage, Event, OUTPUT, RESIZE};
+use std::io::{IsTerminal, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -27,35 +27,26 @@ enum Key {
     Quit,
 }
 
-/// Restores the terminal's mode when dropped.
-struct RawMode(Option<libc::termios>);
+/// The terminal in raw mode (keys arrive one by one, unechoed) while this lives; its mode
+/// before is put back when it is dropped, on every way out of playback.
+struct RawMode;
 
 impl RawMode {
-    fn enter() -> RawMode {
-        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a zeroed struct.
-        unsafe {
-            if libc::isatty(0) != 1 {
-                return RawMode(None);
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return RawMode(None);
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            t.c_oflag |= libc::OPOST | libc::ONLCR;
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            RawMode(Some(saved))
+    /// Raw mode on standard input's terminal; None when standard input is not a terminal
+    /// (then playback takes no keys) or its mode cannot be changed.
+    fn enter() -> Option<RawMode> {
+        // crossterm falls back to /dev/tty when standard input is not a terminal: playback
+        // piped or redirected must leave the controlling terminal alone.
+        if !std::io::stdin().is_terminal() {
+            return None;
         }
+        crossterm::terminal::enable_raw_mode().ok().map(|()| RawMode)
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        if let Some(t) = self.0 {
-            // SAFETY: restoring the saved attributes.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
-        }
+        let _ = crossterm::terminal::disable_raw_mode();
     }
 }
 
@@ -96,7 +87,7 @@ pub struct Stream {
     buffered: std::collections::VecDeque<Event>,
     markers: Option<Vec<f64>>,
     /// The first damaged chunk met, if any: playback stops there and says so.
-    pub damage: Option<String>,
+    pub damage: Option<Damage>,
 }
 
 impl Stream {
@@ -108,7 +99,7 @@ impl Stream {
         match self.reader.events(i) {
             Ok(e) => e,
             Err(d) => {
-                self.damage.get_or_insert_with(|| d.to_string());
+                self.damage.get_or_insert(d);
                 self.next_chunk = self.reader.chunks();
                 Vec::new()
             }
@@ -181,8 +172,8 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
 }
 
-/// "COLSxROWS".
-fn size_of(text: &[u8]) -> Option<(u16, u16)> {
+/// "COLSxROWS" (a resize event's data, a keyframe's first line).
+pub(super) fn size_of(text: &[u8]) -> Option<(u16, u16)> {
     let (c, r) = std::str::from_utf8(text).ok()?.split_once('x')?;
     Some((c.trim().parse().ok()?, r.trim().parse().ok()?))
 }
@@ -226,11 +217,15 @@ pub fn render(cols: u16, rows: u16, events: &[Event]) -> Vec<u8> {
     out
 }
 
+/// Playback met a damaged chunk and stopped before it.
+#[derive(Debug, thiserror::Error)]
+#[error("the recording is damaged at {0}; playback stopped there")]
+struct Stopped(#[source] Damage);
+
 /// Plays a recording to standard output.
 pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
-    let _raw = RawMode::enter();
-    let interactive = _raw.0.is_some();
-    let input = if interactive { Some(keys()) } else { None };
+    let raw = RawMode::enter();
+    let input = raw.as_ref().map(|_| keys());
     let mut out = std::io::stdout();
     // The recording's output reaches the auditor's own terminal: what would act on their
     // machine (clipboard, titles, queries their terminal would answer into this very
@@ -293,8 +288,8 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
         next = stream.next();
     }
     out.flush()?;
-    if let Some(d) = &stream.damage {
-        return Err(std::io::Error::other(format!("the recording is damaged at {d}; playback stopped there")));
+    if let Some(d) = stream.damage.take() {
+        return Err(std::io::Error::other(Stopped(d)));
     }
     Ok(())
 }

@@ -172,13 +172,16 @@ impl Service {
         let unsealed_ok = store.audit_checkpoint().map_err(|e| e.to_string())?.is_none();
         let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
         let store = Arc::new(store);
-        let recorder = Arc::new(crate::record::Recorder::new(
-            config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
-            crate::record::Keyring::new(&dir),
-            config.recording_policy,
-            config.record_input,
-            config.recording_enabled,
-        )?);
+        let recorder = Arc::new(
+            crate::record::Recorder::new(
+                config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+                crate::record::Keyring::new(&dir),
+                config.recording_policy,
+                config.record_input,
+                config.recording_enabled,
+            )
+            .map_err(|e| e.to_string())?,
+        );
         let hub = Hub::new(Launcher::for_this_build()?, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
         let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
         let places = Places::new(&config);

@@ -6,13 +6,28 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{failed, Error, Principal, Result, Service};
+use super::{failed, Error, Failure, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{allowed, Action};
-use crate::record::format;
+use crate::record::{format, Hit, RecordError, Verdict};
 use crate::store::RecordingEntry;
 
-use crate::record::Hit;
+/// A recording's failures are the host's (a missing key, a disk, a damaged file: 500, the
+/// source kept), but for an export format the caller asked for that does not exist.
+impl From<RecordError> for Error {
+    fn from(e: RecordError) -> Error {
+        match e {
+            RecordError::UnknownFormat(_) => Error::Invalid(e.to_string()),
+            e => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+        }
+    }
+}
+
+/// A recording that fails verification on the way to being read: the host's failure, with
+/// the damage as its source.
+fn damaged(r: &RecordingEntry) -> impl FnOnce(format::Damage) -> Error + '_ {
+    move |d| Error::caused(format!("recording {} is damaged", r.id), d)
+}
 
 /// Which recordings a listing or a search covers.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +70,7 @@ impl Service {
     }
 
     fn key_for(&self, r: &RecordingEntry) -> Result<Vec<u8>> {
-        crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path)).map_err(Error::failed)
+        Ok(crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path))?)
     }
 
     /// Writes an access to the audit log; an access that cannot be audited does not happen.
@@ -68,7 +83,7 @@ impl Service {
     pub fn open_recording(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Recording)> {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
-        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(damaged(&r))?;
         self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
         Ok((r, rec))
     }
@@ -77,8 +92,7 @@ impl Service {
     pub fn open_reader(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Reader)> {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
-        let reader =
-            format::Reader::open(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
+        let reader = format::Reader::open(Path::new(&r.path), &key).map_err(damaged(&r))?;
         self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
         Ok((r, reader))
     }
@@ -88,8 +102,7 @@ impl Service {
     pub fn screen_at(&self, p: &Principal, id: &str, at: f64) -> Result<(format::Header, Vec<format::Event>)> {
         let (p, r) = self.readable(p, id, "screen")?;
         let key = self.key_for(&r)?;
-        let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64)
-            .map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
+        let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64).map_err(damaged(&r))?;
         self.audit_access(
             p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
                 .with("recording", r.id.clone())
@@ -104,8 +117,8 @@ impl Service {
     pub fn export(&self, p: &Principal, id: &str, fmt: &str, to: &str) -> Result<(RecordingEntry, Vec<u8>)> {
         let (p, r) = self.readable(p, id, "export")?;
         let key = self.key_for(&r)?;
-        let rec = format::read(Path::new(&r.path), &key).map_err(|d| Error::failed(format!("recording {} is damaged: {d}", r.id)))?;
-        let bytes = crate::record::encode(&rec, fmt).map_err(Error::Invalid)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(damaged(&r))?;
+        let bytes = crate::record::encode(&rec, fmt)?;
         self.audit_access(
             p.stamp(AuditEvent::new(Kind::RecordingExport, p.user.clone()))
                 .with("recording", r.id.clone())
@@ -135,31 +148,31 @@ impl Service {
         Ok(self.readable(p, id, "info")?.1)
     }
 
-    /// Whether a recording reads back whole: Ok(verdict) or Err(what is wrong and where).
-    pub fn verify_recording(&self, p: &Principal, id: &str) -> Result<(RecordingEntry, std::result::Result<String, String>)> {
+    /// Whether a recording reads back whole, and if not what is wrong and where.
+    pub fn verify_recording(&self, p: &Principal, id: &str) -> Result<(RecordingEntry, Verdict)> {
         let (p, r) = self.readable(p, id, "verify")?;
         let verdict = self.verdict(&r);
         self.record(
-            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_ok()),
+            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_whole()),
         );
         Ok((r, verdict))
     }
 
     /// Every recording the principal may read, verified; audited once with the count.
-    pub fn verify_all(&self, p: &Principal) -> Result<Vec<(RecordingEntry, std::result::Result<String, String>)>> {
+    pub fn verify_all(&self, p: &Principal) -> Result<Vec<(RecordingEntry, Verdict)>> {
         let p = self.current(p)?;
         let list = self.recordings(&p, &Filter::default())?;
         let out: Vec<_> = list.into_iter().map(|r| (r.clone(), self.verdict(&r))).collect();
-        let damaged = out.iter().filter(|(_, v)| v.is_err()).count();
+        let damaged = out.iter().filter(|(_, v)| !v.is_whole()).count();
         self.record(p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("count", out.len()).with("damaged", damaged));
         Ok(out)
     }
 
-    fn verdict(&self, r: &RecordingEntry) -> std::result::Result<String, String> {
+    fn verdict(&self, r: &RecordingEntry) -> Verdict {
         // A recording the host finished sealing must be complete; one still "recording" in
         // the catalog whose host is gone was interrupted.
-        let key = self.key_for(r).map_err(|e| e.to_string())?;
-        crate::record::verdict(Path::new(&r.path), &key, r.state == crate::store::RecordingState::Complete)
+        let keys = crate::record::Keyring::new(&self.dir);
+        crate::record::verdict(&keys, Path::new(&r.path), r.state == crate::store::RecordingState::Complete)
     }
 
     /// Lines that appeared on screen in the recordings the principal may read; audited
@@ -205,7 +218,7 @@ impl Service {
     /// Makes a new recording master key current (admins); old recordings stay readable.
     pub fn rotate_recording_key(&self, p: &Principal) -> Result<String> {
         let p = self.check(p, Action::ManageUsers, "key rotate", |p| format!("a {} may not rotate keys", p.role))?;
-        let id = crate::record::Keyring::new(&self.dir).rotate().map_err(Error::failed)?;
+        let id = crate::record::Keyring::new(&self.dir).rotate()?;
         self.record(p.stamp(AuditEvent::new(Kind::KeyRotate, p.user.clone())).with("key", "recording").with("key_id", id.clone()));
         Ok(id)
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::Session;
 use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format::{self as recfmt, Writer};
-use crate::record::FailurePolicy;
+use crate::record::{FailurePolicy, RecordError};
 use crate::store::RecordingState;
 
 /// Bytes of events that may wait for the writer before the session waits for it.
@@ -181,7 +181,7 @@ impl Worker {
     }
 
     /// Applies `f` to the recording, then the failure policy if it fails.
-    fn write(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), String>) {
+    fn write(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), RecordError>) {
         let Some(w) = self.writer.as_mut() else { return };
         let mut resumed = None;
         if let Some((since, why)) = &self.failing {
@@ -197,6 +197,8 @@ impl Worker {
         }
         let Err(e) = result else { return };
         crate::record::ERRORS.fetch_add(1, Ordering::Relaxed);
+        // Said to the session's users, in the audit log, and (best-effort) in the gap's note.
+        let e = e.to_string();
         match self.policy {
             FailurePolicy::Strict => {
                 self.writer = None;

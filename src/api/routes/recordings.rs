@@ -98,10 +98,8 @@ async fn recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -
 #[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<VerifyOut>> {
-    Ok(Json(match api.svc.verify_recording(&auth.p, &id)?.1 {
-        Ok(d) => VerifyOut { ok: true, detail: d },
-        Err(d) => VerifyOut { ok: false, detail: d },
-    }))
+    let (_, verdict) = api.svc.verify_recording(&auth.p, &id)?;
+    Ok(Json(VerifyOut { ok: verdict.is_whole(), detail: verdict.to_string() }))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
