@@ -124,7 +124,7 @@ impl Keyring {
         if !path.exists() {
             return Err(format!("no recording key {id} in {}", self.dir.display()));
         }
-        crate::secrets::load_or_create_key(&path)
+        crate::secrets::load_or_create_key(&path).map_err(|e| e.to_string())
     }
 
     /// Makes a new key current; returns its id.
@@ -137,10 +137,10 @@ impl Keyring {
             .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
         let key = crate::secrets::random_bytes(32).map_err(|e| format!("generating a key: {e}"))?;
         let id = format::key_id(&key);
-        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
+        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key).map_err(|e| e.to_string())?;
         let tmp = self.dir.join("current.tmp");
         let _ = std::fs::remove_file(&tmp);
-        crate::secrets::write_private(&tmp, id.as_bytes())?;
+        crate::secrets::write_private(&tmp, id.as_bytes()).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, self.dir.join("current")).map_err(|e| format!("making {id} current: {e}"))?;
         Ok(id)
     }
