@@ -458,22 +458,14 @@ pub fn now_rfc3339() -> String {
     rfc3339(std::time::SystemTime::now())
 }
 
-/// A time as RFC 3339 UTC with milliseconds (sorts as text in time order).
+/// A time as RFC 3339 UTC with milliseconds, `2026-12-01T12:00:00.000Z` (sorts as text in
+/// time order; the audit log's and the database's timestamps). The one place cordon writes
+/// dates: the audit chain's MACs cover them, so their shape must never change.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_millis())
+    // humantime panics before 1970 and fails after 9999; a cutoff like "now - 100 years"
+    // reaches the first.
+    let last = std::time::UNIX_EPOCH + std::time::Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(t.clamp(std::time::UNIX_EPOCH, last)).to_string()
 }
 
 #[cfg(test)]
@@ -661,5 +653,21 @@ mod tests {
         let t = now_rfc3339();
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
+
+    #[test]
+    fn times_are_written_in_utc_with_milliseconds_and_out_of_range_ones_are_clamped() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+        // Checked against `date -u -d @SECONDS +%FT%T` and the hand-written arithmetic this replaced.
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_825_599_999), "2000-02-29T11:59:59.999Z");
+        assert_eq!(at(1_709_251_199_000), "2024-02-29T23:59:59.000Z");
+        assert_eq!(at(1_796_126_400_042), "2026-12-01T12:00:00.042Z");
+        assert_eq!(at(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
+        // Truncated, not rounded, as before.
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999)), "1970-01-01T00:00:00.001Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(86_400)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(300_000_000_000_000), "9999-12-31T23:59:59.999Z");
     }
 }
