@@ -1,7 +1,7 @@
 //! `cordon serve`'s configuration (TOML, documented in docs/config.md and cordon.toml(5)).
 //! Every key has a default, so no file is needed; unknown keys are errors.
 
-use crate::auth::Role;
+use crate::auth::{Role, UnknownRole};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,56 +175,120 @@ pub const DEFAULT_UID_BASE: u32 = 2_000_000_000;
 /// User ids cordon gives out at most (the uid range reserved above the base).
 pub const MAX_USER_ID: u32 = 1 << 24;
 
+/// Why the configuration was refused: the file, or the key and what is wrong with its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or not this configuration (an unknown key, a wrong type): where
+    /// (its line, when toml says) and why.
+    #[error("{}{}: {}", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default(), .source.message())]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        // Boxed: toml's error is large, and every `Result` of the configuration carries it.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A key's value is not one cordon takes.
+    #[error("{key}: {why}")]
+    Invalid { key: &'static str, why: String },
+    /// A key names a role that does not exist.
+    #[error("{key}: {source}")]
+    Role {
+        key: &'static str,
+        #[source]
+        source: UnknownRole,
+    },
+    /// `ssh.detach_key` is not a control key.
+    #[error("ssh.detach_key: {0}")]
+    DetachKey(#[source] KeyError),
+    /// `audit.forward` names no place to forward to.
+    #[error("audit.forward: {0}")]
+    Forward(#[source] crate::audit::AuditError),
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, why: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid { key, why: why.to_string() }
+    }
+}
+
+/// A detach key that cordon cannot watch for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("\"{0}\" is not a key (write it as ctrl-X)")]
+    NotAKey(String),
+    #[error("\"{0}\" is not a control key (ctrl-A .. ctrl-Z, ctrl-\\, ctrl-], ctrl-^, ctrl-_)")]
+    NotAControlKey(String),
+}
+
 /// `ctrl-\` → 0x1c, `ctrl-]` → 0x1d, `ctrl-a` → 0x01.
-pub fn parse_key(s: &str) -> Result<u8, String> {
+pub fn parse_key(s: &str) -> Result<u8, KeyError> {
     let lower = s.trim().to_ascii_lowercase();
     let c = lower
         .strip_prefix("ctrl-")
         .or_else(|| lower.strip_prefix("c-"))
         .or_else(|| lower.strip_prefix('^'))
-        .ok_or_else(|| format!("\"{s}\" is not a key (write it as ctrl-X)"))?;
+        .ok_or_else(|| KeyError::NotAKey(s.to_string()))?;
     let mut chars = c.chars();
     match (chars.next(), chars.next()) {
         (Some(ch), None) if ('@'..='_').contains(&ch.to_ascii_uppercase()) => Ok(ch.to_ascii_uppercase() as u8 & 0x1f),
-        _ => Err(format!("\"{s}\" is not a control key (ctrl-A .. ctrl-Z, ctrl-\\, ctrl-], ctrl-^, ctrl-_)")),
+        _ => Err(KeyError::NotAControlKey(s.to_string())),
     }
+}
+
+/// A role may not choose a profile (`[sessions] profiles`): which, and what it may choose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a {role} may not use profile \"{profile}\" (allowed: {})",
+    if .allowed.is_empty() { "none".to_string() } else { .allowed.join(", ") }
+)]
+pub struct ProfileRefused {
+    pub role: Role,
+    pub profile: String,
+    pub allowed: Vec<String>,
 }
 
 impl Config {
     /// Whether `role` may choose `profile`.
-    pub fn profile_allowed(&self, role: Role, profile: &str) -> Result<(), String> {
+    pub fn profile_allowed(&self, role: Role, profile: &str) -> Result<(), ProfileRefused> {
         let list = self.profiles.get(role.name()).cloned().unwrap_or_default();
         if list.iter().any(|p| p == "*" || p == profile) {
             Ok(())
         } else {
-            Err(format!(
-                "a {} may not use profile \"{profile}\" (allowed: {})",
-                role.name(),
-                if list.is_empty() { "none".to_string() } else { list.join(", ") }
-            ))
+            Err(ProfileRefused { role, profile: profile.to_string(), allowed: list })
         }
     }
 
     /// Reads `path` (if given) over the defaults. `data_dir` anchors the default workspace root.
-    pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, String> {
+    pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, ConfigError> {
         let file: File = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                toml::from_str(&text).map_err(|e| {
-                    let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-                    format!("{}{}: {}", p.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), e.message())
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                toml::from_str(&text).map_err(|source: toml::de::Error| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    line: source.span().map(|s| text[..s.start].matches('\n').count() + 1),
+                    source: Box::new(source),
                 })?
             }
             None => File::default(),
         };
-        let dur = |key: &str, v: Option<String>, default: &str| {
-            sandbox::profile::parse_duration(v.as_deref().unwrap_or(default)).map(Duration::from_secs).map_err(|e| format!("{key}: {e}"))
+        let dur = |key: &'static str, v: Option<String>, default: &str| {
+            sandbox::profile::parse_duration(v.as_deref().unwrap_or(default))
+                .map(Duration::from_secs)
+                .map_err(|e| ConfigError::invalid(key, e))
         };
         let detach = file.ssh.detach_key.unwrap_or_else(|| "ctrl-\\".into());
         let mut max_sessions: BTreeMap<String, usize> =
             [("admin", 20), ("developer", 5), ("auditor", 0), ("viewer", 0)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         for (role, n) in file.sessions.max_per_user.unwrap_or_default() {
-            role.parse::<Role>().map_err(|e| format!("sessions.max_per_user: {e}"))?;
+            role.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.max_per_user", source })?;
             max_sessions.insert(role, n);
         }
         let mut profiles: BTreeMap<String, Vec<String>> =
@@ -233,7 +297,7 @@ impl Config {
                 .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
                 .collect();
         for (role, list) in file.sessions.profiles.unwrap_or_default() {
-            role.parse::<Role>().map_err(|e| format!("sessions.profiles: {e}"))?;
+            role.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.profiles", source })?;
             profiles.insert(role, list);
         }
         // Outside the data directory, which sessions never see.
@@ -245,26 +309,32 @@ impl Config {
         let home_root = file.sessions.home_root.unwrap_or_else(|| beside("homes"));
         for (key, p) in [("sessions.workspace_root", &workspace_root), ("sessions.home_root", &home_root)] {
             if !p.is_absolute() {
-                return Err(format!("{key}: \"{}\" is not an absolute path", p.display()));
+                return Err(ConfigError::invalid(key, format!("\"{}\" is not an absolute path", p.display())));
             }
             if p.starts_with(data_dir) {
-                return Err(format!("{key}: {} is inside the data directory, which sessions never see; put it beside it", p.display()));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{} is inside the data directory, which sessions never see; put it beside it", p.display()),
+                ));
             }
         }
         let uid_base = file.sessions.uid_base.unwrap_or(DEFAULT_UID_BASE);
         if uid_base < 65536 || uid_base.checked_add(MAX_USER_ID).is_none_or(|top| top >= i32::MAX as u32) {
-            return Err(format!(
-                "sessions.uid_base: {uid_base} must be at least 65536 (above system and login accounts) and leave room for {MAX_USER_ID} users below 2^31"
+            return Err(ConfigError::invalid(
+                "sessions.uid_base",
+                format!(
+                    "{uid_base} must be at least 65536 (above system and login accounts) and leave room for {MAX_USER_ID} users below 2^31"
+                ),
             ));
         }
-        let positive = |key: &str, v: Option<usize>, default: usize| match v {
-            Some(0) => Err(format!("{key}: must be at least 1")),
+        let positive = |key: &'static str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(ConfigError::invalid(key, "must be at least 1")),
             Some(n) => Ok(n),
             None => Ok(default),
         };
         Ok(Config {
             listen: file.ssh.listen.unwrap_or_else(|| "127.0.0.1:2222".into()),
-            detach_key: parse_key(&detach).map_err(|e| format!("ssh.detach_key: {e}"))?,
+            detach_key: parse_key(&detach).map_err(ConfigError::DetachKey)?,
             detach_key_name: detach,
             keepalive: dur("ssh.keepalive", file.ssh.keepalive, "30s")?,
             password_login: file.ssh.password_login.unwrap_or(false),
@@ -281,7 +351,7 @@ impl Config {
                 .unfiltered_roles
                 .unwrap_or_default()
                 .iter()
-                .map(|r| r.parse::<Role>().map_err(|e| format!("sessions.unfiltered_roles: {e}")))
+                .map(|r| r.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.unfiltered_roles", source }))
                 .collect::<Result<_, _>>()?,
             login_grace: dur("ssh.login_grace", file.ssh.login_grace, "30s")?,
             max_unauthenticated: positive("ssh.max_unauthenticated", file.ssh.max_unauthenticated, 64)?,
@@ -303,7 +373,9 @@ impl Config {
             recording_policy: match file.recordings.policy.as_deref().unwrap_or("strict") {
                 "strict" => crate::record::FailurePolicy::Strict,
                 "best-effort" => crate::record::FailurePolicy::BestEffort,
-                other => return Err(format!("recordings.policy: \"{other}\" is not a policy (strict, best-effort)")),
+                other => {
+                    return Err(ConfigError::invalid("recordings.policy", format!("\"{other}\" is not a policy (strict, best-effort)")))
+                }
             },
             tui_socket: match file.tui.socket {
                 Some(p) if p.as_os_str().is_empty() => None,
@@ -322,17 +394,17 @@ impl Config {
             },
             api_signing: match file.api.signing.as_deref().unwrap_or("eddsa") {
                 s @ ("eddsa" | "hs256") => s.to_string(),
-                other => return Err(format!("api.signing: \"{other}\" is not a signing algorithm (eddsa, hs256)")),
+                other => return Err(ConfigError::invalid("api.signing", format!("\"{other}\" is not a signing algorithm (eddsa, hs256)"))),
             },
             api_rate: file.api.rate_limit.unwrap_or(100).max(1),
             api_login_rate: file.api.login_rate_limit.unwrap_or(10).max(1),
             api_tls: match (file.api.tls_cert, file.api.tls_key) {
                 (Some(c), Some(k)) => Some((c, k)),
                 (None, None) => None,
-                _ => return Err("api: tls_cert and tls_key go together".into()),
+                _ => return Err(ConfigError::invalid("api", "tls_cert and tls_key go together")),
             },
             run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
-                .map_err(|e| format!("runner.output_cap: {e}"))?,
+                .map_err(|e| ConfigError::invalid("runner.output_cap", e))?,
             audit: {
                 let socket = file.audit.syslog_socket.unwrap_or_else(|| PathBuf::from("/dev/log"));
                 let forward = file
@@ -340,12 +412,12 @@ impl Config {
                     .forward
                     .unwrap_or_default()
                     .iter()
-                    .map(|t| crate::audit::sinks::Target::parse(t, &socket).map_err(|e| format!("audit.forward: {e}")))
+                    .map(|t| crate::audit::sinks::Target::parse(t, &socket).map_err(ConfigError::Forward))
                     .collect::<Result<Vec<_>, _>>()?;
                 let segment_size = sandbox::profile::parse_size(file.audit.segment_size.as_deref().unwrap_or("64M"))
-                    .map_err(|e| format!("audit.segment_size: {e}"))?;
+                    .map_err(|e| ConfigError::invalid("audit.segment_size", e))?;
                 if segment_size < 4096 {
-                    return Err("audit.segment_size: at least 4K".into());
+                    return Err(ConfigError::invalid("audit.segment_size", "at least 4K"));
                 }
                 crate::audit::Options { segment_size, forward }
             },
@@ -378,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[ssh]\nlisten = \"127.0.0.1:2200\"\nlisen = 1\n").unwrap();
-        let e = Config::load(Some(&p), dir.path()).unwrap_err();
+        let e = Config::load(Some(&p), dir.path()).unwrap_err().to_string();
         assert!(e.contains(":3") && e.contains("lisen"), "{e}");
     }
 }

@@ -430,6 +430,7 @@ fn main() {
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
             config::Config::load(config, &dir.root)
+                .map_err(|e| e.to_string())
                 .and_then(|c| c.tui_socket.ok_or_else(|| "the configuration turns the TUI socket off ([tui] socket = \"\")".to_string()))
         }) {
             Ok(path) => tui::client(&path),

@@ -107,7 +107,7 @@ impl Places {
     /// A root (made if missing, 0700, the host's own), as a canonical path and an open
     /// directory. The operator chose its path, links included.
     fn root(path: &Path) -> Result<(PathBuf, OwnedFd)> {
-        crate::paths::private_dir(path).map_err(PlaceError::Io)?;
+        crate::paths::private_dir(path).map_err(|e| PlaceError::Io(e.to_string()))?;
         let canonical = std::fs::canonicalize(path).map_err(io("resolving", path))?;
         let fd = nofollow::open_root(&canonical).map_err(io("opening", &canonical))?;
         Ok((canonical, fd))

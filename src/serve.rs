@@ -31,7 +31,7 @@ pub fn host_key(path: &Path) -> Result<PrivateKey, String> {
     let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
     let key = PrivateKey::from(pair);
     let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| format!("encoding the host key: {e}"))?;
-    crate::secrets::write_private(path, text.as_bytes())?;
+    crate::secrets::write_private(path, text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(key)
 }
 
@@ -48,7 +48,7 @@ pub fn serve(dir: DataDir, config_path: Option<&Path>) -> i32 {
 fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     crate::process::not_dumpable();
     crate::process::raise_open_files();
-    let config = Config::load(config_path, &dir.root)?;
+    let config = Config::load(config_path, &dir.root).map_err(|e| e.to_string())?;
     check_uid_range(&config)?;
     let key = host_key(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
@@ -82,7 +82,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
-        service.host_started(&local)?;
+        service.host_started(&local).map_err(|e| e.to_string())?;
         println!("cordon: listening on {local} (SSH); host key {fingerprint}");
         println!(
             "cordon: data in {}; users' homes in {}, workspaces in {}",

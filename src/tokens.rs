@@ -18,7 +18,7 @@ use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::paths::DataDir;
+use crate::paths::{DataDir, FileError};
 use crate::secrets::{hex, random_bytes, write_private};
 use crate::store::{Refresh, Store, StoreError, User};
 
@@ -60,9 +60,19 @@ pub enum TokenError {
     /// caller is not authenticated.
     #[error("{0}")]
     Refused(String),
-    /// The signing keys could not be read or made, or a token could not be signed.
+    /// The signing keys are not usable (a file that is not a key, the current key missing),
+    /// or a token could not be signed.
     #[error("{0}")]
     Keys(String),
+    /// A key file could not be read or written, or is open to others.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The kernel gave no random bytes (for a key, a token id, a refresh token).
+    #[error("random bytes: {0}")]
+    Random(#[source] std::io::Error),
+    /// `[api] signing` names an algorithm cordon does not sign with.
+    #[error("api.signing: \"{0}\" is not a signing algorithm (eddsa, hs256)")]
+    Algorithm(String),
     /// The store could not be asked.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,15 +110,13 @@ fn ext(algorithm: Algorithm) -> &'static str {
 }
 
 /// Every key file of `algorithm` in `dir`, and the current key's id.
-fn load(dir: &Path, algorithm: Algorithm) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), String> {
+fn load(dir: &Path, algorithm: Algorithm) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), TokenError> {
     use std::os::unix::fs::PermissionsExt;
     let ext = ext(algorithm);
-    let current = std::fs::read_to_string(dir.join(format!("current.{ext}")))
-        .map_err(|e| format!("reading the current API key id: {e}"))?
-        .trim()
-        .to_string();
+    let current_file = dir.join(format!("current.{ext}"));
+    let current = std::fs::read_to_string(&current_file).map_err(FileError::io("reading", &current_file))?.trim().to_string();
     let mut keys = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?.flatten() {
+    for entry in std::fs::read_dir(dir).map_err(FileError::io("reading", dir))?.flatten() {
         let path = entry.path();
         let (Some(kid), Some(e)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str())) else { continue };
         if e != ext || kid == "current" {
@@ -116,51 +124,55 @@ fn load(dir: &Path, algorithm: Algorithm) -> Result<(BTreeMap<String, Arc<Signin
         }
         let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         if mode & 0o077 != 0 {
-            return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+            return Err(FileError::Exposed { path, mode }.into());
         }
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let bytes = std::fs::read(&path).map_err(FileError::io("reading", &path))?;
         let key = match algorithm {
             Algorithm::EdDSA => {
-                let pair =
-                    ring::signature::Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| format!("{}: not an Ed25519 key", path.display()))?;
+                let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes)
+                    .map_err(|_| TokenError::Keys(format!("{}: not an Ed25519 key", path.display())))?;
                 SigningKey { encoding: EncodingKey::from_ed_der(&bytes), decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()) }
             }
             _ if bytes.len() == 32 => SigningKey { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) },
-            _ => return Err(format!("{}: an HS256 key is 32 bytes", path.display())),
+            _ => return Err(TokenError::Keys(format!("{}: an HS256 key is 32 bytes", path.display()))),
         };
         keys.insert(kid.to_string(), Arc::new(key));
     }
     if !keys.contains_key(&current) {
-        return Err(format!("the current API signing key {current} is missing from {}", dir.display()));
+        return Err(TokenError::Keys(format!("the current API signing key {current} is missing from {}", dir.display())));
     }
     Ok((keys, current))
 }
 
-fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, String> {
+fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, TokenError> {
     let bytes = match algorithm {
         Algorithm::EdDSA => {
             let rng = ring::rand::SystemRandom::new();
-            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| "generating an Ed25519 key failed")?.as_ref().to_vec()
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| TokenError::Keys("generating an Ed25519 key failed".into()))?
+                .as_ref()
+                .to_vec()
         }
-        _ => random_bytes(32).map_err(|e| format!("generating a key: {e}"))?,
+        _ => random_bytes(32).map_err(TokenError::Random)?,
     };
     let kid = hex(&Sha256::digest(&bytes)[..6]);
     let ext = ext(algorithm);
     write_private(&dir.join(format!("{kid}.{ext}")), &bytes)?;
-    std::fs::write(dir.join(format!("current.{ext}")), &kid).map_err(|e| format!("writing the current key id: {e}"))?;
+    let current = dir.join(format!("current.{ext}"));
+    std::fs::write(&current, &kid).map_err(FileError::io("writing", &current))?;
     Ok(kid)
 }
 
 impl Tokens {
     /// Loads the keys of `algorithm` ("eddsa" or "hs256"), making the first on first use.
-    pub fn open(data: &DataDir, algorithm: &str) -> Result<Tokens, String> {
+    pub fn open(data: &DataDir, algorithm: &str) -> Result<Tokens, TokenError> {
         let algorithm = match algorithm {
             "eddsa" => Algorithm::EdDSA,
             "hs256" => Algorithm::HS256,
-            other => return Err(format!("api.signing: \"{other}\" is not a signing algorithm (eddsa, hs256)")),
+            other => return Err(TokenError::Algorithm(other.to_string())),
         };
         let dir = key_dir(data);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(FileError::io("creating", &dir))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         if !dir.join(format!("current.{}", ext(algorithm))).exists() {
@@ -214,7 +226,7 @@ impl Tokens {
 
     /// Starts signing with a new key; tokens signed with the old ones stay valid until they
     /// expire. A running host picks it up by itself.
-    pub fn rotate(data: &DataDir, algorithm: &str) -> Result<String, String> {
+    pub fn rotate(data: &DataDir, algorithm: &str) -> Result<String, TokenError> {
         let t = Tokens::open(data, algorithm)?;
         new_key_file(&t.dir, t.algorithm)
     }
@@ -231,7 +243,7 @@ impl Tokens {
             exp: now + ACCESS_SECONDS,
             nbf: now,
             iat: now,
-            jti: hex(&random_bytes(16).map_err(|e| TokenError::Keys(format!("random bytes: {e}")))?),
+            jti: hex(&random_bytes(16).map_err(TokenError::Random)?),
         };
         let (kid, key) = self.signer().ok_or_else(|| TokenError::Keys("no API signing key".into()))?;
         let mut header = Header::new(self.algorithm);
@@ -242,7 +254,7 @@ impl Tokens {
 
     /// A new pair: an access token and a refresh token in `family` (a new family if None).
     pub fn pair(&self, store: &Store, user: &User, family: Option<&str>) -> Result<TokenPair, TokenError> {
-        let random = |n| random_bytes(n).map(|b| hex(&b)).map_err(|e| TokenError::Keys(format!("random bytes: {e}")));
+        let random = |n| random_bytes(n).map(|b| hex(&b)).map_err(TokenError::Random);
         let family = match family {
             Some(f) => f.to_string(),
             None => random(16)?,

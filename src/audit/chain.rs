@@ -36,6 +36,8 @@ impl std::fmt::Display for Broken {
     }
 }
 
+impl std::error::Error for Broken {}
+
 /// How far a chain was verified: enough to go on from there later without reading it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {

@@ -30,6 +30,45 @@ type HmacSha256 = Hmac<Sha256>;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const MAC_FIELD: &str = ",\"mac\":\"";
 
+/// Why the audit log could not be opened or written, or a forwarding target was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The system refused to `action` a file of the log (its disk, its permissions).
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The log does not go on from its sealed head (cut, added to, or broken): appending to
+    /// it would hide that.
+    #[error("{}: {why} (run `cordon audit verify`)", .log.display())]
+    Refused { log: PathBuf, why: String },
+    /// The head file is not a head sealed with the key.
+    #[error("{0}")]
+    Head(&'static str),
+    /// A thread panicked while appending; the tail it left is not trusted.
+    #[error("the audit log lock is poisoned (a thread panicked while writing it); restart the host")]
+    Poisoned,
+    /// The event could not be put as JSON.
+    #[error("encoding an audit event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Retention removed every segment that begins the chain.
+    #[error("after retention the log has no first event")]
+    NoFirstEvent,
+    /// `[audit] forward` names no place to forward to.
+    #[error("\"{0}\" is not a place to forward to (\"syslog\", or \"file:/absolute/path\")")]
+    Target(String),
+}
+
+impl AuditError {
+    /// For `map_err`: `action` on `path` failed.
+    fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AuditError + 'a {
+        move |source| AuditError::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
 /// How the log is kept: when it rotates, and where copies go.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -91,54 +130,51 @@ fn seal_head(key: &[u8], seq: u64, mac: &str) -> String {
 
 /// What the head file says: Ok(None) when there is none, Err when it is not sealed by the
 /// key (written by hand, or by a cordon from before heads were sealed).
-fn read_head(path: &Path, key: &[u8]) -> Result<Option<(u64, String)>, String> {
+fn read_head(path: &Path, key: &[u8]) -> Result<Option<(u64, String)>, AuditError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(AuditError::io("reading", path)(e)),
     };
     let parts: Vec<&str> = text.split_whitespace().collect();
+    let not_a_head = AuditError::Head("the head file is not a head");
     let (seq, mac) = match parts.as_slice() {
-        [s, m, _] | [s, m] => (s.parse::<u64>().map_err(|_| "the head file is not a head".to_string())?, m.to_string()),
-        _ => return Err("the head file is not a head".into()),
+        [s, m, _] | [s, m] => (s.parse::<u64>().map_err(|_| not_a_head)?, m.to_string()),
+        _ => return Err(not_a_head),
     };
     match parts.get(2) {
         Some(sealed) if *sealed == seal_head(key, seq, &mac) => Ok(Some((seq, mac))),
-        Some(_) => Err("the head file's seal does not match: it was written without the key".into()),
-        None => Err("the head file is not sealed (written by hand, or by an older cordon)".into()),
+        Some(_) => Err(AuditError::Head("the head file's seal does not match: it was written without the key")),
+        None => Err(AuditError::Head("the head file is not sealed (written by hand, or by an older cordon)")),
     }
 }
 
-fn write_head(head: &Path, key: &[u8], seq: u64, mac: &str) -> Result<(), String> {
+fn write_head(head: &Path, key: &[u8], seq: u64, mac: &str) -> Result<(), AuditError> {
     let tmp = head.with_extension("head.tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    let mut f =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(AuditError::io("writing", &tmp))?;
     f.write_all(format!("{seq} {mac} {}\n", seal_head(key, seq, mac)).as_bytes())
         .and_then(|_| f.sync_data())
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, head).map_err(|e| format!("writing {}: {e}", head.display()))
+        .map_err(AuditError::io("writing", &tmp))?;
+    std::fs::rename(&tmp, head).map_err(AuditError::io("writing", head))
 }
 
 /// The last event of the log (across its files): its sequence number and MAC.
-fn last_event(log: &Path) -> Result<Option<(u64, String)>, String> {
+fn last_event(log: &Path) -> Result<Option<(u64, String)>, AuditError> {
+    let refuse = |path: &Path, what: &str| AuditError::Refused { log: log.to_path_buf(), why: format!("{}: {what}", path.display()) };
     for (_, path) in chain::files(log).into_iter().rev() {
         match chain::last_line(&path) {
             Ok(Some(line)) => {
-                let (body, mac) = chain::split_line(&line).ok_or_else(|| format!("{}: its last line has no MAC", path.display()))?;
+                let (body, mac) = chain::split_line(&line).ok_or_else(|| refuse(&path, "its last line has no MAC"))?;
                 let seq = serde_json::from_str::<Value>(&body)
                     .ok()
                     .and_then(|v| v.get("seq").and_then(Value::as_u64))
-                    .ok_or_else(|| format!("{}: its last line has no sequence number", path.display()))?;
+                    .ok_or_else(|| refuse(&path, "its last line has no sequence number"))?;
                 return Ok(Some((seq, mac.to_string())));
             }
             Ok(None) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+            Err(e) => return Err(AuditError::io("reading", &path)(e)),
         }
     }
     Ok(None)
@@ -149,10 +185,10 @@ impl AuditLog {
     /// must match the log's last line: appending to a cut or broken log would hide it.
     /// `unsealed_ok` lets a log from before sealed heads be opened once (its whole chain is
     /// then verified instead, and the head sealed).
-    pub fn open(path: &Path, key: Vec<u8>, options: Options, unsealed_ok: bool) -> Result<AuditLog, String> {
+    pub fn open(path: &Path, key: Vec<u8>, options: Options, unsealed_ok: bool) -> Result<AuditLog, AuditError> {
         let head = path.with_extension("head");
-        let refuse = |why: String| format!("{}: {why} (run `cordon audit verify`)", path.display());
-        let last = last_event(path).map_err(&refuse)?;
+        let refuse = |why: String| AuditError::Refused { log: path.to_path_buf(), why };
+        let last = last_event(path)?;
         let tail = match read_head(&head, &key) {
             Ok(Some((seq, mac))) => match &last {
                 Some((s, m)) if *s == seq && *m == mac => Tail { seq, mac },
@@ -166,10 +202,10 @@ impl AuditLog {
                 Tail { seq: p.seq, mac: p.mac }
             }
             Ok(None) => return Err(refuse("the log has events but no head file".into())),
-            Err(e) => return Err(refuse(e)),
+            Err(e @ AuditError::Io { .. }) => return Err(e),
+            Err(e) => return Err(refuse(e.to_string())),
         };
-        let file =
-            OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(AuditError::io("opening", path))?;
         let sinks = options.forward.iter().cloned().map(sinks::Sink::new).collect();
         Ok(AuditLog { path: path.to_path_buf(), head, key, options, sinks, tail: Mutex::new((file, tail)) })
     }
@@ -190,24 +226,20 @@ impl AuditLog {
     /// a segment, and sends the line to the forwarding sinks. Several processes may append
     /// (the host and `cordon user ...`): an exclusive file lock orders them, and the chain's
     /// tail is re-read from the head under that lock.
-    pub fn record(&self, event: AuditEvent) -> Result<(), String> {
-        let mut guard = self.tail.lock().map_err(|_| "the audit log lock is poisoned".to_string())?;
+    pub fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let mut guard = self.tail.lock().map_err(|_| AuditError::Poisoned)?;
         let (file, tail) = &mut *guard;
         // The lock is taken on the log as it is named now: another process may have rotated
         // the file this one holds into a segment.
         let mut lock;
         loop {
-            lock = FileLock::exclusive(file).map_err(|e| format!("locking {}: {e}", self.path.display()))?;
+            lock = FileLock::exclusive(file).map_err(AuditError::io("locking", &self.path))?;
             if same_file(file, &self.path) {
                 break;
             }
             drop(lock);
-            *file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&self.path)
-                .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+            *file =
+                OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(AuditError::io("opening", &self.path))?;
         }
         if let Ok(Some((seq, mac))) = read_head(&self.head, &self.key) {
             if seq >= tail.seq {
@@ -225,10 +257,10 @@ impl AuditLog {
             }
         }
         obj.insert("prev".into(), Value::from(tail.mac.clone()));
-        let body = serde_json::to_string(&Value::Object(obj)).map_err(|e| e.to_string())?;
+        let body = serde_json::to_string(&Value::Object(obj))?;
         let mac = seal(&self.key, &tail.mac, &body);
         let line = format!("{}{MAC_FIELD}{mac}\"}}\n", &body[..body.len() - 1]);
-        file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| format!("writing {}: {e}", self.path.display()))?;
+        file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(AuditError::io("writing", &self.path))?;
         tail.seq += 1;
         tail.mac = mac;
         write_head(&self.head, &self.key, tail.seq, &tail.mac)?;
@@ -244,7 +276,7 @@ impl AuditLog {
 
     /// Renames the full current log into a segment named by its first event (under the lock
     /// `record` holds) and starts an empty one; the chain runs on across the files.
-    fn rotate(&self, file: &mut File) -> Result<(), String> {
+    fn rotate(&self, file: &mut File) -> Result<(), AuditError> {
         let first = chain::files(&self.path).last().and_then(|(_, p)| {
             let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?)).next()?.ok()?;
             let (body, _) = chain::split_line(&line)?;
@@ -253,13 +285,8 @@ impl AuditLog {
         let Some(first) = first else { return Ok(()) };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let segment = dir.join(chain::segment_name(first));
-        std::fs::rename(&self.path, &segment).map_err(|e| format!("rotating {}: {e}", self.path.display()))?;
-        *file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+        std::fs::rename(&self.path, &segment).map_err(AuditError::io("rotating", &self.path))?;
+        *file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(AuditError::io("opening", &self.path))?;
         Ok(())
     }
 
@@ -267,7 +294,7 @@ impl AuditLog {
     /// where the chain now begins (`audit.retention`, with the first kept event and the MAC
     /// before it), so that verification knows the start is not a cut. Returns the files
     /// removed.
-    pub fn apply_retention(&self, max_age: std::time::Duration) -> Result<Vec<String>, String> {
+    pub fn apply_retention(&self, max_age: std::time::Duration) -> Result<Vec<String>, AuditError> {
         let cutoff = rfc3339(std::time::SystemTime::now() - max_age);
         let mut removed = Vec::new();
         let files = chain::files(&self.path);
@@ -283,7 +310,7 @@ impl AuditLog {
                 .and_then(|v| v.get("time").and_then(Value::as_str).map(str::to_string));
             match newest {
                 Some(t) if t < cutoff => {
-                    std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+                    std::fs::remove_file(path).map_err(AuditError::io("removing", path))?;
                     removed.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
                 }
                 _ => break,
@@ -300,7 +327,7 @@ impl AuditLog {
                 let v = serde_json::from_str::<Value>(&body).ok()?;
                 Some((v.get("seq")?.as_u64()?, v.get("prev")?.as_str()?.to_string()))
             })
-            .ok_or("after retention the log has no first event")?;
+            .ok_or(AuditError::NoFirstEvent)?;
         self.record(
             AuditEvent::new(Kind::AuditRetention, "cordon")
                 .with("removed", removed.clone())
@@ -404,7 +431,7 @@ pub fn verify_log_from(
         }
         Ok(None) if pos.seq == 0 => {}
         Ok(None) => return Err(broken(pos.seq, "the log has events but its head file is missing".into())),
-        Err(e) => return Err(broken(pos.seq, e)),
+        Err(e) => return Err(broken(pos.seq, e.to_string())),
     }
     if let Some((seq, mac)) = checkpoint {
         if pos.seq < seq || (pos.seq == seq && pos.mac != mac) {
@@ -431,22 +458,14 @@ pub fn now_rfc3339() -> String {
     rfc3339(std::time::SystemTime::now())
 }
 
-/// A time as RFC 3339 UTC with milliseconds (sorts as text in time order).
+/// A time as RFC 3339 UTC with milliseconds, `2026-12-01T12:00:00.000Z` (sorts as text in
+/// time order; the audit log's and the database's timestamps). The one place cordon writes
+/// dates: the audit chain's MACs cover them, so their shape must never change.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_millis())
+    // humantime panics before 1970 and fails after 9999; a cutoff like "now - 100 years"
+    // reaches the first.
+    let last = std::time::UNIX_EPOCH + std::time::Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(t.clamp(std::time::UNIX_EPOCH, last)).to_string()
 }
 
 #[cfg(test)]
@@ -634,5 +653,21 @@ mod tests {
         let t = now_rfc3339();
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
+
+    #[test]
+    fn times_are_written_in_utc_with_milliseconds_and_out_of_range_ones_are_clamped() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+        // Checked against `date -u -d @SECONDS +%FT%T` and the hand-written arithmetic this replaced.
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_825_599_999), "2000-02-29T11:59:59.999Z");
+        assert_eq!(at(1_709_251_199_000), "2024-02-29T23:59:59.000Z");
+        assert_eq!(at(1_796_126_400_042), "2026-12-01T12:00:00.042Z");
+        assert_eq!(at(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
+        // Truncated, not rounded, as before.
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999)), "1970-01-01T00:00:00.001Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(86_400)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(300_000_000_000_000), "9999-12-31T23:59:59.999Z");
     }
 }

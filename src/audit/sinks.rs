@@ -21,12 +21,12 @@ pub enum Target {
 
 impl Target {
     /// `syslog` or `file:PATH`; `socket` is where syslog listens.
-    pub fn parse(s: &str, socket: &std::path::Path) -> Result<Target, String> {
+    pub fn parse(s: &str, socket: &std::path::Path) -> Result<Target, super::AuditError> {
         match s {
             "syslog" | "journald" => Ok(Target::Syslog(socket.to_path_buf())),
             _ => match s.strip_prefix("file:") {
                 Some(p) if p.starts_with('/') => Ok(Target::File(PathBuf::from(p))),
-                _ => Err(format!("\"{s}\" is not a place to forward to (\"syslog\", or \"file:/absolute/path\")")),
+                _ => Err(super::AuditError::Target(s.to_string())),
             },
         }
     }

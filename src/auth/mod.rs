@@ -36,10 +36,15 @@ impl fmt::Display for Role {
     }
 }
 
+/// A name that is none of the roles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a role (admin, developer, auditor, viewer)")]
+pub struct UnknownRole(pub String);
+
 impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
-        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| format!("\"{s}\" is not a role (admin, developer, auditor, viewer)"))
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
+        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| UnknownRole(s.to_string()))
     }
 }
 

@@ -44,15 +44,30 @@ const FORBIDDEN: &[&str] = &[
     "admin@123",
 ];
 
+/// Why a new password is refused: which rule of the policy it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("a password needs at least 12 characters (this one has {0})")]
+    TooShort(usize),
+    #[error("a password may have at most 1024 characters")]
+    TooLong,
+    #[error("a password needs three of: lowercase, uppercase, digits, symbols")]
+    TooFewClasses,
+    #[error("that password is on the list of common passwords")]
+    Common,
+    #[error("a password must not contain the user name")]
+    ContainsUserName,
+}
+
 /// Checks a new password against the policy: at least 12 characters, at most 1024, three
 /// of four character classes, not a common password, not containing the user name.
-pub fn check_policy(user: &str, password: &str) -> Result<(), String> {
+pub fn check_policy(user: &str, password: &str) -> Result<(), PolicyError> {
     let n = password.chars().count();
     if n < 12 {
-        return Err(format!("a password needs at least 12 characters (this one has {n})"));
+        return Err(PolicyError::TooShort(n));
     }
     if n > 1024 {
-        return Err("a password may have at most 1024 characters".into());
+        return Err(PolicyError::TooLong);
     }
     let classes = [
         password.chars().any(|c| c.is_lowercase()),
@@ -61,23 +76,34 @@ pub fn check_policy(user: &str, password: &str) -> Result<(), String> {
         password.chars().any(|c| !c.is_alphanumeric()),
     ];
     if classes.iter().filter(|&&b| b).count() < 3 {
-        return Err("a password needs three of: lowercase, uppercase, digits, symbols".into());
+        return Err(PolicyError::TooFewClasses);
     }
     let lower = password.to_lowercase();
     if FORBIDDEN.iter().any(|f| lower == *f || lower.trim_end_matches(|c: char| !c.is_alphanumeric()) == *f) {
-        return Err("that password is on the list of common passwords".into());
+        return Err(PolicyError::Common);
     }
     if !user.is_empty() && lower.contains(&user.to_lowercase()) {
-        return Err("a password must not contain the user name".into());
+        return Err(PolicyError::ContainsUserName);
     }
     Ok(())
 }
 
+/// Why a password could not be hashed (the host's failure, never the password's).
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The kernel gave no random bytes for the salt.
+    #[error("generating a salt: {0}")]
+    Salt(#[source] std::io::Error),
+    /// Argon2 refused the salt or its parameters.
+    #[error("hashing a password with Argon2: {0}")]
+    Argon2(#[source] argon2::password_hash::Error),
+}
+
 /// An Argon2id hash (PHC string) with a fresh random salt.
-pub fn hash(password: &str) -> Result<String, String> {
-    let salt = crate::secrets::random_bytes(16).map_err(|e| format!("generating a salt: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+pub fn hash(password: &str) -> Result<String, HashError> {
+    let salt = crate::secrets::random_bytes(16).map_err(HashError::Salt)?;
+    let salt = SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(HashError::Argon2)
 }
 
 /// Whether `password` matches `phc` (constant time inside argon2).

@@ -22,7 +22,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn open(dir: DataDir, config: Option<&std::path::Path>) -> Result<Admin, String> {
-        let config = crate::config::Config::load(config, &dir.root)?;
+        let config = crate::config::Config::load(config, &dir.root).map_err(|e| e.to_string())?;
         let (svc, tightened) = Service::open(dir, config)?;
         for t in tightened {
             eprintln!("cordon: tightened: {t}");

@@ -58,8 +58,11 @@ pub enum RecordError {
     )]
     NoKey { key_id: String, dir: PathBuf },
     /// A key file could not be read or made (its words say which file, why, and the fix).
-    #[error("{0}")]
-    KeyFile(String),
+    #[error(transparent)]
+    KeyFile(#[from] crate::secrets::KeyFileError),
+    /// A key file could not be written.
+    #[error(transparent)]
+    KeyWrite(#[from] crate::paths::FileError),
     /// The recording's header could not be read (to find the key it names).
     #[error(transparent)]
     Damaged(#[from] Damage),

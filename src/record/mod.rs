@@ -133,10 +133,10 @@ impl Keyring {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(RecordError::file("creating", &self.dir))?;
         let key = crate::secrets::random_bytes(32).map_err(|source| RecordError::Random { what: "a key", source })?;
         let id = format::key_id(&key);
-        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key).map_err(RecordError::KeyFile)?;
+        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
         let tmp = self.dir.join("current.tmp");
         let _ = std::fs::remove_file(&tmp);
-        crate::secrets::write_private(&tmp, id.as_bytes()).map_err(RecordError::KeyFile)?;
+        crate::secrets::write_private(&tmp, id.as_bytes())?;
         let current = self.dir.join("current");
         std::fs::rename(&tmp, &current).map_err(RecordError::file("making the new key current in", current))?;
         Ok(id)

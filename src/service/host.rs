@@ -28,14 +28,15 @@ impl Service {
     }
 
     /// Records that the host started; a host whose start cannot be audited does not start.
-    pub fn host_started(&self, listen: &str) -> std::result::Result<(), String> {
+    /// The error is `Failed`, the audit log's error its source.
+    pub fn host_started(&self, listen: &str) -> Result<()> {
         self.audit
             .record(
                 AuditEvent::new(Kind::ServeStart, "cordon")
                     .with("listen", listen.to_string())
                     .with("recording", self.config.recording_enabled),
             )
-            .map_err(|e| format!("the audit log cannot be written, so the host does not start: {e}"))
+            .map_err(|e| Error::caused("the audit log cannot be written, so the host does not start", e))
     }
 
     /// Ends every session (their readers record each end, given up to a second), and

@@ -124,9 +124,26 @@ impl From<crate::store::StoreError> for Error {
         match e {
             NotFound(m) => Error::NotFound(m),
             Invalid(m) | Conflict(m) => Error::Invalid(m),
-            e @ (Database(_) | Broken(_)) => Error::caused("the database", e),
+            // SQLite's errors say "the database: ..." already.
+            e @ Database(_) => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+            e @ (Broken(_) | File(_)) => Error::caused("the database", e),
         }
     }
+}
+
+/// Why the audit chain is not known to be intact: it could not be checked, or it is broken
+/// (where, and what is wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The key the chain is sealed with could not be read, so nothing was checked.
+    #[error("reading the audit key {}: {source}", .path.display())]
+    Key {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Broken(#[from] crate::audit::Broken),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -164,13 +181,13 @@ impl Service {
     /// Opens the data directory and builds the host (store, audit log, recorder, hub).
     /// Returns the service and what was tightened on the way (modes that were too loose).
     pub fn open(dir: DataDir, config: Config) -> std::result::Result<(Arc<Service>, Vec<String>), String> {
-        let tightened = dir.ensure()?;
+        let tightened = dir.ensure().map_err(|e| e.to_string())?;
         let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
-        let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
+        let key = crate::secrets::load_or_create_key(&dir.audit_key()).map_err(|e| e.to_string())?;
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.
         let unsealed_ok = store.audit_checkpoint().map_err(|e| e.to_string())?.is_none();
-        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
+        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok).map_err(|e| e.to_string())?);
         let store = Arc::new(store);
         let recorder = Arc::new(
             crate::record::Recorder::new(
@@ -183,7 +200,7 @@ impl Service {
             .map_err(|e| e.to_string())?,
         );
         let hub = Hub::new(Launcher::for_this_build()?, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
-        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
+        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing).map_err(|e| e.to_string())?);
         let places = Places::new(&config);
         if config.password_login {
             crate::auth::password::warm();
@@ -241,7 +258,7 @@ impl Service {
             Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, ..p.clone() }),
             Ok(Some(_)) => Err(self.refused(p, "act", "the account is locked", Error::Forbidden("your account is locked".into()))),
             Ok(None) => Err(self.refused(p, "act", "the account was removed", Error::Forbidden("your account was removed".into()))),
-            Err(e) => Err(failed(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -270,7 +287,7 @@ impl Service {
             }
             Ok(Some(_)) => Err(Error::Forbidden(format!("{user} is locked"))),
             Ok(None) => Err(Error::NotFound(format!("no user {user}"))),
-            Err(e) => Err(failed(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -282,7 +299,7 @@ impl Service {
             }
             Ok(Some(u)) => Err(Error::Forbidden(format!("{} is locked", u.name))),
             Ok(None) => Err(Error::NotFound("the user no longer exists".into())),
-            Err(e) => Err(failed(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -408,18 +425,16 @@ impl Service {
     /// The audit chain's state: Ok(events) or Err(where it breaks). `full` verifies every
     /// line again; otherwise only what was appended since the last verification is read
     /// (the head and the database checkpoint are checked either way).
-    pub fn audit_verify(&self, p: &Principal, full: bool) -> Result<std::result::Result<u64, String>> {
+    pub fn audit_verify(&self, p: &Principal, full: bool) -> Result<std::result::Result<u64, ChainError>> {
         self.check(p, Action::ReadAudit, "audit verify", |p| format!("a {} may not read the audit log", p.role))?;
         Ok(self.verify_chain(full))
     }
 
     /// The chain verified (see [`Service::audit_verify`]), without a caller (the host warms
     /// the Audit view's state with it at start).
-    pub fn verify_chain(&self, full: bool) -> std::result::Result<u64, String> {
-        let key = match std::fs::read(self.dir.audit_key()) {
-            Ok(k) => k,
-            Err(e) => return Err(format!("reading the audit key: {e}")),
-        };
+    pub fn verify_chain(&self, full: bool) -> std::result::Result<u64, ChainError> {
+        let path = self.dir.audit_key();
+        let key = std::fs::read(&path).map_err(|source| ChainError::Key { path, source })?;
         let checkpoint = self.store.audit_checkpoint().ok().flatten();
         let mut cache = self.chain.lock().unwrap_or_else(|e| e.into_inner());
         let from = if full { None } else { cache.clone() };
@@ -431,7 +446,7 @@ impl Service {
             }
             Err(b) => {
                 *cache = None;
-                Err(b.to_string())
+                Err(b.into())
             }
         }
     }

@@ -47,11 +47,14 @@ impl Service {
     /// role and known here, the workspace a plain name reached without links.
     pub(super) fn confinement(&self, p: &Principal, profile: Option<String>, workspace: Option<&str>, what: &str) -> Result<Confinement> {
         let profile = profile.unwrap_or_else(|| self.config.default_profile.clone());
-        self.config.profile_allowed(p.role, &profile).map_err(|e| self.refused(p, what, &e, Error::Forbidden(e.clone())))?;
+        self.config.profile_allowed(p.role, &profile).map_err(|e| {
+            let why = e.to_string();
+            self.refused(p, what, &why, Error::Forbidden(why.clone()))
+        })?;
         if !self.profiles(p)?.contains(&profile) {
             return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
         }
-        let user = self.store.user_by_id(p.user_id).map_err(super::failed)?.ok_or_else(|| {
+        let user = self.store.user_by_id(p.user_id)?.ok_or_else(|| {
             let why = "the host's own shell has no home or workspace; act as a cordon user".to_string();
             Error::Invalid(why)
         })?;

@@ -5,7 +5,7 @@
 use super::{failed, Error, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Action, Role};
-use crate::store::{Key, User};
+use crate::store::{Key, StoreError, User};
 use crate::tokens::{Claims, RefreshError, TokenPair};
 
 /// A user as the admin view shows it.
@@ -54,13 +54,13 @@ impl Service {
 
     /// A user by name, for an admin: missing is NotFound.
     fn user_named(&self, name: &str) -> Result<User> {
-        self.store.user(name).map_err(failed)?.ok_or_else(|| Error::NotFound(format!("no user \"{name}\"")))
+        self.store.user(name)?.ok_or_else(|| Error::NotFound(format!("no user \"{name}\"")))
     }
 
     /// Users, their keys and whether they have a password (admins only).
     pub fn users(&self, p: &Principal) -> Result<Vec<UserInfo>> {
         self.manage(p, "users")?;
-        let users = self.store.users().map_err(failed)?;
+        let users = self.store.users()?;
         Ok(users
             .into_iter()
             .map(|u| {
@@ -78,10 +78,10 @@ impl Service {
         for line in keys {
             crate::store::parse_key_line(line).map_err(|e| Error::Invalid(e.to_string()))?;
         }
-        if self.store.user(name).map_err(failed)?.is_some() {
+        if self.store.user(name)?.is_some() {
             return Err(Error::Invalid(format!("there is already a user {name}")));
         }
-        let u = self.store.add_user(name, role).map_err(|e| Error::Invalid(e.to_string()))?;
+        let u = self.store.add_user(name, role)?;
         self.record(p.stamp(AuditEvent::new(Kind::UserAdd, p.user.clone())).with("user", name.to_string()).with("role", role.name()));
         let mut added = Vec::new();
         for line in keys {
@@ -104,8 +104,8 @@ impl Service {
         if self.last_admin(&u) {
             return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
         }
-        self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
-        self.store.remove_user(name).map_err(failed)?;
+        self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
+        self.store.remove_user(name)?;
         self.end_everything_of(u.id);
         let moved = self.places.retire(&u).map_err(|e| Error::failed(format!("{name} is removed, but their files stay in place: {e}")));
         let mut ev = p.stamp(AuditEvent::new(Kind::UserRemove, p.user.clone())).with("user", name.to_string()).with("user_id", u.id);
@@ -139,7 +139,7 @@ impl Service {
         if role != Role::Admin && self.last_admin(&u) {
             return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
         }
-        self.store.set_role(name, role).map_err(failed)?;
+        self.store.set_role(name, role)?;
         self.record(
             p.stamp(AuditEvent::new(Kind::UserRole, p.user.clone()))
                 .with("user", name.to_string())
@@ -160,10 +160,10 @@ impl Service {
         if locked && self.last_admin(&u) {
             return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
         }
-        self.store.set_locked(name, locked).map_err(failed)?;
+        self.store.set_locked(name, locked)?;
         let mut ended = 0;
         if locked {
-            self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
+            self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
             ended = self.end_everything_of(u.id);
         }
         let event = if locked { Kind::UserLock } else { Kind::UserUnlock };
@@ -177,12 +177,12 @@ impl Service {
         self.user_named(name)?;
         let phc = match password {
             Some(pw) => {
-                crate::auth::password::check_policy(name, pw).map_err(Error::Invalid)?;
-                Some(crate::auth::password::hash(pw).map_err(Error::failed)?)
+                crate::auth::password::check_policy(name, pw).map_err(|e| Error::Invalid(e.to_string()))?;
+                Some(crate::auth::password::hash(pw).map_err(|e| Error::caused("setting the password", e))?)
             }
             None => None,
         };
-        self.store.set_password(name, phc.as_deref()).map_err(failed)?;
+        self.store.set_password(name, phc.as_deref())?;
         let event = if phc.is_some() { Kind::UserPasswordSet } else { Kind::UserPasswordClear };
         self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", name.to_string()));
         Ok(())
@@ -196,14 +196,14 @@ impl Service {
             self.permit(&p, Action::ManageUsers, "keys", |p| format!("a {} may not see another user's keys", p.role))?;
         }
         self.user_named(name)?;
-        self.store.keys(name).map_err(failed)
+        self.store.keys(name).map_err(Error::from)
     }
 
     /// Adds an SSH key (an authorized_keys line) to a user (admins).
     pub fn add_key(&self, p: &Principal, name: &str, line: &str) -> Result<Key> {
         let p = self.check(p, Action::ManageUsers, "key add", |p| format!("a {} may not manage keys", p.role))?;
         self.user_named(name)?;
-        let (k, _) = self.store.add_key(name, line).map_err(|e| Error::Invalid(e.to_string()))?;
+        let (k, _) = self.store.add_key(name, line)?;
         self.record(
             p.stamp(AuditEvent::new(Kind::KeyAdd, p.user.clone()))
                 .with("user", name.to_string())
@@ -216,7 +216,12 @@ impl Service {
     /// Removes a user's SSH key by fingerprint (admins).
     pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> Result<Key> {
         let p = self.check(p, Action::ManageUsers, "key remove", |p| format!("a {} may not manage keys", p.role))?;
-        let k = self.store.remove_key(name, fingerprint).map_err(|e| Error::NotFound(e.to_string()))?;
+        // A key not found or named ambiguously is "not found" (as it always was); a failure
+        // of the database stays a failure.
+        let k = self.store.remove_key(name, fingerprint).map_err(|e| match e {
+            StoreError::NotFound(m) | StoreError::Invalid(m) => Error::NotFound(m),
+            e => e.into(),
+        })?;
         self.record(
             p.stamp(AuditEvent::new(Kind::KeyRemove, p.user.clone()))
                 .with("user", name.to_string())
@@ -233,7 +238,7 @@ impl Service {
             self.permit(&p, Action::ManageUsers, "revoke tokens", |p| format!("a {} may not revoke another user's tokens", p.role))?;
         }
         let u = self.user_named(name)?;
-        self.store.revoke_user_tokens(u.id, crate::tokens::now()).map_err(failed)?;
+        self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
         self.record(p.stamp(AuditEvent::new(Kind::TokenRevoke, p.user.clone())).with("user", name.to_string()));
         Ok(())
     }
@@ -257,7 +262,8 @@ impl Service {
     /// Starts signing API tokens with a new key (admins); earlier tokens stay valid.
     pub fn rotate_token_key(&self, p: &Principal) -> Result<String> {
         let p = self.manage(p, "token rotate")?;
-        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing).map_err(Error::failed)?;
+        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing)
+            .map_err(|e| Error::caused("rotating the API signing key", e))?;
         self.record(p.stamp(AuditEvent::new(Kind::TokenRotateKey, p.user.clone())).with("kid", kid.clone()));
         Ok(kid)
     }
@@ -265,7 +271,7 @@ impl Service {
     /// A public-key login: the key must be registered to `user`, who must not be locked.
     /// The client learns only yes or no; the reason is audited (bounded per address).
     pub fn key_login(&self, user: &str, fingerprint: &str, peer: &str) -> Result<Principal> {
-        let found = self.store.user_by_key(fingerprint).map_err(failed)?;
+        let found = self.store.user_by_key(fingerprint)?;
         let verdict = match &found {
             Some(u) if u.name != user => Err("the key belongs to another user"),
             Some(u) if u.locked => Err("the user is locked"),
@@ -310,7 +316,7 @@ impl Service {
         let subjects = [format!("user:{name}"), format!("addr:{}", address_of(peer))];
         let locked_out =
             subjects.iter().any(|s| self.store.recent_failures(s, now).unwrap_or(i64::MAX) >= crate::auth::password::MAX_FAILURES);
-        let found = self.store.user(user).map_err(failed)?;
+        let found = self.store.user(user)?;
         let hash = if locked_out { None } else { self.store.password(user).ok().flatten() };
         let ok = {
             // Argon2 costs ~19 MiB and tens of milliseconds: off the async workers, a few
@@ -350,7 +356,7 @@ impl Service {
 
     /// A new token pair for a principal who just logged in (the API's password login).
     pub fn login_tokens(&self, p: &Principal) -> Result<TokenPair> {
-        let u = self.store.user_by_id(p.user_id).map_err(failed)?.ok_or_else(|| Error::Forbidden("the user no longer exists".into()))?;
+        let u = self.store.user_by_id(p.user_id)?.ok_or_else(|| Error::Forbidden("the user no longer exists".into()))?;
         self.tokens.pair(&self.store, &u, None).map_err(|e| Error::caused("issuing a token", e))
     }
 
@@ -397,11 +403,11 @@ impl Service {
     /// Logs out: the access token, and with a refresh token of the same user, its whole
     /// login (refresh and access tokens).
     pub fn logout(&self, p: &Principal, claims: &Claims, refresh: Option<&str>) -> Result<()> {
-        self.store.revoke_jti(&claims.jti, claims.exp).map_err(failed)?;
+        self.store.revoke_jti(&claims.jti, claims.exp)?;
         if let Some(r) = refresh {
             if let Ok(Some((owner, family))) = self.store.refresh_family(&crate::tokens::hash(r)) {
                 if owner == p.user_id {
-                    self.store.revoke_family(&family, crate::tokens::now() + crate::tokens::ACCESS_SECONDS).map_err(failed)?;
+                    self.store.revoke_family(&family, crate::tokens::now() + crate::tokens::ACCESS_SECONDS)?;
                 }
             }
         }

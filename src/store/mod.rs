@@ -109,6 +109,9 @@ pub enum StoreError {
     /// It exists already (a user name, a key registered to someone).
     #[error("{0}")]
     Conflict(String),
+    /// The database's files could not be made private (a link in their place, a chmod).
+    #[error(transparent)]
+    File(#[from] crate::paths::FileError),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -289,7 +292,7 @@ impl Store {
         for suffix in ["", "-wal", "-shm"] {
             let mut f = path.as_os_str().to_owned();
             f.push(suffix);
-            crate::paths::tighten_file(Path::new(&f), 0o600).map_err(StoreError::Broken)?;
+            crate::paths::tighten_file(Path::new(&f), 0o600)?;
         }
         let mut conn = Connection::open(path).map_err(|e| StoreError::Broken(format!("opening {}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -233,7 +233,7 @@ impl App {
                 if let Ok(events) = self.svc.audit_events(&self.me, 1000, None) {
                     self.audit = events;
                 }
-                self.chain = self.svc.audit_verify(&self.me, false).ok();
+                self.chain = self.svc.audit_verify(&self.me, false).ok().map(|r| r.map_err(|e| e.to_string()));
             }
             Tab::Admin => {
                 if let Ok(users) = self.svc.users(&self.me) {
@@ -355,7 +355,7 @@ impl App {
                     }
                     Tab::Audit => {
                         if key == Key::Char('v') {
-                            self.chain = self.svc.audit_verify(&self.me, true).ok();
+                            self.chain = self.svc.audit_verify(&self.me, true).ok().map(|r| r.map_err(|e| e.to_string()));
                             self.status = "audit chain verified again, every line".into();
                         }
                         Effect::None

@@ -74,7 +74,7 @@ fn key_out(k: crate::store::Key) -> KeyOut {
 }
 
 fn role(name: &str) -> Result<crate::auth::Role> {
-    name.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))
+    name.parse().map_err(|e: crate::auth::UnknownRole| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 #[derive(Serialize, ToSchema)]
