@@ -18,31 +18,20 @@ use crate::nofollow::{self, FdRef};
 use crate::store::User;
 
 /// Why a place could not be prepared. Each names the path and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaceError {
     /// Not one plain name (letters, digits, `.`, `_`, `-`).
+    #[error("\"{0}\" is not a workspace name (one name of letters, digits, . _ -)")]
     BadName(String),
     /// A symbolic link where a directory should be.
+    #[error("{} is a symbolic link; cordon does not follow links in workspaces and homes", .0.display())]
     Link(PathBuf),
     /// Owned by another account than the one the user's sessions run as.
+    #[error("{} belongs to uid {uid}, not to the session's uid {expected}; if it is this user's, chown -R {expected}:{expected} it", .path.display())]
     Foreign { path: PathBuf, uid: u32, expected: u32 },
-    /// The host could not create or open it.
+    /// The host could not create or open it (the words keep the system's reason).
+    #[error("{0}")]
     Io(String),
-}
-
-impl std::fmt::Display for PlaceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlaceError::BadName(n) => write!(f, "\"{n}\" is not a workspace name (one name of letters, digits, . _ -)"),
-            PlaceError::Link(p) => write!(f, "{} is a symbolic link; cordon does not follow links in workspaces and homes", p.display()),
-            PlaceError::Foreign { path, uid, expected } => write!(
-                f,
-                "{} belongs to uid {uid}, not to the session's uid {expected}; if it is this user's, chown -R {expected}:{expected} it",
-                path.display()
-            ),
-            PlaceError::Io(m) => f.write_str(m),
-        }
-    }
 }
 
 type Result<T> = std::result::Result<T, PlaceError>;
@@ -186,7 +175,7 @@ impl Places {
     /// 0700, for auditors to look at and the operator to delete), so that a user added
     /// later under the same name starts empty. Returns where they went.
     pub fn retire(&self, user: &User) -> Result<Vec<PathBuf>> {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let stamp = crate::audit::unix_seconds();
         let mut moved = Vec::new();
         for root in [&self.homes, &self.workspaces] {
             if !root.exists() {

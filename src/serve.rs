@@ -52,7 +52,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     check_uid_range(&config)?;
     let key = host_key(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
-    let (service, tightened) = Service::open(dir.clone(), config.clone())?;
+    let (service, tightened) = Service::open(dir.clone(), config.clone()).map_err(|e| e.to_string())?;
     for t in &tightened {
         println!("cordon: tightened: {t}");
     }

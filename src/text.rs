@@ -33,9 +33,14 @@ fn escape_into(out: &mut String, c: char) {
 
 /// Splits a command line into words as a POSIX shell would (quotes group, `\\` escapes),
 /// with the `shlex` crate: what `ssh HOST COMMAND` and the TUI's command field receive.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    shlex::split(s).ok_or_else(|| "unterminated quote or a trailing backslash".to_string())
+pub fn split_words(s: &str) -> Result<Vec<String>, UnfinishedWords> {
+    shlex::split(s).ok_or(UnfinishedWords)
 }
+
+/// A command line a shell would still be waiting on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unterminated quote or a trailing backslash")]
+pub struct UnfinishedWords;
 
 /// `s` with every unsafe character escaped (a single line: newlines are escaped too).
 pub fn printable(s: &str) -> Cow<'_, str> {

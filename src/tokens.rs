@@ -79,7 +79,7 @@ pub enum TokenError {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    crate::audit::unix_seconds()
 }
 
 struct SigningKey {

@@ -453,6 +453,12 @@ pub fn read_events(path: &Path) -> Vec<Value> {
     v
 }
 
+/// The current time in whole seconds since 1970 (0 for a clock set before it): token times,
+/// recording headers, the names of retired places.
+pub fn unix_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// The current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     rfc3339(std::time::SystemTime::now())

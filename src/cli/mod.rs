@@ -23,7 +23,7 @@ pub struct Admin {
 impl Admin {
     pub fn open(dir: DataDir, config: Option<&std::path::Path>) -> Result<Admin, String> {
         let config = crate::config::Config::load(config, &dir.root).map_err(|e| e.to_string())?;
-        let (svc, tightened) = Service::open(dir, config)?;
+        let (svc, tightened) = Service::open(dir, config).map_err(|e| e.to_string())?;
         for t in tightened {
             eprintln!("cordon: tightened: {t}");
         }

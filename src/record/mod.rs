@@ -66,7 +66,7 @@ impl Recorder {
         let salt = random(16, "a salt")?;
         // Read per recording, so that `cordon key rotate` applies without a restart.
         let (key_id, master) = self.keys.current()?;
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let started = crate::audit::unix_seconds().max(0) as u64;
         let header = Header {
             id: id.clone(),
             session,

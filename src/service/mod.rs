@@ -131,6 +131,37 @@ impl From<crate::store::StoreError> for Error {
     }
 }
 
+/// Why the host could not open its data directory: each part's own error, whose words name
+/// the file, the reason and the fix (the faces print it and exit).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Files(#[from] crate::paths::FileError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::secrets::KeyFileError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Recordings(#[from] crate::record::RecordError),
+    #[error(transparent)]
+    Sessions(#[from] crate::sessions::SessionError),
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::TokenError),
+}
+
+/// A session's own failures are the host's; a session with no room for another viewer is a
+/// refusal of the caller.
+impl From<crate::sessions::SessionError> for Error {
+    fn from(e: crate::sessions::SessionError) -> Error {
+        match e {
+            crate::sessions::SessionError::Full { .. } => Error::Forbidden(e.to_string()),
+            e => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+        }
+    }
+}
+
 /// Why the audit chain is not known to be intact: it could not be checked, or it is broken
 /// (where, and what is wrong).
 #[derive(Debug, thiserror::Error)]
@@ -180,27 +211,24 @@ pub struct Service {
 impl Service {
     /// Opens the data directory and builds the host (store, audit log, recorder, hub).
     /// Returns the service and what was tightened on the way (modes that were too loose).
-    pub fn open(dir: DataDir, config: Config) -> std::result::Result<(Arc<Service>, Vec<String>), String> {
-        let tightened = dir.ensure().map_err(|e| e.to_string())?;
-        let store = Store::open(&dir.database()).map_err(|e| e.to_string())?;
-        let key = crate::secrets::load_or_create_key(&dir.audit_key()).map_err(|e| e.to_string())?;
+    pub fn open(dir: DataDir, config: Config) -> std::result::Result<(Arc<Service>, Vec<String>), OpenError> {
+        let tightened = dir.ensure()?;
+        let store = Store::open(&dir.database())?;
+        let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.
-        let unsealed_ok = store.audit_checkpoint().map_err(|e| e.to_string())?.is_none();
-        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok).map_err(|e| e.to_string())?);
+        let unsealed_ok = store.audit_checkpoint()?.is_none();
+        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
         let store = Arc::new(store);
-        let recorder = Arc::new(
-            crate::record::Recorder::new(
-                config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
-                crate::record::Keyring::new(&dir),
-                config.recording_policy,
-                config.record_input,
-                config.recording_enabled,
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        let recorder = Arc::new(crate::record::Recorder::new(
+            config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+            crate::record::Keyring::new(&dir),
+            config.recording_policy,
+            config.record_input,
+            config.recording_enabled,
+        )?);
         let hub = Hub::new(Launcher::for_this_build()?, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
-        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing).map_err(|e| e.to_string())?);
+        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
         let places = Places::new(&config);
         if config.password_login {
             crate::auth::password::warm();

@@ -75,7 +75,7 @@ impl Service {
 
     /// Writes an access to the audit log; an access that cannot be audited does not happen.
     fn audit_access(&self, event: AuditEvent) -> Result<()> {
-        self.audit.record(event).map_err(|e| Error::failed(format!("the access cannot be audited, so it is refused: {e}")))
+        self.audit.record(event).map_err(|e| Error::caused("the access cannot be audited, so it is refused", e))
     }
 
     /// A whole recording, read and verified, for playback from `at` seconds; audited before
@@ -199,7 +199,7 @@ impl Service {
                     .with("hits", found.hits.len())
                     .with("matched", matched),
             )
-            .map_err(|e| Error::failed(format!("the search cannot be audited, so it is refused: {e}")))?;
+            .map_err(|e| Error::caused("the search cannot be audited, so it is refused", e))?;
         Ok((found.hits, found.unreadable))
     }
 

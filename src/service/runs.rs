@@ -139,7 +139,7 @@ impl Service {
         let profile = confinement.profile.clone();
         let started = std::time::Instant::now();
         let limit = req.timeout.unwrap_or(self.config.run_timeout).min(self.config.run_timeout);
-        let outcome = (|| -> std::result::Result<RunOutcome, String> {
+        let outcome = (|| -> Result<RunOutcome> {
             let mut cmd = self.hub.sandbox_command(&confinement, &req.argv, "dumb");
             cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
             use std::os::unix::process::CommandExt;
@@ -150,7 +150,7 @@ impl Service {
                     Ok(())
                 });
             }
-            let mut child = self.hub.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
+            let mut child = self.hub.spawn(cmd).map_err(|e| Error::caused("starting the sandbox", e))?;
             let pid = child.id() as i32;
             *registered.job.pgid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
             let (tx, rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
@@ -196,7 +196,7 @@ impl Service {
             if stop.is_some() {
                 registered.job.kill();
             }
-            let status = child.wait().map_err(|e| e.to_string())?;
+            let status = child.wait().map_err(|e| Error::caused("waiting for the command", e))?;
             let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
             Ok(RunOutcome { exit_status: if stop == Some(RunEnd::Timeout) { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
         })();
@@ -215,6 +215,6 @@ impl Service {
             ev = ev.with("ended_by", ended_by);
         }
         self.record(ev);
-        outcome.map_err(Error::failed)
+        outcome
     }
 }

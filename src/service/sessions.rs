@@ -89,7 +89,7 @@ impl Service {
             rows: req.rows.max(1),
             term: if req.term.is_empty() { "xterm-256color".into() } else { req.term },
         };
-        let s = self.hub.create(spec).map_err(Error::failed)?;
+        let s = self.hub.create(spec)?;
         drop(admission);
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionCreate, p.user.clone()))
@@ -113,7 +113,10 @@ impl Service {
         let filtered = !own && !self.config.unfiltered_roles.contains(&p.role);
         let viewer = s
             .attach(writer, p.user_id, self.config.max_viewers, filtered)
-            .map_err(|why| self.refused(&p, verb, &why, Error::Forbidden(why.clone())))?;
+            .map_err(|e| {
+                let why = e.to_string();
+                self.refused(&p, verb, &why, Error::Forbidden(why.clone()))
+            })?;
         self.record(
             p.stamp(AuditEvent::new(if writer { Kind::SessionAttach } else { Kind::SessionObserve }, p.user.clone())).with("session", s.id),
         );
@@ -159,7 +162,7 @@ impl Service {
     /// Types into a session (the API's input call): the right to attach.
     pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
         let (p, s) = self.changeable(p, id, "type into")?;
-        s.input(bytes).map_err(|e| Error::failed(format!("writing to the session: {e}")))?;
+        s.input(bytes).map_err(|e| Error::caused("writing to the session", e))?;
         self.record(p.stamp(AuditEvent::new(Kind::SessionInput, p.user.clone())).with("session", id).with("bytes", bytes.len()));
         Ok(())
     }

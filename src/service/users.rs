@@ -107,7 +107,7 @@ impl Service {
         self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
         self.store.remove_user(name)?;
         self.end_everything_of(u.id);
-        let moved = self.places.retire(&u).map_err(|e| Error::failed(format!("{name} is removed, but their files stay in place: {e}")));
+        let moved = self.places.retire(&u).map_err(|e| Error::caused(format!("{name} is removed, but their files stay in place"), e));
         let mut ev = p.stamp(AuditEvent::new(Kind::UserRemove, p.user.clone())).with("user", name.to_string()).with("user_id", u.id);
         if let Ok(moved) = &moved {
             ev = ev.with("moved", moved.iter().map(|m| m.display().to_string()).collect::<Vec<_>>());

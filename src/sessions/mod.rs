@@ -22,6 +22,36 @@ use crate::record::Recorder;
 use crate::store::{RecordingEntry, Store};
 use recording::Lane;
 
+/// Why a session could not start, or a viewer could not join one. Each keeps its source;
+/// `Full` is the caller's (too many viewers), the rest are the host's.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session {id} already has {max} viewers, the most allowed ([sessions] max_viewers)")]
+    Full { id: u64, max: usize },
+    #[error("the recording cannot start, so the session does not: {0}")]
+    Recording(#[source] crate::record::RecordError),
+    #[error("cataloguing the recording: {0}")]
+    Catalogue(#[source] crate::store::StoreError),
+    #[error("{what}: {source}")]
+    Terminal { what: String, source: std::io::Error },
+    #[error("starting the sandbox: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("starting the recording writer: {0}")]
+    Writer(#[source] std::io::Error),
+    #[error("starting the session reader: {0}")]
+    Reader(#[source] std::io::Error),
+    #[error("finding cordon's own binary: {0}")]
+    #[cfg_attr(test, allow(dead_code))]
+    OwnBinary(#[source] std::io::Error),
+}
+
+impl SessionError {
+    fn terminal(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SessionError {
+        let what = what.into();
+        move |source| SessionError::Terminal { what, source }
+    }
+}
+
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
 
@@ -197,7 +227,7 @@ impl Session {
     /// Adds a viewer for user `user_id`, at most `max` per session, its output `filtered`
     /// or byte-exact; it first receives the current screen. The screen lock is held until the viewer is registered, so no output
     /// falls between the snapshot and the stream.
-    pub fn attach(&self, writer: bool, user_id: i64, max: usize, filtered: bool) -> Result<Arc<Viewer>, String> {
+    pub fn attach(&self, writer: bool, user_id: i64, max: usize, filtered: bool) -> Result<Arc<Viewer>, SessionError> {
         let v = Arc::new(Viewer {
             writer,
             user_id,
@@ -210,7 +240,7 @@ impl Session {
         let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         if viewers.len() >= max {
-            return Err(format!("session {} already has {max} viewers, the most allowed ([sessions] max_viewers)", self.id));
+            return Err(SessionError::Full { id: self.id, max });
         }
         v.push(&snapshot(&screen), &Vec::new);
         viewers.push(v.clone());
@@ -316,11 +346,11 @@ pub enum Launcher {
 
 impl Launcher {
     /// The launcher of this build: this binary's sandbox (unit tests: unconfined).
-    pub fn for_this_build() -> Result<Launcher, String> {
+    pub fn for_this_build() -> Result<Launcher, SessionError> {
         #[cfg(test)]
         return Ok(Launcher::Unconfined);
         #[cfg(not(test))]
-        std::env::current_exe().map(Launcher::Sandbox).map_err(|e| format!("finding cordon's own binary: {e}"))
+        std::env::current_exe().map(Launcher::Sandbox).map_err(SessionError::OwnBinary)
     }
 }
 
@@ -418,7 +448,7 @@ impl Hub {
     }
 
     /// Starts a session in a new PTY.
-    pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, String> {
+    pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, SessionError> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
@@ -426,7 +456,7 @@ impl Hub {
             let (header, rec_path, writer) = self
                 .recorder
                 .start(id, &spec.recording())
-                .map_err(|e| format!("the recording cannot start, so the session does not: {e}"))?;
+                .map_err(SessionError::Recording)?;
             self.store
                 .add_recording(&RecordingEntry {
                     id: header.id.clone(),
@@ -444,7 +474,7 @@ impl Hub {
                     key_id: header.key_id.clone(),
                     hold: false,
                 })
-                .map_err(|e| format!("cataloguing the recording: {e}"))?;
+                .map_err(SessionError::Catalogue)?;
             let (lane, pending) = Lane::new(header.id, writer, self.recorder.policy);
             (lane, Some(pending))
         } else {
@@ -456,12 +486,12 @@ impl Hub {
             // SAFETY: fchown and fchmod on the slave we just opened.
             unsafe {
                 if libc::fchown(slave.as_raw_fd(), a.uid, a.gid) != 0 || libc::fchmod(slave.as_raw_fd(), 0o620) != 0 {
-                    return Err(format!("giving the terminal to uid {}: {}", a.uid, std::io::Error::last_os_error()));
+                    return Err(SessionError::terminal(format!("giving the terminal to uid {}", a.uid))(std::io::Error::last_os_error()));
                 }
             }
         }
         let mut cmd = self.sandbox_command(&spec.confinement, &spec.command, &spec.term);
-        let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| format!("duplicating the terminal: {e}"));
+        let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(SessionError::terminal("duplicating the terminal"));
         cmd.stdin(tty(&slave)?).stdout(tty(&slave)?).stderr(tty(&slave)?);
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
@@ -473,9 +503,9 @@ impl Hub {
                 Ok(())
             });
         }
-        let mut child = self.spawner.spawn(cmd).map_err(|e| format!("starting the sandbox: {e}"))?;
+        let mut child = self.spawner.spawn(cmd).map_err(SessionError::Spawn)?;
         drop(slave);
-        let reader = master.try_clone().map_err(|e| format!("duplicating the terminal: {e}"))?;
+        let reader = master.try_clone().map_err(SessionError::terminal("duplicating the terminal"))?;
         let session = Arc::new(Session {
             id,
             name: Mutex::new(if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() }),
@@ -499,10 +529,10 @@ impl Hub {
         if let Some(p) = pending {
             if let Err(e) = p.start(Arc::downgrade(&session), self.audit.clone(), session.recording_id()) {
                 session.kill();
-                return Err(format!("starting the recording writer: {e}"));
+                return Err(SessionError::Writer(e));
             }
         }
-        self.sessions.lock().map_err(|_| "session table poisoned".to_string())?.insert(id, session.clone());
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, session.clone());
         let hub = self.clone();
         let s = session.clone();
         std::thread::Builder::new()
@@ -528,7 +558,7 @@ impl Hub {
                     v.notify.notify_one();
                 }
             })
-            .map_err(|e| format!("starting the session reader: {e}"))?;
+            .map_err(SessionError::Reader)?;
         Ok(session)
     }
 
@@ -608,12 +638,12 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
 }
 
-fn open_pty(cols: u16, rows: u16) -> Result<(File, File), String> {
+fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {
     let (mut m, mut sl) = (0, 0);
     let ws = libc::winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: openpty fills two fds; name and termios may be null.
     if unsafe { libc::openpty(&mut m, &mut sl, std::ptr::null_mut(), std::ptr::null(), &ws) } != 0 {
-        return Err(format!("opening a terminal: {}", std::io::Error::last_os_error()));
+        return Err(SessionError::terminal("opening a terminal")(std::io::Error::last_os_error()));
     }
     // SAFETY: fresh fds owned here; close-on-exec so no other child inherits them.
     unsafe {

@@ -96,7 +96,7 @@ where
 fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     crate::process::raise_open_files();
     let config = Config::load(config, &dir.root).map_err(|e| e.to_string())?;
-    let (svc, tightened) = Service::open(dir, config)?;
+    let (svc, tightened) = Service::open(dir, config).map_err(|e| e.to_string())?;
     for t in &tightened {
         eprintln!("cordon: tightened: {t}");
     }
