@@ -22,24 +22,43 @@ fn main() {
     let mut h = Host::start_with(CORDON, "[api]\nrate_limit = 100000000");
     let key = h.user("bench", "admin");
     let out = h.cordon(&["token", "issue", "bench"]);
-    let token =
-        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
+    let token = serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")
+        ["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
     for _ in 0..3 {
-        request(h.api, &token, "POST", "/v1/sessions", r#"{"command":["sleep","600"]}"#);
+        request(
+            h.api,
+            &token,
+            "POST",
+            "/v1/sessions",
+            r#"{"command":["sleep","600"]}"#,
+        );
     }
 
     println!("HTTP API benchmarks, loopback\n");
     for conns in [1, 4] {
         let rps = requests_per_second(h.api, &token, conns, Duration::from_secs(5));
-        println!("GET /v1/sessions (3 sessions), {conns} keep-alive connection(s): {rps:.0} requests/s");
+        println!(
+            "GET /v1/sessions (3 sessions), {conns} keep-alive connection(s): {rps:.0} requests/s"
+        );
     }
 
     let ws = websocket_attach(h.api, &token);
     let ssh = ssh_attach(h.port, &key);
     let mib = OUTPUT as f64 / 1048576.0;
     println!("\nattach throughput, {mib:.0} MiB of session output, first byte to end:");
-    println!("  SSH attach (ssh -tt ... new)     {:>7.1} MiB/s ({:.1} MiB delivered)", mib / ssh.0, ssh.1 as f64 / 1048576.0);
-    println!("  WebSocket attach (/v1/.../attach) {:>7.1} MiB/s ({:.1} MiB delivered)", mib / ws.0, ws.1 as f64 / 1048576.0);
+    println!(
+        "  SSH attach (ssh -tt ... new)     {:>7.1} MiB/s ({:.1} MiB delivered)",
+        mib / ssh.0,
+        ssh.1 as f64 / 1048576.0
+    );
+    println!(
+        "  WebSocket attach (/v1/.../attach) {:>7.1} MiB/s ({:.1} MiB delivered)",
+        mib / ws.0,
+        ws.1 as f64 / 1048576.0
+    );
     println!("  WebSocket / SSH: {:.2}", ssh.0 / ws.0);
     println!("(a viewer more than 1 MiB behind is resynced from the screen: fewer bytes may arrive, by design)");
 
@@ -54,7 +73,9 @@ fn requests_per_second(port: u16, token: &str, conns: usize, time: Duration) -> 
         .map(|_| {
             let token = token.to_string();
             std::thread::spawn(move || {
-                let mut r = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+                let mut r = BufReader::new(
+                    std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"),
+                );
                 r.get_ref().set_nodelay(true).ok();
                 let mut n = 0u64;
                 while start.elapsed() < time {
@@ -73,14 +94,23 @@ fn requests_per_second(port: u16, token: &str, conns: usize, time: Duration) -> 
 /// Seconds from the first byte to the end, and the bytes delivered.
 fn websocket_attach(port: u16, token: &str) -> (f64, usize) {
     let body = format!(r#"{{"command":["sh","-c","sleep 1; head -c {OUTPUT} /dev/zero"]}}"#);
-    let created: serde_json::Value = serde_json::from_slice(&request(port, token, "POST", "/v1/sessions", &body)).expect("json");
+    let created: serde_json::Value =
+        serde_json::from_slice(&request(port, token, "POST", "/v1/sessions", &body)).expect("json");
     let id = created["id"].as_u64().expect("id");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         use futures::StreamExt;
         use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-        let mut req = format!("ws://127.0.0.1:{port}/v1/sessions/{id}/attach").into_client_request().expect("request");
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        let mut req = format!("ws://127.0.0.1:{port}/v1/sessions/{id}/attach")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
         let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("attach");
         // The first frame is the (empty) screen; output starts a second later.
         let mut first: Option<Instant> = None;
@@ -95,7 +125,10 @@ fn websocket_attach(port: u16, token: &str) -> (f64, usize) {
                 _ => {}
             }
         }
-        (first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN), total)
+        (
+            first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN),
+            total,
+        )
     })
 }
 
@@ -105,7 +138,13 @@ fn ssh_attach(port: u16, key: &Path) -> (f64, usize) {
     let mut child = Command::new(&argv[0])
         .arg("-tt")
         .args(&argv[1..])
-        .args(["new", "--", "sh", "-c", &format!("'sleep 1; head -c {OUTPUT} /dev/zero'")])
+        .args([
+            "new",
+            "--",
+            "sh",
+            "-c",
+            &format!("'sleep 1; head -c {OUTPUT} /dev/zero'"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -124,5 +163,8 @@ fn ssh_attach(port: u16, key: &Path) -> (f64, usize) {
         }
     }
     let _ = child.wait();
-    (first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN), total)
+    (
+        first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN),
+        total,
+    )
 }

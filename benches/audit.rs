@@ -24,7 +24,11 @@ fn seal(key: &[u8], prev: &str, body: &str) -> String {
     m.update(prev.as_bytes());
     m.update(b"\n");
     m.update(body.as_bytes());
-    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Appends events to the log of `data` until it holds `size` bytes, in the host's format
@@ -36,7 +40,10 @@ fn grow(data: &Path, size: u64) -> u64 {
     let mut seq: u64 = parts.next().and_then(|s| s.parse().ok()).expect("head seq");
     let mut mac = parts.next().expect("head mac").to_string();
     let log = data.join("audit.log");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&log).expect("log");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("log");
     let mut in_file = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut first_of_file = 1u64;
     let mut total = 0u64;
@@ -64,8 +71,13 @@ fn grow(data: &Path, size: u64) -> u64 {
         if in_file >= SEGMENT {
             file.write_all(&out).expect("write");
             out.clear();
-            std::fs::rename(&log, data.join(format!("audit-{first_of_file:012}.log"))).expect("rotate");
-            file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
+            std::fs::rename(&log, data.join(format!("audit-{first_of_file:012}.log")))
+                .expect("rotate");
+            file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("log");
             in_file = 0;
             first_of_file = seq + 1;
         }
@@ -82,12 +94,19 @@ fn read_whole(data: &Path) -> usize {
         .expect("dir")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit") && n.ends_with(".log")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit") && n.ends_with(".log"))
+        })
         .collect();
     files.sort();
     let mut n = 0;
     for f in files {
-        for line in BufReader::new(std::fs::File::open(f).expect("open")).lines().map_while(Result::ok) {
+        for line in BufReader::new(std::fs::File::open(f).expect("open"))
+            .lines()
+            .map_while(Result::ok)
+        {
             if serde_json::from_str::<serde_json::Value>(&line).is_ok() {
                 n += 1;
             }
@@ -102,7 +121,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let size_mib: u64 = std::env::var("SIZE_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let size_mib: u64 = std::env::var("SIZE_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
     // The host is stopped while its log grows: the log has one writer at a time.
     let mut h = Host::start_with(CORDON, "[api]\nrate_limit = 100000000");
     h.user("bench", "admin");
@@ -116,10 +138,14 @@ fn main() {
     );
     h.restart();
     let out = h.cordon(&["token", "issue", "bench"]);
-    let token =
-        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")["access_token"].as_str().expect("token").to_string();
+    let token = serde_json::from_str::<serde_json::Value>(&out.stdout).expect("token json")
+        ["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
 
-    let mut conn = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", h.api)).expect("connect"));
+    let mut conn =
+        BufReader::new(std::net::TcpStream::connect(("127.0.0.1", h.api)).expect("connect"));
     conn.get_ref().set_nodelay(true).ok();
     let mut refresh: Vec<f64> = (0..30)
         .map(|_| {
@@ -129,12 +155,21 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    let (p50, p99) = (percentile(&mut refresh, 0.5), percentile(&mut refresh, 0.99));
+    let (p50, p99) = (
+        percentile(&mut refresh, 0.5),
+        percentile(&mut refresh, 0.99),
+    );
     let t = Instant::now();
     let whole = read_whole(&h.state());
     let peer = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let (status, _) = exchange(&mut conn, &token, "GET", "/v1/audit?limit=10&q=no-such-text", "");
+    let (status, _) = exchange(
+        &mut conn,
+        &token,
+        "GET",
+        "/v1/audit?limit=10&q=no-such-text",
+        "",
+    );
     let search = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(status, 200);
     let t = Instant::now();
@@ -144,9 +179,22 @@ fn main() {
     h.stop();
 
     println!("{:<52} {:>10} {:>10}", "", "p50", "p99");
-    println!("{:<52} {:>8.1}ms {:>8.1}ms", "refresh: the latest 1000 events (cordon)", p50, p99);
-    println!("{:<52} {:>8.0}ms", format!("peer: the whole log read and parsed ({whole} events)"), peer);
-    println!("\nratio refresh/peer: {:.5} (goal: a refresh under 100 ms at 1 GiB)", p50 / peer);
+    println!(
+        "{:<52} {:>8.1}ms {:>8.1}ms",
+        "refresh: the latest 1000 events (cordon)", p50, p99
+    );
+    println!(
+        "{:<52} {:>8.0}ms",
+        format!("peer: the whole log read and parsed ({whole} events)"),
+        peer
+    );
+    println!(
+        "\nratio refresh/peer: {:.5} (goal: a refresh under 100 ms at 1 GiB)",
+        p50 / peer
+    );
     println!("a search of the latest 256 MiB with no match: {search:.0} ms");
-    println!("a full verification of the chain: {verify:.1} s ({})", String::from_utf8_lossy(&body));
+    println!(
+        "a full verification of the chain: {verify:.1} s ({})",
+        String::from_utf8_lossy(&body)
+    );
 }

@@ -34,7 +34,10 @@ fn main() {
 
     let sshd_port = free_port();
     let mut sshd = start_sshd(tmp.path(), sshd_port, &public);
-    let mut cordon = Host::start_with(CORDON, "[api]\nlisten = \"\"\n[sessions]\nmax_per_user = { admin = 500 }");
+    let mut cordon = Host::start_with(
+        CORDON,
+        "[api]\nlisten = \"\"\n[sessions]\nmax_per_user = { admin = 500 }",
+    );
     cordon.add_user("bench", "admin", &public);
 
     let client = |port: u16, user: &str| -> Vec<String> {
@@ -43,18 +46,43 @@ fn main() {
         argv
     };
     let targets = [
-        Target { name: "OpenSSH sshd", ssh: client(sshd_port, "root"), session: vec![] },
-        Target { name: "cordon serve", ssh: client(cordon.port, "bench"), session: vec!["new".into(), "--".into()] },
+        Target {
+            name: "OpenSSH sshd",
+            ssh: client(sshd_port, "root"),
+            session: vec![],
+        },
+        Target {
+            name: "cordon serve",
+            ssh: client(cordon.port, "bench"),
+            session: vec!["new".into(), "--".into()],
+        },
     ];
 
     println!("host benchmarks: cordon serve vs OpenSSH sshd, loopback, OpenSSH client\n");
-    println!("{:<34} {:>14} {:>14} {:>8}", "measure", "sshd", "cordon", "ratio");
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}",
+        "measure", "sshd", "cordon", "ratio"
+    );
     let row = |what: &str, a: f64, b: f64, unit: &str| {
-        println!("{:<34} {:>11.2} {unit:<2} {:>11.2} {unit:<2} {:>8.2}", what, a, b, b / a);
+        println!(
+            "{:<34} {:>11.2} {unit:<2} {:>11.2} {unit:<2} {:>8.2}",
+            what,
+            a,
+            b,
+            b / a
+        );
     };
 
-    let prompt: Vec<f64> = targets.iter().map(|t| median((0..20).map(|_| first_prompt(t)).collect())).collect();
-    row("connect to first prompt (median)", prompt[0], prompt[1], "ms");
+    let prompt: Vec<f64> = targets
+        .iter()
+        .map(|t| median((0..20).map(|_| first_prompt(t)).collect()))
+        .collect();
+    row(
+        "connect to first prompt (median)",
+        prompt[0],
+        prompt[1],
+        "ms",
+    );
 
     let echo: Vec<(f64, f64)> = targets.iter().map(|t| echo_rtt(t, 300)).collect();
     row("keystroke echo p50", echo[0].0, echo[1].0, "ms");
@@ -72,7 +100,10 @@ fn main() {
 
     let tput: Vec<f64> = targets.iter().map(|t| throughput(t, 512 << 20)).collect();
     row("output throughput, 512 MiB (-tt)", tput[0], tput[1], "MB");
-    println!("{:<34} (MiB/s of session output shown; higher is better)", "");
+    println!(
+        "{:<34} (MiB/s of session output shown; higher is better)",
+        ""
+    );
 
     let per_session = memory_per_session(&targets[1], cordon.child.id(), 100);
     println!("\ncordon host memory with 100 sessions: {per_session:.2} MiB per session (goal: under 2 MiB)");
@@ -123,7 +154,12 @@ struct Client {
 
 fn spawn(t: &Target, cmd: &[&str]) -> Client {
     let mut c = Command::new(&t.ssh[0]);
-    c.args(&t.ssh[1..]).args(&t.session).args(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    c.args(&t.ssh[1..])
+        .args(&t.session)
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = c.spawn().expect("ssh");
     let input = child.stdin.take().expect("stdin");
     let mut out = child.stdout.take().expect("stdout");
@@ -136,7 +172,11 @@ fn spawn(t: &Target, cmd: &[&str]) -> Client {
             }
         }
     });
-    Client { child, input, output: rx }
+    Client {
+        child,
+        input,
+        output: rx,
+    }
 }
 
 impl Client {
@@ -147,7 +187,10 @@ impl Client {
         while !pred(&seen) {
             match self.output.recv_timeout(Duration::from_secs(30)) {
                 Ok(b) => seen.extend_from_slice(&b),
-                Err(_) => panic!("no answer; saw {:?}", String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..])),
+                Err(_) => panic!(
+                    "no answer; saw {:?}",
+                    String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..])
+                ),
             }
         }
         start.elapsed()
@@ -187,7 +230,11 @@ fn echo_rtt(t: &Target, n: usize) -> (f64, f64) {
 /// The same through cordon's TUI: log in to it, start `cat` from its new-session dialog
 /// (which attaches full screen), then time the echoes.
 fn echo_rtt_tui(t: &Target, n: usize) -> (f64, f64) {
-    let tui = Target { name: "cordon TUI", ssh: t.ssh.clone(), session: vec![] };
+    let tui = Target {
+        name: "cordon TUI",
+        ssh: t.ssh.clone(),
+        session: vec![],
+    };
     let mut c = spawn(&tui, &[]);
     let has = |s: &[u8], text: &str| s.windows(text.len()).any(|w| w == text.as_bytes());
     c.until(|s| has(s, "Sessions"));
@@ -212,7 +259,10 @@ fn echo_times(mut c: Client, n: usize) -> (f64, f64) {
         expected_x += 1;
         line += 1;
         while got_x < expected_x {
-            let b = c.output.recv_timeout(Duration::from_secs(10)).expect("echo");
+            let b = c
+                .output
+                .recv_timeout(Duration::from_secs(10))
+                .expect("echo");
             got_x += count(&b);
         }
         times.push(start.elapsed().as_secs_f64() * 1000.0);
@@ -222,7 +272,11 @@ fn echo_times(mut c: Client, n: usize) -> (f64, f64) {
             expected_x += line;
             line = 0;
             while got_x < expected_x {
-                got_x += count(&c.output.recv_timeout(Duration::from_secs(10)).expect("line"));
+                got_x += count(
+                    &c.output
+                        .recv_timeout(Duration::from_secs(10))
+                        .expect("line"),
+                );
             }
         }
     }
@@ -242,7 +296,14 @@ fn throughput(t: &Target, bytes: usize) -> f64 {
     let _ = c.child.wait();
     // cordon resyncs a viewer that falls more than 1 MiB behind from the screen instead of
     // slowing the session: fewer bytes may arrive, the final screen is the same.
-    println!("{:<34} {}: {:.1} of {:.1} MiB delivered in {:.2} s", "", t.name, total as f64 / 1048576.0, bytes as f64 / 1048576.0, secs);
+    println!(
+        "{:<34} {}: {:.1} of {:.1} MiB delivered in {:.2} s",
+        "",
+        t.name,
+        total as f64 / 1048576.0,
+        bytes as f64 / 1048576.0,
+        secs
+    );
     bytes as f64 / (1 << 20) as f64 / secs
 }
 
@@ -250,7 +311,15 @@ fn rss_kib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().unwrap_or(0.0)))
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:").map(|v| {
+                    v.trim()
+                        .trim_end_matches(" kB")
+                        .trim()
+                        .parse::<f64>()
+                        .unwrap_or(0.0)
+                })
+            })
         })
         .unwrap_or(0.0)
 }

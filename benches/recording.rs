@@ -15,7 +15,10 @@ const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mib: u64 = std::env::var("SIZE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let mib: u64 = std::env::var("SIZE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let corpus = make_corpus(tmp.path(), mib << 20);
     let size = std::fs::metadata(&corpus).map(|m| m.len()).unwrap_or(0);
 
@@ -23,25 +26,57 @@ fn main() {
     let cast = tmp.path().join("a.cast");
     let start = Instant::now();
     let ok = Command::new("script")
-        .args(["-qec", &format!("asciinema rec -q --overwrite -c 'cat {}' {}", corpus.display(), cast.display()), "/dev/null"])
+        .args([
+            "-qec",
+            &format!(
+                "asciinema rec -q --overwrite -c 'cat {}' {}",
+                corpus.display(),
+                cast.display()
+            ),
+            "/dev/null",
+        ])
         .stdout(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     let asciinema_secs = start.elapsed().as_secs_f64();
     let asciinema_bytes = std::fs::metadata(&cast).map(|m| m.len()).unwrap_or(0);
-    assert!(ok && asciinema_bytes > 0, "asciinema rec failed (benches/recording.sh installs it)");
+    assert!(
+        ok && asciinema_bytes > 0,
+        "asciinema rec failed (benches/recording.sh installs it)"
+    );
 
     // cordon: a session that cats the same file, recorded as every session is.
     let (cordon_bytes, cordon_secs, seeks) = cordon_recording(tmp.path(), &corpus);
     let (on, off) = throughput(tmp.path(), &corpus);
 
     let gib = |b: u64| b as f64 * (1u64 << 30) as f64 / size as f64 / (1u64 << 20) as f64;
-    println!("recording size for {:.1} MiB of terminal output (ls -lR), one run", size as f64 / 1048576.0);
-    println!("{:<26} {:>14} {:>18} {:>10}", "recorder", "bytes on disk", "MiB per GiB output", "seconds");
-    println!("{:<26} {:>14} {:>18.1} {:>10.2}", "asciinema rec (v2)", asciinema_bytes, gib(asciinema_bytes), asciinema_secs);
-    println!("{:<26} {:>14} {:>18.1} {:>10.2}", "cordon (zstd+AES-GCM)", cordon_bytes, gib(cordon_bytes), cordon_secs);
-    println!("cordon / asciinema: {:.3} (goal: under 0.333)", cordon_bytes as f64 / asciinema_bytes as f64);
+    println!(
+        "recording size for {:.1} MiB of terminal output (ls -lR), one run",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "{:<26} {:>14} {:>18} {:>10}",
+        "recorder", "bytes on disk", "MiB per GiB output", "seconds"
+    );
+    println!(
+        "{:<26} {:>14} {:>18.1} {:>10.2}",
+        "asciinema rec (v2)",
+        asciinema_bytes,
+        gib(asciinema_bytes),
+        asciinema_secs
+    );
+    println!(
+        "{:<26} {:>14} {:>18.1} {:>10.2}",
+        "cordon (zstd+AES-GCM)",
+        cordon_bytes,
+        gib(cordon_bytes),
+        cordon_secs
+    );
+    println!(
+        "cordon / asciinema: {:.3} (goal: under 0.333)",
+        cordon_bytes as f64 / asciinema_bytes as f64
+    );
     println!(
         "seek (`cordon rec screen ID --at T`, whole command, {} random moments): p50 {:.1} ms, p99 {:.1} ms (goal: under 100 ms); session output {:.1} MiB/s",
         seeks.len(),
@@ -92,8 +127,13 @@ fn median(v: &mut [f64]) -> f64 {
 /// A `cordon serve` with workspaces in `dir/ws`, the admin `bench` logging in with the key
 /// `dir/id`, and `extra` configuration.
 fn start_host(dir: &Path, extra: &str) -> Host {
-    let h =
-        Host::start_with(CORDON, &format!("[api]\nlisten = \"\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}", dir.join("ws").display()));
+    let h = Host::start_with(
+        CORDON,
+        &format!(
+            "[api]\nlisten = \"\"\n[sessions]\nworkspace_root = \"{}\"\n{extra}",
+            dir.join("ws").display()
+        ),
+    );
     h.add_user("bench", "admin", &ssh::public_key(&dir.join("id")));
     h
 }
@@ -105,7 +145,15 @@ fn cat_session(dir: &Path, port: u16, corpus: &Path) -> f64 {
     let status = Command::new(&argv[0])
         .arg("-tt")
         .args(&argv[1..])
-        .args(["new", "--", "cat", corpus.file_name().and_then(|n| n.to_str()).unwrap_or("corpus.txt")])
+        .args([
+            "new",
+            "--",
+            "cat",
+            corpus
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("corpus.txt"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status();
@@ -118,7 +166,11 @@ fn make_corpus(dir: &Path, target: u64) -> std::path::PathBuf {
     std::fs::create_dir_all(path.parent().unwrap_or(dir)).expect("workspace");
     let mut out = Vec::new();
     for d in ["/usr/share", "/usr/lib", "/usr/include", "/etc"] {
-        if let Ok(o) = Command::new("ls").args(["-lR", d]).stderr(Stdio::null()).output() {
+        if let Ok(o) = Command::new("ls")
+            .args(["-lR", d])
+            .stderr(Stdio::null())
+            .output()
+        {
             out.extend_from_slice(&o.stdout);
         }
         if out.len() as u64 >= target {
@@ -141,9 +193,18 @@ fn cordon_recording(dir: &Path, corpus: &Path) -> (u64, f64, Vec<f64>) {
     std::thread::sleep(Duration::from_millis(300));
     h.stop();
     let bytes = std::fs::read_dir(h.state().join("recordings"))
-        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
-    let id = h.recordings().first().and_then(|r| r["id"].as_str().map(String::from)).expect("a recording");
+    let id = h
+        .recordings()
+        .first()
+        .and_then(|r| r["id"].as_str().map(String::from))
+        .expect("a recording");
     let mut seeks = Vec::new();
     let mut x: u64 = 0x9E3779B97F4A7C15;
     for _ in 0..50 {

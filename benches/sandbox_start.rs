@@ -16,17 +16,34 @@ struct Case {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300).max(200);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+        .max(200);
     let ws = tempfile::tempdir().expect("workspace");
     let cordon = env!("CARGO_BIN_EXE_cordon").to_string();
     let ws_arg = ws.path().display().to_string();
     let mut cases = vec![
-        Case { name: "/bin/true", argv: vec!["/bin/true".into()], times: vec![] },
+        Case {
+            name: "/bin/true",
+            argv: vec!["/bin/true".into()],
+            times: vec![],
+        },
         Case {
             name: "cordon sandbox --profile default -- /bin/true",
-            argv: [cordon.as_str(), "sandbox", "--profile", "default", "--workspace", &ws_arg, "--", "/bin/true"]
-                .map(String::from)
-                .to_vec(),
+            argv: [
+                cordon.as_str(),
+                "sandbox",
+                "--profile",
+                "default",
+                "--workspace",
+                &ws_arg,
+                "--",
+                "/bin/true",
+            ]
+            .map(String::from)
+            .to_vec(),
             times: vec![],
         },
     ];
@@ -43,7 +60,12 @@ fn main() {
     }
     // Each must work before it is timed.
     for c in &cases {
-        let ok = Command::new(&c.argv[0]).args(&c.argv[1..]).stdin(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+        let ok = Command::new(&c.argv[0])
+            .args(&c.argv[1..])
+            .stdin(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if !ok {
             eprintln!("`{}` does not run here; stopping", c.argv.join(" "));
             std::process::exit(1);
@@ -52,7 +74,11 @@ fn main() {
     for _ in 0..runs {
         for c in cases.iter_mut() {
             let start = Instant::now();
-            let status = Command::new(&c.argv[0]).args(&c.argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).status();
+            let status = Command::new(&c.argv[0])
+                .args(&c.argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status();
             let took = start.elapsed();
             if !status.map(|s| s.success()).unwrap_or(false) {
                 eprintln!("`{}` failed during the run", c.name);
@@ -62,12 +88,19 @@ fn main() {
         }
     }
     println!("sandbox start-up, {runs} runs each, interleaved (milliseconds)");
-    println!("{:<80} {:>8} {:>8} {:>8}", "command", "median", "p10", "p90");
+    println!(
+        "{:<80} {:>8} {:>8} {:>8}",
+        "command", "median", "p10", "p90"
+    );
     let mut medians = Vec::new();
     for c in cases.iter_mut() {
         c.times.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let (p10, med, p90) = (ms(c.times[runs / 10]), ms(c.times[runs / 2]), ms(c.times[runs * 9 / 10]));
+        let (p10, med, p90) = (
+            ms(c.times[runs / 10]),
+            ms(c.times[runs / 2]),
+            ms(c.times[runs * 9 / 10]),
+        );
         println!("{:<80} {:>8.3} {:>8.3} {:>8.3}", c.name, med, p10, p90);
         medians.push(med);
     }
@@ -83,5 +116,9 @@ fn main() {
 }
 
 fn which(name: &str) -> Option<String> {
-    std::env::var("PATH").ok()?.split(':').map(|d| format!("{d}/{name}")).find(|p| std::path::Path::new(p).is_file())
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| std::path::Path::new(p).is_file())
 }

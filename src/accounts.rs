@@ -9,10 +9,16 @@ pub fn name_of(uid: u32) -> Option<String> {
     unsafe {
         let mut pw: libc::passwd = std::mem::zeroed();
         let mut found: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) != 0 || found.is_null() || pw.pw_name.is_null() {
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) != 0
+            || found.is_null()
+            || pw.pw_name.is_null()
+        {
             return None;
         }
-        std::ffi::CStr::from_ptr(pw.pw_name).to_str().ok().map(str::to_string)
+        std::ffi::CStr::from_ptr(pw.pw_name)
+            .to_str()
+            .ok()
+            .map(str::to_string)
     }
 }
 

@@ -215,7 +215,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: &'static str, why: impl std::fmt::Display) -> ConfigError {
-        ConfigError::Invalid { key, why: why.to_string() }
+        ConfigError::Invalid {
+            key,
+            why: why.to_string(),
+        }
     }
 }
 
@@ -238,7 +241,9 @@ pub fn parse_key(s: &str) -> Result<u8, KeyError> {
         .ok_or_else(|| KeyError::NotAKey(s.to_string()))?;
     let mut chars = c.chars();
     match (chars.next(), chars.next()) {
-        (Some(ch), None) if ('@'..='_').contains(&ch.to_ascii_uppercase()) => Ok(ch.to_ascii_uppercase() as u8 & 0x1f),
+        (Some(ch), None) if ('@'..='_').contains(&ch.to_ascii_uppercase()) => {
+            Ok(ch.to_ascii_uppercase() as u8 & 0x1f)
+        }
         _ => Err(KeyError::NotAControlKey(s.to_string())),
     }
 }
@@ -262,7 +267,11 @@ impl Config {
         if list.iter().any(|p| p == "*" || p == profile) {
             Ok(())
         } else {
-            Err(ProfileRefused { role, profile: profile.to_string(), allowed: list })
+            Err(ProfileRefused {
+                role,
+                profile: profile.to_string(),
+                allowed: list,
+            })
         }
     }
 
@@ -270,10 +279,15 @@ impl Config {
     pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, ConfigError> {
         let file: File = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source: toml::de::Error| ConfigError::Parse {
                     path: p.to_path_buf(),
-                    line: source.span().map(|s| text[..s.start].matches('\n').count() + 1),
+                    line: source
+                        .span()
+                        .map(|s| text[..s.start].matches('\n').count() + 1),
                     source: Box::new(source),
                 })?
             }
@@ -285,31 +299,63 @@ impl Config {
                 .map_err(|e| ConfigError::invalid(key, e))
         };
         let detach = file.ssh.detach_key.unwrap_or_else(|| "ctrl-\\".into());
-        let mut max_sessions: BTreeMap<String, usize> =
-            [("admin", 20), ("developer", 5), ("auditor", 0), ("viewer", 0)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut max_sessions: BTreeMap<String, usize> = [
+            ("admin", 20),
+            ("developer", 5),
+            ("auditor", 0),
+            ("viewer", 0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         for (role, n) in file.sessions.max_per_user.unwrap_or_default() {
-            role.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.max_per_user", source })?;
+            role.parse::<Role>().map_err(|source| ConfigError::Role {
+                key: "sessions.max_per_user",
+                source,
+            })?;
             max_sessions.insert(role, n);
         }
-        let mut profiles: BTreeMap<String, Vec<String>> =
-            [("admin", vec!["*"]), ("developer", vec!["default", "claude", "readonly", "strict"]), ("auditor", vec![]), ("viewer", vec![])]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
-                .collect();
+        let mut profiles: BTreeMap<String, Vec<String>> = [
+            ("admin", vec!["*"]),
+            ("developer", vec!["default", "claude", "readonly", "strict"]),
+            ("auditor", vec![]),
+            ("viewer", vec![]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
         for (role, list) in file.sessions.profiles.unwrap_or_default() {
-            role.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.profiles", source })?;
+            role.parse::<Role>().map_err(|source| ConfigError::Role {
+                key: "sessions.profiles",
+                source,
+            })?;
             profiles.insert(role, list);
         }
         // Outside the data directory, which sessions never see.
         let beside = |what: &str| {
             let parent = data_dir.parent().unwrap_or(Path::new("/"));
-            parent.join(format!("{}-{what}", data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("cordon")))
+            parent.join(format!(
+                "{}-{what}",
+                data_dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("cordon")
+            ))
         };
-        let workspace_root = file.sessions.workspace_root.unwrap_or_else(|| beside("workspaces"));
+        let workspace_root = file
+            .sessions
+            .workspace_root
+            .unwrap_or_else(|| beside("workspaces"));
         let home_root = file.sessions.home_root.unwrap_or_else(|| beside("homes"));
-        for (key, p) in [("sessions.workspace_root", &workspace_root), ("sessions.home_root", &home_root)] {
+        for (key, p) in [
+            ("sessions.workspace_root", &workspace_root),
+            ("sessions.home_root", &home_root),
+        ] {
             if !p.is_absolute() {
-                return Err(ConfigError::invalid(key, format!("\"{}\" is not an absolute path", p.display())));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("\"{}\" is not an absolute path", p.display()),
+                ));
             }
             if p.starts_with(data_dir) {
                 return Err(ConfigError::invalid(
@@ -319,7 +365,11 @@ impl Config {
             }
         }
         let uid_base = file.sessions.uid_base.unwrap_or(DEFAULT_UID_BASE);
-        if uid_base < 65536 || uid_base.checked_add(MAX_USER_ID).is_none_or(|top| top >= i32::MAX as u32) {
+        if uid_base < 65536
+            || uid_base
+                .checked_add(MAX_USER_ID)
+                .is_none_or(|top| top >= i32::MAX as u32)
+        {
             return Err(ConfigError::invalid(
                 "sessions.uid_base",
                 format!(
@@ -338,7 +388,10 @@ impl Config {
             detach_key_name: detach,
             keepalive: dur("ssh.keepalive", file.ssh.keepalive, "30s")?,
             password_login: file.ssh.password_login.unwrap_or(false),
-            default_profile: file.sessions.default_profile.unwrap_or_else(|| "default".into()),
+            default_profile: file
+                .sessions
+                .default_profile
+                .unwrap_or_else(|| "default".into()),
             idle_timeout: dur("sessions.idle_timeout", file.sessions.idle_timeout, "30m")?,
             max_duration: dur("sessions.max_duration", file.sessions.max_duration, "8h")?,
             workspace_root,
@@ -351,16 +404,37 @@ impl Config {
                 .unfiltered_roles
                 .unwrap_or_default()
                 .iter()
-                .map(|r| r.parse::<Role>().map_err(|source| ConfigError::Role { key: "sessions.unfiltered_roles", source }))
+                .map(|r| {
+                    r.parse::<Role>().map_err(|source| ConfigError::Role {
+                        key: "sessions.unfiltered_roles",
+                        source,
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             login_grace: dur("ssh.login_grace", file.ssh.login_grace, "30s")?,
-            max_unauthenticated: positive("ssh.max_unauthenticated", file.ssh.max_unauthenticated, 64)?,
-            max_unauthenticated_per_address: positive("ssh.max_unauthenticated_per_address", file.ssh.max_unauthenticated_per_address, 8)?,
-            max_connections_per_user: positive("ssh.max_connections_per_user", file.ssh.max_connections_per_user, 16)?,
+            max_unauthenticated: positive(
+                "ssh.max_unauthenticated",
+                file.ssh.max_unauthenticated,
+                64,
+            )?,
+            max_unauthenticated_per_address: positive(
+                "ssh.max_unauthenticated_per_address",
+                file.ssh.max_unauthenticated_per_address,
+                8,
+            )?,
+            max_connections_per_user: positive(
+                "ssh.max_connections_per_user",
+                file.ssh.max_connections_per_user,
+                16,
+            )?,
             max_channels: positive("ssh.max_channels", file.ssh.max_channels, 10)?,
             api_header_timeout: dur("api.header_timeout", file.api.header_timeout, "10s")?,
             api_max_connections: positive("api.max_connections", file.api.max_connections, 512)?,
-            api_max_connections_per_address: positive("api.max_connections_per_address", file.api.max_connections_per_address, 64)?,
+            api_max_connections_per_address: positive(
+                "api.max_connections_per_address",
+                file.api.max_connections_per_address,
+                64,
+            )?,
             profiles,
             run_timeout: dur("runner.timeout", file.runner.timeout, "10m")?,
             retention: match file.recordings.retention {
@@ -374,7 +448,10 @@ impl Config {
                 "strict" => crate::record::FailurePolicy::Strict,
                 "best-effort" => crate::record::FailurePolicy::BestEffort,
                 other => {
-                    return Err(ConfigError::invalid("recordings.policy", format!("\"{other}\" is not a policy (strict, best-effort)")))
+                    return Err(ConfigError::invalid(
+                        "recordings.policy",
+                        format!("\"{other}\" is not a policy (strict, best-effort)"),
+                    ))
                 }
             },
             tui_socket: match file.tui.socket {
@@ -394,32 +471,54 @@ impl Config {
             },
             api_signing: match file.api.signing.as_deref().unwrap_or("eddsa") {
                 s @ ("eddsa" | "hs256") => s.to_string(),
-                other => return Err(ConfigError::invalid("api.signing", format!("\"{other}\" is not a signing algorithm (eddsa, hs256)"))),
+                other => {
+                    return Err(ConfigError::invalid(
+                        "api.signing",
+                        format!("\"{other}\" is not a signing algorithm (eddsa, hs256)"),
+                    ))
+                }
             },
             api_rate: file.api.rate_limit.unwrap_or(100).max(1),
             api_login_rate: file.api.login_rate_limit.unwrap_or(10).max(1),
             api_tls: match (file.api.tls_cert, file.api.tls_key) {
                 (Some(c), Some(k)) => Some((c, k)),
                 (None, None) => None,
-                _ => return Err(ConfigError::invalid("api", "tls_cert and tls_key go together")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "api",
+                        "tls_cert and tls_key go together",
+                    ))
+                }
             },
-            run_output_cap: sandbox::profile::parse_size(file.runner.output_cap.as_deref().unwrap_or("16M"))
-                .map_err(|e| ConfigError::invalid("runner.output_cap", e))?,
+            run_output_cap: sandbox::profile::parse_size(
+                file.runner.output_cap.as_deref().unwrap_or("16M"),
+            )
+            .map_err(|e| ConfigError::invalid("runner.output_cap", e))?,
             audit: {
-                let socket = file.audit.syslog_socket.unwrap_or_else(|| PathBuf::from("/dev/log"));
+                let socket = file
+                    .audit
+                    .syslog_socket
+                    .unwrap_or_else(|| PathBuf::from("/dev/log"));
                 let forward = file
                     .audit
                     .forward
                     .unwrap_or_default()
                     .iter()
-                    .map(|t| crate::audit::sinks::Target::parse(t, &socket).map_err(ConfigError::Forward))
+                    .map(|t| {
+                        crate::audit::sinks::Target::parse(t, &socket).map_err(ConfigError::Forward)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                let segment_size = sandbox::profile::parse_size(file.audit.segment_size.as_deref().unwrap_or("64M"))
-                    .map_err(|e| ConfigError::invalid("audit.segment_size", e))?;
+                let segment_size = sandbox::profile::parse_size(
+                    file.audit.segment_size.as_deref().unwrap_or("64M"),
+                )
+                .map_err(|e| ConfigError::invalid("audit.segment_size", e))?;
                 if segment_size < 4096 {
                     return Err(ConfigError::invalid("audit.segment_size", "at least 4K"));
                 }
-                crate::audit::Options { segment_size, forward }
+                crate::audit::Options {
+                    segment_size,
+                    forward,
+                }
             },
             audit_retention: match file.audit.retention.as_deref().unwrap_or("90d") {
                 "" | "0" | "forever" => None,
@@ -446,7 +545,10 @@ mod tests {
         let c = Config::load(None, Path::new("/var/lib/cordon")).unwrap();
         assert_eq!(c.listen, "127.0.0.1:2222");
         assert_eq!(c.idle_timeout, Duration::from_secs(1800));
-        assert_eq!(c.workspace_root, PathBuf::from("/var/lib/cordon-workspaces"));
+        assert_eq!(
+            c.workspace_root,
+            PathBuf::from("/var/lib/cordon-workspaces")
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[ssh]\nlisten = \"127.0.0.1:2200\"\nlisen = 1\n").unwrap();

@@ -91,7 +91,11 @@ impl Partial {
             0xf0..=0xf4 => 4,
             _ => return None,
         };
-        Some(Partial { bytes: [lead, 0, 0, 0], len: 1, total })
+        Some(Partial {
+            bytes: [lead, 0, 0, 0],
+            len: 1,
+            total,
+        })
     }
 
     /// Whether `b` may come next. The second byte's range excludes overlong forms and
@@ -134,7 +138,11 @@ struct Rule {
 }
 
 const fn rule(private: Want, intermediate: Want, final_byte: u8) -> Rule {
-    Rule { private, intermediate, final_byte }
+    Rule {
+        private,
+        intermediate,
+        final_byte,
+    }
 }
 
 /// The CSI sequences dropped; every other well-formed CSI draws and passes. Policy as data:
@@ -205,19 +213,35 @@ fn intermediate_bit(b: u8) -> u16 {
 
 /// Whether a complete CSI (introducer, parameters, intermediates, final) is dropped.
 fn csi_is_dropped(seq: &[u8]) -> bool {
-    let Some((&final_byte, body)) = seq.split_last() else { return true };
+    let Some((&final_byte, body)) = seq.split_last() else {
+        return true;
+    };
     // Both introducers, ESC [ and C2 9B, are two bytes long.
-    let mut syntax = body.get(2..).unwrap_or_default().iter().copied().filter(|b| (0x20..DEL).contains(b)).peekable();
-    let private = syntax.next_if(|b| (0x3c..=0x3f).contains(b));
-    let intermediates = syntax.filter(|b| (0x20..=0x2f).contains(b)).fold(0, |set, b| set | intermediate_bit(b));
-    DROPPED_CSI
+    let mut syntax = body
+        .get(2..)
+        .unwrap_or_default()
         .iter()
-        .any(|r| r.final_byte == final_byte && r.private.matches_private(private) && r.intermediate.matches_intermediates(intermediates))
+        .copied()
+        .filter(|b| (0x20..DEL).contains(b))
+        .peekable();
+    let private = syntax.next_if(|b| (0x3c..=0x3f).contains(b));
+    let intermediates = syntax
+        .filter(|b| (0x20..=0x2f).contains(b))
+        .fold(0, |set, b| set | intermediate_bit(b));
+    DROPPED_CSI.iter().any(|r| {
+        r.final_byte == final_byte
+            && r.private.matches_private(private)
+            && r.intermediate.matches_intermediates(intermediates)
+    })
 }
 
 /// Whether a complete escape sequence (ESC, intermediates, final) is dropped.
 fn escape_is_dropped(seq: &[u8]) -> bool {
-    let mut syntax = seq.iter().skip(1).copied().filter(|b| (0x20..DEL).contains(b));
+    let mut syntax = seq
+        .iter()
+        .skip(1)
+        .copied()
+        .filter(|b| (0x20..DEL).contains(b));
     match (syntax.next(), syntax.next()) {
         // DECID: the terminal answers as to DA.
         (Some(b'Z'), None) => true,
@@ -234,7 +258,9 @@ fn escape_is_dropped(seq: &[u8]) -> bool {
 /// Whether an OSC payload (after the introducer, before the terminator) is a hyperlink
 /// (`8;params;URI`), the only OSC that passes.
 fn is_hyperlink(payload: &[u8]) -> bool {
-    let Some(rest) = payload.strip_prefix(b"8;") else { return false };
+    let Some(rest) = payload.strip_prefix(b"8;") else {
+        return false;
+    };
     // No control characters at all: a terminal that ends strings at some other control (raw
     // 8-bit ST, say) would otherwise see the rest of the link as plain output.
     std::str::from_utf8(rest).is_ok_and(|s| s.contains(';') && !s.chars().any(char::is_control))
@@ -249,7 +275,11 @@ impl Default for OutputFilter {
 impl OutputFilter {
     /// A filter for a stream that starts in ground state, as a fresh terminal does.
     pub fn new() -> OutputFilter {
-        OutputFilter { state: State::Ground, seq: Vec::new(), overflowed: false }
+        OutputFilter {
+            state: State::Ground,
+            seq: Vec::new(),
+            overflowed: false,
+        }
     }
 
     /// Filters the next bytes of the stream and returns what may reach the viewer's
@@ -261,7 +291,10 @@ impl OutputFilter {
         while let Some((&b, tail)) = rest.split_first() {
             if self.state == State::Ground {
                 // Plain text is most of any stream: copy ASCII in runs.
-                let run = rest.iter().position(|&b| matches!(b, ESC | ENQ | 0x80..)).unwrap_or(rest.len());
+                let run = rest
+                    .iter()
+                    .position(|&b| matches!(b, ESC | ENQ | 0x80..))
+                    .unwrap_or(rest.len());
                 if run > 0 {
                     out.extend_from_slice(&rest[..run]);
                     rest = &rest[run..];
@@ -279,7 +312,10 @@ impl OutputFilter {
             State::Ground => self.ground(b, out),
             State::Char(partial) => self.character(b, out, partial),
             State::Escape | State::EscapeIntermediate => self.escape(b, out),
-            State::Csi { params, intermediates } => self.csi(b, out, params, intermediates),
+            State::Csi {
+                params,
+                intermediates,
+            } => self.csi(b, out, params, intermediates),
             State::Ignore { finals_from } => self.ignore(b, out, finals_from),
             State::Str { osc, after } => self.string(b, out, osc, after),
         }
@@ -320,10 +356,27 @@ impl OutputFilter {
     /// A C1 control in its UTF-8 form, `C2 b`.
     fn c1(&mut self, b: u8, out: &mut Vec<u8>) {
         match b {
-            0x9b => self.begin(State::Csi { params: false, intermediates: false }, &[C1_LEAD, b]),
-            0x9d => self.begin(State::Str { osc: true, after: After::Payload }, &[C1_LEAD, b]),
+            0x9b => self.begin(
+                State::Csi {
+                    params: false,
+                    intermediates: false,
+                },
+                &[C1_LEAD, b],
+            ),
+            0x9d => self.begin(
+                State::Str {
+                    osc: true,
+                    after: After::Payload,
+                },
+                &[C1_LEAD, b],
+            ),
             // DCS, SOS, PM, APC.
-            0x90 | 0x98 | 0x9e | 0x9f => self.state = State::Str { osc: false, after: After::Payload },
+            0x90 | 0x98 | 0x9e | 0x9f => {
+                self.state = State::Str {
+                    osc: false,
+                    after: After::Payload,
+                }
+            }
             // DECID (SCI), as ESC Z.
             0x9a => {}
             // NEL, IND, HTS, RI, SS2, ST and the like act on the screen or on nothing.
@@ -351,17 +404,29 @@ impl OutputFilter {
             }
             b'[' if first => {
                 self.seq.push(b);
-                self.state = State::Csi { params: false, intermediates: false };
+                self.state = State::Csi {
+                    params: false,
+                    intermediates: false,
+                };
             }
             b']' if first => {
                 // Controls executed before the `]` go out now, so that a dropped OSC cannot
                 // take them along (inside the OSC a terminal ignores them).
                 self.abandon(out);
-                self.begin(State::Str { osc: true, after: After::Payload }, &[ESC, b]);
+                self.begin(
+                    State::Str {
+                        osc: true,
+                        after: After::Payload,
+                    },
+                    &[ESC, b],
+                );
             }
             b'P' | b'X' | b'^' | b'_' if first => {
                 self.abandon(out);
-                self.state = State::Str { osc: false, after: After::Payload };
+                self.state = State::Str {
+                    osc: false,
+                    after: After::Payload,
+                };
             }
             0x30..=0x7e => {
                 self.seq.push(b);
@@ -373,7 +438,9 @@ impl OutputFilter {
                 self.step(b, out);
             }
         }
-        if matches!(self.state, State::Escape | State::EscapeIntermediate) && self.seq.len() > SEQUENCE_MAX {
+        if matches!(self.state, State::Escape | State::EscapeIntermediate)
+            && self.seq.len() > SEQUENCE_MAX
+        {
             self.skip_to_final(out, 0x30);
         }
     }
@@ -396,11 +463,17 @@ impl OutputFilter {
             0x30..=0x3f if intermediates || (params && b >= 0x3c) => self.skip_to_final(out, 0x40),
             0x30..=0x3f => {
                 self.seq.push(b);
-                self.state = State::Csi { params: true, intermediates };
+                self.state = State::Csi {
+                    params: true,
+                    intermediates,
+                };
             }
             0x20..=0x2f => {
                 self.seq.push(b);
-                self.state = State::Csi { params, intermediates: true };
+                self.state = State::Csi {
+                    params,
+                    intermediates: true,
+                };
             }
             0x40..=0x7e => {
                 self.seq.push(b);
@@ -439,8 +512,18 @@ impl OutputFilter {
         match after {
             After::Payload => match b {
                 BEL => self.end_string(out, osc, &[BEL]),
-                ESC => self.state = State::Str { osc, after: After::Esc },
-                C1_LEAD => self.state = State::Str { osc, after: After::C1Lead },
+                ESC => {
+                    self.state = State::Str {
+                        osc,
+                        after: After::Esc,
+                    }
+                }
+                C1_LEAD => {
+                    self.state = State::Str {
+                        osc,
+                        after: After::C1Lead,
+                    }
+                }
                 CAN | SUB => {
                     self.finish(out, false);
                     out.push(b);
@@ -460,7 +543,10 @@ impl OutputFilter {
             // An ordinary character from U+0080..U+00BF, or invalid UTF-8.
             After::C1Lead => {
                 self.keep(osc, C1_LEAD);
-                self.state = State::Str { osc, after: After::Payload };
+                self.state = State::Str {
+                    osc,
+                    after: After::Payload,
+                };
                 self.step(b, out);
             }
         }
@@ -536,7 +622,12 @@ mod tests {
 
     /// Filters `input` in one call and expects `expected`.
     fn check(input: &[u8], expected: &[u8]) {
-        assert_eq!(show(&filter_all(input)), show(expected), "input: {}", show(input));
+        assert_eq!(
+            show(&filter_all(input)),
+            show(expected),
+            "input: {}",
+            show(input)
+        );
     }
 
     /// Bytes shown with escapes visible, for readable failures.
@@ -563,13 +654,26 @@ mod tests {
 
     #[test]
     fn window_and_icon_titles_are_dropped_and_cannot_be_read_back() {
-        check(b"\x1b]0;pwned\x07\x1b]1;icon\x1b\\\x1b]2;title\xc2\x9cok", b"ok");
+        check(
+            b"\x1b]0;pwned\x07\x1b]1;icon\x1b\\\x1b]2;title\xc2\x9cok",
+            b"ok",
+        );
         check(b"\x1b[21t\x1b[20t\x1b[22;0;0t\x1b[23;0;0tok", b"ok");
     }
 
     #[test]
     fn every_osc_but_hyperlinks_is_dropped() {
-        for osc in ["4;1;?", "7;file:///etc", "10;?", "11;rgb:0/0/0", "12;?", "104", "133;A", "1337;File=:aGk=", "777;notify;x;y"] {
+        for osc in [
+            "4;1;?",
+            "7;file:///etc",
+            "10;?",
+            "11;rgb:0/0/0",
+            "12;?",
+            "104",
+            "133;A",
+            "1337;File=:aGk=",
+            "777;notify;x;y",
+        ] {
             check(format!("<\x1b]{osc}\x07>").as_bytes(), b"<>");
         }
     }
@@ -583,7 +687,10 @@ mod tests {
         check(b"a\x1bPtmux;\x1b\x1b]52;c;eA==\x07\x1b\\b", b"ab");
         check(b"a\x1b_Gf=100;aGk=\x1b\\b", b"ab");
         check(b"a\x1b^private\x1b\\b\x1bXstart of string\x07c", b"abc");
-        check(b"a\xc2\x90$qm\xc2\x9cb\xc2\x98s\xc2\x9cc\xc2\x9ep\x07d\xc2\x9fGa=q\xc2\x9ce", b"abcde");
+        check(
+            b"a\xc2\x90$qm\xc2\x9cb\xc2\x98s\xc2\x9cc\xc2\x9ep\x07d\xc2\x9fGa=q\xc2\x9ce",
+            b"abcde",
+        );
     }
 
     #[test]
@@ -741,21 +848,37 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_raw_c1_bytes_pass_unchanged() {
-        check(b"\x9b6n\x9d52;c;x\x07\xff\xfe\xc0\xc1\x80A", b"\x9b6n\x9d52;c;x\x07\xff\xfe\xc0\xc1\x80A");
+        check(
+            b"\x9b6n\x9d52;c;x\x07\xff\xfe\xc0\xc1\x80A",
+            b"\x9b6n\x9d52;c;x\x07\xff\xfe\xc0\xc1\x80A",
+        );
     }
 
     #[test]
     fn a_character_cut_short_goes_out_as_a_replacement_character() {
-        check(b"\xc3A\xe2\x94B\xf0\x9f\x9a\x1b[1mC", "\u{fffd}A\u{fffd}B\u{fffd}\x1b[1mC".as_bytes());
+        check(
+            b"\xc3A\xe2\x94B\xf0\x9f\x9a\x1b[1mC",
+            "\u{fffd}A\u{fffd}B\u{fffd}\x1b[1mC".as_bytes(),
+        );
         check(b"\xe0\x82\x9b6n", b"\xef\xbf\xbd\x82\x9b6n");
     }
 
     #[test]
     fn a_lead_byte_cannot_join_the_bytes_after_a_dropped_sequence_into_a_c1_control() {
         // Raw, these would reach the terminal as C2 9B 6 n: a working cursor position query.
-        for input in [&b"\xc2\x1b[6n\x9b6n"[..], b"\xc2\x05\x9b6n", b"\xc2\xc2\x9b6n\x9b6n", b"\xc2\xc2\x9a\x9b6n"] {
+        for input in [
+            &b"\xc2\x1b[6n\x9b6n"[..],
+            b"\xc2\x05\x9b6n",
+            b"\xc2\xc2\x9b6n\x9b6n",
+            b"\xc2\xc2\x9a\x9b6n",
+        ] {
             let out = filter_all(input);
-            assert!(!out.windows(2).any(|w| w == [C1_LEAD, 0x9b]), "{} gave {}", show(input), show(&out));
+            assert!(
+                !out.windows(2).any(|w| w == [C1_LEAD, 0x9b]),
+                "{} gave {}",
+                show(input),
+                show(&out)
+            );
         }
     }
 
@@ -807,9 +930,20 @@ mod tests {
         };
         for _ in 0..20_000 {
             let len = next() % 24;
-            let input: Vec<u8> = (0..len).flat_map(|_| alphabet[(next() % alphabet.len() as u64) as usize].iter().copied()).collect();
+            let input: Vec<u8> = (0..len)
+                .flat_map(|_| {
+                    alphabet[(next() % alphabet.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
             let once = filter_all(&input);
-            assert_eq!(show(&filter_all(&once)), show(&once), "input: {}", show(&input));
+            assert_eq!(
+                show(&filter_all(&once)),
+                show(&once),
+                "input: {}",
+                show(&input)
+            );
         }
     }
 
@@ -848,8 +982,14 @@ mod tests {
             assert!(f.seq.len() <= SEQUENCE_MAX + 1);
         }
         assert_eq!(f.filter(b"mb"), b"b");
-        check(&[b"\x1b[".as_slice(), &[b'1'; SEQUENCE_MAX], b"mb"].concat(), b"b");
-        check(&[b"\x1b(".as_slice(), &[b' '; 100_000], b"Bb"].concat(), b"b");
+        check(
+            &[b"\x1b[".as_slice(), &[b'1'; SEQUENCE_MAX], b"mb"].concat(),
+            b"b",
+        );
+        check(
+            &[b"\x1b(".as_slice(), &[b' '; 100_000], b"Bb"].concat(),
+            b"b",
+        );
     }
 
     #[test]
@@ -890,8 +1030,14 @@ mod tests {
             (b"\xc2\x90q~~\xc2\x9c", b""),
             (b"\x1b[6n\x1b[>c\x1b[?2004$p\x1b[21t\x1bZ\x05", b""),
             (b"\xc2\x9b6n", b""),
-            (b"caf\xc3\xa9 \xe2\x94\x80 \xf0\x9f\x9a\x80", b"caf\xc3\xa9 \xe2\x94\x80 \xf0\x9f\x9a\x80"),
-            (b"\x1b]8;;https://x/\x07l\x1b]8;;\x07", b"\x1b]8;;https://x/\x07l\x1b]8;;\x07"),
+            (
+                b"caf\xc3\xa9 \xe2\x94\x80 \xf0\x9f\x9a\x80",
+                b"caf\xc3\xa9 \xe2\x94\x80 \xf0\x9f\x9a\x80",
+            ),
+            (
+                b"\x1b]8;;https://x/\x07l\x1b]8;;\x07",
+                b"\x1b]8;;https://x/\x07l\x1b]8;;\x07",
+            ),
             (b"\x1b[1;3\x1b[31m", b"\x1b[31m"),
             (b"\x1b[6\x18n", b"\x18n"),
             (b"\x9b\xff\xc2A", b"\x9b\xff\xef\xbf\xbdA"),
@@ -902,7 +1048,10 @@ mod tests {
         let mut expected = Vec::new();
         for _ in 0..3 {
             for (i, e) in pieces {
-                if !c1_forms && i.windows(2).any(|w| w[0] == C1_LEAD && (0x80..0xa0).contains(&w[1])) {
+                if !c1_forms
+                    && i.windows(2)
+                        .any(|w| w[0] == C1_LEAD && (0x80..0xa0).contains(&w[1]))
+                {
                     continue;
                 }
                 input.extend_from_slice(i);

@@ -346,7 +346,10 @@ fn main() {
     let dir = paths::DataDir::new(paths::data_dir(cli.data_dir.as_deref()));
     let config = config_path(cli.config);
     let config = config.as_deref();
-    let host_command = !matches!(cli.command, Some(Command::Sandbox { .. } | Command::Profile { .. } | Command::Doctor { .. }));
+    let host_command = !matches!(
+        cli.command,
+        Some(Command::Sandbox { .. } | Command::Profile { .. } | Command::Doctor { .. })
+    );
     if host_command {
         crate::process::private_files();
     }
@@ -359,18 +362,29 @@ fn main() {
     };
     let code = match cli.command {
         Some(Command::User { action }) => match action {
-            UserAction::Add { name, role, keys } => admin(&|a| cli::users::user_add(a, &name, role, &keys)),
+            UserAction::Add { name, role, keys } => {
+                admin(&|a| cli::users::user_add(a, &name, role, &keys))
+            }
             UserAction::List { json } => admin(&|a| cli::users::user_list(a, json)),
             UserAction::Remove { name } => admin(&|a| cli::users::user_remove(a, &name)),
             UserAction::Role { name, role } => admin(&|a| cli::users::user_role(a, &name, role)),
-            UserAction::Passwd { name, clear } => admin(&|a| cli::users::user_passwd(a, &name, clear)),
+            UserAction::Passwd { name, clear } => {
+                admin(&|a| cli::users::user_passwd(a, &name, clear))
+            }
             UserAction::Lock { name } => admin(&|a| cli::users::user_lock(a, &name, true)),
             UserAction::Unlock { name } => admin(&|a| cli::users::user_lock(a, &name, false)),
-            UserAction::Key { action: KeyAction::Add { name, line, file } } => {
+            UserAction::Key {
+                action: KeyAction::Add { name, line, file },
+            } => {
                 let lines: Vec<String> = match (line, file) {
                     (Some(l), None) => vec![l],
                     (None, Some(f)) => match std::fs::read_to_string(&f) {
-                        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect(),
+                        Ok(t) => t
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .map(String::from)
+                            .collect(),
                         Err(e) => {
                             eprintln!("cordon: reading {}: {e}", f.display());
                             std::process::exit(1);
@@ -381,24 +395,57 @@ fn main() {
                         std::process::exit(2);
                     }
                 };
-                admin(&|a| lines.iter().map(|l| cli::users::key_add(a, &name, l)).max().unwrap_or(0))
+                admin(&|a| {
+                    lines
+                        .iter()
+                        .map(|l| cli::users::key_add(a, &name, l))
+                        .max()
+                        .unwrap_or(0)
+                })
             }
-            UserAction::Key { action: KeyAction::List { name, json } } => admin(&|a| cli::users::key_list(a, &name, json)),
-            UserAction::Key { action: KeyAction::Remove { name, fingerprint } } => {
-                admin(&|a| cli::users::key_remove(a, &name, &fingerprint))
-            }
+            UserAction::Key {
+                action: KeyAction::List { name, json },
+            } => admin(&|a| cli::users::key_list(a, &name, json)),
+            UserAction::Key {
+                action: KeyAction::Remove { name, fingerprint },
+            } => admin(&|a| cli::users::key_remove(a, &name, &fingerprint)),
         },
-        Some(Command::Token { action: TokenCmd::Issue { user } }) => admin(&|a| cli::users::token_issue(a, &user)),
-        Some(Command::Token { action: TokenCmd::Rotate }) => admin(&|a| cli::users::token_rotate(a)),
-        Some(Command::Key { action: KeyCmd::Rotate }) => admin(&|a| cli::recordings::rotate(a)),
+        Some(Command::Token {
+            action: TokenCmd::Issue { user },
+        }) => admin(&|a| cli::users::token_issue(a, &user)),
+        Some(Command::Token {
+            action: TokenCmd::Rotate,
+        }) => admin(&|a| cli::users::token_rotate(a)),
+        Some(Command::Key {
+            action: KeyCmd::Rotate,
+        }) => admin(&|a| cli::recordings::rotate(a)),
         Some(Command::Rec { action }) => match action {
-            RecAction::Ls { user, since, json } => admin(&|a| cli::recordings::ls(a, user.as_deref(), since.as_deref(), json)),
-            RecAction::Info { id } => admin(&|a| cli::recordings::info(a, &id)),
-            RecAction::Play { id, speed, idle_limit, at } => {
-                admin(&|a| cli::recordings::play(a, &id, &record::play::PlayOptions { speed, idle_limit, at }))
+            RecAction::Ls { user, since, json } => {
+                admin(&|a| cli::recordings::ls(a, user.as_deref(), since.as_deref(), json))
             }
+            RecAction::Info { id } => admin(&|a| cli::recordings::info(a, &id)),
+            RecAction::Play {
+                id,
+                speed,
+                idle_limit,
+                at,
+            } => admin(&|a| {
+                cli::recordings::play(
+                    a,
+                    &id,
+                    &record::play::PlayOptions {
+                        speed,
+                        idle_limit,
+                        at,
+                    },
+                )
+            }),
             RecAction::Screen { id, at } => admin(&|a| cli::recordings::screen(a, &id, at)),
-            RecAction::Search { pattern, user, since } => {
+            RecAction::Search {
+                pattern,
+                user,
+                since,
+            } => {
                 admin(&|a| cli::recordings::search(a, &pattern, user.as_deref(), since.as_deref()))
             }
             RecAction::Hold { id } => admin(&|a| cli::recordings::hold(a, &id, true)),
@@ -411,27 +458,66 @@ fn main() {
                     admin(&|a| cli::recordings::verify(a, id.as_deref()))
                 }
             }
-            RecAction::Export { id, format, raw, output } => {
+            RecAction::Export {
+                id,
+                format,
+                raw,
+                output,
+            } => {
                 let fmt = if raw { "raw".to_string() } else { format };
                 admin(&|a| cli::recordings::export(a, &id, &fmt, output.as_deref()))
             }
         },
-        Some(Command::Audit { action: AuditAction::Verify { against } }) => cli::audit::verify(&dir, against.as_deref()),
-        Some(Command::Audit { action: AuditAction::Tail { lines, follow, json } }) => cli::audit::tail(&dir, lines, follow, json),
-        Some(Command::Sandbox { profile, workspace, print_policy, hide, uid, gid, user_name, home, no_links, command }) => {
+        Some(Command::Audit {
+            action: AuditAction::Verify { against },
+        }) => cli::audit::verify(&dir, against.as_deref()),
+        Some(Command::Audit {
+            action:
+                AuditAction::Tail {
+                    lines,
+                    follow,
+                    json,
+                },
+        }) => cli::audit::tail(&dir, lines, follow, json),
+        Some(Command::Sandbox {
+            profile,
+            workspace,
+            print_policy,
+            hide,
+            uid,
+            gid,
+            user_name,
+            home,
+            no_links,
+            command,
+        }) => {
             let identity = uid.map(|uid| sandbox::Identity {
                 uid,
                 gid: gid.unwrap_or(uid),
-                name: user_name.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty())).unwrap_or_else(|| "sandbox".into()),
+                name: user_name
+                    .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+                    .unwrap_or_else(|| "sandbox".into()),
             });
-            let options = cli::sandbox::SandboxOptions { workspace, print_policy, hide, home, identity, no_links };
+            let options = cli::sandbox::SandboxOptions {
+                workspace,
+                print_policy,
+                hide,
+                home,
+                identity,
+                no_links,
+            };
             cli::sandbox::sandbox(&profile, options, command)
         }
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
             config::Config::load(config, &dir.root)
                 .map_err(|e| e.to_string())
-                .and_then(|c| c.tui_socket.ok_or_else(|| "the configuration turns the TUI socket off ([tui] socket = \"\")".to_string()))
+                .and_then(|c| {
+                    c.tui_socket.ok_or_else(|| {
+                        "the configuration turns the TUI socket off ([tui] socket = \"\")"
+                            .to_string()
+                    })
+                })
         }) {
             Ok(path) => tui::client(&path),
             Err(e) => {
@@ -439,13 +525,20 @@ fn main() {
                 1
             }
         },
-        Some(Command::Profile { action: ProfileAction::Check { profile, workspace, json } }) => {
-            cli::sandbox::profile_check(&profile, workspace, json)
-        }
-        Some(Command::Profile { action: ProfileAction::Explain { profile, workspace } }) => {
-            cli::sandbox::profile_explain(&profile, workspace)
-        }
-        Some(Command::Profile { action: ProfileAction::List }) => cli::sandbox::profile_list(),
+        Some(Command::Profile {
+            action:
+                ProfileAction::Check {
+                    profile,
+                    workspace,
+                    json,
+                },
+        }) => cli::sandbox::profile_check(&profile, workspace, json),
+        Some(Command::Profile {
+            action: ProfileAction::Explain { profile, workspace },
+        }) => cli::sandbox::profile_explain(&profile, workspace),
+        Some(Command::Profile {
+            action: ProfileAction::List,
+        }) => cli::sandbox::profile_list(),
         Some(Command::Doctor { json }) => cli::sandbox::doctor(json, &dir, config),
         None => tui::embedded(dir.clone(), config),
     };

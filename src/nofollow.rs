@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cstr(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
 }
 
 fn check(r: libc::c_long) -> io::Result<libc::c_long> {
@@ -25,7 +26,12 @@ fn check(r: libc::c_long) -> io::Result<libc::c_long> {
 
 /// Opens `path` beneath `dir` without following any link on the way (the last component
 /// included). `flags` are open(2) flags; O_CLOEXEC is always added.
-pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn open_beneath(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let name = cstr(path)?;
     // libc's open_how is non-exhaustive; the kernel's struct is three u64s (open_how(2)).
     #[repr(C)]
@@ -36,13 +42,23 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> 
     }
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & libc::O_CREAT != 0 { u64::from(mode) } else { 0 },
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        },
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
     };
     loop {
         // SAFETY: a valid dirfd, a NUL-terminated path and an open_how whose size is passed.
         let r = unsafe {
-            libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), name.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
         };
         match check(r) {
             // openat2 asks callers to retry when a concurrent rename raced the lookup.
@@ -59,7 +75,12 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> 
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     let p = cstr(path)?;
     // SAFETY: a NUL-terminated path.
-    let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC) } as libc::c_long)?;
+    let fd = check(unsafe {
+        libc::open(
+            p.as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    } as libc::c_long)?;
     // SAFETY: a new descriptor owned here.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -85,15 +106,22 @@ pub fn chown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
 /// Makes the directory `name` in `dir` (one component) if it is missing, and opens it
 /// without following links. `owner` gets what is created (never what already existed).
 /// Returns the directory and whether it was created.
-pub fn ensure_dir(dir: BorrowedFd<'_>, name: &str, mode: u32, owner: Option<(u32, u32)>) -> io::Result<(OwnedFd, bool)> {
-    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a name with a NUL byte"))?;
+pub fn ensure_dir(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<(OwnedFd, bool)> {
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a name with a NUL byte"))?;
     // SAFETY: a valid dirfd and a NUL-terminated name. mkdirat never follows a link in its
     // last component: an existing link makes it fail with EEXIST.
-    let made = match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) } as libc::c_long) {
-        Ok(_) => true,
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
-        Err(e) => return Err(e),
-    };
+    let made =
+        match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) } as libc::c_long) {
+            Ok(_) => true,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
+            Err(e) => return Err(e),
+        };
     let fd = open_beneath(dir, Path::new(name), libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
     if made {
         // mkdirat's mode passed through the umask: say exactly what is meant.
@@ -107,9 +135,20 @@ pub fn ensure_dir(dir: BorrowedFd<'_>, name: &str, mode: u32, owner: Option<(u32
 
 /// Creates the file `name` in `dir` (it must not exist; a link in its place is not followed)
 /// with `mode`, writes `bytes`, syncs, and gives it to `owner`.
-pub fn create_file(dir: BorrowedFd<'_>, name: &str, mode: u32, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
+pub fn create_file(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     use std::io::Write;
-    let fd = open_beneath(dir, Path::new(name), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, mode)?;
+    let fd = open_beneath(
+        dir,
+        Path::new(name),
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        mode,
+    )?;
     chmod(fd.as_fd_ref(), mode)?;
     if let Some((uid, gid)) = owner {
         chown(fd.as_fd_ref(), uid, gid)?;
@@ -124,7 +163,11 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &str, mode: u32, bytes: &[u8], own
 pub fn rename(dir: BorrowedFd<'_>, from: &str, to_dir: BorrowedFd<'_>, to: &str) -> io::Result<()> {
     let (a, b) = (cstr(Path::new(from))?, cstr(Path::new(to))?);
     // SAFETY: valid dirfds and NUL-terminated names.
-    check(unsafe { libc::renameat(dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr()) } as libc::c_long).map(drop)
+    check(
+        unsafe { libc::renameat(dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr()) }
+            as libc::c_long,
+    )
+    .map(drop)
 }
 
 /// Removes the file `name` in `dir` (a link is removed, never its target).
@@ -144,20 +187,44 @@ pub fn chown_tree(dir: OwnedFd, uid: u32, gid: u32) -> io::Result<(u64, u64)> {
         chown(d.as_fd_ref(), uid, gid)?;
         changed += 1;
         // The directory's entries, read through a second descriptor (readdir consumes it).
-        let listing = open_beneath(d.as_fd_ref(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+        let listing = open_beneath(
+            d.as_fd_ref(),
+            Path::new("."),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+        )?;
         for name in read_dir(listing)? {
-            let Ok(child) = open_beneath(d.as_fd_ref(), Path::new(&name), libc::O_PATH | libc::O_NOFOLLOW, 0) else {
+            let Ok(child) = open_beneath(
+                d.as_fd_ref(),
+                Path::new(&name),
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+            ) else {
                 left += 1;
                 continue;
             };
             let st = stat(child.as_fd_ref())?;
             match st.st_mode & libc::S_IFMT {
-                libc::S_IFDIR => stack.push(open_beneath(d.as_fd_ref(), Path::new(&name), libc::O_DIRECTORY | libc::O_RDONLY, 0)?),
+                libc::S_IFDIR => stack.push(open_beneath(
+                    d.as_fd_ref(),
+                    Path::new(&name),
+                    libc::O_DIRECTORY | libc::O_RDONLY,
+                    0,
+                )?),
                 libc::S_IFREG if st.st_nlink > 1 => left += 1,
                 _ => {
-                    let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("NUL in a name"))?;
+                    let c = CString::new(name.as_bytes())
+                        .map_err(|_| io::Error::other("NUL in a name"))?;
                     // SAFETY: a valid dirfd and name; AT_SYMLINK_NOFOLLOW changes a link itself.
-                    check(unsafe { libc::fchownat(d.as_raw_fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } as libc::c_long)?;
+                    check(unsafe {
+                        libc::fchownat(
+                            d.as_raw_fd(),
+                            c.as_ptr(),
+                            uid,
+                            gid,
+                            libc::AT_SYMLINK_NOFOLLOW,
+                        )
+                    } as libc::c_long)?;
                     changed += 1;
                 }
             }
@@ -184,7 +251,9 @@ fn read_dir(dir: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
             break;
         }
         // SAFETY: d_name is NUL-terminated inside the dirent readdir returned.
-        let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) }.to_bytes().to_vec();
+        let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) }
+            .to_bytes()
+            .to_vec();
         if name != b"." && name != b".." {
             names.push(std::ffi::OsString::from_vec(name));
         }
@@ -216,12 +285,16 @@ mod tests {
         std::fs::create_dir(t.path().join("real")).unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), t.path().join("evil")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("real/file")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("real/file"))
+            .unwrap();
         let root = open_root(t.path()).unwrap();
         assert!(open_beneath(root.as_fd_ref(), Path::new("real"), libc::O_DIRECTORY, 0).is_ok());
         for p in ["evil", "evil/secret", "real/file", "../x", "/etc"] {
             let e = open_beneath(root.as_fd_ref(), Path::new(p), libc::O_RDONLY, 0).unwrap_err();
-            assert!(matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)), "{p}: {e}");
+            assert!(
+                matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)),
+                "{p}: {e}"
+            );
         }
     }
 
@@ -230,14 +303,27 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("victim"), "untouched").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("victim"), t.path().join("out.cast")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("victim"), t.path().join("out.cast"))
+            .unwrap();
         let dir = open_root(t.path()).unwrap();
-        assert!(create_file(dir.as_fd_ref(), "out.cast", 0o600, b"x", None).is_err(), "O_EXCL refuses the link's place");
+        assert!(
+            create_file(dir.as_fd_ref(), "out.cast", 0o600, b"x", None).is_err(),
+            "O_EXCL refuses the link's place"
+        );
         create_file(dir.as_fd_ref(), ".tmp", 0o600, b"new", None).unwrap();
         rename(dir.as_fd_ref(), ".tmp", dir.as_fd_ref(), "out.cast").unwrap();
-        assert_eq!(std::fs::read_to_string(outside.path().join("victim")).unwrap(), "untouched");
-        assert_eq!(std::fs::read_to_string(t.path().join("out.cast")).unwrap(), "new");
-        assert!(!std::fs::symlink_metadata(t.path().join("out.cast")).unwrap().file_type().is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("victim")).unwrap(),
+            "untouched"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("out.cast")).unwrap(),
+            "new"
+        );
+        assert!(!std::fs::symlink_metadata(t.path().join("out.cast"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -252,6 +338,13 @@ mod tests {
         assert!(!made);
         assert!(ensure_dir(root.as_fd_ref(), "link", 0o700, None).is_err());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(t.path().join("new")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(t.path().join("new"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
     }
 }

@@ -8,17 +8,25 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    if let Some(p) = std::env::var_os("CORDON_DATA_DIR").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(p) = std::env::var_os("CORDON_DATA_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         return p;
     }
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/cordon");
     }
-    if let Some(p) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(p) = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         return p.join("cordon");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     home.join(".local/share/cordon")
 }
 
@@ -40,9 +48,18 @@ impl DataDir {
         fixed.extend(private_dir(&self.root)?);
         fixed.extend(private_dir(&self.root.join("keys"))?);
         let db = |suffix: &str| self.root.join(format!("cordon.db{suffix}"));
-        for f in [db(""), db("-wal"), db("-shm"), self.audit_log(), self.audit_log().with_extension("head")] {
+        for f in [
+            db(""),
+            db("-wal"),
+            db("-shm"),
+            self.audit_log(),
+            self.audit_log().with_extension("head"),
+        ] {
             if tighten_file(&f, 0o600)? {
-                fixed.push(format!("{} was readable by others; it is 0600 now", f.display()));
+                fixed.push(format!(
+                    "{} was readable by others; it is 0600 now",
+                    f.display()
+                ));
             }
         }
         Ok(fixed)
@@ -93,8 +110,15 @@ pub enum FileError {
 
 impl FileError {
     /// For `map_err`: `action` on `path` failed.
-    pub fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {
-        move |source| FileError::Io { action, path: path.to_path_buf(), source }
+    pub fn io<'a>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+        move |source| FileError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -102,21 +126,36 @@ impl FileError {
 /// account owns is refused: cordon's state must be its own. Returns what was tightened.
 pub fn private_dir(path: &Path) -> Result<Option<String>, FileError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(FileError::io("creating", path))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(FileError::io("creating", path))?;
     let fd = crate::nofollow::open_root(path).map_err(FileError::io("opening", path))?;
-    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd)).map_err(FileError::io("checking", path))?;
+    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd))
+        .map_err(FileError::io("checking", path))?;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     if st.st_uid != me {
-        return Err(FileError::Foreign { path: path.to_path_buf(), uid: st.st_uid, me });
+        return Err(FileError::Foreign {
+            path: path.to_path_buf(),
+            uid: st.st_uid,
+            me,
+        });
     }
     if st.st_mode & 0o077 != 0 {
-        crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), 0o700).map_err(|source| FileError::Chmod {
-            path: path.to_path_buf(),
-            mode: 0o700,
-            source,
+        crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), 0o700).map_err(|source| {
+            FileError::Chmod {
+                path: path.to_path_buf(),
+                mode: 0o700,
+                source,
+            }
         })?;
-        return Ok(Some(format!("{} was open to others (mode {:o}); it is 0700 now", path.display(), st.st_mode & 0o777)));
+        return Ok(Some(format!(
+            "{} was open to others (mode {:o}); it is 0700 now",
+            path.display(),
+            st.st_mode & 0o777
+        )));
     }
     Ok(None)
 }
@@ -131,7 +170,12 @@ pub fn tighten_file(path: &Path, mode: u32) -> Result<bool, FileError> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the path"))
         .map_err(FileError::io("opening", path))?;
     // SAFETY: a NUL-terminated path; O_NOFOLLOW refuses a link, O_NONBLOCK a FIFO's wait.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
         return match e.raw_os_error() {
@@ -142,15 +186,18 @@ pub fn tighten_file(path: &Path, mode: u32) -> Result<bool, FileError> {
     }
     // SAFETY: a new descriptor owned here.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd)).map_err(FileError::io("checking", path))?;
+    let st = crate::nofollow::stat(std::os::fd::AsFd::as_fd(&fd))
+        .map_err(FileError::io("checking", path))?;
     if st.st_mode & 0o777 & !mode == 0 {
         return Ok(false);
     }
-    crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), st.st_mode & 0o777 & mode).map_err(|source| FileError::Chmod {
-        path: path.to_path_buf(),
-        mode,
-        source,
-    })?;
+    crate::nofollow::chmod(std::os::fd::AsFd::as_fd(&fd), st.st_mode & 0o777 & mode).map_err(
+        |source| FileError::Chmod {
+            path: path.to_path_buf(),
+            mode,
+            source,
+        },
+    )?;
     Ok(true)
 }
 
@@ -163,5 +210,12 @@ pub fn looser_than(path: &Path, mode: u32) -> Option<String> {
         return Some(format!("{} is a symbolic link", path.display()));
     }
     let extra = m.mode() & 0o777 & !mode;
-    (extra != 0).then(|| format!("{} has mode {:o}; it should be {:o} or tighter", path.display(), m.mode() & 0o777, mode))
+    (extra != 0).then(|| {
+        format!(
+            "{} has mode {:o}; it should be {:o} or tighter",
+            path.display(),
+            m.mode() & 0o777,
+            mode
+        )
+    })
 }

@@ -28,7 +28,11 @@ pub enum PlaceError {
     Link(PathBuf),
     /// Owned by another account than the one the user's sessions run as.
     #[error("{} belongs to uid {uid}, not to the session's uid {expected}; if it is this user's, chown -R {expected}:{expected} it", .path.display())]
-    Foreign { path: PathBuf, uid: u32, expected: u32 },
+    Foreign {
+        path: PathBuf,
+        uid: u32,
+        expected: u32,
+    },
     /// The host could not create or open it (the words keep the system's reason).
     #[error("{0}")]
     Io(String),
@@ -70,16 +74,28 @@ impl Places {
     pub fn new(config: &Config) -> Places {
         // SAFETY: geteuid cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
-        Places { workspaces: config.workspace_root.clone(), homes: config.home_root.clone(), uid_base: root.then_some(config.uid_base) }
+        Places {
+            workspaces: config.workspace_root.clone(),
+            homes: config.home_root.clone(),
+            uid_base: root.then_some(config.uid_base),
+        }
     }
 
     /// The account user's sessions run as: `uid_base + id` under a root host, None (the
     /// host's own account) otherwise.
     pub fn account(&self, user: &User) -> Result<Option<Account>> {
-        let Some(base) = self.uid_base else { return Ok(None) };
-        let id = u32::try_from(user.id).ok().filter(|&id| (1..=MAX_USER_ID).contains(&id)).ok_or_else(|| {
-            PlaceError::Io(format!("user {} has id {}, outside the {MAX_USER_ID} ids cordon maps to uids", user.name, user.id))
-        })?;
+        let Some(base) = self.uid_base else {
+            return Ok(None);
+        };
+        let id = u32::try_from(user.id)
+            .ok()
+            .filter(|&id| (1..=MAX_USER_ID).contains(&id))
+            .ok_or_else(|| {
+                PlaceError::Io(format!(
+                    "user {} has id {}, outside the {MAX_USER_ID} ids cordon maps to uids",
+                    user.name, user.id
+                ))
+            })?;
         let uid = base + id;
         Ok(Some(Account { uid, gid: uid }))
     }
@@ -110,16 +126,28 @@ impl Places {
         let (root, root_fd) = Places::root(root)?;
         let path = root.join(&user.name);
         let (expected, owner) = self.expected_owner(user)?;
-        let (fd, _) = nofollow::ensure_dir(root_fd.as_fd_ref(), &user.name, 0o700, owner).map_err(io("creating", &path))?;
+        let (fd, _) = nofollow::ensure_dir(root_fd.as_fd_ref(), &user.name, 0o700, owner)
+            .map_err(io("creating", &path))?;
         let st = nofollow::stat(fd.as_fd_ref()).map_err(io("checking", &path))?;
         if st.st_uid != expected {
             match owner {
                 Some((uid, gid)) if st.st_uid == 0 => {
-                    let tree = nofollow::open_beneath(root_fd.as_fd_ref(), Path::new(&user.name), libc::O_DIRECTORY | libc::O_RDONLY, 0)
-                        .map_err(io("opening", &path))?;
+                    let tree = nofollow::open_beneath(
+                        root_fd.as_fd_ref(),
+                        Path::new(&user.name),
+                        libc::O_DIRECTORY | libc::O_RDONLY,
+                        0,
+                    )
+                    .map_err(io("opening", &path))?;
                     nofollow::chown_tree(tree, uid, gid).map_err(io("handing over", &path))?;
                 }
-                _ => return Err(PlaceError::Foreign { path, uid: st.st_uid, expected }),
+                _ => {
+                    return Err(PlaceError::Foreign {
+                        path,
+                        uid: st.st_uid,
+                        expected,
+                    })
+                }
             }
         }
         if st.st_mode & 0o077 != 0 {
@@ -142,10 +170,15 @@ impl Places {
         }
         let path = base.join(name);
         let (expected, owner) = self.expected_owner(user)?;
-        let (fd, _) = nofollow::ensure_dir(base_fd.as_fd_ref(), name, 0o755, owner).map_err(io("creating", &path))?;
+        let (fd, _) = nofollow::ensure_dir(base_fd.as_fd_ref(), name, 0o755, owner)
+            .map_err(io("creating", &path))?;
         let st = nofollow::stat(fd.as_fd_ref()).map_err(io("checking", &path))?;
         if st.st_uid != expected {
-            return Err(PlaceError::Foreign { path, uid: st.st_uid, expected });
+            return Err(PlaceError::Foreign {
+                path,
+                uid: st.st_uid,
+                expected,
+            });
         }
         Ok(path)
     }
@@ -161,9 +194,16 @@ impl Places {
         let (base, base_fd) = self.user_dir(&self.workspaces, user)?;
         let (_, owner) = self.expected_owner(user)?;
         let dir = base.join("exports");
-        let (dir_fd, _) = nofollow::ensure_dir(base_fd.as_fd_ref(), "exports", 0o755, owner).map_err(io("creating", &dir))?;
-        let tmp = format!(".{file}.{}", crate::secrets::random_bytes(6).map(|b| crate::secrets::hex(&b)).unwrap_or_default());
-        nofollow::create_file(dir_fd.as_fd_ref(), &tmp, 0o644, bytes, owner).map_err(io("writing", &dir.join(&tmp)))?;
+        let (dir_fd, _) = nofollow::ensure_dir(base_fd.as_fd_ref(), "exports", 0o755, owner)
+            .map_err(io("creating", &dir))?;
+        let tmp = format!(
+            ".{file}.{}",
+            crate::secrets::random_bytes(6)
+                .map(|b| crate::secrets::hex(&b))
+                .unwrap_or_default()
+        );
+        nofollow::create_file(dir_fd.as_fd_ref(), &tmp, 0o644, bytes, owner)
+            .map_err(io("writing", &dir.join(&tmp)))?;
         if let Err(e) = nofollow::rename(dir_fd.as_fd_ref(), &tmp, dir_fd.as_fd_ref(), file) {
             let _ = nofollow::unlink(dir_fd.as_fd_ref(), &tmp);
             return Err(io("renaming into", &dir.join(file))(e));
@@ -183,7 +223,8 @@ impl Places {
             }
             let (root, root_fd) = Places::root(root)?;
             let aside = root.join(REMOVED);
-            let (removed_fd, _) = nofollow::ensure_dir(root_fd.as_fd_ref(), REMOVED, 0o700, None).map_err(io("creating", &aside))?;
+            let (removed_fd, _) = nofollow::ensure_dir(root_fd.as_fd_ref(), REMOVED, 0o700, None)
+                .map_err(io("creating", &aside))?;
             let to = format!("{}-{}-{stamp}", user.name, user.id);
             match nofollow::rename(root_fd.as_fd_ref(), &user.name, removed_fd.as_fd_ref(), &to) {
                 Ok(()) => moved.push(aside.join(to)),
@@ -197,7 +238,12 @@ impl Places {
 
 /// One plain name: letters, digits, `.`, `_`, `-`; not `.` or `..`; at most 64 bytes.
 pub fn valid_workspace_name(n: &str) -> bool {
-    !n.is_empty() && n != "." && n != ".." && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    !n.is_empty()
+        && n != "."
+        && n != ".."
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 #[cfg(test)]
@@ -206,11 +252,21 @@ mod tests {
     use crate::auth::Role;
 
     fn places(t: &Path) -> Places {
-        Places { workspaces: t.join("ws"), homes: t.join("homes"), uid_base: None }
+        Places {
+            workspaces: t.join("ws"),
+            homes: t.join("homes"),
+            uid_base: None,
+        }
     }
 
     fn alice() -> User {
-        User { id: 3, name: "alice".into(), role: Role::Developer, locked: false, created: String::new() }
+        User {
+            id: 3,
+            name: "alice".into(),
+            role: Role::Developer,
+            locked: false,
+            created: String::new(),
+        }
     }
 
     #[test]
@@ -226,10 +282,21 @@ mod tests {
             assert!(matches!(e, PlaceError::Link(_)), "{name}: {e}");
         }
         for name in ["..", ".", "a/b", "", "x y"] {
-            assert!(matches!(p.workspace(&alice(), Some(name)), Err(PlaceError::BadName(_))), "{name:?}");
+            assert!(
+                matches!(
+                    p.workspace(&alice(), Some(name)),
+                    Err(PlaceError::BadName(_))
+                ),
+                "{name:?}"
+            );
         }
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
-        assert_eq!(p.workspace(&alice(), Some("proj")).unwrap(), std::fs::canonicalize(t.path()).unwrap().join("ws/alice/proj"));
+        assert_eq!(
+            p.workspace(&alice(), Some("proj")).unwrap(),
+            std::fs::canonicalize(t.path())
+                .unwrap()
+                .join("ws/alice/proj")
+        );
     }
 
     #[test]
@@ -250,15 +317,22 @@ mod tests {
         let ws = p.workspace(&alice(), None).unwrap();
         std::fs::create_dir(ws.join("exports")).unwrap();
         std::fs::write(outside.path().join("bashrc"), "original").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("bashrc"), ws.join("exports/abc.cast")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("bashrc"), ws.join("exports/abc.cast"))
+            .unwrap();
         let written = p.write_export(&alice(), "abc.cast", b"recording").unwrap();
-        assert_eq!(std::fs::read_to_string(outside.path().join("bashrc")).unwrap(), "original");
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("bashrc")).unwrap(),
+            "original"
+        );
         assert_eq!(std::fs::read_to_string(&written).unwrap(), "recording");
 
         // The exports folder itself swapped for a link: refused, nothing written there.
         std::fs::remove_dir_all(ws.join("exports")).unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.join("exports")).unwrap();
-        assert!(matches!(p.write_export(&alice(), "abc.cast", b"x"), Err(PlaceError::Link(_))));
+        assert!(matches!(
+            p.write_export(&alice(), "abc.cast", b"x"),
+            Err(PlaceError::Link(_))
+        ));
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
@@ -272,9 +346,18 @@ mod tests {
         std::fs::write(home.join(".history"), "old").unwrap();
         let moved = p.retire(&alice()).unwrap();
         assert_eq!(moved.len(), 2, "{moved:?}");
-        assert!(moved.iter().all(|m| m.to_string_lossy().contains("/.removed/alice-3-")), "{moved:?}");
+        assert!(
+            moved
+                .iter()
+                .all(|m| m.to_string_lossy().contains("/.removed/alice-3-")),
+            "{moved:?}"
+        );
         let again = User { id: 9, ..alice() };
-        assert!(!p.workspace(&again, Some("proj")).unwrap().join("notes").exists());
+        assert!(!p
+            .workspace(&again, Some("proj"))
+            .unwrap()
+            .join("notes")
+            .exists());
         assert!(!p.home(&again).unwrap().join(".history").exists());
     }
 }

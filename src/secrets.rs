@@ -12,7 +12,13 @@ pub fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
     let mut filled = 0;
     while filled < n {
         // SAFETY: writing into the unfilled tail of buf.
-        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr() as *mut libc::c_void, n - filled, 0) };
+        let r = unsafe {
+            libc::getrandom(
+                buf[filled..].as_mut_ptr() as *mut libc::c_void,
+                n - filled,
+                0,
+            )
+        };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -49,12 +55,21 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
     }
     match std::fs::read(path) {
         Ok(key) => {
-            let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
             if mode & 0o077 != 0 {
-                return Err(FileError::Exposed { path: path.to_path_buf(), mode }.into());
+                return Err(FileError::Exposed {
+                    path: path.to_path_buf(),
+                    mode,
+                }
+                .into());
             }
             if key.len() != 32 {
-                return Err(KeyFileError::Size { path: path.to_path_buf(), len: key.len() });
+                return Err(KeyFileError::Size {
+                    path: path.to_path_buf(),
+                    len: key.len(),
+                });
             }
             Ok(key)
         }
@@ -69,8 +84,15 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
 
 /// Creates `path` (which must not exist) with mode 0600 and `bytes`, synced to disk.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(FileError::io("creating", path))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(FileError::io("writing", path))
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(FileError::io("creating", path))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(FileError::io("writing", path))
 }
 
 /// Lowercase hex.

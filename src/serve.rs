@@ -15,22 +15,32 @@ use std::sync::Arc;
 pub fn host_key(path: &Path) -> Result<PrivateKey, String> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
         if mode & 0o077 != 0 {
-            return Err(format!("{} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+            return Err(format!(
+                "{} is readable by others (mode {mode:o}); chmod 600 it",
+                path.display()
+            ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        return PrivateKey::from_openssh(text.as_bytes()).map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display()));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        return PrivateKey::from_openssh(text.as_bytes())
+            .map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display()));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
-    let seed = crate::secrets::random_bytes(32).map_err(|e| format!("generating the host key: {e}"))?;
+    let seed =
+        crate::secrets::random_bytes(32).map_err(|e| format!("generating the host key: {e}"))?;
     let mut s = [0u8; 32];
     s.copy_from_slice(&seed);
     let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
     let key = PrivateKey::from(pair);
-    let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| format!("encoding the host key: {e}"))?;
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| format!("encoding the host key: {e}"))?;
     crate::secrets::write_private(path, text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(key)
 }
@@ -52,7 +62,8 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     check_uid_range(&config)?;
     let key = host_key(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
-    let (service, tightened) = Service::open(dir.clone(), config.clone()).map_err(|e| e.to_string())?;
+    let (service, tightened) =
+        Service::open(dir.clone(), config.clone()).map_err(|e| e.to_string())?;
     for t in &tightened {
         println!("cordon: tightened: {t}");
     }
@@ -74,11 +85,16 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         keepalive_max: 4,
         inactivity_timeout: None,
         nodelay: true,
-        server_id: russh::SshId::Standard(format!("SSH-2.0-cordon_{}", env!("CARGO_PKG_VERSION")).into()),
+        server_id: russh::SshId::Standard(
+            format!("SSH-2.0-cordon_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
         ..Default::default()
     });
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
@@ -171,12 +187,18 @@ fn check_uid_range(config: &Config) -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
-    let (lo, hi) = (u64::from(config.uid_base), u64::from(config.uid_base) + u64::from(crate::config::MAX_USER_ID));
+    let (lo, hi) = (
+        u64::from(config.uid_base),
+        u64::from(config.uid_base) + u64::from(crate::config::MAX_USER_ID),
+    );
     for file in ["/etc/passwd", "/etc/group"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         for line in text.lines() {
             let mut f = line.split(':');
-            let (name, id) = (f.next().unwrap_or(""), f.nth(1).and_then(|v| v.parse::<u64>().ok()));
+            let (name, id) = (
+                f.next().unwrap_or(""),
+                f.nth(1).and_then(|v| v.parse::<u64>().ok()),
+            );
             if let Some(id) = id.filter(|id| (lo..=hi).contains(id)) {
                 return Err(format!(
                     "{file}: {name} has id {id}, inside the ids cordon gives its users' sessions ({lo}..{hi}); set [sessions] uid_base elsewhere"

@@ -99,8 +99,14 @@ mod tests {
 
     #[test]
     fn words_split_like_a_shell() {
-        assert_eq!(split_words("run -- sh -c 'echo hi; exit 3'").unwrap(), vec!["run", "--", "sh", "-c", "echo hi; exit 3"]);
-        assert_eq!(split_words(r#"new --name "my box" -- a\ b"#).unwrap(), vec!["new", "--name", "my box", "--", "a b"]);
+        assert_eq!(
+            split_words("run -- sh -c 'echo hi; exit 3'").unwrap(),
+            vec!["run", "--", "sh", "-c", "echo hi; exit 3"]
+        );
+        assert_eq!(
+            split_words(r#"new --name "my box" -- a\ b"#).unwrap(),
+            vec!["new", "--name", "my box", "--", "a b"]
+        );
         assert!(split_words("echo 'open").is_err());
         assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
     }
@@ -117,7 +123,10 @@ mod tests {
 
     #[test]
     fn a_listing_keeps_its_lines_but_not_its_escapes() {
-        assert_eq!(printable_lines("ID\tNAME\n1\tx\x1b[2Ky\n"), "ID\tNAME\n1\tx\\x1b[2Ky\n");
+        assert_eq!(
+            printable_lines("ID\tNAME\n1\tx\x1b[2Ky\n"),
+            "ID\tNAME\n1\tx\\x1b[2Ky\n"
+        );
     }
 
     #[test]
@@ -126,6 +135,10 @@ mod tests {
         let text = serde_json::to_string(&v).unwrap();
         let safe = json(&text);
         assert!(!safe.chars().any(unsafe_char), "{safe}");
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), v, "the same value once parsed");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            v,
+            "the same value once parsed"
+        );
     }
 }

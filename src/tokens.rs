@@ -110,36 +110,68 @@ fn ext(algorithm: Algorithm) -> &'static str {
 }
 
 /// Every key file of `algorithm` in `dir`, and the current key's id.
-fn load(dir: &Path, algorithm: Algorithm) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), TokenError> {
+fn load(
+    dir: &Path,
+    algorithm: Algorithm,
+) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), TokenError> {
     use std::os::unix::fs::PermissionsExt;
     let ext = ext(algorithm);
     let current_file = dir.join(format!("current.{ext}"));
-    let current = std::fs::read_to_string(&current_file).map_err(FileError::io("reading", &current_file))?.trim().to_string();
+    let current = std::fs::read_to_string(&current_file)
+        .map_err(FileError::io("reading", &current_file))?
+        .trim()
+        .to_string();
     let mut keys = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(FileError::io("reading", dir))?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .map_err(FileError::io("reading", dir))?
+        .flatten()
+    {
         let path = entry.path();
-        let (Some(kid), Some(e)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str())) else { continue };
+        let (Some(kid), Some(e)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
         if e != ext || kid == "current" {
             continue;
         }
-        let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let mode = entry
+            .metadata()
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
         if mode & 0o077 != 0 {
             return Err(FileError::Exposed { path, mode }.into());
         }
         let bytes = std::fs::read(&path).map_err(FileError::io("reading", &path))?;
         let key = match algorithm {
             Algorithm::EdDSA => {
-                let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes)
-                    .map_err(|_| TokenError::Keys(format!("{}: not an Ed25519 key", path.display())))?;
-                SigningKey { encoding: EncodingKey::from_ed_der(&bytes), decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()) }
+                let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| {
+                    TokenError::Keys(format!("{}: not an Ed25519 key", path.display()))
+                })?;
+                SigningKey {
+                    encoding: EncodingKey::from_ed_der(&bytes),
+                    decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+                }
             }
-            _ if bytes.len() == 32 => SigningKey { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) },
-            _ => return Err(TokenError::Keys(format!("{}: an HS256 key is 32 bytes", path.display()))),
+            _ if bytes.len() == 32 => SigningKey {
+                encoding: EncodingKey::from_secret(&bytes),
+                decoding: DecodingKey::from_secret(&bytes),
+            },
+            _ => {
+                return Err(TokenError::Keys(format!(
+                    "{}: an HS256 key is 32 bytes",
+                    path.display()
+                )))
+            }
         };
         keys.insert(kid.to_string(), Arc::new(key));
     }
     if !keys.contains_key(&current) {
-        return Err(TokenError::Keys(format!("the current API signing key {current} is missing from {}", dir.display())));
+        return Err(TokenError::Keys(format!(
+            "the current API signing key {current} is missing from {}",
+            dir.display()
+        )));
     }
     Ok((keys, current))
 }
@@ -182,7 +214,9 @@ impl Tokens {
         Ok(Tokens {
             algorithm,
             keys: std::sync::RwLock::new(keys),
-            last_reload: std::sync::Mutex::new(std::time::Instant::now() - std::time::Duration::from_secs(2)),
+            last_reload: std::sync::Mutex::new(
+                std::time::Instant::now() - std::time::Duration::from_secs(2),
+            ),
             dir,
         })
     }
@@ -201,7 +235,10 @@ impl Tokens {
 
     /// The signing key now: `current` on disk (a rotation from the shell shows at once).
     fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
-        let on_disk = std::fs::read_to_string(self.dir.join(format!("current.{}", ext(self.algorithm)))).ok().map(|s| s.trim().to_string());
+        let on_disk =
+            std::fs::read_to_string(self.dir.join(format!("current.{}", ext(self.algorithm))))
+                .ok()
+                .map(|s| s.trim().to_string());
         let loaded = |t: &Tokens| {
             let k = t.keys.read().unwrap_or_else(|e| e.into_inner());
             (k.1.clone(), k.0.get(&k.1).cloned())
@@ -217,10 +254,21 @@ impl Tokens {
     }
 
     fn verifier(&self, kid: &str) -> Option<Arc<SigningKey>> {
-        let found = self.keys.read().unwrap_or_else(|e| e.into_inner()).0.get(kid).cloned();
+        let found = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(kid)
+            .cloned();
         found.or_else(|| {
             self.reload();
-            self.keys.read().unwrap_or_else(|e| e.into_inner()).0.get(kid).cloned()
+            self.keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .get(kid)
+                .cloned()
         })
     }
 
@@ -245,15 +293,23 @@ impl Tokens {
             iat: now,
             jti: hex(&random_bytes(16).map_err(TokenError::Random)?),
         };
-        let (kid, key) = self.signer().ok_or_else(|| TokenError::Keys("no API signing key".into()))?;
+        let (kid, key) = self
+            .signer()
+            .ok_or_else(|| TokenError::Keys("no API signing key".into()))?;
         let mut header = Header::new(self.algorithm);
         header.kid = Some(kid);
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| TokenError::Keys(format!("signing a token: {e}")))?;
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| TokenError::Keys(format!("signing a token: {e}")))?;
         Ok((token, claims))
     }
 
     /// A new pair: an access token and a refresh token in `family` (a new family if None).
-    pub fn pair(&self, store: &Store, user: &User, family: Option<&str>) -> Result<TokenPair, TokenError> {
+    pub fn pair(
+        &self,
+        store: &Store,
+        user: &User,
+        family: Option<&str>,
+    ) -> Result<TokenPair, TokenError> {
         let random = |n| random_bytes(n).map(|b| hex(&b)).map_err(TokenError::Random);
         let family = match family {
             Some(f) => f.to_string(),
@@ -262,7 +318,12 @@ impl Tokens {
         let (access_token, _) = self.access(user, &family)?;
         let refresh = format!("cr_{}", random(32)?);
         store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS)?;
-        Ok(TokenPair { access_token, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_SECONDS })
+        Ok(TokenPair {
+            access_token,
+            refresh_token: refresh,
+            token_type: "Bearer",
+            expires_in: ACCESS_SECONDS,
+        })
     }
 
     /// Checks an access token: signature with the key its `kid` names, the pinned algorithm,
@@ -271,19 +332,31 @@ impl Tokens {
         let refused = |why: &str| TokenError::Refused(why.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed token"))?;
         if header.alg != self.algorithm {
-            return Err(TokenError::Refused(format!("tokens here are signed with {:?}, not {:?}", self.algorithm, header.alg)));
+            return Err(TokenError::Refused(format!(
+                "tokens here are signed with {:?}, not {:?}",
+                self.algorithm, header.alg
+            )));
         }
-        let key = header.kid.as_deref().and_then(|k| self.verifier(k)).ok_or_else(|| refused("unknown signing key"))?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|k| self.verifier(k))
+            .ok_or_else(|| refused("unknown signing key"))?;
         let mut v = Validation::new(self.algorithm);
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
         v.set_required_spec_claims(&["iss", "aud", "sub", "exp", "nbf"]);
         v.validate_nbf = true;
         v.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| match e
+            .kind()
+        {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => refused("the token has expired"),
-            jsonwebtoken::errors::ErrorKind::ImmatureSignature => refused("the token is not valid yet"),
-            jsonwebtoken::errors::ErrorKind::InvalidIssuer | jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                refused("the token is not valid yet")
+            }
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer
+            | jsonwebtoken::errors::ErrorKind::InvalidAudience => {
                 refused("the token was not issued for this API")
             }
             _ => refused("invalid token"),
@@ -292,7 +365,9 @@ impl Tokens {
         if c.jti.len() < 16 {
             return Err(refused("the token has no id"));
         }
-        let revoked = store.is_revoked(&c.jti)? || store.family_revoked(&c.fam)? || c.iat < store.token_cutoff(c.uid)?;
+        let revoked = store.is_revoked(&c.jti)?
+            || store.family_revoked(&c.fam)?
+            || c.iat < store.token_cutoff(c.uid)?;
         if revoked {
             return Err(refused("the token was revoked"));
         }
@@ -303,13 +378,21 @@ impl Tokens {
     /// locked. A reused one revokes its whole login.
     pub fn refresh(&self, store: &Store, refresh: &str) -> Result<(User, TokenPair), RefreshError> {
         let now = now();
-        match store.use_refresh(&hash(refresh), now, now + ACCESS_SECONDS).map_err(|e| RefreshError::Failed(e.into()))? {
+        match store
+            .use_refresh(&hash(refresh), now, now + ACCESS_SECONDS)
+            .map_err(|e| RefreshError::Failed(e.into()))?
+        {
             Refresh::Valid { user_id, family } => {
-                let user = match store.user_by_id(user_id).map_err(|e| RefreshError::Failed(e.into()))? {
+                let user = match store
+                    .user_by_id(user_id)
+                    .map_err(|e| RefreshError::Failed(e.into()))?
+                {
                     Some(u) if !u.locked => u,
                     _ => return Err(RefreshError::Invalid),
                 };
-                let pair = self.pair(store, &user, Some(&family)).map_err(RefreshError::Failed)?;
+                let pair = self
+                    .pair(store, &user, Some(&family))
+                    .map_err(RefreshError::Failed)?;
                 Ok((user, pair))
             }
             Refresh::Reused { user_id, family } => Err(RefreshError::Reused { user_id, family }),

@@ -24,29 +24,57 @@ impl Reply {
 
 fn http(h: &Host, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
     let mut c = Command::new("curl");
-    c.args(["-s", "-i", "-X", method, &format!("http://127.0.0.1:{}{path}", h.api)]);
+    c.args([
+        "-s",
+        "-i",
+        "-X",
+        method,
+        &format!("http://127.0.0.1:{}{path}", h.api),
+    ]);
     if let Some(t) = token {
         c.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
     if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+        c.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &b.to_string(),
+        ]);
     }
     let out = c.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Reply { status, headers: head.to_lowercase(), body: body.to_string() }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        headers: head.to_lowercase(),
+        body: body.to_string(),
+    }
 }
 
 fn token(h: &Host, user: &str) -> (String, String) {
     let out = h.cordon(&["token", "issue", user]);
     assert_eq!(out.code, 0, "{out:?}");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    (v["access_token"].as_str().unwrap().to_string(), v["refresh_token"].as_str().unwrap().to_string())
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["refresh_token"].as_str().unwrap().to_string(),
+    )
 }
 
 fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
-    let r = http(h, "POST", "/v1/sessions", Some(t), Some(json!({ "command": command })));
+    let r = http(
+        h,
+        "POST",
+        "/v1/sessions",
+        Some(t),
+        Some(json!({ "command": command })),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()["id"].as_u64().unwrap()
 }
@@ -54,7 +82,13 @@ fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
 #[test]
 fn every_endpoint_allows_and_denies_by_role() {
     let h = Host::start(CORDON);
-    for (u, role) in [("ada", "admin"), ("dev", "developer"), ("bob", "developer"), ("aud", "auditor"), ("vic", "viewer")] {
+    for (u, role) in [
+        ("ada", "admin"),
+        ("dev", "developer"),
+        ("bob", "developer"),
+        ("aud", "auditor"),
+        ("vic", "viewer"),
+    ] {
         h.user(u, role);
     }
     let t = |u: &str| token(&h, u).0;
@@ -64,99 +98,461 @@ fn every_endpoint_allows_and_denies_by_role() {
 
     // Sessions: who may start, see, type, end.
     for (who, code) in [(&aud, 403), (&vic, 403)] {
-        assert_eq!(http(&h, "POST", "/v1/sessions", Some(who), Some(json!({}))).status, code);
+        assert_eq!(
+            http(&h, "POST", "/v1/sessions", Some(who), Some(json!({}))).status,
+            code
+        );
     }
     let listed = http(&h, "GET", "/v1/sessions", Some(&dev), None).json();
-    assert_eq!(listed.as_array().map(|a| a.len()), Some(1), "a developer sees only their own: {listed}");
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&aud), None).json().as_array().map(|a| a.len()), Some(2));
-    assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 404);
-    assert_eq!(http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&vic), None).status, 200);
+    assert_eq!(
+        listed.as_array().map(|a| a.len()),
+        Some(1),
+        "a developer sees only their own: {listed}"
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&aud), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(2)
+    );
+    assert_eq!(
+        http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status,
+        404
+    );
+    assert_eq!(
+        http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&vic), None).status,
+        200
+    );
     let typed = json!({ "data": "x" });
     // Another developer's session answers like a missing one; an auditor sees it but may not type.
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{bobs}/input"), Some(&dev), Some(typed.clone())).status, 404);
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&aud), Some(typed.clone())).status, 403);
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/input"), Some(&dev), Some(typed)).status, 204);
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 100, "rows": 30}))).status, 204);
-    assert_eq!(http(&h, "POST", &format!("/v1/sessions/{mine}/resize"), Some(&dev), Some(json!({"cols": 0, "rows": 30}))).status, 400);
-    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&dev), None).status, 404);
-    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{bobs}"), Some(&ada), None).status, 204);
-    assert_eq!(http(&h, "DELETE", &format!("/v1/sessions/{mine}"), Some(&dev), None).status, 204);
-    wait_until("both sessions end", || http(&h, "GET", "/v1/sessions", Some(&ada), None).json().as_array().is_some_and(|a| a.is_empty()));
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            &format!("/v1/sessions/{bobs}/input"),
+            Some(&dev),
+            Some(typed.clone())
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            &format!("/v1/sessions/{mine}/input"),
+            Some(&aud),
+            Some(typed.clone())
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            &format!("/v1/sessions/{mine}/input"),
+            Some(&dev),
+            Some(typed)
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            &format!("/v1/sessions/{mine}/resize"),
+            Some(&dev),
+            Some(json!({"cols": 100, "rows": 30}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            &format!("/v1/sessions/{mine}/resize"),
+            Some(&dev),
+            Some(json!({"cols": 0, "rows": 30}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http(
+            &h,
+            "DELETE",
+            &format!("/v1/sessions/{bobs}"),
+            Some(&dev),
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        http(
+            &h,
+            "DELETE",
+            &format!("/v1/sessions/{bobs}"),
+            Some(&ada),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            &h,
+            "DELETE",
+            &format!("/v1/sessions/{mine}"),
+            Some(&dev),
+            None
+        )
+        .status,
+        204
+    );
+    wait_until("both sessions end", || {
+        http(&h, "GET", "/v1/sessions", Some(&ada), None)
+            .json()
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
 
     // Recordings: auditors and admins read all, developers their own, viewers none.
     let recs = http(&h, "GET", "/v1/recordings", Some(&aud), None).json();
     assert_eq!(recs.as_array().map(|a| a.len()), Some(2), "{recs}");
-    let bob_rec = recs.as_array().unwrap().iter().find(|r| r["user"] == "bob").unwrap()["id"].as_str().unwrap().to_string();
-    let dev_rec = recs.as_array().unwrap().iter().find(|r| r["user"] == "dev").unwrap()["id"].as_str().unwrap().to_string();
-    assert_eq!(http(&h, "GET", "/v1/recordings", Some(&dev), None).json().as_array().map(|a| a.len()), Some(1));
-    assert_eq!(http(&h, "GET", "/v1/recordings", Some(&vic), None).json().as_array().map(|a| a.len()), Some(0));
-    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}"), Some(&dev), None).status, 404);
-    assert_eq!(http(&h, "GET", &format!("/v1/recordings/{bob_rec}/export"), Some(&dev), None).status, 404);
-    let cast = http(&h, "GET", &format!("/v1/recordings/{dev_rec}/export"), Some(&dev), None);
+    let bob_rec = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == "bob")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dev_rec = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == "dev")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        http(&h, "GET", "/v1/recordings", Some(&dev), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(1)
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/recordings", Some(&vic), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(0)
+    );
+    assert_eq!(
+        http(
+            &h,
+            "GET",
+            &format!("/v1/recordings/{bob_rec}"),
+            Some(&dev),
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        http(
+            &h,
+            "GET",
+            &format!("/v1/recordings/{bob_rec}/export"),
+            Some(&dev),
+            None
+        )
+        .status,
+        404
+    );
+    let cast = http(
+        &h,
+        "GET",
+        &format!("/v1/recordings/{dev_rec}/export"),
+        Some(&dev),
+        None,
+    );
     assert_eq!(cast.status, 200);
-    assert!(cast.body.contains("api-42") && cast.headers.contains("application/x-asciicast"), "{}", cast.body);
-    let v = http(&h, "GET", &format!("/v1/recordings/{dev_rec}/verify"), Some(&aud), None).json();
+    assert!(
+        cast.body.contains("api-42") && cast.headers.contains("application/x-asciicast"),
+        "{}",
+        cast.body
+    );
+    let v = http(
+        &h,
+        "GET",
+        &format!("/v1/recordings/{dev_rec}/verify"),
+        Some(&aud),
+        None,
+    )
+    .json();
     assert_eq!(v["ok"], true, "{v}");
-    let hits = http(&h, "GET", "/v1/recordings/search?q=api-42", Some(&aud), None).json();
+    let hits = http(
+        &h,
+        "GET",
+        "/v1/recordings/search?q=api-42",
+        Some(&aud),
+        None,
+    )
+    .json();
     assert_eq!(hits.as_array().map(|a| a.len()), Some(1), "{hits}");
-    assert_eq!(http(&h, "GET", "/v1/recordings/search?q=", Some(&aud), None).status, 400);
+    assert_eq!(
+        http(&h, "GET", "/v1/recordings/search?q=", Some(&aud), None).status,
+        400
+    );
 
     // The runner: output and exit status; auditors may not run.
-    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["sh", "-c", "echo out-$((1+1)); echo err >&2; exit 3"]})));
+    let r = http(
+        &h,
+        "POST",
+        "/v1/run",
+        Some(&dev),
+        Some(json!({"argv": ["sh", "-c", "echo out-$((1+1)); echo err >&2; exit 3"]})),
+    );
     assert_eq!(
-        (r.status, r.json()["stdout"].as_str(), r.json()["stderr"].as_str(), r.json()["exit_status"].as_i64()),
+        (
+            r.status,
+            r.json()["stdout"].as_str(),
+            r.json()["stderr"].as_str(),
+            r.json()["exit_status"].as_i64()
+        ),
         (200, Some("out-2\n"), Some("err\n"), Some(3)),
         "{}",
         r.body
     );
-    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["sleep", "30"], "timeout": 1})));
-    assert_eq!((r.json()["exit_status"].as_i64(), r.json()["ended_by"].as_str()), (Some(124), Some("timeout")), "{}", r.body);
-    assert_eq!(http(&h, "POST", "/v1/run", Some(&aud), Some(json!({"argv": ["true"]}))).status, 403);
-    assert_eq!(http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": []}))).status, 400);
+    let r = http(
+        &h,
+        "POST",
+        "/v1/run",
+        Some(&dev),
+        Some(json!({"argv": ["sleep", "30"], "timeout": 1})),
+    );
+    assert_eq!(
+        (
+            r.json()["exit_status"].as_i64(),
+            r.json()["ended_by"].as_str()
+        ),
+        (Some(124), Some("timeout")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/run",
+            Some(&aud),
+            Some(json!({"argv": ["true"]}))
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": []}))).status,
+        400
+    );
 
     // Audit, users, metrics.
-    assert_eq!(http(&h, "GET", "/v1/audit?limit=5", Some(&aud), None).json().as_array().map(|a| a.len()), Some(5));
+    assert_eq!(
+        http(&h, "GET", "/v1/audit?limit=5", Some(&aud), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(5)
+    );
     assert_eq!(http(&h, "GET", "/v1/audit", Some(&dev), None).status, 403);
-    assert_eq!(http(&h, "GET", "/v1/audit/verify", Some(&aud), None).json()["ok"], true);
-    assert_eq!(http(&h, "GET", "/v1/users", Some(&ada), None).json().as_array().map(|a| a.len()), Some(5));
+    assert_eq!(
+        http(&h, "GET", "/v1/audit/verify", Some(&aud), None).json()["ok"],
+        true
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/users", Some(&ada), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(5)
+    );
     for who in [&dev, &aud, &vic] {
         assert_eq!(http(&h, "GET", "/v1/users", Some(who), None).status, 403);
-        assert_eq!(http(&h, "POST", "/v1/users/bob/lock", Some(who), None).status, 403);
+        assert_eq!(
+            http(&h, "POST", "/v1/users/bob/lock", Some(who), None).status,
+            403
+        );
     }
     // User management: admins only; never the last admin.
-    let made = http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "eve", "role": "viewer"})));
+    let made = http(
+        &h,
+        "POST",
+        "/v1/users",
+        Some(&ada),
+        Some(json!({"name": "eve", "role": "viewer"})),
+    );
     assert_eq!(made.status, 201, "{}", made.body);
-    assert_eq!(http(&h, "POST", "/v1/users", Some(&dev), Some(json!({"name": "mal", "role": "admin"}))).status, 403);
-    assert_eq!(http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "Bad Name", "role": "viewer"}))).status, 400);
-    assert_eq!(http(&h, "POST", "/v1/users", Some(&ada), Some(json!({"name": "zed", "role": "root"}))).status, 400);
-    assert_eq!(http(&h, "POST", "/v1/users/eve/role", Some(&ada), Some(json!({"role": "auditor"}))).status, 204);
-    assert_eq!(http(&h, "POST", "/v1/users/ada/role", Some(&ada), Some(json!({"role": "viewer"}))).status, 400, "the last admin stays");
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users",
+            Some(&dev),
+            Some(json!({"name": "mal", "role": "admin"}))
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users",
+            Some(&ada),
+            Some(json!({"name": "Bad Name", "role": "viewer"}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users",
+            Some(&ada),
+            Some(json!({"name": "zed", "role": "root"}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users/eve/role",
+            Some(&ada),
+            Some(json!({"role": "auditor"}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users/ada/role",
+            Some(&ada),
+            Some(json!({"role": "viewer"}))
+        )
+        .status,
+        400,
+        "the last admin stays"
+    );
     let line = std::fs::read_to_string(h.keygen("eve").with_extension("pub")).unwrap();
-    let k = http(&h, "POST", "/v1/users/eve/keys", Some(&ada), Some(json!({"key": line.trim()})));
+    let k = http(
+        &h,
+        "POST",
+        "/v1/users/eve/keys",
+        Some(&ada),
+        Some(json!({"key": line.trim()})),
+    );
     assert_eq!(k.status, 201, "{}", k.body);
     let fp = k.json()["fingerprint"].as_str().unwrap().to_string();
-    assert_eq!(http(&h, "GET", "/v1/users/eve/keys", Some(&ada), None).json().as_array().map(|a| a.len()), Some(1));
-    assert_eq!(http(&h, "GET", "/v1/users/eve/keys", Some(&dev), None).status, 403);
-    assert_eq!(http(&h, "POST", "/v1/users/eve/keys", Some(&ada), Some(json!({"key": "not a key"}))).status, 400);
-    let q: String = fp.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
-    assert_eq!(http(&h, "DELETE", &format!("/v1/users/eve/keys?fingerprint={q}"), Some(&ada), None).status, 204);
-    assert_eq!(http(&h, "DELETE", "/v1/users/ada", Some(&ada), None).status, 400, "the last admin stays");
-    assert_eq!(http(&h, "DELETE", "/v1/users/eve", Some(&dev), None).status, 403);
-    assert_eq!(http(&h, "DELETE", "/v1/users/eve", Some(&ada), None).status, 204);
+    assert_eq!(
+        http(&h, "GET", "/v1/users/eve/keys", Some(&ada), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
+        Some(1)
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/users/eve/keys", Some(&dev), None).status,
+        403
+    );
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/users/eve/keys",
+            Some(&ada),
+            Some(json!({"key": "not a key"}))
+        )
+        .status,
+        400
+    );
+    let q: String = fp
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        http(
+            &h,
+            "DELETE",
+            &format!("/v1/users/eve/keys?fingerprint={q}"),
+            Some(&ada),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(&h, "DELETE", "/v1/users/ada", Some(&ada), None).status,
+        400,
+        "the last admin stays"
+    );
+    assert_eq!(
+        http(&h, "DELETE", "/v1/users/eve", Some(&dev), None).status,
+        403
+    );
+    assert_eq!(
+        http(&h, "DELETE", "/v1/users/eve", Some(&ada), None).status,
+        204
+    );
 
     assert_eq!(http(&h, "GET", "/metrics", Some(&dev), None).status, 403);
     let m = http(&h, "GET", "/metrics", Some(&aud), None);
-    assert!(m.body.contains("cordon_sessions 0") && m.body.contains("cordon_auth_failures_total"), "{}", m.body);
+    assert!(
+        m.body.contains("cordon_sessions 0") && m.body.contains("cordon_auth_failures_total"),
+        "{}",
+        m.body
+    );
     assert_eq!(
-        http(&h, "GET", "/v1/profiles", Some(&dev), None).json().as_array().map(|a| a.iter().any(|p| p["name"] == "claude")),
+        http(&h, "GET", "/v1/profiles", Some(&dev), None)
+            .json()
+            .as_array()
+            .map(|a| a.iter().any(|p| p["name"] == "claude")),
         Some(true)
     );
 
     // Every refusal is audited with its request id.
     let log = h.audit_log();
-    let refused: Vec<&str> = log.lines().filter(|l| l.contains("\"event\":\"refused\"")).collect();
-    assert!(refused.len() >= 8 && refused.iter().all(|l| l.contains("\"request\":")), "{refused:?}");
-    assert!(log.contains("\"session.create\"") && log.contains("\"request\":"), "mutations carry the request id");
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"refused\""))
+        .collect();
+    assert!(
+        refused.len() >= 8 && refused.iter().all(|l| l.contains("\"request\":")),
+        "{refused:?}"
+    );
+    assert!(
+        log.contains("\"session.create\"") && log.contains("\"request\":"),
+        "mutations carry the request id"
+    );
 }
 
 #[test]
@@ -164,43 +560,95 @@ fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
     let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (dev, _) = token(&h, "dev");
-    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"cols": "wide"})));
+    let r = http(
+        &h,
+        "POST",
+        "/v1/sessions",
+        Some(&dev),
+        Some(json!({"cols": "wide"})),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.json()["error"].is_string());
-    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"bogus": 1})));
+    let r = http(
+        &h,
+        "POST",
+        "/v1/sessions",
+        Some(&dev),
+        Some(json!({"bogus": 1})),
+    );
     assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
-    let r = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"profile": "base"})));
+    let r = http(
+        &h,
+        "POST",
+        "/v1/sessions",
+        Some(&dev),
+        Some(json!({"profile": "base"})),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     let big = json!({ "data": "x".repeat(100_000) });
-    assert_eq!(http(&h, "POST", "/v1/sessions/1/input", Some(&dev), Some(big)).status, 413);
-    assert_eq!(http(&h, "GET", "/v1/sessions/not-a-number", Some(&dev), None).status, 404);
+    assert_eq!(
+        http(&h, "POST", "/v1/sessions/1/input", Some(&dev), Some(big)).status,
+        413
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions/not-a-number", Some(&dev), None).status,
+        404
+    );
     assert_eq!(http(&h, "GET", "/v1/nothing", Some(&dev), None).status, 404);
     let log = h.audit_log();
-    let rejected = log.lines().filter(|l| l.contains("\"api.rejected\"") && l.contains("\"request\":")).count();
-    assert!(rejected >= 5, "rejected requests are audited with their ids:\n{log}");
+    let rejected = log
+        .lines()
+        .filter(|l| l.contains("\"api.rejected\"") && l.contains("\"request\":"))
+        .count();
+    assert!(
+        rejected >= 5,
+        "rejected requests are audited with their ids:\n{log}"
+    );
     let r = http(&h, "GET", "/v1/health", None, None);
     assert_eq!(r.status, 200);
-    for header in
-        ["x-request-id:", "x-content-type-options: nosniff", "x-frame-options: deny", "content-security-policy:", "cache-control: no-store"]
-    {
-        assert!(r.headers.contains(header), "{header} missing: {}", r.headers);
+    for header in [
+        "x-request-id:",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "content-security-policy:",
+        "cache-control: no-store",
+    ] {
+        assert!(
+            r.headers.contains(header),
+            "{header} missing: {}",
+            r.headers
+        );
     }
-    assert!(!r.headers.contains("access-control-allow-origin"), "CORS is off by default");
+    assert!(
+        !r.headers.contains("access-control-allow-origin"),
+        "CORS is off by default"
+    );
     let doc = http(&h, "GET", "/v1/openapi.json", None, None).json();
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{doc}");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{doc}"
+    );
     assert!(doc["paths"]["/v1/sessions/{id}/attach"].is_object());
 }
 
 /// The signing key, read from the data directory (the tests run as root, like the host).
 fn server_key(h: &Host) -> (String, EncodingKey) {
     let dir = h.state().join("keys/api");
-    let kid = std::fs::read_to_string(dir.join("current.ed25519")).unwrap().trim().to_string();
+    let kid = std::fs::read_to_string(dir.join("current.ed25519"))
+        .unwrap()
+        .trim()
+        .to_string();
     let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
     (kid, EncodingKey::from_ed_der(&der))
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Claims for `sub`; the tests below add dev first (id 1), then ada (id 2).
@@ -225,7 +673,10 @@ fn b64(v: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut s = String::new();
     for chunk in v.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             let _ = s.write_char(A[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -240,23 +691,46 @@ fn every_jwt_attack_is_refused() {
     h.user("ada", "admin");
     let (kid, key) = server_key(&h);
     let ok = |t: &str| http(&h, "GET", "/v1/sessions", Some(t), None).status;
-    assert_eq!(ok(&sign(&kid, &key, &claims("dev"))), 200, "a well-formed token signed with the host's key works");
+    assert_eq!(
+        ok(&sign(&kid, &key, &claims("dev"))),
+        200,
+        "a well-formed token signed with the host's key works"
+    );
 
     let mut attacks: Vec<(&str, String)> = Vec::new();
     let body = b64(claims("ada").to_string().as_bytes());
-    attacks.push(("alg none", format!("{}.{body}.", b64(br#"{"alg":"none","typ":"JWT"}"#))));
-    attacks.push(("alg none, kid", format!("{}.{body}.", b64(format!(r#"{{"alg":"none","kid":"{kid}"}}"#).as_bytes()))));
+    attacks.push((
+        "alg none",
+        format!("{}.{body}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
+    ));
+    attacks.push((
+        "alg none, kid",
+        format!(
+            "{}.{body}.",
+            b64(format!(r#"{{"alg":"none","kid":"{kid}"}}"#).as_bytes())
+        ),
+    ));
     // HS256 keyed with the Ed25519 public key (the classic confusion), and with the key id.
     let dir = h.state().join("keys/api");
     let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
     let public = der[der.len() - 32..].to_vec();
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(kid.clone());
-    attacks.push(("HS256 with the public key", jsonwebtoken::encode(&hs, &claims("ada"), &EncodingKey::from_secret(&public)).unwrap()));
+    attacks.push((
+        "HS256 with the public key",
+        jsonwebtoken::encode(&hs, &claims("ada"), &EncodingKey::from_secret(&public)).unwrap(),
+    ));
     // Another Ed25519 key under the host's key id.
     let rng = ring::rand::SystemRandom::new();
     let other = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    attacks.push(("wrong key", sign(&kid, &EncodingKey::from_ed_der(other.as_ref()), &claims("ada"))));
+    attacks.push((
+        "wrong key",
+        sign(
+            &kid,
+            &EncodingKey::from_ed_der(other.as_ref()),
+            &claims("ada"),
+        ),
+    ));
     let with = |k: &str, v: Value| {
         let mut c = claims("dev");
         c[k] = v;
@@ -279,7 +753,10 @@ fn every_jwt_attack_is_refused() {
     // A real token with its payload changed to another user.
     let (real, refresh) = token(&h, "dev");
     let parts: Vec<&str> = real.split('.').collect();
-    attacks.push(("tampered payload", format!("{}.{body}.{}", parts[0], parts[2])));
+    attacks.push((
+        "tampered payload",
+        format!("{}.{body}.{}", parts[0], parts[2]),
+    ));
     attacks.push(("unknown user", sign(&kid, &key, &claims("mallory"))));
     attacks.push(("garbage", "not.a.token".into()));
     for (name, t) in &attacks {
@@ -290,17 +767,42 @@ fn every_jwt_attack_is_refused() {
 
     // Logout revokes the access token at once.
     assert_eq!(ok(&real), 200);
-    assert_eq!(http(&h, "POST", "/v1/auth/logout", Some(&real), Some(json!({}))).status, 204);
+    assert_eq!(
+        http(&h, "POST", "/v1/auth/logout", Some(&real), Some(json!({}))).status,
+        204
+    );
     assert_eq!(ok(&real), 401, "a logged-out token is refused");
 
     // A refresh token rotates; using an old one again revokes the whole family.
-    let first = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let first = http(
+        &h,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(first.status, 200, "{}", first.body);
     let next = first.json()["refresh_token"].as_str().unwrap().to_string();
-    let reuse = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let reuse = http(
+        &h,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(reuse.status, 401, "{}", reuse.body);
-    let after = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": next})));
-    assert_eq!(after.status, 401, "the family is revoked after reuse: {}", after.body);
+    let after = http(
+        &h,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": next})),
+    );
+    assert_eq!(
+        after.status, 401,
+        "the family is revoked after reuse: {}",
+        after.body
+    );
     assert!(h.audit_log().contains("\"token.reuse\""));
 
     // Locking a user revokes their tokens and ends their sessions.
@@ -308,12 +810,24 @@ fn every_jwt_attack_is_refused() {
     let (ada, _) = token(&h, "ada");
     new_session(&h, &dev, &["sleep", "60"]);
     let locked = http(&h, "POST", "/v1/users/dev/lock", Some(&ada), None);
-    assert_eq!((locked.status, locked.json()["sessions_ended"].as_u64()), (200, Some(1)), "{}", locked.body);
+    assert_eq!(
+        (locked.status, locked.json()["sessions_ended"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        locked.body
+    );
     assert_eq!(ok(&dev), 401, "a locked user's token is refused at once");
     wait_until("the locked user's session ends", || {
-        http(&h, "GET", "/v1/sessions", Some(&ada), None).json().as_array().is_some_and(|a| a.is_empty())
+        http(&h, "GET", "/v1/sessions", Some(&ada), None)
+            .json()
+            .as_array()
+            .is_some_and(|a| a.is_empty())
     });
-    assert_eq!(http(&h, "POST", "/v1/users/ada/lock", Some(&ada), None).status, 400, "no locking yourself out");
+    assert_eq!(
+        http(&h, "POST", "/v1/users/ada/lock", Some(&ada), None).status,
+        400,
+        "no locking yourself out"
+    );
 }
 
 #[test]
@@ -321,15 +835,35 @@ fn rate_limits_answer_429_with_retry_after() {
     let h = Host::start_with(CORDON, "[api]\nrate_limit = 15\nlogin_rate_limit = 3");
     h.user("dev", "developer");
     let (dev, _) = token(&h, "dev");
-    let codes: Vec<u16> = (0..20).map(|_| http(&h, "GET", "/v1/sessions", Some(&dev), None).status).collect();
+    let codes: Vec<u16> = (0..20)
+        .map(|_| http(&h, "GET", "/v1/sessions", Some(&dev), None).status)
+        .collect();
     assert!(codes[..15].iter().all(|&c| c == 200), "{codes:?}");
     let limited = http(&h, "GET", "/v1/sessions", Some(&dev), None);
     assert_eq!(limited.status, 429);
-    let retry = limited.headers.lines().find_map(|l| l.strip_prefix("retry-after: ")).and_then(|v| v.trim().parse::<u64>().ok());
-    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{}", limited.headers);
+    let retry = limited
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(
+        retry.is_some_and(|s| (1..=60).contains(&s)),
+        "{}",
+        limited.headers
+    );
     // Logins are limited more strictly, per address.
-    let logins: Vec<u16> =
-        (0..5).map(|_| http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "nope"}))).status).collect();
+    let logins: Vec<u16> = (0..5)
+        .map(|_| {
+            http(
+                &h,
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"user": "dev", "password": "nope"})),
+            )
+            .status
+        })
+        .collect();
     assert_eq!(logins.last(), Some(&429), "{logins:?}");
     assert!(h.audit_log().contains("\"api.rate_limited\""));
 }
@@ -346,16 +880,36 @@ fn password_login_issues_tokens_and_wrong_passwords_are_refused() {
         .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"correct horse battery staple 9\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery staple 9\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    let bad = http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "wrong"})));
+    let bad = http(
+        &h,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"user": "dev", "password": "wrong"})),
+    );
     assert_eq!(bad.status, 401);
-    let good = http(&h, "POST", "/v1/auth/login", None, Some(json!({"user": "dev", "password": "correct horse battery staple 9"})));
+    let good = http(
+        &h,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"user": "dev", "password": "correct horse battery staple 9"})),
+    );
     assert_eq!(good.status, 200, "{}", good.body);
     let t = good.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(http(&h, "GET", "/v1/sessions", Some(&t), None).status, 200);
     let log = h.audit_log();
-    assert!(log.contains("\"login.failed\"") && !log.contains("correct horse"), "failures audited, passwords never");
+    assert!(
+        log.contains("\"login.failed\"") && !log.contains("correct horse"),
+        "failures audited, passwords never"
+    );
 }
 
 #[test]
@@ -366,25 +920,57 @@ fn a_websocket_attach_types_and_reads() {
     let (dev, _) = token(&h, "dev");
     let (aud, _) = token(&h, "aud");
     let id = new_session(&h, &dev, &["cat"]);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
         let connect = |path: String, t: String| ws_connect(h.api, path, t);
-        let (mut ws, _) = connect(format!("/v1/sessions/{id}/attach"), dev.clone()).await.expect("attach");
-        let (mut watch, _) = connect(format!("/v1/sessions/{id}/observe"), aud.clone()).await.expect("observe");
-        assert!(connect(format!("/v1/sessions/{id}/attach"), aud.clone()).await.is_err(), "an auditor may not attach");
-        ws.send(Message::Text(json!({"type": "resize", "cols": 120, "rows": 40}).to_string().into())).await.unwrap();
-        ws.send(Message::Binary(b"hello-ws\r".to_vec().into())).await.unwrap();
-        watch.send(Message::Binary(b"from-auditor\r".to_vec().into())).await.unwrap();
+        let (mut ws, _) = connect(format!("/v1/sessions/{id}/attach"), dev.clone())
+            .await
+            .expect("attach");
+        let (mut watch, _) = connect(format!("/v1/sessions/{id}/observe"), aud.clone())
+            .await
+            .expect("observe");
+        assert!(
+            connect(format!("/v1/sessions/{id}/attach"), aud.clone())
+                .await
+                .is_err(),
+            "an auditor may not attach"
+        );
+        ws.send(Message::Text(
+            json!({"type": "resize", "cols": 120, "rows": 40})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        ws.send(Message::Binary(b"hello-ws\r".to_vec().into()))
+            .await
+            .unwrap();
+        watch
+            .send(Message::Binary(b"from-auditor\r".to_vec().into()))
+            .await
+            .unwrap();
         // cat echoes the line (terminal echo, then cat's copy).
-        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut ws, "hello-ws"))
-            .await
-            .expect("the attach reads its echo");
-        assert!(!seen.contains("from-auditor"), "an observer's frames are not typed: {seen}");
-        let watched = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut watch, "hello-ws"))
-            .await
-            .expect("the observer sees it");
+        let seen = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read_until(&mut ws, "hello-ws"),
+        )
+        .await
+        .expect("the attach reads its echo");
+        assert!(
+            !seen.contains("from-auditor"),
+            "an observer's frames are not typed: {seen}"
+        );
+        let watched = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read_until(&mut watch, "hello-ws"),
+        )
+        .await
+        .expect("the observer sees it");
         assert!(watched.contains("hello-ws"));
         ws.send(Message::Binary(vec![4].into())).await.unwrap();
         let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -397,22 +983,35 @@ fn a_websocket_attach_types_and_reads() {
         })
         .await
         .unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&end).unwrap(), json!({"type": "exit", "status": 0}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&end).unwrap(),
+            json!({"type": "exit", "status": 0})
+        );
     });
     assert!(h.audit_log().contains("\"session.observe\""));
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket to the API at `path`, with `token`.
 async fn ws_connect(
     port: u16,
     path: String,
     token: String,
-) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://127.0.0.1:{port}{path}").into_client_request()?;
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header value"));
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
     tokio_tungstenite::connect_async(req).await
 }
 
@@ -434,16 +1033,25 @@ async fn read_until(ws: &mut Ws, text: &str) -> String {
 
 /// schemathesis, as install.sh installs it.
 fn schemathesis() -> std::path::PathBuf {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
     let st = home.join(".cache/cordon/venv/bin/st");
-    assert!(st.exists(), "schemathesis is missing at {}: run ./install.sh (or ./install.sh --deps-only)", st.display());
+    assert!(
+        st.exists(),
+        "schemathesis is missing at {}: run ./install.sh (or ./install.sh --deps-only)",
+        st.display()
+    );
     st
 }
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
     // The runner's limit keeps whatever the fuzzer runs short.
-    let h = Host::start_with(CORDON, "[api]\nrate_limit = 100000\nlogin_rate_limit = 100000\n[runner]\ntimeout = \"5s\"");
+    let h = Host::start_with(
+        CORDON,
+        "[api]\nrate_limit = 100000\nlogin_rate_limit = 100000\n[runner]\ntimeout = \"5s\"",
+    );
     h.user("ada", "admin");
     let (ada, _) = token(&h, "ada");
     let out = Command::new(schemathesis())
@@ -469,7 +1077,19 @@ fn the_api_speaks_tls_when_given_a_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -478,7 +1098,14 @@ fn the_api_speaks_tls_when_given_a_certificate() {
         .status()
         .unwrap();
     assert!(ok.success(), "openssl (install.sh installs it)");
-    let h = Host::start_with(CORDON, &format!("[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"", cert.display(), key.display()));
+    let h = Host::start_with(
+        CORDON,
+        &format!(
+            "[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    );
     let out = Command::new("curl")
         .args(["-s", "-i", "--cacert"])
         .arg(&cert)
@@ -486,11 +1113,28 @@ fn the_api_speaks_tls_when_given_a_certificate() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(text.starts_with("http/1.1 200") && text.contains("strict-transport-security: max-age="), "{text}");
+    assert!(
+        text.starts_with("http/1.1 200") && text.contains("strict-transport-security: max-age="),
+        "{text}"
+    );
     let plain = http(&h, "GET", "/v1/health", None, None);
-    assert_ne!(plain.status, 200, "plain HTTP is not answered on a TLS port");
-    let bad = Command::new("curl").args(["-s", "-o", "/dev/null", &format!("https://127.0.0.1:{}/v1/health", h.api)]).status().unwrap();
-    assert!(!bad.success(), "an unknown certificate is not trusted by default");
+    assert_ne!(
+        plain.status, 200,
+        "plain HTTP is not answered on a TLS port"
+    );
+    let bad = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("https://127.0.0.1:{}/v1/health", h.api),
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        !bad.success(),
+        "an unknown certificate is not trusted by default"
+    );
 }
 
 /// The key id a token names.
@@ -508,13 +1152,26 @@ fn rotating_the_signing_key_logs_nobody_out() {
     let (after, _) = token(&h, "dev");
     assert_ne!(kid(&before), kid(&after), "new tokens use the new key");
     for t in [&before, &after] {
-        assert_eq!(http(&h, "GET", "/v1/sessions", Some(t), None).status, 200, "both keys verify");
+        assert_eq!(
+            http(&h, "GET", "/v1/sessions", Some(t), None).status,
+            200,
+            "both keys verify"
+        );
     }
     // The running host signs with the new key too, without a restart.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let next = http(
+        &h,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(next.status, 200, "{}", next.body);
-    assert_eq!(kid(next.json()["access_token"].as_str().unwrap()), kid(&after));
+    assert_eq!(
+        kid(next.json()["access_token"].as_str().unwrap()),
+        kid(&after)
+    );
 }
 
 #[test]
@@ -522,20 +1179,45 @@ fn hs256_is_the_operators_alternative_and_is_pinned_too() {
     let h = Host::start_with(CORDON, "[api]\nsigning = \"hs256\"");
     h.user("dev", "developer");
     let config = h.data.path().join("cordon.toml");
-    let out = h.cordon(&["token", "issue", "dev", "--config", config.to_str().unwrap()]);
+    let out = h.cordon(&[
+        "token",
+        "issue",
+        "dev",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
-    let t = serde_json::from_str::<Value>(&out.stdout).unwrap()["access_token"].as_str().unwrap().to_string();
-    assert_eq!(jsonwebtoken::decode_header(&t).unwrap().alg, Algorithm::HS256);
+    let t = serde_json::from_str::<Value>(&out.stdout).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).unwrap().alg,
+        Algorithm::HS256
+    );
     assert_eq!(http(&h, "GET", "/v1/sessions", Some(&t), None).status, 200);
     let kid = kid(&t);
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.clone());
-    let guessed = jsonwebtoken::encode(&header, &claims("dev"), &EncodingKey::from_secret(&[7u8; 32])).unwrap();
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&guessed), None).status, 401, "another secret");
+    let guessed = jsonwebtoken::encode(
+        &header,
+        &claims("dev"),
+        &EncodingKey::from_secret(&[7u8; 32]),
+    )
+    .unwrap();
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&guessed), None).status,
+        401,
+        "another secret"
+    );
     let rng = ring::rand::SystemRandom::new();
     let ed = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let eddsa = sign(&kid, &EncodingKey::from_ed_der(ed.as_ref()), &claims("dev"));
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&eddsa), None).status, 401, "EdDSA where HS256 is pinned");
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&eddsa), None).status,
+        401,
+        "EdDSA where HS256 is pinned"
+    );
     let key = std::fs::read(h.state().join(format!("keys/api/{kid}.hs256"))).unwrap();
     assert_eq!(key.len(), 32, "a 256-bit key");
 }
@@ -553,41 +1235,110 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
         ("GET", "/v1/sessions/{}", None),
         ("DELETE", "/v1/sessions/{}", None),
         ("POST", "/v1/sessions/{}/input", Some(json!({"data": "x"}))),
-        ("POST", "/v1/sessions/{}/resize", Some(json!({"cols": 80, "rows": 24}))),
+        (
+            "POST",
+            "/v1/sessions/{}/resize",
+            Some(json!({"cols": 80, "rows": 24})),
+        ),
     ] {
-        let theirs = http(&h, method, &path.replace("{}", &id.to_string()), Some(&bob), body.clone());
-        let none = http(&h, method, &path.replace("{}", &missing.to_string()), Some(&bob), body);
-        assert_eq!((theirs.status, none.status), (404, 404), "{method} {path}: {} / {}", theirs.body, none.body);
-        assert_eq!(theirs.body.replace(&id.to_string(), "N"), none.body.replace(&missing.to_string(), "N"), "{method} {path}");
+        let theirs = http(
+            &h,
+            method,
+            &path.replace("{}", &id.to_string()),
+            Some(&bob),
+            body.clone(),
+        );
+        let none = http(
+            &h,
+            method,
+            &path.replace("{}", &missing.to_string()),
+            Some(&bob),
+            body,
+        );
+        assert_eq!(
+            (theirs.status, none.status),
+            (404, 404),
+            "{method} {path}: {} / {}",
+            theirs.body,
+            none.body
+        );
+        assert_eq!(
+            theirs.body.replace(&id.to_string(), "N"),
+            none.body.replace(&missing.to_string(), "N"),
+            "{method} {path}"
+        );
     }
     // A WebSocket observe of another user's session.
     let upgrade = |path: &str| {
         let o = Command::new("curl")
-            .args(["-s", "-i", "--max-time", "5", "-H", &format!("Authorization: Bearer {bob}")])
-            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13"])
+            .args([
+                "-s",
+                "-i",
+                "--max-time",
+                "5",
+                "-H",
+                &format!("Authorization: Bearer {bob}"),
+            ])
+            .args([
+                "-H",
+                "Connection: Upgrade",
+                "-H",
+                "Upgrade: websocket",
+                "-H",
+                "Sec-WebSocket-Version: 13",
+            ])
             .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
             .arg(format!("http://127.0.0.1:{}{path}", h.api))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
     };
     assert!(upgrade(&format!("/v1/sessions/{id}/observe")).contains(" 404"));
     assert!(upgrade(&format!("/v1/sessions/{missing}/observe")).contains(" 404"));
 
     // Recordings: by id and by prefix, mine are found, theirs are "no recording".
-    let rec = http(&h, "GET", "/v1/recordings", Some(&alice), None).json()[0]["id"].as_str().unwrap().to_string();
+    let rec = http(&h, "GET", "/v1/recordings", Some(&alice), None).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for probe in [rec.clone(), rec[..6].to_string()] {
-        let theirs = http(&h, "GET", &format!("/v1/recordings/{probe}"), Some(&bob), None);
-        let none = http(&h, "GET", "/v1/recordings/ffffffffffffffff", Some(&bob), None);
+        let theirs = http(
+            &h,
+            "GET",
+            &format!("/v1/recordings/{probe}"),
+            Some(&bob),
+            None,
+        );
+        let none = http(
+            &h,
+            "GET",
+            "/v1/recordings/ffffffffffffffff",
+            Some(&bob),
+            None,
+        );
         assert_eq!((theirs.status, none.status), (404, 404));
-        assert_eq!(theirs.body.replace(&probe, "X"), none.body.replace("ffffffffffffffff", "X"));
+        assert_eq!(
+            theirs.body.replace(&probe, "X"),
+            none.body.replace("ffffffffffffffff", "X")
+        );
     }
     // Users: another user's tokens, whether that user exists or not.
     let theirs = http(&h, "POST", "/v1/users/alice/revoke", Some(&bob), None);
     let none = http(&h, "POST", "/v1/users/nobody/revoke", Some(&bob), None);
-    assert_eq!((theirs.status, theirs.body.clone()), (none.status, none.body), "revoke");
     assert_eq!(
-        http(&h, "GET", "/v1/sessions", Some(&alice), None).json().as_array().map(|a| a.len()),
+        (theirs.status, theirs.body.clone()),
+        (none.status, none.body),
+        "revoke"
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&alice), None)
+            .json()
+            .as_array()
+            .map(|a| a.len()),
         Some(1),
         "alice's session is untouched"
     );
@@ -598,13 +1349,36 @@ fn a_reused_refresh_token_also_ends_the_access_token_issued_from_it() {
     let h = Host::start(CORDON);
     h.user("dev", "developer");
     let (_, refresh) = token(&h, "dev");
-    let next = http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let next = http(
+        &h,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(next.status, 200, "{}", next.body);
     let access = next.json()["access_token"].as_str().unwrap().to_string();
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&access), None).status, 200);
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&access), None).status,
+        200
+    );
     // Someone replays the first refresh token: the whole login ends, its access token too.
-    assert_eq!(http(&h, "POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": refresh}))).status, 401);
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&access), None).status, 401, "the access token of that login is revoked");
+    assert_eq!(
+        http(
+            &h,
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh}))
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&access), None).status,
+        401,
+        "the access token of that login is revoked"
+    );
 }
 
 #[test]
@@ -612,22 +1386,37 @@ fn a_client_that_trickles_its_headers_is_dropped() {
     use std::io::{Read, Write};
     let h = Host::start_with(CORDON, "[api]\nheader_timeout = \"2s\"");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
     let start = std::time::Instant::now();
-    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let took = start.elapsed();
-    assert!(took < std::time::Duration::from_secs(6), "the connection was held {took:?}");
-    assert!(!String::from_utf8_lossy(&buf).contains("\"ok\""), "no answer to a request never finished");
-    assert_eq!(http(&h, "GET", "/v1/health", None, None).status, 200, "whole requests are still answered");
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "the connection was held {took:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("\"ok\""),
+        "no answer to a request never finished"
+    );
+    assert_eq!(
+        http(&h, "GET", "/v1/health", None, None).status,
+        200,
+        "whole requests are still answered"
+    );
 }
 
 #[test]
 fn unknown_and_known_users_are_refused_in_the_same_time() {
     // Each attempt from its own loopback address and for its own name, so that no lockout
     // or rate limit changes the path a login takes.
-    let h = Host::start_with(CORDON, "password_login = true\n[api]\nlogin_rate_limit = 1000");
+    let h = Host::start_with(
+        CORDON,
+        "password_login = true\n[api]\nlogin_rate_limit = 1000",
+    );
     let names: Vec<String> = (0..7).map(|i| format!("known{i}")).collect();
     for n in &names {
         h.user(n, "developer");
@@ -639,13 +1428,31 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
             .stdout(std::process::Stdio::null());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"correct horse battery staple 9\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse battery staple 9\n")
+            .unwrap();
         assert!(child.wait().unwrap().success());
     }
     let time = |user: &str, from: u32| -> f64 {
         let o = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--interface", &format!("127.0.0.{from}")])
-            .args(["-H", "Content-Type: application/json", "--data-binary", &json!({"user": user, "password": "wrong"}).to_string()])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{time_total}",
+                "--interface",
+                &format!("127.0.0.{from}"),
+            ])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &json!({"user": user, "password": "wrong"}).to_string(),
+            ])
             .arg(format!("http://127.0.0.1:{}/v1/auth/login", h.api))
             .output()
             .unwrap();
@@ -666,32 +1473,56 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
     let (k, u) = (median(&mut known), median(&mut unknown));
     // An Argon2 verification takes tens of milliseconds; a refusal without one takes about
     // one. The medians must be within a few milliseconds (or a fifth) of each other.
-    assert!((k - u).abs() < (0.005f64).max(0.2 * k), "known {k:.4} s, unknown {u:.4} s");
+    assert!(
+        (k - u).abs() < (0.005f64).max(0.2 * k),
+        "known {k:.4} s, unknown {u:.4} s"
+    );
 }
 
 #[test]
 fn connections_past_the_per_address_cap_are_closed_at_once() {
     use std::io::Read;
-    let h = Host::start_with(CORDON, "[api]\nmax_connections_per_address = 3\nheader_timeout = \"20s\"");
+    let h = Host::start_with(
+        CORDON,
+        "[api]\nmax_connections_per_address = 3\nheader_timeout = \"20s\"",
+    );
     // Four connections from one address, none sending anything: whichever the host takes
     // last is closed at once; the other three are held (until the header timeout).
-    let mut conns: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap()).collect();
+    let mut conns: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", h.api)).unwrap())
+        .collect();
     let mut closed = 0;
     for c in conns.iter_mut() {
-        c.set_read_timeout(Some(std::time::Duration::from_millis(1500))).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+            .unwrap();
         let mut buf = [0u8; 16];
         closed += usize::from(matches!(c.read(&mut buf), Ok(0)));
     }
-    assert_eq!(closed, 1, "one connection over the cap of 3 is closed without an answer");
+    assert_eq!(
+        closed, 1,
+        "one connection over the cap of 3 is closed without an answer"
+    );
     // Another address is not affected.
     let o = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "127.0.0.2",
+        ])
         .arg(format!("http://127.0.0.1:{}/v1/health", h.api))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
     drop(conns);
-    assert_eq!(http(&h, "GET", "/v1/health", None, None).status, 200, "the places are given back");
+    assert_eq!(
+        http(&h, "GET", "/v1/health", None, None).status,
+        200,
+        "the places are given back"
+    );
 }
 
 #[test]
@@ -703,11 +1534,16 @@ fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
     let (dev, _) = token(&h, "dev");
     let (aud, _) = token(&h, "aud");
     let id = new_session(&h, &dev, &["cat"]);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use futures::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
-        let (mut watch, _) = ws_connect(h.api, format!("/v1/sessions/{id}/observe"), aud.clone()).await.expect("observe");
+        let (mut watch, _) = ws_connect(h.api, format!("/v1/sessions/{id}/observe"), aud.clone())
+            .await
+            .expect("observe");
         // From the host's shell, while the WebSocket is open: the auditor is locked.
         let out = h.cordon(&["user", "lock", "aud"]);
         assert_eq!(out.code, 0, "{out:?}");
@@ -722,10 +1558,20 @@ fn a_websocket_observer_whose_role_is_taken_away_is_ended_with_the_reason() {
         })
         .await
         .expect("the host ends the observer");
-        assert_eq!(serde_json::from_str::<Value>(&said).unwrap(), json!({"type": "revoked", "reason": "your account is locked"}));
-        assert!(start.elapsed() < std::time::Duration::from_secs(3), "{:?}", start.elapsed());
+        assert_eq!(
+            serde_json::from_str::<Value>(&said).unwrap(),
+            json!({"type": "revoked", "reason": "your account is locked"})
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     });
-    assert_eq!(http(&h, "GET", "/v1/sessions", Some(&aud), None).status, 401);
+    assert_eq!(
+        http(&h, "GET", "/v1/sessions", Some(&aud), None).status,
+        401
+    );
     assert!(h.audit_log().contains("\"session.detach\""));
 }
 
@@ -738,12 +1584,34 @@ fn a_symlinked_workspace_is_refused_through_the_api() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("marker"), "SECRET").unwrap();
     // Planted from inside a run, as the attack was made.
-    let planted = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["ln", "-s", secret.display().to_string(), "evil"]})));
+    let planted = http(
+        &h,
+        "POST",
+        "/v1/run",
+        Some(&dev),
+        Some(json!({"argv": ["ln", "-s", secret.display().to_string(), "evil"]})),
+    );
     assert_eq!(planted.json()["exit_status"], 0, "{}", planted.body);
-    let r = http(&h, "POST", "/v1/run", Some(&dev), Some(json!({"argv": ["cat", "marker"], "workspace": "evil"})));
+    let r = http(
+        &h,
+        "POST",
+        "/v1/run",
+        Some(&dev),
+        Some(json!({"argv": ["cat", "marker"], "workspace": "evil"})),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body.contains("symbolic link") && !r.body.contains("SECRET"), "{}", r.body);
-    let s = http(&h, "POST", "/v1/sessions", Some(&dev), Some(json!({"command": ["cat", "marker"], "workspace": "evil"})));
+    assert!(
+        r.body.contains("symbolic link") && !r.body.contains("SECRET"),
+        "{}",
+        r.body
+    );
+    let s = http(
+        &h,
+        "POST",
+        "/v1/sessions",
+        Some(&dev),
+        Some(json!({"command": ["cat", "marker"], "workspace": "evil"})),
+    );
     assert_eq!(s.status, 403, "{}", s.body);
     assert!(s.body.contains("symbolic link"), "{}", s.body);
 }

@@ -10,7 +10,12 @@ const FACES: &[&str] = &["main", "serve", "cli", "tui", "ssh", "api"];
 const SERVICE: &str = "service";
 /// Faces that use another face: `main` dispatches to all, `serve` starts SSH, the API and the
 /// TUI's socket, and SSH runs the TUI on a shell request.
-const COMPOSE: &[(&str, &str)] = &[("serve", "ssh"), ("serve", "api"), ("serve", "tui"), ("ssh", "tui")];
+const COMPOSE: &[(&str, &str)] = &[
+    ("serve", "ssh"),
+    ("serve", "api"),
+    ("serve", "tui"),
+    ("ssh", "tui"),
+];
 
 /// Which top-level module each `src/` file belongs to, and the top-level modules it names.
 fn edges() -> BTreeMap<String, BTreeSet<String>> {
@@ -28,7 +33,14 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
                 continue;
             }
             let rel = p.strip_prefix(&src).unwrap();
-            let top = rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+            let top = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string();
             let text = std::fs::read_to_string(&p).unwrap();
             // Tests of a module may reach anything; only the code that ships is checked.
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
@@ -42,7 +54,12 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
 /// The top-level modules a text names through `crate::`, grouped imports included
 /// (`use crate::{audit::Kind, store};`).
 fn named(code: &str) -> BTreeSet<String> {
-    let ident = |s: &str| -> String { s.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut out = BTreeSet::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + 7..];
@@ -86,13 +103,19 @@ fn no_module_uses_one_above_it() {
     let mut wrong = Vec::new();
     for (from, uses) in edges() {
         for to in uses {
-            let across = layer(&from) == 2 && layer(&to) == 2 && from != "main" && !COMPOSE.contains(&(from.as_str(), to.as_str()));
+            let across = layer(&from) == 2
+                && layer(&to) == 2
+                && from != "main"
+                && !COMPOSE.contains(&(from.as_str(), to.as_str()));
             if layer(&to) > layer(&from) || across {
                 wrong.push(format!("{from} -> {to}"));
             }
         }
     }
-    assert!(wrong.is_empty(), "dependencies pointing up or across faces: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "dependencies pointing up or across faces: {wrong:?}"
+    );
 }
 
 #[test]
@@ -101,12 +124,23 @@ fn the_core_has_no_cycles() {
     let core: BTreeMap<&String, BTreeSet<&String>> = all
         .iter()
         .filter(|(m, _)| layer(m) == 0)
-        .map(|(m, uses)| (m, uses.iter().filter(|u| layer(u) == 0 && all.contains_key(*u)).collect()))
+        .map(|(m, uses)| {
+            (
+                m,
+                uses.iter()
+                    .filter(|u| layer(u) == 0 && all.contains_key(*u))
+                    .collect(),
+            )
+        })
         .collect();
     // Kahn's algorithm: repeatedly take the modules that use nothing left.
     let mut left = core.clone();
     loop {
-        let free: Vec<&String> = left.iter().filter(|(_, uses)| uses.iter().all(|u| !left.contains_key(u))).map(|(m, _)| *m).collect();
+        let free: Vec<&String> = left
+            .iter()
+            .filter(|(_, uses)| uses.iter().all(|u| !left.contains_key(u)))
+            .map(|(m, _)| *m)
+            .collect();
         if free.is_empty() {
             break;
         }
@@ -114,20 +148,34 @@ fn the_core_has_no_cycles() {
             left.remove(m);
         }
     }
-    assert!(left.is_empty(), "a cycle among {:?}", left.keys().collect::<Vec<_>>());
+    assert!(
+        left.is_empty(),
+        "a cycle among {:?}",
+        left.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn the_check_reads_paths_and_grouped_imports() {
     let found = named("use crate::store::Store;\nuse crate::{audit::{AuditEvent, Kind}, service,\n  tokens::Claims};\nlet x = crate::text::safe(y);");
-    assert_eq!(found, ["audit", "service", "store", "text", "tokens"].into_iter().map(String::from).collect());
+    assert_eq!(
+        found,
+        ["audit", "service", "store", "text", "tokens"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
 }
 
 #[test]
 fn the_check_sees_the_modules_it_is_about() {
     let all = edges();
     for m in ["service", "sessions", "store", "ssh", "api", "tui", "cli"] {
-        assert!(all.contains_key(m), "{m} not found: {:?}", all.keys().collect::<Vec<_>>());
+        assert!(
+            all.contains_key(m),
+            "{m} not found: {:?}",
+            all.keys().collect::<Vec<_>>()
+        );
     }
     assert!(all["ssh"].contains("service"), "faces use the service");
 }

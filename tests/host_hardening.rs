@@ -35,22 +35,53 @@ fn a_symlinked_workspace_is_refused_over_ssh_and_its_target_never_shown() {
     let alice = h.user("alice", "developer");
     let secret = secret_dir(&h);
     // Planted from inside a session, as the attack was made.
-    let out = run(&h, &alice, "alice", &["--", "ln", "-s", &secret.display().to_string(), "evil"]);
+    let out = run(
+        &h,
+        &alice,
+        "alice",
+        &["--", "ln", "-s", &secret.display().to_string(), "evil"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    let out = run(&h, &alice, "alice", &["--", "ln", "-s", "/nonexistent", "dangling"]);
+    let out = run(
+        &h,
+        &alice,
+        "alice",
+        &["--", "ln", "-s", "/nonexistent", "dangling"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     for name in ["evil", "dangling"] {
-        let out = run(&h, &alice, "alice", &["--workspace", name, "--", "cat", "marker"]);
+        let out = run(
+            &h,
+            &alice,
+            "alice",
+            &["--workspace", name, "--", "cat", "marker"],
+        );
         assert_eq!(out.code, 126, "{name}: {out:?}");
-        assert!(out.stderr.contains("symbolic link") && !out.stdout.contains("SECRET"), "{name}: {out:?}");
+        assert!(
+            out.stderr.contains("symbolic link") && !out.stdout.contains("SECRET"),
+            "{name}: {out:?}"
+        );
         let mut argv = h.ssh_command(&alice, "alice");
         argv.insert(1, "-tt".into());
-        let o =
-            output(Command::new(&argv[0]).args(&argv[1..]).args(["new", "--workspace", name, "--", "cat", "marker"]).stdin(Stdio::null()));
-        assert!(!o.stdout.contains("SECRET") && o.stderr.contains("symbolic link"), "{name}: {o:?}");
+        let o = output(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .args(["new", "--workspace", name, "--", "cat", "marker"])
+                .stdin(Stdio::null()),
+        );
+        assert!(
+            !o.stdout.contains("SECRET") && o.stderr.contains("symbolic link"),
+            "{name}: {o:?}"
+        );
     }
-    assert!(std::fs::read_dir(&secret).unwrap().count() == 1, "nothing was created through the link");
-    assert!(h.audit_log().contains("symbolic link"), "the refusal is audited");
+    assert!(
+        std::fs::read_dir(&secret).unwrap().count() == 1,
+        "nothing was created through the link"
+    );
+    assert!(
+        h.audit_log().contains("symbolic link"),
+        "the refusal is audited"
+    );
 }
 
 #[test]
@@ -76,13 +107,24 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
     let flipper = {
         let (stop, base) = (stop.clone(), base.clone());
         std::thread::spawn(move || {
-            let (a, b) = (std::ffi::CString::new("race").unwrap(), std::ffi::CString::new("other").unwrap());
+            let (a, b) = (
+                std::ffi::CString::new("race").unwrap(),
+                std::ffi::CString::new("other").unwrap(),
+            );
             let dir = std::fs::File::open(&base).unwrap();
             use std::os::fd::AsRawFd;
             let mut flips = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // SAFETY: renameat2 on names in a directory we hold open.
-                unsafe { libc::renameat2(dir.as_raw_fd(), a.as_ptr(), dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE) };
+                unsafe {
+                    libc::renameat2(
+                        dir.as_raw_fd(),
+                        a.as_ptr(),
+                        dir.as_raw_fd(),
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
                 flips += 1;
             }
             flips
@@ -94,11 +136,24 @@ fn a_link_swapped_in_during_session_creation_never_exposes_its_target() {
         let out = if i % 3 == 0 {
             let mut argv = h.ssh_command(&alice, "alice");
             argv.insert(1, "-tt".into());
-            output(Command::new(&argv[0]).args(&argv[1..]).args(["new", "--workspace", "race", "--", "cat", "marker"]).stdin(Stdio::null()))
+            output(
+                Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .args(["new", "--workspace", "race", "--", "cat", "marker"])
+                    .stdin(Stdio::null()),
+            )
         } else {
-            run(&h, &alice, "alice", &["--workspace", "race", "--", "cat", "marker"])
+            run(
+                &h,
+                &alice,
+                "alice",
+                &["--workspace", "race", "--", "cat", "marker"],
+            )
         };
-        assert!(!out.stdout.contains("SECRET") && !out.stderr.contains("SECRET"), "the link's target was shown: {out:?}");
+        assert!(
+            !out.stdout.contains("SECRET") && !out.stderr.contains("SECRET"),
+            "the link's target was shown: {out:?}"
+        );
         if out.stdout.contains("real") {
             shown += 1;
         } else {
@@ -116,11 +171,28 @@ fn a_session_runs_as_its_users_own_uid_never_as_root() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let uid = h.uid("alice");
-    let out = run(&h, &alice, "alice", &["--", "sh", "-c", "'id -u; id -g; touch made-here'"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, format!("{uid}\n{uid}\n").as_str()), "{out:?}");
-    assert_eq!(std::fs::metadata(h.workspace("alice").join("made-here")).unwrap().uid(), uid);
+    let out = run(
+        &h,
+        &alice,
+        "alice",
+        &["--", "sh", "-c", "'id -u; id -g; touch made-here'"],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{uid}\n{uid}\n").as_str()),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(h.workspace("alice").join("made-here"))
+            .unwrap()
+            .uid(),
+        uid
+    );
     let out = h.session(&alice, "alice", "id -u");
-    assert!(out.stdout.contains(&uid.to_string()) && !out.stdout.lines().any(|l| l.trim() == "0"), "{out:?}");
+    assert!(
+        out.stdout.contains(&uid.to_string()) && !out.stdout.lines().any(|l| l.trim() == "0"),
+        "{out:?}"
+    );
     let ws = std::fs::metadata(h.workspace("alice")).unwrap();
     assert_eq!((ws.uid(), ws.mode() & 0o777), (uid, 0o700));
 }
@@ -131,20 +203,45 @@ fn two_users_homes_are_their_own_and_the_hosts_is_never_shown() {
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
     // The claude profile writes ~/.claude/, created in the user's own home.
-    let out =
-        run(&h, &alice, "alice", &["--profile", "claude", "--", "sh", "-c", "'echo $HOME; echo alice-secret > ~/.claude/settings.json'"]);
+    let out = run(
+        &h,
+        &alice,
+        "alice",
+        &[
+            "--profile",
+            "claude",
+            "--",
+            "sh",
+            "-c",
+            "'echo $HOME; echo alice-secret > ~/.claude/settings.json'",
+        ],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout.trim(), h.home("alice").display().to_string());
     let alice_settings = h.home("alice").join(".claude/settings.json");
-    assert_eq!(std::fs::read_to_string(&alice_settings).unwrap(), "alice-secret\n");
+    assert_eq!(
+        std::fs::read_to_string(&alice_settings).unwrap(),
+        "alice-secret\n"
+    );
     let script = format!(
         "'echo $HOME; cat {} 2>&1; ls {} 2>&1; cat /root/.bashrc /root/.profile 2>&1; echo done'",
         alice_settings.display(),
         h.home("alice").display()
     );
-    let out = run(&h, &bob, "bob", &["--profile", "claude", "--", "sh", "-c", &script]);
-    assert!(out.stdout.starts_with(&h.home("bob").display().to_string()), "{out:?}");
-    assert!(!out.stdout.contains("alice-secret") && out.stdout.contains("done"), "{out:?}");
+    let out = run(
+        &h,
+        &bob,
+        "bob",
+        &["--profile", "claude", "--", "sh", "-c", &script],
+    );
+    assert!(
+        out.stdout.starts_with(&h.home("bob").display().to_string()),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains("alice-secret") && out.stdout.contains("done"),
+        "{out:?}"
+    );
     // Ownership is the second wall: bob's uid could not read alice's home even if a
     // profile showed it.
     let home = std::fs::metadata(h.home("alice")).unwrap();
@@ -168,8 +265,19 @@ impl Mux {
         argv.insert(1, format!("ControlPath={}", sock.display()));
         argv.insert(1, "-o".into());
         let mut m = argv.clone();
-        m.splice(1..1, ["-o".to_string(), "ControlMaster=yes".to_string(), "-N".to_string()]);
-        let master = Command::new(&m[0]).args(&m[1..]).stdin(Stdio::null()).spawn().unwrap();
+        m.splice(
+            1..1,
+            [
+                "-o".to_string(),
+                "ControlMaster=yes".to_string(),
+                "-N".to_string(),
+            ],
+        );
+        let master = Command::new(&m[0])
+            .args(&m[1..])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
         wait_until("the master connection", || sock.exists());
         Mux { argv, master }
     }
@@ -185,7 +293,11 @@ impl Mux {
             _ => (vec![], args.to_vec()),
         };
         let mut c = Command::new(&self.argv[0]);
-        c.args(["-o", "ControlMaster=no"]).args(opts).args(&self.argv[1..]).args(args).stdin(Stdio::null());
+        c.args(["-o", "ControlMaster=no"])
+            .args(opts)
+            .args(&self.argv[1..])
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
 }
@@ -211,19 +323,36 @@ fn a_lock_ends_an_open_multiplexed_connection_and_a_demotion_applies_to_its_next
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(h.cordon(&["user", "lock", "alice"]).code, 0);
     let start = Instant::now();
-    wait_until("the master connection to close", || m.master.try_wait().unwrap().is_some());
-    assert!(start.elapsed() < Duration::from_secs(5), "closed within a second or so: {:?}", start.elapsed());
+    wait_until("the master connection to close", || {
+        m.master.try_wait().unwrap().is_some()
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "closed within a second or so: {:?}",
+        start.elapsed()
+    );
     wait_until("the run to end", || long.try_wait().unwrap().is_some());
     let out = m.ssh(&["token"]);
-    assert!(out.code != 0 && !out.stdout.contains("access_token"), "no token after the lock: {out:?}");
+    assert!(
+        out.code != 0 && !out.stdout.contains("access_token"),
+        "no token after the lock: {out:?}"
+    );
     assert!(h.audit_log().contains("\"ssh.disconnect\""));
 
     let b = Mux::open(&h, &bob, "bob");
     assert_eq!(b.ssh(&["whoami"]).stdout, "bob (developer)\n");
     assert_eq!(h.cordon(&["user", "role", "bob", "viewer"]).code, 0);
-    assert_eq!(b.ssh(&["whoami"]).stdout, "bob (viewer)\n", "the next command sees the new role");
+    assert_eq!(
+        b.ssh(&["whoami"]).stdout,
+        "bob (viewer)\n",
+        "the next command sees the new role"
+    );
     let out = b.ssh(&["-tt", "new", "--", "true"]);
-    assert!(out.stderr.contains("a viewer may not start sessions") || out.stdout.contains("a viewer may not start sessions"), "{out:?}");
+    assert!(
+        out.stderr.contains("a viewer may not start sessions")
+            || out.stdout.contains("a viewer may not start sessions"),
+        "{out:?}"
+    );
     let out = b.ssh(&["run", "--", "true"]);
     assert_eq!(out.code, 126, "{out:?}");
 }
@@ -240,7 +369,10 @@ fn a_demoted_user_attached_to_a_session_is_detached_within_a_second() {
     h.wait_for("bob", "still-here");
     assert_eq!(h.cordon(&["user", "role", "bob", "viewer"]).code, 0);
     let screen = h.wait_for("bob", "the host ended this view");
-    assert!(screen.contains("a viewer may not type into session"), "{screen}");
+    assert!(
+        screen.contains("a viewer may not type into session"),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -250,21 +382,43 @@ fn a_removed_user_added_again_inherits_nothing() {
     let old = h.user("alice", "developer");
     let out = h.session(&old, "alice", "echo old-alice-was-here");
     assert!(out.stdout.contains("old-alice-was-here"), "{out:?}");
-    assert_eq!(run(&h, &old, "alice", &["--", "sh", "-c", "'echo old > note'"]).code, 0);
+    assert_eq!(
+        run(&h, &old, "alice", &["--", "sh", "-c", "'echo old > note'"]).code,
+        0
+    );
     let token = h.ssh(&old, "alice", &["token"]);
     let token: serde_json::Value = serde_json::from_str(&token.stdout).unwrap();
     let old_uid = h.uid("alice");
 
     let out = h.cordon(&["user", "remove", "alice"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(h.ssh(&old, "alice", &["whoami"]).code != 0, "the old key is gone with the user");
+    assert!(
+        h.ssh(&old, "alice", &["whoami"]).code != 0,
+        "the old key is gone with the user"
+    );
     let new = h.keygen("alice-again");
     let public = std::fs::read_to_string(new.with_extension("pub")).unwrap();
-    assert_eq!(h.cordon(&["user", "add", "alice", "--role", "developer", "--key", public.trim()]).code, 0);
+    assert_eq!(
+        h.cordon(&[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "developer",
+            "--key",
+            public.trim()
+        ])
+        .code,
+        0
+    );
     assert_ne!(h.uid("alice"), old_uid, "a new user, a new uid");
 
     let out = run(&h, &new, "alice", &["--", "sh", "-c", "'ls -A; id -u'"]);
-    assert_eq!(out.stdout, format!("{}\n", h.uid("alice")), "an empty workspace: {out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("{}\n", h.uid("alice")),
+        "an empty workspace: {out:?}"
+    );
     let out = run(&h, &new, "alice", &["--", "sh", "-c", "'ls -A $HOME'"]);
     assert_eq!(out.stdout, "", "an empty home: {out:?}");
     // The old recording is not hers; the old token does not act for her.
@@ -275,28 +429,62 @@ fn a_removed_user_added_again_inherits_nothing() {
     let api = |t: &str, path: &str| {
         let o = output(
             Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Authorization: Bearer {t}")])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-H",
+                    &format!("Authorization: Bearer {t}"),
+                ])
                 .arg(format!("http://127.0.0.1:{}{path}", h.api)),
         );
         o.stdout
     };
-    assert_eq!(api(token["access_token"].as_str().unwrap(), "/v1/sessions"), "401");
+    assert_eq!(
+        api(token["access_token"].as_str().unwrap(), "/v1/sessions"),
+        "401"
+    );
     let fresh = h.ssh(&new, "alice", &["token"]);
     let fresh: serde_json::Value = serde_json::from_str(&fresh.stdout).unwrap();
     let listing = output(
         Command::new("curl")
-            .args(["-s", "-H", &format!("Authorization: Bearer {}", fresh["access_token"].as_str().unwrap())])
+            .args([
+                "-s",
+                "-H",
+                &format!(
+                    "Authorization: Bearer {}",
+                    fresh["access_token"].as_str().unwrap()
+                ),
+            ])
             .arg(format!("http://127.0.0.1:{}/v1/recordings", h.api)),
     );
-    assert_eq!(listing.stdout.trim(), "[]", "the old alice's recordings are not the new alice's");
-    let moved: Vec<_> = std::fs::read_dir(h.data.path().join("workspaces/.removed")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(moved.iter().any(|n| n.to_string_lossy().starts_with(&format!("alice-{old_id}-"))), "{moved:?}");
+    assert_eq!(
+        listing.stdout.trim(),
+        "[]",
+        "the old alice's recordings are not the new alice's"
+    );
+    let moved: Vec<_> = std::fs::read_dir(h.data.path().join("workspaces/.removed"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        moved
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with(&format!("alice-{old_id}-"))),
+        "{moved:?}"
+    );
 }
 
 #[test]
 fn a_host_short_of_file_descriptors_survives_a_connection_flood_and_then_serves_a_login() {
-    let h =
-        Host::start_limited(CORDON, "login_grace = \"3s\"\nmax_unauthenticated = 2000\nmax_unauthenticated_per_address = 2000", Some(96));
+    let h = Host::start_limited(
+        CORDON,
+        "login_grace = \"3s\"\nmax_unauthenticated = 2000\nmax_unauthenticated_per_address = 2000",
+        Some(96),
+    );
     let alice = h.user("alice", "developer");
     raise_own_open_files();
     let mut flood = Vec::new();
@@ -307,7 +495,10 @@ fn a_host_short_of_file_descriptors_survives_a_connection_flood_and_then_serves_
     }
     std::thread::sleep(Duration::from_secs(1));
     let mut h = h;
-    assert!(h.child.try_wait().unwrap().is_none(), "the host is still running");
+    assert!(
+        h.child.try_wait().unwrap().is_none(),
+        "the host is still running"
+    );
     drop(flood);
     let start = Instant::now();
     let out = loop {
@@ -324,14 +515,24 @@ fn a_host_short_of_file_descriptors_survives_a_connection_flood_and_then_serves_
 fn a_flood_from_one_address_does_not_lock_out_another() {
     let h = Host::start_with(CORDON, "max_unauthenticated_per_address = 4");
     let alice = h.user("alice", "developer");
-    let flood: Vec<_> = (0..50).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", h.port)).ok()).collect();
+    let flood: Vec<_> = (0..50)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", h.port)).ok())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let mut argv = h.ssh_command(&alice, "alice");
     argv.splice(1..1, ["-b".to_string(), "127.0.0.2".to_string()]);
-    let out = output(Command::new(&argv[0]).args(&argv[1..]).arg("whoami").stdin(Stdio::null()));
+    let out = output(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .arg("whoami")
+            .stdin(Stdio::null()),
+    );
     assert_eq!(out.stdout, "alice (developer)\n", "{out:?}");
     let refused = h.audit_log().matches("\"ssh.refused\"").count();
-    assert!((1..=20).contains(&refused), "refusals are audited in bounded form: {refused}");
+    assert!(
+        (1..=20).contains(&refused),
+        "refusals are audited in bounded form: {refused}"
+    );
     drop(flood);
 }
 
@@ -346,8 +547,13 @@ fn a_connection_that_does_not_log_in_is_closed_after_the_grace_time() {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(6), "closed after {took:?}");
-    wait_until("the timeout's audit line", || h.audit_log().contains("no login within 2 s"));
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+    wait_until("the timeout's audit line", || {
+        h.audit_log().contains("no login within 2 s")
+    });
 }
 
 fn raise_own_open_files() {
@@ -365,16 +571,31 @@ fn run_counts_against_the_per_user_limit() {
     let h = Host::start_with(CORDON, "[sessions]\nmax_per_user = { developer = 1 }");
     let alice = h.user("alice", "developer");
     let argv = h.ssh_command(&alice, "alice");
-    let mut long = Command::new(&argv[0]).args(&argv[1..]).args(["run", "--", "sleep", "4"]).stdin(Stdio::null()).spawn().unwrap();
-    wait_until("the run to start", || h.audit_log().contains("\"session.create\"") || std::fs::read_dir(h.workspace("alice")).is_ok());
+    let mut long = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["run", "--", "sleep", "4"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the run to start", || {
+        h.audit_log().contains("\"session.create\"")
+            || std::fs::read_dir(h.workspace("alice")).is_ok()
+    });
     std::thread::sleep(Duration::from_millis(700));
     let out = run(&h, &alice, "alice", &["--", "true"]);
     assert_eq!(out.code, 126, "a second run is over the limit: {out:?}");
     assert!(out.stderr.contains("already runs 1"), "{out:?}");
     let out = h.session(&alice, "alice", "true");
-    assert!(out.stderr.contains("already runs 1") || out.stdout.contains("already runs 1"), "so is a session: {out:?}");
+    assert!(
+        out.stderr.contains("already runs 1") || out.stdout.contains("already runs 1"),
+        "so is a session: {out:?}"
+    );
     assert!(long.wait().unwrap().success());
-    assert_eq!(run(&h, &alice, "alice", &["--", "true"]).code, 0, "the place is free again");
+    assert_eq!(
+        run(&h, &alice, "alice", &["--", "true"]).code,
+        0,
+        "the place is free again"
+    );
 }
 
 #[test]
@@ -388,11 +609,19 @@ fn observers_past_the_cap_are_refused() {
     for _ in 0..2 {
         let argv = h.ssh_command(&carol, "carol");
         watching.push(
-            Command::new(&argv[0]).args(&argv[1..]).args(["observe", "1"]).stdin(Stdio::null()).stdout(Stdio::null()).spawn().unwrap(),
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .args(["observe", "1"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
         );
     }
     // alice's own attach is one viewer; with one observer the session is full.
-    wait_until("the viewers to attach", || h.audit_log().matches("\"session.observe\"").count() >= 1);
+    wait_until("the viewers to attach", || {
+        h.audit_log().matches("\"session.observe\"").count() >= 1
+    });
     std::thread::sleep(Duration::from_millis(500));
     let out = h.ssh(&carol, "carol", &["observe", "1"]);
     assert_eq!(out.code, 126, "{out:?}");
@@ -409,16 +638,26 @@ fn a_data_directory_that_existed_open_to_others_is_tightened_and_doctor_says_so(
     h.user("alice", "developer");
     let state = h.state();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(state.join("cordon.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        state.join("cordon.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let doctor = h.cordon(&["doctor"]);
     assert_eq!(doctor.code, 1, "{doctor:?}");
-    assert!(doctor.stdout.contains("LOOSE") && doctor.stdout.contains("cordon.db"), "{doctor:?}");
+    assert!(
+        doctor.stdout.contains("LOOSE") && doctor.stdout.contains("cordon.db"),
+        "{doctor:?}"
+    );
     // Any host command (here `user list`, as the next start of the host would) tightens it.
     let out = h.cordon(&["user", "list"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("tightened"), "{out:?}");
     assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(state.join("cordon.db")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(state.join("cordon.db")).unwrap().mode() & 0o777,
+        0o600
+    );
     let doctor = h.cordon(&["doctor"]);
     assert_eq!(doctor.code, 0, "{doctor:?}");
 }
@@ -429,12 +668,26 @@ fn a_new_data_directory_starts_private() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = output(Command::new(CORDON).arg("--data-dir").arg(&state).args(["user", "add", "alice"]).env_remove("CORDON_CONFIG"));
+    let out = output(
+        Command::new(CORDON)
+            .arg("--data-dir")
+            .arg(&state)
+            .args(["user", "add", "alice"])
+            .env_remove("CORDON_CONFIG"),
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    for (p, mode) in
-        [(state.clone(), 0o700), (state.join("cordon.db"), 0o600), (state.join("keys"), 0o700), (state.join("audit.log"), 0o600)]
-    {
-        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, mode, "{}", p.display());
+    for (p, mode) in [
+        (state.clone(), 0o700),
+        (state.join("cordon.db"), 0o600),
+        (state.join("keys"), 0o700),
+        (state.join("audit.log"), 0o600),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().mode() & 0o777,
+            mode,
+            "{}",
+            p.display()
+        );
     }
 }
 
@@ -448,8 +701,14 @@ fn a_link_planted_at_an_exports_name_is_replaced_and_its_target_untouched() {
     // The host's file a session would like overwritten, as root.
     let victim = h.data.path().join("victim-bashrc");
     std::fs::write(&victim, "original").unwrap();
-    let plant = format!("'mkdir -p exports && ln -s {} exports/{id}.cast'", victim.display());
-    assert_eq!(run(&h, &alice, "alice", &["--", "sh", "-c", &plant]).code, 0);
+    let plant = format!(
+        "'mkdir -p exports && ln -s {} exports/{id}.cast'",
+        victim.display()
+    );
+    assert_eq!(
+        run(&h, &alice, "alice", &["--", "sh", "-c", &plant]).code,
+        0
+    );
 
     // Export from the TUI, as the attack did.
     h.tmux_ssh("tui", &alice, "alice", "");
@@ -458,11 +717,20 @@ fn a_link_planted_at_an_exports_name_is_replaced_and_its_target_untouched() {
     h.wait_for("tui", "Recordings (1 of 1)");
     h.keys("tui", &["e"]);
     h.wait_for("tui", "exported for asciinema");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original", "the link's target was written");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "original",
+        "the link's target was written"
+    );
     let exported = h.workspace("alice").join(format!("exports/{id}.cast"));
     let meta = std::fs::symlink_metadata(&exported).unwrap();
-    assert!(meta.file_type().is_file() && meta.uid() == h.uid("alice"), "a file of alice's replaced the link");
-    assert!(std::fs::read_to_string(&exported).unwrap().contains("exported-text"));
+    assert!(
+        meta.file_type().is_file() && meta.uid() == h.uid("alice"),
+        "a file of alice's replaced the link"
+    );
+    assert!(std::fs::read_to_string(&exported)
+        .unwrap()
+        .contains("exported-text"));
 
     // The exports folder itself a link: refused, nothing written through it.
     let aside = h.data.path().join("aside");
@@ -479,18 +747,31 @@ fn channels_per_connection_and_connections_per_user_are_capped() {
     let h = Host::start_with(CORDON, "max_channels = 2\nmax_connections_per_user = 2");
     let alice = h.user("alice", "developer");
     let m = Mux::open(&h, &alice, "alice");
-    let mut held: Vec<_> =
-        (0..2).map(|_| m.command(&["run", "--", "sleep", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()).collect();
+    let mut held: Vec<_> = (0..2)
+        .map(|_| {
+            m.command(&["run", "--", "sleep", "5"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(1000));
     // A third channel on the master connection is refused (OpenSSH then falls back to a
     // connection of its own, the user's second).
     let out = m.ssh(&["whoami"]);
-    assert!(out.stderr.contains("Session open refused by peer"), "a third channel on the connection: {out:?}");
+    assert!(
+        out.stderr.contains("Session open refused by peer"),
+        "a third channel on the connection: {out:?}"
+    );
     // The master is one connection; a second is allowed, a third is not.
     let second = Mux::open(&h, &alice, "alice-2");
     assert_eq!(second.ssh(&["whoami"]).stdout, "alice (developer)\n");
     let out = h.ssh(&alice, "alice", &["whoami"]);
-    assert_eq!(out.code, 255, "a third connection of the same user: {out:?}");
+    assert_eq!(
+        out.code, 255,
+        "a third connection of the same user: {out:?}"
+    );
     assert!(h.audit_log().contains("max_connections_per_user"));
     for c in &mut held {
         let _ = c.kill();

@@ -18,17 +18,28 @@ fn stranger_login(port: u16, user: &str, key: &std::path::Path) {
     struct Client;
     impl russh::client::Handler for Client {
         type Error = russh::Error;
-        async fn check_server_key(&mut self, _key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        async fn check_server_key(
+            &mut self,
+            _key: &russh::keys::PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
             Ok(true)
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let config = std::sync::Arc::new(russh::client::Config::default());
-        let mut session = russh::client::connect(config, ("127.0.0.1", port), Client).await.expect("connect");
+        let mut session = russh::client::connect(config, ("127.0.0.1", port), Client)
+            .await
+            .expect("connect");
         let key = russh::keys::load_secret_key(key, None).unwrap();
         let with = russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None);
-        let answer = session.authenticate_publickey(user, with).await.expect("an answer");
+        let answer = session
+            .authenticate_publickey(user, with)
+            .await
+            .expect("an answer");
         assert!(!answer.success(), "a stranger got in");
     });
 }
@@ -38,13 +49,20 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     // A command holding the sequences, run and in a session.
-    let out = h.ssh(&alice, "alice", &["run", "--", "echo", &format!("'{NASTY}'")]);
+    let out = h.ssh(
+        &alice,
+        "alice",
+        &["run", "--", "echo", &format!("'{NASTY}'")],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
     let name = format!("'n{NASTY}'");
     let o = output(
-        Command::new(&argv[0]).args(&argv[1..]).args(["new", "--name", &name, "--", "echo", &format!("'{NASTY}'")]).stdin(Stdio::null()),
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["new", "--name", &name, "--", "echo", &format!("'{NASTY}'")])
+            .stdin(Stdio::null()),
     );
     assert_eq!(o.code, 0, "{o:?}");
     // A marker's label holding them, on a session that is still running.
@@ -57,7 +75,9 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the second session", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-2"));
+    wait_until("the second session", || {
+        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-2")
+    });
     let marked = h.ssh(&alice, "alice", &["mark", "2", &format!("'l{NASTY}'")]);
     assert_eq!(marked.code, 0, "{marked:?}");
     assert!(!marked.stdout.contains('\x1b'), "{marked:?}");
@@ -75,14 +95,29 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
     ] {
         let out = h.cordon(&args);
         assert_eq!(out.code, 0, "{args:?}: {out:?}");
-        assert!(!out.stdout.contains('\x1b') && !out.stdout.contains('\x07'), "{args:?} printed raw escapes:\n{}", out.stdout);
+        assert!(
+            !out.stdout.contains('\x1b') && !out.stdout.contains('\x07'),
+            "{args:?} printed raw escapes:\n{}",
+            out.stdout
+        );
     }
     let tail = h.cordon(&["audit", "tail", "-n", "100"]).stdout;
-    assert!(tail.contains("\\x1b]52;c;cm0gLXJmIH4=\\x07"), "the sequence is shown, escaped:\n{tail}");
-    assert!(tail.contains("login.failed") && tail.contains("x\\x1b]52"), "the stranger's name is there, escaped:\n{tail}");
-    let rec_json: serde_json::Value = serde_json::from_str(&h.cordon(&["rec", "ls", "--json"]).stdout).expect("still JSON");
     assert!(
-        rec_json.as_array().unwrap().iter().any(|r| r["command"].as_str().unwrap().contains("\x1b]52")),
+        tail.contains("\\x1b]52;c;cm0gLXJmIH4=\\x07"),
+        "the sequence is shown, escaped:\n{tail}"
+    );
+    assert!(
+        tail.contains("login.failed") && tail.contains("x\\x1b]52"),
+        "the stranger's name is there, escaped:\n{tail}"
+    );
+    let rec_json: serde_json::Value =
+        serde_json::from_str(&h.cordon(&["rec", "ls", "--json"]).stdout).expect("still JSON");
+    assert!(
+        rec_json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["command"].as_str().unwrap().contains("\x1b]52")),
         "the JSON holds the real text, escaped as JSON"
     );
     let ls = h.ssh(&alice, "alice", &["ls", "--json"]);
@@ -95,32 +130,62 @@ fn secrets_on_a_command_line_are_masked_everywhere_the_command_is_shown() {
     let alice = h.user("alice", "developer");
     h.user("ada", "admin");
     let secrets = ["hunter2", "sk-live-123", "s3cr3tpw", "eyJhbGciOi.x.y"];
-    let script = "sleep 30; : --password hunter2 API_TOKEN=sk-live-123 https://bob:s3cr3tpw@git.example/x";
+    let script =
+        "sleep 30; : --password hunter2 API_TOKEN=sk-live-123 https://bob:s3cr3tpw@git.example/x";
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
     let mut session = Command::new(&argv[0])
         .args(&argv[1..])
-        .args(["new", "--", "sh", "-c", &format!("'{script}'"), "Authorization: Bearer eyJhbGciOi.x.y"])
+        .args([
+            "new",
+            "--",
+            "sh",
+            "-c",
+            &format!("'{script}'"),
+            "Authorization: Bearer eyJhbGciOi.x.y",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the session", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-"));
-    let out = h.ssh(&alice, "alice", &["run", "--", "sh", "-c", "'true --token=sk-live-123 -- mysql -phunter2'"]);
+    wait_until("the session", || {
+        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-")
+    });
+    let out = h.ssh(
+        &alice,
+        "alice",
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "'true --token=sk-live-123 -- mysql -phunter2'",
+        ],
+    );
     assert_eq!(out.code, 0, "{out:?}");
 
     let token = h.cordon(&["token", "issue", "ada"]).stdout;
     let t: serde_json::Value = serde_json::from_str(&token).unwrap();
     let api = |path: &str| {
         let o = Command::new("curl")
-            .args(["-s", "-H", &format!("Authorization: Bearer {}", t["access_token"].as_str().unwrap())])
+            .args([
+                "-s",
+                "-H",
+                &format!(
+                    "Authorization: Bearer {}",
+                    t["access_token"].as_str().unwrap()
+                ),
+            ])
             .arg(format!("http://127.0.0.1:{}{path}", h.api))
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let shown = [
-        ("ssh ls --json", h.ssh(&alice, "alice", &["ls", "--json"]).stdout),
+        (
+            "ssh ls --json",
+            h.ssh(&alice, "alice", &["ls", "--json"]).stdout,
+        ),
         ("rec ls", h.cordon(&["rec", "ls"]).stdout),
         ("rec ls --json", h.cordon(&["rec", "ls", "--json"]).stdout),
         ("GET /v1/sessions", api("/v1/sessions")),
@@ -140,13 +205,18 @@ fn secrets_on_a_command_line_are_masked_everywhere_the_command_is_shown() {
             "the database",
             ["cordon.db", "cordon.db-wal"]
                 .iter()
-                .map(|f| String::from_utf8_lossy(&std::fs::read(h.state().join(f)).unwrap_or_default()).into_owned())
+                .map(|f| {
+                    String::from_utf8_lossy(&std::fs::read(h.state().join(f)).unwrap_or_default())
+                        .into_owned()
+                })
                 .collect::<String>(),
         ),
     ];
     for (place, text) in &shown {
         assert!(
-            text.contains("--password ***") || text.contains("Bearer ***") || text.contains("--token=***"),
+            text.contains("--password ***")
+                || text.contains("Bearer ***")
+                || text.contains("--token=***"),
             "{place} shows the command:\n{text}"
         );
         for s in secrets {
@@ -170,20 +240,33 @@ fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machin
     owner.insert(1, "-tt".into());
     let script = format!("'sleep 1.5; printf \"{ACTS}\\n\"; sleep 2'");
     let owner = std::thread::spawn(move || {
-        output(Command::new(&owner[0]).args(&owner[1..]).args(["new", "--", "sh", "-c", &script]).stdin(Stdio::null()))
+        output(
+            Command::new(&owner[0])
+                .args(&owner[1..])
+                .args(["new", "--", "sh", "-c", &script])
+                .stdin(Stdio::null()),
+        )
     });
-    wait_until("the session", || h.ssh(&carol, "carol", &["ls"]).stdout.contains("alice-"));
+    wait_until("the session", || {
+        h.ssh(&carol, "carol", &["ls"]).stdout.contains("alice-")
+    });
     let watched = h.ssh(&carol, "carol", &["observe", "1"]);
     let owned = owner.join().unwrap();
 
-    let text_of = |s: &str| s.contains('A') && s.contains('B') && s.contains('C') && s.contains('D') && s.contains('E');
+    let text_of = |s: &str| {
+        s.contains('A') && s.contains('B') && s.contains('C') && s.contains('D') && s.contains('E')
+    };
     assert!(
         owned.stdout.contains("\x1b]52;c;cm0gLXJmIH4=\x07") && owned.stdout.contains("\x1b[6n"),
         "the owner's own view is byte-exact: {owned:?}"
     );
     assert!(text_of(&watched.stdout), "{watched:?}");
     for bad in ["\x1b]52", "\x1b[6n", "\x1b]0;", "\x1bP"] {
-        assert!(!watched.stdout.contains(bad), "the observer got {bad:?}: {:?}", watched.stdout);
+        assert!(
+            !watched.stdout.contains(bad),
+            "the observer got {bad:?}: {:?}",
+            watched.stdout
+        );
     }
 
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
@@ -194,5 +277,8 @@ fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machin
         assert!(!played.stdout.contains(bad), "rec play wrote {bad:?}");
     }
     let raw = h.cordon(&["rec", "export", &id, "--raw"]);
-    assert!(raw.stdout.contains("\x1b]52;c;cm0gLXJmIH4=\x07") && raw.stdout.contains("\x1bP+q544e"), "the raw export keeps every byte");
+    assert!(
+        raw.stdout.contains("\x1b]52;c;cm0gLXJmIH4=\x07") && raw.stdout.contains("\x1bP+q544e"),
+        "the raw export keeps every byte"
+    );
 }

@@ -15,20 +15,48 @@ fn whoami_and_run_answer_like_ssh_does() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let out = h.ssh(&alice, "alice", &["whoami"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "alice (developer)\n"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "alice (developer)\n"),
+        "{out:?}"
+    );
 
     let out = h.ssh(&alice, "alice", &["run", "--", "false"]);
     assert_eq!(out.code, 1, "{out:?}");
-    let out = h.ssh(&alice, "alice", &["run", "--", "sh", "-c", "'echo to-stdout; echo to-stderr >&2; exit 3'"]);
-    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (3, "to-stdout\n", "to-stderr\n"), "{out:?}");
+    let out = h.ssh(
+        &alice,
+        "alice",
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "'echo to-stdout; echo to-stderr >&2; exit 3'",
+        ],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "to-stdout\n", "to-stderr\n"),
+        "{out:?}"
+    );
 
     let out = h.ssh(&alice, "alice", &["run", "--", "od", "-c", "/dev/null"]);
     assert_eq!(out.code, 126, "{out:?}");
     assert!(out.stderr.contains("not on the exec allowlist"), "{out:?}");
 
-    let out = h.ssh(&alice, "alice", &["run", "--", "sh", "-c", "'cat /etc/shadow; env'"]);
-    assert!(!out.stdout.contains("root:") && !out.stdout.contains("CORDON"), "{out:?}");
-    assert!(h.audit_log().contains("\"event\":\"run\""), "runs are audited");
+    let out = h.ssh(
+        &alice,
+        "alice",
+        &["run", "--", "sh", "-c", "'cat /etc/shadow; env'"],
+    );
+    assert!(
+        !out.stdout.contains("root:") && !out.stdout.contains("CORDON"),
+        "{out:?}"
+    );
+    assert!(
+        h.audit_log().contains("\"event\":\"run\""),
+        "runs are audited"
+    );
 }
 
 #[test]
@@ -37,10 +65,28 @@ fn profiles_and_workspaces_stay_within_what_the_role_allows() {
     let alice = h.user("alice", "developer");
     let out = h.ssh(&alice, "alice", &["run", "--profile", "base", "--", "true"]);
     assert_eq!(out.code, 126, "{out:?}");
-    assert!(out.stderr.contains("may not use profile \"base\""), "{out:?}");
-    let out = h.ssh(&alice, "alice", &["run", "--workspace", "proj", "--", "sh", "-c", "'echo hi > note'"]);
+    assert!(
+        out.stderr.contains("may not use profile \"base\""),
+        "{out:?}"
+    );
+    let out = h.ssh(
+        &alice,
+        "alice",
+        &[
+            "run",
+            "--workspace",
+            "proj",
+            "--",
+            "sh",
+            "-c",
+            "'echo hi > note'",
+        ],
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(std::fs::read_to_string(h.data.path().join("workspaces/alice/proj/note")).unwrap(), "hi\n");
+    assert_eq!(
+        std::fs::read_to_string(h.data.path().join("workspaces/alice/proj/note")).unwrap(),
+        "hi\n"
+    );
     let out = h.ssh(&alice, "alice", &["run", "--workspace", "..", "--", "true"]);
     assert_eq!(out.code, 126, "{out:?}");
 }
@@ -60,7 +106,12 @@ fn unknown_keys_wrong_users_and_locked_users_are_refused() {
     let out = h.ssh(&alice, "alice", &["whoami"]);
     assert_eq!(out.code, 255, "{out:?}");
     let log = h.audit_log();
-    assert!(log.contains("unknown key") && log.contains("the user is locked") && log.contains("another user"), "{log}");
+    assert!(
+        log.contains("unknown key")
+            && log.contains("the user is locked")
+            && log.contains("another user"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -72,7 +123,9 @@ fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
     h.keys("first", &["echo hello-$((6*7))", "Enter"]);
     h.wait_for("first", "hello-42");
     h.keys("first", &["C-\\"]);
-    wait_until("the detach", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1"));
+    wait_until("the detach", || {
+        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1")
+    });
     let ls = h.ssh(&alice, "alice", &["ls", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
     assert_eq!(v[0]["owner"], "alice");
@@ -80,11 +133,23 @@ fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
 
     h.tmux_ssh("second", &alice, "alice", "attach 1");
     let screen = h.wait_for("second", "hello-42");
-    assert!(screen.contains("echo hello-$((6*7))"), "the reattached screen shows what was there:\n{screen}");
+    assert!(
+        screen.contains("echo hello-$((6*7))"),
+        "the reattached screen shows what was there:\n{screen}"
+    );
     h.keys("second", &["exit 7", "Enter"]);
-    wait_until("the session to end", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("no sessions"));
+    wait_until("the session to end", || {
+        h.ssh(&alice, "alice", &["ls"])
+            .stdout
+            .contains("no sessions")
+    });
     let log = h.audit_log();
-    assert!(log.contains("\"session.create\"") && log.contains("\"session.detach\"") && log.contains("\"exit_status\":7"), "{log}");
+    assert!(
+        log.contains("\"session.create\"")
+            && log.contains("\"session.detach\"")
+            && log.contains("\"exit_status\":7"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -101,13 +166,19 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
     h.keys("watcher", &["echo injected-$((4+4))", "Enter"]);
     std::thread::sleep(Duration::from_millis(700));
     let owner = h.screen("owner");
-    assert!(!owner.contains("injected"), "an observer typed into the session:\n{owner}");
+    assert!(
+        !owner.contains("injected"),
+        "an observer typed into the session:\n{owner}"
+    );
 
     // Another developer's session answers like one that does not exist.
     let out = h.ssh(&bob, "bob", &["observe", "1"]);
     assert_eq!(out.code, 126, "{out:?}");
     assert_eq!(out.stderr, "cordon: no session 1\n");
-    assert_eq!(h.ssh(&bob, "bob", &["observe", "99"]).stderr, "cordon: no session 99\n");
+    assert_eq!(
+        h.ssh(&bob, "bob", &["observe", "99"]).stderr,
+        "cordon: no session 99\n"
+    );
     let out = h.ssh(&carol, "carol", &["run", "--", "true"]);
     assert_eq!(out.code, 126, "an auditor may not run commands: {out:?}");
 }
@@ -120,7 +191,11 @@ fn kill_ends_a_session_and_its_processes() {
     h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
     wait_until("the session to start", || sleeping(&marker) == 1);
     let out = h.ssh(&alice, "alice", &["kill", "1"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "killed session 1\n"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "killed session 1\n"),
+        "{out:?}"
+    );
     wait_until("the processes to go", || sleeping(&marker) == 0);
 }
 
@@ -129,7 +204,12 @@ fn no_session_process_survives_a_kill_9_of_the_host() {
     let mut h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let marker = format!("{}.{}", h.port, 4321);
-    h.tmux_ssh("s", &alice, "alice", &format!(r#"new -- sh -c "'sleep {marker} & sleep {marker}'""#));
+    h.tmux_ssh(
+        "s",
+        &alice,
+        "alice",
+        &format!(r#"new -- sh -c "'sleep {marker} & sleep {marker}'""#),
+    );
     wait_until("the session to start", || sleeping(&marker) == 2);
     // SAFETY: SIGKILL to our own child.
     unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
@@ -148,26 +228,45 @@ fn the_audit_log_verifies_until_one_byte_changes() {
     let path = h.state().join("audit.log");
     let mut bytes = std::fs::read(&path).unwrap();
     let first_line = bytes.iter().position(|&b| b == b'\n').unwrap();
-    let pos = first_line + 1 + bytes[first_line + 1..].iter().position(|&b| b == b'e').unwrap();
+    let pos = first_line
+        + 1
+        + bytes[first_line + 1..]
+            .iter()
+            .position(|&b| b == b'e')
+            .unwrap();
     bytes[pos] = b'E';
     std::fs::write(&path, bytes).unwrap();
     let out = h.cordon(&["audit", "verify"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("BROKEN: audit.log line 2 (event 2)"), "{out:?}");
+    assert!(
+        out.stdout.contains("BROKEN: audit.log line 2 (event 2)"),
+        "{out:?}"
+    );
 }
 
 /// How many `sleep MARKER` processes run on the machine (not counting command lines that
 /// merely mention them, like the ssh client's).
 fn sleeping(marker: &str) -> usize {
     let o = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.trim() == format!("sleep {marker}")).count()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.trim() == format!("sleep {marker}"))
+        .count()
 }
 
 /// `ssh` with a password given through SSH_ASKPASS, as a person would type it.
 fn ssh_password(h: &Host, user: &str, password: &str, args: &[&str]) -> Out {
     let askpass = h.keys.path().join(format!("askpass-{}", password.len()));
-    std::fs::write(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n")).unwrap();
-    Command::new("chmod").arg("700").arg(&askpass).status().unwrap();
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("700")
+        .arg(&askpass)
+        .status()
+        .unwrap();
     output(
         Command::new("ssh")
             .args([
@@ -180,7 +279,14 @@ fn ssh_password(h: &Host, user: &str, password: &str, args: &[&str]) -> Out {
                 "-o",
                 "LogLevel=ERROR",
             ])
-            .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1"])
+            .args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
             .arg(format!("{user}@127.0.0.1"))
             .args(args)
             .env("SSH_ASKPASS", &askpass)
@@ -204,26 +310,47 @@ fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{pw}\n").as_bytes())
+            .unwrap();
         let o = child.wait_with_output().unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (code, err) = set("password123");
     assert_eq!(code, 1, "a weak password must be refused: {err}");
-    assert!(err.contains("12 characters") || err.contains("three of"), "{err}");
+    assert!(
+        err.contains("12 characters") || err.contains("three of"),
+        "{err}"
+    );
     assert_eq!(set("Tr0mbone-Garden-Lamp").0, 0);
 
     let out = ssh_password(&h, "dave", "Tr0mbone-Garden-Lamp", &["whoami"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "dave (developer)\n"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "dave (developer)\n"),
+        "{out:?}"
+    );
     for _ in 0..5 {
         let out = ssh_password(&h, "dave", "wrong-Password-9", &["whoami"]);
         assert_eq!(out.code, 255, "{out:?}");
     }
     let out = ssh_password(&h, "dave", "Tr0mbone-Garden-Lamp", &["whoami"]);
-    assert_eq!(out.code, 255, "the right password must not work during a lockout: {out:?}");
+    assert_eq!(
+        out.code, 255,
+        "the right password must not work during a lockout: {out:?}"
+    );
     let log = h.audit_log();
     assert!(log.contains("locked out after repeated failures"), "{log}");
-    assert!(!log.contains("Tr0mbone") && !log.contains("wrong-Password"), "a password reached the audit log");
+    assert!(
+        !log.contains("Tr0mbone") && !log.contains("wrong-Password"),
+        "a password reached the audit log"
+    );
 }
 
 #[test]
@@ -237,7 +364,16 @@ fn sigterm_ends_every_session_and_closes_the_audit_log_cleanly() {
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     wait_until("the session's processes to go", || sleeping(&marker) == 0);
     let log = h.audit_log();
-    assert!(log.contains("\"session.end\"") && log.trim_end().lines().last().unwrap_or("").contains("\"serve.stop\""), "{log}");
+    assert!(
+        log.contains("\"session.end\"")
+            && log
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .contains("\"serve.stop\""),
+        "{log}"
+    );
     assert_eq!(h.cordon(&["audit", "verify"]).code, 0);
 }
 
@@ -246,8 +382,23 @@ fn forwarding_requests_are_refused_and_audited() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let mut argv = h.ssh_command(&alice, "alice");
-    argv.splice(1..1, ["-A", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"].map(String::from));
-    let out = output(Command::new(&argv[0]).args(&argv[1..]).arg("whoami").stdin(Stdio::null()));
+    argv.splice(
+        1..1,
+        [
+            "-A",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            "0:127.0.0.1:9",
+        ]
+        .map(String::from),
+    );
+    let out = output(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .arg("whoami")
+            .stdin(Stdio::null()),
+    );
     assert_ne!(out.code, 0, "a remote forward must fail: {out:?}");
     let log = h.audit_log();
     assert!(log.contains("remote port forwarding"), "{log}");
@@ -260,7 +411,11 @@ fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
     let carol = h.user("carol", "auditor");
     let ws = h.data.path().join("workspaces/alice");
     std::fs::create_dir_all(&ws).unwrap();
-    std::fs::write(ws.join("flood.sh"), "sleep 2\nhead -c 60000000 /dev/zero\necho DONE-$((1+1))\nsleep 30\n").unwrap();
+    std::fs::write(
+        ws.join("flood.sh"),
+        "sleep 2\nhead -c 60000000 /dev/zero\necho DONE-$((1+1))\nsleep 30\n",
+    )
+    .unwrap();
 
     // The owner reads everything, as fast as ssh delivers it.
     let mut argv = h.ssh_command(&alice, "alice");
@@ -290,24 +445,41 @@ fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
             tail.drain(..keep);
         }
     });
-    wait_until("the session", || h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1"));
+    wait_until("the session", || {
+        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-1")
+    });
 
     // The observer never reads: its ssh client's window fills and everything backs up.
     let mut argv = h.ssh_command(&carol, "carol");
     argv.insert(1, "-tt".into());
-    let mut stalled =
-        Command::new(&argv[0]).args(&argv[1..]).args(["observe", "1"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stalled = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["observe", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
 
     let start = Instant::now();
-    rx.recv_timeout(Duration::from_secs(60)).expect("the owner saw the end of the output");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the owner saw the end of the output");
     let took = start.elapsed();
     let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", h.child.id()))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
-    assert!(rss_kib < 200 * 1024, "the host grew to {rss_kib} KiB with a stalled viewer");
-    assert!(took < Duration::from_secs(45), "the session was held back by the stalled viewer: {took:?}");
+    assert!(
+        rss_kib < 200 * 1024,
+        "the host grew to {rss_kib} KiB with a stalled viewer"
+    );
+    assert!(
+        took < Duration::from_secs(45),
+        "the session was held back by the stalled viewer: {took:?}"
+    );
     let _ = stalled.kill();
     let _ = owner.kill();
     let _ = stalled.wait();
@@ -331,18 +503,52 @@ fn sessions_are_recorded_and_exported_for_asciinema() {
     let raw = h.cordon(&["rec", "export", &id, "--raw"]);
     assert!(raw.stdout.contains("snow-☃-42\r\n"), "{raw:?}");
     let cast = h.data.path().join("s.cast");
-    assert_eq!(h.cordon(&["rec", "export", &id, "--format", "asciicast-v2", "-o", cast.to_str().unwrap()]).code, 0);
-    let played = output(Command::new("script").args(["-qec", &format!("asciinema cat {}", cast.display()), "/dev/null"]));
-    assert!(played.stdout.contains("snow-☃-42"), "asciinema cat: {played:?}");
+    assert_eq!(
+        h.cordon(&[
+            "rec",
+            "export",
+            &id,
+            "--format",
+            "asciicast-v2",
+            "-o",
+            cast.to_str().unwrap()
+        ])
+        .code,
+        0
+    );
+    let played = output(Command::new("script").args([
+        "-qec",
+        &format!("asciinema cat {}", cast.display()),
+        "/dev/null",
+    ]));
+    assert!(
+        played.stdout.contains("snow-☃-42"),
+        "asciinema cat: {played:?}"
+    );
     let v3 = h.cordon(&["rec", "export", &id, "--format", "asciicast-v3"]);
-    assert!(v3.stdout.starts_with("{") && v3.stdout.lines().next().unwrap().contains("\"version\":3"), "{v3:?}");
-    assert!(v3.stdout.lines().last().unwrap().contains("\"x\",\"3\""), "v3 ends with the exit status: {v3:?}");
+    assert!(
+        v3.stdout.starts_with("{") && v3.stdout.lines().next().unwrap().contains("\"version\":3"),
+        "{v3:?}"
+    );
+    assert!(
+        v3.stdout.lines().last().unwrap().contains("\"x\",\"3\""),
+        "v3 ends with the exit status: {v3:?}"
+    );
 
     let verify = h.cordon(&["rec", "verify", "--all"]);
     assert_eq!(verify.code, 0, "{verify:?}");
-    assert!(h.audit_log().contains("\"recording.export\""), "exports are audited");
-    assert!(h.cordon(&["rec", "ls", "--since", "1h"]).stdout.contains(&id));
-    assert!(h.cordon(&["rec", "ls", "--since", "2099-01-01"]).stdout.contains("no recordings"));
+    assert!(
+        h.audit_log().contains("\"recording.export\""),
+        "exports are audited"
+    );
+    assert!(h
+        .cordon(&["rec", "ls", "--since", "1h"])
+        .stdout
+        .contains(&id));
+    assert!(h
+        .cordon(&["rec", "ls", "--since", "2099-01-01"])
+        .stdout
+        .contains("no recordings"));
     assert_eq!(h.cordon(&["rec", "ls", "--since", "yesterday-ish"]).code, 1);
 }
 
@@ -359,7 +565,10 @@ fn a_changed_byte_in_a_recording_is_reported_with_its_position() {
     std::fs::write(&path, bytes).unwrap();
     let out = h.cordon(&["rec", "verify", recs[0]["id"].as_str().unwrap()]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("DAMAGED: chunk") && out.stdout.contains("at byte"), "{out:?}");
+    assert!(
+        out.stdout.contains("DAMAGED: chunk") && out.stdout.contains("at byte"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -370,7 +579,13 @@ fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
     argv.insert(1, "-tt".into());
     let mut client = Command::new(&argv[0])
         .args(&argv[1..])
-        .args(["new", "--", "sh", "-c", "'echo before-$((1+1))-kill; sleep 60'"])
+        .args([
+            "new",
+            "--",
+            "sh",
+            "-c",
+            "'echo before-$((1+1))-kill; sleep 60'",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -395,8 +610,12 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
     let data = tempfile::tempdir().unwrap();
     let recs = data.path().join("recs");
     std::fs::create_dir_all(&recs).unwrap();
-    let mounted =
-        Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&recs).status().map(|s| s.success()).unwrap_or(false);
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&recs)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !mounted {
         eprintln!("cannot mount a small tmpfs here (not root?); skipping");
         return;
@@ -408,11 +627,24 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
         }
     }
     let _guard = Unmount(recs.clone());
-    let h = Host::start_with(CORDON, &format!("[recordings]\ndir = \"{}\"\npolicy = \"strict\"", recs.display()));
+    let h = Host::start_with(
+        CORDON,
+        &format!(
+            "[recordings]\ndir = \"{}\"\npolicy = \"strict\"",
+            recs.display()
+        ),
+    );
     let alice = h.user("alice", "developer");
     let start = Instant::now();
-    let out = h.session(&alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED; sleep 20");
-    assert!(start.elapsed() < Duration::from_secs(15), "the session went on after the recording failed");
+    let out = h.session(
+        &alice,
+        "alice",
+        "head -c 3000000 /dev/urandom; echo; echo SURVIVED; sleep 20",
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the session went on after the recording failed"
+    );
     assert!(
         out.stdout.contains("the recording cannot be written"),
         "the user is told: {:?}",
@@ -425,15 +657,34 @@ fn a_full_disk_ends_the_session_under_the_strict_policy_and_not_under_best_effor
         let _ = std::fs::remove_file(f.path());
     }
 
-    let h = Host::start_with(CORDON, &format!("[recordings]\ndir = \"{}\"\npolicy = \"best-effort\"", recs.display()));
+    let h = Host::start_with(
+        CORDON,
+        &format!(
+            "[recordings]\ndir = \"{}\"\npolicy = \"best-effort\"",
+            recs.display()
+        ),
+    );
     let alice = h.user("alice", "developer");
-    let out = h.session(&alice, "alice", "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))");
-    assert!(out.stdout.contains("SURVIVED-2"), "best-effort keeps the session going");
-    assert!(h.audit_log().contains("\"recording.gap\""), "the gap is audited");
+    let out = h.session(
+        &alice,
+        "alice",
+        "head -c 3000000 /dev/urandom; echo; echo SURVIVED-$((1+1))",
+    );
+    assert!(
+        out.stdout.contains("SURVIVED-2"),
+        "best-effort keeps the session going"
+    );
+    assert!(
+        h.audit_log().contains("\"recording.gap\""),
+        "the gap is audited"
+    );
     // A write cut short by the full disk is cut off again: what is on disk reads back.
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let verify = h.cordon(&["rec", "verify", &id]);
-    assert!(!verify.stdout.contains("DAMAGED") && verify.stdout.contains(&id), "{verify:?}");
+    assert!(
+        !verify.stdout.contains("DAMAGED") && verify.stdout.contains(&id),
+        "{verify:?}"
+    );
 }
 
 #[test]
@@ -446,16 +697,39 @@ fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
     h.session(&alice, "alice", "echo needle-$((5*5)) in the second");
     let recs = h.recordings();
     assert_eq!(recs.len(), 2);
-    assert_ne!(recs[0]["key_id"], recs[1]["key_id"], "the second recording uses the new key");
+    assert_ne!(
+        recs[0]["key_id"], recs[1]["key_id"],
+        "the second recording uses the new key"
+    );
     assert_eq!(h.cordon(&["rec", "verify", "--all"]).code, 0);
     let found = h.cordon(&["rec", "search", "needle-25"]);
-    assert_eq!(found.stdout.lines().filter(|l| l.contains("needle-25 in the")).count(), 2, "{found:?}");
-    assert!(!found.stdout.contains("$((5*5))"), "the typed command is not what appeared: {found:?}");
+    assert_eq!(
+        found
+            .stdout
+            .lines()
+            .filter(|l| l.contains("needle-25 in the"))
+            .count(),
+        2,
+        "{found:?}"
+    );
+    assert!(
+        !found.stdout.contains("$((5*5))"),
+        "the typed command is not what appeared: {found:?}"
+    );
     let log = h.audit_log();
-    assert!(log.contains("\"recording.search\"") && log.contains("\"key.rotate\""), "{log}");
-    let search = log.lines().find(|l| l.contains("\"recording.search\"")).unwrap();
+    assert!(
+        log.contains("\"recording.search\"") && log.contains("\"key.rotate\""),
+        "{log}"
+    );
+    let search = log
+        .lines()
+        .find(|l| l.contains("\"recording.search\""))
+        .unwrap();
     for r in &recs {
-        assert!(search.contains(r["id"].as_str().unwrap()), "the search's audit event names the recordings it showed: {search}");
+        assert!(
+            search.contains(r["id"].as_str().unwrap()),
+            "the search's audit event names the recordings it showed: {search}"
+        );
     }
 }
 
@@ -463,21 +737,45 @@ fn search_finds_what_appeared_and_rotation_keeps_old_recordings_readable() {
 fn a_recording_plays_back_at_its_pace_and_from_a_chosen_time() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
-    h.session(&alice, "alice", "echo early-$((1+1)); sleep 1; echo late-$((2+2))");
+    h.session(
+        &alice,
+        "alice",
+        "echo early-$((1+1)); sleep 1; echo late-$((2+2))",
+    );
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let start = Instant::now();
     let out = h.cordon(&["rec", "play", &id]);
-    assert!(start.elapsed() >= Duration::from_millis(500), "played faster than recorded: {:?}", start.elapsed());
-    assert!(out.stdout.contains("early-2\r\n") && out.stdout.contains("late-4\r\n"), "{out:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "played faster than recorded: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        out.stdout.contains("early-2\r\n") && out.stdout.contains("late-4\r\n"),
+        "{out:?}"
+    );
     let start = Instant::now();
     let fast = h.cordon(&["rec", "play", &id, "--speed", "50"]);
-    assert!(start.elapsed() < Duration::from_millis(600), "--speed 50 took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(600),
+        "--speed 50 took {:?}",
+        start.elapsed()
+    );
     assert!(fast.stdout.contains("late-4"), "{fast:?}");
     let from = h.cordon(&["rec", "play", &id, "--at", "0.8"]);
-    let (screen, rest) = from.stdout.split_once("late-4").expect("plays on from the chosen time");
-    assert!(screen.contains("early-2"), "the screen at 0.8 s is drawn first: {from:?}");
+    let (screen, rest) = from
+        .stdout
+        .split_once("late-4")
+        .expect("plays on from the chosen time");
+    assert!(
+        screen.contains("early-2"),
+        "the screen at 0.8 s is drawn first: {from:?}"
+    );
     assert!(!rest.contains("early-2"));
-    assert!(h.audit_log().contains("\"recording.play\""), "playback is audited");
+    assert!(
+        h.audit_log().contains("\"recording.play\""),
+        "playback is audited"
+    );
 }
 
 #[test]
@@ -493,7 +791,12 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
     h.keys("s", &["hunter2secret", "Enter"]);
     h.wait_for("s", "got-13");
     h.keys("s", &["exit", "Enter"]);
-    wait_until("the recording to end", || h.recordings().first().map(|r| r["state"] == "complete").unwrap_or(false));
+    wait_until("the recording to end", || {
+        h.recordings()
+            .first()
+            .map(|r| r["state"] == "complete")
+            .unwrap_or(false)
+    });
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let cast = h.cordon(&["rec", "export", &id, "--format", "asciicast-v2"]);
     let typed: String = cast
@@ -503,8 +806,14 @@ fn input_is_recorded_only_when_configured_and_never_with_echo_off() {
         .filter(|v| v[1] == "i")
         .filter_map(|v| v[2].as_str().map(String::from))
         .collect();
-    assert!(typed.contains("echo typed-$((3*3))"), "typed input is recorded: {typed:?}");
-    assert!(!typed.contains("hunter2"), "input typed with echo off was recorded: {typed:?}");
+    assert!(
+        typed.contains("echo typed-$((3*3))"),
+        "typed input is recorded: {typed:?}"
+    );
+    assert!(
+        !typed.contains("hunter2"),
+        "input typed with echo off was recorded: {typed:?}"
+    );
 }
 
 #[test]
@@ -512,16 +821,28 @@ fn the_screen_at_any_moment_comes_from_the_nearest_keyframe() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     // 3 MB of output (several keyframes), then a last line.
-    h.session(&alice, "alice", "head -c 3000000 /dev/zero | tr \\\\0 a; echo; echo END-$((6*7)); sleep 0.3");
+    h.session(
+        &alice,
+        "alice",
+        "head -c 3000000 /dev/zero | tr \\\\0 a; echo; echo END-$((6*7)); sleep 0.3",
+    );
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let out = h.cordon(&["rec", "screen", &id, "--at", "3600"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("END-42"), "{:?}", &out.stdout[out.stdout.len().saturating_sub(400)..]);
+    assert!(
+        out.stdout.contains("END-42"),
+        "{:?}",
+        &out.stdout[out.stdout.len().saturating_sub(400)..]
+    );
     let early = h.cordon(&["rec", "screen", &id, "--at", "0"]);
     assert!(!early.stdout.contains("END-42"));
     // Playback from a late moment starts from a keyframe too, and plays on from there.
     let late = h.cordon(&["rec", "play", &id, "--at", "3600"]);
-    assert!(late.stdout.contains("END-42") && late.stdout.len() < 1_000_000, "{} bytes", late.stdout.len());
+    assert!(
+        late.stdout.contains("END-42") && late.stdout.len() < 1_000_000,
+        "{} bytes",
+        late.stdout.len()
+    );
 }
 
 #[test]
@@ -532,10 +853,23 @@ fn markers_land_in_the_recording_and_its_exports() {
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
     h.wait_for("s", "$");
     let out = h.ssh(&alice, "alice", &["mark", "1", "deploy", "starts"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "marked session 1: deploy starts\n"), "{out:?}");
-    assert_eq!(h.ssh(&bob, "bob", &["mark", "1"]).code, 126, "another developer may not mark it");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "marked session 1: deploy starts\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.ssh(&bob, "bob", &["mark", "1"]).code,
+        126,
+        "another developer may not mark it"
+    );
     h.keys("s", &["exit", "Enter"]);
-    wait_until("the recording to end", || h.recordings().first().map(|r| r["state"] == "complete").unwrap_or(false));
+    wait_until("the recording to end", || {
+        h.recordings()
+            .first()
+            .map(|r| r["state"] == "complete")
+            .unwrap_or(false)
+    });
     let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let cast = h.cordon(&["rec", "export", &id]);
     assert!(cast.stdout.contains("\"m\",\"deploy starts\"]"), "{cast:?}");
@@ -548,7 +882,10 @@ fn recording_off_is_said_and_audited() {
     let out = h.session(&alice, "alice", "echo unrecorded");
     assert!(out.stdout.contains("unrecorded"), "{out:?}");
     assert!(h.recordings().is_empty());
-    assert!(h.audit_log().contains("\"recording\":false"), "the host's start says recording is off");
+    assert!(
+        h.audit_log().contains("\"recording\":false"),
+        "the host's start says recording is off"
+    );
 }
 
 /// Runs `script` in a session, kills the host with SIGKILL after `run_for`, and checks that
@@ -569,7 +906,10 @@ fn killed_while(script: &str, run_for: Duration) {
         .unwrap();
     wait_until("the recording", || h.recordings().len() == 1);
     std::thread::sleep(run_for);
-    let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     // SAFETY: SIGKILL to our own child.
     unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
     let _ = h.child.wait();
@@ -580,7 +920,12 @@ fn killed_while(script: &str, run_for: Duration) {
     let printed = std::fs::read_to_string(h.workspace("alice").join("marks")).unwrap();
     let due: Vec<&str> = printed
         .lines()
-        .filter(|l| l.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 1000 <= killed_at))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t + 1000 <= killed_at)
+        })
         .collect();
     assert!(due.len() >= 3, "the script ran: {printed}");
     for m in &due {
@@ -590,15 +935,24 @@ fn killed_while(script: &str, run_for: Duration) {
 
 #[test]
 fn a_kill_9_during_a_trickle_of_output_loses_at_most_the_last_second() {
-    killed_while("while :; do echo \"t $(date +%s%3N)\" | tee -a marks; sleep 0.1; done", Duration::from_millis(3500));
+    killed_while(
+        "while :; do echo \"t $(date +%s%3N)\" | tee -a marks; sleep 0.1; done",
+        Duration::from_millis(3500),
+    );
 }
 
 #[test]
 fn a_kill_9_during_bursts_of_output_loses_at_most_the_last_second() {
-    killed_while("while :; do echo \"b $(date +%s%3N)\" | tee -a marks; seq 1 3000; sleep 0.7; done", Duration::from_millis(4000));
+    killed_while(
+        "while :; do echo \"b $(date +%s%3N)\" | tee -a marks; seq 1 3000; sleep 0.7; done",
+        Duration::from_millis(4000),
+    );
 }
 
 #[test]
 fn a_kill_9_during_bulk_output_loses_at_most_the_last_second() {
-    killed_while("while :; do echo \"k $(date +%s%3N)\" | tee -a marks; seq 1 100000; done", Duration::from_millis(3000));
+    killed_while(
+        "while :; do echo \"k $(date +%s%3N)\" | tee -a marks; seq 1 100000; done",
+        Duration::from_millis(3000),
+    );
 }

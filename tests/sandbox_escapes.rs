@@ -14,9 +14,18 @@ fn files_outside_the_grants_cannot_be_read_directly_or_through_a_symlink() {
     let s = secret(&env);
     symlink(&s, env.ws().join("link")).unwrap();
     symlink("/etc/shadow", env.ws().join("shadow-link")).unwrap();
-    let out = env.sh("default", &format!("cat {}; cat link; cat shadow-link; cat /etc/shadow; echo end", s.display()));
+    let out = env.sh(
+        "default",
+        &format!(
+            "cat {}; cat link; cat shadow-link; cat /etc/shadow; echo end",
+            s.display()
+        ),
+    );
     assert!(!out.stdout.contains("TOP-SECRET"), "{out:?}");
-    assert!(!out.stdout.contains("root:"), "shadow was readable: {out:?}");
+    assert!(
+        !out.stdout.contains("root:"),
+        "shadow was readable: {out:?}"
+    );
     assert!(out.stdout.contains("end"), "{out:?}");
     assert!(out.stderr.contains("No such file"), "{out:?}");
 }
@@ -26,7 +35,10 @@ fn the_host_home_and_other_users_files_are_not_visible() {
     let env = Env::new(CORDON);
     let out = env.sh("default", "ls -a /root; ls /home; ls /var; echo end");
     assert!(!out.stdout.contains(".bashrc"), "{out:?}");
-    assert!(out.stderr.contains("/var") && out.stderr.contains("No such file"), "{out:?}");
+    assert!(
+        out.stderr.contains("/var") && out.stderr.contains("No such file"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -61,7 +73,10 @@ fn hardlinks_and_renames_cannot_carry_files_across_the_grants() {
         assert!(!out.stdout.contains(bad), "{bad}: {out:?}");
     }
     assert!(out.stdout.contains("end"));
-    assert!(env.ws().join("mine").exists(), "the file must stay where it was");
+    assert!(
+        env.ws().join("mine").exists(),
+        "the file must stay where it was"
+    );
 }
 
 #[test]
@@ -73,10 +88,16 @@ fn a_program_off_the_allowlist_cannot_be_executed() {
 
     let out = env.run("default", &["od", "-c", "/dev/null"]);
     assert_eq!(out.code, 126, "{out:?}");
-    assert!(out.stderr.contains("not on the exec allowlist") && out.stderr.contains("\"exec\""), "{out:?}");
+    assert!(
+        out.stderr.contains("not on the exec allowlist") && out.stderr.contains("\"exec\""),
+        "{out:?}"
+    );
 
     let out = env.sh("strict", "bash -c 'echo RAN'; echo rc=$?");
-    assert!(!out.stdout.contains("RAN") && out.stdout.contains("rc=12"), "{out:?}");
+    assert!(
+        !out.stdout.contains("RAN") && out.stdout.contains("rc=12"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -123,7 +144,10 @@ print("end")
 #[test]
 fn processes_outside_cannot_be_seen_traced_or_signalled() {
     let env = Env::new(CORDON);
-    let mut host = std::process::Command::new("sleep").arg("31.4159").spawn().unwrap();
+    let mut host = std::process::Command::new("sleep")
+        .arg("31.4159")
+        .spawn()
+        .unwrap();
     let pid = host.id();
     let out = env.py(
         "default",
@@ -143,11 +167,22 @@ except OSError as e:
         ),
     );
     assert!(out.stdout.contains("host-visible False"), "{out:?}");
-    let n: usize = out.stdout.lines().find_map(|l| l.strip_prefix("pids ")).and_then(|n| n.trim().parse().ok()).unwrap_or(99);
+    let n: usize = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(99);
     assert!(n <= 4, "the sandbox sees {n} processes: {out:?}");
-    assert!(out.stdout.contains("ptrace EPERM") && out.stdout.contains("ptrace-init EPERM"), "{out:?}");
+    assert!(
+        out.stdout.contains("ptrace EPERM") && out.stdout.contains("ptrace-init EPERM"),
+        "{out:?}"
+    );
     assert!(!out.stdout.contains("KILLED"), "{out:?}");
-    assert!(host.try_wait().unwrap().is_none(), "the host process was killed");
+    assert!(
+        host.try_wait().unwrap().is_none(),
+        "the host process was killed"
+    );
     host.kill().ok();
     host.wait().ok();
 }
@@ -185,7 +220,10 @@ print("chroot", sc(161, b"/tmp"))
         ("perf", "EPERM"),
         ("chroot", "EPERM"),
     ] {
-        assert!(out.stdout.contains(&format!("{call} {want}")), "{call} should be {want}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("{call} {want}")),
+            "{call} should be {want}: {out:?}"
+        );
     }
 }
 
@@ -214,7 +252,10 @@ print("ifaces", sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/cla
 "#
         ),
     );
-    assert!(!out.stdout.contains("CONNECTED") && !out.stdout.contains("LISTENING"), "{out:?}");
+    assert!(
+        !out.stdout.contains("CONNECTED") && !out.stdout.contains("LISTENING"),
+        "{out:?}"
+    );
     assert_eq!(out.stdout.matches("refused").count(), 3, "{out:?}");
 }
 
@@ -224,7 +265,11 @@ fn claude_with_python(env: &Env, udp: bool) -> String {
         if udp { "claude-py" } else { "claude-py-noudp" },
         &format!(
             "extends = \"claude\"\n[exec]\nallow = [\"python3\"]\n{}",
-            if udp { String::new() } else { "[network]\nmode = \"ports\"\nconnect = [443]\n".to_string() }
+            if udp {
+                String::new()
+            } else {
+                "[network]\nmode = \"ports\"\nconnect = [443]\n".to_string()
+            }
         ),
     )
 }
@@ -264,10 +309,16 @@ print("udp ok")
         assert!(!out.stdout.contains("connect 443 EACCES"), "{out:?}");
     }
     for port in [other_port, 80, 22] {
-        assert!(out.stdout.contains(&format!("connect {port} EACCES")), "port {port}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("connect {port} EACCES")),
+            "port {port}: {out:?}"
+        );
     }
     assert!(out.stdout.contains("bind EACCES"), "{out:?}");
-    assert!(out.stdout.contains("udp ok"), "claude allows UDP for DNS: {out:?}");
+    assert!(
+        out.stdout.contains("udp ok"),
+        "claude allows UDP for DNS: {out:?}"
+    );
 }
 
 #[test]
@@ -294,7 +345,10 @@ for name, fam, typ, proto in [("raw4", socket.AF_INET, socket.SOCK_RAW, 1), ("ra
         print(name, err(e))
 "#,
     );
-    assert!(out.stdout.contains("raw4 EPERM") && out.stdout.contains("raw6 EPERM"), "{out:?}");
+    assert!(
+        out.stdout.contains("raw4 EPERM") && out.stdout.contains("raw6 EPERM"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("packet EAFNOSUPPORT"), "{out:?}");
 }
 
@@ -308,7 +362,10 @@ fn the_hosts_abstract_unix_sockets_are_unreachable() {
     let probe = format!("s = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{name}'); print('CONNECTED')\nexcept OSError as e:\n    print('abstract', err(e))\n");
     // Private network namespace (no network) and shared one (ports: Landlock scoping).
     let out = env.py("default", &probe);
-    assert!(out.stdout.contains("abstract ") && !out.stdout.contains("CONNECTED"), "{out:?}");
+    assert!(
+        out.stdout.contains("abstract ") && !out.stdout.contains("CONNECTED"),
+        "{out:?}"
+    );
     let out = env.py(&claude_with_python(&env, true), &probe);
     assert!(out.stdout.contains("abstract EPERM"), "{out:?}");
 }
@@ -322,8 +379,12 @@ fn tiocsti_cannot_type_into_the_terminal() {
         "{}\nimport fcntl, termios\nprint('winsz', len(fcntl.ioctl(0, termios.TIOCGWINSZ, b'\\0' * 8)))\ntry:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('INJECTED')\nexcept OSError as e:\n    print('tiocsti', err(e))\ntry:\n    fcntl.ioctl(0, 0x1_0000_0000 | termios.TIOCSTI, b'x'); print('INJECTED-HIGH')\nexcept (OSError, OverflowError) as e:\n    print('tiocsti-high', type(e).__name__)\n",
         PY_PRELUDE
     );
-    cmd.args(["sandbox", "--profile", "default", "--workspace"]).arg(env.ws()).args(["--", "python3", "-c", &code]);
-    cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave);
+    cmd.args(["sandbox", "--profile", "default", "--workspace"])
+        .arg(env.ws())
+        .args(["--", "python3", "-c", &code]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
     let mut child = cmd.spawn().unwrap();
     drop(cmd);
     let status = child.wait().unwrap();
@@ -349,7 +410,15 @@ fn open_pty() -> (std::fs::File, std::fs::File) {
     use std::os::fd::FromRawFd;
     let (mut m, mut s) = (0, 0);
     // SAFETY: openpty fills two fds; the rest may be null.
-    let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    let rc = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
     assert_eq!(rc, 0, "openpty");
     // SAFETY: fresh fds owned here.
     unsafe {
@@ -365,7 +434,11 @@ fn no_capability_is_held_in_any_set() {
     std::fs::write(env.ws().join("f"), "x").unwrap();
     let out =
         env.sh("default", "grep '^Cap' /proc/self/status; grep NoNewPrivs /proc/self/status; chown 65534 f && echo CHOWNED; echo end");
-    let caps: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("Cap")).collect();
+    let caps: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Cap"))
+        .collect();
     assert_eq!(caps.len(), 5, "{out:?}");
     for line in caps {
         assert!(line.ends_with("0000000000000000"), "{line}");
@@ -381,8 +454,11 @@ fn no_host_descriptor_or_environment_variable_is_inherited() {
     let s = secret(&env);
     let file = std::fs::File::open(&s).unwrap();
     let mut cmd = env.cordon();
-    cmd.env("CORDON_TEST_SECRET", "hunter2").env("AWS_SECRET_ACCESS_KEY", "AKIAFAKE").env("TERM", "xterm-test");
-    cmd.args(["sandbox", "--profile", "default", "--workspace"]).arg(env.ws());
+    cmd.env("CORDON_TEST_SECRET", "hunter2")
+        .env("AWS_SECRET_ACCESS_KEY", "AKIAFAKE")
+        .env("TERM", "xterm-test");
+    cmd.args(["sandbox", "--profile", "default", "--workspace"])
+        .arg(env.ws());
     cmd.args([
         "--",
         "sh",
@@ -400,8 +476,14 @@ fn no_host_descriptor_or_environment_variable_is_inherited() {
     let out = output(&mut cmd);
     assert!(out.stdout.contains("end"), "{out:?}");
     assert!(!out.stdout.contains("LEAK 7"), "{out:?}");
-    assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("AKIAFAKE"), "{out:?}");
-    assert!(out.stdout.contains("TERM=xterm-test"), "listed variables pass: {out:?}");
+    assert!(
+        !out.stdout.contains("hunter2") && !out.stdout.contains("AKIAFAKE"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("TERM=xterm-test"),
+        "listed variables pass: {out:?}"
+    );
 }
 
 #[test]
@@ -424,7 +506,12 @@ for i in range(64):
 print("forked", n)
 "#,
     );
-    let n: usize = out.stdout.lines().find_map(|l| l.strip_prefix("forked ")).and_then(|n| n.trim().parse().ok()).unwrap_or(99);
+    let n: usize = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("forked "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(99);
     assert!(n < 16, "{n} processes started under a limit of 16: {out:?}");
     assert!(out.stdout.contains("fork failed EAGAIN"), "{out:?}");
 }
@@ -432,10 +519,19 @@ print("forked", n)
 #[test]
 fn the_memory_limit_holds_even_as_root() {
     let env = Env::new(CORDON);
-    let profile = env.profile("small", "extends = \"default\"\n[limits]\nmemory = \"64M\"\n");
-    let out = env.py(&profile, "b = b'x' * (256 << 20)\nprint('ALLOCATED', len(b))\n");
+    let profile = env.profile(
+        "small",
+        "extends = \"default\"\n[limits]\nmemory = \"64M\"\n",
+    );
+    let out = env.py(
+        &profile,
+        "b = b'x' * (256 << 20)\nprint('ALLOCATED', len(b))\n",
+    );
     assert!(!out.stdout.contains("ALLOCATED"), "{out:?}");
-    assert!(out.code == 137 || out.stderr.contains("MemoryError"), "{out:?}");
+    assert!(
+        out.code == 137 || out.stderr.contains("MemoryError"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -450,7 +546,10 @@ fn root_is_never_an_identity() {
         }
         let out = env.sandbox(&args, &["id"]);
         assert_eq!(out.code, 125, "{out:?}");
-        assert!(out.stderr.contains("refused at step \"identity\""), "{out:?}");
+        assert!(
+            out.stderr.contains("refused at step \"identity\""),
+            "{out:?}"
+        );
         assert!(out.stdout.is_empty(), "{out:?}");
     }
 }
@@ -460,7 +559,13 @@ fn planted(env: &Env) -> (std::path::PathBuf, tempfile::TempDir) {
     let target = env.outside.path().join("target");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("marker"), "TOP-SECRET-MARKER\n").unwrap();
-    (target, tempfile::Builder::new().prefix("cordon-home-").tempdir().unwrap())
+    (
+        target,
+        tempfile::Builder::new()
+            .prefix("cordon-home-")
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -471,13 +576,26 @@ fn under_no_links_a_workspace_that_is_a_link_is_refused_and_named() {
     symlink(&target, &evil).unwrap();
     for ws in [evil.clone(), evil.join(".")] {
         let out = env.sandbox(
-            &["--workspace", &ws.display().to_string(), "--home", &home.path().display().to_string(), "--no-links"],
+            &[
+                "--workspace",
+                &ws.display().to_string(),
+                "--home",
+                &home.path().display().to_string(),
+                "--no-links",
+            ],
             &["cat", "marker"],
         );
         assert_eq!(out.code, 125, "{out:?}");
         assert!(!out.stdout.contains("TOP-SECRET"), "{out:?}");
-        assert!(out.stderr.contains(&ws.display().to_string()) && out.stderr.contains("symbolic link"), "{out:?}");
-        assert!(out.stderr.contains("does not follow links in a host's workspaces and homes"), "{out:?}");
+        assert!(
+            out.stderr.contains(&ws.display().to_string()) && out.stderr.contains("symbolic link"),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr
+                .contains("does not follow links in a host's workspaces and homes"),
+            "{out:?}"
+        );
     }
 }
 
@@ -486,16 +604,42 @@ fn under_no_links_a_home_grant_that_is_a_link_is_not_followed_and_the_note_says_
     let env = Env::new(CORDON);
     let (target, home) = planted(&env);
     symlink(&target, home.path().join(".x")).unwrap();
-    let profile = env.profile("linked", "extends = \"default\"\n[filesystem]\nread = [\"~/.x\"]\nwrite = [\"~/.x/w\"]\n");
+    let profile = env.profile(
+        "linked",
+        "extends = \"default\"\n[filesystem]\nread = [\"~/.x\"]\nwrite = [\"~/.x/w\"]\n",
+    );
     let h = home.path().display().to_string();
     let out = env.sandbox(
-        &["--profile", &profile, "--workspace", &env.ws().display().to_string(), "--home", &h, "--no-links", "--print-policy"],
-        &["sh", "-c", &format!("cat {h}/.x/marker; cat {}/marker; ls {h}/.x; echo end", target.display())],
+        &[
+            "--profile",
+            &profile,
+            "--workspace",
+            &env.ws().display().to_string(),
+            "--home",
+            &h,
+            "--no-links",
+            "--print-policy",
+        ],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "cat {h}/.x/marker; cat {}/marker; ls {h}/.x; echo end",
+                target.display()
+            ),
+        ],
     );
     assert!(!out.stdout.contains("TOP-SECRET"), "{out:?}");
     assert!(out.stdout.contains("end"), "{out:?}");
-    assert!(out.stderr.contains("read ~/.x is a symbolic link; links under a cordon home are not followed"), "{out:?}");
-    assert!(out.stderr.contains("write ~/.x/w: ~/.x is a symbolic link"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("read ~/.x is a symbolic link; links under a cordon home are not followed"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("write ~/.x/w: ~/.x is a symbolic link"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -504,7 +648,10 @@ fn under_no_links_a_missing_home_grant_behind_a_link_creates_nothing_outside_hom
     let (target, home) = planted(&env);
     symlink(&target, home.path().join(".a")).unwrap();
     symlink(&target, home.path().join(".c")).unwrap();
-    let profile = env.profile("creating", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.a/b\", \"~/.c/d/\", \"~/.a\"]\n");
+    let profile = env.profile(
+        "creating",
+        "extends = \"default\"\n[filesystem]\nwrite = [\"~/.a/b\", \"~/.c/d/\", \"~/.a\"]\n",
+    );
     let out = env.sandbox(
         &[
             "--profile",
@@ -519,22 +666,50 @@ fn under_no_links_a_missing_home_grant_behind_a_link_creates_nothing_outside_hom
         &["true"],
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let left: Vec<_> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("marker")], "nothing was created outside home: {out:?}");
-    assert!(out.stderr.contains("did not create ~/.a/b: ~/.a is a symbolic link"), "{out:?}");
-    assert!(out.stderr.contains("did not create ~/.c/d: ~/.c is a symbolic link"), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("marker")],
+        "nothing was created outside home: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("did not create ~/.a/b: ~/.a is a symbolic link"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("did not create ~/.c/d: ~/.c is a symbolic link"),
+        "{out:?}"
+    );
 }
 
 /// Flips `dir/race` between a real directory and a link to `secret` (an atomic rename
 /// exchange), as fast as it can, until told to stop.
-fn flip(race: std::path::PathBuf, other: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u64 {
+fn flip(
+    race: std::path::PathBuf,
+    other: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     let (a, b) = (c(&race), c(&other));
     let mut flips = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: two valid C strings; renameat2 only reads them.
-        if unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) } == 0 {
+        if unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        } == 0
+        {
             flips += 1;
         }
     }
@@ -552,25 +727,38 @@ fn a_link_swapped_in_while_the_sandbox_starts_is_never_bound() {
     // Relative, as an attacker would write it: it leads to the same place from the host's
     // root and from the tree a sandbox binds from.
     let up = "../".repeat(env.ws().components().count() - 1);
-    symlink(format!("{up}{}", target.strip_prefix("/").unwrap().display()), env.ws().join("race.other")).unwrap();
+    symlink(
+        format!("{up}{}", target.strip_prefix("/").unwrap().display()),
+        env.ws().join("race.other"),
+    )
+    .unwrap();
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let flipper = {
         let (race, other, stop) = (race.clone(), env.ws().join("race.other"), stop.clone());
         std::thread::spawn(move || flip(race, other, stop))
     };
-    let (ws, h, t) = (race.display().to_string(), home.path().display().to_string(), target.display().to_string());
+    let (ws, h, t) = (
+        race.display().to_string(),
+        home.path().display().to_string(),
+        target.display().to_string(),
+    );
     let mut seen = std::collections::BTreeMap::new();
     // With --no-links a link met while resolving is refused too. Without it, a link met
     // while resolving is followed on purpose (a single user's own links); hiding its target
     // leaves a bind that follows a link as the only way to show the secret.
-    for args in [vec!["--workspace", &ws, "--home", &h, "--no-links"], vec!["--workspace", &ws, "--home", &h, "--hide", &t]] {
+    for args in [
+        vec!["--workspace", &ws, "--home", &h, "--no-links"],
+        vec!["--workspace", &ws, "--home", &h, "--hide", &t],
+    ] {
         for _ in 0..50 {
             let out = env.sandbox(&args, &["cat", "marker"]);
             assert!(!out.all().contains("TOP-SECRET"), "{args:?}: {out:?}");
             let outcome = match out.code {
                 0 if out.stdout == "REAL-CONTENT\n" => "printed the real directory's content",
                 125 => "refused",
-                1 if !args.contains(&"--no-links") && out.stdout.is_empty() => "resolved to the hidden target",
+                1 if !args.contains(&"--no-links") && out.stdout.is_empty() => {
+                    "resolved to the hidden target"
+                }
                 _ => panic!("{args:?}: an outcome that is none of the expected ones: {out:?}"),
             };
             *seen.entry(outcome).or_insert(0) += 1;

@@ -16,8 +16,15 @@ fn git_init_and_commit_work_in_the_workspace() {
          git -c user.name=Dev -c user.email=dev@example.com commit -q -m first && git log --oneline | wc -l && git status --short | wc -l",
     );
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), vec!["1", "0"], "{out:?}");
-    assert!(env.ws().join(".git/HEAD").exists(), "the repository lands in the host's workspace");
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        vec!["1", "0"],
+        "{out:?}"
+    );
+    assert!(
+        env.ws().join(".git/HEAD").exists(),
+        "the repository lands in the host's workspace"
+    );
 }
 
 #[test]
@@ -27,8 +34,19 @@ fn cargo_python_and_a_shell_pipeline_run() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.starts_with("cargo "), "{out:?}");
 
-    let out = env.run("default", &["python3", "-c", "import json, sys; print(json.dumps({'sum': sum(range(10))}))"]);
-    assert_eq!((out.code, out.stdout.trim()), (0, "{\"sum\": 45}"), "{out:?}");
+    let out = env.run(
+        "default",
+        &[
+            "python3",
+            "-c",
+            "import json, sys; print(json.dumps({'sum': sum(range(10))}))",
+        ],
+    );
+    assert_eq!(
+        (out.code, out.stdout.trim()),
+        (0, "{\"sum\": 45}"),
+        "{out:?}"
+    );
 
     let out = env.sh("default", "printf 'pear\\napple\\nfig\\n' | sort | head -n 2 | tr a-z A-Z | wc -l; seq 3 2>/dev/null || echo no-seq");
     assert_eq!(out.code, 0, "{out:?}");
@@ -42,7 +60,10 @@ fn node_runs_where_it_is_installed() {
         return;
     }
     let env = Env::new(CORDON);
-    let out = env.run("default", &["node", "-e", "console.log(require('os').platform(), 6 * 7)"]);
+    let out = env.run(
+        "default",
+        &["node", "-e", "console.log(require('os').platform(), 6 * 7)"],
+    );
     assert_eq!((out.code, out.stdout.trim()), (0, "linux 42"), "{out:?}");
 }
 
@@ -52,17 +73,28 @@ fn the_commands_exit_status_is_cordons() {
     assert_eq!(env.sh("default", "exit 7").code, 7);
     assert_eq!(env.run("default", &["true"]).code, 0);
     assert_eq!(env.run("default", &["false"]).code, 1);
-    assert_eq!(env.sh("default", "kill -9 $$").code, 137, "a signal is 128 + its number");
+    assert_eq!(
+        env.sh("default", "kill -9 $$").code,
+        137,
+        "a signal is 128 + its number"
+    );
 }
 
 #[test]
 fn the_time_limit_ends_the_whole_sandbox() {
     let env = Env::new(CORDON);
-    let profile = env.profile("brief", "extends = \"default\"\n[limits]\ntimeout = \"1s\"\n");
+    let profile = env.profile(
+        "brief",
+        "extends = \"default\"\n[limits]\ntimeout = \"1s\"\n",
+    );
     let start = Instant::now();
     let out = env.sh(&profile, "sleep 30 & sleep 30");
     assert_eq!(out.code, 124, "{out:?}");
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(out.stderr.contains("time limit"), "{out:?}");
 }
 
@@ -78,7 +110,10 @@ fn nothing_started_inside_outlives_the_command() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    assert!(!ps.contains(&format!("sleep {marker}")), "a background process survived:\n{ps}");
+    assert!(
+        !ps.contains(&format!("sleep {marker}")),
+        "a background process survived:\n{ps}"
+    );
 }
 
 #[test]
@@ -87,8 +122,15 @@ fn a_broken_profile_is_refused_with_its_file_line_and_key() {
     let profile = env.profile("broken", "description = \"x\"\n\n[limits]\nprocesess = 5\n");
     let out = env.run(&profile, &["true"]);
     assert_eq!(out.code, 125, "{out:?}");
-    assert!(out.stderr.contains(&format!("{profile}:4: key `limits.procesess`")), "{out:?}");
-    assert!(out.stderr.contains("refused at step \"profile\""), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("{profile}:4: key `limits.procesess`")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("refused at step \"profile\""),
+        "{out:?}"
+    );
 
     let out = env.run("no-such-profile", &["true"]);
     assert_eq!(out.code, 125, "{out:?}");
@@ -107,15 +149,23 @@ fn a_missing_command_exits_127() {
 fn profile_check_prints_the_effective_rules_and_json() {
     let env = Env::new(CORDON);
     let mut c = env.cordon();
-    c.args(["profile", "check", "default", "--workspace"]).arg(env.ws());
+    c.args(["profile", "check", "default", "--workspace"])
+        .arg(env.ws());
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("write     ") && out.stdout.contains("(noexec)"), "{out:?}");
+    assert!(
+        out.stdout.contains("write     ") && out.stdout.contains("(noexec)"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("network   none"), "{out:?}");
-    assert!(out.stdout.contains("ok: profile \"default\" is valid"), "{out:?}");
+    assert!(
+        out.stdout.contains("ok: profile \"default\" is valid"),
+        "{out:?}"
+    );
 
     let mut c = env.cordon();
-    c.args(["profile", "check", "claude", "--json", "--workspace"]).arg(env.ws());
+    c.args(["profile", "check", "claude", "--json", "--workspace"])
+        .arg(env.ws());
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
@@ -134,18 +184,33 @@ fn profile_check_prints_the_effective_rules_and_json() {
 fn explain_and_doctor_speak_plainly() {
     let env = Env::new(CORDON);
     let mut c = env.cordon();
-    c.args(["profile", "explain", "claude", "--workspace"]).arg(env.ws());
+    c.args(["profile", "explain", "claude", "--workspace"])
+        .arg(env.ws());
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
-    for phrase in ["It can READ", "It can WRITE", "It can RUN only", "TCP connections to port 443 only", "On this machine"] {
-        assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
+    for phrase in [
+        "It can READ",
+        "It can WRITE",
+        "It can RUN only",
+        "TCP connections to port 443 only",
+        "On this machine",
+    ] {
+        assert!(
+            out.stdout.contains(phrase),
+            "missing {phrase:?}:\n{}",
+            out.stdout
+        );
     }
     let mut c = env.cordon();
     c.arg("doctor");
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     for phrase in ["Landlock", "seccomp", "namespaces", "cgroups", "claude"] {
-        assert!(out.stdout.contains(phrase), "missing {phrase:?}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(phrase),
+            "missing {phrase:?}:\n{}",
+            out.stdout
+        );
     }
 }
 
@@ -154,12 +219,20 @@ fn user_profiles_are_found_before_shipped_ones() {
     let env = Env::new(CORDON);
     let dir = env.config.path().join("cordon/profiles");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("strict.toml"), "extends = \"strict\"\ndescription = \"my strict\"\n").unwrap();
+    std::fs::write(
+        dir.join("strict.toml"),
+        "extends = \"strict\"\ndescription = \"my strict\"\n",
+    )
+    .unwrap();
     let mut c = env.cordon();
     c.args(["profile", "list"]);
     let out = output(&mut c);
     assert!(out.stdout.contains("my strict"), "{out:?}");
-    assert!(out.stdout.contains(&dir.join("strict.toml").display().to_string()), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&dir.join("strict.toml").display().to_string()),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -167,22 +240,45 @@ fn a_session_runs_as_its_identity_without_capabilities_and_owns_what_it_writes()
     use std::os::unix::fs::MetadataExt;
     let env = Env::new(CORDON);
     let home = env.home_for(UID);
-    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
+    let (ws, home_arg) = (
+        env.ws().display().to_string(),
+        home.path().display().to_string(),
+    );
     let out = env.sandbox(
-        &["--profile", "default", "--workspace", &ws, "--uid", &UID.to_string(), "--home", &home_arg, "--no-links"],
-        &["sh", "-c", "id -u; id -g; grep -E '^(Uid|Gid|Groups|CapEff):' /proc/self/status; echo mine > made"],
+        &[
+            "--profile",
+            "default",
+            "--workspace",
+            &ws,
+            "--uid",
+            &UID.to_string(),
+            "--home",
+            &home_arg,
+            "--no-links",
+        ],
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; grep -E '^(Uid|Gid|Groups|CapEff):' /proc/self/status; echo mine > made",
+        ],
     );
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     let u = UID.to_string();
     assert_eq!(lines[..2], [u.as_str(), u.as_str()], "{out:?}");
-    let field =
-        |name: &str| lines.iter().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().collect::<Vec<_>>()).unwrap_or_default();
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     assert_eq!(field("Uid:"), vec![u.as_str(); 4], "{out:?}");
     assert_eq!(field("Gid:"), vec![u.as_str(); 4], "{out:?}");
     assert_eq!(field("Groups:"), vec![u.as_str()], "{out:?}");
     assert_eq!(field("CapEff:"), vec!["0000000000000000"], "{out:?}");
-    let made = std::fs::metadata(env.ws().join("made")).expect("the file lands in the host's workspace");
+    let made =
+        std::fs::metadata(env.ws().join("made")).expect("the file lands in the host's workspace");
     assert_eq!((made.uid(), made.gid()), (UID, UID));
 }
 
@@ -190,16 +286,52 @@ fn a_session_runs_as_its_identity_without_capabilities_and_owns_what_it_writes()
 fn an_identity_finds_its_own_name_and_home() {
     let env = Env::new(CORDON);
     let home = env.home_for(UID);
-    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
-    let args =
-        ["--profile", "default", "--workspace", &ws, "--uid", &UID.to_string(), "--user-name", "alice", "--home", &home_arg, "--no-links"];
-    let out = env.sandbox(&args, &["sh", "-c", "id -un; whoami; id -gn; echo $USER $LOGNAME $HOME"]);
+    let (ws, home_arg) = (
+        env.ws().display().to_string(),
+        home.path().display().to_string(),
+    );
+    let args = [
+        "--profile",
+        "default",
+        "--workspace",
+        &ws,
+        "--uid",
+        &UID.to_string(),
+        "--user-name",
+        "alice",
+        "--home",
+        &home_arg,
+        "--no-links",
+    ];
+    let out = env.sandbox(
+        &args,
+        &[
+            "sh",
+            "-c",
+            "id -un; whoami; id -gn; echo $USER $LOGNAME $HOME",
+        ],
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout, format!("alice\nalice\nalice\nalice alice {home_arg}\n"), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("alice\nalice\nalice\nalice alice {home_arg}\n"),
+        "{out:?}"
+    );
 
     if std::path::Path::new("/usr/bin/node").exists() {
-        let out = env.sandbox(&args, &["node", "-e", "const u = require('os').userInfo(); console.log(u.username, u.uid, u.homedir)"]);
-        assert_eq!((out.code, out.stdout.trim()), (0, format!("alice {UID} {home_arg}").as_str()), "{out:?}");
+        let out = env.sandbox(
+            &args,
+            &[
+                "node",
+                "-e",
+                "const u = require('os').userInfo(); console.log(u.username, u.uid, u.homedir)",
+            ],
+        );
+        assert_eq!(
+            (out.code, out.stdout.trim()),
+            (0, format!("alice {UID} {home_arg}").as_str()),
+            "{out:?}"
+        );
     }
 }
 
@@ -209,13 +341,36 @@ fn a_missing_home_grant_is_created_for_the_identity() {
     let env = Env::new(CORDON);
     let home = env.home_for(UID);
     let profile = env.profile("state", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.tool/state.json\", \"~/.cache/tool/\"]\n");
-    let (ws, home_arg) = (env.ws().display().to_string(), home.path().display().to_string());
+    let (ws, home_arg) = (
+        env.ws().display().to_string(),
+        home.path().display().to_string(),
+    );
     let out = env.sandbox(
-        &["--profile", &profile, "--workspace", &ws, "--uid", &UID.to_string(), "--home", &home_arg, "--no-links"],
-        &["sh", "-c", "echo '{}' > ~/.tool/state.json && touch ~/.cache/tool/x && echo wrote"],
+        &[
+            "--profile",
+            &profile,
+            "--workspace",
+            &ws,
+            "--uid",
+            &UID.to_string(),
+            "--home",
+            &home_arg,
+            "--no-links",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo '{}' > ~/.tool/state.json && touch ~/.cache/tool/x && echo wrote",
+        ],
     );
     assert_eq!((out.code, out.stdout.trim()), (0, "wrote"), "{out:?}");
-    for p in [".tool", ".tool/state.json", ".cache", ".cache/tool", ".cache/tool/x"] {
+    for p in [
+        ".tool",
+        ".tool/state.json",
+        ".cache",
+        ".cache/tool",
+        ".cache/tool/x",
+    ] {
         let m = std::fs::metadata(home.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(m.uid(), UID, "{p} belongs to the identity");
     }

@@ -18,7 +18,10 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     // Log in: a plain `ssh -t host` gets the TUI.
     h.tmux_ssh("alice", &alice, "alice", "");
     let s = h.wait_for("alice", "1 Sessions");
-    assert!(s.contains("alice (developer)") && s.contains("n new") && !s.contains("3 Audit"), "{s}");
+    assert!(
+        s.contains("alice (developer)") && s.contains("n new") && !s.contains("3 Audit"),
+        "{s}"
+    );
 
     // Create a session from the dialog; it opens attached.
     h.keys("alice", &["n"]);
@@ -31,7 +34,10 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     // Detach: back in the list, the preview shows what was typed.
     h.keys("alice", &["C-\\"]);
     let s = h.wait_for("alice", "detached from session 1 (demo)");
-    assert!(s.contains("Sessions (1)") && s.contains("typed-42") && s.contains("demo"), "{s}");
+    assert!(
+        s.contains("Sessions (1)") && s.contains("typed-42") && s.contains("demo"),
+        "{s}"
+    );
 
     // Reattach and type again.
     h.keys("alice", &["Enter"]);
@@ -45,7 +51,13 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     // may not do.
     h.tmux_ssh("carol", &carol, "carol", "");
     let s = h.wait_for("carol", "Sessions (1)");
-    assert!(s.contains("carol (auditor)") && s.contains("o observe") && !s.contains("n new") && !s.contains("x end"), "{s}");
+    assert!(
+        s.contains("carol (auditor)")
+            && s.contains("o observe")
+            && !s.contains("n new")
+            && !s.contains("x end"),
+        "{s}"
+    );
     h.keys("carol", &["o"]);
     let s = h.wait_gone("carol", "Sessions (1)");
     assert!(s.contains("again-2"), "{s}");
@@ -54,7 +66,10 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.keys("carol", &["C-\\"]);
     h.wait_for("carol", "detached from session 1");
     let s = h.screen("alice");
-    assert!(!s.contains("carol-was-here"), "an observer's keys reached the session:\n{s}");
+    assert!(
+        !s.contains("carol-was-here"),
+        "an observer's keys reached the session:\n{s}"
+    );
 
     // The owner ends the session from inside it.
     h.keys("alice", &["Enter"]);
@@ -69,27 +84,48 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.wait_for("carol", "search recordings for");
     h.keys("carol", &["typed-42", "Enter"]);
     let s = h.wait_for("carol", "replay ");
-    assert!(s.contains("\"typed-42\": 1 matches") && s.contains("│typed-42"), "the typed word's output is found and shown: {s}");
+    assert!(
+        s.contains("\"typed-42\": 1 matches") && s.contains("│typed-42"),
+        "the typed word's output is found and shown: {s}"
+    );
     // Export for asciinema, into the auditor's own exports folder.
     h.keys("carol", &["q"]);
     h.wait_for("carol", "Recordings (1 of 1)");
     h.keys("carol", &["e"]);
     h.wait_for("carol", "exported for asciinema");
-    let exports: Vec<_> = std::fs::read_dir(h.data.path().join("workspaces/carol/exports")).unwrap().flatten().collect();
+    let exports: Vec<_> = std::fs::read_dir(h.data.path().join("workspaces/carol/exports"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(exports.len(), 1);
     let cast = std::fs::read_to_string(exports[0].path()).unwrap();
-    assert!(cast.lines().next().unwrap().contains("\"version\":2") && cast.contains("typed-42"), "{cast}");
+    assert!(
+        cast.lines().next().unwrap().contains("\"version\":2") && cast.contains("typed-42"),
+        "{cast}"
+    );
     h.keys("carol", &["q"]);
     let s = h.wait_gone("carol", "Recordings");
     assert!(!s.contains("cordon │"), "quitting ends the TUI:\n{s}");
 
     let log = h.audit_log();
-    for event in
-        ["tui.start", "session.create", "session.attach", "session.detach", "session.observe", "recording.search", "recording.play"]
-    {
-        assert!(log.contains(&format!("\"{event}\"")), "{event} is audited:\n{log}");
+    for event in [
+        "tui.start",
+        "session.create",
+        "session.attach",
+        "session.detach",
+        "session.observe",
+        "recording.search",
+        "recording.play",
+    ] {
+        assert!(
+            log.contains(&format!("\"{event}\"")),
+            "{event} is audited:\n{log}"
+        );
     }
-    let observe = log.lines().find(|l| l.contains("\"session.observe\"")).unwrap();
+    let observe = log
+        .lines()
+        .find(|l| l.contains("\"session.observe\""))
+        .unwrap();
     assert!(observe.contains("\"actor\":\"carol\""), "{observe}");
 }
 
@@ -105,7 +141,10 @@ fn the_tui_follows_resizes_and_draws_at_80x24() {
         let s = h.screen("alice");
         let lines: Vec<&str> = s.lines().collect();
         let closed = |l: &&&str| l.starts_with('└') && l.ends_with('┘') && l.chars().count() == 80;
-        if lines.len() == 24 && lines.iter().filter(closed).count() == 2 && s.contains("No sessions yet") {
+        if lines.len() == 24
+            && lines.iter().filter(closed).count() == 2
+            && s.contains("No sessions yet")
+        {
             Ok(())
         } else {
             Err(format!("the frame is not redrawn at 80x24:\n{s}"))
@@ -121,7 +160,13 @@ fn the_tui_follows_resizes_and_draws_at_80x24() {
 fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     let data = tempfile::tempdir().unwrap();
     let tmux = Tmux::new(format!("cordon-embedded-{}", std::process::id()));
-    tmux.start("tui", &format!("env -u CORDON_PROFILE_PATH {CORDON} --data-dir {}; sleep 30", data.path().join("state").display()));
+    tmux.start(
+        "tui",
+        &format!(
+            "env -u CORDON_PROFILE_PATH {CORDON} --data-dir {}; sleep 30",
+            data.path().join("state").display()
+        ),
+    );
     let keys = |k: &[&str]| tmux.keys("tui", k);
     let wait = |text: &str| tmux.wait_for("tui", text);
     // The OS user running it administers the fresh data directory.
@@ -139,11 +184,19 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["q"]);
     wait("ended 1 session(s) with the embedded host");
     // The session was confined and recorded like any other.
-    let out = Command::new(CORDON).arg("--data-dir").arg(data.path().join("state")).args(["rec", "ls", "--json"]).output().unwrap();
+    let out = Command::new(CORDON)
+        .arg("--data-dir")
+        .arg(data.path().join("state"))
+        .args(["rec", "ls", "--json"])
+        .output()
+        .unwrap();
     let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(recs.as_array().map(|a| a.len()), Some(1), "{recs}");
     let audit = std::fs::read_to_string(data.path().join("state/audit.log")).unwrap();
-    assert!(audit.contains("\"tui.start\"") && audit.contains("\"session.create\""), "{audit}");
+    assert!(
+        audit.contains("\"tui.start\"") && audit.contains("\"session.create\""),
+        "{audit}"
+    );
 }
 
 #[test]
@@ -155,7 +208,13 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     let h = Host::start_with(CORDON, &format!("[tui]\nsocket = \"{}\"", socket.display()));
     h.user("root", "developer");
     let client = |win: &str, prefix: &str| {
-        h.tmux.start(win, &format!("{prefix}{CORDON} tui --socket {}; sleep 30", socket.display()));
+        h.tmux.start(
+            win,
+            &format!(
+                "{prefix}{CORDON} tui --socket {}; sleep 30",
+                socket.display()
+            ),
+        );
     };
     // This test runs as root, mapped to the cordon user "root".
     client("root", "");
@@ -177,9 +236,15 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     assert!(out.stdout.contains("root-1"), "{out:?}");
 
     // An OS account without a cordon user is refused, and that is audited.
-    client("nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups ");
+    client(
+        "nobody",
+        "setpriv --reuid=65534 --regid=65534 --clear-groups ",
+    );
     h.wait_for("nobody", "may not use the TUI here");
     let log = h.audit_log();
-    let refused = log.lines().find(|l| l.contains("\"login.failed\"") && l.contains("tui socket")).unwrap_or_default();
+    let refused = log
+        .lines()
+        .find(|l| l.contains("\"login.failed\"") && l.contains("tui socket"))
+        .unwrap_or_default();
     assert!(refused.contains("nobody"), "{log}");
 }

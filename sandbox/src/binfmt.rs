@@ -41,13 +41,20 @@ impl Resolver {
         if !self.dirs.contains_key(dir) {
             let fd = CString::new(dir.as_os_str().as_bytes()).ok().and_then(|c| {
                 // SAFETY: a valid C string; the fd is owned by the map.
-                let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+                let fd = unsafe {
+                    libc::open(
+                        c.as_ptr(),
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    )
+                };
                 // SAFETY: the kernel just returned this fd.
                 (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
             });
             self.dirs.insert(dir.to_path_buf(), fd);
         }
-        self.dirs.get(dir).and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))
+        self.dirs
+            .get(dir)
+            .and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))
     }
 
     /// fstatat of `p`'s last component relative to its (held open) parent.
@@ -59,15 +66,21 @@ impl Resolver {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
         // SAFETY: valid fd, C string and out-pointer.
-        (unsafe { libc::fstatat(fd, name.as_ptr(), &mut st, flags) } == 0).then_some(Stat { mode: st.st_mode })
+        (unsafe { libc::fstatat(fd, name.as_ptr(), &mut st, flags) } == 0)
+            .then_some(Stat { mode: st.st_mode })
     }
 
     fn lookup(&mut self, p: &Path) -> Option<Option<PathBuf>> {
         let v = match self.seen.get(p) {
             Some(v) => v.clone(),
             None => {
-                let v =
-                    self.stat(p, false).map(|st| if st.mode & libc::S_IFMT == libc::S_IFLNK { std::fs::read_link(p).ok() } else { None });
+                let v = self.stat(p, false).map(|st| {
+                    if st.mode & libc::S_IFMT == libc::S_IFLNK {
+                        std::fs::read_link(p).ok()
+                    } else {
+                        None
+                    }
+                });
                 self.seen.insert(p.to_path_buf(), v.clone());
                 v
             }
@@ -109,7 +122,11 @@ impl Resolver {
         if !p.is_absolute() {
             // Relative to the current directory, which may lie anywhere: with untrusted
             // directories about, such a path is not resolved at all.
-            return if self.untrusted.is_empty() { std::fs::canonicalize(p).ok() } else { None };
+            return if self.untrusted.is_empty() {
+                std::fs::canonicalize(p).ok()
+            } else {
+                None
+            };
         }
         let mut todo = components_rev(p);
         let mut out = PathBuf::from("/");
@@ -143,7 +160,11 @@ impl Resolver {
         let mut path = p.to_path_buf();
         'resolve: for _ in 0..16 {
             let mut prefix = PathBuf::from("/");
-            let comps: Vec<_> = path.components().skip(1).map(|c| c.as_os_str().to_os_string()).collect();
+            let comps: Vec<_> = path
+                .components()
+                .skip(1)
+                .map(|c| c.as_os_str().to_os_string())
+                .collect();
             for (i, c) in comps.iter().enumerate() {
                 prefix.push(c);
                 match self.lookup(&prefix) {
@@ -256,8 +277,14 @@ fn read_interpreters(r: &mut Resolver, program: &Path, path_var: &str) -> Vec<In
             Parsed::Truncated => elf_interp(program),
         };
         if let Some(interp) = interp {
-            let Some(path) = r.canonical_or_raw(&interp) else { return Vec::new() };
-            return vec![Interpreter { path, raw: interp, kind: "ELF interpreter" }];
+            let Some(path) = r.canonical_or_raw(&interp) else {
+                return Vec::new();
+            };
+            return vec![Interpreter {
+                path,
+                raw: interp,
+                kind: "ELF interpreter",
+            }];
         }
     }
     Vec::new()
@@ -268,14 +295,26 @@ fn shebang(r: &mut Resolver, head: &[u8], path_var: &str) -> Vec<Interpreter> {
     let line = head[2..].split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
-    let Some(interp) = words.next() else { return Vec::new() };
+    let Some(interp) = words.next() else {
+        return Vec::new();
+    };
     let interp_path = PathBuf::from(interp);
-    let Some(path) = r.canonical_or_raw(&interp_path) else { return Vec::new() };
-    let mut out = vec![Interpreter { path, raw: interp_path.clone(), kind: "script interpreter (#!)" }];
+    let Some(path) = r.canonical_or_raw(&interp_path) else {
+        return Vec::new();
+    };
+    let mut out = vec![Interpreter {
+        path,
+        raw: interp_path.clone(),
+        kind: "script interpreter (#!)",
+    }];
     if interp_path.file_name().and_then(|n| n.to_str()) == Some("env") {
         let name = words.find(|w| !w.starts_with('-'));
         if let Some(found) = name.and_then(|n| r.which(n, path_var)) {
-            out.push(Interpreter { raw: found.clone(), path: found, kind: "program named to env in #!" });
+            out.push(Interpreter {
+                raw: found.clone(),
+                path: found,
+                kind: "program named to env in #!",
+            });
         }
     }
     out
@@ -285,7 +324,11 @@ fn shebang(r: &mut Resolver, head: &[u8], path_var: &str) -> Vec<Interpreter> {
 fn elf_interp(program: &Path) -> Option<PathBuf> {
     // PT_INTERP sits right after the program headers, in the first page of any real binary.
     let mut data = Vec::with_capacity(64 << 10);
-    std::fs::File::open(program).ok()?.take(64 << 10).read_to_end(&mut data).ok()?;
+    std::fs::File::open(program)
+        .ok()?
+        .take(64 << 10)
+        .read_to_end(&mut data)
+        .ok()?;
     match parse_interp(&data) {
         Parsed::Interp(p) => Some(p),
         _ => None,
@@ -307,16 +350,35 @@ fn parse_interp(data: &[u8]) -> Parsed {
         return Parsed::NoInterp;
     }
     let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return Parsed::NoInterp };
+    let u32_at = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |o: usize| {
+        data.get(o..o + 8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return Parsed::NoInterp;
+    };
     for i in 0..usize::from(phnum).min(256) {
-        let Some(ph) = (phoff as usize).checked_add(i * usize::from(phentsize)) else { return Parsed::NoInterp };
-        let Some(p_type) = u32_at(ph) else { return Parsed::Truncated };
+        let Some(ph) = (phoff as usize).checked_add(i * usize::from(phentsize)) else {
+            return Parsed::NoInterp;
+        };
+        let Some(p_type) = u32_at(ph) else {
+            return Parsed::Truncated;
+        };
         if p_type == 3 {
-            let (Some(off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else { return Parsed::Truncated };
-            let Some(end) = (off as usize).checked_add(size as usize) else { return Parsed::NoInterp };
-            let Some(raw) = data.get(off as usize..end) else { return Parsed::Truncated };
+            let (Some(off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else {
+                return Parsed::Truncated;
+            };
+            let Some(end) = (off as usize).checked_add(size as usize) else {
+                return Parsed::NoInterp;
+            };
+            let Some(raw) = data.get(off as usize..end) else {
+                return Parsed::Truncated;
+            };
             let raw = raw.split(|&b| b == 0).next().unwrap_or(&[]);
             return Parsed::Interp(PathBuf::from(String::from_utf8_lossy(raw).into_owned()));
         }
@@ -333,7 +395,13 @@ mod tests {
         let mut r = Resolver::default();
         let sh = r.which("sh", "/usr/bin:/bin").expect("sh on PATH");
         let found = interpreters(&mut r, &sh, "/usr/bin:/bin");
-        assert!(found.iter().any(|i| i.kind == "ELF interpreter" && i.path.to_string_lossy().contains("ld-linux")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|i| i.kind == "ELF interpreter"
+                    && i.path.to_string_lossy().contains("ld-linux")),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -344,15 +412,30 @@ mod tests {
         let found = interpreters(&mut Resolver::default(), &script, "/usr/bin:/bin");
         let paths: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
         assert!(paths.iter().any(|p| p.ends_with("/env")), "{paths:?}");
-        assert!(paths.iter().any(|p| p.ends_with("/dash") || p.ends_with("/sh") || p.ends_with("/bash")), "{paths:?}");
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.ends_with("/dash") || p.ends_with("/sh") || p.ends_with("/bash")),
+            "{paths:?}"
+        );
         assert!(paths.iter().any(|p| p.contains("ld-linux")), "{paths:?}");
     }
 
     #[test]
     fn the_resolver_agrees_with_the_standard_library() {
         let mut r = Resolver::default();
-        for p in ["/bin/sh", "/lib64/ld-linux-x86-64.so.2", "/usr/bin/../bin/env", "/etc/alternatives/awk", "/proc/self/exe"] {
-            assert_eq!(r.canonicalize(Path::new(p)), std::fs::canonicalize(p).ok(), "{p}");
+        for p in [
+            "/bin/sh",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/usr/bin/../bin/env",
+            "/etc/alternatives/awk",
+            "/proc/self/exe",
+        ] {
+            assert_eq!(
+                r.canonicalize(Path::new(p)),
+                std::fs::canonicalize(p).ok(),
+                "{p}"
+            );
         }
         assert_eq!(r.canonicalize(Path::new("/nonexistent/x")), None);
     }
@@ -367,14 +450,24 @@ mod tests {
         let path_var = format!("{}/.local/bin:/usr/bin", home.display());
 
         let mut trusting = Resolver::default();
-        assert!(trusting.which("tool", &path_var).is_some(), "followed when trusted");
+        assert!(
+            trusting.which("tool", &path_var).is_some(),
+            "followed when trusted"
+        );
 
         let mut r = Resolver::default();
         r.distrust(&home);
         assert_eq!(r.which("tool", &path_var), None);
         assert_eq!(r.canonicalize(&home.join(".usr/bin/env")), None);
-        assert_eq!(r.which("env", &path_var), std::fs::canonicalize("/usr/bin/env").ok(), "found outside, where links are fine");
-        assert_eq!(r.take_refused(), vec![home.join(".local/bin/tool"), home.join(".usr")]);
+        assert_eq!(
+            r.which("env", &path_var),
+            std::fs::canonicalize("/usr/bin/env").ok(),
+            "found outside, where links are fine"
+        );
+        assert_eq!(
+            r.take_refused(),
+            vec![home.join(".local/bin/tool"), home.join(".usr")]
+        );
         assert!(r.take_refused().is_empty());
     }
 

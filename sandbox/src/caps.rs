@@ -29,7 +29,10 @@ struct CapData {
 const CAP_V3: u32 = 0x2008_0522;
 
 fn last_cap() -> u64 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
 }
 
 /// Drops every capability for good. Must run while CAP_SETPCAP is still held (it is, as
@@ -44,13 +47,20 @@ pub fn drop_all() -> Result<(), Refusal> {
         | SECBIT_KEEP_CAPS_LOCKED
         | SECBIT_NO_CAP_AMBIENT_RAISE
         | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-    sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong).map_err(|e| Refusal::os(Step::Capabilities, "locking the securebits", e))?;
+    sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong)
+        .map_err(|e| Refusal::os(Step::Capabilities, "locking the securebits", e))?;
     for cap in 0..=last_cap() {
         match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
             Ok(_) => {}
             // A capability newer than this kernel's list.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(Refusal::os(Step::Capabilities, format!("dropping capability {cap} from the bounding set"), e)),
+            Err(e) => {
+                return Err(Refusal::os(
+                    Step::Capabilities,
+                    format!("dropping capability {cap} from the bounding set"),
+                    e,
+                ))
+            }
         }
     }
     // SAFETY: prctl with integer arguments.
@@ -64,31 +74,70 @@ pub fn drop_all() -> Result<(), Refusal> {
         )
     })
     .map_err(|e| Refusal::os(Step::Capabilities, "clearing the ambient set", e))?;
-    let mut header = CapHeader { version: CAP_V3, pid: 0 };
+    let mut header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let data = [CapData::default(); 2];
     // SAFETY: header and two data structs, as capset v3 expects.
-    sys::check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) })
-        .map_err(|e| Refusal::os(Step::Capabilities, "clearing the permitted, effective and inheritable sets", e))?;
+    sys::check(unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    })
+    .map_err(|e| {
+        Refusal::os(
+            Step::Capabilities,
+            "clearing the permitted, effective and inheritable sets",
+            e,
+        )
+    })?;
     verify()
 }
 
 /// Reads the sets back: any capability left is a refusal.
 fn verify() -> Result<(), Refusal> {
-    let mut header = CapHeader { version: CAP_V3, pid: 0 };
+    let mut header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: as above, capget fills two structs.
-    sys::check(unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) })
-        .map_err(|e| Refusal::os(Step::Capabilities, "reading the capability sets back", e))?;
-    if data.iter().any(|d| d.effective | d.permitted | d.inheritable != 0) {
-        return Err(Refusal::new(Step::Capabilities, "capabilities remain after clearing them"));
+    sys::check(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    })
+    .map_err(|e| Refusal::os(Step::Capabilities, "reading the capability sets back", e))?;
+    if data
+        .iter()
+        .any(|d| d.effective | d.permitted | d.inheritable != 0)
+    {
+        return Err(Refusal::new(
+            Step::Capabilities,
+            "capabilities remain after clearing them",
+        ));
     }
     // One read of the status file instead of a prctl per capability.
     let status = std::fs::read_to_string("/proc/thread-self/status")
         .map_err(|e| Refusal::os(Step::Capabilities, "reading the capability sets back", e))?;
     for set in ["CapBnd:", "CapAmb:"] {
-        let value = status.lines().find_map(|l| l.strip_prefix(set)).map(str::trim);
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix(set))
+            .map(str::trim);
         if value.map(|v| v.trim_start_matches('0').is_empty()) != Some(true) {
-            return Err(Refusal::new(Step::Capabilities, format!("{set} {} remains after clearing it", value.unwrap_or("(unreadable)"))));
+            return Err(Refusal::new(
+                Step::Capabilities,
+                format!(
+                    "{set} {} remains after clearing it",
+                    value.unwrap_or("(unreadable)")
+                ),
+            ));
         }
     }
     Ok(())

@@ -97,7 +97,11 @@ pub struct Refusal {
 impl Refusal {
     /// A refusal at `step` for `reason`.
     pub fn new(step: Step, reason: impl Into<String>) -> Self {
-        Refusal { step, reason: reason.into(), hint: None }
+        Refusal {
+            step,
+            reason: reason.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint: what the reader can do.
@@ -126,7 +130,12 @@ impl Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refused at step \"{}\": {}", self.step.name(), self.reason)?;
+        write!(
+            f,
+            "refused at step \"{}\": {}",
+            self.step.name(),
+            self.reason
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }

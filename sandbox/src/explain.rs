@@ -8,7 +8,12 @@ use crate::profile::NetMode;
 use std::fmt::Write;
 
 fn size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
     for (unit, n) in UNITS {
         if bytes >= n && bytes % n == 0 {
             return format!("{} {unit}", bytes / n);
@@ -26,7 +31,10 @@ fn duration(secs: u64) -> String {
 }
 
 fn ports(list: &[u16]) -> String {
-    list.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The effective rules, one per line, for `cordon profile check`.
@@ -34,9 +42,21 @@ pub fn rules(p: &Policy) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "profile   {}  ({})", p.profile, p.sources.join(" <- "));
     let _ = writeln!(o, "workspace {}", p.workspace.display());
-    let _ = writeln!(o, "command   {}  ({})", p.argv.join(" "), p.program.display());
+    let _ = writeln!(
+        o,
+        "command   {}  ({})",
+        p.argv.join(" "),
+        p.program.display()
+    );
     if let Some(id) = &p.identity {
-        let _ = writeln!(o, "identity  {} (uid {}, gid {}), home {}", id.name, id.uid, id.gid, p.home.display());
+        let _ = writeln!(
+            o,
+            "identity  {} (uid {}, gid {}), home {}",
+            id.name,
+            id.uid,
+            id.gid,
+            p.home.display()
+        );
     }
     if p.no_links {
         let _ = writeln!(o, "links     none followed in the workspace or the home");
@@ -52,10 +72,19 @@ pub fn rules(p: &Policy) -> String {
         let _ = writeln!(o, "hide      {}", h.display());
     }
     for e in &p.exec {
-        let _ = writeln!(o, "exec      {}{}  ({})", e.path.display(), if e.dir { "/**" } else { "" }, e.reason);
+        let _ = writeln!(
+            o,
+            "exec      {}{}  ({})",
+            e.path.display(),
+            if e.dir { "/**" } else { "" },
+            e.reason
+        );
     }
     let _ = match p.network.mode {
-        NetMode::None => writeln!(o, "network   none (private namespace, loopback only, no TCP)"),
+        NetMode::None => writeln!(
+            o,
+            "network   none (private namespace, loopback only, no TCP)"
+        ),
         NetMode::All => writeln!(o, "network   all"),
         NetMode::Ports => writeln!(
             o,
@@ -90,9 +119,18 @@ pub fn rules(p: &Policy) -> String {
 pub fn explain(p: &Policy, f: &Features) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Profile \"{}\": {}\n", p.profile, p.description);
-    let _ = writeln!(o, "A session under this profile runs `{}` in {}, in its own world:", p.argv.join(" "), p.cwd.display());
+    let _ = writeln!(
+        o,
+        "A session under this profile runs `{}` in {}, in its own world:",
+        p.argv.join(" "),
+        p.cwd.display()
+    );
     if let Some(id) = &p.identity {
-        let _ = writeln!(o, "it runs as {} (uid {}, gid {}), never as root, and holds no capability;", id.name, id.uid, id.gid);
+        let _ = writeln!(
+            o,
+            "it runs as {} (uid {}, gid {}), never as root, and holds no capability;",
+            id.name, id.uid, id.gid
+        );
     }
     let _ = writeln!(o, "it sees only its own processes, its own /tmp, a handful of devices, and the files below.\n");
 
@@ -103,23 +141,43 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     if p.read.is_empty() {
         let _ = writeln!(o, "  nothing beyond what it can write");
     }
-    let _ = writeln!(o, "\nIt can WRITE (and nothing written there can be executed):");
+    let _ = writeln!(
+        o,
+        "\nIt can WRITE (and nothing written there can be executed):"
+    );
     for w in &p.write {
         let _ = writeln!(o, "  {}", w.display());
     }
-    let _ = writeln!(o, "  a private /tmp and /dev/shm, emptied when the session ends");
+    let _ = writeln!(
+        o,
+        "  a private /tmp and /dev/shm, emptied when the session ends"
+    );
     let _ = writeln!(o, "\nIt can never see (even inside the paths above):");
-    let _ = writeln!(o, "  {}", p.hide.iter().map(|h| h.display().to_string()).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        o,
+        "  {}",
+        p.hide
+            .iter()
+            .map(|h| h.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let named: Vec<String> = p.exec.iter().filter_map(|e| e.entry.clone()).collect();
     let _ = writeln!(o, "\nIt can RUN only these programs ({} in all, with the loaders and interpreters they need):", p.exec.len());
     for line in wrap(&named.join(", "), 88) {
         let _ = writeln!(o, "  {line}");
     }
-    let interpreters: Vec<&str> =
-        ["sh", "bash", "python3", "node", "perl", "ruby"].into_iter().filter(|i| named.iter().any(|n| n == i)).collect();
+    let interpreters: Vec<&str> = ["sh", "bash", "python3", "node", "perl", "ruby"]
+        .into_iter()
+        .filter(|i| named.iter().any(|n| n == i))
+        .collect();
     if !interpreters.is_empty() {
-        let _ = writeln!(o, "  Note: {} can run any script the session can read: the list limits which programs", interpreters.join(", "));
+        let _ = writeln!(
+            o,
+            "  Note: {} can run any script the session can read: the list limits which programs",
+            interpreters.join(", ")
+        );
         let _ = writeln!(o, "  start, not what an interpreter does.");
     }
 
@@ -132,7 +190,10 @@ pub fn explain(p: &Policy, f: &Features) -> String {
         NetMode::Ports => {
             let mut s = String::new();
             if !p.network.connect.is_empty() {
-                s += &format!("  TCP connections to port {} only (any address).", ports(&p.network.connect));
+                s += &format!(
+                    "  TCP connections to port {} only (any address).",
+                    ports(&p.network.connect)
+                );
             }
             if !p.network.bind.is_empty() {
                 s += &format!("\n  It may listen on TCP port {}.", ports(&p.network.bind));
@@ -147,18 +208,30 @@ pub fn explain(p: &Policy, f: &Features) -> String {
             writeln!(o, "{s}")
         }
     };
-    let _ = writeln!(o, "  Raw sockets, packet sockets and the host's abstract unix sockets are always refused.");
+    let _ = writeln!(
+        o,
+        "  Raw sockets, packet sockets and the host's abstract unix sockets are always refused."
+    );
 
     let _ = writeln!(o, "\nLimits:");
     let l = &p.limits;
     let mut any = false;
     for (what, v) in [
-        ("processes and threads at once", l.processes.map(|v| v.to_string())),
+        (
+            "processes and threads at once",
+            l.processes.map(|v| v.to_string()),
+        ),
         ("memory", l.memory.map(size)),
         ("largest file it can write", l.file_size.map(size)),
-        ("open files per process", l.open_files.map(|v| v.to_string())),
+        (
+            "open files per process",
+            l.open_files.map(|v| v.to_string()),
+        ),
         ("CPU time per process", l.cpu_seconds.map(duration)),
-        ("wall-clock time, then everything is killed", l.timeout.map(duration)),
+        (
+            "wall-clock time, then everything is killed",
+            l.timeout.map(duration),
+        ),
     ] {
         if let Some(v) = v {
             any = true;
@@ -183,11 +256,20 @@ pub fn explain(p: &Policy, f: &Features) -> String {
         }
     }
     let _ = writeln!(o, "\nKnown limits:");
-    let _ = writeln!(o, "  The dynamic loader (allowed, since every program needs it) can start any program the");
-    let _ = writeln!(o, "  session can read, allowlisted or not; it can never start one the session wrote.");
+    let _ = writeln!(
+        o,
+        "  The dynamic loader (allowed, since every program needs it) can start any program the"
+    );
+    let _ = writeln!(
+        o,
+        "  session can read, allowlisted or not; it can never start one the session wrote."
+    );
     if f.root {
         let _ = writeln!(o, "  cordon runs as root here: the session is uid 0 without capabilities, so inside its write");
-        let _ = writeln!(o, "  grants it can still change root-owned files' modes and contents.");
+        let _ = writeln!(
+            o,
+            "  grants it can still change root-owned files' modes and contents."
+        );
     }
     if !p.notes.is_empty() {
         let _ = writeln!(o, "\nNotes:");
@@ -221,7 +303,10 @@ pub fn cannot_enforce(p: &Policy, f: &Features) -> Vec<String> {
         out.push("this kernel cannot make memfds non-executable (Linux 6.3): memfd_create is refused instead".into());
     }
     if f.landlock_abi < 6 && p.network.mode == NetMode::None {
-        out.push("signals are contained by the pid namespace only (Landlock signal scoping needs ABI 6)".into());
+        out.push(
+            "signals are contained by the pid namespace only (Landlock signal scoping needs ABI 6)"
+                .into(),
+        );
     }
     out
 }
@@ -232,15 +317,32 @@ pub fn doctor(f: &Features) -> String {
     let ok = |b: bool| if b { "ok      " } else { "MISSING " };
     let _ = writeln!(o, "cordon doctor: what this machine can enforce\n");
     let _ = writeln!(o, "kernel            {}", f.kernel);
-    let _ = writeln!(o, "running as        {}", if f.root { "root (uid 0)" } else { "an unprivileged user" });
+    let _ = writeln!(
+        o,
+        "running as        {}",
+        if f.root {
+            "root (uid 0)"
+        } else {
+            "an unprivileged user"
+        }
+    );
     let _ = writeln!(o);
     let ll = match f.landlock_abi {
-        0 => "MISSING  Landlock is off: no profile can start (enable it with lsm=...,landlock)".to_string(),
+        0 => "MISSING  Landlock is off: no profile can start (enable it with lsm=...,landlock)"
+            .to_string(),
         a => format!(
             "ok       ABI {a}: files and exec allowlist{}{}{}",
-            if a >= 2 { ", rename/link across dirs" } else { "" },
+            if a >= 2 {
+                ", rename/link across dirs"
+            } else {
+                ""
+            },
             if a >= 4 { ", TCP ports" } else { "" },
-            if a >= 6 { ", signal and abstract-socket scoping" } else { "" }
+            if a >= 6 {
+                ", signal and abstract-socket scoping"
+            } else {
+                ""
+            }
         ),
     };
     let _ = writeln!(o, "Landlock          {ll}");
@@ -268,7 +370,11 @@ pub fn doctor(f: &Features) -> String {
         o,
         "memfd noexec      {} {}",
         ok(f.memfd_noexec),
-        if f.memfd_noexec { "memfds made non-executable per sandbox" } else { "memfd_create refused instead" }
+        if f.memfd_noexec {
+            "memfds made non-executable per sandbox"
+        } else {
+            "memfd_create refused instead"
+        }
     );
     let _ = writeln!(o, "\nShipped profiles on this machine:");
     let search = crate::profile::Search::standard();
@@ -282,9 +388,15 @@ pub fn doctor(f: &Features) -> String {
                     v.push("needs Landlock".to_string());
                 }
                 if needs_ports && f.landlock_abi < 6 {
-                    v.push(format!("network rules need Landlock ABI 6 (have {})", f.landlock_abi));
+                    v.push(format!(
+                        "network rules need Landlock ABI 6 (have {})",
+                        f.landlock_abi
+                    ));
                 }
-                if f.root && f.cgroup.is_none() && (profile.limits.processes.is_some() || profile.limits.memory.is_some()) {
+                if f.root
+                    && f.cgroup.is_none()
+                    && (profile.limits.processes.is_some() || profile.limits.memory.is_some())
+                {
                     v.push("limits need a cgroup as root".into());
                 }
                 if v.is_empty() {

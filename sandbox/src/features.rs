@@ -64,7 +64,9 @@ fn kernel_release() -> String {
         return "unknown".into();
     }
     // SAFETY: release is NUL-terminated by the kernel.
-    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn seccomp_available() -> bool {
@@ -74,10 +76,16 @@ fn seccomp_available() -> bool {
 }
 
 fn user_namespaces_available() -> bool {
-    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse::<u64>().ok());
-    let clone_ok = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone").map(|s| s.trim() != "0").unwrap_or(true);
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let clone_ok = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(true);
     let restricted =
-        std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").map(|s| s.trim() == "1").unwrap_or(false);
+        std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false);
     max.unwrap_or(0) > 0 && clone_ok && !restricted
 }
 
@@ -85,13 +93,17 @@ fn user_namespaces_available() -> bool {
 /// memory limits: v2 if both controllers are enabled there, else v1.
 fn cgroup_layout() -> Option<CgroupLayout> {
     for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let controllers = std::fs::read_to_string(Path::new(root).join("cgroup.controllers")).unwrap_or_default();
+        let controllers =
+            std::fs::read_to_string(Path::new(root).join("cgroup.controllers")).unwrap_or_default();
         let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
         if has("pids") && has("memory") {
-            let subtree = std::fs::read_to_string(Path::new(root).join("cgroup.subtree_control")).unwrap_or_default();
+            let subtree = std::fs::read_to_string(Path::new(root).join("cgroup.subtree_control"))
+                .unwrap_or_default();
             let on = |c: &str| subtree.split_whitespace().any(|x| x == c);
             if (on("pids") && on("memory")) || root_is_writable(root) {
-                return Some(CgroupLayout::V2 { parent: PathBuf::from(root) });
+                return Some(CgroupLayout::V2 {
+                    parent: PathBuf::from(root),
+                });
             }
         }
     }

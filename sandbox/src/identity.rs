@@ -25,7 +25,13 @@ impl Caller {
     /// The ids of this process.
     pub fn current() -> Caller {
         // SAFETY: these calls cannot fail.
-        unsafe { Caller { euid: libc::geteuid(), uid: libc::getuid(), gid: libc::getgid() } }
+        unsafe {
+            Caller {
+                euid: libc::geteuid(),
+                uid: libc::getuid(),
+                gid: libc::getgid(),
+            }
+        }
     }
 
     /// Whether this process can change its uid (it is root).
@@ -40,13 +46,22 @@ pub fn check(id: &Identity, caller: Caller) -> Result<(), Refusal> {
     if id.uid == 0 || id.gid == 0 {
         return Err(Refusal::new(
             Step::Identity,
-            format!("the identity \"{}\" has uid {} and gid {}; a sandbox never runs as uid or gid 0", id.name, id.uid, id.gid),
+            format!(
+                "the identity \"{}\" has uid {} and gid {}; a sandbox never runs as uid or gid 0",
+                id.name, id.uid, id.gid
+            ),
         )
         .hint("give each user an unprivileged uid and gid of their own (--uid, --gid)"));
     }
     if !valid_name(&id.name) {
-        return Err(Refusal::new(Step::Identity, format!("the user name \"{}\" cannot be written to /etc/passwd", id.name.escape_debug()))
-            .hint("use 1 to 32 letters, digits, '_', '-' or '.', not starting with '-' or '.'"));
+        return Err(Refusal::new(
+            Step::Identity,
+            format!(
+                "the user name \"{}\" cannot be written to /etc/passwd",
+                id.name.escape_debug()
+            ),
+        )
+        .hint("use 1 to 32 letters, digits, '_', '-' or '.', not starting with '-' or '.'"));
     }
     if !caller.is_root() && (id.uid != caller.uid || id.gid != caller.gid) {
         return Err(Refusal::new(
@@ -56,7 +71,9 @@ pub fn check(id: &Identity, caller: Caller) -> Result<(), Refusal> {
                 caller.uid, caller.gid, id.uid, id.gid
             ),
         )
-        .hint("switching to another uid needs root; an unprivileged cordon runs sandboxes as itself"));
+        .hint(
+            "switching to another uid needs root; an unprivileged cordon runs sandboxes as itself",
+        ));
     }
     Ok(())
 }
@@ -70,7 +87,11 @@ pub fn needs_switch(caller: Caller) -> bool {
 /// What a name in /etc/passwd may look like: no separator, no newline, nothing a shell or a
 /// tool would take for an option.
 fn valid_name(name: &str) -> bool {
-    (1..=32).contains(&name.len()) && !name.starts_with(['-', '.']) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    (1..=32).contains(&name.len())
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// Whether `home` can be written as a field of /etc/passwd.
@@ -83,7 +104,13 @@ pub fn valid_home(home: &Path) -> bool {
 /// `os.userInfo()` find the name. Lines with the same name or uid are left out: the first
 /// match wins in lookups, and it must be this one.
 pub fn passwd_with(host: &str, id: &Identity, home: &Path) -> String {
-    let line = format!("{0}:x:{1}:{2}:cordon user {0}:{3}:/bin/sh", id.name, id.uid, id.gid, home.display());
+    let line = format!(
+        "{0}:x:{1}:{2}:cordon user {0}:{3}:/bin/sh",
+        id.name,
+        id.uid,
+        id.gid,
+        home.display()
+    );
     with_line(host, &id.name, id.uid, &line)
 }
 
@@ -116,14 +143,26 @@ fn with_line(host: &str, name: &str, number: u32, line: &str) -> String {
 /// (SECBIT_NO_SETUID_FIXUP) so that [`crate::caps::drop_all`], which needs CAP_SETPCAP,
 /// can still run next and empty every set.
 pub fn switch(uid: u32, gid: u32) -> Result<(), Refusal> {
-    let fail = |what: &'static str| move |e| Refusal::os(Step::Identity, format!("{what} (switching to uid {uid} gid {gid})"), e);
+    let fail = |what: &'static str| {
+        move |e| {
+            Refusal::os(
+                Step::Identity,
+                format!("{what} (switching to uid {uid} gid {gid})"),
+                e,
+            )
+        }
+    };
     let bits = sys::prctl(libc::PR_GET_SECUREBITS, 0).map_err(fail("reading the securebits"))?;
     // Without this, leaving uid 0 would empty the permitted set, CAP_SETPCAP with it.
-    sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong | SECBIT_NO_SETUID_FIXUP as libc::c_ulong)
-        .map_err(fail("keeping capabilities across the uid change"))?;
+    sys::prctl(
+        libc::PR_SET_SECUREBITS,
+        bits as libc::c_ulong | SECBIT_NO_SETUID_FIXUP as libc::c_ulong,
+    )
+    .map_err(fail("keeping capabilities across the uid change"))?;
     let groups = [gid];
     // SAFETY: a one-element array and its length.
-    sys::check(unsafe { libc::setgroups(1, groups.as_ptr()) }).map_err(fail("setting the supplementary groups"))?;
+    sys::check(unsafe { libc::setgroups(1, groups.as_ptr()) })
+        .map_err(fail("setting the supplementary groups"))?;
     // SAFETY: plain integers.
     sys::check(unsafe { libc::setresgid(gid, gid, gid) }).map_err(fail("setresgid"))?;
     // SAFETY: plain integers.
@@ -135,10 +174,12 @@ pub fn switch(uid: u32, gid: u32) -> Result<(), Refusal> {
 fn verify(uid: u32, gid: u32) -> Result<(), Refusal> {
     let (mut r, mut e, mut s) = (u32::MAX, u32::MAX, u32::MAX);
     // SAFETY: three valid out-pointers.
-    sys::check(unsafe { libc::getresuid(&mut r, &mut e, &mut s) }).map_err(|err| Refusal::os(Step::Identity, "getresuid", err))?;
+    sys::check(unsafe { libc::getresuid(&mut r, &mut e, &mut s) })
+        .map_err(|err| Refusal::os(Step::Identity, "getresuid", err))?;
     let uids = [r, e, s];
     // SAFETY: as above.
-    sys::check(unsafe { libc::getresgid(&mut r, &mut e, &mut s) }).map_err(|err| Refusal::os(Step::Identity, "getresgid", err))?;
+    sys::check(unsafe { libc::getresgid(&mut r, &mut e, &mut s) })
+        .map_err(|err| Refusal::os(Step::Identity, "getresgid", err))?;
     let gids = [r, e, s];
     let mut groups = [u32::MAX; 2];
     // SAFETY: room for two groups; more than that fails with EINVAL, which is a refusal too.
@@ -159,15 +200,31 @@ mod tests {
     use super::*;
 
     fn alice() -> Identity {
-        Identity { uid: 2_000_000_123, gid: 2_000_000_123, name: "alice".into() }
+        Identity {
+            uid: 2_000_000_123,
+            gid: 2_000_000_123,
+            name: "alice".into(),
+        }
     }
 
-    const ROOT: Caller = Caller { euid: 0, uid: 0, gid: 0 };
+    const ROOT: Caller = Caller {
+        euid: 0,
+        uid: 0,
+        gid: 0,
+    };
 
     #[test]
     fn root_is_never_an_identity() {
         for (uid, gid) in [(0, 5), (5, 0), (0, 0)] {
-            let e = check(&Identity { uid, gid, name: "x".into() }, ROOT).unwrap_err();
+            let e = check(
+                &Identity {
+                    uid,
+                    gid,
+                    name: "x".into(),
+                },
+                ROOT,
+            )
+            .unwrap_err();
             assert_eq!(e.step, Step::Identity, "{e}");
             assert!(e.reason.contains("never runs as uid or gid 0"), "{e}");
         }
@@ -176,11 +233,25 @@ mod tests {
 
     #[test]
     fn an_unprivileged_caller_can_only_be_itself() {
-        let me = Caller { euid: 1000, uid: 1000, gid: 1000 };
+        let me = Caller {
+            euid: 1000,
+            uid: 1000,
+            gid: 1000,
+        };
         let e = check(&alice(), me).unwrap_err();
         assert_eq!(e.step, Step::Identity);
-        assert!(e.hint.as_deref().unwrap_or("").contains("switching to another uid needs root"), "{e}");
-        let itself = Identity { uid: 1000, gid: 1000, name: "dev".into() };
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("switching to another uid needs root"),
+            "{e}"
+        );
+        let itself = Identity {
+            uid: 1000,
+            gid: 1000,
+            name: "dev".into(),
+        };
         assert!(check(&itself, me).is_ok());
         assert!(!needs_switch(me));
         assert!(needs_switch(ROOT));
@@ -188,11 +259,36 @@ mod tests {
 
     #[test]
     fn a_name_that_would_break_the_passwd_file_is_refused() {
-        for name in ["", "a:b", "a\nroot:x:0:0::/:/bin/sh", "-rf", ".hidden", "x y", &"n".repeat(33)] {
-            let e = check(&Identity { name: name.into(), ..alice() }, ROOT).unwrap_err();
-            assert!(e.reason.contains("cannot be written to /etc/passwd"), "{name:?}: {e}");
+        for name in [
+            "",
+            "a:b",
+            "a\nroot:x:0:0::/:/bin/sh",
+            "-rf",
+            ".hidden",
+            "x y",
+            &"n".repeat(33),
+        ] {
+            let e = check(
+                &Identity {
+                    name: name.into(),
+                    ..alice()
+                },
+                ROOT,
+            )
+            .unwrap_err();
+            assert!(
+                e.reason.contains("cannot be written to /etc/passwd"),
+                "{name:?}: {e}"
+            );
         }
-        assert!(check(&Identity { name: "dev_1.x-y".into(), ..alice() }, ROOT).is_ok());
+        assert!(check(
+            &Identity {
+                name: "dev_1.x-y".into(),
+                ..alice()
+            },
+            ROOT
+        )
+        .is_ok());
     }
 
     #[test]
@@ -200,7 +296,10 @@ mod tests {
         let host = "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1::/:/usr/sbin/nologin\n";
         let out = passwd_with(host, &alice(), Path::new("/var/lib/cordon/homes/alice"));
         assert_eq!(out, format!("{host}alice:x:2000000123:2000000123:cordon user alice:/var/lib/cordon/homes/alice:/bin/sh\n"));
-        assert_eq!(group_with("root:x:0:\n", &alice()), "root:x:0:\nalice:x:2000000123:\n");
+        assert_eq!(
+            group_with("root:x:0:\n", &alice()),
+            "root:x:0:\nalice:x:2000000123:\n"
+        );
     }
 
     #[test]
@@ -208,7 +307,13 @@ mod tests {
         let host = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\nold:x:2000000123:9::/:/bin/sh\n";
         let out = passwd_with(host, &alice(), Path::new("/h"));
         assert_eq!(out, "root:x:0:0:root:/root:/bin/bash\nalice:x:2000000123:2000000123:cordon user alice:/h:/bin/sh\n");
-        assert_eq!(group_with("alice:x:1000:\nstaff:x:2000000123:\nusers:x:100:\n", &alice()), "users:x:100:\nalice:x:2000000123:\n");
+        assert_eq!(
+            group_with(
+                "alice:x:1000:\nstaff:x:2000000123:\nusers:x:100:\n",
+                &alice()
+            ),
+            "users:x:100:\nalice:x:2000000123:\n"
+        );
     }
 
     #[test]

@@ -54,7 +54,17 @@ pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
 pub const SCOPE_SIGNAL: u64 = 1 << 1;
 
 const READ: u64 = READ_FILE | READ_DIR;
-const WRITE: u64 = READ | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO | MAKE_SYM | REFER | TRUNCATE;
+const WRITE: u64 = READ
+    | WRITE_FILE
+    | REMOVE_DIR
+    | REMOVE_FILE
+    | MAKE_DIR
+    | MAKE_REG
+    | MAKE_SOCK
+    | MAKE_FIFO
+    | MAKE_SYM
+    | REFER
+    | TRUNCATE;
 const DEVICE: u64 = READ | WRITE_FILE | TRUNCATE | IOCTL_DEV;
 
 /// The filesystem rights each ABI version knows.
@@ -88,7 +98,14 @@ pub struct Plan {
 /// The Landlock ABI this kernel offers, 0 if none.
 pub fn abi_version() -> u32 {
     // SAFETY: LANDLOCK_CREATE_RULESET_VERSION with a null attr only queries.
-    let v = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
     if v < 0 {
         0
     } else {
@@ -103,19 +120,33 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
         if abi >= min {
             return Ok(());
         }
-        let have =
-            if abi == 0 { "no Landlock (not built in, or not in the lsm= boot list)".to_string() } else { format!("Landlock ABI {abi}") };
+        let have = if abi == 0 {
+            "no Landlock (not built in, or not in the lsm= boot list)".to_string()
+        } else {
+            format!("Landlock ABI {abi}")
+        };
         Err(Refusal::new(
             Step::Landlock,
-            format!("profile \"{}\" needs Landlock ABI {min} for {what}; this kernel has {have}", policy.profile),
+            format!(
+                "profile \"{}\" needs Landlock ABI {min} for {what}; this kernel has {have}",
+                policy.profile
+            ),
         )
         .hint(hint.to_string()))
     };
-    need(1, "its file and exec rules", "use Linux 5.13 or later with Landlock enabled (lsm=...,landlock)")?;
+    need(
+        1,
+        "its file and exec rules",
+        "use Linux 5.13 or later with Landlock enabled (lsm=...,landlock)",
+    )?;
     match policy.network.mode {
         NetMode::None => {}
         NetMode::Ports => {
-            need(4, "TCP port rules", "use network mode \"none\", or Linux 6.7 or later")?;
+            need(
+                4,
+                "TCP port rules",
+                "use network mode \"none\", or Linux 6.7 or later",
+            )?;
             need(
                 6,
                 "scoping abstract unix sockets (the session shares the host's network)",
@@ -145,7 +176,14 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
         grant(p, WRITE);
     }
     for g in &policy.exec {
-        grant(&g.path, if g.dir { READ | EXECUTE } else { READ_FILE | EXECUTE });
+        grant(
+            &g.path,
+            if g.dir {
+                READ | EXECUTE
+            } else {
+                READ_FILE | EXECUTE
+            },
+        );
     }
     grant(Path::new("/tmp"), WRITE);
     grant(Path::new("/dev"), DEVICE);
@@ -155,9 +193,21 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
     let (handled_net, ports) = match policy.network.mode {
         NetMode::All => (0, vec![]),
         // Private network namespace: TCP denied outright where the ABI can say so.
-        NetMode::None => (if abi >= 4 { NET_BIND_TCP | NET_CONNECT_TCP } else { 0 }, vec![]),
+        NetMode::None => (
+            if abi >= 4 {
+                NET_BIND_TCP | NET_CONNECT_TCP
+            } else {
+                0
+            },
+            vec![],
+        ),
         NetMode::Ports => {
-            let mut ports: Vec<(u16, u64)> = policy.network.connect.iter().map(|&p| (p, NET_CONNECT_TCP)).collect();
+            let mut ports: Vec<(u16, u64)> = policy
+                .network
+                .connect
+                .iter()
+                .map(|&p| (p, NET_CONNECT_TCP))
+                .collect();
             for &p in &policy.network.bind {
                 match ports.iter_mut().find(|(q, _)| *q == p) {
                     Some((_, r)) => *r |= NET_BIND_TCP,
@@ -167,8 +217,19 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
             (NET_BIND_TCP | NET_CONNECT_TCP, ports)
         }
     };
-    let scoped = if abi >= 6 { SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL } else { 0 };
-    Ok(Plan { abi, handled_fs, handled_net, scoped, paths, ports })
+    let scoped = if abi >= 6 {
+        SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+    } else {
+        0
+    };
+    Ok(Plan {
+        abi,
+        handled_fs,
+        handled_net,
+        scoped,
+        paths,
+        ports,
+    })
 }
 
 #[repr(C)]
@@ -204,7 +265,11 @@ pub struct Ruleset {
 /// opened without following a link (the policy's paths are canonical, and a workspace's
 /// contents can still change while the sandbox starts).
 pub fn build(plan: &Plan) -> Result<Ruleset, Refusal> {
-    let attr = RulesetAttr { handled_access_fs: plan.handled_fs, handled_access_net: plan.handled_net, scoped: plan.scoped };
+    let attr = RulesetAttr {
+        handled_access_fs: plan.handled_fs,
+        handled_access_net: plan.handled_net,
+        scoped: plan.scoped,
+    };
     // The attr struct grew with the ABI; an older kernel refuses the larger size.
     let size = match plan.abi {
         0..=3 => 8,
@@ -212,8 +277,15 @@ pub fn build(plan: &Plan) -> Result<Ruleset, Refusal> {
         _ => 24,
     };
     // SAFETY: attr outlives the call; size never exceeds the struct.
-    let fd = sys::check(unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, size as usize, 0u32) })
-        .map_err(|e| Refusal::os(Step::Landlock, "creating the ruleset", e))?;
+    let fd = sys::check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            size as usize,
+            0u32,
+        )
+    })
+    .map_err(|e| Refusal::os(Step::Landlock, "creating the ruleset", e))?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     for (path, rights) in &plan.paths {
@@ -227,21 +299,55 @@ pub fn build(plan: &Plan) -> Result<Ruleset, Refusal> {
         })?;
         let is_dir = sys::file_type(pfd.as_fd()).ok() == Some(libc::S_IFDIR);
         // Directory-only rights on a file are EINVAL; a file rule keeps the file rights.
-        let rights = if is_dir { *rights } else { *rights & (EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV) };
-        let rule = PathBeneathAttr { allowed_access: rights, parent_fd: pfd.as_raw_fd() };
+        let rights = if is_dir {
+            *rights
+        } else {
+            *rights & (EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV)
+        };
+        let rule = PathBeneathAttr {
+            allowed_access: rights,
+            parent_fd: pfd.as_raw_fd(),
+        };
         // SAFETY: rule outlives the call.
         sys::check(unsafe {
-            libc::syscall(libc::SYS_landlock_add_rule, ruleset.as_raw_fd(), RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32)
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset.as_raw_fd(),
+                RULE_PATH_BENEATH,
+                &rule as *const PathBeneathAttr,
+                0u32,
+            )
         })
-        .map_err(|e| Refusal::os(Step::Landlock, format!("adding the rule for {}", path.display()), e))?;
+        .map_err(|e| {
+            Refusal::os(
+                Step::Landlock,
+                format!("adding the rule for {}", path.display()),
+                e,
+            )
+        })?;
     }
     for (port, rights) in &plan.ports {
-        let rule = NetPortAttr { allowed_access: *rights, port: u64::from(*port) };
+        let rule = NetPortAttr {
+            allowed_access: *rights,
+            port: u64::from(*port),
+        };
         // SAFETY: rule outlives the call.
         sys::check(unsafe {
-            libc::syscall(libc::SYS_landlock_add_rule, ruleset.as_raw_fd(), RULE_NET_PORT, &rule as *const NetPortAttr, 0u32)
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset.as_raw_fd(),
+                RULE_NET_PORT,
+                &rule as *const NetPortAttr,
+                0u32,
+            )
         })
-        .map_err(|e| Refusal::os(Step::Landlock, format!("adding the rule for TCP port {port}"), e))?;
+        .map_err(|e| {
+            Refusal::os(
+                Step::Landlock,
+                format!("adding the rule for TCP port {port}"),
+                e,
+            )
+        })?;
     }
     Ok(Ruleset { fd: ruleset })
 }
@@ -251,8 +357,10 @@ impl Ruleset {
     /// set.
     pub fn enforce(self) -> Result<(), Refusal> {
         // SAFETY: a valid ruleset fd and no flags.
-        sys::check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, self.fd.as_raw_fd(), 0u32) })
-            .map_err(|e| Refusal::os(Step::Landlock, "restricting the process", e))?;
+        sys::check(unsafe {
+            libc::syscall(libc::SYS_landlock_restrict_self, self.fd.as_raw_fd(), 0u32)
+        })
+        .map_err(|e| Refusal::os(Step::Landlock, "restricting the process", e))?;
         Ok(())
     }
 }
@@ -274,8 +382,18 @@ mod tests {
             write: vec!["/w".into()],
             hide: vec![],
             links: vec![],
-            exec: vec![ExecGrant { path: "/usr/bin/sh".into(), dir: false, reason: String::new(), entry: None }],
-            network: Network { mode, connect: vec![443], bind: vec![8080], udp: false },
+            exec: vec![ExecGrant {
+                path: "/usr/bin/sh".into(),
+                dir: false,
+                reason: String::new(),
+                entry: None,
+            }],
+            network: Network {
+                mode,
+                connect: vec![443],
+                bind: vec![8080],
+                udp: false,
+            },
             limits: Default::default(),
             env: vec![],
             argv: vec!["sh".into()],
@@ -287,7 +405,11 @@ mod tests {
     }
 
     fn rights(p: &Plan, path: &str) -> u64 {
-        p.paths.iter().find(|(q, _)| q == Path::new(path)).map(|(_, r)| *r).unwrap_or(0)
+        p.paths
+            .iter()
+            .find(|(q, _)| q == Path::new(path))
+            .map(|(_, r)| *r)
+            .unwrap_or(0)
     }
 
     #[test]
@@ -314,7 +436,10 @@ mod tests {
     #[test]
     fn port_rules_need_abi_4_and_scoping_needs_abi_6() {
         let e = plan(&policy(NetMode::Ports), 3).unwrap_err();
-        assert!(e.reason.contains("ABI 4") && e.reason.contains("ABI 3"), "{e}");
+        assert!(
+            e.reason.contains("ABI 4") && e.reason.contains("ABI 3"),
+            "{e}"
+        );
         let e = plan(&policy(NetMode::Ports), 5).unwrap_err();
         assert!(e.reason.contains("ABI 6"), "{e}");
         let p = plan(&policy(NetMode::Ports), 6).unwrap();

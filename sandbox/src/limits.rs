@@ -25,10 +25,18 @@ pub struct Rlimit {
 /// RLIMIT_NPROC (per uid: every process of the uid the command runs as counts, the
 /// caller's other processes, or all the sessions of an identity) and RLIMIT_AS.
 pub fn rlimits(limits: &Limits, have_cgroup: bool) -> Vec<Rlimit> {
-    let mut out = vec![Rlimit { name: "core", resource: libc::RLIMIT_CORE, value: 0 }];
+    let mut out = vec![Rlimit {
+        name: "core",
+        resource: libc::RLIMIT_CORE,
+        value: 0,
+    }];
     let mut add = |name, resource: libc::__rlimit_resource_t, v: Option<u64>| {
         if let Some(value) = v {
-            out.push(Rlimit { name, resource, value });
+            out.push(Rlimit {
+                name,
+                resource,
+                value,
+            });
         }
     };
     add("open_files", libc::RLIMIT_NOFILE, limits.open_files);
@@ -44,10 +52,18 @@ pub fn rlimits(limits: &Limits, have_cgroup: bool) -> Vec<Rlimit> {
 /// Sets the rlimits on this process (inherited by every child).
 pub fn apply_rlimits(list: &[Rlimit]) -> Result<(), Refusal> {
     for r in list {
-        let lim = libc::rlimit { rlim_cur: r.value, rlim_max: r.value };
+        let lim = libc::rlimit {
+            rlim_cur: r.value,
+            rlim_max: r.value,
+        };
         // SAFETY: a valid rlimit struct.
-        sys::check(unsafe { libc::setrlimit(r.resource, &lim) })
-            .map_err(|e| Refusal::os(Step::Limits, format!("setting the {} limit to {}", r.name, r.value), e))?;
+        sys::check(unsafe { libc::setrlimit(r.resource, &lim) }).map_err(|e| {
+            Refusal::os(
+                Step::Limits,
+                format!("setting the {} limit to {}", r.name, r.value),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -63,26 +79,38 @@ pub struct Cgroup {
 impl Cgroup {
     /// Creates the cgroup with the pids and memory limits of `limits`.
     pub fn create(layout: &CgroupLayout, limits: &Limits, name: &str) -> Result<Cgroup, Refusal> {
-        let mut cg = Cgroup { dirs: Vec::new(), procs: Vec::new() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+        };
         let mk = |cg: &mut Cgroup, parent: &Path| -> Result<PathBuf, Refusal> {
             let base = parent.join("cordon");
             let _ = std::fs::create_dir(&base);
             sweep(&base);
             let dir = base.join(name);
-            std::fs::create_dir(&dir).map_err(|e| Refusal::os(Step::Cgroup, format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir(&dir)
+                .map_err(|e| Refusal::os(Step::Cgroup, format!("creating {}", dir.display()), e))?;
             cg.dirs.push(dir.clone());
             Ok(dir)
         };
         let set = |dir: &Path, file: &str, value: String| {
-            sys::write_file(&dir.join(file), &value)
-                .map_err(|e| Refusal::os(Step::Cgroup, format!("writing {value} to {}", dir.join(file).display()), e))
+            sys::write_file(&dir.join(file), &value).map_err(|e| {
+                Refusal::os(
+                    Step::Cgroup,
+                    format!("writing {value} to {}", dir.join(file).display()),
+                    e,
+                )
+            })
         };
         match layout {
             CgroupLayout::V2 { parent } => {
                 // Controllers must be enabled on the way down; harmless if they already are.
                 let _ = sys::write_file(&parent.join("cgroup.subtree_control"), "+pids +memory");
                 let _ = std::fs::create_dir(parent.join("cordon"));
-                let _ = sys::write_file(&parent.join("cordon/cgroup.subtree_control"), "+pids +memory");
+                let _ = sys::write_file(
+                    &parent.join("cordon/cgroup.subtree_control"),
+                    "+pids +memory",
+                );
                 let dir = mk(&mut cg, parent)?;
                 if let Some(p) = limits.processes {
                     set(&dir, "pids.max", p.to_string())?;
@@ -110,12 +138,22 @@ impl Cgroup {
         // On v1, writing "0" (this thread) to `tasks` moves a single-threaded process without
         // the global threadgroup lock that `cgroup.procs` takes, which costs an RCU grace
         // period (about 15 ms) on every start.
-        let join_file = if matches!(layout, CgroupLayout::V1 { .. }) { "tasks" } else { "cgroup.procs" };
+        let join_file = if matches!(layout, CgroupLayout::V1 { .. }) {
+            "tasks"
+        } else {
+            "cgroup.procs"
+        };
         for dir in &cg.dirs {
             let f = File::options()
                 .write(true)
                 .open(dir.join(join_file))
-                .map_err(|e| Refusal::os(Step::Cgroup, format!("opening {}/{join_file}", dir.display()), e))?;
+                .map_err(|e| {
+                    Refusal::os(
+                        Step::Cgroup,
+                        format!("opening {}/{join_file}", dir.display()),
+                        e,
+                    )
+                })?;
             cg.procs.push(f.into());
         }
         Ok(cg)
@@ -130,15 +168,23 @@ impl Cgroup {
 /// Removes groups left by sandboxes that were killed before they could clean up: empty
 /// groups (rmdir refuses populated ones) older than a minute, a few per start.
 fn sweep(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     let mut removed = 0;
     for e in entries.flatten() {
         if removed >= 16 {
             break;
         }
-        let stale = e.file_name().to_str().is_some_and(|n| n.starts_with("sandbox-"))
-            && e.metadata().and_then(|m| m.modified()).map(|t| t < minute_ago).unwrap_or(false);
+        let stale = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("sandbox-"))
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t < minute_ago)
+                .unwrap_or(false);
         if stale && std::fs::remove_dir(e.path()).is_ok() {
             removed += 1;
         }
@@ -151,7 +197,11 @@ pub fn join(fds: &[i32]) -> Result<(), Refusal> {
         // SAFETY: writing two bytes from a static buffer.
         let n = unsafe { libc::write(fd, b"0\n".as_ptr() as *const libc::c_void, 2) };
         if n < 0 {
-            return Err(Refusal::os(Step::Cgroup, "joining the sandbox's cgroup", std::io::Error::last_os_error()));
+            return Err(Refusal::os(
+                Step::Cgroup,
+                "joining the sandbox's cgroup",
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -164,7 +214,9 @@ impl Drop for Cgroup {
             // The kernel frees the group a moment after its last process is reaped.
             for _ in 0..200 {
                 match std::fs::remove_dir(dir) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
                     _ => break,
                 }
             }
@@ -178,7 +230,12 @@ mod tests {
 
     #[test]
     fn without_a_cgroup_processes_and_memory_fall_back_to_rlimits() {
-        let l = Limits { processes: Some(10), memory: Some(1 << 30), open_files: Some(64), ..Default::default() };
+        let l = Limits {
+            processes: Some(10),
+            memory: Some(1 << 30),
+            open_files: Some(64),
+            ..Default::default()
+        };
         let with: Vec<&str> = rlimits(&l, true).iter().map(|r| r.name).collect();
         let without: Vec<&str> = rlimits(&l, false).iter().map(|r| r.name).collect();
         assert_eq!(with, vec!["core", "open_files"]);

@@ -16,7 +16,9 @@
 use crate::error::{Refusal, Step};
 use crate::identity;
 use crate::policy::Policy;
-use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, RESOLVE_STRICT};
+use crate::sys::{
+    self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, RESOLVE_STRICT,
+};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -63,7 +65,10 @@ pub struct Accounts {
 impl Accounts {
     /// Reads the host's /etc/passwd and /etc/group.
     pub fn read_host() -> Accounts {
-        Accounts { passwd: std::fs::read_to_string("/etc/passwd").ok(), group: std::fs::read_to_string("/etc/group").ok() }
+        Accounts {
+            passwd: std::fs::read_to_string("/etc/passwd").ok(),
+            group: std::fs::read_to_string("/etc/group").ok(),
+        }
     }
 }
 
@@ -79,24 +84,34 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
     // A read grant inside another one needs no mount of its own, unless a write grant lies
     // between them (its mount would hide the read-only view).
     let redundant = |p: &Path| {
-        policy
-            .read
-            .iter()
-            .any(|outer| outer != p && p.starts_with(outer) && !policy.write.iter().any(|w| w.starts_with(outer) && p.starts_with(w)))
+        policy.read.iter().any(|outer| {
+            outer != p
+                && p.starts_with(outer)
+                && !policy
+                    .write
+                    .iter()
+                    .any(|w| w.starts_with(outer) && p.starts_with(w))
+        })
     };
     for p in &policy.read {
         if redundant(p) {
             continue;
         }
         if own(p) {
-            notes.push(format!("{} is the sandbox's own; the host's is not shown", p.display()));
+            notes.push(format!(
+                "{} is the sandbox's own; the host's is not shown",
+                p.display()
+            ));
         } else {
             binds.push(Op::ReadOnly(p.clone()));
         }
     }
     for p in &policy.write {
         if own(p) {
-            notes.push(format!("{} is the sandbox's own; the host's is not shown", p.display()));
+            notes.push(format!(
+                "{} is the sandbox's own; the host's is not shown",
+                p.display()
+            ));
         } else {
             binds.push(Op::Writable(p.clone()));
         }
@@ -106,7 +121,11 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
     for g in &policy.exec {
         let in_read = policy.read.iter().any(|r| g.path.starts_with(r));
         let in_write = policy.write.iter().any(|w| g.path.starts_with(w));
-        if (!in_read || in_write) && !binds.iter().any(|b| matches!(b, Op::ReadOnly(p) if *p == g.path)) {
+        if (!in_read || in_write)
+            && !binds
+                .iter()
+                .any(|b| matches!(b, Op::ReadOnly(p) if *p == g.path))
+        {
             binds.push(Op::ReadOnly(g.path.clone()));
         }
     }
@@ -114,7 +133,10 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
     binds.sort_by_key(|op| depth(op_path(op)));
     let mut ops = binds;
     for (path, target) in &policy.links {
-        ops.push(Op::Link { path: path.clone(), target: target.clone() });
+        ops.push(Op::Link {
+            path: path.clone(),
+            target: target.clone(),
+        });
     }
     ops.extend(account_files(policy, accounts));
     for h in &policy.hide {
@@ -125,15 +147,37 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
 
 /// The identity's /etc/passwd and /etc/group, where the policy shows the host's.
 fn account_files(policy: &Policy, accounts: &Accounts) -> Vec<Op> {
-    let Some(id) = &policy.identity else { return Vec::new() };
-    let shown =
-        |p: &Path| policy.read.iter().chain(policy.write.iter()).any(|g| p.starts_with(g)) && !policy.hide.iter().any(|h| p.starts_with(h));
+    let Some(id) = &policy.identity else {
+        return Vec::new();
+    };
+    let shown = |p: &Path| {
+        policy
+            .read
+            .iter()
+            .chain(policy.write.iter())
+            .any(|g| p.starts_with(g))
+            && !policy.hide.iter().any(|h| p.starts_with(h))
+    };
     let mut ops = Vec::new();
-    if let Some(host) = accounts.passwd.as_deref().filter(|_| shown(Path::new("/etc/passwd"))) {
-        ops.push(Op::File { path: "/etc/passwd".into(), contents: identity::passwd_with(host, id, &policy.home).into_bytes() });
+    if let Some(host) = accounts
+        .passwd
+        .as_deref()
+        .filter(|_| shown(Path::new("/etc/passwd")))
+    {
+        ops.push(Op::File {
+            path: "/etc/passwd".into(),
+            contents: identity::passwd_with(host, id, &policy.home).into_bytes(),
+        });
     }
-    if let Some(host) = accounts.group.as_deref().filter(|_| shown(Path::new("/etc/group"))) {
-        ops.push(Op::File { path: "/etc/group".into(), contents: identity::group_with(host, id).into_bytes() });
+    if let Some(host) = accounts
+        .group
+        .as_deref()
+        .filter(|_| shown(Path::new("/etc/group")))
+    {
+        ops.push(Op::File {
+            path: "/etc/group".into(),
+            contents: identity::group_with(host, id).into_bytes(),
+        });
     }
     ops
 }
@@ -177,7 +221,13 @@ fn swapped(p: &Path) -> Refusal {
 
 /// An error opening `p` without links: [`swapped`] for a link, else `what` and the error.
 fn open_error(p: &Path, what: String) -> impl FnOnce(std::io::Error) -> Refusal + '_ {
-    move |e| if sys::is_link_error(&e) { swapped(p) } else { Refusal::os(Step::Mounts, what, e) }
+    move |e| {
+        if sys::is_link_error(&e) {
+            swapped(p)
+        } else {
+            Refusal::os(Step::Mounts, what, e)
+        }
+    }
 }
 
 /// Builds the new root and enters it. Runs as the sandbox's init, in its own mount and pid
@@ -196,25 +246,54 @@ pub fn apply(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
 
 fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
     // Nothing done here may propagate back to the host.
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_SLAVE, None).map_err(fail("making / a slave mount"))?;
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_SLAVE,
+        None,
+    )
+    .map_err(fail("making / a slave mount"))?;
     // A scratch tmpfs becomes the root; the host's tree is kept at /oldroot to bind from.
     let scratch = Path::new("/tmp");
-    sys::mount(Some(Path::new("tmpfs")), scratch, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))
-        .map_err(fail("mounting the scratch tmpfs"))?;
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        scratch,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(fail("mounting the scratch tmpfs"))?;
     for d in ["oldroot", "newroot", "files"] {
         std::fs::create_dir(scratch.join(d)).map_err(fail(format!("creating /{d}")))?;
     }
-    sys::pivot_root(scratch, &scratch.join("oldroot")).map_err(fail("pivot_root into the scratch tmpfs"))?;
+    sys::pivot_root(scratch, &scratch.join("oldroot"))
+        .map_err(fail("pivot_root into the scratch tmpfs"))?;
     std::env::set_current_dir("/").map_err(fail("chdir /"))?;
     let new = Path::new(NEW);
-    sys::mount(Some(Path::new("tmpfs")), new, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))
-        .map_err(fail("mounting the new root"))?;
-    let old = sys::openat2(None, Path::new(OLD), libc::O_PATH | libc::O_DIRECTORY, 0, 0).map_err(fail("opening the host's tree"))?;
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        new,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(fail("mounting the new root"))?;
+    let old = sys::openat2(None, Path::new(OLD), libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .map_err(fail("opening the host's tree"))?;
 
     for (i, op) in ops.iter().enumerate() {
         match op {
-            Op::ReadOnly(p) => bind(&old, p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?,
-            Op::Writable(p) => bind(&old, p, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?,
+            Op::ReadOnly(p) => bind(
+                &old,
+                p,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )?,
+            Op::Writable(p) => bind(
+                &old,
+                p,
+                MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )?,
             Op::Tmpfs(p) => tmpfs(p, "1777")?,
             Op::Link { path, target } => link(path, target),
             Op::File { path, contents } => file(i, path, contents)?,
@@ -226,42 +305,62 @@ fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
     drop(old);
 
     // SAFETY: a valid C string literal.
-    sys::check(unsafe { libc::umount2(c"/oldroot".as_ptr(), libc::MNT_DETACH) }).map_err(fail("detaching the host's tree"))?;
+    sys::check(unsafe { libc::umount2(c"/oldroot".as_ptr(), libc::MNT_DETACH) })
+        .map_err(fail("detaching the host's tree"))?;
     std::env::set_current_dir(new).map_err(fail("chdir /newroot"))?;
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only
     // the new root.
-    sys::pivot_root(Path::new("."), Path::new(".")).map_err(fail("pivot_root into the new root"))?;
+    sys::pivot_root(Path::new("."), Path::new("."))
+        .map_err(fail("pivot_root into the new root"))?;
     // SAFETY: a valid C string literal.
-    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map_err(fail("detaching the scratch root"))?;
+    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })
+        .map_err(fail("detaching the scratch root"))?;
     std::env::set_current_dir("/").map_err(fail("chdir /"))?;
-    sys::mount(None, Path::new("/"), None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV, None)
-        .map_err(fail("making the new root read-only"))?;
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )
+    .map_err(fail("making the new root read-only"))?;
     Ok(())
 }
 
 /// The new root, opened afresh: an fd opened before a mount landed on the root itself would
 /// still show what is underneath.
 fn new_root() -> Result<OwnedFd, Refusal> {
-    sys::openat2(None, Path::new(NEW), libc::O_PATH | libc::O_DIRECTORY, 0, 0).map_err(fail("opening the new root"))
+    sys::openat2(None, Path::new(NEW), libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .map_err(fail("opening the new root"))
 }
 
 /// Binds the host's `p` at the same path in the new root, with `attrs` on it and below.
 fn bind(old: &OwnedFd, p: &Path, attrs: u64) -> Result<(), Refusal> {
-    let src = sys::openat2(Some(old.as_fd()), rel(p), libc::O_PATH, 0, RESOLVE_STRICT)
-        .map_err(open_error(p, format!("{} (granted by the profile)", p.display())))?;
-    let is_dir = sys::file_type(src.as_fd()).map_err(fail(format!("{} (granted by the profile)", p.display())))? == libc::S_IFDIR;
+    let src = sys::openat2(Some(old.as_fd()), rel(p), libc::O_PATH, 0, RESOLVE_STRICT).map_err(
+        open_error(p, format!("{} (granted by the profile)", p.display())),
+    )?;
+    let is_dir = sys::file_type(src.as_fd())
+        .map_err(fail(format!("{} (granted by the profile)", p.display())))?
+        == libc::S_IFDIR;
     let tree = sys::clone_tree(src.as_fd()).map_err(fail(format!("binding {}", p.display())))?;
     // Set while the tree is detached: it is never visible writable or executable.
-    sys::mount_setattr_fd(tree.as_fd(), attrs, true).map_err(fail(format!("setting {} on {}", describe(attrs), p.display())))?;
+    sys::mount_setattr_fd(tree.as_fd(), attrs, true).map_err(fail(format!(
+        "setting {} on {}",
+        describe(attrs),
+        p.display()
+    )))?;
     let target = mountpoint(p, is_dir)?;
     sys::move_mount(tree.as_fd(), target.as_fd()).map_err(fail(format!("binding {}", p.display())))
 }
 
 fn describe(attrs: u64) -> String {
     let mut out = Vec::new();
-    for (bit, name) in
-        [(MOUNT_ATTR_RDONLY, "ro"), (MOUNT_ATTR_NOSUID, "nosuid"), (MOUNT_ATTR_NODEV, "nodev"), (MOUNT_ATTR_NOEXEC, "noexec")]
-    {
+    for (bit, name) in [
+        (MOUNT_ATTR_RDONLY, "ro"),
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+    ] {
         if attrs & bit != 0 {
             out.push(name);
         }
@@ -295,19 +394,39 @@ fn mountpoint(p: &Path, dir: bool) -> Result<OwnedFd, Refusal> {
             match sys::create_new_at(cur.as_fd(), name.as_os_str(), 0o644) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(Refusal::os(Step::Mounts, format!("creating {}", walked.display()), e)),
+                Err(e) => {
+                    return Err(Refusal::os(
+                        Step::Mounts,
+                        format!("creating {}", walked.display()),
+                        e,
+                    ))
+                }
             }
             return sys::openat2(Some(cur.as_fd()), name, libc::O_PATH, 0, RESOLVE_STRICT)
                 .map_err(open_error(&walked, format!("opening {}", walked.display())));
         }
-        let open = |cur: &OwnedFd| sys::openat2(Some(cur.as_fd()), name, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_STRICT);
+        let open = |cur: &OwnedFd| {
+            sys::openat2(
+                Some(cur.as_fd()),
+                name,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                RESOLVE_STRICT,
+            )
+        };
         cur = match open(&cur) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 match sys::mkdirat(cur.as_fd(), name.as_os_str(), 0o755) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(Refusal::os(Step::Mounts, format!("creating {}", walked.display()), e)),
+                    Err(e) => {
+                        return Err(Refusal::os(
+                            Step::Mounts,
+                            format!("creating {}", walked.display()),
+                            e,
+                        ))
+                    }
                 }
                 open(&cur).map_err(open_error(&walked, format!("opening {}", walked.display())))?
             }
@@ -319,21 +438,41 @@ fn mountpoint(p: &Path, dir: bool) -> Result<OwnedFd, Refusal> {
 
 /// A fresh tmpfs (nosuid, nodev, noexec) with root directory `mode` at `p`.
 fn tmpfs(p: &Path, mode: &str) -> Result<(), Refusal> {
-    let fs = sys::new_fs("tmpfs", &[("mode", mode)], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
-        .map_err(fail(format!("creating a private tmpfs for {}", p.display())))?;
+    let fs = sys::new_fs(
+        "tmpfs",
+        &[("mode", mode)],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(fail(format!(
+        "creating a private tmpfs for {}",
+        p.display()
+    )))?;
     let target = mountpoint(p, true)?;
-    sys::move_mount(fs.as_fd(), target.as_fd()).map_err(fail(format!("mounting a private tmpfs on {}", p.display())))
+    sys::move_mount(fs.as_fd(), target.as_fd())
+        .map_err(fail(format!("mounting a private tmpfs on {}", p.display())))
 }
 
 /// Recreates a link of the host's inside the new root. A link that cannot be made (its
 /// place is taken, read-only, or reached through another link) only hides a path; the
 /// grants stand.
 fn link(path: &Path, target: &Path) {
-    let Some((name, parent)) = path.file_name().zip(path.parent()) else { return };
-    let Ok(dir) = mountpoint(parent, true) else { return };
-    let (Ok(name), Ok(target)) = (sys::cstr(Path::new(name)), sys::cstr(target)) else { return };
+    let Some((name, parent)) = path.file_name().zip(path.parent()) else {
+        return;
+    };
+    let Ok(dir) = mountpoint(parent, true) else {
+        return;
+    };
+    let (Ok(name), Ok(target)) = (sys::cstr(Path::new(name)), sys::cstr(target)) else {
+        return;
+    };
     // SAFETY: two valid C strings and an open directory fd.
-    unsafe { libc::symlinkat(target.as_ptr(), std::os::fd::AsRawFd::as_raw_fd(&dir), name.as_ptr()) };
+    unsafe {
+        libc::symlinkat(
+            target.as_ptr(),
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            name.as_ptr(),
+        )
+    };
 }
 
 /// Writes `contents` to a file of the scratch root (a private tmpfs) and binds it,
@@ -342,7 +481,13 @@ fn file(index: usize, path: &Path, contents: &[u8]) -> Result<(), Refusal> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let root = new_root()?;
-    let target = match sys::openat2(Some(root.as_fd()), rel(path), libc::O_PATH, 0, RESOLVE_STRICT) {
+    let target = match sys::openat2(
+        Some(root.as_fd()),
+        rel(path),
+        libc::O_PATH,
+        0,
+        RESOLVE_STRICT,
+    ) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(open_error(path, format!("opening {}", path.display()))(e)),
@@ -361,9 +506,14 @@ fn file(index: usize, path: &Path, contents: &[u8]) -> Result<(), Refusal> {
         .map_err(fail(what()))?;
     let src = sys::openat2(None, &src, libc::O_PATH, 0, 0).map_err(fail(what()))?;
     let tree = sys::clone_tree(src.as_fd()).map_err(fail(what()))?;
-    sys::mount_setattr_fd(tree.as_fd(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true)
-        .map_err(fail(what()))?;
-    sys::move_mount(tree.as_fd(), target.as_fd()).map_err(fail(format!("showing the sandbox's {}", path.display())))
+    sys::mount_setattr_fd(
+        tree.as_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        true,
+    )
+    .map_err(fail(what()))?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
+        .map_err(fail(format!("showing the sandbox's {}", path.display())))
 }
 
 /// Covers `p` (when the new root shows it) with an empty read-only file or directory.
@@ -375,10 +525,20 @@ fn hide(old: &OwnedFd, p: &Path) -> Result<(), Refusal> {
         Err(e) => return Err(open_error(p, format!("hiding {}", p.display()))(e)),
     };
     let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    let cover = if sys::file_type(target.as_fd()).map_err(fail(format!("hiding {}", p.display())))? == libc::S_IFDIR {
+    let cover = if sys::file_type(target.as_fd())
+        .map_err(fail(format!("hiding {}", p.display())))?
+        == libc::S_IFDIR
+    {
         sys::new_fs("tmpfs", &[("mode", "0755"), ("size", "4k")], attrs)
     } else {
-        sys::openat2(Some(old.as_fd()), Path::new("dev/null"), libc::O_PATH, 0, RESOLVE_STRICT).and_then(|null| {
+        sys::openat2(
+            Some(old.as_fd()),
+            Path::new("dev/null"),
+            libc::O_PATH,
+            0,
+            RESOLVE_STRICT,
+        )
+        .and_then(|null| {
             let tree = sys::clone_tree(null.as_fd())?;
             sys::mount_setattr_fd(tree.as_fd(), attrs, true)?;
             Ok(tree)
@@ -391,47 +551,87 @@ fn hide(old: &OwnedFd, p: &Path) -> Result<(), Refusal> {
 /// A minimal /dev: null, zero, full, random, urandom, tty, the caller's terminal, a private
 /// /dev/shm, and the usual symlinks. No ptmx, no disks, no /dev/mem.
 fn dev(old: &OwnedFd, ttys: &[PathBuf]) -> Result<(), Refusal> {
-    let devfs = sys::new_fs("tmpfs", &[("mode", "0755")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC).map_err(fail("creating /dev"))?;
+    let devfs = sys::new_fs(
+        "tmpfs",
+        &[("mode", "0755")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(fail("creating /dev"))?;
     let target = mountpoint(Path::new("/dev"), true)?;
     sys::move_mount(devfs.as_fd(), target.as_fd()).map_err(fail("mounting /dev"))?;
-    let mut devices: Vec<PathBuf> =
-        ["null", "zero", "full", "random", "urandom", "tty"].iter().map(|d| Path::new("/dev").join(d)).collect();
+    let mut devices: Vec<PathBuf> = ["null", "zero", "full", "random", "urandom", "tty"]
+        .iter()
+        .map(|d| Path::new("/dev").join(d))
+        .collect();
     devices.extend(ttys.iter().filter(|t| t.starts_with("/dev/")).cloned());
     for d in &devices {
         // The host's /dev is the host's own (no session writes there): its links, if any,
         // are followed; magic links are not.
-        let Ok(src) = sys::openat2(Some(old.as_fd()), rel(d), libc::O_PATH, 0, sys::RESOLVE_NO_MAGICLINKS) else { continue };
-        let tree = sys::clone_tree(src.as_fd()).map_err(fail(format!("binding {}", d.display())))?;
+        let Ok(src) = sys::openat2(
+            Some(old.as_fd()),
+            rel(d),
+            libc::O_PATH,
+            0,
+            sys::RESOLVE_NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        let tree =
+            sys::clone_tree(src.as_fd()).map_err(fail(format!("binding {}", d.display())))?;
         sys::mount_setattr_fd(tree.as_fd(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, true)
             .map_err(fail(format!("securing {}", d.display())))?;
         let target = mountpoint(d, false)?;
-        sys::move_mount(tree.as_fd(), target.as_fd()).map_err(fail(format!("binding {}", d.display())))?;
+        sys::move_mount(tree.as_fd(), target.as_fd())
+            .map_err(fail(format!("binding {}", d.display())))?;
     }
     let dev = under(NEW, Path::new("/dev"));
-    for (link, target) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-    {
-        std::os::unix::fs::symlink(target, dev.join(link)).map_err(fail(format!("creating /dev/{link}")))?;
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link))
+            .map_err(fail(format!("creating /dev/{link}")))?;
     }
     tmpfs(Path::new("/dev/shm"), "1777")?;
     mountpoint(Path::new("/dev/pts"), true)?;
     // Nothing new can be created in /dev; not recursive, so that the devices and /dev/shm
     // keep their own attributes.
-    sys::mount_setattr_fd(devfs.as_fd(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false)
-        .map_err(fail("making /dev read-only"))?;
+    sys::mount_setattr_fd(
+        devfs.as_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        false,
+    )
+    .map_err(fail("making /dev read-only"))?;
     Ok(())
 }
 
 /// The pid namespace's own /proc, with /proc/sys read-only.
 fn proc() -> Result<(), Refusal> {
-    let procfs = sys::new_fs("proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC).map_err(fail("creating /proc"))?;
+    let procfs = sys::new_fs(
+        "proc",
+        &[],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(fail("creating /proc"))?;
     let target = mountpoint(Path::new("/proc"), true)?;
     sys::move_mount(procfs.as_fd(), target.as_fd()).map_err(fail("mounting /proc"))?;
-    let sys_dir = sys::openat2(Some(procfs.as_fd()), Path::new("sys"), libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_STRICT)
-        .map_err(fail("opening /proc/sys"))?;
+    let sys_dir = sys::openat2(
+        Some(procfs.as_fd()),
+        Path::new("sys"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        RESOLVE_STRICT,
+    )
+    .map_err(fail("opening /proc/sys"))?;
     let tree = sys::clone_tree(sys_dir.as_fd()).map_err(fail("binding /proc/sys"))?;
-    sys::mount_setattr_fd(tree.as_fd(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true)
-        .map_err(fail("making /proc/sys read-only"))?;
+    sys::mount_setattr_fd(
+        tree.as_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        true,
+    )
+    .map_err(fail("making /proc/sys read-only"))?;
     sys::move_mount(tree.as_fd(), sys_dir.as_fd()).map_err(fail("binding /proc/sys"))
 }
 
@@ -449,16 +649,41 @@ mod tests {
             workspace: "/home/u/src".into(),
             home: "/home/u".into(),
             cwd: "/home/u/src".into(),
-            read: vec!["/usr".into(), "/home/u/.cargo".into(), "/tmp".into(), "/usr/lib".into()],
+            read: vec![
+                "/usr".into(),
+                "/home/u/.cargo".into(),
+                "/tmp".into(),
+                "/usr/lib".into(),
+            ],
             write: vec!["/home/u/src".into(), "/home/u".into()],
             hide: vec!["/etc/shadow".into()],
             links: vec![("/bin".into(), "usr/bin".into())],
             exec: vec![
-                ExecGrant { path: "/usr/bin/git".into(), dir: false, reason: String::new(), entry: None },
-                ExecGrant { path: "/opt/tool/bin/tool".into(), dir: false, reason: String::new(), entry: None },
-                ExecGrant { path: "/home/u/.local/bin/claude".into(), dir: false, reason: String::new(), entry: None },
+                ExecGrant {
+                    path: "/usr/bin/git".into(),
+                    dir: false,
+                    reason: String::new(),
+                    entry: None,
+                },
+                ExecGrant {
+                    path: "/opt/tool/bin/tool".into(),
+                    dir: false,
+                    reason: String::new(),
+                    entry: None,
+                },
+                ExecGrant {
+                    path: "/home/u/.local/bin/claude".into(),
+                    dir: false,
+                    reason: String::new(),
+                    entry: None,
+                },
             ],
-            network: Network { mode: NetMode::None, connect: vec![], bind: vec![], udp: false },
+            network: Network {
+                mode: NetMode::None,
+                connect: vec![],
+                bind: vec![],
+                udp: false,
+            },
             limits: Default::default(),
             env: vec![],
             argv: vec![],
@@ -470,11 +695,18 @@ mod tests {
     }
 
     fn host_accounts() -> Accounts {
-        Accounts { passwd: Some("root:x:0:0:root:/root:/bin/bash\n".into()), group: Some("root:x:0:\n".into()) }
+        Accounts {
+            passwd: Some("root:x:0:0:root:/root:/bin/bash\n".into()),
+            group: Some("root:x:0:\n".into()),
+        }
     }
 
     fn alice() -> Option<Identity> {
-        Some(Identity { uid: 2_000_000_123, gid: 2_000_000_124, name: "alice".into() })
+        Some(Identity {
+            uid: 2_000_000_123,
+            gid: 2_000_000_124,
+            name: "alice".into(),
+        })
     }
 
     #[test]
@@ -484,7 +716,10 @@ mod tests {
         assert!(pos(&Op::Writable("/home/u".into())) < pos(&Op::Writable("/home/u/src".into())));
         assert!(pos(&Op::Writable("/home/u".into())) < pos(&Op::ReadOnly("/home/u/.cargo".into())));
         assert!(pos(&Op::Tmpfs("/tmp".into())) == 0);
-        assert!(matches!(ops.last(), Some(Op::Hide(_))), "hides come last: {ops:?}");
+        assert!(
+            matches!(ops.last(), Some(Op::Hide(_))),
+            "hides come last: {ops:?}"
+        );
     }
 
     #[test]
@@ -498,9 +733,18 @@ mod tests {
     fn programs_outside_read_grants_or_under_write_grants_get_their_own_bind() {
         let (ops, _) = plan(&policy(), &Accounts::default());
         assert!(ops.contains(&Op::ReadOnly("/opt/tool/bin/tool".into())));
-        assert!(ops.contains(&Op::ReadOnly("/home/u/.local/bin/claude".into())), "under a noexec write grant");
-        assert!(!ops.contains(&Op::ReadOnly("/usr/bin/git".into())), "already visible through /usr");
-        assert!(!ops.contains(&Op::ReadOnly("/usr/lib".into())), "already visible through /usr");
+        assert!(
+            ops.contains(&Op::ReadOnly("/home/u/.local/bin/claude".into())),
+            "under a noexec write grant"
+        );
+        assert!(
+            !ops.contains(&Op::ReadOnly("/usr/bin/git".into())),
+            "already visible through /usr"
+        );
+        assert!(
+            !ops.contains(&Op::ReadOnly("/usr/lib".into())),
+            "already visible through /usr"
+        );
     }
 
     #[test]
@@ -512,7 +756,9 @@ mod tests {
         let file = |path: &str| {
             ops.iter()
                 .find_map(|o| match o {
-                    Op::File { path: q, contents } if q == Path::new(path) => Some(String::from_utf8(contents.clone()).unwrap()),
+                    Op::File { path: q, contents } if q == Path::new(path) => {
+                        Some(String::from_utf8(contents.clone()).unwrap())
+                    }
                     _ => None,
                 })
                 .unwrap_or_else(|| panic!("no file op for {path}: {ops:?}"))
@@ -523,7 +769,10 @@ mod tests {
         );
         assert_eq!(file("/etc/group"), "root:x:0:\nalice:x:2000000124:\n");
         let pos = |f: &dyn Fn(&Op) -> bool| ops.iter().position(f).unwrap();
-        assert!(pos(&|o| matches!(o, Op::ReadOnly(p) if p == Path::new("/etc"))) < pos(&|o| matches!(o, Op::File { .. })));
+        assert!(
+            pos(&|o| matches!(o, Op::ReadOnly(p) if p == Path::new("/etc")))
+                < pos(&|o| matches!(o, Op::File { .. }))
+        );
     }
 
     #[test]
@@ -531,18 +780,33 @@ mod tests {
         let mut p = policy();
         p.read.push("/etc".into());
         let (ops, _) = plan(&p, &host_accounts());
-        assert!(!ops.iter().any(|o| matches!(o, Op::File { .. })), "no identity: {ops:?}");
+        assert!(
+            !ops.iter().any(|o| matches!(o, Op::File { .. })),
+            "no identity: {ops:?}"
+        );
 
         let mut p = policy();
         p.identity = alice();
         let (ops, _) = plan(&p, &host_accounts());
-        assert!(!ops.iter().any(|o| matches!(o, Op::File { .. })), "/etc not granted: {ops:?}");
+        assert!(
+            !ops.iter().any(|o| matches!(o, Op::File { .. })),
+            "/etc not granted: {ops:?}"
+        );
 
         let mut p = policy();
         p.read.push("/etc".into());
         p.hide.push("/etc/group".into());
         p.identity = alice();
-        let (ops, _) = plan(&p, &Accounts { passwd: None, ..host_accounts() });
-        assert!(!ops.iter().any(|o| matches!(o, Op::File { .. })), "passwd unreadable, group hidden: {ops:?}");
+        let (ops, _) = plan(
+            &p,
+            &Accounts {
+                passwd: None,
+                ..host_accounts()
+            },
+        );
+        assert!(
+            !ops.iter().any(|o| matches!(o, Op::File { .. })),
+            "passwd unreadable, group hidden: {ops:?}"
+        );
     }
 }

@@ -181,8 +181,18 @@ impl From<ProfileError> for crate::Refusal {
     }
 }
 
-fn err(file: &str, line: Option<usize>, key: Option<&str>, message: impl Into<String>) -> ProfileError {
-    ProfileError { file: file.to_string(), line, key: key.map(str::to_string), message: message.into() }
+fn err(
+    file: &str,
+    line: Option<usize>,
+    key: Option<&str>,
+    message: impl Into<String>,
+) -> ProfileError {
+    ProfileError {
+        file: file.to_string(),
+        line,
+        key: key.map(str::to_string),
+        message: message.into(),
+    }
 }
 
 /// One profile's text, parsed and validated on its own; `origin` names it in errors.
@@ -198,39 +208,78 @@ fn parse(origin: &str, text: &str) -> Result<ProfileFile, ProfileError> {
 
 /// Checks the values serde cannot: ports, names, paths, limits.
 fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileError> {
-    let at = |path: &[&str], message: String| err(origin, line_of_key(text, path), Some(&path.join(".")), message);
+    let at = |path: &[&str], message: String| {
+        err(
+            origin,
+            line_of_key(text, path),
+            Some(&path.join(".")),
+            message,
+        )
+    };
     if let Some(cmd) = &file.command {
         if cmd.is_empty() || cmd[0].is_empty() {
-            return Err(at(&["command"], "must name a program: command = [\"bash\", \"-l\"]".into()));
+            return Err(at(
+                &["command"],
+                "must name a program: command = [\"bash\", \"-l\"]".into(),
+            ));
         }
     }
-    for (key, list) in [("read", &file.filesystem.read), ("write", &file.filesystem.write), ("hide", &file.filesystem.hide)] {
+    for (key, list) in [
+        ("read", &file.filesystem.read),
+        ("write", &file.filesystem.write),
+        ("hide", &file.filesystem.hide),
+    ] {
         for p in list {
-            if !(p.starts_with('/') || p.starts_with("~/") || p == "~" || p.starts_with("{home}") || p.starts_with("{workspace}")) {
+            if !(p.starts_with('/')
+                || p.starts_with("~/")
+                || p == "~"
+                || p.starts_with("{home}")
+                || p.starts_with("{workspace}"))
+            {
                 return Err(at(
                     &["filesystem", key],
                     format!("\"{p}\" must be an absolute path, or start with ~/, {{home}} or {{workspace}}"),
                 ));
             }
             if p.split('/').any(|c| c == "..") {
-                return Err(at(&["filesystem", key], format!("\"{p}\" must not contain `..`")));
+                return Err(at(
+                    &["filesystem", key],
+                    format!("\"{p}\" must not contain `..`"),
+                ));
             }
         }
     }
     for e in &file.exec.allow {
-        if e.is_empty() || (e.contains('/') && !(e.starts_with('/') || e.starts_with("~/") || e.starts_with("{home}"))) {
-            return Err(at(&["exec", "allow"], format!("\"{e}\" must be a command name (found on PATH) or an absolute path")));
+        if e.is_empty()
+            || (e.contains('/')
+                && !(e.starts_with('/') || e.starts_with("~/") || e.starts_with("{home}")))
+        {
+            return Err(at(
+                &["exec", "allow"],
+                format!("\"{e}\" must be a command name (found on PATH) or an absolute path"),
+            ));
         }
     }
     if let Some(net) = &file.network {
-        if net.mode != NetMode::Ports && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp) {
-            return Err(at(&["network", "mode"], "connect, bind and udp apply only with mode = \"ports\"".into()));
+        if net.mode != NetMode::Ports
+            && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp)
+        {
+            return Err(at(
+                &["network", "mode"],
+                "connect, bind and udp apply only with mode = \"ports\"".into(),
+            ));
         }
         if net.mode == NetMode::Ports && net.connect.is_empty() && net.bind.is_empty() && !net.udp {
-            return Err(at(&["network", "mode"], "mode = \"ports\" needs at least one port in connect or bind".into()));
+            return Err(at(
+                &["network", "mode"],
+                "mode = \"ports\" needs at least one port in connect or bind".into(),
+            ));
         }
         if net.connect.contains(&0) {
-            return Err(at(&["network", "connect"], "port 0 is not a port one can connect to".into()));
+            return Err(at(
+                &["network", "connect"],
+                "port 0 is not a port one can connect to".into(),
+            ));
         }
     }
     let l = &file.limits;
@@ -243,26 +292,42 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
         ("timeout", l.timeout),
     ] {
         if v == Some(0) {
-            return Err(at(&["limits", key], "must be greater than zero (leave it out for no limit)".into()));
+            return Err(at(
+                &["limits", key],
+                "must be greater than zero (leave it out for no limit)".into(),
+            ));
         }
     }
     if let Some(m) = l.memory {
         if m < 16 << 20 {
-            return Err(at(&["limits", "memory"], "below 16 MiB nothing useful runs".into()));
+            return Err(at(
+                &["limits", "memory"],
+                "below 16 MiB nothing useful runs".into(),
+            ));
         }
     }
     for name in &file.env.pass {
         let base = name.strip_suffix('*').unwrap_or(name);
         if !valid_env_name(base) && name != "*" {
-            return Err(at(&["env", "pass"], format!("\"{name}\" is not a variable name (or a prefix ending in *)")));
+            return Err(at(
+                &["env", "pass"],
+                format!("\"{name}\" is not a variable name (or a prefix ending in *)"),
+            ));
         }
     }
     if file.env.pass.iter().any(|n| n == "*") {
-        return Err(at(&["env", "pass"], "\"*\" would pass the whole host environment, secrets included; list the variables".into()));
+        return Err(at(
+            &["env", "pass"],
+            "\"*\" would pass the whole host environment, secrets included; list the variables"
+                .into(),
+        ));
     }
     for name in file.env.set.keys() {
         if !valid_env_name(name) {
-            return Err(at(&["env", "set", name], format!("\"{name}\" is not a variable name")));
+            return Err(at(
+                &["env", "set", name],
+                format!("\"{name}\" is not a variable name"),
+            ));
         }
     }
     Ok(())
@@ -270,7 +335,8 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
 
 fn valid_env_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Merges an `extends` chain, base first, each file with its origin: lists are appended
@@ -286,7 +352,12 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         write: Vec::new(),
         hide: Vec::new(),
         exec: Vec::new(),
-        network: NetworkRules { mode: NetMode::None, connect: vec![], bind: vec![], udp: false },
+        network: NetworkRules {
+            mode: NetMode::None,
+            connect: vec![],
+            bind: vec![],
+            udp: false,
+        },
         limits: Limits::default(),
         env_pass: Vec::new(),
         env_set: BTreeMap::new(),
@@ -304,7 +375,12 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         extend_unique(&mut p.hide, f.filesystem.hide);
         extend_unique(&mut p.exec, f.exec.allow);
         if let Some(n) = f.network {
-            p.network = NetworkRules { mode: n.mode, connect: n.connect, bind: n.bind, udp: n.udp };
+            p.network = NetworkRules {
+                mode: n.mode,
+                connect: n.connect,
+                bind: n.bind,
+                udp: n.udp,
+            };
         }
         let l = f.limits;
         let pl = &mut p.limits;
@@ -349,7 +425,9 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Num(n) => Ok(Some(n)),
-        NumOrText::Text(s) => parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+        NumOrText::Text(s) => parse_duration(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -358,7 +436,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a size (examples: 4096, 512M, 2G)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a size (examples: 4096, 512M, 2G)"))?;
     let shift = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 0,
         "K" | "KB" | "KIB" => 10,
@@ -367,7 +447,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "T" | "TB" | "TIB" => 40,
         _ => return Err(format!("\"{s}\" has an unknown unit (use K, M, G or T)")),
     };
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("\"{s}\" is too large"))
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
 }
 
 /// "90s", "30m", "8h", "1d", "600" → seconds.
@@ -375,7 +456,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration (examples: 90s, 30m, 8h)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration (examples: 90s, 30m, 8h)"))?;
     let mult = match unit.trim() {
         "" | "s" => 1,
         "m" | "min" => 60,
@@ -383,7 +466,8 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         "d" => 86400,
         _ => return Err(format!("\"{s}\" has an unknown unit (use s, m, h or d)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("\"{s}\" is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
 }
 
 #[cfg(test)]
@@ -401,8 +485,14 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "bad", "description = \"x\"\n[limits]\nprocesses = 5\nmemroy = \"1G\"\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        let p = write(
+            dir.path(),
+            "bad",
+            "description = \"x\"\n[limits]\nprocesses = 5\nmemroy = \"1G\"\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
         assert_eq!(e.key.as_deref(), Some("limits.memroy"), "{e}");
         assert!(e.message.contains("unknown field"), "{e}");
@@ -413,38 +503,78 @@ mod tests {
     fn bad_value_names_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "bad", "[limits]\nmemory = \"lots\"\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("limits.memory")), "{e}");
-        let p = write(dir.path(), "bad2", "[network]\nmode = \"ports\"\nconnect = [70000]\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("limits.memory")),
+            "{e}"
+        );
+        let p = write(
+            dir.path(),
+            "bad2",
+            "[network]\nmode = \"ports\"\nconnect = [70000]\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("network.connect"), "{e}");
     }
 
     #[test]
     fn semantic_errors_are_located() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "rel", "description = \"x\"\n\n[filesystem]\nread = [\"relative/path\"]\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
-        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("filesystem.read")), "{e}");
+        let p = write(
+            dir.path(),
+            "rel",
+            "description = \"x\"\n\n[filesystem]\nread = [\"relative/path\"]\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("filesystem.read")),
+            "{e}"
+        );
         let p = write(dir.path(), "star", "[env]\npass = [\"*\"]\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
         assert!(e.message.contains("secrets"), "{e}");
     }
 
     #[test]
     fn a_bad_port_in_a_multi_line_array_names_the_array_and_the_ports_line() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "ports", "[network]\nmode = \"ports\"\nconnect = [\n  443,\n  70000,\n]\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
-        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("network.connect")), "{e}");
+        let p = write(
+            dir.path(),
+            "ports",
+            "[network]\nmode = \"ports\"\nconnect = [\n  443,\n  70000,\n]\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("network.connect")),
+            "{e}"
+        );
     }
 
     #[test]
     fn extends_appends_lists_and_overrides_scalars() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "base", "description = \"base\"\n[exec]\nallow = [\"sh\"]\n[limits]\nprocesses = 10\nmemory = \"1G\"\n");
-        write(dir.path(), "child", "extends = \"base\"\n[exec]\nallow = [\"git\"]\n[limits]\nprocesses = 20\n");
-        let s = Search { dirs: vec![dir.path().to_path_buf()] };
+        write(
+            dir.path(),
+            "child",
+            "extends = \"base\"\n[exec]\nallow = [\"git\"]\n[limits]\nprocesses = 20\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
         let p = s.load("child").unwrap();
         assert_eq!(p.exec, vec!["sh", "git"]);
         assert_eq!(p.limits.processes, Some(20));

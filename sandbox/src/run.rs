@@ -92,7 +92,8 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
     sys::check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
         .map_err(|e| Refusal::os(Step::Supervise, "creating the status pipe", e))?;
     // SAFETY: pipe2 just returned these fds.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
     let blocked = forwarded_signals();
     let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -102,13 +103,19 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
     let result = (|| {
         enter_pid_namespace(features)?;
         // SAFETY: the process is single-threaded; the child only runs code that is safe there.
-        let pid = sys::check(unsafe { libc::fork() }).map_err(|e| Refusal::os(Step::Namespaces, "forking the sandbox's init", e))?;
+        let pid = sys::check(unsafe { libc::fork() })
+            .map_err(|e| Refusal::os(Step::Namespaces, "forking the sandbox's init", e))?;
         if pid == 0 {
             drop(read_end);
             init(&prepared, fds[1]);
         }
         drop(write_end);
-        supervise(pid, read_end, policy.limits.timeout.map(Duration::from_secs), &blocked)
+        supervise(
+            pid,
+            read_end,
+            policy.limits.timeout.map(Duration::from_secs),
+            &blocked,
+        )
     })();
     // SAFETY: restores the caller's mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
@@ -119,11 +126,18 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
 /// A cgroup name no other sandbox uses: pids are reused, and a sandbox killed with SIGKILL
 /// leaves its (empty) group behind until the next sweep.
 fn unique_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("sandbox-{}-{nanos:09}", std::process::id())
 }
 
-fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Result<Prepared, Refusal> {
+fn prepare(
+    policy: &Policy,
+    features: &Features,
+    cgroup: Option<&Cgroup>,
+) -> Result<Prepared, Refusal> {
     if !features.root && !features.user_namespaces {
         return Err(Refusal::new(
             Step::Namespaces,
@@ -133,7 +147,8 @@ fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Res
     }
     if !features.seccomp {
         return Err(
-            Refusal::new(Step::Seccomp, "this kernel has no seccomp filter support").hint("use a kernel built with CONFIG_SECCOMP_FILTER")
+            Refusal::new(Step::Seccomp, "this kernel has no seccomp filter support")
+                .hint("use a kernel built with CONFIG_SECCOMP_FILTER"),
         );
     }
     let landlock = landlock::plan(policy, features.landlock_abi)?;
@@ -142,10 +157,21 @@ fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Res
     if let Some(id) = &policy.identity {
         identity::check(id, caller)?;
     }
-    let identity = policy.identity.as_ref().filter(|_| identity::needs_switch(caller)).map(|id| (id.uid, id.gid));
-    let accounts = if policy.identity.is_some() { mounts::Accounts::read_host() } else { mounts::Accounts::default() };
+    let identity = policy
+        .identity
+        .as_ref()
+        .filter(|_| identity::needs_switch(caller))
+        .map(|id| (id.uid, id.gid));
+    let accounts = if policy.identity.is_some() {
+        mounts::Accounts::read_host()
+    } else {
+        mounts::Accounts::default()
+    };
     let (mount_ops, _) = mounts::plan(policy, &accounts);
-    let cstring = |s: &str, what: &str| CString::new(s).map_err(|_| Refusal::new(Step::Command, format!("{what} contains a NUL byte")));
+    let cstring = |s: &str, what: &str| {
+        CString::new(s)
+            .map_err(|_| Refusal::new(Step::Command, format!("{what} contains a NUL byte")))
+    };
     let opts = seccomp::Options::for_policy(policy, true);
     Ok(Prepared {
         mount_ops,
@@ -154,12 +180,25 @@ fn prepare(policy: &Policy, features: &Features, cgroup: Option<&Cgroup>) -> Res
         identity,
         landlock,
         seccomp_sealed_memfd: seccomp::program(opts),
-        seccomp_strict_memfd: seccomp::program(seccomp::Options { deny_memfd: true, ..opts }),
+        seccomp_strict_memfd: seccomp::program(seccomp::Options {
+            deny_memfd: true,
+            ..opts
+        }),
         new_net: policy.network.mode == NetMode::None,
-        program: sys::cstr(&policy.program).map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
-        argv: policy.argv.iter().map(|a| cstring(a, "an argument")).collect::<Result<_, _>>()?,
-        env: policy.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable")).collect::<Result<_, _>>()?,
-        cwd: sys::cstr(&policy.cwd).map_err(|e| Refusal::os(Step::Command, "the working directory", e))?,
+        program: sys::cstr(&policy.program)
+            .map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
+        argv: policy
+            .argv
+            .iter()
+            .map(|a| cstring(a, "an argument"))
+            .collect::<Result<_, _>>()?,
+        env: policy
+            .env
+            .iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable"))
+            .collect::<Result<_, _>>()?,
+        cwd: sys::cstr(&policy.cwd)
+            .map_err(|e| Refusal::os(Step::Command, "the working directory", e))?,
         cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
         umask: caller_umask(),
     })
@@ -196,7 +235,8 @@ fn enter_pid_namespace(features: &Features) -> Result<(), Refusal> {
     sys::check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) })
         .map_err(|e| Refusal::os(Step::Namespaces, "creating the user and pid namespaces", e))?;
     let map = |file: &str, data: String| {
-        sys::write_file(std::path::Path::new(file), &data).map_err(|e| Refusal::os(Step::Namespaces, format!("writing {file}"), e))
+        sys::write_file(std::path::Path::new(file), &data)
+            .map_err(|e| Refusal::os(Step::Namespaces, format!("writing {file}"), e))
     };
     map("/proc/self/setgroups", "deny".into())?;
     map("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
@@ -210,7 +250,16 @@ fn forwarded_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM] {
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         set
@@ -220,10 +269,18 @@ fn forwarded_signals() -> libc::sigset_t {
 /// A signal sent with kill(2) by a process (not generated by the terminal for the whole
 /// foreground group, which the command already receives).
 fn sent_by_a_process(info: &libc::siginfo_t) -> bool {
-    matches!(info.si_code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL)
+    matches!(
+        info.si_code,
+        libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL
+    )
 }
 
-fn supervise(init: libc::pid_t, status: OwnedFd, timeout: Option<Duration>, signals: &libc::sigset_t) -> Result<Outcome, Refusal> {
+fn supervise(
+    init: libc::pid_t,
+    status: OwnedFd,
+    timeout: Option<Duration>,
+    signals: &libc::sigset_t,
+) -> Result<Outcome, Refusal> {
     // The pipe reaches end-of-file once the command has been executed (or everything failed).
     let mut report = Vec::new();
     let _ = std::fs::File::from(status).read_to_end(&mut report);
@@ -233,8 +290,13 @@ fn supervise(init: libc::pid_t, status: OwnedFd, timeout: Option<Duration>, sign
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
-        let ts = libc::timespec { tv_sec: wait.as_secs() as libc::time_t, tv_nsec: wait.subsec_nanos() as libc::c_long };
+        let wait = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
+        let ts = libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
         // SAFETY: a zeroed siginfo is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: valid pointers.
@@ -263,24 +325,42 @@ fn reap(pid: libc::pid_t) -> Option<Outcome> {
     if r != pid {
         return None;
     }
-    Some(if libc::WIFEXITED(st) { Outcome::Exited(libc::WEXITSTATUS(st)) } else { Outcome::Signaled(libc::WTERMSIG(st)) })
+    Some(if libc::WIFEXITED(st) {
+        Outcome::Exited(libc::WEXITSTATUS(st))
+    } else {
+        Outcome::Signaled(libc::WTERMSIG(st))
+    })
 }
 
 fn wait_exit(pid: libc::pid_t) {
     let mut st = 0;
     // SAFETY: as above.
-    while unsafe { libc::waitpid(pid, &mut st, 0) } < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {}
+    while unsafe { libc::waitpid(pid, &mut st, 0) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
 }
 
 fn encode_refusal(r: &Refusal) -> Vec<u8> {
-    format!("{}\u{1f}{}\u{1f}{}", r.step.name(), r.reason, r.hint.clone().unwrap_or_default()).into_bytes()
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        r.step.name(),
+        r.reason,
+        r.hint.clone().unwrap_or_default()
+    )
+    .into_bytes()
 }
 
 fn decode_refusal(bytes: &[u8]) -> Refusal {
     let text = String::from_utf8_lossy(bytes);
     let mut parts = text.splitn(3, '\u{1f}');
-    let step = parts.next().and_then(Step::from_name).unwrap_or(Step::Supervise);
-    let reason = parts.next().unwrap_or("the sandbox failed without a reason").to_string();
+    let step = parts
+        .next()
+        .and_then(Step::from_name)
+        .unwrap_or(Step::Supervise);
+    let reason = parts
+        .next()
+        .unwrap_or("the sandbox failed without a reason")
+        .to_string();
     let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
     Refusal { step, reason, hint }
 }
@@ -315,7 +395,11 @@ fn init(p: &Prepared, status_fd: i32) -> ! {
                     break;
                 }
                 if r == payload {
-                    let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+                    let code = if libc::WIFEXITED(st) {
+                        libc::WEXITSTATUS(st)
+                    } else {
+                        128 + libc::WTERMSIG(st)
+                    };
                     // Exiting pid 1 kills whatever the command left behind.
                     // SAFETY: plain exit.
                     unsafe { libc::_exit(code) };
@@ -357,11 +441,17 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: unshare with flags only.
-    sys::check(unsafe { libc::unshare(flags) })
-        .map_err(|e| Refusal::os(Step::Namespaces, "creating the mount, ipc, uts and network namespaces", e))?;
+    sys::check(unsafe { libc::unshare(flags) }).map_err(|e| {
+        Refusal::os(
+            Step::Namespaces,
+            "creating the mount, ipc, uts and network namespaces",
+            e,
+        )
+    })?;
     // memfds are executable unless this pid namespace says otherwise (Linux 6.3); where it
     // cannot be said, seccomp refuses memfd_create instead.
-    let memfd_sealed = sys::write_file(std::path::Path::new("/proc/sys/vm/memfd_noexec"), "2").is_ok();
+    let memfd_sealed =
+        sys::write_file(std::path::Path::new("/proc/sys/vm/memfd_noexec"), "2").is_ok();
     mounts::apply(&p.mount_ops, &p.ttys)?;
     // SAFETY: a static name.
     sys::check(unsafe { libc::sethostname(c"cordon".as_ptr(), 6) })
@@ -379,7 +469,11 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         // The supervisor may have died while no signal was armed: it holds the status
         // pipe's read end until the command runs, so a closed read end (POLLERR on ours)
         // says it is gone.
-        let mut pfd = libc::pollfd { fd: status_fd, events: 0, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: status_fd,
+            events: 0,
+            revents: 0,
+        };
         // SAFETY: poll on one pollfd we own, without waiting.
         if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLERR != 0 {
             // SAFETY: leaving at once; nobody is left to report to.
@@ -387,13 +481,19 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         }
     }
     crate::caps::drop_all()?;
-    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Refusal::os(Step::NoNewPrivs, "setting no_new_privs", e))?;
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+        .map_err(|e| Refusal::os(Step::NoNewPrivs, "setting no_new_privs", e))?;
     ruleset.enforce()?;
-    seccomp::apply(if memfd_sealed { &p.seccomp_sealed_memfd } else { &p.seccomp_strict_memfd })?;
+    seccomp::apply(if memfd_sealed {
+        &p.seccomp_sealed_memfd
+    } else {
+        &p.seccomp_strict_memfd
+    })?;
     close_inherited_fds(status_fd)?;
 
     // SAFETY: single-threaded; the child only calls async-signal-safe functions before execve.
-    let pid = sys::check(unsafe { libc::fork() }).map_err(|e| Refusal::os(Step::Exec, "forking the command", e))?;
+    let pid = sys::check(unsafe { libc::fork() })
+        .map_err(|e| Refusal::os(Step::Exec, "forking the command", e))?;
     if pid == 0 {
         exec_command(p, status_fd);
     }
@@ -402,8 +502,10 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
 
 fn loopback_up() -> Result<(), Refusal> {
     // SAFETY: a plain datagram socket for the interface ioctl.
-    let sock = sys::check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-        .map_err(|e| Refusal::os(Step::Namespaces, "opening a socket to bring up loopback", e))?;
+    let sock = sys::check(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })
+    .map_err(|e| Refusal::os(Step::Namespaces, "opening a socket to bring up loopback", e))?;
     // SAFETY: the fd was just returned.
     let _sock = unsafe { OwnedFd::from_raw_fd(sock) };
     // SAFETY: ifreq zeroed, name copied within bounds.
@@ -411,7 +513,8 @@ fn loopback_up() -> Result<(), Refusal> {
     for (i, b) in b"lo".iter().enumerate() {
         req.ifr_name[i] = *b as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
+    req.ifr_ifru.ifru_flags =
+        (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: a valid ifreq.
     sys::check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
         .map_err(|e| Refusal::os(Step::Namespaces, "bringing up loopback", e))?;
@@ -441,7 +544,11 @@ fn exec_command(p: &Prepared, status_fd: i32) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::umask(p.umask);
         let (step, what, code) = if libc::chdir(p.cwd.as_ptr()) != 0 {
-            (Step::Exec, "changing to the working directory", crate::EXIT_REFUSED)
+            (
+                Step::Exec,
+                "changing to the working directory",
+                crate::EXIT_REFUSED,
+            )
         } else {
             let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
             argv.push(std::ptr::null());
@@ -449,13 +556,28 @@ fn exec_command(p: &Prepared, status_fd: i32) -> ! {
             envp.push(std::ptr::null());
             libc::execve(p.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
-                (Step::Command, "executing the command", crate::EXIT_NOT_FOUND)
+                (
+                    Step::Command,
+                    "executing the command",
+                    crate::EXIT_NOT_FOUND,
+                )
             } else {
-                (Step::Exec, "executing the command", crate::EXIT_CANNOT_EXECUTE)
+                (
+                    Step::Exec,
+                    "executing the command",
+                    crate::EXIT_CANNOT_EXECUTE,
+                )
             }
         };
         let err = std::io::Error::last_os_error();
-        sys::write_all_fd(status_fd, &encode_refusal(&Refusal::os(step, format!("{what} ({})", p.program.to_string_lossy()), err)));
+        sys::write_all_fd(
+            status_fd,
+            &encode_refusal(&Refusal::os(
+                step,
+                format!("{what} ({})", p.program.to_string_lossy()),
+                err,
+            )),
+        );
         libc::_exit(code)
     }
 }

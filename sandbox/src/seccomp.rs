@@ -104,21 +104,34 @@ pub struct Options {
 impl Options {
     /// The options for `policy`; `memfd_noexec_enforced` says whether the pid namespace makes memfds non-executable.
     pub fn for_policy(policy: &Policy, memfd_noexec_enforced: bool) -> Options {
-        Options { deny_udp: policy.network.mode == NetMode::Ports && !policy.network.udp, deny_memfd: !memfd_noexec_enforced }
+        Options {
+            deny_udp: policy.network.mode == NetMode::Ports && !policy.network.udp,
+            deny_memfd: !memfd_noexec_enforced,
+        }
     }
 }
 
 /// A tiny assembler with named jump targets, so the program reads top to bottom.
 enum Asm {
     Insn(sock_filter),
-    Jump { code: u16, k: u32, jt: String, jf: String },
+    Jump {
+        code: u16,
+        k: u32,
+        jt: String,
+        jf: String,
+    },
     Label(String),
 }
 
 const NEXT: &str = "";
 
 fn stmt(code: u32, k: u32) -> Asm {
-    Asm::Insn(sock_filter { code: code as u16, jt: 0, jf: 0, k })
+    Asm::Insn(sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    })
 }
 fn ld(off: u32) -> Asm {
     stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, off)
@@ -127,10 +140,20 @@ fn ret(k: u32) -> Asm {
     stmt(libc::BPF_RET | libc::BPF_K, k)
 }
 fn jeq(k: u32, jt: &str, jf: &str) -> Asm {
-    Asm::Jump { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, k, jt: jt.into(), jf: jf.into() }
+    Asm::Jump {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        k,
+        jt: jt.into(),
+        jf: jf.into(),
+    }
 }
 fn jset(k: u32, jt: &str, jf: &str) -> Asm {
-    Asm::Jump { code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16, k, jt: jt.into(), jf: jf.into() }
+    Asm::Jump {
+        code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
+        k,
+        jt: jt.into(),
+        jf: jf.into(),
+    }
 }
 fn label(name: &str) -> Asm {
     Asm::Label(name.into())
@@ -162,10 +185,18 @@ fn assemble(code: Vec<Asm>) -> Result<Vec<sock_filter>, String> {
                         return Ok(0);
                     }
                     let t = *labels.get(l).ok_or_else(|| format!("no label {l}"))?;
-                    u8::try_from(t.checked_sub(here).ok_or_else(|| format!("backward jump to {l}"))?)
-                        .map_err(|_| format!("jump to {l} too far"))
+                    u8::try_from(
+                        t.checked_sub(here)
+                            .ok_or_else(|| format!("backward jump to {l}"))?,
+                    )
+                    .map_err(|_| format!("jump to {l} too far"))
                 };
-                out.push(sock_filter { code, jt: target(&jt)?, jf: target(&jf)?, k });
+                out.push(sock_filter {
+                    code,
+                    jt: target(&jt)?,
+                    jf: target(&jf)?,
+                    k,
+                });
             }
         }
     }
@@ -177,7 +208,12 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
     let mut c = vec![ld(OFF_ARCH), jeq(AUDIT_ARCH, NEXT, "kill"), ld(OFF_NR)];
     // x32 system calls reach the same kernel code by other numbers: close them all.
     #[cfg(target_arch = "x86_64")]
-    c.push(Asm::Jump { code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16, k: 0x4000_0000, jt: "eperm".into(), jf: NEXT.into() });
+    c.push(Asm::Jump {
+        code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+        k: 0x4000_0000,
+        jt: "eperm".into(),
+        jf: NEXT.into(),
+    });
     for (_, nr) in DENIED {
         c.push(jeq(*nr as u32, "eperm", NEXT));
     }
@@ -195,9 +231,18 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
         ret(RET_ALLOW),
     ]);
 
-    c.extend([label("clone"), ld(off_arg_lo(0)), jset(CLONE_NS_FLAGS, "eperm", "allow")]);
+    c.extend([
+        label("clone"),
+        ld(off_arg_lo(0)),
+        jset(CLONE_NS_FLAGS, "eperm", "allow"),
+    ]);
     // The kernel compares ioctl commands on their low 32 bits; so do we.
-    c.extend([label("ioctl"), ld(off_arg_lo(1)), jeq(TIOCSTI, "eperm", NEXT), jeq(TIOCLINUX, "eperm", "allow")]);
+    c.extend([
+        label("ioctl"),
+        ld(off_arg_lo(1)),
+        jeq(TIOCSTI, "eperm", NEXT),
+        jeq(TIOCLINUX, "eperm", "allow"),
+    ]);
 
     c.extend([
         label("socket"),
@@ -244,13 +289,25 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
 
 /// Loads the filter on this thread (and, with TSYNC, every thread). no_new_privs must be set.
 pub fn apply(filter: &[sock_filter]) -> Result<(), Refusal> {
-    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut sock_filter };
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
     // SAFETY: prog points at a live filter for the duration of the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_TSYNC, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if rc != 0 {
-        return Err(Refusal::os(Step::Seccomp, "loading the system call filter", std::io::Error::last_os_error()));
+        return Err(Refusal::os(
+            Step::Seccomp,
+            "loading the system call filter",
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -274,7 +331,8 @@ mod tests {
             pc += 1;
             match i.code as u32 {
                 c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    acc = u32::from_le_bytes(data[i.k as usize..i.k as usize + 4].try_into().unwrap())
+                    acc =
+                        u32::from_le_bytes(data[i.k as usize..i.k as usize + 4].try_into().unwrap())
                 }
                 c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => acc &= i.k,
                 c if c == libc::BPF_RET | libc::BPF_K => return i.k,
@@ -291,7 +349,10 @@ mod tests {
         }
     }
 
-    const OPEN: Options = Options { deny_udp: false, deny_memfd: false };
+    const OPEN: Options = Options {
+        deny_udp: false,
+        deny_memfd: false,
+    };
 
     fn call(nr: libc::c_long, args: [u64; 6]) -> u32 {
         run(&program(OPEN), AUDIT_ARCH, nr as u32, args)
@@ -321,53 +382,131 @@ mod tests {
 
     #[test]
     fn clone_with_namespace_flags_is_refused_and_plain_clone_passes() {
-        assert_eq!(call(libc::SYS_clone, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_clone, [0x80, 0, 0, 0, 0, 0]), errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_clone, [(libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(libc::SYS_clone, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            call(libc::SYS_clone, [0x80, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            call(
+                libc::SYS_clone,
+                [
+                    (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0
+                ]
+            ),
+            RET_ALLOW
+        );
         assert_eq!(call(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
     }
 
     #[test]
     fn tiocsti_is_refused_on_its_low_32_bits() {
-        assert_eq!(call(libc::SYS_ioctl, [0, TIOCSTI as u64, 0, 0, 0, 0]), errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_ioctl, [0, 0xdead_beef_0000_0000 | TIOCSTI as u64, 0, 0, 0, 0]), errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_ioctl, [0, TIOCLINUX as u64, 0, 0, 0, 0]), errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_ioctl, [0, libc::TIOCGWINSZ, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(libc::SYS_ioctl, [0, TIOCSTI as u64, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            call(
+                libc::SYS_ioctl,
+                [0, 0xdead_beef_0000_0000 | TIOCSTI as u64, 0, 0, 0, 0]
+            ),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            call(libc::SYS_ioctl, [0, TIOCLINUX as u64, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            call(libc::SYS_ioctl, [0, libc::TIOCGWINSZ, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
     }
 
     #[test]
     fn raw_and_packet_sockets_and_odd_families_are_refused() {
         let s = |d: i32, t: i32| call(libc::SYS_socket, [d as u64, t as u64, 0, 0, 0, 0]);
         assert_eq!(s(libc::AF_INET, libc::SOCK_RAW), errno(libc::EPERM));
-        assert_eq!(s(libc::AF_INET6, libc::SOCK_RAW | libc::SOCK_CLOEXEC), errno(libc::EPERM));
-        assert_eq!(s(libc::AF_PACKET, libc::SOCK_RAW), errno(libc::EAFNOSUPPORT));
-        assert_eq!(s(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC), RET_ALLOW);
+        assert_eq!(
+            s(libc::AF_INET6, libc::SOCK_RAW | libc::SOCK_CLOEXEC),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            s(libc::AF_PACKET, libc::SOCK_RAW),
+            errno(libc::EAFNOSUPPORT)
+        );
+        assert_eq!(
+            s(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC),
+            RET_ALLOW
+        );
         assert_eq!(s(libc::AF_INET, libc::SOCK_DGRAM), RET_ALLOW);
-        assert_eq!(s(libc::AF_NETLINK, libc::SOCK_RAW), RET_ALLOW, "glibc's getaddrinfo needs netlink");
+        assert_eq!(
+            s(libc::AF_NETLINK, libc::SOCK_RAW),
+            RET_ALLOW,
+            "glibc's getaddrinfo needs netlink"
+        );
         assert_eq!(s(libc::AF_UNIX, libc::SOCK_DGRAM), RET_ALLOW);
     }
 
     #[test]
     fn udp_is_refused_when_the_profile_grants_only_tcp_ports() {
-        let p = program(Options { deny_udp: true, deny_memfd: true });
+        let p = program(Options {
+            deny_udp: true,
+            deny_memfd: true,
+        });
         assert_eq!(
-            run(&p, AUDIT_ARCH, libc::SYS_socket as u32, [libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]),
+            run(
+                &p,
+                AUDIT_ARCH,
+                libc::SYS_socket as u32,
+                [libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]
+            ),
             errno(libc::EPERM)
         );
-        assert_eq!(run(&p, AUDIT_ARCH, libc::SYS_socket as u32, [libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH, libc::SYS_memfd_create as u32, [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(
+            run(
+                &p,
+                AUDIT_ARCH,
+                libc::SYS_socket as u32,
+                [libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]
+            ),
+            RET_ALLOW
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH, libc::SYS_memfd_create as u32, [0; 6]),
+            errno(libc::ENOSYS)
+        );
     }
 
     #[test]
     fn a_foreign_architecture_is_killed_and_x32_refused() {
-        assert_eq!(run(&program(OPEN), 0x4000_0003, libc::SYS_read as u32, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(
+            run(&program(OPEN), 0x4000_0003, libc::SYS_read as u32, [0; 6]),
+            RET_KILL_PROCESS
+        );
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(call(0x4000_0000 | libc::SYS_read, [0; 6]), errno(libc::EPERM));
+        assert_eq!(
+            call(0x4000_0000 | libc::SYS_read, [0; 6]),
+            errno(libc::EPERM)
+        );
     }
 
     #[test]
     fn personality_allows_only_plain_linux() {
-        assert_eq!(call(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(call(libc::SYS_personality, [0x0040_0000, 0, 0, 0, 0, 0]), errno(libc::EPERM));
+        assert_eq!(
+            call(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+        assert_eq!(
+            call(libc::SYS_personality, [0x0040_0000, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
     }
 }

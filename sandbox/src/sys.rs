@@ -18,17 +18,32 @@ pub fn check<T: PartialEq + Copy + From<i8>>(ret: T) -> io::Result<T> {
 
 /// A path as a C string; paths with NUL bytes are refused.
 pub fn cstr(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-pub fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> io::Result<()> {
+pub fn mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
     let src = src.map(cstr).transpose()?;
     let target = cstr(target)?;
     let fstype = fstype.map(|s| CString::new(s).unwrap_or_default());
     let data = data.map(|s| CString::new(s).unwrap_or_default());
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is a valid NUL-terminated string or null, as mount(2) allows.
-    check(unsafe { libc::mount(ptr(&src), target.as_ptr(), ptr(&fstype), flags, ptr(&data) as *const libc::c_void) })?;
+    check(unsafe {
+        libc::mount(
+            ptr(&src),
+            target.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data) as *const libc::c_void,
+        )
+    })?;
     Ok(())
 }
 
@@ -56,7 +71,15 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+    check(unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
 }
 
 /// Writes `data` to a file that must already exist (procfs, cgroupfs).
@@ -104,21 +127,44 @@ struct OpenHow {
 /// `dir` is `None`) with `resolve` restricting how the path may be walked. A symbolic link
 /// met under `RESOLVE_NO_SYMLINKS` is `ELOOP`; leaving the directory under
 /// `RESOLVE_BENEATH` is `EXDEV`.
-pub fn openat2(dir: Option<BorrowedFd<'_>>, path: &Path, flags: libc::c_int, mode: libc::mode_t, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2(
+    dir: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: u64::from(mode), resolve };
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
     let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     let mut attempts = 0;
     loop {
         attempts += 1;
         // SAFETY: a valid C string and an open_how struct that outlives the call, its size
         // passed as the kernel expects.
-        let r = unsafe { libc::syscall(libc::SYS_openat2, dirfd, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
         match check(r) {
             // The kernel says EAGAIN when a concurrent rename made it unsure the walk stayed
             // beneath the directory; asking again is the documented answer (a bounded number
             // of times: someone renaming without pause must not keep the sandbox spinning).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) && attempts < 64 => continue,
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
+                    && attempts < 64 =>
+            {
+                continue
+            }
             // SAFETY: the kernel just returned this fd and nothing else owns it.
             Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }),
             Err(e) => return Err(e),
@@ -136,7 +182,8 @@ const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 pub fn clone_tree(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_EMPTY_PATH | AT_RECURSIVE;
     // SAFETY: an open fd and an empty C string, as AT_EMPTY_PATH allows.
-    let r = check(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
+    let r =
+        check(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
 }
@@ -161,7 +208,12 @@ pub fn move_mount(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()
 /// `recursive` (mount_setattr(2) with `AT_EMPTY_PATH`). Works on detached trees too, so a
 /// bind can be read-only before it is ever visible.
 pub fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let flags = AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: an open fd, an empty C string, and the attr struct living for the call with
     // its size passed.
@@ -195,14 +247,37 @@ pub fn new_fs(fstype: &str, options: &[(&str, &str)], attrs: u64) -> io::Result<
         let k = CString::new(*key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let v = CString::new(*value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: an open fs context and two valid C strings.
-        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) })?;
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        })?;
     }
     // SAFETY: an open fs context; CMD_CREATE takes no key or value.
     check(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
     })?;
     // SAFETY: an open, created fs context.
-    let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) })?;
+    let m = check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    })?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(m as libc::c_int) })
 }

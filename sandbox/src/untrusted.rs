@@ -69,7 +69,13 @@ pub enum Found {
 /// Opens the directory `path` (absolute) without following any link on it, from `/` down.
 /// `ELOOP` means a component is a symbolic link.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    sys::openat2(None, path, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    sys::openat2(
+        None,
+        path,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
 }
 
 /// The path an open descriptor refers to, as the kernel names it.
@@ -101,21 +107,31 @@ impl Untrusted {
 
     /// The deepest directory `p` lies beneath (the workspace may be inside the home).
     fn root_of(&self, p: &Path) -> Option<&Root> {
-        self.roots.iter().filter(|r| p.starts_with(&r.path)).max_by_key(|r| r.path.components().count())
+        self.roots
+            .iter()
+            .filter(|r| p.starts_with(&r.path))
+            .max_by_key(|r| r.path.components().count())
     }
 
     /// Resolves `p` (absolute, as the profile wrote it once expanded) without following any
     /// link beneath the home or the workspace.
     pub fn resolve(&self, p: &Path) -> Found {
-        let Some(root) = self.root_of(p) else { return Found::Elsewhere };
-        let Some(parts) = p.strip_prefix(&root.path).ok().and_then(plain) else { return Found::Missing };
+        let Some(root) = self.root_of(p) else {
+            return Found::Elsewhere;
+        };
+        let Some(parts) = p.strip_prefix(&root.path).ok().and_then(plain) else {
+            return Found::Missing;
+        };
         if parts.is_empty() {
             return Found::Path(root.path.clone());
         }
         let rel: PathBuf = parts.iter().collect();
         match sys::openat2(Some(root.fd.as_fd()), &rel, libc::O_PATH, 0, RESOLVE_STRICT) {
             Ok(_) => Found::Path(root.path.join(rel)),
-            Err(e) if sys::is_link_error(&e) => Found::Link { link: self.first_link(root, &parts), area: root.area },
+            Err(e) if sys::is_link_error(&e) => Found::Link {
+                link: self.first_link(root, &parts),
+                area: root.area,
+            },
             Err(_) => Found::Missing,
         }
     }
@@ -126,7 +142,13 @@ impl Untrusted {
         let mut prefix = PathBuf::new();
         for part in parts {
             prefix.push(part);
-            match sys::openat2(Some(root.fd.as_fd()), &prefix, libc::O_PATH, 0, RESOLVE_STRICT) {
+            match sys::openat2(
+                Some(root.fd.as_fd()),
+                &prefix,
+                libc::O_PATH,
+                0,
+                RESOLVE_STRICT,
+            ) {
                 Ok(_) => {}
                 Err(e) if sys::is_link_error(&e) => return root.path.join(prefix),
                 Err(_) => break,
@@ -140,11 +162,30 @@ impl Untrusted {
     /// descriptor, none through a link. What it creates is given to `owner` when set.
     /// Returns whether anything was created; `Err` says why not.
     pub fn create(&self, p: &Path, dir: bool, owner: Option<(u32, u32)>) -> Result<bool, Refused> {
-        let root = self.roots.iter().find(|r| r.area == Area::Home && p.starts_with(&r.path)).ok_or(Refused::Outside)?;
-        let parts = p.strip_prefix(&root.path).ok().and_then(plain).filter(|p| !p.is_empty()).ok_or(Refused::Outside)?;
-        let link = |upto: usize| Refused::Link { link: root.path.join(parts[..=upto].iter().collect::<PathBuf>()), area: root.area };
-        let chown = |fd: &OwnedFd| owner.map_or(Ok(()), |(uid, gid)| sys::fchown(fd.as_fd(), uid, gid));
-        let mut cur = sys::openat2(Some(root.fd.as_fd()), Path::new("."), libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_STRICT)?;
+        let root = self
+            .roots
+            .iter()
+            .find(|r| r.area == Area::Home && p.starts_with(&r.path))
+            .ok_or(Refused::Outside)?;
+        let parts = p
+            .strip_prefix(&root.path)
+            .ok()
+            .and_then(plain)
+            .filter(|p| !p.is_empty())
+            .ok_or(Refused::Outside)?;
+        let link = |upto: usize| Refused::Link {
+            link: root.path.join(parts[..=upto].iter().collect::<PathBuf>()),
+            area: root.area,
+        };
+        let chown =
+            |fd: &OwnedFd| owner.map_or(Ok(()), |(uid, gid)| sys::fchown(fd.as_fd(), uid, gid));
+        let mut cur = sys::openat2(
+            Some(root.fd.as_fd()),
+            Path::new("."),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            RESOLVE_STRICT,
+        )?;
         let mut created = false;
         for (i, name) in parts.iter().enumerate() {
             let name = Path::new(name);
@@ -158,22 +199,39 @@ impl Untrusted {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let next =
-                match sys::openat2(Some(cur.as_fd()), name, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_STRICT) {
-                    Ok(fd) => fd,
-                    Err(e) if sys::is_link_error(&e) => return Err(link(i)),
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                        sys::mkdirat(cur.as_fd(), name.as_os_str(), 0o700)?;
-                        // Opened for reading (not O_PATH) so that it can be given away; a link
-                        // swapped in since the mkdirat is refused here.
-                        let fd = sys::openat2(Some(cur.as_fd()), name, libc::O_RDONLY | libc::O_DIRECTORY, 0, RESOLVE_STRICT)
-                            .map_err(|e| if sys::is_link_error(&e) { link(i) } else { e.into() })?;
-                        chown(&fd)?;
-                        created = true;
-                        fd
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            let next = match sys::openat2(
+                Some(cur.as_fd()),
+                name,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                RESOLVE_STRICT,
+            ) {
+                Ok(fd) => fd,
+                Err(e) if sys::is_link_error(&e) => return Err(link(i)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    sys::mkdirat(cur.as_fd(), name.as_os_str(), 0o700)?;
+                    // Opened for reading (not O_PATH) so that it can be given away; a link
+                    // swapped in since the mkdirat is refused here.
+                    let fd = sys::openat2(
+                        Some(cur.as_fd()),
+                        name,
+                        libc::O_RDONLY | libc::O_DIRECTORY,
+                        0,
+                        RESOLVE_STRICT,
+                    )
+                    .map_err(|e| {
+                        if sys::is_link_error(&e) {
+                            link(i)
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    chown(&fd)?;
+                    created = true;
+                    fd
+                }
+                Err(e) => return Err(e.into()),
+            };
             cur = next;
         }
         Ok(created)
@@ -229,7 +287,8 @@ pub fn create_missing_home_grants(
             continue;
         }
         let p = PathBuf::from(expand(raw));
-        if !p.starts_with(how.home) || p.components().any(|c| c == std::path::Component::ParentDir) {
+        if !p.starts_with(how.home) || p.components().any(|c| c == std::path::Component::ParentDir)
+        {
             continue;
         }
         let dir = raw.ends_with('/');
@@ -237,12 +296,21 @@ pub fn create_missing_home_grants(
             match how.untrusted.create(&p, dir, how.owner) {
                 Ok(made) => Ok(made),
                 Err(Refused::Link { link, area }) => {
-                    notes.push(format!("did not create {}: {} is a symbolic link; {}", show(&p), show(&link), area.why()));
+                    notes.push(format!(
+                        "did not create {}: {} is a symbolic link; {}",
+                        show(&p),
+                        show(&link),
+                        area.why()
+                    ));
                     continue;
                 }
                 // Paths outside home were passed over above: the home itself is missing.
                 Err(Refused::Outside) => {
-                    notes.push(format!("did not create {}: the home directory {} does not exist", p.display(), how.home.display()));
+                    notes.push(format!(
+                        "did not create {}: the home directory {} does not exist",
+                        p.display(),
+                        how.home.display()
+                    ));
                     continue;
                 }
                 Err(Refused::Io(e)) => Err(e),
@@ -253,7 +321,10 @@ pub fn create_missing_home_grants(
             create_following_links(&p, dir, how.owner)
         };
         match made {
-            Ok(true) => notes.push(format!("created {} (a write grant that did not exist)", p.display())),
+            Ok(true) => notes.push(format!(
+                "created {} (a write grant that did not exist)",
+                p.display()
+            )),
             Ok(false) => {}
             Err(e) => notes.push(format!("could not create {}: {e}", p.display())),
         }
@@ -264,14 +335,28 @@ pub fn create_missing_home_grants(
 /// creates the path; what it created is then given to `owner`.
 fn create_following_links(p: &Path, dir: bool, owner: Option<(u32, u32)>) -> std::io::Result<bool> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let missing: Vec<PathBuf> = p.ancestors().take_while(|a| std::fs::symlink_metadata(a).is_err()).map(Path::to_path_buf).collect();
+    let missing: Vec<PathBuf> = p
+        .ancestors()
+        .take_while(|a| std::fs::symlink_metadata(a).is_err())
+        .map(Path::to_path_buf)
+        .collect();
     if dir {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(p)?;
     } else {
         if let Some(d) = p.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)?;
         }
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(p)?;
     }
     if let Some((uid, gid)) = owner {
         for m in &missing {
@@ -293,7 +378,11 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("marker"), "outside").unwrap();
         std::fs::write(home.path().join(".real"), "mine").unwrap();
-        symlink(outside.path().join("marker"), home.path().join(".gitconfig")).unwrap();
+        symlink(
+            outside.path().join("marker"),
+            home.path().join(".gitconfig"),
+        )
+        .unwrap();
         symlink(outside.path(), home.path().join(".x")).unwrap();
         let path = std::fs::canonicalize(home.path()).unwrap();
         let mut u = Untrusted::default();
@@ -315,25 +404,57 @@ mod tests {
     fn a_link_or_a_link_on_the_way_is_named_and_not_followed() {
         let (home, _o, u) = fixture();
         let h = std::fs::canonicalize(home.path()).unwrap();
-        assert_eq!(u.resolve(&h.join(".gitconfig")), Found::Link { link: h.join(".gitconfig"), area: Area::Home });
-        assert_eq!(u.resolve(&h.join(".x/marker")), Found::Link { link: h.join(".x"), area: Area::Home });
+        assert_eq!(
+            u.resolve(&h.join(".gitconfig")),
+            Found::Link {
+                link: h.join(".gitconfig"),
+                area: Area::Home
+            }
+        );
+        assert_eq!(
+            u.resolve(&h.join(".x/marker")),
+            Found::Link {
+                link: h.join(".x"),
+                area: Area::Home
+            }
+        );
     }
 
     #[test]
     fn a_missing_grant_is_created_in_the_home_and_never_through_a_link() {
         let (home, outside, u) = fixture();
         let h = std::fs::canonicalize(home.path()).unwrap();
-        assert!(u.create(&h.join(".tool/state/db.json"), false, None).unwrap());
+        assert!(u
+            .create(&h.join(".tool/state/db.json"), false, None)
+            .unwrap());
         assert!(h.join(".tool/state/db.json").is_file());
         assert!(u.create(&h.join(".cache/tool"), true, None).unwrap());
         assert!(h.join(".cache/tool").is_dir());
-        assert!(!u.create(&h.join(".cache/tool"), true, None).unwrap(), "already there");
+        assert!(
+            !u.create(&h.join(".cache/tool"), true, None).unwrap(),
+            "already there"
+        );
 
-        assert!(matches!(u.create(&h.join(".x/new/file"), false, None), Err(Refused::Link { link, .. }) if link == h.join(".x")));
-        assert!(matches!(u.create(&h.join(".x"), true, None), Err(Refused::Link { .. })));
-        assert!(matches!(u.create(Path::new("/var/tmp/x"), true, None), Err(Refused::Outside)));
-        let left: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("marker")], "nothing was created outside home");
+        assert!(
+            matches!(u.create(&h.join(".x/new/file"), false, None), Err(Refused::Link { link, .. }) if link == h.join(".x"))
+        );
+        assert!(matches!(
+            u.create(&h.join(".x"), true, None),
+            Err(Refused::Link { .. })
+        ));
+        assert!(matches!(
+            u.create(Path::new("/var/tmp/x"), true, None),
+            Err(Refused::Outside)
+        ));
+        let left: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("marker")],
+            "nothing was created outside home"
+        );
     }
 
     #[test]
@@ -346,10 +467,20 @@ mod tests {
         }
         let (home, _o, u) = fixture();
         let h = std::fs::canonicalize(home.path()).unwrap();
-        u.create(&h.join(".claude/settings.json"), false, Some((2_000_000_123, 2_000_000_124))).unwrap();
+        u.create(
+            &h.join(".claude/settings.json"),
+            false,
+            Some((2_000_000_123, 2_000_000_124)),
+        )
+        .unwrap();
         for p in [h.join(".claude"), h.join(".claude/settings.json")] {
             let m = std::fs::metadata(&p).unwrap();
-            assert_eq!((m.uid(), m.gid()), (2_000_000_123, 2_000_000_124), "{}", p.display());
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (2_000_000_123, 2_000_000_124),
+                "{}",
+                p.display()
+            );
         }
     }
 }

@@ -12,7 +12,8 @@ use governor::state::keyed::DashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-type Keyed<C> = RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<C> =
+    RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// What a request is counted against.
@@ -49,7 +50,10 @@ impl<C: Clock + Clone> Limits<C> {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Limits {
             addresses: RateLimiter::dashmap_with_clock(per_minute(rate), clock.clone()),
-            socket: RateLimiter::direct_with_clock(per_minute(rate.saturating_mul(SOCKET_SHARE)), clock.clone()),
+            socket: RateLimiter::direct_with_clock(
+                per_minute(rate.saturating_mul(SOCKET_SHARE)),
+                clock.clone(),
+            ),
             users: RateLimiter::dashmap_with_clock(per_minute(rate), clock.clone()),
             logins: RateLimiter::dashmap_with_clock(per_minute(login_rate), clock.clone()),
             clock,
@@ -96,7 +100,11 @@ mod tests {
     fn a_key_spends_its_quota_at_once_then_earns_one_request_back_per_share_of_the_minute() {
         let (l, clock) = limits(6, 3);
         assert!((0..6).all(|_| l.check(Limit::User("dev")).is_none()));
-        assert_eq!(l.check(Limit::User("dev")), Some(10), "a sixth of a minute until the next");
+        assert_eq!(
+            l.check(Limit::User("dev")),
+            Some(10),
+            "a sixth of a minute until the next"
+        );
         clock.advance(Duration::from_secs(9));
         assert_eq!(l.check(Limit::User("dev")), Some(1));
         clock.advance(Duration::from_secs(1));
@@ -110,9 +118,13 @@ mod tests {
         let mut allowed = 0;
         // Fixed windows allowed 10 at 0:59 and 10 more at 1:00; a rate allows 10 and one more.
         clock.advance(Duration::from_secs(59));
-        allowed += (0..10).filter(|_| l.check(Limit::Address("192.0.2.1")).is_none()).count();
+        allowed += (0..10)
+            .filter(|_| l.check(Limit::Address("192.0.2.1")).is_none())
+            .count();
         clock.advance(Duration::from_secs(2));
-        allowed += (0..10).filter(|_| l.check(Limit::Address("192.0.2.1")).is_none()).count();
+        allowed += (0..10)
+            .filter(|_| l.check(Limit::Address("192.0.2.1")).is_none())
+            .count();
         assert_eq!(allowed, 10);
     }
 
@@ -120,9 +132,18 @@ mod tests {
     fn keys_and_classes_are_counted_apart() {
         let (l, _) = limits(2, 1);
         assert!(l.check(Limit::Login("192.0.2.1")).is_none());
-        assert!(l.check(Limit::Login("192.0.2.1")).is_some(), "logins are limited more strictly");
-        assert!(l.check(Limit::Login("192.0.2.2")).is_none(), "another address has its own quota");
-        assert!(l.check(Limit::Address("192.0.2.1")).is_none(), "a refused login does not spend the address's quota");
+        assert!(
+            l.check(Limit::Login("192.0.2.1")).is_some(),
+            "logins are limited more strictly"
+        );
+        assert!(
+            l.check(Limit::Login("192.0.2.2")).is_none(),
+            "another address has its own quota"
+        );
+        assert!(
+            l.check(Limit::Address("192.0.2.1")).is_none(),
+            "a refused login does not spend the address's quota"
+        );
         assert!(l.check(Limit::User("dev")).is_none());
         assert!(l.check(Limit::User("ops")).is_none());
     }
@@ -130,8 +151,18 @@ mod tests {
     #[test]
     fn the_unix_socket_shares_ten_times_an_addresss_quota() {
         let (l, _) = limits(3, 1);
-        assert_eq!((0..40).filter(|_| l.check(Limit::Address("unix")).is_none()).count(), 30);
-        assert_eq!((0..40).filter(|_| l.check(Limit::Address("192.0.2.1")).is_none()).count(), 3);
+        assert_eq!(
+            (0..40)
+                .filter(|_| l.check(Limit::Address("unix")).is_none())
+                .count(),
+            30
+        );
+        assert_eq!(
+            (0..40)
+                .filter(|_| l.check(Limit::Address("192.0.2.1")).is_none())
+                .count(),
+            3
+        );
     }
 
     #[test]
@@ -142,10 +173,17 @@ mod tests {
         }
         assert!(l.check(Limit::User("busy")).is_none() && l.check(Limit::User("busy")).is_none());
         clock.advance(Duration::from_secs(31));
-        assert!(l.check(Limit::User("busy")).is_none(), "half a minute earned one back");
+        assert!(
+            l.check(Limit::User("busy")).is_none(),
+            "half a minute earned one back"
+        );
         clock.advance(Duration::from_secs(30));
         l.forget_idle();
-        assert_eq!(l.addresses.len(), 0, "addresses idle for a minute are forgotten");
+        assert_eq!(
+            l.addresses.len(),
+            0,
+            "addresses idle for a minute are forgotten"
+        );
         assert_eq!(l.users.len(), 1, "a user still spending is remembered");
         assert!(l.check(Limit::User("busy")).is_none());
         assert!(l.check(Limit::User("busy")).is_some(), "and still limited");

@@ -50,7 +50,11 @@ impl Drop for Place {
 
 impl Caps {
     pub fn new(max: usize, per_address: usize) -> Arc<Caps> {
-        Arc::new(Caps { open: Mutex::new((0, HashMap::new())), max, per_address })
+        Arc::new(Caps {
+            open: Mutex::new((0, HashMap::new())),
+            max,
+            per_address,
+        })
     }
 
     fn admit(self: &Arc<Caps>, ip: Option<IpAddr>) -> Option<Place> {
@@ -63,7 +67,10 @@ impl Caps {
         if let Some(ip) = ip {
             *o.1.entry(ip).or_insert(0) += 1;
         }
-        Some(Place { caps: self.clone(), ip })
+        Some(Place {
+            caps: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -79,7 +86,11 @@ pub struct Server {
 impl Server {
     /// Serves TCP connections (TLS when `tls` is set) for as long as the host runs. Accept
     /// errors (no descriptors left) pause accepting; they never end the API.
-    pub async fn tcp(self, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    pub async fn tcp(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(a) => a,
@@ -102,7 +113,9 @@ impl Server {
             tokio::spawn(async move {
                 match tls {
                     Some(acceptor) => {
-                        if let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await
+                        {
                             server.connection(stream, Remote(Some(peer))).await;
                         }
                     }
@@ -120,7 +133,9 @@ impl Server {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let Some(place) = self.caps.admit(None) else { continue };
+            let Some(place) = self.caps.admit(None) else {
+                continue;
+            };
             let server = self.clone();
             tokio::spawn(async move {
                 server.connection(stream, Remote(None)).await;
@@ -129,15 +144,26 @@ impl Server {
         }
     }
 
-    async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(&self, stream: S, remote: Remote) {
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        &self,
+        stream: S,
+        remote: Remote,
+    ) {
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(ConnectInfo(remote.clone()));
-            tower_service::Service::call(&mut app.clone(), req)
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo(remote.clone()));
+                tower_service::Service::call(&mut app.clone(), req)
+            });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(self.header_timeout).keep_alive(true);
-        let _ = builder.serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
     }
 }

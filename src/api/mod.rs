@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::audit::{AuditEvent, Kind};
-use limits::{Limit, Limits};
 use crate::service::{Principal, Service};
 use crate::tokens::Claims;
+use limits::{Limit, Limits};
 
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 64 << 10;
@@ -65,7 +65,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 
@@ -97,7 +101,10 @@ impl IntoResponse for ApiError {
             }
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
         }
         r
     }
@@ -113,25 +120,42 @@ pub struct Auth {
 impl FromRequestParts<Api> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, api: &Api) -> Result<Auth, ApiError> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        api: &Api,
+    ) -> Result<Auth, ApiError> {
         let request = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-        let peer = parts.extensions.get::<Peer>().map(|p| p.0.clone()).unwrap_or_default();
+        let peer = parts
+            .extensions
+            .get::<Peer>()
+            .map(|p| p.0.clone())
+            .unwrap_or_default();
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let refuse = |why: String| {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            let mut e = AuditEvent::new(Kind::ApiUnauthorized, "anonymous").with("why", why.clone()).with("address", peer.clone());
+            let mut e = AuditEvent::new(Kind::ApiUnauthorized, "anonymous")
+                .with("why", why.clone())
+                .with("address", peer.clone());
             if let Some(r) = &request {
                 e = e.with("request", r.clone());
             }
-            api.svc.record_bounded(&format!("api.unauthorized:{peer}"), e);
+            api.svc
+                .record_bounded(&format!("api.unauthorized:{peer}"), e);
             ApiError::new(StatusCode::UNAUTHORIZED, why)
         };
-        let Some(token) = bearer else { return Err(refuse("an access token is required (Authorization: Bearer ...)".into())) };
+        let Some(token) = bearer else {
+            return Err(refuse(
+                "an access token is required (Authorization: Bearer ...)".into(),
+            ));
+        };
         let (mut p, claims) = match api.svc.authenticate(token, &peer) {
             Ok(a) => a,
             // The host could not check: a 500, not a refusal of the caller.
@@ -155,7 +179,9 @@ impl FromRequestParts<Api> for Auth {
 /// security headers.
 async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     api.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let id = crate::secrets::random_bytes(8).map(|b| crate::secrets::hex(&b)).unwrap_or_default();
+    let id = crate::secrets::random_bytes(8)
+        .map(|b| crate::secrets::hex(&b))
+        .unwrap_or_default();
     let peer = match req.extensions().get::<ConnectInfo<Remote>>() {
         Some(ConnectInfo(Remote(Some(a)))) => a.ip().to_string(),
         _ => "unix".to_string(),
@@ -174,17 +200,30 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             api.svc.record_bounded(
                 &format!("api.rate_limited:{peer}"),
-                AuditEvent::new(Kind::ApiRateLimited, "anonymous").with("address", peer.clone()).with("request", id.clone()),
+                AuditEvent::new(Kind::ApiRateLimited, "anonymous")
+                    .with("address", peer.clone())
+                    .with("request", id.clone()),
             );
-            ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: "too many requests; slow down".into(), retry_after: Some(after) }
-                .into_response()
+            ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "too many requests; slow down".into(),
+                retry_after: Some(after),
+            }
+            .into_response()
         }
         None => next.run(req).await,
     };
     // Refusals of the request itself (bad input, no such thing, wrong media type, too large)
     // are audited here; 401, 403 and 429 were audited where they were decided.
     let status = res.status();
-    if status.is_client_error() && ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS].contains(&status) {
+    if status.is_client_error()
+        && ![
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+        .contains(&status)
+    {
         let path: String = path.chars().take(200).collect();
         api.svc.record_bounded(
             &format!("api.rejected:{peer}"),
@@ -202,7 +241,10 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
-        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
         ("cache-control", "no-store"),
     ] {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -219,19 +261,31 @@ pub struct Remote(pub Option<SocketAddr>);
 /// Over TLS, browsers are told to keep to it.
 async fn hsts(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    res.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     res
 }
 
 /// Starts the API on the configured TCP address and unix socket.
 pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
-    let api = Api { svc: svc.clone(), metrics: Arc::new(Metrics::default()), limits: Arc::new(Limits::new(svc.config().api_rate, svc.config().api_login_rate)) };
+    let api = Api {
+        svc: svc.clone(),
+        metrics: Arc::new(Metrics::default()),
+        limits: Arc::new(Limits::new(
+            svc.config().api_rate,
+            svc.config().api_login_rate,
+        )),
+    };
     let forget = Arc::downgrade(&api.limits);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let Some(limits) = forget.upgrade() else { return };
+            let Some(limits) = forget.upgrade() else {
+                return;
+            };
             limits.forget_idle();
         }
     });
@@ -242,18 +296,29 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     let server = listen::Server {
         app: app.clone(),
         svc: svc.clone(),
-        caps: listen::Caps::new(svc.config().api_max_connections, svc.config().api_max_connections_per_address),
+        caps: listen::Caps::new(
+            svc.config().api_max_connections,
+            svc.config().api_max_connections_per_address,
+        ),
         header_timeout: svc.config().api_header_timeout,
     };
     let mut said = Vec::new();
     if let Some(addr) = &svc.config().api_listen {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("api: listening on {addr}: {e}"))?;
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("api: listening on {addr}: {e}"))?;
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| addr.clone());
         match &svc.config().api_tls {
             Some((cert, key)) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls::config(cert, key)?);
                 said.push(format!("https://{local}"));
-                let server = listen::Server { app: app.clone().layer(axum::middleware::from_fn(hsts)), ..server.clone() };
+                let server = listen::Server {
+                    app: app.clone().layer(axum::middleware::from_fn(hsts)),
+                    ..server.clone()
+                };
                 tokio::spawn(server.tcp(listener, Some(acceptor)));
             }
             None => {
@@ -264,10 +329,14 @@ pub async fn start(svc: Arc<Service>) -> Result<Vec<String>, String> {
     }
     if let Some(path) = &svc.config().api_socket {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("{} is in use: is another cordon serve running on this data directory?", path.display()));
+            return Err(format!(
+                "{} is in use: is another cordon serve running on this data directory?",
+                path.display()
+            ));
         }
         let _ = std::fs::remove_file(path);
-        let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("api: listening on {}: {e}", path.display()))?;
+        let listener = tokio::net::UnixListener::bind(path)
+            .map_err(|e| format!("api: listening on {}: {e}", path.display()))?;
         said.push(format!("unix:{}", path.display()));
         tokio::spawn(server.unix(listener));
     }

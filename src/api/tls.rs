@@ -15,9 +15,13 @@ pub fn config(cert: &Path, key: &Path) -> Result<Arc<tokio_rustls::rustls::Serve
         .collect::<Result<_, _>>()
         .map_err(|e| format!("api.tls_cert: {}: {e}", cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("api.tls_cert: {} holds no certificate", cert.display()));
+        return Err(format!(
+            "api.tls_cert: {} holds no certificate",
+            cert.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("api.tls_key: {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("api.tls_key: {}: {e}", key.display()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

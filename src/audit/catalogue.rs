@@ -197,16 +197,27 @@ mod tests {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         assert_eq!(names.len(), Kind::ALL.len());
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')));
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')));
     }
 
     #[test]
     fn the_documented_catalogue_is_this_one() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/audit-events.md")).unwrap();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/audit-events.md"))
+                .unwrap();
         for k in Kind::ALL {
             let (name, meaning) = k.describe();
-            assert!(doc.contains(&format!("| `{name}` | {meaning} |")), "docs/audit-events.md lacks or differs for {name}");
+            assert!(
+                doc.contains(&format!("| `{name}` | {meaning} |")),
+                "docs/audit-events.md lacks or differs for {name}"
+            );
         }
-        assert_eq!(doc.matches("\n| `").count(), Kind::ALL.len(), "docs/audit-events.md lists events that are not in the catalogue");
+        assert_eq!(
+            doc.matches("\n| `").count(),
+            Kind::ALL.len(),
+            "docs/audit-events.md lists events that are not in the catalogue"
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct Broken {
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.line > 0 {
-            write!(f, "{} line {} (event {}): {}", self.file, self.line, self.seq, self.reason)
+            write!(
+                f,
+                "{} line {} (event {}): {}",
+                self.file, self.line, self.seq, self.reason
+            )
         } else {
             write!(f, "{}: {}", self.file, self.reason)
         }
@@ -73,12 +77,17 @@ pub fn files(log: &Path) -> Vec<(Option<u64>, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let first = name.strip_prefix("audit-")?.strip_suffix(".log")?.parse::<u64>().ok()?;
+            let first = name
+                .strip_prefix("audit-")?
+                .strip_suffix(".log")?
+                .parse::<u64>()
+                .ok()?;
             Some((first, e.path()))
         })
         .collect();
     segs.sort();
-    let mut out: Vec<(Option<u64>, PathBuf)> = segs.into_iter().map(|(f, p)| (Some(f), p)).collect();
+    let mut out: Vec<(Option<u64>, PathBuf)> =
+        segs.into_iter().map(|(f, p)| (Some(f), p)).collect();
     out.push((None, log.to_path_buf()));
     out
 }
@@ -89,7 +98,9 @@ pub fn segment_name(first: u64) -> String {
 }
 
 fn name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Verifies the whole chain, or, from `from`, only what was appended since.
@@ -99,10 +110,10 @@ pub fn verify(log: &Path, key: &[u8], from: Option<&Position>) -> Result<Positio
     // Where to begin: the file holding `from` (the current log then, maybe a segment now).
     let start = match &pos {
         None => 0,
-        Some(p) => match all
-            .iter()
-            .position(|(first, path)| first == &Some(p.file_first) || (first.is_none() && file_first(path) == Some(p.file_first)))
-        {
+        Some(p) => match all.iter().position(|(first, path)| {
+            first == &Some(p.file_first)
+                || (first.is_none() && file_first(path) == Some(p.file_first))
+        }) {
             Some(i) => i,
             None => return verify(log, key, None),
         },
@@ -111,7 +122,14 @@ pub fn verify(log: &Path, key: &[u8], from: Option<&Position>) -> Result<Positio
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && first.is_none() => break,
-            Err(e) => return Err(Broken { file: name(path), line: 0, seq: 0, reason: format!("cannot read: {e}") }),
+            Err(e) => {
+                return Err(Broken {
+                    file: name(path),
+                    line: 0,
+                    seq: 0,
+                    reason: format!("cannot read: {e}"),
+                })
+            }
         };
         let this_first = first.or_else(|| file_first(path));
         let (mut offset, mut line_no) = match &pos {
@@ -142,16 +160,30 @@ pub fn verify(log: &Path, key: &[u8], from: Option<&Position>) -> Result<Positio
                 break;
             }
             line_no += 1;
-            let at = |reason: String, seq: u64| Broken { file: name(path), line: line_no, seq, reason };
-            let text = std::str::from_utf8(&buf[..buf.len() - 1]).map_err(|_| at("not UTF-8".into(), 0))?;
+            let at = |reason: String, seq: u64| Broken {
+                file: name(path),
+                line: line_no,
+                seq,
+                reason,
+            };
+            let text = std::str::from_utf8(&buf[..buf.len() - 1])
+                .map_err(|_| at("not UTF-8".into(), 0))?;
             let (body, mac) = split_line(text).ok_or_else(|| at("no MAC".into(), 0))?;
-            let v: Value = serde_json::from_str(&body).map_err(|e| at(format!("not JSON: {e}"), 0))?;
-            let seq = v.get("seq").and_then(Value::as_u64).ok_or_else(|| at("no sequence number".into(), 0))?;
+            let v: Value =
+                serde_json::from_str(&body).map_err(|e| at(format!("not JSON: {e}"), 0))?;
+            let seq = v
+                .get("seq")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| at("no sequence number".into(), 0))?;
             let p = match pos.as_mut() {
                 Some(p) => p,
                 None => {
                     // The chain's first line: event 1, or where retention says it resumes.
-                    let prev = v.get("prev").and_then(Value::as_str).unwrap_or("").to_string();
+                    let prev = v
+                        .get("prev")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     let pending = (seq != 1 || prev != GENESIS).then(|| (seq, prev.clone()));
                     pos.insert(Position {
                         file_first: this_first.unwrap_or(seq),
@@ -191,7 +223,15 @@ pub fn verify(log: &Path, key: &[u8], from: Option<&Position>) -> Result<Positio
             p.events += 1;
         }
     }
-    let p = pos.unwrap_or(Position { file_first: 1, offset: 0, seq: 0, mac: GENESIS.to_string(), events: 0, pending_start: None, line: 0 });
+    let p = pos.unwrap_or(Position {
+        file_first: 1,
+        offset: 0,
+        seq: 0,
+        mac: GENESIS.to_string(),
+        events: 0,
+        pending_start: None,
+        line: 0,
+    });
     if let Some((s, _)) = &p.pending_start {
         return Err(Broken {
             file: name(log),
@@ -209,21 +249,38 @@ fn file_first(path: &Path) -> Option<u64> {
     let mut line = String::new();
     BufReader::new(f).read_line(&mut line).ok()?;
     let (body, _) = split_line(line.trim_end())?;
-    serde_json::from_str::<Value>(&body).ok()?.get("seq")?.as_u64()
+    serde_json::from_str::<Value>(&body)
+        .ok()?
+        .get("seq")?
+        .as_u64()
 }
 
 /// Checks a forwarded copy of the log (a file sink, or a syslog or journal export: each
 /// line holding one event's JSON somewhere) against the log: every event in the copy must be
 /// in the log with the same MAC. Returns how many were checked, or the first one missing.
 pub fn verify_against(log: &Path, copy: &Path) -> Result<u64, Broken> {
-    let copy_file = File::open(copy).map_err(|e| Broken { file: name(copy), line: 0, seq: 0, reason: format!("cannot read: {e}") })?;
+    let copy_file = File::open(copy).map_err(|e| Broken {
+        file: name(copy),
+        line: 0,
+        seq: 0,
+        reason: format!("cannot read: {e}"),
+    })?;
     let mut local = Lines::new(log);
     let mut checked = 0;
     for (i, line) in BufReader::new(copy_file).lines().enumerate() {
         let Ok(line) = line else { continue };
-        let Some(start) = line.find('{') else { continue };
-        let Some((body, mac)) = split_line(line[start..].trim_end()) else { continue };
-        let Some(seq) = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("seq").and_then(Value::as_u64)) else { continue };
+        let Some(start) = line.find('{') else {
+            continue;
+        };
+        let Some((body, mac)) = split_line(line[start..].trim_end()) else {
+            continue;
+        };
+        let Some(seq) = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(Value::as_u64))
+        else {
+            continue;
+        };
         let time = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v.get("time").and_then(Value::as_str).map(str::to_string))
@@ -259,7 +316,10 @@ struct Lines {
 
 impl Lines {
     fn new(log: &Path) -> Lines {
-        Lines { files: files(log).into_iter().map(|(_, p)| p).rev().collect(), current: None }
+        Lines {
+            files: files(log).into_iter().map(|(_, p)| p).rev().collect(),
+            current: None,
+        }
     }
 
     /// The MAC of event `seq`, reading forward (sequence numbers asked for only grow).
@@ -272,8 +332,12 @@ impl Lines {
             }
             match self.current.as_mut().and_then(|l| l.next()) {
                 Some(Ok(line)) => {
-                    let Some((body, mac)) = split_line(&line) else { continue };
-                    let s = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("seq").and_then(Value::as_u64));
+                    let Some((body, mac)) = split_line(&line) else {
+                        continue;
+                    };
+                    let s = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("seq").and_then(Value::as_u64));
                     match s {
                         Some(s) if s == seq => return Some(mac.to_string()),
                         // Past it: the log does not have it.

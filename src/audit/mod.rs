@@ -49,7 +49,9 @@ pub enum AuditError {
     #[error("{0}")]
     Head(&'static str),
     /// A thread panicked while appending; the tail it left is not trusted.
-    #[error("the audit log lock is poisoned (a thread panicked while writing it); restart the host")]
+    #[error(
+        "the audit log lock is poisoned (a thread panicked while writing it); restart the host"
+    )]
     Poisoned,
     /// The event could not be put as JSON.
     #[error("encoding an audit event: {0}")]
@@ -64,8 +66,15 @@ pub enum AuditError {
 
 impl AuditError {
     /// For `map_err`: `action` on `path` failed.
-    fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AuditError + 'a {
-        move |source| AuditError::Io { action, path: path.to_path_buf(), source }
+    fn io<'a>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> AuditError + 'a {
+        move |source| AuditError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -80,7 +89,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { segment_size: 64 << 20, forward: Vec::new() }
+        Options {
+            segment_size: 64 << 20,
+            forward: Vec::new(),
+        }
     }
 }
 
@@ -94,7 +106,11 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(event: Kind, actor: impl Into<String>) -> AuditEvent {
-        AuditEvent { event, actor: actor.into(), fields: Map::new() }
+        AuditEvent {
+            event,
+            actor: actor.into(),
+            fields: Map::new(),
+        }
     }
 
     /// Adds a field; string values pass through the one masker ([`crate::masking`]) first.
@@ -144,15 +160,24 @@ fn read_head(path: &Path, key: &[u8]) -> Result<Option<(u64, String)>, AuditErro
     };
     match parts.get(2) {
         Some(sealed) if *sealed == seal_head(key, seq, &mac) => Ok(Some((seq, mac))),
-        Some(_) => Err(AuditError::Head("the head file's seal does not match: it was written without the key")),
-        None => Err(AuditError::Head("the head file is not sealed (written by hand, or by an older cordon)")),
+        Some(_) => Err(AuditError::Head(
+            "the head file's seal does not match: it was written without the key",
+        )),
+        None => Err(AuditError::Head(
+            "the head file is not sealed (written by hand, or by an older cordon)",
+        )),
     }
 }
 
 fn write_head(head: &Path, key: &[u8], seq: u64, mac: &str) -> Result<(), AuditError> {
     let tmp = head.with_extension("head.tmp");
-    let mut f =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(AuditError::io("writing", &tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(AuditError::io("writing", &tmp))?;
     f.write_all(format!("{seq} {mac} {}\n", seal_head(key, seq, mac)).as_bytes())
         .and_then(|_| f.sync_data())
         .map_err(AuditError::io("writing", &tmp))?;
@@ -161,11 +186,15 @@ fn write_head(head: &Path, key: &[u8], seq: u64, mac: &str) -> Result<(), AuditE
 
 /// The last event of the log (across its files): its sequence number and MAC.
 fn last_event(log: &Path) -> Result<Option<(u64, String)>, AuditError> {
-    let refuse = |path: &Path, what: &str| AuditError::Refused { log: log.to_path_buf(), why: format!("{}: {what}", path.display()) };
+    let refuse = |path: &Path, what: &str| AuditError::Refused {
+        log: log.to_path_buf(),
+        why: format!("{}: {what}", path.display()),
+    };
     for (_, path) in chain::files(log).into_iter().rev() {
         match chain::last_line(&path) {
             Ok(Some(line)) => {
-                let (body, mac) = chain::split_line(&line).ok_or_else(|| refuse(&path, "its last line has no MAC"))?;
+                let (body, mac) = chain::split_line(&line)
+                    .ok_or_else(|| refuse(&path, "its last line has no MAC"))?;
                 let seq = serde_json::from_str::<Value>(&body)
                     .ok()
                     .and_then(|v| v.get("seq").and_then(Value::as_u64))
@@ -185,29 +214,68 @@ impl AuditLog {
     /// must match the log's last line: appending to a cut or broken log would hide it.
     /// `unsealed_ok` lets a log from before sealed heads be opened once (its whole chain is
     /// then verified instead, and the head sealed).
-    pub fn open(path: &Path, key: Vec<u8>, options: Options, unsealed_ok: bool) -> Result<AuditLog, AuditError> {
+    pub fn open(
+        path: &Path,
+        key: Vec<u8>,
+        options: Options,
+        unsealed_ok: bool,
+    ) -> Result<AuditLog, AuditError> {
         let head = path.with_extension("head");
-        let refuse = |why: String| AuditError::Refused { log: path.to_path_buf(), why };
+        let refuse = |why: String| AuditError::Refused {
+            log: path.to_path_buf(),
+            why,
+        };
         let last = last_event(path)?;
         let tail = match read_head(&head, &key) {
             Ok(Some((seq, mac))) => match &last {
                 Some((s, m)) if *s == seq && *m == mac => Tail { seq, mac },
-                Some((s, _)) => return Err(refuse(format!("the log ends at event {s} but its head says {seq}: events were cut or added"))),
-                None => return Err(refuse(format!("the log is missing but its head says it held {seq} events"))),
+                Some((s, _)) => {
+                    return Err(refuse(format!(
+                    "the log ends at event {s} but its head says {seq}: events were cut or added"
+                )))
+                }
+                None => {
+                    return Err(refuse(format!(
+                        "the log is missing but its head says it held {seq} events"
+                    )))
+                }
             },
-            Ok(None) if last.is_none() => Tail { seq: 0, mac: GENESIS.to_string() },
+            Ok(None) if last.is_none() => Tail {
+                seq: 0,
+                mac: GENESIS.to_string(),
+            },
             Ok(None) | Err(_) if unsealed_ok => {
                 let p = chain::verify(path, &key, None).map_err(|b| refuse(b.to_string()))?;
                 write_head(&head, &key, p.seq, &p.mac)?;
-                Tail { seq: p.seq, mac: p.mac }
+                Tail {
+                    seq: p.seq,
+                    mac: p.mac,
+                }
             }
             Ok(None) => return Err(refuse("the log has events but no head file".into())),
             Err(e @ AuditError::Io { .. }) => return Err(e),
             Err(e) => return Err(refuse(e.to_string())),
         };
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(AuditError::io("opening", path))?;
-        let sinks = options.forward.iter().cloned().map(sinks::Sink::new).collect();
-        Ok(AuditLog { path: path.to_path_buf(), head, key, options, sinks, tail: Mutex::new((file, tail)) })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(AuditError::io("opening", path))?;
+        let sinks = options
+            .forward
+            .iter()
+            .cloned()
+            .map(sinks::Sink::new)
+            .collect();
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            head,
+            key,
+            options,
+            sinks,
+            tail: Mutex::new((file, tail)),
+        })
     }
 
     /// The log's path.
@@ -238,8 +306,12 @@ impl AuditLog {
                 break;
             }
             drop(lock);
-            *file =
-                OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(AuditError::io("opening", &self.path))?;
+            *file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&self.path)
+                .map_err(AuditError::io("opening", &self.path))?;
         }
         if let Ok(Some((seq, mac))) = read_head(&self.head, &self.key) {
             if seq >= tail.seq {
@@ -250,9 +322,15 @@ impl AuditLog {
         obj.insert("seq".into(), Value::from(tail.seq + 1));
         obj.insert("time".into(), Value::from(now_rfc3339()));
         obj.insert("event".into(), Value::from(event.event.name()));
-        obj.insert("actor".into(), Value::from(crate::masking::mask_text(&event.actor)));
+        obj.insert(
+            "actor".into(),
+            Value::from(crate::masking::mask_text(&event.actor)),
+        );
         for (k, v) in event.fields {
-            if !matches!(k.as_str(), "seq" | "time" | "event" | "actor" | "prev" | "mac") {
+            if !matches!(
+                k.as_str(),
+                "seq" | "time" | "event" | "actor" | "prev" | "mac"
+            ) {
                 obj.insert(k, v);
             }
         }
@@ -260,7 +338,9 @@ impl AuditLog {
         let body = serde_json::to_string(&Value::Object(obj))?;
         let mac = seal(&self.key, &tail.mac, &body);
         let line = format!("{}{MAC_FIELD}{mac}\"}}\n", &body[..body.len() - 1]);
-        file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(AuditError::io("writing", &self.path))?;
+        file.write_all(line.as_bytes())
+            .and_then(|_| file.sync_data())
+            .map_err(AuditError::io("writing", &self.path))?;
         tail.seq += 1;
         tail.mac = mac;
         write_head(&self.head, &self.key, tail.seq, &tail.mac)?;
@@ -278,15 +358,25 @@ impl AuditLog {
     /// `record` holds) and starts an empty one; the chain runs on across the files.
     fn rotate(&self, file: &mut File) -> Result<(), AuditError> {
         let first = chain::files(&self.path).last().and_then(|(_, p)| {
-            let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?)).next()?.ok()?;
+            let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?))
+                .next()?
+                .ok()?;
             let (body, _) = chain::split_line(&line)?;
-            serde_json::from_str::<Value>(&body).ok()?.get("seq")?.as_u64()
+            serde_json::from_str::<Value>(&body)
+                .ok()?
+                .get("seq")?
+                .as_u64()
         });
         let Some(first) = first else { return Ok(()) };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let segment = dir.join(chain::segment_name(first));
         std::fs::rename(&self.path, &segment).map_err(AuditError::io("rotating", &self.path))?;
-        *file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(AuditError::io("opening", &self.path))?;
+        *file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(AuditError::io("opening", &self.path))?;
         Ok(())
     }
 
@@ -306,12 +396,18 @@ impl AuditLog {
             let newest = chain::last_line(path)
                 .ok()
                 .flatten()
-                .and_then(|l| chain::split_line(&l).and_then(|(b, _)| serde_json::from_str::<Value>(&b).ok()))
+                .and_then(|l| {
+                    chain::split_line(&l).and_then(|(b, _)| serde_json::from_str::<Value>(&b).ok())
+                })
                 .and_then(|v| v.get("time").and_then(Value::as_str).map(str::to_string));
             match newest {
                 Some(t) if t < cutoff => {
                     std::fs::remove_file(path).map_err(AuditError::io("removing", path))?;
-                    removed.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                    removed.push(
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    );
                 }
                 _ => break,
             }
@@ -322,10 +418,15 @@ impl AuditLog {
         let (seq, prev) = chain::files(&self.path)
             .into_iter()
             .find_map(|(_, p)| {
-                let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?)).next()?.ok()?;
+                let line = std::io::BufRead::lines(std::io::BufReader::new(File::open(p).ok()?))
+                    .next()?
+                    .ok()?;
                 let (body, _) = chain::split_line(&line)?;
                 let v = serde_json::from_str::<Value>(&body).ok()?;
-                Some((v.get("seq")?.as_u64()?, v.get("prev")?.as_str()?.to_string()))
+                Some((
+                    v.get("seq")?.as_u64()?,
+                    v.get("prev")?.as_str()?.to_string(),
+                ))
             })
             .ok_or(AuditError::NoFirstEvent)?;
         self.record(
@@ -391,7 +492,8 @@ impl Drop for FileLock {
 
 fn seal(key: &[u8], prev: &str, body: &str) -> String {
     // HMAC accepts keys of any length; 32 bytes come from the key file.
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(prev.as_bytes());
     m.update(b"\n");
     m.update(body.as_bytes());
@@ -402,7 +504,11 @@ fn seal(key: &[u8], prev: &str, body: &str) -> String {
 /// where a retention event says it resumes), the sealed head, and, when the host has
 /// checkpointed it, that the log still holds the event the database saw last. Returns the
 /// events verified and the last one, or what is wrong.
-pub fn verify_log(log: &Path, key: &[u8], checkpoint: Option<(u64, String)>) -> Result<chain::Position, Broken> {
+pub fn verify_log(
+    log: &Path,
+    key: &[u8],
+    checkpoint: Option<(u64, String)>,
+) -> Result<chain::Position, Broken> {
     verify_log_from(log, key, checkpoint, None)
 }
 
@@ -414,8 +520,16 @@ pub fn verify_log_from(
     checkpoint: Option<(u64, String)>,
     from: Option<&chain::Position>,
 ) -> Result<chain::Position, Broken> {
-    let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let broken = |seq: u64, reason: String| Broken { file: name.clone(), line: 0, seq, reason };
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let broken = |seq: u64, reason: String| Broken {
+        file: name.clone(),
+        line: 0,
+        seq,
+        reason,
+    };
     let pos = chain::verify(log, key, from)?;
     let head = log.with_extension("head");
     match read_head(&head, key) {
@@ -423,14 +537,28 @@ pub fn verify_log_from(
         Ok(Some((seq, _))) if seq > pos.seq => {
             return Err(broken(
                 pos.seq + 1,
-                format!("the log ends at event {} but its head says {seq}: events were cut from the end", pos.seq),
+                format!(
+                "the log ends at event {} but its head says {seq}: events were cut from the end",
+                pos.seq
+            ),
             ))
         }
         Ok(Some((seq, _))) => {
-            return Err(broken(seq, format!("the head says event {seq} is the last, but the log goes on to {}", pos.seq)))
+            return Err(broken(
+                seq,
+                format!(
+                    "the head says event {seq} is the last, but the log goes on to {}",
+                    pos.seq
+                ),
+            ))
         }
         Ok(None) if pos.seq == 0 => {}
-        Ok(None) => return Err(broken(pos.seq, "the log has events but its head file is missing".into())),
+        Ok(None) => {
+            return Err(broken(
+                pos.seq,
+                "the log has events but its head file is missing".into(),
+            ))
+        }
         Err(e) => return Err(broken(pos.seq, e.to_string())),
     }
     if let Some((seq, mac)) = checkpoint {
@@ -456,7 +584,10 @@ pub fn read_events(path: &Path) -> Vec<Value> {
 /// The current time in whole seconds since 1970 (0 for a clock set before it): token times,
 /// recording headers, the names of retired places.
 pub fn unix_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
@@ -493,11 +624,19 @@ mod tests {
     }
 
     fn lines(l: &AuditLog) -> Vec<String> {
-        std::fs::read_to_string(l.path()).unwrap().lines().map(str::to_string).collect()
+        std::fs::read_to_string(l.path())
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     fn write(l: &AuditLog, ls: &[String]) {
-        std::fs::write(l.path(), ls.iter().map(|x| format!("{x}\n")).collect::<String>()).unwrap();
+        std::fs::write(
+            l.path(),
+            ls.iter().map(|x| format!("{x}\n")).collect::<String>(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -505,7 +644,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..5 {
-            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i))
+                .unwrap();
         }
         assert_eq!(verify(&l), Ok(5));
         drop(l);
@@ -519,7 +659,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..4 {
-            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Login, "alice").with("n", i))
+                .unwrap();
         }
         let mut ls = lines(&l);
         ls[2] = ls[2].replacen("alice", "alicf", 1);
@@ -533,18 +674,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..4 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let ls = lines(&l);
         write(&l, &[ls[0].clone(), ls[2].clone(), ls[3].clone()]);
         assert_eq!(verify(&l).unwrap_err().line, 2);
-        write(&l, &[ls[1].clone(), ls[0].clone(), ls[2].clone(), ls[3].clone()]);
+        write(
+            &l,
+            &[ls[1].clone(), ls[0].clone(), ls[2].clone(), ls[3].clone()],
+        );
         let e = verify(&l).unwrap_err();
         assert!(e.line <= 2 && e.reason.contains("sequence number 1"), "{e}");
         write(&l, &ls[..3]);
         assert!(verify(&l).unwrap_err().reason.contains("cut from the end"));
         write(&l, &ls);
-        assert!(verify_log(l.path(), &[8u8; 32], None).is_err(), "a wrong key fails");
+        assert!(
+            verify_log(l.path(), &[8u8; 32], None).is_err(),
+            "a wrong key fails"
+        );
     }
 
     #[test]
@@ -552,7 +700,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..6 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let ls = lines(&l);
         write(&l, &ls[..4]);
@@ -562,9 +711,16 @@ mod tests {
         assert!(body.contains("\"seq\":4"));
         std::fs::write(l.path().with_extension("head"), format!("4 {mac}\n")).unwrap();
         assert!(verify(&l).unwrap_err().reason.contains("not sealed"));
-        std::fs::write(l.path().with_extension("head"), format!("4 {mac} {}\n", "0".repeat(64))).unwrap();
+        std::fs::write(
+            l.path().with_extension("head"),
+            format!("4 {mac} {}\n", "0".repeat(64)),
+        )
+        .unwrap();
         assert!(verify(&l).unwrap_err().reason.contains("without the key"));
-        assert!(AuditLog::open(l.path(), KEY.to_vec(), Options::default(), false).is_err(), "nor may it be appended to");
+        assert!(
+            AuditLog::open(l.path(), KEY.to_vec(), Options::default(), false).is_err(),
+            "nor may it be appended to"
+        );
     }
 
     #[test]
@@ -572,7 +728,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = log(dir.path());
         for i in 0..3 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let checkpoint = Some(l.last());
         std::fs::remove_file(l.path()).unwrap();
@@ -584,21 +741,38 @@ mod tests {
     #[test]
     fn the_chain_runs_on_across_rotated_segments_and_retention_says_where_it_resumes() {
         let dir = tempfile::tempdir().unwrap();
-        let l = log_with(dir.path(), Options { segment_size: 1500, ..Options::default() });
+        let l = log_with(
+            dir.path(),
+            Options {
+                segment_size: 1500,
+                ..Options::default()
+            },
+        );
         for i in 0..40 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let files = chain::files(l.path());
         assert!(files.len() > 3, "rotated: {files:?}");
         assert_eq!(verify(&l), Ok(40));
         // Removing the oldest segment by hand is a cut at the start.
         std::fs::remove_file(&files[0].1).unwrap();
-        assert!(verify(&l).unwrap_err().reason.contains("earlier events were removed"));
+        assert!(verify(&l)
+            .unwrap_err()
+            .reason
+            .contains("earlier events were removed"));
         // Retention removing it (the segments are all "old" with a zero age) is not.
         let dir2 = tempfile::tempdir().unwrap();
-        let l = log_with(dir2.path(), Options { segment_size: 1500, ..Options::default() });
+        let l = log_with(
+            dir2.path(),
+            Options {
+                segment_size: 1500,
+                ..Options::default()
+            },
+        );
         for i in 0..40 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
         let removed = l.apply_retention(std::time::Duration::ZERO).unwrap();
@@ -613,9 +787,16 @@ mod tests {
     fn a_forwarded_copy_names_the_first_event_missing_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("copy.jsonl");
-        let l = log_with(dir.path(), Options { forward: vec![sinks::Target::File(copy.clone())], ..Options::default() });
+        let l = log_with(
+            dir.path(),
+            Options {
+                forward: vec![sinks::Target::File(copy.clone())],
+                ..Options::default()
+            },
+        );
         for i in 0..6 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         assert_eq!(chain::verify_against(l.path(), &copy), Ok(6));
         // The log cut after event 4 and its head rewritten by someone holding the key.
@@ -623,7 +804,10 @@ mod tests {
         write(&l, &ls[..4]);
         let (_, mac) = chain::split_line(&ls[3]).unwrap();
         write_head(&l.path().with_extension("head"), &KEY, 4, mac).unwrap();
-        assert!(verify(&l).is_ok(), "the key holder's cut passes the log's own checks");
+        assert!(
+            verify(&l).is_ok(),
+            "the key holder's cut passes the log's own checks"
+        );
         let e = chain::verify_against(l.path(), &copy).unwrap_err();
         assert_eq!(e.seq, 5, "{e}");
         assert!(e.reason.contains("missing from the log"), "{e}");
@@ -632,13 +816,21 @@ mod tests {
     #[test]
     fn an_incremental_verification_reads_only_what_was_added() {
         let dir = tempfile::tempdir().unwrap();
-        let l = log_with(dir.path(), Options { segment_size: 2000, ..Options::default() });
+        let l = log_with(
+            dir.path(),
+            Options {
+                segment_size: 2000,
+                ..Options::default()
+            },
+        );
         for i in 0..10 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let p = chain::verify(l.path(), &KEY, None).unwrap();
         for i in 0..30 {
-            l.record(AuditEvent::new(Kind::Run, "a").with("n", i)).unwrap();
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
         }
         let q = chain::verify(l.path(), &KEY, Some(&p)).unwrap();
         assert_eq!((q.seq, q.events), (40, 40));
@@ -648,8 +840,9 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let e =
-            AuditEvent::new(Kind::Run, "alice").with("argv", "curl -H Authorization: Bearer abc123 x").with("env", "API_TOKEN=xyz make");
+        let e = AuditEvent::new(Kind::Run, "alice")
+            .with("argv", "curl -H Authorization: Bearer abc123 x")
+            .with("env", "API_TOKEN=xyz make");
         assert_eq!(e.fields["argv"], "curl -H Authorization: Bearer *** x");
         assert_eq!(e.fields["env"], "API_TOKEN=*** make");
     }
@@ -672,8 +865,14 @@ mod tests {
         assert_eq!(at(1_796_126_400_042), "2026-12-01T12:00:00.042Z");
         assert_eq!(at(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
         // Truncated, not rounded, as before.
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999)), "1970-01-01T00:00:00.001Z");
-        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(86_400)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999)),
+            "1970-01-01T00:00:00.001Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(86_400)),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(at(300_000_000_000_000), "9999-12-31T23:59:59.999Z");
     }
 }

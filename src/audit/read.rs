@@ -18,8 +18,12 @@ pub fn latest(log: &Path, limit: usize, filter: Option<&str>, budget: u64) -> Ve
     let mut out = Vec::new();
     let mut read = 0u64;
     for (_, path) in super::chain::files(log).into_iter().rev() {
-        let Ok(mut f) = File::open(&path) else { continue };
-        let Ok(len) = f.metadata().map(|m| m.len()) else { continue };
+        let Ok(mut f) = File::open(&path) else {
+            continue;
+        };
+        let Ok(len) = f.metadata().map(|m| m.len()) else {
+            continue;
+        };
         let mut end = len;
         // The part of a line that began in the block before this one.
         let mut carry: Vec<u8> = Vec::new();
@@ -27,7 +31,10 @@ pub fn latest(log: &Path, limit: usize, filter: Option<&str>, budget: u64) -> Ve
         while end > 0 && out.len() < limit && read < budget {
             let start = end.saturating_sub(BLOCK as u64);
             let mut block = vec![0u8; (end - start) as usize];
-            if f.seek(SeekFrom::Start(start)).and_then(|_| f.read_exact(&mut block)).is_err() {
+            if f.seek(SeekFrom::Start(start))
+                .and_then(|_| f.read_exact(&mut block))
+                .is_err()
+            {
                 break;
             }
             read += block.len() as u64;
@@ -39,7 +46,11 @@ pub fn latest(log: &Path, limit: usize, filter: Option<&str>, budget: u64) -> Ve
                 lines.pop(); // after the final newline: empty, or a partial line
                 first_block = false;
             }
-            carry = if start > 0 { lines.remove(0).to_vec() } else { Vec::new() };
+            carry = if start > 0 {
+                lines.remove(0).to_vec()
+            } else {
+                Vec::new()
+            };
             for line in lines.into_iter().rev() {
                 if line.is_empty() {
                     continue;
@@ -76,20 +87,37 @@ mod tests {
     #[test]
     fn the_latest_events_come_from_the_end_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let line = |n: u64| format!("{{\"seq\":{n},\"event\":\"e{n}\",\"pad\":\"{}\"}}\n", "x".repeat((n % 7) as usize * 300));
+        let line = |n: u64| {
+            format!(
+                "{{\"seq\":{n},\"event\":\"e{n}\",\"pad\":\"{}\"}}\n",
+                "x".repeat((n % 7) as usize * 300)
+            )
+        };
         let seg: String = (1..=500).map(line).collect();
         std::fs::write(dir.path().join(super::super::chain::segment_name(1)), seg).unwrap();
         let cur: String = (501..=1000).map(line).collect();
         // A last line still being written is not an event yet.
-        std::fs::write(dir.path().join("audit.log"), format!("{cur}{{\"seq\":1001,\"ev")).unwrap();
+        std::fs::write(
+            dir.path().join("audit.log"),
+            format!("{cur}{{\"seq\":1001,\"ev"),
+        )
+        .unwrap();
         let log = dir.path().join("audit.log");
         let got = latest(&log, 3, None, u64::MAX);
-        assert_eq!(got.iter().map(|v| v["seq"].as_u64().unwrap()).collect::<Vec<_>>(), [1000, 999, 998]);
+        assert_eq!(
+            got.iter()
+                .map(|v| v["seq"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [1000, 999, 998]
+        );
         let got = latest(&log, 700, None, u64::MAX);
         assert_eq!(got.len(), 700);
         assert_eq!(got.last().unwrap()["seq"], 301, "into the older segment");
         let seqs: Vec<u64> = got.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
-        assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "every event once, newest first");
+        assert!(
+            seqs.windows(2).all(|w| w[0] == w[1] + 1),
+            "every event once, newest first"
+        );
         let found = latest(&log, 10, Some("\"e42\""), u64::MAX);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0]["seq"], 42);

@@ -47,7 +47,11 @@ enum Open {
 
 impl Sink {
     pub fn new(target: Target) -> Sink {
-        Sink { target, open: Mutex::new(None), said: Mutex::new(None) }
+        Sink {
+            target,
+            open: Mutex::new(None),
+            said: Mutex::new(None),
+        }
     }
 
     fn connect(&self) -> std::io::Result<Open> {
@@ -58,7 +62,11 @@ impl Sink {
                 Ok(Open::Syslog(s))
             }
             Target::File(path) => {
-                let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(path)?;
                 Ok(Open::File(f))
             }
         }
@@ -75,7 +83,12 @@ impl Sink {
             }
             match open.as_mut() {
                 // RFC 3164 framing: facility authpriv (10), severity info (6).
-                Some(Open::Syslog(s)) => s.send(format!("<86>cordon[{}]: {}", std::process::id(), line.trim_end()).as_bytes()).map(drop),
+                Some(Open::Syslog(s)) => s
+                    .send(
+                        format!("<86>cordon[{}]: {}", std::process::id(), line.trim_end())
+                            .as_bytes(),
+                    )
+                    .map(drop),
                 Some(Open::File(f)) => f.write_all(line.as_bytes()),
                 None => Ok(()),
             }

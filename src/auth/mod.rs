@@ -44,7 +44,10 @@ pub struct UnknownRole(pub String);
 impl FromStr for Role {
     type Err = UnknownRole;
     fn from_str(s: &str) -> Result<Role, UnknownRole> {
-        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| UnknownRole(s.to_string()))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| UnknownRole(s.to_string()))
     }
 }
 
@@ -69,7 +72,13 @@ pub fn allowed(role: Role, action: Action) -> bool {
     match (role, action) {
         (Admin, _) => true,
         (Developer, CreateSession | RunCommand | ListSessions) => true,
-        (Developer, AttachSession { own } | ObserveSession { own } | EndSession { own } | ReadRecording { own }) => own,
+        (
+            Developer,
+            AttachSession { own }
+            | ObserveSession { own }
+            | EndSession { own }
+            | ReadRecording { own },
+        ) => own,
         (Developer, ReadAudit | ManageUsers) => false,
         (Auditor, ObserveSession { .. } | ListSessions | ReadRecording { .. } | ReadAudit) => true,
         (Auditor, _) => false,
@@ -84,9 +93,18 @@ mod tests {
 
     #[test]
     fn developers_touch_only_their_own_sessions() {
-        assert!(allowed(Role::Developer, Action::AttachSession { own: true }));
-        assert!(!allowed(Role::Developer, Action::AttachSession { own: false }));
-        assert!(!allowed(Role::Developer, Action::ObserveSession { own: false }));
+        assert!(allowed(
+            Role::Developer,
+            Action::AttachSession { own: true }
+        ));
+        assert!(!allowed(
+            Role::Developer,
+            Action::AttachSession { own: false }
+        ));
+        assert!(!allowed(
+            Role::Developer,
+            Action::ObserveSession { own: false }
+        ));
         assert!(!allowed(Role::Developer, Action::ReadAudit));
     }
 

@@ -79,7 +79,10 @@ pub fn check_policy(user: &str, password: &str) -> Result<(), PolicyError> {
         return Err(PolicyError::TooFewClasses);
     }
     let lower = password.to_lowercase();
-    if FORBIDDEN.iter().any(|f| lower == *f || lower.trim_end_matches(|c: char| !c.is_alphanumeric()) == *f) {
+    if FORBIDDEN
+        .iter()
+        .any(|f| lower == *f || lower.trim_end_matches(|c: char| !c.is_alphanumeric()) == *f)
+    {
         return Err(PolicyError::Common);
     }
     if !user.is_empty() && lower.contains(&user.to_lowercase()) {
@@ -103,19 +106,30 @@ pub enum HashError {
 pub fn hash(password: &str) -> Result<String, HashError> {
     let salt = crate::secrets::random_bytes(16).map_err(HashError::Salt)?;
     let salt = SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(HashError::Argon2)
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(HashError::Argon2)
 }
 
 /// Whether `password` matches `phc` (constant time inside argon2).
 pub fn verify(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
 }
 
 /// A hash of a random password with the parameters real hashes use, made once.
 fn dummy() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| {
-        let random = crate::secrets::random_bytes(24).map(|b| crate::secrets::hex(&b)).unwrap_or_else(|_| "dummy".into());
+        let random = crate::secrets::random_bytes(24)
+            .map(|b| crate::secrets::hex(&b))
+            .unwrap_or_else(|_| "dummy".into());
         hash(&random).unwrap_or_default()
     })
 }
@@ -147,7 +161,10 @@ mod tests {
     fn the_policy_refuses_short_simple_common_and_named_passwords() {
         assert!(check_policy("alice", "Short1!").is_err());
         assert!(check_policy("alice", "alllowercaseletters").is_err());
-        assert!(check_policy("alice", "Password123!").is_err() || check_policy("alice", "P@ssw0rd123").is_err());
+        assert!(
+            check_policy("alice", "Password123!").is_err()
+                || check_policy("alice", "P@ssw0rd123").is_err()
+        );
         assert!(check_policy("alice", "alice-Is-Great-42").is_err());
         assert!(check_policy("alice", "Tr0mbone-Garden-Lamp").is_ok());
     }
@@ -167,6 +184,10 @@ mod tests {
         assert!(verify_or_dummy(Some(&h), "Tr0mbone-Garden-Lamp"));
         assert!(!verify_or_dummy(None, "Tr0mbone-Garden-Lamp"));
         // The dummy is a real Argon2id hash with the same parameters, not a shortcut.
-        assert!(dummy().starts_with("$argon2id$") && dummy().split('$').nth(3) == h.split('$').nth(3), "{}", dummy());
+        assert!(
+            dummy().starts_with("$argon2id$") && dummy().split('$').nth(3) == h.split('$').nth(3),
+            "{}",
+            dummy()
+        );
     }
 }

@@ -22,11 +22,18 @@ pub fn verify(dir: &DataDir, against: Option<&std::path::Path>) -> i32 {
     };
     // The event the host last saw, if it has recorded one: a log cut or replaced together
     // with its head still falls short of it.
-    let checkpoint = crate::store::Store::open(&dir.database()).ok().and_then(|s| s.audit_checkpoint().ok().flatten());
+    let checkpoint = crate::store::Store::open(&dir.database())
+        .ok()
+        .and_then(|s| s.audit_checkpoint().ok().flatten());
     let verdict = audit::verify_log(&log, &key, checkpoint);
     let mut code = 0;
     match &verdict {
-        Ok(p) => println!("ok: {} events, chain intact to event {} ({})", p.events, p.seq, log.display()),
+        Ok(p) => println!(
+            "ok: {} events, chain intact to event {} ({})",
+            p.events,
+            p.seq,
+            log.display()
+        ),
         Err(b) => {
             println!("BROKEN: {}", crate::text::printable(&b.to_string()));
             code = 1;
@@ -34,7 +41,10 @@ pub fn verify(dir: &DataDir, against: Option<&std::path::Path>) -> i32 {
     }
     if let Some(copy) = against {
         match audit::chain::verify_against(&log, copy) {
-            Ok(n) => println!("ok: the {n} events of {} are all in the log", copy.display()),
+            Ok(n) => println!(
+                "ok: the {n} events of {} are all in the log",
+                copy.display()
+            ),
             Err(b) => {
                 println!("BROKEN: {}", crate::text::printable(&b.to_string()));
                 code = 1;
@@ -54,14 +64,32 @@ pub fn tail(dir: &DataDir, n: usize, follow: bool, json: bool) -> i32 {
             let mut extra: Vec<String> = Vec::new();
             if let Some(obj) = v.as_object() {
                 for (k, val) in obj {
-                    if !matches!(k.as_str(), "seq" | "time" | "event" | "actor" | "prev" | "mac") {
-                        let val = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
-                        extra.push(format!("{}={}", crate::text::printable(k), crate::text::printable(&val)));
+                    if !matches!(
+                        k.as_str(),
+                        "seq" | "time" | "event" | "actor" | "prev" | "mac"
+                    ) {
+                        let val = val
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| val.to_string());
+                        extra.push(format!(
+                            "{}={}",
+                            crate::text::printable(k),
+                            crate::text::printable(&val)
+                        ));
                     }
                 }
             }
-            let s = |k: &str| crate::text::printable(v.get(k).and_then(|x| x.as_str()).unwrap_or("")).into_owned();
-            println!("{} {:<16} {:<20} {}", s("time"), s("event"), s("actor"), extra.join(" "));
+            let s = |k: &str| {
+                crate::text::printable(v.get(k).and_then(|x| x.as_str()).unwrap_or("")).into_owned()
+            };
+            println!(
+                "{} {:<16} {:<20} {}",
+                s("time"),
+                s("event"),
+                s("actor"),
+                extra.join(" ")
+            );
         }
         let _ = std::io::stdout().flush();
     };
@@ -78,7 +106,10 @@ pub fn tail(dir: &DataDir, n: usize, follow: bool, json: bool) -> i32 {
     }
     loop {
         std::thread::sleep(std::time::Duration::from_millis(250));
-        let mut fresh: Vec<serde_json::Value> = latest(1000).into_iter().take_while(|v| seq(v) > seen).collect();
+        let mut fresh: Vec<serde_json::Value> = latest(1000)
+            .into_iter()
+            .take_while(|v| seq(v) > seen)
+            .collect();
         fresh.reverse();
         for v in &fresh {
             show(v);

@@ -27,7 +27,10 @@ impl Admin {
         for t in tightened {
             eprintln!("cordon: tightened: {t}");
         }
-        Ok(Admin { svc, me: Principal::local_admin() })
+        Ok(Admin {
+            svc,
+            me: Principal::local_admin(),
+        })
     }
 }
 

@@ -18,31 +18,44 @@ pub fn rotate(a: &Admin) -> i32 {
 /// `2026-11-22T14:00`), as the RFC 3339 prefix recordings are compared with.
 pub fn since_cutoff(since: &str) -> Result<String, String> {
     if let Ok(secs) = sandbox::profile::parse_duration(since) {
-        return Ok(crate::audit::rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(secs)));
+        return Ok(crate::audit::rfc3339(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(secs),
+        ));
     }
     let b = since.as_bytes();
     if b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-' {
         return Ok(since.to_string());
     }
-    Err(format!("\"{since}\" is neither a duration (2h, 7d) nor a date (2026-11-22, 2026-11-22T14:00)"))
+    Err(format!(
+        "\"{since}\" is neither a duration (2h, 7d) nor a date (2026-11-22, 2026-11-22T14:00)"
+    ))
 }
 
 fn filter(user: Option<&str>, since: Option<&str>) -> Result<Filter, String> {
-    Ok(Filter { user: user.map(str::to_string), since: since.map(since_cutoff).transpose()? })
+    Ok(Filter {
+        user: user.map(str::to_string),
+        since: since.map(since_cutoff).transpose()?,
+    })
 }
 
 pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32 {
     let f = tryc!(filter(user, since));
     let list = tryc!(a.svc.recordings(&a.me, &f));
     if json {
-        println!("{}", crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default()));
+        println!(
+            "{}",
+            crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default())
+        );
         return 0;
     }
     if list.is_empty() {
         println!("no recordings");
         return 0;
     }
-    println!("{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} command", "id", "sess", "user", "profile", "state", "bytes", "started");
+    println!(
+        "{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} command",
+        "id", "sess", "user", "profile", "state", "bytes", "started"
+    );
     // The command is what the user typed: escaped.
     use crate::text::printable as p;
     for r in list {
@@ -63,7 +76,10 @@ pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32
 
 pub fn info(a: &Admin, id: &str) -> i32 {
     let (r, verdict) = tryc!(a.svc.verify_recording(&a.me, id));
-    println!("{}", crate::text::json(&serde_json::to_string_pretty(&r).unwrap_or_default()));
+    println!(
+        "{}",
+        crate::text::json(&serde_json::to_string_pretty(&r).unwrap_or_default())
+    );
     println!("{}", crate::text::printable(&verdict.to_string()));
     0
 }
@@ -81,11 +97,15 @@ pub fn verify(a: &Admin, id: Option<&str>) -> i32 {
 }
 
 pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
-    let to = out.map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into());
+    let to = out
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdout".into());
     let (_, bytes) = tryc!(a.svc.export(&a.me, id, fmt, &to));
     let written = match out {
         Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("writing {}: {e}", p.display())),
-        None => std::io::stdout().write_all(&bytes).map_err(|e| e.to_string()),
+        None => std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| e.to_string()),
     };
     match written {
         Ok(()) => 0,
@@ -96,7 +116,15 @@ pub fn export(a: &Admin, id: &str, fmt: &str, out: Option<&Path>) -> i32 {
 /// `cordon rec hold|release ID`: a held recording is never purged.
 pub fn hold(a: &Admin, id: &str, hold: bool) -> i32 {
     let r = tryc!(a.svc.hold(&a.me, id, hold));
-    println!("{} {}", r.id, if hold { "is under legal hold: it will not be purged" } else { "is no longer held" });
+    println!(
+        "{} {}",
+        r.id,
+        if hold {
+            "is under legal hold: it will not be purged"
+        } else {
+            "is no longer held"
+        }
+    );
     0
 }
 
@@ -110,7 +138,13 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
     }
     // A hit is a line of a session's screen: whatever the session printed, escaped.
     for h in &hits {
-        println!("{}  {:>9.3}s  {:<10} {}", h.recording, h.at, crate::text::printable(&h.user), crate::text::printable(&h.line));
+        println!(
+            "{}  {:>9.3}s  {:<10} {}",
+            h.recording,
+            h.at,
+            crate::text::printable(&h.user),
+            crate::text::printable(&h.line)
+        );
     }
     if hits.is_empty() {
         println!("no matches in {} recordings", searched - unreadable.len());
@@ -131,8 +165,15 @@ pub fn play(a: &Admin, id: &str, opts: &crate::record::play::PlayOptions) -> i32
 /// without reading the whole recording (audited like playback).
 pub fn screen(a: &Admin, id: &str, at: f64) -> i32 {
     let (header, events) = tryc!(a.svc.screen_at(&a.me, id, at));
-    let drawn = crate::filter::filter_all(&crate::record::play::render(header.cols, header.rows, &events));
-    match std::io::stdout().write_all(&drawn).and_then(|_| std::io::stdout().write_all(b"\r\n")) {
+    let drawn = crate::filter::filter_all(&crate::record::play::render(
+        header.cols,
+        header.rows,
+        &events,
+    ));
+    match std::io::stdout()
+        .write_all(&drawn)
+        .and_then(|_| std::io::stdout().write_all(b"\r\n"))
+    {
         Ok(()) => 0,
         Err(e) => fail(e),
     }

@@ -26,7 +26,12 @@ pub struct SandboxOptions {
     pub no_links: bool,
 }
 
-fn resolve(profile: &str, command: Vec<String>, inspect: bool, options: SandboxOptions) -> Result<Policy, Refusal> {
+fn resolve(
+    profile: &str,
+    command: Vec<String>,
+    inspect: bool,
+    options: SandboxOptions,
+) -> Result<Policy, Refusal> {
     let profile = Search::standard().load(profile)?;
     let mut req = Request::from_process(options.workspace, command);
     req.inspect = inspect;
@@ -45,12 +50,18 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         Err(r) => return refuse(&r),
     };
     if print_policy {
-        eprintln!("{}", serde_json::to_string_pretty(&policy).unwrap_or_default());
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&policy).unwrap_or_default()
+        );
     }
     match sandbox::run(&policy, &Features::detect()) {
         Ok(outcome) => {
             if outcome == sandbox::Outcome::TimedOut {
-                eprintln!("cordon: the profile's time limit ({} s) ended the command", policy.limits.timeout.unwrap_or(0));
+                eprintln!(
+                    "cordon: the profile's time limit ({} s) ended the command",
+                    policy.limits.timeout.unwrap_or(0)
+                );
             }
             outcome.exit_code()
         }
@@ -60,9 +71,20 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.
 pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i32 {
-    match resolve(profile, Vec::new(), true, SandboxOptions { workspace, ..SandboxOptions::default() }) {
+    match resolve(
+        profile,
+        Vec::new(),
+        true,
+        SandboxOptions {
+            workspace,
+            ..SandboxOptions::default()
+        },
+    ) {
         Ok(policy) if json => {
-            println!("{}", serde_json::to_string_pretty(&policy).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policy).unwrap_or_default()
+            );
             0
         }
         Ok(policy) => {
@@ -83,7 +105,15 @@ pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i
 
 /// `cordon profile explain`.
 pub fn profile_explain(profile: &str, workspace: Option<PathBuf>) -> i32 {
-    match resolve(profile, Vec::new(), true, SandboxOptions { workspace, ..SandboxOptions::default() }) {
+    match resolve(
+        profile,
+        Vec::new(),
+        true,
+        SandboxOptions {
+            workspace,
+            ..SandboxOptions::default()
+        },
+    ) {
         Ok(policy) => {
             print!("{}", explain::explain(&policy, &Features::detect()));
             0
@@ -99,7 +129,10 @@ pub fn profile_explain(profile: &str, workspace: Option<PathBuf>) -> i32 {
 pub fn profile_list() -> i32 {
     let search = Search::standard();
     for (name, origin) in search.list() {
-        let description = search.load(&name).map(|p| p.description).unwrap_or_else(|e| format!("invalid: {e}"));
+        let description = search
+            .load(&name)
+            .map(|p| p.description)
+            .unwrap_or_else(|e| format!("invalid: {e}"));
         println!("{name:<10} {description}\n{:<10} [{origin}]", "");
     }
     0
@@ -118,7 +151,10 @@ pub fn doctor(json: bool, dir: &crate::paths::DataDir, config: Option<&std::path
     } else {
         print!("{}", explain::doctor(&f));
         if problems.is_empty() {
-            println!("host      ok: the data directory, homes and workspaces are private ({})", dir.root.display());
+            println!(
+                "host      ok: the data directory, homes and workspaces are private ({})",
+                dir.root.display()
+            );
         }
         for p in &problems {
             println!("host      LOOSE: {p}");
@@ -142,7 +178,13 @@ fn host_problems(dir: &crate::paths::DataDir, config: Option<&std::path::Path>) 
     }
     let mut check = |p: &std::path::Path, mode: u32| out.extend(looser_than(p, mode));
     check(&dir.root, 0o700);
-    for f in ["cordon.db", "cordon.db-wal", "cordon.db-shm", "audit.log", "audit.head"] {
+    for f in [
+        "cordon.db",
+        "cordon.db-wal",
+        "cordon.db-shm",
+        "audit.log",
+        "audit.head",
+    ] {
         check(&dir.root.join(f), 0o600);
     }
     let keys = dir.root.join("keys");
@@ -153,7 +195,13 @@ fn host_problems(dir: &crate::paths::DataDir, config: Option<&std::path::Path>) 
             check(&p, if p.is_dir() { 0o700 } else { 0o600 });
         }
     }
-    check(&config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")), 0o700);
+    check(
+        &config
+            .recordings_dir
+            .clone()
+            .unwrap_or_else(|| dir.root.join("recordings")),
+        0o700,
+    );
     for root in [&config.home_root, &config.workspace_root] {
         if !root.exists() {
             continue;

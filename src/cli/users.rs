@@ -17,17 +17,31 @@ pub fn user_list(a: &Admin, json: bool) -> i32 {
     let users = tryc!(a.svc.users(&a.me));
     if json {
         let list: Vec<&crate::store::User> = users.iter().map(|u| &u.user).collect();
-        println!("{}", crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default()));
+        println!(
+            "{}",
+            crate::text::json(&serde_json::to_string_pretty(&list).unwrap_or_default())
+        );
         return 0;
     }
     if users.is_empty() {
         println!("no users yet: cordon user add NAME --role admin --key \"$(cat ~/.ssh/id_ed25519.pub)\"");
         return 0;
     }
-    println!("{:<20} {:<6} {:<10} {:<7} {:<5} created", "user", "id", "role", "state", "keys");
+    println!(
+        "{:<20} {:<6} {:<10} {:<7} {:<5} created",
+        "user", "id", "role", "state", "keys"
+    );
     for u in users {
         let state = if u.user.locked { "locked" } else { "active" };
-        println!("{:<20} {:<6} {:<10} {:<7} {:<5} {}", u.user.name, u.user.id, u.user.role.name(), state, u.keys, u.user.created);
+        println!(
+            "{:<20} {:<6} {:<10} {:<7} {:<5} {}",
+            u.user.name,
+            u.user.id,
+            u.user.role.name(),
+            state,
+            u.keys,
+            u.user.created
+        );
     }
     0
 }
@@ -39,7 +53,10 @@ pub fn user_remove(a: &Admin, name: &str) -> i32 {
 }
 
 pub fn user_role(a: &Admin, name: &str, role: Role) -> i32 {
-    let before = tryc!(a.svc.users(&a.me)).into_iter().find(|u| u.user.name == name).map(|u| u.user.role);
+    let before = tryc!(a.svc.users(&a.me))
+        .into_iter()
+        .find(|u| u.user.name == name)
+        .map(|u| u.user.role);
     tryc!(a.svc.set_role(&a.me, name, role));
     match before {
         Some(r) => println!("{name}: {r} -> {role}"),
@@ -81,7 +98,10 @@ pub fn user_passwd(a: &Admin, name: &str, clear: bool) -> i32 {
 pub fn key_add(a: &Admin, name: &str, line: &str) -> i32 {
     let k = tryc!(a.svc.add_key(&a.me, name, line));
     println!("added key {} ({}) for {name}", k.fingerprint, k.algorithm);
-    if crate::store::parse_key_line(line).map(|(_, options)| options).unwrap_or(false) {
+    if crate::store::parse_key_line(line)
+        .map(|(_, options)| options)
+        .unwrap_or(false)
+    {
         println!("note: authorized_keys options on that line are ignored; cordon applies its own restrictions");
     }
     0
@@ -90,11 +110,20 @@ pub fn key_add(a: &Admin, name: &str, line: &str) -> i32 {
 pub fn key_list(a: &Admin, name: &str, json: bool) -> i32 {
     let keys = tryc!(a.svc.keys(&a.me, name));
     if json {
-        println!("{}", crate::text::json(&serde_json::to_string_pretty(&keys).unwrap_or_default()));
+        println!(
+            "{}",
+            crate::text::json(&serde_json::to_string_pretty(&keys).unwrap_or_default())
+        );
     } else {
         for k in keys {
             // The comment is whatever the key's line said.
-            println!("{} {} {} (added {})", k.fingerprint, k.algorithm, crate::text::printable(&k.comment), k.added);
+            println!(
+                "{} {} {} (added {})",
+                k.fingerprint,
+                k.algorithm,
+                crate::text::printable(&k.comment),
+                k.added
+            );
         }
     }
     0
@@ -109,7 +138,10 @@ pub fn key_remove(a: &Admin, name: &str, fingerprint: &str) -> i32 {
 /// `cordon token issue USER`: an API token pair for a user, from the host's shell.
 pub fn token_issue(a: &Admin, name: &str) -> i32 {
     let pair = tryc!(a.svc.issue_token(&a.me, name, "cli"));
-    println!("{}", serde_json::to_string_pretty(&pair).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&pair).unwrap_or_default()
+    );
     0
 }
 

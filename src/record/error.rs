@@ -73,8 +73,15 @@ pub enum RecordError {
 
 impl RecordError {
     /// A failure at `action` on `path`.
-    pub(crate) fn file(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RecordError {
+    pub(crate) fn file(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> RecordError {
         let path = path.into();
-        move |source| RecordError::File { action, path, source }
+        move |source| RecordError::File {
+            action,
+            path,
+            source,
+        }
     }
 }

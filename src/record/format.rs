@@ -73,15 +73,24 @@ pub const COMPRESSION: &str = "zstd";
 const BATCH_LIMIT: u64 = 16 << 20;
 
 /// A chunk's events decompressed, or why not (as `damage` of that chunk).
-fn decompress(method: &str, data: &[u8], damage: impl Fn(&str) -> Damage) -> Result<Vec<u8>, Damage> {
+fn decompress(
+    method: &str,
+    data: &[u8],
+    damage: impl Fn(&str) -> Damage,
+) -> Result<Vec<u8>, Damage> {
     let mut raw = Vec::new();
     let result = match method {
-        "zstd" => zstd::stream::read::Decoder::new(data).and_then(|d| d.take(BATCH_LIMIT + 1).read_to_end(&mut raw)),
-        "deflate" => flate2::read::DeflateDecoder::new(data).take(BATCH_LIMIT + 1).read_to_end(&mut raw),
+        "zstd" => zstd::stream::read::Decoder::new(data)
+            .and_then(|d| d.take(BATCH_LIMIT + 1).read_to_end(&mut raw)),
+        "deflate" => flate2::read::DeflateDecoder::new(data)
+            .take(BATCH_LIMIT + 1)
+            .read_to_end(&mut raw),
         other => return Err(damage(&format!("unknown compression {other:?}"))),
     };
     match result {
-        Ok(_) if raw.len() as u64 > BATCH_LIMIT => Err(damage("decompresses to more than a chunk can hold")),
+        Ok(_) if raw.len() as u64 > BATCH_LIMIT => {
+            Err(damage("decompresses to more than a chunk can hold"))
+        }
         Ok(_) => Ok(raw),
         Err(_) => Err(damage("does not decompress")),
     }
@@ -123,7 +132,8 @@ pub fn key_id(master: &[u8]) -> String {
 fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, RecordError> {
     let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), master);
     let mut key = [0u8; 32];
-    hk.expand(INFO, &mut key).map_err(|_| RecordError::Crypto("key derivation"))?;
+    hk.expand(INFO, &mut key)
+        .map_err(|_| RecordError::Crypto("key derivation"))?;
     Aes256Gcm::new_from_slice(&key).map_err(|_| RecordError::Crypto("setting the key"))
 }
 
@@ -192,9 +202,14 @@ impl Writer {
         head.extend_from_slice(&json);
         let aad: [u8; 32] = Sha256::digest(&head).into();
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(RecordError::file("creating", path))?;
-        file.write_all(&head).map_err(RecordError::file("writing", path))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(RecordError::file("creating", path))?;
+        file.write_all(&head)
+            .map_err(RecordError::file("writing", path))?;
         let compressor = match header.compression.as_str() {
             "zstd" => Some(zstd::bulk::Compressor::new(1).map_err(RecordError::Compress)?),
             "deflate" => None,
@@ -261,7 +276,10 @@ impl Writer {
     /// most the last [`SEAL_AFTER`] plus one tick; a machine that loses power, at most the
     /// last two seconds.
     pub fn tick(&mut self) -> Result<(), RecordError> {
-        if self.pending_since.is_some_and(|t| t.elapsed() >= SEAL_AFTER) {
+        if self
+            .pending_since
+            .is_some_and(|t| t.elapsed() >= SEAL_AFTER)
+        {
             self.seal(false)?;
         }
         self.sync(false)
@@ -295,8 +313,11 @@ impl Writer {
         let plain = match self.compressor.as_mut() {
             Some(z) => z.compress(&self.pending).map_err(RecordError::Compress)?,
             None => {
-                let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-                z.write_all(&self.pending).and_then(|_| z.finish()).map_err(RecordError::Compress)?
+                let mut z =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(&self.pending)
+                    .and_then(|_| z.finish())
+                    .map_err(RecordError::Compress)?
             }
         };
         let start = self.chunk_start.unwrap_or(self.last_us);
@@ -304,7 +325,13 @@ impl Writer {
         let aad = chunk_aad(&self.aad, start, flags);
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce(self.counter, last)), Payload { msg: &plain, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce(self.counter, last)),
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| RecordError::Crypto("encryption"))?;
         let mut out = (sealed.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&start.to_be_bytes());
@@ -314,7 +341,12 @@ impl Writer {
             // Cut a partly written chunk off again: its nonce is used again by the next
             // attempt, and two ciphertexts under one nonce must never both be on disk.
             let bytes = self.bytes;
-            if self.file.set_len(bytes).and_then(|_| self.file.seek(std::io::SeekFrom::Start(bytes))).is_err() {
+            if self
+                .file
+                .set_len(bytes)
+                .and_then(|_| self.file.seek(std::io::SeekFrom::Start(bytes)))
+                .is_err()
+            {
                 self.broken = true;
             }
             return Err(RecordError::Write(e));
@@ -381,17 +413,32 @@ pub struct Damage {
 impl Damage {
     /// Damage in the file header.
     fn header(offset: u64, reason: impl Into<String>) -> Damage {
-        Damage { chunk: None, offset, reason: reason.into(), source: None }
+        Damage {
+            chunk: None,
+            offset,
+            reason: reason.into(),
+            source: None,
+        }
     }
 
     /// Damage in chunk `chunk`, which starts at `offset`.
     fn chunk(chunk: u64, offset: u64, reason: impl Into<String>) -> Damage {
-        Damage { chunk: Some(chunk), offset, reason: reason.into(), source: None }
+        Damage {
+            chunk: Some(chunk),
+            offset,
+            reason: reason.into(),
+            source: None,
+        }
     }
 
     /// The file could not be read at `offset` (in `chunk`, or the header).
     fn unreadable(chunk: Option<u64>, offset: u64) -> impl FnOnce(std::io::Error) -> Damage {
-        move |e| Damage { chunk, offset, reason: format!("cannot read: {e}"), source: Some(e) }
+        move |e| Damage {
+            chunk,
+            offset,
+            reason: format!("cannot read: {e}"),
+            source: Some(e),
+        }
     }
 }
 
@@ -423,8 +470,8 @@ fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
     if end > data.len() {
         return Err(Damage::header(8, "header length runs past the file"));
     }
-    let header: Header =
-        serde_json::from_slice(&data[PREFIX..end]).map_err(|e| Damage::header(PREFIX as u64, format!("header is not valid: {e}")))?;
+    let header: Header = serde_json::from_slice(&data[PREFIX..end])
+        .map_err(|e| Damage::header(PREFIX as u64, format!("header is not valid: {e}")))?;
     let aad: [u8; 32] = Sha256::digest(&data[..end]).into();
     Ok((header, end, aad))
 }
@@ -433,25 +480,49 @@ fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
 /// reading further.
 fn read_header(file: &File, size: u64) -> Result<(Header, usize, [u8; 32]), Damage> {
     let mut head = vec![0u8; PREFIX.min(size as usize)];
-    file.read_exact_at(&mut head, 0).map_err(Damage::unreadable(None, 0))?;
+    file.read_exact_at(&mut head, 0)
+        .map_err(Damage::unreadable(None, 0))?;
     // As much of the header as the file holds: a length past its end is parse_header's to say.
     let len = header_len(&head)?.min(size as usize - PREFIX);
     head.resize(PREFIX + len, 0);
-    file.read_exact_at(&mut head[PREFIX..], PREFIX as u64).map_err(Damage::unreadable(None, PREFIX as u64))?;
+    file.read_exact_at(&mut head[PREFIX..], PREFIX as u64)
+        .map_err(Damage::unreadable(None, PREFIX as u64))?;
     parse_header(&head)
 }
 
 /// Decrypts and decodes chunk `counter` (sealed bytes `sealed`, clear `start`/`flags`):
 /// its events with absolute times, and whether it is the final chunk.
-fn open_chunk(o: &Opened, counter: u64, c: &ChunkRef, sealed: &[u8]) -> Result<(Vec<Event>, bool), Damage> {
-    let (cipher, header_hash, start, flags, offset) = (&o.cipher, &o.header_hash, c.start, c.flags, c.offset);
+fn open_chunk(
+    o: &Opened,
+    counter: u64,
+    c: &ChunkRef,
+    sealed: &[u8],
+) -> Result<(Vec<Event>, bool), Damage> {
+    let (cipher, header_hash, start, flags, offset) =
+        (&o.cipher, &o.header_hash, c.start, c.flags, c.offset);
     let damage = |reason: &str| Damage::chunk(counter, offset, reason);
     let aad = chunk_aad(header_hash, start, flags);
-    let (plain, last) = match cipher.decrypt(Nonce::from_slice(&nonce(counter, false)), Payload { msg: sealed, aad: &aad }) {
+    let (plain, last) = match cipher.decrypt(
+        Nonce::from_slice(&nonce(counter, false)),
+        Payload {
+            msg: sealed,
+            aad: &aad,
+        },
+    ) {
         Ok(p) => (p, false),
-        Err(_) => match cipher.decrypt(Nonce::from_slice(&nonce(counter, true)), Payload { msg: sealed, aad: &aad }) {
+        Err(_) => match cipher.decrypt(
+            Nonce::from_slice(&nonce(counter, true)),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        ) {
             Ok(p) => (p, true),
-            Err(_) => return Err(damage("fails authentication: altered, reordered, or from another recording")),
+            Err(_) => {
+                return Err(damage(
+                    "fails authentication: altered, reordered, or from another recording",
+                ))
+            }
         },
     };
     let raw = decompress(&o.header.compression, &plain, damage)?;
@@ -462,10 +533,17 @@ fn open_chunk(o: &Opened, counter: u64, c: &ChunkRef, sealed: &[u8]) -> Result<(
         p += 1;
         let delta = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))?;
         let n = get_varint(&raw, &mut p).ok_or_else(|| damage("malformed event"))? as usize;
-        let bytes = raw.get(p..p + n).ok_or_else(|| damage("malformed event"))?.to_vec();
+        let bytes = raw
+            .get(p..p + n)
+            .ok_or_else(|| damage("malformed event"))?
+            .to_vec();
         p += n;
         at += delta;
-        events.push(Event { at_us: at, kind, data: bytes });
+        events.push(Event {
+            at_us: at,
+            kind,
+            data: bytes,
+        });
     }
     Ok((events, last))
 }
@@ -485,16 +563,26 @@ fn scan(f: &File, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
     let mut out = Vec::new();
     let mut head = [0u8; CHUNK_HEAD];
     while pos + CHUNK_HEAD as u64 <= size {
-        f.read_exact_at(&mut head, pos).map_err(Damage::unreadable(Some(out.len() as u64), pos))?;
+        f.read_exact_at(&mut head, pos)
+            .map_err(Damage::unreadable(Some(out.len() as u64), pos))?;
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         if !(16..=CHUNK_MAX).contains(&len) {
-            return Err(Damage::chunk(out.len() as u64, pos, "impossible chunk length: the file was altered"));
+            return Err(Damage::chunk(
+                out.len() as u64,
+                pos,
+                "impossible chunk length: the file was altered",
+            ));
         }
         if pos + CHUNK_HEAD as u64 + u64::from(len) > size {
             break;
         }
         let start = u64::from_be_bytes(head[4..12].try_into().unwrap_or([0; 8]));
-        out.push(ChunkRef { offset: pos, len, start, flags: head[12] });
+        out.push(ChunkRef {
+            offset: pos,
+            len,
+            start,
+            flags: head[12],
+        });
         pos += CHUNK_HEAD as u64 + u64::from(len);
     }
     Ok(out)
@@ -514,12 +602,26 @@ fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
     let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
     let (header, end, header_hash) = read_header(&file, size)?;
     if header.key_id != key_id(master) {
-        return Err(Damage::header(0, format!("recorded with key {}, not the key given ({})", header.key_id, key_id(master))));
+        return Err(Damage::header(
+            0,
+            format!(
+                "recorded with key {}, not the key given ({})",
+                header.key_id,
+                key_id(master)
+            ),
+        ));
     }
     let salt = hex_decode(&header.salt).ok_or_else(|| Damage::header(PREFIX as u64, "bad salt"))?;
     let cipher = cipher(master, &salt).map_err(|e| Damage::header(0, e.to_string()))?;
     let chunks = scan(&file, end as u64, size)?;
-    Ok(Opened { file, size, header, header_hash, cipher, chunks })
+    Ok(Opened {
+        file,
+        size,
+        header,
+        header_hash,
+        cipher,
+        chunks,
+    })
 }
 
 /// A recording opened for reading chunk by chunk (playback, seeking).
@@ -541,7 +643,11 @@ impl Reader {
     }
     /// The chunk to start from to draw the screen at `at_us`: the last keyframe at or before it.
     pub fn keyframe_for(&self, at_us: u64) -> usize {
-        self.0.chunks.iter().rposition(|c| c.flags & FLAG_KEYFRAME != 0 && c.start <= at_us).unwrap_or(0)
+        self.0
+            .chunks
+            .iter()
+            .rposition(|c| c.flags & FLAG_KEYFRAME != 0 && c.start <= at_us)
+            .unwrap_or(0)
     }
     /// The events of chunk `i`, verified.
     pub fn events(&self, i: usize) -> Result<Vec<Event>, Damage> {
@@ -553,7 +659,9 @@ impl Opened {
     fn chunk(&self, i: usize) -> Result<(Vec<Event>, bool), Damage> {
         let c = self.chunks[i];
         let mut sealed = vec![0u8; c.len as usize];
-        self.file.read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64).map_err(Damage::unreadable(Some(i as u64), c.offset))?;
+        self.file
+            .read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64)
+            .map_err(Damage::unreadable(Some(i as u64), c.offset))?;
         open_chunk(self, i as u64, &c, &sealed)
     }
 }
@@ -565,19 +673,37 @@ pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
     for i in 0..o.chunks.len() {
         let c = o.chunks[i];
         if events.last().is_some_and(|e| c.start < e.at_us) {
-            return Err(Damage::chunk(i as u64, c.offset, "starts before the previous chunk ends: reordered"));
+            return Err(Damage::chunk(
+                i as u64,
+                c.offset,
+                "starts before the previous chunk ends: reordered",
+            ));
         }
         let (mut evs, last) = o.chunk(i)?;
         events.append(&mut evs);
         if last {
             let end = c.offset + CHUNK_HEAD as u64 + u64::from(c.len);
             if end != o.size {
-                return Err(Damage::chunk(i as u64 + 1, end, "data after the final chunk"));
+                return Err(Damage::chunk(
+                    i as u64 + 1,
+                    end,
+                    "data after the final chunk",
+                ));
             }
-            return Ok(Recording { header: o.header, events, ending: Ending::Complete });
+            return Ok(Recording {
+                header: o.header,
+                events,
+                ending: Ending::Complete,
+            });
         }
     }
-    Ok(Recording { ending: Ending::NoFinalChunk { chunks: o.chunks.len() as u64 }, header: o.header, events })
+    Ok(Recording {
+        ending: Ending::NoFinalChunk {
+            chunks: o.chunks.len() as u64,
+        },
+        header: o.header,
+        events,
+    })
 }
 
 /// What is needed to draw the screen at `at_us` without reading the whole recording: the
@@ -599,7 +725,10 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -632,7 +761,11 @@ pub mod tests {
     }
 
     fn output_of(r: &Recording) -> Vec<u8> {
-        r.events.iter().filter(|e| e.kind == OUTPUT).flat_map(|e| e.data.clone()).collect()
+        r.events
+            .iter()
+            .filter(|e| e.kind == OUTPUT)
+            .flat_map(|e| e.data.clone())
+            .collect()
     }
 
     #[test]
@@ -664,7 +797,9 @@ pub mod tests {
         let read_back = read(&path, &key);
         // The writer's file must be closed, or the tmpfs stays mounted (busy) for good.
         drop(w);
-        let _ = std::process::Command::new("umount").arg(dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status();
         assert!(failed.is_err(), "the second chunk does not fit");
         resumed.unwrap();
         let r = read_back.unwrap();
@@ -686,7 +821,11 @@ pub mod tests {
             w.finish().unwrap();
             let text = std::fs::read(&path).unwrap();
             let json = String::from_utf8_lossy(&text[12..text.len().min(400)]).to_string();
-            assert_eq!(json.contains("\"compression\""), method != "deflate", "{json}");
+            assert_eq!(
+                json.contains("\"compression\""),
+                method != "deflate",
+                "{json}"
+            );
             let r = read(&path, &key).unwrap();
             assert_eq!(r.header.compression, method);
             assert_eq!(output_of(&r), [&b"hello "[..], &[b'x'; 300 << 10]].concat());
@@ -761,13 +900,23 @@ pub mod tests {
         assert_eq!(read(&path, &key).unwrap_err().chunk, Some(0));
 
         std::fs::write(&path, &good[..spans[2].0]).unwrap();
-        assert_eq!(read(&path, &key).unwrap().ending, Ending::NoFinalChunk { chunks: 2 });
+        assert_eq!(
+            read(&path, &key).unwrap().ending,
+            Ending::NoFinalChunk { chunks: 2 }
+        );
 
         let mut header_changed = good.clone();
-        let i = header_changed.windows(5).position(|w| w == b"alice").unwrap();
+        let i = header_changed
+            .windows(5)
+            .position(|w| w == b"alice")
+            .unwrap();
         header_changed[i] = b'A';
         std::fs::write(&path, &header_changed).unwrap();
-        assert_eq!(read(&path, &key).unwrap_err().chunk, Some(0), "the header is bound to every chunk");
+        assert_eq!(
+            read(&path, &key).unwrap_err().chunk,
+            Some(0),
+            "the header is bound to every chunk"
+        );
 
         std::fs::write(&path, &good).unwrap();
         assert!(read(&path, &[4u8; 32]).unwrap_err().reason.contains("key"));

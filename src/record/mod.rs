@@ -50,17 +50,39 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, keys: Keyring, policy: FailurePolicy, input: bool, enabled: bool) -> Result<Recorder, RecordError> {
+    pub fn new(
+        dir: PathBuf,
+        keys: Keyring,
+        policy: FailurePolicy,
+        input: bool,
+        enabled: bool,
+    ) -> Result<Recorder, RecordError> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(RecordError::file("creating", &dir))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(RecordError::file("creating", &dir))?;
         keys.current()?;
-        Ok(Recorder { dir, keys, policy, input, enabled })
+        Ok(Recorder {
+            dir,
+            keys,
+            policy,
+            input,
+            enabled,
+        })
     }
 
     /// Starts a recording for a session.
-    pub fn start(&self, session: u64, meta: &Meta) -> Result<(Header, PathBuf, Writer), RecordError> {
+    pub fn start(
+        &self,
+        session: u64,
+        meta: &Meta,
+    ) -> Result<(Header, PathBuf, Writer), RecordError> {
         let random = |n, what| {
-            crate::secrets::random_bytes(n).map(|b| crate::secrets::hex(&b)).map_err(|source| RecordError::Random { what, source })
+            crate::secrets::random_bytes(n)
+                .map(|b| crate::secrets::hex(&b))
+                .map_err(|source| RecordError::Random { what, source })
         };
         let id = random(8, "a recording id")?;
         let salt = random(16, "a salt")?;
@@ -96,7 +118,9 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new(data: &crate::paths::DataDir) -> Keyring {
-        Keyring { dir: data.root.join("keys/recording") }
+        Keyring {
+            dir: data.root.join("keys/recording"),
+        }
     }
 
     /// The current key (made on first use) and its id.
@@ -122,7 +146,10 @@ impl Keyring {
         }
         let path = self.dir.join(format!("{id}.key"));
         if !path.exists() {
-            return Err(RecordError::NoKey { key_id: id.to_string(), dir: self.dir.clone() });
+            return Err(RecordError::NoKey {
+                key_id: id.to_string(),
+                dir: self.dir.clone(),
+            });
         }
         crate::secrets::load_or_create_key(&path).map_err(RecordError::KeyFile)
     }
@@ -130,15 +157,23 @@ impl Keyring {
     /// Makes a new key current; returns its id.
     pub fn rotate(&self) -> Result<String, RecordError> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(RecordError::file("creating", &self.dir))?;
-        let key = crate::secrets::random_bytes(32).map_err(|source| RecordError::Random { what: "a key", source })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(RecordError::file("creating", &self.dir))?;
+        let key = crate::secrets::random_bytes(32).map_err(|source| RecordError::Random {
+            what: "a key",
+            source,
+        })?;
         let id = format::key_id(&key);
         crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
         let tmp = self.dir.join("current.tmp");
         let _ = std::fs::remove_file(&tmp);
         crate::secrets::write_private(&tmp, id.as_bytes())?;
         let current = self.dir.join("current");
-        std::fs::rename(&tmp, &current).map_err(RecordError::file("making the new key current in", current))?;
+        std::fs::rename(&tmp, &current)
+            .map_err(RecordError::file("making the new key current in", current))?;
         Ok(id)
     }
 
@@ -176,7 +211,9 @@ impl Verdict {
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Complete { events, seconds } => write!(f, "ok: complete, {events} events, {seconds:.1} s"),
+            Verdict::Complete { events, seconds } => {
+                write!(f, "ok: complete, {events} events, {seconds:.1} s")
+            }
             Verdict::Interrupted { chunks, seconds } => {
                 write!(f, "interrupted: the host stopped while recording; readable up to {seconds:.1} s ({chunks} chunks)")
             }
@@ -198,8 +235,14 @@ pub fn verdict(keys: &Keyring, path: &Path, ended_cleanly: bool) -> Verdict {
     };
     match format::read(path, &master) {
         Ok(r) => match (r.ending, ended_cleanly) {
-            (Ending::Complete, _) => Verdict::Complete { events: r.events.len(), seconds: duration(&r.events) },
-            (Ending::NoFinalChunk { chunks }, false) => Verdict::Interrupted { chunks, seconds: duration(&r.events) },
+            (Ending::Complete, _) => Verdict::Complete {
+                events: r.events.len(),
+                seconds: duration(&r.events),
+            },
+            (Ending::NoFinalChunk { chunks }, false) => Verdict::Interrupted {
+                chunks,
+                seconds: duration(&r.events),
+            },
             (Ending::NoFinalChunk { chunks }, true) => Verdict::Truncated { chunks },
         },
         Err(d) => Verdict::Damaged(d),
@@ -272,7 +315,11 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             EXIT if version == 3 => "x",
             _ => continue,
         };
-        let text = if e.kind == OUTPUT { utf8.feed(&e.data) } else { String::from_utf8_lossy(&e.data).into_owned() };
+        let text = if e.kind == OUTPUT {
+            utf8.feed(&e.data)
+        } else {
+            String::from_utf8_lossy(&e.data).into_owned()
+        };
         if e.kind == OUTPUT && text.is_empty() {
             continue;
         }
@@ -292,7 +339,11 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
 
 /// Purges recordings that started before `max_age` ago, unless held or still recording.
 /// Returns the ids purged; each purge is audited.
-pub fn purge(store: &crate::store::Store, audit: &crate::audit::AuditLog, max_age: std::time::Duration) -> Vec<String> {
+pub fn purge(
+    store: &crate::store::Store,
+    audit: &crate::audit::AuditLog,
+    max_age: std::time::Duration,
+) -> Vec<String> {
     let cutoff = crate::audit::rfc3339(std::time::SystemTime::now() - max_age);
     let mut purged = Vec::new();
     for r in store.recordings(None).unwrap_or_default() {
@@ -327,7 +378,11 @@ pub fn encode(rec: &format::Recording, fmt: &str) -> Result<Vec<u8>, RecordError
 
 /// The output bytes exactly as the session wrote them.
 pub fn raw(rec: &format::Recording) -> Vec<u8> {
-    rec.events.iter().filter(|e| e.kind == OUTPUT).flat_map(|e| e.data.iter().copied()).collect()
+    rec.events
+        .iter()
+        .filter(|e| e.kind == OUTPUT)
+        .flat_map(|e| e.data.iter().copied())
+        .collect()
 }
 
 #[cfg(test)]
@@ -338,7 +393,13 @@ mod tests {
     fn purging_removes_old_recordings_but_never_held_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
-        let audit = crate::audit::AuditLog::open(&dir.path().join("audit.log"), vec![1; 32], Default::default(), false).unwrap();
+        let audit = crate::audit::AuditLog::open(
+            &dir.path().join("audit.log"),
+            vec![1; 32],
+            Default::default(),
+            false,
+        )
+        .unwrap();
         for (id, hold) in [("old-held", true), ("old", false)] {
             let path = dir.path().join(id);
             std::fs::write(&path, b"x").unwrap();
@@ -365,7 +426,9 @@ mod tests {
         assert_eq!(purged, vec!["old".to_string()]);
         assert!(!dir.path().join("old").exists() && dir.path().join("old-held").exists());
         assert_eq!(store.recordings(None).unwrap().len(), 1);
-        assert!(std::fs::read_to_string(dir.path().join("audit.log")).unwrap().contains("recording.purge"));
+        assert!(std::fs::read_to_string(dir.path().join("audit.log"))
+            .unwrap()
+            .contains("recording.purge"));
     }
 
     #[test]
@@ -384,7 +447,8 @@ mod tests {
                 let mut frame = b"80x24\n".to_vec();
                 frame.extend(b"\x1b[H\x1b[2J");
                 frame.extend(screen.screen().state_formatted().into_bytes());
-                w.keyframe_at(w.clock().elapsed().as_micros() as u64, &frame).unwrap();
+                w.keyframe_at(w.clock().elapsed().as_micros() as u64, &frame)
+                    .unwrap();
             }
         }
         w.finish().unwrap();
@@ -395,10 +459,24 @@ mod tests {
             p.screen().contents()
         };
         for t_idx in [10usize, 120, 260, 399] {
-            let t = full.events.iter().filter(|e| e.kind == OUTPUT).nth(t_idx).unwrap().at_us;
+            let t = full
+                .events
+                .iter()
+                .filter(|e| e.kind == OUTPUT)
+                .nth(t_idx)
+                .unwrap()
+                .at_us;
             let (header, from_keyframe) = format::seek(&path, &key, t).unwrap();
-            assert!(from_keyframe.len() < full.events.len() / 2 || t_idx < 50, "seek decoded too much for {t_idx}");
-            let upto: Vec<Event> = full.events.iter().filter(|e| e.at_us <= t).cloned().collect();
+            assert!(
+                from_keyframe.len() < full.events.len() / 2 || t_idx < 50,
+                "seek decoded too much for {t_idx}"
+            );
+            let upto: Vec<Event> = full
+                .events
+                .iter()
+                .filter(|e| e.at_us <= t)
+                .cloned()
+                .collect();
             assert_eq!(
                 contents(play::render(header.cols, header.rows, &from_keyframe)),
                 contents(play::render(80, 24, &upto)),
@@ -421,7 +499,13 @@ mod tests {
             let mut block = Vec::new();
             while block.len() < 4096 {
                 n += 1;
-                block.extend_from_slice(format!("-rw-r--r-- 1 root root {:>8} Nov 22 12:00 file-{n}.txt\r\n", n * 37 % 100_000).as_bytes());
+                block.extend_from_slice(
+                    format!(
+                        "-rw-r--r-- 1 root root {:>8} Nov 22 12:00 file-{n}.txt\r\n",
+                        n * 37 % 100_000
+                    )
+                    .as_bytes(),
+                );
             }
             pool.push(block);
         }
@@ -453,10 +537,17 @@ mod tests {
             let drawn = play::render(header.cols, header.rows, &events);
             worst = worst.max(start.elapsed());
             assert!(!drawn.is_empty());
-            assert_eq!(events.first().map(|e| e.kind), Some(format::KEYFRAME), "seek starts at a keyframe");
+            assert_eq!(
+                events.first().map(|e| e.kind),
+                Some(format::KEYFRAME),
+                "seek starts at a keyframe"
+            );
         }
         eprintln!("slowest seek in 1 GiB of output: {worst:?}");
-        assert!(worst < std::time::Duration::from_millis(100), "the slowest seek in 1 GiB took {worst:?}");
+        assert!(
+            worst < std::time::Duration::from_millis(100),
+            "the slowest seek in 1 GiB took {worst:?}"
+        );
     }
 
     #[test]
@@ -472,11 +563,32 @@ mod tests {
     fn v3_intervals_do_not_drift() {
         let key = [1u8; 32];
         let header = format::tests::header(&key);
-        let events: Vec<Event> = (1..=1000).map(|i| Event { at_us: i * 1_400, kind: OUTPUT, data: b"x".to_vec() }).collect();
-        let rec = format::Recording { header, events, ending: Ending::Complete };
+        let events: Vec<Event> = (1..=1000)
+            .map(|i| Event {
+                at_us: i * 1_400,
+                kind: OUTPUT,
+                data: b"x".to_vec(),
+            })
+            .collect();
+        let rec = format::Recording {
+            header,
+            events,
+            ending: Ending::Complete,
+        };
         let cast = asciicast(&rec, 3);
-        let total: f64 = cast.lines().skip(1).map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[0].as_f64().unwrap()).sum();
-        assert!((total - 1.4).abs() < 0.0015, "intervals sum to {total}, not 1.4 s");
+        let total: f64 = cast
+            .lines()
+            .skip(1)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()[0]
+                    .as_f64()
+                    .unwrap()
+            })
+            .sum();
+        assert!(
+            (total - 1.4).abs() < 0.0015,
+            "intervals sum to {total}, not 1.4 s"
+        );
         let v2 = asciicast(&rec, 2);
         assert!(v2.lines().next().unwrap().contains("\"version\":2"));
     }

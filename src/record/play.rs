@@ -40,7 +40,9 @@ impl RawMode {
         if !std::io::stdin().is_terminal() {
             return None;
         }
-        crossterm::terminal::enable_raw_mode().ok().map(|()| RawMode)
+        crossterm::terminal::enable_raw_mode()
+            .ok()
+            .map(|()| RawMode)
     }
 }
 
@@ -92,7 +94,13 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(reader: super::format::Reader) -> Stream {
-        Stream { reader, next_chunk: 0, buffered: Default::default(), markers: None, damage: None }
+        Stream {
+            reader,
+            next_chunk: 0,
+            buffered: Default::default(),
+            markers: None,
+            damage: None,
+        }
     }
 
     fn decode(&mut self, i: usize) -> Vec<Event> {
@@ -112,7 +120,9 @@ impl Stream {
         let mut upto = Vec::new();
         self.buffered.clear();
         let mut i = self.reader.keyframe_for(at);
-        while i < self.reader.chunks() && (self.reader.chunk_start(i) <= at || upto.is_empty() && i == 0) {
+        while i < self.reader.chunks()
+            && (self.reader.chunk_start(i) <= at || upto.is_empty() && i == 0)
+        {
             for e in self.decode(i) {
                 if e.at_us <= at {
                     upto.push(e);
@@ -181,13 +191,19 @@ pub(super) fn size_of(text: &[u8]) -> Option<(u16, u16)> {
 impl Screen {
     pub fn new(cols: u16, rows: u16) -> Screen {
         let (cols, rows) = (cols.max(1), rows.max(1));
-        Screen { parser: vt100::Parser::new(nz(rows), nz(cols), 0), cols, rows }
+        Screen {
+            parser: vt100::Parser::new(nz(rows), nz(cols), 0),
+            cols,
+            rows,
+        }
     }
 
     pub fn apply(&mut self, e: &Event) {
         match e.kind {
             super::format::KEYFRAME => {
-                let Some(nl) = e.data.iter().position(|&b| b == b'\n') else { return };
+                let Some(nl) = e.data.iter().position(|&b| b == b'\n') else {
+                    return;
+                };
                 if let Some((c, r)) = size_of(&e.data[..nl]) {
                     (self.cols, self.rows) = (c.max(1), r.max(1));
                 }
@@ -198,7 +214,9 @@ impl Screen {
             RESIZE => {
                 if let Some((c, r)) = size_of(&e.data) {
                     (self.cols, self.rows) = (c.max(1), r.max(1));
-                    self.parser.screen_mut().set_size(nz(self.rows), nz(self.cols));
+                    self.parser
+                        .screen_mut()
+                        .set_size(nz(self.rows), nz(self.cols));
                 }
             }
             _ => {}
@@ -248,7 +266,13 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let key = match &input {
-                Some(rx) => rx.recv_timeout(if paused { Duration::from_secs(3600) } else { left }).ok(),
+                Some(rx) => rx
+                    .recv_timeout(if paused {
+                        Duration::from_secs(3600)
+                    } else {
+                        left
+                    })
+                    .ok(),
                 None => {
                     std::thread::sleep(left);
                     None
@@ -264,8 +288,18 @@ pub fn play(stream: &mut Stream, opts: &PlayOptions) -> std::io::Result<()> {
                     let to = match k {
                         Key::Back => (clock - 5.0).max(0.0),
                         Key::Forward => clock + 5.0,
-                        Key::NextMarker => stream.markers().into_iter().filter(|&t| t > clock + 0.001).reduce(f64::min).unwrap_or(clock),
-                        _ => stream.markers().into_iter().filter(|&t| t < clock - 0.5).reduce(f64::max).unwrap_or(0.0),
+                        Key::NextMarker => stream
+                            .markers()
+                            .into_iter()
+                            .filter(|&t| t > clock + 0.001)
+                            .reduce(f64::min)
+                            .unwrap_or(clock),
+                        _ => stream
+                            .markers()
+                            .into_iter()
+                            .filter(|&t| t < clock - 0.5)
+                            .reduce(f64::max)
+                            .unwrap_or(0.0),
                     };
                     filter = crate::filter::OutputFilter::new();
                     out.write_all(&crate::filter::filter_all(&stream.seek(to)))?;

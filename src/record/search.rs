@@ -28,19 +28,36 @@ pub struct Found {
 }
 
 /// Lines containing `pattern` that appeared on screen in `list`'s recordings.
-pub fn search(dir: &crate::paths::DataDir, list: &[crate::store::RecordingEntry], pattern: &str) -> Found {
+pub fn search(
+    dir: &crate::paths::DataDir,
+    list: &[crate::store::RecordingEntry],
+    pattern: &str,
+) -> Found {
     let keys = Keyring::new(dir);
-    let mut found = Found { hits: Vec::new(), searched: 0, unreadable: Vec::new() };
+    let mut found = Found {
+        hits: Vec::new(),
+        searched: 0,
+        unreadable: Vec::new(),
+    };
     for r in list {
         let path = Path::new(&r.path);
-        let Some(rec) = keys.for_file(path).ok().and_then(|key| format::read(path, &key).ok()) else {
+        let Some(rec) = keys
+            .for_file(path)
+            .ok()
+            .and_then(|key| format::read(path, &key).ok())
+        else {
             found.unreadable.push(r.id.clone());
             continue;
         };
         found.searched += 1;
         for (at, line) in screen_lines(&rec) {
             if line.contains(pattern) {
-                found.hits.push(Hit { recording: r.id.clone(), user: r.user.clone(), at, line });
+                found.hits.push(Hit {
+                    recording: r.id.clone(),
+                    user: r.user.clone(),
+                    at,
+                    line,
+                });
             }
         }
     }
@@ -58,7 +75,10 @@ pub fn screen_lines(rec: &format::Recording) -> Vec<(f64, String)> {
     for e in &rec.events {
         text.event(e);
     }
-    text.finish().into_iter().map(|(at, line)| (at as f64 / 1e6, line)).collect()
+    text.finish()
+        .into_iter()
+        .map(|(at, line)| (at as f64 / 1e6, line))
+        .collect()
 }
 
 /// How often (in µs of the recording) the screen is looked at: a state shown for less than
@@ -105,7 +125,11 @@ impl vt100::Callbacks for Scrolled {
             Some(body) => (true, body),
             None => (false, formatted.as_str()),
         };
-        self.rows.push((vt100::capture::basic_formatted_to_plain(body).collect(), begins, alternate));
+        self.rows.push((
+            vt100::capture::basic_formatted_to_plain(body).collect(),
+            begins,
+            alternate,
+        ));
     }
 }
 
@@ -142,7 +166,11 @@ impl ScreenText {
 
     /// Plays an event, first looking at the screen if a frame has passed since the last look.
     fn event(&mut self, e: &format::Event) {
-        let resize = if e.kind == RESIZE { super::play::size_of(&e.data) } else { None };
+        let resize = if e.kind == RESIZE {
+            super::play::size_of(&e.data)
+        } else {
+            None
+        };
         // Keyframes draw again what the output drew.
         if e.kind != OUTPUT && resize.is_none() {
             return;
@@ -171,8 +199,11 @@ impl ScreenText {
         let scrolled = std::mem::take(&mut self.parser.callbacks_mut().rows);
         let screen = self.parser.screen();
         let alternate = screen.alternate_screen();
-        let now: Vec<(String, bool)> =
-            screen.rows(0, screen.size().1.get()).enumerate().map(|(i, text)| (text, screen.row_wrapped(i as u16))).collect();
+        let now: Vec<(String, bool)> = screen
+            .rows(0, screen.size().1.get())
+            .enumerate()
+            .map(|(i, text)| (text, screen.row_wrapped(i as u16)))
+            .collect();
         let mut before = std::mem::take(&mut self.rows);
         let switched = alternate != self.alternate;
         if switched {
@@ -190,7 +221,9 @@ impl ScreenText {
         // screens were switched since); the rest were drawn and scrolled off since.
         let k = scrolled.len();
         for (j, (text, begins, from_alternate)) in scrolled.into_iter().enumerate() {
-            let seen = before.get(j).filter(|_| !switched && from_alternate == alternate);
+            let seen = before
+                .get(j)
+                .filter(|_| !switched && from_alternate == alternate);
             let mut drawn = at;
             if let Some(b) = seen {
                 if b.text.trim_end() == text.trim_end() {
@@ -213,7 +246,10 @@ impl ScreenText {
             if old.is_empty() {
                 continue;
             }
-            let likely = [i.checked_sub(skip), Some(i)].into_iter().flatten().filter(|&n| n < now.len());
+            let likely = [i.checked_sub(skip), Some(i)]
+                .into_iter()
+                .flatten()
+                .filter(|&n| n < now.len());
             let shows = |n: &usize| !claimed[*n] && now[*n].0.trim_end().starts_with(old);
             match likely.chain(0..now.len()).find(shows) {
                 Some(n) => {
@@ -228,7 +264,11 @@ impl ScreenText {
         for run in gone.chunk_by(|a, b| b == &(a + 1) && before[*a].wrapped) {
             self.take_rows(&before, run[0]..run[run.len() - 1] + 1);
         }
-        self.rows = now.into_iter().zip(drawn).map(|((text, wrapped), at)| Row { text, wrapped, at }).collect();
+        self.rows = now
+            .into_iter()
+            .zip(drawn)
+            .map(|((text, wrapped), at)| Row { text, wrapped, at })
+            .collect();
     }
 
     /// A row scrolled off the top: it begins a line, or goes on with the one open.
@@ -275,7 +315,10 @@ impl ScreenText {
         // capture goes on with a newline unless it does.
         let (screen, scrolled) = self.parser.screen_and_callbacks_mut();
         let mut rest = String::new();
-        let _ = screen.write_contents_formatted_basic(&mut rest, vt100::capture::BasicFormattedCaptureRange::Full(&mut scrolled.capture));
+        let _ = screen.write_contents_formatted_basic(
+            &mut rest,
+            vt100::capture::BasicFormattedCaptureRange::Full(&mut scrolled.capture),
+        );
         let continues = !self.alternate && !rest.starts_with('\n');
         let mut rows = std::mem::take(&mut self.rows);
         match self.open.take() {
@@ -303,8 +346,19 @@ mod tests {
     fn recording(cols: u16, rows: u16, events: &[(u64, u8, &str)]) -> Recording {
         let mut header = format::tests::header(&[1u8; 32]);
         (header.cols, header.rows) = (cols, rows);
-        let events = events.iter().map(|&(s, kind, data)| Event { at_us: s * 1_000_000, kind, data: data.as_bytes().to_vec() }).collect();
-        Recording { header, events, ending: Ending::Complete }
+        let events = events
+            .iter()
+            .map(|&(s, kind, data)| Event {
+                at_us: s * 1_000_000,
+                kind,
+                data: data.as_bytes().to_vec(),
+            })
+            .collect();
+        Recording {
+            header,
+            events,
+            ending: Ending::Complete,
+        }
     }
 
     fn lines(rec: &Recording) -> Vec<(f64, String)> {
@@ -318,8 +372,16 @@ mod tests {
     #[test]
     fn screen_lines_drop_escape_sequences() {
         let key = [1u8; 32];
-        let events = vec![Event { at_us: 1_000_000, kind: OUTPUT, data: b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07next".to_vec() }];
-        let rec = format::Recording { header: format::tests::header(&key), events, ending: Ending::Complete };
+        let events = vec![Event {
+            at_us: 1_000_000,
+            kind: OUTPUT,
+            data: b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07next".to_vec(),
+        }];
+        let rec = format::Recording {
+            header: format::tests::header(&key),
+            events,
+            ending: Ending::Complete,
+        };
         let lines: Vec<String> = screen_lines(&rec).into_iter().map(|(_, l)| l).collect();
         assert_eq!(lines, vec!["green text".to_string(), "next".to_string()]);
     }
@@ -328,7 +390,15 @@ mod tests {
     fn a_progress_line_redrawn_with_carriage_returns_reads_as_the_terminal_left_it() {
         // Stripping escapes and carriage returns ran the three states together into
         // "Downloading  10%Downloading  55%Downloading 100%", a line no terminal showed.
-        let rec = recording(80, 24, &[(1, OUTPUT, "Downloading  10%\rDownloading  55%\rDownloading 100%\r\ndone\r\n")]);
+        let rec = recording(
+            80,
+            24,
+            &[(
+                1,
+                OUTPUT,
+                "Downloading  10%\rDownloading  55%\rDownloading 100%\r\ndone\r\n",
+            )],
+        );
         assert_eq!(texts(&rec), ["Downloading 100%", "done"]);
     }
 
@@ -336,32 +406,82 @@ mod tests {
     fn text_drawn_at_cursor_positions_is_found_on_the_rows_it_was_drawn_on() {
         // A full-screen program draws with cursor moves, not newlines: stripped, this was the
         // one line "PID USER  42 alicerunning".
-        let rec = recording(80, 24, &[(1, OUTPUT, "\x1b[H\x1b[2J\x1b[1;1HPID USER\x1b[2;3H42 alice\x1b[2;20Hrunning")]);
+        let rec = recording(
+            80,
+            24,
+            &[(
+                1,
+                OUTPUT,
+                "\x1b[H\x1b[2J\x1b[1;1HPID USER\x1b[2;3H42 alice\x1b[2;20Hrunning",
+            )],
+        );
         assert_eq!(texts(&rec), ["PID USER", "  42 alice         running"]);
     }
 
     #[test]
     fn erasing_and_backspacing_leave_the_text_that_was_left_on_screen() {
-        let rec = recording(80, 24, &[(1, OUTPUT, "$ git comit\x08\x08\x08\x1b[Kmmit -m wip\r\n")]);
+        let rec = recording(
+            80,
+            24,
+            &[(1, OUTPUT, "$ git comit\x08\x08\x08\x1b[Kmmit -m wip\r\n")],
+        );
         assert_eq!(texts(&rec), ["$ git commit -m wip"]);
     }
 
     #[test]
     fn a_line_overwritten_by_a_later_event_is_found_as_each_event_left_it() {
-        let rec = recording(80, 24, &[(1, OUTPUT, "step 1 of 3"), (2, OUTPUT, "\rstep 2 of 3"), (3, OUTPUT, "\rstep 3 of 3\r\n")]);
-        assert_eq!(lines(&rec), [(1.0, "step 1 of 3".into()), (2.0, "step 2 of 3".into()), (3.0, "step 3 of 3".into())]);
+        let rec = recording(
+            80,
+            24,
+            &[
+                (1, OUTPUT, "step 1 of 3"),
+                (2, OUTPUT, "\rstep 2 of 3"),
+                (3, OUTPUT, "\rstep 3 of 3\r\n"),
+            ],
+        );
+        assert_eq!(
+            lines(&rec),
+            [
+                (1.0, "step 1 of 3".into()),
+                (2.0, "step 2 of 3".into()),
+                (3.0, "step 3 of 3".into())
+            ]
+        );
     }
 
     #[test]
     fn a_line_typed_over_several_events_is_one_line_timed_when_it_was_finished() {
-        let rec = recording(80, 24, &[(1, OUTPUT, "$ ec"), (2, OUTPUT, "ho hi"), (3, OUTPUT, "\r\nhi\r\n")]);
+        let rec = recording(
+            80,
+            24,
+            &[
+                (1, OUTPUT, "$ ec"),
+                (2, OUTPUT, "ho hi"),
+                (3, OUTPUT, "\r\nhi\r\n"),
+            ],
+        );
         assert_eq!(lines(&rec), [(2.0, "$ echo hi".into()), (3.0, "hi".into())]);
     }
 
     #[test]
     fn lines_scrolled_off_the_top_keep_the_time_they_were_drawn() {
-        let rec = recording(80, 2, &[(1, OUTPUT, "first\r\n"), (2, OUTPUT, "second\r\n"), (3, OUTPUT, "third\r\n")]);
-        assert_eq!(lines(&rec), [(1.0, "first".into()), (2.0, "second".into()), (3.0, "third".into())]);
+        let rec = recording(
+            80,
+            2,
+            &[
+                (1, OUTPUT, "first\r\n"),
+                (2, OUTPUT, "second\r\n"),
+                (3, OUTPUT, "third\r\n"),
+            ],
+        );
+        assert_eq!(
+            lines(&rec),
+            [
+                (1.0, "first".into()),
+                (2.0, "second".into()),
+                (3.0, "third".into())
+            ]
+        );
     }
 
     #[test]
@@ -405,14 +525,26 @@ mod tests {
         let rec = recording(
             80,
             4,
-            &[(1, OUTPUT, "a\r\nb\r\nc\r\nkeep me"), (2, RESIZE, "80x2"), (3, RESIZE, "80x4"), (4, OUTPUT, "\r\nafter\r\n")],
+            &[
+                (1, OUTPUT, "a\r\nb\r\nc\r\nkeep me"),
+                (2, RESIZE, "80x2"),
+                (3, RESIZE, "80x4"),
+                (4, OUTPUT, "\r\nafter\r\n"),
+            ],
         );
         assert_eq!(texts(&rec), ["a", "b", "c", "keep me", "after"]);
     }
 
     #[test]
     fn a_cleared_screen_keeps_what_it_showed() {
-        let rec = recording(80, 24, &[(1, OUTPUT, "secret plans\r\n$ clear\r\n"), (2, OUTPUT, "\x1b[H\x1b[2J$ ")]);
+        let rec = recording(
+            80,
+            24,
+            &[
+                (1, OUTPUT, "secret plans\r\n$ clear\r\n"),
+                (2, OUTPUT, "\x1b[H\x1b[2J$ "),
+            ],
+        );
         assert_eq!(texts(&rec), ["secret plans", "$ clear", "$"]);
     }
 }

@@ -36,7 +36,12 @@ impl Service {
                     .with("listen", listen.to_string())
                     .with("recording", self.config.recording_enabled),
             )
-            .map_err(|e| Error::caused("the audit log cannot be written, so the host does not start", e))
+            .map_err(|e| {
+                Error::caused(
+                    "the audit log cannot be written, so the host does not start",
+                    e,
+                )
+            })
     }
 
     /// Ends every session (their readers record each end, given up to a second), and
@@ -66,17 +71,21 @@ impl Service {
     /// data directory administers it, so an account new to it is added as an admin, audited.
     pub fn local_login(&self) -> Result<Principal> {
         // SAFETY: geteuid cannot fail.
-        let name =
-            crate::accounts::name_of(unsafe { libc::geteuid() }).ok_or_else(|| Error::failed("cannot tell which OS user this is"))?;
+        let name = crate::accounts::name_of(unsafe { libc::geteuid() })
+            .ok_or_else(|| Error::failed("cannot tell which OS user this is"))?;
         if !crate::store::valid_user_name(&name) {
-            return Err(Error::Invalid(format!("the OS user name \"{name}\" is not a valid cordon user name")));
+            return Err(Error::Invalid(format!(
+                "the OS user name \"{name}\" is not a valid cordon user name"
+            )));
         }
         if self.store.user(&name)?.is_none() {
             self.add_user(&Principal::local_admin(), &name, Role::Admin, &[])?;
         }
         let p = self.principal(&name, "local")?;
         self.record(
-            AuditEvent::new(Kind::TuiStart, p.user.clone()).with("address", "local").with("recording", self.config.recording_enabled),
+            AuditEvent::new(Kind::TuiStart, p.user.clone())
+                .with("address", "local")
+                .with("recording", self.config.recording_enabled),
         );
         Ok(p)
     }
@@ -88,17 +97,26 @@ impl Service {
         let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
         match self.principal(&name, &address) {
             Ok(p) => {
-                self.record(AuditEvent::new(Kind::Login, p.user.clone()).with("method", "tui socket").with("address", address.clone()));
-                self.record(AuditEvent::new(Kind::TuiStart, p.user.clone()).with("address", address));
+                self.record(
+                    AuditEvent::new(Kind::Login, p.user.clone())
+                        .with("method", "tui socket")
+                        .with("address", address.clone()),
+                );
+                self.record(
+                    AuditEvent::new(Kind::TuiStart, p.user.clone()).with("address", address),
+                );
                 Ok(p)
             }
             Err(e) => {
                 self.record_bounded(
                     &format!("login.failed:uid{uid}"),
-                    AuditEvent::new(Kind::LoginFailed, crate::service::users::offered_name(&name))
-                        .with("method", "tui socket")
-                        .with("address", address)
-                        .with("why", e.to_string()),
+                    AuditEvent::new(
+                        Kind::LoginFailed,
+                        crate::service::users::offered_name(&name),
+                    )
+                    .with("method", "tui socket")
+                    .with("address", address)
+                    .with("why", e.to_string()),
                 );
                 Err(e)
             }
@@ -117,7 +135,9 @@ impl Service {
 
     /// The host's figures for `/metrics` (those who may read the audit log).
     pub fn figures(&self, p: &Principal) -> Result<HostFigures> {
-        self.check(p, Action::ReadAudit, "metrics", |p| format!("a {} may not read metrics", p.role))?;
+        self.check(p, Action::ReadAudit, "metrics", |p| {
+            format!("a {} may not read metrics", p.role)
+        })?;
         Ok(HostFigures {
             sessions: self.hub.list().len(),
             recording_errors: crate::record::ERRORS.load(std::sync::atomic::Ordering::Relaxed),

@@ -79,11 +79,16 @@ fn key_line(seed: u32) -> String {
     s[..4].copy_from_slice(&seed.to_be_bytes());
     s[4..8].copy_from_slice(&std::process::id().to_be_bytes());
     let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
-    russh::keys::PublicKey::from(pair.public).to_openssh().unwrap()
+    russh::keys::PublicKey::from(pair.public)
+        .to_openssh()
+        .unwrap()
 }
 
 fn fingerprint(line: &str) -> String {
-    russh::keys::PublicKey::from_openssh(line).unwrap().fingerprint(russh::keys::HashAlg::Sha256).to_string()
+    russh::keys::PublicKey::from_openssh(line)
+        .unwrap()
+        .fingerprint(russh::keys::HashAlg::Sha256)
+        .to_string()
 }
 
 impl Host {
@@ -101,7 +106,15 @@ impl Host {
         let owner = svc.principal("owner", "test").unwrap();
         let their_session = session(&svc, &owner);
         let their_recording = recording(&svc, &owner);
-        Host { _dir: dir, svc, admin, owner, their_session, their_recording, next: Default::default() }
+        Host {
+            _dir: dir,
+            svc,
+            admin,
+            owner,
+            their_session,
+            their_recording,
+            next: Default::default(),
+        }
     }
 
     /// A caller in `role` with a session, a recording and a key of their own, and a victim.
@@ -110,8 +123,20 @@ impl Host {
         let (name, victim) = (format!("caller{n}"), format!("victim{n}"));
         let (my_key, victim_key) = (key_line(2 * n), key_line(2 * n + 1));
         let svc = &self.svc;
-        svc.add_user(&self.admin, &name, Role::Developer, std::slice::from_ref(&my_key)).unwrap();
-        svc.add_user(&self.admin, &victim, Role::Developer, std::slice::from_ref(&victim_key)).unwrap();
+        svc.add_user(
+            &self.admin,
+            &name,
+            Role::Developer,
+            std::slice::from_ref(&my_key),
+        )
+        .unwrap();
+        svc.add_user(
+            &self.admin,
+            &victim,
+            Role::Developer,
+            std::slice::from_ref(&victim_key),
+        )
+        .unwrap();
         let developer = svc.principal(&name, "test").unwrap();
         let my_session = session(svc, &developer);
         let my_recording = recording(svc, &developer);
@@ -119,22 +144,55 @@ impl Host {
             svc.set_role(&self.admin, &name, role).unwrap();
         }
         // Authority is read at each call: the principal's own role field is stale on purpose.
-        Cell { h: self, me: developer, my_session, my_recording, my_key, victim, victim_key, tokens: Mutex::new(None) }
+        Cell {
+            h: self,
+            me: developer,
+            my_session,
+            my_recording,
+            my_key,
+            victim,
+            victim_key,
+            tokens: Mutex::new(None),
+        }
     }
 }
 
 /// A session of `p`'s running `cat`.
 fn session(svc: &Service, p: &Principal) -> u64 {
-    let req = NewSession { command: vec!["cat".into()], cols: 80, rows: 24, term: "xterm".into(), ..Default::default() };
+    let req = NewSession {
+        command: vec!["cat".into()],
+        cols: 80,
+        rows: 24,
+        term: "xterm".into(),
+        ..Default::default()
+    };
     svc.create_session(p, req).unwrap().id
 }
 
 /// A finished recording of `p`'s whose screen says `needle-USER`.
 fn recording(svc: &Service, p: &Principal) -> String {
-    let recorder = Recorder::new(svc.dir.root.join("recordings"), Keyring::new(&svc.dir), FailurePolicy::Strict, false, true).unwrap();
-    let meta = Meta { user: p.user.clone(), profile: "default".into(), command: vec!["cat".into()], cols: 80, rows: 24, term: "xterm".into() };
+    let recorder = Recorder::new(
+        svc.dir.root.join("recordings"),
+        Keyring::new(&svc.dir),
+        FailurePolicy::Strict,
+        false,
+        true,
+    )
+    .unwrap();
+    let meta = Meta {
+        user: p.user.clone(),
+        profile: "default".into(),
+        command: vec!["cat".into()],
+        cols: 80,
+        rows: 24,
+        term: "xterm".into(),
+    };
     let (header, path, mut w) = recorder.start(1, &meta).unwrap();
-    w.event(format::OUTPUT, format!("hello\r\nneedle-{}\r\n", p.user).as_bytes()).unwrap();
+    w.event(
+        format::OUTPUT,
+        format!("hello\r\nneedle-{}\r\n", p.user).as_bytes(),
+    )
+    .unwrap();
     w.event(format::EXIT, b"0").unwrap();
     w.finish().unwrap();
     svc.store
@@ -178,8 +236,17 @@ struct Row {
     expect: [Expect; 4],
 }
 
-fn row(what: &'static str, act: impl Fn(&Cell) -> Result<()> + 'static, expect: [Expect; 4]) -> Row {
-    Row { what, prepare: None, act: Box::new(act), expect }
+fn row(
+    what: &'static str,
+    act: impl Fn(&Cell) -> Result<()> + 'static,
+    expect: [Expect; 4],
+) -> Row {
+    Row {
+        what,
+        prepare: None,
+        act: Box::new(act),
+        expect,
+    }
 }
 
 fn row_after(
@@ -188,7 +255,12 @@ fn row_after(
     act: impl Fn(&Cell) -> Result<()> + 'static,
     expect: [Expect; 4],
 ) -> Row {
-    Row { what, prepare: Some(Box::new(prepare)), act: Box::new(act), expect }
+    Row {
+        what,
+        prepare: Some(Box::new(prepare)),
+        act: Box::new(act),
+        expect,
+    }
 }
 
 /// A pair for the caller, kept for the call.
@@ -198,7 +270,11 @@ fn issue(c: &Cell) -> Result<()> {
 }
 
 fn pair(c: &Cell) -> TokenPair {
-    c.tokens.lock().unwrap().clone().expect("issued before the call")
+    c.tokens
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("issued before the call")
 }
 
 /// Attaches or observes, then detaches: both audited.
@@ -210,41 +286,139 @@ fn watch(c: &Cell, id: u64, writer: bool) -> Result<()> {
 
 fn rows() -> Vec<Row> {
     let sessions = vec![
-        row("see their own session in the list", |c| present(c.h.svc.sessions(&c.me)?.iter().any(|s| s.id == c.my_session)), [QUIET; 4]),
+        row(
+            "see their own session in the list",
+            |c| {
+                present(
+                    c.h.svc
+                        .sessions(&c.me)?
+                        .iter()
+                        .any(|s| s.id == c.my_session),
+                )
+            },
+            [QUIET; 4],
+        ),
         row(
             "see another's session in the list",
-            |c| present(c.h.svc.sessions(&c.me)?.iter().any(|s| s.id == c.h.their_session)),
+            |c| {
+                present(
+                    c.h.svc
+                        .sessions(&c.me)?
+                        .iter()
+                        .any(|s| s.id == c.h.their_session),
+                )
+            },
             [QUIET, LEFT_OUT, QUIET, QUIET],
         ),
         row(
             "start a session",
             |c| {
-                let req = NewSession { command: vec!["cat".into()], cols: 80, rows: 24, term: "xterm".into(), ..Default::default() };
+                let req = NewSession {
+                    command: vec!["cat".into()],
+                    cols: 80,
+                    rows: 24,
+                    term: "xterm".into(),
+                    ..Default::default()
+                };
                 c.h.svc.create_session(&c.me, req).map(drop)
             },
             [done(&[SessionCreate]), done(&[SessionCreate]), NO, NO],
         ),
-        row("see their own session's screen", |c| c.h.svc.preview(&c.me, c.my_session).map(drop), [QUIET; 4]),
-        row("see another's session's screen", |c| c.h.svc.preview(&c.me, c.h.their_session).map(drop), [QUIET, HIDDEN, QUIET, QUIET]),
-        row("read their own session's details", |c| c.h.svc.session_info(&c.me, c.my_session).map(drop), [QUIET; 4]),
-        row("read another's session's details", |c| c.h.svc.session_info(&c.me, c.h.their_session).map(drop), [QUIET, HIDDEN, QUIET, QUIET]),
-        row("attach to their own session", |c| watch(c, c.my_session, true), [done(&[SessionAttach, SessionDetach]), done(&[SessionAttach, SessionDetach]), NO, NO]),
-        row("attach to another's session", |c| watch(c, c.h.their_session, true), [done(&[SessionAttach, SessionDetach]), HIDDEN, NO, NO]),
-        row("observe their own session", |c| watch(c, c.my_session, false), [done(&[SessionObserve, SessionDetach]); 4]),
+        row(
+            "see their own session's screen",
+            |c| c.h.svc.preview(&c.me, c.my_session).map(drop),
+            [QUIET; 4],
+        ),
+        row(
+            "see another's session's screen",
+            |c| c.h.svc.preview(&c.me, c.h.their_session).map(drop),
+            [QUIET, HIDDEN, QUIET, QUIET],
+        ),
+        row(
+            "read their own session's details",
+            |c| c.h.svc.session_info(&c.me, c.my_session).map(drop),
+            [QUIET; 4],
+        ),
+        row(
+            "read another's session's details",
+            |c| c.h.svc.session_info(&c.me, c.h.their_session).map(drop),
+            [QUIET, HIDDEN, QUIET, QUIET],
+        ),
+        row(
+            "attach to their own session",
+            |c| watch(c, c.my_session, true),
+            [
+                done(&[SessionAttach, SessionDetach]),
+                done(&[SessionAttach, SessionDetach]),
+                NO,
+                NO,
+            ],
+        ),
+        row(
+            "attach to another's session",
+            |c| watch(c, c.h.their_session, true),
+            [done(&[SessionAttach, SessionDetach]), HIDDEN, NO, NO],
+        ),
+        row(
+            "observe their own session",
+            |c| watch(c, c.my_session, false),
+            [done(&[SessionObserve, SessionDetach]); 4],
+        ),
         row(
             "observe another's session",
             |c| watch(c, c.h.their_session, false),
-            [done(&[SessionObserve, SessionDetach]), HIDDEN, done(&[SessionObserve, SessionDetach]), done(&[SessionObserve, SessionDetach])],
+            [
+                done(&[SessionObserve, SessionDetach]),
+                HIDDEN,
+                done(&[SessionObserve, SessionDetach]),
+                done(&[SessionObserve, SessionDetach]),
+            ],
         ),
-        row("type into their own session", |c| c.h.svc.input(&c.me, c.my_session, b"hi\r"), [done(&[SessionInput]), done(&[SessionInput]), NO, NO]),
-        row("type into another's session", |c| c.h.svc.input(&c.me, c.h.their_session, b"hi\r"), [done(&[SessionInput]), HIDDEN, NO, NO]),
-        row("resize their own session", |c| c.h.svc.resize(&c.me, c.my_session, 100, 30), [done(&[SessionResize]), done(&[SessionResize]), NO, NO]),
-        row("resize another's session", |c| c.h.svc.resize(&c.me, c.h.their_session, 100, 30), [done(&[SessionResize]), HIDDEN, NO, NO]),
-        row("rename their own session", |c| c.h.svc.rename_session(&c.me, c.my_session, "mine"), [done(&[SessionRename]), done(&[SessionRename]), NO, NO]),
-        row("rename another's session", |c| c.h.svc.rename_session(&c.me, c.h.their_session, "theirs"), [done(&[SessionRename]), HIDDEN, NO, NO]),
-        row("mark their own session", |c| c.h.svc.mark(&c.me, c.my_session, "here").map(drop), [done(&[SessionMark]), done(&[SessionMark]), NO, NO]),
-        row("mark another's session", |c| c.h.svc.mark(&c.me, c.h.their_session, "here").map(drop), [done(&[SessionMark]), HIDDEN, NO, NO]),
-        row("end their own session", |c| c.h.svc.end_session(&c.me, c.my_session), [done(&[SessionKill]), done(&[SessionKill]), NO, NO]),
+        row(
+            "type into their own session",
+            |c| c.h.svc.input(&c.me, c.my_session, b"hi\r"),
+            [done(&[SessionInput]), done(&[SessionInput]), NO, NO],
+        ),
+        row(
+            "type into another's session",
+            |c| c.h.svc.input(&c.me, c.h.their_session, b"hi\r"),
+            [done(&[SessionInput]), HIDDEN, NO, NO],
+        ),
+        row(
+            "resize their own session",
+            |c| c.h.svc.resize(&c.me, c.my_session, 100, 30),
+            [done(&[SessionResize]), done(&[SessionResize]), NO, NO],
+        ),
+        row(
+            "resize another's session",
+            |c| c.h.svc.resize(&c.me, c.h.their_session, 100, 30),
+            [done(&[SessionResize]), HIDDEN, NO, NO],
+        ),
+        row(
+            "rename their own session",
+            |c| c.h.svc.rename_session(&c.me, c.my_session, "mine"),
+            [done(&[SessionRename]), done(&[SessionRename]), NO, NO],
+        ),
+        row(
+            "rename another's session",
+            |c| c.h.svc.rename_session(&c.me, c.h.their_session, "theirs"),
+            [done(&[SessionRename]), HIDDEN, NO, NO],
+        ),
+        row(
+            "mark their own session",
+            |c| c.h.svc.mark(&c.me, c.my_session, "here").map(drop),
+            [done(&[SessionMark]), done(&[SessionMark]), NO, NO],
+        ),
+        row(
+            "mark another's session",
+            |c| c.h.svc.mark(&c.me, c.h.their_session, "here").map(drop),
+            [done(&[SessionMark]), HIDDEN, NO, NO],
+        ),
+        row(
+            "end their own session",
+            |c| c.h.svc.end_session(&c.me, c.my_session),
+            [done(&[SessionKill]), done(&[SessionKill]), NO, NO],
+        ),
         row(
             "end another's session",
             |c| c.h.svc.end_session(&c.me, session(&c.h.svc, &c.h.owner)),
@@ -252,13 +426,28 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "check a command may run",
-            |c| c.h.svc.prepare_run(&c.me, &RunRequest { argv: vec!["true".into()], profile: None, workspace: None, timeout: None }),
+            |c| {
+                c.h.svc.prepare_run(
+                    &c.me,
+                    &RunRequest {
+                        argv: vec!["true".into()],
+                        profile: None,
+                        workspace: None,
+                        timeout: None,
+                    },
+                )
+            },
             [QUIET, QUIET, NO, NO],
         ),
         row(
             "run a command",
             |c| {
-                let req = RunRequest { argv: vec!["echo".into(), "ran".into()], profile: None, workspace: None, timeout: None };
+                let req = RunRequest {
+                    argv: vec!["echo".into(), "ran".into()],
+                    profile: None,
+                    workspace: None,
+                    timeout: None,
+                };
                 let mut out = Vec::new();
                 let o = c.h.svc.run(&c.me, req, &mut |_, b| {
                     out.extend(b);
@@ -269,55 +458,144 @@ fn rows() -> Vec<Row> {
             },
             [done(&[Run]), done(&[Run]), NO, NO],
         ),
-        row("be offered the default profile", |c| present(c.h.svc.profiles(&c.me)?.contains(&"default".to_string())), [QUIET, QUIET, LEFT_OUT, LEFT_OUT]),
+        row(
+            "be offered the default profile",
+            |c| present(c.h.svc.profiles(&c.me)?.contains(&"default".to_string())),
+            [QUIET, QUIET, LEFT_OUT, LEFT_OUT],
+        ),
     ];
     let recordings = vec![
         row(
             "see their own recording in the list",
-            |c| present(c.h.svc.recordings(&c.me, &Filter::default())?.iter().any(|r| r.id == c.my_recording)),
+            |c| {
+                present(
+                    c.h.svc
+                        .recordings(&c.me, &Filter::default())?
+                        .iter()
+                        .any(|r| r.id == c.my_recording),
+                )
+            },
             [QUIET, QUIET, QUIET, LEFT_OUT],
         ),
         row(
             "see another's recording in the list",
-            |c| present(c.h.svc.recordings(&c.me, &Filter::default())?.iter().any(|r| r.id == c.h.their_recording)),
+            |c| {
+                present(
+                    c.h.svc
+                        .recordings(&c.me, &Filter::default())?
+                        .iter()
+                        .any(|r| r.id == c.h.their_recording),
+                )
+            },
             [QUIET, LEFT_OUT, QUIET, LEFT_OUT],
         ),
-        row("read their own recording's details", |c| c.h.svc.recording(&c.me, &c.my_recording).map(drop), [QUIET, QUIET, QUIET, HIDDEN]),
-        row("read another's recording's details", |c| c.h.svc.recording(&c.me, &c.h.their_recording).map(drop), [QUIET, HIDDEN, QUIET, HIDDEN]),
+        row(
+            "read their own recording's details",
+            |c| c.h.svc.recording(&c.me, &c.my_recording).map(drop),
+            [QUIET, QUIET, QUIET, HIDDEN],
+        ),
+        row(
+            "read another's recording's details",
+            |c| c.h.svc.recording(&c.me, &c.h.their_recording).map(drop),
+            [QUIET, HIDDEN, QUIET, HIDDEN],
+        ),
         row(
             "play their own recording",
-            |c| c.h.svc.open_recording(&c.me, &c.my_recording, 0.0).map(drop),
-            [done(&[RecordingPlay]), done(&[RecordingPlay]), done(&[RecordingPlay]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .open_recording(&c.me, &c.my_recording, 0.0)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
         ),
         row(
             "play another's recording",
-            |c| c.h.svc.open_recording(&c.me, &c.h.their_recording, 0.0).map(drop),
-            [done(&[RecordingPlay]), HIDDEN, done(&[RecordingPlay]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .open_recording(&c.me, &c.h.their_recording, 0.0)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                HIDDEN,
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
         ),
         row(
             "stream another's recording",
-            |c| c.h.svc.open_reader(&c.me, &c.h.their_recording, 0.0).map(drop),
-            [done(&[RecordingPlay]), HIDDEN, done(&[RecordingPlay]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .open_reader(&c.me, &c.h.their_recording, 0.0)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                HIDDEN,
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
         ),
         row(
             "see another's recording's screen at a time",
-            |c| c.h.svc.screen_at(&c.me, &c.h.their_recording, 0.0).map(drop),
-            [done(&[RecordingPlay]), HIDDEN, done(&[RecordingPlay]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .screen_at(&c.me, &c.h.their_recording, 0.0)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                HIDDEN,
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
         ),
         row(
             "export their own recording",
-            |c| c.h.svc.export(&c.me, &c.my_recording, "asciicast-v2", "test").map(drop),
-            [done(&[RecordingExport]), done(&[RecordingExport]), done(&[RecordingExport]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .export(&c.me, &c.my_recording, "asciicast-v2", "test")
+                    .map(drop)
+            },
+            [
+                done(&[RecordingExport]),
+                done(&[RecordingExport]),
+                done(&[RecordingExport]),
+                HIDDEN,
+            ],
         ),
         row(
             "export another's recording",
-            |c| c.h.svc.export(&c.me, &c.h.their_recording, "raw", "test").map(drop),
-            [done(&[RecordingExport]), HIDDEN, done(&[RecordingExport]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .export(&c.me, &c.h.their_recording, "raw", "test")
+                    .map(drop)
+            },
+            [
+                done(&[RecordingExport]),
+                HIDDEN,
+                done(&[RecordingExport]),
+                HIDDEN,
+            ],
         ),
         row(
             "export another's recording into their workspace",
-            |c| c.h.svc.export_recording(&c.me, &c.h.their_recording, "asciicast-v2").map(drop),
-            [done(&[RecordingExport]), HIDDEN, done(&[RecordingExport]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .export_recording(&c.me, &c.h.their_recording, "asciicast-v2")
+                    .map(drop)
+            },
+            [
+                done(&[RecordingExport]),
+                HIDDEN,
+                done(&[RecordingExport]),
+                HIDDEN,
+            ],
         ),
         row(
             "verify their own recording",
@@ -326,21 +604,46 @@ fn rows() -> Vec<Row> {
                 assert!(verdict.is_whole(), "{verdict:?}");
                 Ok(())
             },
-            [done(&[RecordingVerify]), done(&[RecordingVerify]), done(&[RecordingVerify]), HIDDEN],
+            [
+                done(&[RecordingVerify]),
+                done(&[RecordingVerify]),
+                done(&[RecordingVerify]),
+                HIDDEN,
+            ],
         ),
         row(
             "verify another's recording",
-            |c| c.h.svc.verify_recording(&c.me, &c.h.their_recording).map(drop),
-            [done(&[RecordingVerify]), HIDDEN, done(&[RecordingVerify]), HIDDEN],
+            |c| {
+                c.h.svc
+                    .verify_recording(&c.me, &c.h.their_recording)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingVerify]),
+                HIDDEN,
+                done(&[RecordingVerify]),
+                HIDDEN,
+            ],
         ),
-        row("verify every recording they may read", |c| c.h.svc.verify_all(&c.me).map(drop), [done(&[RecordingVerify]); 4]),
+        row(
+            "verify every recording they may read",
+            |c| c.h.svc.verify_all(&c.me).map(drop),
+            [done(&[RecordingVerify]); 4],
+        ),
         row(
             "find their own recording's text",
             |c| {
-                let (hits, _) = c.h.svc.search(&c.me, &format!("needle-{}", c.me.user), &Filter::default())?;
+                let (hits, _) =
+                    c.h.svc
+                        .search(&c.me, &format!("needle-{}", c.me.user), &Filter::default())?;
                 present(hits.iter().any(|h| h.recording == c.my_recording))
             },
-            [done(&[RecordingSearch]), done(&[RecordingSearch]), done(&[RecordingSearch]), (Answer::NotFound, &[RecordingSearch])],
+            [
+                done(&[RecordingSearch]),
+                done(&[RecordingSearch]),
+                done(&[RecordingSearch]),
+                (Answer::NotFound, &[RecordingSearch]),
+            ],
         ),
         row(
             "find another's recording's text",
@@ -348,23 +651,50 @@ fn rows() -> Vec<Row> {
                 let (hits, _) = c.h.svc.search(&c.me, "needle-owner", &Filter::default())?;
                 present(hits.iter().any(|h| h.recording == c.h.their_recording))
             },
-            [done(&[RecordingSearch]), (Answer::NotFound, &[RecordingSearch]), done(&[RecordingSearch]), (Answer::NotFound, &[RecordingSearch])],
+            [
+                done(&[RecordingSearch]),
+                (Answer::NotFound, &[RecordingSearch]),
+                done(&[RecordingSearch]),
+                (Answer::NotFound, &[RecordingSearch]),
+            ],
         ),
-        row("hold their own recording", |c| c.h.svc.hold(&c.me, &c.my_recording, true).map(drop), [done(&[RecordingHold]), NO, done(&[RecordingHold]), HIDDEN]),
+        row(
+            "hold their own recording",
+            |c| c.h.svc.hold(&c.me, &c.my_recording, true).map(drop),
+            [done(&[RecordingHold]), NO, done(&[RecordingHold]), HIDDEN],
+        ),
         row(
             "hold another's recording",
             |c| c.h.svc.hold(&c.me, &c.h.their_recording, true).map(drop),
-            [done(&[RecordingHold]), HIDDEN, done(&[RecordingHold]), HIDDEN],
+            [
+                done(&[RecordingHold]),
+                HIDDEN,
+                done(&[RecordingHold]),
+                HIDDEN,
+            ],
         ),
         row(
             "release another's recording",
             |c| c.h.svc.hold(&c.me, &c.h.their_recording, false).map(drop),
-            [done(&[RecordingRelease]), HIDDEN, done(&[RecordingRelease]), HIDDEN],
+            [
+                done(&[RecordingRelease]),
+                HIDDEN,
+                done(&[RecordingRelease]),
+                HIDDEN,
+            ],
         ),
-        row("rotate the recording key", |c| c.h.svc.rotate_recording_key(&c.me).map(drop), [done(&[KeyRotate]), NO, NO, NO]),
+        row(
+            "rotate the recording key",
+            |c| c.h.svc.rotate_recording_key(&c.me).map(drop),
+            [done(&[KeyRotate]), NO, NO, NO],
+        ),
     ];
     let audit = vec![
-        row("read the audit log", |c| c.h.svc.audit_events(&c.me, 10, None).map(drop), [QUIET, NO, QUIET, NO]),
+        row(
+            "read the audit log",
+            |c| c.h.svc.audit_events(&c.me, 10, None).map(drop),
+            [QUIET, NO, QUIET, NO],
+        ),
         row(
             "verify the audit log",
             |c| {
@@ -374,36 +704,153 @@ fn rows() -> Vec<Row> {
             },
             [QUIET, NO, QUIET, NO],
         ),
-        row("read the host's figures", |c| c.h.svc.figures(&c.me).map(drop), [QUIET, NO, QUIET, NO]),
+        row(
+            "read the host's figures",
+            |c| c.h.svc.figures(&c.me).map(drop),
+            [QUIET, NO, QUIET, NO],
+        ),
     ];
     let users = vec![
-        row("list users", |c| c.h.svc.users(&c.me).map(drop), [QUIET, NO, NO, NO]),
-        row("add a user", |c| c.h.svc.add_user(&c.me, &format!("new-{}", c.me.user), Role::Viewer, &[]).map(drop), [done(&[UserAdd]), NO, NO, NO]),
-        row("remove a user", |c| c.h.svc.remove_user(&c.me, &c.victim), [done(&[UserRemove]), NO, NO, NO]),
-        row("change a user's role", |c| c.h.svc.set_role(&c.me, &c.victim, Role::Auditor), [done(&[UserRole]), NO, NO, NO]),
-        row("lock a user", |c| c.h.svc.set_locked(&c.me, &c.victim, true).map(drop), [done(&[UserLock]), NO, NO, NO]),
-        row("unlock a user", |c| c.h.svc.set_locked(&c.me, &c.victim, false).map(drop), [done(&[UserUnlock]), NO, NO, NO]),
-        row("set a user's password", |c| c.h.svc.set_password(&c.me, &c.victim, Some(PASSWORD)), [done(&[UserPasswordSet]), NO, NO, NO]),
-        row("clear a user's password", |c| c.h.svc.set_password(&c.me, &c.victim, None), [done(&[UserPasswordClear]), NO, NO, NO]),
-        row("list their own keys", |c| present(c.h.svc.keys(&c.me, &c.me.user)?.iter().any(|k| k.fingerprint == fingerprint(&c.my_key))), [QUIET; 4]),
-        row("list another's keys", |c| c.h.svc.keys(&c.me, &c.victim).map(drop), [QUIET, NO, NO, NO]),
-        row("add a key to their own account", |c| c.h.svc.add_key(&c.me, &c.me.user, &key_line(u32::MAX - c.me.user_id as u32)).map(drop), [done(&[KeyAdd]), NO, NO, NO]),
-        row("add a key to another's account", |c| c.h.svc.add_key(&c.me, &c.victim, &key_line(u32::MAX / 2 - c.me.user_id as u32)).map(drop), [done(&[KeyAdd]), NO, NO, NO]),
-        row("remove another's key", |c| c.h.svc.remove_key(&c.me, &c.victim, &fingerprint(&c.victim_key)).map(drop), [done(&[KeyRemove]), NO, NO, NO]),
-        row("revoke their own tokens", |c| c.h.svc.revoke_tokens(&c.me, &c.me.user), [done(&[TokenRevoke]); 4]),
-        row("revoke another's tokens", |c| c.h.svc.revoke_tokens(&c.me, &c.victim), [done(&[TokenRevoke]), NO, NO, NO]),
-        row("get a token for themselves", |c| c.h.svc.issue_token(&c.me, &c.me.user, "test").map(drop), [done(&[TokenIssue]); 4]),
-        row("get a token for another", |c| c.h.svc.issue_token(&c.me, &c.victim, "test").map(drop), [done(&[TokenIssue]), NO, NO, NO]),
-        row("rotate the token signing key", |c| c.h.svc.rotate_token_key(&c.me).map(drop), [done(&[TokenRotateKey]), NO, NO, NO]),
+        row(
+            "list users",
+            |c| c.h.svc.users(&c.me).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row(
+            "add a user",
+            |c| {
+                c.h.svc
+                    .add_user(&c.me, &format!("new-{}", c.me.user), Role::Viewer, &[])
+                    .map(drop)
+            },
+            [done(&[UserAdd]), NO, NO, NO],
+        ),
+        row(
+            "remove a user",
+            |c| c.h.svc.remove_user(&c.me, &c.victim),
+            [done(&[UserRemove]), NO, NO, NO],
+        ),
+        row(
+            "change a user's role",
+            |c| c.h.svc.set_role(&c.me, &c.victim, Role::Auditor),
+            [done(&[UserRole]), NO, NO, NO],
+        ),
+        row(
+            "lock a user",
+            |c| c.h.svc.set_locked(&c.me, &c.victim, true).map(drop),
+            [done(&[UserLock]), NO, NO, NO],
+        ),
+        row(
+            "unlock a user",
+            |c| c.h.svc.set_locked(&c.me, &c.victim, false).map(drop),
+            [done(&[UserUnlock]), NO, NO, NO],
+        ),
+        row(
+            "set a user's password",
+            |c| c.h.svc.set_password(&c.me, &c.victim, Some(PASSWORD)),
+            [done(&[UserPasswordSet]), NO, NO, NO],
+        ),
+        row(
+            "clear a user's password",
+            |c| c.h.svc.set_password(&c.me, &c.victim, None),
+            [done(&[UserPasswordClear]), NO, NO, NO],
+        ),
+        row(
+            "list their own keys",
+            |c| {
+                present(
+                    c.h.svc
+                        .keys(&c.me, &c.me.user)?
+                        .iter()
+                        .any(|k| k.fingerprint == fingerprint(&c.my_key)),
+                )
+            },
+            [QUIET; 4],
+        ),
+        row(
+            "list another's keys",
+            |c| c.h.svc.keys(&c.me, &c.victim).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row(
+            "add a key to their own account",
+            |c| {
+                c.h.svc
+                    .add_key(&c.me, &c.me.user, &key_line(u32::MAX - c.me.user_id as u32))
+                    .map(drop)
+            },
+            [done(&[KeyAdd]), NO, NO, NO],
+        ),
+        row(
+            "add a key to another's account",
+            |c| {
+                c.h.svc
+                    .add_key(
+                        &c.me,
+                        &c.victim,
+                        &key_line(u32::MAX / 2 - c.me.user_id as u32),
+                    )
+                    .map(drop)
+            },
+            [done(&[KeyAdd]), NO, NO, NO],
+        ),
+        row(
+            "remove another's key",
+            |c| {
+                c.h.svc
+                    .remove_key(&c.me, &c.victim, &fingerprint(&c.victim_key))
+                    .map(drop)
+            },
+            [done(&[KeyRemove]), NO, NO, NO],
+        ),
+        row(
+            "revoke their own tokens",
+            |c| c.h.svc.revoke_tokens(&c.me, &c.me.user),
+            [done(&[TokenRevoke]); 4],
+        ),
+        row(
+            "revoke another's tokens",
+            |c| c.h.svc.revoke_tokens(&c.me, &c.victim),
+            [done(&[TokenRevoke]), NO, NO, NO],
+        ),
+        row(
+            "get a token for themselves",
+            |c| c.h.svc.issue_token(&c.me, &c.me.user, "test").map(drop),
+            [done(&[TokenIssue]); 4],
+        ),
+        row(
+            "get a token for another",
+            |c| c.h.svc.issue_token(&c.me, &c.victim, "test").map(drop),
+            [done(&[TokenIssue]), NO, NO, NO],
+        ),
+        row(
+            "rotate the token signing key",
+            |c| c.h.svc.rotate_token_key(&c.me).map(drop),
+            [done(&[TokenRotateKey]), NO, NO, NO],
+        ),
     ];
     let logins = vec![
-        row("log in with their key", |c| c.h.svc.key_login(&c.me.user, &fingerprint(&c.my_key), "192.0.2.1:5000").map(drop), [done(&[Login]); 4]),
+        row(
+            "log in with their key",
+            |c| {
+                c.h.svc
+                    .key_login(&c.me.user, &fingerprint(&c.my_key), "192.0.2.1:5000")
+                    .map(drop)
+            },
+            [done(&[Login]); 4],
+        ),
         row_after(
             "log in with their password",
             |c| c.h.svc.set_password(&c.h.admin, &c.me.user, Some(PASSWORD)),
             |c| {
-                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                let p = rt.block_on(c.h.svc.password_login(&c.me.user, PASSWORD, "192.0.2.1", "test"))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let p =
+                    rt.block_on(
+                        c.h.svc
+                            .password_login(&c.me.user, PASSWORD, "192.0.2.1", "test"),
+                    )?;
                 c.h.svc.login_tokens(&p).map(drop)
             },
             [done(&[Login]); 4],
@@ -413,12 +860,25 @@ fn rows() -> Vec<Row> {
             issue,
             |c| {
                 let (p, _) = c.h.svc.authenticate(&pair(c).access_token, "192.0.2.1")?;
-                assert_eq!((p.user_id, p.role), (c.me.user_id, c.h.svc.current(&c.me)?.role), "the token's user, in their role now");
+                assert_eq!(
+                    (p.user_id, p.role),
+                    (c.me.user_id, c.h.svc.current(&c.me)?.role),
+                    "the token's user, in their role now"
+                );
                 Ok(())
             },
             [QUIET; 4],
         ),
-        row_after("refresh their tokens", issue, |c| c.h.svc.refresh_tokens(&pair(c).refresh_token, "192.0.2.1", "r1").map(drop), [done(&[TokenRefresh]); 4]),
+        row_after(
+            "refresh their tokens",
+            issue,
+            |c| {
+                c.h.svc
+                    .refresh_tokens(&pair(c).refresh_token, "192.0.2.1", "r1")
+                    .map(drop)
+            },
+            [done(&[TokenRefresh]); 4],
+        ),
         row_after(
             "log out",
             issue,
@@ -426,7 +886,12 @@ fn rows() -> Vec<Row> {
                 let pair = pair(c);
                 let (p, claims) = c.h.svc.authenticate(&pair.access_token, "192.0.2.1")?;
                 c.h.svc.logout(&p, &claims, Some(&pair.refresh_token))?;
-                assert!(c.h.svc.authenticate(&pair.access_token, "192.0.2.1").is_err(), "the access token is void");
+                assert!(
+                    c.h.svc
+                        .authenticate(&pair.access_token, "192.0.2.1")
+                        .is_err(),
+                    "the access token is void"
+                );
                 Ok(())
             },
             [done(&[Logout]); 4],
@@ -441,7 +906,10 @@ fn rows() -> Vec<Row> {
             [done(&[TuiStart, TuiStop]); 4],
         ),
     ];
-    [sessions, recordings, audit, users, logins].into_iter().flatten().collect()
+    [sessions, recordings, audit, users, logins]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The audit events after `seq` whose actor is `user`, by name.
@@ -455,7 +923,10 @@ fn events_by(svc: &Service, user: &str, seq: u64) -> Vec<String> {
 }
 
 fn last_seq(svc: &Service) -> u64 {
-    crate::audit::read::latest(&svc.dir.audit_log(), 1, None, u64::MAX).first().and_then(|e| e["seq"].as_u64()).unwrap_or(0)
+    crate::audit::read::latest(&svc.dir.audit_log(), 1, None, u64::MAX)
+        .first()
+        .and_then(|e| e["seq"].as_u64())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -467,7 +938,8 @@ fn every_operation_answers_and_audits_every_role_as_the_permission_table_says() 
         for (role, (answer, events)) in Role::ALL.into_iter().zip(row.expect) {
             let cell = host.cell(role);
             if let Some(prepare) = &row.prepare {
-                prepare(&cell).unwrap_or_else(|e| panic!("{}: preparing for a {role}: {e}", row.what));
+                prepare(&cell)
+                    .unwrap_or_else(|e| panic!("{}: preparing for a {role}: {e}", row.what));
             }
             let before = last_seq(&host.svc);
             let got = match (row.act)(&cell) {
@@ -478,20 +950,37 @@ fn every_operation_answers_and_audits_every_role_as_the_permission_table_says() 
                     eprintln!("{}: a {role} was answered invalid: {m}", row.what);
                     Answer::Invalid
                 }
-                Err(e @ Error::Failed(_)) => panic!("{}: the host failed for a {role}: {e}", row.what),
+                Err(e @ Error::Failed(_)) => {
+                    panic!("{}: the host failed for a {role}: {e}", row.what)
+                }
             };
             let written = events_by(&host.svc, &cell.me.user, before);
             let expected: Vec<String> = events.iter().map(|k| k.name().to_string()).collect();
             if got != answer || written != expected {
-                wrong.push(format!("a {role} may {:?}: expected {answer:?} {expected:?}, got {got:?} {written:?}", row.what));
+                wrong.push(format!(
+                    "a {role} may {:?}: expected {answer:?} {expected:?}, got {got:?} {written:?}",
+                    row.what
+                ));
             }
-            for s in host.svc.hub.list().into_iter().filter(|s| s.owner_id == cell.me.user_id) {
+            for s in host
+                .svc
+                .hub
+                .list()
+                .into_iter()
+                .filter(|s| s.owner_id == cell.me.user_id)
+            {
                 s.kill();
             }
         }
     }
     host.svc.hub.end_all();
-    assert!(wrong.is_empty(), "{} of {} cells differ from the table:\n{}", wrong.len(), rows.len() * 4, wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cells differ from the table:\n{}",
+        wrong.len(),
+        rows.len() * 4,
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -507,13 +996,42 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
     ]
     .concat();
     let matrix = include_str!("matrix.rs");
-    let host_steps = ["config", "has_users", "host_started", "host_stopping", "purge_recordings", "local_login", "peer_login", "maintain"];
-    let plumbing = ["open", "record", "record_bounded", "principal", "principal_by_id", "current", "local_admin", "stamp", "owns", "failed", "caused"];
+    let host_steps = [
+        "config",
+        "has_users",
+        "host_started",
+        "host_stopping",
+        "purge_recordings",
+        "local_login",
+        "peer_login",
+        "maintain",
+    ];
+    let plumbing = [
+        "open",
+        "record",
+        "record_bounded",
+        "principal",
+        "principal_by_id",
+        "current",
+        "local_admin",
+        "stamp",
+        "owns",
+        "failed",
+        "caused",
+    ];
     let mut missing = Vec::new();
     for line in source.lines() {
-        let Some(rest) = line.trim_start().strip_prefix("pub fn ").or_else(|| line.trim_start().strip_prefix("pub async fn ")) else { continue };
+        let Some(rest) = line
+            .trim_start()
+            .strip_prefix("pub fn ")
+            .or_else(|| line.trim_start().strip_prefix("pub async fn "))
+        else {
+            continue;
+        };
         let name = rest.split(['(', '<']).next().unwrap_or_default();
-        let is_operation = rest.contains("p: &Principal") || rest.contains("_login(") || ["authenticate", "refresh_tokens"].contains(&name);
+        let is_operation = rest.contains("p: &Principal")
+            || rest.contains("_login(")
+            || ["authenticate", "refresh_tokens"].contains(&name);
         if !is_operation || host_steps.contains(&name) || plumbing.contains(&name) {
             continue;
         }
@@ -521,5 +1039,8 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
             missing.push(name.to_string());
         }
     }
-    assert!(missing.is_empty(), "operations without a row in the matrix: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the matrix: {missing:?}"
+    );
 }

@@ -98,21 +98,31 @@ pub struct Failure {
 impl Error {
     /// A failure of the host with only words to say (lower layers that return them).
     pub fn failed(what: impl std::fmt::Display) -> Error {
-        Error::Failed(Failure { what: what.to_string(), source: None })
+        Error::Failed(Failure {
+            what: what.to_string(),
+            source: None,
+        })
     }
 
     /// A failure of the host at `what`, caused by `source`.
-    pub fn caused(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+    pub fn caused(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
         let what = what.into();
         let what = format!("{what}: {source}");
-        Error::Failed(Failure { what, source: Some(Box::new(source)) })
+        Error::Failed(Failure {
+            what,
+            source: Some(Box::new(source)),
+        })
     }
 }
 
 /// Two errors are the same answer: the same kind and the same words (tests compare them).
 impl PartialEq for Error {
     fn eq(&self, other: &Error) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other) && self.to_string() == other.to_string()
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
     }
 }
 
@@ -125,7 +135,10 @@ impl From<crate::store::StoreError> for Error {
             NotFound(m) => Error::NotFound(m),
             Invalid(m) | Conflict(m) => Error::Invalid(m),
             // SQLite's errors say "the database: ..." already.
-            e @ Database(_) => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+            e @ Database(_) => Error::Failed(Failure {
+                what: e.to_string(),
+                source: Some(Box::new(e)),
+            }),
             e @ (Broken(_) | File(_)) => Error::caused("the database", e),
         }
     }
@@ -157,7 +170,10 @@ impl From<crate::sessions::SessionError> for Error {
     fn from(e: crate::sessions::SessionError) -> Error {
         match e {
             crate::sessions::SessionError::Full { .. } => Error::Forbidden(e.to_string()),
-            e => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+            e => Error::Failed(Failure {
+                what: e.to_string(),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 }
@@ -211,23 +227,40 @@ pub struct Service {
 impl Service {
     /// Opens the data directory and builds the host (store, audit log, recorder, hub).
     /// Returns the service and what was tightened on the way (modes that were too loose).
-    pub fn open(dir: DataDir, config: Config) -> std::result::Result<(Arc<Service>, Vec<String>), OpenError> {
+    pub fn open(
+        dir: DataDir,
+        config: Config,
+    ) -> std::result::Result<(Arc<Service>, Vec<String>), OpenError> {
         let tightened = dir.ensure()?;
         let store = Store::open(&dir.database())?;
         let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.
         let unsealed_ok = store.audit_checkpoint()?.is_none();
-        let audit = Arc::new(AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?);
+        let audit = Arc::new(AuditLog::open(
+            &dir.audit_log(),
+            key,
+            config.audit.clone(),
+            unsealed_ok,
+        )?);
         let store = Arc::new(store);
         let recorder = Arc::new(crate::record::Recorder::new(
-            config.recordings_dir.clone().unwrap_or_else(|| dir.root.join("recordings")),
+            config
+                .recordings_dir
+                .clone()
+                .unwrap_or_else(|| dir.root.join("recordings")),
             crate::record::Keyring::new(&dir),
             config.recording_policy,
             config.record_input,
             config.recording_enabled,
         )?);
-        let hub = Hub::new(Launcher::for_this_build()?, vec![dir.root.clone(), recorder.dir.clone()], audit.clone(), recorder, store.clone());
+        let hub = Hub::new(
+            Launcher::for_this_build()?,
+            vec![dir.root.clone(), recorder.dir.clone()],
+            audit.clone(),
+            recorder,
+            store.clone(),
+        );
         let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
         let places = Places::new(&config);
         if config.password_login {
@@ -245,7 +278,10 @@ impl Service {
             throttle: throttle::Throttle::default(),
             hashing: tokio::sync::Semaphore::new(2),
             chain: std::sync::Mutex::new(None),
-            housekeeping: std::sync::Mutex::new((std::time::Instant::now() - std::time::Duration::from_secs(3600), 0)),
+            housekeeping: std::sync::Mutex::new((
+                std::time::Instant::now() - std::time::Duration::from_secs(3600),
+                0,
+            )),
             config,
         };
         Ok((Arc::new(svc), tightened))
@@ -271,7 +307,9 @@ impl Service {
         // Bounded per user (however many connections they spread it over).
         self.record_bounded(
             &format!("refused:{}", p.user_id),
-            p.stamp(AuditEvent::new(Kind::Refused, p.user.clone())).with("what", what.to_string()).with("why", why.to_string()),
+            p.stamp(AuditEvent::new(Kind::Refused, p.user.clone()))
+                .with("what", what.to_string())
+                .with("why", why.to_string()),
         );
         err
     }
@@ -283,23 +321,49 @@ impl Service {
             return Ok(p.clone());
         }
         match self.store.user_by_id(p.user_id) {
-            Ok(Some(u)) if !u.locked => Ok(Principal { user: u.name, role: u.role, ..p.clone() }),
-            Ok(Some(_)) => Err(self.refused(p, "act", "the account is locked", Error::Forbidden("your account is locked".into()))),
-            Ok(None) => Err(self.refused(p, "act", "the account was removed", Error::Forbidden("your account was removed".into()))),
+            Ok(Some(u)) if !u.locked => Ok(Principal {
+                user: u.name,
+                role: u.role,
+                ..p.clone()
+            }),
+            Ok(Some(_)) => Err(self.refused(
+                p,
+                "act",
+                "the account is locked",
+                Error::Forbidden("your account is locked".into()),
+            )),
+            Ok(None) => Err(self.refused(
+                p,
+                "act",
+                "the account was removed",
+                Error::Forbidden("your account was removed".into()),
+            )),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The permission check, with the caller's current role: a refusal is audited and
     /// returned. Gives back the current principal.
-    fn check(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce(&Principal) -> String) -> Result<Principal> {
+    fn check(
+        &self,
+        p: &Principal,
+        action: Action,
+        what: &str,
+        why: impl FnOnce(&Principal) -> String,
+    ) -> Result<Principal> {
         let p = self.current(p)?;
         self.permit(&p, action, what, why)?;
         Ok(p)
     }
 
     /// The permission check for a principal just read by [`Service::current`].
-    fn permit(&self, p: &Principal, action: Action, what: &str, why: impl FnOnce(&Principal) -> String) -> Result<()> {
+    fn permit(
+        &self,
+        p: &Principal,
+        action: Action,
+        what: &str,
+        why: impl FnOnce(&Principal) -> String,
+    ) -> Result<()> {
         if allowed(p.role, action) {
             return Ok(());
         }
@@ -310,9 +374,13 @@ impl Service {
     /// The principal of a user in the store, by name (locked users have none).
     pub fn principal(&self, user: &str, address: &str) -> Result<Principal> {
         match self.store.user(user) {
-            Ok(Some(u)) if !u.locked => {
-                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: address.to_string(), request: None })
-            }
+            Ok(Some(u)) if !u.locked => Ok(Principal {
+                user: u.name,
+                user_id: u.id,
+                role: u.role,
+                address: address.to_string(),
+                request: None,
+            }),
             Ok(Some(_)) => Err(Error::Forbidden(format!("{user} is locked"))),
             Ok(None) => Err(Error::NotFound(format!("no user {user}"))),
             Err(e) => Err(e.into()),
@@ -322,9 +390,13 @@ impl Service {
     /// The principal of user `id` (API tokens name the id they were issued to).
     pub fn principal_by_id(&self, id: i64, address: &str) -> Result<Principal> {
         match self.store.user_by_id(id) {
-            Ok(Some(u)) if !u.locked => {
-                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: address.to_string(), request: None })
-            }
+            Ok(Some(u)) if !u.locked => Ok(Principal {
+                user: u.name,
+                user_id: u.id,
+                role: u.role,
+                address: address.to_string(),
+                request: None,
+            }),
             Ok(Some(u)) => Err(Error::Forbidden(format!("{} is locked", u.name))),
             Ok(None) => Err(Error::NotFound("the user no longer exists".into())),
             Err(e) => Err(e.into()),
@@ -337,12 +409,18 @@ impl Service {
     /// of bounded audit events.
     pub fn maintain(&self) {
         let mut users = std::collections::HashMap::new();
-        let mut user =
-            |id: i64| -> Option<crate::store::User> { users.entry(id).or_insert_with(|| self.store.user_by_id(id).ok().flatten()).clone() };
+        let mut user = |id: i64| -> Option<crate::store::User> {
+            users
+                .entry(id)
+                .or_insert_with(|| self.store.user_by_id(id).ok().flatten())
+                .clone()
+        };
         for s in self.hub.list().into_iter().filter(|s| !s.ending()) {
             if user(s.owner_id).is_none_or(|u| u.locked) {
                 self.record(
-                    AuditEvent::new(Kind::SessionKill, "cordon").with("session", s.id).with("reason", "the owner is locked or removed"),
+                    AuditEvent::new(Kind::SessionKill, "cordon")
+                        .with("session", s.id)
+                        .with("reason", "the owner is locked or removed"),
                 );
                 s.kill();
                 continue;
@@ -368,7 +446,10 @@ impl Service {
                     v.revoke(&why);
                     s.detach(&v);
                     self.record(
-                        AuditEvent::new(Kind::SessionDetach, "cordon").with("session", s.id).with("user_id", v.user_id).with("reason", why),
+                        AuditEvent::new(Kind::SessionDetach, "cordon")
+                            .with("session", s.id)
+                            .with("user_id", v.user_id)
+                            .with("reason", why),
                     );
                 }
             }
@@ -383,7 +464,8 @@ impl Service {
                 job.kill();
             }
         }
-        self.hub.enforce_limits(self.config.idle_timeout, self.config.max_duration);
+        self.hub
+            .enforce_limits(self.config.idle_timeout, self.config.max_duration);
         self.audit_housekeeping();
         for summary in self.throttle.expired() {
             self.record(
@@ -408,7 +490,9 @@ impl Service {
                 h.0 = std::time::Instant::now();
                 drop(h);
                 match self.audit.apply_retention(age) {
-                    Ok(removed) if !removed.is_empty() => println!("cordon: audit retention removed {}", removed.join(", ")),
+                    Ok(removed) if !removed.is_empty() => {
+                        println!("cordon: audit retention removed {}", removed.join(", "))
+                    }
                     Ok(_) => {}
                     Err(e) => eprintln!("cordon: audit retention: {e}"),
                 }
@@ -423,9 +507,17 @@ impl Service {
 
     /// The per-user limit of the principal's role, refused (audited) when reached.
     fn within_limit(&self, p: &Principal, what: &str) -> Result<()> {
-        let limit = self.config.max_sessions.get(p.role.name()).copied().unwrap_or(0);
+        let limit = self
+            .config
+            .max_sessions
+            .get(p.role.name())
+            .copied()
+            .unwrap_or(0);
         if p.user_id != 0 && self.running_for(p.user_id) >= limit {
-            let why = format!("{} already runs {limit} sessions and commands, the most a {} may", p.user, p.role);
+            let why = format!(
+                "{} already runs {limit} sessions and commands, the most a {} may",
+                p.user, p.role
+            );
             return Err(self.refused(p, what, &why, Error::Forbidden(why.clone())));
         }
         Ok(())
@@ -445,16 +537,34 @@ impl Service {
     /// The latest `limit` audit events, newest first, those containing `filter` if given
     /// (read from the end of the log: as fast for a GB as for a thousand events; a filter
     /// searches the latest 256 MiB).
-    pub fn audit_events(&self, p: &Principal, limit: usize, filter: Option<&str>) -> Result<Vec<serde_json::Value>> {
-        self.check(p, Action::ReadAudit, "audit", |p| format!("a {} may not read the audit log", p.role))?;
-        Ok(crate::audit::read::latest(&self.dir.audit_log(), limit, filter.filter(|f| !f.is_empty()), 256 << 20))
+    pub fn audit_events(
+        &self,
+        p: &Principal,
+        limit: usize,
+        filter: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        self.check(p, Action::ReadAudit, "audit", |p| {
+            format!("a {} may not read the audit log", p.role)
+        })?;
+        Ok(crate::audit::read::latest(
+            &self.dir.audit_log(),
+            limit,
+            filter.filter(|f| !f.is_empty()),
+            256 << 20,
+        ))
     }
 
     /// The audit chain's state: Ok(events) or Err(where it breaks). `full` verifies every
     /// line again; otherwise only what was appended since the last verification is read
     /// (the head and the database checkpoint are checked either way).
-    pub fn audit_verify(&self, p: &Principal, full: bool) -> Result<std::result::Result<u64, ChainError>> {
-        self.check(p, Action::ReadAudit, "audit verify", |p| format!("a {} may not read the audit log", p.role))?;
+    pub fn audit_verify(
+        &self,
+        p: &Principal,
+        full: bool,
+    ) -> Result<std::result::Result<u64, ChainError>> {
+        self.check(p, Action::ReadAudit, "audit verify", |p| {
+            format!("a {} may not read the audit log", p.role)
+        })?;
         Ok(self.verify_chain(full))
     }
 
@@ -466,7 +576,8 @@ impl Service {
         let checkpoint = self.store.audit_checkpoint().ok().flatten();
         let mut cache = self.chain.lock().unwrap_or_else(|e| e.into_inner());
         let from = if full { None } else { cache.clone() };
-        match crate::audit::verify_log_from(&self.dir.audit_log(), &key, checkpoint, from.as_ref()) {
+        match crate::audit::verify_log_from(&self.dir.audit_log(), &key, checkpoint, from.as_ref())
+        {
             Ok(pos) => {
                 let events = pos.events;
                 *cache = Some(pos);

@@ -18,7 +18,10 @@ impl From<RecordError> for Error {
     fn from(e: RecordError) -> Error {
         match e {
             RecordError::UnknownFormat(_) => Error::Invalid(e.to_string()),
-            e => Error::Failed(Failure { what: e.to_string(), source: Some(Box::new(e)) }),
+            e => Error::Failed(Failure {
+                what: e.to_string(),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 }
@@ -40,15 +43,29 @@ pub struct Filter {
 
 impl Service {
     fn may_read(p: &Principal, r: &RecordingEntry) -> bool {
-        allowed(p.role, Action::ReadRecording { own: p.owns(r.user_id) })
+        allowed(
+            p.role,
+            Action::ReadRecording {
+                own: p.owns(r.user_id),
+            },
+        )
     }
 
     /// Recordings the principal may read, newest first: everyone's for auditors and admins,
     /// their own for others.
     pub fn recordings(&self, p: &Principal, filter: &Filter) -> Result<Vec<RecordingEntry>> {
         let p = self.current(p)?;
-        let mut list = self.store.recordings(filter.user.as_deref()).map_err(failed)?;
-        list.retain(|r| Self::may_read(&p, r) && filter.since.as_deref().is_none_or(|c| r.started.as_str() >= c));
+        let mut list = self
+            .store
+            .recordings(filter.user.as_deref())
+            .map_err(failed)?;
+        list.retain(|r| {
+            Self::may_read(&p, r)
+                && filter
+                    .since
+                    .as_deref()
+                    .is_none_or(|c| r.started.as_str() >= c)
+        });
         list.sort_by(|a, b| b.started.cmp(&a.started));
         Ok(list)
     }
@@ -62,7 +79,12 @@ impl Service {
                 // Whether it exists and belongs to someone else is audited, never answered.
                 if let Ok(r) = self.store.recording(id, |_| true) {
                     let why = format!("recording {} belongs to {}", r.id, r.user);
-                    return Err(self.refused(&p, what, &why, Error::NotFound(format!("no recording {id}"))));
+                    return Err(self.refused(
+                        &p,
+                        what,
+                        &why,
+                        Error::NotFound(format!("no recording {id}")),
+                    ));
                 }
                 Err(Error::NotFound(e.to_string()))
             }
@@ -75,34 +97,60 @@ impl Service {
 
     /// Writes an access to the audit log; an access that cannot be audited does not happen.
     fn audit_access(&self, event: AuditEvent) -> Result<()> {
-        self.audit.record(event).map_err(|e| Error::caused("the access cannot be audited, so it is refused", e))
+        self.audit
+            .record(event)
+            .map_err(|e| Error::caused("the access cannot be audited, so it is refused", e))
     }
 
     /// A whole recording, read and verified, for playback from `at` seconds; audited before
     /// anything is returned.
-    pub fn open_recording(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Recording)> {
+    pub fn open_recording(
+        &self,
+        p: &Principal,
+        id: &str,
+        at: f64,
+    ) -> Result<(RecordingEntry, format::Recording)> {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
         let rec = format::read(Path::new(&r.path), &key).map_err(damaged(&r))?;
-        self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+        self.audit_access(
+            p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("at", at),
+        )?;
         Ok((r, rec))
     }
 
     /// A recording opened for streaming playback (`cordon rec play`); audited.
-    pub fn open_reader(&self, p: &Principal, id: &str, at: f64) -> Result<(RecordingEntry, format::Reader)> {
+    pub fn open_reader(
+        &self,
+        p: &Principal,
+        id: &str,
+        at: f64,
+    ) -> Result<(RecordingEntry, format::Reader)> {
         let (p, r) = self.readable(p, id, "play")?;
         let key = self.key_for(&r)?;
         let reader = format::Reader::open(Path::new(&r.path), &key).map_err(damaged(&r))?;
-        self.audit_access(p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone())).with("recording", r.id.clone()).with("at", at))?;
+        self.audit_access(
+            p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("at", at),
+        )?;
         Ok((r, reader))
     }
 
     /// The events that draw the screen at `at` seconds, from the nearest keyframe; audited
     /// like playback.
-    pub fn screen_at(&self, p: &Principal, id: &str, at: f64) -> Result<(format::Header, Vec<format::Event>)> {
+    pub fn screen_at(
+        &self,
+        p: &Principal,
+        id: &str,
+        at: f64,
+    ) -> Result<(format::Header, Vec<format::Event>)> {
         let (p, r) = self.readable(p, id, "screen")?;
         let key = self.key_for(&r)?;
-        let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64).map_err(damaged(&r))?;
+        let found = format::seek(Path::new(&r.path), &key, (at.max(0.0) * 1e6) as u64)
+            .map_err(damaged(&r))?;
         self.audit_access(
             p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
                 .with("recording", r.id.clone())
@@ -114,7 +162,13 @@ impl Service {
 
     /// A recording in an export format (`asciicast-v2`, `asciicast-v3`, `raw`); audited
     /// (with where it goes) before it is returned.
-    pub fn export(&self, p: &Principal, id: &str, fmt: &str, to: &str) -> Result<(RecordingEntry, Vec<u8>)> {
+    pub fn export(
+        &self,
+        p: &Principal,
+        id: &str,
+        fmt: &str,
+        to: &str,
+    ) -> Result<(RecordingEntry, Vec<u8>)> {
         let (p, r) = self.readable(p, id, "export")?;
         let key = self.key_for(&r)?;
         let rec = format::read(Path::new(&r.path), &key).map_err(damaged(&r))?;
@@ -135,12 +189,23 @@ impl Service {
             .store
             .user_by_id(p.user_id)
             .map_err(failed)?
-            .ok_or_else(|| Error::Invalid("the host's own shell has no workspace: use `cordon rec export -o FILE`".into()))?;
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "the host's own shell has no workspace: use `cordon rec export -o FILE`".into(),
+                )
+            })?;
         let ext = if fmt == "raw" { "raw" } else { "cast" };
         let (_, r) = self.readable(p, id, "export")?;
         let file = format!("{}.{ext}", r.id);
-        let (_, bytes) = self.export(p, &r.id, fmt, &format!("exports/{file} in the workspace of {}", user.name))?;
-        self.places.write_export(&user, &file, &bytes).map_err(Error::failed)
+        let (_, bytes) = self.export(
+            p,
+            &r.id,
+            fmt,
+            &format!("exports/{file} in the workspace of {}", user.name),
+        )?;
+        self.places
+            .write_export(&user, &file, &bytes)
+            .map_err(Error::failed)
     }
 
     /// A recording's catalog entry.
@@ -153,7 +218,9 @@ impl Service {
         let (p, r) = self.readable(p, id, "verify")?;
         let verdict = self.verdict(&r);
         self.record(
-            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("recording", r.id.clone()).with("ok", verdict.is_whole()),
+            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("ok", verdict.is_whole()),
         );
         Ok((r, verdict))
     }
@@ -162,9 +229,16 @@ impl Service {
     pub fn verify_all(&self, p: &Principal) -> Result<Vec<(RecordingEntry, Verdict)>> {
         let p = self.current(p)?;
         let list = self.recordings(&p, &Filter::default())?;
-        let out: Vec<_> = list.into_iter().map(|r| (r.clone(), self.verdict(&r))).collect();
+        let out: Vec<_> = list
+            .into_iter()
+            .map(|r| (r.clone(), self.verdict(&r)))
+            .collect();
         let damaged = out.iter().filter(|(_, v)| !v.is_whole()).count();
-        self.record(p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone())).with("count", out.len()).with("damaged", damaged));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::RecordingVerify, p.user.clone()))
+                .with("count", out.len())
+                .with("damaged", damaged),
+        );
         Ok(out)
     }
 
@@ -172,25 +246,39 @@ impl Service {
         // A recording the host finished sealing must be complete; one still "recording" in
         // the catalog whose host is gone was interrupted.
         let keys = crate::record::Keyring::new(&self.dir);
-        crate::record::verdict(&keys, Path::new(&r.path), r.state == crate::store::RecordingState::Complete)
+        crate::record::verdict(
+            &keys,
+            Path::new(&r.path),
+            r.state == crate::store::RecordingState::Complete,
+        )
     }
 
     /// Lines that appeared on screen in the recordings the principal may read; audited
     /// (with the recordings shown) before the hits are returned. Also returns the ids of
     /// recordings that could not be read.
-    pub fn search(&self, p: &Principal, pattern: &str, filter: &Filter) -> Result<(Vec<Hit>, Vec<String>)> {
+    pub fn search(
+        &self,
+        p: &Principal,
+        pattern: &str,
+        filter: &Filter,
+    ) -> Result<(Vec<Hit>, Vec<String>)> {
         if pattern.is_empty() {
             return Err(Error::Invalid("an empty pattern matches everything".into()));
         }
         let p = self.current(p)?;
         let list = self.recordings(&p, filter)?;
         let found = crate::record::search(&self.dir, &list, pattern);
-        let matched: Vec<String> = found.hits.iter().map(|h| h.recording.clone()).fold(Vec::new(), |mut v, id| {
-            if v.last() != Some(&id) {
-                v.push(id);
-            }
-            v
-        });
+        let matched: Vec<String> =
+            found
+                .hits
+                .iter()
+                .map(|h| h.recording.clone())
+                .fold(Vec::new(), |mut v, id| {
+                    if v.last() != Some(&id) {
+                        v.push(id);
+                    }
+                    v
+                });
         self.audit
             .record(
                 p.stamp(AuditEvent::new(Kind::RecordingSearch, p.user.clone()))
@@ -206,20 +294,35 @@ impl Service {
     /// Puts a recording under legal hold (never purged), or lifts it (admins and auditors).
     pub fn hold(&self, p: &Principal, id: &str, hold: bool) -> Result<RecordingEntry> {
         let (p, r) = self.readable(p, id, "hold")?;
-        self.permit(&p, Action::ReadAudit, "hold", |p| format!("a {} may not hold recordings", p.role))?;
+        self.permit(&p, Action::ReadAudit, "hold", |p| {
+            format!("a {} may not hold recordings", p.role)
+        })?;
         self.store.set_hold(&r.id, hold).map_err(failed)?;
         self.record(
-            p.stamp(AuditEvent::new(if hold { Kind::RecordingHold } else { Kind::RecordingRelease }, p.user.clone()))
-                .with("recording", r.id.clone()),
+            p.stamp(AuditEvent::new(
+                if hold {
+                    Kind::RecordingHold
+                } else {
+                    Kind::RecordingRelease
+                },
+                p.user.clone(),
+            ))
+            .with("recording", r.id.clone()),
         );
         Ok(r)
     }
 
     /// Makes a new recording master key current (admins); old recordings stay readable.
     pub fn rotate_recording_key(&self, p: &Principal) -> Result<String> {
-        let p = self.check(p, Action::ManageUsers, "key rotate", |p| format!("a {} may not rotate keys", p.role))?;
+        let p = self.check(p, Action::ManageUsers, "key rotate", |p| {
+            format!("a {} may not rotate keys", p.role)
+        })?;
         let id = crate::record::Keyring::new(&self.dir).rotate()?;
-        self.record(p.stamp(AuditEvent::new(Kind::KeyRotate, p.user.clone())).with("key", "recording").with("key_id", id.clone()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::KeyRotate, p.user.clone()))
+                .with("key", "recording")
+                .with("key_id", id.clone()),
+        );
         Ok(id)
     }
 }

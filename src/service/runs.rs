@@ -87,24 +87,49 @@ struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.runs.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.runs
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
 impl Runs {
     pub fn list(&self) -> Vec<Arc<Job>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn count_for(&self, owner_id: i64) -> usize {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|j| j.owner_id == owner_id).count()
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|j| j.owner_id == owner_id)
+            .count()
     }
 
     fn register(&self, owner: &str, owner_id: i64) -> Registered<'_> {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
-        let job = Arc::new(Job { owner: owner.to_string(), owner_id, pgid: Mutex::new(None) });
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).insert(id, job.clone());
-        Registered { runs: self, id, job }
+        let job = Arc::new(Job {
+            owner: owner.to_string(),
+            owner_id,
+            pgid: Mutex::new(None),
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, job.clone());
+        Registered {
+            runs: self,
+            id,
+            job,
+        }
     }
 }
 
@@ -112,19 +137,29 @@ impl Service {
     /// Checks a run request (the cheap part, before a face commits to running it): the
     /// right to run, the command, the profile and workspace, the per-user limit.
     pub fn prepare_run(&self, p: &Principal, req: &RunRequest) -> Result<()> {
-        let p = self.check(p, Action::RunCommand, "run", |p| format!("a {} may not run commands", p.role))?;
+        let p = self.check(p, Action::RunCommand, "run", |p| {
+            format!("a {} may not run commands", p.role)
+        })?;
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));
         }
         self.within_limit(&p, "run")?;
-        self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run").map(drop)
+        self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run")
+            .map(drop)
     }
 
     /// Runs a command confined, without a terminal (blocking: call it off the async
     /// workers). `sink(stream, bytes)` gets stdout (0) and stderr (1) as they come and says
     /// whether the caller still listens. The time limit and output cap end the command.
-    pub fn run(&self, p: &Principal, req: RunRequest, sink: &mut dyn FnMut(u32, Vec<u8>) -> bool) -> Result<RunOutcome> {
-        let p = self.check(p, Action::RunCommand, "run", |p| format!("a {} may not run commands", p.role))?;
+    pub fn run(
+        &self,
+        p: &Principal,
+        req: RunRequest,
+        sink: &mut dyn FnMut(u32, Vec<u8>) -> bool,
+    ) -> Result<RunOutcome> {
+        let p = self.check(p, Action::RunCommand, "run", |p| {
+            format!("a {} may not run commands", p.role)
+        })?;
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));
         }
@@ -135,13 +170,19 @@ impl Service {
             self.within_limit(&p, "run")?;
             self.runs.register(&p.user, p.user_id)
         };
-        let confinement = self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run")?;
+        let confinement =
+            self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run")?;
         let profile = confinement.profile.clone();
         let started = std::time::Instant::now();
-        let limit = req.timeout.unwrap_or(self.config.run_timeout).min(self.config.run_timeout);
+        let limit = req
+            .timeout
+            .unwrap_or(self.config.run_timeout)
+            .min(self.config.run_timeout);
         let outcome = (|| -> Result<RunOutcome> {
             let mut cmd = self.hub.sandbox_command(&confinement, &req.argv, "dumb");
-            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             use std::os::unix::process::CommandExt;
             // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
             unsafe {
@@ -150,13 +191,32 @@ impl Service {
                     Ok(())
                 });
             }
-            let mut child = self.hub.spawn(cmd).map_err(|e| Error::caused("starting the sandbox", e))?;
+            let mut child = self
+                .hub
+                .spawn(cmd)
+                .map_err(|e| Error::caused("starting the sandbox", e))?;
             let pid = child.id() as i32;
-            *registered.job.pgid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+            *registered
+                .job
+                .pgid
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(pid);
             let (tx, rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
             for (stream, pipe) in [
-                (0u32, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-                (1, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+                (
+                    0u32,
+                    child
+                        .stdout
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                ),
+                (
+                    1,
+                    child
+                        .stderr
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                ),
             ] {
                 let Some(mut pipe) = pipe else { continue };
                 let tx = tx.clone();
@@ -174,7 +234,8 @@ impl Service {
             let mut total: u64 = 0;
             let mut stop: Option<RunEnd> = None;
             loop {
-                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                {
                     Ok((stream, bytes)) => {
                         total += bytes.len() as u64;
                         if total > self.config.run_output_cap {
@@ -196,9 +257,20 @@ impl Service {
             if stop.is_some() {
                 registered.job.kill();
             }
-            let status = child.wait().map_err(|e| Error::caused("waiting for the command", e))?;
-            let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
-            Ok(RunOutcome { exit_status: if stop == Some(RunEnd::Timeout) { sandbox::EXIT_TIMEOUT } else { code }, ended_by: stop })
+            let status = child
+                .wait()
+                .map_err(|e| Error::caused("waiting for the command", e))?;
+            let code = status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            });
+            Ok(RunOutcome {
+                exit_status: if stop == Some(RunEnd::Timeout) {
+                    sandbox::EXIT_TIMEOUT
+                } else {
+                    code
+                },
+                ended_by: stop,
+            })
         })();
         drop(registered);
         let (code, ended_by) = match &outcome {

@@ -23,9 +23,22 @@ pub struct NewSession {
 impl Service {
     /// Sessions the principal may see, oldest first.
     pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
-        let p = self.check(p, Action::ListSessions, "ls", |p| format!("a {} may not list sessions", p.role))?;
-        let mut list: Vec<_> =
-            self.hub.list().into_iter().filter(|s| allowed(p.role, Action::ObserveSession { own: p.owns(s.owner_id) })).collect();
+        let p = self.check(p, Action::ListSessions, "ls", |p| {
+            format!("a {} may not list sessions", p.role)
+        })?;
+        let mut list: Vec<_> = self
+            .hub
+            .list()
+            .into_iter()
+            .filter(|s| {
+                allowed(
+                    p.role,
+                    Action::ObserveSession {
+                        own: p.owns(s.owner_id),
+                    },
+                )
+            })
+            .collect();
         list.sort_by_key(|s| s.id);
         Ok(list)
     }
@@ -36,7 +49,12 @@ impl Service {
         let p = self.current(p)?;
         let missing = || Error::NotFound(format!("no session {id}"));
         let s = self.hub.get(id).ok_or_else(missing)?;
-        if !allowed(p.role, Action::ObserveSession { own: p.owns(s.owner_id) }) {
+        if !allowed(
+            p.role,
+            Action::ObserveSession {
+                own: p.owns(s.owner_id),
+            },
+        ) {
             let why = format!("session {id} belongs to {}", s.owner);
             return Err(self.refused(&p, what, &why, missing()));
         }
@@ -45,17 +63,26 @@ impl Service {
 
     /// The profile and places of a new session or run, checked: the profile allowed for the
     /// role and known here, the workspace a plain name reached without links.
-    pub(super) fn confinement(&self, p: &Principal, profile: Option<String>, workspace: Option<&str>, what: &str) -> Result<Confinement> {
+    pub(super) fn confinement(
+        &self,
+        p: &Principal,
+        profile: Option<String>,
+        workspace: Option<&str>,
+        what: &str,
+    ) -> Result<Confinement> {
         let profile = profile.unwrap_or_else(|| self.config.default_profile.clone());
         self.config.profile_allowed(p.role, &profile).map_err(|e| {
             let why = e.to_string();
             self.refused(p, what, &why, Error::Forbidden(why.clone()))
         })?;
         if !self.profiles(p)?.contains(&profile) {
-            return Err(Error::Invalid(format!("no profile \"{profile}\" (see `cordon profile list`)")));
+            return Err(Error::Invalid(format!(
+                "no profile \"{profile}\" (see `cordon profile list`)"
+            )));
         }
         let user = self.store.user_by_id(p.user_id)?.ok_or_else(|| {
-            let why = "the host's own shell has no home or workspace; act as a cordon user".to_string();
+            let why =
+                "the host's own shell has no home or workspace; act as a cordon user".to_string();
             Error::Invalid(why)
         })?;
         let place = |e: crate::places::PlaceError| {
@@ -68,15 +95,28 @@ impl Service {
         let account = self.places.account(&user).map_err(place)?;
         let home = self.places.home(&user).map_err(place)?;
         let workspace = self.places.workspace(&user, workspace).map_err(place)?;
-        Ok(Confinement { profile, workspace, home, account, user: user.name })
+        Ok(Confinement {
+            profile,
+            workspace,
+            home,
+            account,
+            user: user.name,
+        })
     }
 
     /// Starts a session for the principal.
     pub fn create_session(&self, p: &Principal, req: NewSession) -> Result<Arc<Session>> {
-        let p = self.check(p, Action::CreateSession, "new", |p| format!("a {} may not start sessions", p.role))?;
+        let p = self.check(p, Action::CreateSession, "new", |p| {
+            format!("a {} may not start sessions", p.role)
+        })?;
         let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
         self.within_limit(&p, "new")?;
-        let name: String = req.name.chars().filter(|c| !c.is_control()).take(64).collect();
+        let name: String = req
+            .name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
         let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
         let profile = confinement.profile.clone();
         let spec = Spec {
@@ -87,7 +127,11 @@ impl Service {
             command: req.command,
             cols: req.cols.max(1),
             rows: req.rows.max(1),
-            term: if req.term.is_empty() { "xterm-256color".into() } else { req.term },
+            term: if req.term.is_empty() {
+                "xterm-256color".into()
+            } else {
+                req.term
+            },
         };
         let s = self.hub.create(spec)?;
         drop(admission);
@@ -102,12 +146,23 @@ impl Service {
 
     /// Attaches (`writer`: may type) or observes; audited. At most `[sessions] max_viewers`
     /// viewers per session.
-    pub fn attach(&self, p: &Principal, id: u64, writer: bool) -> Result<(Arc<Session>, Arc<Viewer>)> {
+    pub fn attach(
+        &self,
+        p: &Principal,
+        id: u64,
+        writer: bool,
+    ) -> Result<(Arc<Session>, Arc<Viewer>)> {
         let verb = if writer { "attach" } else { "observe" };
         let (p, s) = self.visible(p, id, verb)?;
         let own = p.owns(s.owner_id);
-        let action = if writer { Action::AttachSession { own } } else { Action::ObserveSession { own } };
-        self.permit(&p, action, verb, |p| format!("a {} may not {verb} session {id} of {}", p.role, s.owner))?;
+        let action = if writer {
+            Action::AttachSession { own }
+        } else {
+            Action::ObserveSession { own }
+        };
+        self.permit(&p, action, verb, |p| {
+            format!("a {} may not {verb} session {id} of {}", p.role, s.owner)
+        })?;
         // Someone else's session reaches this viewer's terminal only through the filter
         // (unless their role is configured to see output unfiltered).
         let filtered = !own && !self.config.unfiltered_roles.contains(&p.role);
@@ -118,14 +173,25 @@ impl Service {
                 self.refused(&p, verb, &why, Error::Forbidden(why.clone()))
             })?;
         self.record(
-            p.stamp(AuditEvent::new(if writer { Kind::SessionAttach } else { Kind::SessionObserve }, p.user.clone())).with("session", s.id),
+            p.stamp(AuditEvent::new(
+                if writer {
+                    Kind::SessionAttach
+                } else {
+                    Kind::SessionObserve
+                },
+                p.user.clone(),
+            ))
+            .with("session", s.id),
         );
         Ok((s, viewer))
     }
 
     pub fn detach(&self, p: &Principal, s: &Session, viewer: &Arc<Viewer>) {
         s.detach(viewer);
-        self.record(p.stamp(AuditEvent::new(Kind::SessionDetach, p.user.clone())).with("session", s.id));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionDetach, p.user.clone()))
+                .with("session", s.id),
+        );
     }
 
     /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
@@ -137,11 +203,19 @@ impl Service {
 
     pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {
         let (p, s) = self.visible(p, id, "kill")?;
-        self.permit(&p, Action::EndSession { own: p.owns(s.owner_id) }, "kill", |p| {
-            format!("a {} may not end session {id} of {}", p.role, s.owner)
-        })?;
+        self.permit(
+            &p,
+            Action::EndSession {
+                own: p.owns(s.owner_id),
+            },
+            "kill",
+            |p| format!("a {} may not end session {id} of {}", p.role, s.owner),
+        )?;
         s.kill();
-        self.record(p.stamp(AuditEvent::new(Kind::SessionKill, p.user.clone())).with("session", id));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionKill, p.user.clone()))
+                .with("session", id),
+        );
         Ok(())
     }
 
@@ -153,28 +227,42 @@ impl Service {
     /// A session the principal may type into (the right to attach), for a change to it.
     fn changeable(&self, p: &Principal, id: u64, verb: &str) -> Result<(Principal, Arc<Session>)> {
         let (p, s) = self.visible(p, id, verb)?;
-        self.permit(&p, Action::AttachSession { own: p.owns(s.owner_id) }, verb, |p| {
-            format!("a {} may not {verb} session {id} of {}", p.role, s.owner)
-        })?;
+        self.permit(
+            &p,
+            Action::AttachSession {
+                own: p.owns(s.owner_id),
+            },
+            verb,
+            |p| format!("a {} may not {verb} session {id} of {}", p.role, s.owner),
+        )?;
         Ok((p, s))
     }
 
     /// Types into a session (the API's input call): the right to attach.
     pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
         let (p, s) = self.changeable(p, id, "type into")?;
-        s.input(bytes).map_err(|e| Error::caused("writing to the session", e))?;
-        self.record(p.stamp(AuditEvent::new(Kind::SessionInput, p.user.clone())).with("session", id).with("bytes", bytes.len()));
+        s.input(bytes)
+            .map_err(|e| Error::caused("writing to the session", e))?;
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionInput, p.user.clone()))
+                .with("session", id)
+                .with("bytes", bytes.len()),
+        );
         Ok(())
     }
 
     pub fn resize(&self, p: &Principal, id: u64, cols: u16, rows: u16) -> Result<()> {
         let (p, s) = self.changeable(p, id, "resize")?;
         if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
-            return Err(Error::Invalid("cols and rows must be between 1 and 1000".into()));
+            return Err(Error::Invalid(
+                "cols and rows must be between 1 and 1000".into(),
+            ));
         }
         s.resize(cols, rows);
         self.record(
-            p.stamp(AuditEvent::new(Kind::SessionResize, p.user.clone())).with("session", id).with("size", format!("{cols}x{rows}")),
+            p.stamp(AuditEvent::new(Kind::SessionResize, p.user.clone()))
+                .with("session", id)
+                .with("size", format!("{cols}x{rows}")),
         );
         Ok(())
     }
@@ -189,7 +277,10 @@ impl Service {
         let old = s.name();
         s.rename(name.trim());
         self.record(
-            p.stamp(AuditEvent::new(Kind::SessionRename, p.user.clone())).with("session", id).with("from", old).with("to", s.name()),
+            p.stamp(AuditEvent::new(Kind::SessionRename, p.user.clone()))
+                .with("session", id)
+                .with("from", old)
+                .with("to", s.name()),
         );
         Ok(())
     }
@@ -197,10 +288,22 @@ impl Service {
     /// Adds a marker to a session's recording; returns the label used.
     pub fn mark(&self, p: &Principal, id: u64, label: &str) -> Result<String> {
         let (p, s) = self.changeable(p, id, "mark")?;
-        let label = if label.trim().is_empty() { format!("mark by {}", p.user) } else { label.to_string() };
-        let label: String = label.chars().filter(|c| !c.is_control()).take(200).collect();
+        let label = if label.trim().is_empty() {
+            format!("mark by {}", p.user)
+        } else {
+            label.to_string()
+        };
+        let label: String = label
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
         s.mark(&label);
-        self.record(p.stamp(AuditEvent::new(Kind::SessionMark, p.user.clone())).with("session", id).with("label", label.clone()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionMark, p.user.clone()))
+                .with("session", id)
+                .with("label", label.clone()),
+        );
         Ok(label)
     }
 }

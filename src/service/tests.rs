@@ -14,7 +14,8 @@ fn service() -> (tempfile::TempDir, Arc<Service>) {
 }
 
 fn user(svc: &Service, name: &str, role: Role) -> Principal {
-    svc.add_user(&Principal::local_admin(), name, role, &[]).unwrap();
+    svc.add_user(&Principal::local_admin(), name, role, &[])
+        .unwrap();
     svc.principal(name, "test").unwrap()
 }
 
@@ -40,7 +41,10 @@ fn recording(svc: &Service, id: &str, owner: &Principal) {
 }
 
 fn audit_lines(svc: &Service, event: &str) -> usize {
-    crate::audit::read_events(&svc.dir.audit_log()).iter().filter(|e| e["event"] == event).count()
+    crate::audit::read_events(&svc.dir.audit_log())
+        .iter()
+        .filter(|e| e["event"] == event)
+        .count()
 }
 
 #[test]
@@ -50,12 +54,21 @@ fn a_lock_applies_to_the_next_call_of_a_principal_obtained_before_it() {
     let alice = user(&svc, "alice", Role::Developer);
     assert!(svc.sessions(&alice).is_ok());
     svc.set_locked(&admin, "alice", true).unwrap();
-    assert_eq!(svc.sessions(&alice).err(), Some(Error::Forbidden("your account is locked".into())));
-    assert!(svc.issue_token(&alice, "alice", "ssh").is_err(), "no tokens for a locked user either");
+    assert_eq!(
+        svc.sessions(&alice).err(),
+        Some(Error::Forbidden("your account is locked".into()))
+    );
+    assert!(
+        svc.issue_token(&alice, "alice", "ssh").is_err(),
+        "no tokens for a locked user either"
+    );
     svc.set_locked(&admin, "alice", false).unwrap();
     assert!(svc.sessions(&alice).is_ok());
     svc.remove_user(&admin, "alice").unwrap();
-    assert_eq!(svc.sessions(&alice).err(), Some(Error::Forbidden("your account was removed".into())));
+    assert_eq!(
+        svc.sessions(&alice).err(),
+        Some(Error::Forbidden("your account was removed".into()))
+    );
 }
 
 #[test]
@@ -63,8 +76,12 @@ fn a_role_change_applies_to_the_next_call() {
     let (_d, svc) = service();
     let bob = user(&svc, "bob", Role::Auditor);
     assert!(svc.audit_events(&bob, 10, None).is_ok());
-    svc.set_role(&Principal::local_admin(), "bob", Role::Viewer).unwrap();
-    assert!(matches!(svc.audit_events(&bob, 10, None), Err(Error::Forbidden(_))), "the principal still says auditor; the store does not");
+    svc.set_role(&Principal::local_admin(), "bob", Role::Viewer)
+        .unwrap();
+    assert!(
+        matches!(svc.audit_events(&bob, 10, None), Err(Error::Forbidden(_))),
+        "the principal still says auditor; the store does not"
+    );
 }
 
 #[test]
@@ -84,7 +101,10 @@ fn another_users_recording_answers_exactly_like_a_missing_one() {
     assert!(
         crate::audit::read_events(&svc.dir.audit_log())
             .iter()
-            .any(|e| e["event"] == "refused" && e["why"].as_str().is_some_and(|w| w.contains("belongs to alice"))),
+            .any(|e| e["event"] == "refused"
+                && e["why"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("belongs to alice"))),
         "the attempt is audited"
     );
 }
@@ -99,10 +119,20 @@ fn a_user_added_again_under_a_removed_name_inherits_nothing() {
     svc.remove_user(&admin, "carol").unwrap();
     let new = user(&svc, "carol", Role::Developer);
     assert_ne!(new.user_id, old.user_id);
-    assert!(svc.recordings(&new, &Filter::default()).unwrap().is_empty(), "the old recordings are not hers");
-    assert!(svc.authenticate(&pair.access_token, "test").is_err(), "the old user's token does not act for the new one");
+    assert!(
+        svc.recordings(&new, &Filter::default()).unwrap().is_empty(),
+        "the old recordings are not hers"
+    );
+    assert!(
+        svc.authenticate(&pair.access_token, "test").is_err(),
+        "the old user's token does not act for the new one"
+    );
     let auditor = user(&svc, "dave", Role::Auditor);
-    assert_eq!(svc.recordings(&auditor, &Filter::default()).unwrap()[0].user_id, old.user_id, "auditors still see it");
+    assert_eq!(
+        svc.recordings(&auditor, &Filter::default()).unwrap()[0].user_id,
+        old.user_id,
+        "auditors still see it"
+    );
 }
 
 #[test]
@@ -110,14 +140,28 @@ fn a_reused_refresh_token_ends_the_access_tokens_of_its_login() {
     let (_d, svc) = service();
     let alice = user(&svc, "alice", Role::Developer);
     let first = svc.issue_token(&alice, "alice", "test").unwrap();
-    let second = svc.refresh_tokens(&first.refresh_token, "test", "r1").unwrap();
+    let second = svc
+        .refresh_tokens(&first.refresh_token, "test", "r1")
+        .unwrap();
     assert!(svc.authenticate(&second.access_token, "test").is_ok());
-    assert!(svc.refresh_tokens(&first.refresh_token, "test", "r2").is_err(), "a reuse is refused");
-    assert!(svc.authenticate(&second.access_token, "test").is_err(), "and ends the access token issued from the login");
+    assert!(
+        svc.refresh_tokens(&first.refresh_token, "test", "r2")
+            .is_err(),
+        "a reuse is refused"
+    );
+    assert!(
+        svc.authenticate(&second.access_token, "test").is_err(),
+        "and ends the access token issued from the login"
+    );
     assert!(svc.authenticate(&first.access_token, "test").is_err());
-    assert!(svc.refresh_tokens(&second.refresh_token, "test", "r3").is_err());
+    assert!(svc
+        .refresh_tokens(&second.refresh_token, "test", "r3")
+        .is_err());
     let other = svc.issue_token(&alice, "alice", "test").unwrap();
-    assert!(svc.authenticate(&other.access_token, "test").is_ok(), "another login of the same user is not affected");
+    assert!(
+        svc.authenticate(&other.access_token, "test").is_ok(),
+        "another login of the same user is not affected"
+    );
 }
 
 #[test]
@@ -128,7 +172,10 @@ fn another_users_tokens_and_keys_are_refused_whether_or_not_the_user_exists() {
     let existing = svc.revoke_tokens(&alice, "bob").unwrap_err();
     let missing = svc.revoke_tokens(&alice, "nobody").unwrap_err();
     assert_eq!(existing.to_string(), missing.to_string());
-    assert!(matches!((existing, missing), (Error::Forbidden(_), Error::Forbidden(_))));
+    assert!(matches!(
+        (existing, missing),
+        (Error::Forbidden(_), Error::Forbidden(_))
+    ));
     let existing = svc.keys(&alice, "bob").unwrap_err();
     let missing = svc.keys(&alice, "nobody").unwrap_err();
     assert_eq!(existing, missing);
@@ -138,11 +185,22 @@ fn another_users_tokens_and_keys_are_refused_whether_or_not_the_user_exists() {
 fn a_flood_of_failed_logins_writes_a_bounded_number_of_lines() {
     let (_d, svc) = service();
     for i in 0..500 {
-        let _ = svc.key_login(&format!("user{i}\x1b]52;c;x\x07"), "SHA256:nope", "10.9.9.9:4000");
+        let _ = svc.key_login(
+            &format!("user{i}\x1b]52;c;x\x07"),
+            "SHA256:nope",
+            "10.9.9.9:4000",
+        );
     }
     let written = audit_lines(&svc, "login.failed");
-    assert_eq!(written, throttle::BURST as usize, "the first few are written, the rest counted");
-    let line = crate::audit::read_events(&svc.dir.audit_log()).into_iter().find(|e| e["event"] == "login.failed").unwrap();
+    assert_eq!(
+        written,
+        throttle::BURST as usize,
+        "the first few are written, the rest counted"
+    );
+    let line = crate::audit::read_events(&svc.dir.audit_log())
+        .into_iter()
+        .find(|e| e["event"] == "login.failed")
+        .unwrap();
     assert!(!line["actor"].as_str().unwrap().contains('\x1b'), "{line}");
 }
 

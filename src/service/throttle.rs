@@ -46,13 +46,19 @@ impl Throttle {
             let oldest: Vec<String> = {
                 let mut v: Vec<(&String, &Window)> = windows.iter().collect();
                 v.sort_by_key(|(_, w)| w.start);
-                v.into_iter().take(MAX_KEYS / 10).map(|(k, _)| k.clone()).collect()
+                v.into_iter()
+                    .take(MAX_KEYS / 10)
+                    .map(|(k, _)| k.clone())
+                    .collect()
             };
             for k in oldest {
                 close(windows, done, &k);
             }
         }
-        let w = windows.entry(key.to_string()).or_insert(Window { start: now, seen: 0 });
+        let w = windows.entry(key.to_string()).or_insert(Window {
+            start: now,
+            seen: 0,
+        });
         w.seen = w.seen.saturating_add(1);
         w.seen <= BURST
     }
@@ -62,7 +68,11 @@ impl Throttle {
     pub fn expired(&self) -> Vec<Summary> {
         let mut g = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let (windows, done) = &mut *g;
-        let ended: Vec<String> = windows.iter().filter(|(_, w)| w.start.elapsed() >= WINDOW).map(|(k, _)| k.clone()).collect();
+        let ended: Vec<String> = windows
+            .iter()
+            .filter(|(_, w)| w.start.elapsed() >= WINDOW)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in ended {
             close(windows, done, &k);
         }
@@ -73,7 +83,10 @@ impl Throttle {
 fn close(windows: &mut HashMap<String, Window>, done: &mut Vec<Summary>, key: &str) {
     if let Some(w) = windows.remove(key) {
         if w.seen > BURST {
-            done.push(Summary { key: key.to_string(), suppressed: w.seen - BURST });
+            done.push(Summary {
+                key: key.to_string(),
+                suppressed: w.seen - BURST,
+            });
         }
     }
 }
@@ -87,7 +100,10 @@ mod tests {
         let t = Throttle::default();
         let admitted = (0..1000).filter(|_| t.admit("addr:10.0.0.1")).count();
         assert_eq!(admitted, BURST as usize);
-        assert!(t.admit("addr:10.0.0.2"), "another source has its own window");
+        assert!(
+            t.admit("addr:10.0.0.2"),
+            "another source has its own window"
+        );
         // The window has not ended: nothing to report yet.
         assert!(t.expired().is_empty());
         {
@@ -96,7 +112,13 @@ mod tests {
                 w.start -= WINDOW;
             }
         }
-        assert_eq!(t.expired(), vec![Summary { key: "addr:10.0.0.1".into(), suppressed: 1000 - BURST }]);
+        assert_eq!(
+            t.expired(),
+            vec![Summary {
+                key: "addr:10.0.0.1".into(),
+                suppressed: 1000 - BURST
+            }]
+        );
         assert!(t.admit("addr:10.0.0.1"), "a new window starts afresh");
     }
 

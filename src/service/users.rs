@@ -42,19 +42,25 @@ pub fn offered_name(name: &str) -> String {
 fn address_of(peer: &str) -> String {
     // "1.2.3.4:5678" and "[::1]:5678" → the address without the port.
     match peer.rsplit_once(':') {
-        Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => ip.trim_matches(['[', ']']).to_string(),
+        Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+            ip.trim_matches(['[', ']']).to_string()
+        }
         _ => peer.to_string(),
     }
 }
 
 impl Service {
     fn manage(&self, p: &Principal, what: &str) -> Result<Principal> {
-        self.check(p, Action::ManageUsers, what, |p| format!("a {} may not manage users", p.role))
+        self.check(p, Action::ManageUsers, what, |p| {
+            format!("a {} may not manage users", p.role)
+        })
     }
 
     /// A user by name, for an admin: missing is NotFound.
     fn user_named(&self, name: &str) -> Result<User> {
-        self.store.user(name)?.ok_or_else(|| Error::NotFound(format!("no user \"{name}\"")))
+        self.store
+            .user(name)?
+            .ok_or_else(|| Error::NotFound(format!("no user \"{name}\"")))
     }
 
     /// Users, their keys and whether they have a password (admins only).
@@ -66,14 +72,24 @@ impl Service {
             .map(|u| {
                 let keys = self.store.keys(&u.name).map(|k| k.len()).unwrap_or(0);
                 let password = self.store.password(&u.name).ok().flatten().is_some();
-                UserInfo { user: u, keys, password }
+                UserInfo {
+                    user: u,
+                    keys,
+                    password,
+                }
             })
             .collect())
     }
 
     /// Adds a user with their keys (admins). The keys are checked first: a bad one adds
     /// nothing.
-    pub fn add_user(&self, p: &Principal, name: &str, role: Role, keys: &[String]) -> Result<(User, Vec<Key>)> {
+    pub fn add_user(
+        &self,
+        p: &Principal,
+        name: &str,
+        role: Role,
+        keys: &[String],
+    ) -> Result<(User, Vec<Key>)> {
         let p = self.manage(p, "user add")?;
         for line in keys {
             crate::store::parse_key_line(line).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -82,7 +98,11 @@ impl Service {
             return Err(Error::Invalid(format!("there is already a user {name}")));
         }
         let u = self.store.add_user(name, role)?;
-        self.record(p.stamp(AuditEvent::new(Kind::UserAdd, p.user.clone())).with("user", name.to_string()).with("role", role.name()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::UserAdd, p.user.clone()))
+                .with("user", name.to_string())
+                .with("role", role.name()),
+        );
         let mut added = Vec::new();
         for line in keys {
             added.push(self.add_key(&p, name, line)?);
@@ -102,15 +122,31 @@ impl Service {
         let p = self.manage(p, "user remove")?;
         let u = self.user_named(name)?;
         if self.last_admin(&u) {
-            return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
+            return Err(Error::Invalid(format!(
+                "{name} is the last active admin; add another admin first"
+            )));
         }
         self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
         self.store.remove_user(name)?;
         self.end_everything_of(u.id);
-        let moved = self.places.retire(&u).map_err(|e| Error::caused(format!("{name} is removed, but their files stay in place"), e));
-        let mut ev = p.stamp(AuditEvent::new(Kind::UserRemove, p.user.clone())).with("user", name.to_string()).with("user_id", u.id);
+        let moved = self.places.retire(&u).map_err(|e| {
+            Error::caused(
+                format!("{name} is removed, but their files stay in place"),
+                e,
+            )
+        });
+        let mut ev = p
+            .stamp(AuditEvent::new(Kind::UserRemove, p.user.clone()))
+            .with("user", name.to_string())
+            .with("user_id", u.id);
         if let Ok(moved) = &moved {
-            ev = ev.with("moved", moved.iter().map(|m| m.display().to_string()).collect::<Vec<_>>());
+            ev = ev.with(
+                "moved",
+                moved
+                    .iter()
+                    .map(|m| m.display().to_string())
+                    .collect::<Vec<_>>(),
+            );
         }
         self.record(ev);
         moved.map(drop)
@@ -137,7 +173,9 @@ impl Service {
         let p = self.manage(p, "user role")?;
         let u = self.user_named(name)?;
         if role != Role::Admin && self.last_admin(&u) {
-            return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
+            return Err(Error::Invalid(format!(
+                "{name} is the last active admin; add another admin first"
+            )));
         }
         self.store.set_role(name, role)?;
         self.record(
@@ -158,7 +196,9 @@ impl Service {
             return Err(Error::Invalid("you cannot lock yourself out".into()));
         }
         if locked && self.last_admin(&u) {
-            return Err(Error::Invalid(format!("{name} is the last active admin; add another admin first")));
+            return Err(Error::Invalid(format!(
+                "{name} is the last active admin; add another admin first"
+            )));
         }
         self.store.set_locked(name, locked)?;
         let mut ended = 0;
@@ -166,8 +206,16 @@ impl Service {
             self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
             ended = self.end_everything_of(u.id);
         }
-        let event = if locked { Kind::UserLock } else { Kind::UserUnlock };
-        self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", name.to_string()).with("sessions_ended", ended));
+        let event = if locked {
+            Kind::UserLock
+        } else {
+            Kind::UserUnlock
+        };
+        self.record(
+            p.stamp(AuditEvent::new(event, p.user.clone()))
+                .with("user", name.to_string())
+                .with("sessions_ended", ended),
+        );
         Ok(ended)
     }
 
@@ -177,14 +225,25 @@ impl Service {
         self.user_named(name)?;
         let phc = match password {
             Some(pw) => {
-                crate::auth::password::check_policy(name, pw).map_err(|e| Error::Invalid(e.to_string()))?;
-                Some(crate::auth::password::hash(pw).map_err(|e| Error::caused("setting the password", e))?)
+                crate::auth::password::check_policy(name, pw)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                Some(
+                    crate::auth::password::hash(pw)
+                        .map_err(|e| Error::caused("setting the password", e))?,
+                )
             }
             None => None,
         };
         self.store.set_password(name, phc.as_deref())?;
-        let event = if phc.is_some() { Kind::UserPasswordSet } else { Kind::UserPasswordClear };
-        self.record(p.stamp(AuditEvent::new(event, p.user.clone())).with("user", name.to_string()));
+        let event = if phc.is_some() {
+            Kind::UserPasswordSet
+        } else {
+            Kind::UserPasswordClear
+        };
+        self.record(
+            p.stamp(AuditEvent::new(event, p.user.clone()))
+                .with("user", name.to_string()),
+        );
         Ok(())
     }
 
@@ -193,7 +252,9 @@ impl Service {
     pub fn keys(&self, p: &Principal, name: &str) -> Result<Vec<Key>> {
         let p = self.current(p)?;
         if name != p.user {
-            self.permit(&p, Action::ManageUsers, "keys", |p| format!("a {} may not see another user's keys", p.role))?;
+            self.permit(&p, Action::ManageUsers, "keys", |p| {
+                format!("a {} may not see another user's keys", p.role)
+            })?;
         }
         self.user_named(name)?;
         self.store.keys(name).map_err(Error::from)
@@ -201,7 +262,9 @@ impl Service {
 
     /// Adds an SSH key (an authorized_keys line) to a user (admins).
     pub fn add_key(&self, p: &Principal, name: &str, line: &str) -> Result<Key> {
-        let p = self.check(p, Action::ManageUsers, "key add", |p| format!("a {} may not manage keys", p.role))?;
+        let p = self.check(p, Action::ManageUsers, "key add", |p| {
+            format!("a {} may not manage keys", p.role)
+        })?;
         self.user_named(name)?;
         let (k, _) = self.store.add_key(name, line)?;
         self.record(
@@ -215,13 +278,18 @@ impl Service {
 
     /// Removes a user's SSH key by fingerprint (admins).
     pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> Result<Key> {
-        let p = self.check(p, Action::ManageUsers, "key remove", |p| format!("a {} may not manage keys", p.role))?;
+        let p = self.check(p, Action::ManageUsers, "key remove", |p| {
+            format!("a {} may not manage keys", p.role)
+        })?;
         // A key not found or named ambiguously is "not found" (as it always was); a failure
         // of the database stays a failure.
-        let k = self.store.remove_key(name, fingerprint).map_err(|e| match e {
-            StoreError::NotFound(m) | StoreError::Invalid(m) => Error::NotFound(m),
-            e => e.into(),
-        })?;
+        let k = self
+            .store
+            .remove_key(name, fingerprint)
+            .map_err(|e| match e {
+                StoreError::NotFound(m) | StoreError::Invalid(m) => Error::NotFound(m),
+                e => e.into(),
+            })?;
         self.record(
             p.stamp(AuditEvent::new(Kind::KeyRemove, p.user.clone()))
                 .with("user", name.to_string())
@@ -235,11 +303,16 @@ impl Service {
     pub fn revoke_tokens(&self, p: &Principal, name: &str) -> Result<()> {
         let p = self.current(p)?;
         if name != p.user {
-            self.permit(&p, Action::ManageUsers, "revoke tokens", |p| format!("a {} may not revoke another user's tokens", p.role))?;
+            self.permit(&p, Action::ManageUsers, "revoke tokens", |p| {
+                format!("a {} may not revoke another user's tokens", p.role)
+            })?;
         }
         let u = self.user_named(name)?;
         self.store.revoke_user_tokens(u.id, crate::tokens::now())?;
-        self.record(p.stamp(AuditEvent::new(Kind::TokenRevoke, p.user.clone())).with("user", name.to_string()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::TokenRevoke, p.user.clone()))
+                .with("user", name.to_string()),
+        );
         Ok(())
     }
 
@@ -248,14 +321,23 @@ impl Service {
     pub fn issue_token(&self, p: &Principal, name: &str, via: &str) -> Result<TokenPair> {
         let p = self.current(p)?;
         if name != p.user {
-            self.permit(&p, Action::ManageUsers, "token issue", |p| format!("a {} may not issue another user's tokens", p.role))?;
+            self.permit(&p, Action::ManageUsers, "token issue", |p| {
+                format!("a {} may not issue another user's tokens", p.role)
+            })?;
         }
         let u = self.user_named(name)?;
         if u.locked {
             return Err(Error::Invalid(format!("{name} is locked")));
         }
-        let pair = self.tokens.pair(&self.store, &u, None).map_err(|e| Error::caused("issuing a token", e))?;
-        self.record(p.stamp(AuditEvent::new(Kind::TokenIssue, p.user.clone())).with("user", name.to_string()).with("via", via.to_string()));
+        let pair = self
+            .tokens
+            .pair(&self.store, &u, None)
+            .map_err(|e| Error::caused("issuing a token", e))?;
+        self.record(
+            p.stamp(AuditEvent::new(Kind::TokenIssue, p.user.clone()))
+                .with("user", name.to_string())
+                .with("via", via.to_string()),
+        );
         Ok(pair)
     }
 
@@ -264,7 +346,10 @@ impl Service {
         let p = self.manage(p, "token rotate")?;
         let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing)
             .map_err(|e| Error::caused("rotating the API signing key", e))?;
-        self.record(p.stamp(AuditEvent::new(Kind::TokenRotateKey, p.user.clone())).with("kid", kid.clone()));
+        self.record(
+            p.stamp(AuditEvent::new(Kind::TokenRotateKey, p.user.clone()))
+                .with("kid", kid.clone()),
+        );
         Ok(kid)
     }
 
@@ -286,7 +371,13 @@ impl Service {
                         .with("address", peer.to_string())
                         .with("method", "publickey"),
                 );
-                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: peer.to_string(), request: None })
+                Ok(Principal {
+                    user: u.name,
+                    user_id: u.id,
+                    role: u.role,
+                    address: peer.to_string(),
+                    request: None,
+                })
             }
             (verdict, _) => {
                 let why = verdict.err().unwrap_or("unknown key");
@@ -307,30 +398,54 @@ impl Service {
     /// against a dummy hash, so that the answer takes as long as for a known user. After
     /// repeated failures the user and the address are locked out for the window, and no
     /// further failure is written to the database.
-    pub async fn password_login(&self, user: &str, password: &str, peer: &str, method: &str) -> Result<Principal> {
+    pub async fn password_login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: &str,
+        method: &str,
+    ) -> Result<Principal> {
         if !self.config.password_login {
             return Err(Error::Forbidden("password logins are off here".into()));
         }
         let now = crate::tokens::now();
         let name = offered_name(user);
         let subjects = [format!("user:{name}"), format!("addr:{}", address_of(peer))];
-        let locked_out =
-            subjects.iter().any(|s| self.store.recent_failures(s, now).unwrap_or(i64::MAX) >= crate::auth::password::MAX_FAILURES);
+        let locked_out = subjects.iter().any(|s| {
+            self.store.recent_failures(s, now).unwrap_or(i64::MAX)
+                >= crate::auth::password::MAX_FAILURES
+        });
         let found = self.store.user(user)?;
-        let hash = if locked_out { None } else { self.store.password(user).ok().flatten() };
+        let hash = if locked_out {
+            None
+        } else {
+            self.store.password(user).ok().flatten()
+        };
         let ok = {
             // Argon2 costs ~19 MiB and tens of milliseconds: off the async workers, a few
             // at a time.
             let _permit = self.hashing.acquire().await.map_err(failed)?;
             let pw = password.to_string();
-            tokio::task::spawn_blocking(move || crate::auth::password::verify_or_dummy(hash.as_deref(), &pw)).await.unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                crate::auth::password::verify_or_dummy(hash.as_deref(), &pw)
+            })
+            .await
+            .unwrap_or(false)
         };
         match found {
             Some(u) if ok && !u.locked => {
                 self.record(
-                    AuditEvent::new(Kind::Login, u.name.clone()).with("method", method.to_string()).with("address", peer.to_string()),
+                    AuditEvent::new(Kind::Login, u.name.clone())
+                        .with("method", method.to_string())
+                        .with("address", peer.to_string()),
                 );
-                Ok(Principal { user: u.name, user_id: u.id, role: u.role, address: peer.to_string(), request: None })
+                Ok(Principal {
+                    user: u.name,
+                    user_id: u.id,
+                    role: u.role,
+                    address: peer.to_string(),
+                    request: None,
+                })
             }
             other => {
                 let why = match other {
@@ -349,15 +464,22 @@ impl Service {
                         .with("address", peer.to_string())
                         .with("why", why),
                 );
-                Err(Error::Forbidden("wrong user or password, or too many failures: wait 15 minutes".into()))
+                Err(Error::Forbidden(
+                    "wrong user or password, or too many failures: wait 15 minutes".into(),
+                ))
             }
         }
     }
 
     /// A new token pair for a principal who just logged in (the API's password login).
     pub fn login_tokens(&self, p: &Principal) -> Result<TokenPair> {
-        let u = self.store.user_by_id(p.user_id)?.ok_or_else(|| Error::Forbidden("the user no longer exists".into()))?;
-        self.tokens.pair(&self.store, &u, None).map_err(|e| Error::caused("issuing a token", e))
+        let u = self
+            .store
+            .user_by_id(p.user_id)?
+            .ok_or_else(|| Error::Forbidden("the user no longer exists".into()))?;
+        self.tokens
+            .pair(&self.store, &u, None)
+            .map_err(|e| Error::caused("issuing a token", e))
     }
 
     /// An access token's caller: the signature, times and revocations checked, and the user
@@ -373,10 +495,16 @@ impl Service {
         let p = match self.principal_by_id(claims.uid, peer) {
             Ok(p) => p,
             Err(Error::Failed(f)) => return Err(Error::Failed(f)),
-            Err(e) => return Err(Error::Forbidden(format!("the token's user cannot act: {e}"))),
+            Err(e) => {
+                return Err(Error::Forbidden(format!(
+                    "the token's user cannot act: {e}"
+                )))
+            }
         };
         if p.user != claims.sub {
-            return Err(Error::Forbidden("the token's user cannot act: the token was issued to another user".into()));
+            return Err(Error::Forbidden(
+                "the token's user cannot act: the token was issued to another user".into(),
+            ));
         }
         Ok((p, claims))
     }
@@ -384,18 +512,36 @@ impl Service {
     /// Trades a refresh token for a new pair. A reused one revokes its whole login (refresh
     /// and access tokens), audited.
     pub fn refresh_tokens(&self, refresh: &str, peer: &str, request: &str) -> Result<TokenPair> {
-        let stamp = |e: AuditEvent| e.with("address", peer.to_string()).with("request", request.to_string());
+        let stamp = |e: AuditEvent| {
+            e.with("address", peer.to_string())
+                .with("request", request.to_string())
+        };
         match self.tokens.refresh(&self.store, refresh) {
             Ok((user, pair)) => {
                 self.record(stamp(AuditEvent::new(Kind::TokenRefresh, user.name)));
                 Ok(pair)
             }
             Err(RefreshError::Reused { user_id, family }) => {
-                let name = self.store.user_by_id(user_id).ok().flatten().map(|u| u.name).unwrap_or_else(|| format!("#{user_id}"));
-                self.record(stamp(AuditEvent::new(Kind::TokenReuse, name)).with("family", family).with("action", "login revoked"));
-                Err(Error::Forbidden("this refresh token was already used: every token of its login is now revoked".into()))
+                let name = self
+                    .store
+                    .user_by_id(user_id)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| format!("#{user_id}"));
+                self.record(
+                    stamp(AuditEvent::new(Kind::TokenReuse, name))
+                        .with("family", family)
+                        .with("action", "login revoked"),
+                );
+                Err(Error::Forbidden(
+                    "this refresh token was already used: every token of its login is now revoked"
+                        .into(),
+                ))
             }
-            Err(RefreshError::Invalid) => Err(Error::Forbidden("invalid, expired or revoked refresh token".into())),
+            Err(RefreshError::Invalid) => Err(Error::Forbidden(
+                "invalid, expired or revoked refresh token".into(),
+            )),
             Err(RefreshError::Failed(e)) => Err(Error::caused("refreshing a token", e)),
         }
     }
@@ -407,7 +553,10 @@ impl Service {
         if let Some(r) = refresh {
             if let Ok(Some((owner, family))) = self.store.refresh_family(&crate::tokens::hash(r)) {
                 if owner == p.user_id {
-                    self.store.revoke_family(&family, crate::tokens::now() + crate::tokens::ACCESS_SECONDS)?;
+                    self.store.revoke_family(
+                        &family,
+                        crate::tokens::now() + crate::tokens::ACCESS_SECONDS,
+                    )?;
                 }
             }
         }
@@ -423,7 +572,10 @@ mod tests {
     #[test]
     fn an_offered_name_is_bounded_and_cannot_carry_escapes() {
         assert_eq!(offered_name("alice"), "alice");
-        assert_eq!(offered_name("a\x1b]52;c;cm0=\x07b"), "a\\x1b]52;c;cm0=\\x07b");
+        assert_eq!(
+            offered_name("a\x1b]52;c;cm0=\x07b"),
+            "a\\x1b]52;c;cm0=\\x07b"
+        );
         assert_eq!(offered_name("x\ny"), "x\\x0ay");
         let long = "a".repeat(200_000);
         assert_eq!(offered_name(&long).chars().count(), NAME_KEPT + 1);

@@ -33,7 +33,10 @@ pub enum SessionError {
     #[error("cataloguing the recording: {0}")]
     Catalogue(#[source] crate::store::StoreError),
     #[error("{what}: {source}")]
-    Terminal { what: String, source: std::io::Error },
+    Terminal {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("starting the sandbox: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("starting the recording writer: {0}")]
@@ -120,7 +123,10 @@ impl Viewer {
 
     /// Why the host ended this viewer, if it did.
     pub fn revoked(&self) -> Option<String> {
-        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Takes everything queued.
@@ -217,7 +223,10 @@ impl Session {
     }
 
     pub fn idle(&self) -> Duration {
-        self.last_activity.lock().map(|t| t.elapsed()).unwrap_or_default()
+        self.last_activity
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
     }
 
     pub fn age(&self) -> Duration {
@@ -227,7 +236,13 @@ impl Session {
     /// Adds a viewer for user `user_id`, at most `max` per session, its output `filtered`
     /// or byte-exact; it first receives the current screen. The screen lock is held until the viewer is registered, so no output
     /// falls between the snapshot and the stream.
-    pub fn attach(&self, writer: bool, user_id: i64, max: usize, filtered: bool) -> Result<Arc<Viewer>, SessionError> {
+    pub fn attach(
+        &self,
+        writer: bool,
+        user_id: i64,
+        max: usize,
+        filtered: bool,
+    ) -> Result<Arc<Viewer>, SessionError> {
         let v = Arc::new(Viewer {
             writer,
             user_id,
@@ -252,13 +267,19 @@ impl Session {
     /// Removes a viewer; its face's task is woken to notice.
     pub fn detach(&self, viewer: &Arc<Viewer>) {
         viewer.gone.store(true, Ordering::SeqCst);
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).retain(|v| !Arc::ptr_eq(v, viewer));
+        self.viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|v| !Arc::ptr_eq(v, viewer));
         viewer.notify.notify_one();
     }
 
     /// The viewers now.
     pub fn viewers(&self) -> Vec<Arc<Viewer>> {
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The recording's id (empty when recordings are off).
@@ -302,10 +323,19 @@ impl Session {
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
-        let ws = libc::winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: rows.max(1),
+            ws_col: cols.max(1),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ with a valid winsize on our master fd.
         unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        self.screen.lock().unwrap_or_else(|e| e.into_inner()).screen_mut().set_size(nz(rows), nz(cols));
+        self.screen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .screen_mut()
+            .set_size(nz(rows), nz(cols));
         if !self.record(recfmt::RESIZE, format!("{cols}x{rows}").as_bytes()) {
             self.kill();
         }
@@ -318,9 +348,14 @@ impl Session {
         // Killing the sandbox's init (pid 1 of its namespace) ends every process in it and
         // lets `cordon sandbox` clean up after it (its cgroup); killing `cordon sandbox`
         // itself would leave that behind.
-        let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", self.pid, self.pid)).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", self.pid, self.pid))
+                .unwrap_or_default();
         let mut killed = false;
-        for child in children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<i32>().ok())
+        {
             // SAFETY: signalling a child of the session's own process.
             killed |= unsafe { libc::kill(child, libc::SIGKILL) } == 0;
         }
@@ -350,7 +385,9 @@ impl Launcher {
         #[cfg(test)]
         return Ok(Launcher::Unconfined);
         #[cfg(not(test))]
-        std::env::current_exe().map(Launcher::Sandbox).map_err(SessionError::OwnBinary)
+        std::env::current_exe()
+            .map(Launcher::Sandbox)
+            .map_err(SessionError::OwnBinary)
     }
 }
 
@@ -368,7 +405,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(launcher: Launcher, hide: Vec<PathBuf>, audit: Arc<AuditLog>, recorder: Arc<Recorder>, store: Arc<Store>) -> Arc<Hub> {
+    pub fn new(
+        launcher: Launcher,
+        hide: Vec<PathBuf>,
+        audit: Arc<AuditLog>,
+        recorder: Arc<Recorder>,
+        store: Arc<Store>,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             sessions: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -382,7 +425,10 @@ impl Hub {
     }
 
     pub fn list(&self) -> Vec<Arc<Session>> {
-        self.sessions.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+        self.sessions
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<Session>> {
@@ -391,7 +437,10 @@ impl Hub {
 
     /// Sessions of user `owner_id`.
     pub fn count_for(&self, owner_id: i64) -> usize {
-        self.list().iter().filter(|s| s.owner_id == owner_id).count()
+        self.list()
+            .iter()
+            .filter(|s| s.owner_id == owner_id)
+            .count()
     }
 
     /// Spawns a child from the long-lived spawner thread (killed if the host dies).
@@ -408,15 +457,30 @@ impl Hub {
             #[cfg(test)]
             Launcher::Unconfined => {
                 let mut cmd = Command::new(command.first().map(String::as_str).unwrap_or("true"));
-                cmd.args(command.iter().skip(1)).env_clear().env("TERM", term).env("PATH", "/usr/bin:/bin").current_dir(&c.workspace);
+                cmd.args(command.iter().skip(1))
+                    .env_clear()
+                    .env("TERM", term)
+                    .env("PATH", "/usr/bin:/bin")
+                    .current_dir(&c.workspace);
                 return cmd;
             }
         };
         let mut cmd = Command::new(exe);
-        cmd.arg("sandbox").arg("--profile").arg(&c.profile).arg("--workspace").arg(&c.workspace);
-        cmd.arg("--home").arg(&c.home).arg("--no-links").arg("--user-name").arg(&c.user);
+        cmd.arg("sandbox")
+            .arg("--profile")
+            .arg(&c.profile)
+            .arg("--workspace")
+            .arg(&c.workspace);
+        cmd.arg("--home")
+            .arg(&c.home)
+            .arg("--no-links")
+            .arg("--user-name")
+            .arg(&c.user);
         if let Some(a) = c.account {
-            cmd.arg("--uid").arg(a.uid.to_string()).arg("--gid").arg(a.gid.to_string());
+            cmd.arg("--uid")
+                .arg(a.uid.to_string())
+                .arg("--gid")
+                .arg(a.gid.to_string());
         }
         for h in &self.hide {
             cmd.arg("--hide").arg(h);
@@ -426,7 +490,12 @@ impl Hub {
         // host's here: the sandbox finds profiles through it (a session's own home must not
         // be able to supply profiles); the command's HOME is `--home`.
         cmd.env_clear();
-        for (k, v) in [("TERM", term), ("LANG", "C.UTF-8"), ("USER", &c.user), ("LOGNAME", &c.user)] {
+        for (k, v) in [
+            ("TERM", term),
+            ("LANG", "C.UTF-8"),
+            ("USER", &c.user),
+            ("LOGNAME", &c.user),
+        ] {
             cmd.env(k, v);
         }
         for k in ["HOME", "PATH", "XDG_CONFIG_HOME", "CORDON_PROFILE_PATH"] {
@@ -485,14 +554,25 @@ impl Hub {
             // The terminal belongs to the session's user, as sshd gives a login its tty.
             // SAFETY: fchown and fchmod on the slave we just opened.
             unsafe {
-                if libc::fchown(slave.as_raw_fd(), a.uid, a.gid) != 0 || libc::fchmod(slave.as_raw_fd(), 0o620) != 0 {
-                    return Err(SessionError::terminal(format!("giving the terminal to uid {}", a.uid))(std::io::Error::last_os_error()));
+                if libc::fchown(slave.as_raw_fd(), a.uid, a.gid) != 0
+                    || libc::fchmod(slave.as_raw_fd(), 0o620) != 0
+                {
+                    return Err(SessionError::terminal(format!(
+                        "giving the terminal to uid {}",
+                        a.uid
+                    ))(std::io::Error::last_os_error()));
                 }
             }
         }
         let mut cmd = self.sandbox_command(&spec.confinement, &spec.command, &spec.term);
-        let tty = |f: &File| f.try_clone().map(Stdio::from).map_err(SessionError::terminal("duplicating the terminal"));
-        cmd.stdin(tty(&slave)?).stdout(tty(&slave)?).stderr(tty(&slave)?);
+        let tty = |f: &File| {
+            f.try_clone()
+                .map(Stdio::from)
+                .map_err(SessionError::terminal("duplicating the terminal"))
+        };
+        cmd.stdin(tty(&slave)?)
+            .stdout(tty(&slave)?)
+            .stderr(tty(&slave)?);
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
         unsafe {
@@ -505,10 +585,16 @@ impl Hub {
         }
         let mut child = self.spawner.spawn(cmd).map_err(SessionError::Spawn)?;
         drop(slave);
-        let reader = master.try_clone().map_err(SessionError::terminal("duplicating the terminal"))?;
+        let reader = master
+            .try_clone()
+            .map_err(SessionError::terminal("duplicating the terminal"))?;
         let session = Arc::new(Session {
             id,
-            name: Mutex::new(if spec.name.is_empty() { format!("{}-{id}", spec.owner) } else { spec.name.clone() }),
+            name: Mutex::new(if spec.name.is_empty() {
+                format!("{}-{id}", spec.owner)
+            } else {
+                spec.name.clone()
+            }),
             owner: spec.owner.clone(),
             owner_id: spec.owner_id,
             profile: spec.confinement.profile.clone(),
@@ -527,12 +613,19 @@ impl Hub {
             ending: AtomicBool::new(false),
         });
         if let Some(p) = pending {
-            if let Err(e) = p.start(Arc::downgrade(&session), self.audit.clone(), session.recording_id()) {
+            if let Err(e) = p.start(
+                Arc::downgrade(&session),
+                self.audit.clone(),
+                session.recording_id(),
+            ) {
                 session.kill();
                 return Err(SessionError::Writer(e));
             }
         }
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, session.clone());
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, session.clone());
         let hub = self.clone();
         let s = session.clone();
         std::thread::Builder::new()
@@ -542,18 +635,35 @@ impl Hub {
                 // Whatever is left of the tree goes with the session.
                 s.kill();
                 let code = match child.wait() {
-                    Ok(st) => st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
+                    Ok(st) => st.code().unwrap_or_else(|| {
+                        128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)
+                    }),
                     Err(_) => 255,
                 };
                 if let Some((state, bytes)) = s.recording.finish(code) {
-                    if let Err(e) = hub.store.end_recording(&s.recording_id(), Some(i64::from(code)), state, bytes) {
+                    if let Err(e) = hub.store.end_recording(
+                        &s.recording_id(),
+                        Some(i64::from(code)),
+                        state,
+                        bytes,
+                    ) {
                         // The recording is whole on disk; only its catalog entry lags.
-                        eprintln!("cordon: recording {}: its catalog entry could not be completed: {e}", s.recording_id());
+                        eprintln!(
+                            "cordon: recording {}: its catalog entry could not be completed: {e}",
+                            s.recording_id()
+                        );
                     }
                 }
                 *s.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
-                hub.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
-                hub.audit.report(AuditEvent::new(Kind::SessionEnd, s.owner.clone()).with("session", s.id).with("exit_status", code));
+                hub.sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&s.id);
+                hub.audit.report(
+                    AuditEvent::new(Kind::SessionEnd, s.owner.clone())
+                        .with("session", s.id)
+                        .with("exit_status", code),
+                );
                 for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                     v.notify.notify_one();
                 }
@@ -573,7 +683,11 @@ impl Hub {
                 None
             };
             if let Some(why) = why {
-                self.audit.report(AuditEvent::new(Kind::SessionTimeout, "cordon").with("session", s.id).with("reason", why));
+                self.audit.report(
+                    AuditEvent::new(Kind::SessionTimeout, "cordon")
+                        .with("session", s.id)
+                        .with("reason", why),
+                );
                 s.kill();
             }
         }
@@ -640,10 +754,17 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
 
 fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {
     let (mut m, mut sl) = (0, 0);
-    let ws = libc::winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows.max(1),
+        ws_col: cols.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: openpty fills two fds; name and termios may be null.
     if unsafe { libc::openpty(&mut m, &mut sl, std::ptr::null_mut(), std::ptr::null(), &ws) } != 0 {
-        return Err(SessionError::terminal("opening a terminal")(std::io::Error::last_os_error()));
+        return Err(SessionError::terminal("opening a terminal")(
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: fresh fds owned here; close-on-exec so no other child inherits them.
     unsafe {

@@ -73,15 +73,36 @@ pub(super) struct Pending {
 impl Lane {
     /// No recording (`[recordings] enabled = false`).
     pub fn off() -> Lane {
-        Lane { id: String::new(), tx: None, backlog: Arc::default(), clock: Instant::now(), failed: Arc::new(AtomicBool::new(false)) }
+        Lane {
+            id: String::new(),
+            tx: None,
+            backlog: Arc::default(),
+            clock: Instant::now(),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     pub fn new(id: String, writer: Writer, policy: FailurePolicy) -> (Lane, Pending) {
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
         let backlog = Arc::new(Backlog::default());
-        let lane = Lane { id, tx: Some(tx), backlog: backlog.clone(), clock: writer.clock(), failed: failed.clone() };
-        (lane, Pending { rx, writer, policy, failed, backlog })
+        let lane = Lane {
+            id,
+            tx: Some(tx),
+            backlog: backlog.clone(),
+            clock: writer.clock(),
+            failed: failed.clone(),
+        };
+        (
+            lane,
+            Pending {
+                rx,
+                writer,
+                policy,
+                failed,
+                backlog,
+            },
+        )
     }
 
     fn now(&self) -> u64 {
@@ -121,11 +142,26 @@ impl Lane {
 
 impl Pending {
     /// Runs the writer until the session finishes its recording.
-    pub fn start(self, session: Weak<Session>, audit: Arc<AuditLog>, id: String) -> std::io::Result<()> {
-        std::thread::Builder::new().name("recording".into()).spawn(move || {
-            let mut w = Worker { writer: Some(self.writer), policy: self.policy, failing: None, failed: self.failed, session, audit, id };
-            w.run(self.rx, &self.backlog)
-        })?;
+    pub fn start(
+        self,
+        session: Weak<Session>,
+        audit: Arc<AuditLog>,
+        id: String,
+    ) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("recording".into())
+            .spawn(move || {
+                let mut w = Worker {
+                    writer: Some(self.writer),
+                    policy: self.policy,
+                    failing: None,
+                    failed: self.failed,
+                    session,
+                    audit,
+                    id,
+                };
+                w.run(self.rx, &self.backlog)
+            })?;
         Ok(())
     }
 }
@@ -165,8 +201,17 @@ impl Worker {
                     let answer = match self.writer.as_mut() {
                         Some(w) => {
                             let at = w.clock().elapsed().as_micros() as u64;
-                            let ok = w.event_at(at, recfmt::EXIT, code.to_string().as_bytes()).and_then(|_| w.finish());
-                            (if ok.is_ok() { RecordingState::Complete } else { RecordingState::Failed }, w.bytes as i64)
+                            let ok = w
+                                .event_at(at, recfmt::EXIT, code.to_string().as_bytes())
+                                .and_then(|_| w.finish());
+                            (
+                                if ok.is_ok() {
+                                    RecordingState::Complete
+                                } else {
+                                    RecordingState::Failed
+                                },
+                                w.bytes as i64,
+                            )
                         }
                         None => (RecordingState::Failed, 0),
                     };
@@ -182,10 +227,15 @@ impl Worker {
 
     /// Applies `f` to the recording, then the failure policy if it fails.
     fn write(&mut self, f: impl FnOnce(&mut Writer) -> Result<(), RecordError>) {
-        let Some(w) = self.writer.as_mut() else { return };
+        let Some(w) = self.writer.as_mut() else {
+            return;
+        };
         let mut resumed = None;
         if let Some((since, why)) = &self.failing {
-            let note = format!("recording failed for {:.1} s: {why}", since.elapsed().as_secs_f64());
+            let note = format!(
+                "recording failed for {:.1} s: {why}",
+                since.elapsed().as_secs_f64()
+            );
             if w.event(recfmt::GAP, note.as_bytes()).is_ok() {
                 resumed = Some(note);
             }

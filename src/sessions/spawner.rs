@@ -23,7 +23,9 @@ impl Spawner {
                 }
             })
             .unwrap_or_else(|e| panic!("cannot start the spawner thread: {e}"));
-        Spawner { tx: std::sync::Mutex::new(tx) }
+        Spawner {
+            tx: std::sync::Mutex::new(tx),
+        }
     }
 
     /// Spawns `cmd` from the spawner thread, with SIGKILL as its parent-death signal.
@@ -33,7 +35,14 @@ impl Spawner {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The host may have died between fork and prctl.
@@ -49,6 +58,8 @@ impl Spawner {
             .map_err(|_| std::io::Error::other("spawner lock poisoned"))?
             .send((cmd, reply))
             .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
-        answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+        answer
+            .recv()
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
     }
 }

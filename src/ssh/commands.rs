@@ -62,7 +62,12 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: &mut SshSession) -> Result<(), russh::Error> {
+pub async fn dispatch(
+    conn: &mut Conn,
+    channel: ChannelId,
+    line: &str,
+    session: &mut SshSession,
+) -> Result<(), russh::Error> {
     let words = match crate::text::split_words(line) {
         Ok(w) => w,
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {e}\n"), 2),
@@ -74,7 +79,15 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
     };
     let (cmd, rest) = match words.split_first() {
         Some((c, r)) => (c.as_str(), r.to_vec()),
-        None => return conn.finish(channel, session, "", &format!("cordon: commands: {USAGE}\n"), 2),
+        None => {
+            return conn.finish(
+                channel,
+                session,
+                "",
+                &format!("cordon: commands: {USAGE}\n"),
+                2,
+            )
+        }
     };
     let args = match parse_args(&rest) {
         Ok(a) => a,
@@ -82,7 +95,13 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
     };
     let id_arg = || args.rest.first().and_then(|s| s.parse::<u64>().ok());
     match cmd {
-        "whoami" => conn.finish(channel, session, &format!("{} ({})\n", principal.user, principal.role.name()), "", 0),
+        "whoami" => conn.finish(
+            channel,
+            session,
+            &format!("{} ({})\n", principal.user, principal.role.name()),
+            "",
+            0,
+        ),
         "ls" => {
             let visible = match conn.shared.service.sessions(&principal) {
                 Ok(v) => v,
@@ -93,12 +112,17 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
                     .iter()
                     .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count()}))
                     .collect();
-                format!("{}\n", crate::text::json(&serde_json::Value::Array(rows).to_string()))
+                format!(
+                    "{}\n",
+                    crate::text::json(&serde_json::Value::Array(rows).to_string())
+                )
             } else if visible.is_empty() {
                 "no sessions\n".to_string()
             } else {
-                let mut o =
-                    format!("{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n", "ID", "NAME", "OWNER", "PROFILE", "AGE", "IDLE", "VIEWERS");
+                let mut o = format!(
+                    "{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
+                    "ID", "NAME", "OWNER", "PROFILE", "AGE", "IDLE", "VIEWERS"
+                );
                 for s in visible {
                     o += &format!(
                         "{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
@@ -127,64 +151,128 @@ pub async fn dispatch(conn: &mut Conn, channel: ChannelId, line: &str, session: 
         }
         "attach" | "observe" => {
             let Some(id) = id_arg() else {
-                return conn.finish(channel, session, "", &format!("cordon: {cmd} needs a session id (see `ls`)\n"), 2);
+                return conn.finish(
+                    channel,
+                    session,
+                    "",
+                    &format!("cordon: {cmd} needs a session id (see `ls`)\n"),
+                    2,
+                );
             };
             conn.attach(channel, session, id, cmd == "attach")
         }
         "mark" => {
             let Some(id) = id_arg() else {
-                return conn.finish(channel, session, "", "cordon: mark needs a session id: mark ID [LABEL...]\n", 2);
+                return conn.finish(
+                    channel,
+                    session,
+                    "",
+                    "cordon: mark needs a session id: mark ID [LABEL...]\n",
+                    2,
+                );
             };
             let label = args.rest.get(1..).map(|w| w.join(" ")).unwrap_or_default();
             match conn.shared.service.mark(&principal, id, &label) {
-                Ok(label) => conn.finish(channel, session, &format!("marked session {id}: {label}\n"), "", 0),
+                Ok(label) => conn.finish(
+                    channel,
+                    session,
+                    &format!("marked session {id}: {label}\n"),
+                    "",
+                    0,
+                ),
                 Err(e) => conn.refused(channel, session, &e),
             }
         }
-        "token" => match conn.shared.service.issue_token(&principal, &principal.user, "ssh") {
-            Ok(pair) => conn.finish(channel, session, &format!("{}\n", serde_json::to_string_pretty(&pair).unwrap_or_default()), "", 0),
+        "token" => match conn
+            .shared
+            .service
+            .issue_token(&principal, &principal.user, "ssh")
+        {
+            Ok(pair) => conn.finish(
+                channel,
+                session,
+                &format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&pair).unwrap_or_default()
+                ),
+                "",
+                0,
+            ),
             Err(e) => conn.refused(channel, session, &e),
         },
         "kill" => {
-            let Some(id) = id_arg() else { return conn.finish(channel, session, "", "cordon: kill needs a session id (see `ls`)\n", 2) };
+            let Some(id) = id_arg() else {
+                return conn.finish(
+                    channel,
+                    session,
+                    "",
+                    "cordon: kill needs a session id (see `ls`)\n",
+                    2,
+                );
+            };
             match conn.shared.service.end_session(&principal, id) {
                 Ok(()) => conn.finish(channel, session, &format!("killed session {id}\n"), "", 0),
                 Err(e) => conn.refused(channel, session, &e),
             }
         }
         "run" => {
-            let req =
-                RunRequest { argv: args.rest.clone(), profile: args.profile.clone(), workspace: args.workspace.clone(), timeout: None };
+            let req = RunRequest {
+                argv: args.rest.clone(),
+                profile: args.profile.clone(),
+                workspace: args.workspace.clone(),
+                timeout: None,
+            };
             if let Err(e) = conn.shared.service.prepare_run(&principal, &req) {
                 return conn.refused(channel, session, &e);
             }
             run(conn, channel, session, principal, req);
             Ok(())
         }
-        other => conn.finish(channel, session, "", &format!("cordon: unknown command \"{other}\"; commands: {USAGE}\n"), 2),
+        other => conn.finish(
+            channel,
+            session,
+            "",
+            &format!("cordon: unknown command \"{other}\"; commands: {USAGE}\n"),
+            2,
+        ),
     }
 }
 
 /// `run`: the command confined, without a terminal; stdout, stderr and the exit status go
 /// back through the channel as they come, within the runner's time limit and output cap.
-fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, principal: crate::service::Principal, req: RunRequest) {
+fn run(
+    conn: &Conn,
+    channel: ChannelId,
+    session: &mut SshSession,
+    principal: crate::service::Principal,
+    req: RunRequest,
+) {
     let svc = conn.shared.service.clone();
     let handle = session.handle();
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut sink = |stream: u32, bytes: Vec<u8>| {
-            let sent =
-                if stream == 0 { rt.block_on(handle.data(channel, bytes)) } else { rt.block_on(handle.extended_data(channel, 1, bytes)) };
+            let sent = if stream == 0 {
+                rt.block_on(handle.data(channel, bytes))
+            } else {
+                rt.block_on(handle.extended_data(channel, 1, bytes))
+            };
             sent.is_ok()
         };
         let code = match svc.run(&principal, req, &mut sink) {
             Ok(o) => {
                 let note = match o.ended_by {
                     Some(crate::service::RunEnd::Timeout) => {
-                        format!("cordon: the runner's time limit ({} s) ended the command\n", svc.config().run_timeout.as_secs())
+                        format!(
+                            "cordon: the runner's time limit ({} s) ended the command\n",
+                            svc.config().run_timeout.as_secs()
+                        )
                     }
                     Some(crate::service::RunEnd::OutputCap) => {
-                        format!("\ncordon: output passed the cap of {} bytes; the command was killed\n", svc.config().run_output_cap)
+                        format!(
+                            "\ncordon: output passed the cap of {} bytes; the command was killed\n",
+                            svc.config().run_output_cap
+                        )
                     }
                     _ => String::new(),
                 };
@@ -194,7 +282,11 @@ fn run(conn: &Conn, channel: ChannelId, session: &mut SshSession, principal: cra
                 o.exit_status
             }
             Err(e) => {
-                let _ = rt.block_on(handle.extended_data(channel, 1, format!("cordon: {e}\n").into_bytes()));
+                let _ = rt.block_on(handle.extended_data(
+                    channel,
+                    1,
+                    format!("cordon: {e}\n").into_bytes(),
+                ));
                 sandbox::EXIT_REFUSED
             }
         };
@@ -212,9 +304,14 @@ mod tests {
 
     #[test]
     fn options_come_before_the_command() {
-        let w: Vec<String> = ["--profile", "strict", "--", "ls", "-la"].map(String::from).to_vec();
+        let w: Vec<String> = ["--profile", "strict", "--", "ls", "-la"]
+            .map(String::from)
+            .to_vec();
         let a = parse_args(&w).unwrap();
-        assert_eq!((a.profile.as_deref(), a.rest.clone()), (Some("strict"), vec!["ls".to_string(), "-la".to_string()]));
+        assert_eq!(
+            (a.profile.as_deref(), a.rest.clone()),
+            (Some("strict"), vec!["ls".to_string(), "-la".to_string()])
+        );
         assert!(parse_args(&["--bogus".to_string()]).is_err());
     }
 }

@@ -37,9 +37,19 @@ impl Gate {
 
     /// Ends the connection with a word to the client.
     pub async fn disconnect(&self, why: &str) {
-        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let handle = self
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(h) = handle {
-            let _ = h.disconnect(russh::Disconnect::ByApplication, why.to_string(), String::new()).await;
+            let _ = h
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    why.to_string(),
+                    String::new(),
+                )
+                .await;
         }
     }
 }
@@ -52,7 +62,11 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut p = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         p.0 = p.0.saturating_sub(1);
         if let Some(n) = p.1.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
@@ -68,12 +82,17 @@ impl Shared {
     fn admit(self: &Arc<Shared>, ip: IpAddr) -> Option<Slot> {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = p.1.get(&ip).copied().unwrap_or(0);
-        if p.0 >= self.config.max_unauthenticated || from_ip >= self.config.max_unauthenticated_per_address {
+        if p.0 >= self.config.max_unauthenticated
+            || from_ip >= self.config.max_unauthenticated_per_address
+        {
             return None;
         }
         p.0 += 1;
         *p.1.entry(ip).or_insert(0) += 1;
-        Some(Slot { shared: self.clone(), ip })
+        Some(Slot {
+            shared: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -87,17 +106,29 @@ struct Guarded {
 }
 
 impl AsyncRead for Guarded {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if !self.gate.logged_in.load(Ordering::SeqCst) && self.deadline.as_mut().poll(cx).is_ready() {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.gate.logged_in.load(Ordering::SeqCst) && self.deadline.as_mut().poll(cx).is_ready()
+        {
             self.gate.timed_out.store(true, Ordering::SeqCst);
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no login within the grace time")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no login within the grace time",
+            )));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Guarded {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -106,7 +137,11 @@ impl AsyncWrite for Guarded {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -117,12 +152,20 @@ impl AsyncWrite for Guarded {
 /// Whether an accept error is the host running short of something (descriptors, memory)
 /// rather than a problem of one connection: either way the host goes on.
 fn scarce(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Serves SSH on `listener` until `stop` resolves; then closes every logged-in connection
 /// with `stop`'s message.
-pub async fn serve(listener: TcpListener, config: Arc<russh::server::Config>, shared: Arc<Shared>, stop: impl Future<Output = String>) {
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    stop: impl Future<Output = String>,
+) {
     tokio::pin!(stop);
     let mut last_said = std::time::Instant::now() - Duration::from_secs(60);
     let reason = loop {
@@ -145,13 +188,24 @@ pub async fn serve(listener: TcpListener, config: Arc<russh::server::Config>, sh
         };
         accept(stream, peer, &config, &shared);
     };
-    let live: Vec<Arc<Gate>> = shared.live.lock().unwrap_or_else(|e| e.into_inner()).values().map(|(_, g)| g.clone()).collect();
+    let live: Vec<Arc<Gate>> = shared
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|(_, g)| g.clone())
+        .collect();
     for g in live {
         g.disconnect(&reason).await;
     }
 }
 
-fn accept(stream: TcpStream, peer: SocketAddr, config: &Arc<russh::server::Config>, shared: &Arc<Shared>) {
+fn accept(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: &Arc<russh::server::Config>,
+    shared: &Arc<Shared>,
+) {
     let Some(slot) = shared.admit(peer.ip()) else {
         // Over the caps: closed at once, and said in bounded form.
         shared.service.record_bounded(
@@ -169,7 +223,11 @@ fn accept(stream: TcpStream, peer: SocketAddr, config: &Arc<russh::server::Confi
         slot: Mutex::new(Some(slot)),
         handle: Mutex::new(None),
     });
-    let guarded = Guarded { inner: stream, gate: gate.clone(), deadline: Box::pin(tokio::time::sleep(shared.config.login_grace)) };
+    let guarded = Guarded {
+        inner: stream,
+        gate: gate.clone(),
+        deadline: Box::pin(tokio::time::sleep(shared.config.login_grace)),
+    };
     let handler = Conn::new(shared.clone(), peer, gate.clone());
     let (config, shared) = (config.clone(), shared.clone());
     tokio::spawn(async move {
@@ -182,7 +240,13 @@ fn accept(stream: TcpStream, peer: SocketAddr, config: &Arc<russh::server::Confi
                 &format!("ssh.grace:{}", peer.ip()),
                 AuditEvent::new(Kind::LoginFailed, "anonymous")
                     .with("address", peer.to_string())
-                    .with("why", format!("no login within {} s ([ssh] login_grace)", shared.config.login_grace.as_secs())),
+                    .with(
+                        "why",
+                        format!(
+                            "no login within {} s ([ssh] login_grace)",
+                            shared.config.login_grace.as_secs()
+                        ),
+                    ),
             );
         }
         // The slot, if the connection never logged in, goes back with the gate.

@@ -36,12 +36,23 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(service: Arc<crate::service::Service>, config: Config) -> Arc<Shared> {
-        Arc::new(Shared { config, service, live: Mutex::new(HashMap::new()), next: AtomicU64::new(1), pending: Mutex::default() })
+        Arc::new(Shared {
+            config,
+            service,
+            live: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            pending: Mutex::default(),
+        })
     }
 
     /// Logged-in connections of user `id`.
     fn connections_of(&self, id: i64) -> usize {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|(p, _)| p.user_id == id).count()
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(p, _)| p.user_id == id)
+            .count()
     }
 }
 
@@ -50,12 +61,24 @@ impl Shared {
 pub async fn watch(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let live: Vec<(u64, Principal, Arc<listen::Gate>)> =
-            shared.live.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, (p, g))| (*k, p.clone(), g.clone())).collect();
+        let live: Vec<(u64, Principal, Arc<listen::Gate>)> = shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (p, g))| (*k, p.clone(), g.clone()))
+            .collect();
         for (id, p, gate) in live {
             if let Err(e) = shared.service.current(&p) {
-                shared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                shared.service.record(p.stamp(AuditEvent::new(Kind::SshDisconnect, p.user.clone())).with("why", e.to_string()));
+                shared
+                    .live
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                shared.service.record(
+                    p.stamp(AuditEvent::new(Kind::SshDisconnect, p.user.clone()))
+                        .with("why", e.to_string()),
+                );
                 gate.disconnect(&format!("cordon: {e}")).await;
             }
         }
@@ -93,7 +116,11 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.shared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -118,7 +145,10 @@ impl Conn {
     }
 
     fn actor(&self) -> String {
-        self.user.as_ref().map(|u| u.user.clone()).unwrap_or_else(|| "anonymous".into())
+        self.user
+            .as_ref()
+            .map(|u| u.user.clone())
+            .unwrap_or_else(|| "anonymous".into())
     }
 
     /// A login the service accepted: the connection counts against the user's cap, leaves
@@ -134,7 +164,11 @@ impl Conn {
             return Auth::reject();
         }
         self.gate.logged_in();
-        self.shared.live.lock().unwrap_or_else(|e| e.into_inner()).insert(self.id, (p.clone(), self.gate.clone()));
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.id, (p.clone(), self.gate.clone()));
         self.user = Some(p);
         Auth::Accept
     }
@@ -142,8 +176,18 @@ impl Conn {
     /// Writes a line to the client, its exit status, and ends the channel. What it writes
     /// may hold strings users and sessions control (names, commands, echoed arguments):
     /// their control characters are shown escaped.
-    fn finish(&self, channel: ChannelId, session: &mut SshSession, out: &str, err: &str, status: u32) -> Result<(), russh::Error> {
-        let (out, err) = (crate::text::printable_lines(out), crate::text::printable_lines(err));
+    fn finish(
+        &self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        out: &str,
+        err: &str,
+        status: u32,
+    ) -> Result<(), russh::Error> {
+        let (out, err) = (
+            crate::text::printable_lines(out),
+            crate::text::printable_lines(err),
+        );
         if !out.is_empty() {
             session.data(channel, out.as_bytes().to_vec())?;
         }
@@ -157,20 +201,39 @@ impl Conn {
     }
 
     /// A refusal: told to the client (stderr, status 126) and audited.
-    fn refuse(&self, channel: ChannelId, session: &mut SshSession, what: &str, why: &str) -> Result<(), russh::Error> {
-        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", what).with("why", why).with("address", self.peer.clone()));
+    fn refuse(
+        &self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        what: &str,
+        why: &str,
+    ) -> Result<(), russh::Error> {
+        self.audit(
+            AuditEvent::new(Kind::Refused, self.actor())
+                .with("what", what)
+                .with("why", why)
+                .with("address", self.peer.clone()),
+        );
         self.finish(channel, session, "", &format!("cordon: {why}\n"), 126)
     }
 
     /// The logged-in user as the service layer sees them now (locked or removed: an error
     /// the service has audited).
     fn principal(&self) -> Result<Principal, crate::service::Error> {
-        let p = self.user.as_ref().ok_or_else(|| crate::service::Error::Forbidden("not logged in".into()))?;
+        let p = self
+            .user
+            .as_ref()
+            .ok_or_else(|| crate::service::Error::Forbidden("not logged in".into()))?;
         self.shared.service.current(p)
     }
 
     /// A refusal the service layer already audited: told to the client (stderr, 126).
-    fn refused(&self, channel: ChannelId, session: &mut SshSession, e: &crate::service::Error) -> Result<(), russh::Error> {
+    fn refused(
+        &self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        e: &crate::service::Error,
+    ) -> Result<(), russh::Error> {
         let status = match e {
             crate::service::Error::Invalid(_) => 2,
             _ => 126,
@@ -179,13 +242,24 @@ impl Conn {
     }
 
     /// Attaches (or observes) through the service and streams the session on `channel`.
-    fn attach(&mut self, channel: ChannelId, session: &mut SshSession, id: u64, writer: bool) -> Result<(), russh::Error> {
+    fn attach(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        id: u64,
+        writer: bool,
+    ) -> Result<(), russh::Error> {
         let p = match self.principal() {
             Ok(p) => p,
             Err(e) => return self.refused(channel, session, &e),
         };
         if writer && !self.ptys.contains_key(&channel) {
-            return self.refuse(channel, session, "attach", "attach needs a terminal: use ssh -t");
+            return self.refuse(
+                channel,
+                session,
+                "attach",
+                "attach needs a terminal: use ssh -t",
+            );
         }
         let (s, viewer) = match self.shared.service.attach(&p, id, writer) {
             Ok(a) => a,
@@ -203,7 +277,13 @@ impl Conn {
 
     /// Streams a session's output to the client on `channel` until it ends, the client
     /// detaches, or the host ends the viewer (its user may no longer watch).
-    fn stream(&mut self, channel: ChannelId, session: &mut SshSession, s: Arc<Session>, viewer: Arc<Viewer>) {
+    fn stream(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        s: Arc<Session>,
+        viewer: Arc<Viewer>,
+    ) {
         let handle = session.handle();
         let (v, sess) = (viewer.clone(), s.clone());
         tokio::spawn(async move {
@@ -216,7 +296,13 @@ impl Conn {
                     }
                 }
                 if let Some(why) = v.revoked() {
-                    let _ = handle.data(channel, format!("\r\n[cordon: {why}; the host ended this view]\r\n").into_bytes()).await;
+                    let _ = handle
+                        .data(
+                            channel,
+                            format!("\r\n[cordon: {why}; the host ended this view]\r\n")
+                                .into_bytes(),
+                        )
+                        .await;
                     let _ = handle.exit_status_request(channel, 126).await;
                     let _ = handle.eof(channel).await;
                     let _ = handle.close(channel).await;
@@ -230,8 +316,16 @@ impl Conn {
                     if !rest.is_empty() {
                         let _ = handle.data(channel, rest).await;
                     }
-                    let _ =
-                        handle.data(channel, format!("\r\n[cordon: session {} ended, exit status {code}]\r\n", sess.id).into_bytes()).await;
+                    let _ = handle
+                        .data(
+                            channel,
+                            format!(
+                                "\r\n[cordon: session {} ended, exit status {code}]\r\n",
+                                sess.id
+                            )
+                            .into_bytes(),
+                        )
+                        .await;
                     let _ = handle.exit_status_request(channel, code as u32).await;
                     let _ = handle.eof(channel).await;
                     let _ = handle.close(channel).await;
@@ -240,7 +334,8 @@ impl Conn {
                 v.notify.notified().await;
             }
         });
-        self.attached.insert(channel, Attached { session: s, viewer });
+        self.attached
+            .insert(channel, Attached { session: s, viewer });
     }
 
     fn detach(&mut self, channel: ChannelId) -> Option<Arc<Session>> {
@@ -254,12 +349,18 @@ impl Conn {
 
     /// The TUI on `channel` (a shell request with a terminal): input from the channel's data,
     /// output to it; the channel closes when the user quits.
-    fn start_tui(&mut self, channel: ChannelId, session: &mut SshSession) -> Result<(), russh::Error> {
+    fn start_tui(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), russh::Error> {
         let p = match self.principal() {
             Ok(p) => p,
             Err(e) => return self.refused(channel, session, &e),
         };
-        let Some(pty) = self.ptys.get(&channel).cloned() else { return self.refuse(channel, session, "tui", "the TUI needs a terminal") };
+        let Some(pty) = self.ptys.get(&channel).cloned() else {
+            return self.refuse(channel, session, "tui", "the TUI needs a terminal");
+        };
         session.channel_success(channel)?;
         let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
@@ -286,15 +387,30 @@ impl Conn {
     }
 
     /// A new session for the logged-in user, attached on `channel`.
-    fn new_session(&mut self, channel: ChannelId, session: &mut SshSession, req: crate::service::NewSession) -> Result<(), russh::Error> {
+    fn new_session(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+        req: crate::service::NewSession,
+    ) -> Result<(), russh::Error> {
         let p = match self.principal() {
             Ok(p) => p,
             Err(e) => return self.refused(channel, session, &e),
         };
         let Some(pty) = self.ptys.get(&channel).cloned() else {
-            return self.refuse(channel, session, "new", "a session needs a terminal: use ssh -t");
+            return self.refuse(
+                channel,
+                session,
+                "new",
+                "a session needs a terminal: use ssh -t",
+            );
         };
-        let req = crate::service::NewSession { cols: pty.cols, rows: pty.rows, term: pty.term, ..req };
+        let req = crate::service::NewSession {
+            cols: pty.cols,
+            rows: pty.rows,
+            term: pty.term,
+            ..req
+        };
         let s = match self.shared.service.create_session(&p, req) {
             Ok(s) => s,
             Err(e) => return self.refused(channel, session, &e),
@@ -311,9 +427,20 @@ impl Conn {
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        let fingerprint = key.public_key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        match self.shared.service.key_login(user, &fingerprint, &self.peer) {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fingerprint = key
+            .public_key
+            .fingerprint(russh::keys::HashAlg::Sha256)
+            .to_string();
+        match self
+            .shared
+            .service
+            .key_login(user, &fingerprint, &self.peer)
+        {
             Ok(p) => Ok(self.logged_in(p)),
             Err(_) => Ok(Auth::reject()),
         }
@@ -324,7 +451,10 @@ impl russh::server::Handler for Conn {
             return Ok(Auth::reject());
         }
         let svc = self.shared.service.clone();
-        match svc.password_login(user, password, &self.peer, "password").await {
+        match svc
+            .password_login(user, password, &self.peer, "password")
+            .await
+        {
             Ok(p) => Ok(self.logged_in(p)),
             Err(_) => Ok(Auth::reject()),
         }
@@ -342,10 +472,15 @@ impl russh::server::Handler for Conn {
                 &format!("ssh.channels:{}", self.id),
                 AuditEvent::new(Kind::Refused, self.actor())
                     .with("what", "channel")
-                    .with("why", format!("already {cap} channels on this connection ([ssh] max_channels)"))
+                    .with(
+                        "why",
+                        format!("already {cap} channels on this connection ([ssh] max_channels)"),
+                    )
                     .with("address", self.peer.clone()),
             );
-            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
             return Ok(());
         }
         self.channels.insert(channel.id());
@@ -367,7 +502,11 @@ impl russh::server::Handler for Conn {
         self.ptys.insert(
             channel,
             PtyInfo {
-                term: term.chars().filter(|c| c.is_ascii_graphic()).take(64).collect(),
+                term: term
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(64)
+                    .collect(),
                 // A client without a terminal of its own (`ssh -tt` from a pipe) sends 0x0.
                 cols: if cols == 0 { 80 } else { cols.min(1000) as u16 },
                 rows: if rows == 0 { 24 } else { rows.min(1000) as u16 },
@@ -405,37 +544,59 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         if !self.ptys.contains_key(&channel) {
             return self.finish(
                 channel,
                 session,
                 "",
-                &format!("cordon: no terminal requested; try `ssh -t ... new`, or a command: {}\n", commands::USAGE),
+                &format!(
+                    "cordon: no terminal requested; try `ssh -t ... new`, or a command: {}\n",
+                    commands::USAGE
+                ),
                 2,
             );
         }
         self.start_tui(channel, session)
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         let line = String::from_utf8_lossy(data).into_owned();
         commands::dispatch(self, channel, &line, session).await
     }
 
-    async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         if let Some(tui) = self.tuis.get(&channel) {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
             return Ok(());
         }
-        let Some(a) = self.attached.get(&channel) else { return Ok(()) };
+        let Some(a) = self.attached.get(&channel) else {
+            return Ok(());
+        };
         let detach_key = self.shared.config.detach_key;
         let (before, detach) = match data.iter().position(|&b| b == detach_key) {
             Some(i) => (&data[..i], true),
             None => (data, false),
         };
         // A viewer the host ended (its user may no longer type) writes nothing more.
-        if a.viewer.writer && !before.is_empty() && !a.viewer.gone.load(std::sync::atomic::Ordering::SeqCst) {
+        if a.viewer.writer
+            && !before.is_empty()
+            && !a.viewer.gone.load(std::sync::atomic::Ordering::SeqCst)
+        {
             let _ = a.session.input(before);
         }
         if detach {
@@ -449,11 +610,19 @@ impl russh::server::Handler for Conn {
     }
 
     /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`).
-    async fn channel_eof(&mut self, _channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn channel_eof(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         self.detach(channel);
         self.ptys.remove(&channel);
@@ -461,7 +630,12 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut SshSession) -> Result<bool, Self::Error> {
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
         self.audit(
             AuditEvent::new(Kind::Refused, self.actor())
                 .with("what", "remote port forwarding")
@@ -487,16 +661,31 @@ impl russh::server::Handler for Conn {
                 .with("target", format!("{host}:{port}"))
                 .with("address", self.peer.clone()),
         );
-        reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
         Ok(())
     }
 
-    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut SshSession) -> Result<bool, Self::Error> {
-        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", "agent forwarding").with("address", self.peer.clone()));
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        self.audit(
+            AuditEvent::new(Kind::Refused, self.actor())
+                .with("what", "agent forwarding")
+                .with("address", self.peer.clone()),
+        );
         Ok(false)
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         self.audit(
             AuditEvent::new(Kind::Refused, self.actor())
                 .with("what", "subsystem")
@@ -516,7 +705,11 @@ impl russh::server::Handler for Conn {
         _screen: u32,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.audit(AuditEvent::new(Kind::Refused, self.actor()).with("what", "X11 forwarding").with("address", self.peer.clone()));
+        self.audit(
+            AuditEvent::new(Kind::Refused, self.actor())
+                .with("what", "X11 forwarding")
+                .with("address", self.peer.clone()),
+        );
         session.channel_failure(channel)?;
         Ok(())
     }

@@ -213,7 +213,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA_V1)?;
         // Added to the first schema before versions were kept: a password hash per user.
-        let has_password: bool = tx.prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password'")?.exists([])?;
+        let has_password: bool = tx
+            .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password'")?
+            .exists([])?;
         if !has_password {
             tx.execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
         }
@@ -237,7 +239,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         for (id, command) in rows {
             let masked = crate::masking::mask_text(&command);
             if masked != command {
-                tx.execute("UPDATE recordings SET command = ?2 WHERE id = ?1", params![id, masked])?;
+                tx.execute(
+                    "UPDATE recordings SET command = ?2 WHERE id = ?1",
+                    params![id, masked],
+                )?;
             }
         }
         tx.pragma_update(None, "user_version", 3)?;
@@ -274,10 +279,14 @@ pub fn parse_key_line(line: &str) -> Result<(russh::keys::PublicKey, bool)> {
     let start = words
         .iter()
         .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-sha2-") || w.starts_with("sk-"))
-        .ok_or_else(|| StoreError::Invalid("not an SSH public key line (expected e.g. `ssh-ed25519 AAAA... comment`)".into()))?;
+        .ok_or_else(|| {
+            StoreError::Invalid(
+                "not an SSH public key line (expected e.g. `ssh-ed25519 AAAA... comment`)".into(),
+            )
+        })?;
     let key_text = words[start..].join(" ");
-    let key =
-        russh::keys::PublicKey::from_openssh(&key_text).map_err(|e| StoreError::Invalid(format!("not a valid SSH public key: {e}")))?;
+    let key = russh::keys::PublicKey::from_openssh(&key_text)
+        .map_err(|e| StoreError::Invalid(format!("not a valid SSH public key: {e}")))?;
     Ok((key, start > 0))
 }
 
@@ -294,53 +303,98 @@ impl Store {
             f.push(suffix);
             crate::paths::tighten_file(Path::new(&f), 0o600)?;
         }
-        let mut conn = Connection::open(path).map_err(|e| StoreError::Broken(format!("opening {}: {e}", path.display())))?;
+        let mut conn = Connection::open(path)
+            .map_err(|e| StoreError::Broken(format!("opening {}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.conn.lock().map_err(|_| StoreError::Broken("the database lock is poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Broken("the database lock is poisoned".into()))
     }
 
     /// Adds a user with a new id, larger than any id ever given (never reused).
     pub fn add_user(&self, name: &str, role: Role) -> Result<User> {
         if !valid_user_name(name) {
-            return Err(StoreError::Invalid(format!("\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)")));
+            return Err(StoreError::Invalid(format!(
+                "\"{name}\" is not a user name (lowercase letters, digits, _ and -; at most 32)"
+            )));
         }
         let created = crate::audit::now_rfc3339();
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        if tx.prepare("SELECT 1 FROM users WHERE name = ?1")?.exists(params![name])? {
-            return Err(StoreError::Conflict(format!("user \"{name}\" already exists")));
+        if tx
+            .prepare("SELECT 1 FROM users WHERE name = ?1")?
+            .exists(params![name])?
+        {
+            return Err(StoreError::Conflict(format!(
+                "user \"{name}\" already exists"
+            )));
         }
-        let id: i64 = tx.query_row("UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value", [], |r| r.get(0))?;
-        tx.execute("INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)", params![id, name, role.name(), created])?;
+        let id: i64 = tx.query_row(
+            "UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)",
+            params![id, name, role.name(), created],
+        )?;
         tx.commit()?;
-        Ok(User { id, name: name.into(), role, locked: false, created })
+        Ok(User {
+            id,
+            name: name.into(),
+            role,
+            locked: false,
+            created,
+        })
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        Ok(self.conn()?.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"), params![name], row_user).optional()?)
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
+                params![name],
+                row_user,
+            )
+            .optional()?)
     }
 
     /// The user with this id, if they still exist.
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        Ok(self.conn()?.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), params![id], row_user).optional()?)
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                params![id],
+                row_user,
+            )
+            .optional()?)
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
         let conn = self.conn()?;
         let mut st = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
-        let rows = st.query_map([], row_user)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map([], row_user)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     pub fn count_admins(&self) -> Result<i64> {
-        Ok(self.conn()?.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin' AND locked = 0", [], |r| r.get(0))?)
+        Ok(self.conn()?.query_row(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND locked = 0",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Removes a user and everything that authenticates them: keys (by cascade), refresh
@@ -350,18 +404,31 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let u = tx
-            .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"), params![name], row_user)
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
+                params![name],
+                row_user,
+            )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("no user \"{name}\"")))?;
         tx.execute("DELETE FROM users WHERE id = ?1", params![u.id])?;
-        tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", params![u.id])?;
-        tx.execute("DELETE FROM login_failures WHERE subject = ?1", params![format!("user:{name}")])?;
+        tx.execute(
+            "DELETE FROM refresh_tokens WHERE user_id = ?1",
+            params![u.id],
+        )?;
+        tx.execute(
+            "DELETE FROM login_failures WHERE subject = ?1",
+            params![format!("user:{name}")],
+        )?;
         tx.commit()?;
         Ok(u)
     }
 
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
-        let n = self.conn()?.execute("UPDATE users SET role = ?2 WHERE name = ?1", params![name, role.name()])?;
+        let n = self.conn()?.execute(
+            "UPDATE users SET role = ?2 WHERE name = ?1",
+            params![name, role.name()],
+        )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
@@ -369,7 +436,10 @@ impl Store {
     }
 
     pub fn set_locked(&self, name: &str, locked: bool) -> Result<()> {
-        let n = self.conn()?.execute("UPDATE users SET locked = ?2 WHERE name = ?1", params![name, locked])?;
+        let n = self.conn()?.execute(
+            "UPDATE users SET locked = ?2 WHERE name = ?1",
+            params![name, locked],
+        )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
@@ -380,14 +450,22 @@ impl Store {
     pub fn add_key(&self, user: &str, line: &str) -> Result<(Key, bool)> {
         let (key, had_options) = parse_key_line(line)?;
         let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        let openssh = key.to_openssh().map_err(|e| StoreError::Invalid(format!("cannot encode the key: {e}")))?;
-        let openssh = openssh.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let openssh = key
+            .to_openssh()
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the key: {e}")))?;
+        let openssh = openssh
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         let comment = key.comment().to_string();
         let algorithm = key.algorithm().to_string();
         let added = crate::audit::now_rfc3339();
         let conn = self.conn()?;
         let uid: i64 = conn
-            .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| r.get(0))
+            .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| {
+                r.get(0)
+            })
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("no user \"{user}\"")))?;
         let owner: Option<String> = conn
@@ -396,13 +474,25 @@ impl Store {
             })
             .optional()?;
         if let Some(owner) = owner {
-            return Err(StoreError::Conflict(format!("key {fingerprint} is already registered to \"{owner}\"")));
+            return Err(StoreError::Conflict(format!(
+                "key {fingerprint} is already registered to \"{owner}\""
+            )));
         }
         conn.execute(
             "INSERT INTO keys (user_id, fingerprint, algorithm, comment, openssh, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![uid, fingerprint, algorithm, comment, openssh, added],
         )?;
-        Ok((Key { user: user.into(), fingerprint, algorithm, comment, openssh, added }, had_options))
+        Ok((
+            Key {
+                user: user.into(),
+                fingerprint,
+                algorithm,
+                comment,
+                openssh,
+                added,
+            },
+            had_options,
+        ))
     }
 
     pub fn keys(&self, user: &str) -> Result<Vec<Key>> {
@@ -410,7 +500,9 @@ impl Store {
         let mut st = conn.prepare(
             "SELECT u.name, k.fingerprint, k.algorithm, k.comment, k.openssh, k.added FROM keys k JOIN users u ON u.id = k.user_id WHERE u.name = ?1 ORDER BY k.id",
         )?;
-        let rows = st.query_map(params![user], row_key)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map(params![user], row_key)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -419,21 +511,34 @@ impl Store {
         let matches: Vec<Key> = self
             .keys(user)?
             .into_iter()
-            .filter(|k| k.fingerprint == fingerprint || (fingerprint.len() >= 12 && k.fingerprint.starts_with(fingerprint)))
+            .filter(|k| {
+                k.fingerprint == fingerprint
+                    || (fingerprint.len() >= 12 && k.fingerprint.starts_with(fingerprint))
+            })
             .collect();
         match matches.as_slice() {
             [k] => {
-                self.conn()?.execute("DELETE FROM keys WHERE fingerprint = ?1", params![k.fingerprint])?;
+                self.conn()?.execute(
+                    "DELETE FROM keys WHERE fingerprint = ?1",
+                    params![k.fingerprint],
+                )?;
                 Ok(k.clone())
             }
-            [] => Err(StoreError::NotFound(format!("user \"{user}\" has no key {fingerprint}"))),
-            _ => Err(StoreError::Invalid(format!("{fingerprint} matches several keys; give more of the fingerprint"))),
+            [] => Err(StoreError::NotFound(format!(
+                "user \"{user}\" has no key {fingerprint}"
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "{fingerprint} matches several keys; give more of the fingerprint"
+            ))),
         }
     }
 
     /// Sets (or with `None` clears) a user's password hash.
     pub fn set_password(&self, name: &str, phc: Option<&str>) -> Result<()> {
-        let n = self.conn()?.execute("UPDATE users SET password = ?2 WHERE name = ?1", params![name, phc])?;
+        let n = self.conn()?.execute(
+            "UPDATE users SET password = ?2 WHERE name = ?1",
+            params![name, phc],
+        )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
         }
@@ -442,16 +547,30 @@ impl Store {
 
     /// A user's password hash, if they have one.
     pub fn password(&self, name: &str) -> Result<Option<String>> {
-        Ok(self.conn()?.query_row("SELECT password FROM users WHERE name = ?1", params![name], |r| r.get(0)).optional()?.flatten())
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT password FROM users WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Records a failed login for each subject (`user:NAME`, `addr:IP`) and forgets
     /// failures older than the lockout window.
     pub fn record_failure(&self, subjects: &[String], now: i64) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute("DELETE FROM login_failures WHERE at < ?1", params![now - crate::auth::password::LOCKOUT_WINDOW_SECS])?;
+        conn.execute(
+            "DELETE FROM login_failures WHERE at < ?1",
+            params![now - crate::auth::password::LOCKOUT_WINDOW_SECS],
+        )?;
         for s in subjects {
-            conn.execute("INSERT INTO login_failures (subject, at) VALUES (?1, ?2)", params![s, now])?;
+            conn.execute(
+                "INSERT INTO login_failures (subject, at) VALUES (?1, ?2)",
+                params![s, now],
+            )?;
         }
         Ok(())
     }
@@ -473,7 +592,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn end_recording(&self, id: &str, exit_status: Option<i64>, state: RecordingState, bytes: i64) -> Result<()> {
+    pub fn end_recording(
+        &self,
+        id: &str,
+        exit_status: Option<i64>,
+        state: RecordingState,
+        bytes: i64,
+    ) -> Result<()> {
         self.conn()?.execute(
             "UPDATE recordings SET ended = ?2, exit_status = ?3, state = ?4, bytes = ?5 WHERE id = ?1",
             params![id, crate::audit::now_rfc3339(), exit_status, state.name(), bytes],
@@ -487,29 +612,43 @@ impl Store {
         let mut st = conn.prepare(
             "SELECT id, session, user, user_id, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
         )?;
-        let rows = st.query_map(params![user], row_recording)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map(params![user], row_recording)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     pub fn set_hold(&self, id: &str, hold: bool) -> Result<()> {
-        self.conn()?.execute("UPDATE recordings SET hold = ?2 WHERE id = ?1", params![id, hold])?;
+        self.conn()?.execute(
+            "UPDATE recordings SET hold = ?2 WHERE id = ?1",
+            params![id, hold],
+        )?;
         Ok(())
     }
 
     pub fn remove_recording(&self, id: &str) -> Result<()> {
-        self.conn()?.execute("DELETE FROM recordings WHERE id = ?1", params![id])?;
+        self.conn()?
+            .execute("DELETE FROM recordings WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// A recording by id (or a unique prefix of at least 4 characters) among those `visible`
     /// keeps: a prefix never tells whether recordings the caller may not read exist.
-    pub fn recording(&self, id: &str, visible: impl Fn(&RecordingEntry) -> bool) -> Result<RecordingEntry> {
+    pub fn recording(
+        &self,
+        id: &str,
+        visible: impl Fn(&RecordingEntry) -> bool,
+    ) -> Result<RecordingEntry> {
         let all = self.recordings(None)?;
-        let mut found = all.into_iter().filter(|r| visible(r) && (r.id == id || (id.len() >= 4 && r.id.starts_with(id))));
+        let mut found = all
+            .into_iter()
+            .filter(|r| visible(r) && (r.id == id || (id.len() >= 4 && r.id.starts_with(id))));
         match (found.next(), found.next()) {
             (Some(r), None) => Ok(r),
             (None, _) => Err(StoreError::NotFound(format!("no recording {id}"))),
-            _ => Err(StoreError::Invalid(format!("{id} matches several recordings; give more of the id"))),
+            _ => Err(StoreError::Invalid(format!(
+                "{id} matches several recordings; give more of the id"
+            ))),
         }
     }
 
@@ -517,7 +656,11 @@ impl Store {
     pub fn audit_checkpoint(&self) -> Result<Option<(u64, String)>> {
         Ok(self
             .conn()?
-            .query_row("SELECT seq, mac FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .query_row(
+                "SELECT seq, mac FROM audit_checkpoint WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
             .optional()?)
     }
 
@@ -584,7 +727,10 @@ impl Store {
             }
             Some((_, _, expires, _, revoked)) if revoked || expires <= now => Refresh::Invalid,
             Some((user_id, family, ..)) => {
-                tx.execute("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1", params![hash])?;
+                tx.execute(
+                    "UPDATE refresh_tokens SET used = 1 WHERE hash = ?1",
+                    params![hash],
+                )?;
                 Refresh::Valid { user_id, family }
             }
         };
@@ -604,21 +750,31 @@ impl Store {
 
     /// Whether the login `family` was revoked.
     pub fn family_revoked(&self, family: &str) -> Result<bool> {
-        Ok(self.conn()?.prepare("SELECT 1 FROM revoked_families WHERE family = ?1")?.exists(params![family])?)
+        Ok(self
+            .conn()?
+            .prepare("SELECT 1 FROM revoked_families WHERE family = ?1")?
+            .exists(params![family])?)
     }
 
     /// The family of a refresh token, whatever its state (logout names the login to end).
     pub fn refresh_family(&self, hash: &str) -> Result<Option<(i64, String)>> {
         Ok(self
             .conn()?
-            .query_row("SELECT user_id, family FROM refresh_tokens WHERE hash = ?1", params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT user_id, family FROM refresh_tokens WHERE hash = ?1",
+                params![hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?)
     }
 
     /// Voids every token of user `id` issued before `now` (access and refresh).
     pub fn revoke_user_tokens(&self, id: i64, now: i64) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1", params![id])?;
+        conn.execute(
+            "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
+            params![id],
+        )?;
         conn.execute(
             "INSERT INTO user_cutoffs (user_id, not_before) VALUES (?1, ?2) ON CONFLICT(user_id) DO UPDATE SET not_before = excluded.not_before",
             params![id, now],
@@ -630,38 +786,63 @@ impl Store {
     pub fn token_cutoff(&self, id: i64) -> Result<i64> {
         Ok(self
             .conn()?
-            .query_row("SELECT not_before FROM user_cutoffs WHERE user_id = ?1", params![id], |r| r.get(0))
+            .query_row(
+                "SELECT not_before FROM user_cutoffs WHERE user_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0))
     }
 
     pub fn revoke_jti(&self, jti: &str, expires: i64) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute("INSERT OR IGNORE INTO revoked_tokens (jti, expires) VALUES (?1, ?2)", params![jti, expires])?;
+        conn.execute(
+            "INSERT OR IGNORE INTO revoked_tokens (jti, expires) VALUES (?1, ?2)",
+            params![jti, expires],
+        )?;
         // Forget revocations of tokens that have expired anyway.
-        conn.execute("DELETE FROM revoked_tokens WHERE expires < ?1", params![expires - 86400 * 2])?;
+        conn.execute(
+            "DELETE FROM revoked_tokens WHERE expires < ?1",
+            params![expires - 86400 * 2],
+        )?;
         Ok(())
     }
 
     pub fn is_revoked(&self, jti: &str) -> Result<bool> {
-        Ok(self.conn()?.prepare("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?.exists(params![jti])?)
+        Ok(self
+            .conn()?
+            .prepare("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?
+            .exists(params![jti])?)
     }
 }
 
 fn revoke_family_in(tx: &rusqlite::Transaction<'_>, family: &str, expires: i64) -> Result<()> {
-    tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", params![family])?;
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
+        params![family],
+    )?;
     tx.execute(
         "INSERT INTO revoked_families (family, expires) VALUES (?1, ?2) ON CONFLICT(family) DO UPDATE SET expires = MAX(expires, excluded.expires)",
         params![family, expires],
     )?;
     // Forget revoked logins whose tokens have all expired.
-    tx.execute("DELETE FROM revoked_families WHERE expires < ?1", params![expires - 86400 * 60])?;
+    tx.execute(
+        "DELETE FROM revoked_families WHERE expires < ?1",
+        params![expires - 86400 * 60],
+    )?;
     Ok(())
 }
 
 fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(2)?;
-    Ok(User { id: r.get(0)?, name: r.get(1)?, role: role.parse().unwrap_or(Role::Viewer), locked: r.get(3)?, created: r.get(4)? })
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role.parse().unwrap_or(Role::Viewer),
+        locked: r.get(3)?,
+        created: r.get(4)?,
+    })
 }
 
 fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
@@ -684,7 +865,14 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
 }
 
 fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {
-    Ok(Key { user: r.get(0)?, fingerprint: r.get(1)?, algorithm: r.get(2)?, comment: r.get(3)?, openssh: r.get(4)?, added: r.get(5)? })
+    Ok(Key {
+        user: r.get(0)?,
+        fingerprint: r.get(1)?,
+        algorithm: r.get(2)?,
+        comment: r.get(3)?,
+        openssh: r.get(4)?,
+        added: r.get(5)?,
+    })
 }
 
 #[cfg(test)]
@@ -700,17 +888,26 @@ mod tests {
         s.add_user("alice", Role::Developer).unwrap();
         assert!(s.add_user("alice", Role::Admin).is_err());
         assert!(s.add_user("Bad Name", Role::Admin).is_err());
-        let (k, opts) = s.add_key("alice", &format!("no-pty,command=\"x\" {KEY}")).unwrap();
+        let (k, opts) = s
+            .add_key("alice", &format!("no-pty,command=\"x\" {KEY}"))
+            .unwrap();
         assert!(opts);
         assert!(k.fingerprint.starts_with("SHA256:"));
         assert_eq!(k.comment, "alice@laptop");
-        assert_eq!(s.user_by_key(&k.fingerprint).unwrap().unwrap().name, "alice");
+        assert_eq!(
+            s.user_by_key(&k.fingerprint).unwrap().unwrap().name,
+            "alice"
+        );
         s.set_role("alice", Role::Auditor).unwrap();
         s.set_locked("alice", true).unwrap();
         let u = s.user("alice").unwrap().unwrap();
         assert_eq!((u.role, u.locked), (Role::Auditor, true));
         s.add_user("bob", Role::Viewer).unwrap();
-        assert!(s.add_key("bob", KEY).unwrap_err().to_string().contains("already registered"));
+        assert!(s
+            .add_key("bob", KEY)
+            .unwrap_err()
+            .to_string()
+            .contains("already registered"));
         s.remove_key("alice", &k.fingerprint[..20]).unwrap();
         assert!(s.keys("alice").unwrap().is_empty());
         s.remove_user("alice").unwrap();
@@ -726,9 +923,16 @@ mod tests {
         s.add_refresh("h1", &bob, "f1", i64::MAX).unwrap();
         // The largest id removed: SQLite alone would give it out again.
         assert_eq!(s.remove_user("bob").unwrap().id, bob.id);
-        assert_eq!(s.use_refresh("h1", 0, 1).unwrap(), Refresh::Invalid, "a removed user's refresh tokens are gone");
+        assert_eq!(
+            s.use_refresh("h1", 0, 1).unwrap(),
+            Refresh::Invalid,
+            "a removed user's refresh tokens are gone"
+        );
         let again = s.add_user("bob", Role::Developer).unwrap();
-        assert!(again.id > bob.id && bob.id > first.id, "{first:?} {bob:?} {again:?}");
+        assert!(
+            again.id > bob.id && bob.id > first.id,
+            "{first:?} {bob:?} {again:?}"
+        );
         assert_eq!(s.user_by_id(bob.id).unwrap(), None);
         assert_eq!(s.user_by_id(again.id).unwrap().unwrap().name, "bob");
     }
@@ -739,10 +943,25 @@ mod tests {
         let s = Store::open(&dir.path().join("db")).unwrap();
         let u = s.add_user("alice", Role::Developer).unwrap();
         s.add_refresh("h1", &u, "fam", i64::MAX).unwrap();
-        assert_eq!(s.use_refresh("h1", 0, 100).unwrap(), Refresh::Valid { user_id: u.id, family: "fam".into() });
+        assert_eq!(
+            s.use_refresh("h1", 0, 100).unwrap(),
+            Refresh::Valid {
+                user_id: u.id,
+                family: "fam".into()
+            }
+        );
         assert!(!s.family_revoked("fam").unwrap());
-        assert_eq!(s.use_refresh("h1", 0, 100).unwrap(), Refresh::Reused { user_id: u.id, family: "fam".into() });
-        assert!(s.family_revoked("fam").unwrap(), "access tokens of the login must be refused too");
+        assert_eq!(
+            s.use_refresh("h1", 0, 100).unwrap(),
+            Refresh::Reused {
+                user_id: u.id,
+                family: "fam".into()
+            }
+        );
+        assert!(
+            s.family_revoked("fam").unwrap(),
+            "access tokens of the login must be refused too"
+        );
     }
 
     #[test]
@@ -765,7 +984,11 @@ mod tests {
         let alice = s.user("alice").unwrap().unwrap();
         assert_eq!(alice.id, 7);
         assert_eq!(s.recordings(None).unwrap()[0].user_id, 7);
-        assert_eq!(s.recordings(None).unwrap()[0].command, "deploy --password ***", "secrets stored before are masked");
+        assert_eq!(
+            s.recordings(None).unwrap()[0].command,
+            "deploy --password ***",
+            "secrets stored before are masked"
+        );
         assert_eq!(s.token_cutoff(7).unwrap(), 42);
         assert!(s.add_user("bob", Role::Viewer).unwrap().id > 7);
         drop(s);
@@ -780,7 +1003,10 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         drop(Store::open(&path).unwrap());
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

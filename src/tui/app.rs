@@ -201,7 +201,8 @@ impl App {
     }
 
     pub fn own_selected(&self) -> bool {
-        self.selected_session().is_some_and(|s| self.me.owns(s.owner_id))
+        self.selected_session()
+            .is_some_and(|s| self.me.owns(s.owner_id))
     }
 
     /// What the run loop calls a few times a second: the sessions view stays live; the
@@ -211,7 +212,9 @@ impl App {
         if self.ended.is_some() {
             return;
         }
-        if self.tab == Tab::Sessions || self.last_refresh.elapsed() >= std::time::Duration::from_secs(3) {
+        if self.tab == Tab::Sessions
+            || self.last_refresh.elapsed() >= std::time::Duration::from_secs(3)
+        {
             self.refresh();
         }
     }
@@ -225,7 +228,9 @@ impl App {
                 if let Ok(list) = self.svc.recordings(&self.me, &Default::default()) {
                     self.recordings = list;
                 }
-                self.rec_selected = self.rec_selected.min(self.visible_recordings().len().saturating_sub(1));
+                self.rec_selected = self
+                    .rec_selected
+                    .min(self.visible_recordings().len().saturating_sub(1));
             }
             Tab::Audit => {
                 // The latest events, read from the end of the log, and the chain verified on
@@ -233,7 +238,11 @@ impl App {
                 if let Ok(events) = self.svc.audit_events(&self.me, 1000, None) {
                     self.audit = events;
                 }
-                self.chain = self.svc.audit_verify(&self.me, false).ok().map(|r| r.map_err(|e| e.to_string()));
+                self.chain = self
+                    .svc
+                    .audit_verify(&self.me, false)
+                    .ok()
+                    .map(|r| r.map_err(|e| e.to_string()));
             }
             Tab::Admin => {
                 if let Ok(users) = self.svc.users(&self.me) {
@@ -257,7 +266,9 @@ impl App {
     }
 
     fn refresh_sessions(&mut self) {
-        let Ok(list) = self.svc.sessions(&self.me) else { return };
+        let Ok(list) = self.svc.sessions(&self.me) else {
+            return;
+        };
         let keep = self.selected_session().map(|s| s.id);
         self.sessions = list
             .iter()
@@ -293,13 +304,21 @@ impl App {
         let f = self.filter.to_lowercase();
         self.recordings
             .iter()
-            .filter(|r| f.is_empty() || [&r.user, &r.profile, &r.started, &r.command, &r.id].iter().any(|v| v.to_lowercase().contains(&f)))
+            .filter(|r| {
+                f.is_empty()
+                    || [&r.user, &r.profile, &r.started, &r.command, &r.id]
+                        .iter()
+                        .any(|v| v.to_lowercase().contains(&f))
+            })
             .collect()
     }
 
     pub fn visible_audit(&self) -> Vec<&serde_json::Value> {
         let f = self.filter.to_lowercase();
-        self.audit.iter().filter(|v| f.is_empty() || v.to_string().to_lowercase().contains(&f)).collect()
+        self.audit
+            .iter()
+            .filter(|v| f.is_empty() || v.to_string().to_lowercase().contains(&f))
+            .collect()
     }
 
     fn switch(&mut self, tab: Tab) {
@@ -335,7 +354,13 @@ impl App {
                 }
             }
             Key::Char('/') if self.tab != Tab::Sessions => {
-                self.dialog = Some(Dialog::Prompt { purpose: Prompt::Filter, field: Field { label: "filter", text: self.filter.clone() } })
+                self.dialog = Some(Dialog::Prompt {
+                    purpose: Prompt::Filter,
+                    field: Field {
+                        label: "filter",
+                        text: self.filter.clone(),
+                    },
+                })
             }
             Key::Esc if !self.filter.is_empty() => {
                 self.filter.clear();
@@ -355,7 +380,11 @@ impl App {
                     }
                     Tab::Audit => {
                         if key == Key::Char('v') {
-                            self.chain = self.svc.audit_verify(&self.me, true).ok().map(|r| r.map_err(|e| e.to_string()));
+                            self.chain = self
+                                .svc
+                                .audit_verify(&self.me, true)
+                                .ok()
+                                .map(|r| r.map_err(|e| e.to_string()));
                             self.status = "audit chain verified again, every line".into();
                         }
                         Effect::None
@@ -374,9 +403,14 @@ impl App {
 
     /// Locks (ending their sessions, revoking their tokens) or unlocks the selected user.
     fn toggle_lock(&mut self) {
-        let Some(u) = self.users.get(self.user_selected).map(|u| u.user.clone()) else { return };
+        let Some(u) = self.users.get(self.user_selected).map(|u| u.user.clone()) else {
+            return;
+        };
         self.status = match self.svc.set_locked(&self.me, &u.name, !u.locked) {
-            Ok(ended) if !u.locked => format!("{} is locked: {ended} session(s) ended, tokens revoked", u.name),
+            Ok(ended) if !u.locked => format!(
+                "{} is locked: {ended} session(s) ended, tokens revoked",
+                u.name
+            ),
             Ok(_) => format!("{} is unlocked", u.name),
             Err(e) => e.to_string(),
         };
@@ -421,25 +455,50 @@ impl App {
                         return Effect::None;
                     }
                 };
-                let default = profiles.iter().position(|p| *p == self.svc.config().default_profile).unwrap_or(0);
+                let default = profiles
+                    .iter()
+                    .position(|p| *p == self.svc.config().default_profile)
+                    .unwrap_or(0);
                 self.dialog = Some(Dialog::New {
                     profiles,
                     profile: default,
                     fields: vec![
-                        Field { label: "workspace", text: String::new() },
-                        Field { label: "name", text: String::new() },
-                        Field { label: "command", text: String::new() },
+                        Field {
+                            label: "workspace",
+                            text: String::new(),
+                        },
+                        Field {
+                            label: "name",
+                            text: String::new(),
+                        },
+                        Field {
+                            label: "command",
+                            text: String::new(),
+                        },
                     ],
                     focus: 0,
                 });
             }
-            (Key::Enter | Key::Char('a'), Some(s)) if self.may(Action::AttachSession { own }) => return self.open(s.id, true),
-            (Key::Enter | Key::Char('o'), Some(s)) if self.may(Action::ObserveSession { own }) => return self.open(s.id, false),
+            (Key::Enter | Key::Char('a'), Some(s)) if self.may(Action::AttachSession { own }) => {
+                return self.open(s.id, true)
+            }
+            (Key::Enter | Key::Char('o'), Some(s)) if self.may(Action::ObserveSession { own }) => {
+                return self.open(s.id, false)
+            }
             (Key::Char('r'), Some(s)) if self.may(Action::AttachSession { own }) => {
-                self.dialog = Some(Dialog::Rename { id: s.id, field: Field { label: "name", text: s.name.clone() } });
+                self.dialog = Some(Dialog::Rename {
+                    id: s.id,
+                    field: Field {
+                        label: "name",
+                        text: s.name.clone(),
+                    },
+                });
             }
             (Key::Char('x'), Some(s)) if self.may(Action::EndSession { own }) => {
-                self.dialog = Some(Dialog::ConfirmEnd { id: s.id, name: s.name.clone() });
+                self.dialog = Some(Dialog::ConfirmEnd {
+                    id: s.id,
+                    name: s.name.clone(),
+                });
             }
             _ => {}
         }
@@ -452,7 +511,11 @@ impl App {
                 if writer {
                     session.resize(self.size.0, self.size.1);
                 }
-                Effect::Attach { session, viewer, writer }
+                Effect::Attach {
+                    session,
+                    viewer,
+                    writer,
+                }
             }
             Err(e) => {
                 self.status = e.to_string();
@@ -464,15 +527,32 @@ impl App {
     fn recordings_key(&mut self, key: Key) {
         match key {
             Key::Enter | Key::Char('p') => {
-                let Some(r) = self.visible_recordings().get(self.rec_selected).map(|r| (*r).clone()) else { return };
+                let Some(r) = self
+                    .visible_recordings()
+                    .get(self.rec_selected)
+                    .map(|r| (*r).clone())
+                else {
+                    return;
+                };
                 self.play(&r.id, None);
             }
             Key::Char('s') => {
-                self.dialog =
-                    Some(Dialog::Prompt { purpose: Prompt::Search, field: Field { label: "search recordings for", text: String::new() } })
+                self.dialog = Some(Dialog::Prompt {
+                    purpose: Prompt::Search,
+                    field: Field {
+                        label: "search recordings for",
+                        text: String::new(),
+                    },
+                })
             }
             Key::Char('e') => {
-                let Some(id) = self.visible_recordings().get(self.rec_selected).map(|r| r.id.clone()) else { return };
+                let Some(id) = self
+                    .visible_recordings()
+                    .get(self.rec_selected)
+                    .map(|r| r.id.clone())
+                else {
+                    return;
+                };
                 self.status = match self.svc.export_recording(&self.me, &id, "asciicast-v2") {
                     Ok(path) => format!("exported for asciinema: {}", path.display()),
                     Err(e) => e.to_string(),
@@ -489,7 +569,8 @@ impl App {
                 let mut p = Player::new(entry.id, entry.user, rec, 2.0);
                 if let Some(text) = find {
                     let n = p.find(text);
-                    self.status = format!("{n} places where \"{text}\" appeared; n / N to go between them");
+                    self.status =
+                        format!("{n} places where \"{text}\" appeared; n / N to go between them");
                 }
                 self.player = Some(p);
             }
@@ -498,7 +579,9 @@ impl App {
     }
 
     fn player_key(&mut self, key: Key) {
-        let Some(p) = self.player.as_mut() else { return };
+        let Some(p) = self.player.as_mut() else {
+            return;
+        };
         match key {
             Key::Char('q') | Key::Esc => {
                 self.player = None;
@@ -518,14 +601,21 @@ impl App {
                 let at = p.duration / 10 * (c as u64 - '0' as u64);
                 p.seek(at);
             }
-            Key::Char(']') if !p.jump_marker(true) => self.status = "no marker after this point".into(),
-            Key::Char('[') if !p.jump_marker(false) => self.status = "no marker before this point".into(),
+            Key::Char(']') if !p.jump_marker(true) => {
+                self.status = "no marker after this point".into()
+            }
+            Key::Char('[') if !p.jump_marker(false) => {
+                self.status = "no marker before this point".into()
+            }
             Key::Char('n') if !p.jump_hit(true) => self.status = "no later match".into(),
             Key::Char('N') if !p.jump_hit(false) => self.status = "no earlier match".into(),
             Key::Char('/') => {
                 self.dialog = Some(Dialog::Prompt {
                     purpose: Prompt::Search,
-                    field: Field { label: "find in this recording", text: p.search.clone() },
+                    field: Field {
+                        label: "find in this recording",
+                        text: p.search.clone(),
+                    },
                 })
             }
             Key::Char('?') => self.help = true,
@@ -534,21 +624,33 @@ impl App {
     }
 
     fn dialog_key(&mut self, key: Key) -> Effect {
-        let Some(dialog) = self.dialog.as_mut() else { return Effect::None };
+        let Some(dialog) = self.dialog.as_mut() else {
+            return Effect::None;
+        };
         if key == Key::Esc {
             self.dialog = None;
             return Effect::None;
         }
         match dialog {
-            Dialog::New { profiles, profile, fields, focus } => match key {
+            Dialog::New {
+                profiles,
+                profile,
+                fields,
+                focus,
+            } => match key {
                 Key::Tab | Key::Down => *focus = (*focus + 1) % (fields.len() + 1),
                 Key::BackTab | Key::Up => *focus = (*focus + fields.len()) % (fields.len() + 1),
-                Key::Left if *focus == 0 => *profile = (*profile + profiles.len().max(1) - 1) % profiles.len().max(1),
-                Key::Right | Key::Char(' ') if *focus == 0 => *profile = (*profile + 1) % profiles.len().max(1),
+                Key::Left if *focus == 0 => {
+                    *profile = (*profile + profiles.len().max(1) - 1) % profiles.len().max(1)
+                }
+                Key::Right | Key::Char(' ') if *focus == 0 => {
+                    *profile = (*profile + 1) % profiles.len().max(1)
+                }
                 Key::Enter => {
                     let req = NewSession {
                         profile: profiles.get(*profile).cloned(),
-                        workspace: Some(fields[0].text.trim().to_string()).filter(|w| !w.is_empty()),
+                        workspace: Some(fields[0].text.trim().to_string())
+                            .filter(|w| !w.is_empty()),
                         name: fields[1].text.trim().to_string(),
                         command: match crate::text::split_words(&fields[2].text) {
                             Ok(words) => words,
@@ -618,7 +720,9 @@ impl App {
                     Prompt::Search if self.player.is_some() => {
                         if let Some(p) = self.player.as_mut() {
                             let n = p.find(&text);
-                            self.status = format!("{n} places where \"{text}\" appeared; n / N to go between them");
+                            self.status = format!(
+                                "{n} places where \"{text}\" appeared; n / N to go between them"
+                            );
                         }
                     }
                     Prompt::Search => self.search_all(&text),
@@ -630,13 +734,26 @@ impl App {
 
     /// Searches every readable recording; opens the first hit in the player.
     fn search_all(&mut self, text: &str) {
-        match self.svc.search(&self.me, text, &Default::default()).map(|(hits, _)| hits) {
-            Ok(hits) if hits.is_empty() => self.status = format!("\"{text}\" appears in no recording you may read"),
+        match self
+            .svc
+            .search(&self.me, text, &Default::default())
+            .map(|(hits, _)| hits)
+        {
+            Ok(hits) if hits.is_empty() => {
+                self.status = format!("\"{text}\" appears in no recording you may read")
+            }
             Ok(hits) => {
                 let first = hits[0].recording.clone();
-                let in_recs = hits.iter().map(|h| h.recording.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+                let in_recs = hits
+                    .iter()
+                    .map(|h| h.recording.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 self.play(&first, Some(text));
-                let extra = format!(" ({} hits in {in_recs} recordings; this is {first})", hits.len());
+                let extra = format!(
+                    " ({} hits in {in_recs} recordings; this is {first})",
+                    hits.len()
+                );
                 self.status.push_str(&extra);
             }
             Err(e) => self.status = e.to_string(),

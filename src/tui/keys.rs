@@ -53,7 +53,9 @@ pub fn parse(bytes: &[u8]) -> Vec<Key> {
                     _ => 1,
                 };
                 let end = (i - 1 + len).min(bytes.len());
-                let ch = std::str::from_utf8(&bytes[i - 1..end]).ok().and_then(|s| s.chars().next());
+                let ch = std::str::from_utf8(&bytes[i - 1..end])
+                    .ok()
+                    .and_then(|s| s.chars().next());
                 i = end;
                 match ch {
                     Some(c) => Key::Char(c),
@@ -72,7 +74,9 @@ fn escape(rest: &[u8]) -> (Option<Key>, usize) {
         None => (Some(Key::Esc), 0),
         Some(b'[') | Some(b'O') => {
             // CSI: parameters and intermediates, then a final byte in 0x40..=0x7e.
-            let Some(end) = rest[1..].iter().position(|&c| (0x40..=0x7e).contains(&c)) else { return (None, rest.len()) };
+            let Some(end) = rest[1..].iter().position(|&c| (0x40..=0x7e).contains(&c)) else {
+                return (None, rest.len());
+            };
             let params = &rest[1..1 + end];
             let fin = rest[1 + end];
             let key = match (fin, params) {
@@ -103,12 +107,22 @@ mod tests {
 
     #[test]
     fn terminal_bytes_become_keys() {
-        assert_eq!(parse(b"ab\r"), vec![Key::Char('a'), Key::Char('b'), Key::Enter]);
-        assert_eq!(parse(b"\x1b[A\x1bOB\x1b[5~\x1b[Z"), vec![Key::Up, Key::Down, Key::PageUp, Key::BackTab]);
+        assert_eq!(
+            parse(b"ab\r"),
+            vec![Key::Char('a'), Key::Char('b'), Key::Enter]
+        );
+        assert_eq!(
+            parse(b"\x1b[A\x1bOB\x1b[5~\x1b[Z"),
+            vec![Key::Up, Key::Down, Key::PageUp, Key::BackTab]
+        );
         assert_eq!(parse(b"\x1b"), vec![Key::Esc]);
         assert_eq!(parse(b"\x03\x7f"), vec![Key::Ctrl('c'), Key::Backspace]);
         assert_eq!(parse("é→".as_bytes()), vec![Key::Char('é'), Key::Char('→')]);
-        assert_eq!(parse(b"\x1b[<0;3;4M"), Vec::<Key>::new(), "mouse reports are dropped whole");
+        assert_eq!(
+            parse(b"\x1b[<0;3;4M"),
+            Vec::<Key>::new(),
+            "mouse reports are dropped whole"
+        );
         assert_eq!(parse(b"\x1b[1;5A"), vec![Key::Up]);
     }
 }

@@ -12,7 +12,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The terminal's size, or 80x24 when it does not say.
 fn terminal_size() -> (u16, u16) {
-    crossterm::terminal::size().ok().filter(|&(c, r)| c > 0 && r > 0).unwrap_or((80, 24))
+    crossterm::terminal::size()
+        .ok()
+        .filter(|&(c, r)| c > 0 && r > 0)
+        .unwrap_or((80, 24))
 }
 
 /// Raw mode on this terminal for as long as it lives (crossterm keeps the modes it replaced
@@ -21,7 +24,8 @@ struct RawMode;
 
 impl RawMode {
     fn enter() -> Result<RawMode, String> {
-        crossterm::terminal::enable_raw_mode().map_err(|e| format!("setting the terminal to raw mode: {e}"))?;
+        crossterm::terminal::enable_raw_mode()
+            .map_err(|e| format!("setting the terminal to raw mode: {e}"))?;
         Ok(RawMode)
     }
 }
@@ -52,7 +56,10 @@ where
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the TUI needs a terminal; for a host without one, run `cordon serve` (see `cordon --help`)".into());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("starting the runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
     let raw = RawMode::enter()?;
     let result = rt.block_on(async {
         let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -67,7 +74,9 @@ where
                 }
             }
         });
-        let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).map_err(|e| e.to_string())?;
+        let mut winch =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+                .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             while winch.recv().await.is_some() {
                 let (c, r) = terminal_size();
@@ -79,7 +88,11 @@ where
         let writer = tokio::task::spawn_blocking(move || {
             let mut stdout = std::io::stdout().lock();
             while let Some(bytes) = out_rx.blocking_recv() {
-                if stdout.write_all(&bytes).and_then(|_| stdout.flush()).is_err() {
+                if stdout
+                    .write_all(&bytes)
+                    .and_then(|_| stdout.flush())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -129,12 +142,17 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
 /// `cordon tui`: the TUI of the `cordon serve` listening on `socket`.
 pub fn client(socket: &std::path::Path) -> i32 {
     let result = with_terminal(|(cols, rows), mut input, out| async move {
-        let stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| format!("connecting to {}: {e} (is `cordon serve` running? see [tui] socket)", socket.display()))?;
+        let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+            format!(
+                "connecting to {}: {e} (is `cordon serve` running? see [tui] socket)",
+                socket.display()
+            )
+        })?;
         let (mut rd, mut wr) = stream.into_split();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        wr.write_all(&super::socket::size_frame(cols, rows)).await.map_err(|e| e.to_string())?;
+        wr.write_all(&super::socket::size_frame(cols, rows))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             while let Some(i) = input.recv().await {
                 let f = match i {

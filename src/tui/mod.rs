@@ -36,7 +36,10 @@ struct Sink(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -65,13 +68,27 @@ type Term = Terminal<CrosstermBackend<Sink>>;
 /// A terminal with empty buffers: the next draw redraws every cell (after a resize, or
 /// after a session had the screen).
 fn terminal(sink: &Sink, size: (u16, u16)) -> Option<Term> {
-    Terminal::with_options(CrosstermBackend::new(sink.clone()), TerminalOptions { viewport: Viewport::Fixed(rect(size)) }).ok()
+    Terminal::with_options(
+        CrosstermBackend::new(sink.clone()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(rect(size)),
+        },
+    )
+    .ok()
 }
 
 /// Runs the TUI for `me` until they quit or the input ends.
-pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: UnboundedReceiver<Input>, out: UnboundedSender<Vec<u8>>) {
+pub async fn run(
+    svc: Arc<Service>,
+    me: Principal,
+    size: (u16, u16),
+    mut input: UnboundedReceiver<Input>,
+    out: UnboundedSender<Vec<u8>>,
+) {
     let sink = Sink::default();
-    let Some(mut terminal) = terminal(&sink, size) else { return };
+    let Some(mut terminal) = terminal(&sink, size) else {
+        return;
+    };
     let detach_key = svc.config().detach_key;
     let mut app = App::new(svc.clone(), me, size);
     let _ = out.send(ENTER.to_vec());
@@ -80,7 +97,11 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
             break;
         }
         let _ = out.send(sink.take());
-        let tick = if app.player.as_ref().is_some_and(|p| p.playing) { 40 } else { 300 };
+        let tick = if app.player.as_ref().is_some_and(|p| p.playing) {
+            40
+        } else {
+            300
+        };
         let msg = tokio::select! {
             m = input.recv() => m,
             _ = tokio::time::sleep(Duration::from_millis(tick)) => {
@@ -111,7 +132,11 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
                     match app.key(key) {
                         Effect::None => {}
                         Effect::Quit => break 'outer,
-                        Effect::Attach { session, viewer, writer } => {
+                        Effect::Attach {
+                            session,
+                            viewer,
+                            writer,
+                        } => {
                             attach = Some((session, viewer, writer));
                             break;
                         }
@@ -119,7 +144,9 @@ pub async fn run(svc: Arc<Service>, me: Principal, size: (u16, u16), mut input: 
                 }
             }
         }
-        let Some((session, viewer, writer)) = attach else { continue };
+        let Some((session, viewer, writer)) = attach else {
+            continue;
+        };
         // Full-screen passthrough until the detach key or the session's end.
         let _ = out.send(b"\x1b[0m\x1b[H\x1b[2J\x1b[?25h".to_vec());
         let ended = loop {

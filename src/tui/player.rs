@@ -65,7 +65,10 @@ impl Player {
     /// Plays forward by the wall-clock time since the last tick.
     pub fn tick(&mut self) {
         let now = Instant::now();
-        let elapsed = self.last_tick.map(|t| now.duration_since(t).as_micros() as f64).unwrap_or(0.0);
+        let elapsed = self
+            .last_tick
+            .map(|t| now.duration_since(t).as_micros() as f64)
+            .unwrap_or(0.0);
         self.last_tick = Some(now);
         if !self.playing {
             return;
@@ -93,7 +96,11 @@ impl Player {
     /// Draws the screen at `at` µs: from the last keyframe at or before it.
     pub fn seek(&mut self, at: u64) {
         let at = at.min(self.duration);
-        let start = self.events().iter().rposition(|e| e.kind == format::KEYFRAME && e.at_us <= at).unwrap_or(0);
+        let start = self
+            .events()
+            .iter()
+            .rposition(|e| e.kind == format::KEYFRAME && e.at_us <= at)
+            .unwrap_or(0);
         let mut screen = Screen::new(self.rec.header.cols, self.rec.header.rows);
         let mut next = start;
         while let Some(e) = self.events().get(next) {
@@ -137,7 +144,11 @@ impl Player {
         let target = if forward {
             points.iter().find(|&&t| t > self.at).copied()
         } else {
-            points.iter().rev().find(|&&t| t + 500_000 < self.at).copied()
+            points
+                .iter()
+                .rev()
+                .find(|&&t| t + 500_000 < self.at)
+                .copied()
         };
         match target {
             Some(t) => {

@@ -40,9 +40,10 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> Option<Input> {
     r.read_exact(&mut payload).await.ok()?;
     match (kind, payload.as_slice()) {
         (b'd', _) => Some(Input::Bytes(payload)),
-        (b'r', [c0, c1, r0, r1]) => {
-            Some(Input::Resize(u16::from_be_bytes([*c0, *c1]).clamp(1, 1000), u16::from_be_bytes([*r0, *r1]).clamp(1, 1000)))
-        }
+        (b'r', [c0, c1, r0, r1]) => Some(Input::Resize(
+            u16::from_be_bytes([*c0, *c1]).clamp(1, 1000),
+            u16::from_be_bytes([*r0, *r1]).clamp(1, 1000),
+        )),
         _ => None,
     }
 }
@@ -53,13 +54,18 @@ pub fn listen(svc: Arc<Service>, path: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(format!("{} is in use: is another cordon serve running on this data directory?", path.display()));
+        return Err(format!(
+            "{} is in use: is another cordon serve running on this data directory?",
+            path.display()
+        ));
     }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(|e| format!("listening on {}: {e}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("listening on {}: {e}", path.display()))?;
     // Who may connect is decided per connection (SO_PEERCRED); the directory decides who can reach it.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(serve(svc.clone(), stream));
@@ -78,7 +84,9 @@ async fn serve(svc: Arc<Service>, stream: UnixStream) {
         Ok(p) => p,
         Err(e) => {
             let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
-            let _ = wr.write_all(format!("cordon: {name} may not use the TUI here: {e}\r\n").as_bytes()).await;
+            let _ = wr
+                .write_all(format!("cordon: {name} may not use the TUI here: {e}\r\n").as_bytes())
+                .await;
             return;
         }
     };

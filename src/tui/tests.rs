@@ -25,14 +25,34 @@ fn app(role: Role) -> (tempfile::TempDir, App) {
     let data = DataDir::new(dir.path().join("data"));
     let config = Config::load(None, &data.root).unwrap();
     let (svc, _) = Service::open(data, config).unwrap();
-    svc.add_user(&Principal::local_admin(), "alice", role, &[]).unwrap();
+    svc.add_user(&Principal::local_admin(), "alice", role, &[])
+        .unwrap();
     let me = svc.principal("alice", "test").unwrap();
     assert_eq!(me.user_id, ALICE);
     let mut app = App::new(svc, me, (80, 24));
     app.sessions = vec![
-        row(1, 1, ["refactor-auth", "alice", "claude", "attached", "2h05m", "3s"]),
-        row(2, 0, ["alice-2", "alice", "default", "running", "14m", "9m"]),
-        row(7, 0, ["nightly-build", "bob", "strict", "running", "1m", "1m"]),
+        row(
+            1,
+            1,
+            [
+                "refactor-auth",
+                "alice",
+                "claude",
+                "attached",
+                "2h05m",
+                "3s",
+            ],
+        ),
+        row(
+            2,
+            0,
+            ["alice-2", "alice", "default", "running", "14m", "9m"],
+        ),
+        row(
+            7,
+            0,
+            ["nightly-build", "bob", "strict", "running", "1m", "1m"],
+        ),
     ];
     app.preview = vec![
         "╭───────────────────────────────────────╮".into(),
@@ -60,26 +80,53 @@ fn row(id: u64, viewers: usize, [name, owner, profile, state, age, idle]: [&str;
 }
 
 fn recordings() -> Vec<RecordingEntry> {
-    let e = |id: &str, user: &str, state: &str, hold: bool, bytes: i64, started: &str, cmd: &str| RecordingEntry {
-        id: id.into(),
-        session: 1,
-        user: user.into(),
-        user_id: if user == "alice" { ALICE } else { 99 },
-        profile: "default".into(),
-        command: cmd.into(),
-        started: started.into(),
-        ended: None,
-        exit_status: Some(0),
-        state: crate::store::RecordingState::parse(state),
-        path: String::new(),
-        bytes,
-        key_id: "648aa5c5".into(),
-        hold,
-    };
+    let e =
+        |id: &str, user: &str, state: &str, hold: bool, bytes: i64, started: &str, cmd: &str| {
+            RecordingEntry {
+                id: id.into(),
+                session: 1,
+                user: user.into(),
+                user_id: if user == "alice" { ALICE } else { 99 },
+                profile: "default".into(),
+                command: cmd.into(),
+                started: started.into(),
+                ended: None,
+                exit_status: Some(0),
+                state: crate::store::RecordingState::parse(state),
+                path: String::new(),
+                bytes,
+                key_id: "648aa5c5".into(),
+                hold,
+            }
+        };
     vec![
-        e("2314c1a86c1fbc1e", "alice", "complete", false, 586, "2026-11-23T02:15:11.000Z", "bash"),
-        e("8bca590d48c6b62a", "bob", "recording", false, 2_400_000, "2026-11-22T18:02:40.000Z", "claude"),
-        e("0f3e11aa29b7c400", "alice", "complete", true, 48_000, "2026-11-20T09:30:00.000Z", "make test"),
+        e(
+            "2314c1a86c1fbc1e",
+            "alice",
+            "complete",
+            false,
+            586,
+            "2026-11-23T02:15:11.000Z",
+            "bash",
+        ),
+        e(
+            "8bca590d48c6b62a",
+            "bob",
+            "recording",
+            false,
+            2_400_000,
+            "2026-11-22T18:02:40.000Z",
+            "claude",
+        ),
+        e(
+            "0f3e11aa29b7c400",
+            "alice",
+            "complete",
+            true,
+            48_000,
+            "2026-11-20T09:30:00.000Z",
+            "make test",
+        ),
     ]
 }
 
@@ -93,8 +140,24 @@ fn player() -> Player {
             data: format!("$ step {i}\r\nbuilding part {i} ... ok\r\n").into_bytes(),
         });
     }
-    events.insert(10, Event { at_us: 9_500_000, kind: format::MARKER, data: b"tests start".to_vec() });
-    let mut p = Player::new("2314c1a86c1fbc1e".into(), "alice".into(), Recording { header, events, ending: format::Ending::Complete }, 2.0);
+    events.insert(
+        10,
+        Event {
+            at_us: 9_500_000,
+            kind: format::MARKER,
+            data: b"tests start".to_vec(),
+        },
+    );
+    let mut p = Player::new(
+        "2314c1a86c1fbc1e".into(),
+        "alice".into(),
+        Recording {
+            header,
+            events,
+            ending: format::Ending::Complete,
+        },
+        2.0,
+    );
     p.find("part 2");
     p.seek(12_000_000);
     p
@@ -134,17 +197,34 @@ fn sessions_view_without_sessions_offers_only_what_the_role_may_do() {
 fn new_session_dialog() {
     let (_d, mut a) = app(Role::Developer);
     a.dialog = Some(Dialog::New {
-        profiles: vec!["claude".into(), "default".into(), "readonly".into(), "strict".into()],
+        profiles: vec![
+            "claude".into(),
+            "default".into(),
+            "readonly".into(),
+            "strict".into(),
+        ],
         profile: 1,
         fields: vec![
-            Field { label: "workspace", text: "api".into() },
-            Field { label: "name", text: "fix-login".into() },
-            Field { label: "command", text: String::new() },
+            Field {
+                label: "workspace",
+                text: "api".into(),
+            },
+            Field {
+                label: "name",
+                text: "fix-login".into(),
+            },
+            Field {
+                label: "command",
+                text: String::new(),
+            },
         ],
         focus: 2,
     });
     snapshots("new_session_dialog", &mut a);
-    a.dialog = Some(Dialog::ConfirmEnd { id: 2, name: "alice-2".into() });
+    a.dialog = Some(Dialog::ConfirmEnd {
+        id: 2,
+        name: "alice-2".into(),
+    });
     snapshots("end_session_dialog", &mut a);
 }
 
@@ -165,7 +245,13 @@ fn recordings_view_and_filter() {
     a.filter = "alice".into();
     a.rec_selected = 0;
     snapshots("recordings_filtered", &mut a);
-    a.dialog = Some(Dialog::Prompt { purpose: Prompt::Search, field: Field { label: "search recordings for", text: "panic".into() } });
+    a.dialog = Some(Dialog::Prompt {
+        purpose: Prompt::Search,
+        field: Field {
+            label: "search recordings for",
+            text: "panic".into(),
+        },
+    });
     snapshots("recordings_search_prompt", &mut a);
 }
 
@@ -201,12 +287,29 @@ fn audit_view() {
 fn admin_view() {
     let (_d, mut a) = app(Role::Admin);
     a.tab = Tab::Admin;
-    let user =
-        |name: &str, role: Role, locked: bool| User { id: 1, name: name.into(), role, locked, created: "2026-11-20T10:00:00.000Z".into() };
+    let user = |name: &str, role: Role, locked: bool| User {
+        id: 1,
+        name: name.into(),
+        role,
+        locked,
+        created: "2026-11-20T10:00:00.000Z".into(),
+    };
     a.users = vec![
-        UserInfo { user: user("alice", Role::Admin, false), keys: 2, password: true },
-        UserInfo { user: user("bob", Role::Developer, false), keys: 1, password: false },
-        UserInfo { user: user("carol", Role::Auditor, true), keys: 1, password: false },
+        UserInfo {
+            user: user("alice", Role::Admin, false),
+            keys: 2,
+            password: true,
+        },
+        UserInfo {
+            user: user("bob", Role::Developer, false),
+            keys: 1,
+            password: false,
+        },
+        UserInfo {
+            user: user("carol", Role::Auditor, true),
+            keys: 1,
+            password: false,
+        },
     ];
     a.profiles = vec![
         ("base".into(), "admin".into()),
@@ -228,7 +331,13 @@ fn every_view_fits_the_smallest_terminal_it_supports() {
     }
     a.player = Some(player());
     a.help = true;
-    a.dialog = Some(Dialog::Rename { id: 1, field: Field { label: "name", text: "x".repeat(300) } });
+    a.dialog = Some(Dialog::Rename {
+        id: 1,
+        field: Field {
+            label: "name",
+            text: "x".repeat(300),
+        },
+    });
     for size in [(20, 6), (1, 1), (300, 100)] {
         render(&a, size);
     }

@@ -26,8 +26,13 @@ fn dim() -> Style {
 }
 
 pub fn draw(f: &mut Frame, app: &App) {
-    let [top, main, status, hints] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)]).areas(f.area());
+    let [top, main, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
     draw_tabs(f, app, top);
     match (app.tab, &app.player) {
         (_, Some(_)) => draw_player(f, app, main),
@@ -37,9 +42,16 @@ pub fn draw(f: &mut Frame, app: &App) {
         (Tab::Admin, _) => draw_admin(f, app, main),
     }
     let status_line = if app.status.is_empty() && !app.filter.is_empty() {
-        Line::from(vec![Span::styled(" filter: ", dim()), Span::raw(app.filter.clone()), Span::styled("  (Esc clears)", dim())])
+        Line::from(vec![
+            Span::styled(" filter: ", dim()),
+            Span::raw(app.filter.clone()),
+            Span::styled("  (Esc clears)", dim()),
+        ])
     } else {
-        Line::from(Span::styled(format!(" {}", app.status), Style::default().fg(Color::Yellow)))
+        Line::from(Span::styled(
+            format!(" {}", app.status),
+            Style::default().fg(Color::Yellow),
+        ))
     };
     f.render_widget(Paragraph::new(status_line), status);
     f.render_widget(Paragraph::new(hint_line(app)), hints);
@@ -55,7 +67,11 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(" cordon ", bold().fg(ACCENT)), Span::raw("│")];
     for (i, t) in app.tabs.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, t.title());
-        spans.push(if *t == app.tab { Span::styled(label, selected().add_modifier(Modifier::BOLD)) } else { Span::raw(label) });
+        spans.push(if *t == app.tab {
+            Span::styled(label, selected().add_modifier(Modifier::BOLD))
+        } else {
+            Span::raw(label)
+        });
     }
     let who = format!("{} ({}) ", app.me.user, app.me.role);
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
@@ -100,7 +116,12 @@ fn hint_line(app: &App) -> Line<'static> {
                     }
                 }
             }
-            Tab::Recordings => keys.extend([("Enter", "play"), ("s", "search"), ("e", "export"), ("/", "filter")]),
+            Tab::Recordings => keys.extend([
+                ("Enter", "play"),
+                ("s", "search"),
+                ("e", "export"),
+                ("/", "filter"),
+            ]),
             Tab::Audit => keys.extend([("/", "filter"), ("v", "verify")]),
             Tab::Admin => keys.push(("l", "lock/unlock")),
         }
@@ -119,10 +140,15 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
     let [list_area, preview_area] = if wide {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
     } else {
-        let list_h = (app.sessions.len() as u16 + 3).max(4).min((area.height / 2).max(1));
+        let list_h = (app.sessions.len() as u16 + 3)
+            .max(4)
+            .min((area.height / 2).max(1));
         Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area)
     };
-    let header = Row::new(["ID", "NAME", "OWNER", "PROFILE", "STATE", "AGE", "IDLE", "VIEW"]).style(bold());
+    let header = Row::new([
+        "ID", "NAME", "OWNER", "PROFILE", "STATE", "AGE", "IDLE", "VIEW",
+    ])
+    .style(bold());
     let rows = app.sessions.iter().map(|s| {
         Row::new(vec![
             s.id.to_string(),
@@ -150,17 +176,25 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
         .header(header)
         .row_highlight_style(selected())
         .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
-    let mut state = TableState::default().with_selected((!app.sessions.is_empty()).then_some(app.selected));
+    let mut state =
+        TableState::default().with_selected((!app.sessions.is_empty()).then_some(app.selected));
     f.render_stateful_widget(table, list_area, &mut state);
 
     let block = match app.sessions.get(app.selected) {
-        Some(s) => Block::bordered().title(Span::styled(format!(" {} · #{} · {} ", s.name, s.id, s.owner), bold().fg(ACCENT))),
+        Some(s) => Block::bordered().title(Span::styled(
+            format!(" {} · #{} · {} ", s.name, s.id, s.owner),
+            bold().fg(ACCENT),
+        )),
         None => Block::bordered().title(" preview "),
     };
     let inner = block.inner(preview_area);
     f.render_widget(block, preview_area);
     if app.sessions.is_empty() {
-        let text = if app.may(Action::CreateSession) { "No sessions yet. Press n to start one." } else { "No sessions to show." };
+        let text = if app.may(Action::CreateSession) {
+            "No sessions yet. Press n to start one."
+        } else {
+            "No sessions to show."
+        };
         f.render_widget(Paragraph::new(Line::styled(text, dim())), inner);
         return;
     }
@@ -170,18 +204,41 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
 /// The rows of a terminal screen that fit `height`: from the top while the content fits,
 /// else the last ones with content (where the cursor and the newest output are).
 fn fitting(rows: &[String], height: u16) -> Vec<Line<'static>> {
-    let used = rows.iter().rposition(|r| !r.trim_end().is_empty()).map(|i| i + 1).unwrap_or(0);
+    let used = rows
+        .iter()
+        .rposition(|r| !r.trim_end().is_empty())
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let start = used.saturating_sub(height as usize);
-    rows[start..].iter().take(height as usize).map(|r| Line::raw(r.clone())).collect()
+    rows[start..]
+        .iter()
+        .take(height as usize)
+        .map(|r| Line::raw(r.clone()))
+        .collect()
 }
 
 fn draw_recordings(f: &mut Frame, app: &App, area: Rect) {
     let list = app.visible_recordings();
-    let header = Row::new(["ID", "USER", "PROFILE", "STATE", "STARTED", "SIZE", "COMMAND"]).style(bold());
+    let header = Row::new([
+        "ID", "USER", "PROFILE", "STATE", "STARTED", "SIZE", "COMMAND",
+    ])
+    .style(bold());
     let rows = list.iter().map(|r| {
         let started = r.started.get(..16).unwrap_or(&r.started).replace('T', " ");
-        let state = if r.hold { format!("{} (held)", r.state) } else { r.state.to_string() };
-        Row::new(vec![r.id.clone(), r.user.clone(), r.profile.clone(), state, started, human_bytes(r.bytes), r.command.clone()])
+        let state = if r.hold {
+            format!("{} (held)", r.state)
+        } else {
+            r.state.to_string()
+        };
+        Row::new(vec![
+            r.id.clone(),
+            r.user.clone(),
+            r.profile.clone(),
+            state,
+            started,
+            human_bytes(r.bytes),
+            r.command.clone(),
+        ])
     });
     let widths = [
         Constraint::Length(16),
@@ -197,7 +254,8 @@ fn draw_recordings(f: &mut Frame, app: &App, area: Rect) {
         .header(header)
         .row_highlight_style(selected())
         .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
-    let mut state = TableState::default().with_selected((!list.is_empty()).then_some(app.rec_selected));
+    let mut state =
+        TableState::default().with_selected((!list.is_empty()).then_some(app.rec_selected));
     f.render_stateful_widget(table, area, &mut state);
 }
 
@@ -219,15 +277,29 @@ fn clock(us: u64) -> String {
 
 fn draw_player(f: &mut Frame, app: &App, area: Rect) {
     let Some(p) = &app.player else { return };
-    let [screen_area, bar, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let block = Block::bordered().title(Span::styled(format!(" replay {} · {} ", p.id, p.user), bold().fg(ACCENT)));
+    let [screen_area, bar, info] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let block = Block::bordered().title(Span::styled(
+        format!(" replay {} · {} ", p.id, p.user),
+        bold().fg(ACCENT),
+    ));
     let inner = block.inner(screen_area);
     f.render_widget(block, screen_area);
     f.render_widget(Paragraph::new(fitting(&p.rows(), inner.height)), inner);
 
     // Seek bar with markers (|) and search hits (*).
     let width = bar.width.saturating_sub(2).max(1) as usize;
-    let pos = |t: u64| if p.duration == 0 { 0 } else { ((t as f64 / p.duration as f64) * (width - 1) as f64) as usize };
+    let pos = |t: u64| {
+        if p.duration == 0 {
+            0
+        } else {
+            ((t as f64 / p.duration as f64) * (width - 1) as f64) as usize
+        }
+    };
     let mut cells: Vec<char> = vec!['─'; width];
     for (t, _) in &p.markers {
         cells[pos(*t).min(width - 1)] = '|';
@@ -239,14 +311,23 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
     let (before, rest) = cells.split_at(here);
     let bar_line = Line::from(vec![
         Span::raw(" "),
-        Span::styled(before.iter().collect::<String>(), Style::default().fg(ACCENT)),
+        Span::styled(
+            before.iter().collect::<String>(),
+            Style::default().fg(ACCENT),
+        ),
         Span::styled("●", bold().fg(ACCENT)),
         Span::raw(rest.iter().skip(1).collect::<String>()),
     ]);
     f.render_widget(Paragraph::new(bar_line), bar);
     let state = if p.playing { "playing" } else { "paused" };
-    let mut text =
-        format!(" {} / {}  {}  speed {}×  idle ≤ {} s", clock(p.at), clock(p.duration), state, p.speed, p.idle_limit / 1_000_000);
+    let mut text = format!(
+        " {} / {}  {}  speed {}×  idle ≤ {} s",
+        clock(p.at),
+        clock(p.duration),
+        state,
+        p.speed,
+        p.idle_limit / 1_000_000
+    );
     if !p.markers.is_empty() {
         text.push_str(&format!("  {} markers", p.markers.len()));
     }
@@ -257,9 +338,13 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_audit(f: &mut Frame, app: &App, area: Rect) {
-    let [head, list_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let [head, list_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let chain = match &app.chain {
-        Some(Ok(n)) => Span::styled(format!(" ✓ chain intact: {n} events verified"), bold().fg(Color::Green)),
+        Some(Ok(n)) => Span::styled(
+            format!(" ✓ chain intact: {n} events verified"),
+            bold().fg(Color::Green),
+        ),
         Some(Err(e)) => Span::styled(format!(" ✗ chain BROKEN at {e}"), bold().fg(Color::Red)),
         None => Span::styled(" chain not verified", dim()),
     };
@@ -267,41 +352,86 @@ fn draw_audit(f: &mut Frame, app: &App, area: Rect) {
     let events = app.visible_audit();
     let header = Row::new(["SEQ", "TIME", "EVENT", "ACTOR", "DETAILS"]).style(bold());
     let rows = events.iter().map(|v| {
-        let s = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+        let s = |k: &str| {
+            v.get(k)
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .unwrap_or_default()
+        };
         let details: Vec<String> = v
             .as_object()
             .map(|o| {
                 o.iter()
-                    .filter(|(k, _)| !["seq", "time", "event", "actor", "mac", "prev"].contains(&k.as_str()))
-                    .map(|(k, x)| format!("{k}={}", x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())))
+                    .filter(|(k, _)| {
+                        !["seq", "time", "event", "actor", "mac", "prev"].contains(&k.as_str())
+                    })
+                    .map(|(k, x)| {
+                        format!(
+                            "{k}={}",
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let time = s("time");
-        Row::new(vec![s("seq"), time.get(5..19).unwrap_or(&time).replace('T', " "), s("event"), s("actor"), details.join(" ")])
+        Row::new(vec![
+            s("seq"),
+            time.get(5..19).unwrap_or(&time).replace('T', " "),
+            s("event"),
+            s("actor"),
+            details.join(" "),
+        ])
     });
-    let widths = [Constraint::Length(6), Constraint::Length(14), Constraint::Length(18), Constraint::Length(12), Constraint::Min(10)];
-    let title = format!(" Audit log ({} of the last {}) ", events.len(), app.audit.len());
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(14),
+        Constraint::Length(18),
+        Constraint::Length(12),
+        Constraint::Min(10),
+    ];
+    let title = format!(
+        " Audit log ({} of the last {}) ",
+        events.len(),
+        app.audit.len()
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(selected())
         .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT))));
-    let mut state = TableState::default().with_selected((!events.is_empty()).then_some(app.audit_selected));
+    let mut state =
+        TableState::default().with_selected((!events.is_empty()).then_some(app.audit_selected));
     f.render_stateful_widget(table, list_area, &mut state);
 }
 
 fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
-    let [users_area, lower] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let [users_area, lower] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let header = Row::new(["USER", "ROLE", "KEYS", "PASSWORD", "LOCKED", "CREATED"]).style(bold());
     let rows = app.users.iter().map(|u| {
-        let locked = if u.user.locked { Span::styled("locked", bold().fg(Color::Red)) } else { Span::raw("no") };
+        let locked = if u.user.locked {
+            Span::styled("locked", bold().fg(Color::Red))
+        } else {
+            Span::raw("no")
+        };
         Row::new(vec![
             Line::raw(u.user.name.clone()),
             Line::raw(u.user.role.name()),
             Line::raw(u.keys.to_string()),
             Line::raw(if u.password { "set" } else { "-" }),
             Line::from(locked),
-            Line::raw(u.user.created.get(..10).unwrap_or(&u.user.created).to_string()),
+            Line::raw(
+                u.user
+                    .created
+                    .get(..10)
+                    .unwrap_or(&u.user.created)
+                    .to_string(),
+            ),
         ])
     });
     let widths = [
@@ -314,64 +444,120 @@ fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
     ];
     let users = Table::new(rows, widths)
         .header(header)
-        .block(Block::bordered().title(Span::styled(format!(" Users ({}) ", app.users.len()), bold().fg(ACCENT))));
+        .block(Block::bordered().title(Span::styled(
+            format!(" Users ({}) ", app.users.len()),
+            bold().fg(ACCENT),
+        )));
     f.render_widget(users, users_area);
 
-    let [profiles_area, limits_area] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
-    let rows = app.profiles.iter().map(|(name, roles)| Row::new(vec![name.clone(), roles.clone()]));
+    let [profiles_area, limits_area] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
+    let rows = app
+        .profiles
+        .iter()
+        .map(|(name, roles)| Row::new(vec![name.clone(), roles.clone()]));
     let profiles = Table::new(rows, [Constraint::Length(12), Constraint::Min(10)])
         .header(Row::new(["PROFILE", "ROLES ALLOWED"]).style(bold()))
         .block(Block::bordered().title(Span::styled(" Profiles (read-only) ", bold().fg(ACCENT))));
     f.render_widget(profiles, profiles_area);
     let c = &app.svc.config();
     let mut lines = vec![
-        Line::from(vec![Span::styled("default profile ", dim()), Span::raw(c.default_profile.clone())]),
-        Line::from(vec![Span::styled("idle timeout    ", dim()), Span::raw(format!("{} min", c.idle_timeout.as_secs() / 60))]),
-        Line::from(vec![Span::styled("max duration    ", dim()), Span::raw(format!("{} h", c.max_duration.as_secs() / 3600))]),
+        Line::from(vec![
+            Span::styled("default profile ", dim()),
+            Span::raw(c.default_profile.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("idle timeout    ", dim()),
+            Span::raw(format!("{} min", c.idle_timeout.as_secs() / 60)),
+        ]),
+        Line::from(vec![
+            Span::styled("max duration    ", dim()),
+            Span::raw(format!("{} h", c.max_duration.as_secs() / 3600)),
+        ]),
     ];
     for (role, n) in &c.max_sessions {
-        lines.push(Line::from(vec![Span::styled(format!("sessions/{role:<9}"), dim()), Span::raw(format!(" {n}"))]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("sessions/{role:<9}"), dim()),
+            Span::raw(format!(" {n}")),
+        ]));
     }
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Limits ", bold().fg(ACCENT)))), limits_area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Limits ", bold().fg(ACCENT)))),
+        limits_area,
+    );
 }
 
 /// A box of `w`×`h` in the middle of `area`.
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let (w, h) = (w.min(area.width), h.min(area.height));
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
     let field_line = |label: &str, text: &str, focused: bool| {
-        let style = if focused { selected() } else { Style::default() };
+        let style = if focused {
+            selected()
+        } else {
+            Style::default()
+        };
         Line::from(vec![
             Span::styled(format!("{label:>10} "), dim()),
             Span::styled(format!("{text}{}", if focused { "▏" } else { "" }), style),
         ])
     };
     let (title, lines) = match d {
-        Dialog::New { profiles, profile, fields, focus } => {
+        Dialog::New {
+            profiles,
+            profile,
+            fields,
+            focus,
+        } => {
             let mut lines = vec![Line::from(vec![
                 Span::styled(format!("{:>10} ", "profile"), dim()),
                 Span::styled(
-                    format!("◀ {} ▶", profiles.get(*profile).map(String::as_str).unwrap_or("(none allowed)")),
-                    if *focus == 0 { selected() } else { Style::default() },
+                    format!(
+                        "◀ {} ▶",
+                        profiles
+                            .get(*profile)
+                            .map(String::as_str)
+                            .unwrap_or("(none allowed)")
+                    ),
+                    if *focus == 0 {
+                        selected()
+                    } else {
+                        Style::default()
+                    },
                 ),
             ])];
             for (i, fl) in fields.iter().enumerate() {
                 lines.push(field_line(fl.label, &fl.text, *focus == i + 1));
             }
             lines.push(Line::raw(""));
-            lines.push(Line::styled("empty workspace: your default; empty command: the profile's", dim()));
+            lines.push(Line::styled(
+                "empty workspace: your default; empty command: the profile's",
+                dim(),
+            ));
             (" New session ", lines)
         }
-        Dialog::Rename { id, field } => {
-            (" Rename session ", vec![Line::styled(format!("session {id}"), dim()), field_line(field.label, &field.text, true)])
-        }
+        Dialog::Rename { id, field } => (
+            " Rename session ",
+            vec![
+                Line::styled(format!("session {id}"), dim()),
+                field_line(field.label, &field.text, true),
+            ],
+        ),
         Dialog::ConfirmEnd { id, name } => (
             " End session ",
             vec![
-                Line::raw(format!("End session {id} ({name}) and every process in it?")),
+                Line::raw(format!(
+                    "End session {id} ({name}) and every process in it?"
+                )),
                 Line::raw(""),
                 Line::styled("y: end it    any other key: keep it", bold()),
             ],
@@ -382,13 +568,25 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
     let w = (area.width.saturating_sub(4)).min(72);
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT)))), r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(title, bold().fg(ACCENT)))),
+        r,
+    );
 }
 
 fn draw_help(f: &mut Frame, app: &App, area: Rect) {
-    let k = |key: &str, what: &str| Line::from(vec![Span::styled(format!("{key:>12}  "), bold().fg(ACCENT)), Span::raw(what.to_string())]);
+    let k = |key: &str, what: &str| {
+        Line::from(vec![
+            Span::styled(format!("{key:>12}  "), bold().fg(ACCENT)),
+            Span::raw(what.to_string()),
+        ])
+    };
     let mut lines = vec![
-        k("Tab 1-4", "switch view (Sessions, Recordings, Audit, Admin)"),
+        k(
+            "Tab 1-4",
+            "switch view (Sessions, Recordings, Audit, Admin)",
+        ),
         k("↑↓ j k", "move; PgUp/PgDn, g/G: page, first, last"),
         k("/", "filter the list (recordings, audit); Esc clears"),
         k("?", "this help; q quits"),
@@ -408,7 +606,10 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         (Tab::Sessions, _) => lines.extend([
             Line::styled("Sessions", bold()),
             k("n", "new session: profile, workspace, name, command"),
-            k("Enter a", "attach (full screen; the detach key returns here)"),
+            k(
+                "Enter a",
+                "attach (full screen; the detach key returns here)",
+            ),
             k("o", "observe (read-only)"),
             k("r  x", "rename, end"),
         ]),
@@ -418,12 +619,28 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             k("s", "search every recording for text, open the first hit"),
             k("e", "export as asciicast v2 to your workspace's exports/"),
         ]),
-        (Tab::Audit, _) => lines.extend([Line::styled("Audit", bold()), k("v", "verify the chain again")]),
-        (Tab::Admin, _) => lines.extend([Line::styled("Admin", bold()), k("l", "lock (ends sessions, revokes tokens) or unlock")]),
+        (Tab::Audit, _) => lines.extend([
+            Line::styled("Audit", bold()),
+            k("v", "verify the chain again"),
+        ]),
+        (Tab::Admin, _) => lines.extend([
+            Line::styled("Admin", bold()),
+            k("l", "lock (ends sessions, revokes tokens) or unlock"),
+        ]),
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(format!("detach key: {}    any key closes this help", app.svc.config().detach_key_name), dim()));
+    lines.push(Line::styled(
+        format!(
+            "detach key: {}    any key closes this help",
+            app.svc.config().detach_key_name
+        ),
+        dim(),
+    ));
     let r = centered(area, 70, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", bold().fg(ACCENT)))), r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Keys ", bold().fg(ACCENT)))),
+        r,
+    );
 }

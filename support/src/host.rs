@@ -50,12 +50,27 @@ impl Host {
         let keys = tempfile::tempdir().unwrap();
         let (port, api) = (free_port(), free_port());
         let tables = config_tables(data.path(), port, api, extra);
-        let api_listens = !tables.iter().any(|(n, lines)| n == "api" && lines.iter().any(|l| l == "listen = \"\""));
-        let text: String = tables.iter().map(|(n, lines)| format!("[{n}]\n{}\n", lines.join("\n"))).collect();
+        let api_listens = !tables
+            .iter()
+            .any(|(n, lines)| n == "api" && lines.iter().any(|l| l == "listen = \"\""));
+        let text: String = tables
+            .iter()
+            .map(|(n, lines)| format!("[{n}]\n{}\n", lines.join("\n")))
+            .collect();
         std::fs::write(data.path().join("cordon.toml"), text).unwrap();
         let child = serve(bin, data.path(), nofile);
         let tmux = Tmux::new(format!("cordon-test-{}-{port}", std::process::id()));
-        let h = Host { data, keys, port, api, child, tmux, bin, nofile, api_listens };
+        let h = Host {
+            data,
+            keys,
+            port,
+            api,
+            child,
+            tmux,
+            bin,
+            nofile,
+            api_listens,
+        };
         h.wait_for_api();
         h
     }
@@ -106,16 +121,28 @@ impl Host {
     /// The uid a user's sessions run as (`uid_base + id`, the default base).
     pub fn uid(&self, user: &str) -> u32 {
         let out = self.cordon(&["user", "list", "--json"]);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
-        let id =
-            v.as_array().unwrap().iter().find(|u| u["name"] == user).unwrap_or_else(|| panic!("no {user} in {v}"))["id"].as_u64().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+        let id = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == user)
+            .unwrap_or_else(|| panic!("no {user} in {v}"))["id"]
+            .as_u64()
+            .unwrap();
         2_000_000_000 + id as u32
     }
 
     /// A host-shell command, `cordon ARGS`, on this host's data and configuration.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.bin);
-        c.arg("--data-dir").arg(self.state()).arg("--config").arg(self.config()).env_remove("CORDON_CONFIG").args(args);
+        c.arg("--data-dir")
+            .arg(self.state())
+            .arg("--config")
+            .arg(self.config())
+            .env_remove("CORDON_CONFIG")
+            .args(args);
         c
     }
 
@@ -152,7 +179,12 @@ impl Host {
     /// Runs `ssh ... ARGS` to its end, without a terminal.
     pub fn ssh(&self, key: &Path, user: &str, args: &[&str]) -> Out {
         let argv = self.ssh_command(key, user);
-        output(Command::new(&argv[0]).args(&argv[1..]).args(args).stdin(Stdio::null()))
+        output(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .args(args)
+                .stdin(Stdio::null()),
+        )
     }
 
     /// Runs `new -- sh -c 'SCRIPT'` over `ssh -tt`, without a terminal of our own, and
@@ -160,19 +192,28 @@ impl Host {
     pub fn session(&self, key: &Path, user: &str, script: &str) -> Out {
         let mut argv = self.ssh_command(key, user);
         argv.insert(1, "-tt".into());
-        output(Command::new(&argv[0]).args(&argv[1..]).args(["new", "--", "sh", "-c", &format!("'{script}'")]).stdin(Stdio::null()))
+        output(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .args(["new", "--", "sh", "-c", &format!("'{script}'")])
+                .stdin(Stdio::null()),
+        )
     }
 
     /// `cordon rec ls --json`: every recording's entry (none if the answer is not a list).
     pub fn recordings(&self) -> Vec<serde_json::Value> {
         let out = self.cordon(&["rec", "ls", "--json"]);
-        serde_json::from_str::<serde_json::Value>(&out.stdout).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
     }
 
     /// Starts `ssh -t ... ARGS` in a tmux window named `win`.
     pub fn tmux_ssh(&self, win: &str, key: &Path, user: &str, args: &str) {
         let argv = self.ssh_command(key, user);
-        self.tmux.start(win, &format!("{} -t {args}", argv.join(" ")));
+        self.tmux
+            .start(win, &format!("{} -t {args}", argv.join(" ")));
     }
 
     /// Keeps `win` showing its last screen after its command exits.

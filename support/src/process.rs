@@ -22,9 +22,14 @@ impl Out {
 
 /// Runs `c` to its end and keeps its output (read as UTF-8, lossily).
 pub fn output(c: &mut Command) -> Out {
-    let o = c.output().unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
     Out {
-        code: o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+        code: o
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }

@@ -21,8 +21,14 @@ impl Env {
     /// Fresh places for runs of the `cordon` at `bin`.
     pub fn new(bin: &'static str) -> Env {
         Env {
-            ws: tempfile::Builder::new().prefix("cordon-ws-").tempdir().expect("workspace"),
-            outside: tempfile::Builder::new().prefix("cordon-outside-").tempdir_in("/var/tmp").expect("outside dir"),
+            ws: tempfile::Builder::new()
+                .prefix("cordon-ws-")
+                .tempdir()
+                .expect("workspace"),
+            outside: tempfile::Builder::new()
+                .prefix("cordon-outside-")
+                .tempdir_in("/var/tmp")
+                .expect("outside dir"),
             config: tempfile::tempdir().expect("config dir"),
             bin,
         }
@@ -42,14 +48,19 @@ impl Env {
     /// A `cordon` command with a clean profile search path (no user profiles).
     pub fn cordon(&self) -> Command {
         let mut c = Command::new(self.bin);
-        c.env_remove("CORDON_PROFILE_PATH").env("XDG_CONFIG_HOME", self.config.path()).stdin(Stdio::null());
+        c.env_remove("CORDON_PROFILE_PATH")
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .stdin(Stdio::null());
         c
     }
 
     /// `cordon sandbox --profile PROFILE --workspace WS -- ARGV`.
     pub fn run(&self, profile: &str, argv: &[&str]) -> Out {
         let mut c = self.cordon();
-        c.args(["sandbox", "--profile", profile, "--workspace"]).arg(self.ws()).arg("--").args(argv);
+        c.args(["sandbox", "--profile", profile, "--workspace"])
+            .arg(self.ws())
+            .arg("--")
+            .args(argv);
         output(&mut c)
     }
 
@@ -63,7 +74,10 @@ impl Env {
     /// A home directory, and the workspace, owned by `uid`: what a host gives one of its
     /// users.
     pub fn home_for(&self, uid: u32) -> tempfile::TempDir {
-        let home = tempfile::Builder::new().prefix("cordon-home-").tempdir().expect("home");
+        let home = tempfile::Builder::new()
+            .prefix("cordon-home-")
+            .tempdir()
+            .expect("home");
         for dir in [home.path(), self.ws()] {
             std::os::unix::fs::chown(dir, Some(uid), Some(uid)).expect("chown to the identity");
         }

@@ -18,7 +18,10 @@ pub fn keygen(path: &Path, comment: &str) {
 /// The public half of the key at `key` (read from `key.pub`), as one line without its end.
 pub fn public_key(key: &Path) -> String {
     let public = key.with_extension("pub");
-    std::fs::read_to_string(&public).unwrap_or_else(|e| panic!("{}: {e}", public.display())).trim().to_string()
+    std::fs::read_to_string(&public)
+        .unwrap_or_else(|e| panic!("{}: {e}", public.display()))
+        .trim()
+        .to_string()
 }
 
 /// `ssh` to `user@127.0.0.1` on `port` with `key` alone and never a question: no host key

@@ -19,28 +19,59 @@ impl Tmux {
 
     /// Starts `command` (a shell line) in a new 100x30 window `win`.
     pub fn start(&self, win: &str, command: &str) {
-        let ok = self.tmux(&["new-session", "-d", "-s", win, "-x", "100", "-y", "30", command]).status().unwrap();
+        let ok = self
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                win,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                command,
+            ])
+            .status()
+            .unwrap();
         assert!(ok.success(), "tmux could not start window {win}");
     }
 
     /// Keeps `win` showing its last screen after its command exits.
     pub fn keep(&self, win: &str) {
-        self.tmux(&["set-option", "-t", win, "remain-on-exit", "on"]).status().unwrap();
+        self.tmux(&["set-option", "-t", win, "remain-on-exit", "on"])
+            .status()
+            .unwrap();
     }
 
     /// Types `keys` (tmux key names or text) into `win`.
     pub fn keys(&self, win: &str, keys: &[&str]) {
-        self.tmux(&["send-keys", "-t", win]).args(keys).status().unwrap();
+        self.tmux(&["send-keys", "-t", win])
+            .args(keys)
+            .status()
+            .unwrap();
     }
 
     /// Resizes `win` to `cols` x `rows`.
     pub fn resize(&self, win: &str, cols: u16, rows: u16) {
-        self.tmux(&["resize-window", "-t", win, "-x", &cols.to_string(), "-y", &rows.to_string()]).status().unwrap();
+        self.tmux(&[
+            "resize-window",
+            "-t",
+            win,
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ])
+        .status()
+        .unwrap();
     }
 
     /// What `win` shows now.
     pub fn screen(&self, win: &str) -> String {
-        let o = self.tmux(&["capture-pane", "-p", "-t", win]).output().unwrap();
+        let o = self
+            .tmux(&["capture-pane", "-p", "-t", win])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -51,7 +82,9 @@ impl Tmux {
             if s.contains(text) {
                 Ok(s)
             } else {
-                Err(format!("window {win} never showed {text:?}; it shows:\n{s}"))
+                Err(format!(
+                    "window {win} never showed {text:?}; it shows:\n{s}"
+                ))
             }
         })
     }

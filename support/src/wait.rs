@@ -23,5 +23,11 @@ pub fn poll<T>(mut check: impl FnMut() -> Result<T, String>) -> T {
 
 /// Waits until `f` holds; fails naming `what` after [`PATIENCE`].
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    poll(|| if f() { Ok(()) } else { Err(format!("timed out waiting for {what}")) })
+    poll(|| {
+        if f() {
+            Ok(())
+        } else {
+            Err(format!("timed out waiting for {what}"))
+        }
+    })
 }

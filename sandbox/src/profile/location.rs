@@ -51,7 +51,9 @@ fn find_key(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool 
         path.push(key.get_ref().to_string());
         let inner = match value.get_ref() {
             DeValue::Table(t) => find_key(t, offset, path),
-            DeValue::Array(items) => items.iter().any(|item| matches!(item.get_ref(), DeValue::Table(t) if find_key(t, offset, path))),
+            DeValue::Array(items) => items.iter().any(
+                |item| matches!(item.get_ref(), DeValue::Table(t) if find_key(t, offset, path)),
+            ),
             _ => false,
         };
         if inner || holds(key.span()) || holds(value.span()) {
@@ -73,7 +75,11 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let upto = &text[..offset.min(text.len())];
     let line_start = upto.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['))?;
+    let key = line
+        .split('=')
+        .next()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !k.starts_with('['))?;
     let table = upto[..line_start]
         .lines()
         .rev()
@@ -102,29 +108,60 @@ mod tests {
 
     #[test]
     fn a_key_in_an_inline_table_is_named_in_full() {
-        assert_eq!(at("limits = { memroy = \"1G\" }\n", "memroy").as_deref(), Some("limits.memroy"));
-        assert_eq!(at("[limts]\nmemory = 1\n", "limts").as_deref(), Some("limts"));
+        assert_eq!(
+            at("limits = { memroy = \"1G\" }\n", "memroy").as_deref(),
+            Some("limits.memroy")
+        );
+        assert_eq!(
+            at("[limts]\nmemory = 1\n", "limts").as_deref(),
+            Some("limts")
+        );
     }
 
     #[test]
     fn a_repeated_key_is_named_from_its_line_since_toml_drops_the_repeat() {
         let text = "b.x = 1\na.x = 1\nb.x = 2\n";
-        assert_eq!(key_at(text, text.rfind('x').unwrap()).as_deref(), Some("b.x"));
+        assert_eq!(
+            key_at(text, text.rfind('x').unwrap()).as_deref(),
+            Some("b.x")
+        );
         let text = "[limits]\nprocesses = 1\nprocesses = 2\n";
-        assert_eq!(key_at(text, text.rfind("processes").unwrap()).as_deref(), Some("limits.processes"));
+        assert_eq!(
+            key_at(text, text.rfind("processes").unwrap()).as_deref(),
+            Some("limits.processes")
+        );
     }
 
     #[test]
     fn keys_in_inline_tables_dotted_keys_and_commented_headers_have_lines() {
-        assert_eq!(line_of_key("description = \"x\"\nlimits = { memory = \"1M\" }\n", &["limits", "memory"]), Some(2));
-        assert_eq!(line_of_key("description = \"x\"\nenv.set.\"1BAD\" = \"2\"\n", &["env", "set", "1BAD"]), Some(2));
-        assert_eq!(line_of_key("[limits] # mine\nprocesses = 0\n", &["limits", "processes"]), Some(2));
-        assert_eq!(line_of_key("[limits]\nprocesses = 0\n", &["limits", "memory"]), None);
+        assert_eq!(
+            line_of_key(
+                "description = \"x\"\nlimits = { memory = \"1M\" }\n",
+                &["limits", "memory"]
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            line_of_key(
+                "description = \"x\"\nenv.set.\"1BAD\" = \"2\"\n",
+                &["env", "set", "1BAD"]
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            line_of_key("[limits] # mine\nprocesses = 0\n", &["limits", "processes"]),
+            Some(2)
+        );
+        assert_eq!(
+            line_of_key("[limits]\nprocesses = 0\n", &["limits", "memory"]),
+            None
+        );
     }
 
     #[test]
     fn a_table_header_inside_a_multi_line_string_is_only_text() {
-        let text = "description = \"\"\"\n[limits]\nprocesses = 1\n\"\"\"\n[limits]\nprocesses = 0\n";
+        let text =
+            "description = \"\"\"\n[limits]\nprocesses = 1\n\"\"\"\n[limits]\nprocesses = 0\n";
         assert_eq!(line_of_key(text, &["limits", "processes"]), Some(6));
     }
 }

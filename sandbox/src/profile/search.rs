@@ -70,15 +70,23 @@ impl Search {
     /// Loads a profile by name (searched) or by path (anything with a `/` or ending `.toml`),
     /// merging its `extends` chain.
     pub fn load(&self, name_or_path: &str) -> Result<Profile, ProfileError> {
-        let first =
-            if is_path(name_or_path) { read_file(Path::new(name_or_path), self.dirs.len() + 1)? } else { self.find(name_or_path, 0)? };
+        let first = if is_path(name_or_path) {
+            read_file(Path::new(name_or_path), self.dirs.len() + 1)?
+        } else {
+            self.find(name_or_path, 0)?
+        };
         let name = first.name.clone();
         let mut chain = vec![(first.origin.clone(), parse(&first.origin, &first.text)?)];
         let mut seen = vec![first.origin.clone()];
         let mut current = first;
         while let Some(parent) = chain.last().and_then(|(_, f)| f.extends.clone()) {
             if chain.len() > MAX_EXTENDS_DEPTH {
-                return Err(err(&current.origin, None, Some("extends"), "extends chain is deeper than 16 profiles"));
+                return Err(err(
+                    &current.origin,
+                    None,
+                    Some("extends"),
+                    "extends chain is deeper than 16 profiles",
+                ));
             }
             if !valid_name(&parent) {
                 let line = line_of_key(&current.text, &["extends"]);
@@ -91,7 +99,11 @@ impl Search {
             }
             // A profile that extends its own name extends the next one down the search order,
             // so a user can adjust a shipped profile without copying it.
-            let start = if parent == current.name { current.level + 1 } else { 0 };
+            let start = if parent == current.name {
+                current.level + 1
+            } else {
+                0
+            };
             let next = self.find(&parent, start).map_err(|mut e| {
                 e.message = format!("{} (extended by {})", e.message, current.origin);
                 e
@@ -119,7 +131,9 @@ impl Search {
             out.insert(name.to_string(), format!("shipped:{name}"));
         }
         for dir in self.dirs.iter().rev() {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.extension().and_then(|e| e.to_str()) == Some("toml") {
@@ -136,7 +150,12 @@ impl Search {
 
     fn find(&self, name: &str, start: usize) -> Result<ProfileSource, ProfileError> {
         if !valid_name(name) {
-            return Err(err(name, None, None, "not a profile name (letters, digits, - and _) nor a path"));
+            return Err(err(
+                name,
+                None,
+                None,
+                "not a profile name (letters, digits, - and _) nor a path",
+            ));
         }
         for (level, dir) in self.dirs.iter().enumerate().skip(start) {
             let path = dir.join(format!("{name}.toml"));
@@ -161,8 +180,16 @@ impl Search {
             None,
             format!(
                 "no such profile (searched {}, and the shipped set: {})",
-                if searched.is_empty() { "nothing else".into() } else { searched.join(", ") },
-                SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                if searched.is_empty() {
+                    "nothing else".into()
+                } else {
+                    searched.join(", ")
+                },
+                SHIPPED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ))
     }
@@ -173,13 +200,32 @@ fn is_path(s: &str) -> bool {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn read_file(path: &Path, level: usize) -> Result<ProfileSource, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| err(&path.display().to_string(), None, None, format!("cannot read: {e}")))?;
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
-    Ok(ProfileSource { name, origin: path.display().to_string(), text, level })
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(
+            &path.display().to_string(),
+            None,
+            None,
+            format!("cannot read: {e}"),
+        )
+    })?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("profile")
+        .to_string();
+    Ok(ProfileSource {
+        name,
+        origin: path.display().to_string(),
+        text,
+        level,
+    })
 }
 
 #[cfg(test)]
@@ -199,11 +245,23 @@ mod tests {
     #[test]
     fn a_user_profile_extending_its_own_name_extends_the_shipped_one() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "strict", "extends = \"strict\"\n[limits]\nprocesses = 3\n");
-        let s = Search { dirs: vec![dir.path().to_path_buf()] };
+        write(
+            dir.path(),
+            "strict",
+            "extends = \"strict\"\n[limits]\nprocesses = 3\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
         let p = s.load("strict").unwrap();
         assert_eq!(p.limits.processes, Some(3));
-        assert_eq!(p.sources, vec!["shipped:strict".to_string(), dir.path().join("strict.toml").display().to_string()]);
+        assert_eq!(
+            p.sources,
+            vec![
+                "shipped:strict".to_string(),
+                dir.path().join("strict.toml").display().to_string()
+            ]
+        );
     }
 
     #[test]
@@ -211,22 +269,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "a", "extends = \"b\"\n");
         write(dir.path(), "b", "extends = \"a\"\n");
-        let e = Search { dirs: vec![dir.path().to_path_buf()] }.load("a").unwrap_err();
+        let e = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        }
+        .load("a")
+        .unwrap_err();
         assert!(e.message.contains("cycle"), "{e}");
     }
 
     #[test]
     fn an_extends_that_is_not_a_name_is_located_on_its_line() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "odd", "description = \"x\"\n\nextends = \"../default\"\n");
-        let e = Search::shipped_only().load(p.to_str().unwrap()).unwrap_err();
-        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("extends")), "{e}");
+        let p = write(
+            dir.path(),
+            "odd",
+            "description = \"x\"\n\nextends = \"../default\"\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("extends")),
+            "{e}"
+        );
         assert!(e.message.contains("not a profile name"), "{e}");
     }
 
     #[test]
     fn unknown_profile_names_what_was_searched() {
-        let e = Search { dirs: vec![PathBuf::from("/nonexistent/x")] }.load("nope").unwrap_err();
-        assert!(e.message.contains("/nonexistent/x") && e.message.contains("default"), "{e}");
+        let e = Search {
+            dirs: vec![PathBuf::from("/nonexistent/x")],
+        }
+        .load("nope")
+        .unwrap_err();
+        assert!(
+            e.message.contains("/nonexistent/x") && e.message.contains("default"),
+            "{e}"
+        );
     }
 }

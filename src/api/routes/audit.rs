@@ -26,16 +26,30 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = [Object]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn audit(State(api): State<Api>, auth: Auth, Q(q): Q<AuditQuery>) -> Result<Json<Vec<serde_json::Value>>> {
+async fn audit(
+    State(api): State<Api>,
+    auth: Auth,
+    Q(q): Q<AuditQuery>,
+) -> Result<Json<Vec<serde_json::Value>>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10000) as usize;
-    Ok(Json(api.svc.audit_events(&auth.p, limit, q.q.as_deref())?))
+    Ok(Json(api.svc.audit_events(
+        &auth.p,
+        limit,
+        q.q.as_deref(),
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", security(("bearer" = [])),
     responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn audit_verify(State(api): State<Api>, auth: Auth) -> Result<Json<VerifyOut>> {
     Ok(Json(match api.svc.audit_verify(&auth.p, true)? {
-        Ok(n) => VerifyOut { ok: true, detail: format!("{n} events, chain intact") },
-        Err(e) => VerifyOut { ok: false, detail: format!("broken at {e}") },
+        Ok(n) => VerifyOut {
+            ok: true,
+            detail: format!("{n} events, chain intact"),
+        },
+        Err(e) => VerifyOut {
+            ok: false,
+            detail: format!("broken at {e}"),
+        },
     }))
 }

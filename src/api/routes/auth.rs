@@ -50,9 +50,15 @@ async fn login(
 ) -> Result<Json<TokenPair>> {
     let svc = &api.svc;
     if !svc.config().password_login {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "password logins are off here; get a token with `ssh HOST token`"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password logins are off here; get a token with `ssh HOST token`",
+        ));
     }
-    match svc.password_login(&body.user, &body.password, &peer.0 .0, "api password").await {
+    match svc
+        .password_login(&body.user, &body.password, &peer.0 .0, "api password")
+        .await
+    {
         Ok(mut p) => {
             p.request = Some(rid.0 .0.clone());
             Ok(Json(svc.login_tokens(&p)?))
@@ -73,7 +79,10 @@ async fn refresh(
     rid: axum::Extension<RequestId>,
     Body(body): Body<RefreshIn>,
 ) -> Result<Json<TokenPair>> {
-    match api.svc.refresh_tokens(&body.refresh_token, &peer.0 .0, &rid.0 .0) {
+    match api
+        .svc
+        .refresh_tokens(&body.refresh_token, &peer.0 .0, &rid.0 .0)
+    {
         Ok(pair) => Ok(Json(pair)),
         Err(e @ crate::service::Error::Failed(_)) => Err(e.into()),
         Err(e) => {
@@ -85,7 +94,12 @@ async fn refresh(
 
 #[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn logout(State(api): State<Api>, auth: Auth, Body(body): Body<LogoutIn>) -> Result<StatusCode> {
-    api.svc.logout(&auth.p, &auth.claims, body.refresh_token.as_deref())?;
+async fn logout(
+    State(api): State<Api>,
+    auth: Auth,
+    Body(body): Body<LogoutIn>,
+) -> Result<StatusCode> {
+    api.svc
+        .logout(&auth.p, &auth.claims, body.refresh_token.as_deref())?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -33,13 +33,22 @@ pub struct ProfileOut {
 
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = HealthOut)))]
 async fn health() -> Json<HealthOut> {
-    Json(HealthOut { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(HealthOut {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/profiles", security(("bearer" = [])),
     responses((status = 200, body = [ProfileOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn profiles(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<ProfileOut>>> {
-    Ok(Json(api.svc.profiles(&auth.p)?.into_iter().map(|name| ProfileOut { name }).collect()))
+    Ok(Json(
+        api.svc
+            .profiles(&auth.p)?
+            .into_iter()
+            .map(|name| ProfileOut { name })
+            .collect(),
+    ))
 }
 
 /// Prometheus metrics, for admins and auditors.
@@ -50,17 +59,64 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
     let m = &api.metrics;
     let mut out = String::new();
     for (name, help, kind, v) in [
-        ("cordon_sessions", "Sessions running.", "gauge", host.sessions as u64),
-        ("cordon_api_requests_total", "API requests.", "counter", m.requests.load(Ordering::Relaxed)),
-        ("cordon_api_attaches_total", "WebSocket attaches and observes.", "counter", m.attaches.load(Ordering::Relaxed)),
-        ("cordon_api_bytes_out_total", "Terminal and export bytes sent by the API.", "counter", m.bytes_out.load(Ordering::Relaxed)),
-        ("cordon_api_bytes_in_total", "Terminal bytes received by the API.", "counter", m.bytes_in.load(Ordering::Relaxed)),
-        ("cordon_auth_failures_total", "Refused logins and tokens.", "counter", m.auth_failures.load(Ordering::Relaxed)),
-        ("cordon_api_rate_limited_total", "Requests answered 429.", "counter", m.rate_limited.load(Ordering::Relaxed)),
-        ("cordon_recording_errors_total", "Failed recording writes.", "counter", host.recording_errors),
-        ("cordon_audit_errors_total", "Audit events that could not be written.", "counter", host.audit_errors),
+        (
+            "cordon_sessions",
+            "Sessions running.",
+            "gauge",
+            host.sessions as u64,
+        ),
+        (
+            "cordon_api_requests_total",
+            "API requests.",
+            "counter",
+            m.requests.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_api_attaches_total",
+            "WebSocket attaches and observes.",
+            "counter",
+            m.attaches.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_api_bytes_out_total",
+            "Terminal and export bytes sent by the API.",
+            "counter",
+            m.bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_api_bytes_in_total",
+            "Terminal bytes received by the API.",
+            "counter",
+            m.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_auth_failures_total",
+            "Refused logins and tokens.",
+            "counter",
+            m.auth_failures.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_api_rate_limited_total",
+            "Requests answered 429.",
+            "counter",
+            m.rate_limited.load(Ordering::Relaxed),
+        ),
+        (
+            "cordon_recording_errors_total",
+            "Failed recording writes.",
+            "counter",
+            host.recording_errors,
+        ),
+        (
+            "cordon_audit_errors_total",
+            "Audit events that could not be written.",
+            "counter",
+            host.audit_errors,
+        ),
     ] {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

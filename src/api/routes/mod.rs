@@ -36,10 +36,14 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> 
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
             Err(e) => Err(match e {
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
-                }
-                JsonRejection::BytesRejection(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large or unreadable"),
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send JSON (Content-Type: application/json)",
+                ),
+                JsonRejection::BytesRejection(_) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is too large or unreadable",
+                ),
                 other => ApiError::new(StatusCode::BAD_REQUEST, other.body_text()),
             }),
         }
@@ -71,7 +75,8 @@ pub struct VerifyOut {
 }
 
 fn parse_id(id: &str) -> Result<u64> {
-    id.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}")))
+    id.parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}")))
 }
 
 struct Bearer;
@@ -82,7 +87,12 @@ impl utoipa::Modify for Bearer {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -121,5 +131,10 @@ pub fn router() -> Router<Api> {
     let (router, _) = endpoints().split_for_parts();
     router
         .route("/v1/openapi.json", get(openapi_json))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see /v1/openapi.json)") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see /v1/openapi.json)",
+            )
+        })
 }

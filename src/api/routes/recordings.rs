@@ -79,41 +79,89 @@ pub struct ExportQuery {
 #[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
     responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
-    Ok(Json(api.svc.recordings(&auth.p, &Default::default())?.into_iter().map(recording_out).collect()))
+    Ok(Json(
+        api.svc
+            .recordings(&auth.p, &Default::default())?
+            .into_iter()
+            .map(recording_out)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn search(State(api): State<Api>, auth: Auth, Q(q): Q<SearchQuery>) -> Result<Json<Vec<HitOut>>> {
+async fn search(
+    State(api): State<Api>,
+    auth: Auth,
+    Q(q): Q<SearchQuery>,
+) -> Result<Json<Vec<HitOut>>> {
     let (hits, _) = api.svc.search(&auth.p, &q.q, &Default::default())?;
-    Ok(Json(hits.into_iter().map(|h| HitOut { recording: h.recording, user: h.user, at: h.at, line: h.line }).collect()))
+    Ok(Json(
+        hits.into_iter()
+            .map(|h| HitOut {
+                recording: h.recording,
+                user: h.user,
+                at: h.at,
+                line: h.line,
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = RecordingOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<RecordingOut>> {
+async fn recording(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<RecordingOut>> {
     Ok(Json(recording_out(api.svc.recording(&auth.p, &id)?)))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn verify_recording(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<VerifyOut>> {
+async fn verify_recording(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<VerifyOut>> {
     let (_, verdict) = api.svc.verify_recording(&auth.p, &id)?;
-    Ok(Json(VerifyOut { ok: verdict.is_whole(), detail: verdict.to_string() }))
+    Ok(Json(VerifyOut {
+        ok: verdict.is_whole(),
+        detail: verdict.to_string(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
     responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or, with format=raw, its exact output bytes", content(("application/x-asciicast"), ("application/octet-stream"))), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn export(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Q(q): Q<ExportQuery>) -> Result<Response> {
+async fn export(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Q(q): Q<ExportQuery>,
+) -> Result<Response> {
     let fmt = q.format.unwrap_or_else(|| "asciicast-v2".into());
     let (r, bytes) = api.svc.export(&auth.p, &id, &fmt, "api")?;
-    api.metrics.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    let (ctype, ext) = if fmt == "raw" { ("application/octet-stream", "raw") } else { ("application/x-asciicast", "cast") };
+    api.metrics
+        .bytes_out
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let (ctype, ext) = if fmt == "raw" {
+        ("application/octet-stream", "raw")
+    } else {
+        ("application/x-asciicast", "cast")
+    };
     // Streamed in chunks: a long recording does not wait in one write.
-    let chunks: Vec<std::result::Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<std::result::Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
     let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
     Ok((
-        [(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", r.id))],
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.{ext}\"", r.id),
+            ),
+        ],
         body,
     )
         .into_response())

@@ -13,8 +13,7 @@ use super::{Body, ErrorOut, Result};
 use crate::api::{Api, ApiError, Auth};
 
 pub(super) fn router() -> OpenApiRouter<Api> {
-    OpenApiRouter::new()
-        .routes(routes!(run))
+    OpenApiRouter::new().routes(routes!(run))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -44,7 +43,10 @@ pub struct RunOut {
     responses((status = 200, body = RunOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Result<Json<RunOut>> {
     if body.timeout == Some(0) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "timeout must be at least 1 second"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "timeout must be at least 1 second",
+        ));
     }
     let req = crate::service::RunRequest {
         argv: body.argv,
@@ -69,7 +71,9 @@ async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Res
     .await
     .map_err(|e| ApiError::from(crate::service::Error::failed(e)))??;
     let (o, out, err) = outcome;
-    api.metrics.bytes_out.fetch_add((out.len() + err.len()) as u64, Ordering::Relaxed);
+    api.metrics
+        .bytes_out
+        .fetch_add((out.len() + err.len()) as u64, Ordering::Relaxed);
     Ok(Json(RunOut {
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),

@@ -53,7 +53,11 @@ fn session_out(s: &Session) -> SessionOut {
         profile: s.profile.clone(),
         command: s.command.clone(),
         created: s.created.clone(),
-        state: if exit.is_some() { "ended".into() } else { "running".into() },
+        state: if exit.is_some() {
+            "ended".into()
+        } else {
+            "running".into()
+        },
         exit_status: exit,
         age_seconds: s.age().as_secs(),
         idle_seconds: s.idle().as_secs(),
@@ -96,15 +100,28 @@ pub struct ResizeIn {
 #[utoipa::path(get, path = "/v1/sessions", security(("bearer" = [])),
     responses((status = 200, body = [SessionOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
 async fn sessions(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<SessionOut>>> {
-    Ok(Json(api.svc.sessions(&auth.p)?.iter().map(|s| session_out(s)).collect()))
+    Ok(Json(
+        api.svc
+            .sessions(&auth.p)?
+            .iter()
+            .map(|s| session_out(s))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/sessions", request_body = NewSessionIn, security(("bearer" = [])),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn create(State(api): State<Api>, auth: Auth, Body(body): Body<NewSessionIn>) -> Result<(StatusCode, Json<SessionOut>)> {
+async fn create(
+    State(api): State<Api>,
+    auth: Auth,
+    Body(body): Body<NewSessionIn>,
+) -> Result<(StatusCode, Json<SessionOut>)> {
     let (cols, rows) = (body.cols.unwrap_or(80), body.rows.unwrap_or(24));
     if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "cols and rows must be between 1 and 1000"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "cols and rows must be between 1 and 1000",
+        ));
     }
     let req = NewSession {
         profile: body.profile,
@@ -121,7 +138,11 @@ async fn create(State(api): State<Api>, auth: Auth, Body(body): Body<NewSessionI
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = SessionOut), (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn session(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Result<Json<SessionOut>> {
+async fn session(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<SessionOut>> {
     let s = api.svc.session_info(&auth.p, parse_id(&id)?)?;
     Ok(Json(session_out(&s)))
 }
@@ -135,30 +156,55 @@ async fn end(State(api): State<Api>, auth: Auth, Path(id): Path<String>) -> Resu
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/input", params(("id" = String, Path)), request_body = InputIn, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn input(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<InputIn>) -> Result<StatusCode> {
+async fn input(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<InputIn>,
+) -> Result<StatusCode> {
     if body.data.len() > 16384 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "at most 16384 bytes of input per call"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "at most 16384 bytes of input per call",
+        ));
     }
-    api.svc.input(&auth.p, parse_id(&id)?, body.data.as_bytes())?;
-    api.metrics.bytes_in.fetch_add(body.data.len() as u64, Ordering::Relaxed);
+    api.svc
+        .input(&auth.p, parse_id(&id)?, body.data.as_bytes())?;
+    api.metrics
+        .bytes_in
+        .fetch_add(body.data.len() as u64, Ordering::Relaxed);
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/resize", params(("id" = String, Path)), request_body = ResizeIn, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn resize(State(api): State<Api>, auth: Auth, Path(id): Path<String>, Body(body): Body<ResizeIn>) -> Result<StatusCode> {
-    api.svc.resize(&auth.p, parse_id(&id)?, body.cols, body.rows)?;
+async fn resize(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<ResizeIn>,
+) -> Result<StatusCode> {
+    api.svc
+        .resize(&auth.p, parse_id(&id)?, body.cols, body.rows)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A WebSocket upgrade, or why the request was not one (answered 426).
-type WsUpgrade = std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+type WsUpgrade =
+    std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
 
 /// Attach (`writer`) or observe over a WebSocket: binary frames carry the terminal's bytes
 /// both ways; text frames carry JSON control (`{"type":"resize","cols":C,"rows":R}` from the
 /// client, `{"type":"exit","status":N}` from the host at the end).
-async fn ws(api: Api, auth: Auth, id: String, upgrade: WsUpgrade, writer: bool) -> Result<Response> {
-    let upgrade = upgrade.map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
+async fn ws(
+    api: Api,
+    auth: Auth,
+    id: String,
+    upgrade: WsUpgrade,
+    writer: bool,
+) -> Result<Response> {
+    let upgrade = upgrade
+        .map_err(|_| ApiError::new(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint"))?;
     let (session, viewer) = api.svc.attach(&auth.p, parse_id(&id)?, writer)?;
     api.metrics.attaches.fetch_add(1, Ordering::Relaxed);
     Ok(upgrade.on_upgrade(move |socket| pump(api, auth, session, viewer, socket, writer)))
@@ -175,14 +221,22 @@ async fn pump(
     loop {
         let out = v.drain();
         if !out.is_empty() {
-            api.metrics.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+            api.metrics
+                .bytes_out
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
             if socket.send(Message::Binary(out.into())).await.is_err() {
                 break;
             }
         }
         if let Some(why) = v.revoked() {
             // The user may no longer watch (locked, removed, demoted): the host ended it.
-            let _ = socket.send(Message::Text(serde_json::json!({"type": "revoked", "reason": why}).to_string().into())).await;
+            let _ = socket
+                .send(Message::Text(
+                    serde_json::json!({"type": "revoked", "reason": why})
+                        .to_string()
+                        .into(),
+                ))
+                .await;
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
@@ -191,7 +245,13 @@ async fn pump(
             if !rest.is_empty() {
                 let _ = socket.send(Message::Binary(rest.into())).await;
             }
-            let _ = socket.send(Message::Text(serde_json::json!({"type": "exit", "status": code}).to_string().into())).await;
+            let _ = socket
+                .send(Message::Text(
+                    serde_json::json!({"type": "exit", "status": code})
+                        .to_string()
+                        .into(),
+                ))
+                .await;
             let _ = socket.send(Message::Close(None)).await;
             break;
         }
@@ -222,12 +282,22 @@ async fn pump(
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/attach", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 101, description = "WebSocket: binary frames are terminal bytes; text frames JSON control"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn attach(State(api): State<Api>, auth: Auth, Path(id): Path<String>, upgrade: WsUpgrade) -> Result<Response> {
+async fn attach(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    upgrade: WsUpgrade,
+) -> Result<Response> {
     ws(api, auth, id, upgrade, true).await
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/observe", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 101, description = "WebSocket, read-only"), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 426, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn observe(State(api): State<Api>, auth: Auth, Path(id): Path<String>, upgrade: WsUpgrade) -> Result<Response> {
+async fn observe(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+    upgrade: WsUpgrade,
+) -> Result<Response> {
     ws(api, auth, id, upgrade, false).await
 }

@@ -70,11 +70,18 @@ pub struct KeyOut {
 }
 
 fn key_out(k: crate::store::Key) -> KeyOut {
-    KeyOut { fingerprint: k.fingerprint, algorithm: k.algorithm, comment: k.comment, added: k.added }
+    KeyOut {
+        fingerprint: k.fingerprint,
+        algorithm: k.algorithm,
+        comment: k.comment,
+        added: k.added,
+    }
 }
 
 fn role(name: &str) -> Result<crate::auth::Role> {
-    name.parse().map_err(|e: crate::auth::UnknownRole| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+    name.parse().map_err(|e: crate::auth::UnknownRole| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -105,32 +112,64 @@ async fn users(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<UserOut>>>
 
 #[utoipa::path(post, path = "/v1/users", request_body = NewUserIn, security(("bearer" = [])),
     responses((status = 201, body = UserOut), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn add_user(State(api): State<Api>, auth: Auth, Body(body): Body<NewUserIn>) -> Result<(StatusCode, Json<UserOut>)> {
-    let (u, _) = api.svc.add_user(&auth.p, &body.name, role(&body.role)?, &[])?;
+async fn add_user(
+    State(api): State<Api>,
+    auth: Auth,
+    Body(body): Body<NewUserIn>,
+) -> Result<(StatusCode, Json<UserOut>)> {
+    let (u, _) = api
+        .svc
+        .add_user(&auth.p, &body.name, role(&body.role)?, &[])?;
     Ok((
         StatusCode::CREATED,
-        Json(UserOut { name: u.name, role: u.role.name().into(), locked: u.locked, created: u.created, keys: 0, password: false }),
+        Json(UserOut {
+            name: u.name,
+            role: u.role.name().into(),
+            locked: u.locked,
+            created: u.created,
+            keys: 0,
+            password: false,
+        }),
     ))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn remove_user(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode> {
+async fn remove_user(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
     api.svc.remove_user(&auth.p, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/users/{name}/role", params(("name" = String, Path)), request_body = RoleIn, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn set_role(State(api): State<Api>, auth: Auth, Path(name): Path<String>, Body(body): Body<RoleIn>) -> Result<StatusCode> {
+async fn set_role(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Body(body): Body<RoleIn>,
+) -> Result<StatusCode> {
     api.svc.set_role(&auth.p, &name, role(&body.role)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/users/{name}/keys", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = [KeyOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn keys(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<Vec<KeyOut>>> {
-    Ok(Json(api.svc.keys(&auth.p, &name)?.into_iter().map(key_out).collect()))
+async fn keys(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<KeyOut>>> {
+    Ok(Json(
+        api.svc
+            .keys(&auth.p, &name)?
+            .into_iter()
+            .map(key_out)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/users/{name}/keys", params(("name" = String, Path)), request_body = KeyIn, security(("bearer" = [])),
@@ -141,36 +180,60 @@ async fn add_key(
     Path(name): Path<String>,
     Body(body): Body<KeyIn>,
 ) -> Result<(StatusCode, Json<KeyOut>)> {
-    Ok((StatusCode::CREATED, Json(key_out(api.svc.add_key(&auth.p, &name, &body.key)?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(key_out(api.svc.add_key(&auth.p, &name, &body.key)?)),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{name}/keys", params(("name" = String, Path), FingerprintQuery), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn remove_key(State(api): State<Api>, auth: Auth, Path(name): Path<String>, Q(q): Q<FingerprintQuery>) -> Result<StatusCode> {
+async fn remove_key(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Q(q): Q<FingerprintQuery>,
+) -> Result<StatusCode> {
     api.svc.remove_key(&auth.p, &name, &q.fingerprint)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_lock(api: Api, auth: Auth, name: String, locked: bool) -> Result<Json<LockOut>> {
     let ended = api.svc.set_locked(&auth.p, &name, locked)?;
-    Ok(Json(LockOut { user: name, locked, sessions_ended: ended }))
+    Ok(Json(LockOut {
+        user: name,
+        locked,
+        sessions_ended: ended,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/users/{name}/lock", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = LockOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn lock(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<LockOut>> {
+async fn lock(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<LockOut>> {
     set_lock(api, auth, name, true).await
 }
 
 #[utoipa::path(post, path = "/v1/users/{name}/unlock", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = LockOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn unlock(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<Json<LockOut>> {
+async fn unlock(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<LockOut>> {
     set_lock(api, auth, name, false).await
 }
 
 #[utoipa::path(post, path = "/v1/users/{name}/revoke", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
-async fn revoke(State(api): State<Api>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode> {
+async fn revoke(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
     api.svc.revoke_tokens(&auth.p, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
