@@ -773,3 +773,6 @@ fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {
         Ok((File::from_raw_fd(m), File::from_raw_fd(sl)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -138,3 +138,48 @@ pub fn router() -> Router<Api> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_but_the_public_ones_asks_for_a_bearer_token_in_the_document() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let public = [
+            "/v1/health",
+            "/v1/auth/login",
+            "/v1/auth/refresh",
+            "/v1/openapi.json",
+        ];
+        let mut wrong = Vec::new();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(
+            paths.len() >= 25,
+            "{} paths: the routers were not all merged",
+            paths.len()
+        );
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let bearer = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+                if bearer == public.contains(&path.as_str()) {
+                    wrong.push(format!("{method} {path}"));
+                }
+                if !bearer {
+                    continue;
+                }
+                let answers = op["responses"].as_object().unwrap();
+                if !answers.contains_key("401") || !answers.contains_key("429") {
+                    wrong.push(format!("{method} {path} does not document 401 and 429"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:?}");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+}

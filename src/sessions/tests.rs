@@ -1,0 +1,166 @@
+//! The hub with real PTYs and real commands (started unconfined: see [`Launcher`]), driven
+//! as the faces drive it: output reaches viewers, input reaches the command, a slow viewer
+//! costs bounded memory, the viewer limit holds, and an ended session is gone with its tree.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::paths::DataDir;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    hub: Arc<Hub>,
+}
+
+fn hub() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("data"));
+    data.ensure().unwrap();
+    let store = Arc::new(Store::open(&data.database()).unwrap());
+    let audit =
+        Arc::new(AuditLog::open(&data.audit_log(), vec![7; 32], Default::default(), true).unwrap());
+    let recorder = Arc::new(
+        Recorder::new(
+            data.root.join("recordings"),
+            crate::record::Keyring::new(&data),
+            crate::record::FailurePolicy::Strict,
+            false,
+            false,
+        )
+        .unwrap(),
+    );
+    let hub = Hub::new(Launcher::Unconfined, Vec::new(), audit, recorder, store);
+    Fixture { dir, hub }
+}
+
+impl Fixture {
+    fn start(&self, command: &[&str]) -> Arc<Session> {
+        let spec = Spec {
+            owner: "alice".into(),
+            owner_id: 1,
+            name: String::new(),
+            confinement: Confinement {
+                profile: "default".into(),
+                workspace: self.dir.path().to_path_buf(),
+                home: self.dir.path().to_path_buf(),
+                account: None,
+                user: "alice".into(),
+            },
+            command: command.iter().map(|s| s.to_string()).collect(),
+            cols: 80,
+            rows: 24,
+            term: "xterm".into(),
+        };
+        self.hub.create(spec).unwrap()
+    }
+}
+
+/// Waits (at most 20 s) until `done` holds.
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn what_is_typed_reaches_the_command_and_what_it_prints_reaches_a_viewer() {
+    let f = hub();
+    let s = f.start(&["cat"]);
+    let v = s.attach(true, 1, 4, false).unwrap();
+    s.input(b"hello there\r").unwrap();
+    let mut seen = Vec::new();
+    until("the echo", || {
+        seen.extend(v.drain());
+        String::from_utf8_lossy(&seen)
+            .matches("hello there")
+            .count()
+            >= 2
+    });
+    assert!(
+        s.screen_rows().iter().any(|r| r.contains("hello there")),
+        "the screen holds it too"
+    );
+    s.kill();
+}
+
+#[test]
+fn a_viewer_that_reads_nothing_holds_at_most_its_budget_and_then_the_screen() {
+    let f = hub();
+    let s = f.start(&[
+        "sh",
+        "-c",
+        "head -c 4000000 /dev/zero | tr '\\0' x; echo; echo finished",
+    ]);
+    let v = s.attach(false, 1, 4, false).unwrap();
+    until("the command's end", || s.exit_status().is_some());
+    let queued = v.drain();
+    assert!(
+        queued.len() <= VIEWER_BUDGET,
+        "{} bytes queued for a viewer that read nothing",
+        queued.len()
+    );
+    let mut screen = vt100::Parser::new(nz(24), nz(80), 0);
+    screen.process(&queued);
+    assert!(
+        screen.screen().contents().contains("finished"),
+        "what it is sent instead of the backlog draws the screen as it is"
+    );
+}
+
+#[test]
+fn a_session_refuses_a_viewer_past_its_limit_and_takes_one_after_a_detach() {
+    let f = hub();
+    let s = f.start(&["cat"]);
+    let first = s.attach(false, 1, 2, false).unwrap();
+    let _second = s.attach(true, 2, 2, false).unwrap();
+    let Err(refused) = s.attach(false, 3, 2, false) else {
+        panic!("a third viewer joined")
+    };
+    assert!(
+        matches!(refused, SessionError::Full { max: 2, .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("[sessions] max_viewers"),
+        "the message names the setting: {refused}"
+    );
+    s.detach(&first);
+    assert!(s.attach(false, 3, 2, false).is_ok());
+    s.kill();
+}
+
+#[test]
+fn an_ended_session_leaves_the_hub_and_no_process_behind() {
+    let f = hub();
+    let s = f.start(&["sh", "-c", "sleep 1000 & sleep 1000"]);
+    let group = s.pid;
+    until("the shell and its two sleeps", || {
+        living_in_group(group) == 3
+    });
+    s.kill();
+    until("the session's end", || {
+        s.exit_status().is_some() && f.hub.get(s.id).is_none()
+    });
+    until("the group's end", || living_in_group(group) == 0);
+}
+
+/// Processes of process group `pgid` that are not zombies (a zombie is only waiting for
+/// its new parent to reap it).
+fn living_in_group(pgid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // After the command's name in parentheses: state, ppid, pgrp.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .count()
+}
