@@ -1472,9 +1472,11 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
     };
     let (k, u) = (median(&mut known), median(&mut unknown));
     // An Argon2 verification takes tens of milliseconds; a refusal without one takes about
-    // one. The medians must be within a few milliseconds (or a fifth) of each other.
+    // one, a twentieth or less. The property is the ratio, not a time: an unknown name must
+    // cost at least half of what a known one does, and not more than twice (a loaded machine
+    // stretches both alike).
     assert!(
-        (k - u).abs() < (0.005f64).max(0.2 * k),
+        u > 0.5 * k && u < 2.0 * k,
         "known {k:.4} s, unknown {u:.4} s"
     );
 }
@@ -1517,12 +1519,12 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    // The host notices the closed connections on its own time; until it has, their places are
+    // still taken and a fourth connection would be closed.
     drop(conns);
-    assert_eq!(
-        http(&h, "GET", "/v1/health", None, None).status,
-        200,
-        "the places are given back"
-    );
+    wait_until("the places to be given back", || {
+        http(&h, "GET", "/v1/health", None, None).status == 200
+    });
 }
 
 #[test]
