@@ -15,8 +15,8 @@ mod throttle;
 mod users;
 
 pub use recordings::Filter;
-pub use runs::{RunEnd, RunRequest};
-pub use sessions::NewSession;
+pub use runs::{RunEnd, RunInput, RunRequest};
+pub use sessions::{NewSession, WorkspaceChoices};
 pub use users::UserInfo;
 
 use std::sync::Arc;

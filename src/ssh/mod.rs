@@ -112,6 +112,15 @@ pub struct Conn {
     attached: HashMap<ChannelId, Attached>,
     /// Channels running the TUI: where their input goes.
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
+    /// Channels running `run`: where their data goes (the command's stdin), and how much
+    /// has gone. Dropping the sender is the command's end of input.
+    run_inputs: HashMap<ChannelId, RunStdin>,
+}
+
+/// The standard input of a `run` on one channel.
+struct RunStdin {
+    to: std::sync::mpsc::Sender<Vec<u8>>,
+    sent: u64,
 }
 
 impl Drop for Conn {
@@ -137,6 +146,7 @@ impl Conn {
             ptys: HashMap::new(),
             attached: HashMap::new(),
             tuis: HashMap::new(),
+            run_inputs: HashMap::new(),
         }
     }
 
@@ -584,6 +594,14 @@ impl russh::server::Handler for Conn {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
             return Ok(());
         }
+        if let Some(input) = self.run_inputs.get_mut(&channel) {
+            // Past the limit the runner ends the command; what comes after is not kept.
+            if input.sent <= self.shared.config.run_stdin_limit {
+                input.sent += data.len() as u64;
+                let _ = input.to.send(data.to_vec());
+            }
+            return Ok(());
+        }
         let Some(a) = self.attached.get(&channel) else {
             return Ok(());
         };
@@ -609,12 +627,14 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
-    /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`).
+    /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`);
+    /// a `run`'s command gets its end of input.
     async fn channel_eof(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        self.run_inputs.remove(&channel);
         Ok(())
     }
 
@@ -627,6 +647,7 @@ impl russh::server::Handler for Conn {
         self.detach(channel);
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
+        self.run_inputs.remove(&channel);
         Ok(())
     }
 
