@@ -615,7 +615,9 @@ impl GrantRoot {
             }
         }
         if rest.is_empty() && base == Path::new("/") {
-            return Err(bad("would grant the whole filesystem; name a directory".into()));
+            return Err(bad(
+                "would grant the whole filesystem; name a directory".into()
+            ));
         }
         let written = base.clone();
         if let Ok(canonical) = std::fs::canonicalize(&base) {
@@ -722,17 +724,44 @@ mod tests {
         let data = dir.path().join("data");
         let p = dir.path().join("c.toml");
         for (toml, key, words) in [
-            ("users.alice = [\"src\"]", "workspaces.users.alice", "not an absolute path"),
-            ("roles.developer = [\"/srv/../etc\"]", "workspaces.roles.developer", ".."),
-            ("roles.wizard = [\"/srv\"]", "workspaces.roles.wizard", "wizard"),
-            ("users.bob = [\"/\"]", "workspaces.users.bob", "whole filesystem"),
-            ("users.bob = [\"/srv/{name}\"]", "workspaces.users.bob", "braces"),
+            (
+                "users.alice = [\"src\"]",
+                "workspaces.users.alice",
+                "not an absolute path",
+            ),
+            (
+                "roles.developer = [\"/srv/../etc\"]",
+                "workspaces.roles.developer",
+                "..",
+            ),
+            (
+                "roles.wizard = [\"/srv\"]",
+                "workspaces.roles.wizard",
+                "wizard",
+            ),
+            (
+                "users.bob = [\"/\"]",
+                "workspaces.users.bob",
+                "whole filesystem",
+            ),
+            (
+                "users.bob = [\"/srv/{name}\"]",
+                "workspaces.users.bob",
+                "braces",
+            ),
         ] {
             std::fs::write(&p, format!("[workspaces]\n{toml}\n")).unwrap();
             let e = Config::load(Some(&p), &data).unwrap_err().to_string();
             assert!(e.starts_with(key) && e.contains(words), "{toml}: {e}");
         }
-        std::fs::write(&p, format!("[workspaces]\nusers.bob = [\"{}\"]\n", data.join("x").display())).unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "[workspaces]\nusers.bob = [\"{}\"]\n",
+                data.join("x").display()
+            ),
+        )
+        .unwrap();
         let e = Config::load(Some(&p), &data).unwrap_err().to_string();
         assert!(e.contains("data directory"), "{e}");
     }

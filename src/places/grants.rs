@@ -165,18 +165,14 @@ impl Places {
         if rel.as_os_str().is_empty() {
             return Ok(base);
         }
-        nofollow::open_beneath(
-            base.as_fd_ref(),
-            &rel,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
+        nofollow::open_beneath(base.as_fd_ref(), &rel, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(
+            |e| match e.raw_os_error() {
+                Some(libc::ELOOP) => Refusal::Link(root.path.clone()),
+                Some(libc::ENOTDIR) => Refusal::NotADirectory,
+                Some(libc::ENOENT) => Refusal::Missing,
+                _ => Refusal::Outside,
+            },
         )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => Refusal::Link(root.path.clone()),
-            Some(libc::ENOTDIR) => Refusal::NotADirectory,
-            Some(libc::ENOENT) => Refusal::Missing,
-            _ => Refusal::Outside,
-        })
     }
 }
 

@@ -202,7 +202,7 @@ impl Service {
                 _ => std::process::Stdio::piped(),
             })
             .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
+            .stderr(std::process::Stdio::piped());
             use std::os::unix::process::CommandExt;
             // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
             unsafe {
@@ -369,7 +369,10 @@ mod tests {
     #[test]
     fn input_is_passed_whole_up_to_the_limit_and_refused_past_it() {
         let mut out = Vec::new();
-        assert_eq!(feed(RunInput::Bytes(b"abc".to_vec()), &mut out, 3), Fed::Done);
+        assert_eq!(
+            feed(RunInput::Bytes(b"abc".to_vec()), &mut out, 3),
+            Fed::Done
+        );
         assert_eq!(out, b"abc");
         let (tx, rx) = std::sync::mpsc::channel();
         for c in [&b"ab"[..], b"cd", b"e"] {
