@@ -128,7 +128,7 @@ impl Places {
     pub fn requested_workspace(&self, user: &User, asked: Option<&str>) -> Result<PathBuf> {
         match asked.filter(|a| !a.is_empty()) {
             None => match self.default_workspace(user) {
-                Some(dir) => self.granted_workspace(user, &dir),
+                Some(dir) => Ok(dir),
                 None => self.workspace(user, None),
             },
             Some(a) if a.starts_with('/') => self.granted_workspace(user, Path::new(a)),
@@ -136,12 +136,15 @@ impl Places {
         }
     }
 
-    /// The embedded host's starting directory, for its own user.
+    /// The embedded host's starting directory, for its own user, when their sessions' account
+    /// may use it (as root they run as a uid of their own: a directory only root may write
+    /// leaves them the workspace area instead).
     pub fn default_workspace(&self, user: &User) -> Option<PathBuf> {
-        self.local
-            .as_ref()
-            .filter(|(name, _)| *name == user.name)
-            .map(|(_, dir)| dir.clone())
+        let (name, dir) = self.local.as_ref()?;
+        if *name != user.name {
+            return None;
+        }
+        self.granted_workspace(user, dir).ok()
     }
 
     /// Where a user's plain workspace names live (`<root>/<name>`), without making it.

@@ -258,8 +258,9 @@ fn the_embedded_cordon_started_in_a_project_directory_works_there() {
     std::fs::create_dir(&project).unwrap();
     std::fs::write(project.join("NOTES.txt"), "project notes 42\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
-    // Sessions of a root host run as a uid of their own: it reads the project.
-    for (p, mode) in [(data.path(), 0o755), (&project, 0o755)] {
+    // Sessions of a root host run as a uid of their own, which must be able to use the
+    // project (else the dialog offers the workspace area instead).
+    for (p, mode) in [(data.path(), 0o755), (&project, 0o777)] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     std::fs::set_permissions(

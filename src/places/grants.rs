@@ -51,8 +51,6 @@ struct Root {
     /// The operator part (followed) and the part beneath it (not followed).
     base: PathBuf,
     rest: PathBuf,
-    /// The embedded host's starting directory: its own user's, not checked for access.
-    implicit: bool,
 }
 
 impl Places {
@@ -70,7 +68,6 @@ impl Places {
                     written: dir.clone(),
                     base: dir.clone(),
                     rest: PathBuf::new(),
-                    implicit: true,
                 });
             }
         }
@@ -80,7 +77,6 @@ impl Places {
             written: g.written.join(g.rest_for(&user.name)),
             base: g.base.clone(),
             rest: g.rest_for(&user.name),
-            implicit: false,
         }));
         roots
     }
@@ -142,7 +138,7 @@ impl Places {
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(self.refuse(user, path, Refusal::NotADirectory));
         }
-        if !root.implicit && !usable_by(&st, account) {
+        if !usable_by(&st, account) {
             return Err(PlaceError::NoAccess {
                 path: wanted,
                 uid: st.st_uid,
