@@ -130,13 +130,20 @@ fn two_users_put_and_get_their_own_files_byte_for_byte_and_see_only_their_own() 
             "{user} gets back what they put"
         );
         let on_host = h.workspace(user).join(name);
-        assert_eq!(std::fs::read(&on_host).unwrap(), std::fs::read(file).unwrap());
+        assert_eq!(
+            std::fs::read(&on_host).unwrap(),
+            std::fs::read(file).unwrap()
+        );
         assert_eq!(
             std::fs::metadata(&on_host).unwrap().uid(),
             h.uid(user),
             "{user}'s file belongs to {user}'s session uid"
         );
-        let other = if user == "alice" { "bob.bin" } else { "alice.bin" };
+        let other = if user == "alice" {
+            "bob.bin"
+        } else {
+            "alice.bin"
+        };
         assert!(!out.stdout.contains(other), "{user} sees {other}: {out:?}");
         assert!(out.stdout.contains("home") && out.stdout.contains("workspace"));
     }
@@ -167,15 +174,16 @@ fn two_users_put_and_get_their_own_files_byte_for_byte_and_see_only_their_own() 
     // Audited: each copy, with its path in the tree and its size.
     let written = events(&h, "file.write");
     assert!(
-        written
-            .iter()
-            .any(|e| e["actor"] == "alice" && e["path"] == "/workspace/alice.bin" && e["bytes"] == mb),
+        written.iter().any(|e| e["actor"] == "alice"
+            && e["path"] == "/workspace/alice.bin"
+            && e["bytes"] == mb),
         "{written:?}"
     );
     let read = events(&h, "file.read");
     assert!(
-        read.iter()
-            .any(|e| e["actor"] == "bob" && e["path"] == "/workspace/bob.bin" && e["bytes"] == mb + 123),
+        read.iter().any(|e| e["actor"] == "bob"
+            && e["path"] == "/workspace/bob.bin"
+            && e["bytes"] == mb + 123),
         "{read:?}"
     );
     assert!(!events(&h, "files.start").is_empty());
@@ -189,7 +197,9 @@ fn links_planted_in_a_workspace_are_listed_but_never_followed() {
     let local = tempfile::tempdir().unwrap();
     let x = payload(local.path(), "x", 1000, 3);
     // Both places exist once each has logged in for files.
-    assert_eq!(sftp(&h, &bob, "bob", "put /dev/null keep\n").code, 0);
+    let keep = payload(local.path(), "keep", 10, 1);
+    let out = sftp(&h, &bob, "bob", &format!("put {} keep\n", keep.display()));
+    assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(sftp(&h, &alice, "alice", "ls\n").code, 0);
     let ws = h.workspace("alice");
     std::os::unix::fs::symlink("/etc", ws.join("etc")).unwrap();
@@ -231,7 +241,10 @@ fn links_planted_in_a_workspace_are_listed_but_never_followed() {
     let refused = events(&h, "refused");
     assert!(
         refused.iter().any(|e| e["actor"] == "alice"
-            && e["why"].as_str().unwrap_or_default().contains("symbolic link")),
+            && e["why"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("symbolic link")),
         "{refused:?}"
     );
 }
@@ -255,14 +268,22 @@ fn folders_are_made_renamed_and_removed_within_the_tree_and_audited() {
     assert_eq!(out.code, 0, "{out:?}");
     let d = h.workspace("alice").join("d");
     assert!(!d.join("f").exists() && !d.join("g").exists());
-    assert_eq!(std::fs::read(d.join("notes")).unwrap(), std::fs::read(&f).unwrap());
+    assert_eq!(
+        std::fs::read(d.join("notes")).unwrap(),
+        std::fs::read(&f).unwrap()
+    );
     assert_eq!(
         std::fs::metadata(d.join("notes")).unwrap().mode() & 0o777,
         0o600
     );
     assert_eq!(std::fs::metadata(&d).unwrap().uid(), h.uid("alice"));
     // Nothing above the roots can be made or renamed into.
-    for cmd in ["mkdir /newroot", "rename d /etc/d", "rmdir /workspace", "rename /home /h"] {
+    for cmd in [
+        "mkdir /newroot",
+        "rename d /etc/d",
+        "rmdir /workspace",
+        "rename /home /h",
+    ] {
         let out = sftp(&h, &alice, "alice", &format!("{cmd}\n"));
         assert_ne!(out.code, 0, "{cmd}: {out:?}");
     }
@@ -293,7 +314,13 @@ fn scp_copies_over_sftp_and_legacy_scp_and_viewers_are_refused() {
     let local = tempfile::tempdir().unwrap();
     let f = payload(local.path(), "f", 200_000, 9);
     let back = local.path().join("back");
-    let out = scp(&h, &alice, &[], &f.display().to_string(), "alice@127.0.0.1:f");
+    let out = scp(
+        &h,
+        &alice,
+        &[],
+        &f.display().to_string(),
+        "alice@127.0.0.1:f",
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let out = scp(
         &h,
@@ -305,19 +332,34 @@ fn scp_copies_over_sftp_and_legacy_scp_and_viewers_are_refused() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(&back).unwrap());
 
-    let out = scp(&h, &alice, &["-O"], &f.display().to_string(), "alice@127.0.0.1:g");
+    let out = scp(
+        &h,
+        &alice,
+        &["-O"],
+        &f.display().to_string(),
+        "alice@127.0.0.1:g",
+    );
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("legacy scp"), "{out:?}");
     assert!(!h.workspace("alice").join("g").exists());
 
     let out = sftp(&h, &viewer, "vera", "ls\n");
     assert_ne!(out.code, 0, "{out:?}");
-    let out = scp(&h, &viewer, &[], &f.display().to_string(), "vera@127.0.0.1:f");
+    let out = scp(
+        &h,
+        &viewer,
+        &[],
+        &f.display().to_string(),
+        "vera@127.0.0.1:f",
+    );
     assert_ne!(out.code, 0, "{out:?}");
     assert!(!h.workspace("vera").join("f").exists());
     assert!(
         events(&h, "refused").iter().any(|e| e["actor"] == "vera"
-            && e["why"].as_str().unwrap_or_default().contains("may not copy files")),
+            && e["why"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("may not copy files")),
         "the viewer's refusal is audited"
     );
 }

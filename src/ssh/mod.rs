@@ -725,7 +725,7 @@ impl russh::server::Handler for Conn {
         };
         session.channel_success(channel)?;
         russh_sftp::server::run_with_config(
-            stream.into_stream(),
+            sftp::Ending::new(stream.into_stream(), session.handle(), channel),
             sftp::Sftp::new(files),
             russh_sftp::server::Config {
                 max_client_packet_len: sftp::MAX_PACKET,

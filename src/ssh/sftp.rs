@@ -3,7 +3,11 @@
 //! which checks the caller, acts as them and audits. What SFTP v3 asks and the session
 //! does not offer (links, owners, extensions) is answered "unsupported".
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
@@ -40,6 +44,69 @@ impl Sftp {
             Ok(Err(e)) => Err(status(&e)),
             Err(_) => Err(StatusCode::Failure.into()),
         }
+    }
+}
+
+type Stream = russh::ChannelStream<russh::server::Msg>;
+
+/// The channel's stream, which says how the subsystem ended before it goes: dropping the
+/// stream closes the channel, and scp wants exit status 0 first (sftp-server's).
+pub struct Ending {
+    stream: Option<Stream>,
+    handle: russh::server::Handle,
+    channel: russh::ChannelId,
+}
+
+impl Ending {
+    pub fn new(stream: Stream, handle: russh::server::Handle, channel: russh::ChannelId) -> Ending {
+        Ending {
+            stream: Some(stream),
+            handle,
+            channel,
+        }
+    }
+
+    fn inner(&mut self) -> Pin<&mut Stream> {
+        Pin::new(self.stream.as_mut().expect("held until dropped"))
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let (handle, channel, stream) = (self.handle.clone(), self.channel, self.stream.take());
+        tokio::spawn(async move {
+            let _ = handle.exit_status_request(channel, 0).await;
+            let _ = handle.eof(channel).await;
+            drop(stream);
+        });
+    }
+}
+
+impl AsyncRead for Ending {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.get_mut().inner().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Ending {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().inner().poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().inner().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().inner().poll_shutdown(cx)
     }
 }
 
