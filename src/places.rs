@@ -256,6 +256,18 @@ impl Places {
         Ok(path)
     }
 
+    /// The user's places as open directories, for copying files in and out: their
+    /// workspace folder first (where relative paths start), then their home (each made and
+    /// checked as for a session: a directory, not a link, owned by the user's account), then
+    /// the `[workspaces]` roots granted to them that exist and their account may use.
+    pub fn file_roots(&self, user: &User) -> Result<Vec<(String, OwnedFd)>> {
+        let workspace = self.user_dir(&self.workspaces, user)?.1;
+        let home = self.user_dir(&self.homes, user)?.1;
+        let mut roots = vec![("workspace".into(), workspace), ("home".into(), home)];
+        roots.extend(self.granted_file_roots(user)?);
+        Ok(roots)
+    }
+
     /// Writes `bytes` as `exports/<file>` in the user's workspace, where they and their
     /// sessions find it: the folder and the file are reached without following links, and
     /// the file is written aside and renamed into place, so a link planted at its name is

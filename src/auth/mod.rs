@@ -55,12 +55,22 @@ impl FromStr for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     CreateSession,
-    AttachSession { own: bool },
-    ObserveSession { own: bool },
-    EndSession { own: bool },
+    AttachSession {
+        own: bool,
+    },
+    ObserveSession {
+        own: bool,
+    },
+    EndSession {
+        own: bool,
+    },
     ListSessions,
     RunCommand,
-    ReadRecording { own: bool },
+    /// Copy files in and out of one's own home and workspaces (SFTP, scp).
+    TransferFiles,
+    ReadRecording {
+        own: bool,
+    },
     ReadAudit,
     ManageUsers,
 }
@@ -71,7 +81,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
     use Role::*;
     match (role, action) {
         (Admin, _) => true,
-        (Developer, CreateSession | RunCommand | ListSessions) => true,
+        (Developer, CreateSession | RunCommand | TransferFiles | ListSessions) => true,
         (
             Developer,
             AttachSession { own }
@@ -114,6 +124,7 @@ mod tests {
             assert!(!allowed(r, Action::CreateSession));
             assert!(!allowed(r, Action::AttachSession { own: true }));
             assert!(!allowed(r, Action::RunCommand));
+            assert!(!allowed(r, Action::TransferFiles));
             assert!(!allowed(r, Action::ManageUsers));
             assert!(allowed(r, Action::ObserveSession { own: false }));
         }

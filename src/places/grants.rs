@@ -150,6 +150,51 @@ impl Places {
             .map_err(|e| PlaceError::Io(format!("naming {}: {e}", wanted.display())))
     }
 
+    /// The granted roots that exist and that `user`'s account may use, each named by its
+    /// last component (made unique) and held by a descriptor opened without links beneath
+    /// the operator's part: what SFTP shows beside `/workspace` and `/home`. A root that is
+    /// missing, a link or unusable is left out, not an error (the user may not have made it).
+    pub fn granted_file_roots(&self, user: &User) -> Result<Vec<(String, OwnedFd)>, PlaceError> {
+        let account = match self.account(user)? {
+            Some(a) => a,
+            // SAFETY: geteuid and getegid cannot fail.
+            None => unsafe {
+                Account {
+                    uid: libc::geteuid(),
+                    gid: libc::getegid(),
+                }
+            },
+        };
+        let mut named: Vec<(String, OwnedFd)> = Vec::new();
+        for root in self.roots(user) {
+            let Ok(fd) = self.open_beneath_root(&root, Path::new("")) else {
+                continue;
+            };
+            let usable = nofollow::stat(fd.as_fd_ref())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR && usable_by(&st, account))
+                .unwrap_or(false);
+            if !usable {
+                continue;
+            }
+            let last = root
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| super::valid_workspace_name(n))
+                .unwrap_or_else(|| "granted".to_string());
+            let taken =
+                |n: &str| n == "workspace" || n == "home" || named.iter().any(|(m, _)| m == n);
+            let mut name = last.clone();
+            let mut k = 2;
+            while taken(&name) {
+                name = format!("{last}-{k}");
+                k += 1;
+            }
+            named.push((name, fd));
+        }
+        Ok(named)
+    }
+
     /// Opens `beneath` (plain components) under `root` without following any link below
     /// the operator's part.
     fn open_beneath_root(&self, root: &Root, beneath: &Path) -> Result<OwnedFd, Refusal> {

@@ -902,6 +902,31 @@ fn rows() -> Vec<Row> {
             [done(&[Logout]); 4],
         ),
         row(
+            "copy files in and out of their own home and workspace",
+            |c| {
+                let files = c.h.svc.open_files(&c.me)?;
+                files.mkdir("/workspace/in", None)?;
+                let h = files.open(
+                    "in/f",
+                    crate::files::OpenMode {
+                        write: true,
+                        create: true,
+                        ..Default::default()
+                    },
+                    None,
+                )?;
+                files.write(h, 0, b"bytes".to_vec())?;
+                files.close(h)?;
+                Ok(())
+            },
+            [
+                done(&[FilesStart, FileMkdir, FileWrite, FilesEnd]),
+                done(&[FilesStart, FileMkdir, FileWrite, FilesEnd]),
+                NO,
+                NO,
+            ],
+        ),
+        row(
             "open and close the TUI",
             |c| {
                 c.h.svc.tui_opened(&c.me);
@@ -998,6 +1023,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("runs.rs"),
         include_str!("users.rs"),
         include_str!("host.rs"),
+        include_str!("files.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

@@ -7,6 +7,7 @@
 //! connection), and [`Service::maintain`] ends what a caller may no longer do while it
 //! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
 
+mod files;
 mod host;
 mod recordings;
 mod runs;
@@ -14,6 +15,7 @@ mod sessions;
 mod throttle;
 mod users;
 
+pub use files::FileSession;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
 pub use sessions::{NewSession, WorkspaceChoices};

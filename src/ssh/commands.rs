@@ -95,6 +95,17 @@ pub async fn dispatch(
             )
         }
     };
+    // `scp -O` (and scp before OpenSSH 9.0) runs a remote `scp`; cordon copies files only
+    // over SFTP, which scp uses by default.
+    if cmd == "scp" {
+        return conn.finish(
+            channel,
+            session,
+            "",
+            "cordon: legacy scp (scp -O) is not offered; use scp without -O, or sftp: both copy over SFTP\n",
+            2,
+        );
+    }
     let args = match parse_args(&rest) {
         Ok(a) => a,
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {cmd}: {e}\n"), 2),

@@ -9,6 +9,7 @@
 
 mod commands;
 mod listen;
+mod sftp;
 
 pub use listen::serve;
 
@@ -110,6 +111,10 @@ pub struct Conn {
     channels: HashSet<ChannelId>,
     ptys: HashMap<ChannelId, PtyInfo>,
     attached: HashMap<ChannelId, Attached>,
+    /// Channels opened but not given a request yet: kept so that an SFTP subsystem can read
+    /// its channel as a stream; dropped at any other request (whose data comes to
+    /// [`russh::server::Handler::data`]).
+    opened: HashMap<ChannelId, Channel<Msg>>,
     /// Channels running the TUI: where their input goes.
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
     /// Channels running `run`: where their data goes (the command's stdin), and how much
@@ -145,6 +150,7 @@ impl Conn {
             channels: HashSet::new(),
             ptys: HashMap::new(),
             attached: HashMap::new(),
+            opened: HashMap::new(),
             tuis: HashMap::new(),
             run_inputs: HashMap::new(),
         }
@@ -494,6 +500,7 @@ impl russh::server::Handler for Conn {
             return Ok(());
         }
         self.channels.insert(channel.id());
+        self.opened.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
     }
@@ -559,6 +566,7 @@ impl russh::server::Handler for Conn {
         channel: ChannelId,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        self.opened.remove(&channel);
         if !self.ptys.contains_key(&channel) {
             return self.finish(
                 channel,
@@ -580,6 +588,7 @@ impl russh::server::Handler for Conn {
         data: &[u8],
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        self.opened.remove(&channel);
         let line = String::from_utf8_lossy(data).into_owned();
         commands::dispatch(self, channel, &line, session).await
     }
@@ -644,6 +653,7 @@ impl russh::server::Handler for Conn {
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.opened.remove(&channel);
         self.detach(channel);
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
@@ -701,19 +711,48 @@ impl russh::server::Handler for Conn {
         Ok(false)
     }
 
+    /// `sftp` (which `scp` uses too): the caller's home and workspace, acting as them,
+    /// through the service's file session. Any other subsystem is refused.
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
         name: &str,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.audit(
-            AuditEvent::new(Kind::Refused, self.actor())
-                .with("what", "subsystem")
-                .with("name", name.to_string())
-                .with("address", self.peer.clone()),
-        );
-        session.channel_failure(channel)?;
+        let stream = self.opened.remove(&channel);
+        if name != "sftp" {
+            self.audit(
+                AuditEvent::new(Kind::Refused, self.actor())
+                    .with("what", "subsystem")
+                    .with("name", name.to_string())
+                    .with("address", self.peer.clone()),
+            );
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        let (Some(stream), Ok(p)) = (stream, self.principal()) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        let svc = self.shared.service.clone();
+        let files = match tokio::task::spawn_blocking(move || svc.open_files(&p)).await {
+            Ok(Ok(files)) => files,
+            // Refused (audited by the service) or failed: the client says the subsystem
+            // request failed.
+            _ => {
+                session.channel_failure(channel)?;
+                return Ok(());
+            }
+        };
+        session.channel_success(channel)?;
+        russh_sftp::server::run_with_config(
+            sftp::Ending::new(stream.into_stream(), session.handle(), channel),
+            sftp::Sftp::new(files),
+            russh_sftp::server::Config {
+                max_client_packet_len: sftp::MAX_PACKET,
+            },
+        )
+        .await;
         Ok(())
     }
 
