@@ -416,8 +416,32 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "end their own session",
-            |c| c.h.svc.end_session(&c.me, c.my_session),
-            [done(&[SessionKill]), done(&[SessionKill]), NO, NO],
+            |c| {
+                let ended = c.h.svc.end_session(&c.me, c.my_session);
+                // The session's end is audited by its reader thread when the process is
+                // gone, in its owner's name: waited for, so that it is always counted.
+                if ended.is_ok() {
+                    let start = std::time::Instant::now();
+                    let audited = || {
+                        crate::audit::read::latest(&c.h.svc.dir.audit_log(), 50, None, u64::MAX)
+                            .iter()
+                            .any(|e| {
+                                e["event"] == "session.end"
+                                    && e["session"].as_u64() == Some(c.my_session)
+                            })
+                    };
+                    while !audited() && start.elapsed() < std::time::Duration::from_secs(10) {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+                ended
+            },
+            [
+                done(&[SessionKill, SessionEnd]),
+                done(&[SessionKill, SessionEnd]),
+                NO,
+                NO,
+            ],
         ),
         row(
             "end another's session",
