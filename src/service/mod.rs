@@ -10,12 +10,14 @@
 mod host;
 mod recordings;
 mod runs;
+mod secrets;
 mod sessions;
 mod throttle;
 mod users;
 
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunRequest};
+pub use secrets::{Scope, SecretInfo};
 pub use sessions::NewSession;
 pub use users::UserInfo;
 
@@ -211,6 +213,8 @@ pub struct Service {
     places: Places,
     /// API token signing and checking.
     tokens: Arc<crate::tokens::Tokens>,
+    /// The key secrets for sessions are sealed with.
+    vault: crate::vault::Vault,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -271,6 +275,7 @@ impl Service {
             audit,
             hub,
             places,
+            vault: crate::vault::Vault::new(&dir),
             dir,
             tokens,
             runs: runs::Runs::default(),

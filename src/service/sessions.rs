@@ -95,12 +95,20 @@ impl Service {
         let account = self.places.account(&user).map_err(place)?;
         let home = self.places.home(&user).map_err(place)?;
         let workspace = self.places.workspace(&user, workspace).map_err(place)?;
+        // The names the profile asks for; a profile that does not load gets none here (the
+        // sandbox refuses it with the reason).
+        let names = sandbox::profile::Search::standard()
+            .load(&profile)
+            .map(|p| p.env_secrets)
+            .unwrap_or_default();
+        let secrets = self.session_secrets(user.id, &names)?;
         Ok(Confinement {
             profile,
             workspace,
             home,
             account,
             user: user.name,
+            secrets,
         })
     }
 
@@ -119,6 +127,12 @@ impl Service {
             .collect();
         let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
         let profile = confinement.profile.clone();
+        let secrets: Vec<String> = confinement
+            .secrets
+            .given
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
         let spec = Spec {
             owner: p.user.clone(),
             owner_id: p.user_id,
@@ -139,7 +153,8 @@ impl Service {
             p.stamp(AuditEvent::new(Kind::SessionCreate, p.user.clone()))
                 .with("session", s.id)
                 .with("profile", profile)
-                .with("command", s.command.join(" ")),
+                .with("command", s.command.join(" "))
+                .with("secrets", secrets),
         );
         Ok(s)
     }

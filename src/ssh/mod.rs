@@ -112,6 +112,8 @@ pub struct Conn {
     attached: HashMap<ChannelId, Attached>,
     /// Channels running the TUI: where their input goes.
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
+    /// Channels of `secret set` reading their value until the end of input.
+    secret_inputs: HashMap<ChannelId, commands::SecretInput>,
 }
 
 impl Drop for Conn {
@@ -137,7 +139,18 @@ impl Conn {
             ptys: HashMap::new(),
             attached: HashMap::new(),
             tuis: HashMap::new(),
+            secret_inputs: HashMap::new(),
         }
+    }
+
+    /// Whether the client asked for a terminal on this channel.
+    fn has_pty(&self, channel: ChannelId) -> bool {
+        self.ptys.contains_key(&channel)
+    }
+
+    /// Keeps what the channel sends as a secret's value until its end of input.
+    fn await_secret(&mut self, channel: ChannelId, input: commands::SecretInput) {
+        self.secret_inputs.insert(channel, input);
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -584,6 +597,10 @@ impl russh::server::Handler for Conn {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
             return Ok(());
         }
+        if let Some(input) = self.secret_inputs.get_mut(&channel) {
+            input.push(data);
+            return Ok(());
+        }
         let Some(a) = self.attached.get(&channel) else {
             return Ok(());
         };
@@ -612,9 +629,12 @@ impl russh::server::Handler for Conn {
     /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`).
     async fn channel_eof(
         &mut self,
-        _channel: ChannelId,
-        _session: &mut SshSession,
+        channel: ChannelId,
+        session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        if let Some(input) = self.secret_inputs.remove(&channel) {
+            return commands::secret_input_done(self, channel, session, input);
+        }
         Ok(())
     }
 
@@ -627,6 +647,7 @@ impl russh::server::Handler for Conn {
         self.detach(channel);
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
+        self.secret_inputs.remove(&channel);
         Ok(())
     }
 
