@@ -14,8 +14,6 @@ mod paths;
 mod places;
 mod process;
 mod record;
-// Not used yet: the recorder will redact a session's secrets with it.
-#[allow(dead_code)]
 mod redact;
 mod secrets;
 mod serve;

@@ -117,11 +117,6 @@ impl std::fmt::Debug for SessionSecrets {
 }
 
 impl SessionSecrets {
-    /// The values, for the recording's redactor.
-    pub fn values(&self) -> Vec<Vec<u8>> {
-        self.given.iter().map(|(_, v)| v.to_vec()).collect()
-    }
-
     /// A memfd holding the payload `cordon sandbox --secrets-fd` reads (close-on-exec here;
     /// the child's copy is made inheritable at the fd the argument names).
     pub fn memfd(&self) -> std::io::Result<std::fs::File> {

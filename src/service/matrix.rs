@@ -836,7 +836,7 @@ fn rows() -> Vec<Row> {
             "set their own secret",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.me, &own(c), "API_KEY", b"v")
+                    .set_secret(&c.me, &own(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             [done(&[SecretSet]), done(&[SecretSet]), NO, NO],
@@ -845,7 +845,7 @@ fn rows() -> Vec<Row> {
             "list their own secrets",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"v")
+                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             move |c| {
@@ -858,7 +858,7 @@ fn rows() -> Vec<Row> {
             "remove their own secret",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"v")
+                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             move |c| c.h.svc.remove_secret(&c.me, &own(c), "API_KEY"),
@@ -868,7 +868,7 @@ fn rows() -> Vec<Row> {
             "set another's secret",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.me, &theirs(c), "API_KEY", b"v")
+                    .set_secret(&c.me, &theirs(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             [done(&[SecretSet]), NO, NO, NO],
@@ -877,7 +877,7 @@ fn rows() -> Vec<Row> {
             "list another's secrets",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"v")
+                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             move |c| c.h.svc.secrets(&c.me, &theirs(c)).map(drop),
@@ -887,7 +887,7 @@ fn rows() -> Vec<Row> {
             "remove another's secret",
             move |c| {
                 c.h.svc
-                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"v")
+                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"value-0123")
                     .map(drop)
             },
             move |c| c.h.svc.remove_secret(&c.me, &theirs(c), "API_KEY"),
@@ -898,7 +898,7 @@ fn rows() -> Vec<Row> {
             |c| {
                 let name = format!("GLOBAL_{}", c.me.user_id);
                 c.h.svc
-                    .set_secret(&c.me, &Scope::Global, &name, b"v")
+                    .set_secret(&c.me, &Scope::Global, &name, b"value-0123")
                     .map(drop)
             },
             [done(&[SecretSet]), NO, NO, NO],
@@ -913,7 +913,7 @@ fn rows() -> Vec<Row> {
             |c| {
                 let name = format!("GLOBAL_{}", c.me.user_id);
                 c.h.svc
-                    .set_secret(&c.h.admin, &Scope::Global, &name, b"v")
+                    .set_secret(&c.h.admin, &Scope::Global, &name, b"value-0123")
                     .map(drop)
             },
             |c| {

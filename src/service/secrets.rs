@@ -192,6 +192,12 @@ fn check_value(name: &str, value: &[u8]) -> Result<()> {
             "the value of {name} is empty; to drop it: cordon secret rm {name}"
         )));
     }
+    if value.len() < crate::redact::MIN_SECRET {
+        return Err(Error::Invalid(format!(
+            "the value of {name} is shorter than {} bytes: so short a value turns up in ordinary output by chance and cannot be kept out of recordings",
+            crate::redact::MIN_SECRET
+        )));
+    }
     if value.len() > sandbox::secrets::MAX_VALUE {
         return Err(Error::Invalid(format!(
             "the value of {name} is {} bytes; a secret holds at most 64 KiB",

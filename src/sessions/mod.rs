@@ -578,7 +578,31 @@ impl Hub {
                     hold: false,
                 })
                 .map_err(SessionError::Catalogue)?;
-            let (lane, pending) = Lane::new(header.id, writer, self.recorder.policy);
+            let secrets: Vec<&[u8]> = spec
+                .confinement
+                .secrets
+                .given
+                .iter()
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            let (lane, pending) = Lane::new(
+                header.id,
+                writer,
+                self.recorder.policy,
+                &secrets,
+                (spec.cols, spec.rows),
+            );
+            for i in lane.skipped() {
+                let (name, value) = &spec.confinement.secrets.given[i];
+                // Set before values under 8 bytes were refused, or longer than the redactor
+                // takes: said on the host's log (the value is not).
+                eprintln!(
+                    "cordon: session {id}: the secret {name} ({} bytes) is not redacted from the recording (only values of {} to {} bytes are)",
+                    value.len(),
+                    crate::redact::MIN_SECRET,
+                    crate::redact::MAX_SECRET
+                );
+            }
             (lane, Some(pending))
         } else {
             (Lane::off(), None)
