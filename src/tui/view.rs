@@ -674,10 +674,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             ),
             k("o", "observe (read-only)"),
             k("r  x", "rename, end"),
-            k(
-                "S",
-                "secrets for your sessions: add, replace, remove (g: global)",
-            ),
+            k("S", "secrets for sessions (a add, d remove, g global)"),
         ]),
         (Tab::Recordings, _) => lines.extend([
             Line::styled("Recordings", bold()),
