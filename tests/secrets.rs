@@ -443,7 +443,10 @@ fn a_session_that_prints_its_secret_leaves_it_nowhere_in_the_data_directory_nor_
             String::from_utf8_lossy(&exported)
         );
     }
-    assert!(String::from_utf8_lossy(&exported).contains("done"));
+    let exported = String::from_utf8_lossy(&exported);
+    assert!(exported.contains("done"), "{exported}");
+    // The whole value, the value written in two parts, and its base64: three markers.
+    assert_eq!(exported.matches("[redacted]").count(), 3, "{exported}");
     let out = h.cordon(&["rec", "search", &value[..12]]);
     assert!(!out.stdout.contains(&value[..12]), "{out:?}");
     let asciicast = output(&mut h.command(&["rec", "export", &id]));

@@ -558,6 +558,37 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_names_appended_along_extends_and_never_ones_the_sandbox_controls() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "parent", "[env]\nsecrets = [\"A_KEY\"]\n");
+        write(
+            dir.path(),
+            "child",
+            "extends = \"parent\"\n[env]\nsecrets = [\"B_TOKEN\", \"A_KEY\"]\n",
+        );
+        let search = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        let profile = search.load("child").unwrap();
+        assert_eq!(profile.env_secrets, vec!["A_KEY", "B_TOKEN"]);
+        for bad in ["LD_PRELOAD", "PATH", "lower"] {
+            let p = write(
+                dir.path(),
+                "bad",
+                &format!("[env]\nsecrets = [\"{bad}\"]\n"),
+            );
+            let e = Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("env.secrets"), "{bad}: {e}");
+        }
+        let claude = Search::shipped_only().load("claude").unwrap();
+        assert!(claude
+            .env_secrets
+            .contains(&"ANTHROPIC_API_KEY".to_string()));
+    }
+
+    #[test]
     fn a_bad_port_in_a_multi_line_array_names_the_array_and_the_ports_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
