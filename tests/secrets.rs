@@ -371,7 +371,7 @@ fn a_session_that_prints_its_secret_leaves_it_nowhere_in_the_data_directory_nor_
     let script = "sleep 2; K=$TEST_API_KEY; echo whole:$K; printf %s \"${K:0:10}\"; sleep 0.3; printf \"%s\\n\" \"${K:10}\"; printf %s \"$K\" | base64; echo done";
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
-    let mut session = Command::new(&argv[0])
+    let session = Command::new(&argv[0])
         .args(&argv[1..])
         .args([
             "new",
