@@ -71,7 +71,7 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         // not set: the session starts anyway, without them.
         for name in &policy.secrets {
             if !given.iter().any(|(k, _)| k == name) {
-                eprintln!("cordon: no secret {name} is set for you; the session runs without it (cordon secret set {name})");
+                eprintln!("cordon: no secret {name} is set for you or globally; this runs without it (set it with `secret set {name}` over SSH, S in the TUI, or PUT /v1/secrets/{name})");
             }
         }
     }
