@@ -52,6 +52,14 @@ pub struct Config {
     /// Record sessions at all (default true).
     pub recording_enabled: bool,
     pub run_output_cap: u64,
+    /// Bytes of standard input a `run` command may be given (`[runner] stdin_limit`).
+    pub run_stdin_limit: u64,
+    /// `[workspaces]`: the path roots users may name as a workspace.
+    pub workspace_grants: WorkspaceGrants,
+    /// The embedded host (`cordon` with no arguments): its OS user's name and the directory
+    /// it was started in, that user's default workspace and implicitly granted to them. Not
+    /// read from the file.
+    pub local_workspace: Option<(String, PathBuf)>,
     /// The unix socket `cordon tui` connects to (None: off).
     pub tui_socket: Option<PathBuf>,
     /// The HTTP API: TCP address and unix socket (None: off), token signing, rate limits.
@@ -89,6 +97,15 @@ struct File {
     api: ApiFile,
     #[serde(default)]
     audit: AuditFile,
+    #[serde(default)]
+    workspaces: WorkspacesFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WorkspacesFile {
+    roles: Option<BTreeMap<String, Vec<String>>>,
+    users: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -165,6 +182,7 @@ struct SessionsFile {
 struct RunnerFile {
     timeout: Option<String>,
     output_cap: Option<String>,
+    stdin_limit: Option<String>,
 }
 
 /// Sessions of user id N run as uid `uid_base + N`: above the ranges of system and login
@@ -208,6 +226,10 @@ pub enum ConfigError {
     /// `ssh.detach_key` is not a control key.
     #[error("ssh.detach_key: {0}")]
     DetachKey(#[source] KeyError),
+    /// A `[workspaces]` root cordon cannot take (`key` is `workspaces.users.NAME` or
+    /// `workspaces.roles.ROLE`).
+    #[error("{key}: {why}")]
+    Grant { key: String, why: String },
     /// `audit.forward` names no place to forward to.
     #[error("audit.forward: {0}")]
     Forward(#[source] crate::audit::AuditError),
@@ -490,6 +512,12 @@ impl Config {
                     ))
                 }
             },
+            run_stdin_limit: sandbox::profile::parse_size(
+                file.runner.stdin_limit.as_deref().unwrap_or("64M"),
+            )
+            .map_err(|e| ConfigError::invalid("runner.stdin_limit", e))?,
+            workspace_grants: WorkspaceGrants::load(file.workspaces, data_dir)?,
+            local_workspace: None,
             run_output_cap: sandbox::profile::parse_size(
                 file.runner.output_cap.as_deref().unwrap_or("16M"),
             )
@@ -528,6 +556,140 @@ impl Config {
     }
 }
 
+/// `[workspaces]`: the path roots granted to each role and to each user. A user may work
+/// in a directory beneath any root of their role's list or of their own.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceGrants {
+    /// By role name.
+    pub roles: BTreeMap<String, Vec<GrantRoot>>,
+    /// By user name.
+    pub users: BTreeMap<String, Vec<GrantRoot>>,
+}
+
+/// One granted root as the configuration gives it: `base` is the operator's part (made
+/// canonical at load when it exists: links in it are the operator's choice), `rest` the
+/// components from the first one that names `{user}` on, which are the user's to control
+/// and so are resolved beneath `base` without following links, at each use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRoot {
+    /// Where it is configured (`workspaces.roles.developer`), for messages.
+    pub key: String,
+    pub base: PathBuf,
+    /// `base` as written (a user may name a path through the operator's links).
+    pub written: PathBuf,
+    pub rest: Vec<String>,
+}
+
+/// What `{user}` stands for in a granted root.
+pub const USER_PLACEHOLDER: &str = "{user}";
+
+impl GrantRoot {
+    /// Checks one configured root (absolute, no `..`, nothing but `{user}` in braces, not
+    /// `/`, not in the data directory) and makes its operator's part canonical.
+    fn parse(key: &str, written: &str, data_dir: &Path) -> Result<GrantRoot, ConfigError> {
+        let bad = |why: String| ConfigError::Grant {
+            key: key.to_string(),
+            why: format!("\"{written}\" {why}"),
+        };
+        let path = Path::new(written);
+        if !path.is_absolute() {
+            return Err(bad("is not an absolute path".into()));
+        }
+        if written.replace(USER_PLACEHOLDER, "").contains(['{', '}']) {
+            return Err(bad("has braces other than {user}".into()));
+        }
+        let mut base = PathBuf::from("/");
+        let mut rest = Vec::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::RootDir | std::path::Component::CurDir => {}
+                std::path::Component::Normal(n) => {
+                    let n = n.to_string_lossy().into_owned();
+                    if rest.is_empty() && !n.contains(USER_PLACEHOLDER) {
+                        base.push(n);
+                    } else {
+                        rest.push(n);
+                    }
+                }
+                _ => return Err(bad("has a .. component; name the directory itself".into())),
+            }
+        }
+        if rest.is_empty() && base == Path::new("/") {
+            return Err(bad(
+                "would grant the whole filesystem; name a directory".into()
+            ));
+        }
+        let written = base.clone();
+        if let Ok(canonical) = std::fs::canonicalize(&base) {
+            base = canonical;
+        }
+        let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        if base.starts_with(&data) || data.starts_with(&base) && rest.is_empty() {
+            return Err(bad(format!(
+                "holds or is inside the data directory {}, which sessions never see",
+                data.display()
+            )));
+        }
+        Ok(GrantRoot {
+            key: key.to_string(),
+            base,
+            written,
+            rest,
+        })
+    }
+
+    /// The root for `user`: `{user}` replaced by their name (user names are one plain
+    /// component), beneath the canonical base.
+    pub fn for_user(&self, user: &str) -> PathBuf {
+        self.base.join(self.rest_for(user))
+    }
+
+    /// The components beneath `base` for `user`, as a relative path.
+    pub fn rest_for(&self, user: &str) -> PathBuf {
+        self.rest
+            .iter()
+            .map(|c| c.replace(USER_PLACEHOLDER, user))
+            .collect()
+    }
+}
+
+impl WorkspaceGrants {
+    fn load(file: WorkspacesFile, data_dir: &Path) -> Result<WorkspaceGrants, ConfigError> {
+        let mut grants = WorkspaceGrants::default();
+        for (role, list) in file.roles.unwrap_or_default() {
+            let key = format!("workspaces.roles.{role}");
+            let parsed = role.parse::<Role>().map_err(|e| ConfigError::Grant {
+                key: key.clone(),
+                why: e.to_string(),
+            })?;
+            let roots = list
+                .iter()
+                .map(|w| GrantRoot::parse(&key, w, data_dir))
+                .collect::<Result<_, _>>()?;
+            grants.roles.insert(parsed.name().to_string(), roots);
+        }
+        for (user, list) in file.users.unwrap_or_default() {
+            let key = format!("workspaces.users.{user}");
+            let roots = list
+                .iter()
+                .map(|w| GrantRoot::parse(&key, w, data_dir))
+                .collect::<Result<_, _>>()?;
+            grants.users.insert(user, roots);
+        }
+        Ok(grants)
+    }
+
+    /// The roots granted to `user` in `role`: their own, then their role's.
+    pub fn roots(&self, user: &str, role: Role) -> Vec<&GrantRoot> {
+        self.users
+            .get(user)
+            .into_iter()
+            .chain(self.roles.get(role.name()))
+            .flatten()
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +716,79 @@ mod tests {
         std::fs::write(&p, "[ssh]\nlisten = \"127.0.0.1:2200\"\nlisen = 1\n").unwrap();
         let e = Config::load(Some(&p), dir.path()).unwrap_err().to_string();
         assert!(e.contains(":3") && e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn workspace_grants_are_checked_at_load_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let p = dir.path().join("c.toml");
+        for (toml, key, words) in [
+            (
+                "users.alice = [\"src\"]",
+                "workspaces.users.alice",
+                "not an absolute path",
+            ),
+            (
+                "roles.developer = [\"/srv/../etc\"]",
+                "workspaces.roles.developer",
+                "..",
+            ),
+            (
+                "roles.wizard = [\"/srv\"]",
+                "workspaces.roles.wizard",
+                "wizard",
+            ),
+            (
+                "users.bob = [\"/\"]",
+                "workspaces.users.bob",
+                "whole filesystem",
+            ),
+            (
+                "users.bob = [\"/srv/{name}\"]",
+                "workspaces.users.bob",
+                "braces",
+            ),
+        ] {
+            std::fs::write(&p, format!("[workspaces]\n{toml}\n")).unwrap();
+            let e = Config::load(Some(&p), &data).unwrap_err().to_string();
+            assert!(e.starts_with(key) && e.contains(words), "{toml}: {e}");
+        }
+        std::fs::write(
+            &p,
+            format!(
+                "[workspaces]\nusers.bob = [\"{}\"]\n",
+                data.join("x").display()
+            ),
+        )
+        .unwrap();
+        let e = Config::load(Some(&p), &data).unwrap_err().to_string();
+        assert!(e.contains("data directory"), "{e}");
+    }
+
+    #[test]
+    fn a_granted_roots_operator_part_is_made_canonical_and_user_is_substituted_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[workspaces]\nroles.developer = [\"{}/link/{{user}}/src\"]\nusers.alice = [\"{}/link\"]\n",
+                dir.path().display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), &dir.path().join("data")).unwrap();
+        let canonical = std::fs::canonicalize(&real).unwrap();
+        let roots = c.workspace_grants.roots("alice", Role::Developer);
+        assert_eq!(roots.len(), 2);
+        assert_eq!(roots[0].for_user("alice"), canonical);
+        assert_eq!(roots[1].base, canonical);
+        assert_eq!(roots[1].for_user("alice"), canonical.join("alice/src"));
+        assert_eq!(c.workspace_grants.roots("bob", Role::Viewer).len(), 0);
     }
 }

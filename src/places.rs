@@ -9,6 +9,11 @@
 //! Sessions write into these trees, so nothing here follows a link: every name is opened
 //! beneath a directory descriptor ([`crate::nofollow`]), checked through it (type, owner)
 //! and used through it; a link where a workspace should be is refused.
+//!
+//! A workspace may also be a real path beneath a root the configuration grants
+//! (`[workspaces]`): [`grants`].
+
+mod grants;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -33,12 +38,42 @@ pub enum PlaceError {
         uid: u32,
         expected: u32,
     },
+    /// A path not taken as a workspace: why, and the roots this user may name.
+    #[error("{}: {why}; {}", .path.display(), granted_words(.granted, .user, .role))]
+    NotGranted {
+        path: PathBuf,
+        why: grants::Refusal,
+        granted: Vec<PathBuf>,
+        user: String,
+        role: String,
+    },
+    /// A granted directory the session's account may not read and write.
+    #[error("{} belongs to uid {uid} and is not readable and writable by the session's account (uid {}, gid {}); cordon does not change a project's owner: give that group access (chgrp -R {} {path} && chmod -R g+rwX {path}), or start the session elsewhere", .path.display(), .account.uid, .account.gid, .account.gid, path = .path.display())]
+    NoAccess {
+        path: PathBuf,
+        uid: u32,
+        account: Account,
+    },
     /// The host could not create or open it (the words keep the system's reason).
     #[error("{0}")]
     Io(String),
 }
 
 type Result<T> = std::result::Result<T, PlaceError>;
+
+/// The roots a user may name, and where an admin changes them.
+fn granted_words(granted: &[PathBuf], user: &str, role: &str) -> String {
+    let list = if granted.is_empty() {
+        "none".to_string()
+    } else {
+        granted
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("the workspace roots granted to you: {list} (an admin grants more in the configuration's [workspaces] users.{user} or roles.{role}); a plain name is a folder of your own workspace area")
+}
 
 fn io<'a>(what: &str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PlaceError + 'a {
     let what = what.to_string();
@@ -65,6 +100,10 @@ pub struct Places {
     homes: PathBuf,
     /// Set when the host runs as root: sessions get uids of their own.
     uid_base: Option<u32>,
+    /// `[workspaces]`: the path roots users may name.
+    grants: crate::config::WorkspaceGrants,
+    /// The embedded host's own user and the directory it started in.
+    local: Option<(String, PathBuf)>,
 }
 
 /// Where a removed user's places are kept (in each root; user names cannot start with a dot).
@@ -78,7 +117,41 @@ impl Places {
             workspaces: config.workspace_root.clone(),
             homes: config.home_root.clone(),
             uid_base: root.then_some(config.uid_base),
+            grants: config.workspace_grants.clone(),
+            local: config.local_workspace.clone(),
         }
+    }
+
+    /// The workspace a session asks for: none (the embedded host's starting directory for
+    /// its own user, else the user's workspace area), a plain name (a folder of that area)
+    /// or an absolute path (beneath a granted root).
+    pub fn requested_workspace(&self, user: &User, asked: Option<&str>) -> Result<PathBuf> {
+        match asked.filter(|a| !a.is_empty()) {
+            None => match self.default_workspace(user) {
+                Some(dir) => Ok(dir),
+                None => self.workspace(user, None),
+            },
+            Some(a) if a.starts_with('/') => self.granted_workspace(user, Path::new(a)),
+            Some(name) => self.workspace(user, Some(name)),
+        }
+    }
+
+    /// The embedded host's starting directory, for its own user, when their sessions' account
+    /// may use it (as root they run as a uid of their own: a directory only root may write
+    /// leaves them the workspace area instead).
+    pub fn default_workspace(&self, user: &User) -> Option<PathBuf> {
+        let (name, dir) = self.local.as_ref()?;
+        if *name != user.name {
+            return None;
+        }
+        self.granted_workspace(user, dir).ok()
+    }
+
+    /// Where a user's plain workspace names live (`<root>/<name>`), without making it.
+    pub fn workspace_area(&self, user: &User) -> PathBuf {
+        std::fs::canonicalize(&self.workspaces)
+            .unwrap_or_else(|_| self.workspaces.clone())
+            .join(&user.name)
     }
 
     /// The account user's sessions run as: `uid_base + id` under a root host, None (the
@@ -251,15 +324,17 @@ mod tests {
     use super::*;
     use crate::auth::Role;
 
-    fn places(t: &Path) -> Places {
+    pub(super) fn places(t: &Path) -> Places {
         Places {
             workspaces: t.join("ws"),
             homes: t.join("homes"),
             uid_base: None,
+            grants: Default::default(),
+            local: None,
         }
     }
 
-    fn alice() -> User {
+    pub(super) fn alice() -> User {
         User {
             id: 3,
             name: "alice".into(),

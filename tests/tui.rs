@@ -248,3 +248,52 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
         .unwrap_or_default();
     assert!(refused.contains("nobody"), "{log}");
 }
+
+#[test]
+fn the_embedded_cordon_started_in_a_project_directory_works_there() {
+    let data = tempfile::tempdir().unwrap();
+    let project = std::fs::canonicalize(data.path())
+        .unwrap()
+        .join("my-project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(project.join("NOTES.txt"), "project notes 42\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // Sessions of a root host run as a uid of their own, which must be able to use the
+    // project (else the dialog offers the workspace area instead).
+    for (p, mode) in [(data.path(), 0o755), (&project, 0o777)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(
+        project.join("NOTES.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let tmux = Tmux::new(format!("cordon-project-{}", std::process::id()));
+    tmux.start(
+        "tui",
+        &format!(
+            "cd {} && env -u CORDON_PROFILE_PATH {CORDON} --data-dir {}; sleep 30",
+            project.display(),
+            data.path().join("state").display()
+        ),
+    );
+    let keys = |k: &[&str]| tmux.keys("tui", k);
+    let wait = |text: &str| tmux.wait_for("tui", text);
+    wait("4 Admin");
+    keys(&["n"]);
+    let s = wait("New session");
+    assert!(
+        s.contains(&format!("empty: {}", project.display())),
+        "the dialog shows the project as the default workspace: {s}"
+    );
+    assert!(s.contains("a name: a folder in"), "{s}");
+    keys(&["Tab", "Tab", "Tab", "sh", "Enter"]);
+    wait("cordon");
+    keys(&["pwd; cat NOTES.txt", "Enter"]);
+    let s = wait("project notes 42");
+    assert!(s.contains(&project.display().to_string()), "{s}");
+    keys(&["C-\\"]);
+    wait("detached from session 1");
+    keys(&["q"]);
+    wait("ended 1 session(s) with the embedded host");
+}

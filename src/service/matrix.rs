@@ -449,7 +449,7 @@ fn rows() -> Vec<Row> {
                     timeout: None,
                 };
                 let mut out = Vec::new();
-                let o = c.h.svc.run(&c.me, req, &mut |_, b| {
+                let o = c.h.svc.run(&c.me, req, RunInput::Empty, &mut |_, b| {
                     out.extend(b);
                     true
                 })?;
@@ -457,6 +457,11 @@ fn rows() -> Vec<Row> {
                 Ok(())
             },
             [done(&[Run]), done(&[Run]), NO, NO],
+        ),
+        row(
+            "see where their sessions may work",
+            |c| c.h.svc.workspace_choices(&c.me).map(drop),
+            [QUIET, QUIET, NO, NO],
         ),
         row(
             "be offered the default profile",

@@ -16,9 +16,9 @@ mod throttle;
 mod users;
 
 pub use recordings::Filter;
-pub use runs::{RunEnd, RunRequest};
+pub use runs::{RunEnd, RunInput, RunRequest};
 pub use secrets::{Scope, SecretInfo};
-pub use sessions::NewSession;
+pub use sessions::{NewSession, WorkspaceChoices};
 pub use users::UserInfo;
 
 use std::sync::Arc;

@@ -23,6 +23,18 @@ pub struct RunRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// What a run's command reads on its standard input, at most `[runner] stdin_limit` bytes.
+#[derive(Debug, Default)]
+pub enum RunInput {
+    /// Nothing: end of input at once.
+    #[default]
+    Empty,
+    /// These bytes, then end of input (the API).
+    Bytes(Vec<u8>),
+    /// Chunks as the client sends them; the sender dropped is the end of input (SSH).
+    Stream(std::sync::mpsc::Receiver<Vec<u8>>),
+}
+
 /// Why the host ended a run before its command did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
@@ -32,6 +44,8 @@ pub enum RunEnd {
     OutputCap,
     /// The client stopped listening.
     ClientGone,
+    /// Its standard input passed the runner's limit.
+    StdinLimit,
 }
 
 impl RunEnd {
@@ -41,6 +55,7 @@ impl RunEnd {
             RunEnd::Timeout => "timeout",
             RunEnd::OutputCap => "output cap",
             RunEnd::ClientGone => "client gone",
+            RunEnd::StdinLimit => "stdin limit",
         }
     }
 }
@@ -149,12 +164,14 @@ impl Service {
     }
 
     /// Runs a command confined, without a terminal (blocking: call it off the async
-    /// workers). `sink(stream, bytes)` gets stdout (0) and stderr (1) as they come and says
-    /// whether the caller still listens. The time limit and output cap end the command.
+    /// workers), `input` on its standard input. `sink(stream, bytes)` gets stdout (0) and
+    /// stderr (1) as they come and says whether the caller still listens. The time limit,
+    /// the output cap and the input limit end the command.
     pub fn run(
         &self,
         p: &Principal,
         req: RunRequest,
+        input: RunInput,
         sink: &mut dyn FnMut(u32, Vec<u8>) -> bool,
     ) -> Result<RunOutcome> {
         let p = self.check(p, Action::RunCommand, "run", |p| {
@@ -183,9 +200,12 @@ impl Service {
                 .hub
                 .sandbox_command(&confinement, &req.argv, "dumb")
                 .map_err(|e| Error::caused("handing the secrets to the sandbox", e))?;
-            cmd.stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
+            cmd.stdin(match input {
+                RunInput::Empty => std::process::Stdio::null(),
+                _ => std::process::Stdio::piped(),
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
             use std::os::unix::process::CommandExt;
             // SAFETY: setsid is async-signal-safe; it lets the whole tree be killed at once.
             unsafe {
@@ -232,6 +252,14 @@ impl Service {
                     }
                 });
             }
+            if let Some(pipe) = child.stdin.take() {
+                let (limit, tx) = (self.config.run_stdin_limit, tx.clone());
+                std::thread::spawn(move || {
+                    if feed(input, pipe, limit) == Fed::OverLimit {
+                        let _ = tx.send((OVER_LIMIT, Vec::new()));
+                    }
+                });
+            }
             drop(tx);
             let deadline = started + limit;
             let mut total: u64 = 0;
@@ -239,6 +267,10 @@ impl Service {
             loop {
                 match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 {
+                    Ok((OVER_LIMIT, _)) => {
+                        stop = Some(RunEnd::StdinLimit);
+                        break;
+                    }
                     Ok((stream, bytes)) => {
                         total += bytes.len() as u64;
                         if total > self.config.run_output_cap {
@@ -267,10 +299,11 @@ impl Service {
                 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
             });
             Ok(RunOutcome {
-                exit_status: if stop == Some(RunEnd::Timeout) {
-                    sandbox::EXIT_TIMEOUT
-                } else {
-                    code
+                exit_status: match stop {
+                    Some(RunEnd::Timeout) => sandbox::EXIT_TIMEOUT,
+                    // Never a success on input cut short, whatever the command made of it.
+                    Some(RunEnd::StdinLimit) => sandbox::EXIT_REFUSED,
+                    _ => code,
                 },
                 ended_by: stop,
             })
@@ -291,5 +324,70 @@ impl Service {
         }
         self.record(ev);
         outcome
+    }
+}
+
+/// The output channel's mark for "standard input passed the limit" (0 and 1 are stdout and
+/// stderr).
+const OVER_LIMIT: u32 = 2;
+
+/// How feeding a command's standard input ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Fed {
+    /// The input ended (or the command stopped reading): its stdin is closed.
+    Done,
+    /// More than `limit` bytes came: its stdin is closed, the rest not read.
+    OverLimit,
+}
+
+/// Writes `input` into the command's stdin, at most `limit` bytes; returning closes it.
+fn feed(input: RunInput, mut pipe: impl std::io::Write, limit: u64) -> Fed {
+    let mut total: u64 = 0;
+    let mut write = |chunk: &[u8]| -> Option<Fed> {
+        total += chunk.len() as u64;
+        if total > limit {
+            return Some(Fed::OverLimit);
+        }
+        // A command that closed its stdin (EPIPE) has what it wanted.
+        pipe.write_all(chunk).err().map(|_| Fed::Done)
+    };
+    match input {
+        RunInput::Empty => Fed::Done,
+        RunInput::Bytes(b) => write(&b).unwrap_or(Fed::Done),
+        RunInput::Stream(rx) => {
+            for chunk in rx {
+                if let Some(end) = write(&chunk) {
+                    return end;
+                }
+            }
+            Fed::Done
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_passed_whole_up_to_the_limit_and_refused_past_it() {
+        let mut out = Vec::new();
+        assert_eq!(
+            feed(RunInput::Bytes(b"abc".to_vec()), &mut out, 3),
+            Fed::Done
+        );
+        assert_eq!(out, b"abc");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for c in [&b"ab"[..], b"cd", b"e"] {
+            tx.send(c.to_vec()).unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        assert_eq!(feed(RunInput::Stream(rx), &mut out, 4), Fed::OverLimit);
+        assert_eq!(out, b"abcd", "nothing past the limit is written");
+        assert_eq!(
+            feed(RunInput::Bytes(vec![0; 5]), &mut Vec::new(), 4),
+            Fed::OverLimit
+        );
     }
 }

@@ -20,6 +20,17 @@ pub struct NewSession {
     pub term: String,
 }
 
+/// Where a user's sessions may work: see [`Service::workspace_choices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceChoices {
+    /// What a session gets when it names none.
+    pub default: std::path::PathBuf,
+    /// Where a plain name lives (`<workspace_root>/<user>`).
+    pub area: std::path::PathBuf,
+    /// The roots beneath which an absolute path is taken.
+    pub granted: Vec<std::path::PathBuf>,
+}
+
 impl Service {
     /// Sessions the principal may see, oldest first.
     pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
@@ -61,8 +72,30 @@ impl Service {
         Ok((p, s))
     }
 
+    /// Where the principal's new sessions may work (the TUI's dialog says it): the default
+    /// workspace, the folder plain names are made in, and the roots granted for absolute
+    /// paths ([`crate::places`]).
+    pub fn workspace_choices(&self, p: &Principal) -> Result<WorkspaceChoices> {
+        let p = self.check(p, Action::CreateSession, "new", |p| {
+            format!("a {} may not start sessions", p.role)
+        })?;
+        let user = self.store.user_by_id(p.user_id)?.ok_or_else(|| {
+            Error::Invalid("the host's own shell has no workspace; act as a cordon user".into())
+        })?;
+        let area = self.places.workspace_area(&user);
+        Ok(WorkspaceChoices {
+            default: self
+                .places
+                .default_workspace(&user)
+                .unwrap_or_else(|| area.clone()),
+            area,
+            granted: self.places.granted_roots(&user),
+        })
+    }
+
     /// The profile and places of a new session or run, checked: the profile allowed for the
-    /// role and known here, the workspace a plain name reached without links.
+    /// role and known here; the workspace a plain name reached without links, or a path
+    /// beneath a granted root reached without links beneath it.
     pub(super) fn confinement(
         &self,
         p: &Principal,
@@ -94,7 +127,10 @@ impl Service {
         };
         let account = self.places.account(&user).map_err(place)?;
         let home = self.places.home(&user).map_err(place)?;
-        let workspace = self.places.workspace(&user, workspace).map_err(place)?;
+        let workspace = self
+            .places
+            .requested_workspace(&user, workspace)
+            .map_err(place)?;
         // The names the profile asks for; a profile that does not load gets none here (the
         // sandbox refuses it with the reason).
         let names = sandbox::profile::Search::standard()

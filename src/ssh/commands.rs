@@ -2,7 +2,7 @@
 //! kill, run.
 
 use super::Conn;
-use crate::service::{NewSession, Principal, RunRequest, Scope};
+use crate::service::{NewSession, Principal, RunInput, RunRequest, Scope};
 use russh::server::Session as SshSession;
 use russh::ChannelId;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use std::time::Duration;
 pub const USAGE: &str =
     "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
 
-/// `--profile P`, `--name N`, `--json`, then `-- CMD...`.
+/// `--profile P`, `--workspace W` (a name, or an absolute path beneath a granted root),
+/// `--name N`, `--json`, then `-- CMD...`.
 #[derive(Default, Debug, PartialEq)]
 struct Args {
     profile: Option<String>,
@@ -30,7 +31,12 @@ fn parse_args(words: &[String]) -> Result<Args, String> {
                 i += 1;
             }
             "--workspace" | "-w" => {
-                a.workspace = Some(words.get(i + 1).ok_or("--workspace needs a name")?.clone());
+                a.workspace = Some(
+                    words
+                        .get(i + 1)
+                        .ok_or("--workspace needs a name or an absolute path")?
+                        .clone(),
+                );
                 i += 1;
             }
             "--name" => {
@@ -225,7 +231,17 @@ pub async fn dispatch(
             if let Err(e) = conn.shared.service.prepare_run(&principal, &req) {
                 return conn.refused(channel, session, &e);
             }
-            run(conn, channel, session, principal, req);
+            let (to, input) = std::sync::mpsc::channel();
+            conn.run_inputs
+                .insert(channel, super::RunStdin { to, sent: 0 });
+            run(
+                conn,
+                channel,
+                session,
+                principal,
+                req,
+                RunInput::Stream(input),
+            );
             Ok(())
         }
         "secret" => secret(conn, channel, session, principal, &rest),
@@ -405,6 +421,7 @@ fn run(
     session: &mut SshSession,
     principal: crate::service::Principal,
     req: RunRequest,
+    input: RunInput,
 ) {
     let svc = conn.shared.service.clone();
     let handle = session.handle();
@@ -418,13 +435,19 @@ fn run(
             };
             sent.is_ok()
         };
-        let code = match svc.run(&principal, req, &mut sink) {
+        let code = match svc.run(&principal, req, input, &mut sink) {
             Ok(o) => {
                 let note = match o.ended_by {
                     Some(crate::service::RunEnd::Timeout) => {
                         format!(
                             "cordon: the runner's time limit ({} s) ended the command\n",
                             svc.config().run_timeout.as_secs()
+                        )
+                    }
+                    Some(crate::service::RunEnd::StdinLimit) => {
+                        format!(
+                            "cordon: standard input passed the limit of {} bytes ([runner] stdin_limit); the command's input was closed and the command ended\n",
+                            svc.config().run_stdin_limit
                         )
                     }
                     Some(crate::service::RunEnd::OutputCap) => {

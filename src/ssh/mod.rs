@@ -114,6 +114,15 @@ pub struct Conn {
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
     /// Channels of `secret set` reading their value until the end of input.
     secret_inputs: HashMap<ChannelId, commands::SecretInput>,
+    /// Channels running `run`: where their data goes (the command's stdin), and how much
+    /// has gone. Dropping the sender is the command's end of input.
+    run_inputs: HashMap<ChannelId, RunStdin>,
+}
+
+/// The standard input of a `run` on one channel.
+struct RunStdin {
+    to: std::sync::mpsc::Sender<Vec<u8>>,
+    sent: u64,
 }
 
 impl Drop for Conn {
@@ -140,6 +149,7 @@ impl Conn {
             attached: HashMap::new(),
             tuis: HashMap::new(),
             secret_inputs: HashMap::new(),
+            run_inputs: HashMap::new(),
         }
     }
 
@@ -601,6 +611,14 @@ impl russh::server::Handler for Conn {
             input.push(data);
             return Ok(());
         }
+        if let Some(input) = self.run_inputs.get_mut(&channel) {
+            // Past the limit the runner ends the command; what comes after is not kept.
+            if input.sent <= self.shared.config.run_stdin_limit {
+                input.sent += data.len() as u64;
+                let _ = input.to.send(data.to_vec());
+            }
+            return Ok(());
+        }
         let Some(a) = self.attached.get(&channel) else {
             return Ok(());
         };
@@ -626,12 +644,14 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
-    /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`).
+    /// End of input only: the client still watches (e.g. `ssh -tt host new -- make < /dev/null`);
+    /// a `run`'s command gets its end of input.
     async fn channel_eof(
         &mut self,
         channel: ChannelId,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        self.run_inputs.remove(&channel);
         if let Some(input) = self.secret_inputs.remove(&channel) {
             return commands::secret_input_done(self, channel, session, input);
         }
@@ -648,6 +668,7 @@ impl russh::server::Handler for Conn {
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
         self.secret_inputs.remove(&channel);
+        self.run_inputs.remove(&channel);
         Ok(())
     }
 

@@ -89,6 +89,10 @@ pub enum Dialog {
         profile: usize,
         fields: Vec<Field>,
         focus: usize,
+        /// Where a session may work: the default, where plain names live, granted roots.
+        places: Vec<String>,
+        /// Why the last try was refused (what was typed stays in the fields).
+        error: Option<String>,
     },
     Rename {
         id: u64,
@@ -492,9 +496,15 @@ impl App {
                     .iter()
                     .position(|p| *p == self.svc.config().default_profile)
                     .unwrap_or(0);
+                let places = match self.svc.workspace_choices(&self.me) {
+                    Ok(c) => workspace_words(&c),
+                    Err(e) => vec![e.to_string()],
+                };
                 self.dialog = Some(Dialog::New {
                     profiles,
                     profile: default,
+                    places,
+                    error: None,
                     fields: vec![
                         Field {
                             label: "workspace",
@@ -786,6 +796,8 @@ impl App {
                 profile,
                 fields,
                 focus,
+                error,
+                ..
             } => match key {
                 Key::Tab | Key::Down => *focus = (*focus + 1) % (fields.len() + 1),
                 Key::BackTab | Key::Up => *focus = (*focus + fields.len()) % (fields.len() + 1),
@@ -804,7 +816,7 @@ impl App {
                         command: match crate::text::split_words(&fields[2].text) {
                             Ok(words) => words,
                             Err(e) => {
-                                self.status = format!("command: {e}");
+                                *error = Some(format!("command: {e}"));
                                 return Effect::None;
                             }
                         },
@@ -812,17 +824,18 @@ impl App {
                         rows: self.size.1,
                         term: "xterm-256color".into(),
                     };
-                    self.dialog = None;
                     return match self.svc.create_session(&self.me, req) {
                         Ok(s) => {
+                            self.dialog = None;
                             self.refresh_sessions();
                             if let Some(i) = self.sessions.iter().position(|r| r.id == s.id) {
                                 self.selected = i;
                             }
                             self.open(s.id, true)
                         }
+                        // Refused: the dialog stays with what was typed, and says why.
                         Err(e) => {
-                            self.status = e.to_string();
+                            *error = Some(e.to_string());
                             Effect::None
                         }
                     };
@@ -920,4 +933,22 @@ fn edit(text: &mut String, key: Key) {
         Key::Ctrl('u') => text.clear(),
         _ => {}
     }
+}
+
+/// The new-session dialog's lines on where a session may work.
+pub fn workspace_words(c: &crate::service::WorkspaceChoices) -> Vec<String> {
+    let granted = if c.granted.is_empty() {
+        "none granted ([workspaces] in the configuration)".to_string()
+    } else {
+        c.granted
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        format!("empty: {}", c.default.display()),
+        format!("a name: a folder in {}", c.area.display()),
+        format!("a path: beneath {granted}"),
+    ]
 }

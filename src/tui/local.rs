@@ -108,7 +108,8 @@ where
 
 fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     crate::process::raise_open_files();
-    let config = Config::load(config, &dir.root).map_err(|e| e.to_string())?;
+    let mut config = Config::load(config, &dir.root).map_err(|e| e.to_string())?;
+    config.local_workspace = starting_directory();
     let (svc, tightened) = Service::open(dir, config).map_err(|e| e.to_string())?;
     for t in &tightened {
         eprintln!("cordon: tightened: {t}");
@@ -137,6 +138,15 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     }
     svc.tui_closed(&me);
     result
+}
+
+/// This OS user and the directory they started `cordon` in: their new sessions' default
+/// workspace, as `cordon sandbox`'s (not `/`, which no sandbox takes as a workspace).
+fn starting_directory() -> Option<(String, std::path::PathBuf)> {
+    // SAFETY: geteuid cannot fail.
+    let name = crate::accounts::name_of(unsafe { libc::geteuid() })?;
+    let dir = std::env::current_dir().ok()?;
+    (dir != std::path::Path::new("/")).then_some((name, dir))
 }
 
 /// `cordon tui`: the TUI of the `cordon serve` listening on `socket`.

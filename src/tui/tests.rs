@@ -194,6 +194,53 @@ fn sessions_view_without_sessions_offers_only_what_the_role_may_do() {
 }
 
 #[test]
+fn a_refused_new_session_keeps_what_was_typed_and_says_why_escaped() {
+    let (_d, mut a) = app(Role::Developer);
+    a.key(super::keys::Key::Char('n'));
+    for c in "/etc\u{1b}[2J".chars() {
+        a.key(super::keys::Key::Char(c));
+    }
+    // Focus is on the profile; the workspace is the next field.
+    let Some(Dialog::New { fields, .. }) = &a.dialog else {
+        panic!("no dialog")
+    };
+    assert_eq!(
+        fields[0].text, "",
+        "typing on the profile row edits nothing"
+    );
+    a.key(super::keys::Key::Tab);
+    for c in "/etc\u{1b}[2J".chars() {
+        a.key(super::keys::Key::Char(c));
+    }
+    a.key(super::keys::Key::Tab);
+    for c in "mine".chars() {
+        a.key(super::keys::Key::Char(c));
+    }
+    a.key(super::keys::Key::Enter);
+    let Some(Dialog::New {
+        fields,
+        error: Some(error),
+        places,
+        ..
+    }) = &a.dialog
+    else {
+        panic!("the dialog closed: {:?}", a.dialog)
+    };
+    assert_eq!(
+        (fields[0].text.as_str(), fields[1].text.as_str()),
+        ("/etc\u{1b}[2J", "mine")
+    );
+    assert!(error.contains("not beneath a workspace root"), "{error}");
+    assert!(
+        places.iter().any(|p| p.contains("-workspaces/alice")),
+        "{places:?}"
+    );
+    let screen = render(&a, (80, 24));
+    assert!(!screen.contains('\u{1b}'), "{screen}");
+    assert!(screen.contains("/etc\\x1b[2J"), "{screen}");
+}
+
+#[test]
 fn new_session_dialog() {
     let (_d, mut a) = app(Role::Developer);
     a.dialog = Some(Dialog::New {
@@ -219,6 +266,12 @@ fn new_session_dialog() {
             },
         ],
         focus: 2,
+        places: super::app::workspace_words(&crate::service::WorkspaceChoices {
+            default: "/home/alice/src/app".into(),
+            area: "/var/lib/cordon-workspaces/alice".into(),
+            granted: vec!["/srv/projects/alice".into()],
+        }),
+        error: None,
     });
     snapshots("new_session_dialog", &mut a);
     a.dialog = Some(Dialog::ConfirmEnd {

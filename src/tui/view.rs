@@ -519,7 +519,14 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
         };
         Line::from(vec![
             Span::styled(format!("{label:>10} "), dim()),
-            Span::styled(format!("{text}{}", if focused { "▏" } else { "" }), style),
+            Span::styled(
+                format!(
+                    "{}{}",
+                    crate::text::printable(text),
+                    if focused { "▏" } else { "" }
+                ),
+                style,
+            ),
         ])
     };
     let (title, lines) = match d {
@@ -528,6 +535,8 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             profile,
             fields,
             focus,
+            places,
+            error,
         } => {
             let mut lines = vec![Line::from(vec![
                 Span::styled(format!("{:>10} ", "profile"), dim()),
@@ -550,10 +559,19 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
                 lines.push(field_line(fl.label, &fl.text, *focus == i + 1));
             }
             lines.push(Line::raw(""));
-            lines.push(Line::styled(
-                "empty workspace: your default; empty command: the profile's",
-                dim(),
-            ));
+            let width = usize::from(area.width.saturating_sub(8).min(68));
+            for p in places {
+                for l in wrap(&format!("workspace {}", crate::text::printable(p)), width) {
+                    lines.push(Line::styled(l, dim()));
+                }
+            }
+            lines.push(Line::styled("command: empty: the profile's", dim()));
+            if let Some(e) = error {
+                lines.push(Line::raw(""));
+                for l in wrap(&crate::text::printable(e), width) {
+                    lines.push(Line::styled(l, bold().fg(Color::Red)));
+                }
+            }
             (" New session ", lines)
         }
         Dialog::Rename { id, field } => (
@@ -626,7 +644,7 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             )
         }
     };
-    let h = lines.len() as u16 + 2;
+    let h = (lines.len() as u16 + 2).min(area.height);
     let w = (area.width.saturating_sub(4)).min(72);
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
@@ -706,4 +724,33 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             .block(Block::bordered().title(Span::styled(" Keys ", bold().fg(ACCENT)))),
         r,
     );
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces where it can be.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        while word.chars().count() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            let cut: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(cut);
+        }
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }

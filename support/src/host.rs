@@ -187,6 +187,33 @@ impl Host {
         )
     }
 
+    /// Runs `ssh ... ARGS` to its end, without a terminal, with `input` on its standard
+    /// input (written from a thread while the output is read, then closed).
+    pub fn ssh_input(&self, key: &Path, user: &str, args: &[&str], input: Vec<u8>) -> Out {
+        use std::io::Write;
+        let argv = self.ssh_command(key, user);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssh");
+        let mut stdin = child.stdin.take().expect("ssh's stdin");
+        let writer = std::thread::spawn(move || {
+            // The host may end the command (and the channel) before all of it is read.
+            let _ = stdin.write_all(&input);
+        });
+        let o = child.wait_with_output().expect("ssh's output");
+        let _ = writer.join();
+        Out {
+            code: o.status.code().unwrap_or(255),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
     /// Runs `new -- sh -c 'SCRIPT'` over `ssh -tt`, without a terminal of our own, and
     /// returns when the session ends.
     pub fn session(&self, key: &Path, user: &str, script: &str) -> Out {

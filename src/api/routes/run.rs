@@ -27,6 +27,10 @@ pub struct RunIn {
     /// Seconds; at most the host's runner timeout (the default).
     #[schema(minimum = 1)]
     pub timeout: Option<u64>,
+    /// The command's standard input, base64 (standard alphabet, padded); none: empty. At
+    /// most `[runner] stdin_limit` bytes, and the request at most the API's body limit
+    /// (64 KiB): larger input goes through `ssh HOST run`.
+    pub stdin: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -35,7 +39,7 @@ pub struct RunOut {
     pub stdout: String,
     pub stderr: String,
     pub exit_status: i32,
-    /// "timeout" or "output cap" when the host ended the command.
+    /// "timeout", "output cap" or "stdin limit" when the host ended the command.
     pub ended_by: Option<String>,
 }
 
@@ -48,6 +52,21 @@ async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Res
             "timeout must be at least 1 second",
         ));
     }
+    let input = match &body.stdin {
+        None => crate::service::RunInput::Empty,
+        Some(b64) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("stdin is not base64 (standard alphabet, padded): {e}"),
+                    )
+                })?;
+            crate::service::RunInput::Bytes(bytes)
+        }
+    };
     let req = crate::service::RunRequest {
         argv: body.argv,
         profile: body.profile,
@@ -58,7 +77,7 @@ async fn run(State(api): State<Api>, auth: Auth, Body(body): Body<RunIn>) -> Res
     let svc = api.svc.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let result = svc.run(&auth.p, req, &mut |stream, bytes| {
+        let result = svc.run(&auth.p, req, input, &mut |stream, bytes| {
             if stream == 0 {
                 out.extend(bytes)
             } else {
