@@ -280,6 +280,36 @@ fn the_api_and_ssh_set_a_users_own_secrets_and_refuse_anothers() {
         "{out:?}"
     );
 
+    // A session started through the API gets it too (its recording shows the length only).
+    let body = serde_json::json!({
+        "profile": "secretive",
+        "command": ["sh", "-c", "echo len=${#TEST_API_KEY}"],
+        "cols": 80, "rows": 24
+    })
+    .to_string();
+    let (status, answer) = api(&h, &ta, "POST", "/v1/sessions", &body);
+    assert!(status < 300, "{status} {answer}");
+    let raw = h.keys.path().join("api-session");
+    let exported = (0..100)
+        .find_map(|_| {
+            let done = h
+                .recordings()
+                .into_iter()
+                .find(|r| r["state"] == "complete" && r["profile"] == "secretive");
+            let Some(r) = done else {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return None;
+            };
+            let id = r["id"].as_str().unwrap().to_string();
+            h.cordon(&["rec", "export", &id, "--raw", "-o", raw.to_str().unwrap()]);
+            std::fs::read_to_string(&raw).ok()
+        })
+        .expect("the API session's recording");
+    assert!(
+        exported.contains(&format!("len={}", value.len())),
+        "{exported}"
+    );
+
     let (status, _) = api(&h, &ta, "DELETE", "/v1/secrets/TEST_API_KEY", "");
     assert_eq!(status, 204);
     let out = h.ssh(&alice, "alice", &["secret", "rm", "OTHER_KEY"]);
