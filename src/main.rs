@@ -15,6 +15,7 @@ mod paths;
 mod places;
 mod process;
 mod record;
+mod redact;
 mod secrets;
 mod serve;
 mod service;
@@ -24,6 +25,7 @@ mod store;
 mod text;
 mod tokens;
 mod tui;
+mod vault;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -88,6 +90,11 @@ enum Command {
         /// on its way. For homes and workspaces other people write, as a host's are.
         #[arg(long)]
         no_links: bool,
+        /// Read the values of the profile's `[env] secrets` from this inherited descriptor
+        /// (what a cordon host does: never through arguments or the environment). A secret
+        /// the profile names but the descriptor lacks is said on stderr, once.
+        #[arg(long, value_name = "FD")]
+        secrets_fd: Option<i32>,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
@@ -114,6 +121,12 @@ enum Command {
     Rec {
         #[command(subcommand)]
         action: RecAction,
+    },
+    /// Secrets for sessions (API keys): a profile's `[env] secrets` names those its sessions
+    /// receive. Values come from standard input, never the command line; never shown.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
     },
     /// API tokens: issue a pair for a user, or rotate the signing key.
     Token {
@@ -194,6 +207,45 @@ enum KeyAction {
     },
     /// Remove a key by fingerprint (SHA256:..., or a unique prefix of at least 12 characters).
     Remove { name: String, fingerprint: String },
+}
+
+/// Whose secrets: `--user NAME`, or the global ones (the default here: the host's shell has
+/// none of its own).
+#[derive(clap::Args)]
+struct SecretScope {
+    /// A user's secrets (theirs override global ones of the same name).
+    #[arg(long, value_name = "NAME", conflicts_with = "global")]
+    user: Option<String>,
+    /// The global secrets, which every user's sessions receive (the default).
+    #[arg(long)]
+    global: bool,
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Set a secret from standard input (piped: all of it, one trailing newline dropped;
+    /// a terminal: a prompt that does not echo). At most 64 KiB of UTF-8.
+    Set {
+        #[command(flatten)]
+        scope: SecretScope,
+        /// An environment variable name (ANTHROPIC_API_KEY); not one the sandbox sets.
+        key: String,
+    },
+    /// Names, scope and dates of the secrets (never their values).
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        scope: SecretScope,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret.
+    #[command(alias = "remove")]
+    Rm {
+        #[command(flatten)]
+        scope: SecretScope,
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -411,6 +463,17 @@ fn main() {
                 action: KeyAction::Remove { name, fingerprint },
             } => admin(&|a| cli::users::key_remove(a, &name, &fingerprint)),
         },
+        Some(Command::Secret { action }) => match action {
+            SecretAction::Set { scope, key } => {
+                admin(&|a| cli::secrets::set(a, scope.user.as_deref(), &key))
+            }
+            SecretAction::List { scope, json } => {
+                admin(&|a| cli::secrets::list(a, scope.user.as_deref(), json))
+            }
+            SecretAction::Rm { scope, key } => {
+                admin(&|a| cli::secrets::remove(a, scope.user.as_deref(), &key))
+            }
+        },
         Some(Command::Token {
             action: TokenCmd::Issue { user },
         }) => admin(&|a| cli::users::token_issue(a, &user)),
@@ -490,6 +553,7 @@ fn main() {
             user_name,
             home,
             no_links,
+            secrets_fd,
             command,
         }) => {
             let identity = uid.map(|uid| sandbox::Identity {
@@ -506,6 +570,7 @@ fn main() {
                 home,
                 identity,
                 no_links,
+                secrets_fd,
             };
             cli::sandbox::sandbox(&profile, options, command)
         }

@@ -109,6 +109,12 @@ pub fn rules(p: &Policy) -> String {
     for (k, v) in &p.env {
         let _ = writeln!(o, "env       {k}={v}");
     }
+    for k in &p.secrets {
+        let _ = writeln!(
+            o,
+            "secret    {k} (its value from the host's secrets, never shown)"
+        );
+    }
     for n in &p.notes {
         let _ = writeln!(o, "note      {n}");
     }
@@ -240,6 +246,15 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     }
     if !any {
         let _ = writeln!(o, "  none");
+    }
+
+    if !p.secrets.is_empty() {
+        let _ = writeln!(o, "\nSecrets in its environment (from `cordon secret set`, the user's own value first, else the");
+        let _ = writeln!(
+            o,
+            "global one; a missing one is said once when the session starts): {}",
+            p.secrets.join(", ")
+        );
     }
 
     let _ = writeln!(o, "\nAlways: no capabilities, no privilege gain (setuid does nothing), no ptrace, no mounts or new");

@@ -396,6 +396,7 @@ mod tests {
             },
             limits: Default::default(),
             env: vec![],
+            secrets: vec![],
             argv: vec!["sh".into()],
             program: "/usr/bin/sh".into(),
             notes: vec![],

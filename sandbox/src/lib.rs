@@ -21,6 +21,7 @@ pub mod policy;
 pub mod profile;
 pub mod run;
 pub mod seccomp;
+pub mod secrets;
 mod sys;
 pub mod untrusted;
 
@@ -28,7 +29,7 @@ pub use error::{Refusal, Step};
 pub use features::Features;
 pub use policy::{Identity, Network, Policy, Request};
 pub use profile::{Profile, ProfileError, Search};
-pub use run::{run, Outcome};
+pub use run::{run, run_with_secrets, Outcome};
 
 /// Exit status when cordon itself refuses to start the command (a confinement step failed,
 /// or the profile or request is invalid). The message on stderr names the step.

@@ -686,6 +686,7 @@ mod tests {
             },
             limits: Default::default(),
             env: vec![],
+            secrets: vec![],
             argv: vec![],
             program: "/usr/bin/git".into(),
             notes: vec![],

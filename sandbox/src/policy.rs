@@ -58,8 +58,13 @@ pub struct Policy {
     pub network: Network,
     /// Resource limits.
     pub limits: Limits,
-    /// The command's whole environment.
+    /// The command's whole environment, but its secrets.
     pub env: Vec<(String, String)>,
+    /// Names of the secrets the profile asks for (`[env] secrets`): their values are added
+    /// to the environment at the run, from what the host hands over ([`crate::run_with_secrets`]),
+    /// and appear in no policy, printout or explanation.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// The command line, and the program it resolved to.
     pub argv: Vec<String>,
     /// The program `argv[0]` resolved to (canonical).
@@ -456,6 +461,7 @@ impl Policy {
             },
             limits: profile.limits.clone(),
             env,
+            secrets: profile.env_secrets.clone(),
             argv,
             program,
             notes,

@@ -103,6 +103,8 @@ struct EnvSection {
     pass: Vec<String>,
     #[serde(default)]
     set: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 /// Network grants after merging.
@@ -145,6 +147,9 @@ pub struct Profile {
     pub env_pass: Vec<String>,
     /// Variables set (values may hold {home} and {workspace}).
     pub env_set: BTreeMap<String, String>,
+    /// Secrets the host puts in the command's environment (`[env] secrets`): names only;
+    /// the values come from the host (`--secrets-fd`), never from the profile.
+    pub env_secrets: Vec<String>,
 }
 
 /// A profile problem: the file, the line (when known), the key and what is wrong.
@@ -322,6 +327,11 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
                 .into(),
         ));
     }
+    for name in &file.env.secrets {
+        if let Some(problem) = crate::secrets::name_problem(name) {
+            return Err(at(&["env", "secrets"], problem));
+        }
+    }
     for name in file.env.set.keys() {
         if !valid_env_name(name) {
             return Err(at(
@@ -361,6 +371,7 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         limits: Limits::default(),
         env_pass: Vec::new(),
         env_set: BTreeMap::new(),
+        env_secrets: Vec::new(),
     };
     for (origin, f) in chain {
         p.sources.push(origin);
@@ -392,6 +403,7 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         pl.timeout = l.timeout.or(pl.timeout);
         extend_unique(&mut p.env_pass, f.env.pass);
         p.env_set.extend(f.env.set);
+        extend_unique(&mut p.env_secrets, f.env.secrets);
     }
     p.network.connect.sort_unstable();
     p.network.connect.dedup();
@@ -543,6 +555,37 @@ mod tests {
             .load(p.to_str().unwrap())
             .unwrap_err();
         assert!(e.message.contains("secrets"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_names_appended_along_extends_and_never_ones_the_sandbox_controls() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "parent", "[env]\nsecrets = [\"A_KEY\"]\n");
+        write(
+            dir.path(),
+            "child",
+            "extends = \"parent\"\n[env]\nsecrets = [\"B_TOKEN\", \"A_KEY\"]\n",
+        );
+        let search = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        let profile = search.load("child").unwrap();
+        assert_eq!(profile.env_secrets, vec!["A_KEY", "B_TOKEN"]);
+        for bad in ["LD_PRELOAD", "PATH", "lower"] {
+            let p = write(
+                dir.path(),
+                "bad",
+                &format!("[env]\nsecrets = [\"{bad}\"]\n"),
+            );
+            let e = Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("env.secrets"), "{bad}: {e}");
+        }
+        let claude = Search::shipped_only().load("claude").unwrap();
+        assert!(claude
+            .env_secrets
+            .contains(&"ANTHROPIC_API_KEY".to_string()));
     }
 
     #[test]

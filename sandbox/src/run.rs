@@ -76,6 +76,17 @@ struct Prepared {
 /// Runs `policy`'s command confined, and waits for it. Must be called while the process is
 /// single-threaded (a user namespace cannot be entered otherwise).
 pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
+    run_with_secrets(policy, features, &[])
+}
+
+/// [`run`], with secret values (name, value) for the command's environment: only those the
+/// policy names (`[env] secrets`) are used, each replacing a variable of the same name.
+/// They are added to what the command's execve gets, and to nothing else.
+pub fn run_with_secrets(
+    policy: &Policy,
+    features: &Features,
+    secrets: &[(String, String)],
+) -> Result<Outcome, Refusal> {
     let needs_cgroup = policy.limits.processes.is_some() || policy.limits.memory.is_some();
     let cgroup = match (&features.cgroup, needs_cgroup && features.root) {
         (Some(layout), true) => Some(Cgroup::create(layout, &policy.limits, &unique_name())?),
@@ -85,7 +96,7 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
         }
         _ => None,
     };
-    let prepared = prepare(policy, features, cgroup.as_ref())?;
+    let prepared = prepare(policy, features, cgroup.as_ref(), secrets)?;
 
     let mut fds = [0; 2];
     // SAFETY: fds is a two-int array.
@@ -137,6 +148,7 @@ fn prepare(
     policy: &Policy,
     features: &Features,
     cgroup: Option<&Cgroup>,
+    secrets: &[(String, String)],
 ) -> Result<Prepared, Refusal> {
     if !features.root && !features.user_namespaces {
         return Err(Refusal::new(
@@ -192,8 +204,7 @@ fn prepare(
             .iter()
             .map(|a| cstring(a, "an argument"))
             .collect::<Result<_, _>>()?,
-        env: policy
-            .env
+        env: environment(policy, secrets)
             .iter()
             .map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable"))
             .collect::<Result<_, _>>()?,
@@ -202,6 +213,26 @@ fn prepare(
         cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
         umask: caller_umask(),
     })
+}
+
+/// The command's environment: the policy's, with the secrets it names put in (a secret
+/// replaces a variable of the same name; one the policy does not name is left out).
+fn environment<'a>(policy: &'a Policy, secrets: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+    let wanted = |k: &str| policy.secrets.iter().any(|s| s == k);
+    let given = |k: &str| secrets.iter().any(|(s, _)| s == k);
+    let mut env: Vec<(&str, &str)> = policy
+        .env
+        .iter()
+        .filter(|(k, _)| !(wanted(k) && given(k)))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend(
+        secrets
+            .iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    env
 }
 
 /// The terminal devices of fds 0–2, to show inside the sandbox's /dev.
@@ -592,6 +623,28 @@ mod tests {
         assert_eq!(decode_refusal(&encode_refusal(&r)), r);
         let r = Refusal::new(Step::Mounts, "x");
         assert_eq!(decode_refusal(&encode_refusal(&r)), r);
+    }
+
+    #[test]
+    fn only_the_secrets_the_policy_names_reach_the_environment_replacing_their_namesakes() {
+        let policy: Policy = serde_json::from_value(serde_json::json!({
+            "profile": "t", "sources": [], "description": "", "workspace": "/", "home": "/",
+            "cwd": "/", "read": [], "write": [], "hide": [], "links": [], "exec": [],
+            "network": {"mode": "none", "connect": [], "bind": [], "udp": false},
+            "limits": {}, "env": [["API_KEY", "from-pass"], ["TERM", "xterm"]],
+            "secrets": ["API_KEY", "OTHER_KEY"], "argv": ["sh"], "program": "/bin/sh", "notes": []
+        }))
+        .unwrap();
+        let given = vec![
+            ("API_KEY".to_string(), "s3cret".to_string()),
+            ("NOT_ASKED".to_string(), "x".to_string()),
+        ];
+        let env = environment(&policy, &given);
+        assert_eq!(env, vec![("TERM", "xterm"), ("API_KEY", "s3cret")]);
+        assert_eq!(
+            environment(&policy, &[]),
+            vec![("API_KEY", "from-pass"), ("TERM", "xterm")]
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum Kind {
     KeyAdd,
     KeyRemove,
     KeyRotate,
+    SecretSet,
+    SecretRemove,
     SessionCreate,
     SessionAttach,
     SessionObserve,
@@ -74,7 +76,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 63] = [
+    pub const ALL: [Kind; 65] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -101,6 +103,8 @@ impl Kind {
         Kind::KeyAdd,
         Kind::KeyRemove,
         Kind::KeyRotate,
+        Kind::SecretSet,
+        Kind::SecretRemove,
         Kind::SessionCreate,
         Kind::SessionAttach,
         Kind::SessionObserve,
@@ -170,7 +174,9 @@ impl Kind {
             KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),
             KeyRemove => ("key.remove", "an SSH key was removed: `user`, `fingerprint`"),
             KeyRotate => ("key.rotate", "a new recording key is current: `key`, `key_id`"),
-            SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked)"),
+            SecretSet => ("secret.set", "a secret for sessions was set (never its value): `name`, `scope` (global, or the owner's name), `owner_id`, `replaced`"),
+            SecretRemove => ("secret.remove", "a secret was removed: `name`, `scope`, `owner_id`"),
+            SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked), `secrets` (the names it received)"),
             SessionAttach => ("session.attach", "a viewer that may type joined a session: `session`"),
             SessionObserve => ("session.observe", "a read-only viewer joined a session: `session`"),
             SessionDetach => ("session.detach", "a viewer left a session, or the host ended it (`user_id`, `reason`): `session`"),

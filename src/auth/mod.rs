@@ -73,6 +73,14 @@ pub enum Action {
     },
     ReadAudit,
     ManageUsers,
+    /// Set, list or remove a user's secrets (`own`: the caller's).
+    ManageSecrets {
+        own: bool,
+    },
+    /// See the names of the global secrets (never their values).
+    ListGlobalSecrets,
+    /// Set or remove a global secret.
+    ManageGlobalSecrets,
 }
 
 /// The permission table.
@@ -81,15 +89,19 @@ pub fn allowed(role: Role, action: Action) -> bool {
     use Role::*;
     match (role, action) {
         (Admin, _) => true,
-        (Developer, CreateSession | RunCommand | TransferFiles | ListSessions) => true,
+        (
+            Developer,
+            CreateSession | RunCommand | TransferFiles | ListSessions | ListGlobalSecrets,
+        ) => true,
         (
             Developer,
             AttachSession { own }
             | ObserveSession { own }
             | EndSession { own }
-            | ReadRecording { own },
+            | ReadRecording { own }
+            | ManageSecrets { own },
         ) => own,
-        (Developer, ReadAudit | ManageUsers) => false,
+        (Developer, ReadAudit | ManageUsers | ManageGlobalSecrets) => false,
         (Auditor, ObserveSession { .. } | ListSessions | ReadRecording { .. } | ReadAudit) => true,
         (Auditor, _) => false,
         (Viewer, ObserveSession { .. } | ListSessions) => true,
@@ -130,6 +142,26 @@ mod tests {
         }
         assert!(allowed(Role::Auditor, Action::ReadAudit));
         assert!(!allowed(Role::Viewer, Action::ReadAudit));
+    }
+
+    #[test]
+    fn secrets_belong_to_those_who_start_sessions_and_global_ones_to_admins() {
+        assert!(allowed(
+            Role::Developer,
+            Action::ManageSecrets { own: true }
+        ));
+        assert!(!allowed(
+            Role::Developer,
+            Action::ManageSecrets { own: false }
+        ));
+        assert!(allowed(Role::Developer, Action::ListGlobalSecrets));
+        assert!(!allowed(Role::Developer, Action::ManageGlobalSecrets));
+        for r in [Role::Auditor, Role::Viewer] {
+            assert!(!allowed(r, Action::ManageSecrets { own: true }));
+            assert!(!allowed(r, Action::ListGlobalSecrets));
+        }
+        assert!(allowed(Role::Admin, Action::ManageSecrets { own: false }));
+        assert!(allowed(Role::Admin, Action::ManageGlobalSecrets));
     }
 
     #[test]

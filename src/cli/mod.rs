@@ -1,4 +1,4 @@
-//! The command line's host-shell commands (`cordon user|token|key|rec|audit ...`) and the
+//! The command line's host-shell commands (`cordon user|secret|token|key|rec|audit ...`) and the
 //! sandbox's (`cordon sandbox|profile|doctor`): faces like SSH and the API. Whoever can open
 //! the data directory (mode 0700) administers cordon; the host-shell commands act through the
 //! service layer as the host's own shell (a local-admin principal, `local:<account>` in the
@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod recordings;
 pub mod sandbox;
+pub mod secrets;
 pub mod users;
 
 use crate::paths::DataDir;

@@ -24,6 +24,8 @@ pub struct SandboxOptions {
     pub identity: Option<Identity>,
     /// Follow no link in the workspace or the home.
     pub no_links: bool,
+    /// The descriptor the host hands secret values through (`--secrets-fd`).
+    pub secrets_fd: Option<i32>,
 }
 
 fn resolve(
@@ -45,6 +47,15 @@ fn resolve(
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
 pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> i32 {
     let print_policy = options.print_policy;
+    // Read (and closed) first: the descriptor must not outlive this step.
+    let secrets = match options.secrets_fd.map(sandbox::secrets::read_fd) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("cordon: {e}");
+            return sandbox::EXIT_REFUSED;
+        }
+    };
     let policy = match resolve(profile, command, false, options) {
         Ok(p) => p,
         Err(r) => return refuse(&r),
@@ -55,7 +66,17 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
             serde_json::to_string_pretty(&policy).unwrap_or_default()
         );
     }
-    match sandbox::run(&policy, &Features::detect()) {
+    if let Some(given) = &secrets {
+        // A host that hands secrets over says which the profile asked for and the user has
+        // not set: the session starts anyway, without them.
+        for name in &policy.secrets {
+            if !given.iter().any(|(k, _)| k == name) {
+                eprintln!("cordon: no secret {name} is set for you or globally; this runs without it (set it with `secret set {name}` over SSH, S in the TUI, or PUT /v1/secrets/{name})");
+            }
+        }
+    }
+    let given = secrets.unwrap_or_default();
+    match sandbox::run_with_secrets(&policy, &Features::detect(), &given) {
         Ok(outcome) => {
             if outcome == sandbox::Outcome::TimedOut {
                 eprintln!(

@@ -858,6 +858,100 @@ fn rows() -> Vec<Row> {
             [done(&[TokenRotateKey]), NO, NO, NO],
         ),
     ];
+    let own = |c: &Cell| Scope::User(c.me.user.clone());
+    let theirs = |c: &Cell| Scope::User(c.victim.clone());
+    let secrets = vec![
+        row(
+            "set their own secret",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.me, &own(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            [done(&[SecretSet]), done(&[SecretSet]), NO, NO],
+        ),
+        row_after(
+            "list their own secrets",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            move |c| {
+                let list = c.h.svc.secrets(&c.me, &own(c))?;
+                present(list.iter().any(|s| s.name == "API_KEY"))
+            },
+            [QUIET, QUIET, NO, NO],
+        ),
+        row_after(
+            "remove their own secret",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.h.admin, &own(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            move |c| c.h.svc.remove_secret(&c.me, &own(c), "API_KEY"),
+            [done(&[SecretRemove]), done(&[SecretRemove]), NO, NO],
+        ),
+        row(
+            "set another's secret",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.me, &theirs(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            [done(&[SecretSet]), NO, NO, NO],
+        ),
+        row_after(
+            "list another's secrets",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            move |c| c.h.svc.secrets(&c.me, &theirs(c)).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row_after(
+            "remove another's secret",
+            move |c| {
+                c.h.svc
+                    .set_secret(&c.h.admin, &theirs(c), "API_KEY", b"value-0123")
+                    .map(drop)
+            },
+            move |c| c.h.svc.remove_secret(&c.me, &theirs(c), "API_KEY"),
+            [done(&[SecretRemove]), NO, NO, NO],
+        ),
+        row(
+            "set a global secret",
+            |c| {
+                let name = format!("GLOBAL_{}", c.me.user_id);
+                c.h.svc
+                    .set_secret(&c.me, &Scope::Global, &name, b"value-0123")
+                    .map(drop)
+            },
+            [done(&[SecretSet]), NO, NO, NO],
+        ),
+        row(
+            "list the global secrets' names",
+            |c| c.h.svc.secrets(&c.me, &Scope::Global).map(drop),
+            [QUIET, QUIET, NO, NO],
+        ),
+        row_after(
+            "remove a global secret",
+            |c| {
+                let name = format!("GLOBAL_{}", c.me.user_id);
+                c.h.svc
+                    .set_secret(&c.h.admin, &Scope::Global, &name, b"value-0123")
+                    .map(drop)
+            },
+            |c| {
+                let name = format!("GLOBAL_{}", c.me.user_id);
+                c.h.svc.remove_secret(&c.me, &Scope::Global, &name)
+            },
+            [done(&[SecretRemove]), NO, NO, NO],
+        ),
+    ];
     let logins = vec![
         row(
             "log in with their key",
@@ -960,7 +1054,7 @@ fn rows() -> Vec<Row> {
             [done(&[TuiStart, TuiStop]); 4],
         ),
     ];
-    [sessions, recordings, audit, users, logins]
+    [sessions, recordings, audit, users, secrets, logins]
         .into_iter()
         .flatten()
         .collect()
@@ -1048,6 +1142,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("users.rs"),
         include_str!("host.rs"),
         include_str!("files.rs"),
+        include_str!("secrets.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

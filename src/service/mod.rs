@@ -11,6 +11,7 @@ mod files;
 mod host;
 mod recordings;
 mod runs;
+mod secrets;
 mod sessions;
 mod throttle;
 mod users;
@@ -18,6 +19,7 @@ mod users;
 pub use files::FileSession;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
+pub use secrets::{Scope, SecretInfo};
 pub use sessions::{NewSession, WorkspaceChoices};
 pub use users::UserInfo;
 
@@ -213,6 +215,8 @@ pub struct Service {
     places: Places,
     /// API token signing and checking.
     tokens: Arc<crate::tokens::Tokens>,
+    /// The key secrets for sessions are sealed with.
+    vault: crate::vault::Vault,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -273,6 +277,7 @@ impl Service {
             audit,
             hub,
             places,
+            vault: crate::vault::Vault::new(&dir),
             dir,
             tokens,
             runs: runs::Runs::default(),

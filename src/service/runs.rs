@@ -196,7 +196,10 @@ impl Service {
             .unwrap_or(self.config.run_timeout)
             .min(self.config.run_timeout);
         let outcome = (|| -> Result<RunOutcome> {
-            let mut cmd = self.hub.sandbox_command(&confinement, &req.argv, "dumb");
+            let mut cmd = self
+                .hub
+                .sandbox_command(&confinement, &req.argv, "dumb")
+                .map_err(|e| Error::caused("handing the secrets to the sandbox", e))?;
             cmd.stdin(match input {
                 RunInput::Empty => std::process::Stdio::null(),
                 _ => std::process::Stdio::piped(),

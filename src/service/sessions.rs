@@ -131,12 +131,20 @@ impl Service {
             .places
             .requested_workspace(&user, workspace)
             .map_err(place)?;
+        // The names the profile asks for; a profile that does not load gets none here (the
+        // sandbox refuses it with the reason).
+        let names = sandbox::profile::Search::standard()
+            .load(&profile)
+            .map(|p| p.env_secrets)
+            .unwrap_or_default();
+        let secrets = self.session_secrets(user.id, &names)?;
         Ok(Confinement {
             profile,
             workspace,
             home,
             account,
             user: user.name,
+            secrets,
         })
     }
 
@@ -155,6 +163,12 @@ impl Service {
             .collect();
         let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
         let profile = confinement.profile.clone();
+        let secrets: Vec<String> = confinement
+            .secrets
+            .given
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
         let spec = Spec {
             owner: p.user.clone(),
             owner_id: p.user_id,
@@ -175,7 +189,8 @@ impl Service {
             p.stamp(AuditEvent::new(Kind::SessionCreate, p.user.clone()))
                 .with("session", s.id)
                 .with("profile", profile)
-                .with("command", s.command.join(" ")),
+                .with("command", s.command.join(" "))
+                .with("secrets", secrets),
         );
         Ok(s)
     }

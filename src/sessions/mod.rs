@@ -55,6 +55,9 @@ impl SessionError {
     }
 }
 
+/// The descriptor `cordon sandbox` reads a session's secrets from.
+const SECRETS_FD: i32 = 3;
+
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
 
@@ -68,6 +71,9 @@ pub struct Confinement {
     pub account: Option<crate::places::Account>,
     /// The cordon user's name (USER and LOGNAME inside).
     pub user: String,
+    /// The secrets its profile asks for that the user (or the host) has: handed to the
+    /// sandbox through a memfd, and redacted from the recording.
+    pub secrets: crate::vault::SessionSecrets,
 }
 
 /// What a new session runs.
@@ -450,7 +456,16 @@ impl Hub {
 
     /// The command line that runs `command` confined as `c` says: the user's account, home
     /// and workspace, no link followed beneath them (`--no-links`: sessions write there).
-    pub fn sandbox_command(&self, c: &Confinement, command: &[String], term: &str) -> Command {
+    ///
+    /// The secrets go through a memfd the child inherits as descriptor 3 (`--secrets-fd 3`),
+    /// never through its arguments or environment; the sandbox reads and closes it before
+    /// anything else, and says which of the profile's secrets are missing.
+    pub fn sandbox_command(
+        &self,
+        c: &Confinement,
+        command: &[String],
+        term: &str,
+    ) -> std::io::Result<Command> {
         #[allow(clippy::infallible_destructuring_match)] // one variant outside unit tests
         let exe = match &self.launcher {
             Launcher::Sandbox(exe) => exe,
@@ -462,7 +477,7 @@ impl Hub {
                     .env("TERM", term)
                     .env("PATH", "/usr/bin:/bin")
                     .current_dir(&c.workspace);
-                return cmd;
+                return Ok(cmd);
             }
         };
         let mut cmd = Command::new(exe);
@@ -485,6 +500,8 @@ impl Hub {
         for h in &self.hide {
             cmd.arg("--hide").arg(h);
         }
+        let secrets = c.secrets.memfd()?;
+        cmd.arg("--secrets-fd").arg(SECRETS_FD.to_string());
         cmd.arg("--").args(command);
         // The host's environment (and its secrets) never reaches a session. HOME stays the
         // host's here: the sandbox finds profiles through it (a session's own home must not
@@ -513,7 +530,24 @@ impl Hub {
                 Ok(())
             });
         }
-        cmd
+        // SAFETY: dup2 and fcntl are async-signal-safe; the memfd lives in the closure until
+        // the command is dropped after the spawn. dup2 clears close-on-exec on the copy; when
+        // the memfd already is descriptor 3, its flag is cleared by hand.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = secrets.as_raw_fd();
+                let r = if fd == SECRETS_FD {
+                    libc::fcntl(fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, SECRETS_FD)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(cmd)
     }
 
     /// Starts a session in a new PTY.
@@ -544,7 +578,31 @@ impl Hub {
                     hold: false,
                 })
                 .map_err(SessionError::Catalogue)?;
-            let (lane, pending) = Lane::new(header.id, writer, self.recorder.policy);
+            let secrets: Vec<&[u8]> = spec
+                .confinement
+                .secrets
+                .given
+                .iter()
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            let (lane, pending) = Lane::new(
+                header.id,
+                writer,
+                self.recorder.policy,
+                &secrets,
+                (spec.cols, spec.rows),
+            );
+            for i in lane.skipped() {
+                let (name, value) = &spec.confinement.secrets.given[i];
+                // Set before values under 8 bytes were refused, or longer than the redactor
+                // takes: said on the host's log (the value is not).
+                eprintln!(
+                    "cordon: session {id}: the secret {name} ({} bytes) is not redacted from the recording (only values of {} to {} bytes are)",
+                    value.len(),
+                    crate::redact::MIN_SECRET,
+                    crate::redact::MAX_SECRET
+                );
+            }
             (lane, Some(pending))
         } else {
             (Lane::off(), None)
@@ -564,7 +622,9 @@ impl Hub {
                 }
             }
         }
-        let mut cmd = self.sandbox_command(&spec.confinement, &spec.command, &spec.term);
+        let mut cmd = self
+            .sandbox_command(&spec.confinement, &spec.command, &spec.term)
+            .map_err(SessionError::Spawn)?;
         let tty = |f: &File| {
             f.try_clone()
                 .map(Stdio::from)

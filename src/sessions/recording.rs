@@ -3,6 +3,12 @@
 //! only once `BACKLOG` bytes wait (nothing is dropped to keep up: the recording is the
 //! point), so a once-a-second fdatasync does not stall output. The failure policy is
 //! applied here.
+//!
+//! A session's secret values are redacted here, before anything is handed to the writer:
+//! output and input pass through a [`Redactor`] each, and keyframes are drawn from a screen
+//! of the recording's own, fed with the redacted output, so that no event, keyframe or
+//! search of the recording holds a value. Viewers get the session's real output; only what
+//! is stored is redacted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -13,6 +19,7 @@ use super::Session;
 use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format::{self as recfmt, Writer};
 use crate::record::{FailurePolicy, RecordError};
+use crate::redact::Redactor;
 use crate::store::RecordingState;
 
 /// Bytes of events that may wait for the writer before the session waits for it.
@@ -50,11 +57,23 @@ enum Msg {
     Finish(i32, mpsc::Sender<(RecordingState, i64)>),
 }
 
+/// What removes a session's secrets from its recording: a redactor per stream, and the
+/// screen as the recording shows it (for keyframes).
+struct Redaction {
+    output: Redactor,
+    input: Redactor,
+    screen: vt100::Parser,
+}
+
 /// The session's end of its recording.
 pub(super) struct Lane {
     pub id: String,
     /// None when recordings are off.
     tx: Option<Sender<Msg>>,
+    /// None when the session has no secret to redact.
+    redaction: Option<Mutex<Redaction>>,
+    /// Secrets given that are not redacted (too short or too long), by index.
+    skipped: Vec<usize>,
     backlog: Arc<Backlog>,
     clock: Instant,
     /// Strict policy and a write failed: the session must end.
@@ -76,19 +95,40 @@ impl Lane {
         Lane {
             id: String::new(),
             tx: None,
+            redaction: None,
+            skipped: Vec::new(),
             backlog: Arc::default(),
             clock: Instant::now(),
             failed: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    pub fn new(id: String, writer: Writer, policy: FailurePolicy) -> (Lane, Pending) {
+    /// A lane to `writer`; `secrets` (the session's values) are redacted from what it
+    /// records, on a screen of `cols`×`rows`.
+    pub fn new(
+        id: String,
+        writer: Writer,
+        policy: FailurePolicy,
+        secrets: &[&[u8]],
+        (cols, rows): (u16, u16),
+    ) -> (Lane, Pending) {
+        let output = Redactor::new(secrets);
+        let skipped = output.skipped().to_vec();
+        let redaction = (!output.is_empty()).then(|| {
+            Mutex::new(Redaction {
+                input: Redactor::new(secrets),
+                output,
+                screen: vt100::Parser::new(super::nz(rows), super::nz(cols), 0),
+            })
+        });
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
         let backlog = Arc::new(Backlog::default());
         let lane = Lane {
             id,
             tx: Some(tx),
+            redaction,
+            skipped,
             backlog: backlog.clone(),
             clock: writer.clock(),
             failed: failed.clone(),
@@ -105,25 +145,79 @@ impl Lane {
         )
     }
 
+    /// The indices of the secrets given to [`Lane::new`] that are not redacted (see
+    /// [`Redactor::skipped`]).
+    pub fn skipped(&self) -> Vec<usize> {
+        self.skipped.clone()
+    }
+
     fn now(&self) -> u64 {
         self.clock.elapsed().as_micros() as u64
     }
 
-    /// Records an event stamped now. False when the session must end (strict policy and the
-    /// recording cannot be written).
+    /// Records an event stamped now, its secrets redacted (output and input; bytes that may
+    /// begin a secret wait for the next event of their stream). False when the session must
+    /// end (strict policy and the recording cannot be written).
     pub fn record(&self, kind: u8, data: &[u8]) -> bool {
-        if let Some(tx) = &self.tx {
-            self.backlog.add(data.len());
-            let _ = tx.send(Msg::Event(self.now(), kind, data.to_vec()));
+        let Some(tx) = &self.tx else {
+            return !self.failed.load(Ordering::SeqCst);
+        };
+        let Some(redaction) = &self.redaction else {
+            self.send(tx, kind, data.to_vec());
+            return !self.failed.load(Ordering::SeqCst);
+        };
+        // Held while sending, so that events keep their order.
+        let mut r = redaction.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        match kind {
+            recfmt::OUTPUT => {
+                r.output.push(data, &mut out);
+                r.screen.process(&out);
+            }
+            recfmt::INPUT => r.input.push(data, &mut out),
+            _ => {
+                if kind == recfmt::RESIZE {
+                    if let Some((c, rw)) = std::str::from_utf8(data)
+                        .ok()
+                        .and_then(|t| t.split_once('x'))
+                        .and_then(|(c, rw)| Some((c.parse().ok()?, rw.parse().ok()?)))
+                    {
+                        r.screen.screen_mut().set_size(super::nz(rw), super::nz(c));
+                    }
+                }
+                out.extend_from_slice(data);
+            }
+        }
+        if !out.is_empty() {
+            self.send(tx, kind, out);
         }
         !self.failed.load(Ordering::SeqCst)
     }
 
-    /// Starts a new chunk with the whole screen (where seeking begins).
+    fn send(&self, tx: &Sender<Msg>, kind: u8, data: Vec<u8>) {
+        self.backlog.add(data.len());
+        let _ = tx.send(Msg::Event(self.now(), kind, data));
+    }
+
+    /// Starts a new chunk with the whole screen (where seeking begins): `screen` as the
+    /// session shows it, or, when secrets are redacted, the recording's own screen.
     pub fn keyframe(&self, screen: Vec<u8>) -> bool {
         if let Some(tx) = &self.tx {
-            self.backlog.add(screen.len());
-            let _ = tx.send(Msg::Keyframe(self.now(), screen));
+            let mut guard = self
+                .redaction
+                .as_ref()
+                .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()));
+            let frame = match guard.as_deref_mut() {
+                Some(r) => {
+                    let (rows, cols) = r.screen.screen().size();
+                    let mut frame = format!("{cols}x{rows}\n").into_bytes();
+                    frame.extend(super::snapshot(&r.screen));
+                    frame
+                }
+                None => screen,
+            };
+            self.backlog.add(frame.len());
+            let _ = tx.send(Msg::Keyframe(self.now(), frame));
         }
         !self.failed.load(Ordering::SeqCst)
     }
@@ -132,6 +226,21 @@ impl Lane {
     /// written. Returns the recording's state and its size on disk (None: recordings are off).
     pub fn finish(&self, code: i32) -> Option<(RecordingState, i64)> {
         let Some(tx) = &self.tx else { return None };
+        if let Some(redaction) = &self.redaction {
+            // What was held back in case it began a secret: the stream has ended.
+            let mut r = redaction.lock().unwrap_or_else(|e| e.into_inner());
+            for kind in [recfmt::OUTPUT, recfmt::INPUT] {
+                let mut out = Vec::new();
+                if kind == recfmt::OUTPUT {
+                    r.output.finish(&mut out);
+                } else {
+                    r.input.finish(&mut out);
+                }
+                if !out.is_empty() {
+                    self.send(tx, kind, out);
+                }
+            }
+        }
         let (done, answer) = mpsc::channel();
         if tx.send(Msg::Finish(code, done)).is_err() {
             return Some((RecordingState::Failed, 0));
@@ -287,5 +396,112 @@ impl Worker {
                 .with(key, value)
                 .with("policy", policy),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Keyring, Meta, Recorder};
+
+    const SECRET: &[u8] = b"sk-test-0123456789abcdef";
+
+    /// A lane with SECRET to redact, the events `feed` records through it, and the recording
+    /// as stored.
+    fn recorded(feed: impl FnOnce(&Lane)) -> crate::record::format::Recording {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::paths::DataDir::new(dir.path().join("data"));
+        data.ensure().unwrap();
+        let recorder = Recorder::new(
+            data.root.join("recordings"),
+            Keyring::new(&data),
+            FailurePolicy::Strict,
+            true,
+            true,
+        )
+        .unwrap();
+        let meta = Meta {
+            user: "alice".into(),
+            profile: "default".into(),
+            command: vec!["sh".into()],
+            cols: 40,
+            rows: 5,
+            term: "xterm".into(),
+        };
+        let (header, path, writer) = recorder.start(1, &meta).unwrap();
+        let (lane, pending) = Lane::new(
+            header.id.clone(),
+            writer,
+            FailurePolicy::Strict,
+            &[SECRET],
+            (40, 5),
+        );
+        let audit = Arc::new(
+            AuditLog::open(&data.audit_log(), vec![7; 32], Default::default(), true).unwrap(),
+        );
+        pending.start(Weak::new(), audit, header.id).unwrap();
+        feed(&lane);
+        assert_eq!(
+            lane.finish(0).map(|(s, _)| s),
+            Some(RecordingState::Complete)
+        );
+        let key = Keyring::new(&data).for_file(&path).unwrap();
+        crate::record::format::read(&path, &key).unwrap()
+    }
+
+    fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+        bytes.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_secret_split_across_outputs_and_typed_as_input_is_stored_as_a_marker_in_events_and_keyframes(
+    ) {
+        let rec = recorded(|lane| {
+            lane.record(recfmt::OUTPUT, b"key: ");
+            lane.record(recfmt::OUTPUT, &SECRET[..7]);
+            lane.record(recfmt::OUTPUT, &SECRET[7..]);
+            lane.record(recfmt::OUTPUT, b"\r\n");
+            lane.record(recfmt::INPUT, SECRET);
+            lane.record(recfmt::RESIZE, b"50x6");
+            lane.keyframe(b"5x40\nthe live screen, secret and all".to_vec());
+            // Held back at the end, in case it began the secret: written at finish.
+            lane.record(recfmt::OUTPUT, &SECRET[..5]);
+        });
+        let raw = crate::record::raw(&rec);
+        assert!(!holds(&raw, SECRET), "{}", String::from_utf8_lossy(&raw));
+        assert!(
+            holds(&raw, b"key: [redacted]\r\n"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+        assert!(
+            raw.ends_with(&SECRET[..5]),
+            "a part is not the value, and is kept"
+        );
+        for e in &rec.events {
+            assert!(
+                !holds(&e.data, SECRET),
+                "event {} holds the secret",
+                e.kind as char
+            );
+        }
+        let frame = rec
+            .events
+            .iter()
+            .find(|e| e.kind == recfmt::KEYFRAME)
+            .expect("a keyframe");
+        let text = String::from_utf8_lossy(&frame.data);
+        assert!(
+            text.starts_with("50x6\n"),
+            "the recording's own screen: {text}"
+        );
+        assert!(
+            text.contains("key: [redacted]") && !text.contains("live screen"),
+            "{text}"
+        );
+        assert!(rec
+            .events
+            .iter()
+            .any(|e| e.kind == recfmt::INPUT && e.data == b"[redacted]"));
     }
 }

@@ -45,6 +45,7 @@ impl Fixture {
                 home: self.dir.path().to_path_buf(),
                 account: None,
                 user: "alice".into(),
+                secrets: Default::default(),
             },
             command: command.iter().map(|s| s.to_string()).collect(),
             cols: 80,

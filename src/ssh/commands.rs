@@ -2,13 +2,13 @@
 //! kill, run.
 
 use super::Conn;
-use crate::service::{NewSession, RunInput, RunRequest};
+use crate::service::{NewSession, Principal, RunInput, RunRequest, Scope};
 use russh::server::Session as SshSession;
 use russh::ChannelId;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
 
 /// `--profile P`, `--workspace W` (a name, or an absolute path beneath a granted root),
 /// `--name N`, `--json`, then `-- CMD...`.
@@ -255,6 +255,7 @@ pub async fn dispatch(
             );
             Ok(())
         }
+        "secret" => secret(conn, channel, session, principal, &rest),
         other => conn.finish(
             channel,
             session,
@@ -262,6 +263,164 @@ pub async fn dispatch(
             &format!("cordon: unknown command \"{other}\"; commands: {USAGE}\n"),
             2,
         ),
+    }
+}
+
+const SECRET_USAGE: &str = "secret list [--global] [--json] | secret set [--global] KEY (the value on standard input: printf %s \"$VALUE\" | ssh HOST secret set KEY) | secret rm [--global] KEY";
+
+/// A `secret set` waiting for its value: what the channel sends until its end of input.
+pub struct SecretInput {
+    principal: Principal,
+    scope: Scope,
+    name: String,
+    value: zeroize::Zeroizing<Vec<u8>>,
+    too_large: bool,
+}
+
+impl SecretInput {
+    /// More of the value (kept up to one byte past the bound, so a larger one is refused).
+    pub fn push(&mut self, data: &[u8]) {
+        let room = (sandbox::secrets::MAX_VALUE + 2).saturating_sub(self.value.len());
+        if data.len() > room {
+            self.too_large = true;
+        }
+        self.value.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+/// `secret list|set|rm`: the caller's own secrets, or with `--global` the host's.
+fn secret(
+    conn: &mut Conn,
+    channel: ChannelId,
+    session: &mut SshSession,
+    principal: Principal,
+    words: &[String],
+) -> Result<(), russh::Error> {
+    let usage = |conn: &Conn, session: &mut SshSession| {
+        conn.finish(
+            channel,
+            session,
+            "",
+            &format!("cordon: {SECRET_USAGE}\n"),
+            2,
+        )
+    };
+    let Some((verb, rest)) = words.split_first() else {
+        return usage(conn, session);
+    };
+    let (mut global, mut json, mut names) = (false, false, Vec::new());
+    for w in rest {
+        match w.as_str() {
+            "--global" => global = true,
+            "--json" => json = true,
+            w if w.starts_with('-') => return usage(conn, session),
+            w => names.push(w.to_string()),
+        }
+    }
+    let scope = if global {
+        Scope::Global
+    } else {
+        Scope::user_or(None, &principal)
+    };
+    let svc = conn.shared.service.clone();
+    match (verb.as_str(), names.as_slice()) {
+        ("list" | "ls", []) => match svc.secrets(&principal, &scope) {
+            Ok(list) if json => {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "scope": s.scope, "created": s.created, "updated": s.updated}))
+                    .collect();
+                let text = serde_json::Value::Array(rows).to_string();
+                let out = format!("{}\n", crate::text::json(&text));
+                conn.finish(channel, session, &out, "", 0)
+            }
+            Ok(list) if list.is_empty() => conn.finish(channel, session, "no secrets\n", "", 0),
+            Ok(list) => {
+                let mut o = format!("{:<32} {:<20} {:<26} UPDATED\n", "NAME", "SCOPE", "CREATED");
+                for s in list {
+                    o += &format!(
+                        "{:<32} {:<20} {:<26} {}\n",
+                        s.name, s.scope, s.created, s.updated
+                    );
+                }
+                conn.finish(channel, session, &o, "", 0)
+            }
+            Err(e) => conn.refused(channel, session, &e),
+        },
+        ("rm" | "remove", [name]) => match svc.remove_secret(&principal, &scope, name) {
+            Ok(()) => conn.finish(channel, session, &format!("secret {name} removed\n"), "", 0),
+            Err(e) => conn.refused(channel, session, &e),
+        },
+        ("set", [name]) => {
+            if conn.has_pty(channel) {
+                return conn.finish(
+                    channel,
+                    session,
+                    "",
+                    "cordon: secret set reads the value from standard input, not a terminal: printf %s \"$VALUE\" | ssh HOST secret set KEY\n",
+                    2,
+                );
+            }
+            // Checked now, so that a refusal comes before the value is sent; the value's own
+            // checks come at the end of input.
+            if let Some(problem) = sandbox::secrets::name_problem(name) {
+                return conn.finish(channel, session, "", &format!("cordon: {problem}\n"), 2);
+            }
+            if let Err(e) = svc.secrets(&principal, &scope) {
+                return conn.refused(channel, session, &e);
+            }
+            conn.await_secret(
+                channel,
+                SecretInput {
+                    principal,
+                    scope,
+                    name: name.clone(),
+                    value: Default::default(),
+                    too_large: false,
+                },
+            );
+            Ok(())
+        }
+        _ => usage(conn, session),
+    }
+}
+
+/// The end of a `secret set`'s input: the value is complete (one trailing newline dropped).
+pub fn secret_input_done(
+    conn: &Conn,
+    channel: ChannelId,
+    session: &mut SshSession,
+    mut input: SecretInput,
+) -> Result<(), russh::Error> {
+    if input.too_large {
+        return conn.finish(
+            channel,
+            session,
+            "",
+            "cordon: the value is larger than 64 KiB, the most a secret holds\n",
+            2,
+        );
+    }
+    for end in [&b"\r\n"[..], b"\n"] {
+        if input.value.ends_with(end) {
+            let n = input.value.len() - end.len();
+            input.value.truncate(n);
+            break;
+        }
+    }
+    match conn
+        .shared
+        .service
+        .set_secret(&input.principal, &input.scope, &input.name, &input.value)
+    {
+        Ok(info) => conn.finish(
+            channel,
+            session,
+            &format!("secret {} set ({})\n", info.name, info.scope),
+            "",
+            0,
+        ),
+        Err(e) => conn.refused(channel, session, &e),
     }
 }
 

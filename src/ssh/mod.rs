@@ -117,6 +117,8 @@ pub struct Conn {
     opened: HashMap<ChannelId, Channel<Msg>>,
     /// Channels running the TUI: where their input goes.
     tuis: HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<crate::tui::Input>>,
+    /// Channels of `secret set` reading their value until the end of input.
+    secret_inputs: HashMap<ChannelId, commands::SecretInput>,
     /// Channels running `run`: where their data goes (the command's stdin), and how much
     /// has gone. Dropping the sender is the command's end of input.
     run_inputs: HashMap<ChannelId, RunStdin>,
@@ -152,8 +154,19 @@ impl Conn {
             attached: HashMap::new(),
             opened: HashMap::new(),
             tuis: HashMap::new(),
+            secret_inputs: HashMap::new(),
             run_inputs: HashMap::new(),
         }
+    }
+
+    /// Whether the client asked for a terminal on this channel.
+    fn has_pty(&self, channel: ChannelId) -> bool {
+        self.ptys.contains_key(&channel)
+    }
+
+    /// Keeps what the channel sends as a secret's value until its end of input.
+    fn await_secret(&mut self, channel: ChannelId, input: commands::SecretInput) {
+        self.secret_inputs.insert(channel, input);
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -603,6 +616,10 @@ impl russh::server::Handler for Conn {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
             return Ok(());
         }
+        if let Some(input) = self.secret_inputs.get_mut(&channel) {
+            input.push(data);
+            return Ok(());
+        }
         if let Some(input) = self.run_inputs.get_mut(&channel) {
             // Past the limit the runner ends the command; what comes after is not kept.
             if input.sent <= self.shared.config.run_stdin_limit {
@@ -641,9 +658,12 @@ impl russh::server::Handler for Conn {
     async fn channel_eof(
         &mut self,
         channel: ChannelId,
-        _session: &mut SshSession,
+        session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         self.run_inputs.remove(&channel);
+        if let Some(input) = self.secret_inputs.remove(&channel) {
+            return commands::secret_input_done(self, channel, session, input);
+        }
         Ok(())
     }
 
@@ -657,6 +677,7 @@ impl russh::server::Handler for Conn {
         self.detach(channel);
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
+        self.secret_inputs.remove(&channel);
         self.run_inputs.remove(&channel);
         Ok(())
     }

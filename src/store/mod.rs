@@ -1,6 +1,10 @@
 //! The store: users, their roles and SSH keys, in SQLite (WAL, foreign keys on). The only
 //! module that speaks SQL; callers get plain values.
 
+mod secrets;
+
+pub use secrets::SealedSecret;
+
 use crate::auth::Role;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -199,7 +203,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -256,6 +260,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             "CREATE TABLE audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, mac TEXT NOT NULL, at TEXT NOT NULL);",
         )?;
         tx.pragma_update(None, "user_version", 4)?;
+        tx.commit()?;
+    }
+    if version < 5 {
+        // Version 5: secrets for sessions, sealed (see `secrets.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(secrets::SCHEMA_V5)?;
+        tx.pragma_update(None, "user_version", 5)?;
         tx.commit()?;
     }
     Ok(())
@@ -420,6 +431,7 @@ impl Store {
             "DELETE FROM login_failures WHERE subject = ?1",
             params![format!("user:{name}")],
         )?;
+        tx.execute("DELETE FROM secrets WHERE owner_id = ?1", params![u.id])?;
         tx.commit()?;
         Ok(u)
     }

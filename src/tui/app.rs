@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::keys::Key;
 use super::player::Player;
 use crate::auth::{allowed, Action};
-use crate::service::{NewSession, Principal, Service, UserInfo};
+use crate::service::{NewSession, Principal, Scope, SecretInfo, Service, UserInfo};
 use crate::sessions::{Session, Viewer};
 use crate::store::RecordingEntry;
 
@@ -51,8 +51,38 @@ pub struct Field {
     pub text: String,
 }
 
+/// A field whose text is drawn as dots (a secret's value), wiped when dropped.
+#[derive(Clone, Default)]
+pub struct Masked(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for Masked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masked({} characters)", self.0.chars().count())
+    }
+}
+
+/// Setting a secret: its name, its value (masked), which of the two has the focus.
+#[derive(Debug, Clone, Default)]
+pub struct SecretForm {
+    pub name: Field,
+    pub value: Masked,
+    /// 0: the name, 1: the value.
+    pub focus: usize,
+}
+
+/// The longest value the TUI's field takes (a pasted key arrives as typed characters).
+const SECRET_FIELD_MAX: usize = 8192;
+
 #[derive(Debug, Clone)]
 pub enum Dialog {
+    /// The user's secrets (or, with `global`, the host's): names and dates, never values;
+    /// `form` sets one.
+    Secrets {
+        global: bool,
+        list: Vec<SecretInfo>,
+        selected: usize,
+        form: Option<SecretForm>,
+    },
     /// New session: profile (chosen from a list), workspace, name, command.
     New {
         profiles: Vec<String>,
@@ -369,6 +399,9 @@ impl App {
             Key::Esc if !self.filter.is_empty() => {
                 self.filter.clear();
             }
+            Key::Char('S') if self.may(Action::ManageSecrets { own: true }) => {
+                self.open_secrets(false)
+            }
             Key::Up | Key::Char('k') => self.move_by(-1),
             Key::Down | Key::Char('j') => self.move_by(1),
             Key::PageUp => self.move_by(-10),
@@ -633,7 +666,122 @@ impl App {
         }
     }
 
+    /// The scope the Secrets dialog shows.
+    fn secret_scope(&self, global: bool) -> Scope {
+        if global {
+            Scope::Global
+        } else {
+            Scope::user_or(None, &self.me)
+        }
+    }
+
+    /// Opens (or reloads) the Secrets dialog on the user's own secrets or the global ones.
+    pub fn open_secrets(&mut self, global: bool) {
+        match self.svc.secrets(&self.me, &self.secret_scope(global)) {
+            Ok(list) => {
+                self.dialog = Some(Dialog::Secrets {
+                    global,
+                    list,
+                    selected: 0,
+                    form: None,
+                })
+            }
+            Err(e) => self.status = e.to_string(),
+        }
+    }
+
+    fn secrets_key(&mut self, key: Key) {
+        let Some(Dialog::Secrets {
+            global,
+            list,
+            selected,
+            form,
+        }) = self.dialog.as_mut()
+        else {
+            return;
+        };
+        let global = *global;
+        let may_change = if global {
+            allowed(self.me.role, Action::ManageGlobalSecrets)
+        } else {
+            true
+        };
+        if let Some(f) = form.as_mut() {
+            match key {
+                Key::Esc => *form = None,
+                Key::Tab | Key::BackTab | Key::Up | Key::Down => f.focus = 1 - f.focus,
+                Key::Enter if f.focus == 0 => f.focus = 1,
+                Key::Enter => {
+                    let name = f.name.text.trim().to_string();
+                    let value = f.value.clone();
+                    let scope = self.secret_scope(global);
+                    match self
+                        .svc
+                        .set_secret(&self.me, &scope, &name, value.0.as_bytes())
+                    {
+                        Ok(info) => {
+                            self.status = format!("secret {} set ({})", info.name, info.scope);
+                            self.open_secrets(global);
+                        }
+                        // The form stays, with what was typed, so that it can be corrected.
+                        Err(e) => self.status = e.to_string(),
+                    }
+                }
+                k if f.focus == 0 => edit(&mut f.name.text, k),
+                Key::Char(c) if f.value.0.chars().count() < SECRET_FIELD_MAX => f.value.0.push(c),
+                Key::Backspace => {
+                    f.value.0.pop();
+                }
+                Key::Ctrl('u') => f.value.0.clear(),
+                _ => {}
+            }
+            return;
+        }
+        match key {
+            Key::Esc | Key::Char('q') => self.dialog = None,
+            Key::Up | Key::Char('k') => *selected = selected.saturating_sub(1),
+            Key::Down | Key::Char('j') => {
+                *selected = (*selected + 1).min(list.len().saturating_sub(1))
+            }
+            Key::Char('a') | Key::Char('n') if may_change => {
+                *form = Some(SecretForm {
+                    name: Field {
+                        label: "name",
+                        text: String::new(),
+                    },
+                    ..Default::default()
+                })
+            }
+            Key::Enter if may_change && !list.is_empty() => {
+                let name = list[*selected].name.clone();
+                *form = Some(SecretForm {
+                    name: Field {
+                        label: "name",
+                        text: name,
+                    },
+                    focus: 1,
+                    ..Default::default()
+                })
+            }
+            Key::Char('d') | Key::Char('x') if may_change && !list.is_empty() => {
+                let name = list[*selected].name.clone();
+                let scope = self.secret_scope(global);
+                self.status = match self.svc.remove_secret(&self.me, &scope, &name) {
+                    Ok(()) => format!("secret {name} removed"),
+                    Err(e) => e.to_string(),
+                };
+                self.open_secrets(global);
+            }
+            Key::Char('g') if self.may(Action::ListGlobalSecrets) => self.open_secrets(!global),
+            _ => {}
+        }
+    }
+
     fn dialog_key(&mut self, key: Key) -> Effect {
+        if matches!(self.dialog, Some(Dialog::Secrets { .. })) {
+            self.secrets_key(key);
+            return Effect::None;
+        }
         let Some(dialog) = self.dialog.as_mut() else {
             return Effect::None;
         };
@@ -642,6 +790,7 @@ impl App {
             return Effect::None;
         }
         match dialog {
+            Dialog::Secrets { .. } => {}
             Dialog::New {
                 profiles,
                 profile,

@@ -396,3 +396,45 @@ fn every_view_fits_the_smallest_terminal_it_supports() {
     }
     let _ = Arc::clone(&a.svc);
 }
+
+#[test]
+fn the_secrets_dialog_sets_a_secret_from_a_masked_field_and_never_draws_its_value() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    let value = "sk-tui-0123456789";
+    a.key(Key::Char('S'));
+    assert!(
+        matches!(a.dialog, Some(Dialog::Secrets { .. })),
+        "{}",
+        a.status
+    );
+    a.key(Key::Char('a'));
+    for c in "API_KEY".chars() {
+        a.key(Key::Char(c));
+    }
+    a.key(Key::Tab);
+    for c in value.chars() {
+        a.key(Key::Char(c));
+    }
+    snapshots("secrets_dialog_form", &mut a);
+    for size in SIZES {
+        assert!(!render(&a, size).contains(value));
+    }
+    a.key(Key::Enter);
+    assert_eq!(a.status, "secret API_KEY set (alice)");
+    // Listed by name and date (the date changes: no snapshot), never by value.
+    let drawn = render(&a, (80, 24));
+    assert!(
+        drawn.contains("API_KEY") && !drawn.contains(value),
+        "{drawn}"
+    );
+    let list = a
+        .svc
+        .secrets(&a.me, &crate::service::Scope::User("alice".into()))
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    a.key(Key::Char('d'));
+    assert_eq!(a.status, "secret API_KEY removed");
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+}

@@ -84,7 +84,15 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
 /// The keys that work here, for the bottom line; only what the role may do.
 fn hint_line(app: &App) -> Line<'static> {
     let mut keys: Vec<(&str, &str)> = Vec::new();
-    if app.dialog.is_some() {
+    if let Some(Dialog::Secrets { form: None, .. }) = &app.dialog {
+        keys = vec![
+            ("a", "add"),
+            ("Enter", "replace"),
+            ("d", "remove"),
+            ("g", "own/global"),
+            ("Esc", "close"),
+        ];
+    } else if app.dialog.is_some() {
         keys = vec![("Enter", "ok"), ("Esc", "cancel"), ("Tab", "next field")];
     } else if app.player.is_some() {
         keys = vec![
@@ -102,6 +110,9 @@ fn hint_line(app: &App) -> Line<'static> {
                 let own = app.own_selected();
                 if app.may(Action::CreateSession) {
                     keys.push(("n", "new"));
+                }
+                if app.may(Action::ManageSecrets { own: true }) {
+                    keys.push(("S", "secrets"));
                 }
                 if !app.sessions.is_empty() {
                     if app.may(Action::AttachSession { own }) {
@@ -581,6 +592,57 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             ],
         ),
         Dialog::Prompt { field, .. } => (" ", vec![field_line(field.label, &field.text, true)]),
+        Dialog::Secrets {
+            global,
+            list,
+            selected: at,
+            form,
+        } => {
+            let mut lines = vec![Line::styled(
+                if *global {
+                    "global secrets: every user's sessions get them (a user's own wins)"
+                } else {
+                    "your secrets: sessions whose profile names one ([env] secrets) get it"
+                },
+                dim(),
+            )];
+            if list.is_empty() {
+                lines.push(Line::raw("(none)"));
+            }
+            for (i, s) in list.iter().enumerate() {
+                let style = if i == *at && form.is_none() {
+                    selected()
+                } else {
+                    Style::default()
+                };
+                lines.push(Line::styled(
+                    format!(
+                        "{:<28} updated {}",
+                        crate::text::printable(&s.name),
+                        s.updated
+                    ),
+                    style,
+                ));
+            }
+            if let Some(fm) = form {
+                lines.push(Line::raw(""));
+                lines.push(field_line(fm.name.label, &fm.name.text, fm.focus == 0));
+                let dots = "•".repeat(fm.value.0.chars().count().min(40));
+                lines.push(field_line("value", &dots, fm.focus == 1));
+                lines.push(Line::styled(
+                    "the value is never shown again; Enter saves, Esc cancels",
+                    dim(),
+                ));
+            }
+            (
+                if *global {
+                    " Global secrets "
+                } else {
+                    " Secrets "
+                },
+                lines,
+            )
+        }
     };
     let h = (lines.len() as u16 + 2).min(area.height);
     let w = (area.width.saturating_sub(4)).min(72);
@@ -630,6 +692,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             ),
             k("o", "observe (read-only)"),
             k("r  x", "rename, end"),
+            k("S", "secrets for sessions (a add, d remove, g global)"),
         ]),
         (Tab::Recordings, _) => lines.extend([
             Line::styled("Recordings", bold()),

@@ -22,6 +22,7 @@ mod auth;
 mod host;
 mod recordings;
 mod run;
+mod secrets;
 mod sessions;
 mod users;
 
@@ -115,6 +116,7 @@ fn endpoints() -> OpenApiRouter<Api> {
         .merge(recordings::router())
         .merge(audit::router())
         .merge(users::router())
+        .merge(secrets::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.

@@ -1,0 +1,127 @@
+//! Secrets for sessions, as the store keeps them: sealed values (the service seals and opens
+//! them with the host's secrets key; the store never sees a value), per user id or global
+//! (owner 0), with their dates.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::{Result, Store};
+
+/// Version 5 of the schema: one row per (owner, name); owner 0 is a global secret.
+pub(super) const SCHEMA_V5: &str = "
+CREATE TABLE secrets (
+    owner_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    sealed BLOB NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (owner_id, name)
+);
+";
+
+/// A secret as a listing shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretEntry {
+    /// The owner's user id; 0 for a global secret.
+    pub owner_id: i64,
+    pub name: String,
+    pub created: String,
+    pub updated: String,
+}
+
+/// A secret's value as stored: a nonce and the AEAD's output.
+pub struct SealedSecret {
+    pub nonce: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+impl Store {
+    /// Stores a sealed secret, replacing one of the same owner and name (its creation date
+    /// kept). Returns whether it replaced one.
+    pub fn put_secret(&self, owner_id: i64, name: &str, value: &SealedSecret) -> Result<bool> {
+        let now = crate::audit::now_rfc3339();
+        let conn = self.conn()?;
+        let replaced = conn.execute(
+            "UPDATE secrets SET nonce = ?3, sealed = ?4, updated = ?5 WHERE owner_id = ?1 AND name = ?2",
+            params![owner_id, name, value.nonce, value.sealed, now],
+        )?;
+        if replaced == 0 {
+            conn.execute(
+                "INSERT INTO secrets (owner_id, name, nonce, sealed, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![owner_id, name, value.nonce, value.sealed, now],
+            )?;
+        }
+        Ok(replaced > 0)
+    }
+
+    /// The secrets of `owner_id` (0: the global ones), by name.
+    pub fn secrets(&self, owner_id: i64) -> Result<Vec<SecretEntry>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(
+            "SELECT owner_id, name, created, updated FROM secrets WHERE owner_id = ?1 ORDER BY name",
+        )?;
+        let rows = st.query_map(params![owner_id], |r| {
+            Ok(SecretEntry {
+                owner_id: r.get(0)?,
+                name: r.get(1)?,
+                created: r.get(2)?,
+                updated: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One sealed secret, if there is one.
+    pub fn sealed_secret(&self, owner_id: i64, name: &str) -> Result<Option<SealedSecret>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT nonce, sealed FROM secrets WHERE owner_id = ?1 AND name = ?2",
+                params![owner_id, name],
+                |r| {
+                    Ok(SealedSecret {
+                        nonce: r.get(0)?,
+                        sealed: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Removes a secret; false if there was none.
+    pub fn remove_secret(&self, owner_id: i64, name: &str) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "DELETE FROM secrets WHERE owner_id = ?1 AND name = ?2",
+            params![owner_id, name],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    #[test]
+    fn secrets_are_kept_per_owner_and_go_with_their_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let u = s.add_user("alice", Role::Developer).unwrap();
+        let sealed = |b: &[u8]| SealedSecret {
+            nonce: vec![1; 12],
+            sealed: b.to_vec(),
+        };
+        assert!(!s.put_secret(u.id, "K", &sealed(b"one")).unwrap());
+        assert!(s.put_secret(u.id, "K", &sealed(b"two")).unwrap());
+        s.put_secret(0, "K", &sealed(b"global")).unwrap();
+        assert_eq!(s.sealed_secret(u.id, "K").unwrap().unwrap().sealed, b"two");
+        assert_eq!(s.sealed_secret(0, "K").unwrap().unwrap().sealed, b"global");
+        assert_eq!(s.secrets(u.id).unwrap().len(), 1);
+        s.remove_user("alice").unwrap();
+        assert!(s.secrets(u.id).unwrap().is_empty());
+        assert!(s.remove_secret(0, "K").unwrap());
+        assert!(!s.remove_secret(0, "K").unwrap());
+    }
+}
