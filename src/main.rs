@@ -310,14 +310,26 @@ enum ProfileAction {
         #[arg(long)]
         json: bool,
     },
-    /// Say in plain words what a session under the profile can read, write, run and reach.
+    /// Say in plain words what a session under the profile can read, write, run and reach;
+    /// with a PATH, whether that file may run and which profile key decides (exit 0: it
+    /// may, 1: it may not).
     Explain {
         profile: String,
         #[arg(short, long)]
         workspace: Option<PathBuf>,
+        /// A file to ask about: may a session under the profile execute it?
+        path: Option<PathBuf>,
     },
     /// List the profiles visible in the search order, and where each comes from.
     List,
+}
+
+/// The running account's cordon home (`<home_root>/<account>`), where `cordon sandbox` puts
+/// profiles that write the home directory; none when the configuration does not load.
+fn cordon_home(dir: &paths::DataDir, config: Option<&std::path::Path>) -> Option<PathBuf> {
+    config::Config::load(config, &dir.root)
+        .ok()
+        .map(|c| c.home_root.join(accounts::current()))
 }
 
 /// `--config`, else `$CORDON_CONFIG`, else the usual place if a file is there.
@@ -505,6 +517,7 @@ fn main() {
                 home,
                 identity,
                 no_links,
+                cordon_home: cordon_home(&dir, config),
             };
             cli::sandbox::sandbox(&profile, options, command)
         }
@@ -532,10 +545,20 @@ fn main() {
                     workspace,
                     json,
                 },
-        }) => cli::sandbox::profile_check(&profile, workspace, json),
+        }) => cli::sandbox::profile_check(&profile, workspace, json, cordon_home(&dir, config)),
         Some(Command::Profile {
-            action: ProfileAction::Explain { profile, workspace },
-        }) => cli::sandbox::profile_explain(&profile, workspace),
+            action:
+                ProfileAction::Explain {
+                    profile,
+                    workspace,
+                    path,
+                },
+        }) => cli::sandbox::profile_explain(
+            &profile,
+            workspace,
+            path.as_deref(),
+            cordon_home(&dir, config),
+        ),
         Some(Command::Profile {
             action: ProfileAction::List,
         }) => cli::sandbox::profile_list(),
