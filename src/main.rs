@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod audit;
 mod auth;
+mod claude;
 mod cli;
 mod config;
 mod filter;
@@ -124,6 +125,11 @@ enum Command {
         #[command(subcommand)]
         action: KeyCmd,
     },
+    /// Claude Code: `cordon claude import` carries your settings into your cordon home.
+    Claude {
+        #[command(subcommand)]
+        action: ClaudeAction,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -172,6 +178,21 @@ enum UserAction {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClaudeAction {
+    /// Copy Claude Code's settings (settings.json without env and apiKeyHelper, CLAUDE.md,
+    /// agents/, commands/, and the preferences of .claude.json: no account, key, MCP server
+    /// or project state) into a user's cordon home, as their account. Audited.
+    Import {
+        /// The cordon user (default: the one named like this OS account).
+        #[arg(long)]
+        user: Option<String>,
+        /// The directory holding .claude/ and .claude.json (default: $HOME).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
     },
 }
 
@@ -521,6 +542,9 @@ fn main() {
             };
             cli::sandbox::sandbox(&profile, options, command)
         }
+        Some(Command::Claude {
+            action: ClaudeAction::Import { user, from },
+        }) => admin(&|a| cli::claude::import(a, user.clone(), from.clone())),
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
             config::Config::load(config, &dir.root)

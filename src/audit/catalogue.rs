@@ -32,6 +32,7 @@ pub enum Kind {
     KeyAdd,
     KeyRemove,
     KeyRotate,
+    ClaudeImport,
     SessionCreate,
     SessionAttach,
     SessionObserve,
@@ -65,7 +66,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 54] = [
+    pub const ALL: [Kind; 55] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -92,6 +93,7 @@ impl Kind {
         Kind::KeyAdd,
         Kind::KeyRemove,
         Kind::KeyRotate,
+        Kind::ClaudeImport,
         Kind::SessionCreate,
         Kind::SessionAttach,
         Kind::SessionObserve,
@@ -152,6 +154,7 @@ impl Kind {
             KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),
             KeyRemove => ("key.remove", "an SSH key was removed: `user`, `fingerprint`"),
             KeyRotate => ("key.rotate", "a new recording key is current: `key`, `key_id`"),
+            ClaudeImport => ("claude.import", "Claude Code's settings were imported into a user's cordon home: `user`, `from`, `copied`, `left_out` (the keys not carried)"),
             SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked)"),
             SessionAttach => ("session.attach", "a viewer that may type joined a session: `session`"),
             SessionObserve => ("session.observe", "a read-only viewer joined a session: `session`"),
