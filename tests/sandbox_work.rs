@@ -154,7 +154,8 @@ fn profile_check_prints_the_effective_rules_and_json() {
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.contains("write     ") && out.stdout.contains("(noexec)"),
+        out.stdout.contains("(executable: [exec] workspace = true)")
+            && out.stdout.contains("/tmp, /dev/shm  (private, noexec)"),
         "{out:?}"
     );
     assert!(out.stdout.contains("network   none"), "{out:?}");
