@@ -7,7 +7,8 @@
 //!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
 //!        │                root; rlimits; Landlock rules gathered; becomes the identity;
 //!        │                drops capabilities; no_new_privs; Landlock enforced; seccomp;
-//!        │                closes every fd above 2; reaps; forwards signals
+//!        │                the exec watch; closes every fd above 2 but its own; reaps;
+//!        │                forwards signals; a thread answers the exec watch (notice.rs)
 //!        └─ command       restores the signal mask, chdir, execve with the policy's env
 //! ```
 //!
