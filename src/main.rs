@@ -80,7 +80,9 @@ enum Command {
         /// "sandbox".
         #[arg(long, value_name = "NAME", requires = "uid")]
         user_name: Option<String>,
-        /// The home directory seen inside ({home} in profiles). Default: $HOME.
+        /// The home directory seen inside ({home} in profiles). Default: $HOME, except for
+        /// a profile that writes the whole home (claude), which gets your cordon home
+        /// (<home_root>/<account>), never your account's own.
         #[arg(long, value_name = "DIR")]
         home: Option<PathBuf>,
         /// Follow no symbolic link in the workspace or the home: refuse a workspace or home

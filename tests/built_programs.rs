@@ -513,7 +513,13 @@ fn claude_code_reaches_its_main_screen_under_the_claude_profile_and_leaves_valid
     tmux.wait_for("claude", "trust this folder");
     tmux.keys("claude", &["Enter"]);
     tmux.wait_for("claude", "Do you want to use this API key?");
-    tmux.keys("claude", &["Up"]);
+    // "No" is preselected: move to "Yes" and see it chosen before confirming (keys sent
+    // while the dialog is still being drawn are lost).
+    cordon_test_support::wait::wait_until("the dialog to select Yes", || {
+        tmux.keys("claude", &["Up"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tmux.screen("claude").contains("❯ 1. Yes")
+    });
     tmux.keys("claude", &["Enter"]);
     let screen = tmux.wait_for("claude", "API Usage Billing");
     assert!(!screen.contains("Not logged in"), "{screen}");
