@@ -1069,6 +1069,28 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_json_file_grant_is_never_created_empty() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let profile = profile_with(&[], &["~/.claude.json", "~/.state/"], &[]);
+        let req = Request {
+            home: Some(home.path().to_path_buf()),
+            ..request(ws.path(), &["true"])
+        };
+        let p = Policy::resolve(&profile, &req).unwrap();
+        assert!(!home.path().join(".claude.json").exists());
+        assert!(home.path().join(".state").is_dir());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n
+                    .contains("did not create ~/.claude.json: an empty file is not valid JSON")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
     fn the_root_directory_is_not_a_workspace() {
         let e = Policy::resolve(
             &Search::shipped_only().load("default").unwrap(),
@@ -1354,7 +1376,7 @@ mod tests {
     #[test]
     fn under_no_links_a_missing_write_grant_is_created_in_home_and_never_through_a_link() {
         let planted = Planted::new();
-        let profile = profile_with(&[], &["~/.x/new/", "~/.x/made.json", "~/.tool/state/"], &[]);
+        let profile = profile_with(&[], &["~/.x/new/", "~/.x/made.txt", "~/.tool/state/"], &[]);
         let req = Request {
             identity: Some(someone()),
             ..planted.request(true)
