@@ -40,6 +40,10 @@ have openssl || packages+=(openssl)
 have ssh || packages+=(openssh-client)
 have tmux || packages+=(tmux)
 have asciinema || packages+=(asciinema)
+# An editor for sessions (the default and claude profiles allow vi, vim.tiny, nano, editor).
+have vi || have nano || have vim.tiny || packages+=(nano)
+# make and procps' ps: the claude and default profiles offer them.
+have make || packages+=(make)
 # python3-venv: a virtualenv for schemathesis (the API's property tests).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
@@ -60,6 +64,14 @@ if [ ! -x "$venv/bin/st" ]; then
   say "installing schemathesis into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check schemathesis
+fi
+
+# Claude Code (a native binary, about 250 MB) for the tests that start it under the claude
+# profile; npm and node for it and for the profiles' npm/npx.
+have npm || { have apt-get && DEBIAN_FRONTEND=noninteractive $( [ "$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq nodejs npm >/dev/null; } || true
+if ! have claude && have npm; then
+  say "installing Claude Code (npm @anthropic-ai/claude-code)"
+  npm install -g -q @anthropic-ai/claude-code >/dev/null 2>&1 || say "could not install Claude Code; its tests will say so and skip"
 fi
 
 # The Rust toolchain, with rustfmt and clippy for .ci/run.

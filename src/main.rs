@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod audit;
 mod auth;
+mod claude;
 mod cli;
 mod config;
 mod files;
@@ -82,7 +83,9 @@ enum Command {
         /// "sandbox".
         #[arg(long, value_name = "NAME", requires = "uid")]
         user_name: Option<String>,
-        /// The home directory seen inside ({home} in profiles). Default: $HOME.
+        /// The home directory seen inside ({home} in profiles). Default: $HOME, except for
+        /// a profile that writes the whole home (claude), which gets your cordon home
+        /// (<home_root>/<account>), never your account's own.
         #[arg(long, value_name = "DIR")]
         home: Option<PathBuf>,
         /// Follow no symbolic link in the workspace or the home: refuse a workspace or home
@@ -138,6 +141,11 @@ enum Command {
         #[command(subcommand)]
         action: KeyCmd,
     },
+    /// Claude Code: `cordon claude import` carries your settings into your cordon home.
+    Claude {
+        #[command(subcommand)]
+        action: ClaudeAction,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -186,6 +194,21 @@ enum UserAction {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClaudeAction {
+    /// Copy Claude Code's settings (settings.json without env and apiKeyHelper, CLAUDE.md,
+    /// agents/, commands/, and the preferences of .claude.json: no account, key, MCP server
+    /// or project state) into a user's cordon home, as their account. Audited.
+    Import {
+        /// The cordon user (default: the one named like this OS account).
+        #[arg(long)]
+        user: Option<String>,
+        /// The directory holding .claude/ and .claude.json (default: $HOME).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
     },
 }
 
@@ -363,14 +386,26 @@ enum ProfileAction {
         #[arg(long)]
         json: bool,
     },
-    /// Say in plain words what a session under the profile can read, write, run and reach.
+    /// Say in plain words what a session under the profile can read, write, run and reach;
+    /// with a PATH, whether that file may run and which profile key decides (exit 0: it
+    /// may, 1: it may not).
     Explain {
         profile: String,
         #[arg(short, long)]
         workspace: Option<PathBuf>,
+        /// A file to ask about: may a session under the profile execute it?
+        path: Option<PathBuf>,
     },
     /// List the profiles visible in the search order, and where each comes from.
     List,
+}
+
+/// The running account's cordon home (`<home_root>/<account>`), where `cordon sandbox` puts
+/// profiles that write the home directory; none when the configuration does not load.
+fn cordon_home(dir: &paths::DataDir, config: Option<&std::path::Path>) -> Option<PathBuf> {
+    config::Config::load(config, &dir.root)
+        .ok()
+        .map(|c| c.home_root.join(accounts::current()))
 }
 
 /// `--config`, else `$CORDON_CONFIG`, else the usual place if a file is there.
@@ -571,9 +606,13 @@ fn main() {
                 identity,
                 no_links,
                 secrets_fd,
+                cordon_home: cordon_home(&dir, config),
             };
             cli::sandbox::sandbox(&profile, options, command)
         }
+        Some(Command::Claude {
+            action: ClaudeAction::Import { user, from },
+        }) => admin(&|a| cli::claude::import(a, user.clone(), from.clone())),
         Some(Command::Serve) => serve::serve(dir.clone(), config),
         Some(Command::Tui { socket }) => match socket.map(Ok).unwrap_or_else(|| {
             config::Config::load(config, &dir.root)
@@ -598,10 +637,20 @@ fn main() {
                     workspace,
                     json,
                 },
-        }) => cli::sandbox::profile_check(&profile, workspace, json),
+        }) => cli::sandbox::profile_check(&profile, workspace, json, cordon_home(&dir, config)),
         Some(Command::Profile {
-            action: ProfileAction::Explain { profile, workspace },
-        }) => cli::sandbox::profile_explain(&profile, workspace),
+            action:
+                ProfileAction::Explain {
+                    profile,
+                    workspace,
+                    path,
+                },
+        }) => cli::sandbox::profile_explain(
+            &profile,
+            workspace,
+            path.as_deref(),
+            cordon_home(&dir, config),
+        ),
         Some(Command::Profile {
             action: ProfileAction::List,
         }) => cli::sandbox::profile_list(),

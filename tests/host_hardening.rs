@@ -202,7 +202,7 @@ fn two_users_homes_are_their_own_and_the_hosts_is_never_shown() {
     let h = Host::start(CORDON);
     let alice = h.user("alice", "developer");
     let bob = h.user("bob", "developer");
-    // The claude profile writes ~/.claude/, created in the user's own home.
+    // The claude profile writes the user's own home (Claude keeps ~/.claude/ there).
     let out = run(
         &h,
         &alice,
@@ -213,7 +213,7 @@ fn two_users_homes_are_their_own_and_the_hosts_is_never_shown() {
             "--",
             "sh",
             "-c",
-            "'echo $HOME; echo alice-secret > ~/.claude/settings.json'",
+            "'echo $HOME; mkdir -p ~/.claude && echo alice-secret > ~/.claude/settings.json'",
         ],
     );
     assert_eq!(out.code, 0, "{out:?}");

@@ -103,15 +103,56 @@ fn a_program_off_the_allowlist_cannot_be_executed() {
 #[test]
 fn a_file_the_session_wrote_cannot_be_executed_directly_or_through_the_loader() {
     let env = Env::new(CORDON);
-    let out = env.sh(
-        "default",
-        "for d in . /tmp /dev/shm; do cp /usr/bin/echo $d/e && chmod +x $d/e; \
+    // W^X: a profile without [exec] workspace (default with it turned off again).
+    let wx = env.profile("wx", "extends = \"default\"\n[exec]\nworkspace = false\n");
+    let script = "for d in . /tmp /dev/shm; do cp /usr/bin/echo $d/e && chmod +x $d/e; \
            $d/e RAN-DIRECT-$d; echo rc=$?; \
-           /lib64/ld-linux-x86-64.so.2 $d/e RAN-LOADER-$d; echo rc=$?; done",
-    );
+           /lib64/ld-linux-x86-64.so.2 $d/e RAN-LOADER-$d; echo rc=$?; done";
+    let out = env.sh(&wx, script);
     assert!(!out.stdout.contains("RAN-"), "{out:?}");
     assert_eq!(out.stdout.matches("rc=0").count(), 0, "{out:?}");
     assert_eq!(out.stdout.matches("rc=").count(), 6, "{out:?}");
+
+    // default opens the workspace ([exec] workspace = true), and only the workspace.
+    let out = env.sh("default", script);
+    assert!(
+        out.stdout.contains("RAN-DIRECT-.") && out.stdout.contains("RAN-LOADER-."),
+        "{out:?}"
+    );
+    for d in ["/tmp", "/dev/shm"] {
+        assert!(!out.stdout.contains(&format!("RAN-DIRECT-{d}")), "{out:?}");
+        assert!(!out.stdout.contains(&format!("RAN-LOADER-{d}")), "{out:?}");
+    }
+}
+
+#[test]
+fn under_claude_the_writable_home_is_never_executable() {
+    let env = Env::new(CORDON);
+    let home = tempfile::tempdir().unwrap();
+    let out = env.sandbox(
+        &[
+            "--profile",
+            "claude",
+            "--workspace",
+            env.ws().to_str().unwrap(),
+            "--home",
+            home.path().to_str().unwrap(),
+        ],
+        &[
+            "sh",
+            "-c",
+            "cp /usr/bin/echo ~/e && chmod +x ~/e; ~/e RAN-DIRECT; echo rc=$?; \
+             /lib64/ld-linux-x86-64.so.2 ~/e RAN-LOADER; echo rc=$?",
+        ],
+    );
+    assert!(!out.stdout.contains("RAN-"), "{out:?}");
+    assert_eq!(out.stdout.matches("rc=").count(), 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the home directory is not executable under profile \"claude\" ([exec] home = false)"
+        ),
+        "{out:?}"
+    );
 }
 
 #[test]

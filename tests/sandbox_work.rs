@@ -154,7 +154,8 @@ fn profile_check_prints_the_effective_rules_and_json() {
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.contains("write     ") && out.stdout.contains("(noexec)"),
+        out.stdout.contains("(executable: [exec] workspace = true)")
+            && out.stdout.contains("/tmp, /dev/shm  (private, noexec)"),
         "{out:?}"
     );
     assert!(out.stdout.contains("network   none"), "{out:?}");
@@ -340,7 +341,7 @@ fn a_missing_home_grant_is_created_for_the_identity() {
     use std::os::unix::fs::MetadataExt;
     let env = Env::new(CORDON);
     let home = env.home_for(UID);
-    let profile = env.profile("state", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.tool/state.json\", \"~/.cache/tool/\"]\n");
+    let profile = env.profile("state", "extends = \"default\"\n[filesystem]\nwrite = [\"~/.tool/state.txt\", \"~/.cache/tool/\"]\n");
     let (ws, home_arg) = (
         env.ws().display().to_string(),
         home.path().display().to_string(),
@@ -360,13 +361,13 @@ fn a_missing_home_grant_is_created_for_the_identity() {
         &[
             "sh",
             "-c",
-            "echo '{}' > ~/.tool/state.json && touch ~/.cache/tool/x && echo wrote",
+            "echo state > ~/.tool/state.txt && touch ~/.cache/tool/x && echo wrote",
         ],
     );
     assert_eq!((out.code, out.stdout.trim()), (0, "wrote"), "{out:?}");
     for p in [
         ".tool",
-        ".tool/state.json",
+        ".tool/state.txt",
         ".cache",
         ".cache/tool",
         ".cache/tool/x",

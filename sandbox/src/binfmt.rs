@@ -259,9 +259,24 @@ fn direct_interpreters(r: &mut Resolver, program: &Path, path_var: &str) -> Vec<
     found
 }
 
+/// Opens `p` for reading only if it is a regular file, without ever waiting: a FIFO put in
+/// its place (the exec notice reads files a sandboxed process can swap) is not opened for
+/// a read that would block.
+fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
 fn read_interpreters(r: &mut Resolver, program: &Path, path_var: &str) -> Vec<Interpreter> {
     let mut head = [0u8; 4096];
-    let n = match std::fs::File::open(program).and_then(|mut f| f.read(&mut head)) {
+    let n = match open_regular(program).and_then(|mut f| f.read(&mut head)) {
         Ok(n) => n,
         Err(_) => return Vec::new(),
     };
@@ -324,7 +339,7 @@ fn shebang(r: &mut Resolver, head: &[u8], path_var: &str) -> Vec<Interpreter> {
 fn elf_interp(program: &Path) -> Option<PathBuf> {
     // PT_INTERP sits right after the program headers, in the first page of any real binary.
     let mut data = Vec::with_capacity(64 << 10);
-    std::fs::File::open(program)
+    open_regular(program)
         .ok()?
         .take(64 << 10)
         .read_to_end(&mut data)
@@ -487,5 +502,16 @@ mod tests {
     fn garbage_is_not_an_elf() {
         assert_eq!(parse_interp(b"\x7fELF\x02\x01garbage"), Parsed::NoInterp);
         assert_eq!(parse_interp(&[0u8; 10]), Parsed::NoInterp);
+    }
+
+    #[test]
+    fn a_fifo_in_a_programs_place_is_not_read_and_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("prog");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o755) }, 0);
+        let mut r = Resolver::default();
+        assert!(interpreters(&mut r, &fifo, "/usr/bin:/bin").is_empty());
     }
 }

@@ -3,9 +3,62 @@
 //! enforce (`cordon doctor`). Pure functions of a policy and the detected features.
 
 use crate::features::{CgroupLayout, Features};
-use crate::policy::Policy;
+use crate::policy::{ExecVerdict, Policy};
 use crate::profile::NetMode;
 use std::fmt::Write;
+use std::path::Path;
+
+/// The answer of `cordon profile explain PROFILE PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MayRun {
+    /// Whether a session under the policy may execute the file.
+    pub runs: bool,
+    /// The answer in words: yes or no, what decides, and what would change it.
+    pub text: String,
+}
+
+/// Whether the file at `path` (`shown` as the person wrote it, `canonical` resolved) may be
+/// executed under `p`, and which profile key decides.
+pub fn may_run(p: &Policy, shown: &Path, canonical: &Path) -> MayRun {
+    let name = if shown == canonical {
+        crate::notice::escape(&shown.to_string_lossy())
+    } else {
+        format!(
+            "{} ({})",
+            crate::notice::escape(&shown.to_string_lossy()),
+            crate::notice::escape(&canonical.to_string_lossy())
+        )
+    };
+    let visible = p
+        .read
+        .iter()
+        .chain(&p.write)
+        .chain(p.exec.iter().map(|g| &g.path))
+        .chain(p.exec_beneath.iter().map(|t| &t.path))
+        .any(|g| canonical.starts_with(g))
+        && !p.hide.iter().any(|h| canonical.starts_with(h));
+    let mut text = String::new();
+    let runs = match p.exec_verdict(canonical) {
+        ExecVerdict::Allowed(by) if visible => {
+            let _ = writeln!(
+                text,
+                "{name} may run under profile \"{}\": {by}.",
+                p.profile
+            );
+            true
+        }
+        ExecVerdict::Allowed(by) => {
+            let _ = writeln!(text, "{name} may not run under profile \"{}\": no [filesystem] grant shows it inside the sandbox (it would be allowed by {by}).", p.profile);
+            false
+        }
+        ExecVerdict::Refused(why) => {
+            let _ = writeln!(text, "{name} may not run: {why}.");
+            let _ = writeln!(text, "To change that: {}.", why.fix());
+            false
+        }
+    };
+    MayRun { runs, text }
+}
 
 fn size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
@@ -65,7 +118,24 @@ pub fn rules(p: &Policy) -> String {
         let _ = writeln!(o, "read      {}", r.display());
     }
     for w in &p.write {
-        let _ = writeln!(o, "write     {}  (noexec)", w.display());
+        let exec = p.exec_beneath.iter().find(|t| w.starts_with(&t.path));
+        let _ = match exec {
+            Some(t) => writeln!(
+                o,
+                "write     {}  (executable: {} = true)",
+                w.display(),
+                t.place.key()
+            ),
+            None => writeln!(o, "write     {}  (noexec)", w.display()),
+        };
+    }
+    for t in &p.exec_beneath {
+        let _ = writeln!(
+            o,
+            "exec      {}/**  ({} = true)",
+            t.path.display(),
+            t.place.key()
+        );
     }
     let _ = writeln!(o, "write     /tmp, /dev/shm  (private, noexec)");
     for h in &p.hide {
@@ -147,12 +217,31 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     if p.read.is_empty() {
         let _ = writeln!(o, "  nothing beyond what it can write");
     }
-    let _ = writeln!(
-        o,
-        "\nIt can WRITE (and nothing written there can be executed):"
-    );
+    if p.exec_beneath.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nIt can WRITE (and nothing written there can be executed):"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "\nIt can WRITE (and nothing written there can be executed, except where marked):"
+        );
+    }
     for w in &p.write {
-        let _ = writeln!(o, "  {}", w.display());
+        match p.exec_beneath.iter().find(|t| w.starts_with(&t.path)) {
+            Some(t) => {
+                let _ = writeln!(
+                    o,
+                    "  {}  (what is built here can run: {} = true)",
+                    w.display(),
+                    t.place.key()
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  {}", w.display());
+            }
+        }
     }
     let _ = writeln!(
         o,
@@ -173,6 +262,21 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     let _ = writeln!(o, "\nIt can RUN only these programs ({} in all, with the loaders and interpreters they need):", p.exec.len());
     for line in wrap(&named.join(", "), 88) {
         let _ = writeln!(o, "  {line}");
+    }
+    for t in &p.exec_beneath {
+        let _ = writeln!(
+            o,
+            "  and every program beneath {} ({}, {} = true)",
+            t.path.display(),
+            t.place.name(),
+            t.place.key()
+        );
+    }
+    if !p.exec_beneath.iter().any(|t| t.path == p.workspace) {
+        let _ = writeln!(
+            o,
+            "  Programs in the workspace cannot run ([exec] workspace = false): W^X, nothing it writes runs."
+        );
     }
     let interpreters: Vec<&str> = ["sh", "bash", "python3", "node", "perl", "ruby"]
         .into_iter()
@@ -277,7 +381,12 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     );
     let _ = writeln!(
         o,
-        "  session can read, allowlisted or not; it can never start one the session wrote."
+        "  session can read, allowlisted or not; it can never start one the session wrote{}.",
+        if p.exec_beneath.is_empty() {
+            ""
+        } else {
+            " outside the trees marked executable above"
+        }
     );
     if f.root {
         let _ = writeln!(o, "  cordon runs as root here: the session is uid 0 without capabilities, so inside its write");

@@ -185,6 +185,10 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
             },
         );
     }
+    // The profile's `[exec] workspace` / `[exec] home`: everything beneath may run.
+    for t in &policy.exec_beneath {
+        grant(&t.path, READ | EXECUTE);
+    }
     grant(Path::new("/tmp"), WRITE);
     grant(Path::new("/dev"), DEVICE);
     grant(Path::new("/dev/shm"), WRITE);
@@ -368,7 +372,7 @@ impl Ruleset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{ExecGrant, Network};
+    use crate::policy::{ExecGrant, ExecTree, Network, Place};
 
     fn policy(mode: NetMode) -> Policy {
         Policy {
@@ -388,6 +392,7 @@ mod tests {
                 reason: String::new(),
                 entry: None,
             }],
+            exec_beneath: vec![],
             network: Network {
                 mode,
                 connect: vec![443],
@@ -424,6 +429,22 @@ mod tests {
         }
         assert_eq!(rights(&p, "/w") & WRITE_FILE, WRITE_FILE);
         assert_eq!(rights(&p, "/usr") & WRITE_FILE, 0);
+    }
+
+    #[test]
+    fn execute_beneath_the_workspace_is_granted_only_when_the_profile_says_so() {
+        let mut pol = policy(NetMode::None);
+        pol.exec_beneath.push(ExecTree {
+            path: "/w".into(),
+            place: Place::Workspace,
+        });
+        let p = plan(&pol, 7).unwrap();
+        assert_eq!(
+            rights(&p, "/w") & (EXECUTE | WRITE_FILE),
+            EXECUTE | WRITE_FILE
+        );
+        assert_eq!(rights(&p, "/tmp") & EXECUTE, 0, "/tmp stays non-executable");
+        assert_eq!(rights(&p, "/h") & EXECUTE, 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
+pub mod notice;
 pub mod policy;
 pub mod profile;
 pub mod run;

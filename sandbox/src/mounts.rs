@@ -1,7 +1,8 @@
 //! The sandbox's filesystem: a fresh root holding only what the policy grants, built the way
 //! bubblewrap builds one. Read grants are read-only binds; write grants are read-write binds
-//! that are always `noexec` (nothing the session writes can be executed, not by execve,
-//! not by the dynamic loader, which needs PROT_EXEC mappings); /tmp and /dev/shm are
+//! that are `noexec` (nothing the session writes can be executed, not by execve, not by the
+//! dynamic loader, which needs PROT_EXEC mappings), except beneath the workspace or the home
+//! when the profile says `[exec] workspace` or `[exec] home`; /tmp and /dev/shm are
 //! private; /dev holds a handful of devices and the caller's terminal; /proc is the sandbox's
 //! own. [`plan`] decides (pure); [`apply`] performs it inside a new mount namespace.
 //!
@@ -29,8 +30,14 @@ pub enum Op {
     /// Bind the host's `path` at the same place: read-only, and executable where Landlock
     /// allows it.
     ReadOnly(PathBuf),
-    /// Bind the host's `path` read-write, `noexec`.
-    Writable(PathBuf),
+    /// Bind the host's `path` read-write: `noexec` unless `exec` (beneath a tree the
+    /// profile makes executable).
+    Writable {
+        /// The host's path, bound at the same place.
+        path: PathBuf,
+        /// Programs beneath may be executed (Landlock still decides which).
+        exec: bool,
+    },
     /// A fresh private tmpfs, `noexec`.
     Tmpfs(PathBuf),
     /// Recreate a symlink (`/bin -> usr/bin`) so that paths through it still resolve.
@@ -106,6 +113,7 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
             binds.push(Op::ReadOnly(p.clone()));
         }
     }
+    let exec_tree = |p: &Path| policy.exec_beneath.iter().any(|t| p.starts_with(&t.path));
     for p in &policy.write {
         if own(p) {
             notes.push(format!(
@@ -113,14 +121,34 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
                 p.display()
             ));
         } else {
-            binds.push(Op::Writable(p.clone()));
+            binds.push(Op::Writable {
+                path: p.clone(),
+                exec: exec_tree(p),
+            });
+        }
+    }
+    // An executable tree inside a noexec write grant (a workspace in a writable home) needs
+    // a mount of its own, or the grant's noexec would cover it.
+    for t in &policy.exec_beneath {
+        let inside_write = policy
+            .write
+            .iter()
+            .any(|w| t.path.starts_with(w) && !exec_tree(w));
+        let bound = binds
+            .iter()
+            .any(|b| matches!(b, Op::Writable { path, .. } if *path == t.path));
+        if inside_write && !bound && !own(&t.path) {
+            binds.push(Op::Writable {
+                path: t.path.clone(),
+                exec: true,
+            });
         }
     }
     // A program needs its own read-only, exec-capable bind when no read grant shows it, or
-    // when it sits under a write grant (whose mount is noexec).
+    // when it sits under a write grant (whose mount is noexec) outside an executable tree.
     for g in &policy.exec {
         let in_read = policy.read.iter().any(|r| g.path.starts_with(r));
-        let in_write = policy.write.iter().any(|w| g.path.starts_with(w));
+        let in_write = policy.write.iter().any(|w| g.path.starts_with(w)) && !exec_tree(&g.path);
         if (!in_read || in_write)
             && !binds
                 .iter()
@@ -184,7 +212,7 @@ fn account_files(policy: &Policy, accounts: &Accounts) -> Vec<Op> {
 
 fn op_path(op: &Op) -> &Path {
     match op {
-        Op::ReadOnly(p) | Op::Writable(p) | Op::Tmpfs(p) | Op::Hide(p) => p,
+        Op::ReadOnly(p) | Op::Writable { path: p, .. } | Op::Tmpfs(p) | Op::Hide(p) => p,
         Op::Link { path, .. } | Op::File { path, .. } => path,
     }
 }
@@ -289,10 +317,14 @@ fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
                 p,
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             )?,
-            Op::Writable(p) => bind(
+            Op::Writable { path, exec } => bind(
                 &old,
-                p,
-                MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                path,
+                if *exec {
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+                } else {
+                    MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+                },
             )?,
             Op::Tmpfs(p) => tmpfs(p, "1777")?,
             Op::Link { path, target } => link(path, target),
@@ -638,7 +670,7 @@ fn proc() -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{ExecGrant, Identity, Network};
+    use crate::policy::{ExecGrant, ExecTree, Identity, Network, Place};
     use crate::profile::NetMode;
 
     fn policy() -> Policy {
@@ -658,6 +690,7 @@ mod tests {
             write: vec!["/home/u/src".into(), "/home/u".into()],
             hide: vec!["/etc/shadow".into()],
             links: vec![("/bin".into(), "usr/bin".into())],
+            exec_beneath: vec![],
             exec: vec![
                 ExecGrant {
                     path: "/usr/bin/git".into(),
@@ -710,12 +743,48 @@ mod tests {
         })
     }
 
+    fn w(p: &str, exec: bool) -> Op {
+        Op::Writable {
+            path: p.into(),
+            exec,
+        }
+    }
+
+    #[test]
+    fn write_grants_are_noexec_unless_beneath_a_tree_the_profile_makes_executable() {
+        let (ops, _) = plan(&policy(), &Accounts::default());
+        assert!(ops.contains(&w("/home/u/src", false)) && ops.contains(&w("/home/u", false)));
+
+        let mut p = policy();
+        p.exec_beneath.push(ExecTree {
+            path: "/home/u/src".into(),
+            place: Place::Workspace,
+        });
+        let (ops, _) = plan(&p, &Accounts::default());
+        assert!(ops.contains(&w("/home/u/src", true)), "{ops:?}");
+        assert!(
+            ops.contains(&w("/home/u", false)),
+            "the home keeps noexec: {ops:?}"
+        );
+
+        // A workspace that is no write grant of its own, inside a writable home, gets its own
+        // executable bind on top of the home's.
+        p.write.retain(|g| g != Path::new("/home/u/src"));
+        let (ops, _) = plan(&p, &Accounts::default());
+        let pos = |op: &Op| ops.iter().position(|o| o == op);
+        assert!(
+            pos(&w("/home/u", false)) < pos(&w("/home/u/src", true)),
+            "{ops:?}"
+        );
+        assert!(pos(&w("/home/u/src", true)).is_some(), "{ops:?}");
+    }
+
     #[test]
     fn deeper_grants_are_mounted_after_the_ones_containing_them() {
         let (ops, _) = plan(&policy(), &Accounts::default());
         let pos = |op: &Op| ops.iter().position(|o| o == op).unwrap();
-        assert!(pos(&Op::Writable("/home/u".into())) < pos(&Op::Writable("/home/u/src".into())));
-        assert!(pos(&Op::Writable("/home/u".into())) < pos(&Op::ReadOnly("/home/u/.cargo".into())));
+        assert!(pos(&w("/home/u", false)) < pos(&w("/home/u/src", false)));
+        assert!(pos(&w("/home/u", false)) < pos(&Op::ReadOnly("/home/u/.cargo".into())));
         assert!(pos(&Op::Tmpfs("/tmp".into())) == 0);
         assert!(
             matches!(ops.last(), Some(Op::Hide(_))),

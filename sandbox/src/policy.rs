@@ -54,6 +54,11 @@ pub struct Policy {
     pub links: Vec<(PathBuf, PathBuf)>,
     /// Programs that may be executed, with the reason each is there.
     pub exec: Vec<ExecGrant>,
+    /// Trees whose files may be executed although the session can write them (the
+    /// profile's `[exec] workspace` and `[exec] home`): not mounted `noexec`, and granted
+    /// EXECUTE by Landlock.
+    #[serde(default)]
+    pub exec_beneath: Vec<ExecTree>,
     /// Network rules.
     pub network: Network,
     /// Resource limits.
@@ -104,6 +109,128 @@ pub struct ExecGrant {
     /// The profile entry that allowed it (`"sh"`, `"~/.cargo/bin"`); none for interpreters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+}
+
+/// A tree in which every file may be executed: the workspace or the home, by the profile's
+/// key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecTree {
+    /// The directory (canonical).
+    pub path: PathBuf,
+    /// Which one it is, and so which key opened it.
+    pub place: Place,
+}
+
+/// The two places a profile can make executable.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// The workspace: `[exec] workspace`.
+    Workspace,
+    /// The home directory: `[exec] home`.
+    Home,
+}
+
+impl Place {
+    /// The profile key that makes this place executable.
+    pub fn key(self) -> &'static str {
+        match self {
+            Place::Workspace => "[exec] workspace",
+            Place::Home => "[exec] home",
+        }
+    }
+
+    /// How the place is named to people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Workspace => "the workspace",
+            Place::Home => "the home directory",
+        }
+    }
+}
+
+/// Whether a file may be executed under a policy, and what decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecVerdict {
+    /// It may run; the string names the grant (`[exec] allow "sh"`, `[exec] workspace =
+    /// true`, `ELF interpreter of /usr/bin/git`).
+    Allowed(String),
+    /// It may not run, and why.
+    Refused(NotExecutable),
+}
+
+/// Why a file may not be executed: which layer refuses it, and which profile key would
+/// change that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotExecutable {
+    /// Beneath the workspace or the home, which this profile does not make executable.
+    Place {
+        /// Which place.
+        place: Place,
+        /// The profile.
+        profile: String,
+    },
+    /// Beneath another write grant, whose mount is always `noexec`.
+    Writable {
+        /// The write grant.
+        grant: PathBuf,
+        /// The profile.
+        profile: String,
+    },
+    /// In the private /tmp or /dev/shm, never executable.
+    Private,
+    /// Readable, but not on the allowlist: Landlock refuses EXECUTE.
+    NotAllowed {
+        /// The profile.
+        profile: String,
+    },
+}
+
+impl std::fmt::Display for NotExecutable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotExecutable::Place { place, profile } => write!(
+                f,
+                "{} is not executable under profile \"{profile}\" ({} = false)",
+                place.name(),
+                place.key()
+            ),
+            NotExecutable::Writable { grant, profile } => write!(
+                f,
+                "{} is writable, so mounted noexec, under profile \"{profile}\" ([filesystem] write)",
+                grant.display()
+            ),
+            NotExecutable::Private => {
+                write!(f, "the private /tmp and /dev/shm are never executable")
+            }
+            NotExecutable::NotAllowed { profile } => write!(
+                f,
+                "it is not on the exec allowlist of profile \"{profile}\" ([exec] allow)"
+            ),
+        }
+    }
+}
+
+impl NotExecutable {
+    /// What to do about it, for a refusal's hint.
+    pub fn fix(&self) -> String {
+        match self {
+            NotExecutable::Place { place, .. } => format!(
+                "set {} = true in a profile that extends this one (what the session writes there can then run), or choose a profile that has it (default, claude)",
+                place.key()
+            ),
+            NotExecutable::Writable { grant, .. } => format!(
+                "a write grant is never executable: run it from the workspace with [exec] workspace = true, or make {} a read grant",
+                grant.display()
+            ),
+            NotExecutable::Private => {
+                "build into the workspace instead, under a profile with [exec] workspace = true".into()
+            }
+            NotExecutable::NotAllowed { .. } => {
+                "add it to [exec] allow in a profile that extends this one, or choose a profile that allows it".into()
+            }
+        }
+    }
 }
 
 /// Network rules as enforced.
@@ -374,7 +501,27 @@ impl Policy {
         } else {
             req.command.clone()
         };
-        let found = resolve_program(&mut resolver, &argv, &path_var, &exec, &profile.name);
+        let mut exec_beneath = Vec::new();
+        for (on, path, place) in [
+            (profile.exec_workspace, &workspace, Place::Workspace),
+            (profile.exec_home, &home, Place::Home),
+        ] {
+            if on {
+                exec_beneath.push(ExecTree {
+                    path: path.clone(),
+                    place,
+                });
+            }
+        }
+        let rules = ExecRules {
+            exec: &exec,
+            trees: &exec_beneath,
+            write: &write,
+            workspace: &workspace,
+            home: &home,
+            profile: &profile.name,
+        };
+        let found = resolve_program(&mut resolver, &argv, &path_var, &rules);
         let passed_over = !resolver.take_refused().is_empty();
         let program = match found {
             Ok(p) => p,
@@ -453,6 +600,7 @@ impl Policy {
             hide,
             links,
             exec,
+            exec_beneath,
             network: Network {
                 mode: profile.network.mode,
                 connect: profile.network.connect.clone(),
@@ -472,7 +620,75 @@ impl Policy {
 
     /// Whether `path` (canonical) may be executed under this policy.
     pub fn may_execute(&self, path: &Path) -> bool {
-        self.exec.iter().any(|g| grants_exec(g, path))
+        matches!(self.exec_verdict(path), ExecVerdict::Allowed(_))
+    }
+
+    /// Whether `path` (canonical) may be executed, and what decides it: the grant that
+    /// allows it, or the layer that refuses it (a `noexec` mount or Landlock) with the key
+    /// that would change that.
+    pub fn exec_verdict(&self, path: &Path) -> ExecVerdict {
+        ExecRules {
+            exec: &self.exec,
+            trees: &self.exec_beneath,
+            write: &self.write,
+            workspace: &self.workspace,
+            home: &self.home,
+            profile: &self.profile,
+        }
+        .verdict(path)
+    }
+}
+
+/// The parts of a policy that decide what may run (shared by [`Policy::exec_verdict`] and
+/// the resolution, which decides before the policy exists).
+struct ExecRules<'a> {
+    exec: &'a [ExecGrant],
+    trees: &'a [ExecTree],
+    write: &'a [PathBuf],
+    workspace: &'a Path,
+    home: &'a Path,
+    profile: &'a str,
+}
+
+impl ExecRules<'_> {
+    fn verdict(&self, path: &Path) -> ExecVerdict {
+        let profile = self.profile.to_string();
+        // An allowlisted program under a write grant gets a read-only bind of its own.
+        if let Some(g) = self.exec.iter().find(|g| grants_exec(g, path)) {
+            return ExecVerdict::Allowed(g.reason.clone());
+        }
+        if let Some(t) = self.trees.iter().find(|t| path.starts_with(&t.path)) {
+            return ExecVerdict::Allowed(format!("{} = true", t.place.key()));
+        }
+        let deepest_write = self
+            .write
+            .iter()
+            .filter(|w| path.starts_with(w))
+            .max_by_key(|w| w.components().count());
+        // The deeper of the workspace and the home names the place (a workspace may lie
+        // in the home).
+        let place = [(self.workspace, Place::Workspace), (self.home, Place::Home)]
+            .into_iter()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.components().count());
+        match (deepest_write, place) {
+            (Some(w), Some((p, place))) if w.starts_with(p) || p.starts_with(w) => {
+                ExecVerdict::Refused(NotExecutable::Place { place, profile })
+            }
+            (Some(w), _) => ExecVerdict::Refused(NotExecutable::Writable {
+                grant: w.clone(),
+                profile,
+            }),
+            (None, Some((_, place))) if place == Place::Workspace => {
+                ExecVerdict::Refused(NotExecutable::Place { place, profile })
+            }
+            // The sandbox's own /tmp and /dev/shm, unless a grant is bound over them (a
+            // workspace under the host's /tmp is the workspace).
+            _ if ["/tmp", "/dev/shm"].iter().any(|t| path.starts_with(t)) => {
+                ExecVerdict::Refused(NotExecutable::Private)
+            }
+            _ => ExecVerdict::Refused(NotExecutable::NotAllowed { profile }),
+        }
     }
 }
 
@@ -480,8 +696,7 @@ fn resolve_program(
     r: &mut binfmt::Resolver,
     argv: &[String],
     path_var: &str,
-    exec: &[ExecGrant],
-    profile: &str,
+    rules: &ExecRules,
 ) -> Result<PathBuf, Refusal> {
     let name = argv
         .first()
@@ -493,14 +708,20 @@ fn resolve_program(
             format!("{name}: command not found on the profile's PATH ({path_var})"),
         )
     })?;
-    if !exec.iter().any(|g| grants_exec(g, &program)) {
-        return Err(Refusal::new(
+    match rules.verdict(&program) {
+        ExecVerdict::Allowed(_) => Ok(program),
+        ExecVerdict::Refused(why) => Err(Refusal::new(
             Step::Exec,
-            format!("{} ({}) is not on the exec allowlist of profile \"{}\"", name, program.display(), profile),
+            match &why {
+                NotExecutable::NotAllowed { profile } => format!(
+                    "{name} ({}) is not on the exec allowlist of profile \"{profile}\"",
+                    program.display()
+                ),
+                _ => format!("{name} ({}) cannot be executed: {why}", program.display()),
+            },
         )
-        .hint("add it to [exec] allow in a profile that extends this one, or choose a profile that allows it"));
+        .hint(why.fix())),
     }
-    Ok(program)
 }
 
 fn grants_exec(g: &ExecGrant, path: &Path) -> bool {
@@ -777,6 +998,102 @@ mod tests {
         assert!(p.write.contains(&std::fs::canonicalize(ws.path()).unwrap()));
         assert!(p.hide.contains(&PathBuf::from("/etc/shadow")));
         assert_eq!(p.argv, vec!["bash"]);
+    }
+
+    #[test]
+    fn a_program_in_the_workspace_runs_under_default_and_strict_says_which_key_refuses_it() {
+        let ws = tempfile::tempdir().unwrap();
+        let prog = ws.path().join("a.out");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        let prog = std::fs::canonicalize(prog).unwrap();
+        let p = Policy::resolve(
+            &Search::shipped_only().load("default").unwrap(),
+            &request(ws.path(), &[prog.to_str().unwrap()]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.exec_verdict(&prog),
+            ExecVerdict::Allowed("[exec] workspace = true".into())
+        );
+        assert_eq!(p.program, prog);
+
+        let mut readonly = Search::shipped_only().load("readonly").unwrap();
+        readonly.exec.clear();
+        readonly.exec.push("sh".into());
+        let e =
+            Policy::resolve(&readonly, &request(ws.path(), &[prog.to_str().unwrap()])).unwrap_err();
+        assert_eq!(e.step, Step::Exec, "{e}");
+        assert!(
+            e.reason.contains("the workspace is not executable under profile \"readonly\" ([exec] workspace = false)"),
+            "{e}"
+        );
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("set [exec] workspace = true"),
+            "{e}"
+        );
+        let p = Policy::resolve(&readonly, &request(ws.path(), &["sh"])).unwrap();
+        assert_eq!(
+            p.exec_verdict(Path::new("/tmp/x")),
+            ExecVerdict::Refused(NotExecutable::Private)
+        );
+        assert!(matches!(
+            p.exec_verdict(Path::new("/usr/bin/perl")),
+            ExecVerdict::Refused(NotExecutable::NotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_writable_home_stays_non_executable_unless_exec_home_is_set() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let mut profile = profile_with(&[], &["~"], &[]);
+        let req = Request {
+            home: Some(home.path().to_path_buf()),
+            ..request(ws.path(), &["true"])
+        };
+        let p = Policy::resolve(&profile, &req).unwrap();
+        let tool = std::fs::canonicalize(home.path()).unwrap().join("bin/tool");
+        match p.exec_verdict(&tool) {
+            ExecVerdict::Refused(
+                why @ NotExecutable::Place {
+                    place: Place::Home, ..
+                },
+            ) => {
+                assert!(why.to_string().contains("([exec] home = false)"), "{why}")
+            }
+            v => panic!("{v:?}"),
+        }
+        profile.exec_home = true;
+        let p = Policy::resolve(&profile, &req).unwrap();
+        assert_eq!(
+            p.exec_verdict(&tool),
+            ExecVerdict::Allowed("[exec] home = true".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_json_file_grant_is_never_created_empty() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let profile = profile_with(&[], &["~/.claude.json", "~/.state/"], &[]);
+        let req = Request {
+            home: Some(home.path().to_path_buf()),
+            ..request(ws.path(), &["true"])
+        };
+        let p = Policy::resolve(&profile, &req).unwrap();
+        assert!(!home.path().join(".claude.json").exists());
+        assert!(home.path().join(".state").is_dir());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n
+                    .contains("did not create ~/.claude.json: an empty file is not valid JSON")),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]
@@ -1065,7 +1382,7 @@ mod tests {
     #[test]
     fn under_no_links_a_missing_write_grant_is_created_in_home_and_never_through_a_link() {
         let planted = Planted::new();
-        let profile = profile_with(&[], &["~/.x/new/", "~/.x/made.json", "~/.tool/state/"], &[]);
+        let profile = profile_with(&[], &["~/.x/new/", "~/.x/made.txt", "~/.tool/state/"], &[]);
         let req = Request {
             identity: Some(someone()),
             ..planted.request(true)

@@ -49,6 +49,8 @@ struct FsSection {
 struct ExecSection {
     #[serde(default)]
     allow: Vec<String>,
+    workspace: Option<bool>,
+    home: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -139,6 +141,12 @@ pub struct Profile {
     pub hide: Vec<String>,
     /// The exec allowlist as written (names, files, directories).
     pub exec: Vec<String>,
+    /// `[exec] workspace`: files beneath the workspace may be executed (its mount is not
+    /// `noexec`, and Landlock grants EXECUTE beneath it), although the session can write
+    /// them. Off unless a profile says so: W^X is kept.
+    pub exec_workspace: bool,
+    /// `[exec] home`: the same for the home directory.
+    pub exec_home: bool,
     /// Network grants.
     pub network: NetworkRules,
     /// Resource limits.
@@ -150,6 +158,17 @@ pub struct Profile {
     /// Secrets the host puts in the command's environment (`[env] secrets`): names only;
     /// the values come from the host (`--secrets-fd`), never from the profile.
     pub env_secrets: Vec<String>,
+}
+
+impl Profile {
+    /// Whether the profile grants writing the home directory itself (`~` or `{home}` in
+    /// `[filesystem] write`), not only paths beneath it: such a profile should not be run
+    /// on a home whose other files matter (a host account's real home).
+    pub fn writes_home(&self) -> bool {
+        self.write
+            .iter()
+            .any(|w| matches!(w.trim_end_matches('/'), "~" | "{home}"))
+    }
 }
 
 /// A profile problem: the file, the line (when known), the key and what is wrong.
@@ -362,6 +381,8 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         write: Vec::new(),
         hide: Vec::new(),
         exec: Vec::new(),
+        exec_workspace: false,
+        exec_home: false,
         network: NetworkRules {
             mode: NetMode::None,
             connect: vec![],
@@ -385,6 +406,8 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         extend_unique(&mut p.write, f.filesystem.write);
         extend_unique(&mut p.hide, f.filesystem.hide);
         extend_unique(&mut p.exec, f.exec.allow);
+        p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
+        p.exec_home = f.exec.home.unwrap_or(p.exec_home);
         if let Some(n) = f.network {
             p.network = NetworkRules {
                 mode: n.mode,
@@ -624,6 +647,47 @@ mod tests {
         assert_eq!(p.limits.memory, Some(1 << 30));
         assert_eq!(p.description, "base");
         assert_eq!(p.sources.len(), 2);
+    }
+
+    #[test]
+    fn exec_beneath_the_workspace_is_off_unless_a_profile_in_the_chain_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "base", "[exec]\nallow = [\"sh\"]\n");
+        write(
+            dir.path(),
+            "on",
+            "extends = \"base\"\n[exec]\nworkspace = true\n",
+        );
+        write(
+            dir.path(),
+            "off",
+            "extends = \"on\"\n[exec]\nworkspace = false\n",
+        );
+        write(
+            dir.path(),
+            "kept",
+            "extends = \"on\"\n[exec]\nallow = [\"git\"]\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        let get = |n: &str| s.load(n).unwrap();
+        assert!(!get("base").exec_workspace && !get("base").exec_home);
+        assert!(get("on").exec_workspace);
+        assert!(!get("off").exec_workspace, "a child may turn it off again");
+        assert!(
+            get("kept").exec_workspace,
+            "a child that does not say keeps its parent's"
+        );
+        let shipped = |n: &str| Search::shipped_only().load(n).unwrap();
+        assert!(shipped("default").exec_workspace && shipped("claude").exec_workspace);
+        for n in ["strict", "readonly", "base"] {
+            assert!(
+                !shipped(n).exec_workspace && !shipped(n).exec_home,
+                "{n} keeps W^X"
+            );
+        }
+        assert!(!shipped("default").exec_home && !shipped("claude").exec_home);
     }
 
     #[test]

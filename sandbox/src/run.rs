@@ -7,7 +7,8 @@
 //!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
 //!        │                root; rlimits; Landlock rules gathered; becomes the identity;
 //!        │                drops capabilities; no_new_privs; Landlock enforced; seccomp;
-//!        │                closes every fd above 2; reaps; forwards signals
+//!        │                the exec watch; closes every fd above 2 but its own; reaps;
+//!        │                forwards signals; a thread answers the exec watch (notice.rs)
 //!        └─ command       restores the signal mask, chdir, execve with the policy's env
 //! ```
 //!
@@ -20,13 +21,14 @@ use crate::identity;
 use crate::landlock;
 use crate::limits::{self, Cgroup};
 use crate::mounts;
+use crate::notice;
 use crate::policy::Policy;
 use crate::profile::NetMode;
 use crate::seccomp;
 use crate::sys;
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,9 @@ struct Prepared {
     landlock: landlock::Plan,
     seccomp_strict_memfd: Vec<libc::sock_filter>,
     seccomp_sealed_memfd: Vec<libc::sock_filter>,
+    /// The exec watch filter, and the policy its notices are predicted with.
+    exec_watch: Vec<libc::sock_filter>,
+    policy: Policy,
     new_net: bool,
     program: CString,
     argv: Vec<CString>,
@@ -196,6 +201,8 @@ fn prepare(
             deny_memfd: true,
             ..opts
         }),
+        exec_watch: seccomp::exec_watch_program(),
+        policy: policy.clone(),
         new_net: policy.network.mode == NetMode::None,
         program: sys::cstr(&policy.program)
             .map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
@@ -520,13 +527,36 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
     } else {
         &p.seccomp_strict_memfd
     })?;
-    close_inherited_fds(status_fd)?;
+    // The exec notice only observes (Landlock and the mounts decide), so a kernel that cannot
+    // give a listener (before 5.5, or inside a container whose filter has one) runs without
+    // it.
+    let listener = seccomp::apply_with_listener(&p.exec_watch).ok();
+    let mut keep = vec![status_fd];
+    keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+    close_inherited_fds(&keep)?;
 
     // SAFETY: single-threaded; the child only calls async-signal-safe functions before execve.
     let pid = sys::check(unsafe { libc::fork() })
         .map_err(|e| Refusal::os(Step::Exec, "forking the command", e))?;
     if pid == 0 {
         exec_command(p, status_fd);
+    }
+    if let Some(listener) = listener {
+        // Started after the fork: the command's first execve waits for it. Without it every
+        // exec would wait forever, so the command must not go on.
+        let watch = notice::Watch {
+            listener,
+            policy: p.policy.clone(),
+        };
+        if let Err(e) = watch.start() {
+            // SAFETY: killing our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(Refusal::os(
+                Step::Supervise,
+                "starting the exec watch thread",
+                e,
+            ));
+        }
     }
     Ok(pid)
 }
@@ -552,8 +582,9 @@ fn loopback_up() -> Result<(), Refusal> {
     Ok(())
 }
 
-/// No descriptor but 0, 1, 2 (and the status pipe, close-on-exec) reaches the command.
-fn close_inherited_fds(keep: i32) -> Result<(), Refusal> {
+/// No descriptor but 0, 1, 2 (and init's own `keep`: the status pipe and the exec watch's
+/// listener, both close-on-exec) reaches the command.
+fn close_inherited_fds(keep: &[i32]) -> Result<(), Refusal> {
     let close_range = |lo: u32, hi: u32| {
         if lo > hi {
             return Ok(());
@@ -563,8 +594,16 @@ fn close_inherited_fds(keep: i32) -> Result<(), Refusal> {
             .map(drop)
             .map_err(|e| Refusal::os(Step::Descriptors, "closing inherited descriptors", e))
     };
-    close_range(3, keep as u32 - 1)?;
-    close_range(keep as u32 + 1, u32::MAX)
+    let mut keep: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut lo = 3;
+    for k in keep {
+        if k >= lo {
+            close_range(lo, k.saturating_sub(1))?;
+            lo = k + 1;
+        }
+    }
+    close_range(lo, u32::MAX)
 }
 
 fn exec_command(p: &Prepared, status_fd: i32) -> ! {

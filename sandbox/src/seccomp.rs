@@ -287,6 +287,50 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
     assemble(c).unwrap_or_else(|e| panic!("seccomp program does not assemble: {e}"))
 }
 
+/// The exec watch: a second filter that hands every execve and execveat to a supervisor
+/// (the sandbox's init, [`crate::notice`]), which only observes and always lets the call
+/// continue; Landlock and the mounts still decide. Other calls and foreign architectures
+/// pass here (the deny-list filter above judges them).
+pub fn exec_watch_program() -> Vec<sock_filter> {
+    let c = vec![
+        ld(OFF_ARCH),
+        jeq(AUDIT_ARCH, NEXT, "allow"),
+        ld(OFF_NR),
+        jeq(libc::SYS_execve as u32, "notify", NEXT),
+        jeq(libc::SYS_execveat as u32, "notify", "allow"),
+        label("notify"),
+        ret(libc::SECCOMP_RET_USER_NOTIF),
+        label("allow"),
+        ret(RET_ALLOW),
+    ];
+    assemble(c).unwrap_or_else(|e| panic!("exec watch program does not assemble: {e}"))
+}
+
+/// Loads `filter` on this (single) thread and returns the listener that receives its
+/// notifications. Errors are the kernel's: EINVAL before Linux 5.0, EBUSY when a filter
+/// already in place (a container's) has a listener.
+pub fn apply_with_listener(filter: &[sock_filter]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: prog points at a live filter for the duration of the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor (close-on-exec) and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Loads the filter on this thread (and, with TSYNC, every thread). no_new_privs must be set.
 pub fn apply(filter: &[sock_filter]) -> Result<(), Refusal> {
     let prog = libc::sock_fprog {
@@ -356,6 +400,25 @@ mod tests {
 
     fn call(nr: libc::c_long, args: [u64; 6]) -> u32 {
         run(&program(OPEN), AUDIT_ARCH, nr as u32, args)
+    }
+
+    #[test]
+    fn the_exec_watch_notifies_execve_and_execveat_and_passes_everything_else() {
+        let prog = exec_watch_program();
+        for nr in [libc::SYS_execve, libc::SYS_execveat] {
+            assert_eq!(
+                run(&prog, AUDIT_ARCH, nr as u32, [0; 6]),
+                libc::SECCOMP_RET_USER_NOTIF
+            );
+        }
+        for nr in [libc::SYS_openat, libc::SYS_read, libc::SYS_clone] {
+            assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, [0; 6]), RET_ALLOW);
+        }
+        assert_eq!(
+            run(&prog, 0x4000_0003, libc::SYS_execve as u32, [0; 6]),
+            RET_ALLOW,
+            "a foreign architecture is the deny-list's to kill"
+        );
     }
 
     #[test]

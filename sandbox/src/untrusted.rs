@@ -292,6 +292,17 @@ pub fn create_missing_home_grants(
             continue;
         }
         let dir = raw.ends_with('/');
+        // An empty file is not valid JSON: the program that owns it would refuse it (an
+        // empty ~/.claude.json breaks Claude Code, inside cordon and out).
+        if !dir && p.extension().is_some_and(|e| e == "json") {
+            if std::fs::symlink_metadata(&p).is_err() {
+                notes.push(format!(
+                    "did not create {}: an empty file is not valid JSON (grant its directory, or the home, and let the program create it)",
+                    show(&p)
+                ));
+            }
+            continue;
+        }
         let made = if how.no_links {
             match how.untrusted.create(&p, dir, how.owner) {
                 Ok(made) => Ok(made),

@@ -34,6 +34,7 @@ pub enum Kind {
     KeyRotate,
     SecretSet,
     SecretRemove,
+    ClaudeImport,
     SessionCreate,
     SessionAttach,
     SessionObserve,
@@ -76,7 +77,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 65] = [
+    pub const ALL: [Kind; 66] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -105,6 +106,7 @@ impl Kind {
         Kind::KeyRotate,
         Kind::SecretSet,
         Kind::SecretRemove,
+        Kind::ClaudeImport,
         Kind::SessionCreate,
         Kind::SessionAttach,
         Kind::SessionObserve,
@@ -176,6 +178,7 @@ impl Kind {
             KeyRotate => ("key.rotate", "a new recording key is current: `key`, `key_id`"),
             SecretSet => ("secret.set", "a secret for sessions was set (never its value): `name`, `scope` (global, or the owner's name), `owner_id`, `replaced`"),
             SecretRemove => ("secret.remove", "a secret was removed: `name`, `scope`, `owner_id`"),
+            ClaudeImport => ("claude.import", "Claude Code's settings were imported into a user's cordon home: `user`, `from`, `copied`, `left_out` (the keys not carried)"),
             SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked), `secrets` (the names it received)"),
             SessionAttach => ("session.attach", "a viewer that may type joined a session: `session`"),
             SessionObserve => ("session.observe", "a read-only viewer joined a session: `session`"),

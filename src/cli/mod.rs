@@ -6,6 +6,7 @@
 //! through. What they print that users or sessions control is escaped ([`crate::text`]).
 
 pub mod audit;
+pub mod claude;
 pub mod recordings;
 pub mod sandbox;
 pub mod secrets;

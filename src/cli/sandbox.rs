@@ -1,8 +1,8 @@
 //! The commands of the `cordon` binary that stand on the sandbox crate alone.
 
 use sandbox::explain;
-use sandbox::{Features, Identity, Policy, Refusal, Request, Search};
-use std::path::PathBuf;
+use sandbox::{Features, Identity, Policy, Profile, Refusal, Request, Search, Step};
+use std::path::{Path, PathBuf};
 
 fn refuse(r: &Refusal) -> i32 {
     eprintln!("cordon: {r}");
@@ -26,15 +26,74 @@ pub struct SandboxOptions {
     pub no_links: bool,
     /// The descriptor the host hands secret values through (`--secrets-fd`).
     pub secrets_fd: Option<i32>,
+    /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
+    /// profile that writes the home directory itself when no `--home` is given.
+    pub cordon_home: Option<PathBuf>,
+}
+
+/// The home a profile that writes the whole home gets when none was given: the caller's
+/// cordon home, never the account's real one (whose other files, Claude's settings among
+/// them, cordon must not change). Created (0700) on a real run.
+fn choose_home(
+    profile: &Profile,
+    options: &mut SandboxOptions,
+    create: bool,
+) -> Result<(), Refusal> {
+    if options.home.is_some() || !profile.writes_home() {
+        return Ok(());
+    }
+    let Some(home) = options.cordon_home.clone() else {
+        if !create {
+            // Inspecting writes nothing: $HOME stands in.
+            return Ok(());
+        }
+        return Err(Refusal::new(
+            Step::Profile,
+            format!(
+                "profile \"{}\" writes the home directory, and cordon will not give it your account's home; your cordon home could not be found (the configuration did not load)",
+                profile.name
+            ),
+        )
+        .hint("give --home DIR: a directory the profile may write"));
+    };
+    if create && !home.exists() {
+        make_private_dir(&home).map_err(|e| {
+            Refusal::os(
+                Step::Profile,
+                format!("creating your cordon home {}", home.display()),
+                e,
+            )
+            .hint("give --home DIR: a directory the profile may write")
+        })?;
+        eprintln!(
+            "cordon: profile \"{}\" writes the home directory: it gets your cordon home, {} (made now), not your account's (--home DIR chooses another)",
+            profile.name,
+            home.display()
+        );
+    }
+    options.home = Some(home);
+    Ok(())
+}
+
+fn make_private_dir(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = p.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(p)
 }
 
 fn resolve(
     profile: &str,
     command: Vec<String>,
     inspect: bool,
-    options: SandboxOptions,
+    mut options: SandboxOptions,
 ) -> Result<Policy, Refusal> {
     let profile = Search::standard().load(profile)?;
+    choose_home(&profile, &mut options, !inspect)?;
     let mut req = Request::from_process(options.workspace, command);
     req.inspect = inspect;
     req.hide.extend(options.hide);
@@ -91,13 +150,19 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
 }
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.
-pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i32 {
+pub fn profile_check(
+    profile: &str,
+    workspace: Option<PathBuf>,
+    json: bool,
+    cordon_home: Option<PathBuf>,
+) -> i32 {
     match resolve(
         profile,
         Vec::new(),
         true,
         SandboxOptions {
             workspace,
+            cordon_home,
             ..SandboxOptions::default()
         },
     ) {
@@ -124,21 +189,38 @@ pub fn profile_check(profile: &str, workspace: Option<PathBuf>, json: bool) -> i
     }
 }
 
-/// `cordon profile explain`.
-pub fn profile_explain(profile: &str, workspace: Option<PathBuf>) -> i32 {
+/// `cordon profile explain`; with a path, whether it may run (0) or not (1).
+pub fn profile_explain(
+    profile: &str,
+    workspace: Option<PathBuf>,
+    path: Option<&Path>,
+    cordon_home: Option<PathBuf>,
+) -> i32 {
     match resolve(
         profile,
         Vec::new(),
         true,
         SandboxOptions {
             workspace,
+            cordon_home,
             ..SandboxOptions::default()
         },
     ) {
-        Ok(policy) => {
-            print!("{}", explain::explain(&policy, &Features::detect()));
-            0
-        }
+        Ok(policy) => match path {
+            None => {
+                print!("{}", explain::explain(&policy, &Features::detect()));
+                0
+            }
+            Some(path) => {
+                // Paths inside are the host's (every grant is bound at its own place).
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                let canonical = std::fs::canonicalize(&absolute).ok();
+                let answer =
+                    explain::may_run(&policy, path, canonical.as_deref().unwrap_or(&absolute));
+                print!("{}", answer.text);
+                i32::from(!answer.runs)
+            }
+        },
         Err(r) => {
             eprintln!("cordon: {}", r.reason);
             1

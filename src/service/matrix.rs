@@ -760,6 +760,17 @@ fn rows() -> Vec<Row> {
             [done(&[UserRemove]), NO, NO, NO],
         ),
         row(
+            "import Claude's settings into a user's home",
+            |c| {
+                let from = tempfile::tempdir().unwrap();
+                std::fs::write(from.path().join(".claude.json"), r#"{"theme":"dark"}"#).unwrap();
+                c.h.svc
+                    .import_claude(&c.me, &c.victim, from.path())
+                    .map(drop)
+            },
+            [done(&[ClaudeImport]), NO, NO, NO],
+        ),
+        row(
             "change a user's role",
             |c| c.h.svc.set_role(&c.me, &c.victim, Role::Auditor),
             [done(&[UserRole]), NO, NO, NO],
@@ -1143,6 +1154,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("host.rs"),
         include_str!("files.rs"),
         include_str!("secrets.rs"),
+        include_str!("claude.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

@@ -7,6 +7,7 @@
 //! connection), and [`Service::maintain`] ends what a caller may no longer do while it
 //! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
 
+mod claude;
 mod files;
 mod host;
 mod recordings;

@@ -57,7 +57,7 @@ impl Service {
     }
 
     /// A user by name, for an admin: missing is NotFound.
-    fn user_named(&self, name: &str) -> Result<User> {
+    pub(super) fn user_named(&self, name: &str) -> Result<User> {
         self.store
             .user(name)?
             .ok_or_else(|| Error::NotFound(format!("no user \"{name}\"")))
