@@ -98,7 +98,6 @@ fn claude_code_started_over_ssh_and_the_api_is_logged_in_with_the_stored_key() {
     let alice = h.user("alice", "developer");
     set_secret(&h, "alice", "ANTHROPIC_API_KEY", KEY);
     import_settings(&h, "alice");
-    std::fs::write(h.workspace("alice").join("hello.py"), "print('hi')\n").unwrap();
 
     // Over SSH: the profile's own command is claude. Its first screens ask whether to trust
     // the folder and whether to use the key it found in its environment: the key is there.
