@@ -45,6 +45,10 @@ have vi || have nano || have vim.tiny || packages+=(nano)
 # make and procps' ps: the claude and default profiles offer them.
 have make || packages+=(make)
 have npm || packages+=(nodejs npm)
+# A system-wide Rust toolchain for sessions: their home is the user's own cordon home, so a
+# toolchain in the host account's ~/.cargo is not theirs to see (tests/built_programs.rs
+# runs cargo test in a session under default and claude).
+[ -x /usr/bin/cargo ] || packages+=(cargo)
 # python3-venv: a virtualenv for schemathesis (the API's property tests).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then

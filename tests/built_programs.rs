@@ -395,6 +395,15 @@ fn programs_built_in_a_session_run_under_default_and_claude() {
             out.stdout.trim_end().ends_with("hello from a wheel"),
             "{profile}: {out:?}"
         );
+        // The system's toolchain (install.sh installs Debian's cargo): a session's home is
+        // its user's own, without the host account's ~/.cargo.
+        let _ = std::fs::remove_dir_all(ws.join("crate1/target"));
+        let out = run(profile, CARGO_TEST);
+        assert_eq!(out.code, 0, "{profile}: {out:?}");
+        assert!(
+            out.stdout.contains("test tests::adds ... ok"),
+            "{profile}: {out:?}"
+        );
     }
     let home = h.home("alice");
     assert!(
