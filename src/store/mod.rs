@@ -6,7 +6,7 @@ mod secrets;
 pub use secrets::SealedSecret;
 
 use crate::auth::Role;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
@@ -340,7 +340,11 @@ impl Store {
         }
         let created = crate::audit::now_rfc3339();
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // Immediate: a deferred transaction that reads and then writes cannot wait for a
+        // writer in another process (WAL gives "database is locked" at once, whatever the
+        // busy timeout); taking the write lock first makes it wait like any write. The same
+        // for every read-then-write transaction here.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if tx
             .prepare("SELECT 1 FROM users WHERE name = ?1")?
             .exists(params![name])?
@@ -413,7 +417,7 @@ impl Store {
     /// the old id, which no later user gets.
     pub fn remove_user(&self, name: &str) -> Result<User> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let u = tx
             .query_row(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
@@ -725,7 +729,7 @@ impl Store {
     /// included (they name the family), until `family_expires`.
     pub fn use_refresh(&self, hash: &str, now: i64, family_expires: i64) -> Result<Refresh> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(i64, String, i64, bool, bool)> = tx
             .query_row("SELECT user_id, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1", params![hash], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -754,7 +758,7 @@ impl Store {
     /// last of them has expired anyway).
     pub fn revoke_family(&self, family: &str, expires: i64) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         revoke_family_in(&tx, family, expires)?;
         tx.commit()?;
         Ok(())
