@@ -198,10 +198,20 @@ fn check_value(name: &str, value: &[u8]) -> Result<()> {
             crate::redact::MIN_SECRET
         )));
     }
-    if value.len() > sandbox::secrets::MAX_VALUE {
+    // The recorder redacts values of at most MAX_SECRET bytes (its automaton per session
+    // stays small); a longer one would reach recordings in clear, so it is not taken.
+    if value.len() > crate::redact::MAX_SECRET {
         return Err(Error::Invalid(format!(
-            "the value of {name} is {} bytes; a secret holds at most 64 KiB",
-            value.len()
+            "the value of {name} is {} bytes; a secret holds at most {} (longer values could not be kept out of recordings)",
+            value.len(),
+            crate::redact::MAX_SECRET
+        )));
+    }
+    // A terminal prints a newline as CR LF, so a value with line breaks would reach the
+    // recording in a form the recorder does not look for.
+    if value.contains(&b'\n') || value.contains(&b'\r') {
+        return Err(Error::Invalid(format!(
+            "the value of {name} has a line break; a secret is one line (a terminal would print its breaks as CR LF, which redaction could not match): encode it, e.g. with base64"
         )));
     }
     if std::str::from_utf8(value).is_err() || value.contains(&0) {
@@ -210,4 +220,22 @@ fn check_value(name: &str, value: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_value;
+
+    #[test]
+    fn a_value_the_recorder_could_not_redact_is_refused() {
+        assert!(check_value("K", b"sk-ant-api03-abcdef").is_ok());
+        assert!(check_value("K", &[b'a'; crate::redact::MAX_SECRET]).is_ok());
+        let long = check_value("K", &[b'a'; crate::redact::MAX_SECRET + 1]).unwrap_err();
+        assert!(long.to_string().contains("at most 1024"), "{long}");
+        assert!(check_value("K", b"short").is_err());
+        let broken = check_value("K", b"-----BEGIN KEY-----\nabc\n-----END KEY-----").unwrap_err();
+        assert!(broken.to_string().contains("line break"), "{broken}");
+        assert!(check_value("K", b"abcdefgh\rijk").is_err());
+        assert!(check_value("K", b"abc\0defghij").is_err());
+    }
 }

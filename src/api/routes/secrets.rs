@@ -47,7 +47,7 @@ impl ScopeQuery {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretIn {
-    /// The value: UTF-8 without NUL, at most 64 KiB (the whole body is bounded at 64 KiB).
+    /// The value: 8 to 1024 bytes of UTF-8 on one line, without NUL.
     /// Never returned, logged or audited.
     pub value: String,
 }
