@@ -190,7 +190,7 @@ impl Kind {
             SessionKill => ("session.kill", "a session was ended by a user, or by the host (`reason`): `session`"),
             SessionTimeout => ("session.timeout", "the host ended a session at its idle or age limit: `session`, `reason`"),
             SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`"),
-            Run => ("run", "a command ran through the runner: `argv` (masked), `profile`, `exit_status`, `seconds`, `ended_by`"),
+            Run => ("run", "a command ran through the runner: `argv` (masked), `profile`, `exit_status`, `seconds`, `ended_by` (`timeout`, `output cap`, `stdin limit` when the host ended it)"),
             RunKill => ("run.kill", "the host ended a run whose owner is locked or removed: `owner`, `reason`"),
             FilesStart => ("files.start", "a file session (SFTP, scp) started, acting as the user: `roots`, `address`"),
             FilesEnd => ("files.end", "a file session ended: `files_read`, `files_written`, `address`"),
