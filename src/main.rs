@@ -247,7 +247,7 @@ struct SecretScope {
 #[derive(Subcommand)]
 enum SecretAction {
     /// Set a secret from standard input (piped: all of it, one trailing newline dropped;
-    /// a terminal: a prompt that does not echo). At most 64 KiB of UTF-8.
+    /// a terminal: a prompt that does not echo). 8 to 1024 bytes of UTF-8 on one line.
     Set {
         #[command(flatten)]
         scope: SecretScope,
