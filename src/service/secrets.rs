@@ -82,7 +82,8 @@ impl Service {
     }
 
     /// Sets a secret (replacing one of that name): the name must be an environment variable
-    /// name the sandbox does not control, the value at most 64 KiB of UTF-8 without NUL.
+    /// name the sandbox does not control, the value 8 to 1024 bytes of UTF-8 on one line
+    /// without NUL (what the recorder can redact).
     pub fn set_secret(
         &self,
         p: &Principal,
