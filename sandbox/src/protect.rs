@@ -1,0 +1,497 @@
+//! Protected paths: files inside a writable workspace that run code outside the sandbox
+//! later (`.git/hooks/`, `.git/config`, an editor's tasks, Claude Code's project settings),
+//! kept read-only so that a session cannot plant what the developer runs unconfined.
+//!
+//! Landlock only grants, so it cannot take writing back beneath the workspace: mounts do.
+//! Each protected path gets a read-only bind of itself, on top of the workspace's mount.
+//! Every directory between the workspace and a protected path gets a writable bind of
+//! itself (a *pin*): a mountpoint cannot be renamed or removed from inside its mount
+//! namespace (`EBUSY`), so `mv .git .git2 && git init` cannot leave the protection behind
+//! on a directory git no longer reads. A path that does not exist yet is covered at its
+//! first missing component by an empty read-only directory the sandbox creates (a
+//! *placeholder*) and removes when the sandbox ends, if still empty. A symbolic link on
+//! the way is refused: a bind over a link is impossible, and protecting what it points to
+//! would let the session choose what becomes read-only.
+//!
+//! [`resolve`] looks at the workspace (beneath it, never through a link) and decides;
+//! [`plan`] turns the result into mount steps (pure); [`apply_pin`] and [`apply_protect`]
+//! perform them inside the new root; [`Placeholders`] tidies up afterwards.
+
+use crate::error::{Refusal, Step};
+use crate::sys::{self, MOUNT_ATTR_RDONLY, RESOLVE_STRICT};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+/// The profile key, as messages name it.
+pub const KEY: &str = "[filesystem] protect";
+
+/// One protected path of a policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Protected {
+    /// The profile entry (`.git/hooks/`), relative to the workspace.
+    pub entry: String,
+    /// What is made read-only (absolute): the entry's path, or the file on its way that
+    /// stands where a directory was expected (`.git` as a worktree's pointer file), or the
+    /// entry's first missing component.
+    pub path: PathBuf,
+    /// The first missing component, when the entry did not exist: the sandbox creates an
+    /// empty directory there and removes it afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<PathBuf>,
+}
+
+/// Where a protected path stands in the workspace, found by walking it without links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// It exists (the path to make read-only: the entry, or a file on its way).
+    Exists(PathBuf),
+    /// Missing from this component on.
+    Missing(PathBuf),
+    /// A symbolic link at this component.
+    Link(PathBuf),
+}
+
+/// Walks `rel` beneath `workspace` without following links.
+pub fn find(workspace: &Path, rel: &Path) -> std::io::Result<Found> {
+    let mut dir = sys::openat2(
+        None,
+        workspace,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )?;
+    let parts: Vec<_> = rel.components().collect();
+    let mut walked = workspace.to_path_buf();
+    for (i, c) in parts.iter().enumerate() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        walked.push(name);
+        let fd = match sys::openat2(
+            Some(dir.as_fd()),
+            Path::new(name),
+            libc::O_PATH,
+            0,
+            RESOLVE_STRICT,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Found::Missing(walked)),
+            Err(e) if sys::is_link_error(&e) => return Ok(Found::Link(walked)),
+            Err(e) => return Err(e),
+        };
+        if i + 1 == parts.len() || sys::file_type(fd.as_fd())? != libc::S_IFDIR {
+            return Ok(Found::Exists(walked));
+        }
+        dir = fd;
+    }
+    Ok(Found::Exists(walked))
+}
+
+/// The refusal for a protected path that cannot be protected.
+fn cannot(entry: &str, path: &Path, why: &str) -> Refusal {
+    Refusal::new(
+        Step::Mounts,
+        format!(
+            "{} cannot be protected ({KEY} \"{entry}\"): {why}",
+            path.display()
+        ),
+    )
+    .hint(format!(
+        "replace it with the file or directory itself, or, to let sessions write it, add \"{entry}\" to [filesystem] unprotect in a profile that extends this one"
+    ))
+}
+
+/// The protected paths of a workspace: `entries` (the profile's, relative) looked up beneath
+/// `workspace`. Nothing is protected when the workspace is not writable. A link on the way
+/// is refused; a path inside another protected one needs nothing of its own.
+pub fn resolve(
+    entries: &[String],
+    workspace: &Path,
+    writable: bool,
+) -> Result<Vec<Protected>, Refusal> {
+    if !writable {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<Protected> = Vec::new();
+    for entry in entries {
+        let rel = Path::new(entry.trim_end_matches('/'));
+        let found = find(workspace, rel).map_err(|e| {
+            Refusal::os(
+                Step::Mounts,
+                format!(
+                    "looking for {} ({KEY} \"{entry}\")",
+                    workspace.join(rel).display()
+                ),
+                e,
+            )
+        })?;
+        let (path, placeholder) = match found {
+            Found::Exists(p) => (p, None),
+            Found::Missing(p) => (p.clone(), Some(p)),
+            Found::Link(p) => {
+                return Err(cannot(
+                    entry,
+                    &p,
+                    "it is a symbolic link, and a read-only bind cannot cover a link",
+                ))
+            }
+        };
+        out.push(Protected {
+            entry: entry.clone(),
+            path,
+            placeholder,
+        });
+    }
+    Ok(dedup(out))
+}
+
+/// Drops protected paths inside another one (its read-only bind covers them).
+fn dedup(list: Vec<Protected>) -> Vec<Protected> {
+    let mut out: Vec<Protected> = Vec::new();
+    for p in &list {
+        let covered = list
+            .iter()
+            .any(|q| q.path != p.path && p.path.starts_with(&q.path))
+            || out.iter().any(|q| q.path == p.path);
+        if !covered {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// The mount steps that protect `list` in `workspace`: every directory between the
+/// workspace and a protected path pinned (shallow first, each once), then each protected
+/// path made read-only. Pins come first: a pin mounted later would stack over a read-only
+/// bind beneath it and hide it.
+pub fn plan(list: &[Protected], workspace: &Path) -> Vec<crate::mounts::Op> {
+    use crate::mounts::Op;
+    let mut pins: Vec<PathBuf> = Vec::new();
+    for p in list {
+        let mut a = p.path.parent();
+        while let Some(dir) = a {
+            if !dir.starts_with(workspace) || dir == workspace {
+                break;
+            }
+            let protected = list.iter().any(|q| dir.starts_with(&q.path));
+            if !protected && !pins.iter().any(|x| x == dir) {
+                pins.push(dir.to_path_buf());
+            }
+            a = dir.parent();
+        }
+    }
+    pins.sort_by_key(|p| p.components().count());
+    let mut ops: Vec<Op> = pins.into_iter().map(Op::Pin).collect();
+    ops.extend(list.iter().map(|p| Op::Protect {
+        path: p.path.clone(),
+        entry: p.entry.clone(),
+    }));
+    ops
+}
+
+/// Opens `p` in the new root `root` without links; with `create`, a missing component is
+/// made an empty directory (mode 0755) first. `Ok(None)` when missing and not created.
+fn open_in(root: &OwnedFd, p: &Path, create: bool) -> Result<Option<OwnedFd>, std::io::Error> {
+    let mut cur = sys::openat2(Some(root.as_fd()), Path::new("."), libc::O_PATH, 0, 0)?;
+    for c in p.components() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        let open = |cur: &OwnedFd| {
+            sys::openat2(
+                Some(cur.as_fd()),
+                Path::new(name),
+                libc::O_PATH,
+                0,
+                RESOLVE_STRICT,
+            )
+        };
+        cur = match open(&cur) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                match sys::mkdirat(cur.as_fd(), name, 0o755) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                open(&cur)?
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Some(cur))
+}
+
+/// Binds the directory at `p` (in the new root `root`) onto itself, so that it cannot be
+/// renamed or removed inside the sandbox. Nothing to pin when it is missing or no
+/// directory (the protected path's own bind then covers it).
+pub fn apply_pin(root: &OwnedFd, p: &Path) -> Result<(), Refusal> {
+    let what = || format!("pinning {} ({KEY})", p.display());
+    let fd = match open_in(root, p, false) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Ok(()),
+        Err(e) if sys::is_link_error(&e) => {
+            return Err(Refusal::new(
+                Step::Mounts,
+                format!(
+                    "{} turned into a symbolic link while the sandbox started ({KEY})",
+                    p.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(Refusal::os(Step::Mounts, what(), e)),
+    };
+    if sys::file_type(fd.as_fd()).map_err(|e| Refusal::os(Step::Mounts, what(), e))?
+        != libc::S_IFDIR
+    {
+        return Ok(());
+    }
+    let tree = sys::clone_tree(fd.as_fd()).map_err(|e| Refusal::os(Step::Mounts, what(), e))?;
+    sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(|e| Refusal::os(Step::Mounts, what(), e))
+}
+
+/// Makes `p` (in the new root `root`) read-only with a bind of itself, creating an empty
+/// directory there first when it is missing.
+pub fn apply_protect(root: &OwnedFd, p: &Path, entry: &str) -> Result<(), Refusal> {
+    let what = || format!("protecting {} ({KEY} \"{entry}\")", p.display());
+    let fd = match open_in(root, p, true) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => {
+            return Err(Refusal::new(
+                Step::Mounts,
+                format!("{}: it could not be created", what()),
+            ))
+        }
+        Err(e) if sys::is_link_error(&e) => {
+            return Err(cannot(
+                entry,
+                p,
+                "it turned into a symbolic link while the sandbox started",
+            ))
+        }
+        Err(e) => return Err(Refusal::os(Step::Mounts, what(), e)),
+    };
+    let tree = sys::clone_tree(fd.as_fd()).map_err(|e| Refusal::os(Step::Mounts, what(), e))?;
+    // The clone keeps the workspace mount's other attributes (noexec or not).
+    sys::mount_setattr_fd(tree.as_fd(), MOUNT_ATTR_RDONLY, true)
+        .map_err(|e| Refusal::os(Step::Mounts, what(), e))?;
+    sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(|e| Refusal::os(Step::Mounts, what(), e))
+}
+
+/// The placeholders of one sandbox, removed when it ends, unless another sandbox on the
+/// same workspace still runs: removing a directory from outside detaches the mounts on it
+/// in every other mount namespace, so a running session would lose the protection there.
+/// Sandboxes of a workspace hold a shared lock on a file of its own (by device and inode)
+/// in a directory no sandbox sees (`/run/cordon/protect` as root, else
+/// `$XDG_RUNTIME_DIR/cordon-protect`); the last one out takes it exclusively and tidies up.
+/// Without such a directory, placeholders stay (empty directories; safe, only untidy).
+#[derive(Debug)]
+pub struct Placeholders {
+    lock: Option<std::fs::File>,
+    list: Vec<PathBuf>,
+}
+
+impl Placeholders {
+    /// Takes the workspace's shared lock, before the sandbox creates anything.
+    pub fn hold(workspace: &Path, list: &[Protected]) -> Placeholders {
+        let list: Vec<PathBuf> = list.iter().filter_map(|p| p.placeholder.clone()).collect();
+        let lock = if list.is_empty() {
+            None
+        } else {
+            lock_file(workspace)
+        };
+        if let Some(f) = &lock {
+            // SAFETY: an open file; blocks only while another sandbox tidies up.
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), libc::LOCK_SH) };
+        }
+        Placeholders { lock, list }
+    }
+
+    /// Removes the placeholders that are still empty directories, beneath their parents and
+    /// without links, when no other sandbox of the workspace runs.
+    pub fn finish(self) {
+        let Some(f) = &self.lock else {
+            return;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+        // SAFETY: an open file.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return;
+        }
+        for ph in &self.list {
+            remove_empty_dir(ph);
+        }
+    }
+}
+
+/// The lock file of `workspace`'s sandboxes, created if needed; `None` where there is no
+/// private place for it.
+fn lock_file(workspace: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let dir = if crate::identity::Caller::current().is_root() {
+        PathBuf::from("/run/cordon/protect")
+    } else {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("cordon-protect")
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    // SAFETY: getuid cannot fail.
+    if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let ws = std::fs::metadata(workspace).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(format!("{:x}-{:x}", ws.dev(), ws.ino())))
+        .ok()
+}
+
+/// rmdir `p`, its parent opened without links; anything but an empty directory stays.
+fn remove_empty_dir(p: &Path) {
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return;
+    };
+    let Ok(dir) = sys::openat2(
+        None,
+        parent,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    ) else {
+        return;
+    };
+    let Ok(name) = sys::cstr(Path::new(name)) else {
+        return;
+    };
+    // SAFETY: an open directory fd and a valid C string; rmdir never follows a link and
+    // fails on anything but an empty directory.
+    unsafe {
+        libc::unlinkat(
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            name.as_ptr(),
+            libc::AT_REMOVEDIR,
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mounts::Op;
+
+    fn prot(entry: &str, path: &str) -> Protected {
+        Protected {
+            entry: entry.into(),
+            path: path.into(),
+            placeholder: None,
+        }
+    }
+
+    #[test]
+    fn every_directory_between_the_workspace_and_a_protected_path_is_pinned_once_before_any_protection(
+    ) {
+        let list = vec![
+            prot(".git/hooks/", "/w/.git/hooks"),
+            prot(".git/config", "/w/.git/config"),
+            prot(".claude/settings.json", "/w/.claude/settings.json"),
+            prot(".git/modules/", "/w/.git/modules"),
+        ];
+        let ops = plan(&list, Path::new("/w"));
+        let pins: Vec<_> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Pin(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            pins,
+            vec![PathBuf::from("/w/.git"), PathBuf::from("/w/.claude")]
+        );
+        let first_protect = ops
+            .iter()
+            .position(|o| matches!(o, Op::Protect { .. }))
+            .unwrap();
+        assert!(
+            ops[first_protect..]
+                .iter()
+                .all(|o| matches!(o, Op::Protect { .. })),
+            "{ops:?}"
+        );
+        assert!(
+            !pins.contains(&PathBuf::from("/w")),
+            "the workspace is its own mount"
+        );
+    }
+
+    #[test]
+    fn a_path_inside_another_protected_one_needs_no_bind_and_no_pin() {
+        let list = dedup(vec![
+            prot(".claude/", "/w/.claude"),
+            prot(".claude/settings.json", "/w/.claude/settings.json"),
+        ]);
+        assert_eq!(list, vec![prot(".claude/", "/w/.claude")]);
+        let ops = plan(&list, Path::new("/w"));
+        assert_eq!(
+            ops,
+            vec![Op::Protect {
+                path: "/w/.claude".into(),
+                entry: ".claude/".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn nothing_is_protected_in_a_workspace_the_session_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = resolve(&[".git/hooks/".into()], dir.path(), false).unwrap();
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn a_missing_path_is_covered_at_its_first_missing_component_and_a_file_on_the_way_is_protected_itself(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        std::fs::write(w.join(".git"), "gitdir: /elsewhere\n").unwrap();
+        std::fs::create_dir(w.join(".vscode")).unwrap();
+        let list = resolve(
+            &[
+                ".git/hooks/".into(),
+                ".vscode/tasks.json".into(),
+                ".claude/settings.json".into(),
+            ],
+            w,
+            true,
+        )
+        .unwrap();
+        assert_eq!(list[0].path, w.join(".git"), "a worktree's pointer file");
+        assert_eq!(list[0].placeholder, None);
+        assert_eq!(list[1].placeholder, Some(w.join(".vscode/tasks.json")));
+        assert_eq!(list[2].placeholder, Some(w.join(".claude")));
+        assert_eq!(list[2].path, w.join(".claude"));
+    }
+
+    #[test]
+    fn a_link_at_or_on_the_way_to_a_protected_path_is_refused_naming_the_path_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        std::fs::create_dir(w.join(".git")).unwrap();
+        std::os::unix::fs::symlink("/tmp", w.join(".git/hooks")).unwrap();
+        let r = resolve(&[".git/hooks/".into()], w, true).unwrap_err();
+        assert_eq!(r.step, Step::Mounts);
+        assert!(r.reason.contains(".git/hooks"), "{}", r.reason);
+        assert!(r.reason.contains(KEY), "{}", r.reason);
+        assert!(r.reason.contains("symbolic link"), "{}", r.reason);
+    }
+}
