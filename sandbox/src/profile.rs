@@ -458,11 +458,12 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
                 p.protect.push(add);
             }
         }
+        // Unprotecting a directory unprotects what lies beneath it too.
         p.protect.retain(|q| {
-            !f.filesystem
-                .unprotect
-                .iter()
-                .any(|u| protect_key(u) == protect_key(q))
+            !f.filesystem.unprotect.iter().any(|u| {
+                let (q, u) = (protect_key(q), protect_key(u));
+                q == u || q.strip_prefix(u).is_some_and(|rest| rest.starts_with('/'))
+            })
         });
         extend_unique(&mut p.exec, f.exec.allow);
         p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
@@ -747,6 +748,67 @@ mod tests {
             );
         }
         assert!(!shipped("default").exec_home && !shipped("claude").exec_home);
+    }
+
+    #[test]
+    fn protected_paths_are_appended_along_extends_and_unprotect_removes_a_path_and_what_lies_beneath(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "parent",
+            "[filesystem]\nprotect = [\".git/hooks/\", \".git/config\", \".vscode/\"]\n",
+        );
+        write(
+            dir.path(),
+            "child",
+            "extends = \"parent\"\n[filesystem]\nprotect = [\".envrc\", \".git/hooks\"]\nunprotect = [\".vscode\"]\n",
+        );
+        write(
+            dir.path(),
+            "nogit",
+            "extends = \"child\"\n[filesystem]\nunprotect = [\".git/\"]\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        assert_eq!(
+            s.load("child").unwrap().protect,
+            vec![".git/hooks/", ".git/config", ".envrc"],
+            "a repeat with or without / is the same path"
+        );
+        assert_eq!(s.load("nogit").unwrap().protect, vec![".envrc"]);
+        let shipped = |n: &str| Search::shipped_only().load(n).unwrap().protect;
+        for n in ["default", "claude", "readonly", "base"] {
+            for must in [".git/hooks/", ".git/config", ".claude/settings.json"] {
+                assert!(shipped(n).iter().any(|p| p == must), "{n} protects {must}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_protected_path_must_be_relative_to_the_workspace_and_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "/etc/x",
+            "~/.bashrc",
+            "{workspace}/.git",
+            "../x",
+            "a/../b",
+            "",
+            "./",
+            "a//b",
+        ] {
+            let p = write(
+                dir.path(),
+                "bad",
+                &format!("[filesystem]\nprotect = [\"{bad}\"]\n"),
+            );
+            let e = Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("filesystem.protect"), "{bad}: {e}");
+        }
     }
 
     #[test]
