@@ -302,3 +302,40 @@ fn a_host_session_cannot_plant_a_git_hook_while_its_workspace_stays_writable() {
     assert!(!ws.join(".git/hooks/pre-commit").exists());
     assert_eq!(commits(&ws), 3, "both sessions committed");
 }
+
+#[test]
+fn the_hooks_directory_git_config_points_into_the_project_is_protected_too() {
+    let env = Env::new(CORDON);
+    let home = tempfile::tempdir().unwrap();
+    repository(env.ws());
+    // What husky 9 sets up: git runs .husky/_/HOOK, which runs the project's .husky/HOOK.
+    std::fs::create_dir_all(env.ws().join(".husky/_")).unwrap();
+    let out = output(Command::new("git").arg("-C").arg(env.ws()).args([
+        "config",
+        "core.hooksPath",
+        ".husky/_",
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = sh(
+        &env,
+        home.path(),
+        "default",
+        "echo evil > .husky/pre-commit 2>/dev/null && echo HUSKY-WRITTEN; \
+         echo evil > .husky/_/pre-commit 2>/dev/null && echo HUSKY-WRITTEN; echo ok > other && echo writable",
+    );
+    assert!(
+        !out.stdout.contains("HUSKY-WRITTEN") && out.stdout.contains("writable"),
+        "{out:?}"
+    );
+    let check = output(
+        env.cordon()
+            .args(["profile", "check", "default", "--workspace"])
+            .arg(env.ws()),
+    );
+    assert!(
+        check
+            .stdout
+            .contains("(read-only: core.hooksPath \".husky/_\" in .git/config)"),
+        "{check:?}"
+    );
+}

@@ -41,11 +41,10 @@ pub fn may_run(p: &Policy, shown: &Path, canonical: &Path) -> MayRun {
     if let Some(q) = p.protect.iter().find(|q| canonical.starts_with(&q.path)) {
         let _ = writeln!(
             text,
-            "{name} is read-only in sessions under profile \"{}\": protected ({} \"{}\"). To let sessions write it: add \"{}\" to [filesystem] unprotect in a profile that extends this one.",
+            "{name} is read-only in sessions under profile \"{}\": protected ({}). To let sessions write it: add \"{}\" to [filesystem] unprotect in a profile that extends this one.",
             p.profile,
-            crate::protect::KEY,
-            q.entry,
-            q.entry
+            q.key,
+            if q.key.starts_with(crate::protect::KEY) { q.entry.as_str() } else { ".git/config" }
         );
     }
     let runs = match p.exec_verdict(canonical) {
@@ -151,10 +150,9 @@ pub fn rules(p: &Policy) -> String {
     for q in &p.protect {
         let _ = writeln!(
             o,
-            "protect   {}  (read-only: {} \"{}\"{})",
+            "protect   {}  (read-only: {}{})",
             q.path.display(),
-            crate::protect::KEY,
-            q.entry,
+            q.key,
             if q.placeholder.is_some() {
                 "; missing: an empty read-only directory stands there while a session runs"
             } else {
@@ -278,7 +276,7 @@ pub fn explain(p: &Policy, f: &Features) -> String {
             crate::protect::KEY
         );
         for q in &p.protect {
-            let _ = writeln!(o, "  {}  (\"{}\")", q.path.display(), q.entry);
+            let _ = writeln!(o, "  {}  ({})", q.path.display(), q.key);
         }
     }
     let _ = writeln!(o, "\nIt can never see (even inside the paths above):");

@@ -65,8 +65,8 @@ pub enum Op {
     Protect {
         /// The path made read-only.
         path: PathBuf,
-        /// The profile entry that protects it.
-        entry: String,
+        /// What protects it, as messages name it (`[filesystem] protect ".git/hooks/"`).
+        key: String,
     },
 }
 
@@ -350,9 +350,7 @@ fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
             Op::Hide(p) => hide(&old, p)?,
             // Each opened afresh from the new root: through the pins mounted before it.
             Op::Pin(p) => crate::protect::apply_pin(&new_root()?, p)?,
-            Op::Protect { path, entry } => {
-                crate::protect::apply_protect(&new_root()?, path, entry)?
-            }
+            Op::Protect { path, key } => crate::protect::apply_protect(&new_root()?, path, key)?,
         }
     }
     dev(&old, ttys)?;

@@ -17,6 +17,8 @@
 //! [`plan`] turns the result into mount steps (pure); [`apply_pin`] and [`apply_protect`]
 //! perform them inside the new root; [`Placeholders`] tidies up afterwards.
 
+mod gitconfig;
+
 use crate::error::{Refusal, Step};
 use crate::sys::{self, MOUNT_ATTR_RDONLY, RESOLVE_STRICT};
 use serde::{Deserialize, Serialize};
@@ -29,8 +31,12 @@ pub const KEY: &str = "[filesystem] protect";
 /// One protected path of a policy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Protected {
-    /// The profile entry (`.git/hooks/`), relative to the workspace.
+    /// The entry (`.git/hooks/`), relative to the workspace.
     pub entry: String,
+    /// What protects it, as messages name it: `[filesystem] protect ".git/hooks/"`, or
+    /// `core.hooksPath ".husky/_" in .git/config`.
+    #[serde(default)]
+    pub key: String,
     /// What is made read-only (absolute): the entry's path, or the file on its way that
     /// stands where a directory was expected (`.git` as a worktree's pointer file), or the
     /// entry's first missing component.
@@ -89,22 +95,27 @@ pub fn find(workspace: &Path, rel: &Path) -> std::io::Result<Found> {
 }
 
 /// The refusal for a protected path that cannot be protected.
-fn cannot(entry: &str, path: &Path, why: &str) -> Refusal {
+/// `key` says what protects it (see [`Protected::key`]).
+fn cannot(key: &str, path: &Path, why: &str) -> Refusal {
+    let unprotect = match key.strip_prefix(KEY) {
+        Some(entry) => entry.trim().to_string(),
+        // Named by .git/config: unprotecting the configuration lets the session change it.
+        None => "\".git/config\"".to_string(),
+    };
     Refusal::new(
         Step::Mounts,
-        format!(
-            "{} cannot be protected ({KEY} \"{entry}\"): {why}",
-            path.display()
-        ),
+        format!("{} cannot be protected ({key}): {why}", path.display()),
     )
     .hint(format!(
-        "replace it with the file or directory itself, or, to let sessions write it, add \"{entry}\" to [filesystem] unprotect in a profile that extends this one"
+        "replace it with the file or directory itself, or, to let sessions write it, add {unprotect} to [filesystem] unprotect in a profile that extends this one"
     ))
 }
 
 /// The protected paths of a workspace: `entries` (the profile's, relative) looked up beneath
-/// `workspace`. Nothing is protected when the workspace is not writable. A link on the way
-/// is refused; a path inside another protected one needs nothing of its own.
+/// `workspace`, with, when `.git/config` is among them, what it makes git read or run from
+/// the workspace (its `core.hooksPath`, its includes). Nothing is protected when the
+/// workspace is not writable. A link on the way is refused; a path inside another protected
+/// one needs nothing of its own.
 pub fn resolve(
     entries: &[String],
     workspace: &Path,
@@ -113,16 +124,20 @@ pub fn resolve(
     if !writable {
         return Ok(Vec::new());
     }
+    let mut wanted: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (e.clone(), format!("{KEY} \"{e}\"")))
+        .collect();
+    if entries.iter().any(|e| e == ".git/config") {
+        wanted.extend(named_by_git_config(workspace));
+    }
     let mut out: Vec<Protected> = Vec::new();
-    for entry in entries {
+    for (entry, key) in wanted {
         let rel = Path::new(entry.trim_end_matches('/'));
         let found = find(workspace, rel).map_err(|e| {
             Refusal::os(
                 Step::Mounts,
-                format!(
-                    "looking for {} ({KEY} \"{entry}\")",
-                    workspace.join(rel).display()
-                ),
+                format!("looking for {} ({key})", workspace.join(rel).display()),
                 e,
             )
         })?;
@@ -131,19 +146,81 @@ pub fn resolve(
             Found::Missing(p) => (p.clone(), Some(p)),
             Found::Link(p) => {
                 return Err(cannot(
-                    entry,
+                    &key,
                     &p,
                     "it is a symbolic link, and a read-only bind cannot cover a link",
                 ))
             }
         };
         out.push(Protected {
-            entry: entry.clone(),
+            entry,
+            key,
             path,
             placeholder,
         });
     }
     Ok(dedup(out))
+}
+
+/// What the workspace's `.git/config` (read beneath it, without links, at most 1 MiB) makes
+/// git read or run from inside the workspace, as (entry relative to the workspace, why).
+/// A relative `core.hooksPath` is relative to the workspace, an include to `.git`; a hooks
+/// directory named `_` (husky's) runs the scripts of its parent, which is protected.
+fn named_by_git_config(workspace: &Path) -> Vec<(String, String)> {
+    use std::io::Read;
+    let Ok(Found::Exists(config)) = find(workspace, Path::new(".git/config")) else {
+        return Vec::new();
+    };
+    let Ok(fd) = sys::openat2(None, &config, libc::O_RDONLY, 0, sys::RESOLVE_NO_SYMLINKS) else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    if std::fs::File::from(fd)
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let git_dir = workspace.join(".git");
+    let mut out = Vec::new();
+    for named in gitconfig::named_paths(&text) {
+        let base = if named.key == "core.hooksPath" {
+            workspace
+        } else {
+            &git_dir
+        };
+        let Some(mut rel) = beneath(workspace, &base.join(&named.value)) else {
+            continue;
+        };
+        if named.key == "core.hooksPath" && rel.file_name().is_some_and(|n| n == "_") {
+            rel.pop();
+        }
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        out.push((
+            rel.display().to_string(),
+            format!("{} \"{}\" in .git/config", named.key, named.value),
+        ));
+    }
+    out
+}
+
+/// `p` made lexically normal (`..` taken off) and relative to `workspace`, when it lies
+/// beneath it.
+fn beneath(workspace: &Path, p: &Path) -> Option<PathBuf> {
+    let mut norm = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                norm.pop();
+            }
+            Component::CurDir => {}
+            c => norm.push(c),
+        }
+    }
+    norm.strip_prefix(workspace).ok().map(Path::to_path_buf)
 }
 
 /// Drops protected paths inside another one (its read-only bind covers them).
@@ -185,7 +262,7 @@ pub fn plan(list: &[Protected], workspace: &Path) -> Vec<crate::mounts::Op> {
     let mut ops: Vec<Op> = pins.into_iter().map(Op::Pin).collect();
     ops.extend(list.iter().map(|p| Op::Protect {
         path: p.path.clone(),
-        entry: p.entry.clone(),
+        key: p.key.clone(),
     }));
     ops
 }
@@ -254,8 +331,8 @@ pub fn apply_pin(root: &OwnedFd, p: &Path) -> Result<(), Refusal> {
 
 /// Makes `p` (in the new root `root`) read-only with a bind of itself, creating an empty
 /// directory there first when it is missing.
-pub fn apply_protect(root: &OwnedFd, p: &Path, entry: &str) -> Result<(), Refusal> {
-    let what = || format!("protecting {} ({KEY} \"{entry}\")", p.display());
+pub fn apply_protect(root: &OwnedFd, p: &Path, key: &str) -> Result<(), Refusal> {
+    let what = || format!("protecting {} ({key})", p.display());
     let fd = match open_in(root, p, true) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
@@ -266,7 +343,7 @@ pub fn apply_protect(root: &OwnedFd, p: &Path, entry: &str) -> Result<(), Refusa
         }
         Err(e) if sys::is_link_error(&e) => {
             return Err(cannot(
-                entry,
+                key,
                 p,
                 "it turned into a symbolic link while the sandbox started",
             ))
@@ -392,6 +469,7 @@ mod tests {
     fn prot(entry: &str, path: &str) -> Protected {
         Protected {
             entry: entry.into(),
+            key: format!("{KEY} \"{entry}\""),
             path: path.into(),
             placeholder: None,
         }
@@ -446,8 +524,38 @@ mod tests {
             ops,
             vec![Op::Protect {
                 path: "/w/.claude".into(),
-                entry: ".claude/".into()
+                key: "[filesystem] protect \".claude/\"".into()
             }]
+        );
+    }
+
+    #[test]
+    fn the_hooks_directory_and_includes_git_config_names_inside_the_workspace_are_protected_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        std::fs::create_dir_all(w.join(".git")).unwrap();
+        std::fs::create_dir_all(w.join(".husky/_")).unwrap();
+        std::fs::write(
+            w.join(".git/config"),
+            "[core]\n\thooksPath = .husky/_\n[include]\n\tpath = ../project.gitconfig\n\tpath = /etc/gitconfig\n\tpath = ../../outside\n",
+        )
+        .unwrap();
+        let list = resolve(&[".git/config".into()], w, true).unwrap();
+        let paths: Vec<_> = list.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                w.join(".git/config"),
+                w.join("project.gitconfig"),
+                w.join(".husky")
+            ],
+            "husky's _ runs its parent's scripts; paths outside the workspace are not ours"
+        );
+        assert_eq!(list[1].placeholder, Some(w.join("project.gitconfig")));
+        let unprotected = resolve(&[".git/hooks/".into()], w, true).unwrap();
+        assert!(
+            !unprotected.iter().any(|p| p.path == w.join(".husky")),
+            "without .git/config protected, what it names is not either"
         );
     }
 
