@@ -339,3 +339,35 @@ fn the_hooks_directory_git_config_points_into_the_project_is_protected_too() {
         "{check:?}"
     );
 }
+
+#[test]
+fn a_session_ending_leaves_the_placeholders_of_another_running_on_the_same_workspace_in_place() {
+    let env = Env::new(CORDON);
+    let home = tempfile::tempdir().unwrap();
+    repository(env.ws());
+    let mut long = env.cordon();
+    long.args(["sandbox", "--profile", "default", "--home"])
+        .arg(home.path())
+        .arg("--workspace")
+        .arg(env.ws())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "while [ ! -e started ]; do sleep 0.1; done; sleep 1; \
+             if echo '{}' > .mcp.json 2>/dev/null; then echo WRITTEN; else echo refused; fi",
+        ])
+        .stdout(std::process::Stdio::piped());
+    let long = long.spawn().unwrap();
+    // The second session starts and ends while the first runs; removing the placeholders
+    // then would detach them from the first session's view.
+    let short = sh(&env, home.path(), "default", "touch started");
+    assert_eq!(short.code, 0, "{short:?}");
+    let out = long.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "refused", "{stdout}");
+    assert!(
+        !env.ws().join(".mcp.json").exists(),
+        "the last session out removes every placeholder"
+    );
+}

@@ -143,6 +143,16 @@ pub fn resolve(
         })?;
         let (path, placeholder) = match found {
             Found::Exists(p) => (p, None),
+            // A missing file in a directory of its own (`.claude/settings.json`): the
+            // directory is made read-only rather than a placeholder put where programs
+            // expect a file (Claude Code refuses a settings "file" that is a directory).
+            Found::Missing(p)
+                if !entry.ends_with('/')
+                    && p == workspace.join(rel)
+                    && p.parent().is_some_and(|d| d != workspace) =>
+            {
+                (p.parent().map(Path::to_path_buf).unwrap_or(p), None)
+            }
             Found::Missing(p) => (p.clone(), Some(p)),
             Found::Link(p) => {
                 return Err(cannot(
@@ -362,7 +372,8 @@ pub fn apply_protect(root: &OwnedFd, p: &Path, key: &str) -> Result<(), Refusal>
 /// in every other mount namespace, so a running session would lose the protection there.
 /// Sandboxes of a workspace hold a shared lock on a file of its own (by device and inode)
 /// in a directory no sandbox sees (`/run/cordon/protect` as root, else
-/// `$XDG_RUNTIME_DIR/cordon-protect`); the last one out takes it exclusively and tidies up.
+/// `$XDG_RUNTIME_DIR/cordon-protect`), noting there the placeholders each made; the last
+/// one out takes it exclusively and removes them all.
 /// Without such a directory, placeholders stay (empty directories; safe, only untidy).
 #[derive(Debug)]
 pub struct Placeholders {
@@ -371,25 +382,40 @@ pub struct Placeholders {
 }
 
 impl Placeholders {
-    /// Takes the workspace's shared lock, before the sandbox creates anything.
+    /// Takes the workspace's shared lock, before the sandbox creates anything, and notes
+    /// its placeholders in the lock file, for whichever sandbox of the workspace ends last.
     pub fn hold(workspace: &Path, list: &[Protected]) -> Placeholders {
+        use std::io::Write;
         let list: Vec<PathBuf> = list.iter().filter_map(|p| p.placeholder.clone()).collect();
         let lock = if list.is_empty() {
             None
         } else {
             lock_file(workspace)
         };
-        if let Some(f) = &lock {
+        if let Some(mut f) = lock.as_ref() {
             // SAFETY: an open file; blocks only while another sandbox tidies up.
             unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), libc::LOCK_SH) };
+            let mut lines = String::new();
+            for p in list
+                .iter()
+                .filter_map(|p| p.to_str())
+                .filter(|p| !p.contains('\n'))
+            {
+                lines.push_str(p);
+                lines.push('\n');
+            }
+            // One append: whole lines, whatever other sandboxes append at the same time.
+            let _ = f.write_all(lines.as_bytes());
         }
         Placeholders { lock, list }
     }
 
-    /// Removes the placeholders that are still empty directories, beneath their parents and
-    /// without links, when no other sandbox of the workspace runs.
+    /// Removes the placeholders noted by every sandbox of the workspace that are still
+    /// empty directories, beneath their parents and without links, when no other sandbox of
+    /// the workspace runs.
     pub fn finish(self) {
-        let Some(f) = &self.lock else {
+        use std::io::{Read, Seek};
+        let Some(mut f) = self.lock.as_ref() else {
             return;
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(f);
@@ -397,9 +423,14 @@ impl Placeholders {
         if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return;
         }
-        for ph in &self.list {
+        let mut noted = String::new();
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = f.take(1 << 20).read_to_string(&mut noted);
+        let noted: Vec<PathBuf> = noted.lines().map(PathBuf::from).collect();
+        for ph in self.list.iter().chain(&noted) {
             remove_empty_dir(ph);
         }
+        let _ = f.set_len(0);
     }
 }
 
@@ -425,8 +456,8 @@ fn lock_file(workspace: &Path) -> Option<std::fs::File> {
     let ws = std::fs::metadata(workspace).ok()?;
     std::fs::OpenOptions::new()
         .create(true)
-        .truncate(false)
-        .write(true)
+        .read(true)
+        .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(dir.join(format!("{:x}-{:x}", ws.dev(), ws.ino())))
@@ -567,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_path_is_covered_at_its_first_missing_component_and_a_file_on_the_way_is_protected_itself(
+    fn a_missing_path_is_covered_at_its_first_missing_component_or_its_directory_and_a_file_on_the_way_is_protected_itself(
     ) {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path();
@@ -585,7 +616,11 @@ mod tests {
         .unwrap();
         assert_eq!(list[0].path, w.join(".git"), "a worktree's pointer file");
         assert_eq!(list[0].placeholder, None);
-        assert_eq!(list[1].placeholder, Some(w.join(".vscode/tasks.json")));
+        assert_eq!(
+            (list[1].path.clone(), list[1].placeholder.clone()),
+            (w.join(".vscode"), None),
+            "a missing file in an existing directory: the directory is protected"
+        );
         assert_eq!(list[2].placeholder, Some(w.join(".claude")));
         assert_eq!(list[2].path, w.join(".claude"));
     }
