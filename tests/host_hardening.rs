@@ -413,7 +413,19 @@ fn a_removed_user_added_again_inherits_nothing() {
     );
     assert_ne!(h.uid("alice"), old_uid, "a new user, a new uid");
 
-    let out = run(&h, &new, "alice", &["--", "sh", "-c", "'ls -A; id -u'"]);
+    // Less the empty read-only directories that hold the protected paths a fresh workspace
+    // lacks while a session runs (docs/profiles.md): the sandbox's own, not old alice's.
+    let out = run(
+        &h,
+        &new,
+        "alice",
+        &[
+            "--",
+            "sh",
+            "-c",
+            "'ls -A -I .git -I .vscode -I .idea -I .claude -I .mcp.json; id -u'",
+        ],
+    );
     assert_eq!(
         out.stdout,
         format!("{}\n", h.uid("alice")),

@@ -8,10 +8,16 @@ use std::time::{Duration, Instant};
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
 #[test]
-fn git_init_and_commit_work_in_the_workspace() {
+fn git_commits_in_the_workspace_and_git_init_works_where_a_profile_unprotects_git() {
     let env = Env::new(CORDON);
+    // `.git` is protected by default (docs/profiles.md): a missing one cannot be made in a
+    // session, so a profile that wants `git init` takes it off the list.
+    let profile = env.profile(
+        "git-init",
+        "extends = \"default\"\n[filesystem]\nunprotect = [\".git/\"]\n",
+    );
     let out = env.sh(
-        "default",
+        &profile,
         "git init -q . && echo hello > README && git add README && \
          git -c user.name=Dev -c user.email=dev@example.com commit -q -m first && git log --oneline | wc -l && git status --short | wc -l",
     );
@@ -25,6 +31,12 @@ fn git_init_and_commit_work_in_the_workspace() {
         env.ws().join(".git/HEAD").exists(),
         "the repository lands in the host's workspace"
     );
+    // Under default itself, the repository made above takes commits.
+    let out = env.sh(
+        "default",
+        "echo more >> README && git -c user.name=Dev -c user.email=dev@example.com commit -qam second && git log --oneline | wc -l",
+    );
+    assert_eq!((out.code, out.stdout.trim()), (0, "2"), "{out:?}");
 }
 
 #[test]

@@ -38,6 +38,15 @@ pub fn may_run(p: &Policy, shown: &Path, canonical: &Path) -> MayRun {
         .any(|g| canonical.starts_with(g))
         && !p.hide.iter().any(|h| canonical.starts_with(h));
     let mut text = String::new();
+    if let Some(q) = p.protect.iter().find(|q| canonical.starts_with(&q.path)) {
+        let _ = writeln!(
+            text,
+            "{name} is read-only in sessions under profile \"{}\": protected ({}). To let sessions write it: add \"{}\" to [filesystem] unprotect in a profile that extends this one.",
+            p.profile,
+            q.key,
+            if q.key.starts_with(crate::protect::KEY) { q.entry.as_str() } else { ".git/config" }
+        );
+    }
     let runs = match p.exec_verdict(canonical) {
         ExecVerdict::Allowed(by) if visible => {
             let _ = writeln!(
@@ -138,6 +147,19 @@ pub fn rules(p: &Policy) -> String {
         );
     }
     let _ = writeln!(o, "write     /tmp, /dev/shm  (private, noexec)");
+    for q in &p.protect {
+        let _ = writeln!(
+            o,
+            "protect   {}  (read-only: {}{})",
+            q.path.display(),
+            q.key,
+            if q.placeholder.is_some() {
+                "; missing: an empty read-only directory stands there while a session runs"
+            } else {
+                ""
+            }
+        );
+    }
     for h in &p.hide {
         let _ = writeln!(o, "hide      {}", h.display());
     }
@@ -247,6 +269,16 @@ pub fn explain(p: &Policy, f: &Features) -> String {
         o,
         "  a private /tmp and /dev/shm, emptied when the session ends"
     );
+    if !p.protect.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nIt can NOT change, inside the workspace ({}: what runs outside the sandbox later):",
+            crate::protect::KEY
+        );
+        for q in &p.protect {
+            let _ = writeln!(o, "  {}  ({})", q.path.display(), q.key);
+        }
+    }
     let _ = writeln!(o, "\nIt can never see (even inside the paths above):");
     let _ = writeln!(
         o,

@@ -407,6 +407,7 @@ mod tests {
             notes: vec![],
             identity: None,
             no_links: false,
+            protect: vec![],
         }
     }
 

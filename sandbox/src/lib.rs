@@ -20,6 +20,7 @@ pub mod mounts;
 pub mod notice;
 pub mod policy;
 pub mod profile;
+pub mod protect;
 pub mod run;
 pub mod seccomp;
 pub mod secrets;

@@ -57,6 +57,17 @@ pub enum Op {
     },
     /// Cover a path with an empty read-only file or directory.
     Hide(PathBuf),
+    /// Bind a directory inside the workspace onto itself, so that it cannot be renamed or
+    /// removed (a directory on the way to a protected path: [`crate::protect`]).
+    Pin(PathBuf),
+    /// Make a path inside the workspace read-only with a bind of itself, creating an empty
+    /// directory there first when it is missing (`[filesystem] protect`).
+    Protect {
+        /// The path made read-only.
+        path: PathBuf,
+        /// What protects it, as messages name it (`[filesystem] protect ".git/hooks/"`).
+        key: String,
+    },
 }
 
 /// The host's account files, read before the sandbox starts, from which an identity's
@@ -160,6 +171,8 @@ pub fn plan(policy: &Policy, accounts: &Accounts) -> (Vec<Op>, Vec<String>) {
     // Shallow before deep, so that a deeper grant lands on top of the one containing it.
     binds.sort_by_key(|op| depth(op_path(op)));
     let mut ops = binds;
+    // On top of every grant, so that no deeper bind lands over a protection.
+    ops.extend(crate::protect::plan(&policy.protect, &policy.workspace));
     for (path, target) in &policy.links {
         ops.push(Op::Link {
             path: path.clone(),
@@ -212,7 +225,12 @@ fn account_files(policy: &Policy, accounts: &Accounts) -> Vec<Op> {
 
 fn op_path(op: &Op) -> &Path {
     match op {
-        Op::ReadOnly(p) | Op::Writable { path: p, .. } | Op::Tmpfs(p) | Op::Hide(p) => p,
+        Op::ReadOnly(p)
+        | Op::Writable { path: p, .. }
+        | Op::Tmpfs(p)
+        | Op::Hide(p)
+        | Op::Pin(p)
+        | Op::Protect { path: p, .. } => p,
         Op::Link { path, .. } | Op::File { path, .. } => path,
     }
 }
@@ -330,6 +348,9 @@ fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
             Op::Link { path, target } => link(path, target),
             Op::File { path, contents } => file(i, path, contents)?,
             Op::Hide(p) => hide(&old, p)?,
+            // Each opened afresh from the new root: through the pins mounted before it.
+            Op::Pin(p) => crate::protect::apply_pin(&new_root()?, p)?,
+            Op::Protect { path, key } => crate::protect::apply_protect(&new_root()?, path, key)?,
         }
     }
     dev(&old, ttys)?;
@@ -725,6 +746,7 @@ mod tests {
             notes: vec![],
             identity: None,
             no_links: false,
+            protect: vec![],
         }
     }
 

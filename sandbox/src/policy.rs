@@ -83,6 +83,11 @@ pub struct Policy {
     /// [`Request::no_links`]).
     #[serde(default)]
     pub no_links: bool,
+    /// Paths inside the workspace kept read-only although the workspace is writable
+    /// (`[filesystem] protect`): what runs outside the sandbox later. Empty when the
+    /// workspace is not writable.
+    #[serde(default)]
+    pub protect: Vec<crate::protect::Protected>,
 }
 
 /// The unprivileged user a confined command runs as: a cordon host gives each of its users
@@ -555,6 +560,19 @@ impl Policy {
         }
         refused_notes(&mut resolver, "PATH", &mut notes);
 
+        let workspace_writable = write.iter().any(|w| workspace.starts_with(w))
+            && !hide.iter().any(|h| workspace.starts_with(h));
+        let protect =
+            match crate::protect::resolve(&profile.protect, &workspace, workspace_writable) {
+                Ok(list) => list,
+                // `profile check` and `explain` say what a run would refuse.
+                Err(r) if req.inspect => {
+                    notes.push(format!("a session would be refused: {}", r.reason));
+                    Vec::new()
+                }
+                Err(r) => return Err(r),
+            };
+
         let visible = |p: &Path| {
             read.iter().chain(write.iter()).any(|g| p.starts_with(g))
                 && !hide.iter().any(|h| p.starts_with(h))
@@ -615,6 +633,7 @@ impl Policy {
             notes,
             identity: req.identity.clone(),
             no_links: req.no_links,
+            protect,
         })
     }
 

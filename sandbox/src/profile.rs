@@ -42,6 +42,10 @@ struct FsSection {
     write: Vec<String>,
     #[serde(default)]
     hide: Vec<String>,
+    #[serde(default)]
+    protect: Vec<String>,
+    #[serde(default)]
+    unprotect: Vec<String>,
 }
 
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -139,6 +143,9 @@ pub struct Profile {
     pub write: Vec<String>,
     /// Paths made invisible (an empty file or directory) even inside a readable grant.
     pub hide: Vec<String>,
+    /// Paths relative to the workspace that stay read-only in a writable workspace
+    /// (`[filesystem] protect`, less `unprotect`): what runs outside the sandbox later.
+    pub protect: Vec<String>,
     /// The exec allowlist as written (names, files, directories).
     pub exec: Vec<String>,
     /// `[exec] workspace`: files beneath the workspace may be executed (its mount is not
@@ -273,6 +280,16 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
             }
         }
     }
+    for (key, list) in [
+        ("protect", &file.filesystem.protect),
+        ("unprotect", &file.filesystem.unprotect),
+    ] {
+        for p in list {
+            if let Some(problem) = protect_entry_problem(p) {
+                return Err(at(&["filesystem", key], format!("\"{p}\" {problem}")));
+            }
+        }
+    }
     for e in &file.exec.allow {
         if e.is_empty()
             || (e.contains('/')
@@ -362,6 +379,30 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
     Ok(())
 }
 
+/// What is wrong with a `protect` or `unprotect` entry, if anything: it names a path
+/// beneath the workspace, relative to it.
+fn protect_entry_problem(p: &str) -> Option<&'static str> {
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        Some("must name a path inside the workspace (protecting the whole workspace is `readonly`'s job)")
+    } else if p.starts_with('/') || p.starts_with('~') || p.starts_with('{') {
+        Some("must be relative to the workspace, like \".git/hooks/\"")
+    } else if trimmed
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        Some("must be a plain relative path (no `.`, `..` or `//`)")
+    } else {
+        None
+    }
+}
+
+/// A protect entry without the trailing `/` that marks a directory: the form `unprotect`
+/// matches on.
+fn protect_key(p: &str) -> &str {
+    p.trim_end_matches('/')
+}
+
 fn valid_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -380,6 +421,7 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         read: Vec::new(),
         write: Vec::new(),
         hide: Vec::new(),
+        protect: Vec::new(),
         exec: Vec::new(),
         exec_workspace: false,
         exec_home: false,
@@ -405,6 +447,24 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         extend_unique(&mut p.read, f.filesystem.read);
         extend_unique(&mut p.write, f.filesystem.write);
         extend_unique(&mut p.hide, f.filesystem.hide);
+        // A file's own `unprotect` removes what it and its parents protect; a child's
+        // `protect` can add it back.
+        for add in f.filesystem.protect {
+            if !p
+                .protect
+                .iter()
+                .any(|q| protect_key(q) == protect_key(&add))
+            {
+                p.protect.push(add);
+            }
+        }
+        // Unprotecting a directory unprotects what lies beneath it too.
+        p.protect.retain(|q| {
+            !f.filesystem.unprotect.iter().any(|u| {
+                let (q, u) = (protect_key(q), protect_key(u));
+                q == u || q.strip_prefix(u).is_some_and(|rest| rest.starts_with('/'))
+            })
+        });
         extend_unique(&mut p.exec, f.exec.allow);
         p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
         p.exec_home = f.exec.home.unwrap_or(p.exec_home);
@@ -688,6 +748,67 @@ mod tests {
             );
         }
         assert!(!shipped("default").exec_home && !shipped("claude").exec_home);
+    }
+
+    #[test]
+    fn protected_paths_are_appended_along_extends_and_unprotect_removes_a_path_and_what_lies_beneath(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "parent",
+            "[filesystem]\nprotect = [\".git/hooks/\", \".git/config\", \".vscode/\"]\n",
+        );
+        write(
+            dir.path(),
+            "child",
+            "extends = \"parent\"\n[filesystem]\nprotect = [\".envrc\", \".git/hooks\"]\nunprotect = [\".vscode\"]\n",
+        );
+        write(
+            dir.path(),
+            "nogit",
+            "extends = \"child\"\n[filesystem]\nunprotect = [\".git/\"]\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        assert_eq!(
+            s.load("child").unwrap().protect,
+            vec![".git/hooks/", ".git/config", ".envrc"],
+            "a repeat with or without / is the same path"
+        );
+        assert_eq!(s.load("nogit").unwrap().protect, vec![".envrc"]);
+        let shipped = |n: &str| Search::shipped_only().load(n).unwrap().protect;
+        for n in ["default", "claude", "readonly", "base"] {
+            for must in [".git/hooks/", ".git/config", ".claude/settings.json"] {
+                assert!(shipped(n).iter().any(|p| p == must), "{n} protects {must}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_protected_path_must_be_relative_to_the_workspace_and_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "/etc/x",
+            "~/.bashrc",
+            "{workspace}/.git",
+            "../x",
+            "a/../b",
+            "",
+            "./",
+            "a//b",
+        ] {
+            let p = write(
+                dir.path(),
+                "bad",
+                &format!("[filesystem]\nprotect = [\"{bad}\"]\n"),
+            );
+            let e = Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("filesystem.protect"), "{bad}: {e}");
+        }
     }
 
     #[test]

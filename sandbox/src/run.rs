@@ -102,6 +102,7 @@ pub fn run_with_secrets(
         _ => None,
     };
     let prepared = prepare(policy, features, cgroup.as_ref(), secrets)?;
+    let placeholders = crate::protect::Placeholders::hold(&policy.workspace, &policy.protect);
 
     let mut fds = [0; 2];
     // SAFETY: fds is a two-int array.
@@ -136,6 +137,8 @@ pub fn run_with_secrets(
     // SAFETY: restores the caller's mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
     drop(cgroup);
+    // Every process of the sandbox is gone: nothing inside can race the removal.
+    placeholders.finish();
     result
 }
 
