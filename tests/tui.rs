@@ -50,7 +50,9 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     // A second user observes: sees the screen, cannot type, is not offered what an auditor
     // may not do.
     h.tmux_ssh("carol", &carol, "carol", "");
-    let s = h.wait_for("carol", "Sessions (1)");
+    h.wait_for("carol", "Sessions (1)");
+    // The whole first frame, footer included (a loaded machine draws it in pieces).
+    let s = h.wait_for("carol", "o observe");
     assert!(
         s.contains("carol (auditor)")
             && s.contains("o observe")
@@ -59,8 +61,9 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
         "{s}"
     );
     h.keys("carol", &["o"]);
-    let s = h.wait_gone("carol", "Sessions (1)");
-    assert!(s.contains("again-2"), "{s}");
+    h.wait_gone("carol", "Sessions (1)");
+    // The observed screen, once drawn (the list goes first).
+    h.wait_for("carol", "again-2");
     h.keys("carol", &["echo carol-was-here", "Enter"]);
     std::thread::sleep(Duration::from_millis(300));
     h.keys("carol", &["C-\\"]);
@@ -175,7 +178,10 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["n"]);
     wait("New session");
     keys(&["Tab", "Tab", "Tab", "sh", "Enter"]);
-    wait("cordon");
+    // Attached when the list is gone and the shell has prompted: keys typed sooner go to
+    // the TUI.
+    tmux.wait_gone("tui", "4 Admin");
+    wait("$");
     keys(&["echo local-$((3*3))", "Enter"]);
     wait("local-9");
     keys(&["C-\\"]);
@@ -223,7 +229,10 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     h.keys("root", &["n"]);
     h.wait_for("root", "New session");
     h.keys("root", &["Tab", "Tab", "Tab", "sh", "Enter"]);
-    h.wait_for("root", "cordon");
+    // Attached when the list is gone and the shell has prompted: keys typed sooner go to
+    // the TUI or into a terminal nobody reads yet.
+    h.wait_gone("root", "1 Sessions");
+    h.wait_for("root", "$");
     h.keys("root", &["echo via-socket-$((2*4))", "Enter"]);
     h.wait_for("root", "via-socket-8");
     h.keys("root", &["C-\\"]);
@@ -288,7 +297,10 @@ fn the_embedded_cordon_started_in_a_project_directory_works_there() {
     );
     assert!(s.contains("a name: a folder in"), "{s}");
     keys(&["Tab", "Tab", "Tab", "sh", "Enter"]);
-    wait("cordon");
+    // Attached when the list is gone and the shell has prompted: keys typed sooner go to
+    // the TUI.
+    tmux.wait_gone("tui", "4 Admin");
+    wait("$");
     keys(&["pwd; cat NOTES.txt", "Enter"]);
     let s = wait("project notes 42");
     assert!(s.contains(&project.display().to_string()), "{s}");

@@ -160,9 +160,9 @@ pub fn client(socket: &std::path::Path) -> i32 {
         })?;
         let (mut rd, mut wr) = stream.into_split();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        wr.write_all(&super::socket::size_frame(cols, rows))
-            .await
-            .map_err(|e| e.to_string())?;
+        // A host that refuses this account says why and closes at once, maybe before this
+        // frame arrives: a failed write is not the story, what the host said (read below) is.
+        let _ = wr.write_all(&super::socket::size_frame(cols, rows)).await;
         tokio::spawn(async move {
             while let Some(i) = input.recv().await {
                 let f = match i {
