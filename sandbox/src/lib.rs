@@ -10,6 +10,7 @@
 
 pub mod binfmt;
 pub mod caps;
+pub mod egress;
 pub mod error;
 pub mod explain;
 pub mod features;
