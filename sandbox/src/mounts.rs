@@ -716,6 +716,7 @@ mod tests {
                 connect: vec![],
                 bind: vec![],
                 udp: false,
+                egress: Default::default(),
             },
             limits: Default::default(),
             env: vec![],

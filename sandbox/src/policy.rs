@@ -244,6 +244,9 @@ pub struct Network {
     pub bind: Vec<u16>,
     /// UDP sockets allowed (mode ports).
     pub udp: bool,
+    /// What the proxy lets through (mode proxy).
+    #[serde(default)]
+    pub egress: crate::egress::Rules,
 }
 
 /// What the caller asks for, beside the profile.
@@ -606,6 +609,7 @@ impl Policy {
                 connect: profile.network.connect.clone(),
                 bind: profile.network.bind.clone(),
                 udp: profile.network.udp,
+                egress: profile.network.egress.clone(),
             },
             limits: profile.limits.clone(),
             env,

@@ -203,7 +203,7 @@ fn prepare(
         }),
         exec_watch: seccomp::exec_watch_program(),
         policy: policy.clone(),
-        new_net: policy.network.mode == NetMode::None,
+        new_net: private_network(policy.network.mode),
         program: sys::cstr(&policy.program)
             .map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
         argv: policy
@@ -220,6 +220,14 @@ fn prepare(
         cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
         umask: caller_umask(),
     })
+}
+
+/// Whether `mode` gives the session a network namespace of its own (with only loopback).
+fn private_network(mode: NetMode) -> bool {
+    match mode {
+        NetMode::None | NetMode::Proxy => true,
+        NetMode::Ports | NetMode::Host => false,
+    }
 }
 
 /// The command's environment: the policy's, with the secrets it names put in (a secret
@@ -684,6 +692,14 @@ mod tests {
             environment(&policy, &[]),
             vec![("API_KEY", "from-pass"), ("TERM", "xterm")]
         );
+    }
+
+    #[test]
+    fn only_modes_ports_and_host_share_the_hosts_network() {
+        assert!(private_network(NetMode::None));
+        assert!(private_network(NetMode::Proxy));
+        assert!(!private_network(NetMode::Ports));
+        assert!(!private_network(NetMode::Host));
     }
 
     #[test]

@@ -179,6 +179,9 @@ pub fn profile_check(
             for p in &problems {
                 println!("kernel    {p}");
             }
+            for w in explain::warnings(&policy) {
+                println!("warning   {w}");
+            }
             println!("ok: profile \"{}\" is valid", policy.profile);
             0
         }
