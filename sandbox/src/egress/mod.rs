@@ -7,3 +7,22 @@
 pub mod rules;
 
 pub use rules::{Destination, Host, Rule, RuleError, Rules, Verdict};
+
+/// The HTTP proxy's address inside the session's namespace. Fixed: each session has a
+/// namespace of its own, so no two sessions compete for it.
+pub const HTTP_PROXY_ADDR: &str = "127.0.0.1:3128";
+/// The SOCKS5 proxy's address inside the session's namespace.
+pub const SOCKS_PROXY_ADDR: &str = "127.0.0.1:1080";
+
+/// The variables that announce the proxies to programs inside, set by the policy for mode
+/// "proxy" over whatever the caller or the profile gave. `socks5h`: the proxy resolves.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("HTTP_PROXY", "http://127.0.0.1:3128"),
+    ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+    ("http_proxy", "http://127.0.0.1:3128"),
+    ("https_proxy", "http://127.0.0.1:3128"),
+    ("ALL_PROXY", "socks5h://127.0.0.1:1080"),
+    ("all_proxy", "socks5h://127.0.0.1:1080"),
+    ("NO_PROXY", "localhost,127.0.0.1,::1"),
+    ("no_proxy", "localhost,127.0.0.1,::1"),
+];
