@@ -2,9 +2,16 @@
 //! sits outside its network namespace.
 //!
 //! [`rules`] is the pure part: the profile's `[network] allow` and `deny` patterns and the
-//! verdict for one destination. It does no I/O and resolves no names.
+//! verdict for one destination. It does no I/O and resolves no names. [`http`] and
+//! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
+//! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves.
 
+pub mod handoff;
+pub mod http;
+pub mod proxy;
+pub mod resolve;
 pub mod rules;
+pub mod socks;
 
 pub use rules::{Destination, Host, Rule, RuleError, Rules, Verdict};
 
