@@ -4,10 +4,12 @@
 //! [`rules`] is the pure part: the profile's `[network] allow` and `deny` patterns and the
 //! verdict for one destination. It does no I/O and resolves no names. [`http`] and
 //! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
-//! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves.
+//! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves, in
+//! a process of its own ([`process`]).
 
 pub mod handoff;
 pub mod http;
+pub mod process;
 pub mod proxy;
 pub mod resolve;
 pub mod rules;

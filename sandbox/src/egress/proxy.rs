@@ -193,6 +193,19 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Stops accepting, then waits up to `grace` for open connections to end (so that
+    /// their attempts are recorded).
+    pub fn stop_and_drain(self, grace: Duration) {
+        let shared = self.shared.clone();
+        drop(self);
+        let deadline = Instant::now() + grace;
+        while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
