@@ -146,14 +146,16 @@ impl Shared {
             let left = self
                 .notes_left
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            match left {
-                Ok(1) => eprintln!(
-                    "{}\ncordon: further refused connections are not shown here",
-                    refusal_note(dest, verdict)
-                ),
-                Ok(_) => eprintln!("{}", refusal_note(dest, verdict)),
-                Err(_) => {}
+            let mut note = match left {
+                Ok(_) => refusal_note(dest, verdict),
+                Err(_) => return,
+            };
+            if left == Ok(1) {
+                note.push_str("\ncordon: further refused connections are not shown here");
             }
+            note.push('\n');
+            // One write, so that the line is not interleaved with the session's own output.
+            let _ = io::stderr().lock().write_all(note.as_bytes());
         }
     }
 }
@@ -302,14 +304,15 @@ fn serve_http(shared: &Shared, mut client: TcpStream) {
     let verdict = shared.rules.decide(&dest);
     let mut attempt = Attempt::new(protocol, &dest, &verdict);
     if !verdict.allowed() {
-        answer(
+        // Recorded (and noted) before the client hears of it, so the note comes first.
+        attempt.duration_ms = started.elapsed().as_millis() as u64;
+        shared.record(&attempt, &dest, &verdict);
+        return answer(
             &mut client,
             403,
             "Forbidden",
             &format!("{}\n", refusal_note(&dest, &verdict)),
         );
-        attempt.duration_ms = started.elapsed().as_millis() as u64;
-        return shared.record(&attempt, &dest, &verdict);
     }
     let upstream = match connect(shared, &dest) {
         Ok((s, addr)) => {
@@ -366,9 +369,10 @@ fn serve_socks(shared: &Shared, mut client: TcpStream) {
     let verdict = shared.rules.decide(&dest);
     let mut attempt = Attempt::new("socks5", &dest, &verdict);
     if !verdict.allowed() {
-        let _ = client.write_all(&socks::reply(Reply::NotAllowed));
         attempt.duration_ms = started.elapsed().as_millis() as u64;
-        return shared.record(&attempt, &dest, &verdict);
+        shared.record(&attempt, &dest, &verdict);
+        let _ = client.write_all(&socks::reply(Reply::NotAllowed));
+        return;
     }
     let upstream = match connect(shared, &dest) {
         Ok((s, addr)) => {
