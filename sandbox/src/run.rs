@@ -3,14 +3,16 @@
 //! ```text
 //! cordon (host side)      creates the cgroup, the pid (and, unprivileged, user) namespace;
 //!   │                     forwards signals sent to it; enforces the wall-clock limit;
-//!   │                     network "proxy": receives the listeners and serves the proxy;
 //!   │                     removes the cgroup; exits with the command's status
-//!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; loopback up
-//!        │                (network "proxy": opens the proxy's listeners, sends them up);
-//!        │                builds the root; rlimits; Landlock rules gathered; becomes the identity;
-//!        │                drops capabilities; no_new_privs; Landlock enforced; seccomp;
-//!        │                the exec watch; closes every fd above 2 but its own; reaps;
-//!        │                forwards signals; a thread answers the exec watch (notice.rs)
+//!   ├─ proxy              network "proxy" only, forked first (egress/process.rs): host's
+//!   │                     network; receives init's listeners, serves HTTP and SOCKS5
+//!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
+//!        │                root; loopback up (network "proxy": opens the proxy's listeners
+//!        │                and sends them out); rlimits; Landlock rules gathered; becomes
+//!        │                the identity; drops capabilities; no_new_privs; Landlock
+//!        │                enforced; seccomp; the exec watch; closes every fd above 2 but
+//!        │                its own; reaps; forwards signals; a thread answers the exec
+//!        │                watch (notice.rs)
 //!        └─ command       restores the signal mask, chdir, execve with the policy's env
 //! ```
 //!
