@@ -338,3 +338,31 @@ fn the_resolver_override_is_the_supervisors_and_never_reaches_the_session() {
     );
     assert_eq!(out.stdout.trim(), "0", "{out:?}");
 }
+
+#[test]
+fn claude_version_runs_under_the_claude_profile_which_is_in_proxy_mode() {
+    let env = Env::new(CORDON);
+    let home = tempfile::tempdir().unwrap();
+    let mut c = env.cordon();
+    c.args(["profile", "check", "claude"]);
+    let check = output(&mut c);
+    assert!(
+        check
+            .stdout
+            .contains("network   proxy: allow [api.anthropic.com"),
+        "{check:?}"
+    );
+    let out = env.sandbox(
+        &[
+            "--profile",
+            "claude",
+            "--home",
+            home.path().to_str().unwrap(),
+            "--workspace",
+            env.ws().to_str().unwrap(),
+        ],
+        &["claude", "--version"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Claude Code"), "{out:?}");
+}

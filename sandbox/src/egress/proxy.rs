@@ -41,7 +41,8 @@ impl Default for Limits {
     }
 }
 
-/// Most refusals noted on stderr per session; the rest go to the events only.
+/// Most refusals noted on stderr per session (one per destination); the rest go to the
+/// events only.
 pub const MAX_NOTES: usize = 20;
 
 /// What the supervisor runs the proxy with, besides the listeners.
@@ -124,7 +125,8 @@ struct Shared {
     limits: Limits,
     events: Mutex<Option<std::fs::File>>,
     notes: bool,
-    notes_left: AtomicUsize,
+    /// The destinations already noted: a program that retries is noted once.
+    noted: Mutex<Vec<String>>,
     active: AtomicUsize,
     stopping: AtomicBool,
 }
@@ -143,17 +145,27 @@ impl Shared {
             }
         }
         if self.notes && !a.allowed {
-            let left = self
-                .notes_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            let mut note = match left {
-                Ok(_) => refusal_note(dest, verdict),
-                Err(_) => return,
+            let key = dest.to_string();
+            let count = match self.noted.lock() {
+                Ok(mut noted) if noted.len() < MAX_NOTES && !noted.contains(&key) => {
+                    noted.push(key);
+                    noted.len()
+                }
+                _ => return,
             };
-            if left == Ok(1) {
-                note.push_str("\ncordon: further refused connections are not shown here");
+            // A terminal in raw mode (a full-screen program) needs the carriage return.
+            // SAFETY: isatty on a plain integer.
+            let eol = if unsafe { libc::isatty(2) } == 1 {
+                "\r\n"
+            } else {
+                "\n"
+            };
+            let mut note = format!("{}{eol}", refusal_note(dest, verdict));
+            if count == MAX_NOTES {
+                note.push_str(&format!(
+                    "cordon: further refused connections are not shown here{eol}"
+                ));
             }
-            note.push('\n');
             // One write, so that the line is not interleaved with the session's own output.
             let _ = io::stderr().lock().write_all(note.as_bytes());
         }
@@ -176,7 +188,7 @@ impl Proxy {
             limits: settings.limits,
             events: Mutex::new(settings.events),
             notes: settings.notes,
-            notes_left: AtomicUsize::new(MAX_NOTES),
+            noted: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
         });
