@@ -366,3 +366,40 @@ fn claude_version_runs_under_the_claude_profile_which_is_in_proxy_mode() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Claude Code"), "{out:?}");
 }
+
+#[test]
+fn a_host_session_under_claude_audits_each_connection_attempt_with_its_session_and_verdict() {
+    use cordon_test_support::host::Host;
+    use cordon_test_support::wait::wait_until;
+    let h = Host::start(CORDON);
+    let alice = h.user("alice", "developer");
+    // One line, no single quote: the session's command line is quoted as a shell would.
+    let probe = "import socket; s = socket.create_connection((\"127.0.0.1\", 3128), timeout=10); s.sendall(b\"CONNECT exfil.example:443 HTTP/1.1\\r\\n\\r\\n\"); print(s.recv(200).split(b\"\\r\\n\")[0].decode())";
+    let mut argv = h.ssh_command(&alice, "alice");
+    argv.insert(1, "-tt".into());
+    let out = output(
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["new", "--profile", "claude", "--", "python3", "-c"])
+            .arg(format!("'{probe}'"))
+            .stdin(std::process::Stdio::null()),
+    );
+    assert!(out.stdout.contains("403"), "{out:?}");
+    let mut line = String::new();
+    wait_until("the attempt in the audit log", || {
+        line = h
+            .audit_log()
+            .lines()
+            .find(|l| l.contains("\"net.connect\""))
+            .unwrap_or_default()
+            .to_string();
+        !line.is_empty()
+    });
+    let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["actor"], "alice", "{line}");
+    assert_eq!(e["host"], "exfil.example", "{line}");
+    assert_eq!(e["port"], 443, "{line}");
+    assert_eq!(e["allowed"], false, "{line}");
+    assert_eq!(e["verdict"], "no rule names it", "{line}");
+    assert!(e["session"].as_u64().is_some(), "{line}");
+}
