@@ -15,7 +15,7 @@ use super::socks::{self, Reply};
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -472,7 +472,17 @@ fn splice(client: &TcpStream, upstream: &TcpStream, idle: Duration) -> (u64, u64
     let ends = [client, upstream];
     let mut counts = [0u64; 2];
     let mut open = [true, true];
-    let mut buf = vec![0u8; 64 * 1024];
+    // splice(2) through a pipe per direction moves the bytes without copying them through
+    // this process; where a pipe cannot be had, read and write do.
+    let pipes = [kernel_pipe(), kernel_pipe()];
+    let mut buf = vec![
+        0u8;
+        if pipes.iter().all(Option::is_some) {
+            0
+        } else {
+            256 * 1024
+        }
+    ];
     let idle_ms = idle.as_millis().min(i32::MAX as u128) as i32;
     while open[0] || open[1] {
         let mut fds = [0, 1].map(|i| libc::pollfd {
@@ -501,19 +511,18 @@ fn splice(client: &TcpStream, upstream: &TcpStream, idle: Duration) -> (u64, u64
             if !open[i] || fds[i].revents == 0 {
                 continue;
             }
-            let (mut src, mut dst) = (ends[i], ends[1 - i]);
-            match src.read(&mut buf) {
+            let (src, dst) = (ends[i], ends[1 - i]);
+            match move_ready(src, dst, pipes[i].as_ref(), &mut buf) {
                 Ok(0) => {
                     open[i] = false;
                     let _ = dst.shutdown(Shutdown::Write);
                 }
-                Ok(k) => {
-                    if let Err(e) = dst.write_all(&buf[..k]) {
-                        return (counts[0], counts[1], Some(e.to_string()));
-                    }
-                    counts[i] += k as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(k) => counts[i] += k as u64,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return (counts[0], counts[1], None);
                 }
@@ -522,6 +531,86 @@ fn splice(client: &TcpStream, upstream: &TcpStream, idle: Duration) -> (u64, u64
         }
     }
     (counts[0], counts[1], None)
+}
+
+/// Most bytes one splice moves.
+const CHUNK: usize = 1 << 20;
+
+/// A pipe for splice(2), both ends owned.
+struct KernelPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+fn kernel_pipe() -> Option<KernelPipe> {
+    let mut fds = [0; 2];
+    // SAFETY: a two-int array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: pipe2 returned them. A larger pipe moves more per call; best effort.
+    unsafe {
+        libc::fcntl(fds[1], libc::F_SETPIPE_SZ, CHUNK as libc::c_int);
+        Some(KernelPipe {
+            read: OwnedFd::from_raw_fd(fds[0]),
+            write: OwnedFd::from_raw_fd(fds[1]),
+        })
+    }
+}
+
+/// Moves what `src` has ready to `dst` (blocking on `dst` until all of it is written);
+/// 0 at end of file. Through `pipe` with splice(2), else through `buf`.
+fn move_ready(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: Option<&KernelPipe>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let Some(p) = pipe else {
+        let k = (&*src).read(buf)?;
+        (&*dst).write_all(&buf[..k])?;
+        return Ok(k);
+    };
+    let splice = |from: i32, to: i32, len: usize, flags: libc::c_uint| {
+        // SAFETY: splice between descriptors we own, without offsets.
+        let r = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                flags,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    };
+    // The pipe is empty between calls, so at most its size can come in.
+    let n = splice(
+        src.as_raw_fd(),
+        p.write.as_raw_fd(),
+        CHUNK,
+        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+    )?;
+    let mut left = n;
+    while left > 0 {
+        match splice(
+            p.read.as_raw_fd(),
+            dst.as_raw_fd(),
+            left,
+            libc::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(k) => left -= k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
