@@ -98,6 +98,10 @@ enum Command {
         /// the profile names but the descriptor lacks is said on stderr, once.
         #[arg(long, value_name = "FD")]
         secrets_fd: Option<i32>,
+        /// Network mode "proxy": write each connection attempt (host, port, verdict, rule,
+        /// bytes each way, duration) as a JSON line to this inherited descriptor.
+        #[arg(long, value_name = "FD")]
+        events_fd: Option<i32>,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
@@ -589,6 +593,7 @@ fn main() {
             home,
             no_links,
             secrets_fd,
+            events_fd,
             command,
         }) => {
             let identity = uid.map(|uid| sandbox::Identity {
@@ -606,6 +611,7 @@ fn main() {
                 identity,
                 no_links,
                 secrets_fd,
+                events_fd,
                 cordon_home: cordon_home(&dir, config),
             };
             cli::sandbox::sandbox(&profile, options, command)

@@ -300,7 +300,8 @@ print("ifaces", sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/cla
     assert_eq!(out.stdout.matches("refused").count(), 3, "{out:?}");
 }
 
-/// A profile that keeps `claude`'s network rules and allows python3 to probe them.
+/// A profile that keeps `claude`'s network rules (or, without `udp`, TCP port 443 on the
+/// host's network, mode "ports") and allows python3 to probe them.
 fn claude_with_python(env: &Env, udp: bool) -> String {
     env.profile(
         if udp { "claude-py" } else { "claude-py-noudp" },
@@ -316,49 +317,56 @@ fn claude_with_python(env: &Env, udp: bool) -> String {
 }
 
 #[test]
-fn the_claude_profile_reaches_port_443_and_nothing_else() {
+fn under_claude_no_tcp_or_udp_leaves_the_sessions_own_network() {
     let env = Env::new(CORDON);
     let profile = claude_with_python(&env, true);
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other_port = other.local_addr().unwrap().port();
-    // Root can listen on 443; if something already does, the connect is allowed all the same.
-    let https = std::net::TcpListener::bind("127.0.0.1:443").ok();
+    // Root can listen on 443; even a listener there is another namespace's.
+    let _https = std::net::TcpListener::bind("127.0.0.1:443").ok();
     let out = env.py(
         &profile,
         &format!(
             r#"
-for port in (443, {other_port}, 80, 22):
+for addr in [("127.0.0.1", 443), ("127.0.0.1", {other_port}), ("1.1.1.1", 443), ("10.255.255.1", 22)]:
     s = socket.socket()
     s.settimeout(2)
     try:
-        s.connect(("127.0.0.1", port)); print("connect", port, "ok")
+        s.connect(addr); print("connect", addr[0], addr[1], "ok")
     except OSError as e:
-        print("connect", port, err(e))
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", 8443)); print("bind ok")
-except OSError as e:
-    print("bind", err(e))
+        print("connect", addr[0], addr[1], err(e))
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-print("udp ok")
+for addr in [("1.1.1.1", 53), ("8.8.8.8", 443)]:
+    try:
+        u.sendto(b"x", addr); print("udp", addr[0], "SENT")
+    except OSError as e:
+        print("udp", addr[0], err(e))
+print("proxy", os.environ.get("HTTPS_PROXY"))
 "#
         ),
     );
-    if https.is_some() {
-        assert!(out.stdout.contains("connect 443 ok"), "{out:?}");
-    } else {
-        assert!(!out.stdout.contains("connect 443 EACCES"), "{out:?}");
-    }
-    for port in [other_port, 80, 22] {
+    assert!(
+        !out.stdout.contains(" ok") && !out.stdout.contains("SENT"),
+        "{out:?}"
+    );
+    for port in [443, other_port] {
         assert!(
-            out.stdout.contains(&format!("connect {port} EACCES")),
+            out.stdout
+                .contains(&format!("connect 127.0.0.1 {port} ECONNREFUSED")),
             "port {port}: {out:?}"
         );
     }
-    assert!(out.stdout.contains("bind EACCES"), "{out:?}");
+    for line in [
+        "connect 1.1.1.1 443 ENETUNREACH",
+        "connect 10.255.255.1 22 ENETUNREACH",
+        "udp 1.1.1.1 ENETUNREACH",
+        "udp 8.8.8.8 ENETUNREACH",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {out:?}");
+    }
     assert!(
-        out.stdout.contains("udp ok"),
-        "claude allows UDP for DNS: {out:?}"
+        out.stdout.contains("proxy http://127.0.0.1:3128"),
+        "{out:?}"
     );
 }
 
@@ -401,13 +409,13 @@ fn the_hosts_abstract_unix_sockets_are_unreachable() {
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
     let probe = format!("s = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{name}'); print('CONNECTED')\nexcept OSError as e:\n    print('abstract', err(e))\n");
-    // Private network namespace (no network) and shared one (ports: Landlock scoping).
+    // Private network namespace (no network) and shared one (mode "ports": Landlock scoping).
     let out = env.py("default", &probe);
     assert!(
         out.stdout.contains("abstract ") && !out.stdout.contains("CONNECTED"),
         "{out:?}"
     );
-    let out = env.py(&claude_with_python(&env, true), &probe);
+    let out = env.py(&claude_with_python(&env, false), &probe);
     assert!(out.stdout.contains("abstract EPERM"), "{out:?}");
 }
 

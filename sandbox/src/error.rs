@@ -11,6 +11,9 @@ pub enum Step {
     Command,
     /// Creating the namespaces.
     Namespaces,
+    /// Opening the egress proxy's listeners in the session's network namespace and
+    /// handing them to the supervisor (network mode "proxy").
+    Egress,
     /// Creating or joining the cgroup.
     Cgroup,
     /// Building the sandbox's filesystem.
@@ -42,6 +45,7 @@ impl Step {
             Step::Profile => "profile",
             Step::Command => "command",
             Step::Namespaces => "namespaces",
+            Step::Egress => "egress proxy",
             Step::Cgroup => "cgroup",
             Step::Mounts => "mounts",
             Step::Limits => "resource limits",
@@ -62,12 +66,13 @@ impl Step {
     }
 
     /// Every step, in the order they are applied.
-    pub const ALL: [Step; 14] = {
+    pub const ALL: [Step; 15] = {
         use Step::*;
         [
             Profile,
             Command,
             Namespaces,
+            Egress,
             Cgroup,
             Mounts,
             Limits,

@@ -177,7 +177,13 @@ pub fn rules(p: &Policy) -> String {
             o,
             "network   none (private namespace, loopback only, no TCP)"
         ),
-        NetMode::All => writeln!(o, "network   all"),
+        NetMode::Host => writeln!(o, "network   host (unrestricted)"),
+        NetMode::Proxy => writeln!(
+            o,
+            "network   proxy: allow [{}], deny [{}]",
+            rule_list(&p.network.egress.allow),
+            rule_list(&p.network.egress.deny)
+        ),
         NetMode::Ports => writeln!(
             o,
             "network   tcp connect [{}], tcp bind [{}], udp {}",
@@ -328,7 +334,21 @@ pub fn explain(p: &Policy, f: &Features) -> String {
         NetMode::None => {
             writeln!(o, "  none. The session has its own network with only loopback, and may not open TCP connections at all.")
         }
-        NetMode::All => writeln!(o, "  unrestricted: it can reach anything the host can."),
+        NetMode::Host => writeln!(o, "  unrestricted: it can reach anything the host can."),
+        NetMode::Proxy => {
+            let mut s = String::from("  A network of its own with only loopback. HTTP and SOCKS5 proxies inside reach, by name:");
+            if p.network.egress.allow.is_empty() {
+                s += "\n    nothing (no allow rule)";
+            }
+            for r in &p.network.egress.allow {
+                s += &format!("\n    allow {r}");
+            }
+            for r in &p.network.egress.deny {
+                s += &format!("\n    deny  {r}");
+            }
+            s += "\n  A rule without a port means 443. Programs that ignore HTTP_PROXY and ALL_PROXY reach nothing.";
+            writeln!(o, "{s}")
+        }
         NetMode::Ports => {
             let mut s = String::new();
             if !p.network.connect.is_empty() {
@@ -436,6 +456,27 @@ pub fn explain(p: &Policy, f: &Features) -> String {
     o
 }
 
+/// What `p` grants that a reviewer should look at twice, whatever the machine.
+pub fn warnings(p: &Policy) -> Vec<String> {
+    warnings_for(p.network.mode)
+}
+
+fn warnings_for(mode: NetMode) -> Vec<String> {
+    match mode {
+        NetMode::Host => vec!["network mode \"host\" lets the session reach any address the host can; mode \"proxy\" names the hosts".into()],
+        NetMode::Ports => vec!["network mode \"ports\" cannot tell one host from another on the same port; mode \"proxy\" names the hosts".into()],
+        NetMode::None | NetMode::Proxy => vec![],
+    }
+}
+
+fn rule_list(rules: &[crate::egress::Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What `p` asks for that this machine cannot give; each item says what cordon does then.
 pub fn cannot_enforce(p: &Policy, f: &Features) -> Vec<String> {
     let mut out = Vec::new();
@@ -458,7 +499,7 @@ pub fn cannot_enforce(p: &Policy, f: &Features) -> Vec<String> {
     if !f.memfd_noexec {
         out.push("this kernel cannot make memfds non-executable (Linux 6.3): memfd_create is refused instead".into());
     }
-    if f.landlock_abi < 6 && p.network.mode == NetMode::None {
+    if f.landlock_abi < 6 && matches!(p.network.mode, NetMode::None | NetMode::Proxy) {
         out.push(
             "signals are contained by the pid namespace only (Landlock signal scoping needs ABI 6)"
                 .into(),
@@ -538,7 +579,7 @@ pub fn doctor(f: &Features) -> String {
         let verdict = match search.load(&name) {
             Err(e) => format!("invalid: {e}"),
             Ok(profile) => {
-                let needs_ports = profile.network.mode != NetMode::None;
+                let needs_ports = matches!(profile.network.mode, NetMode::Ports | NetMode::Host);
                 let mut v = Vec::new();
                 if f.landlock_abi == 0 {
                     v.push("needs Landlock".to_string());
@@ -555,7 +596,10 @@ pub fn doctor(f: &Features) -> String {
                 {
                     v.push("limits need a cgroup as root".into());
                 }
-                if v.is_empty() {
+                let warned = warnings_for(profile.network.mode);
+                if v.is_empty() && !warned.is_empty() {
+                    format!("fully enforced; warning: {}", warned.join("; "))
+                } else if v.is_empty() {
                     "fully enforced".into()
                 } else {
                     format!("cannot start: {}", v.join("; "))

@@ -140,7 +140,8 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
         "use Linux 5.13 or later with Landlock enabled (lsm=...,landlock)",
     )?;
     match policy.network.mode {
-        NetMode::None => {}
+        // A private namespace: its own abstract sockets, nothing outside to reach.
+        NetMode::None | NetMode::Proxy => {}
         NetMode::Ports => {
             need(
                 4,
@@ -153,7 +154,7 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
                 "use network mode \"none\" (a private network namespace), or Linux 6.12 or later",
             )?;
         }
-        NetMode::All => need(
+        NetMode::Host => need(
             6,
             "scoping abstract unix sockets (the session shares the host's network)",
             "use network mode \"none\" (a private network namespace), or Linux 6.12 or later",
@@ -195,7 +196,9 @@ pub fn plan(policy: &Policy, abi: u32) -> Result<Plan, Refusal> {
     grant(Path::new("/proc"), READ);
 
     let (handled_net, ports) = match policy.network.mode {
-        NetMode::All => (0, vec![]),
+        // Proxy: the namespace holds only loopback, where the proxy listens (on ports that
+        // can differ per session) and the session's own servers may too.
+        NetMode::Host | NetMode::Proxy => (0, vec![]),
         // Private network namespace: TCP denied outright where the ABI can say so.
         NetMode::None => (
             if abi >= 4 {
@@ -398,6 +401,7 @@ mod tests {
                 connect: vec![443],
                 bind: vec![8080],
                 udp: false,
+                egress: Default::default(),
             },
             limits: Default::default(),
             env: vec![],
@@ -454,6 +458,15 @@ mod tests {
         assert_eq!(p.handled_net, NET_BIND_TCP | NET_CONNECT_TCP);
         assert!(p.ports.is_empty());
         assert_eq!(plan(&policy(NetMode::None), 3).unwrap().handled_net, 0);
+    }
+
+    #[test]
+    fn proxy_mode_leaves_loopback_tcp_to_the_namespace_on_any_abi() {
+        for abi in [1, 3, 4, 6] {
+            let p = plan(&policy(NetMode::Proxy), abi).unwrap();
+            assert_eq!(p.handled_net, 0, "abi {abi}");
+            assert!(p.ports.is_empty());
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod binfmt;
 pub mod caps;
+pub mod egress;
 pub mod error;
 pub mod explain;
 pub mod features;
@@ -31,7 +32,7 @@ pub use error::{Refusal, Step};
 pub use features::Features;
 pub use policy::{Identity, Network, Policy, Request};
 pub use profile::{Profile, ProfileError, Search};
-pub use run::{run, run_with_secrets, Outcome};
+pub use run::{run, run_with, run_with_secrets, EgressOptions, Outcome};
 
 /// Exit status when cordon itself refuses to start the command (a confinement step failed,
 /// or the profile or request is invalid). The message on stderr names the step.

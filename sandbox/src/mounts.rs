@@ -737,6 +737,7 @@ mod tests {
                 connect: vec![],
                 bind: vec![],
                 udp: false,
+                egress: Default::default(),
             },
             limits: Default::default(),
             env: vec![],

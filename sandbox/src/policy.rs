@@ -249,6 +249,9 @@ pub struct Network {
     pub bind: Vec<u16>,
     /// UDP sockets allowed (mode ports).
     pub udp: bool,
+    /// What the proxy lets through (mode proxy).
+    #[serde(default)]
+    pub egress: crate::egress::Rules,
 }
 
 /// What the caller asks for, beside the profile.
@@ -604,6 +607,12 @@ impl Policy {
             env.retain(|(ek, _)| *ek != k);
             env.push((k, v));
         }
+        if profile.network.mode == NetMode::Proxy {
+            // The proxies are the only way out: neither the caller nor the profile moves them.
+            let ours = crate::egress::ENVIRONMENT;
+            env.retain(|(ek, _)| !ours.iter().any(|(k, _)| ek.eq_ignore_ascii_case(k)));
+            env.extend(ours.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        }
         env.sort();
 
         Ok(Policy {
@@ -624,6 +633,7 @@ impl Policy {
                 connect: profile.network.connect.clone(),
                 bind: profile.network.bind.clone(),
                 udp: profile.network.udp,
+                egress: profile.network.egress.clone(),
             },
             limits: profile.limits.clone(),
             env,
@@ -974,6 +984,40 @@ mod tests {
             "{names:?}"
         );
         assert!(p.env.contains(&("HOME".into(), "/root".into())));
+    }
+
+    #[test]
+    fn in_proxy_mode_the_proxy_variables_are_the_policys_whatever_the_caller_passes() {
+        let ws = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("px.toml");
+        let text = "extends = \"default\"\n[env]\npass = [\"HTTPS_PROXY\", \"https_proxy\"]\n[env.set]\nHTTP_PROXY = \"http://evil:1\"\n[network]\nmode = \"proxy\"\n";
+        std::fs::write(&path, text).unwrap();
+        let profile = Search::shipped_only().load(path.to_str().unwrap()).unwrap();
+        let mut req = request(ws.path(), &["true"]);
+        req.env = vec![
+            ("HTTPS_PROXY".into(), "http://evil:2".into()),
+            ("https_proxy".into(), "http://evil:3".into()),
+        ];
+        let p = Policy::resolve(&profile, &req).unwrap();
+        let get = |k: &str| {
+            p.env
+                .iter()
+                .filter(|(ek, _)| ek == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("HTTP_PROXY"), ["http://127.0.0.1:3128"]);
+        assert_eq!(get("HTTPS_PROXY"), ["http://127.0.0.1:3128"]);
+        assert_eq!(get("https_proxy"), ["http://127.0.0.1:3128"]);
+        assert_eq!(get("ALL_PROXY"), ["socks5h://127.0.0.1:1080"]);
+        assert_eq!(get("no_proxy"), ["localhost,127.0.0.1,::1"]);
+        let other =
+            Policy::resolve(&Search::shipped_only().load("default").unwrap(), &req).unwrap();
+        assert!(!other
+            .env
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("all_proxy")));
     }
 
     #[test]

@@ -67,6 +67,10 @@ struct NetSection {
     bind: Vec<u16>,
     #[serde(default)]
     udp: bool,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
 }
 
 /// How much network a profile grants.
@@ -77,8 +81,12 @@ pub enum NetMode {
     None,
     /// The host's network, TCP restricted to the listed ports; UDP only if `udp = true`.
     Ports,
-    /// The host's network, unrestricted.
-    All,
+    /// A private network namespace with only loopback, where an HTTP and a SOCKS5 proxy
+    /// (run outside, by the supervisor) reach the hosts `allow` names and `deny` does not.
+    Proxy,
+    /// The host's network, unrestricted (`"all"` is the older name).
+    #[serde(alias = "all")]
+    Host,
 }
 
 /// Resource limits. Every field is optional; `None` means no limit from this profile.
@@ -124,6 +132,8 @@ pub struct NetworkRules {
     pub bind: Vec<u16>,
     /// UDP sockets allowed (mode ports).
     pub udp: bool,
+    /// The hosts the proxy may reach, and those it may not (mode proxy).
+    pub egress: crate::egress::Rules,
 }
 
 /// A profile after `extends` is merged: still unresolved (names, `~`, `{workspace}`).
@@ -302,6 +312,22 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
         }
     }
     if let Some(net) = &file.network {
+        if net.mode != NetMode::Proxy && (!net.allow.is_empty() || !net.deny.is_empty()) {
+            return Err(at(
+                &[
+                    "network",
+                    if net.allow.is_empty() {
+                        "deny"
+                    } else {
+                        "allow"
+                    },
+                ],
+                "allow and deny apply only with mode = \"proxy\"".into(),
+            ));
+        }
+        if let Err((key, entry, e)) = crate::egress::Rules::parse(&net.allow, &net.deny) {
+            return Err(at(&["network", key], format!("\"{entry}\" {e}")));
+        }
         if net.mode != NetMode::Ports
             && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp)
         {
@@ -430,6 +456,7 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
             connect: vec![],
             bind: vec![],
             udp: false,
+            egress: crate::egress::Rules::default(),
         },
         limits: Limits::default(),
         env_pass: Vec::new(),
@@ -474,6 +501,8 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
                 connect: n.connect,
                 bind: n.bind,
                 udp: n.udp,
+                // Validated already; a file that fails here never reaches the merge.
+                egress: crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default(),
             };
         }
         let l = f.limits;
@@ -808,6 +837,71 @@ mod tests {
                 .load(p.to_str().unwrap())
                 .unwrap_err();
             assert_eq!(e.key.as_deref(), Some("filesystem.protect"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn proxy_mode_reads_allow_and_deny_rules_normalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "px",
+            "[network]\nmode = \"proxy\"\nallow = [\"API.Anthropic.com\", \"*.example.org:443\", \"10.0.0.5:8080\"]\ndeny = [\"*.evil.com\"]\n",
+        );
+        let net = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap()
+            .network;
+        assert_eq!(net.mode, NetMode::Proxy);
+        let shown: Vec<String> = net.egress.allow.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["api.anthropic.com", "*.example.org:443", "10.0.0.5:8080"]
+        );
+        assert_eq!(net.egress.deny[0].to_string(), "*.evil.com");
+    }
+
+    #[test]
+    fn a_bad_rule_names_its_key_and_entry_and_rules_need_mode_proxy() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |name: &str, text: &str| {
+            let p = write(dir.path(), name, text);
+            Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err()
+        };
+        let e = load(
+            "bad-allow",
+            "[network]\nmode = \"proxy\"\nallow = [\"ok.test\", \"bücher.de\"]\n",
+        );
+        assert_eq!(e.key.as_deref(), Some("network.allow"), "{e}");
+        assert!(
+            e.message.contains("\"bücher.de\"") && e.message.contains("xn--"),
+            "{e}"
+        );
+        let e = load(
+            "bad-deny",
+            "[network]\nmode = \"proxy\"\ndeny = [\"a.test:99999\"]\n",
+        );
+        assert_eq!(e.key.as_deref(), Some("network.deny"), "{e}");
+        let e = load(
+            "not-proxy",
+            "[network]\nmode = \"host\"\nallow = [\"a.test\"]\n",
+        );
+        assert_eq!(e.key.as_deref(), Some("network.allow"), "{e}");
+        assert!(e.message.contains("mode = \"proxy\""), "{e}");
+    }
+
+    #[test]
+    fn mode_all_is_read_as_mode_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Search::shipped_only();
+        for (name, mode) in [("old", "all"), ("new", "host")] {
+            let p = write(dir.path(), name, &format!("[network]\nmode = \"{mode}\"\n"));
+            assert_eq!(
+                s.load(p.to_str().unwrap()).unwrap().network.mode,
+                NetMode::Host
+            );
         }
     }
 

@@ -4,17 +4,22 @@
 //! cordon (host side)      creates the cgroup, the pid (and, unprivileged, user) namespace;
 //!   │                     forwards signals sent to it; enforces the wall-clock limit;
 //!   │                     removes the cgroup; exits with the command's status
+//!   ├─ proxy              network "proxy" only, forked first (egress/process.rs): host's
+//!   │                     network; receives init's listeners, serves HTTP and SOCKS5
 //!   └─ init (pid 1)       joins the cgroup; new mount/ipc/uts/net namespaces; builds the
-//!        │                root; rlimits; Landlock rules gathered; becomes the identity;
-//!        │                drops capabilities; no_new_privs; Landlock enforced; seccomp;
-//!        │                the exec watch; closes every fd above 2 but its own; reaps;
-//!        │                forwards signals; a thread answers the exec watch (notice.rs)
+//!        │                root; loopback up (network "proxy": opens the proxy's listeners
+//!        │                and sends them out); rlimits; Landlock rules gathered; becomes
+//!        │                the identity; drops capabilities; no_new_privs; Landlock
+//!        │                enforced; seccomp; the exec watch; closes every fd above 2 but
+//!        │                its own; reaps; forwards signals; a thread answers the exec
+//!        │                watch (notice.rs)
 //!        └─ command       restores the signal mask, chdir, execve with the policy's env
 //! ```
 //!
 //! Every step before the command's execve fails closed: its refusal travels back through a
 //! close-on-exec pipe and cordon exits with [`crate::EXIT_REFUSED`].
 
+use crate::egress::{self, handoff};
 use crate::error::{Refusal, Step};
 use crate::features::Features;
 use crate::identity;
@@ -84,6 +89,19 @@ pub fn run(policy: &Policy, features: &Features) -> Result<Outcome, Refusal> {
     run_with_secrets(policy, features, &[])
 }
 
+/// How the supervisor serves a network-"proxy" session's egress (ignored in other modes).
+#[derive(Default)]
+pub struct EgressOptions {
+    /// Names to addresses (the operator's overrides, then the system's resolver).
+    pub resolver: egress::resolve::Resolver,
+    /// The proxy's bounds.
+    pub limits: egress::proxy::Limits,
+    /// Where each connection attempt is written as a JSON line.
+    pub events: Option<std::fs::File>,
+    /// Whether refused attempts are noted on stderr.
+    pub notes: bool,
+}
+
 /// [`run`], with secret values (name, value) for the command's environment: only those the
 /// policy names (`[env] secrets`) are used, each replacing a variable of the same name.
 /// They are added to what the command's execve gets, and to nothing else.
@@ -91,6 +109,16 @@ pub fn run_with_secrets(
     policy: &Policy,
     features: &Features,
     secrets: &[(String, String)],
+) -> Result<Outcome, Refusal> {
+    run_with(policy, features, secrets, EgressOptions::default())
+}
+
+/// [`run_with_secrets`], with how a network-"proxy" session's egress is served.
+pub fn run_with(
+    policy: &Policy,
+    features: &Features,
+    secrets: &[(String, String)],
+    egress: EgressOptions,
 ) -> Result<Outcome, Refusal> {
     let needs_cgroup = policy.limits.processes.is_some() || policy.limits.memory.is_some();
     let cgroup = match (&features.cgroup, needs_cgroup && features.root) {
@@ -104,29 +132,43 @@ pub fn run_with_secrets(
     let prepared = prepare(policy, features, cgroup.as_ref(), secrets)?;
     let placeholders = crate::protect::Placeholders::hold(&policy.workspace, &policy.protect);
 
-    let mut fds = [0; 2];
-    // SAFETY: fds is a two-int array.
-    sys::check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
-        .map_err(|e| Refusal::os(Step::Supervise, "creating the status pipe", e))?;
-    // SAFETY: pipe2 just returned these fds.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-
     let blocked = forwarded_signals();
     let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid sigset pointers.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, &mut old_mask) };
 
     let result = (|| {
+        // Forked first: before the pid namespace (it needs threads) and before the status
+        // pipe (it must hold no copy of the write end). Dropped (stopped) when this ends.
+        let mut proxy = if policy.network.mode == NetMode::Proxy {
+            Some(spawn_proxy(policy, egress)?)
+        } else {
+            None
+        };
+        let mut fds = [0; 2];
+        // SAFETY: fds is a two-int array.
+        sys::check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
+            .map_err(|e| Refusal::os(Step::Supervise, "creating the status pipe", e))?;
+        // SAFETY: pipe2 just returned these fds.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         enter_pid_namespace(features)?;
         // SAFETY: the process is single-threaded; the child only runs code that is safe there.
         let pid = sys::check(unsafe { libc::fork() })
             .map_err(|e| Refusal::os(Step::Namespaces, "forking the sandbox's init", e))?;
         if pid == 0 {
             drop(read_end);
-            init(&prepared, fds[1]);
+            init(&prepared, fds[1], proxy.as_ref().and_then(|p| p.init_end()));
         }
         drop(write_end);
+        if let Some(p) = proxy.as_mut() {
+            if let Err(why) = p.wait_ready() {
+                // SAFETY: killing and reaping our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_exit(pid);
+                return Err(Refusal::new(Step::Egress, why));
+            }
+        }
         supervise(
             pid,
             read_end,
@@ -140,6 +182,22 @@ pub fn run_with_secrets(
     // Every process of the sandbox is gone: nothing inside can race the removal.
     placeholders.finish();
     result
+}
+
+/// Forks the proxy's process with the policy's rules and the caller's options.
+fn spawn_proxy(
+    policy: &Policy,
+    options: EgressOptions,
+) -> Result<egress::process::ProxyProcess, Refusal> {
+    let settings = egress::proxy::Settings {
+        rules: policy.network.egress.clone(),
+        resolver: options.resolver,
+        limits: options.limits,
+        events: options.events,
+        notes: options.notes,
+    };
+    egress::process::ProxyProcess::spawn(settings)
+        .map_err(|e| Refusal::os(Step::Egress, "starting the proxy's process", e))
 }
 
 /// A cgroup name no other sandbox uses: pids are reused, and a sandbox killed with SIGKILL
@@ -206,7 +264,7 @@ fn prepare(
         }),
         exec_watch: seccomp::exec_watch_program(),
         policy: policy.clone(),
-        new_net: policy.network.mode == NetMode::None,
+        new_net: private_network(policy.network.mode),
         program: sys::cstr(&policy.program)
             .map_err(|e| Refusal::os(Step::Command, "the program path", e))?,
         argv: policy
@@ -223,6 +281,14 @@ fn prepare(
         cgroup_fds: cgroup.map(|c| c.join_fds()).unwrap_or_default(),
         umask: caller_umask(),
     })
+}
+
+/// Whether `mode` gives the session a network namespace of its own (with only loopback).
+fn private_network(mode: NetMode) -> bool {
+    match mode {
+        NetMode::None | NetMode::Proxy => true,
+        NetMode::Ports | NetMode::Host => false,
+    }
 }
 
 /// The command's environment: the policy's, with the secrets it names put in (a secret
@@ -407,13 +473,13 @@ fn decode_refusal(bytes: &[u8]) -> Refusal {
 }
 
 /// The sandbox's pid 1. Never returns.
-fn init(p: &Prepared, status_fd: i32) -> ! {
+fn init(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> ! {
     let fail = |r: Refusal| -> ! {
         sys::write_all_fd(status_fd, &encode_refusal(&r));
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(crate::EXIT_REFUSED) }
     };
-    let payload = match confine(p, status_fd) {
+    let payload = match confine(p, status_fd, handoff) {
         Ok(pid) => pid,
         Err(r) => fail(r),
     };
@@ -466,7 +532,7 @@ fn caller_umask() -> libc::mode_t {
     }
 }
 
-fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
+fn confine(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> Result<libc::pid_t, Refusal> {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0o022) };
     // SAFETY: every block below is a thin syscall on values prepared before the fork.
@@ -499,6 +565,9 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
         .map_err(|e| Refusal::os(Step::Namespaces, "setting the hostname", e))?;
     if p.new_net {
         loopback_up()?;
+    }
+    if let Some(fd) = handoff {
+        hand_listeners_out(fd)?;
     }
     limits::apply_rlimits(&p.rlimits)?;
     let ruleset = landlock::build(&p.landlock)?;
@@ -564,6 +633,34 @@ fn confine(p: &Prepared, status_fd: i32) -> Result<libc::pid_t, Refusal> {
     Ok(pid)
 }
 
+/// Opens the proxy's listeners inside the new namespace and sends them to the supervisor;
+/// init's copies are closed here, so only the supervisor ever accepts on them.
+fn hand_listeners_out(fd: i32) -> Result<(), Refusal> {
+    let listeners = handoff::open().map_err(|e| {
+        Refusal::os(
+            Step::Egress,
+            format!(
+                "opening the proxy's listeners ({} and {}) in the session's network namespace",
+                egress::HTTP_PROXY_ADDR,
+                egress::SOCKS_PROXY_ADDR
+            ),
+            e,
+        )
+        .hint("the namespace is new and empty, so this should not happen: report it; meanwhile use network mode \"none\"")
+    })?;
+    handoff::send(fd, &listeners).map_err(|e| {
+        Refusal::os(
+            Step::Egress,
+            "handing the proxy's listeners to the supervisor",
+            e,
+        )
+    })?;
+    drop(listeners);
+    // SAFETY: closing init's end; the supervisor sees end-of-file if anything failed.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
 fn loopback_up() -> Result<(), Refusal> {
     // SAFETY: a plain datagram socket for the interface ioctl.
     let sock = sys::check(unsafe {
@@ -588,25 +685,8 @@ fn loopback_up() -> Result<(), Refusal> {
 /// No descriptor but 0, 1, 2 (and init's own `keep`: the status pipe and the exec watch's
 /// listener, both close-on-exec) reaches the command.
 fn close_inherited_fds(keep: &[i32]) -> Result<(), Refusal> {
-    let close_range = |lo: u32, hi: u32| {
-        if lo > hi {
-            return Ok(());
-        }
-        // SAFETY: close_range with plain integers.
-        sys::check(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) })
-            .map(drop)
-            .map_err(|e| Refusal::os(Step::Descriptors, "closing inherited descriptors", e))
-    };
-    let mut keep: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
-    keep.sort_unstable();
-    let mut lo = 3;
-    for k in keep {
-        if k >= lo {
-            close_range(lo, k.saturating_sub(1))?;
-            lo = k + 1;
-        }
-    }
-    close_range(lo, u32::MAX)
+    sys::close_fds_except(keep)
+        .map_err(|e| Refusal::os(Step::Descriptors, "closing inherited descriptors", e))
 }
 
 fn exec_command(p: &Prepared, status_fd: i32) -> ! {
@@ -687,6 +767,14 @@ mod tests {
             environment(&policy, &[]),
             vec![("API_KEY", "from-pass"), ("TERM", "xterm")]
         );
+    }
+
+    #[test]
+    fn only_modes_ports_and_host_share_the_hosts_network() {
+        assert!(private_network(NetMode::None));
+        assert!(private_network(NetMode::Proxy));
+        assert!(!private_network(NetMode::Ports));
+        assert!(!private_network(NetMode::Host));
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub const MAX_COUNT: usize = 64;
 
 /// Names the sandbox (or the dynamic loader) decides: a secret may not replace them.
 const CONTROLLED: &[&str] = &[
+    // Set by the policy in network mode "proxy" (crate::egress::ENVIRONMENT).
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
     "PATH",
     "HOME",
     "USER",

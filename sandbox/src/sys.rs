@@ -328,3 +328,24 @@ pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
 pub fn is_link_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
+
+/// Closes every descriptor above 2 but those in `keep`.
+pub fn close_fds_except(keep: &[i32]) -> io::Result<()> {
+    let close_range = |lo: u32, hi: u32| {
+        if lo > hi {
+            return Ok(());
+        }
+        // SAFETY: close_range with plain integers.
+        check(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }).map(drop)
+    };
+    let mut keep: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut lo = 3;
+    for k in keep {
+        if k >= lo {
+            close_range(lo, k.saturating_sub(1))?;
+            lo = k + 1;
+        }
+    }
+    close_range(lo, u32::MAX)
+}

@@ -46,6 +46,7 @@ pub enum Kind {
     SessionKill,
     SessionTimeout,
     SessionEnd,
+    NetConnect,
     Run,
     RunKill,
     FilesStart,
@@ -77,7 +78,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 66] = [
+    pub const ALL: [Kind; 67] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -118,6 +119,7 @@ impl Kind {
         Kind::SessionKill,
         Kind::SessionTimeout,
         Kind::SessionEnd,
+        Kind::NetConnect,
         Kind::Run,
         Kind::RunKill,
         Kind::FilesStart,
@@ -190,6 +192,7 @@ impl Kind {
             SessionKill => ("session.kill", "a session was ended by a user, or by the host (`reason`): `session`"),
             SessionTimeout => ("session.timeout", "the host ended a session at its idle or age limit: `session`, `reason`"),
             SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`"),
+            NetConnect => ("net.connect", "a connection attempt through a session's egress proxy (network mode \"proxy\"): `session`, `protocol` (http, connect, socks5), `host`, `port`, `allowed`, `verdict`, `rule`, `address`, `bytes_up`, `bytes_down`, `duration_ms`, `error`; at most 10000 a session, then one with `suppressed`"),
             Run => ("run", "a command ran through the runner: `argv` (masked), `profile`, `exit_status`, `seconds`, `ended_by` (`timeout`, `output cap`, `stdin limit` when the host ended it)"),
             RunKill => ("run.kill", "the host ended a run whose owner is locked or removed: `owner`, `reason`"),
             FilesStart => ("files.start", "a file session (SFTP, scp) started, acting as the user: `roots`, `address`"),

@@ -26,6 +26,8 @@ pub struct SandboxOptions {
     pub no_links: bool,
     /// The descriptor the host hands secret values through (`--secrets-fd`).
     pub secrets_fd: Option<i32>,
+    /// The descriptor each egress attempt is written to as a JSON line (`--events-fd`).
+    pub events_fd: Option<i32>,
     /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
     /// profile that writes the home directory itself when no `--home` is given.
     pub cordon_home: Option<PathBuf>,
@@ -106,6 +108,7 @@ fn resolve(
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
 pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> i32 {
     let print_policy = options.print_policy;
+    let events_fd = options.events_fd;
     // Read (and closed) first: the descriptor must not outlive this step.
     let secrets = match options.secrets_fd.map(sandbox::secrets::read_fd) {
         None => None,
@@ -135,7 +138,14 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         }
     }
     let given = secrets.unwrap_or_default();
-    match sandbox::run_with_secrets(&policy, &Features::detect(), &given) {
+    let egress = match egress_options(events_fd) {
+        Ok(e) => e,
+        Err(message) => {
+            eprintln!("cordon: {message}");
+            return sandbox::EXIT_REFUSED;
+        }
+    };
+    match sandbox::run_with(&policy, &Features::detect(), &given, egress) {
         Ok(outcome) => {
             if outcome == sandbox::Outcome::TimedOut {
                 eprintln!(
@@ -147,6 +157,41 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         }
         Err(r) => refuse(&r),
     }
+}
+
+/// The supervisor's egress settings: the events descriptor, and the resolver's overrides
+/// from `CORDON_EGRESS_RESOLVE` (an operator's and the tests' knob, like curl's
+/// `--resolve`; the session never sees it, its environment is the policy's).
+fn egress_options(events_fd: Option<i32>) -> Result<sandbox::EgressOptions, String> {
+    use std::os::fd::FromRawFd;
+    let resolver = match std::env::var("CORDON_EGRESS_RESOLVE") {
+        Ok(spec) => {
+            sandbox::egress::resolve::Resolver::with_overrides(&spec).map_err(|e| e.to_string())?
+        }
+        Err(_) => Default::default(),
+    };
+    let events = match events_fd {
+        None => None,
+        Some(fd) if fd < 3 => {
+            return Err(format!(
+                "--events-fd {fd}: descriptor {fd} is standard input, output or error"
+            ))
+        }
+        Some(fd) => {
+            // SAFETY: fcntl on an integer; an fd that is not open is refused, not taken.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+                return Err(format!("--events-fd {fd}: descriptor {fd} is not open"));
+            }
+            // SAFETY: the caller hands this descriptor over (`--events-fd`); owned from here.
+            Some(unsafe { std::fs::File::from_raw_fd(fd) })
+        }
+    };
+    Ok(sandbox::EgressOptions {
+        resolver,
+        events,
+        notes: true,
+        ..Default::default()
+    })
 }
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.
@@ -178,6 +223,9 @@ pub fn profile_check(
             let problems = explain::cannot_enforce(&policy, &Features::detect());
             for p in &problems {
                 println!("kernel    {p}");
+            }
+            for w in explain::warnings(&policy) {
+                println!("warning   {w}");
             }
             println!("ok: profile \"{}\" is valid", policy.profile);
             0

@@ -198,7 +198,7 @@ impl Service {
         let outcome = (|| -> Result<RunOutcome> {
             let mut cmd = self
                 .hub
-                .sandbox_command(&confinement, &req.argv, "dumb")
+                .sandbox_command(&confinement, &req.argv, "dumb", None)
                 .map_err(|e| Error::caused("handing the secrets to the sandbox", e))?;
             cmd.stdin(match input {
                 RunInput::Empty => std::process::Stdio::null(),

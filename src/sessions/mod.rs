@@ -9,7 +9,7 @@ pub mod spawner;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,6 +57,14 @@ impl SessionError {
 
 /// The descriptor `cordon sandbox` reads a session's secrets from.
 const SECRETS_FD: i32 = 3;
+/// The descriptor a session's sandbox writes its egress attempts to (`--events-fd`), one
+/// JSON line each (network mode "proxy").
+const EVENTS_FD: i32 = 4;
+/// Most egress attempts audited per session; past it they are counted (`net.connect` with
+/// `suppressed`, once, when the session ends).
+const MAX_NET_EVENTS: u64 = 10_000;
+/// Longest egress event line read; a longer one is skipped.
+const MAX_EVENT_LINE: usize = 8 * 1024;
 
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
@@ -459,12 +467,14 @@ impl Hub {
     ///
     /// The secrets go through a memfd the child inherits as descriptor 3 (`--secrets-fd 3`),
     /// never through its arguments or environment; the sandbox reads and closes it before
-    /// anything else, and says which of the profile's secrets are missing.
+    /// anything else, and says which of the profile's secrets are missing. With `events`,
+    /// the sandbox writes each egress attempt to it (`--events-fd 4`).
     pub fn sandbox_command(
         &self,
         c: &Confinement,
         command: &[String],
         term: &str,
+        events: Option<OwnedFd>,
     ) -> std::io::Result<Command> {
         #[allow(clippy::infallible_destructuring_match)] // one variant outside unit tests
         let exe = match &self.launcher {
@@ -502,6 +512,9 @@ impl Hub {
         }
         let secrets = c.secrets.memfd()?;
         cmd.arg("--secrets-fd").arg(SECRETS_FD.to_string());
+        if events.is_some() {
+            cmd.arg("--events-fd").arg(EVENTS_FD.to_string());
+        }
         cmd.arg("--").args(command);
         // The host's environment (and its secrets) never reaches a session. HOME stays the
         // host's here: the sandbox finds profiles through it (a session's own home must not
@@ -530,19 +543,32 @@ impl Hub {
                 Ok(())
             });
         }
-        // SAFETY: dup2 and fcntl are async-signal-safe; the memfd lives in the closure until
-        // the command is dropped after the spawn. dup2 clears close-on-exec on the copy; when
-        // the memfd already is descriptor 3, its flag is cleared by hand.
+        // SAFETY: dup2 and fcntl are async-signal-safe; the memfd and the events pipe live
+        // in the closure until the command is dropped after the spawn. Both are first copied
+        // above 9 (close-on-exec), so that neither dup2 can overwrite the other's source;
+        // dup2 then clears close-on-exec on descriptors 3 and 4.
         unsafe {
             cmd.pre_exec(move || {
-                let fd = secrets.as_raw_fd();
-                let r = if fd == SECRETS_FD {
-                    libc::fcntl(fd, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, SECRETS_FD)
+                let high = |fd: i32| {
+                    let r = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if r < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(r)
+                    }
                 };
-                if r < 0 {
+                let s = high(secrets.as_raw_fd())?;
+                let e = match &events {
+                    Some(e) => Some(high(e.as_raw_fd())?),
+                    None => None,
+                };
+                if libc::dup2(s, SECRETS_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some(e) = e {
+                    if libc::dup2(e, EVENTS_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -622,8 +648,14 @@ impl Hub {
                 }
             }
         }
+        let (events_read, events_write) = events_pipe().map_err(SessionError::Spawn)?;
         let mut cmd = self
-            .sandbox_command(&spec.confinement, &spec.command, &spec.term)
+            .sandbox_command(
+                &spec.confinement,
+                &spec.command,
+                &spec.term,
+                Some(events_write),
+            )
             .map_err(SessionError::Spawn)?;
         let tty = |f: &File| {
             f.try_clone()
@@ -645,6 +677,13 @@ impl Hub {
         }
         let mut child = self.spawner.spawn(cmd).map_err(SessionError::Spawn)?;
         drop(slave);
+        // The write end went with the command: end-of-file when the sandbox's proxy ends.
+        let audit = self.audit.clone();
+        let owner = spec.owner.clone();
+        std::thread::Builder::new()
+            .name(format!("session-{id}-net"))
+            .spawn(move || audit_net_events(File::from(events_read), &audit, &owner, id))
+            .map_err(SessionError::Reader)?;
         let reader = master
             .try_clone()
             .map_err(SessionError::terminal("duplicating the terminal"))?;
@@ -836,3 +875,89 @@ fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {
 
 #[cfg(test)]
 mod tests;
+
+/// A close-on-exec pipe for a session's egress events (read end, write end).
+fn events_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: a two-int array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// One egress attempt as the sandbox's proxy writes it (`sandbox::egress::proxy::Attempt`);
+/// only these fields are taken.
+#[derive(serde::Deserialize)]
+struct NetAttempt {
+    protocol: String,
+    host: String,
+    port: u16,
+    allowed: bool,
+    verdict: String,
+    rule: Option<String>,
+    address: Option<String>,
+    bytes_up: u64,
+    bytes_down: u64,
+    duration_ms: u64,
+    error: Option<String>,
+}
+
+/// Reads a session's egress events until the sandbox ends, auditing each as `net.connect`
+/// (bounded: [`MAX_NET_EVENTS`], lines of [`MAX_EVENT_LINE`]).
+fn audit_net_events(events: File, audit: &AuditLog, owner: &str, session: u64) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(events);
+    let (mut seen, mut suppressed) = (0u64, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(MAX_EVENT_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if n > MAX_EVENT_LINE {
+            // Skip the rest of an overlong line.
+            let mut rest = Vec::new();
+            if reader.read_until(b'\n', &mut rest).is_err() {
+                break;
+            }
+            continue;
+        }
+        let Ok(a) = serde_json::from_slice::<NetAttempt>(&line) else {
+            continue;
+        };
+        seen += 1;
+        if seen > MAX_NET_EVENTS {
+            suppressed += 1;
+            continue;
+        }
+        let mut e = AuditEvent::new(Kind::NetConnect, owner)
+            .with("session", session)
+            .with("protocol", a.protocol)
+            .with("host", a.host)
+            .with("port", a.port)
+            .with("allowed", a.allowed)
+            .with("verdict", a.verdict)
+            .with("bytes_up", a.bytes_up)
+            .with("bytes_down", a.bytes_down)
+            .with("duration_ms", a.duration_ms);
+        for (k, v) in [("rule", a.rule), ("address", a.address), ("error", a.error)] {
+            if let Some(v) = v {
+                e = e.with(k, v);
+            }
+        }
+        audit.report(e);
+    }
+    if suppressed > 0 {
+        audit.report(
+            AuditEvent::new(Kind::NetConnect, owner)
+                .with("session", session)
+                .with("suppressed", suppressed),
+        );
+    }
+}

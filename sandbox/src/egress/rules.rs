@@ -1,0 +1,540 @@
+//! The profile's `[network] allow` and `deny` rules and the verdict they give one
+//! destination: pure, no I/O, no name resolution.
+//!
+//! A rule is `HOST` or `HOST:PORT`. HOST is a name (`api.anthropic.com`), a wildcard
+//! (`*.example.org`: any name beneath, not `example.org` itself) or an IP literal
+//! (`10.0.0.5`, `[::1]`). PORT is a number or `*` (any port).
+//!
+//! - An allow rule without a port allows 443 only: the name was most likely written for
+//!   HTTPS, and "any port" would open SSH, SMTP or a database on the same host without the
+//!   profile saying so. Write `:80` or `:*` to say more.
+//! - A deny rule without a port denies every port: a deny should never be narrower than
+//!   its reader expects.
+//! - Deny wins over allow, whatever the order.
+//! - An IP literal destination is refused unless a rule names that very literal: no name
+//!   pattern covers an address, so a client cannot bypass the names by dialling the IP.
+//! - Names are lowercased and lose one trailing dot; non-ASCII names are refused (write
+//!   the `xn--` form), as are names over 253 bytes or with a label over 63.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Most rules a list may hold: every attempt is checked against all of them.
+pub const MAX_RULES: usize = 1024;
+/// Longest DNS name (RFC 1035), without the trailing dot.
+pub const MAX_NAME: usize = 253;
+/// Longest DNS label.
+pub const MAX_LABEL: usize = 63;
+
+/// Why a rule or a destination's host was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleError {
+    /// Nothing was given.
+    Empty,
+    /// More than [`MAX_NAME`] bytes, or a label over [`MAX_LABEL`].
+    TooLong,
+    /// A character that no DNS name holds (non-ASCII included: write the `xn--` form).
+    BadCharacter(char),
+    /// An empty label (`a..b`, a leading dot).
+    EmptyLabel,
+    /// A `*` anywhere but as the whole first label.
+    BadWildcard,
+    /// The port is not a number from 1 to 65535, nor `*`.
+    BadPort(String),
+    /// A list longer than [`MAX_RULES`].
+    TooMany,
+    /// A wildcard over a top-level domain (`*.com`).
+    TooBroad,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleError::Empty => write!(f, "is empty"),
+            RuleError::TooLong => write!(
+                f,
+                "is too long (a name holds at most {MAX_NAME} bytes, a label {MAX_LABEL})"
+            ),
+            RuleError::BadCharacter(c) if !c.is_ascii() => write!(
+                f,
+                "contains '{c}': write an internationalized name in its ASCII (xn--) form"
+            ),
+            RuleError::BadCharacter(c) => write!(f, "contains '{c}', which no host name holds"),
+            RuleError::EmptyLabel => write!(f, "has an empty label (two dots, or a leading dot)"),
+            RuleError::BadWildcard => write!(
+                f,
+                "has a '*' that is not the whole first label (write \"*.example.org\")"
+            ),
+            RuleError::BadPort(p) => write!(f, "has port \"{p}\": use 1 to 65535, or *"),
+            RuleError::TooMany => write!(f, "holds more than {MAX_RULES} rules"),
+            RuleError::TooBroad => write!(
+                f,
+                "covers a whole top-level domain; name the domain (\"*.example.org\")"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// A destination's host: a name, normalized, or an address the client gave literally.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name, lowercased, without a trailing dot.
+    Name(String),
+    /// An IP literal.
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// Parses what a client asked for (a CONNECT authority's host, a SOCKS5 domain name):
+    /// an IP literal (IPv6 with or without brackets) or a name, normalized.
+    pub fn parse(s: &str) -> Result<Host, RuleError> {
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
+        normalize_name(s).map(Host::Name)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
+            Host::Ip(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Where a client asks to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// The host, as the client named it.
+    pub host: Host,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// What a rule's host part matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// This name only.
+    Exact(String),
+    /// Any name that ends in `.suffix` (the suffix itself not).
+    Beneath(String),
+    /// This literal address only.
+    Ip(IpAddr),
+}
+
+/// One allow or deny rule, normalized. Written and printed as `HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Rule {
+    pattern: Pattern,
+    /// `None`: the default for the rule's list (443 for allow, any for deny); `Some(None)`:
+    /// any port (`:*`); `Some(Some(p))`: port p.
+    port: Option<Option<u16>>,
+}
+
+impl Rule {
+    /// Parses `HOST`, `HOST:PORT`, `HOST:*`, `*.SUFFIX[:PORT]`, `IP[:PORT]`, `[IPv6][:PORT]`.
+    pub fn parse(s: &str) -> Result<Rule, RuleError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(RuleError::Empty);
+        }
+        let (host, port) = split_port(s)?;
+        let pattern = if let Some(ip) = parse_ip(host) {
+            Pattern::Ip(ip)
+        } else if let Some(rest) = host.strip_prefix("*.") {
+            let suffix = normalize_name(rest)?;
+            if !suffix.contains('.') {
+                return Err(RuleError::TooBroad);
+            }
+            Pattern::Beneath(suffix)
+        } else {
+            Pattern::Exact(normalize_name(host)?)
+        };
+        Ok(Rule { pattern, port })
+    }
+
+    fn matches_host(&self, host: &Host) -> bool {
+        match (&self.pattern, host) {
+            (Pattern::Exact(n), Host::Name(h)) => n == h,
+            (Pattern::Beneath(suffix), Host::Name(h)) => h
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            (Pattern::Ip(a), Host::Ip(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn matches_port(&self, port: u16, default_any: bool) -> bool {
+        match self.port {
+            None => default_any || port == 443,
+            Some(None) => true,
+            Some(Some(p)) => p == port,
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.pattern {
+            Pattern::Exact(n) => f.write_str(n)?,
+            Pattern::Beneath(n) => write!(f, "*.{n}")?,
+            Pattern::Ip(IpAddr::V6(a)) => write!(f, "[{a}]")?,
+            Pattern::Ip(a) => write!(f, "{a}")?,
+        }
+        match self.port {
+            None => Ok(()),
+            Some(None) => f.write_str(":*"),
+            Some(Some(p)) => write!(f, ":{p}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Rule {
+    type Error = RuleError;
+    fn try_from(s: String) -> Result<Rule, RuleError> {
+        Rule::parse(&s)
+    }
+}
+
+impl From<Rule> for String {
+    fn from(r: Rule) -> String {
+        r.to_string()
+    }
+}
+
+/// A profile's egress rules, both lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    /// Destinations allowed (unless denied).
+    #[serde(default)]
+    pub allow: Vec<Rule>,
+    /// Destinations denied, whatever allows them.
+    #[serde(default)]
+    pub deny: Vec<Rule>,
+}
+
+/// The decision on one destination, and what made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// This allow rule matched, and no deny rule did.
+    Allowed(Rule),
+    /// This deny rule matched.
+    Denied(Rule),
+    /// The destination is an IP literal that no rule names.
+    IpLiteral,
+    /// No rule names the destination.
+    NoRule,
+}
+
+impl Verdict {
+    /// Whether the connection may be made.
+    pub fn allowed(&self) -> bool {
+        matches!(self, Verdict::Allowed(_))
+    }
+
+    /// The rule that decided, as written in the profile (none for a default refusal).
+    pub fn rule(&self) -> Option<&Rule> {
+        match self {
+            Verdict::Allowed(r) | Verdict::Denied(r) => Some(r),
+            Verdict::IpLiteral | Verdict::NoRule => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Allowed(r) => write!(f, "allow {r}"),
+            Verdict::Denied(r) => write!(f, "deny {r}"),
+            Verdict::IpLiteral => write!(f, "an IP address that no rule names"),
+            Verdict::NoRule => write!(f, "no rule names it"),
+        }
+    }
+}
+
+impl Rules {
+    /// Parses both lists; an error says which list and which entry.
+    pub fn parse(
+        allow: &[String],
+        deny: &[String],
+    ) -> Result<Rules, (&'static str, String, RuleError)> {
+        let list = |key: &'static str, items: &[String]| {
+            if items.len() > MAX_RULES {
+                return Err((key, String::new(), RuleError::TooMany));
+            }
+            items
+                .iter()
+                .map(|s| Rule::parse(s).map_err(|e| (key, s.clone(), e)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Rules {
+            allow: list("allow", allow)?,
+            deny: list("deny", deny)?,
+        })
+    }
+
+    /// The verdict on `dest`: a matching deny rule, else a matching allow rule, else a
+    /// refusal that says why.
+    pub fn decide(&self, dest: &Destination) -> Verdict {
+        let matching = |rules: &[Rule], default_any: bool| {
+            rules
+                .iter()
+                .find(|r| r.matches_host(&dest.host) && r.matches_port(dest.port, default_any))
+                .cloned()
+        };
+        if let Some(r) = matching(&self.deny, true) {
+            return Verdict::Denied(r);
+        }
+        if let Some(r) = matching(&self.allow, false) {
+            return Verdict::Allowed(r);
+        }
+        match dest.host {
+            Host::Ip(_) => Verdict::IpLiteral,
+            Host::Name(_) => Verdict::NoRule,
+        }
+    }
+}
+
+/// `host` and its port part (`None` when absent, `Some(None)` for `*`).
+fn split_port(s: &str) -> Result<(&str, Option<Option<u16>>), RuleError> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        // [IPv6] or [IPv6]:PORT
+        match rest.split_once(']') {
+            Some((addr, "")) => (addr, None),
+            Some((addr, tail)) => match tail.strip_prefix(':') {
+                Some(p) => (addr, Some(p)),
+                None => return Err(RuleError::BadCharacter(']')),
+            },
+            None => return Err(RuleError::BadCharacter('[')),
+        }
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address: no port can follow without brackets.
+        (s, None)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some("*") => Some(None),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(Some(n)),
+            _ => return Err(RuleError::BadPort(p.to_string())),
+        },
+    };
+    Ok((host, port))
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+/// A DNS name lowercased, one trailing dot removed, checked for length and characters.
+/// `_` is accepted (service names such as `_dmarc` hold it).
+fn normalize_name(s: &str) -> Result<String, RuleError> {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() {
+        return Err(RuleError::Empty);
+    }
+    if s.len() > MAX_NAME {
+        return Err(RuleError::TooLong);
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '*')))
+    {
+        return Err(RuleError::BadCharacter(c));
+    }
+    if s.contains('*') {
+        return Err(RuleError::BadWildcard);
+    }
+    for label in s.split('.') {
+        if label.is_empty() {
+            return Err(RuleError::EmptyLabel);
+        }
+        if label.len() > MAX_LABEL {
+            return Err(RuleError::TooLong);
+        }
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(allow: &[&str], deny: &[&str]) -> Rules {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Rules::parse(&v(allow), &v(deny)).unwrap()
+    }
+
+    fn dest(host: &str, port: u16) -> Destination {
+        Destination {
+            host: Host::parse(host).unwrap(),
+            port,
+        }
+    }
+
+    fn verdict(r: &Rules, host: &str, port: u16) -> String {
+        r.decide(&dest(host, port)).to_string()
+    }
+
+    #[test]
+    fn an_allow_rule_without_a_port_allows_443_and_no_other_port() {
+        let r = rules(&["api.anthropic.com"], &[]);
+        assert_eq!(
+            verdict(&r, "api.anthropic.com", 443),
+            "allow api.anthropic.com"
+        );
+        assert_eq!(verdict(&r, "api.anthropic.com", 80), "no rule names it");
+        assert_eq!(verdict(&r, "api.anthropic.com", 22), "no rule names it");
+    }
+
+    #[test]
+    fn a_port_or_a_star_after_the_host_says_which_ports() {
+        let r = rules(&["a.test:8080", "b.test:*"], &[]);
+        assert!(r.decide(&dest("a.test", 8080)).allowed());
+        assert!(!r.decide(&dest("a.test", 443)).allowed());
+        assert!(r.decide(&dest("b.test", 22)).allowed());
+        assert!(r.decide(&dest("b.test", 443)).allowed());
+    }
+
+    #[test]
+    fn a_wildcard_covers_every_name_beneath_but_not_the_domain_itself() {
+        let r = rules(&["*.example.org:443"], &[]);
+        assert_eq!(
+            verdict(&r, "www.example.org", 443),
+            "allow *.example.org:443"
+        );
+        assert!(r.decide(&dest("a.b.example.org", 443)).allowed());
+        assert!(!r.decide(&dest("example.org", 443)).allowed());
+        assert!(!r.decide(&dest("badexample.org", 443)).allowed());
+        assert!(!r.decide(&dest("example.org.evil.com", 443)).allowed());
+    }
+
+    #[test]
+    fn deny_wins_over_allow_whatever_the_order_and_on_every_port_by_default() {
+        let r = rules(
+            &["*.evil.com:*", "good.test"],
+            &["*.evil.com", "good.test:8443"],
+        );
+        assert_eq!(verdict(&r, "x.evil.com", 443), "deny *.evil.com");
+        assert_eq!(verdict(&r, "x.evil.com", 22), "deny *.evil.com");
+        assert_eq!(verdict(&r, "good.test", 443), "allow good.test");
+        assert_eq!(verdict(&r, "good.test", 8443), "deny good.test:8443");
+    }
+
+    #[test]
+    fn an_ip_literal_is_refused_unless_a_rule_names_that_literal() {
+        let r = rules(&["10.0.0.5:8080", "[::1]:443", "*.example.org:*"], &[]);
+        assert_eq!(verdict(&r, "10.0.0.5", 8080), "allow 10.0.0.5:8080");
+        assert_eq!(
+            verdict(&r, "10.0.0.5", 443),
+            "an IP address that no rule names"
+        );
+        assert_eq!(
+            verdict(&r, "10.0.0.6", 8080),
+            "an IP address that no rule names"
+        );
+        assert!(r.decide(&dest("[::1]", 443)).allowed());
+        assert!(r.decide(&dest("::1", 443)).allowed());
+        // A name rule never covers an address, even one the name resolves to.
+        assert!(!r.decide(&dest("93.184.216.34", 443)).allowed());
+    }
+
+    #[test]
+    fn names_are_lowercased_and_lose_one_trailing_dot() {
+        let r = rules(&["API.Anthropic.COM."], &[]);
+        assert_eq!(r.allow[0].to_string(), "api.anthropic.com");
+        assert!(r.decide(&dest("Api.Anthropic.Com.", 443)).allowed());
+        assert_eq!(
+            Host::parse("WWW.Example.ORG.").unwrap(),
+            Host::Name("www.example.org".into())
+        );
+    }
+
+    #[test]
+    fn non_ascii_odd_characters_bad_wildcards_and_bad_ports_are_refused() {
+        let bad = |s: &str| Rule::parse(s).unwrap_err();
+        assert!(matches!(bad("bücher.de"), RuleError::BadCharacter('ü')));
+        assert!(bad("bücher.de").to_string().contains("xn--"));
+        assert!(matches!(bad("a b.test"), RuleError::BadCharacter(' ')));
+        assert!(matches!(bad("a/b"), RuleError::BadCharacter('/')));
+        assert_eq!(bad("a..b"), RuleError::EmptyLabel);
+        assert_eq!(bad(".a"), RuleError::EmptyLabel);
+        assert_eq!(bad("*"), RuleError::BadWildcard);
+        assert_eq!(bad("a.*.test"), RuleError::BadWildcard);
+        assert_eq!(bad("*.com"), RuleError::TooBroad);
+        assert_eq!(bad("a.test:0"), RuleError::BadPort("0".into()));
+        assert_eq!(bad("a.test:70000"), RuleError::BadPort("70000".into()));
+        assert_eq!(bad("a.test:+1"), RuleError::BadPort("+1".into()));
+        assert_eq!(bad("a.test:"), RuleError::BadPort("".into()));
+        assert_eq!(bad(""), RuleError::Empty);
+        assert!(Host::parse("evil.com/x").is_err());
+    }
+
+    #[test]
+    fn lengths_are_bounded_by_dns_limits_and_lists_by_max_rules() {
+        let label = "a".repeat(64);
+        assert_eq!(
+            Rule::parse(&format!("{label}.test")).unwrap_err(),
+            RuleError::TooLong
+        );
+        let long = vec!["abcdefghi"; 26].join(".");
+        assert!(long.len() > MAX_NAME);
+        assert_eq!(Rule::parse(&long).unwrap_err(), RuleError::TooLong);
+        let ok = vec!["abcdefghi"; 25].join(".");
+        assert!(Rule::parse(&ok).is_ok());
+        let many = vec!["a.test".to_string(); MAX_RULES + 1];
+        assert_eq!(Rules::parse(&many, &[]).unwrap_err().2, RuleError::TooMany);
+        let (key, entry, _) = Rules::parse(&[], &["ok.test".into(), "b@d".into()]).unwrap_err();
+        assert_eq!((key, entry.as_str()), ("deny", "b@d"));
+    }
+
+    #[test]
+    fn rules_print_as_written_and_survive_a_round_trip_through_json() {
+        let r = rules(
+            &["a.test", "*.b.test:80", "10.0.0.5:8080", "[::1]:*"],
+            &["c.test"],
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"allow":["a.test","*.b.test:80","10.0.0.5:8080","[::1]:*"],"deny":["c.test"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Rules>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn a_refusal_names_no_rule_and_an_allowance_names_its_rule() {
+        let r = rules(&["a.test"], &["b.test"]);
+        assert_eq!(
+            r.decide(&dest("a.test", 443)).rule().map(|x| x.to_string()),
+            Some("a.test".into())
+        );
+        assert_eq!(
+            r.decide(&dest("b.test", 443)).rule().map(|x| x.to_string()),
+            Some("b.test".into())
+        );
+        assert_eq!(r.decide(&dest("c.test", 443)), Verdict::NoRule);
+    }
+}
