@@ -182,8 +182,14 @@ fn profile_check_prints_the_effective_rules_and_json() {
     let out = output(&mut c);
     assert_eq!(out.code, 0, "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    assert_eq!(v["network"]["mode"], "ports");
-    assert_eq!(v["network"]["connect"], serde_json::json!([443]));
+    assert_eq!(v["network"]["mode"], "proxy");
+    assert_eq!(v["network"]["udp"], false);
+    assert!(
+        v["network"]["egress"]["allow"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r == "api.anthropic.com")),
+        "{v}"
+    );
 
     let bad = env.profile("bad", "[network]\nmode = \"some\"\n");
     let mut c = env.cordon();
@@ -205,7 +211,8 @@ fn explain_and_doctor_speak_plainly() {
         "It can READ",
         "It can WRITE",
         "It can RUN only",
-        "TCP connections to port 443 only",
+        "A network of its own with only loopback",
+        "allow api.anthropic.com",
         "On this machine",
     ] {
         assert!(
