@@ -371,3 +371,36 @@ fn a_session_ending_leaves_the_placeholders_of_another_running_on_the_same_works
         "the last session out removes every placeholder"
     );
 }
+
+#[test]
+fn a_session_started_over_anothers_placeholders_keeps_them_after_that_one_ends() {
+    let env = Env::new(CORDON);
+    let home = tempfile::tempdir().unwrap();
+    repository(env.ws());
+    // The first session makes the placeholders and ends once the second is up; the second
+    // found them as existing paths and bound them read-only, so they must outlive the first.
+    let spawn = |script: &str| {
+        let mut c = env.cordon();
+        c.args(["sandbox", "--profile", "default", "--home"])
+            .arg(home.path())
+            .arg("--workspace")
+            .arg(env.ws())
+            .args(["--", "sh", "-c", script])
+            .stdout(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let first = spawn("touch first-up; while [ ! -e second-up ]; do sleep 0.1; done");
+    cordon_test_support::wait::wait_until("the first session", || {
+        env.ws().join("first-up").exists()
+    });
+    let second = spawn(
+        "touch second-up; sleep 1.5; \
+         if echo '{}' > .mcp.json 2>/dev/null; then echo WRITTEN; else echo refused; fi",
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let out = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "refused", "{stdout}");
+    assert!(!env.ws().join(".mcp.json").exists());
+}

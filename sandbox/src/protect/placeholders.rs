@@ -24,12 +24,16 @@ impl Placeholders {
     /// its placeholders in the lock file, for whichever sandbox of the workspace ends last.
     pub fn hold(workspace: &Path, list: &[Protected]) -> Placeholders {
         use std::io::Write;
-        let list: Vec<PathBuf> = list.iter().filter_map(|p| p.placeholder.clone()).collect();
+        // Every sandbox that protects anything holds the lock, not only one that made
+        // placeholders: a sandbox that starts while another's placeholders exist finds
+        // them as existing paths and binds them read-only; were it not holding the lock,
+        // the other's end would remove them, and with them its protection.
         let lock = if list.is_empty() {
             None
         } else {
             lock_file(workspace)
         };
+        let list: Vec<PathBuf> = list.iter().filter_map(|p| p.placeholder.clone()).collect();
         if let Some(mut f) = lock.as_ref() {
             // SAFETY: an open file; blocks only while another sandbox tidies up.
             unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), libc::LOCK_SH) };
