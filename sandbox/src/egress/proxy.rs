@@ -116,7 +116,13 @@ pub fn refusal_note(dest: &Destination, verdict: &Verdict) -> String {
         Verdict::Denied(_) => "[network] deny",
         _ => "[network] allow",
     };
-    format!("cordon: connection to {dest} refused: {verdict} ({key})")
+    // The destination is the session's string: escaped before a terminal sees it, even
+    // where the rules would refuse the name for its characters.
+    format!(
+        "cordon: connection to {} refused: {} ({key})",
+        crate::notice::escape(&dest.to_string()),
+        crate::notice::escape(&verdict.to_string())
+    )
 }
 
 struct Shared {
@@ -732,5 +738,13 @@ mod tests {
             refusal_note(&dest, &Verdict::NoRule),
             "cordon: connection to evil.com:443 refused: no rule names it ([network] allow)"
         );
+        // Even a name the parser would refuse never reaches the terminal raw.
+        let raw = Destination {
+            host: super::super::Host::Name("x\x1b]52;c;AAAA\x07.com".into()),
+            port: 443,
+        };
+        let note = refusal_note(&raw, &Verdict::NoRule);
+        assert!(!note.contains('\x1b') && !note.contains('\x07'), "{note}");
+        assert!(note.contains("\\x1b"), "{note}");
     }
 }
