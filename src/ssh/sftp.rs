@@ -120,7 +120,7 @@ fn status(e: &Error) -> StatusReply {
     // A failure's details stay in the host's log.
     let words = match e {
         Error::Failed(f) => {
-            eprintln!("cordon: sftp: {f}");
+            eprintln!("cordon: sftp: {}", crate::text::printable(&f.to_string()));
             "the host could not do it".to_string()
         }
         e => crate::text::printable_lines(&e.to_string()).into_owned(),
