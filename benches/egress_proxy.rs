@@ -103,6 +103,7 @@ fn main() {
             limits: Limits::default(),
             events: None,
             notes: false,
+            ask: None,
         },
         listeners,
     )

@@ -102,6 +102,11 @@ enum Command {
         /// bytes each way, duration) as a JSON line to this inherited descriptor.
         #[arg(long, value_name = "FD")]
         events_fd: Option<i32>,
+        /// Network mode "proxy" with `unknown = "ask"`: read the owner's answers to the
+        /// questions announced on --events-fd from this inherited descriptor, one JSON line
+        /// each (`{"ask": 1, "answer": "once"}`; once, session or deny).
+        #[arg(long, value_name = "FD", requires = "events_fd")]
+        answers_fd: Option<i32>,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
@@ -594,6 +599,7 @@ fn main() {
             no_links,
             secrets_fd,
             events_fd,
+            answers_fd,
             command,
         }) => {
             let identity = uid.map(|uid| sandbox::Identity {
@@ -612,6 +618,7 @@ fn main() {
                 no_links,
                 secrets_fd,
                 events_fd,
+                answers_fd,
                 cordon_home: cordon_home(&dir, config),
             };
             cli::sandbox::sandbox(&profile, options, command)

@@ -171,7 +171,8 @@ fn echo_server() -> u16 {
 }
 
 /// `cordon sandbox --events-fd 5` under `profile`, the resolver override mapping the test
-/// names to the host's loopback; the events come back parsed, one per attempt.
+/// names to the host's loopback; the attempts' records come back parsed, one per attempt
+/// (each allowed one checked to have been announced as `open` before it).
 fn run_with_events(
     env: &Env,
     profile: &str,
@@ -218,11 +219,27 @@ fn run_with_events(
     let out = output(&mut c);
     drop(file);
     let text = std::fs::read_to_string(events.path()).unwrap();
-    let parsed = text
+    let all: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    (out, parsed)
+    let records: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|e| e["event"] == "connect")
+        .cloned()
+        .collect();
+    for r in records
+        .iter()
+        .filter(|r| r["allowed"] == true && r["address"].is_string())
+    {
+        assert!(
+            all.iter().any(|e| e["event"] == "open"
+                && e["host"] == r["host"]
+                && e["time_ms"] == r["time_ms"]),
+            "an allowed connection is announced when made: {text}"
+        );
+    }
+    (out, records)
 }
 
 #[test]

@@ -192,6 +192,9 @@ pub fn rules(p: &Policy) -> String {
             if p.network.udp { "allowed" } else { "refused" }
         ),
     };
+    if p.network.mode == NetMode::Proxy {
+        let _ = writeln!(o, "unknown   {}", unknown_words(p));
+    }
     let l = &p.limits;
     let lim = [
         ("processes", l.processes.map(|v| v.to_string())),
@@ -370,6 +373,9 @@ pub fn explain(p: &Policy, f: &Features) -> String {
             writeln!(o, "{s}")
         }
     };
+    if p.network.mode == NetMode::Proxy {
+        let _ = writeln!(o, "  Any other destination: {}.", unknown_words(p));
+    }
     let _ = writeln!(
         o,
         "  Raw sockets, packet sockets and the host's abstract unix sockets are always refused."
@@ -466,6 +472,17 @@ fn warnings_for(mode: NetMode) -> Vec<String> {
         NetMode::Host => vec!["network mode \"host\" lets the session reach any address the host can; mode \"proxy\" names the hosts".into()],
         NetMode::Ports => vec!["network mode \"ports\" cannot tell one host from another on the same port; mode \"proxy\" names the hosts".into()],
         NetMode::None | NetMode::Proxy => vec![],
+    }
+}
+
+/// What the proxy does with a destination no rule names (`[network] unknown`).
+fn unknown_words(p: &Policy) -> String {
+    match p.network.unknown {
+        crate::profile::Unknown::Deny => "refused ([network] unknown = \"deny\")".into(),
+        crate::profile::Unknown::Ask => format!(
+            "the connection waits up to {} s while the session's owner is asked (allow once, allow for the session, deny); no answer refuses it ([network] unknown = \"ask\"; under a bare `cordon sandbox` nobody can be asked, so it is refused)",
+            p.network.ask_wait
+        ),
     }
 }
 

@@ -402,6 +402,8 @@ mod tests {
                 bind: vec![8080],
                 udp: false,
                 egress: Default::default(),
+                unknown: Default::default(),
+                ask_wait: 60,
             },
             limits: Default::default(),
             env: vec![],

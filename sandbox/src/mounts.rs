@@ -738,6 +738,8 @@ mod tests {
                 bind: vec![],
                 udp: false,
                 egress: Default::default(),
+                unknown: Default::default(),
+                ask_wait: 60,
             },
             limits: Default::default(),
             env: vec![],

@@ -252,6 +252,16 @@ pub struct Network {
     /// What the proxy lets through (mode proxy).
     #[serde(default)]
     pub egress: crate::egress::Rules,
+    /// What the proxy does with a destination no rule names (mode proxy).
+    #[serde(default)]
+    pub unknown: crate::profile::Unknown,
+    /// Seconds an unlisted connection waits for its answer (`unknown = "ask"`).
+    #[serde(default = "ask_wait_default")]
+    pub ask_wait: u64,
+}
+
+fn ask_wait_default() -> u64 {
+    crate::profile::ASK_WAIT_DEFAULT
 }
 
 /// What the caller asks for, beside the profile.
@@ -634,6 +644,8 @@ impl Policy {
                 bind: profile.network.bind.clone(),
                 udp: profile.network.udp,
                 egress: profile.network.egress.clone(),
+                unknown: profile.network.unknown,
+                ask_wait: profile.network.ask_wait,
             },
             limits: profile.limits.clone(),
             env,

@@ -71,7 +71,26 @@ struct NetSection {
     allow: Vec<String>,
     #[serde(default)]
     deny: Vec<String>,
+    unknown: Option<Unknown>,
+    ask_wait: Option<u64>,
 }
+
+/// What the proxy does with a destination no rule names (`[network] unknown`).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unknown {
+    /// Refused, with the reason (the default).
+    #[default]
+    Deny,
+    /// The connection waits while the session's owner is asked (allow once, for the
+    /// session, or deny), at most `ask_wait` seconds; no answer refuses it.
+    Ask,
+}
+
+/// How long an unlisted connection waits for its answer unless `ask_wait` says otherwise.
+pub const ASK_WAIT_DEFAULT: u64 = 60;
+/// The longest `ask_wait`: a program's connection should not hang for longer.
+pub const ASK_WAIT_MAX: u64 = 600;
 
 /// How much network a profile grants.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -134,6 +153,10 @@ pub struct NetworkRules {
     pub udp: bool,
     /// The hosts the proxy may reach, and those it may not (mode proxy).
     pub egress: crate::egress::Rules,
+    /// What happens to a destination no rule names (mode proxy).
+    pub unknown: Unknown,
+    /// Seconds an unlisted connection waits for the owner's answer (`unknown = "ask"`).
+    pub ask_wait: u64,
 }
 
 /// A profile after `extends` is merged: still unresolved (names, `~`, `{workspace}`).
@@ -325,6 +348,27 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
                 "allow and deny apply only with mode = \"proxy\"".into(),
             ));
         }
+        if net.mode != NetMode::Proxy && (net.unknown.is_some() || net.ask_wait.is_some()) {
+            return Err(at(
+                &[
+                    "network",
+                    if net.unknown.is_some() {
+                        "unknown"
+                    } else {
+                        "ask_wait"
+                    },
+                ],
+                "unknown and ask_wait apply only with mode = \"proxy\"".into(),
+            ));
+        }
+        if let Some(w) = net.ask_wait {
+            if !(1..=ASK_WAIT_MAX).contains(&w) {
+                return Err(at(
+                    &["network", "ask_wait"],
+                    format!("must be between 1 and {ASK_WAIT_MAX} seconds"),
+                ));
+            }
+        }
         if let Err((key, entry, e)) = crate::egress::Rules::parse(&net.allow, &net.deny) {
             return Err(at(&["network", key], format!("\"{entry}\" {e}")));
         }
@@ -457,6 +501,8 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
             bind: vec![],
             udp: false,
             egress: crate::egress::Rules::default(),
+            unknown: Unknown::Deny,
+            ask_wait: ASK_WAIT_DEFAULT,
         },
         limits: Limits::default(),
         env_pass: Vec::new(),
@@ -503,6 +549,8 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
                 udp: n.udp,
                 // Validated already; a file that fails here never reaches the merge.
                 egress: crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default(),
+                unknown: n.unknown.unwrap_or_default(),
+                ask_wait: n.ask_wait.unwrap_or(ASK_WAIT_DEFAULT),
             };
         }
         let l = f.limits;

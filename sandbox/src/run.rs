@@ -100,6 +100,9 @@ pub struct EgressOptions {
     pub events: Option<std::fs::File>,
     /// Whether refused attempts are noted on stderr.
     pub notes: bool,
+    /// Where the owner's answers come from in ask mode (`[network] unknown = "ask"`);
+    /// without it, nobody can be asked and unlisted destinations are refused.
+    pub answers: Option<std::fs::File>,
 }
 
 /// [`run`], with secret values (name, value) for the command's environment: only those the
@@ -189,12 +192,26 @@ fn spawn_proxy(
     policy: &Policy,
     options: EgressOptions,
 ) -> Result<egress::process::ProxyProcess, Refusal> {
+    let ask = match (policy.network.unknown, options.answers) {
+        (crate::profile::Unknown::Ask, Some(answers)) => Some(egress::proxy::Ask {
+            answers,
+            wait: Duration::from_secs(policy.network.ask_wait),
+        }),
+        (crate::profile::Unknown::Ask, None) => {
+            if options.notes {
+                eprintln!("cordon: profile \"{}\" asks about unlisted destinations ([network] unknown = \"ask\"), but only a host (cordon serve, or cordon) can ask the session's owner: here they are refused", policy.profile);
+            }
+            None
+        }
+        (crate::profile::Unknown::Deny, _) => None,
+    };
     let settings = egress::proxy::Settings {
         rules: policy.network.egress.clone(),
         resolver: options.resolver,
         limits: options.limits,
         events: options.events,
         notes: options.notes,
+        ask,
     };
     egress::process::ProxyProcess::spawn(settings)
         .map_err(|e| Refusal::os(Step::Egress, "starting the proxy's process", e))

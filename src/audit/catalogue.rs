@@ -47,6 +47,8 @@ pub enum Kind {
     SessionTimeout,
     SessionEnd,
     NetConnect,
+    NetAsk,
+    NetAnswer,
     Run,
     RunKill,
     FilesStart,
@@ -78,7 +80,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 67] = [
+    pub const ALL: [Kind; 69] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -120,6 +122,8 @@ impl Kind {
         Kind::SessionTimeout,
         Kind::SessionEnd,
         Kind::NetConnect,
+        Kind::NetAsk,
+        Kind::NetAnswer,
         Kind::Run,
         Kind::RunKill,
         Kind::FilesStart,
@@ -192,7 +196,9 @@ impl Kind {
             SessionKill => ("session.kill", "a session was ended by a user, or by the host (`reason`): `session`"),
             SessionTimeout => ("session.timeout", "the host ended a session at its idle or age limit: `session`, `reason`"),
             SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`"),
-            NetConnect => ("net.connect", "a connection attempt through a session's egress proxy (network mode \"proxy\"): `session`, `protocol` (http, connect, socks5), `host`, `port`, `allowed`, `verdict`, `rule`, `address`, `bytes_up`, `bytes_down`, `duration_ms`, `error`; at most 10000 a session, then one with `suppressed`"),
+            NetConnect => ("net.connect", "a connection attempt through a session's egress proxy (network mode \"proxy\"): `session`, `protocol` (http, connect, socks5), `host`, `port`, `allowed`, `verdict`, `rule`, `address`, `bytes_up`, `bytes_down`, `duration_ms`, `error`; `run` instead of `session` for an API or SSH run; at most 10000 a session, then one with `suppressed`"),
+            NetAsk => ("net.ask", "a connection to a destination no rule names waits while the session's owner is asked (`[network] unknown = \"ask\"`): `session`, `ask` (its number in the session), `protocol`, `host`, `port`, `wait_s`"),
+            NetAnswer => ("net.answer", "a question about a destination was answered: `session`, `ask`, `host`, `port`, `answer` (`once`, `session`, `deny`; `none` when the wait ran out, with the owner as actor)"),
             Run => ("run", "a command ran through the runner: `argv` (masked), `profile`, `exit_status`, `seconds`, `ended_by` (`timeout`, `output cap`, `stdin limit` when the host ended it)"),
             RunKill => ("run.kill", "the host ended a run whose owner is locked or removed: `owner`, `reason`"),
             FilesStart => ("files.start", "a file session (SFTP, scp) started, acting as the user: `roots`, `address`"),

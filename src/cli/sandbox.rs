@@ -28,6 +28,8 @@ pub struct SandboxOptions {
     pub secrets_fd: Option<i32>,
     /// The descriptor each egress attempt is written to as a JSON line (`--events-fd`).
     pub events_fd: Option<i32>,
+    /// The descriptor the owner's answers to ask-mode questions come from (`--answers-fd`).
+    pub answers_fd: Option<i32>,
     /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
     /// profile that writes the home directory itself when no `--home` is given.
     pub cordon_home: Option<PathBuf>,
@@ -108,7 +110,7 @@ fn resolve(
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
 pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> i32 {
     let print_policy = options.print_policy;
-    let events_fd = options.events_fd;
+    let (events_fd, answers_fd) = (options.events_fd, options.answers_fd);
     // Read (and closed) first: the descriptor must not outlive this step.
     let secrets = match options.secrets_fd.map(sandbox::secrets::read_fd) {
         None => None,
@@ -138,7 +140,7 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         }
     }
     let given = secrets.unwrap_or_default();
-    let egress = match egress_options(events_fd) {
+    let egress = match egress_options(events_fd, answers_fd) {
         Ok(e) => e,
         Err(message) => {
             eprintln!("cordon: {message}");
@@ -162,36 +164,45 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
 /// The supervisor's egress settings: the events descriptor, and the resolver's overrides
 /// from `CORDON_EGRESS_RESOLVE` (an operator's and the tests' knob, like curl's
 /// `--resolve`; the session never sees it, its environment is the policy's).
-fn egress_options(events_fd: Option<i32>) -> Result<sandbox::EgressOptions, String> {
-    use std::os::fd::FromRawFd;
+fn egress_options(
+    events_fd: Option<i32>,
+    answers_fd: Option<i32>,
+) -> Result<sandbox::EgressOptions, String> {
     let resolver = match std::env::var("CORDON_EGRESS_RESOLVE") {
         Ok(spec) => {
             sandbox::egress::resolve::Resolver::with_overrides(&spec).map_err(|e| e.to_string())?
         }
         Err(_) => Default::default(),
     };
-    let events = match events_fd {
-        None => None,
-        Some(fd) if fd < 3 => {
-            return Err(format!(
-                "--events-fd {fd}: descriptor {fd} is standard input, output or error"
-            ))
-        }
-        Some(fd) => {
-            // SAFETY: fcntl on an integer; an fd that is not open is refused, not taken.
-            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-                return Err(format!("--events-fd {fd}: descriptor {fd} is not open"));
-            }
-            // SAFETY: the caller hands this descriptor over (`--events-fd`); owned from here.
-            Some(unsafe { std::fs::File::from_raw_fd(fd) })
-        }
-    };
+    let events = events_fd
+        .map(|fd| inherited(fd, "--events-fd"))
+        .transpose()?;
+    let answers = answers_fd
+        .map(|fd| inherited(fd, "--answers-fd"))
+        .transpose()?;
     Ok(sandbox::EgressOptions {
         resolver,
         events,
+        answers,
         notes: true,
         ..Default::default()
     })
+}
+
+/// A descriptor the caller handed over (`flag FD`): owned from here, close-on-exec.
+fn inherited(fd: i32, flag: &str) -> Result<std::fs::File, String> {
+    use std::os::fd::FromRawFd;
+    if fd < 3 {
+        return Err(format!(
+            "{flag} {fd}: descriptor {fd} is standard input, output or error"
+        ));
+    }
+    // SAFETY: fcntl on an integer; an fd that is not open is refused, not taken.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(format!("{flag} {fd}: descriptor {fd} is not open"));
+    }
+    // SAFETY: the caller hands this descriptor over; owned from here.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// `cordon profile check`: 0 when the profile is valid (rules printed), 1 when it is not.

@@ -114,6 +114,9 @@ pub const EXIT: u8 = b'x';
 pub const GAP: u8 = b'g';
 /// The whole screen, as bytes that draw it: where seeking starts.
 pub const KEYFRAME: u8 = b'k';
+/// An egress event (network mode "proxy"), JSON: a connection made, an attempt's record,
+/// a question to the owner and its answer (`sessions::egress::timeline_entry`).
+pub const NET: u8 = b'n';
 
 /// The associated data of one chunk: the header's hash, the chunk's time and flags.
 fn chunk_aad(header_hash: &[u8; 32], start_us: u64, flags: u8) -> [u8; 41] {

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod format;
+pub mod net;
 pub mod play;
 mod search;
 
@@ -311,12 +312,14 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             OUTPUT => "o",
             RESIZE => "r",
             format::INPUT => "i",
-            format::MARKER | format::GAP => "m",
+            format::MARKER | format::GAP | format::NET => "m",
             EXIT if version == 3 => "x",
             _ => continue,
         };
         let text = if e.kind == OUTPUT {
             utf8.feed(&e.data)
+        } else if e.kind == format::NET {
+            net::timeline_words(&e.data)
         } else {
             String::from_utf8_lossy(&e.data).into_owned()
         };

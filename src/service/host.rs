@@ -14,6 +14,20 @@ pub struct HostFigures {
     pub sessions: usize,
     pub recording_errors: u64,
     pub audit_errors: u64,
+    /// Egress since the host started (network mode "proxy"), sessions and runs together.
+    pub egress: EgressFigures,
+}
+
+/// Egress counters for /metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EgressFigures {
+    pub allowed: u64,
+    pub refused: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub asked: u64,
+    pub answered: u64,
+    pub unanswered: u64,
 }
 
 impl Service {
@@ -142,6 +156,20 @@ impl Service {
             sessions: self.hub.list().len(),
             recording_errors: crate::record::ERRORS.load(std::sync::atomic::Ordering::Relaxed),
             audit_errors: crate::audit::ERRORS.load(std::sync::atomic::Ordering::Relaxed),
+            egress: {
+                let f = &crate::sessions::egress::FIGURES;
+                let get =
+                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                EgressFigures {
+                    allowed: get(&f.allowed),
+                    refused: get(&f.refused),
+                    bytes_up: get(&f.bytes_up),
+                    bytes_down: get(&f.bytes_down),
+                    asked: get(&f.asked),
+                    answered: get(&f.answered),
+                    unanswered: get(&f.unanswered),
+                }
+            },
         })
     }
 }

@@ -415,6 +415,47 @@ fn rows() -> Vec<Row> {
             [done(&[SessionMark]), HIDDEN, NO, NO],
         ),
         row(
+            "see the network questions of their own sessions",
+            |c| c.h.svc.questions(&c.me).map(drop),
+            [QUIET; 4],
+        ),
+        row(
+            "see the network questions of their own session",
+            |c| c.h.svc.session_questions(&c.me, c.my_session).map(drop),
+            [QUIET; 4],
+        ),
+        row(
+            // Only the owner is asked: an admin or an auditor who may watch the session
+            // may not see or answer its questions.
+            "see the network questions of another's session",
+            |c| {
+                c.h.svc
+                    .session_questions(&c.me, c.h.their_session)
+                    .map(drop)
+            },
+            [NO, HIDDEN, NO, NO],
+        ),
+        row(
+            // No question waits (the unit tests' sessions have no proxy): not found, after
+            // the permission is checked.
+            "answer a network question of their own session",
+            |c| {
+                c.h.svc
+                    .answer_question(&c.me, c.my_session, 1, sandbox::egress::Answer::Once)
+                    .map(drop)
+            },
+            [LEFT_OUT, LEFT_OUT, NO, NO],
+        ),
+        row(
+            "answer a network question of another's session",
+            |c| {
+                c.h.svc
+                    .answer_question(&c.me, c.h.their_session, 1, sandbox::egress::Answer::Once)
+                    .map(drop)
+            },
+            [NO, HIDDEN, NO, NO],
+        ),
+        row(
             "end their own session",
             |c| {
                 let ended = c.h.svc.end_session(&c.me, c.my_session);
@@ -1155,6 +1196,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("files.rs"),
         include_str!("secrets.rs"),
         include_str!("claude.rs"),
+        include_str!("egress.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

@@ -8,6 +8,7 @@
 //! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
 
 mod claude;
+mod egress;
 mod files;
 mod host;
 mod recordings;
@@ -17,6 +18,7 @@ mod sessions;
 mod throttle;
 mod users;
 
+pub use egress::QuestionInfo;
 pub use files::FileSession;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};

@@ -196,9 +196,13 @@ impl Service {
             .unwrap_or(self.config.run_timeout)
             .min(self.config.run_timeout);
         let outcome = (|| -> Result<RunOutcome> {
+            // Its egress attempts are audited like a session's (there is no one to ask:
+            // no answers pipe, so ask mode refuses unlisted destinations).
+            let ((events, _), pipes) = crate::sessions::EgressPipes::new(false)
+                .map_err(|e| Error::caused("making the egress events pipe", e))?;
             let mut cmd = self
                 .hub
-                .sandbox_command(&confinement, &req.argv, "dumb", None)
+                .sandbox_command(&confinement, &req.argv, "dumb", Some(pipes))
                 .map_err(|e| Error::caused("handing the secrets to the sandbox", e))?;
             cmd.stdin(match input {
                 RunInput::Empty => std::process::Stdio::null(),
@@ -219,6 +223,20 @@ impl Service {
                 .spawn(cmd)
                 .map_err(|e| Error::caused("starting the sandbox", e))?;
             let pid = child.id() as i32;
+            let subject = crate::sessions::egress::Subject::Run {
+                id: registered.id,
+                secrets: confinement
+                    .secrets
+                    .given
+                    .iter()
+                    .map(|(_, v)| v.to_vec())
+                    .collect(),
+            };
+            let (audit, owner) = (self.audit.clone(), p.user.clone());
+            std::thread::Builder::new()
+                .name(format!("run-{}-net", registered.id))
+                .spawn(move || crate::sessions::egress::follow(events, subject, &audit, &owner))
+                .map_err(|e| Error::caused("starting the egress events reader", e))?;
             *registered
                 .job
                 .pgid

@@ -56,7 +56,12 @@ impl Service {
 
     /// A session the principal may see (the current principal with it). One they may not
     /// see is refused (audited) with the words used for one that does not exist.
-    fn visible(&self, p: &Principal, id: u64, what: &str) -> Result<(Principal, Arc<Session>)> {
+    pub(super) fn visible(
+        &self,
+        p: &Principal,
+        id: u64,
+        what: &str,
+    ) -> Result<(Principal, Arc<Session>)> {
         let p = self.current(p)?;
         let missing = || Error::NotFound(format!("no session {id}"));
         let s = self.hub.get(id).ok_or_else(missing)?;
@@ -276,7 +281,12 @@ impl Service {
     }
 
     /// A session the principal may type into (the right to attach), for a change to it.
-    fn changeable(&self, p: &Principal, id: u64, verb: &str) -> Result<(Principal, Arc<Session>)> {
+    pub(super) fn changeable(
+        &self,
+        p: &Principal,
+        id: u64,
+        verb: &str,
+    ) -> Result<(Principal, Arc<Session>)> {
         let (p, s) = self.visible(p, id, verb)?;
         self.permit(
             &p,

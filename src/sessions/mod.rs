@@ -3,6 +3,7 @@
 //! and every viewer's bounded queue; a viewer that falls behind is resynced from the screen
 //! instead of slowing the session or growing memory.
 
+pub mod egress;
 mod recording;
 pub mod spawner;
 
@@ -57,14 +58,39 @@ impl SessionError {
 
 /// The descriptor `cordon sandbox` reads a session's secrets from.
 const SECRETS_FD: i32 = 3;
-/// The descriptor a session's sandbox writes its egress attempts to (`--events-fd`), one
+/// The descriptor a session's sandbox writes its egress events to (`--events-fd`), one
 /// JSON line each (network mode "proxy").
 const EVENTS_FD: i32 = 4;
-/// Most egress attempts audited per session; past it they are counted (`net.connect` with
-/// `suppressed`, once, when the session ends).
-const MAX_NET_EVENTS: u64 = 10_000;
-/// Longest egress event line read; a longer one is skipped.
-const MAX_EVENT_LINE: usize = 8 * 1024;
+/// The descriptor a session's sandbox reads the owner's answers from (`--answers-fd`).
+const ANSWERS_FD: i32 = 5;
+
+/// The pipes between the host and a sandbox's egress proxy: the events it writes, and (for
+/// sessions, which have an owner to ask) the answers it reads.
+pub struct EgressPipes {
+    pub events: OwnedFd,
+    pub answers: Option<OwnedFd>,
+}
+
+impl EgressPipes {
+    /// New pipes; returns the host's ends (events to read, answers to write) and the
+    /// sandbox's.
+    pub fn new(with_answers: bool) -> std::io::Result<((File, Option<File>), EgressPipes)> {
+        let (events_read, events_write) = pipe()?;
+        let (ours, theirs) = if with_answers {
+            let (r, w) = pipe()?;
+            (Some(File::from(w)), Some(r))
+        } else {
+            (None, None)
+        };
+        Ok((
+            (File::from(events_read), ours),
+            EgressPipes {
+                events: events_write,
+                answers: theirs,
+            },
+        ))
+    }
+}
 
 /// Bytes a viewer may have queued before it is resynced from a screen snapshot.
 const VIEWER_BUDGET: usize = 1 << 20;
@@ -202,6 +228,8 @@ pub struct Session {
     last_activity: Mutex<Instant>,
     recording: Lane,
     record_input: bool,
+    /// Its egress questions (ask mode), and where their answers go.
+    pub egress: egress::Egress,
     /// Set once the host has ended it (it leaves the list when its reader sees the end).
     ending: AtomicBool,
 }
@@ -286,6 +314,21 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|v| !Arc::ptr_eq(v, viewer));
         viewer.notify.notify_one();
+    }
+
+    /// `viewer`'s pending output and, after it, what `then` makes of the screen that output
+    /// leaves the client with (an overlay that must match it). Under the screen lock, so no
+    /// output comes between the two.
+    pub fn drain_with(
+        &self,
+        viewer: &Viewer,
+        then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
+    ) -> Vec<u8> {
+        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = viewer.drain();
+        let more = then(screen.screen(), &out);
+        out.extend(more);
+        out
     }
 
     /// The viewers now.
@@ -468,13 +511,14 @@ impl Hub {
     /// The secrets go through a memfd the child inherits as descriptor 3 (`--secrets-fd 3`),
     /// never through its arguments or environment; the sandbox reads and closes it before
     /// anything else, and says which of the profile's secrets are missing. With `events`,
-    /// the sandbox writes each egress attempt to it (`--events-fd 4`).
+    /// the sandbox writes its egress events to `egress.events` (`--events-fd 4`) and reads
+    /// the owner's answers from `egress.answers` (`--answers-fd 5`).
     pub fn sandbox_command(
         &self,
         c: &Confinement,
         command: &[String],
         term: &str,
-        events: Option<OwnedFd>,
+        egress: Option<EgressPipes>,
     ) -> std::io::Result<Command> {
         #[allow(clippy::infallible_destructuring_match)] // one variant outside unit tests
         let exe = match &self.launcher {
@@ -512,8 +556,15 @@ impl Hub {
         }
         let secrets = c.secrets.memfd()?;
         cmd.arg("--secrets-fd").arg(SECRETS_FD.to_string());
+        let (events, answers) = match egress {
+            Some(p) => (Some(p.events), p.answers),
+            None => (None, None),
+        };
         if events.is_some() {
             cmd.arg("--events-fd").arg(EVENTS_FD.to_string());
+        }
+        if answers.is_some() {
+            cmd.arg("--answers-fd").arg(ANSWERS_FD.to_string());
         }
         cmd.arg("--").args(command);
         // The host's environment (and its secrets) never reaches a session. HOME stays the
@@ -528,7 +579,15 @@ impl Hub {
         ] {
             cmd.env(k, v);
         }
-        for k in ["HOME", "PATH", "XDG_CONFIG_HOME", "CORDON_PROFILE_PATH"] {
+        // CORDON_EGRESS_RESOLVE is the operator's resolver override for the egress proxy
+        // (outside the sandbox; the command's environment is the policy's).
+        for k in [
+            "HOME",
+            "PATH",
+            "XDG_CONFIG_HOME",
+            "CORDON_PROFILE_PATH",
+            "CORDON_EGRESS_RESOLVE",
+        ] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);
             }
@@ -543,10 +602,10 @@ impl Hub {
                 Ok(())
             });
         }
-        // SAFETY: dup2 and fcntl are async-signal-safe; the memfd and the events pipe live
-        // in the closure until the command is dropped after the spawn. Both are first copied
-        // above 9 (close-on-exec), so that neither dup2 can overwrite the other's source;
-        // dup2 then clears close-on-exec on descriptors 3 and 4.
+        // SAFETY: dup2 and fcntl are async-signal-safe; the memfd and the egress pipes live
+        // in the closure until the command is dropped after the spawn. All are first copied
+        // above 9 (close-on-exec), so that no dup2 can overwrite another's source; dup2 then
+        // clears close-on-exec on descriptors 3, 4 and 5.
         unsafe {
             cmd.pre_exec(move || {
                 let high = |fd: i32| {
@@ -562,12 +621,15 @@ impl Hub {
                     Some(e) => Some(high(e.as_raw_fd())?),
                     None => None,
                 };
-                if libc::dup2(s, SECRETS_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(e) = e {
-                    if libc::dup2(e, EVENTS_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
+                let a = match &answers {
+                    Some(a) => Some(high(a.as_raw_fd())?),
+                    None => None,
+                };
+                for (from, to) in [(Some(s), SECRETS_FD), (e, EVENTS_FD), (a, ANSWERS_FD)] {
+                    if let Some(from) = from {
+                        if libc::dup2(from, to) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
                 }
                 Ok(())
@@ -648,14 +710,9 @@ impl Hub {
                 }
             }
         }
-        let (events_read, events_write) = events_pipe().map_err(SessionError::Spawn)?;
+        let ((events, answers), pipes) = EgressPipes::new(true).map_err(SessionError::Spawn)?;
         let mut cmd = self
-            .sandbox_command(
-                &spec.confinement,
-                &spec.command,
-                &spec.term,
-                Some(events_write),
-            )
+            .sandbox_command(&spec.confinement, &spec.command, &spec.term, Some(pipes))
             .map_err(SessionError::Spawn)?;
         let tty = |f: &File| {
             f.try_clone()
@@ -677,13 +734,6 @@ impl Hub {
         }
         let mut child = self.spawner.spawn(cmd).map_err(SessionError::Spawn)?;
         drop(slave);
-        // The write end went with the command: end-of-file when the sandbox's proxy ends.
-        let audit = self.audit.clone();
-        let owner = spec.owner.clone();
-        std::thread::Builder::new()
-            .name(format!("session-{id}-net"))
-            .spawn(move || audit_net_events(File::from(events_read), &audit, &owner, id))
-            .map_err(SessionError::Reader)?;
         let reader = master
             .try_clone()
             .map_err(SessionError::terminal("duplicating the terminal"))?;
@@ -709,8 +759,32 @@ impl Hub {
             last_activity: Mutex::new(Instant::now()),
             recording: lane,
             record_input: self.recorder.input,
+            egress: egress::Egress::new(
+                answers,
+                spec.confinement
+                    .secrets
+                    .given
+                    .iter()
+                    .map(|(_, v)| v.to_vec())
+                    .collect(),
+            ),
             ending: AtomicBool::new(false),
         });
+        // The write end went with the command: end-of-file when the sandbox's proxy ends.
+        let (audit, owner, weak) = (
+            self.audit.clone(),
+            spec.owner.clone(),
+            Arc::downgrade(&session),
+        );
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("session-{id}-net"))
+            .spawn(move || {
+                egress::follow(events, egress::Subject::Session(weak, id), &audit, &owner)
+            })
+        {
+            session.kill();
+            return Err(SessionError::Reader(e));
+        }
         if let Some(p) = pending {
             if let Err(e) = p.start(
                 Arc::downgrade(&session),
@@ -876,8 +950,8 @@ fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {
 #[cfg(test)]
 mod tests;
 
-/// A close-on-exec pipe for a session's egress events (read end, write end).
-fn events_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+/// A close-on-exec pipe (read end, write end).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: a two-int array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -885,79 +959,4 @@ fn events_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 just returned these descriptors.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// One egress attempt as the sandbox's proxy writes it (`sandbox::egress::proxy::Attempt`);
-/// only these fields are taken.
-#[derive(serde::Deserialize)]
-struct NetAttempt {
-    protocol: String,
-    host: String,
-    port: u16,
-    allowed: bool,
-    verdict: String,
-    rule: Option<String>,
-    address: Option<String>,
-    bytes_up: u64,
-    bytes_down: u64,
-    duration_ms: u64,
-    error: Option<String>,
-}
-
-/// Reads a session's egress events until the sandbox ends, auditing each as `net.connect`
-/// (bounded: [`MAX_NET_EVENTS`], lines of [`MAX_EVENT_LINE`]).
-fn audit_net_events(events: File, audit: &AuditLog, owner: &str, session: u64) {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(events);
-    let (mut seen, mut suppressed) = (0u64, 0u64);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = match (&mut reader)
-            .take(MAX_EVENT_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if n > MAX_EVENT_LINE {
-            // Skip the rest of an overlong line.
-            let mut rest = Vec::new();
-            if reader.read_until(b'\n', &mut rest).is_err() {
-                break;
-            }
-            continue;
-        }
-        let Ok(a) = serde_json::from_slice::<NetAttempt>(&line) else {
-            continue;
-        };
-        seen += 1;
-        if seen > MAX_NET_EVENTS {
-            suppressed += 1;
-            continue;
-        }
-        let mut e = AuditEvent::new(Kind::NetConnect, owner)
-            .with("session", session)
-            .with("protocol", a.protocol)
-            .with("host", a.host)
-            .with("port", a.port)
-            .with("allowed", a.allowed)
-            .with("verdict", a.verdict)
-            .with("bytes_up", a.bytes_up)
-            .with("bytes_down", a.bytes_down)
-            .with("duration_ms", a.duration_ms);
-        for (k, v) in [("rule", a.rule), ("address", a.address), ("error", a.error)] {
-            if let Some(v) = v {
-                e = e.with(k, v);
-            }
-        }
-        audit.report(e);
-    }
-    if suppressed > 0 {
-        audit.report(
-            AuditEvent::new(Kind::NetConnect, owner)
-                .with("session", session)
-                .with("suppressed", suppressed),
-        );
-    }
 }

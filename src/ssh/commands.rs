@@ -8,7 +8,7 @@ use russh::ChannelId;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, questions [--json], answer ID ASK once|session|deny, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
 
 /// `--profile P`, `--workspace W` (a name, or an absolute path beneath a granted root),
 /// `--name N`, `--json`, then `-- CMD...`.
@@ -194,6 +194,71 @@ pub async fn dispatch(
                     channel,
                     session,
                     &format!("marked session {id}: {label}\n"),
+                    "",
+                    0,
+                ),
+                Err(e) => conn.refused(channel, session, &e),
+            }
+        }
+        "questions" => match conn.shared.service.questions(&principal) {
+            Ok(qs) if args.json => {
+                let rows: Vec<serde_json::Value> = qs
+                    .iter()
+                    .map(|q| serde_json::json!({"session": q.session, "session_name": q.session_name, "ask": q.ask, "protocol": q.protocol, "host": q.host, "port": q.port, "asked": q.asked, "seconds_left": q.seconds_left}))
+                    .collect();
+                let out = format!(
+                    "{}\n",
+                    crate::text::json(&serde_json::Value::Array(rows).to_string())
+                );
+                conn.finish(channel, session, &out, "", 0)
+            }
+            Ok(qs) if qs.is_empty() => {
+                conn.finish(channel, session, "no questions waiting\n", "", 0)
+            }
+            Ok(qs) => {
+                let mut o = format!(
+                    "{:<8} {:<4} {:<40} {}\n",
+                    "SESSION", "ASK", "DESTINATION", "LEFT"
+                );
+                for q in &qs {
+                    o += &format!(
+                        "{:<8} {:<4} {:<40} {}s\n",
+                        q.session,
+                        q.ask,
+                        format!("{}:{}", q.host, q.port),
+                        q.seconds_left
+                    );
+                }
+                o += "answer with: answer SESSION ASK once|session|deny\n";
+                conn.finish(channel, session, &o, "", 0)
+            }
+            Err(e) => conn.refused(channel, session, &e),
+        },
+        "answer" => {
+            let usage = "cordon: answer SESSION ASK once|session|deny (see `questions`)\n";
+            let (Some(id), Some(ask), Some(answer)) = (
+                id_arg(),
+                args.rest.get(1).and_then(|s| s.parse::<u64>().ok()),
+                args.rest
+                    .get(2)
+                    .and_then(|s| sandbox::egress::Answer::parse(s)),
+            ) else {
+                return conn.finish(channel, session, "", usage, 2);
+            };
+            match conn
+                .shared
+                .service
+                .answer_question(&principal, id, ask, answer)
+            {
+                Ok(q) => conn.finish(
+                    channel,
+                    session,
+                    &format!(
+                        "session {id}: {}:{} answered {}\n",
+                        q.host,
+                        q.port,
+                        answer.name()
+                    ),
                     "",
                     0,
                 ),

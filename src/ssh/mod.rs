@@ -97,6 +97,8 @@ struct PtyInfo {
 struct Attached {
     session: Arc<Session>,
     viewer: Arc<Viewer>,
+    /// The owner's question line (egress ask mode): shared by the output task and the input.
+    ask: Arc<std::sync::Mutex<crate::tui::ask_line::AskLine>>,
 }
 
 /// One SSH connection.
@@ -315,9 +317,16 @@ impl Conn {
     ) {
         let handle = session.handle();
         let (v, sess) = (viewer.clone(), s.clone());
+        let ask = Arc::new(std::sync::Mutex::new(crate::tui::ask_line::AskLine::new(
+            &s, &viewer,
+        )));
+        let line = ask.clone();
         tokio::spawn(async move {
             loop {
-                let data = v.drain();
+                let data = line
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(&sess, &v);
                 for chunk in data.chunks(32 << 10) {
                     if handle.data(channel, chunk.to_vec()).await.is_err() {
                         sess.detach(&v);
@@ -363,8 +372,14 @@ impl Conn {
                 v.notify.notified().await;
             }
         });
-        self.attached
-            .insert(channel, Attached { session: s, viewer });
+        self.attached.insert(
+            channel,
+            Attached {
+                session: s,
+                viewer,
+                ask,
+            },
+        );
     }
 
     fn detach(&mut self, channel: ChannelId) -> Option<Arc<Session>> {
@@ -636,12 +651,27 @@ impl russh::server::Handler for Conn {
             Some(i) => (&data[..i], true),
             None => (data, false),
         };
-        // A viewer the host ended (its user may no longer type) writes nothing more.
-        if a.viewer.writer
-            && !before.is_empty()
-            && !a.viewer.gone.load(std::sync::atomic::Ordering::SeqCst)
-        {
-            let _ = a.session.input(before);
+        use crate::tui::ask_line::KeyOutcome;
+        let key = a.ask.lock().unwrap_or_else(|e| e.into_inner()).key(before);
+        match key {
+            // A viewer the host ended (its user may no longer type) writes nothing more.
+            KeyOutcome::Pass
+                if a.viewer.writer
+                    && !before.is_empty()
+                    && !a.viewer.gone.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                let _ = a.session.input(before);
+            }
+            KeyOutcome::Answer(ask, answer) => {
+                // Through the service: the owner's authority is checked now, and audited.
+                if let Ok(p) = self.principal() {
+                    let _ = self
+                        .shared
+                        .service
+                        .answer_question(&p, a.session.id, ask, answer);
+                }
+            }
+            _ => {}
         }
         if detach {
             if let Some(s) = self.detach(channel) {

@@ -102,6 +102,8 @@ pub enum Dialog {
         id: u64,
         name: String,
     },
+    /// One of the user's sessions waits to connect where no rule says (egress ask mode).
+    Ask(crate::service::QuestionInfo),
     /// A text prompt: filter the current list, or search recordings / the player.
     Prompt {
         purpose: Prompt,
@@ -153,6 +155,8 @@ pub struct App {
     /// Set when the user may no longer use the TUI (locked, removed): the run loop ends
     /// with this message.
     pub ended: Option<String>,
+    /// Questions put aside with Esc (session, ask): not shown again.
+    put_aside: Vec<(u64, u64)>,
 }
 
 /// The views a role may use.
@@ -203,6 +207,7 @@ impl App {
             size,
             last_refresh: std::time::Instant::now(),
             ended: None,
+            put_aside: Vec::new(),
         };
         app.refresh();
         app
@@ -250,6 +255,33 @@ impl App {
             || self.last_refresh.elapsed() >= std::time::Duration::from_secs(3)
         {
             self.refresh();
+        }
+        self.ask();
+    }
+
+    /// Shows the oldest question of the user's sessions that is not put aside, unless
+    /// another dialog is open (a question already shown is refreshed, or closed once gone).
+    fn ask(&mut self) {
+        let Ok(questions) = self.svc.questions(&self.me) else {
+            return;
+        };
+        match &self.dialog {
+            Some(Dialog::Ask(shown)) => {
+                let key = (shown.session, shown.ask);
+                self.dialog = questions
+                    .into_iter()
+                    .find(|q| (q.session, q.ask) == key)
+                    .map(Dialog::Ask);
+            }
+            Some(_) => {}
+            None => {
+                self.put_aside
+                    .retain(|k| questions.iter().any(|q| (q.session, q.ask) == *k));
+                self.dialog = questions
+                    .into_iter()
+                    .find(|q| !self.put_aside.contains(&(q.session, q.ask)))
+                    .map(Dialog::Ask);
+            }
         }
     }
 
@@ -314,6 +346,7 @@ impl App {
                 profile: s.profile.clone(),
                 state: match s.exit_status() {
                     Some(code) => format!("exit {code}"),
+                    None if !s.egress.questions().is_empty() => "asking".into(),
                     None if s.viewer_count() > 0 => "attached".into(),
                     None => "running".into(),
                 },
@@ -650,6 +683,12 @@ impl App {
             Key::Char('[') if !p.jump_marker(false) => {
                 self.status = "no marker before this point".into()
             }
+            Key::Char('}') if !p.jump_net(true) => {
+                self.status = "no connection after this point".into()
+            }
+            Key::Char('{') if !p.jump_net(false) => {
+                self.status = "no connection before this point".into()
+            }
             Key::Char('n') if !p.jump_hit(true) => self.status = "no later match".into(),
             Key::Char('N') if !p.jump_hit(false) => self.status = "no earlier match".into(),
             Key::Char('/') => {
@@ -786,10 +825,36 @@ impl App {
             return Effect::None;
         };
         if key == Key::Esc {
+            if let Dialog::Ask(q) = dialog {
+                self.put_aside.push((q.session, q.ask));
+                self.status = format!(
+                    "question {} of session {} put aside: `questions` and `answer` over SSH, or the API, still answer it",
+                    q.ask, q.session
+                );
+            }
             self.dialog = None;
             return Effect::None;
         }
         match dialog {
+            Dialog::Ask(q) => {
+                let answer = match key {
+                    Key::Char('o' | 'O') => sandbox::egress::Answer::Once,
+                    Key::Char('s' | 'S') => sandbox::egress::Answer::Session,
+                    Key::Char('d' | 'D') => sandbox::egress::Answer::Deny,
+                    _ => return Effect::None,
+                };
+                let (session, ask) = (q.session, q.ask);
+                self.dialog = None;
+                self.status = match self.svc.answer_question(&self.me, session, ask, answer) {
+                    Ok(q) => format!(
+                        "session {session}: {}:{} answered {}",
+                        q.host,
+                        q.port,
+                        answer.name()
+                    ),
+                    Err(e) => e.to_string(),
+                };
+            }
             Dialog::Secrets { .. } => {}
             Dialog::New {
                 profiles,

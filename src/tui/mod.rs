@@ -3,6 +3,7 @@
 //! raw output bytes, so neither face needs a local terminal: `run` takes both as channels.
 
 pub mod app;
+pub mod ask_line;
 mod keys;
 mod local;
 mod player;
@@ -149,13 +150,14 @@ pub async fn run(
         };
         // Full-screen passthrough until the detach key or the session's end.
         let _ = out.send(b"\x1b[0m\x1b[H\x1b[2J\x1b[?25h".to_vec());
+        let mut ask = ask_line::AskLine::new(&session, &viewer);
         let ended = loop {
             if let Some(why) = viewer.revoked() {
                 app.ended = Some(why);
                 break None;
             }
             if let Some(code) = session.exit_status() {
-                let _ = out.send(viewer.drain());
+                let _ = out.send(ask.drain(&session, &viewer));
                 break Some(code);
             }
             tokio::select! {
@@ -175,8 +177,19 @@ pub async fn run(
                             Some(i) => (&bytes[..i], true),
                             None => (&bytes[..], false),
                         };
-                        if writer && !before.is_empty() && !viewer.gone.load(std::sync::atomic::Ordering::SeqCst) {
-                            let _ = session.input(before);
+                        match ask.key(before) {
+                            ask_line::KeyOutcome::Pass => {
+                                if writer && !before.is_empty() && !viewer.gone.load(std::sync::atomic::Ordering::SeqCst) {
+                                    let _ = session.input(before);
+                                }
+                            }
+                            ask_line::KeyOutcome::Answer(q, answer) => {
+                                if let Err(e) = svc.answer_question(&app.me, session.id, q, answer) {
+                                    app.status = e.to_string();
+                                }
+                                let _ = out.send(ask.drain(&session, &viewer));
+                            }
+                            ask_line::KeyOutcome::Held => {}
                         }
                         if detach {
                             break None;
@@ -184,7 +197,7 @@ pub async fn run(
                     }
                 },
                 _ = viewer.notify.notified() => {
-                    let _ = out.send(viewer.drain());
+                    let _ = out.send(ask.drain(&session, &viewer));
                 }
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }

@@ -148,6 +148,15 @@ fn player() -> Player {
             data: b"tests start".to_vec(),
         },
     );
+    // Connections on the timeline (`^`): one made, one refused; the latest before the
+    // point played is named under the bar.
+    let net = |at_us: u64, event: &str, v: serde_json::Value| Event {
+        at_us,
+        kind: format::NET,
+        data: crate::record::net::timeline_entry(event, v),
+    };
+    events.insert(6, net(5_200_000, "open", serde_json::json!({"host": "api.anthropic.com", "port": 443, "allowed": true, "verdict": "allow api.anthropic.com"})));
+    events.insert(13, net(11_000_000, "connect", serde_json::json!({"host": "evil.example", "port": 443, "allowed": false, "verdict": "no rule names it"})));
     let mut p = Player::new(
         "2314c1a86c1fbc1e".into(),
         "alice".into(),
@@ -317,6 +326,22 @@ fn replay_player() {
     snapshots("player", &mut a);
     a.help = true;
     snapshots("player_help", &mut a);
+}
+
+#[test]
+fn a_network_question_waits_in_a_dialog_with_its_three_answers() {
+    let (_d, mut a) = app(Role::Developer);
+    a.dialog = Some(Dialog::Ask(crate::service::QuestionInfo {
+        session: 3,
+        session_name: "alice-3".into(),
+        ask: 1,
+        protocol: "connect".into(),
+        host: "pkg.example.org".into(),
+        port: 443,
+        asked: "2026-12-01T17:00:00.000Z".into(),
+        seconds_left: 52,
+    }));
+    snapshots("network_question", &mut a);
 }
 
 #[test]

@@ -92,6 +92,15 @@ fn hint_line(app: &App) -> Line<'static> {
             ("g", "own/global"),
             ("Esc", "close"),
         ];
+    } else if let Some(Dialog::Ask(_)) = &app.dialog {
+        keys = vec![
+            ("o", "allow once"),
+            ("s", "allow for the session"),
+            ("d", "deny"),
+            ("Esc", "later"),
+        ];
+    } else if let Some(Dialog::ConfirmEnd { .. }) = &app.dialog {
+        keys = vec![("y", "end it"), ("any other key", "keep it")];
     } else if app.dialog.is_some() {
         keys = vec![("Enter", "ok"), ("Esc", "cancel"), ("Tab", "next field")];
     } else if app.player.is_some() {
@@ -100,6 +109,7 @@ fn hint_line(app: &App) -> Line<'static> {
             ("←→", "±5s"),
             ("+-", "speed"),
             ("[]", "markers"),
+            ("{}", "connections (^)"),
             ("/", "find"),
             ("n N", "matches"),
             ("q", "close"),
@@ -294,10 +304,14 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let block = Block::bordered().title(Span::styled(
+    let mut block = Block::bordered().title(Span::styled(
         format!(" replay {} · {} ", p.id, p.user),
         bold().fg(ACCENT),
     ));
+    if let Some(net) = p.net_now() {
+        // The latest connection before this point (the `^` on the bar), under the screen.
+        block = block.title_bottom(Span::styled(format!(" {net} "), dim()));
+    }
     let inner = block.inner(screen_area);
     f.render_widget(block, screen_area);
     f.render_widget(Paragraph::new(fitting(&p.rows(), inner.height)), inner);
@@ -312,6 +326,9 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
         }
     };
     let mut cells: Vec<char> = vec!['─'; width];
+    for (t, _) in &p.net {
+        cells[pos(*t).min(width - 1)] = '^';
+    }
     for (t, _) in &p.markers {
         cells[pos(*t).min(width - 1)] = '|';
     }
@@ -574,6 +591,25 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             }
             (" New session ", lines)
         }
+        Dialog::Ask(q) => (
+            " Network question ",
+            vec![
+                Line::raw(q.words()),
+                Line::styled("No rule of its profile names this destination.", dim()),
+                Line::styled(
+                    format!(
+                        "It waits {} s more for your answer, then is refused.",
+                        q.seconds_left
+                    ),
+                    dim(),
+                ),
+                Line::raw(""),
+                Line::styled(
+                    "o: allow once   s: allow for this session   d: deny   Esc: later",
+                    bold(),
+                ),
+            ],
+        ),
         Dialog::Rename { id, field } => (
             " Rename session ",
             vec![

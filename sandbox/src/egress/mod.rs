@@ -5,8 +5,10 @@
 //! verdict for one destination. It does no I/O and resolves no names. [`http`] and
 //! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
 //! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves, in
-//! a process of its own ([`process`]).
+//! a process of its own ([`process`]); [`ask`] holds the questions of ask mode
+//! (`[network] unknown = "ask"`) until the session's owner answers.
 
+pub mod ask;
 pub mod handoff;
 pub mod http;
 pub mod process;
@@ -15,7 +17,7 @@ pub mod resolve;
 pub mod rules;
 pub mod socks;
 
-pub use rules::{Destination, Host, Rule, RuleError, Rules, Verdict};
+pub use rules::{Answer, Destination, Host, Rule, RuleError, Rules, Verdict};
 
 /// The HTTP proxy's address inside the session's namespace. Fixed: each session has a
 /// namespace of its own, so no two sessions compete for it.

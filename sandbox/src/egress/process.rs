@@ -143,6 +143,7 @@ fn serve(
         stop.as_raw_fd(),
     ];
     keep.extend(settings.events.as_ref().map(|f| f.as_raw_fd()));
+    keep.extend(settings.ask.as_ref().map(|a| a.answers.as_raw_fd()));
     if let Err(e) = sys::close_fds_except(&keep) {
         say(
             &mut report,

@@ -7,6 +7,7 @@
 //! One thread per connection, at most [`Limits::connections`] at once; every wait is
 //! bounded (connect timeout, idle timeout, request head size).
 
+use super::ask::Asker;
 use super::handoff::Listeners;
 use super::http::{self, RequestError};
 use super::resolve::{ResolveError, Resolver};
@@ -57,11 +58,25 @@ pub struct Settings {
     pub events: Option<std::fs::File>,
     /// Whether refusals are noted on stderr (standalone `cordon sandbox`).
     pub notes: bool,
+    /// Ask mode: where the owner's answers come from, and how long a question waits.
+    /// None: destinations no rule names are refused.
+    pub ask: Option<Ask>,
+}
+
+/// Ask mode's settings (`[network] unknown = "ask"` with a host to ask).
+pub struct Ask {
+    /// The answers, one JSON line each (`cordon sandbox --answers-fd`).
+    pub answers: std::fs::File,
+    /// How long a question waits.
+    pub wait: Duration,
 }
 
 /// One connection attempt, as audited.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Attempt {
+    /// `connect` for the attempt's record (written when it ends); `open` for the moment an
+    /// allowed connection is made (the same fields, bytes and duration not yet known).
+    pub event: &'static str,
     /// When it was asked for, in milliseconds since the epoch.
     pub time_ms: u64,
     /// `http` (a forwarded request), `connect` (an HTTP tunnel) or `socks5`.
@@ -91,6 +106,7 @@ pub struct Attempt {
 impl Attempt {
     fn new(protocol: &'static str, dest: &Destination, verdict: &Verdict) -> Attempt {
         Attempt {
+            event: "connect",
             time_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
@@ -131,6 +147,7 @@ struct Shared {
     limits: Limits,
     events: Mutex<Option<std::fs::File>>,
     notes: bool,
+    asker: Option<Arc<Asker>>,
     /// The destinations already noted: a program that retries is noted once.
     noted: Mutex<Vec<String>>,
     active: AtomicUsize,
@@ -138,10 +155,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn record(&self, a: &Attempt, dest: &Destination, verdict: &Verdict) {
+    /// Writes one JSON line to the events descriptor.
+    fn emit(&self, event: &impl Serialize) {
         if let Ok(mut guard) = self.events.lock() {
             if let Some(f) = guard.as_mut() {
-                if let Ok(mut line) = serde_json::to_vec(a) {
+                if let Ok(mut line) = serde_json::to_vec(event) {
                     line.push(b'\n');
                     // A reader that went away loses the events, not the session.
                     if f.write_all(&line).is_err() {
@@ -150,6 +168,30 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The verdict on `dest`: the rules', or, for a name no rule names in ask mode, the
+    /// owner's answer (this waits, bounded).
+    fn decide(&self, protocol: &'static str, dest: &Destination) -> Verdict {
+        match (self.rules.decide(dest), &self.asker) {
+            (Verdict::NoRule, Some(asker)) => {
+                asker.decide(protocol, dest, |q| self.emit(q), |e| self.emit(e))
+            }
+            (v, _) => v,
+        }
+    }
+
+    /// Announces that an allowed connection is made (the timeline shows it when it
+    /// happens; the attempt's record follows when it ends).
+    fn opened(&self, a: &Attempt) {
+        self.emit(&Attempt {
+            event: "open",
+            ..a.clone()
+        });
+    }
+
+    fn record(&self, a: &Attempt, dest: &Destination, verdict: &Verdict) {
+        self.emit(a);
         if self.notes && !a.allowed {
             let key = dest.to_string();
             let count = match self.noted.lock() {
@@ -188,7 +230,16 @@ pub struct Proxy {
 impl Proxy {
     /// Starts one accepting thread per listener.
     pub fn start(settings: Settings, l: Listeners) -> io::Result<Proxy> {
+        let asker = match settings.ask {
+            Some(ask) => {
+                let asker = Asker::new(ask.wait);
+                asker.listen(ask.answers)?;
+                Some(asker)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            asker,
             rules: settings.rules,
             resolver: settings.resolver,
             limits: settings.limits,
@@ -319,7 +370,7 @@ fn serve_http(shared: &Shared, mut client: TcpStream) {
         Ok(http::Request::Forward { dest, head }) => (dest, "http", Some(head)),
         Err(e) => return answer(&mut client, 400, "Bad Request", &format!("cordon: {e}\n")),
     };
-    let verdict = shared.rules.decide(&dest);
+    let verdict = shared.decide(protocol, &dest);
     let mut attempt = Attempt::new(protocol, &dest, &verdict);
     if !verdict.allowed() {
         // Recorded (and noted) before the client hears of it, so the note comes first.
@@ -335,6 +386,7 @@ fn serve_http(shared: &Shared, mut client: TcpStream) {
     let upstream = match connect(shared, &dest) {
         Ok((s, addr)) => {
             attempt.address = Some(addr.to_string());
+            shared.opened(&attempt);
             s
         }
         Err(e) => {
@@ -384,7 +436,7 @@ fn serve_socks(shared: &Shared, mut client: TcpStream) {
             return;
         }
     };
-    let verdict = shared.rules.decide(&dest);
+    let verdict = shared.decide("socks5", &dest);
     let mut attempt = Attempt::new("socks5", &dest, &verdict);
     if !verdict.allowed() {
         attempt.duration_ms = started.elapsed().as_millis() as u64;
@@ -395,6 +447,7 @@ fn serve_socks(shared: &Shared, mut client: TcpStream) {
     let upstream = match connect(shared, &dest) {
         Ok((s, addr)) => {
             attempt.address = Some(addr.to_string());
+            shared.opened(&attempt);
             s
         }
         Err(e) => {
@@ -665,6 +718,7 @@ mod tests {
                 limits: Limits::default(),
                 events: Some(w),
                 notes: false,
+                ask: None,
             },
             l,
         )
@@ -700,7 +754,12 @@ mod tests {
         c.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         c.read_to_end(&mut rest).unwrap();
+        let open = next_event(&mut events);
+        assert_eq!(open["event"], "open", "announced when made: {open}");
+        assert_eq!(open["host"], "echo.test");
+        assert_eq!(open["bytes_up"], 0);
         let e = next_event(&mut events);
+        assert_eq!(e["event"], "connect", "recorded when it ends: {e}");
         assert_eq!(e["protocol"], "connect");
         assert_eq!(e["host"], "echo.test");
         assert_eq!(e["allowed"], true);
@@ -723,6 +782,7 @@ mod tests {
         assert_eq!(out[..2], [5, 0]);
         assert_eq!(out[3], Reply::NotAllowed as u8);
         let e = next_event(&mut events);
+        assert_eq!(e["event"], "connect", "a refusal has its record only: {e}");
         assert_eq!(e["allowed"], false);
         assert_eq!(e["verdict"], "no rule names it");
         assert_eq!(e["rule"], serde_json::Value::Null);

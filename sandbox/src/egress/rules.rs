@@ -241,19 +241,60 @@ pub enum Verdict {
     IpLiteral,
     /// No rule names the destination.
     NoRule,
+    /// No rule names it, and the session's owner was asked (`[network] unknown = "ask"`).
+    Answered(Answer),
+    /// No rule names it, and no answer came: the reason (the wait ran out, no one to ask).
+    Unanswered(String),
+}
+
+/// What the session's owner answered about a destination no rule names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    /// This connection (and those waiting on the same question) may be made.
+    Once,
+    /// Connections to this host and port may be made for the rest of the session.
+    Session,
+    /// Refused, and not asked again in this session: a program that retries in a loop
+    /// must not turn into a stream of questions.
+    Deny,
+}
+
+impl Answer {
+    /// The answer's name on the wire and in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Answer::Once => "once",
+            Answer::Session => "session",
+            Answer::Deny => "deny",
+        }
+    }
+
+    /// Parses `once`, `session` or `deny`.
+    pub fn parse(s: &str) -> Option<Answer> {
+        [Answer::Once, Answer::Session, Answer::Deny]
+            .into_iter()
+            .find(|a| a.name() == s)
+    }
 }
 
 impl Verdict {
     /// Whether the connection may be made.
     pub fn allowed(&self) -> bool {
-        matches!(self, Verdict::Allowed(_))
+        matches!(
+            self,
+            Verdict::Allowed(_) | Verdict::Answered(Answer::Once | Answer::Session)
+        )
     }
 
     /// The rule that decided, as written in the profile (none for a default refusal).
     pub fn rule(&self) -> Option<&Rule> {
         match self {
             Verdict::Allowed(r) | Verdict::Denied(r) => Some(r),
-            Verdict::IpLiteral | Verdict::NoRule => None,
+            Verdict::IpLiteral
+            | Verdict::NoRule
+            | Verdict::Answered(_)
+            | Verdict::Unanswered(_) => None,
         }
     }
 }
@@ -265,6 +306,12 @@ impl fmt::Display for Verdict {
             Verdict::Denied(r) => write!(f, "deny {r}"),
             Verdict::IpLiteral => write!(f, "an IP address that no rule names"),
             Verdict::NoRule => write!(f, "no rule names it"),
+            Verdict::Answered(Answer::Once) => write!(f, "allowed once by the session's owner"),
+            Verdict::Answered(Answer::Session) => {
+                write!(f, "allowed for this session by the session's owner")
+            }
+            Verdict::Answered(Answer::Deny) => write!(f, "refused by the session's owner"),
+            Verdict::Unanswered(why) => write!(f, "no rule names it, and {why}"),
         }
     }
 }

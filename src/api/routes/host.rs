@@ -118,5 +118,35 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
         ));
     }
+    let e = &host.egress;
+    for (name, help, label, values) in [
+        (
+            "cordon_egress_connections_total",
+            "Connection attempts through sessions' and runs' egress proxies, by verdict.",
+            "verdict",
+            vec![("allowed", e.allowed), ("refused", e.refused)],
+        ),
+        (
+            "cordon_egress_bytes_total",
+            "Bytes through the egress proxies (up: from sessions; down: to them).",
+            "direction",
+            vec![("up", e.bytes_up), ("down", e.bytes_down)],
+        ),
+        (
+            "cordon_egress_questions_total",
+            "Questions to sessions' owners about unlisted destinations (ask mode), by outcome.",
+            "outcome",
+            vec![
+                ("asked", e.asked),
+                ("answered", e.answered),
+                ("unanswered", e.unanswered),
+            ],
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (value, v) in values {
+            out.push_str(&format!("{name}{{{label}=\"{value}\"}} {v}\n"));
+        }
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -20,6 +20,7 @@ use super::{Api, ApiError};
 mod audit;
 mod auth;
 mod host;
+mod questions;
 mod recordings;
 mod run;
 mod secrets;
@@ -112,6 +113,7 @@ fn endpoints() -> OpenApiRouter<Api> {
         .merge(host::router())
         .merge(auth::router())
         .merge(sessions::router())
+        .merge(questions::router())
         .merge(run::router())
         .merge(recordings::router())
         .merge(audit::router())

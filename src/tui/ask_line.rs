@@ -1,0 +1,251 @@
+//! The one-line question over an attached session (SSH `attach` and the TUI's attach):
+//! while the session's proxy waits for its owner's answer (`[network] unknown = "ask"`),
+//! the terminal's last row shows the question, and `o`, `s` or `d` answer it; once it is
+//! gone (answered here or elsewhere, or the wait ran out) the row is drawn again from the
+//! session's screen.
+//!
+//! It disturbs the screen no more than it must: only the last row, drawn only where the
+//! output sent so far ends between escape sequences, and without DECSC/DECRC (the program
+//! may hold a saved cursor of its own): the cursor and the drawing attributes are put back
+//! from the session's screen, which matches what the client has, because the overlay is
+//! made under the same lock as the drain ([`Session::drain_with`]).
+
+use std::time::{Duration, Instant};
+
+use crate::sessions::{Session, Viewer};
+use sandbox::egress::Answer;
+
+/// Keys typed this soon after the question appears are not taken as an answer: they were
+/// typed for the program, before its owner could read the question.
+const GUARD: Duration = Duration::from_millis(600);
+
+/// What a key does while the question line is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// No question shown: the bytes go to the session.
+    Pass,
+    /// Held back: the question is shown, and this is not an answer.
+    Held,
+    /// The owner answered question `ask`.
+    Answer(u64, Answer),
+}
+
+/// The question line of one attached viewer.
+pub struct AskLine {
+    /// The question on screen and when it appeared.
+    shown: Option<(u64, Instant)>,
+    /// Where the output sent so far leaves the client's parser.
+    state: Parse,
+    /// Whether this viewer is the session's owner, typing: only they are asked.
+    asks: bool,
+}
+
+impl AskLine {
+    pub fn new(s: &Session, viewer: &Viewer) -> AskLine {
+        AskLine {
+            shown: None,
+            state: Parse::Ground,
+            asks: viewer.writer && viewer.user_id == s.owner_id,
+        }
+    }
+
+    /// The session's pending output for this viewer, and after it the question line drawn,
+    /// redrawn (the output may have written over it) or taken away.
+    pub fn drain(&mut self, s: &Session, viewer: &Viewer) -> Vec<u8> {
+        if !self.asks || (self.shown.is_none() && s.egress.questions().is_empty()) {
+            let out = viewer.drain();
+            if self.asks {
+                self.state = self.state.after(&out);
+            }
+            return out;
+        }
+        s.drain_with(viewer, |screen, out| {
+            self.state = self.state.after(out);
+            if self.state != Parse::Ground {
+                // Inside an escape sequence: drawn after a later drain.
+                return Vec::new();
+            }
+            let question = s.egress.questions().into_iter().next();
+            match (question, self.shown) {
+                (Some(q), shown) => {
+                    if shown.map(|(a, _)| a) != Some(q.ask) {
+                        self.shown = Some((q.ask, Instant::now()));
+                    } else if out.is_empty() {
+                        return Vec::new();
+                    }
+                    // The keys first: on a narrow terminal the host's name is what is cut.
+                    let text = format!(
+                        " cordon: o allow once, s allow for the session, d deny: session {} asks to connect to {}:{} ({} s left) ",
+                        s.id,
+                        q.host,
+                        q.port,
+                        q.seconds_left()
+                    );
+                    overlay(screen, Some(&text))
+                }
+                (None, Some(_)) => {
+                    self.shown = None;
+                    overlay(screen, None)
+                }
+                (None, None) => Vec::new(),
+            }
+        })
+    }
+
+    /// What typed bytes do while the question line may be up.
+    pub fn key(&mut self, bytes: &[u8]) -> KeyOutcome {
+        let Some((ask, since)) = self.shown else {
+            return KeyOutcome::Pass;
+        };
+        if since.elapsed() < GUARD {
+            return KeyOutcome::Held;
+        }
+        let answer = bytes.iter().rev().find_map(|b| match b {
+            b'o' | b'O' => Some(Answer::Once),
+            b's' | b'S' => Some(Answer::Session),
+            b'd' | b'D' => Some(Answer::Deny),
+            _ => None,
+        });
+        match answer {
+            Some(a) => KeyOutcome::Answer(ask, a),
+            None => KeyOutcome::Held,
+        }
+    }
+}
+
+/// Bytes that draw `text` (reversed, cut to the width) on the screen's last row, or draw
+/// that row again from the screen, then put back the cursor and the drawing attributes.
+fn overlay(screen: &vt100::Screen, text: Option<&str>) -> Vec<u8> {
+    let (rows, cols) = screen.size();
+    let (rows, cols) = (rows.get(), cols.get());
+    let mut out = format!("\x1b[{rows};1H\x1b[0m").into_bytes();
+    match text {
+        Some(t) => {
+            // One column short of the edge: a character in the last column would leave the
+            // terminal waiting to wrap.
+            let width = usize::from(cols.saturating_sub(1));
+            let t = crate::text::printable(t);
+            let mut line: String = t.chars().take(width).collect();
+            let len = line.chars().count();
+            line.extend(std::iter::repeat_n(' ', width - len));
+            out.extend_from_slice(b"\x1b[7m");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\x1b[0m");
+        }
+        None => {
+            out.extend_from_slice(b"\x1b[2K");
+            if let Some(row) = screen.rows_formatted(0, cols).nth(usize::from(rows - 1)) {
+                out.extend_from_slice(row.as_bytes());
+            }
+            out.extend_from_slice(b"\x1b[0m");
+        }
+    }
+    out.extend_from_slice(screen.attributes_formatted().as_bytes());
+    out.extend_from_slice(screen.cursor_state_formatted().as_bytes());
+    out
+}
+
+/// Where a terminal's parser is after some output: between sequences (`Ground`) or in the
+/// middle of one (an escape, a CSI, an OSC/DCS string, a UTF-8 character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parse {
+    Ground,
+    Escape,
+    Csi,
+    /// OSC, DCS, SOS, PM, APC: ended by BEL or ESC \.
+    String,
+    StringEscape,
+    /// Continuation bytes still due.
+    Utf8(u8),
+}
+
+impl Parse {
+    fn after(mut self, bytes: &[u8]) -> Parse {
+        for &b in bytes {
+            self = match (self, b) {
+                (Parse::String, 0x07) => Parse::Ground,
+                (Parse::String, 0x1b) => Parse::StringEscape,
+                (Parse::String, _) => Parse::String,
+                (Parse::StringEscape, b'\\') => Parse::Ground,
+                (Parse::StringEscape, _) => Parse::String,
+                (_, 0x18 | 0x1a) => Parse::Ground,
+                (_, 0x1b) => Parse::Escape,
+                (Parse::Escape, b'[') => Parse::Csi,
+                (Parse::Escape, b']' | b'P' | b'X' | b'^' | b'_') => Parse::String,
+                // Intermediates (ESC ( B, ESC # 8) wait for their final byte.
+                (Parse::Escape, 0x20..=0x2f) => Parse::Escape,
+                (Parse::Escape, _) => Parse::Ground,
+                (Parse::Csi, 0x40..=0x7e) => Parse::Ground,
+                (Parse::Csi, _) => Parse::Csi,
+                (Parse::Utf8(n), 0x80..=0xbf) if n > 1 => Parse::Utf8(n - 1),
+                (Parse::Utf8(_), 0x80..=0xbf) => Parse::Ground,
+                (_, 0xc0..=0xdf) => Parse::Utf8(1),
+                (_, 0xe0..=0xef) => Parse::Utf8(2),
+                (_, 0xf0..=0xf7) => Parse::Utf8(3),
+                _ => Parse::Ground,
+            };
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_state_knows_when_output_stops_inside_a_sequence() {
+        let g = Parse::Ground;
+        assert_eq!(g.after(b"plain text\r\n"), Parse::Ground);
+        assert_eq!(g.after(b"\x1b[1;3"), Parse::Csi);
+        assert_eq!(g.after(b"\x1b[1;31mred"), Parse::Ground);
+        assert_eq!(g.after(b"\x1b]0;title"), Parse::String);
+        assert_eq!(g.after(b"\x1b]0;title\x07"), Parse::Ground);
+        assert_eq!(g.after(b"\x1b]52;c;QQ==\x1b\\"), Parse::Ground);
+        assert_eq!(g.after(b"\x1b("), Parse::Escape);
+        assert_eq!(g.after(b"\x1b(B"), Parse::Ground);
+        assert_eq!(g.after("é".as_bytes()), Parse::Ground);
+        assert_eq!(g.after(&"€".as_bytes()[..2]), Parse::Utf8(1));
+        assert_eq!(
+            g.after(b"\x1b[1;3").after(b"1m"),
+            Parse::Ground,
+            "across drains"
+        );
+    }
+
+    #[test]
+    fn the_overlay_draws_the_last_row_and_puts_the_cursor_and_colours_back() {
+        let mut p = vt100::Parser::new(
+            std::num::NonZeroU16::new(5).unwrap(),
+            std::num::NonZeroU16::new(30).unwrap(),
+            0,
+        );
+        p.process(b"line one\r\n\x1b[5;1Hbottom row\x1b[2;4H\x1b[32m");
+        let before = p.screen().clone();
+        let drawn = overlay(p.screen(), Some("cordon: a question \x1b]52;c;x\x07 here"));
+        let mut client = vt100::Parser::new(
+            std::num::NonZeroU16::new(5).unwrap(),
+            std::num::NonZeroU16::new(30).unwrap(),
+            0,
+        );
+        client.process(p.screen().state_formatted().as_bytes());
+        client.process(&drawn);
+        let s = client.screen();
+        let last = s.rows(0, 30).nth(4).unwrap();
+        assert!(last.starts_with("cordon: a question"), "{last:?}");
+        assert!(
+            !last.contains('\x1b'),
+            "the question's text is escaped: {last:?}"
+        );
+        assert!(s.cell(4, 0).unwrap().inverse());
+        assert_eq!(s.cursor_position(), before.cursor_position(), "cursor back");
+        assert_eq!(s.fgcolor(), vt100::Color::Idx(2), "attributes back");
+        assert_eq!(s.rows(0, 30).next().unwrap(), "line one");
+        // Taken away: the row is the session's again.
+        client.process(&overlay(p.screen(), None));
+        let s = client.screen();
+        assert_eq!(s.rows(0, 30).nth(4).unwrap(), "bottom row");
+        assert!(!s.cell(4, 0).unwrap().inverse());
+        assert_eq!(s.cursor_position(), before.cursor_position());
+    }
+}
