@@ -407,6 +407,9 @@ enum ProfileAction {
     },
     /// List the profiles visible in the search order, and where each comes from.
     List,
+    /// List the named domain sets a profile in network mode "proxy" can include
+    /// (`[network] include = ["npm"]`), with each host and why it is there.
+    Sets,
 }
 
 /// The running account's cordon home (`<home_root>/<account>`), where `cordon sandbox` puts
@@ -667,6 +670,9 @@ fn main() {
         Some(Command::Profile {
             action: ProfileAction::List,
         }) => cli::sandbox::profile_list(),
+        Some(Command::Profile {
+            action: ProfileAction::Sets,
+        }) => cli::sandbox::profile_sets(),
         Some(Command::Doctor { json }) => cli::sandbox::doctor(json, &dir, config),
         None => tui::embedded(dir.clone(), config),
     };

@@ -97,11 +97,14 @@ fn profile_check_shows_the_rules_and_warns_about_modes_that_do_not_name_hosts() 
     let mut c = env.cordon();
     c.args(["profile", "check", &proxy]);
     let out = output(&mut c);
-    assert!(
-        out.stdout
-            .contains("network   proxy: allow [allowed.test:*, echo.test:*], deny [denied.test]"),
-        "{out:?}"
-    );
+    for line in [
+        "network   proxy: a network of its own with only loopback; the proxies reach these hosts",
+        "allow     allowed.test:*  (every port)",
+        "allow     echo.test:*  (every port)",
+        "deny      denied.test  (every port)",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == line), "{line:?}: {out:?}");
+    }
     assert!(!out.stdout.contains("warning"), "{out:?}");
     let host = env.profile(
         "hostnet",
@@ -184,9 +187,10 @@ fn run_with_events(
         .open(events.path())
         .unwrap();
     let mut c = env.cordon();
+    // registry.npmjs.org too: a test that includes the npm set must never reach the real one.
     c.env(
         "CORDON_EGRESS_RESOLVE",
-        "allowed.test=127.0.0.1,denied.test=127.0.0.1,echo.test=127.0.0.1",
+        "allowed.test=127.0.0.1,denied.test=127.0.0.1,echo.test=127.0.0.1,registry.npmjs.org=127.0.0.1",
     )
     .args([
         "sandbox",
@@ -314,6 +318,49 @@ fn a_denied_name_an_unlisted_name_and_an_ip_literal_are_refused_each_with_its_re
 }
 
 #[test]
+fn a_host_an_included_set_brings_is_allowed_naming_the_set_and_a_deny_still_wins_over_one() {
+    let env = Env::new(CORDON);
+    let profile = env.profile(
+        "with-sets",
+        "extends = \"default\"\n[exec]\nallow = [\"curl\"]\n[network]\nmode = \"proxy\"\ninclude = [\"npm\"]\ndeny = [\"registry.yarnpkg.com\"]\n",
+    );
+    // registry.npmjs.org is pinned to the host's loopback (run_with_events): whether
+    // anything answers there does not matter, only the verdict.
+    let script = "curl -sS -m 10 https://registry.npmjs.org/; curl -sS -m 10 https://registry.yarnpkg.com/; echo done";
+    let (out, events) = run_with_events(&env, &profile, &["sh", "-c", script]);
+    assert!(out.stdout.contains("done"), "{out:?}");
+    let verdicts: Vec<(&str, &str, &str, bool)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["host"].as_str().unwrap_or_default(),
+                e["verdict"].as_str().unwrap_or_default(),
+                e["rule"].as_str().unwrap_or_default(),
+                e["allowed"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (
+                "registry.npmjs.org",
+                "allow registry.npmjs.org from set npm",
+                "registry.npmjs.org",
+                true
+            ),
+            (
+                "registry.yarnpkg.com",
+                "deny registry.yarnpkg.com",
+                "registry.yarnpkg.com",
+                false
+            ),
+        ],
+        "{out:?}"
+    );
+}
+
+#[test]
 fn an_allowed_connect_tunnel_carries_bytes_both_ways() {
     let env = Env::new(CORDON);
     let port = echo_server();
@@ -364,9 +411,10 @@ fn claude_version_runs_under_the_claude_profile_which_is_in_proxy_mode() {
     c.args(["profile", "check", "claude"]);
     let check = output(&mut c);
     assert!(
-        check
-            .stdout
-            .contains("network   proxy: allow [api.anthropic.com"),
+        check.stdout.contains("network   proxy")
+            && check
+                .stdout
+                .contains("allow     api.anthropic.com  (port 443)"),
         "{check:?}"
     );
     let out = env.sandbox(

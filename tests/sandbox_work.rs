@@ -190,6 +190,10 @@ fn profile_check_prints_the_effective_rules_and_json() {
             .is_some_and(|a| a.iter().any(|r| r == "api.anthropic.com")),
         "{v}"
     );
+    assert_eq!(
+        v["network"]["egress"]["from_set"]["registry.npmjs.org"], "npm",
+        "{v}"
+    );
 
     let bad = env.profile("bad", "[network]\nmode = \"some\"\n");
     let mut c = env.cordon();
@@ -212,7 +216,7 @@ fn explain_and_doctor_speak_plainly() {
         "It can WRITE",
         "It can RUN only",
         "A network of its own with only loopback",
-        "allow api.anthropic.com",
+        "allow     api.anthropic.com  (port 443)",
         "On this machine",
     ] {
         assert!(
@@ -232,6 +236,62 @@ fn explain_and_doctor_speak_plainly() {
             out.stdout
         );
     }
+}
+
+#[test]
+fn claude_reaches_the_package_registries_through_named_sets_that_profile_sets_lists() {
+    let env = Env::new(CORDON);
+    let mut c = env.cordon();
+    c.args(["profile", "explain", "claude", "--workspace"])
+        .arg(env.ws());
+    let out = output(&mut c);
+    assert_eq!(out.code, 0, "{out:?}");
+    for line in [
+        "allow     api.anthropic.com  (port 443)",
+        "allow     registry.npmjs.org  (port 443, from set npm)",
+        "allow     pypi.org  (port 443, from set pypi)",
+        "allow     files.pythonhosted.org  (port 443, from set pypi)",
+        "allow     index.crates.io  (port 443, from set crates)",
+        "allow     static.crates.io  (port 443, from set crates)",
+        "from [network] include (npm, pypi, crates)",
+        "`cordon profile sets`",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "missing {line:?}:\n{}",
+            out.stdout
+        );
+    }
+    let mut c = env.cordon();
+    c.args(["profile", "check", "claude", "--workspace"])
+        .arg(env.ws());
+    let out = output(&mut c);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "allow     static.crates.io  (port 443, from set crates)"),
+        "{out:?}"
+    );
+
+    let mut c = env.cordon();
+    c.args(["profile", "sets"]);
+    let out = output(&mut c);
+    assert_eq!(out.code, 0, "{out:?}");
+    for set in ["npm: ", "pypi: ", "crates: ", "github: "] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(set)),
+            "missing {set:?}:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("files.pythonhosted.org ")),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

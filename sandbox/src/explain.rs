@@ -178,12 +178,16 @@ pub fn rules(p: &Policy) -> String {
             "network   none (private namespace, loopback only, no TCP)"
         ),
         NetMode::Host => writeln!(o, "network   host (unrestricted)"),
-        NetMode::Proxy => writeln!(
-            o,
-            "network   proxy: allow [{}], deny [{}]",
-            rule_list(&p.network.egress.allow),
-            rule_list(&p.network.egress.deny)
-        ),
+        NetMode::Proxy => {
+            let _ = writeln!(
+                o,
+                "network   proxy: a network of its own with only loopback; the proxies reach these hosts"
+            );
+            for line in rule_lines(&p.network.egress, p.network.unknown) {
+                let _ = writeln!(o, "{line}");
+            }
+            Ok(())
+        }
         NetMode::Ports => writeln!(
             o,
             "network   tcp connect [{}], tcp bind [{}], udp {}",
@@ -340,16 +344,18 @@ pub fn explain(p: &Policy, f: &Features) -> String {
         NetMode::Host => writeln!(o, "  unrestricted: it can reach anything the host can."),
         NetMode::Proxy => {
             let mut s = String::from("  A network of its own with only loopback. HTTP and SOCKS5 proxies inside reach, by name:");
-            if p.network.egress.allow.is_empty() {
-                s += "\n    nothing (no allow rule)";
+            for line in rule_lines(&p.network.egress, p.network.unknown) {
+                s += &format!("\n    {line}");
             }
-            for r in &p.network.egress.allow {
-                s += &format!("\n    allow {r}");
+            s += "\n  Programs that ignore HTTP_PROXY and ALL_PROXY reach nothing.";
+            let sets = p.network.egress.sets();
+            if !sets.is_empty() {
+                s += &format!(
+                    "\n  Hosts \"from set\" come from [network] include ({}).",
+                    sets.join(", ")
+                );
             }
-            for r in &p.network.egress.deny {
-                s += &format!("\n    deny  {r}");
-            }
-            s += "\n  A rule without a port means 443. Programs that ignore HTTP_PROXY and ALL_PROXY reach nothing.";
+            s += "\n  `cordon profile sets` lists the named domain sets a profile can include, and why each host is in one.";
             writeln!(o, "{s}")
         }
         NetMode::Ports => {
@@ -486,12 +492,63 @@ fn unknown_words(p: &Policy) -> String {
     }
 }
 
-fn rule_list(rules: &[crate::egress::Rule]) -> String {
-    rules
+/// One line per egress rule, allow rules first: `allow     registry.npmjs.org  (port 443,
+/// from set npm)`, the rule as written, the ports it covers, and the set it came from.
+fn rule_lines(rules: &crate::egress::Rules, unknown: crate::profile::Unknown) -> Vec<String> {
+    use crate::egress::List;
+    let line = |word: &str, r: &crate::egress::Rule, list: List| {
+        let from = r
+            .set()
+            .map(|s| format!(", from set {s}"))
+            .unwrap_or_default();
+        format!("{word:<10}{r}  ({}{from})", r.ports(list))
+    };
+    let mut out: Vec<String> = rules
+        .allow
         .iter()
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|r| line("allow", r, List::Allow))
+        .collect();
+    if out.is_empty() {
+        out.push(format!(
+            "{:<10}nothing (no allow rule: every destination is {})",
+            "allow",
+            match unknown {
+                crate::profile::Unknown::Deny => "refused",
+                crate::profile::Unknown::Ask => "asked about",
+            }
+        ));
+    }
+    out.extend(rules.deny.iter().map(|r| line("deny", r, List::Deny)));
+    out
+}
+
+/// The named domain sets (`cordon profile sets`): each set, what it is for, and each host
+/// with the reason it is there.
+pub fn domain_sets() -> String {
+    use crate::egress::sets::SETS;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Named domain sets, for [network] include = [\"npm\", ...] in network mode \"proxy\"."
+    );
+    let _ = writeln!(
+        o,
+        "Each host is allowed on port 443 only; a [network] deny rule still wins over it.\n"
+    );
+    let width = SETS
+        .iter()
+        .flat_map(|s| s.hosts)
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(0);
+    for set in SETS {
+        let _ = writeln!(o, "{}: {}", set.name, set.purpose);
+        for h in set.hosts {
+            let _ = writeln!(o, "  {:<width$}  {}", h.name, h.why);
+        }
+        let _ = writeln!(o);
+    }
+    o
 }
 
 /// What `p` asks for that this machine cannot give; each item says what cordon does then.
@@ -643,4 +700,93 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Request;
+    use crate::profile::Search;
+    use std::path::PathBuf;
+
+    /// The policy of the profile written as `text`, resolved for inspection.
+    fn policy(text: &str) -> Policy {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("px.toml");
+        std::fs::write(&path, text).unwrap();
+        let profile = Search::shipped_only().load(path.to_str().unwrap()).unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let req = Request {
+            workspace: Some(ws.path().to_path_buf()),
+            command: vec!["sh".into()],
+            home: Some(PathBuf::from("/root")),
+            inspect: true,
+            ..Request::default()
+        };
+        Policy::resolve(&profile, &req).unwrap()
+    }
+
+    const PROXY: &str = "extends = \"default\"\n[network]\nmode = \"proxy\"\nallow = [\"a.test:*\", \"b.test:8080\"]\ndeny = [\"registry.yarnpkg.com\"]\ninclude = [\"npm\"]\n";
+
+    #[test]
+    fn check_lists_each_egress_rule_with_its_ports_and_the_set_it_came_from() {
+        let text = rules(&policy(PROXY));
+        for line in [
+            "allow     a.test:*  (every port)",
+            "allow     b.test:8080  (port 8080)",
+            "allow     registry.npmjs.org  (port 443, from set npm)",
+            "allow     registry.yarnpkg.com  (port 443, from set npm)",
+            "deny      registry.yarnpkg.com  (every port)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+        }
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert!(
+            at("network   proxy") < at("allow     a.test") && at("allow     a.test") < at("deny "),
+            "the network line, then allow rules, then deny rules:\n{text}"
+        );
+    }
+
+    #[test]
+    fn explain_lists_each_egress_rule_names_the_sets_and_says_where_to_read_them() {
+        let f = Features::detect();
+        let text = explain(&policy(PROXY), &f);
+        for phrase in [
+            "    allow     registry.npmjs.org  (port 443, from set npm)",
+            "    deny      registry.yarnpkg.com  (every port)",
+            "from [network] include (npm)",
+            "`cordon profile sets`",
+        ] {
+            assert!(text.contains(phrase), "missing {phrase:?}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_proxy_without_allow_rules_says_that_nothing_is_reached() {
+        let text = rules(&policy(
+            "extends = \"default\"\n[network]\nmode = \"proxy\"\ndeny = [\"x.test\"]\n",
+        ));
+        assert!(text.contains("allow     nothing"), "{text}");
+        assert!(text.contains("deny      x.test  (every port)"), "{text}");
+    }
+
+    #[test]
+    fn the_sets_listing_names_every_set_and_every_host_with_its_reason() {
+        let text = domain_sets();
+        for set in crate::egress::sets::SETS {
+            assert!(
+                text.contains(&format!("{}: {}", set.name, set.purpose)),
+                "{text}"
+            );
+            for h in set.hosts {
+                assert!(
+                    text.lines()
+                        .any(|l| l.trim_start().starts_with(h.name) && l.ends_with(h.why)),
+                    "{} with its reason:\n{text}",
+                    h.name
+                );
+            }
+        }
+        assert!(text.contains("port 443 only"), "{text}");
+    }
 }

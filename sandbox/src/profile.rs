@@ -73,6 +73,9 @@ struct NetSection {
     deny: Vec<String>,
     unknown: Option<Unknown>,
     ask_wait: Option<u64>,
+    /// Named domain sets ([`crate::egress::sets`]) whose hosts are allowed too.
+    #[serde(default)]
+    include: Vec<String>,
 }
 
 /// What the proxy does with a destination no rule names (`[network] unknown`).
@@ -151,7 +154,8 @@ pub struct NetworkRules {
     pub bind: Vec<u16>,
     /// UDP sockets allowed (mode ports).
     pub udp: bool,
-    /// The hosts the proxy may reach, and those it may not (mode proxy).
+    /// The hosts the proxy may reach, and those it may not (mode proxy); the hosts of the
+    /// sets in `include` are among the allow rules, each naming its set.
     pub egress: crate::egress::Rules,
     /// What happens to a destination no rule names (mode proxy).
     pub unknown: Unknown,
@@ -335,18 +339,18 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
         }
     }
     if let Some(net) = &file.network {
-        if net.mode != NetMode::Proxy && (!net.allow.is_empty() || !net.deny.is_empty()) {
-            return Err(at(
-                &[
-                    "network",
-                    if net.allow.is_empty() {
-                        "deny"
-                    } else {
-                        "allow"
-                    },
-                ],
-                "allow and deny apply only with mode = \"proxy\"".into(),
-            ));
+        let proxy_only = [
+            ("allow", net.allow.is_empty()),
+            ("deny", net.deny.is_empty()),
+            ("include", net.include.is_empty()),
+        ];
+        if net.mode != NetMode::Proxy {
+            if let Some((key, _)) = proxy_only.iter().find(|(_, empty)| !empty) {
+                return Err(at(
+                    &["network", key],
+                    "allow, deny and include apply only with mode = \"proxy\"".into(),
+                ));
+            }
         }
         if net.mode != NetMode::Proxy && (net.unknown.is_some() || net.ask_wait.is_some()) {
             return Err(at(
@@ -371,6 +375,19 @@ fn validate(origin: &str, text: &str, file: &ProfileFile) -> Result<(), ProfileE
         }
         if let Err((key, entry, e)) = crate::egress::Rules::parse(&net.allow, &net.deny) {
             return Err(at(&["network", key], format!("\"{entry}\" {e}")));
+        }
+        if let Some(name) = net
+            .include
+            .iter()
+            .find(|n| crate::egress::sets::find(n).is_none())
+        {
+            return Err(at(
+                &["network", "include"],
+                format!(
+                    "\"{name}\" is not a domain set: the sets are {} (`cordon profile sets` lists their hosts); list other hosts in allow",
+                    crate::egress::sets::names()
+                ),
+            ));
         }
         if net.mode != NetMode::Ports
             && (!net.connect.is_empty() || !net.bind.is_empty() || net.udp)
@@ -542,13 +559,23 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
         p.exec_home = f.exec.home.unwrap_or(p.exec_home);
         if let Some(n) = f.network {
+            // Validated already; a file that fails here never reaches the merge.
+            let mut egress = crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default();
+            for set in n
+                .include
+                .iter()
+                .filter_map(|name| crate::egress::sets::find(name))
+            {
+                egress.include(set);
+            }
+            // The whole table is replaced, `include` with `allow`: a child that writes its
+            // own [network] says everything it reaches, and never inherits a set unseen.
             p.network = NetworkRules {
                 mode: n.mode,
                 connect: n.connect,
                 bind: n.bind,
                 udp: n.udp,
-                // Validated already; a file that fails here never reaches the merge.
-                egress: crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default(),
+                egress,
                 unknown: n.unknown.unwrap_or_default(),
                 ask_wait: n.ask_wait.unwrap_or(ASK_WAIT_DEFAULT),
             };
@@ -938,6 +965,194 @@ mod tests {
         );
         assert_eq!(e.key.as_deref(), Some("network.allow"), "{e}");
         assert!(e.message.contains("mode = \"proxy\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_destinations_are_refused_unless_the_profile_asks_and_the_wait_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |name: &str, text: &str| {
+            let p = write(dir.path(), name, text);
+            Search::shipped_only().load(p.to_str().unwrap())
+        };
+        let net = load("plain", "[network]\nmode = \"proxy\"\n")
+            .unwrap()
+            .network;
+        assert_eq!(
+            (net.unknown, net.ask_wait),
+            (Unknown::Deny, ASK_WAIT_DEFAULT)
+        );
+        let net = load(
+            "asks",
+            "[network]\nmode = \"proxy\"\nunknown = \"ask\"\nask_wait = 20\n",
+        )
+        .unwrap()
+        .network;
+        assert_eq!((net.unknown, net.ask_wait), (Unknown::Ask, 20));
+        for (name, text, key) in [
+            (
+                "too-long",
+                "[network]\nmode = \"proxy\"\nunknown = \"ask\"\nask_wait = 601\n",
+                "network.ask_wait",
+            ),
+            (
+                "zero",
+                "[network]\nmode = \"proxy\"\nask_wait = 0\n",
+                "network.ask_wait",
+            ),
+            (
+                "not-proxy",
+                "[network]\nmode = \"none\"\nunknown = \"ask\"\n",
+                "network.unknown",
+            ),
+        ] {
+            let e = load(name, text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{name}: {e}");
+        }
+        let e = load(
+            "maybe",
+            "[network]\nmode = \"proxy\"\nunknown = \"maybe\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+
+    fn allowed(p: &Profile) -> Vec<(String, Option<&'static str>)> {
+        p.network
+            .egress
+            .allow
+            .iter()
+            .map(|r| (r.to_string(), r.set()))
+            .collect()
+    }
+
+    #[test]
+    fn include_adds_each_sets_hosts_after_the_profiles_own_allow_rules_naming_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "inc",
+            "[network]\nmode = \"proxy\"\nallow = [\"a.test\"]\ninclude = [\"pypi\", \"crates\", \"pypi\"]\n",
+        );
+        let p = Search::shipped_only().load(p.to_str().unwrap()).unwrap();
+        assert_eq!(
+            allowed(&p),
+            [
+                ("a.test".to_string(), None),
+                ("pypi.org".to_string(), Some("pypi")),
+                ("files.pythonhosted.org".to_string(), Some("pypi")),
+                ("index.crates.io".to_string(), Some("crates")),
+                ("static.crates.io".to_string(), Some("crates")),
+            ],
+            "a set named twice is included once"
+        );
+        assert_eq!(p.network.egress.sets(), ["pypi", "crates"]);
+    }
+
+    #[test]
+    fn include_travels_with_the_network_table_along_extends() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "parent",
+            "[network]\nmode = \"proxy\"\nallow = [\"a.test\"]\ninclude = [\"npm\"]\n",
+        );
+        write(
+            dir.path(),
+            "quiet",
+            "extends = \"parent\"\n[exec]\nallow = [\"sh\"]\n",
+        );
+        write(
+            dir.path(),
+            "own",
+            "extends = \"parent\"\n[network]\nmode = \"proxy\"\ninclude = [\"pypi\"]\n",
+        );
+        let s = Search {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        let sets = |n: &str| s.load(n).unwrap().network.egress.sets();
+        assert_eq!(
+            sets("quiet"),
+            ["npm"],
+            "a child without [network] keeps its parent's sets"
+        );
+        assert_eq!(
+            sets("own"),
+            ["pypi"],
+            "a child's own [network] replaces the table, include with allow, as docs/profiles.md says"
+        );
+        assert_eq!(
+            allowed(&s.load("own").unwrap()).len(),
+            2,
+            "no a.test either"
+        );
+    }
+
+    #[test]
+    fn an_unknown_set_is_refused_naming_the_key_the_name_and_the_sets_there_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "unknown",
+            "[network]\nmode = \"proxy\"\ninclude = [\"npm\", \"maven\"]\n",
+        );
+        let e = Search::shipped_only()
+            .load(p.to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("network.include")),
+            "{e}"
+        );
+        assert!(e.message.contains("\"maven\""), "{e}");
+        assert!(e.message.contains("npm, pypi, crates, github"), "{e}");
+        assert!(e.message.contains("cordon profile sets"), "{e}");
+    }
+
+    #[test]
+    fn include_needs_mode_proxy_as_allow_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in ["none", "host"] {
+            let p = write(
+                dir.path(),
+                mode,
+                &format!("[network]\nmode = \"{mode}\"\ninclude = [\"npm\"]\n"),
+            );
+            let e = Search::shipped_only()
+                .load(p.to_str().unwrap())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("network.include"), "{e}");
+            assert!(e.message.contains("mode = \"proxy\""), "{e}");
+        }
+    }
+
+    #[test]
+    fn claude_reaches_the_registries_through_sets_and_no_more_than_before_but_yarns_name() {
+        let claude = Search::shipped_only().load("claude").unwrap();
+        let own = [
+            "api.anthropic.com",
+            "claude.ai",
+            "platform.claude.com",
+            "console.anthropic.com",
+            "statsig.anthropic.com",
+            "sentry.io",
+            "raw.githubusercontent.com",
+        ];
+        let mut expected: Vec<(String, Option<&str>)> =
+            own.iter().map(|h| (h.to_string(), None)).collect();
+        for (host, set) in [
+            // The hosts claude listed by hand before, each on 443 ...
+            ("registry.npmjs.org", "npm"),
+            // ... and the one a set adds: yarn's name for the npm registry.
+            ("registry.yarnpkg.com", "npm"),
+            ("pypi.org", "pypi"),
+            ("files.pythonhosted.org", "pypi"),
+            ("index.crates.io", "crates"),
+            ("static.crates.io", "crates"),
+        ] {
+            expected.push((host.to_string(), Some(set)));
+        }
+        assert_eq!(allowed(&claude), expected);
+        assert!(claude.network.egress.deny.is_empty());
     }
 
     #[test]

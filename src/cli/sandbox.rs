@@ -300,6 +300,12 @@ pub fn profile_list() -> i32 {
     0
 }
 
+/// `cordon profile sets`.
+pub fn profile_sets() -> i32 {
+    print!("{}", explain::domain_sets());
+    0
+}
+
 /// `cordon doctor`: what the kernel can enforce, then the host's own state: anything in the
 /// data directory, the homes or the workspaces looser than it should be. Exits 1 when the
 /// host has a problem.

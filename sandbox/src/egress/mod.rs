@@ -2,7 +2,8 @@
 //! sits outside its network namespace.
 //!
 //! [`rules`] is the pure part: the profile's `[network] allow` and `deny` patterns and the
-//! verdict for one destination. It does no I/O and resolves no names. [`http`] and
+//! verdict for one destination. It does no I/O and resolves no names. [`sets`] holds the
+//! named domain sets a profile includes (`[network] include`) as data. [`http`] and
 //! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
 //! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves, in
 //! a process of its own ([`process`]); [`ask`] holds the questions of ask mode
@@ -15,9 +16,11 @@ pub mod process;
 pub mod proxy;
 pub mod resolve;
 pub mod rules;
+pub mod sets;
 pub mod socks;
 
-pub use rules::{Answer, Destination, Host, Rule, RuleError, Rules, Verdict};
+pub use rules::{Answer, Destination, Host, List, Rule, RuleError, Rules, Verdict};
+pub use sets::DomainSet;
 
 /// The HTTP proxy's address inside the session's namespace. Fixed: each session has a
 /// namespace of its own, so no two sessions compete for it.

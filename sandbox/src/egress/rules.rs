@@ -15,8 +15,13 @@
 //!   pattern covers an address, so a client cannot bypass the names by dialling the IP.
 //! - Names are lowercased and lose one trailing dot; non-ASCII names are refused (write
 //!   the `xn--` form), as are names over 253 bytes or with a label over 63.
+//! - An allow rule may come from a named domain set (`[network] include`, [`super::sets`])
+//!   rather than the profile's own list: it matches the same way, and remembers the set so
+//!   that every word about it (`profile check`, a verdict, the audit) can name it.
 
+use super::sets::DomainSet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -138,14 +143,26 @@ enum Pattern {
     Ip(IpAddr),
 }
 
-/// One allow or deny rule, normalized. Written and printed as `HOST[:PORT]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// Which list a rule is on: it decides what a rule without a port covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// `[network] allow` (and the sets `include` brings): no port means 443.
+    Allow,
+    /// `[network] deny`: no port means every port.
+    Deny,
+}
+
+/// One allow or deny rule, normalized. Written and printed as `HOST[:PORT]`; serialized
+/// the same way, without its set (a list of [`Rules`] keeps the sets beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct Rule {
     pattern: Pattern,
     /// `None`: the default for the rule's list (443 for allow, any for deny); `Some(None)`:
     /// any port (`:*`); `Some(Some(p))`: port p.
     port: Option<Option<u16>>,
+    /// The domain set it came from (`[network] include`); `None` when the profile wrote it.
+    set: Option<&'static str>,
 }
 
 impl Rule {
@@ -167,7 +184,33 @@ impl Rule {
         } else {
             Pattern::Exact(normalize_name(host)?)
         };
-        Ok(Rule { pattern, port })
+        Ok(Rule {
+            pattern,
+            port,
+            set: None,
+        })
+    }
+
+    /// The same rule, brought by the domain set `name`.
+    pub(super) fn in_set(self, name: &'static str) -> Rule {
+        Rule {
+            set: Some(name),
+            ..self
+        }
+    }
+
+    /// The domain set this rule came from, if a profile included it rather than wrote it.
+    pub fn set(&self) -> Option<&'static str> {
+        self.set
+    }
+
+    /// The ports the rule covers on `list`, in words: "port 443", "port 8080", "every port".
+    pub fn ports(&self, list: List) -> String {
+        match (self.port, list) {
+            (None, List::Allow) => "port 443".into(),
+            (None, List::Deny) | (Some(None), _) => "every port".into(),
+            (Some(Some(p)), _) => format!("port {p}"),
+        }
     }
 
     fn matches_host(&self, host: &Host) -> bool {
@@ -206,10 +249,12 @@ impl fmt::Display for Rule {
     }
 }
 
-impl TryFrom<String> for Rule {
-    type Error = RuleError;
-    fn try_from(s: String) -> Result<Rule, RuleError> {
-        Rule::parse(&s)
+// By hand rather than `try_from`: the derive would ask the input to outlive the set's
+// `&'static str`.
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+        let s = String::deserialize(d)?;
+        Rule::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,14 +265,63 @@ impl From<Rule> for String {
 }
 
 /// A profile's egress rules, both lists.
+///
+/// Serialized as `{"allow": [...], "deny": [...], "from_set": {"registry.npmjs.org": "npm"}}`:
+/// `allow` is every allowed rule as a string, whatever its origin, so that a reader of the
+/// JSON sees the whole list in one place; `from_set` (left out when empty) says which of
+/// them a set brought.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RulesJson", into = "RulesJson")]
 pub struct Rules {
-    /// Destinations allowed (unless denied).
-    #[serde(default)]
+    /// Destinations allowed (unless denied): the profile's own rules, then those of the
+    /// sets it includes.
     pub allow: Vec<Rule>,
     /// Destinations denied, whatever allows them.
-    #[serde(default)]
     pub deny: Vec<Rule>,
+}
+
+/// [`Rules`] as JSON.
+#[derive(Clone, Serialize, Deserialize)]
+struct RulesJson {
+    #[serde(default)]
+    allow: Vec<Rule>,
+    #[serde(default)]
+    deny: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    from_set: BTreeMap<String, String>,
+}
+
+impl From<Rules> for RulesJson {
+    fn from(r: Rules) -> RulesJson {
+        let from_set = r
+            .allow
+            .iter()
+            .filter_map(|a| Some((a.to_string(), a.set?.to_string())))
+            .collect();
+        RulesJson {
+            allow: r.allow,
+            deny: r.deny,
+            from_set,
+        }
+    }
+}
+
+impl From<RulesJson> for Rules {
+    fn from(j: RulesJson) -> Rules {
+        let mut allow = j.allow;
+        for a in &mut allow {
+            // Only a set cordon knows: the name is kept as the static one.
+            a.set = j
+                .from_set
+                .get(&a.to_string())
+                .and_then(|name| super::sets::find(name))
+                .map(|s| s.name);
+        }
+        Rules {
+            allow,
+            deny: j.deny,
+        }
+    }
 }
 
 /// The decision on one destination, and what made it.
@@ -302,7 +396,10 @@ impl Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Allowed(r) => write!(f, "allow {r}"),
+            Verdict::Allowed(r) => match r.set {
+                Some(set) => write!(f, "allow {r} from set {set}"),
+                None => write!(f, "allow {r}"),
+            },
             Verdict::Denied(r) => write!(f, "deny {r}"),
             Verdict::IpLiteral => write!(f, "an IP address that no rule names"),
             Verdict::NoRule => write!(f, "no rule names it"),
@@ -335,6 +432,32 @@ impl Rules {
             allow: list("allow", allow)?,
             deny: list("deny", deny)?,
         })
+    }
+
+    /// Adds the hosts of `set` as allow rules after those already here, each remembering
+    /// the set. A host already allowed by the very same rule is not repeated: the profile's
+    /// own rule is the one that decides, and words name it.
+    pub fn include(&mut self, set: &'static DomainSet) {
+        for rule in set.rules() {
+            if !self
+                .allow
+                .iter()
+                .any(|a| a.pattern == rule.pattern && a.port == rule.port)
+            {
+                self.allow.push(rule);
+            }
+        }
+    }
+
+    /// The sets whose hosts are among the allow rules, in the order they were included.
+    pub fn sets(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for set in self.allow.iter().filter_map(|a| a.set) {
+            if !out.contains(&set) {
+                out.push(set);
+            }
+        }
+        out
     }
 
     /// The verdict on `dest`: a matching deny rule, else a matching allow rule, else a
@@ -569,6 +692,90 @@ mod tests {
             r#"{"allow":["a.test","*.b.test:80","10.0.0.5:8080","[::1]:*"],"deny":["c.test"]}"#
         );
         assert_eq!(serde_json::from_str::<Rules>(&json).unwrap(), r);
+    }
+
+    fn npm() -> &'static DomainSet {
+        crate::egress::sets::find("npm").unwrap()
+    }
+
+    #[test]
+    fn an_included_set_allows_its_hosts_on_443_and_the_verdict_names_the_set() {
+        let mut r = rules(&["api.anthropic.com"], &[]);
+        r.include(npm());
+        assert_eq!(
+            verdict(&r, "registry.npmjs.org", 443),
+            "allow registry.npmjs.org from set npm"
+        );
+        assert_eq!(verdict(&r, "registry.npmjs.org", 80), "no rule names it");
+        assert_eq!(
+            verdict(&r, "api.anthropic.com", 443),
+            "allow api.anthropic.com"
+        );
+        let allowed = r.decide(&dest("registry.yarnpkg.com", 443));
+        assert_eq!(allowed.rule().and_then(Rule::set), Some("npm"));
+        assert_eq!(
+            allowed.rule().map(|x| x.to_string()),
+            Some("registry.yarnpkg.com".into()),
+            "the rule itself is written as the host"
+        );
+        assert_eq!(r.sets(), ["npm"]);
+    }
+
+    #[test]
+    fn a_deny_rule_wins_over_a_host_an_included_set_allows() {
+        let mut r = rules(&[], &["registry.yarnpkg.com"]);
+        r.include(npm());
+        assert_eq!(
+            verdict(&r, "registry.yarnpkg.com", 443),
+            "deny registry.yarnpkg.com"
+        );
+        assert!(r.decide(&dest("registry.npmjs.org", 443)).allowed());
+    }
+
+    #[test]
+    fn a_host_the_profile_already_allows_the_same_way_is_not_repeated_by_a_set() {
+        let mut r = rules(&["registry.npmjs.org", "registry.yarnpkg.com:*"], &[]);
+        r.include(npm());
+        r.include(npm());
+        let shown: Vec<(String, Option<&str>)> =
+            r.allow.iter().map(|a| (a.to_string(), a.set())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("registry.npmjs.org".to_string(), None),
+                ("registry.yarnpkg.com:*".to_string(), None),
+                ("registry.yarnpkg.com".to_string(), Some("npm")),
+            ]
+        );
+        assert_eq!(
+            verdict(&r, "registry.npmjs.org", 443),
+            "allow registry.npmjs.org",
+            "the profile's own rule decides"
+        );
+    }
+
+    #[test]
+    fn the_ports_a_rule_covers_depend_on_its_list_when_it_names_none() {
+        let port = |s: &str, list| Rule::parse(s).unwrap().ports(list);
+        assert_eq!(port("a.test", List::Allow), "port 443");
+        assert_eq!(port("a.test", List::Deny), "every port");
+        assert_eq!(port("a.test:*", List::Allow), "every port");
+        assert_eq!(port("a.test:8080", List::Deny), "port 8080");
+    }
+
+    #[test]
+    fn the_json_lists_every_allowed_rule_as_a_string_and_says_which_a_set_brought() {
+        let mut r = rules(&["a.test"], &["c.test"]);
+        r.include(npm());
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"allow":["a.test","registry.npmjs.org","registry.yarnpkg.com"],"deny":["c.test"],"from_set":{"registry.npmjs.org":"npm","registry.yarnpkg.com":"npm"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Rules>(&json).unwrap(), r);
+        let unknown = r#"{"allow":["a.test"],"from_set":{"a.test":"maven"}}"#;
+        let back = serde_json::from_str::<Rules>(unknown).unwrap();
+        assert_eq!(back.allow[0].set(), None, "only a set cordon knows");
     }
 
     #[test]
