@@ -107,6 +107,11 @@ enum Command {
         /// each (`{"ask": 1, "answer": "once"}`; once, session or deny).
         #[arg(long, value_name = "FD", requires = "events_fd")]
         answers_fd: Option<i32>,
+        /// Network mode "proxy": do not note refused connections on standard error (a host
+        /// does this for terminal sessions: the attempts are audited and on the recording's
+        /// timeline, and a note would draw over a full-screen program).
+        #[arg(long)]
+        no_egress_notes: bool,
         /// The command and its arguments. Default: the profile's command.
         #[arg(last = true)]
         command: Vec<String>,
@@ -603,6 +608,7 @@ fn main() {
             secrets_fd,
             events_fd,
             answers_fd,
+            no_egress_notes,
             command,
         }) => {
             let identity = uid.map(|uid| sandbox::Identity {
@@ -622,6 +628,7 @@ fn main() {
                 secrets_fd,
                 events_fd,
                 answers_fd,
+                egress_notes: !no_egress_notes,
                 cordon_home: cordon_home(&dir, config),
             };
             cli::sandbox::sandbox(&profile, options, command)

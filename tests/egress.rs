@@ -468,3 +468,50 @@ fn a_host_session_under_claude_audits_each_connection_attempt_with_its_session_a
     assert_eq!(e["verdict"], "no rule names it", "{line}");
     assert!(e["session"].as_u64().is_some(), "{line}");
 }
+
+#[test]
+fn an_unprivileged_account_gets_the_same_proxy_its_own_namespace_and_the_same_verdicts() {
+    // Run as `nobody`: the sandbox makes its namespaces as an unprivileged user, and the
+    // proxy runs as that user too.
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, home) = (dir.path().join("ws"), dir.path().join("home"));
+    for d in [dir.path(), &ws, &home] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let profile = dir.path().join("unpriv.toml");
+    std::fs::write(
+        &profile,
+        "extends = \"default\"\n[exec]\nallow = [\"curl\"]\n[network]\nmode = \"proxy\"\nallow = [\"allowed.test:*\"]\n",
+    )
+    .unwrap();
+    let port = http_server("reached unprivileged");
+    let script = format!(
+        "curl -sS -m 10 http://allowed.test:{port}/; echo; curl -sS -m 10 http://unlisted.test:{port}/; echo; curl -sS -m 5 http://127.0.0.1:{port}/ || echo direct refused"
+    );
+    let out = output(
+        std::process::Command::new(CORDON)
+            .args(["sandbox", "--profile"])
+            .arg(&profile)
+            .arg("--workspace")
+            .arg(&ws)
+            .args(["--", "sh", "-c", &script])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &home)
+            .env(
+                "CORDON_EGRESS_RESOLVE",
+                "allowed.test=127.0.0.1,unlisted.test=127.0.0.1",
+            )
+            .current_dir(&ws)
+            .uid(NOBODY)
+            .gid(NOBODY),
+    );
+    assert!(out.stdout.contains("reached unprivileged"), "{out:?}");
+    assert!(
+        out.stdout.contains("no rule names it") && out.stderr.contains("unlisted.test"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("direct refused"), "{out:?}");
+}

@@ -30,6 +30,8 @@ pub struct SandboxOptions {
     pub events_fd: Option<i32>,
     /// The descriptor the owner's answers to ask-mode questions come from (`--answers-fd`).
     pub answers_fd: Option<i32>,
+    /// Whether refused connections are noted on stderr (`--no-egress-notes` turns it off).
+    pub egress_notes: bool,
     /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
     /// profile that writes the home directory itself when no `--home` is given.
     pub cordon_home: Option<PathBuf>,
@@ -110,7 +112,8 @@ fn resolve(
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
 pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> i32 {
     let print_policy = options.print_policy;
-    let (events_fd, answers_fd) = (options.events_fd, options.answers_fd);
+    let (events_fd, answers_fd, notes) =
+        (options.events_fd, options.answers_fd, options.egress_notes);
     // Read (and closed) first: the descriptor must not outlive this step.
     let secrets = match options.secrets_fd.map(sandbox::secrets::read_fd) {
         None => None,
@@ -140,7 +143,7 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
         }
     }
     let given = secrets.unwrap_or_default();
-    let egress = match egress_options(events_fd, answers_fd) {
+    let egress = match egress_options(events_fd, answers_fd, notes) {
         Ok(e) => e,
         Err(message) => {
             eprintln!("cordon: {message}");
@@ -167,6 +170,7 @@ pub fn sandbox(profile: &str, options: SandboxOptions, command: Vec<String>) -> 
 fn egress_options(
     events_fd: Option<i32>,
     answers_fd: Option<i32>,
+    notes: bool,
 ) -> Result<sandbox::EgressOptions, String> {
     let resolver = match std::env::var("CORDON_EGRESS_RESOLVE") {
         Ok(spec) => {
@@ -184,7 +188,7 @@ fn egress_options(
         resolver,
         events,
         answers,
-        notes: true,
+        notes,
         ..Default::default()
     })
 }

@@ -69,12 +69,18 @@ const ANSWERS_FD: i32 = 5;
 pub struct EgressPipes {
     pub events: OwnedFd,
     pub answers: Option<OwnedFd>,
+    /// Whether refusals are also noted on the command's stderr: not for a terminal session
+    /// (a line would draw over a full-screen program; the audit and the timeline have
+    /// them), yes for a run (its caller reads stderr).
+    pub notes: bool,
 }
 
 impl EgressPipes {
     /// New pipes; returns the host's ends (events to read, answers to write) and the
     /// sandbox's.
     pub fn new(with_answers: bool) -> std::io::Result<((File, Option<File>), EgressPipes)> {
+        // A session has an owner to ask and a terminal; a run has neither.
+        let notes = !with_answers;
         let (events_read, events_write) = pipe()?;
         let (ours, theirs) = if with_answers {
             let (r, w) = pipe()?;
@@ -87,6 +93,7 @@ impl EgressPipes {
             EgressPipes {
                 events: events_write,
                 answers: theirs,
+                notes,
             },
         ))
     }
@@ -557,7 +564,12 @@ impl Hub {
         let secrets = c.secrets.memfd()?;
         cmd.arg("--secrets-fd").arg(SECRETS_FD.to_string());
         let (events, answers) = match egress {
-            Some(p) => (Some(p.events), p.answers),
+            Some(p) => {
+                if !p.notes {
+                    cmd.arg("--no-egress-notes");
+                }
+                (Some(p.events), p.answers)
+            }
             None => (None, None),
         };
         if events.is_some() {
