@@ -55,12 +55,12 @@ impl AskLine {
         if !self.asks || (self.shown.is_none() && s.egress.questions().is_empty()) {
             let out = viewer.drain();
             if self.asks {
-                self.state = self.state.after(&out);
+                self.state = self.state.after_tail(&out);
             }
             return out;
         }
         s.drain_with(viewer, |screen, out| {
-            self.state = self.state.after(out);
+            self.state = self.state.after_tail(out);
             if self.state != Parse::Ground {
                 // Inside an escape sequence: drawn after a later drain.
                 return Vec::new();
@@ -160,6 +160,21 @@ enum Parse {
 }
 
 impl Parse {
+    /// [`Parse::after`], reading only the end of `bytes` when it can: from `Ground`, what
+    /// comes before the last ESC (or before the last few bytes, for a UTF-8 character)
+    /// cannot leave a sequence open. This runs on every drain of the owner's viewer, so it
+    /// must not walk the whole output.
+    fn after_tail(self, bytes: &[u8]) -> Parse {
+        if self != Parse::Ground {
+            return self.after(bytes);
+        }
+        let from = bytes
+            .iter()
+            .rposition(|&b| b == 0x1b)
+            .unwrap_or(bytes.len().saturating_sub(4));
+        Parse::Ground.after(&bytes[from..])
+    }
+
     fn after(mut self, bytes: &[u8]) -> Parse {
         for &b in bytes {
             self = match (self, b) {
