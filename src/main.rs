@@ -343,11 +343,21 @@ enum RecAction {
     /// Find text that appeared on screen, across recordings: recording, time and line.
     Search {
         pattern: String,
+        /// Search the command lines of the programs sessions started, not their screens.
+        #[arg(long)]
+        exec: bool,
         #[arg(long)]
         user: Option<String>,
         /// Only recordings started since: a duration (2h, 7d) or a date.
         #[arg(long)]
         since: Option<String>,
+    },
+    /// What the session did: the programs it started (with their arguments, directory and
+    /// verdict) and their exits, its connections and its markers, in order.
+    Events {
+        id: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Put a recording under legal hold: it is never purged.
     Hold { id: String },
@@ -559,11 +569,13 @@ fn main() {
             RecAction::Screen { id, at } => admin(&|a| cli::recordings::screen(a, &id, at)),
             RecAction::Search {
                 pattern,
+                exec,
                 user,
                 since,
-            } => {
-                admin(&|a| cli::recordings::search(a, &pattern, user.as_deref(), since.as_deref()))
-            }
+            } => admin(&|a| {
+                cli::recordings::search(a, &pattern, exec, user.as_deref(), since.as_deref())
+            }),
+            RecAction::Events { id, json } => admin(&|a| cli::recordings::events(a, &id, json)),
             RecAction::Hold { id } => admin(&|a| cli::recordings::hold(a, &id, true)),
             RecAction::Release { id } => admin(&|a| cli::recordings::hold(a, &id, false)),
             RecAction::Verify { id, all } => {

@@ -455,3 +455,20 @@ fn a_missing_home_grant_is_created_for_the_identity() {
         assert_eq!(m.uid(), UID, "{p} belongs to the identity");
     }
 }
+
+#[test]
+fn the_command_starts_with_sigpipe_at_its_default_so_a_pipeline_ends_when_its_reader_does() {
+    let env = Env::new(CORDON);
+    // cordon (a Rust program) ignores SIGPIPE itself; an ignored signal survives execve.
+    let out = env.sh("default", "grep SigIgn /proc/self/status");
+    let mask = out
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{out:?}");
+    // The pipeline that would loop forever with SIGPIPE ignored ends.
+    let out = env.sh("default", "while :; do echo line; done | head -n 3 | wc -l");
+    assert_eq!((out.code, out.stdout.trim()), (0, "3"), "{out:?}");
+}

@@ -12,6 +12,7 @@ pub mod binfmt;
 pub mod caps;
 pub mod egress;
 pub mod error;
+pub mod exec_events;
 pub mod explain;
 pub mod features;
 pub mod identity;

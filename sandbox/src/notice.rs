@@ -94,6 +94,16 @@ pub struct Watch {
     pub listener: OwnedFd,
     /// The policy the sandbox enforces.
     pub policy: Policy,
+    /// Where exec and exit events go ([`crate::exec_events`]), when the host asked for them.
+    pub events: Option<std::fs::File>,
+}
+
+/// What the watch read about one exec.
+struct Looked {
+    /// The path as passed.
+    shown: String,
+    /// The file it names, resolved; none when it does not exist.
+    canonical: Option<PathBuf>,
 }
 
 impl Watch {
@@ -106,9 +116,10 @@ impl Watch {
             .map(drop)
     }
 
-    /// Answers every exec with "continue", forever: an exec left unanswered would hang its
-    /// caller. Prints the notice for the first refused one.
-    fn serve(self) {
+    /// Answers every exec (and exit) with "continue", forever: a call left unanswered would
+    /// hang its caller. Prints the notice for the first refused exec; records each exec and
+    /// exit when the host asked for events.
+    fn serve(mut self) {
         let fd = self.listener.as_raw_fd();
         let mut noticed = false;
         loop {
@@ -122,15 +133,36 @@ impl Watch {
                 }
                 continue;
             }
-            if !noticed {
-                if let Some(text) = self.look(fd, &req) {
-                    noticed = true;
-                    let end = if unsafe { libc::isatty(2) } == 1 {
-                        "\r\n"
-                    } else {
-                        "\n"
-                    };
-                    let _ = std::io::stderr().write_all(format!("{text}{end}").as_bytes());
+            if req.data.nr == libc::SYS_exit_group as i32 {
+                let status = req.data.args[0] as i32;
+                self.emit(&crate::exec_events::exit_line(&crate::exec_events::Exit {
+                    event: "exit",
+                    time_ms: crate::exec_events::now_ms(),
+                    pid: req.pid,
+                    status,
+                }));
+            } else if !noticed || self.events.is_some() {
+                let time_ms = crate::exec_events::now_ms();
+                if let Some(looked) = self.look(fd, &req) {
+                    let notice = looked
+                        .canonical
+                        .as_deref()
+                        .and_then(|c| judge(&self.policy, &looked.shown, c));
+                    if !noticed {
+                        if let Some(text) = &notice {
+                            noticed = true;
+                            let end = if unsafe { libc::isatty(2) } == 1 {
+                                "\r\n"
+                            } else {
+                                "\n"
+                            };
+                            let _ = std::io::stderr().write_all(format!("{text}{end}").as_bytes());
+                        }
+                    }
+                    if self.events.is_some() {
+                        let e = self.exec_event(fd, &req, time_ms, looked, notice);
+                        self.emit(&crate::exec_events::exec_line(&e));
+                    }
                 }
             }
             // SAFETY: a zeroed response, filled below.
@@ -142,8 +174,75 @@ impl Watch {
         }
     }
 
-    /// The notice for this exec, if the policy refuses it. Anything unreadable gives none.
-    fn look(&self, fd: i32, req: &libc::seccomp_notif) -> Option<String> {
+    /// Writes one event line; a host that stopped reading loses the events, not the session.
+    fn emit(&mut self, line: &[u8]) {
+        if let Some(f) = self.events.as_mut() {
+            if f.write_all(line).is_err() {
+                self.events = None;
+            }
+        }
+    }
+
+    /// The record of an exec the watch looked at: its arguments, directory and parent read
+    /// from the process (bounded), and the verdict.
+    fn exec_event(
+        &self,
+        fd: i32,
+        req: &libc::seccomp_notif,
+        time_ms: u64,
+        looked: Looked,
+        notice: Option<String>,
+    ) -> crate::exec_events::Exec {
+        use crate::exec_events::{text, Exec, Outcome, MAX_ARG, MAX_ARGS};
+        let pid = req.pid;
+        let argv_at = if req.data.nr == libc::SYS_execveat as i32 {
+            req.data.args[2]
+        } else {
+            req.data.args[1]
+        };
+        let (argv, argc) = read_argv(pid, argv_at, MAX_ARGS, MAX_ARG);
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .map(|p| text(p.as_os_str().as_bytes(), MAX_ARG));
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| crate::exec_events::parent_of(&s))
+            .unwrap_or(0);
+        // Read while the caller waits: if the notification is no longer valid, the pid may
+        // be another process's by now, and what was read is not this exec's.
+        let mut id = req.id;
+        // SAFETY: ID_VALID reads a u64 we own.
+        let valid = unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id) } == 0;
+        let (outcome, why) = match (&looked.canonical, notice) {
+            _ if !valid => (Outcome::Failed, Some("the caller went away".to_string())),
+            (None, _) => (Outcome::Failed, Some("no such file".into())),
+            (Some(_), Some(n)) => (Outcome::Refused, Some(n)),
+            (Some(c), None) => match std::fs::metadata(c) {
+                Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                    (Outcome::Allowed, None)
+                }
+                _ => (Outcome::Failed, Some("not an executable file".into())),
+            },
+        };
+        Exec {
+            event: "exec",
+            time_ms,
+            pid,
+            ppid,
+            path: looked.shown,
+            resolved: looked
+                .canonical
+                .map(|c| text(c.as_os_str().as_bytes(), MAX_ARG)),
+            argv,
+            argc,
+            cwd,
+            outcome,
+            why,
+        }
+    }
+
+    /// What the exec names. Anything unreadable gives none.
+    fn look(&self, fd: i32, req: &libc::seccomp_notif) -> Option<Looked> {
         let pid = req.pid;
         let args = req.data.args;
         let (dirfd, addr, flags) = if req.data.nr == libc::SYS_execveat as i32 {
@@ -174,9 +273,39 @@ impl Watch {
         } else {
             base(dirfd)?.join(path)
         };
-        let canonical = std::fs::canonicalize(&full).ok()?;
-        judge(&self.policy, &shown, &canonical)
+        Some(Looked {
+            shown,
+            canonical: std::fs::canonicalize(&full).ok(),
+        })
     }
+}
+
+/// The argument strings of an exec whose `argv` array is at `addr` in process `pid`: at
+/// most `max` of them, each cut at `max_len` bytes, and how many there were (counted up to
+/// 4096).
+fn read_argv(pid: u32, addr: u64, max: usize, max_len: usize) -> (Vec<String>, usize) {
+    let Ok(mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return (Vec::new(), 0);
+    };
+    let (mut out, mut count) = (Vec::new(), 0usize);
+    let mut at = addr;
+    while addr != 0 && count < 4096 {
+        let mut p = [0u8; 8];
+        if mem.read_exact_at(&mut p, at).is_err() {
+            break;
+        }
+        let s = u64::from_ne_bytes(p);
+        if s == 0 {
+            break;
+        }
+        count += 1;
+        if out.len() < max {
+            let arg = read_string(pid, s).unwrap_or_default();
+            out.push(crate::exec_events::text(&arg, max_len));
+        }
+        at += 8;
+    }
+    (out, count)
 }
 
 /// The NUL-terminated string at `addr` in process `pid`'s memory, read a piece at a time so

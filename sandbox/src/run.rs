@@ -140,6 +140,8 @@ pub fn run_with(
     // SAFETY: valid sigset pointers.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, &mut old_mask) };
 
+    // init's copy of the events descriptor, for exec events (the proxy gets the original).
+    let mut exec_events = egress.events.as_ref().and_then(|f| f.try_clone().ok());
     let result = (|| {
         // Forked first: before the pid namespace (it needs threads) and before the status
         // pipe (it must hold no copy of the write end). Dropped (stopped) when this ends.
@@ -161,9 +163,16 @@ pub fn run_with(
             .map_err(|e| Refusal::os(Step::Namespaces, "forking the sandbox's init", e))?;
         if pid == 0 {
             drop(read_end);
-            init(&prepared, fds[1], proxy.as_ref().and_then(|p| p.init_end()));
+            init(
+                &prepared,
+                fds[1],
+                proxy.as_ref().and_then(|p| p.init_end()),
+                exec_events.as_ref().map(|f| f.as_raw_fd()),
+            );
         }
         drop(write_end);
+        // init has its copy: the host sees the events end when init and the proxy are gone.
+        exec_events = None;
         if let Some(p) = proxy.as_mut() {
             if let Err(why) = p.wait_ready() {
                 // SAFETY: killing and reaping our own child.
@@ -490,13 +499,13 @@ fn decode_refusal(bytes: &[u8]) -> Refusal {
 }
 
 /// The sandbox's pid 1. Never returns.
-fn init(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> ! {
+fn init(p: &Prepared, status_fd: i32, handoff: Option<i32>, events: Option<i32>) -> ! {
     let fail = |r: Refusal| -> ! {
         sys::write_all_fd(status_fd, &encode_refusal(&r));
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(crate::EXIT_REFUSED) }
     };
-    let payload = match confine(p, status_fd, handoff) {
+    let payload = match confine(p, status_fd, handoff, events) {
         Ok(pid) => pid,
         Err(r) => fail(r),
     };
@@ -549,7 +558,12 @@ fn caller_umask() -> libc::mode_t {
     }
 }
 
-fn confine(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> Result<libc::pid_t, Refusal> {
+fn confine(
+    p: &Prepared,
+    status_fd: i32,
+    handoff: Option<i32>,
+    events: Option<i32>,
+) -> Result<libc::pid_t, Refusal> {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0o022) };
     // SAFETY: every block below is a thin syscall on values prepared before the fork.
@@ -622,6 +636,9 @@ fn confine(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> Result<libc::p
     let listener = seccomp::apply_with_listener(&p.exec_watch).ok();
     let mut keep = vec![status_fd];
     keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+    // The events descriptor only with a listener: exec events come from the watch.
+    let events = events.filter(|_| listener.is_some());
+    keep.extend(events);
     close_inherited_fds(&keep)?;
 
     // SAFETY: single-threaded; the child only calls async-signal-safe functions before execve.
@@ -630,12 +647,24 @@ fn confine(p: &Prepared, status_fd: i32, handoff: Option<i32>) -> Result<libc::p
     if pid == 0 {
         exec_command(p, status_fd);
     }
+    // init holds the listener and the events descriptor: no process of the session (same
+    // uid, no capabilities) may reach them through /proc/1/fd or ptrace. Set after the
+    // fork: the command's child must stay readable to the watch until its first execve
+    // (which it waits in), and every later image is dumpable by its own rules.
+    if let Err(e) = sys::prctl(libc::PR_SET_DUMPABLE, 0) {
+        // SAFETY: killing our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(Refusal::os(Step::Supervise, "making init non-dumpable", e));
+    }
     if let Some(listener) = listener {
         // Started after the fork: the command's first execve waits for it. Without it every
         // exec would wait forever, so the command must not go on.
         let watch = notice::Watch {
             listener,
             policy: p.policy.clone(),
+            // SAFETY: kept open above for this; owned by the watch from here (close-on-exec,
+            // so the command never has it).
+            events: events.map(|fd| unsafe { std::fs::File::from_raw_fd(fd) }),
         };
         if let Err(e) = watch.start() {
             // SAFETY: killing our own child.
@@ -713,6 +742,15 @@ fn exec_command(p: &Prepared, status_fd: i32) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::umask(p.umask);
+        // The switch to the session's uid left init, and so this child, non-dumpable: the
+        // exec watch could not read this first execve's path and arguments. Nothing but
+        // init's watch can look at this process before its execve, which sets dumpable by
+        // its own rules.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve:
+        // without this, `yes | head` in a session would never end (std's Command resets it
+        // the same way; this fork does not go through Command).
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let (step, what, code) = if libc::chdir(p.cwd.as_ptr()) != 0 {
             (
                 Step::Exec,

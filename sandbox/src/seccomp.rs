@@ -287,17 +287,19 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
     assemble(c).unwrap_or_else(|e| panic!("seccomp program does not assemble: {e}"))
 }
 
-/// The exec watch: a second filter that hands every execve and execveat to a supervisor
-/// (the sandbox's init, [`crate::notice`]), which only observes and always lets the call
-/// continue; Landlock and the mounts still decide. Other calls and foreign architectures
-/// pass here (the deny-list filter above judges them).
+/// The exec watch: a second filter that hands every execve and execveat, and every
+/// exit_group (for the exit status of what was started), to a supervisor (the sandbox's
+/// init, [`crate::notice`]), which only observes and always lets the call continue;
+/// Landlock and the mounts still decide. Other calls and foreign architectures pass here
+/// (the deny-list filter above judges them).
 pub fn exec_watch_program() -> Vec<sock_filter> {
     let c = vec![
         ld(OFF_ARCH),
         jeq(AUDIT_ARCH, NEXT, "allow"),
         ld(OFF_NR),
         jeq(libc::SYS_execve as u32, "notify", NEXT),
-        jeq(libc::SYS_execveat as u32, "notify", "allow"),
+        jeq(libc::SYS_execveat as u32, "notify", NEXT),
+        jeq(libc::SYS_exit_group as u32, "notify", "allow"),
         label("notify"),
         ret(libc::SECCOMP_RET_USER_NOTIF),
         label("allow"),
@@ -403,15 +405,20 @@ mod tests {
     }
 
     #[test]
-    fn the_exec_watch_notifies_execve_and_execveat_and_passes_everything_else() {
+    fn the_exec_watch_notifies_execs_and_process_exits_and_passes_everything_else() {
         let prog = exec_watch_program();
-        for nr in [libc::SYS_execve, libc::SYS_execveat] {
+        for nr in [libc::SYS_execve, libc::SYS_execveat, libc::SYS_exit_group] {
             assert_eq!(
                 run(&prog, AUDIT_ARCH, nr as u32, [0; 6]),
                 libc::SECCOMP_RET_USER_NOTIF
             );
         }
-        for nr in [libc::SYS_openat, libc::SYS_read, libc::SYS_clone] {
+        for nr in [
+            libc::SYS_openat,
+            libc::SYS_read,
+            libc::SYS_clone,
+            libc::SYS_exit,
+        ] {
             assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, [0; 6]), RET_ALLOW);
         }
         assert_eq!(

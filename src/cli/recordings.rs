@@ -128,11 +128,22 @@ pub fn hold(a: &Admin, id: &str, hold: bool) -> i32 {
     0
 }
 
-/// `cordon rec search PATTERN`: lines that appeared on screen, across recordings.
-pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>) -> i32 {
+/// `cordon rec search [--exec] PATTERN`: lines that appeared on screen (or commands that
+/// sessions ran), across recordings.
+pub fn search(
+    a: &Admin,
+    pattern: &str,
+    exec: bool,
+    user: Option<&str>,
+    since: Option<&str>,
+) -> i32 {
     let f = tryc!(filter(user, since));
     let searched = tryc!(a.svc.recordings(&a.me, &f)).len();
-    let (hits, unreadable) = tryc!(a.svc.search(&a.me, pattern, &f));
+    let (hits, unreadable) = if exec {
+        tryc!(a.svc.search_exec(&a.me, pattern, &f))
+    } else {
+        tryc!(a.svc.search(&a.me, pattern, &f))
+    };
     for id in &unreadable {
         eprintln!("cordon: {id}: damaged or its key is missing, not searched (see `cordon rec verify {id}`)");
     }
@@ -148,6 +159,32 @@ pub fn search(a: &Admin, pattern: &str, user: Option<&str>, since: Option<&str>)
     }
     if hits.is_empty() {
         println!("no matches in {} recordings", searched - unreadable.len());
+    }
+    0
+}
+
+/// `cordon rec events ID`: what the session did, in order (audited as reading it).
+pub fn events(a: &Admin, id: &str, json: bool) -> i32 {
+    let (_, entries) = tryc!(a.svc.recording_events(&a.me, id));
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({"at": e.at_us as f64 / 1e6, "kind": e.kind, "event": e.data})
+            })
+            .collect();
+        println!(
+            "{}",
+            crate::text::json(&serde_json::Value::Array(rows).to_string())
+        );
+        return 0;
+    }
+    if entries.is_empty() {
+        println!("no events");
+    }
+    // The words are escaped where they are made (record::timeline).
+    for e in &entries {
+        println!("{:>10.3}s  {}", e.at_us as f64 / 1e6, e.words);
     }
     0
 }

@@ -117,6 +117,10 @@ pub const KEYFRAME: u8 = b'k';
 /// An egress event (network mode "proxy"), JSON: a connection made, an attempt's record,
 /// a question to the owner and its answer (`sessions::egress::timeline_entry`).
 pub const NET: u8 = b'n';
+/// An exec event (`sandbox::exec_events`), JSON: a program started (`exec`: pid, ppid,
+/// path, resolved, argv, argc, cwd, outcome, why) or a process's exit (`exit`: pid,
+/// status).
+pub const EXEC: u8 = b'e';
 
 /// The associated data of one chunk: the header's hash, the chunk's time and flags.
 fn chunk_aad(header_hash: &[u8; 32], start_us: u64, flags: u8) -> [u8; 41] {

@@ -5,12 +5,12 @@
 
 mod error;
 pub mod format;
-pub mod net;
 pub mod play;
 mod search;
+pub mod timeline;
 
 pub use error::RecordError;
-pub use search::{screen_lines, search, Hit};
+pub use search::{screen_lines, search, Hit, Target};
 
 use format::{Damage, Ending, Event, Header, Writer, EXIT, OUTPUT, RESIZE};
 use std::path::{Path, PathBuf};
@@ -313,13 +313,17 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             RESIZE => "r",
             format::INPUT => "i",
             format::MARKER | format::GAP | format::NET => "m",
+            // Programs started, not each exit: a marker per process would bury the rest.
+            format::EXEC if timeline::is_exec(&e.data) => "m",
             EXIT if version == 3 => "x",
             _ => continue,
         };
         let text = if e.kind == OUTPUT {
             utf8.feed(&e.data)
         } else if e.kind == format::NET {
-            net::timeline_words(&e.data)
+            timeline::timeline_words(&e.data)
+        } else if e.kind == format::EXEC {
+            timeline::exec_words(&e.data)
         } else {
             String::from_utf8_lossy(&e.data).into_owned()
         };

@@ -1,5 +1,6 @@
-//! Search across recordings: the text each recording put on screen, line by line, and the
-//! lines that contain a pattern. The text comes from playing the output into a terminal
+//! Search across recordings: the text each recording put on screen, line by line, or the
+//! command lines its session started (its exec events), and the lines that contain a
+//! pattern. The text comes from playing the output into a terminal
 //! (vt100) of the recorded size, so a line reads as the terminal showed it: carriage-return
 //! redraws, erasures, cursor moves and colours applied, not merely stripped.
 
@@ -27,11 +28,22 @@ pub struct Found {
     pub unreadable: Vec<String>,
 }
 
-/// Lines containing `pattern` that appeared on screen in `list`'s recordings.
+/// What a search looks through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The lines that appeared on screen.
+    Screen,
+    /// The command lines of the programs the session started (its exec events).
+    Exec,
+}
+
+/// Searches the recordings in `list` for `pattern` (plain text) in `target`: a hit's line
+/// is the screen line, or the command line (`exec: ...`) with the time it was started.
 pub fn search(
     dir: &crate::paths::DataDir,
     list: &[crate::store::RecordingEntry],
     pattern: &str,
+    target: Target,
 ) -> Found {
     let keys = Keyring::new(dir);
     let mut found = Found {
@@ -50,7 +62,15 @@ pub fn search(
             continue;
         };
         found.searched += 1;
-        for (at, line) in screen_lines(&rec) {
+        let lines = match target {
+            Target::Screen => screen_lines(&rec),
+            Target::Exec => super::timeline::entries(&rec)
+                .into_iter()
+                .filter(|e| e.kind == "exec")
+                .map(|e| (e.at_us as f64 / 1e6, e.words))
+                .collect(),
+        };
+        for (at, line) in lines {
             if line.contains(pattern) {
                 found.hits.push(Hit {
                     recording: r.id.clone(),

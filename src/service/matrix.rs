@@ -729,6 +729,41 @@ fn rows() -> Vec<Row> {
             ],
         ),
         row(
+            "read what their own recording's session did",
+            |c| c.h.svc.recording_events(&c.me, &c.my_recording).map(drop),
+            [
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
+        ),
+        row(
+            "read what another's recording's session did",
+            |c| {
+                c.h.svc
+                    .recording_events(&c.me, &c.h.their_recording)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                HIDDEN,
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
+        ),
+        row(
+            // The unit tests' sessions run unconfined (no exec watch): the search finds
+            // nothing, and is audited like any search.
+            "find a command the sessions they may read ran",
+            |c| {
+                c.h.svc
+                    .search_exec(&c.me, "make test", &Filter::default())
+                    .map(drop)
+            },
+            [done(&[RecordingSearch]); 4],
+        ),
+        row(
             "hold their own recording",
             |c| c.h.svc.hold(&c.me, &c.my_recording, true).map(drop),
             [done(&[RecordingHold]), NO, done(&[RecordingHold]), HIDDEN],

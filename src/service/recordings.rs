@@ -253,6 +253,35 @@ impl Service {
         )
     }
 
+    /// What a recording's session did, in order: the programs it started and their exits,
+    /// its connections and its markers; audited as reading it.
+    pub fn recording_events(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<(RecordingEntry, Vec<crate::record::timeline::Entry>)> {
+        let (p, r) = self.readable(p, id, "events")?;
+        let key = self.key_for(&r)?;
+        let rec = format::read(Path::new(&r.path), &key).map_err(damaged(&r))?;
+        self.audit_access(
+            p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("events_only", true),
+        )?;
+        Ok((r, crate::record::timeline::entries(&rec)))
+    }
+
+    /// Programs the sessions of the recordings the principal may read started whose command
+    /// line holds `pattern`; audited like [`Service::search`].
+    pub fn search_exec(
+        &self,
+        p: &Principal,
+        pattern: &str,
+        filter: &Filter,
+    ) -> Result<(Vec<Hit>, Vec<String>)> {
+        self.search_target(p, pattern, filter, crate::record::Target::Exec)
+    }
+
     /// Lines that appeared on screen in the recordings the principal may read; audited
     /// (with the recordings shown) before the hits are returned. Also returns the ids of
     /// recordings that could not be read.
@@ -262,12 +291,22 @@ impl Service {
         pattern: &str,
         filter: &Filter,
     ) -> Result<(Vec<Hit>, Vec<String>)> {
+        self.search_target(p, pattern, filter, crate::record::Target::Screen)
+    }
+
+    fn search_target(
+        &self,
+        p: &Principal,
+        pattern: &str,
+        filter: &Filter,
+        target: crate::record::Target,
+    ) -> Result<(Vec<Hit>, Vec<String>)> {
         if pattern.is_empty() {
             return Err(Error::Invalid("an empty pattern matches everything".into()));
         }
         let p = self.current(p)?;
         let list = self.recordings(&p, filter)?;
-        let found = crate::record::search(&self.dir, &list, pattern);
+        let found = crate::record::search(&self.dir, &list, pattern, target);
         let matched: Vec<String> =
             found
                 .hits
@@ -283,6 +322,13 @@ impl Service {
             .record(
                 p.stamp(AuditEvent::new(Kind::RecordingSearch, p.user.clone()))
                     .with("pattern", pattern.to_string())
+                    .with(
+                        "in",
+                        match target {
+                            crate::record::Target::Screen => "screen",
+                            crate::record::Target::Exec => "exec",
+                        },
+                    )
                     .with("recordings", found.searched)
                     .with("hits", found.hits.len())
                     .with("matched", matched),

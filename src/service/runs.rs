@@ -223,7 +223,7 @@ impl Service {
                 .spawn(cmd)
                 .map_err(|e| Error::caused("starting the sandbox", e))?;
             let pid = child.id() as i32;
-            let subject = crate::sessions::egress::Subject::Run {
+            let subject = crate::sessions::events::Subject::Run {
                 id: registered.id,
                 secrets: confinement
                     .secrets
@@ -235,7 +235,7 @@ impl Service {
             let (audit, owner) = (self.audit.clone(), p.user.clone());
             std::thread::Builder::new()
                 .name(format!("run-{}-net", registered.id))
-                .spawn(move || crate::sessions::egress::follow(events, subject, &audit, &owner))
+                .spawn(move || crate::sessions::events::follow(events, subject, &audit, &owner))
                 .map_err(|e| Error::caused("starting the egress events reader", e))?;
             *registered
                 .job

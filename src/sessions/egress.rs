@@ -1,37 +1,25 @@
-//! A session's egress as the host sees it (network mode "proxy"). The sandbox's proxy
-//! writes a JSON line per event to the events pipe (`cordon sandbox --events-fd`):
-//!
-//! - `open`: an allowed connection was made: put on the recording's timeline;
-//! - `connect`: an attempt's record when it ends (verdict, rule, bytes, duration): audited
-//!   as `net.connect`, put on the timeline, counted for /metrics;
-//! - `ask` (`[network] unknown = "ask"`): a connection waits while the owner is asked: the
-//!   question is kept here until it is answered through a face ([`Egress::answer`], which
-//!   writes the answer to the answers pipe, `--answers-fd`) or `expired` says it ran out.
-//!
-//! Everything the session names (hosts) is bounded, and its secrets are redacted from it
-//! before it is stored in the audit log or the recording: a name built from a secret is an
-//! exfiltration attempt, and its evidence must not become a copy of the secret.
+//! A session's egress as the host keeps it (network mode "proxy"): the questions waiting
+//! for the owner (`[network] unknown = "ask"`) until a face answers them
+//! ([`Egress::answer`] writes the answer to the proxy's answers pipe, `--answers-fd`), the
+//! egress figures for /metrics, and the cleaning of what the session names (its secrets
+//! redacted, control characters escaped) before the audit log or the recording stores it:
+//! a name built from a secret is an exfiltration attempt, and its evidence must not become
+//! a copy of the secret. The events themselves are read in [`super::events`].
 
 use std::fs::File;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use super::Session;
-use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format as recfmt;
-use crate::record::net::timeline_entry;
+use crate::record::timeline::timeline_entry;
 use crate::redact::Redactor;
 use sandbox::egress::Answer;
 
-/// Most egress attempts audited per session; past it they are counted (`net.connect` with
-/// `suppressed`, once, when the session ends).
-const MAX_NET_EVENTS: u64 = 10_000;
-/// Longest egress event line read; a longer one is skipped.
-const MAX_EVENT_LINE: usize = 8 * 1024;
 /// Most questions kept per session (the proxy keeps fewer open: `ask::MAX_OPEN`).
-const MAX_QUESTIONS: usize = 64;
+pub(super) const MAX_QUESTIONS: usize = 64;
 
 /// Egress figures since the host started, for /metrics.
 #[derive(Default)]
@@ -117,7 +105,7 @@ impl Egress {
             .collect()
     }
 
-    fn lock_questions(&self) -> std::sync::MutexGuard<'_, Vec<Question>> {
+    pub(super) fn lock_questions(&self) -> std::sync::MutexGuard<'_, Vec<Question>> {
         self.questions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -141,221 +129,20 @@ impl Egress {
 
     /// The session's string made fit to store and show: its secrets redacted, control
     /// characters escaped.
-    fn clean(&self, s: &str) -> String {
-        let s = if self.secrets.is_empty() {
-            s.to_string()
-        } else {
-            let mut r = Redactor::new(self.secrets.iter().map(|v| v.as_slice()));
-            let mut out = Vec::new();
-            r.push(s.as_bytes(), &mut out);
-            r.finish(&mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        };
-        crate::text::printable(&s).into_owned()
+    pub(super) fn clean(&self, s: &str) -> String {
+        crate::text::printable(&self.redact(s)).into_owned()
     }
-}
 
-/// One line of the proxy's events; only these fields are taken.
-#[derive(serde::Deserialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-enum Line {
-    Open(Attempt),
-    Connect(Attempt),
-    Ask {
-        ask: u64,
-        protocol: String,
-        host: String,
-        port: u16,
-        wait_s: u64,
-    },
-    Expired {
-        ask: u64,
-    },
-}
-
-/// An attempt as `sandbox::egress::proxy::Attempt` writes it.
-#[derive(serde::Deserialize, serde::Serialize)]
-struct Attempt {
-    protocol: String,
-    host: String,
-    port: u16,
-    allowed: bool,
-    verdict: String,
-    rule: Option<String>,
-    address: Option<String>,
-    bytes_up: u64,
-    bytes_down: u64,
-    duration_ms: u64,
-    error: Option<String>,
-}
-
-/// Whose egress events are read: a session's (audited, recorded, asked about) or a run's
-/// (audited only: a run has no recording and no one to ask).
-pub enum Subject {
-    Session(Weak<Session>, u64),
-    Run { id: u64, secrets: Vec<Vec<u8>> },
-}
-
-/// Reads egress events until the proxy ends (the pipe's end): audits, records on the
-/// session's timeline, counts, and keeps questions for the owner.
-pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
-    // A run's names are cleaned as a session's are (it has no questions to keep).
-    let (key, id, run_egress) = match &subject {
-        Subject::Session(_, id) => ("session", *id, Egress::new(None, Vec::new())),
-        Subject::Run { id, secrets } => ("run", *id, Egress::new(None, secrets.clone())),
-    };
-    let mut reader = std::io::BufReader::new(events);
-    let (mut seen, mut suppressed) = (0u64, 0u64);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = match (&mut reader)
-            .take(MAX_EVENT_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if n > MAX_EVENT_LINE {
-            // Skip the rest of an overlong line.
-            let mut rest = Vec::new();
-            if reader.read_until(b'\n', &mut rest).is_err() {
-                break;
-            }
-            continue;
+    /// The session's string with its secrets redacted.
+    pub(super) fn redact(&self, s: &str) -> String {
+        if self.secrets.is_empty() {
+            return s.to_string();
         }
-        let Ok(event) = serde_json::from_slice::<Line>(&line) else {
-            continue;
-        };
-        let session = match &subject {
-            Subject::Session(w, _) => match w.upgrade() {
-                Some(s) => Some(s),
-                None => break,
-            },
-            Subject::Run { .. } => None,
-        };
-        let egress = match &session {
-            Some(s) => &s.egress,
-            None => &run_egress,
-        };
-        match event {
-            Line::Open(mut a) => {
-                if let Some(s) = &session {
-                    a.host = egress.clean(&a.host);
-                    s.record_net("open", &a);
-                }
-            }
-            Line::Connect(mut a) => {
-                a.host = egress.clean(&a.host);
-                a.verdict = egress.clean(&a.verdict);
-                let f = &FIGURES;
-                if a.allowed { &f.allowed } else { &f.refused }.fetch_add(1, Ordering::Relaxed);
-                f.bytes_up.fetch_add(a.bytes_up, Ordering::Relaxed);
-                f.bytes_down.fetch_add(a.bytes_down, Ordering::Relaxed);
-                if let Some(s) = &session {
-                    s.record_net("connect", &a);
-                }
-                seen += 1;
-                if seen > MAX_NET_EVENTS {
-                    suppressed += 1;
-                    continue;
-                }
-                let mut e = AuditEvent::new(Kind::NetConnect, owner)
-                    .with(key, id)
-                    .with("protocol", a.protocol)
-                    .with("host", a.host)
-                    .with("port", a.port)
-                    .with("allowed", a.allowed)
-                    .with("verdict", a.verdict)
-                    .with("bytes_up", a.bytes_up)
-                    .with("bytes_down", a.bytes_down)
-                    .with("duration_ms", a.duration_ms);
-                for (k, v) in [("rule", a.rule), ("address", a.address), ("error", a.error)] {
-                    if let Some(v) = v {
-                        e = e.with(k, v);
-                    }
-                }
-                audit.report(e);
-            }
-            Line::Ask {
-                ask,
-                protocol,
-                host,
-                port,
-                wait_s,
-            } => {
-                let Some(s) = &session else { continue };
-                FIGURES.asked.fetch_add(1, Ordering::Relaxed);
-                let q = Question {
-                    ask,
-                    protocol,
-                    host: egress.clean(&host),
-                    port,
-                    asked: crate::audit::now_rfc3339(),
-                    deadline: Instant::now() + Duration::from_secs(wait_s),
-                };
-                audit.report(
-                    AuditEvent::new(Kind::NetAsk, owner)
-                        .with("session", id)
-                        .with("ask", ask)
-                        .with("protocol", q.protocol.clone())
-                        .with("host", q.host.clone())
-                        .with("port", port)
-                        .with("wait_s", wait_s),
-                );
-                s.record_net_value(
-                    "ask",
-                    serde_json::json!({"ask": ask, "protocol": q.protocol, "host": q.host, "port": port}),
-                );
-                {
-                    let mut qs = egress.lock_questions();
-                    let now = Instant::now();
-                    qs.retain(|q| q.deadline > now);
-                    if qs.len() < MAX_QUESTIONS {
-                        qs.push(q);
-                    }
-                }
-                s.wake_viewers();
-            }
-            Line::Expired { ask } => {
-                let Some(s) = &session else { continue };
-                let gone = {
-                    let mut qs = egress.lock_questions();
-                    let i = qs.iter().position(|q| q.ask == ask);
-                    i.map(|i| qs.remove(i))
-                };
-                if let Some(q) = gone {
-                    FIGURES.unanswered.fetch_add(1, Ordering::Relaxed);
-                    audit.report(
-                        AuditEvent::new(Kind::NetAnswer, owner)
-                            .with("session", id)
-                            .with("ask", ask)
-                            .with("host", q.host.clone())
-                            .with("port", q.port)
-                            .with("answer", "none"),
-                    );
-                    s.record_net_value(
-                        "expired",
-                        serde_json::json!({"ask": ask, "host": q.host, "port": q.port}),
-                    );
-                    s.wake_viewers();
-                }
-            }
-        }
-    }
-    if suppressed > 0 {
-        audit.report(
-            AuditEvent::new(Kind::NetConnect, owner)
-                .with(key, id)
-                .with("suppressed", suppressed),
-        );
-    }
-    if let Subject::Session(w, _) = &subject {
-        if let Some(s) = w.upgrade() {
-            // The proxy is gone: nothing is waiting any more.
-            s.egress.lock_questions().clear();
-            s.wake_viewers();
-        }
+        let mut r = Redactor::new(self.secrets.iter().map(|v| v.as_slice()));
+        let mut out = Vec::new();
+        r.push(s.as_bytes(), &mut out);
+        r.finish(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -371,11 +158,6 @@ impl Session {
         );
         self.wake_viewers();
         Ok(q)
-    }
-
-    fn record_net(&self, event: &str, a: &Attempt) {
-        let v = serde_json::to_value(a).unwrap_or_default();
-        self.record_net_value(event, v);
     }
 
     /// Puts an egress event on the recording's timeline.
@@ -396,6 +178,23 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    /// A pipe (read end, write end), close-on-exec.
+    fn os_pipe() -> (std::fs::File, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: a two-int array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        use std::os::fd::FromRawFd;
+        // SAFETY: pipe2 returned them; owned from here.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        }
+    }
 
     #[test]
     fn a_secret_in_a_name_the_session_asks_for_is_redacted_and_escaped() {
@@ -409,8 +208,8 @@ mod tests {
 
     #[test]
     fn an_answer_goes_to_the_proxy_as_one_line_and_closes_the_question() {
-        let (r, w) = std::io::pipe().unwrap();
-        let e = Egress::new(Some(File::from(std::os::fd::OwnedFd::from(w))), vec![]);
+        let (r, w) = os_pipe();
+        let e = Egress::new(Some(w), vec![]);
         e.lock_questions().push(Question {
             ask: 3,
             protocol: "connect".into(),

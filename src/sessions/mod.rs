@@ -4,6 +4,7 @@
 //! instead of slowing the session or growing memory.
 
 pub mod egress;
+pub mod events;
 mod recording;
 pub mod spawner;
 
@@ -791,7 +792,7 @@ impl Hub {
         if let Err(e) = std::thread::Builder::new()
             .name(format!("session-{id}-net"))
             .spawn(move || {
-                egress::follow(events, egress::Subject::Session(weak, id), &audit, &owner)
+                events::follow(events, events::Subject::Session(weak, id), &audit, &owner)
             })
         {
             session.kill();

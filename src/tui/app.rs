@@ -683,11 +683,11 @@ impl App {
             Key::Char('[') if !p.jump_marker(false) => {
                 self.status = "no marker before this point".into()
             }
-            Key::Char('}') if !p.jump_net(true) => {
-                self.status = "no connection after this point".into()
+            Key::Char('}') if !p.jump_event(true) => {
+                self.status = "no command or connection after this point".into()
             }
-            Key::Char('{') if !p.jump_net(false) => {
-                self.status = "no connection before this point".into()
+            Key::Char('{') if !p.jump_event(false) => {
+                self.status = "no command or connection before this point".into()
             }
             Key::Char('n') if !p.jump_hit(true) => self.status = "no later match".into(),
             Key::Char('N') if !p.jump_hit(false) => self.status = "no earlier match".into(),

@@ -22,8 +22,9 @@ pub struct Player {
     /// Pauses longer than this (µs) play as this long.
     pub idle_limit: u64,
     pub markers: Vec<(u64, String)>,
-    /// Egress events (connections made, refused, questions and answers) in words.
-    pub net: Vec<(u64, String)>,
+    /// What the session did (programs started, connections, questions and answers), in
+    /// words: the timeline beside the screen.
+    pub timeline: Vec<(u64, String)>,
     /// Text being searched, and the times it appeared on screen.
     pub search: String,
     pub hits: Vec<(u64, String)>,
@@ -39,11 +40,11 @@ impl Player {
             .filter(|e| e.kind == format::MARKER)
             .map(|e| (e.at_us, String::from_utf8_lossy(&e.data).into_owned()))
             .collect();
-        let net = rec
-            .events
-            .iter()
-            .filter(|e| e.kind == format::NET)
-            .map(|e| (e.at_us, crate::record::net::timeline_words(&e.data)))
+        // Exits stay out: the programs and connections are what an auditor looks for.
+        let timeline = crate::record::timeline::entries(&rec)
+            .into_iter()
+            .filter(|e| matches!(e.kind, "exec" | "net"))
+            .map(|e| (e.at_us, e.words))
             .collect();
         let screen = Screen::new(rec.header.cols, rec.header.rows);
         let mut p = Player {
@@ -58,7 +59,7 @@ impl Player {
             speed: 1.0,
             idle_limit: (idle_limit_s * 1e6) as u64,
             markers,
-            net,
+            timeline,
             search: String::new(),
             hits: Vec::new(),
             last_tick: None,
@@ -173,19 +174,15 @@ impl Player {
         self.jump(&points, forward)
     }
 
-    /// Jumps to the next (or previous) egress event.
-    pub fn jump_net(&mut self, forward: bool) -> bool {
-        let points: Vec<u64> = self.net.iter().map(|n| n.0).collect();
+    /// Jumps to the next (or previous) event of the timeline.
+    pub fn jump_event(&mut self, forward: bool) -> bool {
+        let points: Vec<u64> = self.timeline.iter().map(|n| n.0).collect();
         self.jump(&points, forward)
     }
 
-    /// The latest egress event at or before the current point, in words.
-    pub fn net_now(&self) -> Option<&str> {
-        self.net
-            .iter()
-            .rev()
-            .find(|(t, _)| *t <= self.at)
-            .map(|(_, w)| w.as_str())
+    /// The index of the latest timeline event at or before the current point.
+    pub fn event_now(&self) -> Option<usize> {
+        self.timeline.iter().rposition(|(t, _)| *t <= self.at)
     }
 
     pub fn jump_hit(&mut self, forward: bool) -> bool {

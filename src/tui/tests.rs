@@ -153,8 +153,25 @@ fn player() -> Player {
     let net = |at_us: u64, event: &str, v: serde_json::Value| Event {
         at_us,
         kind: format::NET,
-        data: crate::record::net::timeline_entry(event, v),
+        data: crate::record::timeline::timeline_entry(event, v),
     };
+    let exec = |at_us: u64, argv: &[&str], outcome: &str| {
+        Event {
+        at_us,
+        kind: format::EXEC,
+        data: serde_json::json!({"event": "exec", "pid": 3, "ppid": 2, "path": argv[0], "argv": argv, "argc": argv.len(), "cwd": "/work", "outcome": outcome})
+            .to_string()
+            .into_bytes(),
+    }
+    };
+    events.insert(
+        3,
+        exec(2_100_000, &["cargo", "build", "--release"], "allowed"),
+    );
+    events.insert(
+        9,
+        exec(7_300_000, &["python3", "-c", "import os"], "refused"),
+    );
     events.insert(6, net(5_200_000, "open", serde_json::json!({"host": "api.anthropic.com", "port": 443, "allowed": true, "verdict": "allow api.anthropic.com"})));
     events.insert(13, net(11_000_000, "connect", serde_json::json!({"host": "evil.example", "port": 443, "allowed": false, "verdict": "no rule names it"})));
     let mut p = Player::new(

@@ -109,7 +109,7 @@ fn hint_line(app: &App) -> Line<'static> {
             ("←→", "±5s"),
             ("+-", "speed"),
             ("[]", "markers"),
-            ("{}", "connections (^)"),
+            ("{}", "commands, connections (^)"),
             ("/", "find"),
             ("n N", "matches"),
             ("q", "close"),
@@ -304,17 +304,58 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(1),
     ])
     .areas(area);
+    // The timeline beside the screen when there is room for both; under it (the latest
+    // event) when there is not.
+    let beside = !p.timeline.is_empty() && screen_area.width >= 120;
+    let (screen_area, timeline_area) = if beside {
+        let [s, t] =
+            Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(screen_area);
+        (s, Some(t))
+    } else {
+        (screen_area, None)
+    };
+    let now = p.event_now();
     let mut block = Block::bordered().title(Span::styled(
         format!(" replay {} · {} ", p.id, p.user),
         bold().fg(ACCENT),
     ));
-    if let Some(net) = p.net_now() {
-        // The latest connection before this point (the `^` on the bar), under the screen.
-        block = block.title_bottom(Span::styled(format!(" {net} "), dim()));
+    if let (None, Some(i)) = (timeline_area, now) {
+        // The latest event before this point (a `^` on the bar), under the screen.
+        block = block.title_bottom(Span::styled(format!(" {} ", p.timeline[i].1), dim()));
     }
     let inner = block.inner(screen_area);
     f.render_widget(block, screen_area);
     f.render_widget(Paragraph::new(fitting(&p.rows(), inner.height)), inner);
+    if let Some(area) = timeline_area {
+        let block =
+            Block::bordered().title(Span::styled(" what it did · { } jump ", bold().fg(ACCENT)));
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        // The current event in view, a third of the way down.
+        let height = inner.height as usize;
+        let first = now
+            .map(|i| i.saturating_sub(height / 3))
+            .unwrap_or(0)
+            .min(p.timeline.len().saturating_sub(height));
+        let lines: Vec<Line> = p
+            .timeline
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(height)
+            .map(|(i, (t, words))| {
+                let text = format!("{} {words}", clock(*t));
+                if Some(i) == now {
+                    Line::styled(text, bold().fg(ACCENT))
+                } else if *t > p.at {
+                    Line::styled(text, dim())
+                } else {
+                    Line::raw(text)
+                }
+            })
+            .collect();
+        f.render_widget(Paragraph::new(lines), inner);
+    }
 
     // Seek bar with markers (|) and search hits (*).
     let width = bar.width.saturating_sub(2).max(1) as usize;
@@ -326,7 +367,7 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
         }
     };
     let mut cells: Vec<char> = vec!['─'; width];
-    for (t, _) in &p.net {
+    for (t, _) in &p.timeline {
         cells[pos(*t).min(width - 1)] = '^';
     }
     for (t, _) in &p.markers {

@@ -406,9 +406,8 @@ mod tests {
     #[test]
     fn answers_are_read_from_the_hosts_lines_and_bad_lines_are_skipped() {
         let a = Asker::new(Duration::from_secs(30));
-        let (r, mut w) = std::io::pipe().unwrap();
-        a.listen(std::fs::File::from(std::os::fd::OwnedFd::from(r)))
-            .unwrap();
+        let (r, mut w) = os_pipe();
+        a.listen(r).unwrap();
         let (q, v) = ask_in_background(&a, "piped.example");
         use std::io::Write;
         let junk = format!(
@@ -425,6 +424,21 @@ mod tests {
         );
         drop(w);
         wait_for(|| a.lock().closed);
+    }
+
+    /// A pipe (read end, write end), close-on-exec.
+    fn os_pipe() -> (std::fs::File, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: a two-int array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        use std::os::fd::FromRawFd;
+        // SAFETY: pipe2 returned them; owned from here.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        }
     }
 
     pub(super) fn wait_for(f: impl Fn() -> bool) {

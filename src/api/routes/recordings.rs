@@ -17,6 +17,7 @@ pub(super) fn router() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes(routes!(recordings))
         .routes(routes!(search))
+        .routes(routes!(events))
         .routes(routes!(recording))
         .routes(routes!(verify_recording))
         .routes(routes!(export))
@@ -57,8 +58,11 @@ fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
 
 #[derive(Deserialize, IntoParams)]
 pub struct SearchQuery {
-    /// Text that appeared on screen.
+    /// Text that appeared on screen (or, with `exec=true`, in a command line a session ran).
     pub q: String,
+    /// Search the programs sessions started instead of their screens.
+    #[serde(default)]
+    pub exec: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -95,7 +99,11 @@ async fn search(
     auth: Auth,
     Q(q): Q<SearchQuery>,
 ) -> Result<Json<Vec<HitOut>>> {
-    let (hits, _) = api.svc.search(&auth.p, &q.q, &Default::default())?;
+    let (hits, _) = if q.exec {
+        api.svc.search_exec(&auth.p, &q.q, &Default::default())?
+    } else {
+        api.svc.search(&auth.p, &q.q, &Default::default())?
+    };
     Ok(Json(
         hits.into_iter()
             .map(|h| HitOut {
@@ -103,6 +111,42 @@ async fn search(
                 user: h.user,
                 at: h.at,
                 line: h.line,
+            })
+            .collect(),
+    ))
+}
+
+/// One event of a session's timeline.
+#[derive(Serialize, ToSchema)]
+pub struct EventOut {
+    /// Seconds from the recording's start.
+    pub at: f64,
+    /// "exec", "exit", "net" or "marker".
+    pub kind: String,
+    /// The event as recorded (docs/recording-format.md).
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    /// It in one line.
+    pub words: String,
+}
+
+/// What the session did, in order: programs started and their exits, connections, markers.
+#[utoipa::path(get, path = "/v1/recordings/{id}/events", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = [EventOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn events(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<EventOut>>> {
+    let (_, entries) = api.svc.recording_events(&auth.p, &id)?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| EventOut {
+                at: e.at_us as f64 / 1e6,
+                kind: e.kind.into(),
+                event: e.data,
+                words: e.words,
             })
             .collect(),
     ))
