@@ -312,7 +312,7 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             OUTPUT => "o",
             RESIZE => "r",
             format::INPUT => "i",
-            format::MARKER | format::GAP | format::NET => "m",
+            format::MARKER | format::GAP | format::NET | format::FILES => "m",
             EXIT if version == 3 => "x",
             _ => continue,
         };
@@ -320,6 +320,8 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             utf8.feed(&e.data)
         } else if e.kind == format::NET {
             net::timeline_words(&e.data)
+        } else if e.kind == format::FILES {
+            crate::changes::headline_of(&e.data)
         } else {
             String::from_utf8_lossy(&e.data).into_owned()
         };

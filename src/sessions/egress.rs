@@ -142,16 +142,20 @@ impl Egress {
     /// The session's string made fit to store and show: its secrets redacted, control
     /// characters escaped.
     fn clean(&self, s: &str) -> String {
-        let s = if self.secrets.is_empty() {
-            s.to_string()
-        } else {
-            let mut r = Redactor::new(self.secrets.iter().map(|v| v.as_slice()));
-            let mut out = Vec::new();
-            r.push(s.as_bytes(), &mut out);
-            r.finish(&mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        };
-        crate::text::printable(&s).into_owned()
+        crate::text::printable(&self.redacted(s)).into_owned()
+    }
+
+    /// The session's string with its secrets redacted (a name built from a secret must not
+    /// become a copy of it where it is kept).
+    pub(super) fn redacted(&self, s: &str) -> String {
+        if self.secrets.is_empty() {
+            return s.to_string();
+        }
+        let mut r = Redactor::new(self.secrets.iter().map(|v| v.as_slice()));
+        let mut out = Vec::new();
+        r.push(s.as_bytes(), &mut out);
+        r.finish(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 

@@ -4,6 +4,7 @@
 //! instead of slowing the session or growing memory.
 
 pub mod egress;
+mod files;
 mod recording;
 pub mod spawner;
 
@@ -128,6 +129,9 @@ pub struct Spec {
     pub cols: u16,
     pub rows: u16,
     pub term: String,
+    /// Its workspace as walked before its command starts, for its summary of files
+    /// changed ([`crate::changes`]), or why there is none.
+    pub files: Result<Arc<crate::changes::Watch>, String>,
 }
 
 impl Spec {
@@ -239,6 +243,8 @@ pub struct Session {
     pub egress: egress::Egress,
     /// Set once the host has ended it (it leaves the list when its reader sees the end).
     ending: AtomicBool,
+    /// Its workspace as it was before the command started (see [`Spec::files`]).
+    files: Result<Arc<crate::changes::Watch>, String>,
 }
 
 impl Session {
@@ -781,6 +787,7 @@ impl Hub {
                     .collect(),
             ),
             ending: AtomicBool::new(false),
+            files: spec.files.clone(),
         });
         // The write end went with the command: end-of-file when the sandbox's proxy ends.
         let (audit, owner, weak) = (
@@ -825,6 +832,10 @@ impl Hub {
                     }),
                     Err(_) => 255,
                 };
+                // Every process of it is gone (and its sandbox has taken its placeholders
+                // away): what it did to its workspace goes on the recording before the exit
+                // status, so that it is sealed with the rest.
+                let files = s.final_files();
                 if let Some((state, bytes)) = s.recording.finish(code) {
                     if let Err(e) = hub.store.end_recording(
                         &s.recording_id(),
@@ -844,11 +855,16 @@ impl Hub {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&s.id);
-                hub.audit.report(
-                    AuditEvent::new(Kind::SessionEnd, s.owner.clone())
-                        .with("session", s.id)
-                        .with("exit_status", code),
-                );
+                let mut end = AuditEvent::new(Kind::SessionEnd, s.owner.clone())
+                    .with("session", s.id)
+                    .with("exit_status", code);
+                if let Some(f) = files {
+                    end = end
+                        .with("files_created", f.counts.created)
+                        .with("files_changed", f.counts.changed)
+                        .with("files_deleted", f.counts.deleted);
+                }
+                hub.audit.report(end);
                 for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                     v.notify.notify_one();
                 }
