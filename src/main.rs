@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod audit;
 mod auth;
+mod changes;
 mod claude;
 mod cli;
 mod config;
@@ -134,7 +135,7 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
-    /// Session recordings: list, inspect, verify, export.
+    /// Session recordings: list, inspect, verify, export, the files each session changed.
     Rec {
         #[command(subcommand)]
         action: RecAction,
@@ -339,6 +340,14 @@ enum RecAction {
         /// Seconds into the recording.
         #[arg(long, value_name = "SECONDS")]
         at: f64,
+    },
+    /// What the recorded session created, changed and deleted in its workspace, with sizes
+    /// (the summary kept at its end).
+    Files {
+        id: String,
+        /// The summary as JSON (as the API answers it).
+        #[arg(long)]
+        json: bool,
     },
     /// Find text that appeared on screen, across recordings: recording, time and line.
     Search {
@@ -567,6 +576,7 @@ fn main() {
                 )
             }),
             RecAction::Screen { id, at } => admin(&|a| cli::recordings::screen(a, &id, at)),
+            RecAction::Files { id, json } => admin(&|a| cli::recordings::files(a, &id, json)),
             RecAction::Search {
                 pattern,
                 exec,

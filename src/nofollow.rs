@@ -32,6 +32,29 @@ pub fn open_beneath(
     flags: i32,
     mode: u32,
 ) -> io::Result<OwnedFd> {
+    openat2(dir, path, flags, mode, 0)
+}
+
+/// Opens the directory `name` in `dir` for listing, neither following a link nor crossing
+/// a mount point (`EXDEV`): what a walk of a tree a session writes goes down into.
+pub fn open_subdir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+    openat2(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_NO_XDEV,
+    )
+}
+
+/// openat2 beneath `dir` without links, with `extra` resolve flags.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    extra: u64,
+) -> io::Result<OwnedFd> {
     let name = cstr(path)?;
     // libc's open_how is non-exhaustive; the kernel's struct is three u64s (open_how(2)).
     #[repr(C)]
@@ -47,7 +70,10 @@ pub fn open_beneath(
         } else {
             0
         },
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        resolve: libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | extra,
     };
     loop {
         // SAFETY: a valid dirfd, a NUL-terminated path and an open_how whose size is passed.
@@ -233,8 +259,44 @@ pub fn chown_tree(dir: OwnedFd, uid: u32, gid: u32) -> io::Result<(u64, u64)> {
     Ok((changed, left))
 }
 
+/// The status of `name` in `dir` itself: a link is described, never followed.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<libc::stat> {
+    let c = cstr(name)?;
+    // SAFETY: fstatat into a zeroed struct, with a valid dirfd and a NUL-terminated name.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } as libc::c_long)?;
+    Ok(st)
+}
+
+/// The names in the directory `dir` (without `.` and `..`), or None when it holds more
+/// than `max`: a directory a session fills cannot make the host read without end. Read
+/// through a copy of the descriptor, so that `dir` stays usable for `*at` calls.
+pub fn names(dir: BorrowedFd<'_>, max: usize) -> io::Result<Option<Vec<std::ffi::OsString>>> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we hold returns a new one we own.
+    let copy =
+        check(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: the copy was just made and nothing else owns it.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+    // The copy shares the directory's offset: start from its first entry.
+    // SAFETY: lseek on a descriptor we own.
+    check(unsafe { libc::lseek(copy.as_raw_fd(), 0, libc::SEEK_SET) } as libc::c_long)?;
+    read_names(copy, max)
+}
+
 /// The names in a directory (without `.` and `..`).
 fn read_dir(dir: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
+    Ok(read_names(dir, usize::MAX)?.unwrap_or_default())
+}
+
+/// The names in a directory (without `.` and `..`), or None past `max` of them.
+fn read_names(dir: OwnedFd, max: usize) -> io::Result<Option<Vec<std::ffi::OsString>>> {
     use std::os::unix::ffi::OsStringExt;
     let raw = dir.as_raw_fd();
     // SAFETY: fdopendir takes ownership of the descriptor (closed by closedir below).
@@ -245,22 +307,34 @@ fn read_dir(dir: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
     std::mem::forget(dir);
     let mut names = Vec::new();
     loop {
-        // SAFETY: d is an open DIR stream.
-        let e = unsafe { libc::readdir(d) };
+        // readdir returns null at the end and on an error; only errno tells them apart.
+        // SAFETY: errno is this thread's; d is an open DIR stream.
+        let e = unsafe {
+            *libc::__errno_location() = 0;
+            libc::readdir(d)
+        };
         if e.is_null() {
-            break;
+            let err = io::Error::last_os_error();
+            // SAFETY: closing the stream opened above.
+            unsafe { libc::closedir(d) };
+            return match err.raw_os_error() {
+                Some(0) | None => Ok(Some(names)),
+                Some(_) => Err(err),
+            };
         }
         // SAFETY: d_name is NUL-terminated inside the dirent readdir returned.
         let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) }
             .to_bytes()
             .to_vec();
         if name != b"." && name != b".." {
+            if names.len() == max {
+                // SAFETY: closing the stream opened above.
+                unsafe { libc::closedir(d) };
+                return Ok(None);
+            }
             names.push(std::ffi::OsString::from_vec(name));
         }
     }
-    // SAFETY: closing the stream opened above.
-    unsafe { libc::closedir(d) };
-    Ok(names)
 }
 
 /// A borrowed view of an owned descriptor (shorter to write at every call).

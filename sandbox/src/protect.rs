@@ -20,7 +20,7 @@
 mod gitconfig;
 mod placeholders;
 
-pub use placeholders::Placeholders;
+pub use placeholders::{noted as noted_placeholders, Placeholders};
 
 use crate::error::{Refusal, Step};
 use crate::sys::{self, MOUNT_ATTR_RDONLY, RESOLVE_STRICT};

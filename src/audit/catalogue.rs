@@ -46,6 +46,7 @@ pub enum Kind {
     SessionKill,
     SessionTimeout,
     SessionEnd,
+    SessionFiles,
     NetConnect,
     NetAsk,
     NetAnswer,
@@ -80,7 +81,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 69] = [
+    pub const ALL: [Kind; 70] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -121,6 +122,7 @@ impl Kind {
         Kind::SessionKill,
         Kind::SessionTimeout,
         Kind::SessionEnd,
+        Kind::SessionFiles,
         Kind::NetConnect,
         Kind::NetAsk,
         Kind::NetAnswer,
@@ -195,7 +197,8 @@ impl Kind {
             SessionMark => ("session.mark", "a marker was added to a session's recording: `session`, `label`"),
             SessionKill => ("session.kill", "a session was ended by a user, or by the host (`reason`): `session`"),
             SessionTimeout => ("session.timeout", "the host ended a session at its idle or age limit: `session`, `reason`"),
-            SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`"),
+            SessionEnd => ("session.end", "a session's command ended: `session`, `exit_status`, and what it did to its workspace (`files_created`, `files_changed`, `files_deleted`; absent when no walk was taken before it started)"),
+            SessionFiles => ("session.files", "a running session's summary of files changed was taken (a walk of its workspace, on demand): `session`, `created`, `changed`, `deleted`"),
             NetConnect => ("net.connect", "a connection attempt through a session's egress proxy (network mode \"proxy\"): `session`, `protocol` (http, connect, socks5), `host`, `port`, `allowed`, `verdict`, `rule`, `address`, `bytes_up`, `bytes_down`, `duration_ms`, `error`; `run` instead of `session` for an API or SSH run; at most 10000 a session, then one with `suppressed`"),
             NetAsk => ("net.ask", "a connection to a destination no rule names waits while the session's owner is asked (`[network] unknown = \"ask\"`): `session`, `ask` (its number in the session), `protocol`, `host`, `port`, `wait_s`"),
             NetAnswer => ("net.answer", "a question about a destination was answered: `session`, `ask`, `host`, `port`, `answer` (`once`, `session`, `deny`; `none` when the wait ran out, with the owner as actor)"),
@@ -210,7 +213,7 @@ impl Kind {
             FileRemove => ("file.remove", "a file was removed: `path`, `address`"),
             FileRename => ("file.rename", "a file or folder was renamed: `from`, `to`, `address`"),
             FileAttrs => ("file.attrs", "a file's permissions, times or size were changed: `path`, `permissions`, `times`, `size`, `address`"),
-            RecordingPlay => ("recording.play", "a recording's content was shown (playback, a screen): `recording`, `at`, `screen_only`"),
+            RecordingPlay => ("recording.play", "a recording's content was shown (playback, a screen, its summary of files changed): `recording`, `at`, `screen_only`, `files_only`"),
             RecordingExport => ("recording.export", "a recording was exported: `recording`, `format`, `to`"),
             RecordingSearch => ("recording.search", "recordings were searched: `pattern`, `recordings`, `hits`, `matched` (those whose lines were shown)"),
             RecordingVerify => ("recording.verify", "recordings were verified: `recording` and `ok`, or `count` and `damaged`"),

@@ -215,3 +215,20 @@ pub fn screen(a: &Admin, id: &str, at: f64) -> i32 {
         Err(e) => fail(e),
     }
 }
+
+/// `cordon rec files ID [--json]`: what the recorded session created, changed and deleted in
+/// its workspace (audited like playback). Paths are the session's: escaped.
+pub fn files(a: &Admin, id: &str, json: bool) -> i32 {
+    let (_, summary) = tryc!(a.svc.recording_files(&a.me, id));
+    if json {
+        println!(
+            "{}",
+            crate::text::json(&serde_json::to_string_pretty(&summary).unwrap_or_default())
+        );
+    } else {
+        for line in summary.lines() {
+            println!("{line}");
+        }
+    }
+    0
+}

@@ -121,6 +121,10 @@ pub const NET: u8 = b'n';
 /// path, resolved, argv, argc, cwd, outcome, why) or a process's exit (`exit`: pid,
 /// status).
 pub const EXEC: u8 = b'e';
+/// What the session created, changed and deleted in its workspace, JSON
+/// (`changes::Summary`): written once, after its last process ended and just before the
+/// exit status, so that it is sealed with the rest.
+pub const FILES: u8 = b'f';
 
 /// The associated data of one chunk: the header's hash, the chunk's time and flags.
 fn chunk_aad(header_hash: &[u8; 32], start_us: u64, flags: u8) -> [u8; 41] {
@@ -711,6 +715,24 @@ pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
         header: o.header,
         events,
     })
+}
+
+/// The data of the last event of `kind` in the last `chunks` chunks, each verified (a chunk
+/// is authenticated at its place, so it cannot come from elsewhere), without reading the
+/// rest: what is written at the end (the files summary) is found there.
+pub fn last_event(
+    path: &Path,
+    master: &[u8],
+    kind: u8,
+    chunks: usize,
+) -> Result<Option<Vec<u8>>, Damage> {
+    let r = Reader::open(path, master)?;
+    for i in (r.chunks().saturating_sub(chunks)..r.chunks()).rev() {
+        if let Some(e) = r.events(i)?.into_iter().rev().find(|e| e.kind == kind) {
+            return Ok(Some(e.data));
+        }
+    }
+    Ok(None)
 }
 
 /// What is needed to draw the screen at `at_us` without reading the whole recording: the

@@ -312,7 +312,7 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             OUTPUT => "o",
             RESIZE => "r",
             format::INPUT => "i",
-            format::MARKER | format::GAP | format::NET => "m",
+            format::MARKER | format::GAP | format::NET | format::FILES => "m",
             // Programs started, not each exit: a marker per process would bury the rest.
             format::EXEC if timeline::is_exec(&e.data) => "m",
             EXIT if version == 3 => "x",
@@ -324,6 +324,8 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
             timeline::timeline_words(&e.data)
         } else if e.kind == format::EXEC {
             timeline::exec_words(&e.data)
+        } else if e.kind == format::FILES {
+            crate::changes::headline_of(&e.data)
         } else {
             String::from_utf8_lossy(&e.data).into_owned()
         };

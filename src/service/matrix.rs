@@ -193,6 +193,9 @@ fn recording(svc: &Service, p: &Principal) -> String {
         format!("hello\r\nneedle-{}\r\n", p.user).as_bytes(),
     )
     .unwrap();
+    let files = crate::changes::Summary::empty(crate::changes::Taken::End, "/w", "t0", "t1");
+    w.event(format::FILES, &serde_json::to_vec(&files).unwrap())
+        .unwrap();
     w.event(format::EXIT, b"0").unwrap();
     w.finish().unwrap();
     svc.store
@@ -333,6 +336,21 @@ fn rows() -> Vec<Row> {
             "see another's session's screen",
             |c| c.h.svc.preview(&c.me, c.h.their_session).map(drop),
             [QUIET, HIDDEN, QUIET, QUIET],
+        ),
+        row(
+            "see what their own session changed in its workspace",
+            |c| c.h.svc.session_files(&c.me, c.my_session).map(drop),
+            [done(&[SessionFiles]); 4],
+        ),
+        row(
+            "see what another's session changed in its workspace",
+            |c| c.h.svc.session_files(&c.me, c.h.their_session).map(drop),
+            [
+                done(&[SessionFiles]),
+                HIDDEN,
+                done(&[SessionFiles]),
+                done(&[SessionFiles]),
+            ],
         ),
         row(
             "read their own session's details",
@@ -588,6 +606,30 @@ fn rows() -> Vec<Row> {
             |c| {
                 c.h.svc
                     .open_recording(&c.me, &c.h.their_recording, 0.0)
+                    .map(drop)
+            },
+            [
+                done(&[RecordingPlay]),
+                HIDDEN,
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
+        ),
+        row(
+            "read what their own recorded session changed in its workspace",
+            |c| c.h.svc.recording_files(&c.me, &c.my_recording).map(drop),
+            [
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                done(&[RecordingPlay]),
+                HIDDEN,
+            ],
+        ),
+        row(
+            "read what another's recorded session changed in its workspace",
+            |c| {
+                c.h.svc
+                    .recording_files(&c.me, &c.h.their_recording)
                     .map(drop)
             },
             [

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{failed, Error, Failure, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{allowed, Action};
+use crate::changes::Summary;
 use crate::record::{format, Hit, RecordError, Verdict};
 use crate::store::RecordingEntry;
 
@@ -158,6 +159,42 @@ impl Service {
                 .with("screen_only", true),
         )?;
         Ok(found)
+    }
+
+    /// What a recorded session created, changed and deleted in its workspace: the summary
+    /// kept at its end (event `f`), read from the recording's last chunks, each verified.
+    /// Reading it is reading the recording: the same permission, audited like playback
+    /// before it is returned.
+    pub fn recording_files(&self, p: &Principal, id: &str) -> Result<(RecordingEntry, Summary)> {
+        let (p, r) = self.readable(p, id, "files")?;
+        let key = self.key_for(&r)?;
+        // The summary comes just before the exit status: in the final chunk or the one
+        // before (a long summary may have filled its own).
+        let data =
+            format::last_event(Path::new(&r.path), &key, format::FILES, 3).map_err(damaged(&r))?;
+        self.audit_access(
+            p.stamp(AuditEvent::new(Kind::RecordingPlay, p.user.clone()))
+                .with("recording", r.id.clone())
+                .with("files_only", true),
+        )?;
+        let Some(data) = data else {
+            let why = if r.state == crate::store::RecordingState::Recording {
+                format!("recording {} has no summary of files changed yet: its session still runs (ask it: `files SESSION` over SSH, GET /v1/sessions/{}/files)", r.id, r.session)
+            } else {
+                format!("recording {} holds no summary of files changed: its session ended without one (the host stopped first), or it was recorded before cordon kept them", r.id)
+            };
+            return Err(Error::NotFound(why));
+        };
+        let summary = serde_json::from_slice(&data).map_err(|e| {
+            Error::caused(
+                format!(
+                    "recording {} holds a files summary that cannot be read",
+                    r.id
+                ),
+                e,
+            )
+        })?;
+        Ok((r, summary))
     }
 
     /// A recording in an export format (`asciicast-v2`, `asciicast-v3`, `raw`); audited

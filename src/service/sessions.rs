@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{Error, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{allowed, Action};
+use crate::changes::{Summary, Taken, Watch};
 use crate::sessions::{Confinement, Session, Spec, Viewer};
 
 /// A request for a new session; what is left out takes the configured default.
@@ -158,7 +159,7 @@ impl Service {
         let p = self.check(p, Action::CreateSession, "new", |p| {
             format!("a {} may not start sessions", p.role)
         })?;
-        let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked first so that a start refused costs no walk; again under the lock below.
         self.within_limit(&p, "new")?;
         let name: String = req
             .name
@@ -167,6 +168,12 @@ impl Service {
             .take(64)
             .collect();
         let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
+        // Walked before the command starts, outside the admission lock: a large workspace
+        // delays its own session's start, never another's.
+        let files = watch(&confinement);
+        let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        // Another start may have taken the last place while this one walked.
+        self.within_limit(&p, "new")?;
         let profile = confinement.profile.clone();
         let secrets: Vec<String> = confinement
             .secrets
@@ -187,6 +194,7 @@ impl Service {
             } else {
                 req.term
             },
+            files,
         };
         let s = self.hub.create(spec)?;
         drop(admission);
@@ -273,6 +281,22 @@ impl Service {
                 .with("session", id),
         );
         Ok(())
+    }
+
+    /// What a running session has created, changed and deleted in its workspace so far: a
+    /// walk now, compared with the one taken before its command started. The right to
+    /// observe it; audited with the counts.
+    pub fn session_files(&self, p: &Principal, id: u64) -> Result<Summary> {
+        let (p, s) = self.visible(p, id, "files")?;
+        let summary = s.files(Taken::Now);
+        self.record(
+            p.stamp(AuditEvent::new(Kind::SessionFiles, p.user.clone()))
+                .with("session", id)
+                .with("created", summary.counts.created)
+                .with("changed", summary.counts.changed)
+                .with("deleted", summary.counts.deleted),
+        );
+        Ok(summary)
     }
 
     /// One session, if the principal may see it.
@@ -367,4 +391,19 @@ impl Service {
         );
         Ok(label)
     }
+}
+
+/// The workspace of a session about to start, walked ([`crate::changes`]), with the
+/// placeholders its sandbox will hold missing protected paths with (from its profile, as the
+/// sandbox finds them); or why it could not be.
+fn watch(c: &Confinement) -> std::result::Result<Arc<Watch>, String> {
+    let protect = sandbox::profile::Search::standard()
+        .load(&c.profile)
+        .map(|p| p.protect)
+        .unwrap_or_default();
+    let placeholders: Vec<std::path::PathBuf> =
+        sandbox::protect::resolve(&protect, &c.workspace, true)
+            .map(|list| list.into_iter().filter_map(|p| p.placeholder).collect())
+            .unwrap_or_default();
+    Watch::start(&c.workspace, &placeholders, crate::changes::Limits::DEFAULT).map(Arc::new)
 }

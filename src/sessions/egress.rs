@@ -130,11 +130,12 @@ impl Egress {
     /// The session's string made fit to store and show: its secrets redacted, control
     /// characters escaped.
     pub(super) fn clean(&self, s: &str) -> String {
-        crate::text::printable(&self.redact(s)).into_owned()
+        crate::text::printable(&self.redacted(s)).into_owned()
     }
 
-    /// The session's string with its secrets redacted.
-    pub(super) fn redact(&self, s: &str) -> String {
+    /// The session's string with its secrets redacted (a name built from a secret must not
+    /// become a copy of it where it is kept).
+    pub(super) fn redacted(&self, s: &str) -> String {
         if self.secrets.is_empty() {
             return s.to_string();
         }

@@ -282,7 +282,7 @@ impl Session {
 fn redacted(egress: &Egress, v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) => Value::String(egress.redact(&s)),
+        Value::String(s) => Value::String(egress.redacted(&s)),
         Value::Array(a) => Value::Array(a.into_iter().map(|x| redacted(egress, x)).collect()),
         Value::Object(o) => Value::Object(
             o.into_iter()

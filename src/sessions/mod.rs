@@ -5,6 +5,7 @@
 
 pub mod egress;
 pub mod events;
+mod files;
 mod recording;
 pub mod spawner;
 
@@ -129,6 +130,9 @@ pub struct Spec {
     pub cols: u16,
     pub rows: u16,
     pub term: String,
+    /// Its workspace as walked before its command starts, for its summary of files
+    /// changed ([`crate::changes`]), or why there is none.
+    pub files: Result<Arc<crate::changes::Watch>, String>,
 }
 
 impl Spec {
@@ -240,6 +244,8 @@ pub struct Session {
     pub egress: egress::Egress,
     /// Set once the host has ended it (it leaves the list when its reader sees the end).
     ending: AtomicBool,
+    /// Its workspace as it was before the command started (see [`Spec::files`]).
+    files: Result<Arc<crate::changes::Watch>, String>,
 }
 
 impl Session {
@@ -782,6 +788,7 @@ impl Hub {
                     .collect(),
             ),
             ending: AtomicBool::new(false),
+            files: spec.files.clone(),
         });
         // The write end went with the command: end-of-file when the sandbox's proxy ends.
         let (audit, owner, weak) = (
@@ -826,6 +833,10 @@ impl Hub {
                     }),
                     Err(_) => 255,
                 };
+                // Every process of it is gone (and its sandbox has taken its placeholders
+                // away): what it did to its workspace goes on the recording before the exit
+                // status, so that it is sealed with the rest.
+                let files = s.final_files();
                 if let Some((state, bytes)) = s.recording.finish(code) {
                     if let Err(e) = hub.store.end_recording(
                         &s.recording_id(),
@@ -845,11 +856,16 @@ impl Hub {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&s.id);
-                hub.audit.report(
-                    AuditEvent::new(Kind::SessionEnd, s.owner.clone())
-                        .with("session", s.id)
-                        .with("exit_status", code),
-                );
+                let mut end = AuditEvent::new(Kind::SessionEnd, s.owner.clone())
+                    .with("session", s.id)
+                    .with("exit_status", code);
+                if let Some(f) = files {
+                    end = end
+                        .with("files_created", f.counts.created)
+                        .with("files_changed", f.counts.changed)
+                        .with("files_deleted", f.counts.deleted);
+                }
+                hub.audit.report(end);
                 for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                     v.notify.notify_one();
                 }

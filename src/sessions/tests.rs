@@ -35,7 +35,12 @@ fn hub() -> Fixture {
 
 impl Fixture {
     fn start(&self, command: &[&str]) -> Arc<Session> {
-        let spec = Spec {
+        self.start_with(command, |_| {})
+    }
+
+    /// A session of `command`, its spec changed by `edit` first.
+    fn start_with(&self, command: &[&str], edit: impl FnOnce(&mut Spec)) -> Arc<Session> {
+        let mut spec = Spec {
             owner: "alice".into(),
             owner_id: 1,
             name: String::new(),
@@ -51,7 +56,9 @@ impl Fixture {
             cols: 80,
             rows: 24,
             term: "xterm".into(),
+            files: Err("not walked in these tests".into()),
         };
+        edit(&mut spec);
         self.hub.create(spec).unwrap()
     }
 }
@@ -145,6 +152,46 @@ fn an_ended_session_leaves_the_hub_and_no_process_behind() {
         s.exit_status().is_some() && f.hub.get(s.id).is_none()
     });
     until("the group's end", || living_in_group(group) == 0);
+}
+
+#[test]
+fn a_session_s_summary_names_the_files_it_wrote_with_its_secrets_redacted_from_their_names() {
+    let f = hub();
+    let ws = f.dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let ws = ws.canonicalize().unwrap();
+    std::fs::write(ws.join("before.txt"), "old").unwrap();
+    let watch = crate::changes::Watch::start(&ws, &[], crate::changes::Limits::DEFAULT).unwrap();
+    let s = f.start_with(
+        &[
+            "sh",
+            "-c",
+            "printf 12345 > sk-files-0123456789.txt; rm before.txt; sleep 1000",
+        ],
+        |spec| {
+            spec.confinement.workspace = ws.clone();
+            spec.confinement.secrets.given = vec![(
+                "API_KEY".into(),
+                zeroize::Zeroizing::new(b"sk-files-0123456789".to_vec()),
+            )];
+            spec.files = Ok(Arc::new(watch));
+        },
+    );
+    let mut summary = s.files(crate::changes::Taken::Now);
+    until("the file and the removal", || {
+        summary = s.files(crate::changes::Taken::Now);
+        summary.counts.created == 1 && summary.counts.deleted == 1
+    });
+    s.kill();
+    let created = &summary.created[0];
+    assert_eq!(
+        (created.path.as_str(), created.size),
+        ("[redacted].txt", Some(5))
+    );
+    assert_eq!(summary.deleted[0].path, "before.txt");
+    assert!(!serde_json::to_string(&summary)
+        .unwrap()
+        .contains("sk-files-0123456789"));
 }
 
 /// Processes of process group `pgid` that are not zombies (a zombie is only waiting for

@@ -1,5 +1,5 @@
 //! The commands a client can give as `ssh HOST COMMAND`: whoami, ls, new, attach, observe,
-//! kill, run.
+//! files, kill, run.
 
 use super::Conn;
 use crate::service::{NewSession, Principal, RunInput, RunRequest, Scope};
@@ -8,7 +8,7 @@ use russh::ChannelId;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, mark ID [LABEL], kill ID, questions [--json], answer ID ASK once|session|deny, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, files ID [--json], mark ID [LABEL], kill ID, questions [--json], answer ID ASK once|session|deny, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
 
 /// `--profile P`, `--workspace W` (a name, or an absolute path beneath a granted root),
 /// `--name N`, `--json`, then `-- CMD...`.
@@ -177,6 +177,21 @@ pub async fn dispatch(
                 );
             };
             conn.attach(channel, session, id, cmd == "attach")
+        }
+        "files" => {
+            let Some(id) = id_arg() else {
+                return conn.finish(
+                    channel,
+                    session,
+                    "",
+                    "cordon: files needs a session id (see `ls`): files ID [--json]\n",
+                    2,
+                );
+            };
+            // `files ID --json` as well as `files --json ID`.
+            let json = args.json || args.rest.iter().skip(1).any(|w| w == "--json");
+            files(conn, channel, session, principal, id, json);
+            Ok(())
         }
         "mark" => {
             let Some(id) = id_arg() else {
@@ -487,6 +502,55 @@ pub fn secret_input_done(
         ),
         Err(e) => conn.refused(channel, session, &e),
     }
+}
+
+/// `files ID [--json]`: what a running session has created, changed and deleted in its
+/// workspace. The walk runs off the async workers; the answer goes back through the channel
+/// when it is done.
+fn files(
+    conn: &Conn,
+    channel: ChannelId,
+    session: &mut SshSession,
+    principal: Principal,
+    id: u64,
+    json: bool,
+) {
+    let svc = conn.shared.service.clone();
+    let handle = session.handle();
+    tokio::spawn(async move {
+        let answer = tokio::task::spawn_blocking(move || svc.session_files(&principal, id))
+            .await
+            .unwrap_or_else(|e| Err(crate::service::Error::failed(e)));
+        let (out, err, status) = match answer {
+            Ok(summary) if json => (
+                format!(
+                    "{}\n",
+                    crate::text::json(&serde_json::to_string_pretty(&summary).unwrap_or_default())
+                ),
+                String::new(),
+                0,
+            ),
+            // Every line of it is escaped already (the paths are the session's).
+            Ok(summary) => (summary.lines().join("\n") + "\n", String::new(), 0),
+            Err(e) => (
+                String::new(),
+                crate::text::printable_lines(&format!("cordon: {e}\n")).into_owned(),
+                match e {
+                    crate::service::Error::Invalid(_) => 2,
+                    _ => 126,
+                },
+            ),
+        };
+        if !out.is_empty() {
+            let _ = handle.data(channel, out.into_bytes()).await;
+        }
+        if !err.is_empty() {
+            let _ = handle.extended_data(channel, 1, err.into_bytes()).await;
+        }
+        let _ = handle.exit_status_request(channel, status).await;
+        let _ = handle.eof(channel).await;
+        let _ = handle.close(channel).await;
+    });
 }
 
 /// `run`: the command confined, without a terminal; stdout, stderr and the exit status go

@@ -104,6 +104,13 @@ pub enum Dialog {
     },
     /// One of the user's sessions waits to connect where no rule says (egress ask mode).
     Ask(crate::service::QuestionInfo),
+    /// What a session created, changed and deleted in its workspace: `lines` from
+    /// [`crate::changes::Summary::lines`] (escaped), shown from `scroll` on.
+    Files {
+        title: String,
+        lines: Vec<String>,
+        scroll: usize,
+    },
     /// A text prompt: filter the current list, or search recordings / the player.
     Prompt {
         purpose: Prompt,
@@ -561,6 +568,18 @@ impl App {
             (Key::Enter | Key::Char('o'), Some(s)) if self.may(Action::ObserveSession { own }) => {
                 return self.open(s.id, false)
             }
+            (Key::Char('f'), Some(s)) if self.may(Action::ObserveSession { own }) => {
+                match self.svc.session_files(&self.me, s.id) {
+                    Ok(summary) => {
+                        self.dialog = Some(Dialog::Files {
+                            title: format!(" Files changed so far · {} · #{} ", s.name, s.id),
+                            lines: summary.lines(),
+                            scroll: 0,
+                        })
+                    }
+                    Err(e) => self.status = e.to_string(),
+                }
+            }
             (Key::Char('r'), Some(s)) if self.may(Action::AttachSession { own }) => {
                 self.dialog = Some(Dialog::Rename {
                     id: s.id,
@@ -620,6 +639,25 @@ impl App {
                         text: String::new(),
                     },
                 })
+            }
+            Key::Char('f') => {
+                let Some(id) = self
+                    .visible_recordings()
+                    .get(self.rec_selected)
+                    .map(|r| r.id.clone())
+                else {
+                    return;
+                };
+                match self.svc.recording_files(&self.me, &id) {
+                    Ok((r, summary)) => {
+                        self.dialog = Some(Dialog::Files {
+                            title: format!(" Files changed · session {} · {} ", r.session, r.id),
+                            lines: summary.lines(),
+                            scroll: 0,
+                        })
+                    }
+                    Err(e) => self.status = e.to_string(),
+                }
             }
             Key::Char('e') => {
                 let Some(id) = self
@@ -856,6 +894,22 @@ impl App {
                 };
             }
             Dialog::Secrets { .. } => {}
+            Dialog::Files { lines, scroll, .. } => {
+                let last = lines.len().saturating_sub(1);
+                *scroll = match key {
+                    Key::Up | Key::Char('k') => scroll.saturating_sub(1),
+                    Key::Down | Key::Char('j') => (*scroll + 1).min(last),
+                    Key::PageUp => scroll.saturating_sub(10),
+                    Key::PageDown => (*scroll + 10).min(last),
+                    Key::Home | Key::Char('g') => 0,
+                    Key::End | Key::Char('G') => last,
+                    Key::Char('q') | Key::Enter => {
+                        self.dialog = None;
+                        return Effect::None;
+                    }
+                    _ => *scroll,
+                };
+            }
             Dialog::New {
                 profiles,
                 profile,

@@ -480,3 +480,80 @@ fn the_secrets_dialog_sets_a_secret_from_a_masked_field_and_never_draws_its_valu
     a.key(Key::Esc);
     assert!(a.dialog.is_none());
 }
+
+/// A summary of files changed as a session's end would make it: every kind of entry, a
+/// path with an escape sequence in it, a placeholder left out, a directory not entered.
+fn files_summary() -> crate::changes::Summary {
+    use crate::changes::snapshot::Kind;
+    use crate::changes::summary::{Change, Entry};
+    use crate::changes::{Summary, Taken};
+    let entry = |path: &str, kind, old_size, size, change| Entry {
+        path: path.into(),
+        kind,
+        old_kind: None,
+        size,
+        old_size,
+        change,
+    };
+    let mut s = Summary::empty(
+        Taken::Now,
+        "/srv/cordon/workspaces/alice",
+        "2026-11-23T02:15:11.000Z",
+        "2026-11-23T02:31:40.000Z",
+    );
+    s.created = vec![
+        entry("notes.txt", Kind::File, None, Some(17), None),
+        entry("src/auth", Kind::Dir, None, None, None),
+        entry("src/auth/token.rs", Kind::File, None, Some(4_812), None),
+        entry(
+            "evil\u{1b}]52;c;QQ==\u{7}.txt",
+            Kind::File,
+            None,
+            Some(3),
+            None,
+        ),
+    ];
+    s.changed = vec![
+        entry(
+            "Cargo.toml",
+            Kind::File,
+            Some(412),
+            Some(468),
+            Some(Change::Content),
+        ),
+        entry("run.sh", Kind::File, Some(90), Some(90), Some(Change::Mode)),
+        Entry {
+            old_kind: Some(Kind::File),
+            ..entry("build", Kind::Dir, Some(5), None, Some(Change::Type))
+        },
+    ];
+    s.deleted = vec![entry("src/auth.rs", Kind::File, Some(2_300), None, None)];
+    s.counts = crate::changes::summary::Counts {
+        created: 4,
+        changed: 3,
+        deleted: 1,
+    };
+    s.bytes = crate::changes::summary::Bytes {
+        created: 4_832,
+        deleted: 2_300,
+        changed: 51,
+    };
+    s.excluded = vec![".git".into()];
+    s.unseen = vec![
+        "target/: not entered (a mount point or another file system): nothing in it is compared"
+            .into(),
+    ];
+    s.complete = false;
+    s
+}
+
+#[test]
+fn files_dialog() {
+    let (_d, mut a) = app(Role::Developer);
+    a.dialog = Some(Dialog::Files {
+        title: " Files changed so far · refactor-auth · #1 ".into(),
+        lines: files_summary().lines(),
+        scroll: 0,
+    });
+    snapshots("files_dialog", &mut a);
+}

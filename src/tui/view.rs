@@ -99,6 +99,8 @@ fn hint_line(app: &App) -> Line<'static> {
             ("d", "deny"),
             ("Esc", "later"),
         ];
+    } else if let Some(Dialog::Files { .. }) = &app.dialog {
+        keys = vec![("↑↓ PgUp PgDn", "scroll"), ("Esc", "close")];
     } else if let Some(Dialog::ConfirmEnd { .. }) = &app.dialog {
         keys = vec![("y", "end it"), ("any other key", "keep it")];
     } else if app.dialog.is_some() {
@@ -131,6 +133,7 @@ fn hint_line(app: &App) -> Line<'static> {
                     }
                     if app.may(Action::ObserveSession { own }) {
                         keys.push(("o", "observe"));
+                        keys.push(("f", "files"));
                     }
                     if app.may(Action::EndSession { own }) {
                         keys.push(("x", "end"));
@@ -139,6 +142,7 @@ fn hint_line(app: &App) -> Line<'static> {
             }
             Tab::Recordings => keys.extend([
                 ("Enter", "play"),
+                ("f", "files"),
                 ("s", "search"),
                 ("e", "export"),
                 ("/", "filter"),
@@ -669,6 +673,14 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             ],
         ),
         Dialog::Prompt { field, .. } => (" ", vec![field_line(field.label, &field.text, true)]),
+        Dialog::Files {
+            title,
+            lines,
+            scroll,
+        } => {
+            draw_files(f, title, lines, *scroll, area);
+            return;
+        }
         Dialog::Secrets {
             global,
             list,
@@ -732,6 +744,41 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
     );
 }
 
+/// A summary of files changed: its lines (escaped already) from `scroll` on, in a dialog
+/// nearly as large as the screen; the first line (the counts) in bold.
+fn draw_files(f: &mut Frame, title: &str, lines: &[String], scroll: usize, area: Rect) {
+    let r = centered(
+        area,
+        area.width.saturating_sub(4).min(110),
+        (lines.len() as u16 + 2).min(area.height.saturating_sub(2)),
+    );
+    let shown = lines
+        .iter()
+        .enumerate()
+        .skip(scroll)
+        .take(usize::from(r.height.saturating_sub(2)))
+        .map(|(i, l)| {
+            let style = if i == 0 {
+                bold()
+            } else if l.starts_with("not seen") || l.starts_with("left out") {
+                dim()
+            } else {
+                Style::default()
+            };
+            Line::styled(l.clone(), style)
+        })
+        .collect::<Vec<_>>();
+    let more = lines.len().saturating_sub(scroll + shown.len());
+    let block = Block::bordered().title(Span::styled(title.to_string(), bold().fg(ACCENT)));
+    let block = if more > 0 {
+        block.title_bottom(Span::styled(format!(" {more} more lines ↓ "), dim()))
+    } else {
+        block
+    };
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(shown).block(block), r);
+}
+
 fn draw_help(f: &mut Frame, app: &App, area: Rect) {
     let k = |key: &str, what: &str| {
         Line::from(vec![
@@ -768,12 +815,14 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
                 "attach (full screen; the detach key returns here)",
             ),
             k("o", "observe (read-only)"),
+            k("f", "files it created, changed, deleted so far"),
             k("r  x", "rename, end"),
             k("S", "secrets for sessions (a add, d remove, g global)"),
         ]),
         (Tab::Recordings, _) => lines.extend([
             Line::styled("Recordings", bold()),
             k("Enter", "replay (then ? for the player's keys)"),
+            k("f", "files its session created, changed, deleted"),
             k("s", "search every recording for text, open the first hit"),
             k("e", "export as asciicast v2 to your workspace's exports/"),
         ]),

@@ -76,33 +76,78 @@ impl Placeholders {
     }
 }
 
-/// The lock file of `workspace`'s sandboxes, created if needed; `None` where there is no
-/// private place for it.
-fn lock_file(workspace: &Path) -> Option<std::fs::File> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-    let dir = if crate::identity::Caller::current().is_root() {
-        PathBuf::from("/run/cordon/protect")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("cordon-protect")
+/// The placeholders that the sandboxes of `workspace` running now have noted (absolute
+/// paths), read without taking the lock: what a host leaves out when it sums up the files a
+/// session changed. Empty where there is no private place for the list.
+pub fn noted(workspace: &Path) -> Vec<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = lock_dir().and_then(|dir| lock_path(&dir, workspace)) else {
+        return Vec::new();
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .ok()?;
+    let mut text = String::new();
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|f| f.take(1 << 20).read_to_string(&mut text));
+    match read {
+        Ok(_) => text.lines().map(PathBuf::from).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Where the lock files are: `/run/cordon/protect` as root, else
+/// `$XDG_RUNTIME_DIR/cordon-protect`.
+fn lock_dir_path() -> Option<PathBuf> {
+    if crate::identity::Caller::current().is_root() {
+        Some(PathBuf::from("/run/cordon/protect"))
+    } else {
+        Some(PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("cordon-protect"))
+    }
+}
+
+/// `dir`, if it is a directory private to this uid.
+fn private(dir: PathBuf) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(&dir).ok()?;
     // SAFETY: getuid cannot fail.
     if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } || meta.mode() & 0o022 != 0 {
         return None;
     }
+    Some(dir)
+}
+
+/// The lock directory, when it exists and is private.
+fn lock_dir() -> Option<PathBuf> {
+    lock_dir_path().and_then(private)
+}
+
+/// The lock file of `workspace` in `dir`: named by its device and inode.
+fn lock_path(dir: &Path, workspace: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let ws = std::fs::metadata(workspace).ok()?;
+    Some(dir.join(format!("{:x}-{:x}", ws.dev(), ws.ino())))
+}
+
+/// The lock file of `workspace`'s sandboxes, created if needed; `None` where there is no
+/// private place for it.
+fn lock_file(workspace: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = lock_dir_path()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let path = lock_path(&private(dir)?, workspace)?;
     std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(dir.join(format!("{:x}-{:x}", ws.dev(), ws.ino())))
+        .open(path)
         .ok()
 }
 

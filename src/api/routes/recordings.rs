@@ -1,4 +1,4 @@
-//! Recordings: list, search, look at, verify and export.
+//! Recordings: list, search, look at, verify, what their sessions changed, and export.
 
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -20,6 +20,7 @@ pub(super) fn router() -> OpenApiRouter<Api> {
         .routes(routes!(events))
         .routes(routes!(recording))
         .routes(routes!(verify_recording))
+        .routes(routes!(recording_files))
         .routes(routes!(export))
 }
 
@@ -174,6 +175,17 @@ async fn verify_recording(
         ok: verdict.is_whole(),
         detail: verdict.to_string(),
     }))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/files", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = crate::changes::Summary, description = "what the recorded session created, changed and deleted in its workspace, as kept at its end"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn recording_files(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<crate::changes::Summary>> {
+    let (_, summary) = api.svc.recording_files(&auth.p, &id)?;
+    Ok(Json(summary))
 }
 
 #[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),

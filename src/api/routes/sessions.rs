@@ -1,4 +1,5 @@
-//! Sessions: list, start, look at, end, type into, resize, attach and observe over a WebSocket.
+//! Sessions: list, start, look at, end, type into, resize, what they changed in their
+//! workspace, attach and observe over a WebSocket.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<Api> {
         .routes(routes!(session, end))
         .routes(routes!(input))
         .routes(routes!(resize))
+        .routes(routes!(files))
         .routes(routes!(attach))
         .routes(routes!(observe))
 }
@@ -187,6 +189,22 @@ async fn resize(
     api.svc
         .resize(&auth.p, parse_id(&id)?, body.cols, body.rows)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/files", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = crate::changes::Summary, description = "what the running session has created, changed and deleted in its workspace since its command started (a walk now)"), (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+async fn files(
+    State(api): State<Api>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<crate::changes::Summary>> {
+    let id = parse_id(&id)?;
+    let svc = api.svc.clone();
+    // A walk of the workspace: off the async workers.
+    let summary = tokio::task::spawn_blocking(move || svc.session_files(&auth.p, id))
+        .await
+        .map_err(|e| ApiError::from(crate::service::Error::failed(e)))??;
+    Ok(Json(summary))
 }
 
 /// A WebSocket upgrade, or why the request was not one (answered 426).
