@@ -139,3 +139,63 @@ fn a_refused_exec_is_recorded_as_refused_and_search_finds_the_session_by_a_comma
         "{log}"
     );
 }
+
+#[test]
+fn an_unprivileged_sandbox_records_its_execs_and_exit_statuses_too() {
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    for d in [dir.path(), &ws] {
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let events = dir.path().join("events");
+    let file = std::fs::File::create(&events).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut cmd = std::process::Command::new(CORDON);
+    cmd.args([
+        "sandbox",
+        "--profile",
+        "default",
+        "--events-fd",
+        "7",
+        "--workspace",
+    ])
+    .arg(&ws)
+    .args(["--", "sh", "-c", "/usr/bin/true unprivileged; exit 4"])
+    .env_clear()
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .env("HOME", &ws)
+    .current_dir(&ws)
+    .uid(NOBODY)
+    .gid(NOBODY);
+    // SAFETY: dup2 between fork and exec, on a descriptor this process owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cordon_test_support::process::output(&mut cmd);
+    assert_eq!(out.code, 4, "{out:?}");
+    drop(file);
+    let lines: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|e| e["event"] == "exec"
+            && e["argv"] == serde_json::json!(["/usr/bin/true", "unprivileged"])),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|e| e["event"] == "exit" && e["status"] == 4),
+        "{lines:?}"
+    );
+}
