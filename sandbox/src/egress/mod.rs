@@ -5,15 +5,18 @@
 //! verdict for one destination. It does no I/O and resolves no names. [`http`] and
 //! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
 //! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves, in
-//! a process of its own ([`process`]).
+//! a process of its own ([`process`]), copying each connection's bytes with [`relay`] on
+//! threads from [`workers`].
 
 pub mod handoff;
 pub mod http;
 pub mod process;
 pub mod proxy;
+mod relay;
 pub mod resolve;
 pub mod rules;
 pub mod socks;
+mod workers;
 
 pub use rules::{Destination, Host, Rule, RuleError, Rules, Verdict};
 
