@@ -41,10 +41,10 @@ impl std::error::Error for RequestError {}
 /// What the client asked the proxy for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    /// A tunnel: answer 200, then splice.
+    /// A tunnel: answer 200, then relay.
     Connect(Destination),
     /// A plain HTTP request: send `head` (rewritten to origin form) to the destination,
-    /// then splice.
+    /// then relay.
     Forward {
         /// Where it goes.
         dest: Destination,

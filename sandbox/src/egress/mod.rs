@@ -6,7 +6,8 @@
 //! named domain sets a profile includes (`[network] include`) as data. [`http`] and
 //! [`socks`] read what a client asks for; [`resolve`] turns names into addresses;
 //! [`handoff`] carries the listeners out of the session's namespace; [`proxy`] serves, in
-//! a process of its own ([`process`]); [`ask`] holds the questions of ask mode
+//! a process of its own ([`process`]), copying each connection's bytes with [`relay`] on
+//! threads from [`workers`]; [`ask`] holds the questions of ask mode
 //! (`[network] unknown = "ask"`) until the session's owner answers.
 
 pub mod ask;
@@ -14,10 +15,12 @@ pub mod handoff;
 pub mod http;
 pub mod process;
 pub mod proxy;
+mod relay;
 pub mod resolve;
 pub mod rules;
 pub mod sets;
 pub mod socks;
+mod workers;
 
 pub use rules::{Answer, Destination, Host, List, Rule, RuleError, Rules, Verdict};
 pub use sets::DomainSet;

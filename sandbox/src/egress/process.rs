@@ -1,6 +1,6 @@
 //! The proxy's own process: forked by the supervisor before it enters the session's pid
 //! namespace, because after `unshare(CLONE_NEWPID)` a process can no longer start threads
-//! (clone with CLONE_THREAD fails with EINVAL) and the proxy needs one per connection.
+//! (clone with CLONE_THREAD fails with EINVAL) and the proxy needs two per connection.
 //! It stays in the host's network namespace, receives the listeners init made in the
 //! session's, serves them, and reports to the supervisor over a pipe:
 //!

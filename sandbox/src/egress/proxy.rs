@@ -4,19 +4,22 @@
 //! [`Attempt`], written as a JSON line to the events descriptor and, when refused, noted
 //! on stderr (bounded).
 //!
-//! One thread per connection, at most [`Limits::connections`] at once; every wait is
-//! bounded (connect timeout, idle timeout, request head size).
+//! A thread per connection and one more for its way back ([`super::relay`]), taken from
+//! threads kept waiting ([`super::workers`]); at most [`Limits::connections`] connections
+//! at once; every wait is bounded (connect timeout, idle timeout, request head size).
 
 use super::ask::Asker;
 use super::handoff::Listeners;
 use super::http::{self, RequestError};
+use super::relay::{relay, Outcome};
 use super::resolve::{ResolveError, Resolver};
 use super::rules::{Destination, Rules, Verdict};
 use super::socks::{self, Reply};
+use super::workers::Workers;
 use serde::Serialize;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +44,10 @@ impl Default for Limits {
         }
     }
 }
+
+/// How long a thread waits for the next connection before it ends: long enough to carry
+/// a burst of requests (a package install, an agent's turn) on the same threads.
+const WORKER_KEEP: Duration = Duration::from_secs(30);
 
 /// Most refusals noted on stderr per session (one per destination); the rest go to the
 /// events only.
@@ -152,6 +159,7 @@ struct Shared {
     noted: Mutex<Vec<String>>,
     active: AtomicUsize,
     stopping: AtomicBool,
+    workers: Workers,
 }
 
 impl Shared {
@@ -248,6 +256,7 @@ impl Proxy {
             noted: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            workers: Workers::new("egress-conn", WORKER_KEEP),
         });
         let http = Arc::new(l.http);
         let socks = Arc::new(l.socks);
@@ -329,21 +338,19 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, kind: Kind) {
             continue;
         }
         let slot = Slot(shared.clone());
-        let spawned = std::thread::Builder::new()
-            .name("egress-conn".into())
-            .spawn(move || {
-                let shared = slot.0.clone();
-                let _ = client.set_nodelay(true);
-                let _ = client.set_read_timeout(Some(shared.limits.idle_timeout));
-                let _ = client.set_write_timeout(Some(shared.limits.idle_timeout));
-                match kind {
-                    Kind::Http => serve_http(&shared, client),
-                    Kind::Socks => serve_socks(&shared, client),
-                }
-                drop(slot);
-            });
-        // A thread that could not start dropped its slot and its client with it.
-        drop(spawned);
+        let started = shared.workers.run(move || {
+            let shared = slot.0.clone();
+            let _ = client.set_nodelay(true);
+            let _ = client.set_read_timeout(Some(shared.limits.idle_timeout));
+            let _ = client.set_write_timeout(Some(shared.limits.idle_timeout));
+            match kind {
+                Kind::Http => serve_http(&shared, client),
+                Kind::Socks => serve_socks(&shared, client),
+            }
+            drop(slot);
+        });
+        // A job that could not start dropped its slot and its client with it.
+        drop(started);
     }
 }
 
@@ -414,10 +421,15 @@ fn serve_http(shared: &Shared, mut client: TcpStream) {
     let sent = first.and_then(|n| (&upstream).write_all(&rest).map(|_| n + rest.len()));
     match sent {
         Ok(n) => {
-            let (up, down, err) = splice(&client, &upstream, shared.limits.idle_timeout);
+            let Outcome { up, down, error } = relay(
+                client,
+                upstream,
+                shared.limits.idle_timeout,
+                &shared.workers,
+            );
             attempt.bytes_up = up + n as u64;
             attempt.bytes_down = down;
-            attempt.error = err;
+            attempt.error = error;
         }
         Err(e) => attempt.error = Some(e.to_string()),
     }
@@ -460,10 +472,15 @@ fn serve_socks(shared: &Shared, mut client: TcpStream) {
     if let Err(e) = client.write_all(&socks::reply(Reply::Succeeded)) {
         attempt.error = Some(e.to_string());
     } else {
-        let (up, down, err) = splice(&client, &upstream, shared.limits.idle_timeout);
+        let Outcome { up, down, error } = relay(
+            client,
+            upstream,
+            shared.limits.idle_timeout,
+            &shared.workers,
+        );
         attempt.bytes_up = up;
         attempt.bytes_down = down;
-        attempt.error = err;
+        attempt.error = error;
     }
     attempt.duration_ms = started.elapsed().as_millis() as u64;
     shared.record(&attempt, &dest, &verdict);
@@ -525,157 +542,11 @@ fn connect(shared: &Shared, dest: &Destination) -> Result<(TcpStream, SocketAddr
     Err(last)
 }
 
-/// Copies both ways until both sides have finished sending, or nothing moved for `idle`.
-/// Returns the bytes each way (session to destination, back) and what ended it early.
-fn splice(client: &TcpStream, upstream: &TcpStream, idle: Duration) -> (u64, u64, Option<String>) {
-    let ends = [client, upstream];
-    let mut counts = [0u64; 2];
-    let mut open = [true, true];
-    // splice(2) through a pipe per direction moves the bytes without copying them through
-    // this process; where a pipe cannot be had, read and write do.
-    let pipes = [kernel_pipe(), kernel_pipe()];
-    let mut buf = vec![
-        0u8;
-        if pipes.iter().all(Option::is_some) {
-            0
-        } else {
-            256 * 1024
-        }
-    ];
-    let idle_ms = idle.as_millis().min(i32::MAX as u128) as i32;
-    while open[0] || open[1] {
-        let mut fds = [0, 1].map(|i| libc::pollfd {
-            // A negative fd is skipped: a finished side's hang-up must not wake the loop.
-            fd: if open[i] { ends[i].as_raw_fd() } else { -1 },
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: two pollfds we own.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, idle_ms) };
-        if n == 0 {
-            return (
-                counts[0],
-                counts[1],
-                Some(format!("idle for {} s", idle.as_secs())),
-            );
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return (counts[0], counts[1], Some(e.to_string()));
-        }
-        for i in 0..2 {
-            if !open[i] || fds[i].revents == 0 {
-                continue;
-            }
-            let (src, dst) = (ends[i], ends[1 - i]);
-            match move_ready(src, dst, pipes[i].as_ref(), &mut buf) {
-                Ok(0) => {
-                    open[i] = false;
-                    let _ = dst.shutdown(Shutdown::Write);
-                }
-                Ok(k) => counts[i] += k as u64,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return (counts[0], counts[1], None);
-                }
-                Err(e) => return (counts[0], counts[1], Some(e.to_string())),
-            }
-        }
-    }
-    (counts[0], counts[1], None)
-}
-
-/// Most bytes one splice moves.
-const CHUNK: usize = 1 << 20;
-
-/// A pipe for splice(2), both ends owned.
-struct KernelPipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-fn kernel_pipe() -> Option<KernelPipe> {
-    let mut fds = [0; 2];
-    // SAFETY: a two-int array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return None;
-    }
-    // SAFETY: pipe2 returned them. A larger pipe moves more per call; best effort.
-    unsafe {
-        libc::fcntl(fds[1], libc::F_SETPIPE_SZ, CHUNK as libc::c_int);
-        Some(KernelPipe {
-            read: OwnedFd::from_raw_fd(fds[0]),
-            write: OwnedFd::from_raw_fd(fds[1]),
-        })
-    }
-}
-
-/// Moves what `src` has ready to `dst` (blocking on `dst` until all of it is written);
-/// 0 at end of file. Through `pipe` with splice(2), else through `buf`.
-fn move_ready(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipe: Option<&KernelPipe>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    let Some(p) = pipe else {
-        let k = (&*src).read(buf)?;
-        (&*dst).write_all(&buf[..k])?;
-        return Ok(k);
-    };
-    let splice = |from: i32, to: i32, len: usize, flags: libc::c_uint| {
-        // SAFETY: splice between descriptors we own, without offsets.
-        let r = unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                flags,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
-    };
-    // The pipe is empty between calls, so at most its size can come in.
-    let n = splice(
-        src.as_raw_fd(),
-        p.write.as_raw_fd(),
-        CHUNK,
-        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-    )?;
-    let mut left = n;
-    while left > 0 {
-        match splice(
-            p.read.as_raw_fd(),
-            dst.as_raw_fd(),
-            left,
-            libc::SPLICE_F_MOVE,
-        ) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(k) => left -= k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
+    use std::net::Shutdown;
 
     fn echo_server() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -694,6 +565,14 @@ mod tests {
 
     /// A proxy on ephemeral loopback ports, with events read back through a pipe.
     fn proxy(allow: &[&str], resolve: &str) -> (Proxy, SocketAddr, SocketAddr, std::fs::File) {
+        proxy_with(allow, resolve, Limits::default())
+    }
+
+    fn proxy_with(
+        allow: &[&str],
+        resolve: &str,
+        limits: Limits,
+    ) -> (Proxy, SocketAddr, SocketAddr, std::fs::File) {
         let l = Listeners {
             http: TcpListener::bind("127.0.0.1:0").unwrap(),
             socks: TcpListener::bind("127.0.0.1:0").unwrap(),
@@ -715,7 +594,7 @@ mod tests {
             Settings {
                 rules: Rules::parse(&allow, &[]).unwrap(),
                 resolver: Resolver::with_overrides(resolve).unwrap(),
-                limits: Limits::default(),
+                limits,
                 events: Some(w),
                 notes: false,
                 ask: None,
@@ -733,7 +612,7 @@ mod tests {
     }
 
     #[test]
-    fn an_allowed_connect_splices_bytes_both_ways_and_is_recorded_with_its_rule() {
+    fn an_allowed_connect_relays_bytes_both_ways_and_is_recorded_with_its_rule() {
         let echo = echo_server();
         let (_p, http, _, events) = proxy(&["echo.test:*"], "echo.test=127.0.0.1");
         let mut events = io::BufReader::new(events);
@@ -766,6 +645,35 @@ mod tests {
         assert_eq!(e["rule"], "echo.test:*");
         assert_eq!(e["bytes_up"], 24);
         assert_eq!(e["bytes_down"], 24);
+    }
+
+    #[test]
+    fn a_tunnel_silent_both_ways_for_the_idle_timeout_is_closed_and_its_event_says_so() {
+        let echo = echo_server();
+        let limits = Limits {
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let (_p, http, _, events) = proxy_with(&["echo.test:*"], "echo.test=127.0.0.1", limits);
+        let mut events = io::BufReader::new(events);
+        let mut c = TcpStream::connect(http).unwrap();
+        write!(c, "CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port()).unwrap();
+        let mut reply = [0u8; 39];
+        c.read_exact(&mut reply).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        c.read_exact(&mut back).unwrap();
+        // Then neither side says anything: the proxy closes the tunnel.
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(next_event(&mut events)["event"], "open");
+        let e = next_event(&mut events);
+        assert_eq!(e["event"], "connect", "{e}");
+        assert_eq!(e["error"], "idle for 1 s");
+        assert_eq!(e["bytes_up"], 4);
+        assert_eq!(e["bytes_down"], 4);
+        assert!(e["duration_ms"].as_u64().unwrap() >= 1000, "{e}");
     }
 
     #[test]
