@@ -598,12 +598,15 @@ impl Hub {
         ] {
             cmd.env(k, v);
         }
-        // CORDON_EGRESS_RESOLVE is the operator's resolver override for the egress proxy
-        // (outside the sandbox; the command's environment is the policy's).
+        // CORDON_EGRESS_RESOLVE is the operator's resolver override for the egress proxy;
+        // XDG_RUNTIME_DIR is where an unprivileged sandbox keeps the lock of its protected
+        // paths' placeholders (without it the last session of a workspace cannot remove
+        // them). Both are the supervisor's; the command's environment is the policy's.
         for k in [
             "HOME",
             "PATH",
             "XDG_CONFIG_HOME",
+            "XDG_RUNTIME_DIR",
             "CORDON_PROFILE_PATH",
             "CORDON_EGRESS_RESOLVE",
         ] {
