@@ -225,6 +225,21 @@ impl AuditLog {
             log: path.to_path_buf(),
             why,
         };
+        // Read under the lock appenders take (see `record`): another process (the host, or
+        // `cordon token issue` beside it) may be between writing a line and sealing the head.
+        let mut file;
+        let lock = loop {
+            file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(AuditError::io("opening", path))?;
+            let lock = FileLock::exclusive(&file).map_err(AuditError::io("locking", path))?;
+            if same_file(&file, path) {
+                break lock;
+            }
+        };
         let last = last_event(path)?;
         let tail = match read_head(&head, &key) {
             Ok(Some((seq, mac))) => match &last {
@@ -256,12 +271,7 @@ impl AuditLog {
             Err(e @ AuditError::Io { .. }) => return Err(e),
             Err(e) => return Err(refuse(e.to_string())),
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(AuditError::io("opening", path))?;
+        drop(lock);
         let sinks = options
             .forward
             .iter()

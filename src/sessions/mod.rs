@@ -7,6 +7,7 @@ pub mod egress;
 pub mod events;
 mod files;
 mod recording;
+pub mod screen;
 pub mod spawner;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -192,7 +193,14 @@ impl Viewer {
         out
     }
 
-    fn push(&self, bytes: &[u8], snapshot: &dyn Fn() -> Vec<u8>) {
+    fn push(&self, bytes: &[u8], snapshot: &mut dyn FnMut() -> Vec<u8>) {
+        self.queue(bytes, snapshot);
+        self.notify.notify_one();
+    }
+
+    /// Queues `bytes` without waking the viewer's face (the reader wakes it once the PTY
+    /// has nothing more to read: a wake-up per read cost bulk output dearly).
+    fn queue(&self, bytes: &[u8], snapshot: &mut dyn FnMut() -> Vec<u8>) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.1 + bytes.len() > VIEWER_BUDGET {
             // Too far behind: forget the backlog, show the current screen instead (through
@@ -216,8 +224,6 @@ impl Viewer {
             q.1 += bytes.len();
             q.0.push_back(bytes);
         }
-        drop(q);
-        self.notify.notify_one();
     }
 }
 
@@ -234,7 +240,7 @@ pub struct Session {
     started: Instant,
     pid: i32,
     master: File,
-    screen: Mutex<vt100::Parser>,
+    screen: Mutex<screen::Screen>,
     viewers: Mutex<Vec<Arc<Viewer>>>,
     exit: Mutex<Option<i32>>,
     last_activity: Mutex<Instant>,
@@ -259,9 +265,10 @@ impl Session {
 
     /// The screen as text, one string per row (previews).
     pub fn screen_rows(&self) -> Vec<String> {
-        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, cols) = screen.screen().size();
-        screen.screen().rows(0, cols.get()).collect()
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let screen = screen.now();
+        let (_, cols) = screen.size();
+        screen.rows(0, cols.get()).collect()
     }
 
     /// Whether the host has ended it (its processes are going).
@@ -308,12 +315,12 @@ impl Session {
             gone: AtomicBool::new(false),
             revoked: Mutex::new(None),
         });
-        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         if viewers.len() >= max {
             return Err(SessionError::Full { id: self.id, max });
         }
-        v.push(&snapshot(&screen), &Vec::new);
+        v.push(&snapshot(screen.parser()), &mut Vec::new);
         viewers.push(v.clone());
         drop(viewers);
         drop(screen);
@@ -338,9 +345,9 @@ impl Session {
         viewer: &Viewer,
         then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
     ) -> Vec<u8> {
-        let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = viewer.drain();
-        let more = then(screen.screen(), &out);
+        let more = then(screen.now(), &out);
         out.extend(more);
         out
     }
@@ -405,8 +412,7 @@ impl Session {
         self.screen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .screen_mut()
-            .set_size(nz(rows), nz(cols));
+            .set_size(rows, cols);
         if !self.record(recfmt::RESIZE, format!("{cols}x{rows}").as_bytes()) {
             self.kill();
         }
@@ -775,7 +781,7 @@ impl Hub {
             started: Instant::now(),
             pid: child.id() as i32,
             master,
-            screen: Mutex::new(vt100::Parser::new(nz(spec.rows), nz(spec.cols), 0)),
+            screen: Mutex::new(screen::Screen::new(spec.rows, spec.cols)),
             viewers: Mutex::new(Vec::new()),
             exit: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
@@ -920,6 +926,8 @@ const KEYFRAME_EVERY: usize = 1 << 20;
 fn pump(s: &Arc<Session>, mut reader: File) {
     let mut buf = vec![0u8; 64 << 10];
     let mut since_keyframe = 0usize;
+    // Output queued for viewers and held for the recording since they were last woken.
+    let mut held = 0usize;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -929,32 +937,57 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             Err(_) => break,
         };
         let bytes = &buf[..n];
-        if !s.record(recfmt::OUTPUT, bytes) {
+        held += n;
+        // A PTY gives at most 4 KiB a read: while more waits, viewers and the recording get
+        // this read with the next ones, in one wake-up. Once it has nothing more (or 64 KiB
+        // wait), at once: a keystroke's echo is never held.
+        let last = held >= HELD_FOR_VIEWERS || !readable_now(&reader);
+        if !s.recording.record_output(bytes, last) {
             s.kill();
         }
         // Screen, then viewers, under the screen lock: the order `attach` relies on.
         let mut screen = s.screen.lock().unwrap_or_else(|e| e.into_inner());
-        screen.process(bytes);
+        screen.push(bytes);
         let viewers = s.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for v in viewers {
-            v.push(bytes, &|| snapshot(&screen));
+        for v in &viewers {
+            v.queue(bytes, &mut || snapshot(screen.parser()));
+        }
+        if last {
+            held = 0;
+            for v in &viewers {
+                v.notify.notify_one();
+            }
         }
         since_keyframe += n;
         if since_keyframe >= KEYFRAME_EVERY {
             since_keyframe = 0;
-            let (rows, cols) = screen.screen().size();
+            let (rows, cols) = screen.now().size();
             let mut frame = format!("{cols}x{rows}\n").into_bytes();
-            frame.extend(snapshot(&screen));
+            frame.extend(snapshot(screen.parser()));
             drop(screen);
             if !s.recording.keyframe(frame) {
                 s.kill();
             }
         }
     }
+    s.recording.flush();
+    for v in s.viewers() {
+        v.notify.notify_one();
+    }
 }
 
-fn nz(n: u16) -> std::num::NonZeroU16 {
-    std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
+/// Output held back from viewers at most (bytes): see `pump`.
+const HELD_FOR_VIEWERS: usize = 64 << 10;
+
+/// Whether the PTY has output waiting now (poll without waiting).
+fn readable_now(f: &File) -> bool {
+    let mut p = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, with no wait.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
 }
 
 fn open_pty(cols: u16, rows: u16) -> Result<(File, File), SessionError> {

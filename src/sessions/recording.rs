@@ -50,8 +50,21 @@ impl Backlog {
     }
 }
 
+/// Output held for the writer until the PTY has nothing more to read or this much waits:
+/// a hand-off (and a wake-up of the writer's thread) per read cost bulk output more than
+/// the compression.
+const HELD_MAX: usize = 64 << 10;
+
+/// Events not yet handed to the writer: their bytes end to end, and for each its time,
+/// kind and where its bytes end.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    events: Vec<(u64, u8, usize)>,
+}
+
 enum Msg {
-    Event(u64, u8, Vec<u8>),
+    Events(Batch),
     Keyframe(u64, Vec<u8>),
     /// The exit status; the answer is the recording's final state and size.
     Finish(i32, mpsc::Sender<(RecordingState, i64)>),
@@ -62,7 +75,7 @@ enum Msg {
 struct Redaction {
     output: Redactor,
     input: Redactor,
-    screen: vt100::Parser,
+    screen: super::screen::Screen,
 }
 
 /// The session's end of its recording.
@@ -78,6 +91,9 @@ pub(super) struct Lane {
     clock: Instant,
     /// Strict policy and a write failed: the session must end.
     failed: Arc<AtomicBool>,
+    /// Events recorded and not handed over yet. Handed over under this lock, so that batches
+    /// keep their order whichever thread records.
+    batch: Mutex<Batch>,
 }
 
 /// The writer's end, until the session exists and `start` gives it its thread.
@@ -100,6 +116,7 @@ impl Lane {
             backlog: Arc::default(),
             clock: Instant::now(),
             failed: Arc::new(AtomicBool::new(false)),
+            batch: Mutex::default(),
         }
     }
 
@@ -118,7 +135,7 @@ impl Lane {
             Mutex::new(Redaction {
                 input: Redactor::new(secrets),
                 output,
-                screen: vt100::Parser::new(super::nz(rows), super::nz(cols), 0),
+                screen: super::screen::Screen::new(rows, cols),
             })
         });
         let (tx, rx) = mpsc::channel();
@@ -132,6 +149,7 @@ impl Lane {
             backlog: backlog.clone(),
             clock: writer.clock(),
             failed: failed.clone(),
+            batch: Mutex::default(),
         };
         (
             lane,
@@ -159,11 +177,29 @@ impl Lane {
     /// begin a secret wait for the next event of their stream). False when the session must
     /// end (strict policy and the recording cannot be written).
     pub fn record(&self, kind: u8, data: &[u8]) -> bool {
+        self.add(kind, data, true)
+    }
+
+    /// Records output read from the PTY, handed to the writer with what follows it unless
+    /// `last` (nothing more to read now) or enough waits (see [`HELD_MAX`]).
+    pub fn record_output(&self, data: &[u8], last: bool) -> bool {
+        self.add(recfmt::OUTPUT, data, last)
+    }
+
+    /// Hands what waits to the writer.
+    pub fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+            self.hand_over(tx, &mut b);
+        }
+    }
+
+    fn add(&self, kind: u8, data: &[u8], now: bool) -> bool {
         let Some(tx) = &self.tx else {
             return !self.failed.load(Ordering::SeqCst);
         };
         let Some(redaction) = &self.redaction else {
-            self.send(tx, kind, data.to_vec());
+            self.send(tx, kind, data, now);
             return !self.failed.load(Ordering::SeqCst);
         };
         // Held while sending, so that events keep their order.
@@ -172,7 +208,7 @@ impl Lane {
         match kind {
             recfmt::OUTPUT => {
                 r.output.push(data, &mut out);
-                r.screen.process(&out);
+                r.screen.push(&out);
             }
             recfmt::INPUT => r.input.push(data, &mut out),
             _ => {
@@ -182,21 +218,41 @@ impl Lane {
                         .and_then(|t| t.split_once('x'))
                         .and_then(|(c, rw)| Some((c.parse().ok()?, rw.parse().ok()?)))
                     {
-                        r.screen.screen_mut().set_size(super::nz(rw), super::nz(c));
+                        r.screen.set_size(rw, c);
                     }
                 }
                 out.extend_from_slice(data);
             }
         }
-        if !out.is_empty() {
-            self.send(tx, kind, out);
+        if !out.is_empty() || now {
+            self.send(tx, kind, &out, now);
         }
         !self.failed.load(Ordering::SeqCst)
     }
 
-    fn send(&self, tx: &Sender<Msg>, kind: u8, data: Vec<u8>) {
-        self.backlog.add(data.len());
-        let _ = tx.send(Msg::Event(self.now(), kind, data));
+    /// Adds an event to the batch (none if `data` is empty); hands the batch over if `now`
+    /// or it is large.
+    fn send(&self, tx: &Sender<Msg>, kind: u8, data: &[u8], now: bool) {
+        let at = self.now();
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if !data.is_empty() {
+            b.data.extend_from_slice(data);
+            let end = b.data.len();
+            b.events.push((at, kind, end));
+        }
+        if now || b.data.len() >= HELD_MAX {
+            self.hand_over(tx, &mut b);
+        }
+    }
+
+    /// Sends the batch (under its lock: see `batch`).
+    fn hand_over(&self, tx: &Sender<Msg>, b: &mut Batch) {
+        if b.events.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(b);
+        self.backlog.add(batch.data.len());
+        let _ = tx.send(Msg::Events(batch));
     }
 
     /// Starts a new chunk with the whole screen (where seeking begins): `screen` as the
@@ -209,13 +265,15 @@ impl Lane {
                 .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()));
             let frame = match guard.as_deref_mut() {
                 Some(r) => {
-                    let (rows, cols) = r.screen.screen().size();
+                    let (rows, cols) = r.screen.now().size();
                     let mut frame = format!("{cols}x{rows}\n").into_bytes();
-                    frame.extend(super::snapshot(&r.screen));
+                    frame.extend(super::snapshot(r.screen.parser()));
                     frame
                 }
                 None => screen,
             };
+            let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+            self.hand_over(tx, &mut b);
             self.backlog.add(frame.len());
             let _ = tx.send(Msg::Keyframe(self.now(), frame));
         }
@@ -237,12 +295,16 @@ impl Lane {
                     r.input.finish(&mut out);
                 }
                 if !out.is_empty() {
-                    self.send(tx, kind, out);
+                    self.send(tx, kind, &out, false);
                 }
             }
         }
         let (done, answer) = mpsc::channel();
-        if tx.send(Msg::Finish(code, done)).is_err() {
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        self.hand_over(tx, &mut b);
+        let sent = tx.send(Msg::Finish(code, done));
+        drop(b);
+        if sent.is_err() {
             return Some((RecordingState::Failed, 0));
         }
         Some(answer.recv().unwrap_or((RecordingState::Failed, 0)))
@@ -298,9 +360,13 @@ impl Worker {
                 next_tick = now + TICK;
             }
             match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-                Ok(Msg::Event(at, kind, data)) => {
-                    self.write(|w| w.event_at(at, kind, &data));
-                    backlog.take(data.len());
+                Ok(Msg::Events(batch)) => {
+                    let mut start = 0;
+                    for &(at, kind, end) in &batch.events {
+                        self.write(|w| w.event_at(at, kind, &batch.data[start..end]));
+                        start = end;
+                    }
+                    backlog.take(batch.data.len());
                 }
                 Ok(Msg::Keyframe(at, screen)) => {
                     self.write(|w| w.keyframe_at(at, &screen));
@@ -366,7 +432,7 @@ impl Worker {
                 if let Some(s) = self.session.upgrade() {
                     let msg = format!("\r\n[cordon: the recording cannot be written ({e}); policy \"strict\" ends the session]\r\n");
                     for v in s.viewers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                        v.push(msg.as_bytes(), &Vec::new);
+                        v.push(msg.as_bytes(), &mut Vec::new);
                     }
                     s.kill();
                 }

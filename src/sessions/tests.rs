@@ -109,10 +109,10 @@ fn a_viewer_that_reads_nothing_holds_at_most_its_budget_and_then_the_screen() {
         "{} bytes queued for a viewer that read nothing",
         queued.len()
     );
-    let mut screen = vt100::Parser::new(nz(24), nz(80), 0);
-    screen.process(&queued);
+    let mut screen = screen::Screen::new(24, 80);
+    screen.push(&queued);
     assert!(
-        screen.screen().contents().contains("finished"),
+        screen.now().contents().contains("finished"),
         "what it is sent instead of the backlog draws the screen as it is"
     );
 }
