@@ -106,7 +106,11 @@ fn resolve(
     req.home = options.home;
     req.identity = options.identity;
     req.no_links = options.no_links;
-    Policy::resolve(&profile, &req)
+    // Inspecting always resolves afresh; a run takes what it can from the cache.
+    match sandbox::policy::cache::Store::standard().filter(|_| !inspect) {
+        Some(cache) => Policy::resolve_cached(&profile, &req, &cache),
+        None => Policy::resolve(&profile, &req),
+    }
 }
 
 /// `cordon sandbox`: the confined command's status, or a refusal's code.
