@@ -1,7 +1,8 @@
 //! A [`Profile`] resolved for one run: every path made absolute and canonical, every
 //! command name found on PATH, every interpreter added, the environment computed. The
 //! result is a plain value: print it, diff it, serialize it; nothing here changes the
-//! system.
+//! system. [`cache`] keeps resolutions between runs, each checked against the files it
+//! looked at.
 
 use crate::binfmt;
 use crate::error::{Refusal, Step};
@@ -9,10 +10,10 @@ use crate::identity;
 use crate::profile::{Limits, NetMode, Profile};
 use crate::untrusted::{self, Found, Untrusted};
 use serde::{Deserialize, Serialize};
-
-pub mod cache;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+pub mod cache;
 
 /// Paths hidden in every sandbox, whatever the profile grants: secrets of the host.
 pub const ALWAYS_HIDDEN: &[&str] = &[
