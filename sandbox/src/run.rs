@@ -555,7 +555,6 @@ fn init(p: &Prepared, status_fd: i32, handoff: Option<i32>, events: Option<i32>)
     }
 }
 
-/// The steps, in order. Returns the command's pid.
 /// This process's umask (read by setting it and setting it back; single-threaded here).
 fn caller_umask() -> libc::mode_t {
     // SAFETY: umask cannot fail.
@@ -566,6 +565,7 @@ fn caller_umask() -> libc::mode_t {
     }
 }
 
+/// The steps, in order. Returns the command's pid.
 fn confine(
     p: &Prepared,
     status_fd: i32,
