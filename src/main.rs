@@ -52,6 +52,115 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// `cordon sandbox`'s arguments.
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Profile name (searched in $CORDON_PROFILE_PATH, ~/.config/cordon/profiles,
+    /// /etc/cordon/profiles, then the shipped set) or path to a .toml file.
+    #[arg(short, long, default_value = "default")]
+    profile: String,
+    /// The workspace directory ({workspace} in profiles). Default: the current directory.
+    #[arg(short, long)]
+    workspace: Option<PathBuf>,
+    /// Print the resolved policy as JSON on stderr before running.
+    #[arg(long)]
+    print_policy: bool,
+    /// Also hide this path inside the sandbox (may be repeated).
+    #[arg(long, value_name = "PATH")]
+    hide: Vec<PathBuf>,
+    /// Run the command as this user id (never 0). Switching uid needs root; an
+    /// unprivileged cordon accepts only its own uid.
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+    /// The group id to run as (never 0). Default: the uid.
+    #[arg(long, value_name = "GID", requires = "uid")]
+    gid: Option<u32>,
+    /// The user name the command sees (`id -un`, /etc/passwd). Default: $USER, else
+    /// "sandbox".
+    #[arg(long, value_name = "NAME", requires = "uid")]
+    user_name: Option<String>,
+    /// The home directory seen inside ({home} in profiles). Default: $HOME, except for
+    /// a profile that writes the whole home (claude), which gets your cordon home
+    /// (<home_root>/<account>), never your account's own.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Follow no symbolic link in the workspace or the home: refuse a workspace or home
+    /// whose path holds one, and skip (with a note) any grant that is a link or has one
+    /// on its way. For homes and workspaces other people write, as a host's are.
+    #[arg(long)]
+    no_links: bool,
+    /// Read the values of the profile's `[env] secrets` from this inherited descriptor
+    /// (what a cordon host does: never through arguments or the environment). A secret
+    /// the profile names but the descriptor lacks is said on stderr, once.
+    #[arg(long, value_name = "FD")]
+    secrets_fd: Option<i32>,
+    /// Network mode "proxy": write each connection attempt (host, port, verdict, rule,
+    /// bytes each way, duration) as a JSON line to this inherited descriptor.
+    #[arg(long, value_name = "FD")]
+    events_fd: Option<i32>,
+    /// Network mode "proxy" with `unknown = "ask"`: read the owner's answers to the
+    /// questions announced on --events-fd from this inherited descriptor, one JSON line
+    /// each (`{"ask": 1, "answer": "once"}`; once, session or deny).
+    #[arg(long, value_name = "FD", requires = "events_fd")]
+    answers_fd: Option<i32>,
+    /// Network mode "proxy": do not note refused connections on standard error (a host
+    /// does this for terminal sessions: the attempts are audited and on the recording's
+    /// timeline, and a note would draw over a full-screen program).
+    #[arg(long)]
+    no_egress_notes: bool,
+    /// The command and its arguments. Default: the profile's command.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// `cordon sandbox` alone: a host starts one per session, and building the parsers of
+/// every other command too cost about a third of a millisecond of each start. The same
+/// arguments, help and errors as through [`Cli`].
+#[derive(Parser)]
+#[command(name = "cordon")]
+struct SandboxCli {
+    /// Where cordon keeps its state (default: $CORDON_DATA_DIR, /var/lib/cordon for root,
+    /// else ~/.local/share/cordon).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The host's configuration (TOML; docs/config.md). Default: $CORDON_CONFIG, else
+    /// /etc/cordon/cordon.toml (as root) or ~/.config/cordon/cordon.toml, if it exists.
+    /// The host-shell commands read it too: where homes and workspaces are.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: SandboxOnly,
+}
+
+#[derive(Subcommand)]
+enum SandboxOnly {
+    /// Run a command confined under a profile (like bubblewrap or landrun, with profiles).
+    ///
+    /// The command's exit status is cordon's. When cordon itself refuses to start the
+    /// command it exits 125 (126: not allowed to execute, 127: not found) and says which
+    /// confinement step failed and why; 124 means the profile's time limit ended it.
+    Sandbox(SandboxArgs),
+}
+
+impl Cli {
+    /// Parses the process's arguments, `cordon sandbox ...` without the other commands.
+    fn parse_fast() -> Cli {
+        if std::env::args_os().nth(1).is_some_and(|a| a == "sandbox") {
+            let SandboxCli {
+                data_dir,
+                config,
+                command: SandboxOnly::Sandbox(args),
+            } = SandboxCli::parse();
+            return Cli {
+                data_dir,
+                config,
+                command: Some(Command::Sandbox(args)),
+            };
+        }
+        Cli::parse()
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a command confined under a profile (like bubblewrap or landrun, with profiles).
@@ -59,64 +168,7 @@ enum Command {
     /// The command's exit status is cordon's. When cordon itself refuses to start the
     /// command it exits 125 (126: not allowed to execute, 127: not found) and says which
     /// confinement step failed and why; 124 means the profile's time limit ended it.
-    Sandbox {
-        /// Profile name (searched in $CORDON_PROFILE_PATH, ~/.config/cordon/profiles,
-        /// /etc/cordon/profiles, then the shipped set) or path to a .toml file.
-        #[arg(short, long, default_value = "default")]
-        profile: String,
-        /// The workspace directory ({workspace} in profiles). Default: the current directory.
-        #[arg(short, long)]
-        workspace: Option<PathBuf>,
-        /// Print the resolved policy as JSON on stderr before running.
-        #[arg(long)]
-        print_policy: bool,
-        /// Also hide this path inside the sandbox (may be repeated).
-        #[arg(long, value_name = "PATH")]
-        hide: Vec<PathBuf>,
-        /// Run the command as this user id (never 0). Switching uid needs root; an
-        /// unprivileged cordon accepts only its own uid.
-        #[arg(long, value_name = "UID")]
-        uid: Option<u32>,
-        /// The group id to run as (never 0). Default: the uid.
-        #[arg(long, value_name = "GID", requires = "uid")]
-        gid: Option<u32>,
-        /// The user name the command sees (`id -un`, /etc/passwd). Default: $USER, else
-        /// "sandbox".
-        #[arg(long, value_name = "NAME", requires = "uid")]
-        user_name: Option<String>,
-        /// The home directory seen inside ({home} in profiles). Default: $HOME, except for
-        /// a profile that writes the whole home (claude), which gets your cordon home
-        /// (<home_root>/<account>), never your account's own.
-        #[arg(long, value_name = "DIR")]
-        home: Option<PathBuf>,
-        /// Follow no symbolic link in the workspace or the home: refuse a workspace or home
-        /// whose path holds one, and skip (with a note) any grant that is a link or has one
-        /// on its way. For homes and workspaces other people write, as a host's are.
-        #[arg(long)]
-        no_links: bool,
-        /// Read the values of the profile's `[env] secrets` from this inherited descriptor
-        /// (what a cordon host does: never through arguments or the environment). A secret
-        /// the profile names but the descriptor lacks is said on stderr, once.
-        #[arg(long, value_name = "FD")]
-        secrets_fd: Option<i32>,
-        /// Network mode "proxy": write each connection attempt (host, port, verdict, rule,
-        /// bytes each way, duration) as a JSON line to this inherited descriptor.
-        #[arg(long, value_name = "FD")]
-        events_fd: Option<i32>,
-        /// Network mode "proxy" with `unknown = "ask"`: read the owner's answers to the
-        /// questions announced on --events-fd from this inherited descriptor, one JSON line
-        /// each (`{"ask": 1, "answer": "once"}`; once, session or deny).
-        #[arg(long, value_name = "FD", requires = "events_fd")]
-        answers_fd: Option<i32>,
-        /// Network mode "proxy": do not note refused connections on standard error (a host
-        /// does this for terminal sessions: the attempts are audited and on the recording's
-        /// timeline, and a note would draw over a full-screen program).
-        #[arg(long)]
-        no_egress_notes: bool,
-        /// The command and its arguments. Default: the profile's command.
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
+    Sandbox(SandboxArgs),
     /// Run the host: SSH on 127.0.0.1:2222 by default, sessions in confined PTYs.
     Serve,
     /// The TUI of a running `cordon serve`, through its local socket, as your OS account.
@@ -466,13 +518,13 @@ fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_fast();
     let dir = paths::DataDir::new(paths::data_dir(cli.data_dir.as_deref()));
     let config = config_path(cli.config);
     let config = config.as_deref();
     let host_command = !matches!(
         cli.command,
-        Some(Command::Sandbox { .. } | Command::Profile { .. } | Command::Doctor { .. })
+        Some(Command::Sandbox(_) | Command::Profile { .. } | Command::Doctor { .. })
     );
     if host_command {
         crate::process::private_files();
@@ -617,7 +669,7 @@ fn main() {
                     json,
                 },
         }) => cli::audit::tail(&dir, lines, follow, json),
-        Some(Command::Sandbox {
+        Some(Command::Sandbox(SandboxArgs {
             profile,
             workspace,
             print_policy,
@@ -632,7 +684,7 @@ fn main() {
             answers_fd,
             no_egress_notes,
             command,
-        }) => {
+        })) => {
             let identity = uid.map(|uid| sandbox::Identity {
                 uid,
                 gid: gid.unwrap_or(uid),
@@ -651,7 +703,8 @@ fn main() {
                 events_fd,
                 answers_fd,
                 egress_notes: !no_egress_notes,
-                cordon_home: cordon_home(&dir, config),
+                cordon_home: None,
+                cordon_home_from: Some((dir.clone(), config.map(PathBuf::from))),
             };
             cli::sandbox::sandbox(&profile, options, command)
         }

@@ -29,6 +29,12 @@ pub struct Resolver {
     refused: Vec<PathBuf>,
     /// How many times a link was refused, ever (to tell "absent" from "refused").
     refusals: usize,
+    /// Every path looked at (stat, opened or read), for the policy cache: what a resolution
+    /// depended on ([`crate::policy::cache`]).
+    probed: std::collections::BTreeSet<PathBuf>,
+    /// A lookup was made that the cache cannot check again (a relative path, resolved
+    /// against the current directory).
+    unrepeatable: bool,
 }
 
 /// What `fstatat` says of a name in a directory.
@@ -39,6 +45,7 @@ struct Stat {
 impl Resolver {
     fn dir_fd(&mut self, dir: &Path) -> Option<i32> {
         if !self.dirs.contains_key(dir) {
+            self.probed.insert(dir.to_path_buf());
             let fd = CString::new(dir.as_os_str().as_bytes()).ok().and_then(|c| {
                 // SAFETY: a valid C string; the fd is owned by the map.
                 let fd = unsafe {
@@ -60,6 +67,7 @@ impl Resolver {
     /// fstatat of `p`'s last component relative to its (held open) parent.
     fn stat(&mut self, p: &Path, follow: bool) -> Option<Stat> {
         let (parent, name) = (p.parent()?, p.file_name()?);
+        self.probed.insert(p.to_path_buf());
         let fd = self.dir_fd(parent)?;
         let name = CString::new(name.as_bytes()).ok()?;
         // SAFETY: a zeroed stat struct filled by the kernel.
@@ -101,6 +109,21 @@ impl Resolver {
         self.untrusted.push(dir.to_path_buf());
     }
 
+    /// Notes that the resolution depended on `p` (looked at outside this resolver).
+    pub fn note(&mut self, p: &Path) {
+        if p.is_absolute() {
+            self.probed.insert(p.to_path_buf());
+        } else {
+            self.unrepeatable = true;
+        }
+    }
+
+    /// The paths looked at so far, and whether every lookup can be checked again (none
+    /// was relative to the current directory).
+    pub(crate) fn probed(&self) -> Option<&std::collections::BTreeSet<PathBuf>> {
+        (!self.unrepeatable).then_some(&self.probed)
+    }
+
     /// The links not followed since the last call.
     pub fn take_refused(&mut self) -> Vec<PathBuf> {
         std::mem::take(&mut self.refused)
@@ -122,6 +145,7 @@ impl Resolver {
         if !p.is_absolute() {
             // Relative to the current directory, which may lie anywhere: with untrusted
             // directories about, such a path is not resolved at all.
+            self.unrepeatable = true;
             return if self.untrusted.is_empty() {
                 std::fs::canonicalize(p).ok()
             } else {
@@ -276,6 +300,7 @@ fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
 
 fn read_interpreters(r: &mut Resolver, program: &Path, path_var: &str) -> Vec<Interpreter> {
     let mut head = [0u8; 4096];
+    r.note(program);
     let n = match open_regular(program).and_then(|mut f| f.read(&mut head)) {
         Ok(n) => n,
         Err(_) => return Vec::new(),

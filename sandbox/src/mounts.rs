@@ -357,17 +357,15 @@ fn build(ops: &[Op], ttys: &[PathBuf]) -> Result<(), Refusal> {
     proc()?;
     drop(old);
 
-    // SAFETY: a valid C string literal.
-    sys::check(unsafe { libc::umount2(c"/oldroot".as_ptr(), libc::MNT_DETACH) })
-        .map_err(fail("detaching the host's tree"))?;
     std::env::set_current_dir(new).map_err(fail("chdir /newroot"))?;
-    // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only
-    // the new root.
+    // pivot_root(".", ".") stacks the old root (the scratch tmpfs, the host's tree still at
+    // its /oldroot) under the new one; detaching it, recursively, leaves only the new root.
+    // One detach for both: each waits for an RCU grace period.
     sys::pivot_root(Path::new("."), Path::new("."))
         .map_err(fail("pivot_root into the new root"))?;
     // SAFETY: a valid C string literal.
     sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })
-        .map_err(fail("detaching the scratch root"))?;
+        .map_err(fail("detaching the scratch root and the host's tree"))?;
     std::env::set_current_dir("/").map_err(fail("chdir /"))?;
     sys::mount(
         None,

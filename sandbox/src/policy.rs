@@ -1,7 +1,8 @@
 //! A [`Profile`] resolved for one run: every path made absolute and canonical, every
 //! command name found on PATH, every interpreter added, the environment computed. The
 //! result is a plain value: print it, diff it, serialize it; nothing here changes the
-//! system.
+//! system. [`cache`] keeps resolutions between runs, each checked against the files it
+//! looked at.
 
 use crate::binfmt;
 use crate::error::{Refusal, Step};
@@ -11,6 +12,8 @@ use crate::untrusted::{self, Found, Untrusted};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+pub mod cache;
 
 /// Paths hidden in every sandbox, whatever the profile grants: secrets of the host.
 pub const ALWAYS_HIDDEN: &[&str] = &[
@@ -317,6 +320,27 @@ impl Policy {
     /// Resolves `profile` for `req`. Fails when the identity, the workspace or the program
     /// cannot be used.
     pub fn resolve(profile: &Profile, req: &Request) -> Result<Policy, Refusal> {
+        Self::resolve_with(profile, req, None)
+    }
+
+    /// [`Policy::resolve`] through `cache`: a resolution whose every dependency is
+    /// unchanged is taken from it, any other is made afresh and stored (see
+    /// [`cache`]). What depends on the workspace's contents (its protected paths) and the
+    /// environment are never cached: they are computed on each call. `req.inspect` skips
+    /// the cache.
+    pub fn resolve_cached(
+        profile: &Profile,
+        req: &Request,
+        cache: &cache::Store,
+    ) -> Result<Policy, Refusal> {
+        Self::resolve_with(profile, req, Some(cache))
+    }
+
+    fn resolve_with(
+        profile: &Profile,
+        req: &Request,
+        cache: Option<&cache::Store>,
+    ) -> Result<Policy, Refusal> {
         let caller = identity::Caller::current();
         if let Some(id) = &req.identity {
             identity::check(id, caller)?;
@@ -335,6 +359,38 @@ impl Policy {
                 .hint("use a home path without ':' or newlines"));
             }
         }
+        let cache = cache.filter(|_| !req.inspect);
+        let key = cache.map(|_| cache::Key::new(profile, req, &workspace, &home, caller));
+        let cached = match (cache, &key) {
+            (Some(store), Some(key)) => store.load(key),
+            _ => None,
+        };
+        let mut policy = match cached {
+            Some(policy) => policy,
+            None => {
+                let started = std::time::SystemTime::now();
+                let (policy, mut resolver) =
+                    Self::resolve_paths(profile, req, workspace, home, untrusted, caller)?;
+                if let (Some(store), Some(key)) = (cache, &key) {
+                    store.save(key, &mut resolver, &policy, started);
+                }
+                policy
+            }
+        };
+        policy.finish(profile, req)?;
+        Ok(policy)
+    }
+
+    /// Everything but the protected paths and the environment: what the cache keeps.
+    /// Returns the resolver too, which knows every path looked at.
+    fn resolve_paths(
+        profile: &Profile,
+        req: &Request,
+        workspace: PathBuf,
+        home: PathBuf,
+        untrusted: Untrusted,
+        caller: identity::Caller,
+    ) -> Result<(Policy, binfmt::Resolver), Refusal> {
         let mut notes = Vec::new();
         let mut resolver = binfmt::Resolver::default();
         let expand = |s: &str| expand(s, &home, &workspace);
@@ -402,6 +458,7 @@ impl Policy {
                 resolver.links_along(&p, &mut links);
                 // A link refused on the way is reported once, by the resolution below.
                 resolver.take_refused();
+                resolver.note(&p);
                 let found = match untrusted.resolve(&p) {
                     Found::Path(c) => Some(c),
                     Found::Missing => None,
@@ -417,8 +474,9 @@ impl Policy {
                         ));
                         continue;
                     }
-                    Found::Elsewhere if req.no_links => resolver.canonicalize(&p),
-                    Found::Elsewhere => std::fs::canonicalize(&p).ok(),
+                    // The resolver agrees with the standard library (a test says so) and,
+                    // unlike it, notes every link on the way for the cache.
+                    Found::Elsewhere => resolver.canonicalize(&p),
                 };
                 refused_notes(&mut resolver, &format!("{kind} {}", show(&p)), notes);
                 match found {
@@ -475,6 +533,7 @@ impl Policy {
                 resolver.take_refused();
             }
             let found = if entry.contains('/') {
+                resolver.note(Path::new(&expanded));
                 match untrusted.resolve(Path::new(&expanded)) {
                     Found::Path(c) => Some(c),
                     Found::Missing => None,
@@ -573,19 +632,6 @@ impl Policy {
         }
         refused_notes(&mut resolver, "PATH", &mut notes);
 
-        let workspace_writable = write.iter().any(|w| workspace.starts_with(w))
-            && !hide.iter().any(|h| workspace.starts_with(h));
-        let protect =
-            match crate::protect::resolve(&profile.protect, &workspace, workspace_writable) {
-                Ok(list) => list,
-                // `profile check` and `explain` say what a run would refuse.
-                Err(r) if req.inspect => {
-                    notes.push(format!("a session would be refused: {}", r.reason));
-                    Vec::new()
-                }
-                Err(r) => return Err(r),
-            };
-
         let visible = |p: &Path| {
             read.iter().chain(write.iter()).any(|g| p.starts_with(g))
                 && !hide.iter().any(|h| p.starts_with(h))
@@ -598,6 +644,63 @@ impl Policy {
             PathBuf::from("/tmp")
         };
 
+        let policy = Policy {
+            profile: profile.name.clone(),
+            sources: profile.sources.clone(),
+            description: profile.description.clone(),
+            workspace,
+            home,
+            cwd,
+            read,
+            write,
+            hide,
+            links,
+            exec,
+            exec_beneath,
+            network: Network {
+                mode: profile.network.mode,
+                connect: profile.network.connect.clone(),
+                bind: profile.network.bind.clone(),
+                udp: profile.network.udp,
+                egress: profile.network.egress.clone(),
+                unknown: profile.network.unknown,
+                ask_wait: profile.network.ask_wait,
+            },
+            limits: profile.limits.clone(),
+            env: Vec::new(),
+            secrets: profile.env_secrets.clone(),
+            argv,
+            program,
+            notes,
+            identity: req.identity.clone(),
+            no_links: req.no_links,
+            protect: Vec::new(),
+        };
+        Ok((policy, resolver))
+    }
+
+    /// What is computed on every call, cached resolution or not: the protected paths
+    /// (they depend on what the workspace holds now) and the environment (the caller's,
+    /// which the cache must not keep).
+    fn finish(&mut self, profile: &Profile, req: &Request) -> Result<(), Refusal> {
+        let workspace_writable = self.write.iter().any(|w| self.workspace.starts_with(w))
+            && !self.hide.iter().any(|h| self.workspace.starts_with(h));
+        self.protect =
+            match crate::protect::resolve(&profile.protect, &self.workspace, workspace_writable) {
+                Ok(list) => list,
+                // `profile check` and `explain` say what a run would refuse.
+                Err(r) if req.inspect => {
+                    self.notes
+                        .push(format!("a session would be refused: {}", r.reason));
+                    Vec::new()
+                }
+                Err(r) => return Err(r),
+            };
+        let env_set: Vec<(String, String)> = profile
+            .env_set
+            .iter()
+            .map(|(k, v)| (k.clone(), expand(v, &self.home, &self.workspace)))
+            .collect();
         let mut env: Vec<(String, String)> = Vec::new();
         for (k, v) in &req.env {
             let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
@@ -624,39 +727,8 @@ impl Policy {
             env.extend(ours.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         }
         env.sort();
-
-        Ok(Policy {
-            profile: profile.name.clone(),
-            sources: profile.sources.clone(),
-            description: profile.description.clone(),
-            workspace,
-            home,
-            cwd,
-            read,
-            write,
-            hide,
-            links,
-            exec,
-            exec_beneath,
-            network: Network {
-                mode: profile.network.mode,
-                connect: profile.network.connect.clone(),
-                bind: profile.network.bind.clone(),
-                udp: profile.network.udp,
-                egress: profile.network.egress.clone(),
-                unknown: profile.network.unknown,
-                ask_wait: profile.network.ask_wait,
-            },
-            limits: profile.limits.clone(),
-            env,
-            secrets: profile.env_secrets.clone(),
-            argv,
-            program,
-            notes,
-            identity: req.identity.clone(),
-            no_links: req.no_links,
-            protect,
-        })
+        self.env = env;
+        Ok(())
     }
 
     /// Whether `path` (canonical) may be executed under this policy.

@@ -132,7 +132,13 @@ pub fn run_with(
         }
         _ => None,
     };
-    let prepared = prepare(policy, features, cgroup.as_ref(), secrets)?;
+    let prepared = prepare(
+        policy,
+        features,
+        cgroup.as_ref(),
+        secrets,
+        egress.events.is_some(),
+    )?;
     let placeholders = crate::protect::Placeholders::hold(&policy.workspace, &policy.protect);
 
     let blocked = forwarded_signals();
@@ -236,11 +242,13 @@ fn unique_name() -> String {
     format!("sandbox-{}-{nanos:09}", std::process::id())
 }
 
+/// `exit_events`: the host asked for exec and exit events (an events descriptor).
 fn prepare(
     policy: &Policy,
     features: &Features,
     cgroup: Option<&Cgroup>,
     secrets: &[(String, String)],
+    exit_events: bool,
 ) -> Result<Prepared, Refusal> {
     if !features.root && !features.user_namespaces {
         return Err(Refusal::new(
@@ -288,7 +296,7 @@ fn prepare(
             deny_memfd: true,
             ..opts
         }),
-        exec_watch: seccomp::exec_watch_program(),
+        exec_watch: seccomp::exec_watch_program(exit_events),
         policy: policy.clone(),
         new_net: private_network(policy.network.mode),
         program: sys::cstr(&policy.program)
@@ -547,7 +555,6 @@ fn init(p: &Prepared, status_fd: i32, handoff: Option<i32>, events: Option<i32>)
     }
 }
 
-/// The steps, in order. Returns the command's pid.
 /// This process's umask (read by setting it and setting it back; single-threaded here).
 fn caller_umask() -> libc::mode_t {
     // SAFETY: umask cannot fail.
@@ -558,6 +565,7 @@ fn caller_umask() -> libc::mode_t {
     }
 }
 
+/// The steps, in order. Returns the command's pid.
 fn confine(
     p: &Prepared,
     status_fd: i32,

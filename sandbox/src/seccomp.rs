@@ -287,24 +287,32 @@ pub fn program(opts: Options) -> Vec<sock_filter> {
     assemble(c).unwrap_or_else(|e| panic!("seccomp program does not assemble: {e}"))
 }
 
-/// The exec watch: a second filter that hands every execve and execveat, and every
-/// exit_group (for the exit status of what was started), to a supervisor (the sandbox's
-/// init, [`crate::notice`]), which only observes and always lets the call continue;
-/// Landlock and the mounts still decide. Other calls and foreign architectures pass here
-/// (the deny-list filter above judges them).
-pub fn exec_watch_program() -> Vec<sock_filter> {
-    let c = vec![
+/// The exec watch: a second filter that hands every execve and execveat, and with `exits`
+/// every exit_group (for the exit status of what was started), to a supervisor (the
+/// sandbox's init, [`crate::notice`]), which only observes and always lets the call
+/// continue; Landlock and the mounts still decide. Other calls and foreign architectures
+/// pass here (the deny-list filter above judges them).
+pub fn exec_watch_program(exits: bool) -> Vec<sock_filter> {
+    let mut c = vec![
         ld(OFF_ARCH),
         jeq(AUDIT_ARCH, NEXT, "allow"),
         ld(OFF_NR),
         jeq(libc::SYS_execve as u32, "notify", NEXT),
-        jeq(libc::SYS_execveat as u32, "notify", NEXT),
-        jeq(libc::SYS_exit_group as u32, "notify", "allow"),
+    ];
+    if exits {
+        c.push(jeq(libc::SYS_execveat as u32, "notify", NEXT));
+        c.push(jeq(libc::SYS_exit_group as u32, "notify", "allow"));
+    } else {
+        // Exits only make exit events: nobody asked for them, and each would cost the
+        // exiting process two trips to the watch and back.
+        c.push(jeq(libc::SYS_execveat as u32, "notify", "allow"));
+    }
+    c.extend([
         label("notify"),
         ret(libc::SECCOMP_RET_USER_NOTIF),
         label("allow"),
         ret(RET_ALLOW),
-    ];
+    ]);
     assemble(c).unwrap_or_else(|e| panic!("exec watch program does not assemble: {e}"))
 }
 
@@ -406,7 +414,7 @@ mod tests {
 
     #[test]
     fn the_exec_watch_notifies_execs_and_process_exits_and_passes_everything_else() {
-        let prog = exec_watch_program();
+        let prog = exec_watch_program(true);
         for nr in [libc::SYS_execve, libc::SYS_execveat, libc::SYS_exit_group] {
             assert_eq!(
                 run(&prog, AUDIT_ARCH, nr as u32, [0; 6]),
@@ -425,6 +433,24 @@ mod tests {
             run(&prog, 0x4000_0003, libc::SYS_execve as u32, [0; 6]),
             RET_ALLOW,
             "a foreign architecture is the deny-list's to kill"
+        );
+    }
+
+    #[test]
+    fn without_exit_events_the_exec_watch_notifies_execs_and_leaves_exits_alone() {
+        let prog = exec_watch_program(false);
+        for nr in [libc::SYS_execve, libc::SYS_execveat] {
+            assert_eq!(
+                run(&prog, AUDIT_ARCH, nr as u32, [0; 6]),
+                libc::SECCOMP_RET_USER_NOTIF
+            );
+        }
+        for nr in [libc::SYS_exit_group, libc::SYS_exit, libc::SYS_openat] {
+            assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, [0; 6]), RET_ALLOW);
+        }
+        assert_eq!(
+            run(&prog, 0x4000_0003, libc::SYS_execve as u32, [0; 6]),
+            RET_ALLOW
         );
     }
 

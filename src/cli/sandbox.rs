@@ -35,6 +35,10 @@ pub struct SandboxOptions {
     /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
     /// profile that writes the home directory itself when no `--home` is given.
     pub cordon_home: Option<PathBuf>,
+    /// Where to find the cordon home when `cordon_home` is not given: the data directory
+    /// and the configuration, read only for a profile that writes the home (reading them
+    /// and the account costs a start that does not need it).
+    pub cordon_home_from: Option<(crate::paths::DataDir, Option<PathBuf>)>,
 }
 
 /// The home a profile that writes the whole home gets when none was given: the caller's
@@ -48,7 +52,11 @@ fn choose_home(
     if options.home.is_some() || !profile.writes_home() {
         return Ok(());
     }
-    let Some(home) = options.cordon_home.clone() else {
+    let found = options.cordon_home.clone().or_else(|| {
+        let (dir, config) = options.cordon_home_from.as_ref()?;
+        crate::cordon_home(dir, config.as_deref())
+    });
+    let Some(home) = found else {
         if !create {
             // Inspecting writes nothing: $HOME stands in.
             return Ok(());
@@ -106,7 +114,11 @@ fn resolve(
     req.home = options.home;
     req.identity = options.identity;
     req.no_links = options.no_links;
-    Policy::resolve(&profile, &req)
+    // Inspecting always resolves afresh; a run takes what it can from the cache.
+    match sandbox::policy::cache::Store::standard().filter(|_| !inspect) {
+        Some(cache) => Policy::resolve_cached(&profile, &req, &cache),
+        None => Policy::resolve(&profile, &req),
+    }
 }
 
 /// `cordon sandbox`: the confined command's status, or a refusal's code.

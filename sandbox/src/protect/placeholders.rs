@@ -69,7 +69,9 @@ impl Placeholders {
         let _ = f.seek(std::io::SeekFrom::Start(0));
         let _ = f.take(1 << 20).read_to_string(&mut noted);
         let noted: Vec<PathBuf> = noted.lines().map(PathBuf::from).collect();
-        for ph in self.list.iter().chain(&noted) {
+        // Ours are among those noted (unless the note was lost): each is removed once.
+        let all: std::collections::BTreeSet<&PathBuf> = self.list.iter().chain(&noted).collect();
+        for ph in all {
             remove_empty_dir(ph);
         }
         let _ = f.set_len(0);
