@@ -379,11 +379,15 @@ impl Session {
     /// Input from a client allowed to type.
     pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        // Input is recorded only where configured, and never at a password prompt.
-        if self.record_input && !self.at_password_prompt() && !self.record(recfmt::INPUT, bytes) {
+        // Input is recorded only where configured, and never at a password prompt (asked
+        // before the program can read it and change its modes). Recorded after it is
+        // written: the keystroke's way to the program does not wait for the recording.
+        let record = self.record_input && !self.at_password_prompt();
+        let written = (&self.master).write_all(bytes);
+        if record && !self.record(recfmt::INPUT, bytes) {
             self.kill();
         }
-        (&self.master).write_all(bytes)
+        written
     }
 
     /// Whether the terminal is at a password prompt: echo off in line mode, as getpass,
@@ -942,9 +946,6 @@ fn pump(s: &Arc<Session>, mut reader: File) {
         // this read with the next ones, in one wake-up. Once it has nothing more (or 64 KiB
         // wait), at once: a keystroke's echo is never held.
         let last = held >= HELD_FOR_VIEWERS || !readable_now(&reader);
-        if !s.recording.record_output(bytes, last) {
-            s.kill();
-        }
         // Screen, then viewers, under the screen lock: the order `attach` relies on.
         let mut screen = s.screen.lock().unwrap_or_else(|e| e.into_inner());
         screen.push(bytes);
@@ -957,6 +958,11 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             for v in &viewers {
                 v.notify.notify_one();
             }
+        }
+        // After the viewers are woken: an echo's way to the client does not wait for the
+        // hand-over to the recording's thread.
+        if !s.recording.record_output(bytes, last) {
+            s.kill();
         }
         since_keyframe += n;
         if since_keyframe >= KEYFRAME_EVERY {

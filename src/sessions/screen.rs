@@ -29,7 +29,7 @@
 use std::ops::Range;
 
 /// Output that may wait before the emulator catches up (bytes).
-pub const CATCH_UP_AT: usize = 256 << 10;
+pub const CATCH_UP_AT: usize = 32 << 10;
 
 /// The screen of a session: the emulator, and the output it has not seen yet.
 pub struct Screen {
