@@ -273,7 +273,8 @@ pub fn parse_key(s: &str) -> Result<u8, KeyError> {
 /// A role may not choose a profile (`[sessions] profiles`): which, and what it may choose.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "a {role} may not use profile \"{profile}\" (allowed: {})",
+    "{} may not use profile \"{profile}\" (allowed: {})",
+    .role.with_article(),
     if .allowed.is_empty() { "none".to_string() } else { .allowed.join(", ") }
 )]
 pub struct ProfileRefused {

@@ -217,7 +217,7 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
         h.tmux.start(
             win,
             &format!(
-                "{prefix}{CORDON} tui --socket {}; sleep 30",
+                "{prefix}{CORDON} tui --socket {}; echo exit=$?; sleep 30",
                 socket.display()
             ),
         );
@@ -239,6 +239,7 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     h.wait_for("root", "detached from session 1");
     h.keys("root", &["q"]);
     h.wait_gone("root", "1 Sessions");
+    h.wait_for("root", "exit=0");
     // The session belongs to the host, not to the TUI: it is still there.
     let alice = h.user("alice", "admin");
     let out = h.ssh(&alice, "alice", &["ls"]);
@@ -249,7 +250,11 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
         "nobody",
         "setpriv --reuid=65534 --regid=65534 --clear-groups ",
     );
-    h.wait_for("nobody", "may not use the TUI here");
+    let screen = h.wait_for("nobody", "exit=1");
+    assert!(
+        screen.contains("cordon tui: nobody may not use the TUI here"),
+        "a refusal is an error, said once: {screen}"
+    );
     let log = h.audit_log();
     let refused = log
         .lines()

@@ -30,6 +30,19 @@ impl Role {
     }
 }
 
+impl Role {
+    /// The role with its article, for sentences: "an admin", "a developer", "an auditor",
+    /// "a viewer".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Admin => "an admin",
+            Role::Developer => "a developer",
+            Role::Auditor => "an auditor",
+            Role::Viewer => "a viewer",
+        }
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -15,7 +15,10 @@ impl Service {
     pub fn import_claude(&self, p: &Principal, user: &str, from: &Path) -> Result<Imported> {
         let what = "claude import";
         let p = self.check(p, Action::ManageUsers, what, |p| {
-            format!("a {} may not import into a user's home", p.role)
+            format!(
+                "{} may not import into a user's home",
+                p.role.with_article()
+            )
         })?;
         let u = self.user_named(user)?;
         let place = |e: crate::places::PlaceError| match e {

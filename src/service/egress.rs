@@ -57,7 +57,7 @@ impl Service {
     /// The questions waiting for the principal: those of their own sessions, oldest first.
     pub fn questions(&self, p: &Principal) -> Result<Vec<QuestionInfo>> {
         let p = self.check(p, Action::ListSessions, "questions", |p| {
-            format!("a {} may not list sessions", p.role)
+            format!("{} may not list sessions", p.role.with_article())
         })?;
         let mut out = Vec::new();
         let mut sessions = self.hub.list();

@@ -30,7 +30,10 @@ impl Service {
     /// Opens the caller's files (home and workspace folder) for copying in and out.
     pub fn open_files(self: &Arc<Self>, p: &Principal) -> Result<FileSession> {
         let p = self.check(p, Action::TransferFiles, "sftp", |p| {
-            format!("a {} may not copy files in or out (sftp, scp)", p.role)
+            format!(
+                "{} may not copy files in or out (sftp, scp)",
+                p.role.with_article()
+            )
         })?;
         let user = self.store.user_by_id(p.user_id)?.ok_or_else(|| {
             Error::Invalid(
@@ -68,7 +71,10 @@ impl FileSession {
     fn authorize(&self, what: &str) -> Result<()> {
         self.svc
             .check(&self.p, Action::TransferFiles, what, |p| {
-                format!("a {} may not copy files in or out (sftp, scp)", p.role)
+                format!(
+                    "{} may not copy files in or out (sftp, scp)",
+                    p.role.with_article()
+                )
             })
             .map(drop)
     }

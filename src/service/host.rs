@@ -150,7 +150,7 @@ impl Service {
     /// The host's figures for `/metrics` (those who may read the audit log).
     pub fn figures(&self, p: &Principal) -> Result<HostFigures> {
         self.check(p, Action::ReadAudit, "metrics", |p| {
-            format!("a {} may not read metrics", p.role)
+            format!("{} may not read metrics", p.role.with_article())
         })?;
         Ok(HostFigures {
             sessions: self.hub.list().len(),

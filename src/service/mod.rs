@@ -440,17 +440,22 @@ impl Service {
                     continue;
                 }
                 let own = v.user_id == s.owner_id;
-                let why = match user(v.user_id) {
-                    None => Some("your account was removed".to_string()),
-                    Some(u) if u.locked => Some("your account is locked".to_string()),
-                    Some(u) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
-                        Some(format!("a {} may not type into session {}", u.role, s.id))
-                    }
-                    Some(u) if !allowed(u.role, Action::ObserveSession { own }) => {
-                        Some(format!("a {} may not see session {}", u.role, s.id))
-                    }
-                    Some(_) => None,
-                };
+                let why =
+                    match user(v.user_id) {
+                        None => Some("your account was removed".to_string()),
+                        Some(u) if u.locked => Some("your account is locked".to_string()),
+                        Some(u) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
+                            Some(format!(
+                                "{} may not type into session {}",
+                                u.role.with_article(),
+                                s.id
+                            ))
+                        }
+                        Some(u) if !allowed(u.role, Action::ObserveSession { own }) => Some(
+                            format!("{} may not see session {}", u.role.with_article(), s.id),
+                        ),
+                        Some(_) => None,
+                    };
                 if let Some(why) = why {
                     // The reason first: detaching wakes the viewer's face, which says it.
                     v.revoke(&why);
@@ -554,7 +559,7 @@ impl Service {
         filter: Option<&str>,
     ) -> Result<Vec<serde_json::Value>> {
         self.check(p, Action::ReadAudit, "audit", |p| {
-            format!("a {} may not read the audit log", p.role)
+            format!("{} may not read the audit log", p.role.with_article())
         })?;
         Ok(crate::audit::read::latest(
             &self.dir.audit_log(),
@@ -573,7 +578,7 @@ impl Service {
         full: bool,
     ) -> Result<std::result::Result<u64, ChainError>> {
         self.check(p, Action::ReadAudit, "audit verify", |p| {
-            format!("a {} may not read the audit log", p.role)
+            format!("{} may not read the audit log", p.role.with_article())
         })?;
         Ok(self.verify_chain(full))
     }

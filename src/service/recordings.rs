@@ -378,7 +378,7 @@ impl Service {
     pub fn hold(&self, p: &Principal, id: &str, hold: bool) -> Result<RecordingEntry> {
         let (p, r) = self.readable(p, id, "hold")?;
         self.permit(&p, Action::ReadAudit, "hold", |p| {
-            format!("a {} may not hold recordings", p.role)
+            format!("{} may not hold recordings", p.role.with_article())
         })?;
         self.store.set_hold(&r.id, hold).map_err(failed)?;
         self.record(
@@ -398,7 +398,7 @@ impl Service {
     /// Makes a new recording master key current (admins); old recordings stay readable.
     pub fn rotate_recording_key(&self, p: &Principal) -> Result<String> {
         let p = self.check(p, Action::ManageUsers, "key rotate", |p| {
-            format!("a {} may not rotate keys", p.role)
+            format!("{} may not rotate keys", p.role.with_article())
         })?;
         let id = crate::record::Keyring::new(&self.dir).rotate()?;
         self.record(

@@ -153,7 +153,7 @@ impl Service {
     /// right to run, the command, the profile and workspace, the per-user limit.
     pub fn prepare_run(&self, p: &Principal, req: &RunRequest) -> Result<()> {
         let p = self.check(p, Action::RunCommand, "run", |p| {
-            format!("a {} may not run commands", p.role)
+            format!("{} may not run commands", p.role.with_article())
         })?;
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));
@@ -175,7 +175,7 @@ impl Service {
         sink: &mut dyn FnMut(u32, Vec<u8>) -> bool,
     ) -> Result<RunOutcome> {
         let p = self.check(p, Action::RunCommand, "run", |p| {
-            format!("a {} may not run commands", p.role)
+            format!("{} may not run commands", p.role.with_article())
         })?;
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));

@@ -53,9 +53,15 @@ impl Service {
                 };
                 self.permit(&p, action, what, |p| {
                     if change {
-                        format!("a {} may not set or remove global secrets", p.role)
+                        format!(
+                            "{} may not set or remove global secrets",
+                            p.role.with_article()
+                        )
                     } else {
-                        format!("a {} may not see the global secrets' names", p.role)
+                        format!(
+                            "{} may not see the global secrets' names",
+                            p.role.with_article()
+                        )
                     }
                 })?;
                 Ok((p, 0, "global".into()))
@@ -65,11 +71,11 @@ impl Service {
                 self.permit(&p, Action::ManageSecrets { own }, what, |p| {
                     if own {
                         format!(
-                            "a {} may not keep secrets (they are for sessions, which a {} cannot start)",
-                            p.role, p.role
+                            "{} may not keep secrets (they are for sessions, which {} cannot start)",
+                            p.role.with_article(), p.role.with_article()
                         )
                     } else {
-                        format!("a {} may not touch another user's secrets", p.role)
+                        format!("{} may not touch another user's secrets", p.role.with_article())
                     }
                 })?;
                 let u = self

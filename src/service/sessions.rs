@@ -36,7 +36,7 @@ impl Service {
     /// Sessions the principal may see, oldest first.
     pub fn sessions(&self, p: &Principal) -> Result<Vec<Arc<Session>>> {
         let p = self.check(p, Action::ListSessions, "ls", |p| {
-            format!("a {} may not list sessions", p.role)
+            format!("{} may not list sessions", p.role.with_article())
         })?;
         let mut list: Vec<_> = self
             .hub
@@ -83,7 +83,7 @@ impl Service {
     /// paths ([`crate::places`]).
     pub fn workspace_choices(&self, p: &Principal) -> Result<WorkspaceChoices> {
         let p = self.check(p, Action::CreateSession, "new", |p| {
-            format!("a {} may not start sessions", p.role)
+            format!("{} may not start sessions", p.role.with_article())
         })?;
         let user = self.store.user_by_id(p.user_id)?.ok_or_else(|| {
             Error::Invalid("the host's own shell has no workspace; act as a cordon user".into())
@@ -157,7 +157,7 @@ impl Service {
     /// Starts a session for the principal.
     pub fn create_session(&self, p: &Principal, req: NewSession) -> Result<Arc<Session>> {
         let p = self.check(p, Action::CreateSession, "new", |p| {
-            format!("a {} may not start sessions", p.role)
+            format!("{} may not start sessions", p.role.with_article())
         })?;
         // Checked first so that a start refused costs no walk; again under the lock below.
         self.within_limit(&p, "new")?;
@@ -225,7 +225,11 @@ impl Service {
             Action::ObserveSession { own }
         };
         self.permit(&p, action, verb, |p| {
-            format!("a {} may not {verb} session {id} of {}", p.role, s.owner)
+            format!(
+                "{} may not {verb} session {id} of {}",
+                p.role.with_article(),
+                s.owner
+            )
         })?;
         // Someone else's session reaches this viewer's terminal only through the filter
         // (unless their role is configured to see output unfiltered).
@@ -273,7 +277,13 @@ impl Service {
                 own: p.owns(s.owner_id),
             },
             "kill",
-            |p| format!("a {} may not end session {id} of {}", p.role, s.owner),
+            |p| {
+                format!(
+                    "{} may not end session {id} of {}",
+                    p.role.with_article(),
+                    s.owner
+                )
+            },
         )?;
         s.kill();
         self.record(
@@ -318,7 +328,13 @@ impl Service {
                 own: p.owns(s.owner_id),
             },
             verb,
-            |p| format!("a {} may not {verb} session {id} of {}", p.role, s.owner),
+            |p| {
+                format!(
+                    "{} may not {verb} session {id} of {}",
+                    p.role.with_article(),
+                    s.owner
+                )
+            },
         )?;
         Ok((p, s))
     }

@@ -85,6 +85,25 @@ fn a_role_change_applies_to_the_next_call() {
 }
 
 #[test]
+fn a_refusal_names_the_role_with_its_article() {
+    let (_d, svc) = service();
+    let bob = user(&svc, "bob", Role::Auditor);
+    let dave = user(&svc, "dave", Role::Viewer);
+    assert_eq!(
+        svc.issue_token(&bob, "dave", "ssh").err(),
+        Some(Error::Forbidden(
+            "an auditor may not issue another user's tokens".into()
+        ))
+    );
+    assert_eq!(
+        svc.audit_events(&dave, 10, None).err(),
+        Some(Error::Forbidden(
+            "a viewer may not read the audit log".into()
+        ))
+    );
+}
+
+#[test]
 fn another_users_recording_answers_exactly_like_a_missing_one() {
     let (_d, svc) = service();
     let alice = user(&svc, "alice", Role::Developer);

@@ -52,7 +52,7 @@ fn address_of(peer: &str) -> String {
 impl Service {
     fn manage(&self, p: &Principal, what: &str) -> Result<Principal> {
         self.check(p, Action::ManageUsers, what, |p| {
-            format!("a {} may not manage users", p.role)
+            format!("{} may not manage users", p.role.with_article())
         })
     }
 
@@ -253,7 +253,7 @@ impl Service {
         let p = self.current(p)?;
         if name != p.user {
             self.permit(&p, Action::ManageUsers, "keys", |p| {
-                format!("a {} may not see another user's keys", p.role)
+                format!("{} may not see another user's keys", p.role.with_article())
             })?;
         }
         self.user_named(name)?;
@@ -263,7 +263,7 @@ impl Service {
     /// Adds an SSH key (an authorized_keys line) to a user (admins).
     pub fn add_key(&self, p: &Principal, name: &str, line: &str) -> Result<Key> {
         let p = self.check(p, Action::ManageUsers, "key add", |p| {
-            format!("a {} may not manage keys", p.role)
+            format!("{} may not manage keys", p.role.with_article())
         })?;
         self.user_named(name)?;
         let (k, _) = self.store.add_key(name, line)?;
@@ -279,7 +279,7 @@ impl Service {
     /// Removes a user's SSH key by fingerprint (admins).
     pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> Result<Key> {
         let p = self.check(p, Action::ManageUsers, "key remove", |p| {
-            format!("a {} may not manage keys", p.role)
+            format!("{} may not manage keys", p.role.with_article())
         })?;
         // A key not found or named ambiguously is "not found" (as it always was); a failure
         // of the database stays a failure.
@@ -304,7 +304,10 @@ impl Service {
         let p = self.current(p)?;
         if name != p.user {
             self.permit(&p, Action::ManageUsers, "revoke tokens", |p| {
-                format!("a {} may not revoke another user's tokens", p.role)
+                format!(
+                    "{} may not revoke another user's tokens",
+                    p.role.with_article()
+                )
             })?;
         }
         let u = self.user_named(name)?;
@@ -322,7 +325,10 @@ impl Service {
         let p = self.current(p)?;
         if name != p.user {
             self.permit(&p, Action::ManageUsers, "token issue", |p| {
-                format!("a {} may not issue another user's tokens", p.role)
+                format!(
+                    "{} may not issue another user's tokens",
+                    p.role.with_article()
+                )
             })?;
         }
         let u = self.user_named(name)?;

@@ -149,7 +149,11 @@ fn starting_directory() -> Option<(String, std::path::PathBuf)> {
     (dir != std::path::Path::new("/")).then_some((name, dir))
 }
 
-/// `cordon tui`: the TUI of the `cordon serve` listening on `socket`.
+/// How the host's refusal begins (see `socket.rs`).
+const REFUSAL: &[u8] = b"cordon: ";
+
+/// `cordon tui`: the TUI of the `cordon serve` listening on `socket`; 1 when the host
+/// refuses this account.
 pub fn client(socket: &std::path::Path) -> i32 {
     let result = with_terminal(|(cols, rows), mut input, out| async move {
         let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
@@ -175,15 +179,32 @@ pub fn client(socket: &std::path::Path) -> i32 {
             }
         });
         let mut buf = vec![0u8; 64 << 10];
+        // The TUI's bytes begin with an escape sequence; a refusal is one line beginning
+        // `cordon: ` (see `socket.rs`), said as an error so that the exit status shows it.
+        let mut first = Vec::new();
+        let mut drawing = false;
         loop {
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
+                Ok(n) if !drawing => {
+                    first.extend_from_slice(&buf[..n]);
+                    if first.len() >= REFUSAL.len() || !REFUSAL.starts_with(&first) {
+                        drawing = !first.starts_with(REFUSAL);
+                        if drawing && out.send(std::mem::take(&mut first)).is_err() {
+                            break;
+                        }
+                    }
+                }
                 Ok(n) => {
                     if out.send(buf[..n].to_vec()).is_err() {
                         break;
                     }
                 }
             }
+        }
+        if !drawing && !first.is_empty() {
+            let said = String::from_utf8_lossy(&first[REFUSAL.len().min(first.len())..]);
+            return Err(crate::text::printable(said.trim_end()).into_owned());
         }
         Ok(())
     });

@@ -1,7 +1,9 @@
 //! `cordon tui`: the TUI of a running `cordon serve`, over its unix socket. The host learns
 //! the connecting OS account from the kernel (SO_PEERCRED) and serves the TUI as the cordon
 //! user of that name. The client sends frames (kind byte, u32 length, payload: 'd' terminal
-//! bytes, 'r' a size as two u16 cols/rows); the host answers with the terminal's bytes.
+//! bytes, 'r' a size as two u16 cols/rows); the host answers with the terminal's bytes
+//! (which begin with an escape sequence), or, refusing the account, with one line beginning
+//! `cordon: ` before it closes (the client then exits with status 1).
 
 use std::path::Path;
 use std::sync::Arc;
