@@ -675,6 +675,44 @@ fn a_data_directory_that_existed_open_to_others_is_tightened_and_doctor_says_so(
 }
 
 #[test]
+fn user_add_changes_nothing_on_a_bad_key_and_points_an_existing_user_to_key_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let cordon = |args: &[&str]| {
+        output(
+            Command::new(CORDON)
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args(args)
+                .env_remove("CORDON_CONFIG"),
+        )
+    };
+    // `--key "$(cat missing.pub)"` gives an empty word.
+    let out = cordon(&["user", "add", "alice", "--key", ""]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not an SSH public key line"), "{out:?}");
+    let list = cordon(&["user", "list"]);
+    assert!(
+        list.stdout.contains("no users yet"),
+        "nothing was added: {list:?}"
+    );
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id");
+    cordon_test_support::ssh::keygen(&key, "alice");
+    let line = cordon_test_support::ssh::public_key(&key);
+    assert_eq!(cordon(&["user", "add", "alice"]).code, 0);
+    let again = cordon(&["user", "add", "alice", "--key", &line]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(
+        again.stderr.contains("there is already a user alice")
+            && again.stderr.contains("cordon user key add alice"),
+        "{again:?}"
+    );
+    let added = cordon(&["user", "key", "add", "alice", &line]);
+    assert_eq!(added.code, 0, "the hint's command works: {added:?}");
+}
+
+#[test]
 fn a_new_data_directory_starts_private() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -5,7 +5,25 @@ use super::{fail, tryc, Admin};
 use crate::auth::Role;
 
 pub fn user_add(a: &Admin, name: &str, role: Role, keys: &[String]) -> i32 {
-    let (u, added) = tryc!(a.svc.add_user(&a.me, name, role, keys));
+    let (u, added) = match a.svc.add_user(&a.me, name, role, keys) {
+        Ok(v) => v,
+        Err(e) => {
+            let code = crate::cli::fail(e);
+            // Nothing was changed; a user who exists gets keys with `user key add`.
+            let exists = a
+                .svc
+                .users(&a.me)
+                .is_ok_and(|us| us.iter().any(|u| u.user.name == name));
+            if exists {
+                eprintln!(
+                    "to give {} another key: cordon user key add {} \"$(cat KEY.pub)\"",
+                    crate::text::printable(name),
+                    crate::text::printable(name)
+                );
+            }
+            return code;
+        }
+    };
     println!("added user {} ({})", u.name, u.role);
     for k in added {
         println!("added key {} ({}) for {name}", k.fingerprint, k.algorithm);
