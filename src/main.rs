@@ -366,7 +366,8 @@ enum RecAction {
     },
     /// A recording's catalog entry and its verification.
     Info { id: String },
-    /// Check recordings: complete, interrupted (the host stopped), or damaged (with where).
+    /// Check recordings: complete, live (still being recorded), interrupted (the host stopped), or
+    /// damaged (with where).
     Verify {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]

@@ -33,7 +33,7 @@ impl Tab {
 /// A session as the list shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
-    pub id: u64,
+    pub id: crate::sessions::SessionId,
     pub name: String,
     pub owner: String,
     pub owner_id: i64,
@@ -95,11 +95,11 @@ pub enum Dialog {
         error: Option<String>,
     },
     Rename {
-        id: u64,
+        id: crate::sessions::SessionId,
         field: Field,
     },
     ConfirmEnd {
-        id: u64,
+        id: crate::sessions::SessionId,
         name: String,
     },
     /// One of the user's sessions waits to connect where no rule says (egress ask mode).
@@ -112,10 +112,9 @@ pub enum Dialog {
         scroll: usize,
     },
     /// A text prompt: filter the current list, or search recordings / the player.
-    Prompt {
-        purpose: Prompt,
-        field: Field,
-    },
+    Prompt { purpose: Prompt, field: Field },
+    /// The Admin view's: users, roles, keys ([`super::admin`]).
+    Admin(super::admin::AdminDialog),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +162,7 @@ pub struct App {
     /// with this message.
     pub ended: Option<String>,
     /// Questions put aside with Esc (session, ask): not shown again.
-    put_aside: Vec<(u64, u64)>,
+    put_aside: Vec<(crate::sessions::SessionId, u64)>,
 }
 
 /// The views a role may use.
@@ -369,7 +368,10 @@ impl App {
         }
         self.selected = self.selected.min(self.sessions.len().saturating_sub(1));
         self.preview = match self.selected_session() {
-            Some(s) => self.svc.preview(&self.me, s.id).unwrap_or_default(),
+            Some(s) => self
+                .svc
+                .preview(&self.me, &s.id.to_string())
+                .unwrap_or_default(),
             None => Vec::new(),
         };
     }
@@ -395,7 +397,7 @@ impl App {
             .collect()
     }
 
-    fn switch(&mut self, tab: Tab) {
+    pub(super) fn switch(&mut self, tab: Tab) {
         if self.tabs.contains(&tab) && self.tab != tab {
             self.tab = tab;
             self.filter.clear();
@@ -467,9 +469,7 @@ impl App {
                         Effect::None
                     }
                     Tab::Admin => {
-                        if key == Key::Char('l') {
-                            self.toggle_lock();
-                        }
+                        self.admin_tab_key(key);
                         Effect::None
                     }
                 };
@@ -479,7 +479,7 @@ impl App {
     }
 
     /// Locks (ending their sessions, revoking their tokens) or unlocks the selected user.
-    fn toggle_lock(&mut self) {
+    pub(super) fn toggle_lock(&mut self) {
         let Some(u) = self.users.get(self.user_selected).map(|u| u.user.clone()) else {
             return;
         };
@@ -569,7 +569,7 @@ impl App {
                 return self.open(s.id, false)
             }
             (Key::Char('f'), Some(s)) if self.may(Action::ObserveSession { own }) => {
-                match self.svc.session_files(&self.me, s.id) {
+                match self.svc.session_files(&self.me, &s.id.to_string()) {
                     Ok(summary) => {
                         self.dialog = Some(Dialog::Files {
                             title: format!(" Files changed so far · {} · #{} ", s.name, s.id),
@@ -600,8 +600,8 @@ impl App {
         Effect::None
     }
 
-    fn open(&mut self, id: u64, writer: bool) -> Effect {
-        match self.svc.attach(&self.me, id, writer) {
+    fn open(&mut self, id: crate::sessions::SessionId, writer: bool) -> Effect {
+        match self.svc.attach(&self.me, &id.to_string(), writer) {
             Ok((session, viewer)) => {
                 if writer {
                     session.resize(self.size.0, self.size.1);
@@ -651,7 +651,11 @@ impl App {
                 match self.svc.recording_files(&self.me, &id) {
                     Ok((r, summary)) => {
                         self.dialog = Some(Dialog::Files {
-                            title: format!(" Files changed · session {} · {} ", r.session, r.id),
+                            title: format!(
+                                " Files changed · session {} · {} ",
+                                crate::sessions::SessionId::from_number(r.session as u64).short(),
+                                r.id
+                            ),
                             lines: summary.lines(),
                             scroll: 0,
                         })
@@ -859,6 +863,10 @@ impl App {
             self.secrets_key(key);
             return Effect::None;
         }
+        if matches!(self.dialog, Some(Dialog::Admin(_))) {
+            self.admin_dialog_key(key);
+            return Effect::None;
+        }
         let Some(dialog) = self.dialog.as_mut() else {
             return Effect::None;
         };
@@ -883,17 +891,21 @@ impl App {
                 };
                 let (session, ask) = (q.session, q.ask);
                 self.dialog = None;
-                self.status = match self.svc.answer_question(&self.me, session, ask, answer) {
-                    Ok(q) => format!(
-                        "session {session}: {}:{} answered {}",
-                        q.host,
-                        q.port,
-                        answer.name()
-                    ),
-                    Err(e) => e.to_string(),
-                };
+                self.status =
+                    match self
+                        .svc
+                        .answer_question(&self.me, &session.to_string(), ask, answer)
+                    {
+                        Ok(q) => format!(
+                            "session {session}: {}:{} answered {}",
+                            q.host,
+                            q.port,
+                            answer.name()
+                        ),
+                        Err(e) => e.to_string(),
+                    };
             }
-            Dialog::Secrets { .. } => {}
+            Dialog::Secrets { .. } | Dialog::Admin(_) => {}
             Dialog::Files { lines, scroll, .. } => {
                 let last = lines.len().saturating_sub(1);
                 *scroll = match key {
@@ -966,8 +978,14 @@ impl App {
                 if key == Key::Enter {
                     let (id, name) = (*id, field.text.clone());
                     self.dialog = None;
-                    match self.svc.rename_session(&self.me, id, &name) {
-                        Ok(()) => self.status = format!("session {id} is now \"{}\"", name.trim()),
+                    match self.svc.rename_session(&self.me, &id.to_string(), &name) {
+                        Ok(()) => {
+                            self.status = format!(
+                                "session {} is now \"{}\"",
+                                id.short(),
+                                crate::text::printable(name.trim())
+                            )
+                        }
                         Err(e) => self.status = e.to_string(),
                     }
                     self.refresh_sessions();
@@ -979,8 +997,8 @@ impl App {
                 let id = *id;
                 self.dialog = None;
                 if matches!(key, Key::Char('y') | Key::Char('Y')) {
-                    match self.svc.end_session(&self.me, id) {
-                        Ok(()) => self.status = format!("session {id} ended"),
+                    match self.svc.end_session(&self.me, &id.to_string()) {
+                        Ok(()) => self.status = format!("session {} ended", id.short()),
                         Err(e) => self.status = e.to_string(),
                     }
                     self.refresh_sessions();

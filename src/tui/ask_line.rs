@@ -74,9 +74,9 @@ impl AskLine {
                         return Vec::new();
                     }
                     // The keys first: on a narrow terminal the host's name is what is cut.
+                    // The session is the one on this screen: its id would only take room.
                     let text = format!(
-                        " cordon: o allow once, s allow for the session, d deny: session {} asks to connect to {}:{} ({} s left) ",
-                        s.id,
+                        " cordon: o allow once, s allow for the session, d deny: it asks to connect to {}:{} ({} s left) ",
                         q.host,
                         q.port,
                         q.seconds_left()
