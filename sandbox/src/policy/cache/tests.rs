@@ -329,3 +329,37 @@ fn a_dependency_changed_moments_before_the_resolution_is_not_stored() {
     assert!(!settled(&[at(now)], now, SETTLED));
     assert!(settled(&[at(now - Duration::from_secs(10))], now, SETTLED));
 }
+
+#[test]
+fn two_runs_differing_only_in_a_flag_do_not_share_an_entry() {
+    let f = Fixture::new();
+    for d in ["a", "b"] {
+        std::fs::create_dir(f.path(d)).unwrap();
+    }
+    let with = |flags: crate::profile::Flags| f.profile.clone().with_flags(&flags).unwrap();
+    let writes = |d: &str| {
+        with(crate::profile::Flags {
+            write: vec![f.path(d)],
+            ..Default::default()
+        })
+    };
+    let (a, b) = (writes("a"), writes("b"));
+    let starts_in = with(crate::profile::Flags {
+        chdir: Some(f.path("ws")),
+        ..Default::default()
+    });
+    let names: Vec<String> = [&f.profile, &a, &b, &starts_in]
+        .iter()
+        .map(|p| f.key(p).file_name())
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        assert!(!names[i + 1..].contains(n), "{names:?}");
+    }
+    let store = f.store();
+    let first = Policy::resolve_cached(&a, &f.req, &store).unwrap();
+    assert!(store.load(&f.key(&a)).is_some(), "stored under a's key");
+    assert!(store.load(&f.key(&b)).is_none(), "and found under no other");
+    let second = Policy::resolve_cached(&b, &f.req, &store).unwrap();
+    assert!(first.write.contains(&f.path("a")) && !first.write.contains(&f.path("b")));
+    assert!(second.write.contains(&f.path("b")) && !second.write.contains(&f.path("a")));
+}
