@@ -120,7 +120,7 @@ struct SandboxArgs {
 /// Ad-hoc grants on top of the profile, validated like its own fields (docs/profiles.md,
 /// "Ad-hoc flags"). Paths are taken from the current directory and followed through no
 /// symbolic link.
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct FlagArgs {
     /// Also let the command read PATH (may be repeated).
     #[arg(long = "ro", value_name = "PATH")]

@@ -385,3 +385,29 @@ fn ld_preload_from_a_flag_cannot_load_a_library_the_session_could_write() {
     assert_eq!((out.code, out.stdout.as_str()), (0, "ran\n"), "{out:?}");
     assert!(!out.stderr.contains("cannot be preloaded"), "{out:?}");
 }
+
+#[test]
+fn rw_of_cordons_data_directory_is_refused() {
+    let env = Env::new(CORDON);
+    // A user's data directory is $XDG_DATA_HOME/cordon; root's, /var/lib/cordon, is hidden in
+    // every sandbox the same way.
+    let data = env.outside.path().join("data");
+    std::fs::create_dir_all(data.join("cordon/keys")).unwrap();
+    for target in [data.join("cordon"), data.join("cordon/keys")] {
+        let mut c = env.cordon();
+        c.env("XDG_DATA_HOME", &data)
+            .arg("sandbox")
+            .arg("--workspace")
+            .arg(env.ws())
+            .arg("--rw")
+            .arg(&target)
+            .arg("true");
+        let out = output(&mut c);
+        assert_eq!(out.code, 125, "{out:?}");
+        assert!(
+            out.stderr.contains(&format!("--rw {}", target.display()))
+                && out.stderr.contains("hidden"),
+            "{out:?}"
+        );
+    }
+}

@@ -146,7 +146,7 @@ pub(crate) fn refuse_hidden(flags: &Flags, hide: &[PathBuf]) -> Result<(), Refus
             let why = if super::ALWAYS_HIDDEN.iter().any(|a| Path::new(a) == h) {
                 "the host's secrets and cordon's own state are hidden in every sandbox"
             } else {
-                "the profile's [filesystem] hide, or --hide, hides it"
+                "cordon's data directory, the profile's [filesystem] hide, or --hide"
             };
             return Err(refuse(
                 flag,
