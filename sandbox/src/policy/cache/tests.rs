@@ -363,3 +363,28 @@ fn two_runs_differing_only_in_a_flag_do_not_share_an_entry() {
     assert!(first.write.contains(&f.path("a")) && !first.write.contains(&f.path("b")));
     assert!(second.write.contains(&f.path("b")) && !second.write.contains(&f.path("a")));
 }
+
+#[test]
+fn a_value_given_with_env_is_neither_in_the_key_nor_in_the_entry() {
+    let f = Fixture::new();
+    let profile = f
+        .profile
+        .clone()
+        .with_flags(&crate::profile::Flags {
+            env: vec!["API_TOKEN=s3cr3t-value".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    let store = f.store();
+    let p = Policy::resolve_cached(&profile, &f.req, &store).unwrap();
+    assert!(p.env.contains(&("API_TOKEN".into(), "s3cr3t-value".into())));
+    let entry = f.path("cache").join(f.key(&profile).file_name());
+    let text = std::fs::read_to_string(&entry).expect("the entry was stored");
+    assert!(text.contains("API_TOKEN"), "the name is part of the key");
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    let again = Policy::resolve_cached(&profile, &f.req, &store).unwrap();
+    assert_eq!(
+        again, p,
+        "the value comes back from the profile, not the entry"
+    );
+}
