@@ -27,7 +27,7 @@ say() { printf 'install.sh: %s\n' "$*"; }
 
 # System packages: git, python3 and procps are used by the tests (inside the sandbox, from
 # /usr/bin); openssh-client and tmux by the SSH tests; asciinema to check exports;
-# bubblewrap by the start-up benchmark.
+# bubblewrap by the start-up benchmark; zsh and fish by the completions' tests.
 packages=()
 have() { command -v "$1" >/dev/null 2>&1; }
 [ -x /usr/bin/python3 ] || packages+=(python3)
@@ -40,6 +40,9 @@ have openssl || packages+=(openssl)
 have ssh || packages+=(openssh-client)
 have tmux || packages+=(tmux)
 have asciinema || packages+=(asciinema)
+# zsh and fish parse their completion scripts in tests/completions.rs (bash is here already).
+have zsh || packages+=(zsh)
+have fish || packages+=(fish)
 # An editor for sessions (the default and claude profiles allow vi, vim.tiny, nano, editor).
 have vi || have nano || have vim.tiny || packages+=(nano)
 # make and procps' ps: the claude and default profiles offer them.
