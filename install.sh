@@ -119,6 +119,21 @@ while IFS=: read -r file shell; do
   chmod 0644 "$file.tmp"
   mv "$file.tmp" "$file"
 done <<< "$completions"
+# As root: the systemd unit, with this prefix's binary, where systemd looks for a local
+# package's units; and a configuration file that changes nothing until edited (the unit
+# relies on cordon reading /etc/cordon/cordon.toml when it exists). An existing one is kept.
+if [ "$(id -u)" -eq 0 ]; then
+  install -d "$prefix/lib/systemd/system"
+  sed "s#/usr/local/bin/cordon#$prefix/bin/cordon#" contrib/cordon.service > "$prefix/lib/systemd/system/cordon.service"
+  chmod 0644 "$prefix/lib/systemd/system/cordon.service"
+  if [ ! -e /etc/cordon/cordon.toml ]; then
+    install -d -m 0755 /etc/cordon
+    contrib/cordon.toml.sh > /etc/cordon/cordon.toml
+    chmod 0644 /etc/cordon/cordon.toml
+    say "wrote /etc/cordon/cordon.toml (every line commented: the defaults)"
+  fi
+  say "systemd unit: $prefix/lib/systemd/system/cordon.service (systemctl daemon-reload && systemctl enable --now cordon)"
+fi
 say "installed $prefix/bin/cordon"
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to your PATH" ;; esac
 "$prefix/bin/cordon" doctor | sed -n '3,10p'

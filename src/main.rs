@@ -21,6 +21,7 @@ mod redact;
 mod secrets;
 mod serve;
 mod service;
+mod session_id;
 mod sessions;
 mod ssh;
 mod store;

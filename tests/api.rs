@@ -1267,13 +1267,7 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
             Some(&bob),
             body.clone(),
         );
-        let none = http(
-            &h,
-            method,
-            &path.replace("{}", missing),
-            Some(&bob),
-            body,
-        );
+        let none = http(&h, method, &path.replace("{}", missing), Some(&bob), body);
         assert_eq!(
             (theirs.status, none.status),
             (404, 404),

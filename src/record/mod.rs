@@ -313,7 +313,7 @@ pub fn asciicast(rec: &format::Recording, version: u8) -> String {
     let mut out = String::new();
     let title = format!(
         "cordon session {} ({}, {})",
-        crate::sessions::SessionId::from_number(h.session),
+        crate::session_id::SessionId::from_number(h.session),
         h.user,
         h.profile
     );

@@ -6,7 +6,8 @@
 pub mod egress;
 pub mod events;
 mod files;
-pub mod id;
+/// Session ids live below the core's modules (recordings carry them too).
+pub(crate) use crate::session_id as id;
 mod recording;
 pub mod screen;
 pub mod spawner;
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format as recfmt;
 use crate::record::Recorder;
+pub use crate::session_id::SessionId;
 use crate::store::{RecordingEntry, Store};
-pub use id::SessionId;
 use recording::Lane;
 
 /// Why a session could not start, or a viewer could not join one. Each keeps its source;

@@ -154,10 +154,10 @@ impl App {
                     match self.svc.add_user(&self.me, &who, r, &keys) {
                         Ok((u, added)) => {
                             done = Some(format!(
-                                "{} added as {} with {} key(s)",
+                                "{} added as {} with {}",
                                 u.name,
                                 r.with_article(),
-                                added.len()
+                                crate::text::count(added.len(), "key")
                             ))
                         }
                         Err(e) => *error = Some(e.to_string()),

@@ -485,8 +485,9 @@ impl App {
         };
         self.status = match self.svc.set_locked(&self.me, &u.name, !u.locked) {
             Ok(ended) if !u.locked => format!(
-                "{} is locked: {ended} session(s) ended, tokens revoked",
-                u.name
+                "{} is locked: {} ended, tokens revoked",
+                u.name,
+                crate::text::count(ended, "session")
             ),
             Ok(_) => format!("{} is unlocked", u.name),
             Err(e) => e.to_string(),

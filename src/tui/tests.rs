@@ -568,6 +568,13 @@ const BOB_LAPTOP: &str =
 const BOB_DESK: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLwsL8aH3CBn4gx09HZTvqZnUG08iPEscPSC87pfrxl bob@desk";
 
+/// The users' creation dates as in every run (the store's are today's): for snapshots.
+fn same_dates(a: &mut App) {
+    for u in &mut a.users {
+        u.user.created = "2026-11-20T10:00:00.000Z".into();
+    }
+}
+
 fn typed(a: &mut App, text: &str) {
     for c in text.chars() {
         a.key(super::keys::Key::Char(c));
@@ -593,12 +600,13 @@ fn the_admin_view_adds_a_user_with_a_key_changes_their_role_and_manages_their_ke
     a.key(Key::Tab);
     a.key(Key::Tab);
     typed(&mut a, BOB_LAPTOP);
+    same_dates(&mut a);
     snapshots("admin_add_user", &mut a);
     a.key(Key::Enter);
     assert!(a.dialog.is_none(), "{}", a.status);
     let b = bob(&a).expect("bob was added");
     assert_eq!((b.user.role, b.keys), (Role::Developer, 1));
-    assert_eq!(a.status, "bob added as a developer with 1 key(s)");
+    assert_eq!(a.status, "bob added as a developer with 1 key");
 
     // Adding him again is refused in the dialog, which keeps what was typed.
     a.key(Key::Char('a'));
@@ -617,6 +625,7 @@ fn the_admin_view_adds_a_user_with_a_key_changes_their_role_and_manages_their_ke
     a.user_selected = a.users.iter().position(|u| u.user.name == "bob").unwrap();
     a.key(Key::Char('r'));
     a.key(Key::Down);
+    same_dates(&mut a);
     snapshots("admin_role", &mut a);
     a.key(Key::Enter);
     assert_eq!(bob(&a).unwrap().user.role, Role::Auditor);
@@ -649,6 +658,7 @@ fn the_admin_view_adds_a_user_with_a_key_changes_their_role_and_manages_their_ke
     assert_eq!(bob(&a).unwrap().keys, 2);
     a.key(Key::Up);
     a.key(Key::Char('d'));
+    same_dates(&mut a);
     snapshots("admin_keys_remove", &mut a);
     // Any key but y keeps it.
     a.key(Key::Char('n'));
@@ -672,6 +682,7 @@ fn the_admin_view_removes_a_user_only_after_y_and_never_the_last_admin() {
     a.switch(Tab::Admin);
     a.user_selected = a.users.iter().position(|u| u.user.name == "bob").unwrap();
     a.key(Key::Char('D'));
+    same_dates(&mut a);
     snapshots("admin_remove", &mut a);
     // Keys the footer does not name do nothing; n keeps him.
     a.key(Key::Enter);
