@@ -78,3 +78,145 @@ fn the_systemd_unit_starts_the_host_with_the_configuration_install_sh_writes() {
         "{said:?}"
     );
 }
+
+/// The commands of a fenced `sh` block of `doc` that follows the line holding `after`, each
+/// with its comment cut and its continuation lines joined.
+fn commands(doc: &str, after: &str) -> Vec<String> {
+    let from = doc.find(after).expect("the section");
+    let start = from + doc[from..].find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = start + doc[start..].find("```").expect("its end");
+    let mut out: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for line in doc[start..end].lines() {
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        // A comment starts at "  # " (two spaces: the examples align them).
+        let cut = pending
+            .find("  # ")
+            .map_or(pending.as_str(), |i| &pending[..i]);
+        let cut = cut.trim().to_string();
+        if !cut.is_empty() {
+            out.push(cut);
+        }
+        pending.clear();
+    }
+    out
+}
+
+/// Runs `line` with bash, `prelude` first; its exit status and what it printed.
+fn run(prelude: &str, line: &str, dir: &std::path::Path) -> (i32, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{prelude}\n{line}"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_readmes_host_commands_run_as_written() {
+    use cordon_test_support::host::Host;
+    let h = Host::start(CORDON);
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("alice");
+    cordon_test_support::ssh::keygen(&key, "alice");
+    std::fs::write(work.path().join("app.tar.gz"), b"not really a tarball\n").unwrap();
+    std::fs::write(work.path().join("Makefile"), "test:\n\t@echo tests pass\n").unwrap();
+    // `cordon` is the host's admin shell on the test host's data; ssh, scp and sftp log in
+    // with alice's key to its port; the API's address and a token are the test host's.
+    let prelude = format!(
+        r#"set -eo pipefail
+cordon() {{ {bin} --data-dir {state} --config {config} "$@"; }}
+o="-i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o IdentitiesOnly=yes"
+ssh() {{ command ssh $o "$@"; }}
+scp() {{ command scp $o "$@"; }}
+KEY=sk-ant-not-a-real-key-123456
+T=$(cordon token issue alice 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' || true)"#,
+        bin = CORDON,
+        state = h.state().display(),
+        config = h.config().display(),
+        key = key.display(),
+    );
+    // Interactive: each is driven in a terminal by its own test (tests/tui.rs, host_ssh.rs,
+    // sftp.rs); here they would wait for a person.
+    let interactive = [
+        "cordon serve",
+        "ssh -p 2222 alice@127.0.0.1",
+        "ssh -t -p 2222 alice@127.0.0.1 new --profile claude -- claude",
+        "ssh -t -p 2222 alice@127.0.0.1 attach alice-1",
+        "sftp -P 2222 alice@127.0.0.1",
+        "cordon rec play ID --at 42.5 --speed 2",
+        "cordon audit tail --follow",
+    ];
+    let readme = include_str!("../README.md");
+    let lines = commands(readme, "## The host");
+    assert!(lines.len() > 20, "{lines:?}");
+    let mut ran = 0;
+    let mut failed = Vec::new();
+    let mut recording = String::new();
+    for line in &lines {
+        if interactive.contains(&line.as_str()) {
+            continue;
+        }
+        if line.contains("run -- make test") {
+            // The project the README's `run` builds, copied in as its `scp` line does.
+            let (code, out) = run(
+                &prelude,
+                &format!("scp -P {} Makefile alice@127.0.0.1:", h.port),
+                work.path(),
+            );
+            assert_eq!(code, 0, "{out}");
+        }
+        if line.contains(" ID") && recording.is_empty() {
+            let list: serde_json::Value =
+                serde_json::from_str(&h.cordon(&["rec", "ls", "--json"]).stdout).unwrap();
+            recording = list[0]["id"].as_str().expect("a recording").to_string();
+        }
+        let real = line
+            .replace("2222", &h.port.to_string())
+            .replace("localhost:8022", &format!("127.0.0.1:{}", h.api))
+            .replace(" ID", &format!(" {recording}"))
+            // asciinema wants a terminal to play on: the file's header is read instead (the
+            // export's format is checked against asciinema itself in tests/host_ssh.rs).
+            .replace(
+                "asciinema play s.cast",
+                r#"python3 -c 'import json; assert json.loads(open("s.cast").readline())["version"] == 2'"#,
+            );
+        let (code, out) = run(&prelude, &real, work.path());
+        ran += 1;
+        if code != 0 {
+            failed.push(format!("{line}\n  exit {code}: {out}"));
+        }
+        if line.starts_with("cordon user add alice") {
+            // alice's first session, alice-1, which the skipped `new` would have started:
+            // one she starts through the API, detached.
+            let (code, out) = run(
+                &prelude,
+                &format!(
+                    r#"curl -sf 127.0.0.1:{}/v1/sessions -H "Authorization: Bearer $T" -H 'Content-Type: application/json' -d '{{"command":["sh"]}}'"#,
+                    h.api
+                ),
+                work.path(),
+            );
+            assert!(code == 0 && out.contains("\"alice-1\""), "{out}");
+        }
+    }
+    assert!(ran >= 20, "only {ran} commands ran");
+    assert!(
+        failed.is_empty(),
+        "README commands that fail:\n{}",
+        failed.join("\n")
+    );
+}
