@@ -21,6 +21,15 @@ pub struct NewSession {
     pub term: String,
 }
 
+/// A session's screen as text: its size and one string per row, trailing blanks left out
+/// (the screen keeps no scrollback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenText {
+    pub cols: u16,
+    pub rows: u16,
+    pub lines: Vec<String>,
+}
+
 /// Where a user's sessions may work: see [`Service::workspace_choices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceChoices {
@@ -114,8 +123,10 @@ impl Service {
             let why = e.to_string();
             self.refused(p, what, &why, Error::Forbidden(why.clone()))
         })?;
+        // A name that is no profile here is a thing that does not exist, like a missing
+        // session: the request itself was well formed.
         if !self.profiles(p)?.contains(&profile) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotFound(format!(
                 "no profile \"{profile}\" (see `cordon profile list`)"
             )));
         }
@@ -159,6 +170,7 @@ impl Service {
         let p = self.check(p, Action::CreateSession, "new", |p| {
             format!("{} may not start sessions", p.role.with_article())
         })?;
+        super::command_without_nul(&req.command)?;
         // Checked first so that a start refused costs no walk; again under the lock below.
         self.within_limit(&p, "new")?;
         let name: String = req
@@ -267,6 +279,14 @@ impl Service {
     pub fn preview(&self, p: &Principal, id: u64) -> Result<Vec<String>> {
         let (_, s) = self.visible(p, id, "preview")?;
         Ok(s.screen_rows())
+    }
+
+    /// The screen of a session as text with its size (the API's screen): what
+    /// [`Service::preview`] shows, under the same permission.
+    pub fn screen_text(&self, p: &Principal, id: u64) -> Result<ScreenText> {
+        let (_, s) = self.visible(p, id, "screen")?;
+        let (cols, rows, lines) = s.screen_text();
+        Ok(ScreenText { cols, rows, lines })
     }
 
     pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {

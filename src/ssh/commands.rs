@@ -536,7 +536,7 @@ fn files(
                 String::new(),
                 crate::text::printable_lines(&format!("cordon: {e}\n")).into_owned(),
                 match e {
-                    crate::service::Error::Invalid(_) => 2,
+                    crate::service::Error::Invalid(_) | crate::service::Error::Conflict(_) => 2,
                     _ => 126,
                 },
             ),
