@@ -599,6 +599,18 @@ fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
         http(&h, "GET", "/v1/sessions/not-a-number", Some(&dev), None).status,
         404
     );
+    for (method, path, body) in [
+        ("GET", "/v1/sessions/%FF", None),
+        (
+            "POST",
+            "/v1/sessions/1/questions/first",
+            Some(json!({"answer": "once"})),
+        ),
+    ] {
+        let r = http(&h, method, path, Some(&dev), body);
+        assert_eq!(r.status, 404, "{path}: a path that names nothing");
+        assert!(r.json()["error"].is_string(), "{path}: {}", r.body);
+    }
     assert_eq!(http(&h, "GET", "/v1/nothing", Some(&dev), None).status, 404);
     let log = h.audit_log();
     let rejected = log

@@ -68,7 +68,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
 }
 
 /// Path parameters whose rejections (a segment that is not UTF-8 once decoded, a number
-/// that is not one) are clear JSON 400s.
+/// that is not one) are JSON 404s: such a path names nothing, as every endpoint with
+/// parameters in its path documents.
 pub struct P<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
@@ -78,7 +79,10 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromR
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<P<T>> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(v)) => Ok(P(v)),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text())),
+            Err(e) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("nothing at this path: {}", e.body_text()),
+            )),
         }
     }
 }
