@@ -177,6 +177,21 @@ pub fn resolve(reference: &str, me: &str, visible: &[Candidate<'_>]) -> Resolved
     Resolved::Missing
 }
 
+/// The characters a session's name may not hold: controls, blanks of every kind (Unicode's
+/// White_Space, and the byte-order mark) and `/`. The API's schema states the same set
+/// (`NAME_PATTERN`), so that what it promises and what is refused agree exactly.
+fn not_in_a_name(c: char) -> bool {
+    matches!(c,
+        '\0'..=' ' | '\u{7f}'..='\u{a0}' | '/' | '\u{1680}' | '\u{2000}'..='\u{200a}'
+        | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
+}
+
+/// [`not_in_a_name`] as a JSON Schema pattern: 1 to 64 of any other character (the API's
+/// schema has it as a literal; a test there compares the two).
+#[cfg(test)]
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x20\x7f-\xa0/\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}$";
+
 /// Why a name cannot be a session's name, if it cannot: names are shown in lists and typed
 /// as words, and `owner/name` must stay readable.
 pub fn bad_name(name: &str) -> Option<&'static str> {
@@ -184,10 +199,7 @@ pub fn bad_name(name: &str) -> Option<&'static str> {
         Some("a session's name cannot be empty")
     } else if name.chars().count() > 64 {
         Some("a session's name has at most 64 characters")
-    } else if name
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
+    } else if name.chars().any(not_in_a_name) {
         Some("a session's name has no spaces, slashes or control characters")
     } else {
         None

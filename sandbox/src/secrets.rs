@@ -17,7 +17,7 @@ pub const MAX_VALUE: usize = 64 << 10;
 pub const MAX_COUNT: usize = 64;
 
 /// Names the sandbox (or the dynamic loader) decides: a secret may not replace them.
-const CONTROLLED: &[&str] = &[
+pub const CONTROLLED: &[&str] = &[
     // Set by the policy in network mode "proxy" (crate::egress::ENVIRONMENT).
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -54,7 +54,7 @@ const CONTROLLED: &[&str] = &[
     "MALLOC_CHECK_",
 ];
 /// Prefixes of names a secret may not have (the loader's, locales', cordon's own).
-const CONTROLLED_PREFIXES: &[&str] = &["LD_", "LC_", "CORDON_", "XDG_", "BASH_FUNC_", "GLIBC_"];
+pub const CONTROLLED_PREFIXES: &[&str] = &["LD_", "LC_", "CORDON_", "XDG_", "BASH_FUNC_", "GLIBC_"];
 
 /// Why a name cannot be a secret's, in words that say what to do; None when it can.
 pub fn name_problem(name: &str) -> Option<String> {

@@ -80,6 +80,7 @@ impl From<crate::service::Error> for ApiError {
             Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             Failed(m) => {
                 // The details stay in the host's log; the caller gets the request id.
                 eprintln!("cordon: api: {m}");
@@ -99,6 +100,16 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            // What to upgrade to, as a 426 must say (RFC 9110, 15.5.22), and the one version
+            // of the WebSocket protocol there is (RFC 6455, 4.4).
+            let h = r.headers_mut();
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(

@@ -166,7 +166,7 @@ impl Kind {
             TuiStart => ("tui.start", "a TUI opened: `address` (or `local`), `recording` for the embedded host"),
             TuiStop => ("tui.stop", "the embedded host's TUI closed"),
             ApiUnauthorized => ("api.unauthorized", "an API request without a valid token: `why`, `address`, `request`; bounded per address"),
-            ApiRejected => ("api.rejected", "an API request refused for its form (400, 404, 413, 415, 426): `status`, `method`, `path`, `address`, `request`; bounded"),
+            ApiRejected => ("api.rejected", "an API request refused for its form or for how things stand (400, 404, 409, 413, 415, 426): `status`, `method`, `path`, `address`, `request`; bounded"),
             ApiRefused => ("api.refused", "an API connection closed at once (too many open): `address`, `why`; bounded"),
             ApiRateLimited => ("api.rate_limited", "an API request over the rate limit (429): `address`, `request`; bounded"),
             TokenIssue => ("token.issue", "an API token pair was issued: `user`, `via` (ssh, cli, test)"),

@@ -90,7 +90,7 @@ impl Service {
         self.owner_only(&p, &s, "answer")?;
         let q = s.answer(ask, answer, &p.user).map_err(|e| match e {
             AnswerError::NoSuchQuestion { .. } => Error::NotFound(e.to_string()),
-            AnswerError::Gone => Error::Invalid(e.to_string()),
+            AnswerError::Gone => Error::Conflict(e.to_string()),
         })?;
         self.record(
             p.stamp(AuditEvent::new(Kind::NetAnswer, p.user.clone()))

@@ -338,6 +338,16 @@ fn rows() -> Vec<Row> {
             [QUIET, HIDDEN, QUIET, QUIET],
         ),
         row(
+            "read their own session's screen as text",
+            |c| c.h.svc.screen_text(&c.me, &c.my_session).map(drop),
+            [QUIET; 4],
+        ),
+        row(
+            "read another's session's screen as text",
+            |c| c.h.svc.screen_text(&c.me, &c.h.their_session).map(drop),
+            [QUIET, HIDDEN, QUIET, QUIET],
+        ),
+        row(
             "see what their own session changed in its workspace",
             |c| c.h.svc.session_files(&c.me, &c.my_session).map(drop),
             [done(&[SessionFiles]); 4],
@@ -414,12 +424,20 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "rename their own session",
-            |c| c.h.svc.rename_session(&c.me, &c.my_session, "mine"),
+            |c| {
+                c.h.svc
+                    .rename_session(&c.me, &c.my_session, "mine")
+                    .map(drop)
+            },
             [done(&[SessionRename]), done(&[SessionRename]), NO, NO],
         ),
         row(
             "rename another's session",
-            |c| c.h.svc.rename_session(&c.me, &c.h.their_session, "theirs"),
+            |c| {
+                c.h.svc
+                    .rename_session(&c.me, &c.h.their_session, "theirs")
+                    .map(drop)
+            },
             [done(&[SessionRename]), HIDDEN, NO, NO],
         ),
         row(
@@ -1223,7 +1241,7 @@ fn every_operation_answers_and_audits_every_role_as_the_permission_table_says() 
                 Ok(()) => Answer::Done,
                 Err(Error::Forbidden(_)) => Answer::Forbidden,
                 Err(Error::NotFound(_)) => Answer::NotFound,
-                Err(Error::Invalid(m)) => {
+                Err(Error::Invalid(m) | Error::Conflict(m)) => {
                     eprintln!("{}: a {role} was answered invalid: {m}", row.what);
                     Answer::Invalid
                 }

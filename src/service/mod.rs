@@ -23,7 +23,7 @@ pub use files::FileSession;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
 pub use secrets::{Scope, SecretInfo};
-pub use sessions::{NewSession, WorkspaceChoices};
+pub use sessions::{NewSession, ScreenText, WorkspaceChoices};
 pub use users::UserInfo;
 
 use std::sync::Arc;
@@ -76,10 +76,12 @@ impl Principal {
 }
 
 /// Why a call did not happen, by kind: each face answers the kinds the same way (SSH: exit
-/// status 126 or 2; the API: 403, 404, 400, 500). `Forbidden` refusals are audited before they
-/// are returned; `NotFound` is also the answer for what exists but the caller may not see,
-/// worded the same as for what does not exist; `Failed` keeps its source for the host's log
-/// and is never shown as a refusal or a missing thing.
+/// status 126 or 2; the API: 403, 404, 400, 409, 500). `Forbidden` refusals are audited before
+/// they are returned; `NotFound` is also the answer for what exists but the caller may not
+/// see, worded the same as for what does not exist; `Invalid` is a request that could never
+/// be done as asked, `Conflict` one that is well formed but clashes with how things stand now
+/// (a name taken, the last admin, a question no longer waiting); `Failed` keeps its source for
+/// the host's log and is never shown as a refusal or a missing thing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -88,6 +90,8 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
     /// The host could not do it (the database, a disk, a key).
     #[error(transparent)]
     Failed(#[from] Failure),
@@ -125,6 +129,17 @@ impl Error {
     }
 }
 
+/// Refuses a command with a NUL byte in an argument: no program can be given one (an
+/// argument is a C string), so the start would fail after every check had passed.
+fn command_without_nul(argv: &[String]) -> Result<()> {
+    match argv.iter().position(|a| a.contains('\0')) {
+        Some(i) => Err(Error::Invalid(format!(
+            "argument {i} of the command holds a NUL byte, which no program can be given"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Two errors are the same answer: the same kind and the same words (tests compare them).
 impl PartialEq for Error {
     fn eq(&self, other: &Error) -> bool {
@@ -133,14 +148,15 @@ impl PartialEq for Error {
     }
 }
 
-/// The store's kinds kept: its missing things are missing, its bad input is invalid, and its
-/// failures stay failures (never a 404 or a 400).
+/// The store's kinds kept: its missing things are missing, its bad input is invalid, what
+/// already exists a conflict, and its failures stay failures (never a 404 or a 400).
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Error {
         use crate::store::StoreError::*;
         match e {
             NotFound(m) => Error::NotFound(m),
-            Invalid(m) | Conflict(m) => Error::Invalid(m),
+            Invalid(m) => Error::Invalid(m),
+            Conflict(m) => Error::Conflict(m),
             // SQLite's errors say "the database: ..." already.
             e @ Database(_) => Error::Failed(Failure {
                 what: e.to_string(),

@@ -158,6 +158,7 @@ impl Service {
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));
         }
+        super::command_without_nul(&req.argv)?;
         self.within_limit(&p, "run")?;
         self.confinement(&p, req.profile.clone(), req.workspace.as_deref(), "run")
             .map(drop)
@@ -180,6 +181,7 @@ impl Service {
         if req.argv.is_empty() {
             return Err(Error::Invalid("run needs a command".into()));
         }
+        super::command_without_nul(&req.argv)?;
         // The limit is checked and the run registered under one lock, so that concurrent
         // requests cannot all pass the check.
         let registered = {

@@ -21,6 +21,15 @@ pub struct NewSession {
     pub term: String,
 }
 
+/// A session's screen as text: its size and one string per row, trailing blanks left out
+/// (the screen keeps no scrollback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenText {
+    pub cols: u16,
+    pub rows: u16,
+    pub lines: Vec<String>,
+}
+
 /// Where a user's sessions may work: see [`Service::workspace_choices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceChoices {
@@ -146,8 +155,10 @@ impl Service {
             let why = e.to_string();
             self.refused(p, what, &why, Error::Forbidden(why.clone()))
         })?;
+        // A name that is no profile here is a thing that does not exist, like a missing
+        // session: the request itself was well formed.
         if !self.profiles(p)?.contains(&profile) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotFound(format!(
                 "no profile \"{profile}\" (see `cordon profile list`)"
             )));
         }
@@ -191,9 +202,10 @@ impl Service {
         let p = self.check(p, Action::CreateSession, "new", |p| {
             format!("{} may not start sessions", p.role.with_article())
         })?;
+        super::command_without_nul(&req.command)?;
         // Checked first so that a start refused costs no walk; again under the lock below.
         self.within_limit(&p, "new")?;
-        let name = req.name.trim().to_string();
+        let name = req.name.clone();
         if !name.is_empty() {
             if let Some(why) = crate::sessions::id::bad_name(&name) {
                 return Err(Error::Invalid(why.into()));
@@ -304,6 +316,14 @@ impl Service {
         Ok(s.screen_rows())
     }
 
+    /// The screen of a session as text with its size (the API's screen): what
+    /// [`Service::preview`] shows, under the same permission.
+    pub fn screen_text(&self, p: &Principal, id: &str) -> Result<ScreenText> {
+        let (_, s) = self.visible(p, id, "screen")?;
+        let (cols, rows, lines) = s.screen_text();
+        Ok(ScreenText { cols, rows, lines })
+    }
+
     pub fn end_session(&self, p: &Principal, id: &str) -> Result<()> {
         let (p, s) = self.visible(p, id, "kill")?;
         self.permit(
@@ -406,9 +426,9 @@ impl Service {
     }
 
     /// Renames a session: as changing it, the right to attach.
-    pub fn rename_session(&self, p: &Principal, id: &str, name: &str) -> Result<()> {
+    /// Returns the session, for the caller to show it under its new name.
+    pub fn rename_session(&self, p: &Principal, id: &str, name: &str) -> Result<Arc<Session>> {
         let (p, s) = self.changeable(p, id, "rename")?;
-        let name = name.trim();
         if let Some(why) = crate::sessions::id::bad_name(name) {
             return Err(Error::Invalid(why.into()));
         }
@@ -424,7 +444,7 @@ impl Service {
                 .with("from", old)
                 .with("to", s.name()),
         );
-        Ok(())
+        Ok(s)
     }
 
     /// Refuses a name another live session of the same owner has: names are unique per
@@ -437,7 +457,7 @@ impl Service {
         except: Option<crate::sessions::SessionId>,
     ) -> Result<()> {
         match self.hub.named(owner_id, name, except) {
-            Some(other) if !name.is_empty() => Err(Error::Invalid(format!(
+            Some(other) if !name.is_empty() => Err(Error::Conflict(format!(
                 "{} already has a session named {} ({}): choose another name",
                 owner,
                 crate::text::printable(name),
@@ -447,8 +467,13 @@ impl Service {
         }
     }
 
-    /// Adds a marker to a session's recording; returns the label used.
-    pub fn mark(&self, p: &Principal, id: &str, label: &str) -> Result<String> {
+    /// Adds a marker to a session's recording; returns the session's id and the label used.
+    pub fn mark(
+        &self,
+        p: &Principal,
+        id: &str,
+        label: &str,
+    ) -> Result<(crate::sessions::SessionId, String)> {
         let (p, s) = self.changeable(p, id, "mark")?;
         let label = if label.trim().is_empty() {
             format!("mark by {}", p.user)
@@ -466,7 +491,7 @@ impl Service {
                 .with("session", s.id)
                 .with("label", label.clone()),
         );
-        Ok(label)
+        Ok((s.id, label))
     }
 }
 

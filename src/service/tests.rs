@@ -237,3 +237,62 @@ fn a_removed_users_places_are_moved_aside() {
     let u = svc.store.user("alice").unwrap().unwrap();
     assert!(!svc.places.home(&u).unwrap().join("secret").exists());
 }
+
+#[test]
+fn a_command_with_a_nul_byte_is_refused_before_anything_starts() {
+    let (_d, svc) = service();
+    let alice = user(&svc, "alice", Role::Developer);
+    let command = vec!["echo".to_string(), "a\0b".to_string()];
+    let session = svc.create_session(
+        &alice,
+        NewSession {
+            command: command.clone(),
+            cols: 80,
+            rows: 24,
+            ..Default::default()
+        },
+    );
+    let run = svc.prepare_run(
+        &alice,
+        &RunRequest {
+            argv: command,
+            profile: None,
+            workspace: None,
+            timeout: None,
+        },
+    );
+    let refused = || {
+        Some(Error::Invalid(
+            "argument 1 of the command holds a NUL byte, which no program can be given".into(),
+        ))
+    };
+    assert_eq!(session.err(), refused());
+    assert_eq!(run.err(), refused());
+    assert!(svc.hub.list().is_empty());
+}
+
+#[test]
+fn what_conflicts_with_how_things_stand_is_a_conflict_not_invalid_input() {
+    let (_d, svc) = service();
+    let admin = user(&svc, "boss", Role::Admin);
+    assert!(matches!(
+        svc.add_user(&admin, "boss", Role::Viewer, &[]),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        svc.remove_user(&admin, "boss"),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        svc.set_role(&admin, "boss", Role::Viewer),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        svc.set_locked(&admin, "boss", true),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        svc.add_user(&admin, "Bad Name", Role::Viewer, &[]),
+        Err(Error::Invalid(_))
+    ));
+}

@@ -95,7 +95,7 @@ impl Service {
             crate::store::parse_key_line(line).map_err(|e| Error::Invalid(e.to_string()))?;
         }
         if self.store.user(name)?.is_some() {
-            return Err(Error::Invalid(format!("there is already a user {name}")));
+            return Err(Error::Conflict(format!("there is already a user {name}")));
         }
         let u = self.store.add_user(name, role)?;
         self.record(
@@ -122,7 +122,7 @@ impl Service {
         let p = self.manage(p, "user remove")?;
         let u = self.user_named(name)?;
         if self.last_admin(&u) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "{name} is the last active admin; add another admin first"
             )));
         }
@@ -173,7 +173,7 @@ impl Service {
         let p = self.manage(p, "user role")?;
         let u = self.user_named(name)?;
         if role != Role::Admin && self.last_admin(&u) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "{name} is the last active admin; add another admin first"
             )));
         }
@@ -193,10 +193,10 @@ impl Service {
         let p = self.manage(p, "lock")?;
         let u = self.user_named(name)?;
         if locked && u.id == p.user_id {
-            return Err(Error::Invalid("you cannot lock yourself out".into()));
+            return Err(Error::Conflict("you cannot lock yourself out".into()));
         }
         if locked && self.last_admin(&u) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "{name} is the last active admin; add another admin first"
             )));
         }

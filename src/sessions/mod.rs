@@ -276,6 +276,14 @@ impl Session {
         screen.rows(0, cols.get()).collect()
     }
 
+    /// The screen's size (columns, rows) and its rows as text, read together.
+    pub fn screen_text(&self) -> (u16, u16, Vec<String>) {
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let screen = screen.now();
+        let (rows, cols) = screen.size();
+        (cols.get(), rows.get(), screen.rows(0, cols.get()).collect())
+    }
+
     /// Whether the host has ended it (its processes are going).
     pub fn ending(&self) -> bool {
         self.ending.load(Ordering::SeqCst)

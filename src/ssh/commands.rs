@@ -207,7 +207,7 @@ pub async fn dispatch(
             };
             let label = args.rest.get(1..).map(|w| w.join(" ")).unwrap_or_default();
             match conn.shared.service.mark(&principal, id, &label) {
-                Ok(label) => conn.finish(
+                Ok((_, label)) => conn.finish(
                     channel,
                     session,
                     &format!(
@@ -549,7 +549,7 @@ fn files(
                 String::new(),
                 crate::text::printable_lines(&format!("cordon: {e}\n")).into_owned(),
                 match e {
-                    crate::service::Error::Invalid(_) => 2,
+                    crate::service::Error::Invalid(_) | crate::service::Error::Conflict(_) => 2,
                     _ => 126,
                 },
             ),

@@ -299,7 +299,7 @@ impl Conn {
         e: &crate::service::Error,
     ) -> Result<(), russh::Error> {
         let status = match e {
-            crate::service::Error::Invalid(_) => 2,
+            crate::service::Error::Invalid(_) | crate::service::Error::Conflict(_) => 2,
             _ => 126,
         };
         self.finish(channel, session, "", &format!("cordon: {e}\n"), status)

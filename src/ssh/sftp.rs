@@ -115,7 +115,7 @@ fn status(e: &Error) -> StatusReply {
     let code = match e {
         Error::Forbidden(_) => StatusCode::PermissionDenied,
         Error::NotFound(_) => StatusCode::NoSuchFile,
-        Error::Invalid(_) | Error::Failed(_) => StatusCode::Failure,
+        Error::Invalid(_) | Error::Conflict(_) | Error::Failed(_) => StatusCode::Failure,
     };
     // A failure's details stay in the host's log.
     let words = match e {

@@ -980,7 +980,7 @@ impl App {
                     let (id, name) = (*id, field.text.clone());
                     self.dialog = None;
                     match self.svc.rename_session(&self.me, &id.to_string(), &name) {
-                        Ok(()) => {
+                        Ok(_) => {
                             self.status = format!(
                                 "session {} is now \"{}\"",
                                 id.short(),

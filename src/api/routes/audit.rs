@@ -7,7 +7,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ErrorOut, Result, VerifyOut, Q};
+use super::fields;
+use super::{Common, ErrorOut, Result, VerifyOut, Q};
 use crate::api::{Api, Auth};
 
 pub(super) fn router() -> OpenApiRouter<Api> {
@@ -17,21 +18,28 @@ pub(super) fn router() -> OpenApiRouter<Api> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// At most this many of the latest events (default 100, at most 10000).
+    /// At most this many of the latest events (default 100).
+    #[param(required = false, minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
-    /// Only events whose line contains this text (searched among the latest 256 MiB of the log).
+    /// Only events whose line contains this text (searched among the latest 256 MiB of the
+    /// log; empty: every event).
+    #[param(required = false)]
     pub q: Option<String>,
 }
 
+/// The latest audit events, newest first (auditors and admins).
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, body = [Object]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, body = [Object], description = "events as the log holds them (docs/audit-events.md)"),
+        (status = 400, body = ErrorOut, description = "a limit out of its range"),
+        (status = 403, body = ErrorOut, description = "the caller's role may not read the audit log")))]
 async fn audit(
     State(api): State<Api>,
     auth: Auth,
     Q(q): Q<AuditQuery>,
 ) -> Result<Json<Vec<serde_json::Value>>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 10000) as usize;
+    let limit = fields::within("limit", q.limit.unwrap_or(100), 1..=10000)? as usize;
     Ok(Json(api.svc.audit_events(
         &auth.p,
         limit,
@@ -40,7 +48,7 @@ async fn audit(
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", security(("bearer" = [])),
-    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, body = VerifyOut), (status = 403, body = ErrorOut, description = "the caller's role may not read the audit log")))]
 async fn audit_verify(State(api): State<Api>, auth: Auth) -> Result<Json<VerifyOut>> {
     Ok(Json(match api.svc.audit_verify(&auth.p, true)? {
         Ok(n) => VerifyOut {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Body, ErrorOut, Result};
+use super::{BadBody, Body, Common, ErrorOut, Result};
 use crate::api::{Api, ApiError, Auth, Peer, RequestId};
 use crate::tokens::TokenPair;
 
@@ -40,8 +40,13 @@ pub struct LogoutIn {
     pub refresh_token: Option<String>,
 }
 
+/// A token pair for a user name and password, where `[ssh] password_login` is on.
 #[utoipa::path(post, path = "/v1/auth/login", request_body = LoginIn,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 200, body = TokenPair), BadBody,
+        (status = 401, body = ErrorOut, description = "wrong user or password, a locked user, or one locked out after failed passwords"),
+        (status = 403, body = ErrorOut, description = "password logins are off on this host"),
+        (status = 429, body = ErrorOut, description = "too many logins from this address", headers(("Retry-After" = u64, description = "seconds until a request is taken again"))),
+        (status = 500, body = ErrorOut, description = "the host could not do it; the request id finds the details in its log")))]
 async fn login(
     State(api): State<Api>,
     peer: axum::Extension<Peer>,
@@ -71,8 +76,12 @@ async fn login(
     }
 }
 
+/// A new token pair for a refresh token, which is used up.
 #[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshIn,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses((status = 200, body = TokenPair), BadBody,
+        (status = 401, body = ErrorOut, description = "not a refresh token of this host, expired, revoked, or used already (which revokes its whole login)"),
+        (status = 429, body = ErrorOut, description = "too many refreshes from this address", headers(("Retry-After" = u64, description = "seconds until a request is taken again"))),
+        (status = 500, body = ErrorOut, description = "the host could not do it; the request id finds the details in its log")))]
 async fn refresh(
     State(api): State<Api>,
     peer: axum::Extension<Peer>,
@@ -92,8 +101,9 @@ async fn refresh(
     }
 }
 
+/// Revokes the access token (and with `refresh_token`, its whole login).
 #[utoipa::path(post, path = "/v1/auth/logout", request_body = LogoutIn, security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = ErrorOut), (status = 413, body = ErrorOut), (status = 415, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 204, description = "logged out"), BadBody))]
 async fn logout(
     State(api): State<Api>,
     auth: Auth,

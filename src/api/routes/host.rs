@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ErrorOut, Result};
+use super::{Common, ErrorOut, Result};
 use crate::api::{Api, Auth};
 
 pub(super) fn router() -> OpenApiRouter<Api> {
@@ -39,8 +39,9 @@ async fn health() -> Json<HealthOut> {
     })
 }
 
+/// The profiles the caller's role may use.
 #[utoipa::path(get, path = "/v1/profiles", security(("bearer" = [])),
-    responses((status = 200, body = [ProfileOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, body = [ProfileOut])))]
 async fn profiles(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<ProfileOut>>> {
     Ok(Json(
         api.svc
@@ -53,7 +54,8 @@ async fn profiles(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<Profile
 
 /// Prometheus metrics, for admins and auditors.
 #[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 403, body = ErrorOut, description = "the caller is neither an admin nor an auditor")))]
 async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
     let host = api.svc.figures(&auth.p)?;
     let m = &api.metrics;

@@ -7,18 +7,20 @@
 use std::sync::LazyLock;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Query, Request};
+use axum::extract::{FromRequest, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{Api, ApiError};
 
+mod attach;
 mod audit;
 mod auth;
+mod fields;
 mod host;
 mod questions;
 mod recordings;
@@ -65,10 +67,80 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
     }
 }
 
+/// Path parameters whose rejections (a segment that is not UTF-8 once decoded, a number
+/// that is not one) are JSON 404s: such a path names nothing, as every endpoint with
+/// parameters in its path documents.
+pub struct P<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for P<T>
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<P<T>> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(P(v)),
+            Err(e) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("nothing at this path: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// A session named in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// The session: its id, a unique prefix of its id (at least 4 characters), its name, or
+    /// `owner/name`.
+    #[param(min_length = 1, max_length = 64)]
+    pub id: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ErrorOut {
     pub error: String,
 }
+
+/// What every endpoint that wants a token may answer besides its own answers. Listed first
+/// in each endpoint's `responses`, so that an endpoint's own words for a status (a 403 that
+/// says which role may) replace these.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // the document's: ApiError makes these answers
+pub enum Common {
+    /// No token, or not a valid one.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`")))]
+    Unauthorized(ErrorOut),
+    /// The caller's role may not do this (docs/security.md), or their account was locked or
+    /// removed since the token was checked (audited as `refused`).
+    #[response(status = 403)]
+    Forbidden(ErrorOut),
+    /// Over the rate limit (per address, and per user).
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds until a request is taken again")))]
+    TooMany(ErrorOut),
+    /// The host could not do it; no details leave it, the request id finds them in its log.
+    #[response(status = 500)]
+    Failed(ErrorOut),
+}
+
+/// What an endpoint that takes a JSON body may answer about the body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // the document's: Body's rejections and the handlers' checks make these
+pub enum BadBody {
+    /// Not the JSON the schema describes: bad JSON, a field missing, unknown or of the wrong
+    /// type, a value outside its range, length or pattern.
+    #[response(status = 400)]
+    Invalid(ErrorOut),
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorOut),
+    /// The body is not sent as JSON (`Content-Type: application/json`).
+    #[response(status = 415)]
+    NotJson(ErrorOut),
+}
+
+/// The 404 of an endpoint that names a session.
+pub const NO_SESSION: &str = "No such session: none by that id, one that has ended (its recording stays, under /v1/recordings), or another user's that the caller may not see (answered the same way, the attempt audited).";
 
 #[derive(Serialize, ToSchema)]
 pub struct VerifyOut {
@@ -124,6 +196,7 @@ fn endpoints() -> OpenApiRouter<Api> {
         .merge(host::router())
         .merge(auth::router())
         .merge(sessions::router())
+        .merge(attach::router())
         .merge(questions::router())
         .merge(run::router())
         .merge(recordings::router())
@@ -132,13 +205,47 @@ fn endpoints() -> OpenApiRouter<Api> {
         .merge(secrets::router())
 }
 
-/// The OpenAPI 3.1 document, generated from the handlers' annotations.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| endpoints().into_openapi());
+/// The OpenAPI 3.1 document, generated from the handlers' annotations, as JSON.
+pub fn openapi() -> serde_json::Value {
+    static DOC: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let mut doc = serde_json::to_value(endpoints().into_openapi()).unwrap_or_default();
+        links_in_camel_case(&mut doc);
+        doc
+    });
     DOC.clone()
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+/// utoipa 5 writes a Link object's fields as Rust names them (`operation_id`), where OpenAPI
+/// says `operationId`: renamed here. (utoipa 6 does it right, but needs Rust 1.88.)
+fn links_in_camel_case(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let answers = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for answer in answers {
+        let Some(links) = answer.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.into(), v);
+                }
+            }
+        }
+    }
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi())
 }
 
@@ -159,8 +266,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_endpoint_but_the_public_ones_asks_for_a_bearer_token_in_the_document() {
+    fn the_document_states_the_session_name_rule_the_service_enforces() {
         let doc = serde_json::to_value(openapi()).unwrap();
+        for schema in ["RenameIn", "NewSessionIn"] {
+            assert_eq!(
+                doc["components"]["schemas"][schema]["properties"]["name"]["pattern"],
+                crate::session_id::NAME_PATTERN,
+                "{schema}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_endpoint_but_the_public_ones_asks_for_a_bearer_token_in_the_document() {
+        let doc = openapi();
         let public = [
             "/v1/health",
             "/v1/auth/login",
@@ -196,5 +315,40 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+    }
+
+    #[test]
+    fn every_link_in_the_document_names_an_operation_and_parameters_it_has() {
+        let doc = openapi();
+        let mut operations = std::collections::BTreeMap::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let names: Vec<String> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p["name"].as_str().unwrap().to_string())
+                    .collect();
+                operations.insert(op["operationId"].as_str().unwrap().to_string(), names);
+            }
+        }
+        let mut links = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for answer in op["responses"].as_object().unwrap().values() {
+                    for (name, link) in answer["links"].as_object().into_iter().flatten() {
+                        links += 1;
+                        let target = link["operationId"].as_str().unwrap_or_default();
+                        let Some(params) = operations.get(target) else {
+                            panic!("link {name} names no operation: {link}");
+                        };
+                        for p in link["parameters"].as_object().unwrap().keys() {
+                            assert!(params.contains(p), "link {name}: {target} has no {p}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(links >= 10, "{links} links");
     }
 }

@@ -1,6 +1,6 @@
 //! Recordings: list, search, look at, verify, what their sessions changed, and export.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ErrorOut, Result, VerifyOut, Q};
+use super::{Common, ErrorOut, Result, VerifyOut, P, Q};
 use crate::api::{Api, Auth};
+use crate::store::RecordingState;
 
 pub(super) fn router() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
@@ -36,7 +37,7 @@ pub struct RecordingOut {
     pub started: String,
     pub ended: Option<String>,
     pub exit_status: Option<i64>,
-    pub state: String,
+    pub state: RecordingStateOut,
     pub bytes: i64,
     pub key_id: String,
     pub hold: bool,
@@ -52,19 +53,55 @@ fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
         started: r.started,
         ended: r.ended,
         exit_status: r.exit_status,
-        state: r.state.name().to_string(),
+        state: r.state.into(),
         bytes: r.bytes,
         key_id: r.key_id,
         hold: r.hold,
     }
 }
 
+/// Where a recording stands.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStateOut {
+    /// Its session runs (or the host stopped while it did: `verify` tells).
+    Recording,
+    Complete,
+    /// Writing it failed (the strict policy ended the session).
+    Failed,
+}
+
+impl From<RecordingState> for RecordingStateOut {
+    fn from(s: RecordingState) -> RecordingStateOut {
+        match s {
+            RecordingState::Recording => RecordingStateOut::Recording,
+            RecordingState::Complete => RecordingStateOut::Complete,
+            RecordingState::Failed => RecordingStateOut::Failed,
+        }
+    }
+}
+
+/// A recording named in a path.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecordingPath {
+    /// The recording's id (16 hexadecimal digits), or a unique prefix of it of at least 4.
+    #[param(pattern = "^[0-9a-f]{4,16}$")]
+    pub id: String,
+}
+
+/// The 404 of an endpoint that names a recording.
+const NO_RECORDING: &str = "No such recording, a prefix that names several, or another user's that the caller may not read (answered the same way, the attempt audited).";
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Text that appeared on screen (or, with `exec=true`, in a command line a session ran).
+    #[param(min_length = 1)]
     pub q: String,
     /// Search the programs sessions started instead of their screens.
     #[serde(default)]
+    #[param(required = false)]
     pub exec: bool,
 }
 
@@ -77,14 +114,39 @@ pub struct HitOut {
     pub line: String,
 }
 
+/// What an export is written as.
+#[derive(Deserialize, ToSchema, Clone, Copy, Default)]
+pub enum ExportFormat {
+    #[default]
+    #[serde(rename = "asciicast-v2")]
+    AsciicastV2,
+    #[serde(rename = "asciicast-v3")]
+    AsciicastV3,
+    /// The session's output bytes, exactly.
+    #[serde(rename = "raw")]
+    Raw,
+}
+
+impl ExportFormat {
+    fn name(self) -> &'static str {
+        match self {
+            ExportFormat::AsciicastV2 => "asciicast-v2",
+            ExportFormat::AsciicastV3 => "asciicast-v3",
+            ExportFormat::Raw => "raw",
+        }
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// asciicast-v2 (default), asciicast-v3 or raw.
-    pub format: Option<String>,
+    /// Default: asciicast-v2.
+    #[param(required = false, inline)]
+    pub format: Option<ExportFormat>,
 }
 
 #[utoipa::path(get, path = "/v1/recordings", security(("bearer" = [])),
-    responses((status = 200, body = [RecordingOut]), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, body = [RecordingOut], description = "the recordings the caller may read")))]
 async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<RecordingOut>>> {
     Ok(Json(
         api.svc
@@ -96,7 +158,7 @@ async fn recordings(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<Recor
 }
 
 #[utoipa::path(get, path = "/v1/recordings/search", params(SearchQuery), security(("bearer" = [])),
-    responses((status = 200, body = [HitOut]), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 429, body = ErrorOut)))]
+    responses(Common, (status = 200, body = [HitOut]), (status = 400, body = ErrorOut, description = "no `q`, an empty one")))]
 async fn search(
     State(api): State<Api>,
     auth: Auth,
@@ -134,12 +196,12 @@ pub struct EventOut {
 }
 
 /// What the session did, in order: programs started and their exits, connections, markers.
-#[utoipa::path(get, path = "/v1/recordings/{id}/events", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = [EventOut]), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}/events", params(RecordingPath), security(("bearer" = [])),
+    responses(Common, (status = 200, body = [EventOut]), (status = 404, body = ErrorOut, description = NO_RECORDING)))]
 async fn events(
     State(api): State<Api>,
     auth: Auth,
-    Path(id): Path<String>,
+    P(RecordingPath { id }): P<RecordingPath>,
 ) -> Result<Json<Vec<EventOut>>> {
     let (_, entries) = api.svc.recording_events(&auth.p, &id)?;
     Ok(Json(
@@ -155,22 +217,22 @@ async fn events(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = RecordingOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(RecordingPath), security(("bearer" = [])),
+    responses(Common, (status = 200, body = RecordingOut), (status = 404, body = ErrorOut, description = NO_RECORDING)))]
 async fn recording(
     State(api): State<Api>,
     auth: Auth,
-    Path(id): Path<String>,
+    P(RecordingPath { id }): P<RecordingPath>,
 ) -> Result<Json<RecordingOut>> {
     Ok(Json(recording_out(api.svc.recording(&auth.p, &id)?)))
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = VerifyOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}/verify", params(RecordingPath), security(("bearer" = [])),
+    responses(Common, (status = 200, body = VerifyOut), (status = 404, body = ErrorOut, description = NO_RECORDING)))]
 async fn verify_recording(
     State(api): State<Api>,
     auth: Auth,
-    Path(id): Path<String>,
+    P(RecordingPath { id }): P<RecordingPath>,
 ) -> Result<Json<VerifyOut>> {
     let (_, verdict) = api.svc.verify_recording(&auth.p, &id)?;
     Ok(Json(VerifyOut {
@@ -179,27 +241,27 @@ async fn verify_recording(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}/files", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = crate::changes::Summary, description = "what the recorded session created, changed and deleted in its workspace, as kept at its end"), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}/files", params(RecordingPath), security(("bearer" = [])),
+    responses(Common, (status = 200, body = crate::changes::Summary, description = "what the recorded session created, changed and deleted in its workspace, as kept at its end"), (status = 404, body = ErrorOut, description = NO_RECORDING)))]
 async fn recording_files(
     State(api): State<Api>,
     auth: Auth,
-    Path(id): Path<String>,
+    P(RecordingPath { id }): P<RecordingPath>,
 ) -> Result<Json<crate::changes::Summary>> {
     let (_, summary) = api.svc.recording_files(&auth.p, &id)?;
     Ok(Json(summary))
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}/export", params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
-    responses((status = 200, description = "the recording as asciicast (application/x-asciicast) or, with format=raw, its exact output bytes", content(("application/x-asciicast"), ("application/octet-stream"))), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 403, body = ErrorOut), (status = 404, body = ErrorOut), (status = 429, body = ErrorOut)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}/export", params(RecordingPath, ExportQuery), security(("bearer" = [])),
+    responses(Common, (status = 200, description = "the recording as asciicast (application/x-asciicast) or, with format=raw, its exact output bytes", content(("application/x-asciicast"), ("application/octet-stream"))), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut, description = NO_RECORDING)))]
 async fn export(
     State(api): State<Api>,
     auth: Auth,
-    Path(id): Path<String>,
+    P(RecordingPath { id }): P<RecordingPath>,
     Q(q): Q<ExportQuery>,
 ) -> Result<Response> {
-    let fmt = q.format.unwrap_or_else(|| "asciicast-v2".into());
-    let (r, bytes) = api.svc.export(&auth.p, &id, &fmt, "api")?;
+    let fmt = q.format.unwrap_or_default().name();
+    let (r, bytes) = api.svc.export(&auth.p, &id, fmt, "api")?;
     api.metrics
         .bytes_out
         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
