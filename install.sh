@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build and install cordon: the binary, its man pages and the shipped profiles (as examples;
-# the binary carries them). Installs the system packages cordon's tests and benchmarks use.
+# Build and install cordon: the binary, its man pages, shell completions (bash, zsh, fish)
+# and the shipped profiles (as examples; the binary carries them). Installs the system packages cordon's tests and benchmarks use.
 #
 #   ./install.sh                 everything: packages, build, install
 #   ./install.sh --deps-only     only the system packages and Rust components (used by .ci/run)
@@ -27,7 +27,7 @@ say() { printf 'install.sh: %s\n' "$*"; }
 
 # System packages: git, python3 and procps are used by the tests (inside the sandbox, from
 # /usr/bin); openssh-client and tmux by the SSH tests; asciinema to check exports;
-# bubblewrap by the start-up benchmark.
+# bubblewrap by the start-up benchmark; zsh and fish by the completions' tests.
 packages=()
 have() { command -v "$1" >/dev/null 2>&1; }
 [ -x /usr/bin/python3 ] || packages+=(python3)
@@ -40,6 +40,9 @@ have openssl || packages+=(openssl)
 have ssh || packages+=(openssh-client)
 have tmux || packages+=(tmux)
 have asciinema || packages+=(asciinema)
+# zsh and fish parse their completion scripts in tests/completions.rs (bash is here already).
+have zsh || packages+=(zsh)
+have fish || packages+=(fish)
 # An editor for sessions (the default and claude profiles allow vi, vim.tiny, nano, editor).
 have vi || have nano || have vim.tiny || packages+=(nano)
 # make and procps' ps: the claude and default profiles offer them.
@@ -105,6 +108,32 @@ install -m 0644 man/cordon.1 "$prefix/share/man/man1/cordon.1"
 install -m 0644 man/cordon-profile.5 "$prefix/share/man/man5/cordon-profile.5"
 install -m 0644 man/cordon.toml.5 "$prefix/share/man/man5/cordon.toml.5"
 install -m 0644 profiles/*.toml "$prefix/share/cordon/profiles/"
+# Completions made by the binary just built, from its own command line: where each shell's
+# completion system looks under the prefix.
+completions="$prefix/share/bash-completion/completions/cordon:bash
+$prefix/share/zsh/site-functions/_cordon:zsh
+$prefix/share/fish/vendor_completions.d/cordon.fish:fish"
+while IFS=: read -r file shell; do
+  install -d "$(dirname "$file")"
+  target/release/cordon completions "$shell" > "$file.tmp"
+  chmod 0644 "$file.tmp"
+  mv "$file.tmp" "$file"
+done <<< "$completions"
+# As root: the systemd unit, with this prefix's binary, where systemd looks for a local
+# package's units; and a configuration file that changes nothing until edited (the unit
+# relies on cordon reading /etc/cordon/cordon.toml when it exists). An existing one is kept.
+if [ "$(id -u)" -eq 0 ]; then
+  install -d "$prefix/lib/systemd/system"
+  sed "s#/usr/local/bin/cordon#$prefix/bin/cordon#" contrib/cordon.service > "$prefix/lib/systemd/system/cordon.service"
+  chmod 0644 "$prefix/lib/systemd/system/cordon.service"
+  if [ ! -e /etc/cordon/cordon.toml ]; then
+    install -d -m 0755 /etc/cordon
+    contrib/cordon.toml.sh > /etc/cordon/cordon.toml
+    chmod 0644 /etc/cordon/cordon.toml
+    say "wrote /etc/cordon/cordon.toml (every line commented: the defaults)"
+  fi
+  say "systemd unit: $prefix/lib/systemd/system/cordon.service (systemctl daemon-reload && systemctl enable --now cordon)"
+fi
 say "installed $prefix/bin/cordon"
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to your PATH" ;; esac
 "$prefix/bin/cordon" doctor | sed -n '3,10p'

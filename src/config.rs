@@ -695,6 +695,38 @@ impl WorkspaceGrants {
 mod tests {
     use super::*;
 
+    /// The reference block of docs/config.md (what install.sh writes, commented, to
+    /// /etc/cordon/cordon.toml).
+    fn documented() -> String {
+        let doc = include_str!("../docs/config.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        doc[start..end].to_string()
+    }
+
+    #[test]
+    fn every_key_the_configuration_reference_documents_loads_with_its_example_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cordon.toml");
+        std::fs::write(&file, documented()).unwrap();
+        let c = Config::load(Some(&file), &dir.path().join("data"))
+            .unwrap_or_else(|e| panic!("docs/config.md's example does not load: {e}"));
+        assert_eq!(c.listen, "127.0.0.1:2222");
+        assert_eq!(c.max_viewers, 16);
+    }
+
+    #[test]
+    fn the_commented_reference_install_sh_writes_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cordon.toml");
+        let commented: String = documented().lines().map(|l| format!("# {l}\n")).collect();
+        std::fs::write(&file, commented).unwrap();
+        let data = dir.path().join("data");
+        let c = Config::load(Some(&file), &data).unwrap();
+        let d = Config::load(None, &data).unwrap();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
     #[test]
     fn control_keys_parse() {
         assert_eq!(parse_key("ctrl-\\"), Ok(0x1c));

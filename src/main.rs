@@ -21,6 +21,7 @@ mod redact;
 mod secrets;
 mod serve;
 mod service;
+mod session_id;
 mod sessions;
 mod ssh;
 mod store;
@@ -108,9 +109,55 @@ struct SandboxArgs {
     /// timeline, and a note would draw over a full-screen program).
     #[arg(long)]
     no_egress_notes: bool,
-    /// The command and its arguments. Default: the profile's command.
-    #[arg(last = true)]
+    #[command(flatten)]
+    flags: FlagArgs,
+    /// The command and its arguments (default: the profile's command): after `--`, or from
+    /// the first word that is not an option or an option's value; everything after it is
+    /// the command's.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// Ad-hoc grants on top of the profile, validated like its own fields (docs/profiles.md,
+/// "Ad-hoc flags"). Paths are taken from the current directory and followed through no
+/// symbolic link.
+#[derive(clap::Args)]
+struct FlagArgs {
+    /// Also let the command read PATH (may be repeated).
+    #[arg(long = "ro", value_name = "PATH")]
+    ro: Vec<PathBuf>,
+    /// Also let the command read and write PATH, never executable (may be repeated); not
+    /// /, a hidden path or a protected one.
+    #[arg(long = "rw", value_name = "PATH")]
+    rw: Vec<PathBuf>,
+    /// Also let the command execute PROGRAM: a name found on the profile's PATH, or a path
+    /// (may be repeated).
+    #[arg(long = "exec", value_name = "PROGRAM")]
+    exec: Vec<String>,
+    /// Set NAME=VALUE in the command's environment, over the profile's (may be repeated).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// The network instead of the profile's: none, host, ports:PORT[,PORT...],
+    /// proxy[:HOST[:PORT],...]; or allow:HOST[:PORT],... to add hosts to a proxy profile's
+    /// (may be repeated).
+    #[arg(long = "net", value_name = "FORM")]
+    net: Vec<String>,
+    /// Start the command in DIR (a directory a grant shows).
+    #[arg(long = "chdir", value_name = "DIR")]
+    chdir: Option<PathBuf>,
+}
+
+impl From<FlagArgs> for sandbox::profile::Flags {
+    fn from(f: FlagArgs) -> Self {
+        sandbox::profile::Flags {
+            read: f.ro,
+            write: f.rw,
+            exec: f.exec,
+            env: f.env,
+            net: f.net,
+            chdir: f.chdir,
+        }
+    }
 }
 
 /// `cordon sandbox` alone: a host starts one per session, and building the parsers of
@@ -223,6 +270,11 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a completion script for a shell (install.sh installs them).
+    Completions {
+        /// bash, zsh or fish.
+        shell: cli::completions::Shell,
     },
 }
 
@@ -366,7 +418,8 @@ enum RecAction {
     },
     /// A recording's catalog entry and its verification.
     Info { id: String },
-    /// Check recordings: complete, interrupted (the host stopped), or damaged (with where).
+    /// Check recordings: complete, live (still being recorded), interrupted (the host stopped), or
+    /// damaged (with where).
     Verify {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
@@ -470,6 +523,8 @@ enum ProfileAction {
         /// Print the resolved policy as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        flags: FlagArgs,
     },
     /// Say in plain words what a session under the profile can read, write, run and reach;
     /// with a PATH, whether that file may run and which profile key decides (exit 0: it
@@ -480,6 +535,8 @@ enum ProfileAction {
         workspace: Option<PathBuf>,
         /// A file to ask about: may a session under the profile execute it?
         path: Option<PathBuf>,
+        #[command(flatten)]
+        flags: FlagArgs,
     },
     /// List the profiles visible in the search order, and where each comes from.
     List,
@@ -524,7 +581,12 @@ fn main() {
     let config = config.as_deref();
     let host_command = !matches!(
         cli.command,
-        Some(Command::Sandbox(_) | Command::Profile { .. } | Command::Doctor { .. })
+        Some(
+            Command::Sandbox(_)
+                | Command::Profile { .. }
+                | Command::Doctor { .. }
+                | Command::Completions { .. }
+        )
     );
     if host_command {
         crate::process::private_files();
@@ -683,6 +745,7 @@ fn main() {
             events_fd,
             answers_fd,
             no_egress_notes,
+            flags,
             command,
         })) => {
             let identity = uid.map(|uid| sandbox::Identity {
@@ -703,6 +766,7 @@ fn main() {
                 events_fd,
                 answers_fd,
                 egress_notes: !no_egress_notes,
+                flags: flags.into(),
                 cordon_home: None,
                 cordon_home_from: Some((dir.clone(), config.map(PathBuf::from))),
             };
@@ -734,19 +798,28 @@ fn main() {
                     profile,
                     workspace,
                     json,
+                    flags,
                 },
-        }) => cli::sandbox::profile_check(&profile, workspace, json, cordon_home(&dir, config)),
+        }) => cli::sandbox::profile_check(
+            &profile,
+            workspace,
+            json,
+            flags.into(),
+            cordon_home(&dir, config),
+        ),
         Some(Command::Profile {
             action:
                 ProfileAction::Explain {
                     profile,
                     workspace,
                     path,
+                    flags,
                 },
         }) => cli::sandbox::profile_explain(
             &profile,
             workspace,
             path.as_deref(),
+            flags.into(),
             cordon_home(&dir, config),
         ),
         Some(Command::Profile {
@@ -756,6 +829,9 @@ fn main() {
             action: ProfileAction::Sets,
         }) => cli::sandbox::profile_sets(),
         Some(Command::Doctor { json }) => cli::sandbox::doctor(json, &dir, config),
+        Some(Command::Completions { shell }) => {
+            cli::completions::print(shell, &mut <Cli as clap::CommandFactory>::command())
+        }
         None => tui::embedded(dir.clone(), config),
     };
     std::process::exit(code);

@@ -93,8 +93,24 @@ pub fn json(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `n` and the noun, singular or plural ("1 session", "3 sessions"): counts in messages.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_count_agrees_with_its_noun() {
+        assert_eq!(super::count(0, "key"), "0 keys");
+        assert_eq!(super::count(1, "key"), "1 key");
+        assert_eq!(super::count(2, "session"), "2 sessions");
+    }
+
     use super::*;
 
     #[test]

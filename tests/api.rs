@@ -67,7 +67,7 @@ fn token(h: &Host, user: &str) -> (String, String) {
     )
 }
 
-fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
+fn new_session(h: &Host, t: &str, command: &[&str]) -> String {
     let r = http(
         h,
         "POST",
@@ -76,7 +76,7 @@ fn new_session(h: &Host, t: &str, command: &[&str]) -> u64 {
         Some(json!({ "command": command })),
     );
     assert_eq!(r.status, 201, "{}", r.body);
-    r.json()["id"].as_u64().unwrap()
+    r.json()["id"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -124,6 +124,24 @@ fn every_endpoint_allows_and_denies_by_role() {
         http(&h, "GET", &format!("/v1/sessions/{bobs}"), Some(&vic), None).status,
         200
     );
+    // A session by its name, owner/name, or a prefix of its id, as far as the caller may
+    // see it: bob's by name is missing for dev, found for the viewer.
+    let by = |who: &str, reference: &str| {
+        let r = http(
+            &h,
+            "GET",
+            &format!("/v1/sessions/{reference}"),
+            Some(who),
+            None,
+        );
+        (r.status, r.json()["id"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(by(&vic, "bob-1"), (200, bobs.clone()));
+    assert_eq!(by(&vic, "bob%2Fbob-1"), (200, bobs.clone()));
+    assert_eq!(by(&vic, &bobs[..5]), (200, bobs.clone()));
+    assert_eq!(by(&dev, "dev-1"), (200, mine.clone()));
+    assert_eq!(by(&dev, "bob-1").0, 404);
+    assert_eq!(by(&dev, &bobs[..5]).0, 404);
     let typed = json!({ "data": "x" });
     // Another developer's session answers like a missing one; an auditor sees it but may not type.
     assert_eq!(
@@ -1230,7 +1248,8 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
     let (alice, _) = token(&h, "alice");
     let (bob, _) = token(&h, "bob");
     let id = new_session(&h, &alice, &["sleep", "30"]);
-    let missing = 4242;
+    // A whole id no session has.
+    let missing = "zzzzzzzzzzzz";
     for (method, path, body) in [
         ("GET", "/v1/sessions/{}", None),
         ("DELETE", "/v1/sessions/{}", None),
@@ -1248,13 +1267,7 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
             Some(&bob),
             body.clone(),
         );
-        let none = http(
-            &h,
-            method,
-            &path.replace("{}", &missing.to_string()),
-            Some(&bob),
-            body,
-        );
+        let none = http(&h, method, &path.replace("{}", missing), Some(&bob), body);
         assert_eq!(
             (theirs.status, none.status),
             (404, 404),
@@ -1264,7 +1277,7 @@ fn another_users_session_or_recording_answers_exactly_like_a_missing_one() {
         );
         assert_eq!(
             theirs.body.replace(&id.to_string(), "N"),
-            none.body.replace(&missing.to_string(), "N"),
+            none.body.replace(missing, "N"),
             "{method} {path}"
         );
     }
@@ -1627,4 +1640,80 @@ fn a_symlinked_workspace_is_refused_through_the_api() {
     );
     assert_eq!(s.status, 403, "{}", s.body);
     assert!(s.body.contains("symbolic link"), "{}", s.body);
+}
+
+#[test]
+fn session_ids_never_repeat_across_restarts_and_names_are_unique_per_user() {
+    let mut h = Host::start(CORDON);
+    h.user("alice", "developer");
+    h.user("bob", "developer");
+    let (alice, _) = token(&h, "alice");
+    let (bob, _) = token(&h, "bob");
+    let first = new_session(&h, &alice, &["sleep", "60"]);
+    h.restart();
+    let second = new_session(&h, &alice, &["sleep", "60"]);
+    assert_ne!(first, second, "a restarted host gave the same id again");
+    for id in [&first, &second] {
+        assert!(
+            id.len() == 12
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+            "{id}"
+        );
+    }
+    // The audit log and the recordings tell the two apart.
+    let audit = h.audit_log();
+    for id in [&first, &second] {
+        assert!(
+            audit.contains(&format!("\"session\":\"{id}\"")),
+            "no audit event carries {id}:\n{audit}"
+        );
+    }
+    let recs = http(&h, "GET", "/v1/recordings", Some(&alice), None).json();
+    let mut sessions: Vec<&str> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["session"].as_str())
+        .collect();
+    sessions.sort();
+    let mut want = vec![first.as_str(), second.as_str()];
+    want.sort();
+    assert_eq!(sessions, want, "{recs}");
+
+    // A name is one user's: alice cannot take it twice, bob can have his own.
+    let named = |t: &str, name: &str| {
+        http(
+            &h,
+            "POST",
+            "/v1/sessions",
+            Some(t),
+            Some(json!({"name": name, "command": ["sleep", "60"]})),
+        )
+    };
+    assert_eq!(named(&alice, "build").status, 201);
+    let again = named(&alice, "build");
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(
+        again
+            .body
+            .contains("alice already has a session named build"),
+        "{}",
+        again.body
+    );
+    assert_eq!(named(&bob, "build").status, 201);
+    for bad in ["two words", "a/b", "esc\u{1b}[2J"] {
+        let r = named(&alice, bad);
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+    }
+    // The name finds the session; each finds their own.
+    let get = |t: &str, r: &str| {
+        http(&h, "GET", &format!("/v1/sessions/{r}"), Some(t), None).json()["owner"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(get(&alice, "build"), "alice");
+    assert_eq!(get(&bob, "build"), "bob");
 }

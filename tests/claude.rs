@@ -136,8 +136,9 @@ fn claude_code_started_over_ssh_and_the_api_is_logged_in_with_the_stored_key() {
     let created: Value = serde_json::from_slice(&reply.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&reply.stdout)));
     let id = created["id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{created}"));
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
     h.tmux_ssh("api", &alice, "alice", &format!("attach {id}"));
     let screen = h.wait_for("api", "API Usage Billing");
     assert!(!screen.contains("Not logged in"), "{screen}");

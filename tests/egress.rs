@@ -466,7 +466,7 @@ fn a_host_session_under_claude_audits_each_connection_attempt_with_its_session_a
     assert_eq!(e["port"], 443, "{line}");
     assert_eq!(e["allowed"], false, "{line}");
     assert_eq!(e["verdict"], "no rule names it", "{line}");
-    assert!(e["session"].as_u64().is_some(), "{line}");
+    assert_eq!(e["session"].as_str().map(str::len), Some(12), "{line}");
 }
 
 #[test]

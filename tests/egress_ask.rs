@@ -137,7 +137,7 @@ fn an_unlisted_name_waits_for_the_owners_answer_through_the_api_allowed_once_the
     assert_eq!(q["port"], port, "{q}");
     assert_eq!(q["protocol"], "http", "{q}");
     assert!(q["seconds_left"].as_u64().unwrap() > 30, "{q}");
-    let id = q["session"].as_u64().unwrap();
+    let id = q["session"].as_str().unwrap().to_string();
 
     // Nobody but the owner sees or answers it.
     let (status, _) = api(

@@ -218,14 +218,14 @@ fn a_running_session_s_summary_says_what_it_changed_so_far_without_the_sandbox_s
                 "printf abc > during.txt; mkdir sub; echo started; sleep 20",
             )
         });
-        let mut id = 0;
+        let mut id = String::new();
         let mut summary = Value::Null;
         wait_until("the session to write its files", || {
             let (_, list) = get(&h, &alice_t, "/v1/sessions");
             let Some(s) = list.as_array().and_then(|l| l.first()) else {
                 return false;
             };
-            id = s["id"].as_u64().unwrap();
+            id = s["id"].as_str().unwrap().to_string();
             summary = get(&h, &alice_t, &format!("/v1/sessions/{id}/files")).1;
             listed(&summary, "created").len() == 2
         });

@@ -623,7 +623,7 @@ fn observers_past_the_cap_are_refused() {
         watching.push(
             Command::new(&argv[0])
                 .args(&argv[1..])
-                .args(["observe", "1"])
+                .args(["observe", "alice-1"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
@@ -635,7 +635,7 @@ fn observers_past_the_cap_are_refused() {
         h.audit_log().matches("\"session.observe\"").count() >= 1
     });
     std::thread::sleep(Duration::from_millis(500));
-    let out = h.ssh(&carol, "carol", &["observe", "1"]);
+    let out = h.ssh(&carol, "carol", &["observe", "alice-1"]);
     assert_eq!(out.code, 126, "{out:?}");
     assert!(out.stderr.contains("already has 2 viewers"), "{out:?}");
     for mut w in watching {

@@ -57,11 +57,21 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
     assert_eq!(out.code, 0, "{out:?}");
     let mut argv = h.ssh_command(&alice, "alice");
     argv.insert(1, "-tt".into());
+    // A name holding them is refused (names have no control characters), and the refusal
+    // does not echo them.
     let name = format!("'n{NASTY}'");
+    let named = output(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["new", "--name", &name, "--", "true"])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(named.code, 2, "{named:?}");
+    assert!(!named.stderr.contains('\x1b'), "{named:?}");
     let o = output(
         Command::new(&argv[0])
             .args(&argv[1..])
-            .args(["new", "--name", &name, "--", "echo", &format!("'{NASTY}'")])
+            .args(["new", "--", "echo", &format!("'{NASTY}'")])
             .stdin(Stdio::null()),
     );
     assert_eq!(o.code, 0, "{o:?}");
@@ -76,9 +86,16 @@ fn escape_sequences_in_commands_names_labels_and_login_names_never_reach_a_termi
         .spawn()
         .unwrap();
     wait_until("the second session", || {
-        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-2")
+        h.ssh(&alice, "alice", &["ls"]).stdout.contains("alice-")
     });
-    let marked = h.ssh(&alice, "alice", &["mark", "2", &format!("'l{NASTY}'")]);
+    let ls: serde_json::Value =
+        serde_json::from_str(&h.ssh(&alice, "alice", &["ls", "--json"]).stdout).unwrap();
+    let running_name = ls[0]["name"].as_str().unwrap().to_string();
+    let marked = h.ssh(
+        &alice,
+        "alice",
+        &["mark", &running_name, &format!("'l{NASTY}'")],
+    );
     assert_eq!(marked.code, 0, "{marked:?}");
     assert!(!marked.stdout.contains('\x1b'), "{marked:?}");
     let _ = running.kill();
@@ -250,7 +267,7 @@ fn an_observer_and_a_replay_get_the_screen_but_nothing_that_acts_on_their_machin
     wait_until("the session", || {
         h.ssh(&carol, "carol", &["ls"]).stdout.contains("alice-")
     });
-    let watched = h.ssh(&carol, "carol", &["observe", "1"]);
+    let watched = h.ssh(&carol, "carol", &["observe", "alice-1"]);
     let owned = owner.join().unwrap();
 
     let text_of = |s: &str| {

@@ -130,8 +130,10 @@ fn a_session_lives_on_after_detach_and_reattaches_with_the_same_screen() {
     let v: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
     assert_eq!(v[0]["owner"], "alice");
     assert_eq!(v[0]["viewers"], 0, "{v}");
-
-    h.tmux_ssh("second", &alice, "alice", "attach 1");
+    // Attached again by a prefix of its id, as a user copies it from `ls`.
+    let id = v[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 12, "{v}");
+    h.tmux_ssh("second", &alice, "alice", &format!("attach {}", &id[..4]));
     let screen = h.wait_for("second", "hello-42");
     assert!(
         screen.contains("echo hello-$((6*7))"),
@@ -160,7 +162,7 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
     let bob = h.user("bob", "developer");
     h.tmux_ssh("owner", &alice, "alice", "new -- bash");
     h.wait_for("owner", "$");
-    h.tmux_ssh("watcher", &carol, "carol", "observe 1");
+    h.tmux_ssh("watcher", &carol, "carol", "observe alice/alice-1");
     h.keys("owner", &["echo visible-$((2+3))", "Enter"]);
     h.wait_for("watcher", "visible-5");
     h.keys("watcher", &["echo injected-$((4+4))", "Enter"]);
@@ -171,13 +173,24 @@ fn an_observer_sees_the_session_but_cannot_type_and_others_cannot_look() {
         "an observer typed into the session:\n{owner}"
     );
 
+    // Leaving, the observer is told how to come back: observing again, where it connected.
+    h.keep("watcher");
+    h.keys("watcher", &["C-\\"]);
+    // One line that the 100-column window wraps.
+    let left = h.wait_for("watcher", "to return").replace('\n', "");
+    assert!(
+        left.contains(&format!("ssh -t -p {} carol@127.0.0.1 observe ", h.port))
+            && !left.contains("attach"),
+        "{left}"
+    );
+
     // Another developer's session answers like one that does not exist.
-    let out = h.ssh(&bob, "bob", &["observe", "1"]);
+    let out = h.ssh(&bob, "bob", &["observe", "alice-1"]);
     assert_eq!(out.code, 126, "{out:?}");
-    assert_eq!(out.stderr, "cordon: no session 1\n");
+    assert_eq!(out.stderr, "cordon: no session alice-1\n");
     assert_eq!(
-        h.ssh(&bob, "bob", &["observe", "99"]).stderr,
-        "cordon: no session 99\n"
+        h.ssh(&bob, "bob", &["observe", "zzzzzzzzzzzz"]).stderr,
+        "cordon: no session zzzzzzzzzzzz\n"
     );
     let out = h.ssh(&carol, "carol", &["run", "--", "true"]);
     assert_eq!(out.code, 126, "an auditor may not run commands: {out:?}");
@@ -190,10 +203,10 @@ fn kill_ends_a_session_and_its_processes() {
     let marker = format!("{}.{}", h.port, 1234);
     h.tmux_ssh("s", &alice, "alice", &format!("new -- sleep {marker}"));
     wait_until("the session to start", || sleeping(&marker) == 1);
-    let out = h.ssh(&alice, "alice", &["kill", "1"]);
+    let out = h.ssh(&alice, "alice", &["kill", "alice-1"]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
-        (0, "killed session 1\n"),
+        (0, "killed session alice-1\n"),
         "{out:?}"
     );
     wait_until("the processes to go", || sleeping(&marker) == 0);
@@ -454,7 +467,7 @@ fn a_stalled_observer_neither_slows_the_session_nor_grows_the_host() {
     argv.insert(1, "-tt".into());
     let mut stalled = Command::new(&argv[0])
         .args(&argv[1..])
-        .args(["observe", "1"])
+        .args(["observe", "alice-1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -592,12 +605,19 @@ fn a_kill_9_leaves_an_interrupted_recording_readable_to_within_a_second() {
         .unwrap();
     wait_until("the recording", || h.recordings().len() == 1);
     std::thread::sleep(Duration::from_millis(1600));
+    // While its host records it, it is live, not interrupted.
+    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
+    let live = h.cordon(&["rec", "verify", &id]);
+    assert_eq!(live.code, 0, "{live:?}");
+    assert!(
+        live.stdout.contains("still being recorded") && !live.stdout.contains("interrupted"),
+        "{live:?}"
+    );
     // SAFETY: SIGKILL to our own child.
     unsafe { libc::kill(h.child.id() as i32, libc::SIGKILL) };
     let _ = h.child.wait();
     let _ = client.kill();
     let _ = client.wait();
-    let id = h.recordings()[0]["id"].as_str().unwrap().to_string();
     let out = h.cordon(&["rec", "verify", &id]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("interrupted"), "{out:?}");
@@ -852,14 +872,14 @@ fn markers_land_in_the_recording_and_its_exports() {
     let bob = h.user("bob", "developer");
     h.tmux_ssh("s", &alice, "alice", "new -- bash");
     h.wait_for("s", "$");
-    let out = h.ssh(&alice, "alice", &["mark", "1", "deploy", "starts"]);
+    let out = h.ssh(&alice, "alice", &["mark", "alice-1", "deploy", "starts"]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
-        (0, "marked session 1: deploy starts\n"),
+        (0, "marked session alice-1: deploy starts\n"),
         "{out:?}"
     );
     assert_eq!(
-        h.ssh(&bob, "bob", &["mark", "1"]).code,
+        h.ssh(&bob, "bob", &["mark", "alice-1"]).code,
         126,
         "another developer may not mark it"
     );

@@ -33,7 +33,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
 
     // Detach: back in the list, the preview shows what was typed.
     h.keys("alice", &["C-\\"]);
-    let s = h.wait_for("alice", "detached from session 1 (demo)");
+    let s = h.wait_for("alice", "detached from session demo (");
     assert!(
         s.contains("Sessions (1)") && s.contains("typed-42") && s.contains("demo"),
         "{s}"
@@ -45,7 +45,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.keys("alice", &["echo again-$((1+1))", "Enter"]);
     h.wait_for("alice", "again-2");
     h.keys("alice", &["C-\\"]);
-    h.wait_for("alice", "detached from session 1");
+    h.wait_for("alice", "detached from session ");
 
     // A second user observes: sees the screen, cannot type, is not offered what an auditor
     // may not do.
@@ -67,7 +67,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.keys("carol", &["echo carol-was-here", "Enter"]);
     std::thread::sleep(Duration::from_millis(300));
     h.keys("carol", &["C-\\"]);
-    h.wait_for("carol", "detached from session 1");
+    h.wait_for("carol", "detached from session ");
     let s = h.screen("alice");
     assert!(
         !s.contains("carol-was-here"),
@@ -78,7 +78,7 @@ fn the_tui_over_ssh_creates_attaches_detaches_observes_and_replays() {
     h.keys("alice", &["Enter"]);
     h.wait_gone("alice", "Sessions (1)");
     h.keys("alice", &["exit", "Enter"]);
-    h.wait_for("alice", "session 1 ended, exit status 0");
+    h.wait_for("alice", ") ended, exit status 0");
 
     // Replay the recording and find the typed word with search.
     h.keys("carol", &["2"]);
@@ -185,7 +185,7 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["echo local-$((3*3))", "Enter"]);
     wait("local-9");
     keys(&["C-\\"]);
-    let s = wait("detached from session 1");
+    let s = wait("detached from session ");
     assert!(s.contains("local-9"), "{s}");
     // The session ends with this host: q asks first, n stays.
     keys(&["q"]);
@@ -248,7 +248,7 @@ fn cordon_tui_reaches_a_running_serve_as_the_os_account() {
     h.keys("root", &["echo via-socket-$((2*4))", "Enter"]);
     h.wait_for("root", "via-socket-8");
     h.keys("root", &["C-\\"]);
-    h.wait_for("root", "detached from session 1");
+    h.wait_for("root", "detached from session ");
     h.keys("root", &["q"]);
     h.wait_gone("root", "1 Sessions");
     h.wait_for("root", "exit=0");
@@ -322,7 +322,7 @@ fn the_embedded_cordon_started_in_a_project_directory_works_there() {
     let s = wait("project notes 42");
     assert!(s.contains(&project.display().to_string()), "{s}");
     keys(&["C-\\"]);
-    wait("detached from session 1");
+    wait("detached from session ");
     keys(&["q"]);
     wait("1 of your sessions is still running");
     keys(&["Enter"]);

@@ -91,7 +91,7 @@ impl Accounts {
 }
 
 /// The paths under which the sandbox must not see anything of the host's, and why.
-const OWN_TREES: &[&str] = &["/tmp", "/dev", "/proc"];
+pub(crate) const OWN_TREES: &[&str] = &["/tmp", "/dev", "/proc"];
 
 /// The mount steps for `policy`, in the order they must run. `accounts` are the host's
 /// account files, copied with a line for the policy's identity, if it has one.

@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod cache;
+pub mod flags;
 
 /// Paths hidden in every sandbox, whatever the profile grants: secrets of the host.
 pub const ALWAYS_HIDDEN: &[&str] = &[
@@ -86,9 +87,9 @@ pub struct Policy {
     /// [`Request::no_links`]).
     #[serde(default)]
     pub no_links: bool,
-    /// Paths inside the workspace kept read-only although the workspace is writable
-    /// (`[filesystem] protect`): what runs outside the sandbox later. Empty when the
-    /// workspace is not writable.
+    /// Paths inside the workspace kept read-only although the session could write them
+    /// (`[filesystem] protect`): what runs outside the sandbox later. Only those beneath (or
+    /// holding) a write grant: none when nothing in the workspace is writable.
     #[serde(default)]
     pub protect: Vec<crate::protect::Protected>,
 }
@@ -425,6 +426,9 @@ impl Policy {
                 push_unique(&mut hide, c);
             }
         }
+        if let Some(f) = &profile.flags {
+            flags::refuse_hidden(f, &hide)?;
+        }
         // Hides are resolved trusting every link: following one only hides more. Past this
         // point, under no_links, no link beneath the home or the workspace is followed.
         for (root, _) in untrusted.roots() {
@@ -527,6 +531,15 @@ impl Policy {
 
         let mut exec: Vec<ExecGrant> = Vec::new();
         for entry in &profile.exec {
+            let from_flag = profile.flags.as_ref().is_some_and(|f| f.execs(entry));
+            // A profile entry that cannot be allowed is a note; a flag, a refusal.
+            let skip = |note: String, why: &str, notes: &mut Vec<String>| {
+                if from_flag {
+                    return Err(crate::profile::flags::refuse("--exec", entry, why));
+                }
+                notes.push(note);
+                Ok(())
+            };
             let expanded = expand(entry);
             if entry.contains('/') {
                 resolver.links_along(Path::new(&expanded), &mut links);
@@ -538,7 +551,8 @@ impl Policy {
                     Found::Path(c) => Some(c),
                     Found::Missing => None,
                     Found::Link { link, area } => {
-                        notes.push(format!("exec {entry}: {}; skipped", link_note(&link, area)));
+                        let why = link_note(&link, area);
+                        skip(format!("exec {entry}: {why}; skipped"), &why, &mut notes)?;
                         continue;
                     }
                     Found::Elsewhere => resolver.canonicalize(Path::new(&expanded)),
@@ -548,26 +562,36 @@ impl Policy {
             };
             refused_notes(&mut resolver, &format!("exec \"{entry}\""), &mut notes);
             match found {
-                Some(path) if hide.iter().any(|h| path.starts_with(h)) => {
-                    notes.push(format!("exec {entry} is hidden by cordon; skipped"))
-                }
+                Some(path) if hide.iter().any(|h| path.starts_with(h)) => skip(
+                    format!("exec {entry} is hidden by cordon; skipped"),
+                    "hidden by cordon",
+                    &mut notes,
+                )?,
                 Some(path) => {
                     let dir = path.is_dir();
                     if !exec.iter().any(|g| g.path == path) {
                         exec.push(ExecGrant {
                             path,
                             dir,
-                            reason: format!("[exec] allow \"{entry}\""),
+                            reason: if from_flag {
+                                format!("--exec {entry}")
+                            } else {
+                                format!("[exec] allow \"{entry}\"")
+                            },
                             entry: Some(entry.clone()),
                         });
                     }
                 }
-                None if entry.contains('/') => {
-                    notes.push(format!("exec {expanded} does not exist; skipped"))
-                }
-                None => notes.push(format!(
-                    "exec \"{entry}\" is not on the profile's PATH; skipped"
-                )),
+                None if entry.contains('/') => skip(
+                    format!("exec {expanded} does not exist; skipped"),
+                    "no such file or directory",
+                    &mut notes,
+                )?,
+                None => skip(
+                    format!("exec \"{entry}\" is not on the profile's PATH; skipped"),
+                    &format!("not found on the profile's PATH ({path_var})"),
+                    &mut notes,
+                )?,
             }
         }
         add_interpreters(&mut resolver, &mut exec, &mut links, &path_var);
@@ -636,7 +660,13 @@ impl Policy {
             read.iter().chain(write.iter()).any(|g| p.starts_with(g))
                 && !hide.iter().any(|h| p.starts_with(h))
         };
-        let cwd = if visible(&workspace) {
+        let chdir = match &profile.flags {
+            Some(f) => flags::chdir(f, visible)?,
+            None => None,
+        };
+        let cwd = if let Some(dir) = chdir {
+            dir
+        } else if visible(&workspace) {
             workspace.clone()
         } else if visible(&home) {
             home.clone()
@@ -683,11 +713,27 @@ impl Policy {
     /// (they depend on what the workspace holds now) and the environment (the caller's,
     /// which the cache must not keep).
     fn finish(&mut self, profile: &Profile, req: &Request) -> Result<(), Refusal> {
-        let workspace_writable = self.write.iter().any(|w| self.workspace.starts_with(w))
-            && !self.hide.iter().any(|h| self.workspace.starts_with(h));
+        // Protected paths matter wherever the session can write them: in a writable
+        // workspace, or beneath a write grant inside a read-only one (`--rw ws/.git` under
+        // readonly), whose protected paths would otherwise be writable.
+        let writes: Vec<&PathBuf> = self
+            .write
+            .iter()
+            .filter(|w| !self.hide.iter().any(|h| w.starts_with(h)))
+            .collect();
+        let writes_inside = writes
+            .iter()
+            .any(|w| self.workspace.starts_with(w) || w.starts_with(&self.workspace));
         self.protect =
-            match crate::protect::resolve(&profile.protect, &self.workspace, workspace_writable) {
-                Ok(list) => list,
+            match crate::protect::resolve(&profile.protect, &self.workspace, writes_inside) {
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|q| {
+                        writes
+                            .iter()
+                            .any(|w| q.path.starts_with(w) || w.starts_with(&q.path))
+                    })
+                    .collect(),
                 // `profile check` and `explain` say what a run would refuse.
                 Err(r) if req.inspect => {
                     self.notes
@@ -696,6 +742,9 @@ impl Policy {
                 }
                 Err(r) => return Err(r),
             };
+        if let Some(f) = &profile.flags {
+            flags::refuse_protected(f, &self.protect)?;
+        }
         let env_set: Vec<(String, String)> = profile
             .env_set
             .iter()

@@ -4,9 +4,11 @@
 //! durations. Where profiles are found by name is [`search`]. Neither touches the paths a
 //! profile names (that is [`crate::policy`]). Every error names the file, the line and the key.
 
+pub mod flags;
 mod location;
 pub mod search;
 
+pub use flags::Flags;
 pub use search::{ProfileSource, Search, SHIPPED};
 
 use location::{key_at, line_of, line_of_key};
@@ -202,6 +204,9 @@ pub struct Profile {
     /// Secrets the host puts in the command's environment (`[env] secrets`): names only;
     /// the values come from the host (`--secrets-fd`), never from the profile.
     pub env_secrets: Vec<String>,
+    /// The ad-hoc flags layered on top (`cordon sandbox --rw ...`), kept so that the policy
+    /// refuses what it would only skip for a profile entry: none for a profile alone.
+    pub flags: Option<Flags>,
 }
 
 impl Profile {
@@ -525,78 +530,84 @@ fn merge(name: String, chain: Vec<(String, ProfileFile)>) -> Profile {
         env_pass: Vec::new(),
         env_set: BTreeMap::new(),
         env_secrets: Vec::new(),
+        flags: None,
     };
     for (origin, f) in chain {
-        p.sources.push(origin);
-        if let Some(d) = f.description {
-            p.description = d;
-        }
-        if let Some(c) = f.command {
-            p.command = c;
-        }
-        extend_unique(&mut p.read, f.filesystem.read);
-        extend_unique(&mut p.write, f.filesystem.write);
-        extend_unique(&mut p.hide, f.filesystem.hide);
-        // A file's own `unprotect` removes what it and its parents protect; a child's
-        // `protect` can add it back.
-        for add in f.filesystem.protect {
-            if !p
-                .protect
-                .iter()
-                .any(|q| protect_key(q) == protect_key(&add))
-            {
-                p.protect.push(add);
-            }
-        }
-        // Unprotecting a directory unprotects what lies beneath it too.
-        p.protect.retain(|q| {
-            !f.filesystem.unprotect.iter().any(|u| {
-                let (q, u) = (protect_key(q), protect_key(u));
-                q == u || q.strip_prefix(u).is_some_and(|rest| rest.starts_with('/'))
-            })
-        });
-        extend_unique(&mut p.exec, f.exec.allow);
-        p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
-        p.exec_home = f.exec.home.unwrap_or(p.exec_home);
-        if let Some(n) = f.network {
-            // Validated already; a file that fails here never reaches the merge.
-            let mut egress = crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default();
-            for set in n
-                .include
-                .iter()
-                .filter_map(|name| crate::egress::sets::find(name))
-            {
-                egress.include(set);
-            }
-            // The whole table is replaced, `include` with `allow`: a child that writes its
-            // own [network] says everything it reaches, and never inherits a set unseen.
-            p.network = NetworkRules {
-                mode: n.mode,
-                connect: n.connect,
-                bind: n.bind,
-                udp: n.udp,
-                egress,
-                unknown: n.unknown.unwrap_or_default(),
-                ask_wait: n.ask_wait.unwrap_or(ASK_WAIT_DEFAULT),
-            };
-        }
-        let l = f.limits;
-        let pl = &mut p.limits;
-        pl.processes = l.processes.or(pl.processes);
-        pl.memory = l.memory.or(pl.memory);
-        pl.file_size = l.file_size.or(pl.file_size);
-        pl.open_files = l.open_files.or(pl.open_files);
-        pl.cpu_seconds = l.cpu_seconds.or(pl.cpu_seconds);
-        pl.timeout = l.timeout.or(pl.timeout);
-        extend_unique(&mut p.env_pass, f.env.pass);
-        p.env_set.extend(f.env.set);
-        extend_unique(&mut p.env_secrets, f.env.secrets);
+        layer(&mut p, origin, f);
     }
+    p
+}
+
+/// Puts one validated file on top of `p`, as the next link of an `extends` chain.
+fn layer(p: &mut Profile, origin: String, f: ProfileFile) {
+    p.sources.push(origin);
+    if let Some(d) = f.description {
+        p.description = d;
+    }
+    if let Some(c) = f.command {
+        p.command = c;
+    }
+    extend_unique(&mut p.read, f.filesystem.read);
+    extend_unique(&mut p.write, f.filesystem.write);
+    extend_unique(&mut p.hide, f.filesystem.hide);
+    // A file's own `unprotect` removes what it and its parents protect; a child's
+    // `protect` can add it back.
+    for add in f.filesystem.protect {
+        if !p
+            .protect
+            .iter()
+            .any(|q| protect_key(q) == protect_key(&add))
+        {
+            p.protect.push(add);
+        }
+    }
+    // Unprotecting a directory unprotects what lies beneath it too.
+    p.protect.retain(|q| {
+        !f.filesystem.unprotect.iter().any(|u| {
+            let (q, u) = (protect_key(q), protect_key(u));
+            q == u || q.strip_prefix(u).is_some_and(|rest| rest.starts_with('/'))
+        })
+    });
+    extend_unique(&mut p.exec, f.exec.allow);
+    p.exec_workspace = f.exec.workspace.unwrap_or(p.exec_workspace);
+    p.exec_home = f.exec.home.unwrap_or(p.exec_home);
+    if let Some(n) = f.network {
+        // Validated already; a file that fails here never reaches the merge.
+        let mut egress = crate::egress::Rules::parse(&n.allow, &n.deny).unwrap_or_default();
+        for set in n
+            .include
+            .iter()
+            .filter_map(|name| crate::egress::sets::find(name))
+        {
+            egress.include(set);
+        }
+        // The whole table is replaced, `include` with `allow`: a child that writes its
+        // own [network] says everything it reaches, and never inherits a set unseen.
+        p.network = NetworkRules {
+            mode: n.mode,
+            connect: n.connect,
+            bind: n.bind,
+            udp: n.udp,
+            egress,
+            unknown: n.unknown.unwrap_or_default(),
+            ask_wait: n.ask_wait.unwrap_or(ASK_WAIT_DEFAULT),
+        };
+    }
+    let l = f.limits;
+    let pl = &mut p.limits;
+    pl.processes = l.processes.or(pl.processes);
+    pl.memory = l.memory.or(pl.memory);
+    pl.file_size = l.file_size.or(pl.file_size);
+    pl.open_files = l.open_files.or(pl.open_files);
+    pl.cpu_seconds = l.cpu_seconds.or(pl.cpu_seconds);
+    pl.timeout = l.timeout.or(pl.timeout);
+    extend_unique(&mut p.env_pass, f.env.pass);
+    p.env_set.extend(f.env.set);
+    extend_unique(&mut p.env_secrets, f.env.secrets);
     p.network.connect.sort_unstable();
     p.network.connect.dedup();
     p.network.bind.sort_unstable();
     p.network.bind.dedup();
-    p
 }
 
 fn extend_unique(into: &mut Vec<String>, from: Vec<String>) {

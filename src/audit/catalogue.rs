@@ -187,7 +187,7 @@ impl Kind {
             SecretSet => ("secret.set", "a secret for sessions was set (never its value): `name`, `scope` (global, or the owner's name), `owner_id`, `replaced`"),
             SecretRemove => ("secret.remove", "a secret was removed: `name`, `scope`, `owner_id`"),
             ClaudeImport => ("claude.import", "Claude Code's settings were imported into a user's cordon home: `user`, `from`, `copied`, `left_out` (the keys not carried)"),
-            SessionCreate => ("session.create", "a session started: `session`, `profile`, `command` (masked), `secrets` (the names it received)"),
+            SessionCreate => ("session.create", "a session started: `session` (its id: 12 characters of base32, unique across restarts and hosts, as every `session` field), `name`, `profile`, `command` (masked), `secrets` (the names it received)"),
             SessionAttach => ("session.attach", "a viewer that may type joined a session: `session`"),
             SessionObserve => ("session.observe", "a read-only viewer joined a session: `session`"),
             SessionDetach => ("session.detach", "a viewer left a session, or the host ended it (`user_id`, `reason`): `session`"),

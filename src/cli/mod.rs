@@ -1,5 +1,6 @@
-//! The command line's host-shell commands (`cordon user|secret|token|key|rec|audit ...`) and the
-//! sandbox's (`cordon sandbox|profile|doctor`): faces like SSH and the API. Whoever can open
+//! The command line's host-shell commands (`cordon user|secret|token|key|rec|audit ...`), the
+//! sandbox's (`cordon sandbox|profile|doctor`) and `cordon completions`: faces like SSH and
+//! the API. Whoever can open
 //! the data directory (mode 0700) administers cordon; the host-shell commands act through the
 //! service layer as the host's own shell (a local-admin principal, `local:<account>` in the
 //! audit log), so that each rule and each audit event is the one every other face goes
@@ -7,6 +8,9 @@
 
 pub mod audit;
 pub mod claude;
+pub mod completions;
+#[cfg(test)]
+mod manual;
 pub mod recordings;
 pub mod sandbox;
 pub mod secrets;

@@ -53,16 +53,16 @@ pub fn ls(a: &Admin, user: Option<&str>, since: Option<&str>, json: bool) -> i32
         return 0;
     }
     println!(
-        "{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} command",
-        "id", "sess", "user", "profile", "state", "bytes", "started"
+        "{:<17} {:<8} {:<12} {:<10} {:<10} {:>10} {:<25} command",
+        "id", "session", "user", "profile", "state", "bytes", "started"
     );
     // The command is what the user typed: escaped.
     use crate::text::printable as p;
     for r in list {
         println!(
-            "{:<17} {:<5} {:<12} {:<10} {:<10} {:>10} {:<25} {}",
+            "{:<17} {:<8} {:<12} {:<10} {:<10} {:>10} {:<25} {}",
             r.id,
-            r.session,
+            crate::sessions::SessionId::from_number(r.session as u64).short(),
             p(&r.user),
             p(&r.profile),
             r.state,

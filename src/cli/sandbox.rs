@@ -32,6 +32,9 @@ pub struct SandboxOptions {
     pub answers_fd: Option<i32>,
     /// Whether refused connections are noted on stderr (`--no-egress-notes` turns it off).
     pub egress_notes: bool,
+    /// The ad-hoc flags on top of the profile (`--ro`, `--rw`, `--exec`, `--env`, `--net`,
+    /// `--chdir`), as given.
+    pub flags: sandbox::profile::Flags,
     /// The caller's cordon home (`<home_root>/<account>`), used instead of `$HOME` for a
     /// profile that writes the home directory itself when no `--home` is given.
     pub cordon_home: Option<PathBuf>,
@@ -106,7 +109,13 @@ fn resolve(
     inspect: bool,
     mut options: SandboxOptions,
 ) -> Result<Policy, Refusal> {
-    let profile = Search::standard().load(profile)?;
+    let mut profile = Search::standard().load(profile)?;
+    if !options.flags.is_empty() {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Refusal::os(Step::Profile, "cannot read the current directory", e))?;
+        let flags = sandbox::policy::flags::resolve(&options.flags, &cwd)?;
+        profile = profile.with_flags(&flags)?;
+    }
     choose_home(&profile, &mut options, !inspect)?;
     let mut req = Request::from_process(options.workspace, command);
     req.inspect = inspect;
@@ -226,6 +235,7 @@ pub fn profile_check(
     profile: &str,
     workspace: Option<PathBuf>,
     json: bool,
+    flags: sandbox::profile::Flags,
     cordon_home: Option<PathBuf>,
 ) -> i32 {
     match resolve(
@@ -234,6 +244,7 @@ pub fn profile_check(
         true,
         SandboxOptions {
             workspace,
+            flags,
             cordon_home,
             ..SandboxOptions::default()
         },
@@ -259,6 +270,9 @@ pub fn profile_check(
         }
         Err(r) => {
             eprintln!("cordon: {}", r.reason);
+            if let Some(hint) = &r.hint {
+                eprintln!("  hint: {hint}");
+            }
             1
         }
     }
@@ -269,6 +283,7 @@ pub fn profile_explain(
     profile: &str,
     workspace: Option<PathBuf>,
     path: Option<&Path>,
+    flags: sandbox::profile::Flags,
     cordon_home: Option<PathBuf>,
 ) -> i32 {
     match resolve(
@@ -277,6 +292,7 @@ pub fn profile_explain(
         true,
         SandboxOptions {
             workspace,
+            flags,
             cordon_home,
             ..SandboxOptions::default()
         },
@@ -298,6 +314,9 @@ pub fn profile_explain(
         },
         Err(r) => {
             eprintln!("cordon: {}", r.reason);
+            if let Some(hint) = &r.hint {
+                eprintln!("  hint: {hint}");
+            }
             1
         }
     }

@@ -176,6 +176,24 @@ fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Whether a host is writing the recording at `path` now: its writer holds an exclusive
+/// lock on the file for as long as it has it open ([`Writer::create`]). A file that cannot be
+/// opened is not being written.
+pub fn being_written(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; a shared lock taken is dropped with the file.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// Writes a recording. Not thread-safe: one session's reader thread owns it.
 pub struct Writer {
     file: File,
@@ -205,6 +223,7 @@ pub struct Writer {
 impl Writer {
     /// Creates `path` (mode 0600) and writes the header.
     pub fn create(path: &Path, header: &Header, master: &[u8]) -> Result<Writer, RecordError> {
+        use std::os::fd::AsRawFd;
         let salt = hex_decode(&header.salt).ok_or(RecordError::BadSalt)?;
         let cipher = cipher(master, &salt)?;
         let json = serde_json::to_vec(header).map_err(RecordError::Header)?;
@@ -219,6 +238,14 @@ impl Writer {
             .mode(0o600)
             .open(path)
             .map_err(RecordError::file("creating", path))?;
+        // Held while the file is open: how `verify` tells a live recording from one whose
+        // host stopped (the kernel drops the lock with the process, however it ends).
+        // SAFETY: flock on the descriptor we just opened; no other holder exists yet.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(RecordError::file("locking", path)(
+                std::io::Error::last_os_error(),
+            ));
+        }
         file.write_all(&head)
             .map_err(RecordError::file("writing", path))?;
         let compressor = match header.compression.as_str() {

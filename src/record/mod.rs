@@ -192,6 +192,8 @@ impl Keyring {
 pub enum Verdict {
     /// Every chunk is there and authentic, the final one included.
     Complete { events: usize, seconds: f64 },
+    /// No final chunk yet: a host is recording it now. Readable up to here.
+    Live { chunks: u64, seconds: f64 },
     /// No final chunk, and the host stopped while recording: readable up to where it stopped.
     Interrupted { chunks: u64, seconds: f64 },
     /// No final chunk, though the session ended cleanly: the end was cut off.
@@ -205,7 +207,10 @@ pub enum Verdict {
 impl Verdict {
     /// Whether the recording reads back whole (complete, or interrupted by the host).
     pub fn is_whole(&self) -> bool {
-        matches!(self, Verdict::Complete { .. } | Verdict::Interrupted { .. })
+        matches!(
+            self,
+            Verdict::Complete { .. } | Verdict::Live { .. } | Verdict::Interrupted { .. }
+        )
     }
 }
 
@@ -214,6 +219,9 @@ impl std::fmt::Display for Verdict {
         match self {
             Verdict::Complete { events, seconds } => {
                 write!(f, "ok: complete, {events} events, {seconds:.1} s")
+            }
+            Verdict::Live { chunks, seconds } => {
+                write!(f, "ok so far: still being recorded; authentic up to {seconds:.1} s ({chunks} chunks sealed)")
             }
             Verdict::Interrupted { chunks, seconds } => {
                 write!(f, "interrupted: the host stopped while recording; readable up to {seconds:.1} s ({chunks} chunks)")
@@ -240,6 +248,12 @@ pub fn verdict(keys: &Keyring, path: &Path, ended_cleanly: bool) -> Verdict {
                 events: r.events.len(),
                 seconds: duration(&r.events),
             },
+            (Ending::NoFinalChunk { chunks }, false) if format::being_written(path) => {
+                Verdict::Live {
+                    chunks,
+                    seconds: duration(&r.events),
+                }
+            }
             (Ending::NoFinalChunk { chunks }, false) => Verdict::Interrupted {
                 chunks,
                 seconds: duration(&r.events),
@@ -297,7 +311,12 @@ impl Utf8Carry {
 pub fn asciicast(rec: &format::Recording, version: u8) -> String {
     let h = &rec.header;
     let mut out = String::new();
-    let title = format!("cordon session {} ({}, {})", h.session, h.user, h.profile);
+    let title = format!(
+        "cordon session {} ({}, {})",
+        crate::session_id::SessionId::from_number(h.session),
+        h.user,
+        h.profile
+    );
     let header = if version == 2 {
         serde_json::json!({"version": 2, "width": h.cols, "height": h.rows, "timestamp": h.started, "title": title, "env": {"TERM": h.term, "SHELL": "/bin/sh"}})
     } else {

@@ -12,7 +12,7 @@ use sandbox::egress::Answer;
 /// A question as the faces show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuestionInfo {
-    pub session: u64,
+    pub session: crate::sessions::SessionId,
     pub session_name: String,
     /// Its number in the session.
     pub ask: u64,
@@ -45,7 +45,7 @@ impl QuestionInfo {
     pub fn words(&self) -> String {
         format!(
             "session {} ({}) asks to connect to {}:{}",
-            self.session,
+            self.session.short(),
             crate::text::printable(&self.session_name),
             self.host,
             self.port
@@ -60,8 +60,7 @@ impl Service {
             format!("{} may not list sessions", p.role.with_article())
         })?;
         let mut out = Vec::new();
-        let mut sessions = self.hub.list();
-        sessions.sort_by_key(|s| s.id);
+        let sessions = self.hub.list();
         for s in sessions.iter().filter(|s| p.owns(s.owner_id)) {
             out.extend(s.egress.questions().iter().map(|q| QuestionInfo::of(s, q)));
         }
@@ -69,7 +68,7 @@ impl Service {
     }
 
     /// The questions of one session; only its owner may see them.
-    pub fn session_questions(&self, p: &Principal, id: u64) -> Result<Vec<QuestionInfo>> {
+    pub fn session_questions(&self, p: &Principal, id: &str) -> Result<Vec<QuestionInfo>> {
         let (p, s) = self.visible(p, id, "questions")?;
         self.owner_only(&p, &s, "questions")?;
         Ok(s.egress
@@ -83,7 +82,7 @@ impl Service {
     pub fn answer_question(
         &self,
         p: &Principal,
-        id: u64,
+        id: &str,
         ask: u64,
         answer: Answer,
     ) -> Result<QuestionInfo> {
@@ -95,7 +94,7 @@ impl Service {
         })?;
         self.record(
             p.stamp(AuditEvent::new(Kind::NetAnswer, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("ask", ask)
                 .with("host", q.host.clone())
                 .with("port", q.port)

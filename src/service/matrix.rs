@@ -54,7 +54,7 @@ struct Host {
     admin: Principal,
     /// A developer who owns a session and a recording that are nobody else's.
     owner: Principal,
-    their_session: u64,
+    their_session: String,
     their_recording: String,
     next: std::sync::atomic::AtomicU32,
 }
@@ -63,7 +63,7 @@ struct Host {
 struct Cell<'h> {
     h: &'h Host,
     me: Principal,
-    my_session: u64,
+    my_session: String,
     my_recording: String,
     my_key: String,
     /// A developer for the user-management operations to act on.
@@ -158,7 +158,7 @@ impl Host {
 }
 
 /// A session of `p`'s running `cat`.
-fn session(svc: &Service, p: &Principal) -> u64 {
+fn session(svc: &Service, p: &Principal) -> String {
     let req = NewSession {
         command: vec!["cat".into()],
         cols: 80,
@@ -166,7 +166,7 @@ fn session(svc: &Service, p: &Principal) -> u64 {
         term: "xterm".into(),
         ..Default::default()
     };
-    svc.create_session(p, req).unwrap().id
+    svc.create_session(p, req).unwrap().id.to_string()
 }
 
 /// A finished recording of `p`'s whose screen says `needle-USER`.
@@ -281,7 +281,7 @@ fn pair(c: &Cell) -> TokenPair {
 }
 
 /// Attaches or observes, then detaches: both audited.
-fn watch(c: &Cell, id: u64, writer: bool) -> Result<()> {
+fn watch(c: &Cell, id: &str, writer: bool) -> Result<()> {
     let (s, v) = c.h.svc.attach(&c.me, id, writer)?;
     c.h.svc.detach(&c.me, &s, &v);
     Ok(())
@@ -296,7 +296,7 @@ fn rows() -> Vec<Row> {
                     c.h.svc
                         .sessions(&c.me)?
                         .iter()
-                        .any(|s| s.id == c.my_session),
+                        .any(|s| s.id.to_string() == c.my_session),
                 )
             },
             [QUIET; 4],
@@ -308,7 +308,7 @@ fn rows() -> Vec<Row> {
                     c.h.svc
                         .sessions(&c.me)?
                         .iter()
-                        .any(|s| s.id == c.h.their_session),
+                        .any(|s| s.id.to_string() == c.h.their_session),
                 )
             },
             [QUIET, LEFT_OUT, QUIET, QUIET],
@@ -329,22 +329,22 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "see their own session's screen",
-            |c| c.h.svc.preview(&c.me, c.my_session, 10, 5).map(drop),
+            |c| c.h.svc.preview(&c.me, &c.my_session, 10, 5).map(drop),
             [QUIET; 4],
         ),
         row(
             "see another's session's screen",
-            |c| c.h.svc.preview(&c.me, c.h.their_session, 10, 5).map(drop),
+            |c| c.h.svc.preview(&c.me, &c.h.their_session, 10, 5).map(drop),
             [QUIET, HIDDEN, QUIET, QUIET],
         ),
         row(
             "see what their own session changed in its workspace",
-            |c| c.h.svc.session_files(&c.me, c.my_session).map(drop),
+            |c| c.h.svc.session_files(&c.me, &c.my_session).map(drop),
             [done(&[SessionFiles]); 4],
         ),
         row(
             "see what another's session changed in its workspace",
-            |c| c.h.svc.session_files(&c.me, c.h.their_session).map(drop),
+            |c| c.h.svc.session_files(&c.me, &c.h.their_session).map(drop),
             [
                 done(&[SessionFiles]),
                 HIDDEN,
@@ -354,17 +354,17 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "read their own session's details",
-            |c| c.h.svc.session_info(&c.me, c.my_session).map(drop),
+            |c| c.h.svc.session_info(&c.me, &c.my_session).map(drop),
             [QUIET; 4],
         ),
         row(
             "read another's session's details",
-            |c| c.h.svc.session_info(&c.me, c.h.their_session).map(drop),
+            |c| c.h.svc.session_info(&c.me, &c.h.their_session).map(drop),
             [QUIET, HIDDEN, QUIET, QUIET],
         ),
         row(
             "attach to their own session",
-            |c| watch(c, c.my_session, true),
+            |c| watch(c, &c.my_session, true),
             [
                 done(&[SessionAttach, SessionDetach]),
                 done(&[SessionAttach, SessionDetach]),
@@ -374,17 +374,17 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "attach to another's session",
-            |c| watch(c, c.h.their_session, true),
+            |c| watch(c, &c.h.their_session, true),
             [done(&[SessionAttach, SessionDetach]), HIDDEN, NO, NO],
         ),
         row(
             "observe their own session",
-            |c| watch(c, c.my_session, false),
+            |c| watch(c, &c.my_session, false),
             [done(&[SessionObserve, SessionDetach]); 4],
         ),
         row(
             "observe another's session",
-            |c| watch(c, c.h.their_session, false),
+            |c| watch(c, &c.h.their_session, false),
             [
                 done(&[SessionObserve, SessionDetach]),
                 HIDDEN,
@@ -394,42 +394,42 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "type into their own session",
-            |c| c.h.svc.input(&c.me, c.my_session, b"hi\r"),
+            |c| c.h.svc.input(&c.me, &c.my_session, b"hi\r"),
             [done(&[SessionInput]), done(&[SessionInput]), NO, NO],
         ),
         row(
             "type into another's session",
-            |c| c.h.svc.input(&c.me, c.h.their_session, b"hi\r"),
+            |c| c.h.svc.input(&c.me, &c.h.their_session, b"hi\r"),
             [done(&[SessionInput]), HIDDEN, NO, NO],
         ),
         row(
             "resize their own session",
-            |c| c.h.svc.resize(&c.me, c.my_session, 100, 30),
+            |c| c.h.svc.resize(&c.me, &c.my_session, 100, 30),
             [done(&[SessionResize]), done(&[SessionResize]), NO, NO],
         ),
         row(
             "resize another's session",
-            |c| c.h.svc.resize(&c.me, c.h.their_session, 100, 30),
+            |c| c.h.svc.resize(&c.me, &c.h.their_session, 100, 30),
             [done(&[SessionResize]), HIDDEN, NO, NO],
         ),
         row(
             "rename their own session",
-            |c| c.h.svc.rename_session(&c.me, c.my_session, "mine"),
+            |c| c.h.svc.rename_session(&c.me, &c.my_session, "mine"),
             [done(&[SessionRename]), done(&[SessionRename]), NO, NO],
         ),
         row(
             "rename another's session",
-            |c| c.h.svc.rename_session(&c.me, c.h.their_session, "theirs"),
+            |c| c.h.svc.rename_session(&c.me, &c.h.their_session, "theirs"),
             [done(&[SessionRename]), HIDDEN, NO, NO],
         ),
         row(
             "mark their own session",
-            |c| c.h.svc.mark(&c.me, c.my_session, "here").map(drop),
+            |c| c.h.svc.mark(&c.me, &c.my_session, "here").map(drop),
             [done(&[SessionMark]), done(&[SessionMark]), NO, NO],
         ),
         row(
             "mark another's session",
-            |c| c.h.svc.mark(&c.me, c.h.their_session, "here").map(drop),
+            |c| c.h.svc.mark(&c.me, &c.h.their_session, "here").map(drop),
             [done(&[SessionMark]), HIDDEN, NO, NO],
         ),
         row(
@@ -439,7 +439,7 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "see the network questions of their own session",
-            |c| c.h.svc.session_questions(&c.me, c.my_session).map(drop),
+            |c| c.h.svc.session_questions(&c.me, &c.my_session).map(drop),
             [QUIET; 4],
         ),
         row(
@@ -448,7 +448,7 @@ fn rows() -> Vec<Row> {
             "see the network questions of another's session",
             |c| {
                 c.h.svc
-                    .session_questions(&c.me, c.h.their_session)
+                    .session_questions(&c.me, &c.h.their_session)
                     .map(drop)
             },
             [NO, HIDDEN, NO, NO],
@@ -459,7 +459,7 @@ fn rows() -> Vec<Row> {
             "answer a network question of their own session",
             |c| {
                 c.h.svc
-                    .answer_question(&c.me, c.my_session, 1, sandbox::egress::Answer::Once)
+                    .answer_question(&c.me, &c.my_session, 1, sandbox::egress::Answer::Once)
                     .map(drop)
             },
             [LEFT_OUT, LEFT_OUT, NO, NO],
@@ -468,7 +468,7 @@ fn rows() -> Vec<Row> {
             "answer a network question of another's session",
             |c| {
                 c.h.svc
-                    .answer_question(&c.me, c.h.their_session, 1, sandbox::egress::Answer::Once)
+                    .answer_question(&c.me, &c.h.their_session, 1, sandbox::egress::Answer::Once)
                     .map(drop)
             },
             [NO, HIDDEN, NO, NO],
@@ -476,7 +476,7 @@ fn rows() -> Vec<Row> {
         row(
             "end their own session",
             |c| {
-                let ended = c.h.svc.end_session(&c.me, c.my_session);
+                let ended = c.h.svc.end_session(&c.me, &c.my_session);
                 // The session's end is audited by its reader thread when the process is
                 // gone, in its owner's name: waited for, so that it is always counted.
                 if ended.is_ok() {
@@ -486,7 +486,7 @@ fn rows() -> Vec<Row> {
                             .iter()
                             .any(|e| {
                                 e["event"] == "session.end"
-                                    && e["session"].as_u64() == Some(c.my_session)
+                                    && e["session"].as_str() == Some(c.my_session.as_str())
                             })
                     };
                     while !audited() && start.elapsed() < std::time::Duration::from_secs(10) {
@@ -504,7 +504,7 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "end another's session",
-            |c| c.h.svc.end_session(&c.me, session(&c.h.svc, &c.h.owner)),
+            |c| c.h.svc.end_session(&c.me, &session(&c.h.svc, &c.h.owner)),
             [done(&[SessionKill]), HIDDEN, NO, NO],
         ),
         row(

@@ -179,7 +179,7 @@ impl Service {
         )?;
         let Some(data) = data else {
             let why = if r.state == crate::store::RecordingState::Recording {
-                format!("recording {} has no summary of files changed yet: its session still runs (ask it: `files SESSION` over SSH, GET /v1/sessions/{}/files)", r.id, r.session)
+                format!("recording {} has no summary of files changed yet: its session still runs (ask it: `files SESSION` over SSH, GET /v1/sessions/{}/files)", r.id, crate::sessions::SessionId::from_number(r.session as u64))
             } else {
                 format!("recording {} holds no summary of files changed: its session ended without one (the host stopped first), or it was recorded before cordon kept them", r.id)
             };

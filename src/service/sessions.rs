@@ -38,7 +38,7 @@ impl Service {
         let p = self.check(p, Action::ListSessions, "ls", |p| {
             format!("{} may not list sessions", p.role.with_article())
         })?;
-        let mut list: Vec<_> = self
+        let list: Vec<_> = self
             .hub
             .list()
             .into_iter()
@@ -51,31 +51,63 @@ impl Service {
                 )
             })
             .collect();
-        list.sort_by_key(|s| s.id);
         Ok(list)
     }
 
-    /// A session the principal may see (the current principal with it). One they may not
-    /// see is refused (audited) with the words used for one that does not exist.
+    /// The session a reference names (a whole id, a unique prefix of one, a name, or
+    /// `owner/name`: [`crate::sessions::id::resolve`]) among those the principal may see,
+    /// with the current principal. A whole id of a session they may not see is refused
+    /// (audited) with the words used for one that does not exist.
     pub(super) fn visible(
         &self,
         p: &Principal,
-        id: u64,
+        reference: &str,
         what: &str,
     ) -> Result<(Principal, Arc<Session>)> {
+        use crate::sessions::id::{resolve, Candidate, Resolved, SessionId};
         let p = self.current(p)?;
-        let missing = || Error::NotFound(format!("no session {id}"));
-        let s = self.hub.get(id).ok_or_else(missing)?;
-        if !allowed(
-            p.role,
-            Action::ObserveSession {
-                own: p.owns(s.owner_id),
+        let cut: String = reference.chars().take(80).collect();
+        let shown = crate::text::printable(&cut).into_owned();
+        let missing = || Error::NotFound(format!("no session {shown}"));
+        let may_see = |s: &Session| {
+            allowed(
+                p.role,
+                Action::ObserveSession {
+                    own: p.owns(s.owner_id),
+                },
+            )
+        };
+        let all = self.hub.list();
+        let seen: Vec<(&Arc<Session>, String)> = all
+            .iter()
+            .filter(|s| may_see(s))
+            .map(|s| (s, s.name()))
+            .collect();
+        let candidates: Vec<Candidate<'_>> = seen
+            .iter()
+            .map(|(s, name)| Candidate {
+                id: s.id,
+                owner: &s.owner,
+                name,
+            })
+            .collect();
+        match resolve(reference, &p.user, &candidates) {
+            Resolved::Found(id) => match seen.iter().find(|(s, _)| s.id == id) {
+                Some((s, _)) => Ok((p.clone(), Arc::clone(s))),
+                None => Err(missing()),
             },
-        ) {
-            let why = format!("session {id} belongs to {}", s.owner);
-            return Err(self.refused(&p, what, &why, missing()));
+            Resolved::Ambiguous(matches) => Err(Error::Invalid(format!(
+                "\"{shown}\" could be any of {}: give more of the id, or owner/name",
+                crate::text::printable(&matches.join(", "))
+            ))),
+            Resolved::Missing => {
+                if let Some(s) = SessionId::parse(reference).and_then(|id| self.hub.get(id)) {
+                    let why = format!("session {} belongs to {}", s.id, s.owner);
+                    return Err(self.refused(&p, what, &why, missing()));
+                }
+                Err(missing())
+            }
         }
-        Ok((p, s))
     }
 
     /// Where the principal's new sessions may work (the TUI's dialog says it): the default
@@ -161,19 +193,20 @@ impl Service {
         })?;
         // Checked first so that a start refused costs no walk; again under the lock below.
         self.within_limit(&p, "new")?;
-        let name: String = req
-            .name
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
+        let name = req.name.trim().to_string();
+        if !name.is_empty() {
+            if let Some(why) = crate::sessions::id::bad_name(&name) {
+                return Err(Error::Invalid(why.into()));
+            }
+        }
         let confinement = self.confinement(&p, req.profile, req.workspace.as_deref(), "new")?;
         // Walked before the command starts, outside the admission lock: a large workspace
         // delays its own session's start, never another's.
         let files = watch(&confinement);
         let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
-        // Another start may have taken the last place while this one walked.
+        // Another start may have taken the last place, or the name, while this one walked.
         self.within_limit(&p, "new")?;
+        self.name_free(&p.user, p.user_id, &name, None)?;
         let profile = confinement.profile.clone();
         let secrets: Vec<String> = confinement
             .secrets
@@ -201,6 +234,7 @@ impl Service {
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionCreate, p.user.clone()))
                 .with("session", s.id)
+                .with("name", s.name())
                 .with("profile", profile)
                 .with("command", s.command.join(" "))
                 .with("secrets", secrets),
@@ -213,7 +247,7 @@ impl Service {
     pub fn attach(
         &self,
         p: &Principal,
-        id: u64,
+        id: &str,
         writer: bool,
     ) -> Result<(Arc<Session>, Arc<Viewer>)> {
         let verb = if writer { "attach" } else { "observe" };
@@ -226,8 +260,9 @@ impl Service {
         };
         self.permit(&p, action, verb, |p| {
             format!(
-                "{} may not {verb} session {id} of {}",
+                "{} may not {verb} session {} of {}",
                 p.role.with_article(),
+                s.id,
                 s.owner
             )
         })?;
@@ -268,7 +303,7 @@ impl Service {
     pub fn preview(
         &self,
         p: &Principal,
-        id: u64,
+        id: &str,
         back: usize,
         height: usize,
     ) -> Result<crate::sessions::screen::Window> {
@@ -276,7 +311,7 @@ impl Service {
         Ok(s.screen_window(back, height))
     }
 
-    pub fn end_session(&self, p: &Principal, id: u64) -> Result<()> {
+    pub fn end_session(&self, p: &Principal, id: &str) -> Result<()> {
         let (p, s) = self.visible(p, id, "kill")?;
         self.permit(
             &p,
@@ -286,8 +321,9 @@ impl Service {
             "kill",
             |p| {
                 format!(
-                    "{} may not end session {id} of {}",
+                    "{} may not end session {} of {}",
                     p.role.with_article(),
+                    s.id,
                     s.owner
                 )
             },
@@ -295,7 +331,7 @@ impl Service {
         s.kill();
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionKill, p.user.clone()))
-                .with("session", id),
+                .with("session", s.id),
         );
         Ok(())
     }
@@ -303,12 +339,12 @@ impl Service {
     /// What a running session has created, changed and deleted in its workspace so far: a
     /// walk now, compared with the one taken before its command started. The right to
     /// observe it; audited with the counts.
-    pub fn session_files(&self, p: &Principal, id: u64) -> Result<Summary> {
+    pub fn session_files(&self, p: &Principal, id: &str) -> Result<Summary> {
         let (p, s) = self.visible(p, id, "files")?;
         let summary = s.files(Taken::Now);
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionFiles, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("created", summary.counts.created)
                 .with("changed", summary.counts.changed)
                 .with("deleted", summary.counts.deleted),
@@ -317,7 +353,7 @@ impl Service {
     }
 
     /// One session, if the principal may see it.
-    pub fn session_info(&self, p: &Principal, id: u64) -> Result<Arc<Session>> {
+    pub fn session_info(&self, p: &Principal, id: &str) -> Result<Arc<Session>> {
         Ok(self.visible(p, id, "info")?.1)
     }
 
@@ -325,7 +361,7 @@ impl Service {
     pub(super) fn changeable(
         &self,
         p: &Principal,
-        id: u64,
+        id: &str,
         verb: &str,
     ) -> Result<(Principal, Arc<Session>)> {
         let (p, s) = self.visible(p, id, verb)?;
@@ -337,8 +373,9 @@ impl Service {
             verb,
             |p| {
                 format!(
-                    "{} may not {verb} session {id} of {}",
+                    "{} may not {verb} session {} of {}",
                     p.role.with_article(),
+                    s.id,
                     s.owner
                 )
             },
@@ -347,19 +384,19 @@ impl Service {
     }
 
     /// Types into a session (the API's input call): the right to attach.
-    pub fn input(&self, p: &Principal, id: u64, bytes: &[u8]) -> Result<()> {
+    pub fn input(&self, p: &Principal, id: &str, bytes: &[u8]) -> Result<()> {
         let (p, s) = self.changeable(p, id, "type into")?;
         s.input(bytes)
             .map_err(|e| Error::caused("writing to the session", e))?;
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionInput, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("bytes", bytes.len()),
         );
         Ok(())
     }
 
-    pub fn resize(&self, p: &Principal, id: u64, cols: u16, rows: u16) -> Result<()> {
+    pub fn resize(&self, p: &Principal, id: &str, cols: u16, rows: u16) -> Result<()> {
         let (p, s) = self.changeable(p, id, "resize")?;
         if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
             return Err(Error::Invalid(
@@ -369,32 +406,56 @@ impl Service {
         s.resize(cols, rows);
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionResize, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("size", format!("{cols}x{rows}")),
         );
         Ok(())
     }
 
     /// Renames a session: as changing it, the right to attach.
-    pub fn rename_session(&self, p: &Principal, id: u64, name: &str) -> Result<()> {
+    pub fn rename_session(&self, p: &Principal, id: &str, name: &str) -> Result<()> {
         let (p, s) = self.changeable(p, id, "rename")?;
-        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        if name.trim().is_empty() {
-            return Err(Error::Invalid("a session's name cannot be empty".into()));
+        let name = name.trim();
+        if let Some(why) = crate::sessions::id::bad_name(name) {
+            return Err(Error::Invalid(why.into()));
         }
+        // Under the lock starts take, so that a start and a rename cannot take one name.
+        let admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        self.name_free(&s.owner, s.owner_id, name, Some(s.id))?;
         let old = s.name();
-        s.rename(name.trim());
+        s.rename(name);
+        drop(admission);
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionRename, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("from", old)
                 .with("to", s.name()),
         );
         Ok(())
     }
 
+    /// Refuses a name another live session of the same owner has: names are unique per
+    /// user, so that a name typed finds one session.
+    fn name_free(
+        &self,
+        owner: &str,
+        owner_id: i64,
+        name: &str,
+        except: Option<crate::sessions::SessionId>,
+    ) -> Result<()> {
+        match self.hub.named(owner_id, name, except) {
+            Some(other) if !name.is_empty() => Err(Error::Invalid(format!(
+                "{} already has a session named {} ({}): choose another name",
+                owner,
+                crate::text::printable(name),
+                other.short()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Adds a marker to a session's recording; returns the label used.
-    pub fn mark(&self, p: &Principal, id: u64, label: &str) -> Result<String> {
+    pub fn mark(&self, p: &Principal, id: &str, label: &str) -> Result<String> {
         let (p, s) = self.changeable(p, id, "mark")?;
         let label = if label.trim().is_empty() {
             format!("mark by {}", p.user)
@@ -409,7 +470,7 @@ impl Service {
         s.mark(&label);
         self.record(
             p.stamp(AuditEvent::new(Kind::SessionMark, p.user.clone()))
-                .with("session", id)
+                .with("session", s.id)
                 .with("label", label.clone()),
         );
         Ok(label)

@@ -73,7 +73,7 @@ impl Question {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AnswerError {
     #[error("session {session} has no open question {ask} (answered, or it stopped waiting)")]
-    NoSuchQuestion { session: u64, ask: u64 },
+    NoSuchQuestion { session: super::SessionId, ask: u64 },
     #[error("the session's proxy no longer listens for answers (the session is ending)")]
     Gone,
 }
@@ -110,7 +110,12 @@ impl Egress {
     }
 
     /// Hands the owner's answer to question `ask` to the proxy; the question is closed.
-    pub fn answer(&self, session: u64, ask: u64, answer: Answer) -> Result<Question, AnswerError> {
+    pub fn answer(
+        &self,
+        session: super::SessionId,
+        ask: u64,
+        answer: Answer,
+    ) -> Result<Question, AnswerError> {
         let mut qs = self.lock_questions();
         let now = Instant::now();
         let Some(i) = qs.iter().position(|q| q.ask == ask && q.deadline > now) else {
@@ -220,15 +225,27 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(30),
         });
         assert_eq!(
-            e.answer(7, 4, Answer::Once),
-            Err(AnswerError::NoSuchQuestion { session: 7, ask: 4 })
+            e.answer(crate::sessions::SessionId::from_number(7), 4, Answer::Once),
+            Err(AnswerError::NoSuchQuestion {
+                session: crate::sessions::SessionId::from_number(7),
+                ask: 4
+            })
         );
-        let q = e.answer(7, 3, Answer::Session).unwrap();
+        let q = e
+            .answer(
+                crate::sessions::SessionId::from_number(7),
+                3,
+                Answer::Session,
+            )
+            .unwrap();
         assert_eq!(q.host, "new.test");
         assert!(e.questions().is_empty());
         assert_eq!(
-            e.answer(7, 3, Answer::Deny),
-            Err(AnswerError::NoSuchQuestion { session: 7, ask: 3 }),
+            e.answer(crate::sessions::SessionId::from_number(7), 3, Answer::Deny),
+            Err(AnswerError::NoSuchQuestion {
+                session: crate::sessions::SessionId::from_number(7),
+                ask: 3
+            }),
             "answered once only"
         );
         drop(e);
@@ -252,7 +269,7 @@ mod tests {
         });
         assert!(e.questions().is_empty());
         assert!(matches!(
-            e.answer(1, 1, Answer::Once),
+            e.answer(crate::sessions::SessionId::from_number(1), 1, Answer::Once),
             Err(AnswerError::NoSuchQuestion { .. })
         ));
     }

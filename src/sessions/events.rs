@@ -73,7 +73,7 @@ struct Attempt {
 /// Whose egress events are read: a session's (audited, recorded, asked about) or a run's
 /// (audited only: a run has no recording and no one to ask).
 pub enum Subject {
-    Session(Weak<Session>, u64),
+    Session(Weak<Session>, super::SessionId),
     Run { id: u64, secrets: Vec<Vec<u8>> },
 }
 
@@ -82,8 +82,16 @@ pub enum Subject {
 pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
     // A run's names are cleaned as a session's are (it has no questions to keep).
     let (key, id, run_egress) = match &subject {
-        Subject::Session(_, id) => ("session", *id, Egress::new(None, Vec::new())),
-        Subject::Run { id, secrets } => ("run", *id, Egress::new(None, secrets.clone())),
+        Subject::Session(_, id) => (
+            "session",
+            serde_json::Value::from(*id),
+            Egress::new(None, Vec::new()),
+        ),
+        Subject::Run { id, secrets } => (
+            "run",
+            serde_json::Value::from(*id),
+            Egress::new(None, secrets.clone()),
+        ),
     };
     let mut reader = std::io::BufReader::new(events);
     let (mut seen, mut suppressed) = (0u64, 0u64);
@@ -163,7 +171,7 @@ pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
                     continue;
                 }
                 let mut e = AuditEvent::new(Kind::NetConnect, owner)
-                    .with(key, id)
+                    .with(key, id.clone())
                     .with("protocol", a.protocol)
                     .with("host", a.host)
                     .with("port", a.port)
@@ -198,7 +206,7 @@ pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
                 };
                 audit.report(
                     AuditEvent::new(Kind::NetAsk, owner)
-                        .with("session", id)
+                        .with("session", id.clone())
                         .with("ask", ask)
                         .with("protocol", q.protocol.clone())
                         .with("host", q.host.clone())
@@ -230,7 +238,7 @@ pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
                     FIGURES.unanswered.fetch_add(1, Ordering::Relaxed);
                     audit.report(
                         AuditEvent::new(Kind::NetAnswer, owner)
-                            .with("session", id)
+                            .with("session", id.clone())
                             .with("ask", ask)
                             .with("host", q.host.clone())
                             .with("port", q.port)
@@ -258,7 +266,7 @@ pub fn follow(events: File, subject: Subject, audit: &AuditLog, owner: &str) {
     if suppressed > 0 {
         audit.report(
             AuditEvent::new(Kind::NetConnect, owner)
-                .with(key, id)
+                .with(key, id.clone())
                 .with("suppressed", suppressed),
         );
     }

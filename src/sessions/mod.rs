@@ -6,6 +6,8 @@
 pub mod egress;
 pub mod events;
 mod files;
+/// Session ids live below the core's modules (recordings carry them too).
+pub(crate) use crate::session_id as id;
 mod recording;
 pub mod restore;
 pub mod screen;
@@ -17,13 +19,14 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::record::format as recfmt;
 use crate::record::Recorder;
+pub use crate::session_id::SessionId;
 use crate::store::{RecordingEntry, Store};
 use recording::Lane;
 
@@ -32,7 +35,7 @@ use recording::Lane;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("session {id} already has {max} viewers, the most allowed ([sessions] max_viewers)")]
-    Full { id: u64, max: usize },
+    Full { id: SessionId, max: usize },
     #[error("the recording cannot start, so the session does not: {0}")]
     Recording(#[source] crate::record::RecordError),
     #[error("cataloguing the recording: {0}")]
@@ -42,6 +45,8 @@ pub enum SessionError {
         what: String,
         source: std::io::Error,
     },
+    #[error("drawing a random session id: {0}")]
+    Random(#[source] std::io::Error),
     #[error("starting the sandbox: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("starting the recording writer: {0}")]
@@ -230,7 +235,7 @@ impl Viewer {
 
 /// One session.
 pub struct Session {
-    pub id: u64,
+    pub id: SessionId,
     name: Mutex<String>,
     pub owner: String,
     pub owner_id: i64,
@@ -493,8 +498,7 @@ impl Launcher {
 
 /// Every live session, and how to start one.
 pub struct Hub {
-    sessions: Mutex<BTreeMap<u64, Arc<Session>>>,
-    next_id: AtomicU64,
+    sessions: Mutex<BTreeMap<SessionId, Arc<Session>>>,
     spawner: spawner::Spawner,
     launcher: Launcher,
     /// Paths every session must not see (the data directory).
@@ -514,7 +518,6 @@ impl Hub {
     ) -> Arc<Hub> {
         Arc::new(Hub {
             sessions: Mutex::new(BTreeMap::new()),
-            next_id: AtomicU64::new(1),
             spawner: spawner::Spawner::start(),
             launcher,
             hide,
@@ -524,15 +527,47 @@ impl Hub {
         })
     }
 
+    /// Every live session, oldest first (ids are random: their order is not the start's).
     pub fn list(&self) -> Vec<Arc<Session>> {
-        self.sessions
+        let mut list: Vec<Arc<Session>> = self
+            .sessions
             .lock()
             .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        list.sort_by_key(|s| s.started);
+        list
     }
 
-    pub fn get(&self, id: u64) -> Option<Arc<Session>> {
+    pub fn get(&self, id: SessionId) -> Option<Arc<Session>> {
         self.sessions.lock().ok().and_then(|s| s.get(&id).cloned())
+    }
+
+    /// An id no live session has (60 random bits: a repeat is for show, but costs nothing
+    /// to rule out here).
+    fn new_id(&self) -> Result<SessionId, SessionError> {
+        loop {
+            let id = SessionId::random().map_err(SessionError::Random)?;
+            if self.get(id).is_none() {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// The live session of user `owner_id` named `name`, other than `except`.
+    pub fn named(&self, owner_id: i64, name: &str, except: Option<SessionId>) -> Option<SessionId> {
+        self.list()
+            .iter()
+            .find(|s| s.owner_id == owner_id && Some(s.id) != except && s.name() == name)
+            .map(|s| s.id)
+    }
+
+    /// The name a session of `owner` gets when given none: `owner-N`, the smallest N no live
+    /// session of theirs is named with (as tmux numbers its sessions).
+    pub fn free_name(&self, owner: &str, owner_id: i64) -> String {
+        (1..)
+            .map(|n| format!("{owner}-{n}"))
+            .find(|name| self.named(owner_id, name, None).is_none())
+            .unwrap_or_else(|| owner.to_string())
     }
 
     /// Sessions of user `owner_id`.
@@ -691,18 +726,18 @@ impl Hub {
 
     /// Starts a session in a new PTY.
     pub fn create(self: &Arc<Hub>, spec: Spec) -> Result<Arc<Session>, SessionError> {
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = self.new_id()?;
         // The recording exists before the command does, so it holds the first byte. A
         // recording that cannot start stops the session from starting, whatever the policy.
         let (lane, pending) = if self.recorder.enabled {
             let (header, rec_path, writer) = self
                 .recorder
-                .start(id, &spec.recording())
+                .start(id.number(), &spec.recording())
                 .map_err(SessionError::Recording)?;
             self.store
                 .add_recording(&RecordingEntry {
                     id: header.id.clone(),
-                    session: id as i64,
+                    session: id.number() as i64,
                     user: spec.owner.clone(),
                     user_id: spec.owner_id,
                     profile: spec.confinement.profile.clone(),
@@ -791,7 +826,7 @@ impl Hub {
         let session = Arc::new(Session {
             id,
             name: Mutex::new(if spec.name.is_empty() {
-                format!("{}-{id}", spec.owner)
+                self.free_name(&spec.owner, spec.owner_id)
             } else {
                 spec.name.clone()
             }),

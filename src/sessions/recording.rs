@@ -450,7 +450,10 @@ impl Worker {
     }
 
     fn audit_event(&self, action: Kind, key: &'static str, value: String) {
-        let session = self.session.upgrade().map(|s| s.id).unwrap_or_default();
+        let session = self
+            .session
+            .upgrade()
+            .map(|s| serde_json::Value::from(s.id));
         let policy = match self.policy {
             FailurePolicy::Strict => "strict",
             FailurePolicy::BestEffort => "best-effort",

@@ -110,7 +110,9 @@ pub async fn dispatch(
         Ok(a) => a,
         Err(e) => return conn.finish(channel, session, "", &format!("cordon: {cmd}: {e}\n"), 2),
     };
-    let id_arg = || args.rest.first().and_then(|s| s.parse::<u64>().ok());
+    // A session: its id, a unique prefix of it, its name or owner/name (the service resolves).
+    let id_arg = || args.rest.first().map(String::as_str);
+    let shown = |id: &str| crate::text::printable(id).into_owned();
     match cmd {
         "whoami" => conn.finish(
             channel,
@@ -137,14 +139,14 @@ pub async fn dispatch(
                 "no sessions\n".to_string()
             } else {
                 let mut o = format!(
-                    "{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
+                    "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
                     "ID", "NAME", "OWNER", "PROFILE", "AGE", "IDLE", "VIEWERS"
                 );
                 for s in visible {
                     o += &format!(
-                        "{:<5} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
-                        s.id,
-                        s.name(),
+                        "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
+                        s.id.short(),
+                        crate::text::printable(&s.name()),
                         s.owner,
                         s.profile,
                         fmt_duration(s.age()),
@@ -172,7 +174,7 @@ pub async fn dispatch(
                     channel,
                     session,
                     "",
-                    &format!("cordon: {cmd} needs a session id (see `ls`)\n"),
+                    &format!("cordon: {cmd} needs a session: its id (a prefix of 4 or more characters is enough) or its name (see `ls`)\n"),
                     2,
                 );
             };
@@ -184,13 +186,13 @@ pub async fn dispatch(
                     channel,
                     session,
                     "",
-                    "cordon: files needs a session id (see `ls`): files ID [--json]\n",
+                    "cordon: files needs a session (see `ls`): files ID|NAME [--json]\n",
                     2,
                 );
             };
             // `files ID --json` as well as `files --json ID`.
             let json = args.json || args.rest.iter().skip(1).any(|w| w == "--json");
-            files(conn, channel, session, principal, id, json);
+            files(conn, channel, session, principal, id.to_string(), json);
             Ok(())
         }
         "mark" => {
@@ -199,7 +201,7 @@ pub async fn dispatch(
                     channel,
                     session,
                     "",
-                    "cordon: mark needs a session id: mark ID [LABEL...]\n",
+                    "cordon: mark needs a session (see `ls`): mark ID|NAME [LABEL...]\n",
                     2,
                 );
             };
@@ -208,7 +210,11 @@ pub async fn dispatch(
                 Ok(label) => conn.finish(
                     channel,
                     session,
-                    &format!("marked session {id}: {label}\n"),
+                    &format!(
+                        "marked session {}: {}\n",
+                        shown(id),
+                        crate::text::printable(&label)
+                    ),
                     "",
                     0,
                 ),
@@ -238,7 +244,7 @@ pub async fn dispatch(
                 for q in &qs {
                     o += &format!(
                         "{:<8} {:<4} {:<40} {}s\n",
-                        q.session,
+                        q.session.short(),
                         q.ask,
                         format!("{}:{}", q.host, q.port),
                         q.seconds_left
@@ -269,7 +275,8 @@ pub async fn dispatch(
                     channel,
                     session,
                     &format!(
-                        "session {id}: {}:{} answered {}\n",
+                        "session {}: {}:{} answered {}\n",
+                        q.session.short(),
                         q.host,
                         q.port,
                         answer.name()
@@ -303,12 +310,18 @@ pub async fn dispatch(
                     channel,
                     session,
                     "",
-                    "cordon: kill needs a session id (see `ls`)\n",
+                    "cordon: kill needs a session (see `ls`): kill ID|NAME\n",
                     2,
                 );
             };
             match conn.shared.service.end_session(&principal, id) {
-                Ok(()) => conn.finish(channel, session, &format!("killed session {id}\n"), "", 0),
+                Ok(()) => conn.finish(
+                    channel,
+                    session,
+                    &format!("killed session {}\n", shown(id)),
+                    "",
+                    0,
+                ),
                 Err(e) => conn.refused(channel, session, &e),
             }
         }
@@ -512,13 +525,13 @@ fn files(
     channel: ChannelId,
     session: &mut SshSession,
     principal: Principal,
-    id: u64,
+    id: String,
     json: bool,
 ) {
     let svc = conn.shared.service.clone();
     let handle = session.handle();
     tokio::spawn(async move {
-        let answer = tokio::task::spawn_blocking(move || svc.session_files(&principal, id))
+        let answer = tokio::task::spawn_blocking(move || svc.session_files(&principal, &id))
             .await
             .unwrap_or_else(|e| Err(crate::service::Error::failed(e)));
         let (out, err, status) = match answer {

@@ -217,6 +217,7 @@ fn accept(
         return;
     };
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok();
     let gate = Arc::new(Gate {
         logged_in: AtomicBool::new(false),
         timed_out: AtomicBool::new(false),
@@ -228,7 +229,7 @@ fn accept(
         gate: gate.clone(),
         deadline: Box::pin(tokio::time::sleep(shared.config.login_grace)),
     };
-    let handler = Conn::new(shared.clone(), peer, gate.clone());
+    let handler = Conn::new(shared.clone(), peer, local, gate.clone());
     let (config, shared) = (config.clone(), shared.clone());
     tokio::spawn(async move {
         if let Ok(session) = russh::server::run_stream(config, guarded, handler).await {

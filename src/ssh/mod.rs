@@ -114,6 +114,8 @@ struct Line {
 pub struct Conn {
     shared: Arc<Shared>,
     peer: String,
+    /// The address the client reached (what it should type to come back).
+    local: Option<std::net::SocketAddr>,
     /// This connection's number in [`Shared::live`].
     id: u64,
     gate: Arc<listen::Gate>,
@@ -141,6 +143,31 @@ struct RunStdin {
     sent: u64,
 }
 
+/// The command that brings `user` back with `words` (a session to attach to again, with the
+/// verb its role used: an observer is not told to attach): `ssh -t [-p PORT] USER@ADDRESS
+/// WORDS`, with the address and port the client reached (it may have typed a name for them,
+/// which the host cannot know; the address always works from where it stands).
+fn ssh_command(user: &str, local: Option<std::net::SocketAddr>, words: &str) -> String {
+    let words = if words.is_empty() {
+        String::new()
+    } else {
+        format!(" {words}")
+    };
+    let user = crate::text::printable(user);
+    match local {
+        Some(a) => {
+            let port = if a.port() == 22 {
+                String::new()
+            } else {
+                format!("-p {} ", a.port())
+            };
+            // OpenSSH takes an IPv6 address bare after `user@` (brackets are for URIs).
+            format!("ssh -t {port}{user}@{}{words}", a.ip())
+        }
+        None => format!("ssh -t {user}@HOST{words}"),
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         self.shared
@@ -152,11 +179,17 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    fn new(shared: Arc<Shared>, peer: std::net::SocketAddr, gate: Arc<listen::Gate>) -> Conn {
+    fn new(
+        shared: Arc<Shared>,
+        peer: std::net::SocketAddr,
+        local: Option<std::net::SocketAddr>,
+        gate: Arc<listen::Gate>,
+    ) -> Conn {
         let id = shared.next.fetch_add(1, Ordering::Relaxed);
         Conn {
             shared,
             peer: peer.to_string(),
+            local,
             id,
             gate,
             user: None,
@@ -286,7 +319,7 @@ impl Conn {
         &mut self,
         channel: ChannelId,
         session: &mut SshSession,
-        id: u64,
+        id: &str,
         writer: bool,
     ) -> Result<(), russh::Error> {
         let p = match self.principal() {
@@ -508,7 +541,7 @@ impl Conn {
             Err(e) => return self.refused(channel, session, &e),
         };
         session.channel_success(channel)?;
-        match self.shared.service.attach(&p, s.id, true) {
+        match self.shared.service.attach(&p, &s.id.to_string(), true) {
             Ok((s, viewer)) => self.stream(channel, session, s, viewer),
             Err(e) => return self.refused(channel, session, &e),
         }
@@ -649,7 +682,12 @@ impl russh::server::Handler for Conn {
                 session,
                 "",
                 &format!(
-                    "cordon: no terminal requested; try `ssh -t ... new`, or a command: {}\n",
+                    "cordon: no terminal requested: `{}` opens the TUI; or give a command: {}\n",
+                    ssh_command(
+                        self.user.as_ref().map(|p| p.user.as_str()).unwrap_or(""),
+                        self.local,
+                        ""
+                    ),
                     commands::USAGE
                 ),
                 2,
@@ -694,6 +732,7 @@ impl russh::server::Handler for Conn {
         let Some(a) = self.attached.get(&channel) else {
             return Ok(());
         };
+        let writer = a.viewer.writer;
         let detach_key = self.shared.config.detach_key;
         let (before, detach) = match data.iter().position(|&b| b == detach_key) {
             Some(i) => (&data[..i], true),
@@ -720,17 +759,32 @@ impl russh::server::Handler for Conn {
             KeyOutcome::Answer(ask, answer) => {
                 // Through the service: the owner's authority is checked now, and audited.
                 if let Ok(p) = self.principal() {
-                    let _ = self
-                        .shared
-                        .service
-                        .answer_question(&p, a.session.id, ask, answer);
+                    let _ = self.shared.service.answer_question(
+                        &p,
+                        &a.session.id.to_string(),
+                        ask,
+                        answer,
+                    );
                 }
             }
             _ => {}
         }
         if detach {
             let key = crate::text::printable(&self.shared.config.detach_key_name).into_owned();
-            let note = format!("\r\n[cordon: detached from session {} ({key}); `ssh -t HOST attach {}` to return]\r\n", a.session.id, a.session.id);
+            let verb = if writer { "attach" } else { "observe" };
+            let user = self.user.as_ref().map(|p| p.user.as_str()).unwrap_or("");
+            let again = ssh_command(
+                user,
+                self.local,
+                &format!("{verb} {}", a.session.id.short()),
+            );
+            // Its parts escaped, not the note: its CR LF must reach the terminal as they are.
+            let note = format!(
+                "\r\n[cordon: detached from session {} ({}) with {key}; `{}` to return]\r\n",
+                crate::text::printable(&a.session.name()),
+                a.session.id.short(),
+                crate::text::printable(&again),
+            );
             {
                 // The output task sends it after what it has drained, and ends the channel.
                 let mut l = a.line.lock().unwrap_or_else(|e| e.into_inner());
@@ -883,5 +937,31 @@ impl russh::server::Handler for Conn {
         );
         session.channel_failure(channel)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ssh_command;
+
+    #[test]
+    fn the_way_back_names_the_address_port_and_verb_the_client_used() {
+        let local = "127.0.0.1:2222".parse().ok();
+        assert_eq!(
+            ssh_command("carol", local, "observe k3f9x2ab"),
+            "ssh -t -p 2222 carol@127.0.0.1 observe k3f9x2ab"
+        );
+        let standard = "[::1]:22".parse().ok();
+        assert_eq!(
+            ssh_command("alice", standard, "attach k3f9x2ab"),
+            "ssh -t alice@::1 attach k3f9x2ab"
+        );
+    }
+
+    #[test]
+    fn the_way_back_escapes_the_user_name() {
+        let local = "127.0.0.1:22".parse().ok();
+        assert!(!ssh_command("a\x1b[2Jb", local, "attach x").contains('\x1b'));
+        assert_eq!(ssh_command("bob", local, ""), "ssh -t bob@127.0.0.1");
     }
 }

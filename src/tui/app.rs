@@ -33,7 +33,7 @@ impl Tab {
 /// A session as the list shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
-    pub id: u64,
+    pub id: crate::sessions::SessionId,
     pub name: String,
     pub owner: String,
     pub owner_id: i64,
@@ -95,19 +95,17 @@ pub enum Dialog {
         error: Option<String>,
     },
     Rename {
-        id: u64,
+        id: crate::sessions::SessionId,
         field: Field,
     },
     /// Ending a session: `y` or Enter ends it, `n` or Esc keeps it.
     ConfirmEnd {
-        id: u64,
+        id: crate::sessions::SessionId,
         name: String,
     },
     /// Quitting the embedded host with `running` sessions still running, which end with
     /// it: `y` or Enter ends them and quits, `n` or Esc stays.
-    ConfirmQuit {
-        running: usize,
-    },
+    ConfirmQuit { running: usize },
     /// One of the user's sessions waits to connect where no rule says (egress ask mode).
     Ask(crate::service::QuestionInfo),
     /// What a session created, changed and deleted in its workspace: `lines` from
@@ -124,6 +122,8 @@ pub enum Dialog {
         field: Field,
         before: String,
     },
+    /// The Admin view's: users, roles, keys ([`super::admin`]).
+    Admin(super::admin::AdminDialog),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,7 @@ pub struct App {
     pub preview_back: usize,
     pub preview_most: usize,
     /// The session the preview is of.
-    preview_of: Option<u64>,
+    preview_of: Option<crate::sessions::SessionId>,
     pub recordings: Vec<RecordingEntry>,
     pub rec_selected: usize,
     pub audit: Vec<serde_json::Value>,
@@ -180,7 +180,7 @@ pub struct App {
     /// with this message.
     pub ended: Option<String>,
     /// Questions put aside with Esc (session, ask): not shown again.
-    put_aside: Vec<(u64, u64)>,
+    put_aside: Vec<(crate::sessions::SessionId, u64)>,
 }
 
 /// The views a role may use.
@@ -406,7 +406,7 @@ impl App {
         let window = match self.preview_of {
             Some(id) => self
                 .svc
-                .preview(&self.me, id, back, height)
+                .preview(&self.me, &id.to_string(), back, height)
                 .unwrap_or_default(),
             None => Default::default(),
         };
@@ -462,7 +462,7 @@ impl App {
             .collect()
     }
 
-    fn switch(&mut self, tab: Tab) {
+    pub(super) fn switch(&mut self, tab: Tab) {
         if self.tabs.contains(&tab) && self.tab != tab {
             self.tab = tab;
             self.filter.clear();
@@ -545,9 +545,7 @@ impl App {
                         Effect::None
                     }
                     Tab::Admin => {
-                        if key == Key::Char('l') {
-                            self.toggle_lock();
-                        }
+                        self.admin_tab_key(key);
                         Effect::None
                     }
                 };
@@ -574,14 +572,15 @@ impl App {
     }
 
     /// Locks (ending their sessions, revoking their tokens) or unlocks the selected user.
-    fn toggle_lock(&mut self) {
+    pub(super) fn toggle_lock(&mut self) {
         let Some(u) = self.users.get(self.user_selected).map(|u| u.user.clone()) else {
             return;
         };
         self.status = match self.svc.set_locked(&self.me, &u.name, !u.locked) {
             Ok(ended) if !u.locked => format!(
-                "{} is locked: {ended} session(s) ended, tokens revoked",
-                u.name
+                "{} is locked: {} ended, tokens revoked",
+                u.name,
+                crate::text::count(ended, "session")
             ),
             Ok(_) => format!("{} is unlocked", u.name),
             Err(e) => e.to_string(),
@@ -664,7 +663,7 @@ impl App {
                 return self.open(s.id, false)
             }
             (Key::Char('f'), Some(s)) if self.may(Action::ObserveSession { own }) => {
-                match self.svc.session_files(&self.me, s.id) {
+                match self.svc.session_files(&self.me, &s.id.to_string()) {
                     Ok(summary) => {
                         self.dialog = Some(Dialog::Files {
                             title: format!(" Files changed so far · {} · #{} ", s.name, s.id),
@@ -695,8 +694,8 @@ impl App {
         Effect::None
     }
 
-    fn open(&mut self, id: u64, writer: bool) -> Effect {
-        match self.svc.attach(&self.me, id, writer) {
+    fn open(&mut self, id: crate::sessions::SessionId, writer: bool) -> Effect {
+        match self.svc.attach(&self.me, &id.to_string(), writer) {
             Ok((session, viewer)) => {
                 if writer {
                     session.resize(self.size.0, self.size.1);
@@ -747,7 +746,11 @@ impl App {
                 match self.svc.recording_files(&self.me, &id) {
                     Ok((r, summary)) => {
                         self.dialog = Some(Dialog::Files {
-                            title: format!(" Files changed · session {} · {} ", r.session, r.id),
+                            title: format!(
+                                " Files changed · session {} · {} ",
+                                crate::sessions::SessionId::from_number(r.session as u64).short(),
+                                r.id
+                            ),
                             lines: summary.lines(),
                             scroll: 0,
                         })
@@ -964,6 +967,10 @@ impl App {
             self.secrets_key(key);
             return Effect::None;
         }
+        if matches!(self.dialog, Some(Dialog::Admin(_))) {
+            self.admin_dialog_key(key);
+            return Effect::None;
+        }
         let Some(dialog) = self.dialog.as_mut() else {
             return Effect::None;
         };
@@ -993,17 +1000,21 @@ impl App {
                 };
                 let (session, ask) = (q.session, q.ask);
                 self.dialog = None;
-                self.status = match self.svc.answer_question(&self.me, session, ask, answer) {
-                    Ok(q) => format!(
-                        "session {session}: {}:{} answered {}",
-                        q.host,
-                        q.port,
-                        answer.name()
-                    ),
-                    Err(e) => e.to_string(),
-                };
+                self.status =
+                    match self
+                        .svc
+                        .answer_question(&self.me, &session.to_string(), ask, answer)
+                    {
+                        Ok(q) => format!(
+                            "session {session}: {}:{} answered {}",
+                            q.host,
+                            q.port,
+                            answer.name()
+                        ),
+                        Err(e) => e.to_string(),
+                    };
             }
-            Dialog::Secrets { .. } => {}
+            Dialog::Secrets { .. } | Dialog::Admin(_) => {}
             Dialog::Files { lines, scroll, .. } => {
                 let last = lines.len().saturating_sub(1);
                 *scroll = match key {
@@ -1076,8 +1087,14 @@ impl App {
                 if key == Key::Enter {
                     let (id, name) = (*id, field.text.clone());
                     self.dialog = None;
-                    match self.svc.rename_session(&self.me, id, &name) {
-                        Ok(()) => self.status = format!("session {id} is now \"{}\"", name.trim()),
+                    match self.svc.rename_session(&self.me, &id.to_string(), &name) {
+                        Ok(()) => {
+                            self.status = format!(
+                                "session {} is now \"{}\"",
+                                id.short(),
+                                crate::text::printable(name.trim())
+                            )
+                        }
                         Err(e) => self.status = e.to_string(),
                     }
                     self.refresh_sessions();
@@ -1089,8 +1106,8 @@ impl App {
                 Some(true) => {
                     let id = *id;
                     self.dialog = None;
-                    match self.svc.end_session(&self.me, id) {
-                        Ok(()) => self.status = format!("session {id} ended"),
+                    match self.svc.end_session(&self.me, &id.to_string()) {
+                        Ok(()) => self.status = format!("session {} ended", id.short()),
                         Err(e) => self.status = e.to_string(),
                     }
                     self.refresh_sessions();

@@ -69,20 +69,15 @@ pub struct AskLine {
     terminal: bool,
 }
 
-/// The notice on attaching: which session (its name and id as the host shows them) and the
+/// The notice on attaching: which session (its name, and its id as lists show it) and the
 /// key that leaves it.
 pub fn notice(s: &Session, writer: bool, detach_key: &str) -> String {
     let name = s.name();
+    let id = s.id.short();
     if writer {
-        format!(
-            "[cordon] attached to \"{name}\" (id {}) \u{2014} {detach_key} detaches",
-            s.id
-        )
+        format!("[cordon] attached to \"{name}\" (id {id}) \u{2014} {detach_key} detaches")
     } else {
-        format!(
-            "[cordon] observing \"{name}\" (id {}), read-only \u{2014} {detach_key} stops",
-            s.id
-        )
+        format!("[cordon] observing \"{name}\" (id {id}), read-only \u{2014} {detach_key} stops")
     }
 }
 
@@ -179,9 +174,9 @@ impl AskLine {
                 _ => self.shown = Shown::Question(q.ask, Instant::now()),
             }
             // The keys first: on a narrow terminal the host's name is what is cut.
+            // The session is the one on this screen: its id would only take room.
             return Some(Some(format!(
-                " cordon: o allow once, s allow for the session, d deny: session {} asks to connect to {}:{} ({} s left) ",
-                s.id,
+                " cordon: o allow once, s allow for the session, d deny: it asks to connect to {}:{} ({} s left) ",
                 q.host,
                 q.port,
                 q.seconds_left()

@@ -2,6 +2,7 @@
 //! and over SSH (a shell request with a terminal). It is driven by raw input bytes and writes
 //! raw output bytes, so neither face needs a local terminal: `run` takes both as channels.
 
+mod admin;
 pub mod app;
 pub mod ask_line;
 mod keys;
@@ -200,7 +201,7 @@ pub async fn run(
                                 }
                             }
                             ask_line::KeyOutcome::Answer(q, answer) => {
-                                if let Err(e) = svc.answer_question(&app.me, session.id, q, answer) {
+                                if let Err(e) = svc.answer_question(&app.me, &session.id.to_string(), q, answer) {
                                     app.status = e.to_string();
                                 }
                                 let _ = out.send(ask.drain(&session, &viewer));
@@ -230,8 +231,16 @@ pub async fn run(
             break 'outer;
         }
         app.status = match ended {
-            Some(code) => format!("session {} ended, exit status {code}", session.id),
-            None => format!("detached from session {} ({})", session.id, session.name()),
+            Some(code) => format!(
+                "session {} ({}) ended, exit status {code}",
+                crate::text::printable(&session.name()),
+                session.id.short()
+            ),
+            None => format!(
+                "detached from session {} ({})",
+                crate::text::printable(&session.name()),
+                session.id.short()
+            ),
         };
         let _ = out.send(ENTER.to_vec());
         match self::terminal(&sink, app.size) {

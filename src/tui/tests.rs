@@ -65,9 +65,14 @@ fn app(role: Role) -> (tempfile::TempDir, App) {
 }
 
 /// A list row from `id`, the viewer count, and name, owner, profile, state, age, idle.
-fn row(id: u64, viewers: usize, [name, owner, profile, state, age, idle]: [&str; 6]) -> SessionRow {
+/// A session id as random as a real one, the same in every run (snapshots).
+fn fixture_id(n: u64) -> crate::sessions::SessionId {
+    crate::sessions::SessionId::from_number(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(n) >> 4)
+}
+
+fn row(n: u64, viewers: usize, [name, owner, profile, state, age, idle]: [&str; 6]) -> SessionRow {
     SessionRow {
-        id,
+        id: fixture_id(n),
         name: name.into(),
         owner: owner.into(),
         owner_id: if owner == "alice" { ALICE } else { 99 },
@@ -207,7 +212,7 @@ fn sessions_view() {
     let (_d, mut a) = app(Role::Developer);
     snapshots("sessions", &mut a);
     a.selected = 2;
-    a.status = "detached from session 1 (refactor-auth)".into();
+    a.status = "detached from session refactor-auth (krvqkebz)".into();
     snapshots("sessions_other_owner_selected", &mut a);
 }
 
@@ -301,7 +306,7 @@ fn new_session_dialog() {
     });
     snapshots("new_session_dialog", &mut a);
     a.dialog = Some(Dialog::ConfirmEnd {
-        id: 2,
+        id: fixture_id(2),
         name: "alice-2".into(),
     });
     snapshots("end_session_dialog", &mut a);
@@ -350,7 +355,7 @@ fn replay_player() {
 fn a_network_question_waits_in_a_dialog_with_its_three_answers() {
     let (_d, mut a) = app(Role::Developer);
     a.dialog = Some(Dialog::Ask(crate::service::QuestionInfo {
-        session: 3,
+        session: fixture_id(3),
         session_name: "alice-3".into(),
         ask: 1,
         protocol: "connect".into(),
@@ -428,7 +433,7 @@ fn every_view_fits_the_smallest_terminal_it_supports() {
     a.player = Some(player());
     a.help = true;
     a.dialog = Some(Dialog::Rename {
-        id: 1,
+        id: fixture_id(1),
         field: Field {
             label: "name",
             text: "x".repeat(300),
@@ -559,6 +564,146 @@ fn files_dialog() {
     snapshots("files_dialog", &mut a);
 }
 
+const BOB_LAPTOP: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwt4zGYPTIlugOAY9EeaGVJQcA2thKOj0P+gmGy41V0 bob@laptop";
+const BOB_DESK: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLwsL8aH3CBn4gx09HZTvqZnUG08iPEscPSC87pfrxl bob@desk";
+
+/// The users' creation dates as in every run (the store's are today's): for snapshots.
+fn same_dates(a: &mut App) {
+    for u in &mut a.users {
+        u.user.created = "2026-11-20T10:00:00.000Z".into();
+    }
+}
+
+fn typed(a: &mut App, text: &str) {
+    for c in text.chars() {
+        a.key(super::keys::Key::Char(c));
+    }
+}
+
+fn bob(a: &App) -> Option<UserInfo> {
+    a.svc
+        .users(&a.me)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.user.name == "bob")
+}
+
+#[test]
+fn the_admin_view_adds_a_user_with_a_key_changes_their_role_and_manages_their_keys() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Admin);
+    a.switch(Tab::Admin);
+    // Add bob, a developer by default, with a key pasted into the dialog.
+    a.key(Key::Char('a'));
+    typed(&mut a, "bob");
+    a.key(Key::Tab);
+    a.key(Key::Tab);
+    typed(&mut a, BOB_LAPTOP);
+    same_dates(&mut a);
+    snapshots("admin_add_user", &mut a);
+    a.key(Key::Enter);
+    assert!(a.dialog.is_none(), "{}", a.status);
+    let b = bob(&a).expect("bob was added");
+    assert_eq!((b.user.role, b.keys), (Role::Developer, 1));
+    assert_eq!(a.status, "bob added as a developer with 1 key");
+
+    // Adding him again is refused in the dialog, which keeps what was typed.
+    a.key(Key::Char('a'));
+    typed(&mut a, "bob");
+    a.key(Key::Enter);
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Admin(super::admin::AdminDialog::AddUser { error: Some(e), name, .. }))
+            if e.contains("already") && name.text == "bob"),
+        "{:?}",
+        a.dialog
+    );
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+
+    // His role: auditor, two down from developer.
+    a.user_selected = a.users.iter().position(|u| u.user.name == "bob").unwrap();
+    a.key(Key::Char('r'));
+    a.key(Key::Down);
+    same_dates(&mut a);
+    snapshots("admin_role", &mut a);
+    a.key(Key::Enter);
+    assert_eq!(bob(&a).unwrap().user.role, Role::Auditor);
+    // Esc in the role dialog changes nothing.
+    a.key(Key::Char('r'));
+    a.key(Key::Up);
+    a.key(Key::Esc);
+    assert_eq!(bob(&a).unwrap().user.role, Role::Auditor);
+
+    // His keys: add a second, refuse a bad one, remove the first after asking.
+    a.key(Key::Char('K'));
+    a.key(Key::Char('a'));
+    typed(&mut a, "ssh-ed25519 not-a-key");
+    a.key(Key::Enter);
+    assert!(
+        matches!(
+            &a.dialog,
+            Some(Dialog::Admin(super::admin::AdminDialog::Keys {
+                error: Some(_),
+                adding: Some(_),
+                ..
+            }))
+        ),
+        "{:?}",
+        a.dialog
+    );
+    a.key(Key::Ctrl('u'));
+    typed(&mut a, BOB_DESK);
+    a.key(Key::Enter);
+    assert_eq!(bob(&a).unwrap().keys, 2);
+    a.key(Key::Up);
+    a.key(Key::Char('d'));
+    same_dates(&mut a);
+    snapshots("admin_keys_remove", &mut a);
+    // Any key but y keeps it.
+    a.key(Key::Char('n'));
+    assert_eq!(bob(&a).unwrap().keys, 2);
+    a.key(Key::Char('d'));
+    a.key(Key::Char('y'));
+    let left = a.svc.keys(&a.me, "bob").unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].comment, "bob@desk");
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn the_admin_view_removes_a_user_only_after_y_and_never_the_last_admin() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Admin);
+    a.svc
+        .add_user(&a.me, "bob", Role::Developer, &[BOB_LAPTOP.to_string()])
+        .unwrap();
+    a.switch(Tab::Admin);
+    a.user_selected = a.users.iter().position(|u| u.user.name == "bob").unwrap();
+    a.key(Key::Char('D'));
+    same_dates(&mut a);
+    snapshots("admin_remove", &mut a);
+    // Keys the footer does not name do nothing; n keeps him.
+    a.key(Key::Enter);
+    assert!(a.dialog.is_some());
+    a.key(Key::Char('n'));
+    assert!(a.dialog.is_none() && bob(&a).is_some());
+    a.key(Key::Char('D'));
+    a.key(Key::Char('y'));
+    assert!(bob(&a).is_none(), "{}", a.status);
+    // alice is the last admin: refused, said in the dialog.
+    a.user_selected = a.users.iter().position(|u| u.user.name == "alice").unwrap();
+    a.key(Key::Char('D'));
+    a.key(Key::Char('y'));
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Admin(super::admin::AdminDialog::Remove { error: Some(e), .. })) if e.contains("last active admin")),
+        "{:?}",
+        a.dialog
+    );
+}
+
 /// A session of alice's running `command` (unconfined: see `sessions::Launcher`).
 fn start(a: &App, command: &[&str]) -> Arc<crate::sessions::Session> {
     let req = crate::service::NewSession {
@@ -669,7 +814,7 @@ fn the_end_session_dialog_ends_on_y_or_enter_and_keeps_on_n_or_esc() {
     }
     a.key(Key::Char('x'));
     a.key(Key::Enter);
-    assert_eq!(a.status, format!("session {} ended", s.id));
+    assert_eq!(a.status, format!("session {} ended", s.id.short()));
     until("the session's end", || s.exit_status().is_some());
 }
 
@@ -680,6 +825,7 @@ fn the_rename_dialog_renames_on_enter_and_cancels_on_esc() {
     let s = start(&a, &["cat"]);
     a.refresh();
     a.selected = a.sessions.iter().position(|r| r.id == s.id).unwrap();
+    let name = s.name();
     a.key(Key::Char('r'));
     let f = footer(&a);
     assert!(
@@ -689,7 +835,7 @@ fn the_rename_dialog_renames_on_enter_and_cancels_on_esc() {
     a.key(Key::Char('x'));
     a.key(Key::Esc);
     assert!(a.dialog.is_none());
-    assert_eq!(s.name(), format!("alice-{}", s.id), "Esc renames nothing");
+    assert_eq!(s.name(), name, "Esc renames nothing");
     a.key(Key::Char('r'));
     a.key(Key::Ctrl('u'));
     for c in "build".chars() {
@@ -804,7 +950,7 @@ fn a_network_question_is_answered_by_its_keys_and_put_aside_by_esc() {
     use super::keys::Key;
     let (_d, mut a) = app(Role::Developer);
     let q = crate::service::QuestionInfo {
-        session: 3,
+        session: fixture_id(3),
         session_name: "alice-3".into(),
         ask: 1,
         protocol: "connect".into(),
@@ -988,7 +1134,7 @@ fn the_notice_on_attaching_names_the_session_goes_at_a_key_and_leaves_no_trace_b
             .iter()
             .any(|l| l.contains("ready"))
     });
-    let (s, v) = a.svc.attach(&a.me, s.id, true).unwrap();
+    let (s, v) = a.svc.attach(&a.me, &s.id.to_string(), true).unwrap();
     let n = std::num::NonZeroU16::new;
     let mut client = vt100::Parser::new(n(24).unwrap(), n(80).unwrap(), 0);
     let last_row = |c: &vt100::Parser| c.screen().rows(0, 80).nth(23).unwrap_or_default();
@@ -997,7 +1143,7 @@ fn the_notice_on_attaching_names_the_session_goes_at_a_key_and_leaves_no_trace_b
     let want = format!(
         "[cordon] attached to \"{}\" (id {}) \u{2014} ctrl-\\ detaches",
         s.name(),
-        s.id
+        s.id.short()
     );
     assert!(
         last_row(&client).starts_with(&want),

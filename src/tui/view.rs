@@ -11,17 +11,17 @@ use ratatui::Frame;
 use super::app::{App, Dialog, Tab};
 use crate::auth::Action;
 
-const ACCENT: Color = Color::Cyan;
+pub(super) const ACCENT: Color = Color::Cyan;
 
-fn selected() -> Style {
+pub(super) fn selected() -> Style {
     Style::default().add_modifier(Modifier::REVERSED)
 }
 
-fn bold() -> Style {
+pub(super) fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
 }
 
-fn dim() -> Style {
+pub(super) fn dim() -> Style {
     Style::default().add_modifier(Modifier::DIM)
 }
 
@@ -168,6 +168,7 @@ pub fn dialog_keys(app: &App, d: &Dialog) -> Vec<(&'static str, &'static str)> {
             keys
         }
         Dialog::Rename { .. } => vec![("Enter", "rename"), ("Esc", "cancel")],
+        Dialog::Admin(d) => super::admin::hints(d),
         Dialog::Prompt {
             purpose: super::app::Prompt::Filter,
             ..
@@ -230,7 +231,14 @@ fn hint_line(app: &App) -> Line<'static> {
                 ("/", "filter"),
             ]),
             Tab::Audit => keys.extend([("/", "filter"), ("v", "verify")]),
-            Tab::Admin => keys.push(("l", "lock/unlock")),
+            Tab::Admin => keys.extend([
+                ("a", "add"),
+                ("r", "role"),
+                ("K", "keys"),
+                ("l", "lock"),
+                ("t", "tokens"),
+                ("D", "remove"),
+            ]),
         }
         keys.extend([("Tab", "view"), ("?", "help"), ("q", "quit")]);
     }
@@ -250,7 +258,7 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
     .style(bold());
     let rows = app.sessions.iter().map(|s| {
         Row::new(vec![
-            s.id.to_string(),
+            s.id.short(),
             s.name.clone(),
             s.owner.clone(),
             s.profile.clone(),
@@ -261,7 +269,7 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
         ])
     });
     let widths = [
-        Constraint::Length(4),
+        Constraint::Length(8),
         Constraint::Min(10),
         Constraint::Length(10),
         Constraint::Length(9),
@@ -281,7 +289,7 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
 
     let mut block = match app.sessions.get(app.selected) {
         Some(s) => Block::bordered().title(Span::styled(
-            format!(" {} · #{} · {} ", s.name, s.id, s.owner),
+            format!(" {} · {} · {} ", s.name, s.id.short(), s.owner),
             bold().fg(ACCENT),
         )),
         None => Block::bordered().title(" preview "),
@@ -603,11 +611,14 @@ fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
     ];
     let users = Table::new(rows, widths)
         .header(header)
+        .row_highlight_style(selected())
         .block(Block::bordered().title(Span::styled(
             format!(" Users ({}) ", app.users.len()),
             bold().fg(ACCENT),
         )));
-    f.render_widget(users, users_area);
+    let mut state =
+        TableState::default().with_selected((!app.users.is_empty()).then_some(app.user_selected));
+    f.render_stateful_widget(users, users_area, &mut state);
 
     let [profiles_area, limits_area] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
@@ -648,7 +659,7 @@ fn draw_admin(f: &mut Frame, app: &App, area: Rect) {
 }
 
 /// A box of `w`×`h` in the middle of `area`.
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let (w, h) = (w.min(area.width), h.min(area.height));
     Rect::new(
         area.x + (area.width - w) / 2,
@@ -752,7 +763,8 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             " End session ",
             vec![
                 Line::raw(format!(
-                    "End session {id} ({}) and every process in it?",
+                    "End session {} ({}) and every process in it?",
+                    id.short(),
                     crate::text::printable(name)
                 )),
                 Line::raw(""),
@@ -784,6 +796,10 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             ],
         ),
         Dialog::Prompt { field, .. } => (" ", vec![field_line(field.label, &field.text, true)]),
+        Dialog::Admin(d) => {
+            super::admin::draw(f, d, area);
+            return;
+        }
         Dialog::Files {
             title,
             lines,
@@ -945,7 +961,12 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         ]),
         (Tab::Admin, _) => lines.extend([
             Line::styled("Admin", bold()),
+            k("a", "add a user (name, role, an SSH key)"),
+            k("r", "change the selected user's role"),
+            k("K", "the selected user's SSH keys: add, remove"),
             k("l", "lock (ends sessions, revokes tokens) or unlock"),
+            k("t", "revoke every API token of the selected user"),
+            k("D", "remove the selected user (asks first)"),
         ]),
     }
     lines.push(Line::raw(""));
@@ -966,7 +987,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
 }
 
 /// `text` in lines of at most `width` characters, broken at spaces where it can be.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(10);
     let mut lines = Vec::new();
     let mut line = String::new();

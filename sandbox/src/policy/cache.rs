@@ -18,7 +18,8 @@
 //! The workspace and the home are resolved on every call (they are part of the key), so
 //! the directories on their way are not dependencies unless something else beneath them
 //! was looked at. Never cached: the protected paths (they depend on what the workspace
-//! holds now) and the environment (the caller's; it may hold secrets).
+//! holds now) and the environment (the caller's, and the values of `[env] set` and `--env`,
+//! which stay out of the key too: any of them may be a secret).
 //!
 //! Entries live in a directory only the caller's uid can use (`/run/cordon/policies` as
 //! root, `$XDG_RUNTIME_DIR/cordon-policies` otherwise), opened without following links and
@@ -83,6 +84,7 @@ impl Key {
         )
         .is_ok();
         let exe = lstat_following(Path::new("/proc/self/exe"));
+        let profile = without_values(profile);
         let text = format!(
             "{FORMAT}\nexe {exe:?}\nprofile {profile:?}\ncommand {:?}\nhide {:?}\nidentity {:?}\nno_links {}\nworkspace {workspace:?}\nhome {home:?} {home_plain}\ncaller {caller:?}\n",
             req.command, req.hide, req.identity, req.no_links,
@@ -100,6 +102,26 @@ impl Key {
         self.text.hash(&mut h);
         format!("{:016x}.json", h.finish())
     }
+}
+
+/// `profile` less the values of its variables but PATH's: only PATH decides a resolution
+/// (the environment is computed on every call), and a value given with `--env` may be a
+/// secret, which the cache's files must not keep.
+fn without_values(profile: &Profile) -> Profile {
+    let mut p = profile.clone();
+    for (name, value) in p.env_set.iter_mut() {
+        if name != "PATH" {
+            value.clear();
+        }
+    }
+    if let Some(flags) = p.flags.as_mut() {
+        for e in flags.env.iter_mut() {
+            if let Some(at) = e.find('=') {
+                e.truncate(at);
+            }
+        }
+    }
+    p
 }
 
 /// What `lstat` says of a path, as far as a resolution could tell a change.

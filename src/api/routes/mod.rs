@@ -76,9 +76,20 @@ pub struct VerifyOut {
     pub detail: String,
 }
 
-fn parse_id(id: &str) -> Result<u64> {
-    id.parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}")))
+/// A session as a path names it: its id, a unique prefix of it (4 or more characters), its
+/// name or `owner/name`; the service resolves it among the sessions the caller may see. A
+/// word no session could have is answered as a missing session, without a lookup.
+fn parse_id(id: &str) -> Result<&str> {
+    if id.is_empty() || id.chars().count() > 64 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no session {}",
+                crate::text::printable(&id.chars().take(64).collect::<String>())
+            ),
+        ));
+    }
+    Ok(id)
 }
 
 struct Bearer;

@@ -24,7 +24,9 @@ pub(super) fn router() -> OpenApiRouter<Api> {
 /// A connection waiting for the session's owner.
 #[derive(Serialize, ToSchema)]
 pub struct QuestionOut {
-    pub session: u64,
+    /// The session's id.
+    #[schema(pattern = "^[0-9a-hjkmnp-tv-z]{12}$", min_length = 12, max_length = 12)]
+    pub session: String,
     pub session_name: String,
     /// Its number in the session: what an answer names.
     pub ask: u64,
@@ -41,7 +43,7 @@ pub struct QuestionOut {
 impl From<QuestionInfo> for QuestionOut {
     fn from(q: QuestionInfo) -> QuestionOut {
         QuestionOut {
-            session: q.session,
+            session: q.session.to_string(),
             session_name: q.session_name,
             ask: q.ask,
             protocol: q.protocol,

@@ -27,7 +27,9 @@ pub(super) fn router() -> OpenApiRouter<Api> {
 #[derive(Serialize, ToSchema)]
 pub struct RecordingOut {
     pub id: String,
-    pub session: i64,
+    /// The recorded session's id.
+    #[schema(pattern = "^[0-9a-hjkmnp-tv-z]{12}$", min_length = 12, max_length = 12)]
+    pub session: String,
     pub user: String,
     pub profile: String,
     pub command: String,
@@ -43,7 +45,7 @@ pub struct RecordingOut {
 fn recording_out(r: crate::store::RecordingEntry) -> RecordingOut {
     RecordingOut {
         id: r.id,
-        session: r.session,
+        session: crate::sessions::SessionId::from_number(r.session as u64).to_string(),
         user: r.user,
         profile: r.profile,
         command: r.command,

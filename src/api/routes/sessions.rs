@@ -30,7 +30,10 @@ pub(super) fn router() -> OpenApiRouter<Api> {
 
 #[derive(Serialize, ToSchema)]
 pub struct SessionOut {
-    pub id: u64,
+    /// 12 characters of base32: unique across restarts and hosts. A path takes it, a
+    /// unique prefix of it (4 or more characters), the session's name, or `owner/name`.
+    #[schema(pattern = "^[0-9a-hjkmnp-tv-z]{12}$", min_length = 12, max_length = 12)]
+    pub id: String,
     pub name: String,
     pub owner: String,
     pub profile: String,
@@ -49,7 +52,7 @@ pub struct SessionOut {
 fn session_out(s: &Session) -> SessionOut {
     let exit = s.exit_status();
     SessionOut {
-        id: s.id,
+        id: s.id.to_string(),
         name: s.name(),
         owner: s.owner.clone(),
         profile: s.profile.clone(),
@@ -198,10 +201,10 @@ async fn files(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<crate::changes::Summary>> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id)?.to_string();
     let svc = api.svc.clone();
     // A walk of the workspace: off the async workers.
-    let summary = tokio::task::spawn_blocking(move || svc.session_files(&auth.p, id))
+    let summary = tokio::task::spawn_blocking(move || svc.session_files(&auth.p, &id))
         .await
         .map_err(|e| ApiError::from(crate::service::Error::failed(e)))??;
     Ok(Json(summary))

@@ -329,3 +329,62 @@ fn a_dependency_changed_moments_before_the_resolution_is_not_stored() {
     assert!(!settled(&[at(now)], now, SETTLED));
     assert!(settled(&[at(now - Duration::from_secs(10))], now, SETTLED));
 }
+
+#[test]
+fn two_runs_differing_only_in_a_flag_do_not_share_an_entry() {
+    let f = Fixture::new();
+    for d in ["a", "b"] {
+        std::fs::create_dir(f.path(d)).unwrap();
+    }
+    let with = |flags: crate::profile::Flags| f.profile.clone().with_flags(&flags).unwrap();
+    let writes = |d: &str| {
+        with(crate::profile::Flags {
+            write: vec![f.path(d)],
+            ..Default::default()
+        })
+    };
+    let (a, b) = (writes("a"), writes("b"));
+    let starts_in = with(crate::profile::Flags {
+        chdir: Some(f.path("ws")),
+        ..Default::default()
+    });
+    let names: Vec<String> = [&f.profile, &a, &b, &starts_in]
+        .iter()
+        .map(|p| f.key(p).file_name())
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        assert!(!names[i + 1..].contains(n), "{names:?}");
+    }
+    let store = f.store();
+    let first = Policy::resolve_cached(&a, &f.req, &store).unwrap();
+    assert!(store.load(&f.key(&a)).is_some(), "stored under a's key");
+    assert!(store.load(&f.key(&b)).is_none(), "and found under no other");
+    let second = Policy::resolve_cached(&b, &f.req, &store).unwrap();
+    assert!(first.write.contains(&f.path("a")) && !first.write.contains(&f.path("b")));
+    assert!(second.write.contains(&f.path("b")) && !second.write.contains(&f.path("a")));
+}
+
+#[test]
+fn a_value_given_with_env_is_neither_in_the_key_nor_in_the_entry() {
+    let f = Fixture::new();
+    let profile = f
+        .profile
+        .clone()
+        .with_flags(&crate::profile::Flags {
+            env: vec!["API_TOKEN=s3cr3t-value".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    let store = f.store();
+    let p = Policy::resolve_cached(&profile, &f.req, &store).unwrap();
+    assert!(p.env.contains(&("API_TOKEN".into(), "s3cr3t-value".into())));
+    let entry = f.path("cache").join(f.key(&profile).file_name());
+    let text = std::fs::read_to_string(&entry).expect("the entry was stored");
+    assert!(text.contains("API_TOKEN"), "the name is part of the key");
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    let again = Policy::resolve_cached(&profile, &f.req, &store).unwrap();
+    assert_eq!(
+        again, p,
+        "the value comes back from the profile, not the entry"
+    );
+}
