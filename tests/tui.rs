@@ -187,7 +187,19 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["C-\\"]);
     let s = wait("detached from session ");
     assert!(s.contains("local-9"), "{s}");
+    // The session ends with this host: q asks first, n stays.
     keys(&["q"]);
+    let s = wait("1 of your sessions is still running");
+    assert!(
+        s.contains("y Enter end them and quit") && s.contains("n Esc stay"),
+        "{s}"
+    );
+    keys(&["n"]);
+    tmux.wait_gone("tui", "still running");
+    wait("4 Admin");
+    keys(&["q"]);
+    wait("1 of your sessions is still running");
+    keys(&["y"]);
     wait("ended 1 session(s) with the embedded host");
     // The session was confined and recorded like any other.
     let out = Command::new(CORDON)
@@ -312,5 +324,61 @@ fn the_embedded_cordon_started_in_a_project_directory_works_there() {
     keys(&["C-\\"]);
     wait("detached from session ");
     keys(&["q"]);
+    wait("1 of your sessions is still running");
+    keys(&["Enter"]);
     wait("ended 1 session(s) with the embedded host");
+}
+
+#[test]
+fn leaving_a_full_screen_program_in_the_tui_draws_the_tui_again_and_quitting_gives_the_shell_back()
+{
+    let h = Host::start(CORDON);
+    let alice = h.user("alice", "developer");
+    let ws = h.workspace("alice");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("modes.sh"),
+        "printf '\\033[?25l\\033[?1049h\\033[?2004h\\033[?1000h\\033=\\033[?1h\\033[3;20r\\033[H\\033[31mFULL SCREEN PROGRAM'\nexec sleep 1000\n",
+    )
+    .unwrap();
+    h.tmux.start("t", "sh");
+    h.keys("t", &["echo before-$((1+1))", "Enter"]);
+    h.wait_for("t", "before-2");
+    let line = format!("{} -t", h.ssh_command(&alice, "alice").join(" "));
+    h.keys("t", &[&line, "Enter"]);
+    h.wait_for("t", "1 Sessions");
+    h.keys("t", &["n"]);
+    h.wait_for("t", "New session");
+    h.keys("t", &["Tab", "Tab", "full", "Tab", "sh modes.sh", "Enter"]);
+    // Attached: the program's screen, and on its last row which session and how to leave.
+    let s = h.wait_for("t", "[cordon] attached to \"full\"");
+    assert!(s.contains("ctrl-\\ detaches"), "{s}");
+    h.wait_for("t", "FULL SCREEN PROGRAM");
+    h.tmux.wait_modes(
+        "t",
+        "cursor=0 alternate=1 keypad=1 cursor_keys=1 mouse=1010",
+    );
+
+    // Detached: the TUI again, whole, on its own screen, the program's modes gone.
+    h.keys("t", &["C-\\"]);
+    let s = h.wait_for("t", "detached from session");
+    assert!(
+        s.contains("Sessions (1)") && s.contains("q quit") && !s.contains("[cordon] "),
+        "{s}"
+    );
+    assert_eq!(
+        h.tmux.modes("t"),
+        "cursor=0 alternate=1 keypad=0 cursor_keys=0 mouse=0000 region=0-29"
+    );
+    // Over SSH the sessions outlive the TUI: q quits at once, and the shell is as it was.
+    h.keys("t", &["q"]);
+    let s = h.wait_for("t", "before-2");
+    assert_eq!(
+        h.tmux.modes("t"),
+        "cursor=1 alternate=0 keypad=0 cursor_keys=0 mouse=0000 region=0-29",
+        "{s}"
+    );
+    assert!(!s.contains("Sessions (1)"), "{s}");
+    let out = h.ssh(&alice, "alice", &["ls"]);
+    assert!(out.stdout.contains("full"), "{out:?}");
 }

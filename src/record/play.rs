@@ -171,11 +171,12 @@ impl Stream {
     }
 }
 
-/// A terminal screen that recorded events are played into (keyframes replace it whole).
+/// A terminal screen that recorded events are played into (keyframes redraw it whole).
 pub struct Screen {
     pub parser: vt100::Parser,
     cols: u16,
     rows: u16,
+    scrollback: usize,
 }
 
 fn nz(n: u16) -> std::num::NonZeroU16 {
@@ -190,11 +191,19 @@ pub(super) fn size_of(text: &[u8]) -> Option<(u16, u16)> {
 
 impl Screen {
     pub fn new(cols: u16, rows: u16) -> Screen {
+        Screen::with_scrollback(cols, rows, 0)
+    }
+
+    /// A screen that keeps `scrollback` lines above its rows (the TUI's player). A keyframe
+    /// then redraws the screen it meets without starting a new one, so that the lines
+    /// scrolled off before it stay above it.
+    pub fn with_scrollback(cols: u16, rows: u16, scrollback: usize) -> Screen {
         let (cols, rows) = (cols.max(1), rows.max(1));
         Screen {
-            parser: vt100::Parser::new(nz(rows), nz(cols), 0),
+            parser: vt100::Parser::new(nz(rows), nz(cols), scrollback),
             cols,
             rows,
+            scrollback,
         }
     }
 
@@ -207,7 +216,15 @@ impl Screen {
                 if let Some((c, r)) = size_of(&e.data[..nl]) {
                     (self.cols, self.rows) = (c.max(1), r.max(1));
                 }
-                self.parser = vt100::Parser::new(nz(self.rows), nz(self.cols), 0);
+                if self.scrollback == 0 {
+                    self.parser = vt100::Parser::new(nz(self.rows), nz(self.cols), 0);
+                } else {
+                    // Played up to here, this screen is the keyframe's already; its bytes
+                    // draw every row and set every mode they name, over the same size.
+                    self.parser
+                        .screen_mut()
+                        .set_size(nz(self.rows), nz(self.cols));
+                }
                 self.parser.process(&e.data[nl + 1..]);
             }
             OUTPUT => self.parser.process(&e.data),

@@ -329,12 +329,12 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "see their own session's screen",
-            |c| c.h.svc.preview(&c.me, &c.my_session).map(drop),
+            |c| c.h.svc.preview(&c.me, &c.my_session, 10, 5).map(drop),
             [QUIET; 4],
         ),
         row(
             "see another's session's screen",
-            |c| c.h.svc.preview(&c.me, &c.h.their_session).map(drop),
+            |c| c.h.svc.preview(&c.me, &c.h.their_session, 10, 5).map(drop),
             [QUIET, HIDDEN, QUIET, QUIET],
         ),
         row(

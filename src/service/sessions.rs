@@ -309,11 +309,18 @@ impl Service {
         );
     }
 
-    /// The screen of a session, as rows of text (the TUI's preview). Seeing a screen is
-    /// observing it: the same permission.
-    pub fn preview(&self, p: &Principal, id: &str) -> Result<Vec<String>> {
+    /// At most `height` lines of a session's screen, `back` lines up from its live view
+    /// through its scrollback (the TUI's preview). Seeing a screen is observing it: the same
+    /// permission.
+    pub fn preview(
+        &self,
+        p: &Principal,
+        id: &str,
+        back: usize,
+        height: usize,
+    ) -> Result<crate::sessions::screen::Window> {
         let (_, s) = self.visible(p, id, "preview")?;
-        Ok(s.screen_rows())
+        Ok(s.screen_window(back, height))
     }
 
     /// The screen of a session as text with its size (the API's screen): what

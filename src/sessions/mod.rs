@@ -9,6 +9,7 @@ mod files;
 /// Session ids live below the core's modules (recordings carry them too).
 pub(crate) use crate::session_id as id;
 mod recording;
+pub mod restore;
 pub mod screen;
 pub mod spawner;
 
@@ -268,12 +269,13 @@ impl Session {
         *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_string();
     }
 
-    /// The screen as text, one string per row (previews).
-    pub fn screen_rows(&self) -> Vec<String> {
-        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let screen = screen.now();
-        let (_, cols) = screen.size();
-        screen.rows(0, cols.get()).collect()
+    /// `height` lines of the screen and its scrollback, ending `back` lines up from the
+    /// last with content (the TUI's preview, scrolled back).
+    pub fn screen_window(&self, back: usize, height: usize) -> screen::Window {
+        self.screen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .window(back, height)
     }
 
     /// The screen's size (columns, rows) and its rows as text, read together.
@@ -333,7 +335,7 @@ impl Session {
         if viewers.len() >= max {
             return Err(SessionError::Full { id: self.id, max });
         }
-        v.push(&snapshot(screen.parser()), &mut Vec::new);
+        v.push(&snapshot(screen.parser(), Alternate::Enter), &mut Vec::new);
         viewers.push(v.clone());
         drop(viewers);
         drop(screen);
@@ -362,6 +364,23 @@ impl Session {
         let mut out = viewer.drain();
         let more = then(screen.now(), &out);
         out.extend(more);
+        out
+    }
+
+    /// What a client leaving needs last: `viewer`'s pending output, what `then` makes of the
+    /// screen it leaves the client with (an overlay taken away), and the bytes that give the
+    /// client's terminal back from the modes of that screen ([`restore`]). Under the screen
+    /// lock, so the modes are those of the output sent.
+    pub fn leave(
+        &self,
+        viewer: &Viewer,
+        then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
+    ) -> Vec<u8> {
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = viewer.drain();
+        let more = then(screen.now(), &out);
+        out.extend(more);
+        out.extend(restore::restore(&screen.modes()));
         out
     }
 
@@ -828,7 +847,12 @@ impl Hub {
             started: Instant::now(),
             pid: child.id() as i32,
             master,
-            screen: Mutex::new(screen::Screen::new(spec.rows, spec.cols)),
+            screen: Mutex::new(screen::Screen::with(
+                spec.rows,
+                spec.cols,
+                screen::SCROLLBACK,
+                screen::CATCH_UP_AT,
+            )),
             viewers: Mutex::new(Vec::new()),
             exit: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
@@ -959,9 +983,27 @@ impl Hub {
     }
 }
 
+/// What a snapshot says of the alternate screen (vt100's own leaves it out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alternate {
+    /// Nothing: a keyframe, played into a fresh screen.
+    Unsaid,
+    /// Entered if the program is on it: a client attaching is on its main screen (its
+    /// shell), which leaving the alternate one at the end gives back.
+    Enter,
+    /// Entered or left: a viewer resynchronized may be on either after the output dropped.
+    Either,
+}
+
 /// Bytes that redraw `screen` on a fresh terminal.
-fn snapshot(screen: &vt100::Parser) -> Vec<u8> {
-    let mut out = b"\x1b[H\x1b[2J".to_vec();
+fn snapshot(screen: &vt100::Parser, alternate: Alternate) -> Vec<u8> {
+    let on = screen.screen().alternate_screen();
+    let mut out = match (alternate, on) {
+        (Alternate::Enter | Alternate::Either, true) => b"\x1b[?1049h".to_vec(),
+        (Alternate::Either, false) => b"\x1b[?1049l".to_vec(),
+        _ => Vec::new(),
+    };
+    out.extend_from_slice(b"\x1b[H\x1b[2J");
     out.extend(screen.screen().state_formatted().into_bytes());
     out
 }
@@ -994,7 +1036,7 @@ fn pump(s: &Arc<Session>, mut reader: File) {
         screen.push(bytes);
         let viewers = s.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for v in &viewers {
-            v.queue(bytes, &mut || snapshot(screen.parser()));
+            v.queue(bytes, &mut || snapshot(screen.parser(), Alternate::Either));
         }
         if last {
             held = 0;
@@ -1012,7 +1054,7 @@ fn pump(s: &Arc<Session>, mut reader: File) {
             since_keyframe = 0;
             let (rows, cols) = screen.now().size();
             let mut frame = format!("{cols}x{rows}\n").into_bytes();
-            frame.extend(snapshot(screen.parser()));
+            frame.extend(snapshot(screen.parser(), Alternate::Unsaid));
             drop(screen);
             if !s.recording.keyframe(frame) {
                 s.kill();

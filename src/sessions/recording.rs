@@ -267,7 +267,7 @@ impl Lane {
                 Some(r) => {
                     let (rows, cols) = r.screen.now().size();
                     let mut frame = format!("{cols}x{rows}\n").into_bytes();
-                    frame.extend(super::snapshot(r.screen.parser()));
+                    frame.extend(super::snapshot(r.screen.parser(), super::Alternate::Unsaid));
                     frame
                 }
                 None => screen,

@@ -87,7 +87,10 @@ fn what_is_typed_reaches_the_command_and_what_it_prints_reaches_a_viewer() {
             >= 2
     });
     assert!(
-        s.screen_rows().iter().any(|r| r.contains("hello there")),
+        s.screen_window(0, 24)
+            .lines
+            .iter()
+            .any(|r| r.contains("hello there")),
         "the screen holds it too"
     );
     s.kill();

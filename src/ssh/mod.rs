@@ -97,8 +97,17 @@ struct PtyInfo {
 struct Attached {
     session: Arc<Session>,
     viewer: Arc<Viewer>,
-    /// The owner's question line (egress ask mode): shared by the output task and the input.
-    ask: Arc<std::sync::Mutex<crate::tui::ask_line::AskLine>>,
+    /// Shared by the output task and the input.
+    line: Arc<std::sync::Mutex<Line>>,
+}
+
+/// The line over an attached session (the notice, the owner's network questions), and what
+/// the output task sends last when the client detaches with the detach key. The output task
+/// is the channel's only writer while attached: bytes it drained and has not sent yet must
+/// reach the client before the terminal is given back.
+struct Line {
+    ask: crate::tui::ask_line::AskLine,
+    farewell: Option<Vec<u8>>,
 }
 
 /// One SSH connection.
@@ -350,16 +359,44 @@ impl Conn {
     ) {
         let handle = session.handle();
         let (v, sess) = (viewer.clone(), s.clone());
-        let ask = Arc::new(std::sync::Mutex::new(crate::tui::ask_line::AskLine::new(
-            &s, &viewer,
-        )));
-        let line = ask.clone();
+        let ask = if self.ptys.contains_key(&channel) {
+            crate::tui::ask_line::AskLine::new(&s, &viewer, &self.shared.config.detach_key_name)
+        } else {
+            crate::tui::ask_line::AskLine::without_terminal(&s, &viewer)
+        };
+        let line = Arc::new(std::sync::Mutex::new(Line {
+            ask,
+            farewell: None,
+        }));
+        let shared = line.clone();
         tokio::spawn(async move {
+            let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+            // Sends `bytes`, then ends the channel with `status`.
+            let finish = |bytes: Vec<u8>, status: u32| {
+                let handle = handle.clone();
+                async move {
+                    for chunk in bytes.chunks(32 << 10) {
+                        if handle.data(channel, chunk.to_vec()).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = handle.exit_status_request(channel, status).await;
+                    let _ = handle.eof(channel).await;
+                    let _ = handle.close(channel).await;
+                }
+            };
             loop {
-                let data = line
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .drain(&sess, &v);
+                let (data, farewell) = {
+                    let mut l = lock();
+                    match l.farewell.take() {
+                        Some(bytes) => (bytes, true),
+                        None => (l.ask.drain(&sess, &v), false),
+                    }
+                };
+                if farewell {
+                    finish(data, 0).await;
+                    return;
+                }
                 for chunk in data.chunks(32 << 10) {
                     if handle.data(channel, chunk.to_vec()).await.is_err() {
                         sess.detach(&v);
@@ -367,42 +404,45 @@ impl Conn {
                     }
                 }
                 if let Some(why) = v.revoked() {
-                    let _ = handle
-                        .data(
-                            channel,
-                            format!("\r\n[cordon: {why}; the host ended this view]\r\n")
-                                .into_bytes(),
-                        )
-                        .await;
-                    let _ = handle.exit_status_request(channel, 126).await;
-                    let _ = handle.eof(channel).await;
-                    let _ = handle.close(channel).await;
+                    let mut bye = lock().ask.leave(&sess, &v);
+                    bye.extend(
+                        format!("\r\n[cordon: {why}; the host ended this view]\r\n").into_bytes(),
+                    );
+                    finish(bye, 126).await;
                     return;
                 }
                 if v.gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Detached: by the detach key (the farewell is set before the viewer
+                    // goes), or the channel closed.
+                    let farewell = lock().farewell.take();
+                    if let Some(bytes) = farewell {
+                        finish(bytes, 0).await;
+                    }
                     return;
                 }
                 if let Some(code) = sess.exit_status() {
-                    let rest = v.drain();
-                    if !rest.is_empty() {
-                        let _ = handle.data(channel, rest).await;
-                    }
-                    let _ = handle
-                        .data(
-                            channel,
-                            format!(
-                                "\r\n[cordon: session {} ended, exit status {code}]\r\n",
-                                sess.id
-                            )
-                            .into_bytes(),
+                    let mut bye = lock().ask.leave(&sess, &v);
+                    bye.extend(
+                        format!(
+                            "\r\n[cordon: session {} ended, exit status {code}]\r\n",
+                            sess.id
                         )
-                        .await;
-                    let _ = handle.exit_status_request(channel, code as u32).await;
-                    let _ = handle.eof(channel).await;
-                    let _ = handle.close(channel).await;
+                        .into_bytes(),
+                    );
+                    finish(bye, code as u32).await;
                     return;
                 }
-                v.notify.notified().await;
+                let due = lock().ask.due();
+                match due {
+                    Some(at) => {
+                        let at = at.max(std::time::Instant::now() + crate::tui::ask_line::AGAIN);
+                        tokio::select! {
+                            _ = v.notify.notified() => {}
+                            _ = tokio::time::sleep_until(at.into()) => {}
+                        }
+                    }
+                    None => v.notify.notified().await,
+                }
             }
         });
         self.attached.insert(
@@ -410,7 +450,7 @@ impl Conn {
             Attached {
                 session: s,
                 viewer,
-                ask,
+                line,
             },
         );
     }
@@ -454,7 +494,15 @@ impl Conn {
                     }
                 }
             });
-            crate::tui::run(svc, p, (pty.cols, pty.rows), in_rx, out_tx).await;
+            crate::tui::run(
+                svc,
+                p,
+                (pty.cols, pty.rows),
+                crate::tui::Quitting::LeavesSessions,
+                in_rx,
+                out_tx,
+            )
+            .await;
             let _ = writer.await;
             let _ = handle.exit_status_request(channel, 0).await;
             let _ = handle.eof(channel).await;
@@ -663,7 +711,7 @@ impl russh::server::Handler for Conn {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        session: &mut SshSession,
+        _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         if let Some(tui) = self.tuis.get(&channel) {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
@@ -691,7 +739,14 @@ impl russh::server::Handler for Conn {
             None => (data, false),
         };
         use crate::tui::ask_line::KeyOutcome;
-        let key = a.ask.lock().unwrap_or_else(|e| e.into_inner()).key(before);
+        let (key, due) = {
+            let mut l = a.line.lock().unwrap_or_else(|e| e.into_inner());
+            (l.ask.key(before), l.ask.due())
+        };
+        if due.is_some_and(|at| at <= std::time::Instant::now()) {
+            // The notice is to go now: the output task waits for output or its old time.
+            a.viewer.notify.notify_one();
+        }
         match key {
             // A viewer the host ended (its user may no longer type) writes nothing more.
             KeyOutcome::Pass
@@ -715,18 +770,29 @@ impl russh::server::Handler for Conn {
             _ => {}
         }
         if detach {
-            if let Some(s) = self.detach(channel) {
-                let key = self.shared.config.detach_key_name.clone();
-                let verb = if writer { "attach" } else { "observe" };
-                let user = self.user.as_ref().map(|p| p.user.as_str()).unwrap_or("");
-                let again = ssh_command(user, self.local, &format!("{verb} {}", s.id.short()));
-                let note = format!(
-                    "\r\n[cordon: detached from session {} ({}) with {key}; `{again}` to return]\r\n",
-                    crate::text::printable(&s.name()),
-                    s.id.short()
-                );
-                self.finish(channel, session, &note, "", 0)?;
+            let key = crate::text::printable(&self.shared.config.detach_key_name).into_owned();
+            let verb = if writer { "attach" } else { "observe" };
+            let user = self.user.as_ref().map(|p| p.user.as_str()).unwrap_or("");
+            let again = ssh_command(
+                user,
+                self.local,
+                &format!("{verb} {}", a.session.id.short()),
+            );
+            // Its parts escaped, not the note: its CR LF must reach the terminal as they are.
+            let note = format!(
+                "\r\n[cordon: detached from session {} ({}) with {key}; `{}` to return]\r\n",
+                crate::text::printable(&a.session.name()),
+                a.session.id.short(),
+                crate::text::printable(&again),
+            );
+            {
+                // The output task sends it after what it has drained, and ends the channel.
+                let mut l = a.line.lock().unwrap_or_else(|e| e.into_inner());
+                let mut bye = l.ask.leave(&a.session, &a.viewer);
+                bye.extend_from_slice(note.as_bytes());
+                l.farewell = Some(bye);
             }
+            self.detach(channel);
         }
         Ok(())
     }

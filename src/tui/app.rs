@@ -98,10 +98,14 @@ pub enum Dialog {
         id: crate::sessions::SessionId,
         field: Field,
     },
+    /// Ending a session: `y` or Enter ends it, `n` or Esc keeps it.
     ConfirmEnd {
         id: crate::sessions::SessionId,
         name: String,
     },
+    /// Quitting the embedded host with `running` sessions still running, which end with
+    /// it: `y` or Enter ends them and quits, `n` or Esc stays.
+    ConfirmQuit { running: usize },
     /// One of the user's sessions waits to connect where no rule says (egress ask mode).
     Ask(crate::service::QuestionInfo),
     /// What a session created, changed and deleted in its workspace: `lines` from
@@ -111,8 +115,13 @@ pub enum Dialog {
         lines: Vec<String>,
         scroll: usize,
     },
-    /// A text prompt: filter the current list, or search recordings / the player.
-    Prompt { purpose: Prompt, field: Field },
+    /// A text prompt: filter the current list, or search recordings / the player. Enter
+    /// applies it; Esc puts back the filter there was before (`before`).
+    Prompt {
+        purpose: Prompt,
+        field: Field,
+        before: String,
+    },
     /// The Admin view's: users, roles, keys ([`super::admin`]).
     Admin(super::admin::AdminDialog),
 }
@@ -142,7 +151,14 @@ pub struct App {
     pub tab: Tab,
     pub sessions: Vec<SessionRow>,
     pub selected: usize,
+    /// The selected session's screen as the preview shows it: its live rows, or scrolled
+    /// back `preview_back` lines (of `preview_most`) through its scrollback, where it holds
+    /// still until scrolled again or back to live.
     pub preview: Vec<String>,
+    pub preview_back: usize,
+    pub preview_most: usize,
+    /// The session the preview is of.
+    preview_of: Option<crate::sessions::SessionId>,
     pub recordings: Vec<RecordingEntry>,
     pub rec_selected: usize,
     pub audit: Vec<serde_json::Value>,
@@ -157,6 +173,8 @@ pub struct App {
     pub help: bool,
     pub status: String,
     pub size: (u16, u16),
+    /// Whether quitting ends the sessions (the embedded host): then `q` asks first.
+    pub quitting: super::Quitting,
     last_refresh: std::time::Instant,
     /// Set when the user may no longer use the TUI (locked, removed): the run loop ends
     /// with this message.
@@ -197,6 +215,9 @@ impl App {
             sessions: Vec::new(),
             selected: 0,
             preview: Vec::new(),
+            preview_back: 0,
+            preview_most: 0,
+            preview_of: None,
             recordings: Vec::new(),
             rec_selected: 0,
             audit: Vec::new(),
@@ -211,6 +232,7 @@ impl App {
             help: false,
             status: String::new(),
             size,
+            quitting: super::Quitting::LeavesSessions,
             last_refresh: std::time::Instant::now(),
             ended: None,
             put_aside: Vec::new(),
@@ -367,13 +389,56 @@ impl App {
             }
         }
         self.selected = self.selected.min(self.sessions.len().saturating_sub(1));
-        self.preview = match self.selected_session() {
-            Some(s) => self
+        let of = self.selected_session().map(|s| s.id);
+        if of != self.preview_of {
+            self.preview_back = 0;
+        }
+        // Scrolled back, the preview holds still while it is read.
+        if of != self.preview_of || self.preview_back == 0 {
+            self.load_preview(self.preview_back);
+        }
+    }
+
+    /// Reads the selected session's screen into the preview, `back` lines up from live.
+    fn load_preview(&mut self, back: usize) {
+        self.preview_of = self.selected_session().map(|s| s.id);
+        let height = super::view::preview_height(self.size, self.sessions.len());
+        let window = match self.preview_of {
+            Some(id) => self
                 .svc
-                .preview(&self.me, &s.id.to_string())
+                .preview(&self.me, &id.to_string(), back, height)
                 .unwrap_or_default(),
-            None => Vec::new(),
+            None => Default::default(),
         };
+        self.preview = window.lines;
+        self.preview_back = window.back;
+        self.preview_most = window.most;
+    }
+
+    /// A new terminal size: a view scrolled back keeps its place at its new height.
+    pub fn resize(&mut self, size: (u16, u16)) {
+        self.size = size;
+        if self.preview_back > 0 {
+            self.load_preview(self.preview_back);
+        }
+        if let Some(p) = self.player.as_mut() {
+            if let Some(back) = p.back.take().map(|w| w.back) {
+                p.scroll(back as isize, super::view::player_height(size));
+            }
+        }
+    }
+
+    /// Scrolls the preview `by` lines up (down if negative) through the selected session's
+    /// scrollback.
+    fn scroll_preview(&mut self, by: isize) {
+        if self.selected_session().is_none() {
+            return;
+        }
+        let to = self.preview_back.saturating_add_signed(by);
+        self.load_preview(to);
+        if by > 0 && self.preview_back == 0 {
+            self.status = "nothing above the screen to scroll back to".into();
+        }
     }
 
     pub fn visible_recordings(&self) -> Vec<&RecordingEntry> {
@@ -420,7 +485,7 @@ impl App {
             return Effect::None;
         }
         match key {
-            Key::Char('q') | Key::Ctrl('c') => return Effect::Quit,
+            Key::Char('q') | Key::Ctrl('c') => return self.quit(),
             Key::Char('?') => self.help = true,
             Key::Tab | Key::Right if self.tab != Tab::Sessions || key == Key::Tab => self.cycle(1),
             Key::BackTab => self.cycle(-1),
@@ -436,11 +501,22 @@ impl App {
                         label: "filter",
                         text: self.filter.clone(),
                     },
+                    before: self.filter.clone(),
                 })
             }
             Key::Esc if !self.filter.is_empty() => {
                 self.filter.clear();
             }
+            // The sessions view's pages scroll the preview back (the list is rarely long).
+            Key::PageUp if self.tab == Tab::Sessions => {
+                let page = page(super::view::preview_height(self.size, self.sessions.len()));
+                self.scroll_preview(page)
+            }
+            Key::PageDown if self.tab == Tab::Sessions => {
+                let page = page(super::view::preview_height(self.size, self.sessions.len()));
+                self.scroll_preview(-page)
+            }
+            Key::Esc if self.tab == Tab::Sessions && self.preview_back > 0 => self.load_preview(0),
             Key::Char('S') if self.may(Action::ManageSecrets { own: true }) => {
                 self.open_secrets(false)
             }
@@ -475,6 +551,23 @@ impl App {
                 };
             }
         }
+        Effect::None
+    }
+
+    /// Quits; where the sessions end with the TUI and some still run, asks first.
+    fn quit(&mut self) -> Effect {
+        if self.quitting == super::Quitting::LeavesSessions {
+            return Effect::Quit;
+        }
+        let running = self
+            .svc
+            .sessions(&self.me)
+            .map(|list| list.iter().filter(|s| s.exit_status().is_none()).count())
+            .unwrap_or(0);
+        if running == 0 {
+            return Effect::Quit;
+        }
+        self.dialog = Some(Dialog::ConfirmQuit { running });
         Effect::None
     }
 
@@ -639,6 +732,7 @@ impl App {
                         label: "search recordings for",
                         text: String::new(),
                     },
+                    before: self.filter.clone(),
                 })
             }
             Key::Char('f') => {
@@ -741,7 +835,16 @@ impl App {
                         label: "find in this recording",
                         text: p.search.clone(),
                     },
+                    before: self.filter.clone(),
                 })
+            }
+            Key::PageUp | Key::PageDown => {
+                let height = super::view::player_height(self.size);
+                let page = page(height);
+                let by = if key == Key::PageUp { page } else { -page };
+                if !p.scroll(by, height) && by > 0 {
+                    self.status = "nothing above the screen to scroll back to".into();
+                }
             }
             Key::Char('?') => self.help = true,
             _ => {}
@@ -872,12 +975,17 @@ impl App {
             return Effect::None;
         };
         if key == Key::Esc {
-            if let Dialog::Ask(q) = dialog {
-                self.put_aside.push((q.session, q.ask));
-                self.status = format!(
-                    "question {} of session {} put aside: `questions` and `answer` over SSH, or the API, still answer it",
-                    q.ask, q.session
-                );
+            match dialog {
+                Dialog::Ask(q) => {
+                    self.put_aside.push((q.session, q.ask));
+                    self.status = format!(
+                        "question {} of session {} put aside: `questions` and `answer` over SSH, or the API, still answer it",
+                        q.ask, q.session
+                    );
+                }
+                // Cancelled: the list as it was filtered before.
+                Dialog::Prompt { before, .. } => self.filter = std::mem::take(before),
+                _ => {}
             }
             self.dialog = None;
             return Effect::None;
@@ -994,18 +1102,28 @@ impl App {
                     edit(&mut field.text, key);
                 }
             }
-            Dialog::ConfirmEnd { id, .. } => {
-                let id = *id;
-                self.dialog = None;
-                if matches!(key, Key::Char('y') | Key::Char('Y')) {
+            Dialog::ConfirmEnd { id, .. } => match confirmation(key) {
+                Some(true) => {
+                    let id = *id;
+                    self.dialog = None;
                     match self.svc.end_session(&self.me, &id.to_string()) {
                         Ok(()) => self.status = format!("session {} ended", id.short()),
                         Err(e) => self.status = e.to_string(),
                     }
                     self.refresh_sessions();
                 }
-            }
-            Dialog::Prompt { purpose, field } => {
+                Some(false) => self.dialog = None,
+                None => {}
+            },
+            Dialog::ConfirmQuit { .. } => match confirmation(key) {
+                Some(true) => {
+                    self.dialog = None;
+                    return Effect::Quit;
+                }
+                Some(false) => self.dialog = None,
+                None => {}
+            },
+            Dialog::Prompt { purpose, field, .. } => {
                 if key != Key::Enter {
                     edit(&mut field.text, key);
                     if *purpose == Prompt::Filter {
@@ -1058,6 +1176,21 @@ impl App {
             }
             Err(e) => self.status = e.to_string(),
         }
+    }
+}
+
+/// A page for scrolling: half what the view shows.
+fn page(height: usize) -> isize {
+    (height / 2).max(1) as isize
+}
+
+/// A confirmation's answer: yes (`y`, Enter), no (`n`; Esc closes every dialog), or not an
+/// answer (the dialog stays: a stray key neither confirms nor cancels).
+fn confirmation(key: Key) -> Option<bool> {
+    match key {
+        Key::Char('y' | 'Y') | Key::Enter => Some(true),
+        Key::Char('n' | 'N') | Key::Esc => Some(false),
+        _ => None,
     }
 }
 

@@ -1,8 +1,15 @@
-//! The one-line question over an attached session (SSH `attach` and the TUI's attach):
-//! while the session's proxy waits for its owner's answer (`[network] unknown = "ask"`),
-//! the terminal's last row shows the question, and `o`, `s` or `d` answer it; once it is
-//! gone (answered here or elsewhere, or the wait ran out) the row is drawn again from the
-//! session's screen.
+//! The one line cordon draws over an attached session (SSH `attach`, `new` and `observe`,
+//! and the TUI's attach): for a few seconds after attaching, which session this is and how
+//! to leave it; while the session's proxy waits for its owner's answer (`[network] unknown =
+//! "ask"`), the question, which `o`, `s` or `d` answer. Once neither is up (the notice's time
+//! is over or a key was typed; the question answered here or elsewhere, or its wait ran
+//! out) the row is drawn again from the session's screen.
+//!
+//! Why the last row for the notice: printed before the session's screen is drawn, it would
+//! be wiped by that drawing at once (which begins by clearing the screen); in the terminal's
+//! title, programs overwrite it (Claude Code sets its own) and many terminals and
+//! multiplexers do not show it. Over the last row, as GNU screen shows its messages, it is
+//! seen where the user looks, and leaves the program's screen as it was once gone.
 //!
 //! It disturbs the screen no more than it must: only the last row, drawn only where the
 //! output sent so far ends between escape sequences, and without DECSC/DECRC (the program
@@ -19,6 +26,13 @@ use sandbox::egress::Answer;
 /// typed for the program, before its owner could read the question.
 const GUARD: Duration = Duration::from_millis(600);
 
+/// How long the notice on attaching stays up, unless a key comes first.
+pub const NOTICE_FOR: Duration = Duration::from_secs(4);
+
+/// The least wait before the line is tried again when it is due: output that stopped inside
+/// an escape sequence leaves it as it is until more comes, and the wait must not spin.
+pub const AGAIN: Duration = Duration::from_millis(20);
+
 /// What a key does while the question line is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyOutcome {
@@ -30,33 +44,78 @@ pub enum KeyOutcome {
     Answer(u64, Answer),
 }
 
-/// The question line of one attached viewer.
+/// What the line shows on the client's screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Nothing,
+    Notice,
+    /// Question `ask`, since when.
+    Question(u64, Instant),
+}
+
+/// The line of one attached viewer.
 pub struct AskLine {
-    /// The question on screen and when it appeared.
-    shown: Option<(u64, Instant)>,
+    shown: Shown,
+    /// The notice on attaching and until when it stays up (None: gone for good).
+    notice: Option<(String, Instant)>,
     /// Where the output sent so far leaves the client's parser.
     state: Parse,
     /// Whether this viewer is the session's owner, typing: only they are asked.
     asks: bool,
+    /// The line was drawn on the main screen and the program has since gone to the
+    /// alternate one: the client's main screen still shows it there, for when it is back.
+    main_stale: bool,
+    /// The client has a terminal to draw on and to give back.
+    terminal: bool,
+}
+
+/// The notice on attaching: which session (its name, and its id as lists show it) and the
+/// key that leaves it.
+pub fn notice(s: &Session, writer: bool, detach_key: &str) -> String {
+    let name = s.name();
+    let id = s.id.short();
+    if writer {
+        format!("[cordon] attached to \"{name}\" (id {id}) \u{2014} {detach_key} detaches")
+    } else {
+        format!("[cordon] observing \"{name}\" (id {id}), read-only \u{2014} {detach_key} stops")
+    }
 }
 
 impl AskLine {
-    pub fn new(s: &Session, viewer: &Viewer) -> AskLine {
+    /// The line of `viewer` on a terminal, beginning with the notice on attaching
+    /// (`detach_key` named).
+    pub fn new(s: &Session, viewer: &Viewer, detach_key: &str) -> AskLine {
         AskLine {
-            shown: None,
+            shown: Shown::Nothing,
+            notice: Some((
+                notice(s, viewer.writer, detach_key),
+                Instant::now() + NOTICE_FOR,
+            )),
             state: Parse::Ground,
             asks: viewer.writer && viewer.user_id == s.owner_id,
+            main_stale: false,
+            terminal: true,
         }
     }
 
-    /// The session's pending output for this viewer, and after it the question line drawn,
-    /// redrawn (the output may have written over it) or taken away.
+    /// For a client without a terminal (`ssh HOST observe ID > log`): the session's output
+    /// alone, without a line, and nothing to give back at the end.
+    pub fn without_terminal(s: &Session, viewer: &Viewer) -> AskLine {
+        AskLine {
+            notice: None,
+            terminal: false,
+            ..AskLine::new(s, viewer, "")
+        }
+    }
+
+    /// The session's pending output for this viewer, and after it the line drawn, redrawn
+    /// (the output may have written over it) or taken away.
     pub fn drain(&mut self, s: &Session, viewer: &Viewer) -> Vec<u8> {
-        if !self.asks || (self.shown.is_none() && s.egress.questions().is_empty()) {
+        let asking = self.asks
+            && (matches!(self.shown, Shown::Question(..)) || !s.egress.questions().is_empty());
+        if !asking && self.notice.is_none() && self.shown == Shown::Nothing && !self.main_stale {
             let out = viewer.drain();
-            if self.asks {
-                self.state = self.state.after_tail(&out);
-            }
+            self.state = self.state.after_tail(&out);
             return out;
         }
         s.drain_with(viewer, |screen, out| {
@@ -65,36 +124,135 @@ impl AskLine {
                 // Inside an escape sequence: drawn after a later drain.
                 return Vec::new();
             }
-            let question = s.egress.questions().into_iter().next();
-            match (question, self.shown) {
-                (Some(q), shown) => {
-                    if shown.map(|(a, _)| a) != Some(q.ask) {
-                        self.shown = Some((q.ask, Instant::now()));
-                    } else if out.is_empty() {
-                        return Vec::new();
-                    }
-                    // The keys first: on a narrow terminal the host's name is what is cut.
-                    // The session is the one on this screen: its id would only take room.
-                    let text = format!(
-                        " cordon: o allow once, s allow for the session, d deny: it asks to connect to {}:{} ({} s left) ",
-                        q.host,
-                        q.port,
-                        q.seconds_left()
-                    );
-                    overlay(screen, Some(&text))
-                }
-                (None, Some(_)) => {
-                    self.shown = None;
-                    overlay(screen, None)
-                }
-                (None, None) => Vec::new(),
-            }
+            self.draw(s, screen, !out.is_empty())
         })
     }
 
-    /// What typed bytes do while the question line may be up.
+    /// The line as it should be now: the question first, else the notice while it lasts,
+    /// else the session's own row (drawn again once, after either). Redrawn only when the
+    /// output may have written over it (`written`) or what it shows changes.
+    fn draw(&mut self, s: &Session, screen: &vt100::Screen, written: bool) -> Vec<u8> {
+        let text = self.text(s, written);
+        let main = !screen.alternate_screen();
+        match text {
+            Some(Some(text)) => {
+                self.main_stale |= main;
+                overlay(screen, Some(&text))
+            }
+            Some(None) => {
+                if main {
+                    self.main_stale = false;
+                }
+                overlay(screen, None)
+            }
+            None if self.main_stale && main && self.shown == Shown::Nothing => {
+                // Back on the main screen, where an old line still shows.
+                self.main_stale = false;
+                overlay(screen, None)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// What to draw now: `Some(Some(text))` the line, `Some(None)` the session's own row,
+    /// `None` nothing.
+    fn text(&mut self, s: &Session, written: bool) -> Option<Option<String>> {
+        let question = if self.asks {
+            s.egress.questions().into_iter().next()
+        } else {
+            None
+        };
+        if let Some(q) = question {
+            // A question ends the notice: once answered, the row is the program's again.
+            self.notice = None;
+            match self.shown {
+                Shown::Question(ask, _) if ask == q.ask => {
+                    if !written {
+                        return None;
+                    }
+                }
+                _ => self.shown = Shown::Question(q.ask, Instant::now()),
+            }
+            // The keys first: on a narrow terminal the host's name is what is cut.
+            // The session is the one on this screen: its id would only take room.
+            return Some(Some(format!(
+                " cordon: o allow once, s allow for the session, d deny: it asks to connect to {}:{} ({} s left) ",
+                q.host,
+                q.port,
+                q.seconds_left()
+            )));
+        }
+        if self
+            .notice
+            .as_ref()
+            .is_some_and(|(_, until)| Instant::now() >= *until)
+        {
+            self.notice = None;
+        }
+        if let Some((text, _)) = &self.notice {
+            if self.shown == Shown::Notice && !written {
+                return None;
+            }
+            self.shown = Shown::Notice;
+            return Some(Some(text.clone()));
+        }
+        if self.shown != Shown::Nothing {
+            self.shown = Shown::Nothing;
+            return Some(None);
+        }
+        None
+    }
+
+    /// When the line must be drawn again though no output comes: the notice's end (past,
+    /// once it is over and still on screen; a face waits at least [`AGAIN`]).
+    pub fn due(&self) -> Option<Instant> {
+        match (&self.notice, self.shown) {
+            (Some((_, until)), _) => Some(*until),
+            (None, Shown::Notice) => Some(Instant::now()),
+            _ => None,
+        }
+    }
+
+    /// What a client leaving gets last: the session's pending output, the line taken away,
+    /// and the bytes that give its terminal back ([`Session::leave`]).
+    pub fn leave(&mut self, s: &Session, viewer: &Viewer) -> Vec<u8> {
+        if !self.terminal {
+            return viewer.drain();
+        }
+        let shown = self.shown != Shown::Nothing;
+        self.shown = Shown::Nothing;
+        self.notice = None;
+        let mut stale_row = None;
+        let mut bytes = s.leave(viewer, |screen, out| {
+            self.state = self.state.after_tail(out);
+            if self.main_stale && screen.alternate_screen() {
+                stale_row = Some(screen.size().0.get());
+            }
+            if !shown {
+                return Vec::new();
+            }
+            // CAN first: the output may have stopped inside a sequence.
+            let mut bytes = vec![0x18];
+            bytes.extend(overlay(screen, None));
+            bytes
+        });
+        if let Some(row) = stale_row {
+            // Back on the main screen (the restore leaves the alternate one), the line drawn
+            // there before the program left it goes; what the row held is not known.
+            bytes.extend_from_slice(format!("\x1b7\x1b[{row};1H\x1b[2K\x1b8").as_bytes());
+        }
+        bytes
+    }
+
+    /// What typed bytes do while the line may be up: a key for the program ends the notice
+    /// (the row may be where the program echoes it).
     pub fn key(&mut self, bytes: &[u8]) -> KeyOutcome {
-        let Some((ask, since)) = self.shown else {
+        let Shown::Question(ask, since) = self.shown else {
+            if !bytes.is_empty() {
+                if let Some(notice) = self.notice.as_mut() {
+                    notice.1 = Instant::now();
+                }
+            }
             return KeyOutcome::Pass;
         };
         if since.elapsed() < GUARD {

@@ -127,7 +127,7 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
                 let _ = tokio::task::spawn_blocking(move || svc.maintain()).await;
             }
         });
-        super::run(s, m, size, input, out).await;
+        super::run(s, m, size, super::Quitting::EndsSessions, input, out).await;
         maintenance.abort();
         Ok(())
     });

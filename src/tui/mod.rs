@@ -55,11 +55,20 @@ impl Sink {
     }
 }
 
+/// The TUI's own screen: the alternate one (the shell's stays as it was), the cursor hidden,
+/// cleared. Sent again after an attached session, once its modes are undone
+/// (`Session::leave`): the session may have left the alternate screen, or been on it.
 const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J";
 const LEAVE: &[u8] = b"\x1b[0m\x1b[?25h\x1b[?1049l";
-/// Undoes what a session may have switched on (application keys, mouse, bracketed paste)
-/// before the TUI draws again.
-const RESET: &[u8] = b"\x1b[0m\x1b[?1l\x1b>\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25l\x1b[H\x1b[2J";
+
+/// Whether quitting the TUI ends the sessions it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quitting {
+    /// The embedded host (`cordon` with no arguments) ends with its TUI: `q` asks first.
+    EndsSessions,
+    /// Over SSH or `cordon tui`, the sessions belong to `cordon serve` and live on.
+    LeavesSessions,
+}
 
 fn rect(size: (u16, u16)) -> Rect {
     Rect::new(0, 0, size.0.max(20), size.1.max(6))
@@ -84,6 +93,7 @@ pub async fn run(
     svc: Arc<Service>,
     me: Principal,
     size: (u16, u16),
+    quitting: Quitting,
     mut input: UnboundedReceiver<Input>,
     out: UnboundedSender<Vec<u8>>,
 ) {
@@ -93,6 +103,7 @@ pub async fn run(
     };
     let detach_key = svc.config().detach_key;
     let mut app = App::new(svc.clone(), me, size);
+    app.quitting = quitting;
     let _ = out.send(ENTER.to_vec());
     'outer: loop {
         if terminal.draw(|f| view::draw(f, &app)).is_err() {
@@ -122,7 +133,7 @@ pub async fn run(
         match msg {
             None => break,
             Some(Input::Resize(c, r)) => {
-                app.size = (c, r);
+                app.resize((c, r));
                 let _ = out.send(b"\x1b[H\x1b[2J".to_vec());
                 match self::terminal(&sink, app.size) {
                     Some(t) => terminal = t,
@@ -151,16 +162,21 @@ pub async fn run(
         };
         // Full-screen passthrough until the detach key or the session's end.
         let _ = out.send(b"\x1b[0m\x1b[H\x1b[2J\x1b[?25h".to_vec());
-        let mut ask = ask_line::AskLine::new(&session, &viewer);
+        let mut ask = ask_line::AskLine::new(&session, &viewer, &svc.config().detach_key_name);
         let ended = loop {
             if let Some(why) = viewer.revoked() {
                 app.ended = Some(why);
                 break None;
             }
             if let Some(code) = session.exit_status() {
-                let _ = out.send(ask.drain(&session, &viewer));
                 break Some(code);
             }
+            // At most half a second without output (a session's end, a revocation), and
+            // the line's own time (the notice going; not sooner than `ask_line::AGAIN`).
+            let wait = ask.due().map_or(Duration::from_millis(500), |at| {
+                at.saturating_duration_since(std::time::Instant::now())
+                    .clamp(ask_line::AGAIN, Duration::from_millis(500))
+            });
             tokio::select! {
                 m = input.recv() => match m {
                     None => {
@@ -200,9 +216,16 @@ pub async fn run(
                 _ = viewer.notify.notified() => {
                     let _ = out.send(ask.drain(&session, &viewer));
                 }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(wait) => {
+                    let bytes = ask.drain(&session, &viewer);
+                    if !bytes.is_empty() {
+                        let _ = out.send(bytes);
+                    }
+                }
             }
         };
+        // The rest of its output, then the terminal given back (its modes undone).
+        let _ = out.send(ask.leave(&session, &viewer));
         svc.detach(&app.me, &session, &viewer);
         if app.ended.is_some() {
             break 'outer;
@@ -219,7 +242,7 @@ pub async fn run(
                 session.id.short()
             ),
         };
-        let _ = out.send(RESET.to_vec());
+        let _ = out.send(ENTER.to_vec());
         match self::terminal(&sink, app.size) {
             Some(t) => terminal = t,
             None => break,

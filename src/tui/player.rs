@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::record::format::{self, Event, Recording};
 use crate::record::play::Screen;
+use crate::sessions::screen::{window, Window, SCROLLBACK};
 
 pub struct Player {
     pub id: String,
@@ -28,6 +29,8 @@ pub struct Player {
     /// Text being searched, and the times it appeared on screen.
     pub search: String,
     pub hits: Vec<(u64, String)>,
+    /// Scrolled back through the lines that scrolled off (paused meanwhile): what shows.
+    pub back: Option<Window>,
     last_tick: Option<Instant>,
 }
 
@@ -46,7 +49,7 @@ impl Player {
             .filter(|e| matches!(e.kind, "exec" | "net"))
             .map(|e| (e.at_us, e.words))
             .collect();
-        let screen = Screen::new(rec.header.cols, rec.header.rows);
+        let screen = Screen::with_scrollback(rec.header.cols, rec.header.rows, SCROLLBACK);
         let mut p = Player {
             id,
             user,
@@ -62,6 +65,7 @@ impl Player {
             timeline,
             search: String::new(),
             hits: Vec::new(),
+            back: None,
             last_tick: None,
         };
         p.seek(0);
@@ -106,12 +110,17 @@ impl Player {
     /// Draws the screen at `at` µs: from the last keyframe at or before it.
     pub fn seek(&mut self, at: u64) {
         let at = at.min(self.duration);
-        let start = self
+        // From the keyframe before the last one at or before `at`: the lines that scrolled
+        // off between the two are the scrollback (a keyframe comes every 1 MiB of output).
+        let mut keyframes = self
             .events()
             .iter()
-            .rposition(|e| e.kind == format::KEYFRAME && e.at_us <= at)
-            .unwrap_or(0);
-        let mut screen = Screen::new(self.rec.header.cols, self.rec.header.rows);
+            .enumerate()
+            .filter(|(_, e)| e.kind == format::KEYFRAME && e.at_us <= at)
+            .map(|(i, _)| i);
+        let start = keyframes.nth_back(1).unwrap_or(0);
+        let mut screen =
+            Screen::with_scrollback(self.rec.header.cols, self.rec.header.rows, SCROLLBACK);
         let mut next = start;
         while let Some(e) = self.events().get(next) {
             if e.at_us > at {
@@ -123,12 +132,14 @@ impl Player {
         self.screen = screen;
         self.next = next;
         self.at = at;
+        self.back = None;
         self.last_tick = None;
     }
 
     /// One event forward (paused stepping).
     pub fn step(&mut self) {
         self.playing = false;
+        self.back = None;
         if let Some(e) = self.events().get(self.next).cloned() {
             self.screen.apply(&e);
             self.at = e.at_us;
@@ -140,6 +151,7 @@ impl Player {
         if !self.playing && self.at >= self.duration {
             self.seek(0);
         }
+        self.back = None;
         self.playing = !self.playing;
         self.last_tick = None;
     }
@@ -208,7 +220,28 @@ impl Player {
         self.hits.len()
     }
 
+    /// Scrolls the screen `by` lines up (down if negative) through the lines that scrolled
+    /// off it, `height` lines shown; paused meanwhile. False when there is nothing above.
+    pub fn scroll(&mut self, by: isize, height: usize) -> bool {
+        let now = self.back.as_ref().map_or(0, |w| w.back);
+        let to = now.saturating_add_signed(by);
+        self.back = None;
+        if to == 0 {
+            return true;
+        }
+        self.playing = false;
+        self.last_tick = None;
+        let w = window(self.screen.parser.screen_mut(), to, height);
+        let moved = w.back > 0;
+        self.back = moved.then_some(w);
+        moved
+    }
+
+    /// What the screen shows: the rows now, or the lines scrolled back to.
     pub fn rows(&self) -> Vec<String> {
+        if let Some(w) = &self.back {
+            return w.lines.clone();
+        }
         let s = self.screen.parser.screen();
         let (_, cols) = s.size();
         s.rows(0, cols.get()).collect()

@@ -114,6 +114,14 @@ async fn serve(svc: Arc<Service>, stream: UnixStream) {
         }
         let _ = wr.shutdown().await;
     });
-    super::run(svc, me, size, in_rx, out_tx).await;
+    super::run(
+        svc,
+        me,
+        size,
+        super::Quitting::LeavesSessions,
+        in_rx,
+        out_tx,
+    )
+    .await;
     let _ = writer.await;
 }

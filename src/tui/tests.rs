@@ -335,6 +335,7 @@ fn recordings_view_and_filter() {
             label: "search recordings for",
             text: "panic".into(),
         },
+        before: "alice".into(),
     });
     snapshots("recordings_search_prompt", &mut a);
 }
@@ -701,4 +702,483 @@ fn the_admin_view_removes_a_user_only_after_y_and_never_the_last_admin() {
         "{:?}",
         a.dialog
     );
+}
+
+/// A session of alice's running `command` (unconfined: see `sessions::Launcher`).
+fn start(a: &App, command: &[&str]) -> Arc<crate::sessions::Session> {
+    let req = crate::service::NewSession {
+        command: command.iter().map(|w| w.to_string()).collect(),
+        cols: 80,
+        rows: 24,
+        term: "xterm".into(),
+        ..Default::default()
+    };
+    a.svc.create_session(&a.me, req).expect("a session")
+}
+
+/// Waits until `f` holds (a session's output, its end).
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed().as_secs() < 10, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The footer's text at 160 columns (wide enough for every dialog's keys).
+fn footer(a: &App) -> String {
+    render(a, (160, 48))
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn q_in_the_embedded_tui_asks_before_ending_running_sessions_and_does_what_its_footer_says() {
+    use super::app::Effect;
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    a.quitting = super::Quitting::EndsSessions;
+    // No session running: q quits at once.
+    assert!(matches!(a.key(Key::Char('q')), Effect::Quit));
+    let s = start(&a, &["cat"]);
+    assert!(matches!(a.key(Key::Char('q')), Effect::None));
+    assert!(
+        matches!(a.dialog, Some(Dialog::ConfirmQuit { running: 1 })),
+        "{:?}",
+        a.dialog
+    );
+    let f = footer(&a);
+    assert!(
+        f.contains("y Enter end them and quit") && f.contains("n Esc stay"),
+        "{f}"
+    );
+    // n and Esc stay; a stray key neither quits nor closes the question.
+    for stay in [Key::Char('n'), Key::Esc] {
+        a.key(Key::Char('q'));
+        assert!(matches!(a.key(stay), Effect::None));
+        assert!(a.dialog.is_none(), "{stay:?} closes the dialog");
+    }
+    a.key(Key::Ctrl('c'));
+    assert!(matches!(a.key(Key::Char('x')), Effect::None));
+    assert!(matches!(a.dialog, Some(Dialog::ConfirmQuit { .. })));
+    // y and Enter quit.
+    assert!(matches!(a.key(Key::Enter), Effect::Quit));
+    a.key(Key::Char('q'));
+    assert!(matches!(a.key(Key::Char('y')), Effect::Quit));
+    assert!(
+        s.exit_status().is_none(),
+        "the TUI's loop ends them, not the key"
+    );
+    // Over SSH or `cordon tui` the sessions live on: q quits at once.
+    a.dialog = None;
+    a.quitting = super::Quitting::LeavesSessions;
+    assert!(matches!(a.key(Key::Char('q')), Effect::Quit));
+    s.kill();
+}
+
+#[test]
+fn quit_dialog() {
+    let (_d, mut a) = app(Role::Developer);
+    a.dialog = Some(Dialog::ConfirmQuit { running: 2 });
+    snapshots("quit_dialog", &mut a);
+}
+
+#[test]
+fn the_end_session_dialog_ends_on_y_or_enter_and_keeps_on_n_or_esc() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    let s = start(&a, &["cat"]);
+    a.refresh();
+    a.selected = a.sessions.iter().position(|r| r.id == s.id).unwrap();
+    for keep in [Key::Char('n'), Key::Esc] {
+        a.key(Key::Char('x'));
+        assert!(matches!(a.dialog, Some(Dialog::ConfirmEnd { .. })));
+        let f = footer(&a);
+        assert!(
+            f.contains("y Enter end it") && f.contains("n Esc keep it"),
+            "{f}"
+        );
+        a.key(Key::Char('a'));
+        assert!(
+            matches!(a.dialog, Some(Dialog::ConfirmEnd { .. })),
+            "a stray key neither ends nor keeps"
+        );
+        a.key(keep);
+        assert!(a.dialog.is_none());
+        assert!(
+            s.exit_status().is_none() && !s.ending(),
+            "{keep:?} keeps it"
+        );
+    }
+    a.key(Key::Char('x'));
+    a.key(Key::Enter);
+    assert_eq!(a.status, format!("session {} ended", s.id.short()));
+    until("the session's end", || s.exit_status().is_some());
+}
+
+#[test]
+fn the_rename_dialog_renames_on_enter_and_cancels_on_esc() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    let s = start(&a, &["cat"]);
+    a.refresh();
+    a.selected = a.sessions.iter().position(|r| r.id == s.id).unwrap();
+    let name = s.name();
+    a.key(Key::Char('r'));
+    let f = footer(&a);
+    assert!(
+        f.contains("Enter rename") && f.contains("Esc cancel"),
+        "{f}"
+    );
+    a.key(Key::Char('x'));
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+    assert_eq!(s.name(), name, "Esc renames nothing");
+    a.key(Key::Char('r'));
+    a.key(Key::Ctrl('u'));
+    for c in "build".chars() {
+        a.key(Key::Char(c));
+    }
+    a.key(Key::Enter);
+    assert_eq!(s.name(), "build");
+    s.kill();
+}
+
+#[test]
+fn the_new_session_dialog_moves_between_fields_and_esc_starts_nothing() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    a.key(Key::Char('n'));
+    let f = footer(&a);
+    assert!(
+        f.contains("Tab ↑↓ field")
+            && f.contains("←→ Space profile")
+            && f.contains("Enter start")
+            && f.contains("Esc cancel"),
+        "{f}"
+    );
+    let profile = |a: &App| match &a.dialog {
+        Some(Dialog::New { profile, focus, .. }) => (*profile, *focus),
+        d => panic!("{d:?}"),
+    };
+    let (first, _) = profile(&a);
+    a.key(Key::Right);
+    assert_ne!(profile(&a).0, first, "→ changes the profile");
+    a.key(Key::Tab);
+    assert_eq!(profile(&a).1, 1, "Tab: the next field");
+    assert!(!footer(&a).contains("profile"), "←→ only on the profile");
+    a.key(Key::Up);
+    assert_eq!(profile(&a).1, 0, "↑: the one before");
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+    assert!(
+        a.svc.sessions(&a.me).unwrap().is_empty(),
+        "Esc starts nothing"
+    );
+}
+
+#[test]
+fn a_filter_prompt_keeps_the_filter_on_enter_and_puts_the_old_one_back_on_esc() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Auditor);
+    a.tab = Tab::Recordings;
+    a.recordings = recordings();
+    a.key(Key::Char('/'));
+    let f = footer(&a);
+    assert!(
+        f.contains("Enter filter") && f.contains("Esc cancel"),
+        "{f}"
+    );
+    for c in "bob".chars() {
+        a.key(Key::Char(c));
+    }
+    assert_eq!(
+        a.visible_recordings().len(),
+        1,
+        "the list follows the typing"
+    );
+    a.key(Key::Enter);
+    assert_eq!(a.filter, "bob");
+    a.key(Key::Char('/'));
+    a.key(Key::Backspace);
+    a.key(Key::Esc);
+    assert_eq!(a.filter, "bob", "Esc cancels the change");
+    a.key(Key::Char('s'));
+    let f = footer(&a);
+    assert!(
+        f.contains("Enter search") && f.contains("Esc cancel"),
+        "{f}"
+    );
+    a.key(Key::Char('x'));
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none() && a.player.is_none());
+}
+
+#[test]
+fn the_files_dialog_scrolls_and_closes_on_each_key_its_footer_names() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    for close in [Key::Char('q'), Key::Enter, Key::Esc] {
+        a.dialog = Some(Dialog::Files {
+            title: " Files ".into(),
+            lines: files_summary().lines(),
+            scroll: 0,
+        });
+        let f = footer(&a);
+        assert!(
+            f.contains("↑↓ PgUp PgDn g G scroll") && f.contains("q Enter Esc close"),
+            "{f}"
+        );
+        a.key(Key::Down);
+        a.key(Key::PageDown);
+        a.key(Key::Char('G'));
+        let Some(Dialog::Files { scroll, lines, .. }) = &a.dialog else {
+            panic!()
+        };
+        assert_eq!(*scroll, lines.len() - 1);
+        a.key(Key::Char('g'));
+        assert!(matches!(a.dialog, Some(Dialog::Files { scroll: 0, .. })));
+        a.key(close);
+        assert!(a.dialog.is_none(), "{close:?} closes it");
+    }
+}
+
+#[test]
+fn a_network_question_is_answered_by_its_keys_and_put_aside_by_esc() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    let q = crate::service::QuestionInfo {
+        session: fixture_id(3),
+        session_name: "alice-3".into(),
+        ask: 1,
+        protocol: "connect".into(),
+        host: "pkg.example.org".into(),
+        port: 443,
+        asked: "2026-12-01T17:00:00.000Z".into(),
+        seconds_left: 52,
+    };
+    a.dialog = Some(Dialog::Ask(q.clone()));
+    let f = footer(&a);
+    assert!(
+        f.contains("o allow once")
+            && f.contains("s allow for the session")
+            && f.contains("d deny")
+            && f.contains("Esc later"),
+        "{f}"
+    );
+    a.key(Key::Char('x'));
+    assert!(matches!(a.dialog, Some(Dialog::Ask(_))), "not an answer");
+    a.key(Key::Esc);
+    assert!(
+        a.dialog.is_none() && a.status.contains("put aside"),
+        "{}",
+        a.status
+    );
+    a.dialog = Some(Dialog::Ask(q));
+    a.key(Key::Char('d'));
+    // Session 3 is not there to answer: the dialog closes and says why.
+    assert!(a.dialog.is_none());
+    assert!(!a.status.is_empty());
+}
+
+#[test]
+fn the_secrets_dialog_offers_only_what_the_role_may_change() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    a.key(Key::Char('S'));
+    let f = footer(&a);
+    assert!(
+        f.contains("a add") && f.contains("d remove") && f.contains("Esc close"),
+        "{f}"
+    );
+    a.key(Key::Char('a'));
+    let f = footer(&a);
+    assert!(
+        f.contains("Enter next field") && f.contains("Esc cancel"),
+        "{f}"
+    );
+    a.key(Key::Tab);
+    assert!(footer(&a).contains("Enter save"));
+    a.key(Key::Esc);
+    assert!(
+        matches!(a.dialog, Some(Dialog::Secrets { form: None, .. })),
+        "Esc cancels the form, back to the list"
+    );
+    a.key(Key::Esc);
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn scrolling_the_preview_back_shows_lines_that_scrolled_off_and_holds_still() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Developer);
+    let s = start(
+        &a,
+        &[
+            "sh",
+            "-c",
+            "i=1; while [ $i -le 100 ]; do echo line $i; i=$((i+1)); done; exec cat",
+        ],
+    );
+    a.refresh();
+    a.selected = a.sessions.iter().position(|r| r.id == s.id).unwrap();
+    until("the last line", || {
+        a.refresh();
+        a.preview.iter().any(|l| l.trim_end() == "line 100")
+    });
+    assert!(!a.preview.iter().any(|l| l.trim_end() == "line 60"));
+    let f = footer(&a);
+    assert!(f.contains("PgUp PgDn scroll"), "{f}");
+    a.key(Key::PageUp);
+    a.key(Key::PageUp);
+    a.key(Key::PageUp);
+    assert!(
+        a.preview_back > 0 && a.preview_most >= 76,
+        "{} {}",
+        a.preview_back,
+        a.preview_most
+    );
+    assert!(
+        !a.preview.iter().any(|l| l.trim_end() == "line 100"),
+        "{:?}",
+        a.preview
+    );
+    let shown = render(&a, (80, 24));
+    assert!(shown.contains("lines back"), "{shown}");
+    let first: usize = a.preview[0]
+        .trim_start_matches("line ")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(first < 77, "a line that scrolled off the screen: {first}");
+    // Held while scrolled back: the preview does not follow the session.
+    s.input(b"more\n").unwrap();
+    until("the echo", || {
+        s.screen_window(0, 24)
+            .lines
+            .iter()
+            .any(|l| l.trim_end() == "more")
+    });
+    let held = a.preview.clone();
+    a.tick();
+    assert_eq!(a.preview, held);
+    // Back to the top of what is kept, and live again.
+    for _ in 0..20 {
+        a.key(Key::PageUp);
+    }
+    assert_eq!(a.preview[0].trim_end(), "line 1");
+    a.key(Key::Esc);
+    assert_eq!(a.preview_back, 0);
+    assert!(a.preview.iter().any(|l| l.trim_end() == "more"));
+    s.kill();
+}
+
+#[test]
+fn preview_scrolled_back() {
+    let (_d, mut a) = app(Role::Developer);
+    a.preview = (40..52).map(|i| format!("test t{i} ... ok")).collect();
+    a.preview_back = 31;
+    a.preview_most = 88;
+    snapshots("preview_scrolled_back", &mut a);
+}
+
+#[test]
+fn the_player_scrolls_back_through_lines_that_scrolled_off_and_plays_on_from_live() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Auditor);
+    a.tab = Tab::Recordings;
+    a.player = Some(player());
+    let live = a.player.as_ref().unwrap().rows();
+    assert!(!live.iter().any(|l| l.contains("step 0")), "{live:?}");
+    a.key(Key::PageUp);
+    a.key(Key::PageUp);
+    a.key(Key::PageUp);
+    let p = a.player.as_ref().unwrap();
+    assert!(!p.playing, "scrolling back pauses");
+    let back = p.back.as_ref().expect("scrolled back");
+    assert!(back.back > 0);
+    assert!(
+        p.rows().iter().any(|l| l.contains("step 0")),
+        "{:?}",
+        p.rows()
+    );
+    for size in SIZES {
+        a.resize(size);
+        insta::assert_snapshot!(
+            format!("player_scrolled_back_{}x{}", size.0, size.1),
+            render(&a, size)
+        );
+    }
+    a.key(Key::Char(' '));
+    let p = a.player.as_ref().unwrap();
+    assert!(p.back.is_none() && p.playing, "Space plays on, from live");
+}
+
+#[test]
+fn the_notice_on_attaching_names_the_session_goes_at_a_key_and_leaves_no_trace_behind() {
+    use super::ask_line::AskLine;
+    let (_d, a) = app(Role::Developer);
+    let s = start(
+        &a,
+        &[
+            "sh",
+            "-c",
+            "printf ready; read x; printf '\\033[?25l\\033[?1049hALT'; exec cat",
+        ],
+    );
+    until("the program", || {
+        s.screen_window(0, 24)
+            .lines
+            .iter()
+            .any(|l| l.contains("ready"))
+    });
+    let (s, v) = a.svc.attach(&a.me, &s.id.to_string(), true).unwrap();
+    let n = std::num::NonZeroU16::new;
+    let mut client = vt100::Parser::new(n(24).unwrap(), n(80).unwrap(), 0);
+    let last_row = |c: &vt100::Parser| c.screen().rows(0, 80).nth(23).unwrap_or_default();
+    let mut line = AskLine::new(&s, &v, "ctrl-\\");
+    client.process(&line.drain(&s, &v));
+    let want = format!(
+        "[cordon] attached to \"{}\" (id {}) \u{2014} ctrl-\\ detaches",
+        s.name(),
+        s.id.short()
+    );
+    assert!(
+        last_row(&client).starts_with(&want),
+        "{:?}",
+        last_row(&client)
+    );
+    assert!(client.screen().contents().contains("ready"));
+    assert!(line.due().is_some(), "it goes by itself too");
+    // A key for the program ends it; the program then takes the alternate screen.
+    assert_eq!(line.key(b"\n"), super::ask_line::KeyOutcome::Pass);
+    assert!(line.due().is_some_and(|at| at <= std::time::Instant::now()));
+    s.input(b"\n").unwrap();
+    until("the alternate screen", || {
+        s.screen_window(0, 24)
+            .lines
+            .iter()
+            .any(|l| l.contains("ALT"))
+    });
+    client.process(&line.drain(&s, &v));
+    assert!(client.screen().alternate_screen() && client.screen().hide_cursor());
+    assert!(
+        !last_row(&client).contains("[cordon]"),
+        "gone from the screen in use"
+    );
+    // Leaving: the terminal given back, and the main screen without the notice drawn on it
+    // before the program left it.
+    client.process(&line.leave(&s, &v));
+    a.svc.detach(&a.me, &s, &v);
+    let screen = client.screen();
+    assert!(!screen.alternate_screen() && !screen.hide_cursor());
+    assert!(
+        !last_row(&client).contains("[cordon]"),
+        "{:?}",
+        last_row(&client)
+    );
+    assert!(client.screen().contents().contains("ready"));
+    s.kill();
 }

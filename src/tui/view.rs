@@ -25,14 +25,55 @@ pub(super) fn dim() -> Style {
     Style::default().add_modifier(Modifier::DIM)
 }
 
-pub fn draw(f: &mut Frame, app: &App) {
-    let [top, main, status, hints] = Layout::vertical([
+/// The tabs, the view, the status line and the keys' line.
+fn areas(area: Rect) -> [Rect; 4] {
+    Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
-    .areas(f.area());
+    .areas(area)
+}
+
+/// The session list's and the preview's areas in the sessions view's `area`.
+fn sessions_areas(area: Rect, sessions: usize) -> [Rect; 2] {
+    if area.width >= 140 {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    } else {
+        let list_h = (sessions as u16 + 3).max(4).min((area.height / 2).max(1));
+        Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area)
+    }
+}
+
+/// The player's screen, its seek bar and its line of figures, in the view's `area`.
+fn player_areas(area: Rect) -> [Rect; 3] {
+    Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// How many lines the preview shows on a terminal of `size` listing `sessions` sessions.
+pub fn preview_height(size: (u16, u16), sessions: usize) -> usize {
+    let [_, main, _, _] = areas(super::rect(size));
+    usize::from(
+        Block::bordered()
+            .inner(sessions_areas(main, sessions)[1])
+            .height,
+    )
+}
+
+/// How many lines the player's screen shows on a terminal of `size`.
+pub fn player_height(size: (u16, u16)) -> usize {
+    let [_, main, _, _] = areas(super::rect(size));
+    usize::from(Block::bordered().inner(player_areas(main)[0]).height)
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let [top, main, status, hints] = areas(f.area());
     draw_tabs(f, app, top);
     match (app.tab, &app.player) {
         (_, Some(_)) => draw_player(f, app, main),
@@ -81,33 +122,67 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The keys that work here, for the bottom line; only what the role may do.
-fn hint_line(app: &App) -> Line<'static> {
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    if let Some(Dialog::Secrets { form: None, .. }) = &app.dialog {
-        keys = vec![
-            ("a", "add"),
-            ("Enter", "replace"),
-            ("d", "remove"),
-            ("g", "own/global"),
-            ("Esc", "close"),
-        ];
-    } else if let Some(Dialog::Ask(_)) = &app.dialog {
-        keys = vec![
+/// The keys a dialog takes, as its footer says them: each does what it says (the tests
+/// press them), and only what the role may do is offered.
+pub fn dialog_keys(app: &App, d: &Dialog) -> Vec<(&'static str, &'static str)> {
+    match d {
+        Dialog::Secrets {
+            global, form: None, ..
+        } => {
+            let mut keys = Vec::new();
+            if !*global || app.may(Action::ManageGlobalSecrets) {
+                keys.extend([("a", "add"), ("Enter", "replace"), ("d", "remove")]);
+            }
+            if app.may(Action::ListGlobalSecrets) {
+                keys.push(("g", "own/global"));
+            }
+            keys.push(("Esc", "close"));
+            keys
+        }
+        Dialog::Secrets { form: Some(f), .. } => vec![
+            ("Tab", "other field"),
+            if f.focus == 0 {
+                ("Enter", "next field")
+            } else {
+                ("Enter", "save")
+            },
+            ("Esc", "cancel"),
+        ],
+        Dialog::Ask(_) => vec![
             ("o", "allow once"),
             ("s", "allow for the session"),
             ("d", "deny"),
             ("Esc", "later"),
-        ];
-    } else if let Some(Dialog::Files { .. }) = &app.dialog {
-        keys = vec![("↑↓ PgUp PgDn", "scroll"), ("Esc", "close")];
-    } else if let Some(Dialog::Admin(d)) = &app.dialog {
-        keys = super::admin::hints(d);
-    } else if let Some(Dialog::ConfirmEnd { .. }) = &app.dialog {
-        keys = vec![("y", "end it"), ("any other key", "keep it")];
-    } else if app.dialog.is_some() {
-        keys = vec![("Enter", "ok"), ("Esc", "cancel"), ("Tab", "next field")];
-    } else if app.player.is_some() {
+        ],
+        Dialog::Files { .. } => vec![("↑↓ PgUp PgDn g G", "scroll"), ("q Enter Esc", "close")],
+        Dialog::ConfirmEnd { .. } => vec![("y Enter", "end it"), ("n Esc", "keep it")],
+        Dialog::ConfirmQuit { .. } => {
+            vec![("y Enter", "end them and quit"), ("n Esc", "stay")]
+        }
+        Dialog::New { focus, .. } => {
+            let mut keys = vec![("Tab ↑↓", "field")];
+            if *focus == 0 {
+                keys.push(("←→ Space", "profile"));
+            }
+            keys.extend([("Enter", "start"), ("Esc", "cancel")]);
+            keys
+        }
+        Dialog::Rename { .. } => vec![("Enter", "rename"), ("Esc", "cancel")],
+        Dialog::Admin(d) => super::admin::hints(d),
+        Dialog::Prompt {
+            purpose: super::app::Prompt::Filter,
+            ..
+        } => vec![("Enter", "filter"), ("Esc", "cancel")],
+        Dialog::Prompt { .. } => vec![("Enter", "search"), ("Esc", "cancel")],
+    }
+}
+
+/// The keys that work here, for the bottom line; only what the role may do.
+fn hint_line(app: &App) -> Line<'static> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    if let Some(d) = &app.dialog {
+        keys = dialog_keys(app, d);
+    } else if let Some(p) = &app.player {
         keys = vec![
             ("Space", "play/pause"),
             ("←→", "±5s"),
@@ -116,8 +191,11 @@ fn hint_line(app: &App) -> Line<'static> {
             ("{}", "commands, connections (^)"),
             ("/", "find"),
             ("n N", "matches"),
-            ("q", "close"),
         ];
+        if p.back.is_some() || p.screen.parser.screen().scrollback_len() > 0 {
+            keys.push(("PgUp PgDn", "scroll back"));
+        }
+        keys.push(("q", "close"));
     } else {
         match app.tab {
             Tab::Sessions => {
@@ -129,6 +207,9 @@ fn hint_line(app: &App) -> Line<'static> {
                     keys.push(("S", "secrets"));
                 }
                 if !app.sessions.is_empty() {
+                    if app.preview_back > 0 || app.preview_most > 0 {
+                        keys.push(("PgUp PgDn", "scroll"));
+                    }
                     if app.may(Action::AttachSession { own }) {
                         keys.push(("Enter", "attach"));
                         keys.push(("r", "rename"));
@@ -170,15 +251,7 @@ fn hint_line(app: &App) -> Line<'static> {
 }
 
 fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
-    let wide = area.width >= 140;
-    let [list_area, preview_area] = if wide {
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
-    } else {
-        let list_h = (app.sessions.len() as u16 + 3)
-            .max(4)
-            .min((area.height / 2).max(1));
-        Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area)
-    };
+    let [list_area, preview_area] = sessions_areas(area, app.sessions.len());
     let header = Row::new([
         "ID", "NAME", "OWNER", "PROFILE", "STATE", "AGE", "IDLE", "VIEW",
     ])
@@ -214,13 +287,20 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
         TableState::default().with_selected((!app.sessions.is_empty()).then_some(app.selected));
     f.render_stateful_widget(table, list_area, &mut state);
 
-    let block = match app.sessions.get(app.selected) {
+    let mut block = match app.sessions.get(app.selected) {
         Some(s) => Block::bordered().title(Span::styled(
             format!(" {} · {} · {} ", s.name, s.id.short(), s.owner),
             bold().fg(ACCENT),
         )),
         None => Block::bordered().title(" preview "),
     };
+    if app.preview_back > 0 {
+        block = block.title_bottom(back_indicator(
+            app.preview_back,
+            app.preview_most,
+            "PgDn, Esc: live",
+        ));
+    }
     let inner = block.inner(preview_area);
     f.render_widget(block, preview_area);
     if app.sessions.is_empty() {
@@ -233,6 +313,14 @@ fn draw_sessions(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
     f.render_widget(Paragraph::new(fitting(&app.preview, inner.height)), inner);
+}
+
+/// Where a view scrolled back through a screen's scrollback is, and how to return.
+fn back_indicator(back: usize, most: usize, keys: &str) -> Span<'static> {
+    Span::styled(
+        format!(" ↑ {back} of {most} lines back · {keys} "),
+        bold().fg(Color::Yellow),
+    )
 }
 
 /// The rows of a terminal screen that fit `height`: from the top while the content fits,
@@ -311,12 +399,7 @@ fn clock(us: u64) -> String {
 
 fn draw_player(f: &mut Frame, app: &App, area: Rect) {
     let Some(p) = &app.player else { return };
-    let [screen_area, bar, info] = Layout::vertical([
-        Constraint::Min(3),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [screen_area, bar, info] = player_areas(area);
     // The timeline beside the screen when there is room for both; under it (the latest
     // event) when there is not.
     let beside = !p.timeline.is_empty() && screen_area.width >= 120;
@@ -332,7 +415,9 @@ fn draw_player(f: &mut Frame, app: &App, area: Rect) {
         format!(" replay {} · {} ", p.id, p.user),
         bold().fg(ACCENT),
     ));
-    if let (None, Some(i)) = (timeline_area, now) {
+    if let Some(w) = &p.back {
+        block = block.title_bottom(back_indicator(w.back, w.most, "PgDn, Space: play on"));
+    } else if let (None, Some(i)) = (timeline_area, now) {
         // The latest event before this point (a `^` on the bar), under the screen.
         block = block.title_bottom(Span::styled(format!(" {} ", p.timeline[i].1), dim()));
     }
@@ -678,10 +763,36 @@ fn draw_dialog(f: &mut Frame, d: &Dialog, area: Rect) {
             " End session ",
             vec![
                 Line::raw(format!(
-                    "End session {id} ({name}) and every process in it?"
+                    "End session {} ({}) and every process in it?",
+                    id.short(),
+                    crate::text::printable(name)
                 )),
                 Line::raw(""),
-                Line::styled("y: end it    any other key: keep it", bold()),
+                Line::styled("y or Enter: end it    n or Esc: keep it", bold()),
+            ],
+        ),
+        Dialog::ConfirmQuit { running } => (
+            " Quit ",
+            vec![
+                Line::raw(match running {
+                    1 => {
+                        "1 of your sessions is still running. This cordon is its host:".to_string()
+                    }
+                    n => format!(
+                        "{n} of your sessions are still running. This cordon is their host:"
+                    ),
+                }),
+                Line::raw(if *running == 1 {
+                    "quitting ends it, and every process in it."
+                } else {
+                    "quitting ends them, and every process in them."
+                }),
+                Line::styled(
+                    "(Sessions that outlive the TUI: `cordon serve`, then `cordon tui`.)",
+                    dim(),
+                ),
+                Line::raw(""),
+                Line::styled("y or Enter: end them and quit    n or Esc: stay", bold()),
             ],
         ),
         Dialog::Prompt { field, .. } => (" ", vec![field_line(field.label, &field.text, true)]),
@@ -807,7 +918,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             "Tab 1-4",
             "switch view (Sessions, Recordings, Audit, Admin)",
         ),
-        k("↑↓ j k", "move; PgUp/PgDn, g/G: page, first, last"),
+        k("↑↓ j k", "move; g G: first, last; PgUp PgDn: a page"),
         k("/", "filter the list (recordings, audit); Esc clears"),
         k("?", "this help; q quits"),
         Line::raw(""),
@@ -821,11 +932,13 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             k("+ -", "faster, slower; idle pauses play as 2 s at most"),
             k("[ ]", "previous, next marker"),
             k("/ n N", "find text on screen; next, previous match"),
+            k("PgUp PgDn", "scroll back through lines that scrolled off"),
             k("q Esc", "back to the list"),
         ]),
         (Tab::Sessions, _) => lines.extend([
             Line::styled("Sessions", bold()),
             k("n", "new session: profile, workspace, name, command"),
+            k("PgUp PgDn", "scroll the preview back; Esc: live again"),
             k(
                 "Enter a",
                 "attach (full screen; the detach key returns here)",

@@ -75,6 +75,56 @@ impl Tmux {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `format` (tmux's FORMATS: `#{cursor_flag}`, `#{alternate_on}`, ...) as `win` has it
+    /// now: the state of the terminal that window is.
+    pub fn format(&self, win: &str, format: &str) -> String {
+        let o = self
+            .tmux(&["display-message", "-p", "-t", win, format])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+    }
+
+    /// The modes a program can leave `win`'s terminal in, from tmux's flags: `cursor=1
+    /// alternate=0 keypad=0 cursor_keys=0 mouse=0000 region=0-29` for a 30-row terminal as
+    /// it starts (the mouse digits: normal, button, any mouse mode at all, SGR reports).
+    pub fn modes(&self, win: &str) -> String {
+        self.format(
+            win,
+            "cursor=#{cursor_flag} alternate=#{alternate_on} keypad=#{keypad_flag} \
+             cursor_keys=#{keypad_cursor_flag} mouse=#{mouse_standard_flag}#{mouse_button_flag}\
+             #{mouse_any_flag}#{mouse_sgr_flag} region=#{scroll_region_upper}-#{scroll_region_lower}",
+        )
+    }
+
+    /// Waits until `win`'s terminal's [`Tmux::modes`] begin with `want`.
+    pub fn wait_modes(&self, win: &str, want: &str) {
+        poll(|| {
+            let now = self.modes(win);
+            if now.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{win}'s terminal is in {now:?}, not {want:?}:\n{}",
+                    self.screen(win)
+                ))
+            }
+        })
+    }
+
+    /// Pastes `text` into `win` as a terminal pastes: between bracketed-paste marks if the
+    /// program in it asked for them.
+    pub fn paste(&self, win: &str, text: &str) {
+        let ok = self
+            .tmux(&["set-buffer", "-b", "cordon-test", text])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        self.tmux(&["paste-buffer", "-p", "-d", "-b", "cordon-test", "-t", win])
+            .status()
+            .unwrap();
+    }
+
     /// Waits until `win` shows `text` and returns the screen (or fails with what it shows).
     pub fn wait_for(&self, win: &str, text: &str) -> String {
         poll(|| {
