@@ -200,7 +200,7 @@ fn cordon_with_no_arguments_is_an_embedded_host_with_the_tui() {
     keys(&["q"]);
     wait("1 of your sessions is still running");
     keys(&["y"]);
-    wait("ended 1 session(s) with the embedded host");
+    wait("ended 1 session with the embedded host");
     // The session was confined and recorded like any other.
     let out = Command::new(CORDON)
         .arg("--data-dir")
@@ -326,7 +326,7 @@ fn the_embedded_cordon_started_in_a_project_directory_works_there() {
     keys(&["q"]);
     wait("1 of your sessions is still running");
     keys(&["Enter"]);
-    wait("ended 1 session(s) with the embedded host");
+    wait("ended 1 session with the embedded host");
 }
 
 #[test]

@@ -134,7 +134,10 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     // The embedded host ends with its TUI, and its sessions with it.
     let running = svc.host_stopping(None);
     if running > 0 {
-        println!("cordon: ended {running} session(s) with the embedded host; use `cordon serve` for sessions that outlive the TUI");
+        println!(
+            "cordon: ended {} with the embedded host; use `cordon serve` for sessions that outlive the TUI",
+            crate::text::count(running, "session")
+        );
     }
     svc.tui_closed(&me);
     result
