@@ -411,3 +411,24 @@ fn rw_of_cordons_data_directory_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_link_whose_target_holds_escape_sequences_is_named_escaped_in_the_refusal() {
+    let env = Env::new(CORDON);
+    // Another account's link, pointing at a name that would clear the screen and set the
+    // clipboard if printed raw.
+    let there = tempfile::tempdir().unwrap();
+    let nasty = there.path().join("\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07x");
+    std::fs::create_dir(&nasty).unwrap();
+    std::os::unix::fs::symlink(&nasty, env.ws().join("out")).unwrap();
+    let mut c = env.cordon();
+    c.current_dir(env.ws())
+        .args(["sandbox", "--rw", "out", "true"]);
+    let out = output(&mut c);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        !out.stderr.contains('\x1b') && !out.stderr.contains('\x07'),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("\\x1b[2J"), "named, escaped: {out:?}");
+}

@@ -5,7 +5,8 @@ use sandbox::{Features, Identity, Policy, Profile, Refusal, Request, Search, Ste
 use std::path::{Path, PathBuf};
 
 fn refuse(r: &Refusal) -> i32 {
-    eprintln!("cordon: {r}");
+    // A refusal names paths and link targets, which anyone may have chosen: escaped.
+    eprintln!("cordon: {}", crate::text::printable_lines(&r.to_string()));
     r.exit_code()
 }
 
@@ -269,9 +270,10 @@ pub fn profile_check(
             0
         }
         Err(r) => {
-            eprintln!("cordon: {}", r.reason);
+            // Reasons and hints name paths and link targets, which anyone may have chosen.
+            eprintln!("cordon: {}", crate::text::printable(&r.reason));
             if let Some(hint) = &r.hint {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", crate::text::printable(hint));
             }
             1
         }
@@ -313,9 +315,10 @@ pub fn profile_explain(
             }
         },
         Err(r) => {
-            eprintln!("cordon: {}", r.reason);
+            // Reasons and hints name paths and link targets, which anyone may have chosen.
+            eprintln!("cordon: {}", crate::text::printable(&r.reason));
             if let Some(hint) = &r.hint {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", crate::text::printable(hint));
             }
             1
         }
