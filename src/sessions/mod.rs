@@ -360,11 +360,7 @@ impl Session {
         viewer: &Viewer,
         then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
     ) -> Vec<u8> {
-        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = viewer.drain();
-        let more = then(screen.now(), &out);
-        out.extend(more);
-        out
+        self.drain_then(viewer, then, false)
     }
 
     /// What a client leaving needs last: `viewer`'s pending output, what `then` makes of the
@@ -376,11 +372,23 @@ impl Session {
         viewer: &Viewer,
         then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
     ) -> Vec<u8> {
+        self.drain_then(viewer, then, true)
+    }
+
+    /// [`Session::drain_with`], and with `give_back` what [`Session::leave`] adds.
+    fn drain_then(
+        &self,
+        viewer: &Viewer,
+        then: impl FnOnce(&vt100::Screen, &[u8]) -> Vec<u8>,
+        give_back: bool,
+    ) -> Vec<u8> {
         let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = viewer.drain();
         let more = then(screen.now(), &out);
         out.extend(more);
-        out.extend(restore::restore(&screen.modes()));
+        if give_back {
+            out.extend(restore::restore(&screen.modes()));
+        }
         out
     }
 
