@@ -33,8 +33,7 @@ fn seal(key: &[u8], prev: &str, body: &str) -> String {
 
 /// Appends events to the log of `data` until it holds `size` bytes, in the host's format
 /// and chain (continuing from its sealed head), rotating into segments as the host does.
-fn grow(data: &Path, size: u64) -> u64 {
-    let key = std::fs::read(data.join("keys/audit.key")).expect("audit key");
+fn grow(data: &Path, key: &[u8], size: u64) -> u64 {
     let head = std::fs::read_to_string(data.join("audit.head")).expect("head");
     let mut parts = head.split_whitespace();
     let mut seq: u64 = parts.next().and_then(|s| s.parse().ok()).expect("head seq");
@@ -58,7 +57,7 @@ fn grow(data: &Path, size: u64) -> u64 {
             seq % 9999,
             seq % 8
         );
-        let m = seal(&key, &mac, &body);
+        let m = seal(key, &mac, &body);
         let line = format!("{},\"mac\":\"{m}\"}}\n", &body[..body.len() - 1]);
         out.extend_from_slice(line.as_bytes());
         mac = m;
@@ -83,7 +82,7 @@ fn grow(data: &Path, size: u64) -> u64 {
         }
     }
     file.write_all(&out).expect("write");
-    let sealed = seal(&key, "cordon audit head", &format!("{seq} {mac}"));
+    let sealed = seal(key, "cordon audit head", &format!("{seq} {mac}"));
     std::fs::write(data.join("audit.head"), format!("{seq} {mac} {sealed}\n")).expect("head");
     seq
 }
@@ -130,7 +129,8 @@ fn main() {
     h.user("bench", "admin");
     h.stop();
     let started = Instant::now();
-    let events = grow(&h.state(), size_mib << 20);
+    let (_, key) = h.data_key("audit");
+    let events = grow(&h.state(), &key, size_mib << 20);
     println!(
         "Audit view benchmark: a log of {size_mib} MiB ({events} events, {} segments), made in {:.1} s\n",
         size_mib * (1 << 20) / SEGMENT,

@@ -78,6 +78,9 @@ pub struct Config {
     /// The audit log: rotation, copies elsewhere, retention (None: kept forever).
     pub audit: crate::audit::Options,
     pub audit_retention: Option<Duration>,
+    /// `[keys]`: where the master key is, and how old keys may grow.
+    pub master: crate::keys::MasterConfig,
+    pub rotation: crate::keys::Rotation,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +102,18 @@ struct File {
     audit: AuditFile,
     #[serde(default)]
     workspaces: WorkspacesFile,
+    #[serde(default)]
+    keys: KeysFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    master_key_file: Option<PathBuf>,
+    rotate_master: Option<String>,
+    rotate_recording: Option<String>,
+    rotate_api: Option<String>,
+    rotate_secrets: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -552,6 +567,32 @@ impl Config {
             audit_retention: match file.audit.retention.as_deref().unwrap_or("90d") {
                 "" | "0" | "forever" => None,
                 r => Some(dur("audit.retention", Some(r.to_string()), "90d")?),
+            },
+            master: crate::keys::MasterConfig {
+                file: match file.keys.master_key_file {
+                    Some(p) if !p.is_absolute() => {
+                        return Err(ConfigError::invalid(
+                            "keys.master_key_file",
+                            format!("{} is not an absolute path", p.display()),
+                        ))
+                    }
+                    p => p,
+                },
+            },
+            rotation: {
+                let period = |key: &'static str, v: Option<String>, default: &str| match v
+                    .as_deref()
+                    .unwrap_or(default)
+                {
+                    "" | "0" | "never" => Ok(None),
+                    r => dur(key, Some(r.to_string()), default).map(Some),
+                };
+                crate::keys::Rotation {
+                    master: period("keys.rotate_master", file.keys.rotate_master, "90d")?,
+                    recording: period("keys.rotate_recording", file.keys.rotate_recording, "30d")?,
+                    api: period("keys.rotate_api", file.keys.rotate_api, "30d")?,
+                    secrets: period("keys.rotate_secrets", file.keys.rotate_secrets, "30d")?,
+                }
             },
         })
     }

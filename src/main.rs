@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod files;
 mod filter;
+mod keys;
 mod masking;
 mod nofollow;
 mod paths;
@@ -250,7 +251,8 @@ enum Command {
         #[command(subcommand)]
         action: TokenCmd,
     },
-    /// Keys: `cordon key rotate` starts a new recording key (old recordings stay readable).
+    /// Keys: rotate the recording, secrets or master key; show their ages; back them up
+    /// and restore them (docs/security.md, "Keys").
     Key {
         #[command(subcommand)]
         action: KeyCmd,
@@ -400,8 +402,42 @@ enum TokenCmd {
 
 #[derive(Subcommand)]
 enum KeyCmd {
-    /// Make a new recording master key current.
-    Rotate,
+    /// Make a new recording key current (the default), or with --secrets a new secrets
+    /// key (stored secrets sealed again), or with --master a new master key (every data key
+    /// re-wrapped, nothing re-encrypted).
+    Rotate {
+        /// Rotate the master key: generated in place of its file, or taken from
+        /// --new-key-file.
+        #[arg(long, conflicts_with = "secrets")]
+        master: bool,
+        /// With --master: the new master key's file (64 hex characters, mode 0600).
+        #[arg(long, requires = "master", value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+        /// Rotate the key that seals secrets for sessions.
+        #[arg(long)]
+        secrets: bool,
+    },
+    /// The master key's source and the age of each key against its rotation period; exits
+    /// 3 when one is overdue.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every data key to FILE, sealed with a passphrase (standard input, or asked
+    /// twice on a terminal).
+    Backup {
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Add a backup's keys to this data directory (the passphrase on standard input, or
+    /// asked on a terminal).
+    Restore {
+        file: PathBuf,
+        /// Keep this directory's audit, secrets and host keys but make the backup's
+        /// current (what they sealed here will not open with them).
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -665,9 +701,18 @@ fn main() {
         Some(Command::Token {
             action: TokenCmd::Rotate,
         }) => admin(&|a| cli::users::token_rotate(a)),
-        Some(Command::Key {
-            action: KeyCmd::Rotate,
-        }) => admin(&|a| cli::recordings::rotate(a)),
+        Some(Command::Key { action }) => match action {
+            KeyCmd::Rotate {
+                master: true,
+                new_key_file,
+                ..
+            } => admin(&|a| cli::keys::rotate_master(a, new_key_file.as_deref())),
+            KeyCmd::Rotate { secrets: true, .. } => admin(&|a| cli::keys::rotate_secrets(a)),
+            KeyCmd::Rotate { .. } => admin(&|a| cli::recordings::rotate(a)),
+            KeyCmd::Status { json } => admin(&|a| cli::keys::status(a, json)),
+            KeyCmd::Backup { output } => admin(&|a| cli::keys::backup(a, &output)),
+            KeyCmd::Restore { file, replace } => cli::keys::restore(&dir, config, &file, replace),
+        },
         Some(Command::Rec { action }) => match action {
             RecAction::Ls { user, since, json } => {
                 admin(&|a| cli::recordings::ls(a, user.as_deref(), since.as_deref(), json))
@@ -722,7 +767,10 @@ fn main() {
         },
         Some(Command::Audit {
             action: AuditAction::Verify { against },
-        }) => cli::audit::verify(&dir, against.as_deref()),
+        }) => match config::Config::load(config, &dir.root) {
+            Ok(c) => cli::audit::verify(&dir, &c.master, against.as_deref()),
+            Err(e) => cli::fail(e),
+        },
         Some(Command::Audit {
             action:
                 AuditAction::Tail {

@@ -70,12 +70,6 @@ impl DataDir {
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")
     }
-    pub fn audit_key(&self) -> PathBuf {
-        self.root.join("keys/audit.key")
-    }
-    pub fn host_key(&self) -> PathBuf {
-        self.root.join("keys/ssh_host_ed25519_key")
-    }
 }
 
 /// Why a file or directory of cordon's state could not be made, read or kept private.

@@ -10,7 +10,6 @@
 //! tokens have expired.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -18,8 +17,9 @@ use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::paths::{DataDir, FileError};
-use crate::secrets::{hex, random_bytes, write_private};
+use crate::keys::{Keys, Purpose};
+use crate::paths::FileError;
+use crate::secrets::{hex, random_bytes};
 use crate::store::{Refresh, Store, StoreError, User};
 
 pub const ISSUER: &str = "cordon";
@@ -76,6 +76,9 @@ pub enum TokenError {
     /// The store could not be asked.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key ring could not be read or changed.
+    #[error(transparent)]
+    Ring(#[from] crate::keys::KeyError),
 }
 
 pub fn now() -> i64 {
@@ -90,64 +93,35 @@ struct SigningKey {
 /// The signing keys (by key id) and which one signs.
 pub struct Tokens {
     algorithm: Algorithm,
-    /// Every key (by id) and the one that signs; reloaded from disk when a token names a
-    /// key not loaded yet or `current` changes, so a rotation needs no restart.
+    /// Every key (by id) and the one that signs; reloaded from the key ring when a token
+    /// names a key not loaded yet or the current one changes, so a rotation needs no restart.
     keys: std::sync::RwLock<(BTreeMap<String, Arc<SigningKey>>, String)>,
     last_reload: std::sync::Mutex<std::time::Instant>,
-    dir: PathBuf,
+    ring: Arc<Keys>,
 }
 
-fn key_dir(data: &DataDir) -> PathBuf {
-    data.root.join("keys").join("api")
-}
-
-fn ext(algorithm: Algorithm) -> &'static str {
+fn purpose(algorithm: Algorithm) -> Purpose {
     if algorithm == Algorithm::EdDSA {
-        "ed25519"
+        Purpose::ApiEd25519
     } else {
-        "hs256"
+        Purpose::ApiHs256
     }
 }
 
-/// Every key file of `algorithm` in `dir`, and the current key's id.
+/// Every key of `algorithm` in the ring, and the current key's id.
 fn load(
-    dir: &Path,
+    ring: &Keys,
     algorithm: Algorithm,
 ) -> Result<(BTreeMap<String, Arc<SigningKey>>, String), TokenError> {
-    use std::os::unix::fs::PermissionsExt;
-    let ext = ext(algorithm);
-    let current_file = dir.join(format!("current.{ext}"));
-    let current = std::fs::read_to_string(&current_file)
-        .map_err(FileError::io("reading", &current_file))?
-        .trim()
-        .to_string();
+    let current = ring
+        .current_id(purpose(algorithm))?
+        .ok_or_else(|| TokenError::Keys("no current API signing key in the key ring".into()))?;
     let mut keys = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)
-        .map_err(FileError::io("reading", dir))?
-        .flatten()
-    {
-        let path = entry.path();
-        let (Some(kid), Some(e)) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|s| s.to_str()),
-        ) else {
-            continue;
-        };
-        if e != ext || kid == "current" {
-            continue;
-        }
-        let mode = entry
-            .metadata()
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
-        if mode & 0o077 != 0 {
-            return Err(FileError::Exposed { path, mode }.into());
-        }
-        let bytes = std::fs::read(&path).map_err(FileError::io("reading", &path))?;
+    for (kid, bytes) in ring.all(purpose(algorithm))? {
         let key = match algorithm {
             Algorithm::EdDSA => {
                 let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| {
-                    TokenError::Keys(format!("{}: not an Ed25519 key", path.display()))
+                    TokenError::Keys(format!("the API key {kid} is not an Ed25519 key"))
                 })?;
                 SigningKey {
                     encoding: EncodingKey::from_ed_der(&bytes),
@@ -160,24 +134,22 @@ fn load(
             },
             _ => {
                 return Err(TokenError::Keys(format!(
-                    "{}: an HS256 key is 32 bytes",
-                    path.display()
+                    "the API key {kid}: an HS256 key is 32 bytes"
                 )))
             }
         };
-        keys.insert(kid.to_string(), Arc::new(key));
+        keys.insert(kid, Arc::new(key));
     }
     if !keys.contains_key(&current) {
         return Err(TokenError::Keys(format!(
-            "the current API signing key {current} is missing from {}",
-            dir.display()
+            "the current API signing key {current} is missing from the key ring"
         )));
     }
     Ok((keys, current))
 }
 
-fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, TokenError> {
-    let bytes = match algorithm {
+fn new_key(algorithm: Algorithm) -> Result<Vec<u8>, TokenError> {
+    Ok(match algorithm {
         Algorithm::EdDSA => {
             let rng = ring::rand::SystemRandom::new();
             ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
@@ -186,59 +158,53 @@ fn new_key_file(dir: &Path, algorithm: Algorithm) -> Result<String, TokenError> 
                 .to_vec()
         }
         _ => random_bytes(32).map_err(TokenError::Random)?,
-    };
-    let kid = hex(&Sha256::digest(&bytes)[..6]);
-    let ext = ext(algorithm);
-    write_private(&dir.join(format!("{kid}.{ext}")), &bytes)?;
-    let current = dir.join(format!("current.{ext}"));
-    std::fs::write(&current, &kid).map_err(FileError::io("writing", &current))?;
-    Ok(kid)
+    })
+}
+
+fn parse_algorithm(algorithm: &str) -> Result<Algorithm, TokenError> {
+    match algorithm {
+        "eddsa" => Ok(Algorithm::EdDSA),
+        "hs256" => Ok(Algorithm::HS256),
+        other => Err(TokenError::Algorithm(other.to_string())),
+    }
 }
 
 impl Tokens {
     /// Loads the keys of `algorithm` ("eddsa" or "hs256"), making the first on first use.
-    pub fn open(data: &DataDir, algorithm: &str) -> Result<Tokens, TokenError> {
-        let algorithm = match algorithm {
-            "eddsa" => Algorithm::EdDSA,
-            "hs256" => Algorithm::HS256,
-            other => return Err(TokenError::Algorithm(other.to_string())),
-        };
-        let dir = key_dir(data);
-        std::fs::create_dir_all(&dir).map_err(FileError::io("creating", &dir))?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        if !dir.join(format!("current.{}", ext(algorithm))).exists() {
-            new_key_file(&dir, algorithm)?;
+    pub fn open(ring: Arc<Keys>, algorithm: &str) -> Result<Tokens, TokenError> {
+        let algorithm = parse_algorithm(algorithm)?;
+        if ring.current_id(purpose(algorithm))?.is_none() {
+            // Made outside the ring's lock; if another process made one meanwhile, the ring
+            // keeps theirs and this one is dropped.
+            let key = new_key(algorithm)?;
+            ring.current_or_make(purpose(algorithm), || Ok(key))?;
         }
-        let keys = load(&dir, algorithm)?;
+        let keys = load(&ring, algorithm)?;
         Ok(Tokens {
             algorithm,
             keys: std::sync::RwLock::new(keys),
             last_reload: std::sync::Mutex::new(
                 std::time::Instant::now() - std::time::Duration::from_secs(2),
             ),
-            dir,
+            ring,
         })
     }
 
-    /// Reloads the keys from disk, at most once a second.
+    /// Reloads the keys from the ring, at most once a second.
     fn reload(&self) {
         let mut last = self.last_reload.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() < std::time::Duration::from_secs(1) {
             return;
         }
         *last = std::time::Instant::now();
-        if let Ok(fresh) = load(&self.dir, self.algorithm) {
+        if let Ok(fresh) = load(&self.ring, self.algorithm) {
             *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         }
     }
 
-    /// The signing key now: `current` on disk (a rotation from the shell shows at once).
+    /// The signing key now: the ring's current one (a rotation from the shell shows at once).
     fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
-        let on_disk =
-            std::fs::read_to_string(self.dir.join(format!("current.{}", ext(self.algorithm))))
-                .ok()
-                .map(|s| s.trim().to_string());
+        let on_disk = self.ring.current_id(purpose(self.algorithm)).ok().flatten();
         let loaded = |t: &Tokens| {
             let k = t.keys.read().unwrap_or_else(|e| e.into_inner());
             (k.1.clone(), k.0.get(&k.1).cloned())
@@ -274,9 +240,10 @@ impl Tokens {
 
     /// Starts signing with a new key; tokens signed with the old ones stay valid until they
     /// expire. A running host picks it up by itself.
-    pub fn rotate(data: &DataDir, algorithm: &str) -> Result<String, TokenError> {
-        let t = Tokens::open(data, algorithm)?;
-        new_key_file(&t.dir, t.algorithm)
+    pub fn rotate(ring: &Keys, algorithm: &str) -> Result<String, TokenError> {
+        let algorithm = parse_algorithm(algorithm)?;
+        let key = zeroize::Zeroizing::new(new_key(algorithm)?);
+        Ok(ring.add_current(purpose(algorithm), &key)?)
     }
 
     /// A new access token for `user` in login `family`, and its claims.

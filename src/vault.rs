@@ -2,15 +2,19 @@
 //! secrets key before they reach the store, opened only to start a session, held in
 //! zeroizing buffers, and handed to `cordon sandbox` through a memfd (`--secrets-fd`).
 //!
-//! Sealing: AES-256-GCM with `keys/secrets.key` (32 random bytes, mode 0600, its own key:
-//! neither the audit key nor a recording key), a random 96-bit nonce per value, and the
-//! owner's user id and the secret's name as associated data, so that a sealed value moved to
-//! another user's row or another name does not open.
+//! Sealing: AES-256-GCM with the key ring's `secrets` key (32 random bytes, wrapped by the
+//! master key, its own key: neither the audit key nor a recording key), a random 96-bit
+//! nonce per value, and the owner's user id and the secret's name as associated data, so
+//! that a sealed value moved to another user's row or another name does not open. After a
+//! rotation (`cordon key rotate --secrets`) values are sealed with the new key; opening
+//! tries the current key first, then the older ones, until the rotation re-sealed them all.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use std::path::PathBuf;
+use std::sync::Arc;
 use zeroize::Zeroizing;
+
+use crate::keys::{Keys, Purpose};
 
 use crate::store::SealedSecret;
 
@@ -20,32 +24,39 @@ pub type Value = Zeroizing<Vec<u8>>;
 /// Why a value could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// The key file could not be read or made.
+    /// The key ring could not be read.
     #[error(transparent)]
-    Key(#[from] crate::secrets::KeyFileError),
+    Key(#[from] crate::keys::KeyError),
     /// The kernel gave no random bytes for a nonce.
     #[error("a nonce for a secret: {0}")]
     Random(#[source] std::io::Error),
     /// The sealed value does not open with this key, for this owner and name.
-    #[error("the stored secret {name} does not open with {}: the key was replaced or the row was altered; set it again (cordon secret set {name})", .key.display())]
-    Opening { name: String, key: PathBuf },
+    #[error("the stored secret {name} does not open with any secrets key in {}: the key was lost or the row was altered; set it again (cordon secret set {name})", .key.display())]
+    Opening {
+        name: String,
+        key: std::path::PathBuf,
+    },
 }
 
-/// The host's secrets key.
+/// The host's secrets keys.
 pub struct Vault {
-    path: PathBuf,
+    keys: Arc<Keys>,
 }
 
 impl Vault {
-    pub fn new(data: &crate::paths::DataDir) -> Vault {
-        Vault {
-            path: data.root.join("keys/secrets.key"),
-        }
+    pub fn new(keys: Arc<Keys>) -> Vault {
+        Vault { keys }
     }
 
     fn cipher(&self) -> Result<Aes256Gcm, VaultError> {
-        let key = Zeroizing::new(crate::secrets::load_or_create_key(&self.path)?);
+        let (_, key) = self.keys.random_current(Purpose::Secrets)?;
         Ok(Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"))
+    }
+
+    /// Starts sealing with a new key (`cordon key rotate --secrets`); returns its id.
+    pub fn rotate(&self) -> Result<String, VaultError> {
+        let key = Zeroizing::new(crate::secrets::random_bytes(32).map_err(VaultError::Random)?);
+        Ok(self.keys.add_current(Purpose::Secrets, &key)?)
     }
 
     /// Seals `value` for `owner_id` (0: global) under `name`.
@@ -75,21 +86,26 @@ impl Vault {
         let aad = associated(owner_id, name);
         let opening = || VaultError::Opening {
             name: name.to_string(),
-            key: self.path.clone(),
+            key: self.keys.path(),
         };
         if s.nonce.len() != 12 {
             return Err(opening());
         }
-        self.cipher()?
-            .decrypt(
+        // Make the first key if there is none, so that `all` has the current one.
+        self.cipher()?;
+        for (_, key) in self.keys.all(Purpose::Secrets)? {
+            let cipher = Aes256Gcm::new_from_slice(&key).expect("a 32-byte key");
+            if let Ok(v) = cipher.decrypt(
                 Nonce::from_slice(&s.nonce),
                 Payload {
                     msg: &s.sealed,
                     aad: &aad,
                 },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| opening())
+            ) {
+                return Ok(Zeroizing::new(v));
+            }
+        }
+        Err(opening())
     }
 }
 
@@ -154,19 +170,39 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_only_for_its_owner_and_name() {
         let dir = tempfile::tempdir().unwrap();
-        let v = Vault::new(&crate::paths::DataDir::new(dir.path().to_path_buf()));
+        let v = Vault::new(Keys::for_tests(&crate::paths::DataDir::new(
+            dir.path().to_path_buf(),
+        )));
         let s = v.seal(7, "API_KEY", b"sk-123").unwrap();
         assert!(!s.sealed.windows(6).any(|w| w == b"sk-123"));
         assert_eq!(v.open(7, "API_KEY", &s).unwrap().as_slice(), b"sk-123");
         assert!(v.open(8, "API_KEY", &s).is_err(), "another user's row");
         assert!(v.open(0, "API_KEY", &s).is_err(), "the global row");
         assert!(v.open(7, "OTHER_KEY", &s).is_err(), "another name");
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.path().join("keys/secrets.key"))
-                .unwrap()
-                .permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn after_a_rotation_new_values_use_the_new_key_and_old_ones_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::new(Keys::for_tests(&crate::paths::DataDir::new(
+            dir.path().to_path_buf(),
+        )));
+        let old = v.seal(7, "K", b"one").unwrap();
+        v.rotate().unwrap();
+        let new = v.seal(7, "K", b"two").unwrap();
+        assert_eq!(v.open(7, "K", &old).unwrap().as_slice(), b"one");
+        assert_eq!(v.open(7, "K", &new).unwrap().as_slice(), b"two");
+        let (_, current) = v.keys.current(Purpose::Secrets).unwrap().unwrap();
+        let only_new = Aes256Gcm::new_from_slice(&current).unwrap();
+        assert!(only_new
+            .decrypt(
+                Nonce::from_slice(&new.nonce),
+                Payload {
+                    msg: &new.sealed,
+                    aad: &associated(7, "K")
+                }
+            )
+            .is_ok());
     }
 
     #[test]

@@ -670,12 +670,7 @@ fn bad_input_gets_a_clear_4xx_and_the_answers_carry_security_headers() {
 
 /// The signing key, read from the data directory (the tests run as root, like the host).
 fn server_key(h: &Host) -> (String, EncodingKey) {
-    let dir = h.state().join("keys/api");
-    let kid = std::fs::read_to_string(dir.join("current.ed25519"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
+    let (kid, der) = h.data_key("api-eddsa");
     (kid, EncodingKey::from_ed_der(&der))
 }
 
@@ -746,8 +741,7 @@ fn every_jwt_attack_is_refused() {
         ),
     ));
     // HS256 keyed with the Ed25519 public key (the classic confusion), and with the key id.
-    let dir = h.state().join("keys/api");
-    let der = std::fs::read(dir.join(format!("{kid}.ed25519"))).unwrap();
+    let (_, der) = h.data_key("api-eddsa");
     let public = der[der.len() - 32..].to_vec();
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(kid.clone());
@@ -907,11 +901,8 @@ fn rate_limits_answer_429_with_retry_after() {
 fn password_login_issues_tokens_and_wrong_passwords_are_refused() {
     let h = Host::start_with(CORDON, "password_login = true");
     h.user("dev", "developer");
-    let mut c = Command::new(CORDON);
-    c.arg("--data-dir")
-        .arg(h.state())
-        .args(["user", "passwd", "dev"])
-        .stdin(std::process::Stdio::piped())
+    let mut c = h.command(&["user", "passwd", "dev"]);
+    c.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
@@ -1309,7 +1300,8 @@ fn hs256_is_the_operators_alternative_and_is_pinned_too() {
         401,
         "EdDSA where HS256 is pinned"
     );
-    let key = std::fs::read(h.state().join(format!("keys/api/{kid}.hs256"))).unwrap();
+    let (current, key) = h.data_key("api-hs256");
+    assert_eq!(current, kid);
     assert_eq!(key.len(), 32, "a 256-bit key");
 }
 
@@ -1506,11 +1498,8 @@ fn unknown_and_known_users_are_refused_in_the_same_time() {
     let names: Vec<String> = (0..7).map(|i| format!("known{i}")).collect();
     for n in &names {
         h.user(n, "developer");
-        let mut c = Command::new(CORDON);
-        c.arg("--data-dir")
-            .arg(h.state())
-            .args(["user", "passwd", n])
-            .stdin(std::process::Stdio::piped())
+        let mut c = h.command(&["user", "passwd", n]);
+        c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null());
         let mut child = c.spawn().unwrap();
         use std::io::Write;

@@ -151,7 +151,7 @@ T=$(cordon token issue alice 2>/dev/null | python3 -c 'import json,sys; print(js
         key = key.display(),
     );
     // Interactive: each is driven in a terminal by its own test (tests/tui.rs, host_ssh.rs,
-    // sftp.rs); here they would wait for a person.
+    // sftp.rs, keys.rs); here they would wait for a person.
     let interactive = [
         "cordon serve",
         "ssh -p 2222 alice@127.0.0.1",
@@ -160,6 +160,8 @@ T=$(cordon token issue alice 2>/dev/null | python3 -c 'import json,sys; print(js
         "sftp -P 2222 alice@127.0.0.1",
         "cordon rec play ID --at 42.5 --speed 2",
         "cordon audit tail --follow",
+        // It asks for a passphrase, twice (tests/keys.rs gives it one on standard input).
+        "cordon key backup -o keys.backup",
     ];
     let readme = include_str!("../README.md");
     let lines = commands(readme, "## The host");

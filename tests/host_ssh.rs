@@ -314,11 +314,8 @@ fn passwords_follow_the_policy_and_repeated_failures_lock_the_login_out() {
     let h = Host::start_with(CORDON, "password_login = true");
     h.user("dave", "developer");
     let set = |pw: &str| {
-        let mut c = Command::new(CORDON);
-        c.arg("--data-dir")
-            .arg(h.state())
-            .args(["user", "passwd", "dave"])
-            .stdin(Stdio::piped())
+        let mut c = h.command(&["user", "passwd", "dave"]);
+        c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();

@@ -32,6 +32,8 @@ pub enum Kind {
     KeyAdd,
     KeyRemove,
     KeyRotate,
+    KeyBackup,
+    KeyRestore,
     SecretSet,
     SecretRemove,
     ClaudeImport,
@@ -81,7 +83,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 70] = [
+    pub const ALL: [Kind; 72] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -108,6 +110,8 @@ impl Kind {
         Kind::KeyAdd,
         Kind::KeyRemove,
         Kind::KeyRotate,
+        Kind::KeyBackup,
+        Kind::KeyRestore,
         Kind::SecretSet,
         Kind::SecretRemove,
         Kind::ClaudeImport,
@@ -183,7 +187,9 @@ impl Kind {
             UserPasswordClear => ("user.password.clear", "a user's password was removed: `user`"),
             KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),
             KeyRemove => ("key.remove", "an SSH key was removed: `user`, `fingerprint`"),
-            KeyRotate => ("key.rotate", "a new recording key is current: `key`, `key_id`"),
+            KeyRotate => ("key.rotate", "a new key is current: `key` (`recording`, `secrets`, or `master`: every data key re-wrapped, `previous` the old master's id, `keys` how many), `key_id`; for secrets, `resealed` (stored secrets sealed again)"),
+            KeyBackup => ("key.backup", "every data key was written to a backup sealed with a passphrase: `keys` (how many)"),
+            KeyRestore => ("key.restore", "keys from a backup were added to the key ring: `keys` (how many were new), `backup_made` (unix seconds)"),
             SecretSet => ("secret.set", "a secret for sessions was set (never its value): `name`, `scope` (global, or the owner's name), `owner_id`, `replaced`"),
             SecretRemove => ("secret.remove", "a secret was removed: `name`, `scope`, `owner_id`"),
             ClaudeImport => ("claude.import", "Claude Code's settings were imported into a user's cordon home: `user`, `from`, `copied`, `left_out` (the keys not carried)"),

@@ -10,15 +10,29 @@ use std::io::Write;
 /// `cordon audit verify [--against COPY]`: 0 when the chain holds, 1 naming the first bad
 /// line (or the first event a forwarded copy holds and the log lacks) otherwise. It reads
 /// the files itself, without opening the log for writing: it must work on a broken log.
-pub fn verify(dir: &DataDir, against: Option<&std::path::Path>) -> i32 {
+pub fn verify(
+    dir: &DataDir,
+    master: &crate::keys::MasterConfig,
+    against: Option<&std::path::Path>,
+) -> i32 {
     let log = dir.audit_log();
-    let key = match std::fs::read(dir.audit_key()) {
+    if !log.exists() {
+        println!("no audit log yet at {}", log.display());
+        return 0;
+    }
+    let keys = match crate::keys::Keys::open(dir, master) {
         Ok(k) => k,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !log.exists() => {
-            println!("no audit log yet at {}", log.display());
-            return 0;
+        Err(e) => return fail(format!("opening the keys: {e}")),
+    };
+    let key = match keys.current(crate::keys::Purpose::Audit) {
+        Ok(Some((_, k))) => k.to_vec(),
+        Ok(None) => {
+            return fail(format!(
+                "the key ring {} holds no audit key: restore a key backup (cordon key restore)",
+                keys.path().display()
+            ))
         }
-        Err(e) => return fail(format!("reading {}: {e}", dir.audit_key().display())),
+        Err(e) => return fail(format!("reading the audit key: {e}")),
     };
     // The event the host last saw, if it has recorded one: a log cut or replaced together
     // with its head still falls short of it.

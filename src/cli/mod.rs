@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod claude;
 pub mod completions;
+pub mod keys;
 #[cfg(test)]
 mod manual;
 pub mod recordings;
@@ -31,7 +32,7 @@ impl Admin {
         let config = crate::config::Config::load(config, &dir.root).map_err(|e| e.to_string())?;
         let (svc, tightened) = Service::open(dir, config).map_err(|e| e.to_string())?;
         for t in tightened {
-            eprintln!("cordon: tightened: {t}");
+            eprintln!("cordon: {t}");
         }
         Ok(Admin {
             svc,

@@ -350,9 +350,12 @@ pub fn profile_sets() -> i32 {
 pub fn doctor(json: bool, dir: &crate::paths::DataDir, config: Option<&std::path::Path>) -> i32 {
     let f = Features::detect();
     let problems = host_problems(dir, config);
+    let (key_lines, overdue) = key_report(dir, config);
     if json {
         let mut v = serde_json::to_value(&f).unwrap_or_default();
         v["host_problems"] = serde_json::json!(problems);
+        v["keys"] = serde_json::json!(key_lines);
+        v["keys_overdue"] = serde_json::json!(overdue);
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", explain::doctor(&f));
@@ -365,8 +368,72 @@ pub fn doctor(json: bool, dir: &crate::paths::DataDir, config: Option<&std::path
         for p in &problems {
             println!("host      LOOSE: {p}");
         }
+        for l in &key_lines {
+            println!("keys      {l}");
+        }
     }
-    i32::from(!problems.is_empty())
+    i32::from(!problems.is_empty() || overdue > 0)
+}
+
+/// The key hierarchy, for `doctor`: where the master key comes from, and each key's age
+/// against its rotation period (an overdue key is a problem). Opens an existing key ring
+/// only: doctor makes no key.
+fn key_report(
+    dir: &crate::paths::DataDir,
+    config: Option<&std::path::Path>,
+) -> (Vec<String>, usize) {
+    let Ok(config) = crate::config::Config::load(config, &dir.root) else {
+        return (Vec::new(), 0);
+    };
+    if !dir.root.join("keys/keyring.json").exists() {
+        return (
+            vec!["no key ring yet (made at the host's first start)".into()],
+            0,
+        );
+    }
+    let keys = match crate::keys::Keys::open(dir, &config.master) {
+        Ok(k) => k,
+        Err(e) => return (vec![format!("UNREADABLE: {e}")], 1),
+    };
+    let mut lines = vec![format!(
+        "master key {} from {}",
+        keys.master_id(),
+        keys.master_source()
+    )];
+    if let crate::keys::Source::Generated(p) = keys.master_source() {
+        lines.push(format!(
+            "NOTE: the master key is the one cordon generated at {}; keep a key backup apart from the host (cordon key backup), or configure one (docs/security.md, \"Keys\")",
+            p.display()
+        ));
+    }
+    let (list, since) = match keys.list() {
+        Ok(l) => l,
+        Err(e) => return (vec![format!("UNREADABLE: {e}")], 1),
+    };
+    let ages = crate::keys::ages(
+        &list,
+        &keys.master_id(),
+        since,
+        crate::keys::now(),
+        &config.rotation,
+    );
+    let mut overdue = 0;
+    for a in &ages {
+        let days = a.age.as_secs() / 86_400;
+        if a.overdue() {
+            overdue += 1;
+            lines.push(format!(
+                "OVERDUE: the {} key {} is {days} days old, past its {} days: run {}",
+                a.key,
+                a.id,
+                a.period.map(|p| p.as_secs() / 86_400).unwrap_or(0),
+                a.fix()
+            ));
+        } else {
+            lines.push(format!("ok: the {} key {} is {days} days old", a.key, a.id));
+        }
+    }
+    (lines, overdue)
 }
 
 /// What is looser than it should be: the data directory and what it holds (0700
@@ -395,7 +462,7 @@ fn host_problems(dir: &crate::paths::DataDir, config: Option<&std::path::Path>) 
     }
     let keys = dir.root.join("keys");
     check(&keys, 0o700);
-    for sub in [keys.clone(), keys.join("api"), keys.join("recording")] {
+    for sub in [keys.clone()] {
         for e in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
             let p = e.path();
             check(&p, if p.is_dir() { 0o700 } else { 0o600 });

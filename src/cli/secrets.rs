@@ -53,13 +53,13 @@ fn read_value(name: &str) -> std::io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The terminal's echo, off until dropped.
-struct NoEcho {
+pub(super) struct NoEcho {
     fd: i32,
     saved: Option<libc::termios>,
 }
 
 impl NoEcho {
-    fn on(fd: i32) -> NoEcho {
+    pub(super) fn on(fd: i32) -> NoEcho {
         // SAFETY: tcgetattr/tcsetattr on a terminal descriptor into a zeroed struct.
         unsafe {
             let mut t: libc::termios = std::mem::zeroed();

@@ -48,18 +48,18 @@ pub enum RecordError {
         #[source]
         source: std::io::Error,
     },
-    /// A key id that is not one (a header or `keys/recording/current` altered by hand).
+    /// A key id that is not one (a header altered by hand).
     #[error("\"{0}\" is not a key id")]
     NotKeyId(String),
     /// The key a recording names is not in the keyring.
     #[error(
-        "no recording key {key_id} in {}: restore {key_id}.key there from a backup of the data directory; without it the recordings sealed with it cannot be read",
+        "no recording key {key_id} in {}: restore a key backup that holds it (cordon key restore); without it the recordings sealed with it cannot be read",
         dir.display()
     )]
     NoKey { key_id: String, dir: PathBuf },
-    /// A key file could not be read or made (its words say which file, why, and the fix).
+    /// The key ring could not be read or changed (its words say why and the fix).
     #[error(transparent)]
-    KeyFile(#[from] crate::secrets::KeyFileError),
+    Keys(#[from] crate::keys::KeyError),
     /// A key file could not be written.
     #[error(transparent)]
     KeyWrite(#[from] crate::paths::FileError),

@@ -110,34 +110,23 @@ impl Recorder {
     }
 }
 
-/// The recording master keys: `keys/recording/<key id>.key` (32 bytes, 0600 each) and
-/// `keys/recording/current` naming the one new recordings use. Rotating adds a key and
-/// moves `current`; old keys stay, so old recordings stay readable. Not the audit key.
+/// The recording master keys, kept wrapped in the key ring (`crate::keys`, purpose
+/// `recording`), one of them current for new recordings. Rotating adds a key and makes it
+/// current; old keys stay, so old recordings stay readable. Not the audit key.
+#[derive(Clone)]
 pub struct Keyring {
-    dir: PathBuf,
+    keys: std::sync::Arc<crate::keys::Keys>,
 }
 
 impl Keyring {
-    pub fn new(data: &crate::paths::DataDir) -> Keyring {
-        Keyring {
-            dir: data.root.join("keys/recording"),
-        }
+    pub fn new(keys: std::sync::Arc<crate::keys::Keys>) -> Keyring {
+        Keyring { keys }
     }
 
     /// The current key (made on first use) and its id.
     pub fn current(&self) -> Result<(String, Vec<u8>), RecordError> {
-        let current = self.dir.join("current");
-        match std::fs::read_to_string(&current) {
-            Ok(id) => {
-                let id = id.trim().to_string();
-                Ok((id.clone(), self.get(&id)?))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = self.rotate()?;
-                Ok((id.clone(), self.get(&id)?))
-            }
-            Err(e) => Err(RecordError::file("reading", current)(e)),
-        }
+        let (id, key) = self.keys.random_current(crate::keys::Purpose::Recording)?;
+        Ok((id, key.to_vec()))
     }
 
     /// The key with this id.
@@ -145,37 +134,27 @@ impl Keyring {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(RecordError::NotKeyId(id.to_string()));
         }
-        let path = self.dir.join(format!("{id}.key"));
-        if !path.exists() {
-            return Err(RecordError::NoKey {
+        match self.keys.get(crate::keys::Purpose::Recording, id) {
+            Ok(k) => Ok(k.to_vec()),
+            Err(crate::keys::KeyError::Missing { path, .. }) => Err(RecordError::NoKey {
                 key_id: id.to_string(),
-                dir: self.dir.clone(),
-            });
+                dir: path,
+            }),
+            Err(e) => Err(e.into()),
         }
-        crate::secrets::load_or_create_key(&path).map_err(RecordError::KeyFile)
     }
 
     /// Makes a new key current; returns its id.
     pub fn rotate(&self) -> Result<String, RecordError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(RecordError::file("creating", &self.dir))?;
-        let key = crate::secrets::random_bytes(32).map_err(|source| RecordError::Random {
-            what: "a key",
-            source,
-        })?;
-        let id = format::key_id(&key);
-        crate::secrets::write_private(&self.dir.join(format!("{id}.key")), &key)?;
-        let tmp = self.dir.join("current.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        crate::secrets::write_private(&tmp, id.as_bytes())?;
-        let current = self.dir.join("current");
-        std::fs::rename(&tmp, &current)
-            .map_err(RecordError::file("making the new key current in", current))?;
-        Ok(id)
+        let key = zeroize::Zeroizing::new(crate::secrets::random_bytes(32).map_err(|source| {
+            RecordError::Random {
+                what: "a key",
+                source,
+            }
+        })?);
+        Ok(self
+            .keys
+            .add_current(crate::keys::Purpose::Recording, &key)?)
     }
 
     /// The key a recording file was sealed with.

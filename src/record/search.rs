@@ -40,12 +40,11 @@ pub enum Target {
 /// Searches the recordings in `list` for `pattern` (plain text) in `target`: a hit's line
 /// is the screen line, or the command line (`exec: ...`) with the time it was started.
 pub fn search(
-    dir: &crate::paths::DataDir,
+    keys: &Keyring,
     list: &[crate::store::RecordingEntry],
     pattern: &str,
     target: Target,
 ) -> Found {
-    let keys = Keyring::new(dir);
     let mut found = Found {
         hits: Vec::new(),
         searched: 0,

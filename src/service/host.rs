@@ -9,13 +9,16 @@ use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Action, Role};
 
 /// What `/metrics` shows of the host itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HostFigures {
     pub sessions: usize,
     pub recording_errors: u64,
     pub audit_errors: u64,
     /// Egress since the host started (network mode "proxy"), sessions and runs together.
     pub egress: EgressFigures,
+    /// The master key's and each current data key's age against its rotation period;
+    /// empty when the key ring could not be read.
+    pub keys: Vec<crate::keys::Age>,
 }
 
 /// Egress counters for /metrics.
@@ -170,6 +173,7 @@ impl Service {
                     unanswered: get(&f.unanswered),
                 }
             },
+            keys: self.key_figures().map(|s| s.ages).unwrap_or_default(),
         })
     }
 }

@@ -96,6 +96,7 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path().join("data"));
         let mut config = Config::load(None, &data.root).unwrap();
+        config.master.file = Some(crate::keys::master::for_tests(dir.path()));
         config.password_login = true;
         config.max_sessions.insert("developer".into(), 1000);
         let (svc, _) = Service::open(data, config).unwrap();
@@ -173,7 +174,7 @@ fn session(svc: &Service, p: &Principal) -> String {
 fn recording(svc: &Service, p: &Principal) -> String {
     let recorder = Recorder::new(
         svc.dir.root.join("recordings"),
-        Keyring::new(&svc.dir),
+        Keyring::new(svc.keys.clone()),
         FailurePolicy::Strict,
         false,
         true,
@@ -852,6 +853,31 @@ fn rows() -> Vec<Row> {
             "rotate the recording key",
             |c| c.h.svc.rotate_recording_key(&c.me).map(drop),
             [done(&[KeyRotate]), NO, NO, NO],
+        ),
+        row(
+            "rotate the master key",
+            |c| c.h.svc.rotate_master_key(&c.me, None).map(drop),
+            [done(&[KeyRotate]), NO, NO, NO],
+        ),
+        row(
+            "rotate the secrets key",
+            |c| c.h.svc.rotate_secrets_key(&c.me).map(drop),
+            [done(&[KeyRotate]), NO, NO, NO],
+        ),
+        row(
+            "read the keys' ages",
+            |c| c.h.svc.key_status(&c.me).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row(
+            "back the keys up",
+            |c| c.h.svc.key_backup(&c.me, "correct horse battery").map(drop),
+            [done(&[KeyBackup]), NO, NO, NO],
+        ),
+        row(
+            "record a key restore",
+            |c| c.h.svc.key_restored(&c.me, 1, 0),
+            [done(&[KeyRestore]), NO, NO, NO],
         ),
     ];
     let audit = vec![

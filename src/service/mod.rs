@@ -11,6 +11,7 @@ mod claude;
 mod egress;
 mod files;
 mod host;
+mod keys;
 mod recordings;
 mod runs;
 mod secrets;
@@ -176,7 +177,7 @@ pub enum OpenError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Key(#[from] crate::secrets::KeyFileError),
+    Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
@@ -206,12 +207,8 @@ impl From<crate::sessions::SessionError> for Error {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     /// The key the chain is sealed with could not be read, so nothing was checked.
-    #[error("reading the audit key {}: {source}", .path.display())]
-    Key {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading the audit key: {0}")]
+    Key(#[source] crate::keys::KeyError),
     #[error(transparent)]
     Broken(#[from] crate::audit::Broken),
 }
@@ -236,6 +233,8 @@ pub struct Service {
     tokens: Arc<crate::tokens::Tokens>,
     /// The key secrets for sessions are sealed with.
     vault: crate::vault::Vault,
+    /// The data keys, wrapped by the master key.
+    keys: Arc<crate::keys::Keys>,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -251,14 +250,17 @@ pub struct Service {
 
 impl Service {
     /// Opens the data directory and builds the host (store, audit log, recorder, hub).
-    /// Returns the service and what was tightened on the way (modes that were too loose).
+    /// Returns the service and what it found to say on the way (modes that were too loose
+    /// and were tightened, a master key generated, plain key files moved into the ring).
     pub fn open(
         dir: DataDir,
         config: Config,
     ) -> std::result::Result<(Arc<Service>, Vec<String>), OpenError> {
-        let tightened = dir.ensure()?;
+        let mut tightened = dir.ensure()?;
+        let keys = crate::keys::Keys::open(&dir, &config.master)?;
+        tightened.extend(keys.notes.iter().cloned());
         let store = Store::open(&dir.database())?;
-        let key = crate::secrets::load_or_create_key(&dir.audit_key())?;
+        let key = keys.random_current(crate::keys::Purpose::Audit)?.1.to_vec();
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.
         let unsealed_ok = store.audit_checkpoint()?.is_none();
@@ -274,7 +276,7 @@ impl Service {
                 .recordings_dir
                 .clone()
                 .unwrap_or_else(|| dir.root.join("recordings")),
-            crate::record::Keyring::new(&dir),
+            crate::record::Keyring::new(keys.clone()),
             config.recording_policy,
             config.record_input,
             config.recording_enabled,
@@ -286,7 +288,10 @@ impl Service {
             recorder,
             store.clone(),
         );
-        let tokens = Arc::new(crate::tokens::Tokens::open(&dir, &config.api_signing)?);
+        let tokens = Arc::new(crate::tokens::Tokens::open(
+            keys.clone(),
+            &config.api_signing,
+        )?);
         let places = Places::new(&config);
         if config.password_login {
             crate::auth::password::warm();
@@ -296,7 +301,8 @@ impl Service {
             audit,
             hub,
             places,
-            vault: crate::vault::Vault::new(&dir),
+            vault: crate::vault::Vault::new(keys.clone()),
+            keys,
             dir,
             tokens,
             runs: runs::Runs::default(),
@@ -602,8 +608,17 @@ impl Service {
     /// The chain verified (see [`Service::audit_verify`]), without a caller (the host warms
     /// the Audit view's state with it at start).
     pub fn verify_chain(&self, full: bool) -> std::result::Result<u64, ChainError> {
-        let path = self.dir.audit_key();
-        let key = std::fs::read(&path).map_err(|source| ChainError::Key { path, source })?;
+        let key = match self.keys.current(crate::keys::Purpose::Audit) {
+            Ok(Some((_, k))) => k.to_vec(),
+            Ok(None) => {
+                return Err(ChainError::Key(crate::keys::KeyError::Missing {
+                    purpose: "audit",
+                    id: "(current)".into(),
+                    path: self.keys.path(),
+                }))
+            }
+            Err(e) => return Err(ChainError::Key(e)),
+        };
         let checkpoint = self.store.audit_checkpoint().ok().flatten();
         let mut cache = self.chain.lock().unwrap_or_else(|e| e.into_inner());
         let from = if full { None } else { cache.clone() };

@@ -93,7 +93,7 @@ impl Service {
     }
 
     fn key_for(&self, r: &RecordingEntry) -> Result<Vec<u8>> {
-        Ok(crate::record::Keyring::new(&self.dir).for_file(Path::new(&r.path))?)
+        Ok(crate::record::Keyring::new(self.keys.clone()).for_file(Path::new(&r.path))?)
     }
 
     /// Writes an access to the audit log; an access that cannot be audited does not happen.
@@ -282,7 +282,7 @@ impl Service {
     fn verdict(&self, r: &RecordingEntry) -> Verdict {
         // A recording the host finished sealing must be complete; one still "recording" in
         // the catalog whose host is gone was interrupted.
-        let keys = crate::record::Keyring::new(&self.dir);
+        let keys = crate::record::Keyring::new(self.keys.clone());
         crate::record::verdict(
             &keys,
             Path::new(&r.path),
@@ -343,7 +343,12 @@ impl Service {
         }
         let p = self.current(p)?;
         let list = self.recordings(&p, filter)?;
-        let found = crate::record::search(&self.dir, &list, pattern, target);
+        let found = crate::record::search(
+            &crate::record::Keyring::new(self.keys.clone()),
+            &list,
+            pattern,
+            target,
+        );
         let matched: Vec<String> =
             found
                 .hits
@@ -400,7 +405,7 @@ impl Service {
         let p = self.check(p, Action::ManageUsers, "key rotate", |p| {
             format!("{} may not rotate keys", p.role.with_article())
         })?;
-        let id = crate::record::Keyring::new(&self.dir).rotate()?;
+        let id = crate::record::Keyring::new(self.keys.clone()).rotate()?;
         self.record(
             p.stamp(AuditEvent::new(Kind::KeyRotate, p.user.clone()))
                 .with("key", "recording")

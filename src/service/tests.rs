@@ -8,7 +8,8 @@ use crate::store::RecordingEntry;
 fn service() -> (tempfile::TempDir, Arc<Service>) {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("data"));
-    let config = Config::load(None, &data.root).unwrap();
+    let mut config = Config::load(None, &data.root).unwrap();
+    config.master.file = Some(crate::keys::master::for_tests(dir.path()));
     let (svc, _) = Service::open(data, config).unwrap();
     (dir, svc)
 }

@@ -350,7 +350,7 @@ impl Service {
     /// Starts signing API tokens with a new key (admins); earlier tokens stay valid.
     pub fn rotate_token_key(&self, p: &Principal) -> Result<String> {
         let p = self.manage(p, "token rotate")?;
-        let kid = crate::tokens::Tokens::rotate(&self.dir, &self.config.api_signing)
+        let kid = crate::tokens::Tokens::rotate(&self.keys, &self.config.api_signing)
             .map_err(|e| Error::caused("rotating the API signing key", e))?;
         self.record(
             p.stamp(AuditEvent::new(Kind::TokenRotateKey, p.user.clone()))

@@ -481,9 +481,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = crate::paths::DataDir::new(dir.path().join("data"));
         data.ensure().unwrap();
+        let keys = crate::keys::Keys::for_tests(&data);
         let recorder = Recorder::new(
             data.root.join("recordings"),
-            Keyring::new(&data),
+            Keyring::new(keys.clone()),
             FailurePolicy::Strict,
             true,
             true,
@@ -514,7 +515,7 @@ mod tests {
             lane.finish(0).map(|(s, _)| s),
             Some(RecordingState::Complete)
         );
-        let key = Keyring::new(&data).for_file(&path).unwrap();
+        let key = Keyring::new(keys).for_file(&path).unwrap();
         crate::record::format::read(&path, &key).unwrap()
     }
 

@@ -22,7 +22,7 @@ fn hub() -> Fixture {
     let recorder = Arc::new(
         Recorder::new(
             data.root.join("recordings"),
-            crate::record::Keyring::new(&data),
+            crate::record::Keyring::new(crate::keys::Keys::for_tests(&data)),
             crate::record::FailurePolicy::Strict,
             false,
             false,

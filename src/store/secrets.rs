@@ -55,6 +55,40 @@ impl Store {
         Ok(replaced > 0)
     }
 
+    /// Every sealed secret (owner, name, value): for re-sealing after a key rotation.
+    pub fn all_sealed_secrets(&self) -> Result<Vec<(i64, String, SealedSecret)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT owner_id, name, nonce, sealed FROM secrets")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                SealedSecret {
+                    nonce: r.get(2)?,
+                    sealed: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Replaces a sealed value with the same value sealed again, only if the row still
+    /// holds `old` (a secret set meanwhile is newer, and kept). Its dates do not change.
+    pub fn reseal_secret(
+        &self,
+        owner_id: i64,
+        name: &str,
+        old: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE secrets SET nonce = ?5, sealed = ?6 WHERE owner_id = ?1 AND name = ?2 AND nonce = ?3 AND sealed = ?4",
+            params![owner_id, name, old.nonce, old.sealed, new.nonce, new.sealed],
+        )?;
+        Ok(n > 0)
+    }
+
     /// The secrets of `owner_id` (0: the global ones), by name.
     pub fn secrets(&self, owner_id: i64) -> Result<Vec<SecretEntry>> {
         let conn = self.conn()?;

@@ -112,7 +112,7 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
     config.local_workspace = starting_directory();
     let (svc, tightened) = Service::open(dir, config).map_err(|e| e.to_string())?;
     for t in &tightened {
-        eprintln!("cordon: tightened: {t}");
+        eprintln!("cordon: {t}");
     }
     let me = svc.local_login().map_err(|e| e.to_string())?;
     let (s, m) = (svc.clone(), me.clone());
@@ -140,6 +140,11 @@ fn run(dir: DataDir, config: Option<&std::path::Path>) -> Result<(), String> {
         );
     }
     svc.tui_closed(&me);
+    // Said again once the TUI has given the screen back: a master key generated on this
+    // start is something to keep a copy of.
+    for t in tightened.iter().filter(|t| t.contains("master key")) {
+        eprintln!("cordon: {t}");
+    }
     result
 }
 

@@ -23,7 +23,8 @@ const ALICE: i64 = 1;
 fn app(role: Role) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("data"));
-    let config = Config::load(None, &data.root).unwrap();
+    let mut config = Config::load(None, &data.root).unwrap();
+    config.master.file = Some(crate::keys::master::for_tests(dir.path()));
     let (svc, _) = Service::open(data, config).unwrap();
     svc.add_user(&Principal::local_admin(), "alice", role, &[])
         .unwrap();

@@ -103,6 +103,22 @@ impl Host {
         self.data.path().join("cordon.toml")
     }
 
+    /// The master key file the host's configuration names (`[keys] master_key_file`).
+    pub fn master_key(&self) -> PathBuf {
+        self.data.path().join("master.key")
+    }
+
+    /// The host's current key of `purpose` (`audit`, `api-eddsa`, ...): its id and material,
+    /// read as someone holding the master key could.
+    pub fn data_key(&self, purpose: &str) -> (String, Vec<u8>) {
+        crate::keyring::current(&self.state(), &self.master_key(), purpose).unwrap_or_else(|| {
+            panic!(
+                "no {purpose} key opens with {}",
+                self.master_key().display()
+            )
+        })
+    }
+
     /// The data directory (`--data-dir`).
     pub fn state(&self) -> PathBuf {
         self.data.path().join("state")
@@ -294,6 +310,15 @@ fn config_tables(data: &Path, port: u16, api: u16, extra: &str) -> Vec<(String, 
             ],
         ),
         ("api".into(), vec![format!("listen = \"127.0.0.1:{api}\"")]),
+        // Each host its own master key, beside (not in) its data directory: tests never
+        // use, or rotate, the account's generated one.
+        (
+            "keys".into(),
+            vec![format!(
+                "master_key_file = \"{}\"",
+                master_key(data).display()
+            )],
+        ),
     ];
     let mut current = "ssh".to_string();
     for line in extra.lines() {
@@ -312,6 +337,27 @@ fn config_tables(data: &Path, port: u16, api: u16, extra: &str) -> Vec<(String, 
         }
     }
     tables
+}
+
+/// A fresh master key file (64 hex characters, mode 0600) under `data`, made once.
+fn master_key(data: &Path) -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data.join("master.key");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut bytes))
+            .expect("random bytes");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(f, "{hex}").expect("writing the master key");
+    }
+    path
 }
 
 /// Starts `bin serve` on the data directory and configuration under `data` (under `prlimit

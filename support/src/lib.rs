@@ -4,6 +4,7 @@
 //! - [`host`]: a `cordon serve` of the caller's own (data directory, configuration, users
 //!   with fresh keys, OpenSSH's `ssh`, tmux windows, the audit log and recordings);
 //! - [`sandbox`]: `cordon sandbox` runs in a fresh workspace, with a place outside every grant;
+//! - [`keyring`]: a host's data keys, opened with the master key the harness gave it;
 //! - [`process`], [`wait`], [`net`], [`ssh`], [`tmux`], [`http`]: what those are made of, and
 //!   what a test or a benchmark needs beside them.
 //!
@@ -20,6 +21,7 @@
 
 pub mod host;
 pub mod http;
+pub mod keyring;
 pub mod net;
 pub mod process;
 pub mod sandbox;

@@ -150,5 +150,27 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
             out.push_str(&format!("{name}{{{label}=\"{value}\"}} {v}\n"));
         }
     }
+    out.push_str(
+        "# HELP cordon_key_age_seconds The age of the master key and of each data key in use.\n\
+         # TYPE cordon_key_age_seconds gauge\n",
+    );
+    for k in &host.keys {
+        out.push_str(&format!(
+            "cordon_key_age_seconds{{key=\"{}\"}} {}\n",
+            k.key,
+            k.age.as_secs()
+        ));
+    }
+    out.push_str(
+        "# HELP cordon_key_overdue 1 when a key is older than its rotation period ([keys] rotate_*).\n\
+         # TYPE cordon_key_overdue gauge\n",
+    );
+    for k in &host.keys {
+        out.push_str(&format!(
+            "cordon_key_overdue{{key=\"{}\"}} {}\n",
+            k.key,
+            u8::from(k.overdue())
+        ));
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
