@@ -664,7 +664,14 @@ fn a_data_directory_that_existed_open_to_others_is_tightened_and_doctor_says_so(
     // Any host command (here `user list`, as the next start of the host would) tightens it.
     let out = h.cordon(&["user", "list"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("tightened"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("open to others (mode 755); it is 0700 now")
+            && out
+                .stderr
+                .contains("cordon.db was readable by others; it is 0600 now"),
+        "{out:?}"
+    );
     assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
     assert_eq!(
         std::fs::metadata(state.join("cordon.db")).unwrap().mode() & 0o777,

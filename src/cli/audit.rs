@@ -16,9 +16,17 @@ pub fn verify(
     against: Option<&std::path::Path>,
 ) -> i32 {
     let log = dir.audit_log();
-    if !log.exists() {
-        println!("no audit log yet at {}", log.display());
-        return 0;
+    // Never made (no key ring, hence no audit key, and no log): nothing to check. A ring
+    // without its log is checked below, against the host's checkpoint.
+    if !dir.root.join("keys/keyring.json").exists() {
+        if !log.exists() {
+            println!("no audit log yet at {}", log.display());
+            return 0;
+        }
+        return fail(format!(
+            "{} exists but there is no key ring to check it with: restore a key backup (cordon key restore)",
+            log.display()
+        ));
     }
     let keys = match crate::keys::Keys::open(dir, master) {
         Ok(k) => k,
@@ -26,6 +34,10 @@ pub fn verify(
     };
     let key = match keys.current(crate::keys::Purpose::Audit) {
         Ok(Some((_, k))) => k.to_vec(),
+        Ok(None) if !log.exists() => {
+            println!("no audit log yet at {}", log.display());
+            return 0;
+        }
         Ok(None) => {
             return fail(format!(
                 "the key ring {} holds no audit key: restore a key backup (cordon key restore)",

@@ -493,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn seeking_in_a_gib_of_output_answers_in_under_100_ms() {
+    fn seeking_in_a_gib_of_output_reads_from_the_nearest_keyframe_only() {
         let key = [6u8; 32];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
@@ -549,12 +549,17 @@ mod tests {
                 Some(format::KEYFRAME),
                 "seek starts at a keyframe"
             );
+            // What makes a seek cheap, whatever the machine's speed: it decodes at most the
+            // output written since the nearest keyframe (1 MiB, and one more block), not
+            // the GiB before it.
+            let decoded: usize = events.iter().map(|e| e.data.len()).sum();
+            assert!(
+                decoded <= (1 << 20) + 2 * 4096 + 256,
+                "a seek decoded {decoded} bytes"
+            );
         }
+        // Reported, not asserted: a test does not time anything (benches/recording.rs does).
         eprintln!("slowest seek in 1 GiB of output: {worst:?}");
-        assert!(
-            worst < std::time::Duration::from_millis(100),
-            "the slowest seek in 1 GiB took {worst:?}"
-        );
     }
 
     #[test]
