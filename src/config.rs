@@ -78,6 +78,8 @@ pub struct Config {
     /// The audit log: rotation, copies elsewhere, retention (None: kept forever).
     pub audit: crate::audit::Options,
     pub audit_retention: Option<Duration>,
+    /// `[alerts]`: the rules, their containment, the webhook and syslog.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +101,8 @@ struct File {
     audit: AuditFile,
     #[serde(default)]
     workspaces: WorkspacesFile,
+    #[serde(default)]
+    alerts: crate::alerts::AlertsFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +234,9 @@ pub enum ConfigError {
     /// `workspaces.roles.ROLE`).
     #[error("{key}: {why}")]
     Grant { key: String, why: String },
+    /// A key of `[alerts]` (named in the error).
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::config::AlertsConfigError),
     /// `audit.forward` names no place to forward to.
     #[error("audit.forward: {0}")]
     Forward(#[source] crate::audit::AuditError),
@@ -553,6 +560,7 @@ impl Config {
                 "" | "0" | "forever" => None,
                 r => Some(dur("audit.retention", Some(r.to_string()), "90d")?),
             },
+            alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
         })
     }
 }

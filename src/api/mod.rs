@@ -206,7 +206,13 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     } else {
         api.limits.check(Limit::Address(&peer))
     };
+    // An address blocked by alerts' containment is refused whatever it asks (audited,
+    // bounded, in the service).
+    let blocked = api.svc.blocked(&peer, "api");
     let mut res = match limited {
+        _ if blocked.is_some() => {
+            ApiError::new(StatusCode::FORBIDDEN, blocked.unwrap_or_default()).into_response()
+        }
         Some(after) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             api.svc.record_bounded(
@@ -227,6 +233,7 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     // Refusals of the request itself (bad input, no such thing, wrong media type, too large)
     // are audited here; 401, 403 and 429 were audited where they were decided.
     let status = res.status();
+    api.svc.api_answered(status.as_u16());
     if status.is_client_error()
         && ![
             StatusCode::UNAUTHORIZED,

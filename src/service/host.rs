@@ -16,6 +16,11 @@ pub struct HostFigures {
     pub audit_errors: u64,
     /// Egress since the host started (network mode "proxy"), sessions and runs together.
     pub egress: EgressFigures,
+    /// Alerts raised since the host started, per rule (`[alerts]`).
+    pub alerts: [(&'static str, u64); 8],
+    /// The alert webhook's deliveries: delivered, failed after every attempt, dropped (its
+    /// queue full).
+    pub webhook: [(&'static str, u64); 3],
 }
 
 /// Egress counters for /metrics.
@@ -169,6 +174,17 @@ impl Service {
                     answered: get(&f.answered),
                     unanswered: get(&f.unanswered),
                 }
+            },
+            alerts: self.alerting.counts(),
+            webhook: {
+                use crate::alerts::webhook::{DELIVERED, DROPPED, FAILED};
+                let get =
+                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                [
+                    ("delivered", get(&DELIVERED)),
+                    ("failed", get(&FAILED)),
+                    ("dropped", get(&DROPPED)),
+                ]
             },
         })
     }
