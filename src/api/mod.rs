@@ -208,12 +208,9 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     };
     // An address blocked by alerts' containment is refused whatever it asks (audited,
     // bounded, in the service).
-    let blocked = api.svc.blocked(&peer, "api");
-    let mut res = match limited {
-        _ if blocked.is_some() => {
-            ApiError::new(StatusCode::FORBIDDEN, blocked.unwrap_or_default()).into_response()
-        }
-        Some(after) => {
+    let mut res = match (api.svc.blocked(&peer, "api"), limited) {
+        (Some(why), _) => ApiError::new(StatusCode::FORBIDDEN, why).into_response(),
+        (None, Some(after)) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             api.svc.record_bounded(
                 &format!("api.rate_limited:{peer}"),
@@ -228,7 +225,7 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
             }
             .into_response()
         }
-        None => next.run(req).await,
+        (None, None) => next.run(req).await,
     };
     // Refusals of the request itself (bad input, no such thing, wrong media type, too large)
     // are audited here; 401, 403 and 429 were audited where they were decided.

@@ -571,6 +571,89 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Role;
+
+    /// A service whose failed-login rules lock users and block addresses.
+    fn service() -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::paths::DataDir::new(dir.path().join("data"));
+        let file = dir.path().join("cordon.toml");
+        std::fs::write(
+            &file,
+            "[alerts.failed_logins_user]\nactions = [\"lock_user\"]\n[alerts.failed_logins_address]\nactions = [\"block_address\"]\nblock_for = \"10m\"\n",
+        )
+        .unwrap();
+        let config = crate::config::Config::load(Some(&file), &data.root).unwrap();
+        let (svc, _) = Service::open(data, config).unwrap();
+        (dir, svc)
+    }
+
+    #[test]
+    fn failures_naming_the_last_admin_never_lock_them_out_but_block_the_address() {
+        let (_d, svc) = service();
+        let local = Principal::local_admin();
+        svc.add_user(&local, "boss", Role::Admin, &[]).unwrap();
+        for _ in 0..5 {
+            svc.alert_login_failed("boss", "10.0.0.1:4242");
+        }
+        assert!(!svc.store.user("boss").unwrap().unwrap().locked);
+        let why = svc.blocked("10.0.0.1:5555", "ssh").expect("blocked");
+        assert!(why.contains("cordon block rm 10.0.0.1"), "{why}");
+        assert!(svc.blocked("10.0.0.2:5555", "ssh").is_none());
+        assert!(svc.blocked("unix", "api").is_none());
+        let incidents = svc.incidents(&local, 10).unwrap();
+        let user_incident = incidents
+            .iter()
+            .find(|i| i.rule == "failed_logins_user")
+            .unwrap();
+        let (_, timeline) = svc.incident(&local, user_incident.id).unwrap();
+        assert!(
+            timeline
+                .iter()
+                .any(|e| e.detail.contains("the last active admin")),
+            "{timeline:?}"
+        );
+        // Lifted by an admin, noted in the incident.
+        svc.unblock(&local, "10.0.0.1").unwrap();
+        assert!(svc.blocked("10.0.0.1:5555", "ssh").is_none());
+        assert_eq!(
+            svc.unblock(&local, "10.0.0.1").unwrap_err(),
+            Error::NotFound("10.0.0.1 is not blocked".into())
+        );
+    }
+
+    #[test]
+    fn failures_naming_a_developer_lock_them_and_four_do_not() {
+        let (_d, svc) = service();
+        let local = Principal::local_admin();
+        svc.add_user(&local, "boss", Role::Admin, &[]).unwrap();
+        svc.add_user(&local, "alice", Role::Developer, &[]).unwrap();
+        for i in 0..4 {
+            svc.alert_login_failed("alice", &format!("10.0.1.{i}:1"));
+        }
+        assert!(!svc.store.user("alice").unwrap().unwrap().locked);
+        svc.alert_login_failed("alice", "10.0.1.9:1");
+        assert!(svc.store.user("alice").unwrap().unwrap().locked);
+        // Spread over five addresses: none of them is blocked.
+        assert!(svc.blocks(&local).unwrap().is_empty());
+        assert_eq!(svc.alerting.counts()[1], ("failed_logins_user", 1));
+    }
+
+    #[test]
+    fn another_part_of_the_host_can_open_and_extend_an_incident() {
+        let (_d, svc) = service();
+        let id = svc
+            .incident_record("lockdown", "host", "lockdown.on", "by boss")
+            .unwrap();
+        svc.incident_note(id, "lockdown.off", "by boss").unwrap();
+        let again = svc
+            .incident_record("lockdown", "host", "lockdown.on", "again")
+            .unwrap();
+        assert_eq!(id, again, "joined within a day");
+        let (_, t) = svc.incident(&Principal::local_admin(), id).unwrap();
+        assert_eq!(t.len(), 3);
+        assert!(svc.incident_note(id + 100, "x", "y").is_err());
+    }
 
     #[test]
     fn a_peer_is_an_address_with_or_without_its_port_and_the_socket_is_none() {
