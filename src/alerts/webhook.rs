@@ -186,7 +186,7 @@ async fn deliver(config: &WebhookConfig, body: &str) -> Result<u32, String> {
     for attempt in 1..=config.attempts {
         let once = async {
             let secret = read_secret(&config.secret_file)?;
-            let ts = crate::tokens::now().to_string();
+            let ts = crate::audit::unix_seconds().to_string();
             let signature = sign(&secret, &ts, body.as_bytes());
             post(config, &target, body, &ts, &signature).await
         };

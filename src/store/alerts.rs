@@ -204,7 +204,7 @@ impl Store {
         )?;
         conn.execute(
             "UPDATE incidents SET updated_at = MAX(updated_at, ?2) WHERE id = ?1",
-            params![id, crate::tokens::now()],
+            params![id, crate::audit::unix_seconds()],
         )?;
         Ok(())
     }
