@@ -373,3 +373,79 @@ fn a_test_alert_to_a_receiver_that_never_answers_well_says_it_failed() {
         "{out:?}"
     );
 }
+
+/// `ssh USER@host ARGS` logging in with `password` only (OpenSSH's askpass, forced).
+fn ssh_password(h: &Host, user: &str, password: &str) -> bool {
+    let askpass = std::env::temp_dir().join(format!(
+        "cordon-alerts-askpass-{}-{}",
+        std::process::id(),
+        h.port
+    ));
+    std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new("ssh")
+        .args(["-p", &h.port.to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=ERROR", "-o", "PubkeyAuthentication=no"])
+        .args(["-o", "PreferredAuthentications=password"])
+        .args(["-o", "NumberOfPasswordPrompts=1"])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("ls")
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn five_failed_ssh_password_logins_block_the_address_across_a_restart_until_lifted() {
+    let receiver = Receiver::start(0);
+    let h = host(
+        &receiver,
+        "[alerts.failed_logins_address]\nactions = [\"block_address\"]\nblock_for = \"10m\"",
+    );
+    let key = h.user("dave", "developer");
+    set_password(&h, "dave");
+    assert!(ssh_password(&h, "dave", PASSWORD), "the password works");
+    for _ in 0..5 {
+        assert!(!ssh_password(&h, "dave", "wrong horse battery staple 9"));
+    }
+    wait_until("the webhook receives the alert", || {
+        receiver
+            .got()
+            .iter()
+            .any(|g| g.json()["rule"] == "failed_logins_address")
+    });
+    let got = receiver.got();
+    let alert = got
+        .iter()
+        .find(|g| g.json()["rule"] == "failed_logins_address")
+        .unwrap();
+    assert!(alert.signed_with(SECRET), "{alert:?}");
+    assert_eq!(alert.json()["key"], "127.0.0.1");
+    assert!(
+        // Even dave's key is refused (his password is also locked out by the older
+        // per-login lockout, so the key is what shows the block).
+        !ssh_ok(&h, &key, "dave"),
+        "the address is blocked"
+    );
+    assert!(h
+        .audit_log()
+        .lines()
+        .any(|l| l.contains("\"address.refused\"") && l.contains("\"ssh\"")));
+    // The block is stored: a restarted host still refuses the address.
+    let mut h = h;
+    h.restart();
+    assert!(!ssh_ok(&h, &key, "dave"), "still blocked after a restart");
+    assert_eq!(h.cordon(&["block", "rm", "127.0.0.1"]).code, 0);
+    assert!(ssh_ok(&h, &key, "dave"), "lifted");
+}
