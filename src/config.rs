@@ -81,6 +81,8 @@ pub struct Config {
     /// `[keys]`: where the master key is, and how old keys may grow.
     pub master: crate::keys::MasterConfig,
     pub rotation: crate::keys::Rotation,
+    /// `[alerts]`: the rules, their containment, the webhook and syslog.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +106,8 @@ struct File {
     workspaces: WorkspacesFile,
     #[serde(default)]
     keys: KeysFile,
+    #[serde(default)]
+    alerts: crate::alerts::AlertsFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +249,9 @@ pub enum ConfigError {
     /// `workspaces.roles.ROLE`).
     #[error("{key}: {why}")]
     Grant { key: String, why: String },
+    /// A key of `[alerts]` (named in the error).
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::config::AlertsConfigError),
     /// `audit.forward` names no place to forward to.
     #[error("audit.forward: {0}")]
     Forward(#[source] crate::audit::AuditError),
@@ -594,6 +601,7 @@ impl Config {
                     secrets: period("keys.rotate_secrets", file.keys.rotate_secrets, "30d")?,
                 }
             },
+            alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
         })
     }
 }

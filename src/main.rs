@@ -2,6 +2,7 @@
 //! policy is decided here.
 
 mod accounts;
+mod alerts;
 mod api;
 mod audit;
 mod auth;
@@ -267,6 +268,21 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Alerts ([alerts]): `cordon alert test` sends a test alert through every sink.
+    Alert {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
+    /// Addresses blocked by alerts' containment: list them, lift one.
+    Block {
+        #[command(subcommand)]
+        action: BlockAction,
+    },
+    /// Incidents opened by alerts, with their timelines.
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
     /// What this machine can enforce: Landlock, seccomp, namespaces, cgroups.
     Doctor {
         /// Machine-readable output.
@@ -277,6 +293,42 @@ enum Command {
     Completions {
         /// bash, zsh or fish.
         shell: cli::completions::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertAction {
+    /// Send a test alert through every configured sink (audit log, syslog, webhook) and
+    /// say how each went; exit status 1 if one failed.
+    Test,
+}
+
+#[derive(Subcommand)]
+enum BlockAction {
+    /// The addresses blocked now, until when, by which rule and incident.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the block of an address (audited, noted in its incident).
+    Rm { address: String },
+}
+
+#[derive(Subcommand)]
+enum IncidentAction {
+    /// The latest incidents, newest first.
+    Ls {
+        /// How many at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident and its timeline.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -683,6 +735,19 @@ fn main() {
             UserAction::Key {
                 action: KeyAction::Remove { name, fingerprint },
             } => admin(&|a| cli::users::key_remove(a, &name, &fingerprint)),
+        },
+        Some(Command::Alert {
+            action: AlertAction::Test,
+        }) => admin(&cli::alerts::test),
+        Some(Command::Block { action }) => match action {
+            BlockAction::Ls { json } => admin(&|a| cli::alerts::blocks(a, json)),
+            BlockAction::Rm { address } => admin(&|a| cli::alerts::unblock(a, &address)),
+        },
+        Some(Command::Incident { action }) => match action {
+            IncidentAction::Ls { limit, json } => {
+                admin(&|a| cli::alerts::incidents(a, limit, json))
+            }
+            IncidentAction::Show { id, json } => admin(&|a| cli::alerts::incident(a, id, json)),
         },
         Some(Command::Secret { action }) => match action {
             SecretAction::Set { scope, key } => {

@@ -206,8 +206,11 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
     } else {
         api.limits.check(Limit::Address(&peer))
     };
-    let mut res = match limited {
-        Some(after) => {
+    // An address blocked by alerts' containment is refused whatever it asks (audited,
+    // bounded, in the service).
+    let mut res = match (api.svc.blocked(&peer, "api"), limited) {
+        (Some(why), _) => ApiError::new(StatusCode::FORBIDDEN, why).into_response(),
+        (None, Some(after)) => {
             api.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             api.svc.record_bounded(
                 &format!("api.rate_limited:{peer}"),
@@ -222,11 +225,12 @@ async fn envelope(State(api): State<Api>, mut req: Request, next: Next) -> Respo
             }
             .into_response()
         }
-        None => next.run(req).await,
+        (None, None) => next.run(req).await,
     };
     // Refusals of the request itself (bad input, no such thing, wrong media type, too large)
     // are audited here; 401, 403 and 429 were audited where they were decided.
     let status = res.status();
+    api.svc.api_answered(status.as_u16());
     if status.is_client_error()
         && ![
             StatusCode::UNAUTHORIZED,

@@ -78,12 +78,17 @@ pub enum Kind {
     ServeStop,
     AuditSuppressed,
     AuditRetention,
+    AlertRaised,
+    AlertTest,
+    AddressBlock,
+    AddressUnblock,
+    AddressRefused,
 }
 
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 72] = [
+    pub const ALL: [Kind; 77] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -156,6 +161,11 @@ impl Kind {
         Kind::ServeStop,
         Kind::AuditSuppressed,
         Kind::AuditRetention,
+        Kind::AlertRaised,
+        Kind::AlertTest,
+        Kind::AddressBlock,
+        Kind::AddressUnblock,
+        Kind::AddressRefused,
     ];
 
     /// The name written in the log's `event` field, and what the event means with its fields.
@@ -181,7 +191,7 @@ impl Kind {
             UserAdd => ("user.add", "a user was added: `user`, `role`"),
             UserRemove => ("user.remove", "a user was removed: `user`, `user_id`, `moved` (where their home and workspaces went)"),
             UserRole => ("user.role", "a user's role changed: `user`, `from`, `to`"),
-            UserLock => ("user.lock", "a user was locked (tokens revoked, sessions ended): `user`, `sessions_ended`"),
+            UserLock => ("user.lock", "a user was locked (tokens revoked, sessions ended): `user`, `sessions_ended`; by alerts' containment the actor is `cordon`, with `rule` and `incident`"),
             UserUnlock => ("user.unlock", "a user was unlocked: `user`"),
             UserPasswordSet => ("user.password.set", "a user's password was set: `user`"),
             UserPasswordClear => ("user.password.clear", "a user's password was removed: `user`"),
@@ -234,6 +244,11 @@ impl Kind {
             ServeStop => ("serve.stop", "the host stopped"),
             AuditSuppressed => ("audit.suppressed", "events of `key` past the bound in a minute were counted, not written: `suppressed`, `window_seconds`"),
             AuditRetention => ("audit.retention", "retention removed old segments of this log: `removed`, `resumes_at`, `prev_of_first`, `older_than`"),
+            AlertRaised => ("alert.raised", "an alert rule fired (`[alerts]`): `rule`, `severity`, `key` (an address, a user name as offered, escaped and bounded, a path or `host`), `count`, `threshold`, `window_seconds`, `incident`, `actions`; the actor is `cordon`"),
+            AlertTest => ("alert.test", "a test alert was sent through every sink (`cordon alert test`): `results` (each sink and how it went)"),
+            AddressBlock => ("address.block", "containment blocked an address: `address`, `until`, `rule`, `incident`; the actor is `cordon`"),
+            AddressUnblock => ("address.unblock", "an admin lifted an address's block: `address`, `incident`"),
+            AddressRefused => ("address.refused", "a connection, login or API request from a blocked address was refused: `address`, `face` (ssh, api, login), `until`; bounded per address"),
         }
     }
 

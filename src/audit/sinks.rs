@@ -76,6 +76,18 @@ impl Sink {
     /// a minute) and the copy is retried with the next event: the log itself is written
     /// already, and a sink must never stop the host.
     pub fn send(&self, line: &str) {
+        if let Err(e) = self.try_send(line) {
+            let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+            if said.is_none_or(|t| t.elapsed().as_secs() >= 60) {
+                *said = Some(Instant::now());
+                eprintln!("cordon: audit: forwarding to {:?} failed ({e}); events are still written to the log", self.target);
+            }
+        }
+    }
+
+    /// Sends one line, saying how it went (the sink reconnects at the next line after a
+    /// failure). Alerts use it too (`cordon alert test` reports the outcome).
+    pub fn try_send(&self, line: &str) -> std::io::Result<()> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let result = (|| -> std::io::Result<()> {
             if open.is_none() {
@@ -93,13 +105,9 @@ impl Sink {
                 None => Ok(()),
             }
         })();
-        if let Err(e) = result {
+        if result.is_err() {
             *open = None;
-            let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
-            if said.is_none_or(|t| t.elapsed().as_secs() >= 60) {
-                *said = Some(Instant::now());
-                eprintln!("cordon: audit: forwarding to {:?} failed ({e}); events are still written to the log", self.target);
-            }
         }
+        result
     }
 }

@@ -6,6 +6,7 @@
 //! audit log), so that each rule and each audit event is the one every other face goes
 //! through. What they print that users or sessions control is escaped ([`crate::text`]).
 
+pub mod alerts;
 pub mod audit;
 pub mod claude;
 pub mod completions;

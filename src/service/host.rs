@@ -19,6 +19,11 @@ pub struct HostFigures {
     /// The master key's and each current data key's age against its rotation period;
     /// empty when the key ring could not be read.
     pub keys: Vec<crate::keys::Age>,
+    /// Alerts raised since the host started, per rule (`[alerts]`).
+    pub alerts: [(&'static str, u64); 8],
+    /// The alert webhook's deliveries: delivered, failed after every attempt, dropped (its
+    /// queue full).
+    pub webhook: [(&'static str, u64); 3],
 }
 
 /// Egress counters for /metrics.
@@ -174,6 +179,17 @@ impl Service {
                 }
             },
             keys: self.key_figures().map(|s| s.ages).unwrap_or_default(),
+            alerts: self.alerting.counts(),
+            webhook: {
+                use crate::alerts::webhook::{DELIVERED, DROPPED, FAILED};
+                let get =
+                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                [
+                    ("delivered", get(&DELIVERED)),
+                    ("failed", get(&FAILED)),
+                    ("dropped", get(&DROPPED)),
+                ]
+            },
         })
     }
 }

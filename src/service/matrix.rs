@@ -1227,7 +1227,46 @@ fn rows() -> Vec<Row> {
             [done(&[TuiStart, TuiStop]); 4],
         ),
     ];
-    [sessions, recordings, audit, users, secrets, logins]
+    let alerts = vec![
+        row(
+            "send a test alert",
+            |c| c.h.svc.alert_test(&c.me).map(drop),
+            [done(&[AlertTest]), NO, NO, NO],
+        ),
+        row(
+            "see the blocked addresses",
+            |c| c.h.svc.blocks(&c.me).map(drop),
+            [QUIET, NO, QUIET, NO],
+        ),
+        row_after(
+            "lift an address's block",
+            |c| {
+                let until = crate::tokens::now() + 3600;
+                Ok(c.h
+                    .svc
+                    .store
+                    .block_address("203.0.113.9", until, "test", 0)?)
+            },
+            |c| c.h.svc.unblock(&c.me, "203.0.113.9").map(drop),
+            [done(&[AddressUnblock]), NO, NO, NO],
+        ),
+        row(
+            "see the incidents",
+            |c| c.h.svc.incidents(&c.me, 10).map(drop),
+            [QUIET, NO, QUIET, NO],
+        ),
+        row(
+            "see an incident's timeline",
+            |c| {
+                let id =
+                    c.h.svc
+                        .incident_record("matrix", "host", "note", "a note")?;
+                c.h.svc.incident(&c.me, id).map(drop)
+            },
+            [QUIET, NO, QUIET, NO],
+        ),
+    ];
+    [sessions, recordings, audit, users, secrets, logins, alerts]
         .into_iter()
         .flatten()
         .collect()
@@ -1318,6 +1357,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("secrets.rs"),
         include_str!("claude.rs"),
         include_str!("egress.rs"),
+        include_str!("alerts.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

@@ -7,6 +7,7 @@
 //! connection), and [`Service::maintain`] ends what a caller may no longer do while it
 //! runs (viewers, sessions and `run` commands of users locked, removed or demoted).
 
+mod alerts;
 mod claude;
 mod egress;
 mod files;
@@ -246,6 +247,8 @@ pub struct Service {
     chain: std::sync::Mutex<Option<crate::audit::chain::Position>>,
     /// When retention last ran, and the audit checkpoint last written.
     housekeeping: std::sync::Mutex<(std::time::Instant, u64)>,
+    /// Alert rules' windows, the sinks, the counts (`alerts.rs`).
+    alerting: alerts::Alerting,
 }
 
 impl Service {
@@ -314,6 +317,7 @@ impl Service {
                 std::time::Instant::now() - std::time::Duration::from_secs(3600),
                 0,
             )),
+            alerting: alerts::Alerting::new(&config.alerts),
             config,
         };
         Ok((Arc::new(svc), tightened))
@@ -504,6 +508,7 @@ impl Service {
         self.hub
             .enforce_limits(self.config.idle_timeout, self.config.max_duration);
         self.audit_housekeeping();
+        self.alert_checks();
         for summary in self.throttle.expired() {
             self.record(
                 AuditEvent::new(Kind::AuditSuppressed, "cordon")

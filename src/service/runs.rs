@@ -333,6 +333,9 @@ impl Service {
             Ok(o) => (o.exit_status, o.ended_by.map(RunEnd::name).unwrap_or("")),
             Err(_) => (sandbox::EXIT_REFUSED, "error"),
         };
+        if code == sandbox::EXIT_REFUSED {
+            self.alert_sandbox_refused(&p.user);
+        }
         let mut ev = p
             .stamp(AuditEvent::new(Kind::Run, p.user.clone()))
             .with("argv", crate::masking::mask_argv(&req.argv).join(" "))

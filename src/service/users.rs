@@ -111,7 +111,7 @@ impl Service {
     }
 
     /// Whether changing `u` away from an active admin would leave none.
-    fn last_admin(&self, u: &User) -> bool {
+    pub(super) fn last_admin(&self, u: &User) -> bool {
         u.role == Role::Admin && !u.locked && self.store.count_admins().unwrap_or(0) <= 1
     }
 
@@ -154,7 +154,7 @@ impl Service {
 
     /// Ends the sessions and runs of user `id` (in this host; a host in another process
     /// ends them within a second through [`Service::maintain`]).
-    fn end_everything_of(&self, id: i64) -> usize {
+    pub(super) fn end_everything_of(&self, id: i64) -> usize {
         let mut ended = 0;
         for s in self.hub.list().into_iter().filter(|s| s.owner_id == id) {
             s.kill();
@@ -362,6 +362,9 @@ impl Service {
     /// A public-key login: the key must be registered to `user`, who must not be locked.
     /// The client learns only yes or no; the reason is audited (bounded per address).
     pub fn key_login(&self, user: &str, fingerprint: &str, peer: &str) -> Result<Principal> {
+        if let Some(why) = self.blocked(peer, "login") {
+            return Err(Error::Forbidden(why));
+        }
         let found = self.store.user_by_key(fingerprint)?;
         let verdict = match &found {
             Some(u) if u.name != user => Err("the key belongs to another user"),
@@ -414,6 +417,10 @@ impl Service {
         if !self.config.password_login {
             return Err(Error::Forbidden("password logins are off here".into()));
         }
+        // A blocked address is refused before any password is checked (alerts' containment).
+        if let Some(why) = self.blocked(peer, "login") {
+            return Err(Error::Forbidden(why));
+        }
         let now = crate::tokens::now();
         let name = offered_name(user);
         let subjects = [format!("user:{name}"), format!("addr:{}", address_of(peer))];
@@ -463,6 +470,7 @@ impl Service {
                 if !locked_out {
                     let _ = self.store.record_failure(&subjects, now);
                 }
+                self.alert_login_failed(&name, peer);
                 self.record_bounded(
                     &format!("login.failed:{}", address_of(peer)),
                     AuditEvent::new(Kind::LoginFailed, name)

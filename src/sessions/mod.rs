@@ -30,6 +30,10 @@ pub use crate::session_id::SessionId;
 use crate::store::{RecordingEntry, Store};
 use recording::Lane;
 
+/// Sessions whose command ended with the sandbox's refusal status (125) since the host
+/// started: the alerts' `sandbox_refusals` rule counts them.
+pub static SANDBOX_REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Why a session could not start, or a viewer could not join one. Each keeps its source;
 /// `Full` is the caller's (too many viewers), the rest are the host's.
 #[derive(Debug, thiserror::Error)]
@@ -944,6 +948,9 @@ impl Hub {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&s.id);
+                if code == sandbox::EXIT_REFUSED {
+                    SANDBOX_REFUSALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let mut end = AuditEvent::new(Kind::SessionEnd, s.owner.clone())
                     .with("session", s.id)
                     .with("exit_status", code);

@@ -206,6 +206,11 @@ fn accept(
     config: &Arc<russh::server::Config>,
     shared: &Arc<Shared>,
 ) {
+    // An address blocked by alerts' containment is closed at once (audited, bounded, in
+    // the service; its logins are refused there too).
+    if shared.service.blocked(&peer.to_string(), "ssh").is_some() {
+        return;
+    }
     let Some(slot) = shared.admit(peer.ip()) else {
         // Over the caps: closed at once, and said in bounded form.
         shared.service.record_bounded(

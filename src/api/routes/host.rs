@@ -144,6 +144,18 @@ async fn metrics(State(api): State<Api>, auth: Auth) -> Result<Response> {
                 ("unanswered", e.unanswered),
             ],
         ),
+        (
+            "cordon_alerts_total",
+            "Alerts raised since the host started, by rule ([alerts]).",
+            "rule",
+            host.alerts.to_vec(),
+        ),
+        (
+            "cordon_alert_webhook_total",
+            "Alerts sent to the webhook, by outcome (failed: after every attempt; dropped: its queue was full).",
+            "outcome",
+            host.webhook.to_vec(),
+        ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
         for (value, v) in values {
