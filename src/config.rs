@@ -78,6 +78,8 @@ pub struct Config {
     /// The audit log: rotation, copies elsewhere, retention (None: kept forever).
     pub audit: crate::audit::Options,
     pub audit_retention: Option<Duration>,
+    /// `[auth] totp_required`: roles whose password logins need a second factor (TOTP).
+    pub totp_required: Vec<Role>,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +101,14 @@ struct File {
     audit: AuditFile,
     #[serde(default)]
     workspaces: WorkspacesFile,
+    #[serde(default)]
+    auth: AuthFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    totp_required: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -518,6 +528,18 @@ impl Config {
             )
             .map_err(|e| ConfigError::invalid("runner.stdin_limit", e))?,
             workspace_grants: WorkspaceGrants::load(file.workspaces, data_dir)?,
+            totp_required: file
+                .auth
+                .totp_required
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    r.parse::<Role>().map_err(|source| ConfigError::Role {
+                        key: "auth.totp_required",
+                        source,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             local_workspace: None,
             run_output_cap: sandbox::profile::parse_size(
                 file.runner.output_cap.as_deref().unwrap_or("16M"),

@@ -16,6 +16,7 @@ mod runs;
 mod secrets;
 mod sessions;
 mod throttle;
+mod totp;
 mod users;
 
 pub use egress::QuestionInfo;
@@ -24,6 +25,7 @@ pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
 pub use secrets::{Scope, SecretInfo};
 pub use sessions::{NewSession, ScreenText, WorkspaceChoices};
+pub use totp::{Enrolment, Login, PendingLogin, TotpStatus};
 pub use users::UserInfo;
 
 use std::sync::Arc;
@@ -236,6 +238,8 @@ pub struct Service {
     tokens: Arc<crate::tokens::Tokens>,
     /// The key secrets for sessions are sealed with.
     vault: crate::vault::Vault,
+    /// The key second factors' secrets are sealed with.
+    totp_vault: crate::auth::totp_vault::TotpVault,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -297,6 +301,7 @@ impl Service {
             hub,
             places,
             vault: crate::vault::Vault::new(&dir),
+            totp_vault: crate::auth::totp_vault::TotpVault::new(&dir),
             dir,
             tokens,
             runs: runs::Runs::default(),
