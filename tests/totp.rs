@@ -30,6 +30,20 @@ fn step_now() -> i64 {
         / 30
 }
 
+/// The step now, after waiting for the next one to begin if this one is past its 20th
+/// second: a code computed from it two steps ahead stays two steps ahead for the ten
+/// seconds a request takes, at the least.
+fn early_in_a_step() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now % 30 > 20 {
+        std::thread::sleep(std::time::Duration::from_secs(30 - now % 30));
+    }
+    step_now()
+}
+
 #[test]
 fn the_test_s_own_totp_matches_rfc_6238() {
     assert_eq!(code(b"12345678901234567890", 59 / 30), "287082");
@@ -92,12 +106,13 @@ fn set_password(h: &Host, user: &str) {
 }
 
 /// OpenSSH's client in tmux window `win`, logging in with a password only (no key), its
-/// methods in the order `prefer`, running `whoami`; the window stays after it exits.
+/// methods in the order `prefer`, running `whoami`; the window stays after it exits. Its
+/// log level is the default's (INFO), at which it shows keyboard-interactive's instructions.
 fn password_ssh(h: &Host, win: &str, user: &str, prefer: &str) {
     h.tmux.start(
         win,
         &format!(
-            "ssh -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o PreferredAuthentications={prefer} {user}@127.0.0.1 whoami; echo ssh-exited-$?; sleep 60",
+            "ssh -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=INFO -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o PreferredAuthentications={prefer} {user}@127.0.0.1 whoami; echo ssh-exited-$?; sleep 60",
             h.port
         ),
     );
@@ -209,8 +224,9 @@ fn a_second_factor_enrolled_over_ssh_is_asked_for_at_password_logins_and_each_co
     assert!(!screen.contains("alice (developer)"), "{screen}");
     assert!(screen.contains("ssh-exited-255"), "{screen}");
 
-    // Two steps ahead: outside the window.
-    let far = step_now() + 2;
+    // Two steps behind: outside the window (behind, so that the clock moving on while the
+    // client logs in only takes it further away).
+    let far = step_now() - 2;
     let screen = ssh_with_code(&h, "far", "alice", "keyboard-interactive", &code(&secret, far));
     assert!(screen.contains("ssh-exited-255"), "{screen}");
 
@@ -281,7 +297,10 @@ fn screen_secret_text(secret: &[u8]) -> String {
 
 #[test]
 fn the_api_login_needs_a_code_in_the_window_once_and_a_recovery_code_once() {
-    let h = Host::start_with(CORDON, "password_login = true");
+    let h = Host::start_with(
+        CORDON,
+        "password_login = true\n[api]\nlogin_rate_limit = 1000",
+    );
     h.user("bob", "developer");
     h.user("root", "admin");
     set_password(&h, "bob");
@@ -311,8 +330,8 @@ fn the_api_login_needs_a_code_in_the_window_once_and_a_recovery_code_once() {
         "{}",
         none.body
     );
-    for far in [step_now() + 2, step_now() - 2] {
-        let r = login(&h, "bob", json!({"totp": code(&secret, far)}));
+    for far in [2, -2] {
+        let r = login(&h, "bob", json!({"totp": code(&secret, early_in_a_step() + far)}));
         assert_eq!(r.status, 401, "a code two steps away: {}", r.body);
     }
     let next = (confirmed_at + 1).max(step_now());
