@@ -191,10 +191,7 @@ fn a_second_factor_enrolled_over_ssh_is_asked_for_at_password_logins_and_each_co
     h.keep("enrol");
     let screen = h.wait_for("enrol", "Code from the app");
     assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
-    assert!(
-        screen.contains("otpauth://totp/cordon:alice@"),
-        "{screen}"
-    );
+    assert!(screen.contains("otpauth://totp/cordon:alice@"), "{screen}");
     let secret = secret_in(&screen);
     assert_eq!(secret.len(), 20);
     let confirmed_at = step_now();
@@ -216,18 +213,36 @@ fn a_second_factor_enrolled_over_ssh_is_asked_for_at_password_logins_and_each_co
     // Keyboard-interactive alone: the password, then a code of the next step (the
     // confirming step is spent).
     let next = (confirmed_at + 1).max(step_now());
-    let screen = ssh_with_code(&h, "ki", "alice", "keyboard-interactive", &code(&secret, next));
+    let screen = ssh_with_code(
+        &h,
+        "ki",
+        "alice",
+        "keyboard-interactive",
+        &code(&secret, next),
+    );
     assert!(screen.contains("alice (developer)"), "{screen}");
 
     // The same code again: refused (its step is spent).
-    let screen = ssh_with_code(&h, "replay", "alice", "keyboard-interactive", &code(&secret, next));
+    let screen = ssh_with_code(
+        &h,
+        "replay",
+        "alice",
+        "keyboard-interactive",
+        &code(&secret, next),
+    );
     assert!(!screen.contains("alice (developer)"), "{screen}");
     assert!(screen.contains("ssh-exited-255"), "{screen}");
 
     // Two steps behind: outside the window (behind, so that the clock moving on while the
     // client logs in only takes it further away).
     let far = step_now() - 2;
-    let screen = ssh_with_code(&h, "far", "alice", "keyboard-interactive", &code(&secret, far));
+    let screen = ssh_with_code(
+        &h,
+        "far",
+        "alice",
+        "keyboard-interactive",
+        &code(&secret, far),
+    );
     assert!(screen.contains("ssh-exited-255"), "{screen}");
 
     // The password method, then keyboard-interactive for the code: a recovery code, once.
@@ -265,14 +280,17 @@ fn a_second_factor_enrolled_over_ssh_is_asked_for_at_password_logins_and_each_co
     ] {
         assert!(log.contains(event), "{event} not audited:\n{log}");
     }
-    let text = String::from_utf8_lossy(&std::fs::read(h.state().join("cordon.db")).unwrap())
-        .into_owned();
+    let text =
+        String::from_utf8_lossy(&std::fs::read(h.state().join("cordon.db")).unwrap()).into_owned();
     let shown = screen_secret_text(&secret);
     assert!(
         !log.contains(&shown) && !text.contains(&shown),
         "the secret reached the audit log or the database in the clear"
     );
-    assert!(!log.contains(&recovery[1]), "a recovery code reached the log");
+    assert!(
+        !log.contains(&recovery[1]),
+        "a recovery code reached the log"
+    );
 
     // Off with a code (a recovery code: the window's steps may all be spent by now).
     let off = h.ssh(&alice, "alice", &["totp", "disable", &recovery[2]]);
@@ -311,11 +329,21 @@ fn the_api_login_needs_a_code_in_the_window_once_and_a_recovery_code_once() {
     assert!(e.stdout.contains("not confirmed"), "{e:?}");
     let secret = secret_in(&e.stdout);
     let before = login(&h, "bob", json!({}));
-    assert_eq!(before.status, 200, "a pending enrolment asks nothing yet: {}", before.body);
+    assert_eq!(
+        before.status, 200,
+        "a pending enrolment asks nothing yet: {}",
+        before.body
+    );
     let wrong = h.cordon(&["user", "totp", "confirm", "bob", "000000"]);
     assert_ne!(wrong.code, 0, "{wrong:?}");
     let confirmed_at = step_now();
-    let c = h.cordon(&["user", "totp", "confirm", "bob", &code(&secret, confirmed_at)]);
+    let c = h.cordon(&[
+        "user",
+        "totp",
+        "confirm",
+        "bob",
+        &code(&secret, confirmed_at),
+    ]);
     assert_eq!(c.code, 0, "{c:?}");
     let recovery = recovery_in(&c.stdout);
     assert_eq!(recovery.len(), 10, "{c:?}");
@@ -331,7 +359,11 @@ fn the_api_login_needs_a_code_in_the_window_once_and_a_recovery_code_once() {
         none.body
     );
     for far in [2, -2] {
-        let r = login(&h, "bob", json!({"totp": code(&secret, early_in_a_step() + far)}));
+        let r = login(
+            &h,
+            "bob",
+            json!({"totp": code(&secret, early_in_a_step() + far)}),
+        );
         assert_eq!(r.status, 401, "a code two steps away: {}", r.body);
     }
     let next = (confirmed_at + 1).max(step_now());
@@ -353,16 +385,16 @@ fn the_api_login_needs_a_code_in_the_window_once_and_a_recovery_code_once() {
     assert_eq!(both.status, 400, "{}", both.body);
 
     let status = h.cordon(&["user", "totp", "status", "bob"]);
-    assert!(status.stdout.contains("9 recovery codes left"), "{status:?}");
+    assert!(
+        status.stdout.contains("9 recovery codes left"),
+        "{status:?}"
+    );
 
     // An admin resets it (a lost device): the password alone works again.
     let pair = h.cordon(&["token", "issue", "root"]);
     let admin: Value = serde_json::from_str(&pair.stdout).unwrap();
     let admin = admin["access_token"].as_str().unwrap();
-    let (bob_pair, _) = (
-        login(&h, "bob", json!({"recovery_code": recovery[5]})),
-        (),
-    );
+    let (bob_pair, _) = (login(&h, "bob", json!({"recovery_code": recovery[5]})), ());
     let bob = bob_pair.json()["access_token"]
         .as_str()
         .unwrap_or_default()
@@ -415,7 +447,11 @@ fn a_role_that_requires_a_second_factor_refuses_a_password_without_one_and_says_
     let at = step_now();
     let c = h.ssh(&carol, "carol", &["totp", "confirm", &code(&secret, at)]);
     assert_eq!(c.code, 0, "{c:?}");
-    let r = login(&h, "carol", json!({"totp": code(&secret, (at + 1).max(step_now()))}));
+    let r = login(
+        &h,
+        "carol",
+        json!({"totp": code(&secret, (at + 1).max(step_now()))}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(h
         .audit_log()

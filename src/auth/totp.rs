@@ -339,7 +339,9 @@ mod tests {
         assert_eq!(codes.len(), RECOVERY_CODES);
         let set: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(set.len(), codes.len());
-        assert!(codes.iter().all(|c| c.len() == 19 && c.matches('-').count() == 3));
+        assert!(codes
+            .iter()
+            .all(|c| c.len() == 19 && c.matches('-').count() == 3));
         let stored: Vec<String> = codes.iter().map(|c| recovery_hash(3, c)).collect();
         assert_eq!(find_recovery(3, &codes[4], &stored), Some(4));
         assert_eq!(

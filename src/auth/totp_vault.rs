@@ -61,11 +61,7 @@ impl TotpVault {
     }
 
     /// Opens what [`TotpVault::seal`] sealed for this user.
-    pub fn open(
-        &self,
-        user_id: i64,
-        s: &SealedTotp,
-    ) -> Result<Zeroizing<Vec<u8>>, TotpVaultError> {
+    pub fn open(&self, user_id: i64, s: &SealedTotp) -> Result<Zeroizing<Vec<u8>>, TotpVaultError> {
         let opening = || TotpVaultError::Opening {
             user_id,
             key: self.path.clone(),

@@ -1270,7 +1270,8 @@ fn rows() -> Vec<Row> {
         row_after(
             "log in with their password and a TOTP code",
             |c| {
-                c.h.svc.set_password(&c.h.admin, &c.me.user, Some(PASSWORD))?;
+                c.h.svc
+                    .set_password(&c.h.admin, &c.me.user, Some(PASSWORD))?;
                 enrol(c, &c.me.user).map(drop)
             },
             |c| {

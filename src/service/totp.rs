@@ -160,10 +160,7 @@ impl Service {
         };
         let codes = totp::new_recovery_codes()
             .map_err(|e| Error::caused("recovery codes for a second factor", e))?;
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| totp::recovery_hash(u.id, c))
-            .collect();
+        let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(u.id, c)).collect();
         if !self.store.totp_confirm(u.id, step, &hashes)? {
             return Err(Error::Conflict(format!(
                 "{name}'s enrolment changed meanwhile: begin again with totp enroll"
@@ -316,13 +313,7 @@ impl Service {
                 ))
             }
         };
-        let used = self.check_code(
-            u.id,
-            &u.name,
-            &pending.peer,
-            &pending.method,
-            code,
-        )?;
+        let used = self.check_code(u.id, &u.name, &pending.peer, &pending.method, code)?;
         self.record(
             AuditEvent::new(Kind::Login, u.name.clone())
                 .with("method", format!("{}+{used}", pending.method))
@@ -367,9 +358,7 @@ impl Service {
                     .with("address", peer.to_string())
                     .with("why", why.to_string()),
             );
-            Error::Forbidden(
-                "wrong or expired code, or too many failures: wait 15 minutes".into(),
-            )
+            Error::Forbidden("wrong or expired code, or too many failures: wait 15 minutes".into())
         };
         if locked_out {
             return Err(refuse("locked out after repeated failures", false));

@@ -35,10 +35,8 @@ impl CodeInput {
                     echo.extend_from_slice(b"\r\n");
                     return (echo, Some(None));
                 }
-                0x7f | 8 => {
-                    if self.line.pop().is_some() {
-                        echo.extend_from_slice(b"\x08 \x08");
-                    }
+                0x7f | 8 if self.line.pop().is_some() => {
+                    echo.extend_from_slice(b"\x08 \x08");
                 }
                 b if (b.is_ascii_alphanumeric() || b == b' ' || b == b'-')
                     && self.line.len() < LINE_MAX =>
@@ -102,9 +100,7 @@ pub fn command(
             };
             if !conn.has_pty(channel) {
                 let out = enrolment_text(&e, false)
-                    + &format!(
-                        "\nThen confirm with a code from the app: ssh HOST totp confirm CODE\n"
-                    );
+                    + "\nThen confirm with a code from the app: ssh HOST totp confirm CODE\n";
                 return conn.finish(channel, session, &out, "", 0);
             }
             // Our own drawing (the QR code's colours): sent as it is; the user's strings in
