@@ -196,7 +196,7 @@ impl Kind {
             TotpEnroll => ("totp.enroll", "a second factor (TOTP) enrolment began, pending until confirmed with a code: `user`, `address`"),
             TotpConfirm => ("totp.confirm", "a second factor was confirmed with a code and recovery codes were given: `user`, `recovery_codes`, `address`"),
             TotpDisable => ("totp.disable", "a user turned their own second factor off, with a code: `user`, `address`"),
-            TotpReset => ("totp.reset", "an admin removed a user's second factor (the user enrols again): `user`, `address`"),
+            TotpReset => ("totp.reset", "an admin removed a user's second factor (the user enrols again): `user`, `enrolled` (whether there was one), `address`"),
             TotpRefused => ("totp.refused", "a second-factor code was refused at a login (or to disable one): `method`, `why`, `address`; counts toward the login lockout; bounded per address"),
             TotpRecoveryUsed => ("totp.recovery_used", "a recovery code stood in for a TOTP code (spent, never taken again): `method`, `left` (unspent codes), `address`"),
             KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),

@@ -231,7 +231,8 @@ impl Service {
         Ok(())
     }
 
-    /// Removes `name`'s second factor and recovery codes (admins): for a lost device. The
+    /// Removes `name`'s second factor and recovery codes, pending or confirmed, if any
+    /// (admins): for a lost device. The
     /// user enrols again (with their key, or from the host shell) before a password login
     /// their role requires a code for.
     pub fn totp_reset(&self, p: &Principal, name: &str) -> Result<()> {
@@ -242,12 +243,12 @@ impl Service {
             )
         })?;
         let u = self.user_named(name)?;
-        if !self.store.totp_remove(u.id)? {
-            return Err(Error::NotFound(format!("{name} has no second factor")));
-        }
+        // Done whether or not there was one: afterwards the user has none either way.
+        let enrolled = self.store.totp_remove(u.id)?;
         self.record(
             p.stamp(AuditEvent::new(Kind::TotpReset, p.user.clone()))
-                .with("user", u.name.clone()),
+                .with("user", u.name.clone())
+                .with("enrolled", enrolled),
         );
         Ok(())
     }

@@ -332,12 +332,12 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes a user's second factor and recovery codes (a lost device); they enrol again
-/// (`ssh -t HOST totp enroll`). Admins only.
+/// Removes a user's second factor and recovery codes (a lost device), if they have one;
+/// they enrol again (`ssh -t HOST totp enroll`). Admins only.
 #[utoipa::path(delete, path = "/v1/users/{name}/totp", params(UserPath), security(("bearer" = [])),
-    responses(Common, (status = 204, description = "removed"),
+    responses(Common, (status = 204, description = "the user has no second factor now (removed, or there was none)"),
         (status = 403, body = ErrorOut, description = ADMINS_ONLY),
-        (status = 404, body = ErrorOut, description = "no such user, or the user has no second factor")))]
+        (status = 404, body = ErrorOut, description = NO_USER)))]
 async fn reset_totp(
     State(api): State<Api>,
     auth: Auth,
