@@ -83,6 +83,8 @@ pub struct Config {
     pub rotation: crate::keys::Rotation,
     /// `[alerts]`: the rules, their containment, the webhook and syslog.
     pub alerts: crate::alerts::AlertsConfig,
+    /// `[auth] totp_required`: roles whose password logins need a second factor (TOTP).
+    pub totp_required: Vec<Role>,
 }
 
 #[derive(Deserialize, Default)]
@@ -108,6 +110,8 @@ struct File {
     keys: KeysFile,
     #[serde(default)]
     alerts: crate::alerts::AlertsFile,
+    #[serde(default)]
+    auth: AuthFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +122,12 @@ struct KeysFile {
     rotate_recording: Option<String>,
     rotate_api: Option<String>,
     rotate_secrets: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    totp_required: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -540,6 +550,18 @@ impl Config {
             )
             .map_err(|e| ConfigError::invalid("runner.stdin_limit", e))?,
             workspace_grants: WorkspaceGrants::load(file.workspaces, data_dir)?,
+            totp_required: file
+                .auth
+                .totp_required
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    r.parse::<Role>().map_err(|source| ConfigError::Role {
+                        key: "auth.totp_required",
+                        source,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             local_workspace: None,
             run_output_cap: sandbox::profile::parse_size(
                 file.runner.output_cap.as_deref().unwrap_or("16M"),

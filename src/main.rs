@@ -368,6 +368,23 @@ enum UserAction {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// A user's second factor (TOTP) for password logins.
+    Totp {
+        #[command(subcommand)]
+        action: TotpAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TotpAction {
+    /// Start an enrolment: the QR code, the secret, then a code to confirm; recovery codes.
+    Enroll { name: String },
+    /// Confirm a pending enrolment with a code from the app.
+    Confirm { name: String, code: String },
+    /// Whether a user has a second factor, and how many recovery codes are left.
+    Status { name: String },
+    /// Remove a user's second factor (a lost device); they enrol again.
+    Reset { name: String },
 }
 
 #[derive(Subcommand)]
@@ -697,6 +714,14 @@ fn main() {
             UserAction::Passwd { name, clear } => {
                 admin(&|a| cli::users::user_passwd(a, &name, clear))
             }
+            UserAction::Totp { action } => match action {
+                TotpAction::Enroll { name } => admin(&|a| cli::totp::enroll(a, &name)),
+                TotpAction::Confirm { name, code } => {
+                    admin(&|a| cli::totp::confirm(a, &name, &code))
+                }
+                TotpAction::Status { name } => admin(&|a| cli::totp::status(a, &name)),
+                TotpAction::Reset { name } => admin(&|a| cli::totp::reset(a, &name)),
+            },
             UserAction::Lock { name } => admin(&|a| cli::users::user_lock(a, &name, true)),
             UserAction::Unlock { name } => admin(&|a| cli::users::user_lock(a, &name, false)),
             UserAction::Key {

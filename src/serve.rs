@@ -39,6 +39,8 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     methods.push(russh::MethodKind::PublicKey);
     if config.password_login {
         methods.push(russh::MethodKind::Password);
+        // Passwords by prompt too, and the second factor's code after either.
+        methods.push(russh::MethodKind::KeyboardInteractive);
     }
     let ssh_config = Arc::new(russh::server::Config {
         methods,

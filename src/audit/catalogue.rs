@@ -29,6 +29,12 @@ pub enum Kind {
     UserUnlock,
     UserPasswordSet,
     UserPasswordClear,
+    TotpEnroll,
+    TotpConfirm,
+    TotpDisable,
+    TotpReset,
+    TotpRefused,
+    TotpRecoveryUsed,
     KeyAdd,
     KeyRemove,
     KeyRotate,
@@ -88,7 +94,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 77] = [
+    pub const ALL: [Kind; 83] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -112,6 +118,12 @@ impl Kind {
         Kind::UserUnlock,
         Kind::UserPasswordSet,
         Kind::UserPasswordClear,
+        Kind::TotpEnroll,
+        Kind::TotpConfirm,
+        Kind::TotpDisable,
+        Kind::TotpReset,
+        Kind::TotpRefused,
+        Kind::TotpRecoveryUsed,
         Kind::KeyAdd,
         Kind::KeyRemove,
         Kind::KeyRotate,
@@ -195,6 +207,12 @@ impl Kind {
             UserUnlock => ("user.unlock", "a user was unlocked: `user`"),
             UserPasswordSet => ("user.password.set", "a user's password was set: `user`"),
             UserPasswordClear => ("user.password.clear", "a user's password was removed: `user`"),
+            TotpEnroll => ("totp.enroll", "a second factor (TOTP) enrolment began, pending until confirmed with a code: `user`, `address`"),
+            TotpConfirm => ("totp.confirm", "a second factor was confirmed with a code and recovery codes were given: `user`, `recovery_codes`, `address`"),
+            TotpDisable => ("totp.disable", "a user turned their own second factor off, with a code: `user`, `address`"),
+            TotpReset => ("totp.reset", "an admin removed a user's second factor (the user enrols again): `user`, `enrolled` (whether there was one), `address`"),
+            TotpRefused => ("totp.refused", "a second-factor code was refused at a login (or to disable one): `method`, `why`, `address`; counts toward the login lockout; bounded per address"),
+            TotpRecoveryUsed => ("totp.recovery_used", "a recovery code stood in for a TOTP code (spent, never taken again): `method`, `left` (unspent codes), `address`"),
             KeyAdd => ("key.add", "an SSH key was added: `user`, `fingerprint`, `algorithm`"),
             KeyRemove => ("key.remove", "an SSH key was removed: `user`, `fingerprint`"),
             KeyRotate => ("key.rotate", "a new key is current: `key` (`recording`, `secrets`, or `master`: every data key re-wrapped, `previous` the old master's id, `keys` how many), `key_id`; for secrets, `resealed` (stored secrets sealed again)"),

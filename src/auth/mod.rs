@@ -2,6 +2,8 @@
 //! frontend asks [`allowed`]; none decides on its own.
 
 pub mod password;
+pub mod totp;
+pub mod totp_vault;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -16,6 +16,7 @@ mod manual;
 pub mod recordings;
 pub mod sandbox;
 pub mod secrets;
+pub mod totp;
 pub mod users;
 
 use crate::paths::DataDir;

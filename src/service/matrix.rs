@@ -57,6 +57,8 @@ struct Host {
     their_session: String,
     their_recording: String,
     next: std::sync::atomic::AtomicU32,
+    /// TOTP secrets enrolled by the rows, by user name.
+    secrets: Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 /// One caller, about to act once.
@@ -115,6 +117,7 @@ impl Host {
             their_session,
             their_recording,
             next: Default::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -279,6 +282,26 @@ fn pair(c: &Cell) -> TokenPair {
         .unwrap()
         .clone()
         .expect("issued before the call")
+}
+
+/// Enrols and confirms `name`'s second factor as the caller; the secret is kept for
+/// [`totp_code`].
+fn enrol(c: &Cell, name: &str) -> Result<Vec<String>> {
+    let e = c.h.svc.totp_enroll(&c.me, name)?;
+    let secret = crate::auth::totp::from_base32(&e.secret).unwrap();
+    c.h.secrets
+        .lock()
+        .unwrap()
+        .insert(name.to_string(), secret.clone());
+    let code = crate::auth::totp::code_at(&secret, crate::tokens::now());
+    c.h.svc.totp_confirm(&c.me, name, &code)
+}
+
+/// A code for `name` `ahead` steps from now (the confirming step is used up).
+fn totp_code(c: &Cell, name: &str, ahead: i64) -> String {
+    let secret = c.h.secrets.lock().unwrap()[name].clone();
+    let step = crate::auth::totp::step_at(crate::tokens::now()) + ahead;
+    crate::auth::totp::code_at_step(&secret, step)
 }
 
 /// Attaches or observes, then detaches: both audited.
@@ -1006,6 +1029,56 @@ fn rows() -> Vec<Row> {
             [done(&[KeyRemove]), NO, NO, NO],
         ),
         row(
+            "enrol their own second factor",
+            |c| enrol(c, &c.me.user).map(drop),
+            [done(&[TotpEnroll, TotpConfirm]); 4],
+        ),
+        row(
+            "enrol another's second factor",
+            |c| enrol(c, &c.victim).map(drop),
+            [done(&[TotpEnroll, TotpConfirm]), NO, NO, NO],
+        ),
+        row(
+            "see their own second factor's state",
+            |c| {
+                let s = c.h.svc.totp_status(&c.me, &c.me.user)?;
+                assert_eq!(s.state, "none");
+                Ok(())
+            },
+            [QUIET; 4],
+        ),
+        row(
+            "see another's second factor's state",
+            |c| c.h.svc.totp_status(&c.me, &c.victim).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row_after(
+            "turn their own second factor off with a code",
+            |c| enrol(c, &c.me.user).map(drop),
+            |c| {
+                let code = totp_code(c, &c.me.user, 1);
+                c.h.svc.totp_disable(&c.me, &code)
+            },
+            [done(&[TotpDisable]); 4],
+        ),
+        row_after(
+            "reset another's second factor",
+            |c| {
+                let admin = c.h.admin.clone();
+                let secret = {
+                    let e = c.h.svc.totp_enroll(&admin, &c.victim)?;
+                    e.secret
+                };
+                let code = crate::auth::totp::code_at(
+                    &crate::auth::totp::from_base32(&secret).unwrap(),
+                    crate::tokens::now(),
+                );
+                c.h.svc.totp_confirm(&admin, &c.victim, &code).map(drop)
+            },
+            |c| c.h.svc.totp_reset(&c.me, &c.victim),
+            [done(&[TotpReset]), NO, NO, NO],
+        ),
+        row(
             "revoke their own tokens",
             |c| c.h.svc.revoke_tokens(&c.me, &c.me.user),
             [done(&[TokenRevoke]); 4],
@@ -1142,11 +1215,14 @@ fn rows() -> Vec<Row> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap();
-                let p =
+                let login =
                     rt.block_on(
                         c.h.svc
                             .password_login(&c.me.user, PASSWORD, "192.0.2.1", "test"),
                     )?;
+                let super::Login::Done(p) = login else {
+                    panic!("no second factor was enrolled")
+                };
                 c.h.svc.login_tokens(&p).map(drop)
             },
             [done(&[Login]); 4],
@@ -1216,6 +1292,30 @@ fn rows() -> Vec<Row> {
                 NO,
                 NO,
             ],
+        ),
+        row_after(
+            "log in with their password and a TOTP code",
+            |c| {
+                c.h.svc
+                    .set_password(&c.h.admin, &c.me.user, Some(PASSWORD))?;
+                enrol(c, &c.me.user).map(drop)
+            },
+            |c| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let login =
+                    rt.block_on(
+                        c.h.svc
+                            .password_login(&c.me.user, PASSWORD, "192.0.2.1", "test"),
+                    )?;
+                let super::Login::NeedsCode(pending) = login else {
+                    panic!("a code is due")
+                };
+                let code = totp_code(c, &c.me.user, 1);
+                c.h.svc.code_login(&pending, &code).map(drop)
+            },
+            [done(&[Login]); 4],
         ),
         row(
             "open and close the TUI",
@@ -1358,6 +1458,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("claude.rs"),
         include_str!("egress.rs"),
         include_str!("alerts.rs"),
+        include_str!("totp.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

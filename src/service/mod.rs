@@ -18,6 +18,7 @@ mod runs;
 mod secrets;
 mod sessions;
 mod throttle;
+mod totp;
 mod users;
 
 pub use egress::QuestionInfo;
@@ -26,6 +27,7 @@ pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
 pub use secrets::{Scope, SecretInfo};
 pub use sessions::{NewSession, ScreenText, WorkspaceChoices};
+pub use totp::{Enrolment, Login, PendingLogin, TotpStatus};
 pub use users::UserInfo;
 
 use std::sync::Arc;
@@ -236,6 +238,8 @@ pub struct Service {
     vault: crate::vault::Vault,
     /// The data keys, wrapped by the master key.
     keys: Arc<crate::keys::Keys>,
+    /// The key second factors' secrets are sealed with.
+    totp_vault: crate::auth::totp_vault::TotpVault,
     runs: runs::Runs,
     /// Held while a new session or run is checked against the per-user limit and
     /// registered, so that concurrent requests cannot all pass the check.
@@ -305,6 +309,7 @@ impl Service {
             hub,
             places,
             vault: crate::vault::Vault::new(keys.clone()),
+            totp_vault: crate::auth::totp_vault::TotpVault::new(keys.clone()),
             keys,
             dir,
             tokens,

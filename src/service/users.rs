@@ -2,7 +2,7 @@
 //! decided here for every face (SSH keys and passwords, the API's password login and
 //! refresh), so that each rule and each audit event exists once.
 
-use super::{failed, Error, Principal, Result, Service};
+use super::{failed, Error, Login, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::{Action, Role};
 use crate::store::{Key, StoreError, User};
@@ -39,7 +39,7 @@ pub fn offered_name(name: &str) -> String {
     out
 }
 
-fn address_of(peer: &str) -> String {
+pub(super) fn address_of(peer: &str) -> String {
     // "1.2.3.4:5678" and "[::1]:5678" → the address without the port.
     match peer.rsplit_once(':') {
         Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
@@ -406,14 +406,15 @@ impl Service {
     /// on. Unknown users, users without a password and locked-out logins are checked
     /// against a dummy hash, so that the answer takes as long as for a known user. After
     /// repeated failures the user and the address are locked out for the window, and no
-    /// further failure is written to the database.
+    /// further failure is written to the database. A right password of a user with a second
+    /// factor leaves a code due ([`Login::NeedsCode`], then [`Service::code_login`]).
     pub async fn password_login(
         &self,
         user: &str,
         password: &str,
         peer: &str,
         method: &str,
-    ) -> Result<Principal> {
+    ) -> Result<Login> {
         if !self.config.password_login {
             return Err(Error::Forbidden("password logins are off here".into()));
         }
@@ -446,20 +447,7 @@ impl Service {
             .unwrap_or(false)
         };
         match found {
-            Some(u) if ok && !u.locked => {
-                self.record(
-                    AuditEvent::new(Kind::Login, u.name.clone())
-                        .with("method", method.to_string())
-                        .with("address", peer.to_string()),
-                );
-                Ok(Principal {
-                    user: u.name,
-                    user_id: u.id,
-                    role: u.role,
-                    address: peer.to_string(),
-                    request: None,
-                })
-            }
+            Some(u) if ok && !u.locked => self.after_password(u, peer, method),
             other => {
                 let why = match other {
                     _ if locked_out => "locked out after repeated failures",

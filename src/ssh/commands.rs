@@ -1,5 +1,5 @@
 //! The commands a client can give as `ssh HOST COMMAND`: whoami, ls, new, attach, observe,
-//! files, kill, run.
+//! files, kill, run, secret, totp (in `totp.rs`).
 
 use super::Conn;
 use crate::service::{NewSession, Principal, RunInput, RunRequest, Scope};
@@ -8,7 +8,7 @@ use russh::ChannelId;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, files ID [--json], mark ID [LABEL], kill ID, questions [--json], answer ID ASK once|session|deny, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY]";
+    "whoami, ls [--json], new [--profile P] [--workspace W] [--name N] [-- CMD...], attach ID, observe ID, files ID [--json], mark ID [LABEL], kill ID, questions [--json], answer ID ASK once|session|deny, run [--profile P] [--workspace W] -- CMD..., token, secret list|set|rm [--global] [KEY], totp enroll|confirm CODE|status|disable CODE";
 
 /// `--profile P`, `--workspace W` (a name, or an absolute path beneath a granted root),
 /// `--name N`, `--json`, then `-- CMD...`.
@@ -349,6 +349,7 @@ pub async fn dispatch(
             Ok(())
         }
         "secret" => secret(conn, channel, session, principal, &rest),
+        "totp" => super::totp::command(conn, channel, session, principal, &rest),
         other => conn.finish(
             channel,
             session,

@@ -10,15 +10,16 @@
 mod commands;
 mod listen;
 mod sftp;
+mod totp;
 
 pub use listen::serve;
 
 use crate::audit::{AuditEvent, Kind};
 use crate::config::Config;
-use crate::service::Principal;
+use crate::service::{Login, Principal};
 use crate::sessions::{Session, Viewer};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession, VerifiedPublicKey};
-use russh::{Channel, ChannelId, Pty};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,24 @@ pub struct Conn {
     /// Channels running `run`: where their data goes (the command's stdin), and how much
     /// has gone. Dropping the sender is the command's end of input.
     run_inputs: HashMap<ChannelId, RunStdin>,
+    /// Channels of `totp enroll` reading the confirming code at a prompt.
+    totp_inputs: HashMap<ChannelId, totp::CodeInput>,
+    /// A password login whose code is still due, and what keyboard-interactive asked last.
+    second: Option<crate::service::PendingLogin>,
+    asked: Asked,
 }
+
+/// What keyboard-interactive asked the client last.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Nothing,
+    Password,
+    Code,
+    /// A refusal told as instructions (no prompts): the answer ends the attempt.
+    Told,
+}
+
+const CODE_PROMPT: &str = "Verification code (or a recovery code): ";
 
 /// The standard input of a `run` on one channel.
 struct RunStdin {
@@ -200,6 +218,9 @@ impl Conn {
             tuis: HashMap::new(),
             secret_inputs: HashMap::new(),
             run_inputs: HashMap::new(),
+            totp_inputs: HashMap::new(),
+            second: None,
+            asked: Asked::Nothing,
         }
     }
 
@@ -580,8 +601,90 @@ impl russh::server::Handler for Conn {
             .password_login(user, password, &self.peer, "password")
             .await
         {
-            Ok(p) => Ok(self.logged_in(p)),
+            Ok(Login::Done(p)) => Ok(self.logged_in(p)),
+            // The password is right and a code is due: keyboard-interactive asks for it.
+            Ok(Login::NeedsCode(pending)) => {
+                self.second = Some(pending);
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(MethodSet::from(
+                        &[MethodKind::KeyboardInteractive][..],
+                    )),
+                    partial_success: true,
+                })
+            }
             Err(_) => Ok(Auth::reject()),
+        }
+    }
+
+    /// Passwords and second-factor codes by prompts: the password (unless the password
+    /// method already took it), then the code when the user has a second factor. A refusal
+    /// the user can act on (a second factor their role requires) is shown as instructions.
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        if !self.shared.config.password_login {
+            return Ok(Auth::reject());
+        }
+        let prompt = |text: &'static str, echo: bool| Auth::Partial {
+            name: "".into(),
+            instructions: "".into(),
+            prompts: vec![(text.into(), echo)].into(),
+        };
+        let pending_for_user = self.second.as_ref().is_some_and(|p| p.user() == user);
+        let Some(mut response) = response else {
+            if pending_for_user {
+                self.asked = Asked::Code;
+                return Ok(prompt(CODE_PROMPT, true));
+            }
+            self.second = None;
+            self.asked = Asked::Password;
+            return Ok(prompt("Password: ", false));
+        };
+        let answer = response
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let answer = zeroize::Zeroizing::new(answer);
+        let svc = self.shared.service.clone();
+        match std::mem::replace(&mut self.asked, Asked::Nothing) {
+            Asked::Password => {
+                match svc
+                    .password_login(user, &answer, &self.peer, "keyboard-interactive")
+                    .await
+                {
+                    Ok(Login::Done(p)) => Ok(self.logged_in(p)),
+                    Ok(Login::NeedsCode(pending)) => {
+                        self.second = Some(pending);
+                        self.asked = Asked::Code;
+                        Ok(prompt(CODE_PROMPT, true))
+                    }
+                    Err(crate::service::Error::Forbidden(why)) if why.contains("second factor") => {
+                        self.asked = Asked::Told;
+                        Ok(Auth::Partial {
+                            name: "".into(),
+                            instructions: format!("cordon: {why}").into(),
+                            prompts: Vec::new().into(),
+                        })
+                    }
+                    Err(_) => Ok(Auth::reject()),
+                }
+            }
+            Asked::Code => {
+                let Some(pending) = self.second.clone().filter(|p| p.user() == user) else {
+                    return Ok(Auth::reject());
+                };
+                match svc.code_login(&pending, &answer) {
+                    Ok(p) => {
+                        self.second = None;
+                        Ok(self.logged_in(p))
+                    }
+                    Err(_) => Ok(Auth::reject()),
+                }
+            }
+            Asked::Told | Asked::Nothing => Ok(Auth::reject()),
         }
     }
 
@@ -711,7 +814,7 @@ impl russh::server::Handler for Conn {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        _session: &mut SshSession,
+        session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         if let Some(tui) = self.tuis.get(&channel) {
             let _ = tui.send(crate::tui::Input::Bytes(data.to_vec()));
@@ -719,6 +822,16 @@ impl russh::server::Handler for Conn {
         }
         if let Some(input) = self.secret_inputs.get_mut(&channel) {
             input.push(data);
+            return Ok(());
+        }
+        if let Some(input) = self.totp_inputs.get_mut(&channel) {
+            let (echo, done) = input.push(data);
+            if !echo.is_empty() {
+                session.data(channel, echo)?;
+            }
+            if let (Some(line), Some(input)) = (done, self.totp_inputs.remove(&channel)) {
+                return totp::code_entered(self, channel, session, input, line);
+            }
             return Ok(());
         }
         if let Some(input) = self.run_inputs.get_mut(&channel) {
@@ -822,6 +935,7 @@ impl russh::server::Handler for Conn {
         self.ptys.remove(&channel);
         self.tuis.remove(&channel);
         self.secret_inputs.remove(&channel);
+        self.totp_inputs.remove(&channel);
         self.run_inputs.remove(&channel);
         Ok(())
     }

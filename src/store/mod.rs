@@ -3,6 +3,7 @@
 
 mod alerts;
 mod secrets;
+mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
 pub use secrets::SealedSecret;
@@ -205,7 +206,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -277,6 +278,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(alerts::SCHEMA_ALERTS)?;
         tx.pragma_update(None, "user_version", 6)?;
+        tx.commit()?;
+    }
+    if version < 7 {
+        // Version 7: second factors (TOTP), their secrets sealed, and recovery codes as
+        // hashes (see `totp.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(totp::SCHEMA_TOTP)?;
+        tx.pragma_update(None, "user_version", 7)?;
         tx.commit()?;
     }
     Ok(())

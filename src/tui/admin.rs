@@ -3,7 +3,7 @@
 //! checked and audited there, as for `cordon user ...`); what is typed stays in a dialog
 //! the service refused, with the reason under it.
 //!
-//! Not here: locking, unlocking and revoking tokens take no input and are one key each in
+//! Not here: locking, unlocking, revoking tokens and resetting a second factor take no input and are one key each in
 //! the view ([`App::admin_tab_key`]).
 
 use ratatui::layout::Rect;
@@ -71,7 +71,8 @@ fn edit(text: &mut String, key: Key, max: usize) {
 
 impl App {
     /// A key in the Admin view (no dialog open): `a` add a user, `r` their role, `K` their
-    /// keys, `l` lock or unlock, `t` revoke their tokens, `D` remove them.
+    /// keys, `l` lock or unlock, `t` revoke their tokens, `T` reset their second factor, `D`
+    /// remove them.
     pub(super) fn admin_tab_key(&mut self, key: Key) {
         let user = self
             .users
@@ -113,6 +114,15 @@ impl App {
             },
             (Key::Char('D'), Some((user, _))) => AdminDialog::Remove { user, error: None },
             (Key::Char('l'), Some(_)) => return self.toggle_lock(),
+            (Key::Char('T'), Some((user, _))) => {
+                self.status = match self.svc.totp_reset(&self.me, &user) {
+                    Ok(()) => format!(
+                        "{user}'s second factor is removed; they enrol again (ssh -t HOST totp enroll)"
+                    ),
+                    Err(e) => e.to_string(),
+                };
+                return;
+            }
             (Key::Char('t'), Some((user, _))) => {
                 self.status = match self.svc.revoke_tokens(&self.me, &user) {
                     Ok(()) => format!("every API token of {user} issued until now is revoked"),

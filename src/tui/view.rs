@@ -966,6 +966,10 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             k("K", "the selected user's SSH keys: add, remove"),
             k("l", "lock (ends sessions, revokes tokens) or unlock"),
             k("t", "revoke every API token of the selected user"),
+            k(
+                "T",
+                "reset the selected user's second factor (a lost device)",
+            ),
             k("D", "remove the selected user (asks first)"),
         ]),
     }

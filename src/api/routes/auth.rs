@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::{BadBody, Body, Common, ErrorOut, Result};
 use crate::api::{Api, ApiError, Auth, Peer, RequestId};
+use crate::service::Login;
 use crate::tokens::TokenPair;
 
 pub(super) fn router() -> OpenApiRouter<Api> {
@@ -25,6 +26,14 @@ pub(super) fn router() -> OpenApiRouter<Api> {
 pub struct LoginIn {
     pub user: String,
     pub password: String,
+    /// The 6-digit code the user's authenticator app shows now, for a user with a second
+    /// factor (`ssh -t HOST totp enroll`). Without it (or `recovery_code`) such a login is
+    /// a 401 saying a code is needed.
+    #[schema(max_length = 64)]
+    pub totp: Option<String>,
+    /// One of the user's recovery codes, instead of `totp`; each is taken once.
+    #[schema(max_length = 64)]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -43,7 +52,7 @@ pub struct LogoutIn {
 /// A token pair for a user name and password, where `[ssh] password_login` is on.
 #[utoipa::path(post, path = "/v1/auth/login", request_body = LoginIn,
     responses((status = 200, body = TokenPair), BadBody,
-        (status = 401, body = ErrorOut, description = "wrong user or password, a locked user, or one locked out after failed passwords"),
+        (status = 401, body = ErrorOut, description = "wrong user or password, a locked user, or one locked out after failed passwords or codes; a user with a second factor who gave no code (the error says a code is needed: send `totp` or `recovery_code`), or a wrong, expired or used code; a user whose role needs a second factor and who has none (the error says how to enrol)"),
         (status = 403, body = ErrorOut, description = "password logins are off on this host"),
         (status = 429, body = ErrorOut, description = "too many logins from this address", headers(("Retry-After" = u64, description = "seconds until a request is taken again"))),
         (status = 500, body = ErrorOut, description = "the host could not do it; the request id finds the details in its log")))]
@@ -60,10 +69,34 @@ async fn login(
             "password logins are off here; get a token with `ssh HOST token`",
         ));
     }
-    match svc
+    let code = match (&body.totp, &body.recovery_code) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "send either totp or recovery_code, not both",
+            ))
+        }
+        (Some(c), None) | (None, Some(c)) => Some(c.as_str()),
+        (None, None) => None,
+    };
+    let login = svc
         .password_login(&body.user, &body.password, &peer.0 .0, "api password")
-        .await
-    {
+        .await;
+    let login = match login {
+        Ok(Login::Done(p)) => Ok(p),
+        Ok(Login::NeedsCode(pending)) => match code {
+            Some(code) => svc.code_login(&pending, code),
+            None => {
+                api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "a second factor code is needed: send \"totp\" (the 6-digit code your authenticator app shows) or \"recovery_code\" with the user and password",
+                ));
+            }
+        },
+        Err(e) => Err(e),
+    };
+    match login {
         Ok(mut p) => {
             p.request = Some(rid.0 .0.clone());
             Ok(Json(svc.login_tokens(&p)?))

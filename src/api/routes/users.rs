@@ -22,6 +22,7 @@ pub(super) fn router() -> OpenApiRouter<Api> {
         .routes(routes!(lock))
         .routes(routes!(unlock))
         .routes(routes!(revoke))
+        .routes(routes!(reset_totp))
 }
 
 /// A role (docs/security.md says what each may do).
@@ -328,5 +329,20 @@ async fn revoke(
     P(UserPath { name }): P<UserPath>,
 ) -> Result<StatusCode> {
     api.svc.revoke_tokens(&auth.p, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a user's second factor and recovery codes (a lost device), if they have one;
+/// they enrol again (`ssh -t HOST totp enroll`). Admins only.
+#[utoipa::path(delete, path = "/v1/users/{name}/totp", params(UserPath), security(("bearer" = [])),
+    responses(Common, (status = 204, description = "the user has no second factor now (removed, or there was none)"),
+        (status = 403, body = ErrorOut, description = ADMINS_ONLY),
+        (status = 404, body = ErrorOut, description = NO_USER)))]
+async fn reset_totp(
+    State(api): State<Api>,
+    auth: Auth,
+    P(UserPath { name }): P<UserPath>,
+) -> Result<StatusCode> {
+    api.svc.totp_reset(&auth.p, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
