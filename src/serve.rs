@@ -6,44 +6,9 @@ use crate::config::Config;
 use crate::paths::DataDir;
 use crate::service::Service;
 use crate::ssh::Shared;
-use russh::keys::PrivateKey;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Loads the Ed25519 host key, generating it (mode 0600) on first start.
-pub fn host_key(path: &Path) -> Result<PrivateKey, String> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{} is readable by others (mode {mode:o}); chmod 600 it",
-                path.display()
-            ));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        return PrivateKey::from_openssh(text.as_bytes())
-            .map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display()));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    }
-    let seed =
-        crate::secrets::random_bytes(32).map_err(|e| format!("generating the host key: {e}"))?;
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&seed);
-    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&s);
-    let key = PrivateKey::from(pair);
-    let text = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| format!("encoding the host key: {e}"))?;
-    crate::secrets::write_private(path, text.as_bytes()).map_err(|e| e.to_string())?;
-    Ok(key)
-}
 
 pub fn serve(dir: DataDir, config_path: Option<&Path>) -> i32 {
     match run(dir, config_path) {
@@ -60,7 +25,7 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     crate::process::raise_open_files();
     let config = Config::load(config_path, &dir.root).map_err(|e| e.to_string())?;
     check_uid_range(&config)?;
-    let key = host_key(&dir.host_key())?;
+    let key = crate::host_key::load_or_create(&dir.host_key())?;
     let fingerprint = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
     let (service, tightened) =
         Service::open(dir.clone(), config.clone()).map_err(|e| e.to_string())?;

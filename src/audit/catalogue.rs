@@ -76,12 +76,17 @@ pub enum Kind {
     ServeStop,
     AuditSuppressed,
     AuditRetention,
+    LockdownOn,
+    LockdownOff,
+    SessionFreeze,
+    SessionThaw,
+    EvidenceExport,
 }
 
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 70] = [
+    pub const ALL: [Kind; 75] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -152,6 +157,11 @@ impl Kind {
         Kind::ServeStop,
         Kind::AuditSuppressed,
         Kind::AuditRetention,
+        Kind::LockdownOn,
+        Kind::LockdownOff,
+        Kind::SessionFreeze,
+        Kind::SessionThaw,
+        Kind::EvidenceExport,
     ];
 
     /// The name written in the log's `event` field, and what the event means with its fields.
@@ -227,6 +237,11 @@ impl Kind {
             ServeStart => ("serve.start", "the host started: `listen`, `recording`"),
             ServeStop => ("serve.stop", "the host stopped"),
             AuditSuppressed => ("audit.suppressed", "events of `key` past the bound in a minute were counted, not written: `suppressed`, `window_seconds`"),
+            LockdownOn => ("lockdown.on", "the host was put in lockdown (only admins may log in and act), or its terms changed: `sessions` (freeze, end), `reason`, `since`, `address`"),
+            LockdownOff => ("lockdown.off", "the host's lockdown ended: `since` (when it began), `address`"),
+            SessionFreeze => ("session.freeze", "the host froze a session's processes (lockdown): `session`, `reason`; `error` when it could not, and ended it instead"),
+            SessionThaw => ("session.thaw", "the host thawed a frozen session (the lockdown ended): `session`; `error` when it could not"),
+            EvidenceExport => ("evidence.exported", "an evidence bundle was exported: `sessions`, `user`, `since`, `recordings`, `audit_events`, `bundle_sha256`"),
             AuditRetention => ("audit.retention", "retention removed old segments of this log: `removed`, `resumes_at`, `prev_of_first`, `older_than`"),
         }
     }

@@ -9,6 +9,8 @@
 pub mod audit;
 pub mod claude;
 pub mod completions;
+pub mod evidence;
+pub mod lockdown;
 #[cfg(test)]
 mod manual;
 pub mod recordings;

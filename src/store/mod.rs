@@ -1,8 +1,10 @@
 //! The store: users, their roles and SSH keys, in SQLite (WAL, foreign keys on). The only
 //! module that speaks SQL; callers get plain values.
 
+mod lockdown;
 mod secrets;
 
+pub use lockdown::{Lockdown, LockdownSessions};
 pub use secrets::SealedSecret;
 
 use crate::auth::Role;
@@ -203,7 +205,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -267,6 +269,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(secrets::SCHEMA_V5)?;
         tx.pragma_update(None, "user_version", 5)?;
+        tx.commit()?;
+    }
+    if version < 6 {
+        // Version 6 (branch lockev; renumber at merge): the host's lockdown (see
+        // `lockdown.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(lockdown::SCHEMA_LOCKDOWN)?;
+        tx.pragma_update(None, "user_version", 6)?;
         tx.commit()?;
     }
     Ok(())

@@ -114,6 +114,12 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
             Span::raw(label)
         });
     }
+    if let Some(l) = &app.lockdown {
+        spans.push(Span::styled(
+            format!(" LOCKDOWN since {} ", l.since),
+            bold().fg(Color::White).bg(Color::Red),
+        ));
+    }
     let who = format!("{} ({}) ", app.me.user, app.me.role);
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let pad = (area.width as usize).saturating_sub(used + who.chars().count());
@@ -238,6 +244,7 @@ fn hint_line(app: &App) -> Line<'static> {
                 ("l", "lock"),
                 ("t", "tokens"),
                 ("D", "remove"),
+                ("L", "lockdown"),
             ]),
         }
         keys.extend([("Tab", "view"), ("?", "help"), ("q", "quit")]);
@@ -967,6 +974,10 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
             k("l", "lock (ends sessions, revokes tokens) or unlock"),
             k("t", "revoke every API token of the selected user"),
             k("D", "remove the selected user (asks first)"),
+            k(
+                "L",
+                "lockdown: only admins log in, sessions frozen or ended (asks first)",
+            ),
         ]),
     }
     lines.push(Line::raw(""));
