@@ -54,13 +54,24 @@ impl Service {
         let key = std::fs::read(&key_path).map_err(|e| {
             Error::caused(format!("reading the audit key {}", key_path.display()), e)
         })?;
-        let checkpoint = self.store.audit_checkpoint().ok().flatten();
-        let through = crate::audit::verify_log(&self.dir.audit_log(), &key, checkpoint)
-            .map_err(|b| {
-                Error::Conflict(format!(
-                    "the audit chain does not verify ({b}): evidence is not exported from a broken log; see `cordon audit verify`"
-                ))
-            })?;
+        // Another process may append between the log and its head being read: a break that
+        // goes away when read again was such a moment, not damage.
+        let mut attempts = 0;
+        let through = loop {
+            let checkpoint = self.store.audit_checkpoint().ok().flatten();
+            match crate::audit::verify_log(&self.dir.audit_log(), &key, checkpoint) {
+                Ok(pos) => break pos,
+                Err(_) if attempts < 3 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(b) => {
+                    return Err(Error::Conflict(format!(
+                        "the audit chain does not verify ({b}): evidence is not exported from a broken log; see `cordon audit verify`"
+                    )))
+                }
+            }
+        };
 
         let filter = super::Filter {
             user: selection.user.clone(),

@@ -167,7 +167,8 @@ impl Service {
             match l.sessions {
                 LockdownSessions::Freeze if s.frozen() => {}
                 LockdownSessions::Freeze => match s.freeze(&reason) {
-                    Ok(()) => self.record(
+                    Ok(false) => {}
+                    Ok(true) => self.record(
                         AuditEvent::new(Kind::SessionFreeze, "cordon")
                             .with("session", s.id)
                             .with("reason", reason),

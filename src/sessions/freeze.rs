@@ -226,11 +226,12 @@ impl super::Session {
             .is_some()
     }
 
-    /// Freezes every process of the session, and notes it on its recording (a marker).
-    pub fn freeze(&self, why: &str) -> Result<(), FreezeError> {
+    /// Freezes every process of the session, and notes it on its recording (a marker);
+    /// whether it froze it now (false: it was frozen already).
+    pub fn freeze(&self, why: &str) -> Result<bool, FreezeError> {
         let mut frozen = self.frozen.lock().unwrap_or_else(|e| e.into_inner());
         if frozen.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         // The sandbox's init (the only child of `cordon sandbox` that is in the group).
         let children =
@@ -252,9 +253,13 @@ impl super::Session {
         };
         // The marker first: written while the session's output is still flowing.
         self.mark(&format!("frozen: {why}"));
-        group.set(true)?;
+        if let Err(e) = group.set(true) {
+            // Half frozen is worse than either: whoever acts next (ending it) needs it running.
+            let _ = group.set(false);
+            return Err(e);
+        }
         *frozen = Some(group);
-        Ok(())
+        Ok(true)
     }
 
     /// Thaws a frozen session (and notes it on its recording); whether it was frozen.
