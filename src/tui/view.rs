@@ -243,8 +243,8 @@ fn hint_line(app: &App) -> Line<'static> {
                 ("K", "keys"),
                 ("l", "lock"),
                 ("t", "tokens"),
+                // `L` (lockdown) is in the help: 80 columns hold no more.
                 ("D", "remove"),
-                ("L", "lockdown"),
             ]),
         }
         keys.extend([("Tab", "view"), ("?", "help"), ("q", "quit")]);
