@@ -37,10 +37,9 @@ fn last_reading(h: &Host, win: &str) -> Option<String> {
     h.screen(win)
         .lines()
         .map(str::trim)
-        .filter(|l| {
+        .rfind(|l| {
             l.len() > 12 && l.contains('.') && l.chars().all(|c| c.is_ascii_digit() || c == '.')
         })
-        .next_back()
         .map(String::from)
 }
 

@@ -102,14 +102,23 @@ pub struct Manifest {
     pub members: BTreeMap<String, Digest>,
 }
 
+/// A recording as it goes into a bundle.
+pub struct Bundled {
+    pub refer: RecordingRef,
+    /// The sealed file's bytes.
+    pub sealed: Vec<u8>,
+    /// Its recording key.
+    pub key: Vec<u8>,
+    pub asciicast: Vec<u8>,
+}
+
 /// What an export puts in a bundle, gathered by the service.
 pub struct Contents {
     pub host: String,
     pub host_key: String,
     pub exported_by: String,
     pub selection: Selection,
-    /// Each recording: its reference and its sealed bytes, key, and asciicast.
-    pub recordings: Vec<(RecordingRef, Vec<u8>, Vec<u8>, Vec<u8>)>,
+    pub recordings: Vec<Bundled>,
     /// The catalog entries (JSON array).
     pub catalog: Vec<u8>,
     pub audit: AuditRef,
@@ -124,18 +133,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// host key's Ed25519 `seed`.
 pub fn build(c: Contents, seed: &[u8; 32]) -> Result<Vec<u8>, String> {
     let mut members = Vec::new();
-    for (r, sealed, key, cast) in c.recordings.iter() {
+    for b in c.recordings.iter() {
         members.push(Member {
-            name: r.sealed.clone(),
-            data: sealed.clone(),
+            name: b.refer.sealed.clone(),
+            data: b.sealed.clone(),
         });
         members.push(Member {
-            name: r.key.clone(),
-            data: crate::secrets::hex(key).into_bytes(),
+            name: b.refer.key.clone(),
+            data: crate::secrets::hex(&b.key).into_bytes(),
         });
         members.push(Member {
-            name: r.asciicast.clone(),
-            data: cast.clone(),
+            name: b.refer.asciicast.clone(),
+            data: b.asciicast.clone(),
         });
     }
     members.push(Member {
@@ -153,7 +162,7 @@ pub fn build(c: Contents, seed: &[u8; 32]) -> Result<Vec<u8>, String> {
         exported_at: crate::audit::now_rfc3339(),
         exported_by: c.exported_by,
         selection: c.selection,
-        recordings: c.recordings.into_iter().map(|(r, ..)| r).collect(),
+        recordings: c.recordings.into_iter().map(|b| b.refer).collect(),
         audit: c.audit,
         members: members
             .iter()

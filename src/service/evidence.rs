@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{Error, Principal, Result, Service};
 use crate::audit::{AuditEvent, Kind};
 use crate::auth::Action;
-use crate::evidence::{AuditRef, Contents, RecordingRef, Selection};
+use crate::evidence::{AuditRef, Bundled, Contents, RecordingRef, Selection};
 use crate::record::format::{self, KeyGiven};
 use crate::session_id::SessionId;
 
@@ -122,10 +122,15 @@ impl Service {
                 key: format!("recordings/{}.key", r.id),
                 asciicast: format!("recordings/{}.cast", r.id),
             };
-            recordings.push((refer, sealed, rec_key.to_vec(), cast));
+            recordings.push(Bundled {
+                refer,
+                sealed,
+                key: rec_key.to_vec(),
+                asciicast: cast,
+            });
         }
 
-        let session_ids: Vec<String> = recordings.iter().map(|(r, ..)| r.session.clone()).collect();
+        let session_ids: Vec<String> = recordings.iter().map(|b| b.refer.session.clone()).collect();
         let recording_ids: Vec<String> = entries.iter().map(|r| r.id.clone()).collect();
         let (user, since) = (selection.user.clone(), selection.since.clone());
         let selects = move |v: &serde_json::Value| {

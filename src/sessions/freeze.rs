@@ -173,50 +173,6 @@ pub fn supported() -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_v1_session_is_frozen_through_its_freezer_group() {
-        let text =
-            "9:name=systemd:/\n6:freezer:/cordon/sandbox-1-2\n4:memory:/cordon/sandbox-1-2\n0::/\n";
-        assert_eq!(
-            group_of(
-                text,
-                Some(Path::new("/u")),
-                Some(Path::new("/sys/fs/cgroup/freezer"))
-            ),
-            Ok(Group::V1(PathBuf::from(
-                "/sys/fs/cgroup/freezer/cordon/sandbox-1-2"
-            )))
-        );
-    }
-
-    #[test]
-    fn a_v2_session_is_frozen_through_its_own_group() {
-        assert_eq!(
-            group_of(
-                "0::/cordon/sandbox-1-2\n",
-                Some(Path::new("/sys/fs/cgroup")),
-                None
-            ),
-            Ok(Group::V2(PathBuf::from(
-                "/sys/fs/cgroup/cordon/sandbox-1-2"
-            )))
-        );
-    }
-
-    #[test]
-    fn a_process_in_root_groups_only_cannot_be_frozen_with_the_host() {
-        let text = "6:freezer:/\n0::/\n";
-        assert!(group_of(text, Some(Path::new("/u")), Some(Path::new("/f"))).is_err());
-        assert!(group_of("0::/cordon/../sandbox-1\n", Some(Path::new("/u")), None).is_err());
-        let host_service = "0::/system.slice/cordon.service\n";
-        assert!(group_of(host_service, Some(Path::new("/sys/fs/cgroup")), None).is_err());
-    }
-}
-
 impl super::Session {
     /// Whether the session is frozen.
     pub fn frozen(&self) -> bool {
@@ -273,5 +229,49 @@ impl super::Session {
         drop(frozen);
         self.mark(&format!("thawed: {why}"));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v1_session_is_frozen_through_its_freezer_group() {
+        let text =
+            "9:name=systemd:/\n6:freezer:/cordon/sandbox-1-2\n4:memory:/cordon/sandbox-1-2\n0::/\n";
+        assert_eq!(
+            group_of(
+                text,
+                Some(Path::new("/u")),
+                Some(Path::new("/sys/fs/cgroup/freezer"))
+            ),
+            Ok(Group::V1(PathBuf::from(
+                "/sys/fs/cgroup/freezer/cordon/sandbox-1-2"
+            )))
+        );
+    }
+
+    #[test]
+    fn a_v2_session_is_frozen_through_its_own_group() {
+        assert_eq!(
+            group_of(
+                "0::/cordon/sandbox-1-2\n",
+                Some(Path::new("/sys/fs/cgroup")),
+                None
+            ),
+            Ok(Group::V2(PathBuf::from(
+                "/sys/fs/cgroup/cordon/sandbox-1-2"
+            )))
+        );
+    }
+
+    #[test]
+    fn a_process_in_root_groups_only_cannot_be_frozen_with_the_host() {
+        let text = "6:freezer:/\n0::/\n";
+        assert!(group_of(text, Some(Path::new("/u")), Some(Path::new("/f"))).is_err());
+        assert!(group_of("0::/cordon/../sandbox-1\n", Some(Path::new("/u")), None).is_err());
+        let host_service = "0::/system.slice/cordon.service\n";
+        assert!(group_of(host_service, Some(Path::new("/sys/fs/cgroup")), None).is_err());
     }
 }
