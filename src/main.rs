@@ -10,6 +10,7 @@ mod changes;
 mod claude;
 mod cli;
 mod config;
+mod evidence;
 mod files;
 mod filter;
 mod keys;
@@ -282,6 +283,16 @@ enum Command {
     Incident {
         #[command(subcommand)]
         action: IncidentAction,
+    },
+    /// Evidence bundles: export one (signed), or verify one anywhere.
+    Evidence {
+        #[command(subcommand)]
+        action: cli::evidence::EvidenceAction,
+    },
+    /// Lockdown: only admins may log in; running sessions frozen or ended.
+    Lockdown {
+        #[command(subcommand)]
+        action: cli::lockdown::LockdownAction,
     },
     /// What this machine can enforce: Landlock, seccomp, namespaces, cgroups.
     Doctor {
@@ -691,6 +702,9 @@ fn main() {
                 | Command::Profile { .. }
                 | Command::Doctor { .. }
                 | Command::Completions { .. }
+                | Command::Evidence {
+                    action: cli::evidence::EvidenceAction::Verify { .. }
+                }
         )
     );
     if host_command {
@@ -855,6 +869,22 @@ fn main() {
                 admin(&|a| cli::recordings::export(a, &id, &fmt, output.as_deref()))
             }
         },
+        Some(Command::Evidence { action }) => match action {
+            cli::evidence::EvidenceAction::Export {
+                sessions,
+                user,
+                since,
+                output,
+            } => admin(&|a| {
+                cli::evidence::export(a, &sessions, user.as_deref(), since.as_deref(), &output)
+            }),
+            cli::evidence::EvidenceAction::Verify {
+                file,
+                expect_key,
+                extract,
+            } => cli::evidence::verify(&file, expect_key.as_deref(), extract.as_deref()),
+        },
+        Some(Command::Lockdown { action }) => admin(&|a| cli::lockdown::run(a, &action)),
         Some(Command::Audit {
             action: AuditAction::Verify { against },
         }) => match config::Config::load(config, &dir.root) {

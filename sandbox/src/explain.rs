@@ -632,7 +632,7 @@ pub fn doctor(f: &Features) -> String {
     );
     let cg = match &f.cgroup {
         Some(CgroupLayout::V2 { parent }) => format!("ok       cgroup v2 at {}", parent.display()),
-        Some(CgroupLayout::V1 { pids, memory }) => format!("ok       cgroup v1 ({}, {})", pids.display(), memory.display()),
+        Some(CgroupLayout::V1 { pids, memory, .. }) => format!("ok       cgroup v1 ({}, {})", pids.display(), memory.display()),
         None if f.root => "MISSING  no pids+memory cgroup: profiles with process or memory limits are refused as root".into(),
         None => "rlimits  unprivileged: process and memory limits use RLIMIT_NPROC and RLIMIT_AS".into(),
     };

@@ -37,6 +37,9 @@ pub enum CgroupLayout {
         pids: PathBuf,
         /// The memory hierarchy.
         memory: PathBuf,
+        /// The freezer hierarchy, if mounted: a host freezes a sandbox there (v2 groups
+        /// have `cgroup.freeze` of their own).
+        freezer: Option<PathBuf>,
     },
 }
 
@@ -110,7 +113,14 @@ fn cgroup_layout() -> Option<CgroupLayout> {
     let pids = PathBuf::from("/sys/fs/cgroup/pids");
     let memory = PathBuf::from("/sys/fs/cgroup/memory");
     if pids.join("cgroup.procs").exists() && memory.join("memory.limit_in_bytes").exists() {
-        return Some(CgroupLayout::V1 { pids, memory });
+        // The root group has no freezer.state; a mounted hierarchy has its tasks file.
+        let freezer = PathBuf::from("/sys/fs/cgroup/freezer");
+        let freezer = freezer.join("tasks").exists().then_some(freezer);
+        return Some(CgroupLayout::V1 {
+            pids,
+            memory,
+            freezer,
+        });
     }
     None
 }

@@ -120,7 +120,11 @@ impl Cgroup {
                     set(&dir, "memory.swap.max", "0".into()).ok();
                 }
             }
-            CgroupLayout::V1 { pids, memory } => {
+            CgroupLayout::V1 {
+                pids,
+                memory,
+                freezer,
+            } => {
                 let p = mk(&mut cg, pids)?;
                 if let Some(n) = limits.processes {
                     set(&p, "pids.max", n.to_string())?;
@@ -132,6 +136,11 @@ impl Cgroup {
                     if m.join("memory.memsw.limit_in_bytes").exists() {
                         set(&m, "memory.memsw.limit_in_bytes", bytes.to_string())?;
                     }
+                }
+                // A group of its own in the freezer hierarchy, so that a host can freeze the
+                // sandbox as a whole (cordon's lockdown); without one, freezing is refused.
+                if let Some(f) = freezer {
+                    let _ = mk(&mut cg, f);
                 }
             }
         }

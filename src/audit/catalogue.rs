@@ -89,12 +89,17 @@ pub enum Kind {
     AddressBlock,
     AddressUnblock,
     AddressRefused,
+    LockdownOn,
+    LockdownOff,
+    SessionFreeze,
+    SessionThaw,
+    EvidenceExport,
 }
 
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 83] = [
+    pub const ALL: [Kind; 88] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -178,6 +183,11 @@ impl Kind {
         Kind::AddressBlock,
         Kind::AddressUnblock,
         Kind::AddressRefused,
+        Kind::LockdownOn,
+        Kind::LockdownOff,
+        Kind::SessionFreeze,
+        Kind::SessionThaw,
+        Kind::EvidenceExport,
     ];
 
     /// The name written in the log's `event` field, and what the event means with its fields.
@@ -261,6 +271,11 @@ impl Kind {
             ServeStart => ("serve.start", "the host started: `listen`, `recording`"),
             ServeStop => ("serve.stop", "the host stopped"),
             AuditSuppressed => ("audit.suppressed", "events of `key` past the bound in a minute were counted, not written: `suppressed`, `window_seconds`"),
+            LockdownOn => ("lockdown.on", "the host was put in lockdown (only admins may log in and act), or its terms changed: `sessions` (freeze, end), `reason`, `since`, `address`"),
+            LockdownOff => ("lockdown.off", "the host's lockdown ended: `since` (when it began), `address`"),
+            SessionFreeze => ("session.freeze", "the host froze a session's processes (lockdown): `session`, `reason`; `error` when it could not, and ended it instead"),
+            SessionThaw => ("session.thaw", "the host thawed a frozen session (the lockdown ended): `session`; `error` when it could not"),
+            EvidenceExport => ("evidence.exported", "an evidence bundle was exported: `sessions`, `user`, `since`, `recordings`, `audit_events`, `bundle_sha256`"),
             AuditRetention => ("audit.retention", "retention removed old segments of this log: `removed`, `resumes_at`, `prev_of_first`, `older_than`"),
             AlertRaised => ("alert.raised", "an alert rule fired (`[alerts]`): `rule`, `severity`, `key` (an address, a user name as offered, escaped and bounded, a path or `host`), `count`, `threshold`, `window_seconds`, `incident`, `actions`; the actor is `cordon`"),
             AlertTest => ("alert.test", "a test alert was sent through every sink (`cordon alert test`): `results` (each sink and how it went)"),

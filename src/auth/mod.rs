@@ -96,6 +96,10 @@ pub enum Action {
     ListGlobalSecrets,
     /// Set or remove a global secret.
     ManageGlobalSecrets,
+    /// Put the host in lockdown, end it, or see it.
+    ManageLockdown,
+    /// Export an evidence bundle (recordings, the audit slice, the catalog, signed).
+    ExportEvidence,
 }
 
 /// The permission table.
@@ -116,8 +120,18 @@ pub fn allowed(role: Role, action: Action) -> bool {
             | ReadRecording { own }
             | ManageSecrets { own },
         ) => own,
-        (Developer, ReadAudit | ManageUsers | ManageGlobalSecrets) => false,
-        (Auditor, ObserveSession { .. } | ListSessions | ReadRecording { .. } | ReadAudit) => true,
+        (
+            Developer,
+            ReadAudit | ManageUsers | ManageGlobalSecrets | ManageLockdown | ExportEvidence,
+        ) => false,
+        (
+            Auditor,
+            ObserveSession { .. }
+            | ListSessions
+            | ReadRecording { .. }
+            | ReadAudit
+            | ExportEvidence,
+        ) => true,
         (Auditor, _) => false,
         (Viewer, ObserveSession { .. } | ListSessions) => true,
         (Viewer, _) => false,

@@ -10,7 +10,9 @@ pub mod alerts;
 pub mod audit;
 pub mod claude;
 pub mod completions;
+pub mod evidence;
 pub mod keys;
+pub mod lockdown;
 #[cfg(test)]
 mod manual;
 pub mod recordings;

@@ -1,5 +1,6 @@
-//! The host's Ed25519 key: the SSH host key clients pin in `known_hosts`, kept in the ring
-//! (purpose `ssh-host`, as OpenSSH's private key text) and made on first use.
+//! The host's Ed25519 key: the SSH host key clients pin in `known_hosts`, which also signs
+//! evidence bundles; kept in the ring (purpose `ssh-host`, as OpenSSH's private key text)
+//! and made on first use.
 
 use russh::keys::PrivateKey;
 use zeroize::Zeroizing;
@@ -25,6 +26,28 @@ pub fn ssh_host_key(keys: &Keys) -> Result<PrivateKey, KeyError> {
         path: keys.path(),
         why: format!("the ssh-host key {id} is not an OpenSSH private key: {e}"),
     })
+}
+
+/// The host key's public half in OpenSSH form, and its fingerprint as `ssh-keygen -lf` prints
+/// it (`SHA256:...`).
+pub fn public(key: &PrivateKey) -> (String, String) {
+    let public = key.public_key();
+    (
+        public.to_openssh().unwrap_or_default(),
+        public.fingerprint(russh::keys::HashAlg::Sha256).to_string(),
+    )
+}
+
+/// The 32-byte Ed25519 seed of the host key, for signing; an error when the key is not
+/// Ed25519 (an operator's own key put in its place).
+pub fn ed25519_seed(key: &PrivateKey) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    match key.key_data().ed25519() {
+        Some(pair) => Ok(zeroize::Zeroizing::new(pair.private.to_bytes())),
+        None => Err(format!(
+            "the host key is {}, not Ed25519: evidence bundles are signed with Ed25519",
+            key.algorithm()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -140,12 +140,37 @@ pub fn key_id(master: &[u8]) -> String {
     crate::secrets::hex(&Sha256::digest(master)[..4])
 }
 
-fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, RecordError> {
+/// The recording key of one recording: HKDF of the master key with the recording's own
+/// salt. It opens that recording only (HKDF cannot be run backwards to the master key), so an
+/// evidence bundle can carry it.
+fn derive(master: &[u8], salt: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, RecordError> {
     let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), master);
-    let mut key = [0u8; 32];
-    hk.expand(INFO, &mut key)
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    hk.expand(INFO, key.as_mut())
         .map_err(|_| RecordError::Crypto("key derivation"))?;
-    Aes256Gcm::new_from_slice(&key).map_err(|_| RecordError::Crypto("setting the key"))
+    Ok(key)
+}
+
+fn cipher(master: &[u8], salt: &[u8]) -> Result<Aes256Gcm, RecordError> {
+    let key = derive(master, salt)?;
+    Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| RecordError::Crypto("setting the key"))
+}
+
+/// The key given to open a recording: the master key its header names, or the recording's
+/// own derived key (what an evidence bundle discloses).
+#[derive(Clone, Copy)]
+pub enum KeyGiven<'a> {
+    Master(&'a [u8]),
+    Recording(&'a [u8]),
+}
+
+/// The recording key of the recording at `path` (see [`derive`]), from its master key.
+pub fn recording_key(path: &Path, master: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, Damage> {
+    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
+    let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
+    let (header, _, _) = read_header(&file, size)?;
+    let salt = hex_decode(&header.salt).ok_or_else(|| Damage::header(PREFIX as u64, "bad salt"))?;
+    derive(master, &salt).map_err(|e| Damage::header(0, e.to_string()))
 }
 
 fn nonce(counter: u64, last: bool) -> [u8; 12] {
@@ -636,9 +661,33 @@ struct Opened {
 }
 
 fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
+    open_with(path, KeyGiven::Master(master))
+}
+
+fn open_with(path: &Path, key: KeyGiven) -> Result<Opened, Damage> {
     let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
+    open_file(file, key)
+}
+
+fn open_file(file: File, key: KeyGiven) -> Result<Opened, Damage> {
     let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
     let (header, end, header_hash) = read_header(&file, size)?;
+    let master = match key {
+        KeyGiven::Master(m) => m,
+        KeyGiven::Recording(k) => {
+            let cipher = Aes256Gcm::new_from_slice(k)
+                .map_err(|_| Damage::header(0, "a recording key is 32 bytes"))?;
+            let chunks = scan(&file, end as u64, size)?;
+            return Ok(Opened {
+                file,
+                size,
+                header,
+                header_hash,
+                cipher,
+                chunks,
+            });
+        }
+    };
     if header.key_id != key_id(master) {
         return Err(Damage::header(
             0,
@@ -706,7 +755,21 @@ impl Opened {
 
 /// Reads and verifies a whole recording with `master` (the key whose id the header names).
 pub fn read(path: &Path, master: &[u8]) -> Result<Recording, Damage> {
-    let o = open(path, master)?;
+    read_with(path, KeyGiven::Master(master))
+}
+
+/// Reads and verifies a whole recording with the key given.
+pub fn read_with(path: &Path, key: KeyGiven) -> Result<Recording, Damage> {
+    read_opened(open_with(path, key)?)
+}
+
+/// Reads and verifies a whole recording from an open file (an evidence bundle's member, in
+/// memory) with the key given.
+pub fn read_file_with(file: File, key: KeyGiven) -> Result<Recording, Damage> {
+    read_opened(open_file(file, key)?)
+}
+
+fn read_opened(o: Opened) -> Result<Recording, Damage> {
     let mut events: Vec<Event> = Vec::new();
     for i in 0..o.chunks.len() {
         let c = o.chunks[i];

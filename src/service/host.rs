@@ -117,7 +117,13 @@ impl Service {
     pub fn peer_login(&self, uid: u32) -> Result<Principal> {
         let address = format!("local uid {uid}");
         let name = crate::accounts::name_of(uid).unwrap_or_else(|| format!("uid-{uid}"));
-        match self.principal(&name, &address) {
+        let p =
+            self.principal(&name, &address)
+                .and_then(|p| match self.lockdown_refuses(p.role)? {
+                    Some(why) => Err(Error::Forbidden(why)),
+                    None => Ok(p),
+                });
+        match p {
             Ok(p) => {
                 self.record(
                     AuditEvent::new(Kind::Login, p.user.clone())

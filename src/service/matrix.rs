@@ -1366,10 +1366,43 @@ fn rows() -> Vec<Row> {
             [QUIET, NO, QUIET, NO],
         ),
     ];
-    [sessions, recordings, audit, users, secrets, logins, alerts]
-        .into_iter()
-        .flatten()
-        .collect()
+    // Last: a lockdown ends the sessions that run when it begins (theirs included).
+    let host = vec![
+        row(
+            "export an evidence bundle of their own recordings",
+            |c| {
+                let selection = crate::evidence::Selection {
+                    sessions: Vec::new(),
+                    user: Some(c.me.user.clone()),
+                    since: Some("2000".into()),
+                };
+                let e = c.h.svc.export_evidence(&c.me, selection)?;
+                assert!(e.recordings >= 1, "their recordings are in the bundle");
+                Ok(())
+            },
+            [done(&[EvidenceExport]), NO, done(&[EvidenceExport]), NO],
+        ),
+        row(
+            "see whether the host is in lockdown",
+            |c| c.h.svc.lockdown_status(&c.me).map(drop),
+            [QUIET, NO, NO, NO],
+        ),
+        row(
+            "put the host in lockdown and end it",
+            |c| {
+                c.h.svc
+                    .lockdown_on(&c.me, crate::store::LockdownSessions::End, "a drill")?;
+                c.h.svc.lockdown_off(&c.me).map(drop)
+            },
+            [done(&[LockdownOn, LockdownOff]), NO, NO, NO],
+        ),
+    ];
+    [
+        sessions, recordings, audit, users, secrets, logins, alerts, host,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The audit events after `seq` whose actor is `user`, by name.
@@ -1459,6 +1492,8 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("egress.rs"),
         include_str!("alerts.rs"),
         include_str!("totp.rs"),
+        include_str!("lockdown.rs"),
+        include_str!("evidence.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");

@@ -10,9 +10,11 @@
 mod alerts;
 mod claude;
 mod egress;
+mod evidence;
 mod files;
 mod host;
 mod keys;
+mod lockdown;
 mod recordings;
 mod runs;
 mod secrets;
@@ -21,8 +23,10 @@ mod throttle;
 mod totp;
 mod users;
 
+pub use crate::store::{Lockdown, LockdownSessions};
 pub use egress::QuestionInfo;
 pub use files::FileSession;
+pub use lockdown::REASON_MAX as LOCKDOWN_REASON_MAX;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
 pub use secrets::{Scope, SecretInfo};
@@ -362,11 +366,15 @@ impl Service {
             return Ok(p.clone());
         }
         match self.store.user_by_id(p.user_id) {
-            Ok(Some(u)) if !u.locked => Ok(Principal {
-                user: u.name,
-                role: u.role,
-                ..p.clone()
-            }),
+            Ok(Some(u)) if !u.locked => {
+                let p = Principal {
+                    user: u.name,
+                    role: u.role,
+                    ..p.clone()
+                };
+                self.lockdown_gate(&p)?;
+                Ok(p)
+            }
             Ok(Some(_)) => Err(self.refused(
                 p,
                 "act",
@@ -449,6 +457,7 @@ impl Service {
     /// type (locked, removed, or demoted). Then the idle and age limits, and the summaries
     /// of bounded audit events.
     pub fn maintain(&self) {
+        let lockdown = self.store.lockdown().ok().flatten();
         let mut users = std::collections::HashMap::new();
         let mut user = |id: i64| -> Option<crate::store::User> {
             users
@@ -475,6 +484,9 @@ impl Service {
                     match user(v.user_id) {
                         None => Some("your account was removed".to_string()),
                         Some(u) if u.locked => Some("your account is locked".to_string()),
+                        Some(u) if u.role != Role::Admin && lockdown.is_some() => {
+                            lockdown.as_ref().map(lockdown::refusal)
+                        }
                         Some(u) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
                             Some(format!(
                                 "{} may not type into session {}",
@@ -510,6 +522,7 @@ impl Service {
                 job.kill();
             }
         }
+        self.enforce_lockdown();
         self.hub
             .enforce_limits(self.config.idle_timeout, self.config.max_duration);
         self.audit_housekeeping();

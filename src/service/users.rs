@@ -372,6 +372,18 @@ impl Service {
             Some(_) => Ok(()),
             None => Err("unknown key"),
         };
+        if let (Ok(()), Some(u)) = (&verdict, &found) {
+            if let Some(why) = self.lockdown_refuses(u.role)? {
+                self.record_bounded(
+                    &format!("login.failed:{}", address_of(peer)),
+                    AuditEvent::new(Kind::LoginFailed, u.name.clone())
+                        .with("fingerprint", fingerprint.to_string())
+                        .with("address", peer.to_string())
+                        .with("why", why.clone()),
+                );
+                return Err(Error::Forbidden(why));
+            }
+        }
         match (verdict, found) {
             (Ok(()), Some(u)) => {
                 self.record(
@@ -446,6 +458,19 @@ impl Service {
             .await
             .unwrap_or(false)
         };
+        if let Some(u) = found.as_ref().filter(|u| ok && !u.locked) {
+            // Said only to whoever knows the password.
+            if let Some(why) = self.lockdown_refuses(u.role)? {
+                self.record_bounded(
+                    &format!("login.failed:{}", address_of(peer)),
+                    AuditEvent::new(Kind::LoginFailed, u.name.clone())
+                        .with("method", method.to_string())
+                        .with("address", peer.to_string())
+                        .with("why", why.clone()),
+                );
+                return Err(Error::Forbidden(why));
+            }
+        }
         match found {
             Some(u) if ok && !u.locked => self.after_password(u, peer, method),
             other => {

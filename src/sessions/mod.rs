@@ -6,6 +6,7 @@
 pub mod egress;
 pub mod events;
 mod files;
+pub mod freeze;
 /// Session ids live below the core's modules (recordings carry them too).
 pub(crate) use crate::session_id as id;
 mod recording;
@@ -262,6 +263,8 @@ pub struct Session {
     ending: AtomicBool,
     /// Its workspace as it was before the command started (see [`Spec::files`]).
     files: Result<Arc<crate::changes::Watch>, String>,
+    /// Its cgroup while frozen (`freeze.rs`).
+    frozen: Mutex<Option<freeze::Group>>,
 }
 
 impl Session {
@@ -487,6 +490,10 @@ impl Session {
         if !killed {
             // SAFETY: signalling the session's own process group.
             unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        }
+        // A frozen process takes its SIGKILL once thawed (cgroup v1), without running again.
+        if self.frozen() {
+            let _ = self.thaw("ended");
         }
     }
 }
@@ -881,6 +888,7 @@ impl Hub {
             ),
             ending: AtomicBool::new(false),
             files: spec.files.clone(),
+            frozen: Mutex::new(None),
         });
         // The write end went with the command: end-of-file when the sandbox's proxy ends.
         let (audit, owner, weak) = (
@@ -971,7 +979,12 @@ impl Hub {
 
     /// Kills sessions idle or alive for too long.
     pub fn enforce_limits(&self, idle: Duration, max: Duration) {
-        for s in self.list().into_iter().filter(|s| !s.ending()) {
+        // A frozen session waits for whoever froze it (the lockdown's end), idle or not.
+        for s in self
+            .list()
+            .into_iter()
+            .filter(|s| !s.ending() && !s.frozen())
+        {
             let why = if s.idle() > idle && s.viewer_count() == 0 {
                 Some("idle timeout")
             } else if s.age() > max {

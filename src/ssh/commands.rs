@@ -129,7 +129,7 @@ pub async fn dispatch(
             let out = if args.json {
                 let rows: Vec<serde_json::Value> = visible
                     .iter()
-                    .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count()}))
+                    .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count(), "frozen": s.frozen()}))
                     .collect();
                 format!(
                     "{}\n",
@@ -153,6 +153,9 @@ pub async fn dispatch(
                         fmt_duration(s.idle()),
                         s.viewer_count()
                     );
+                    if s.frozen() {
+                        o.insert_str(o.len() - 1, " (frozen)");
+                    }
                 }
                 o
             };

@@ -573,6 +573,12 @@ impl Conn {
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
+    /// While the host is in lockdown, every client is told so before it logs in: a
+    /// non-admin's login is refused, and this is the only place SSH can say why.
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self.shared.service.lockdown_notice())
+    }
+
     async fn auth_publickey(
         &mut self,
         user: &str,

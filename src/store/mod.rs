@@ -2,10 +2,12 @@
 //! module that speaks SQL; callers get plain values.
 
 mod alerts;
+mod lockdown;
 mod secrets;
 mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
+pub use lockdown::{Lockdown, LockdownSessions};
 pub use secrets::SealedSecret;
 
 use crate::auth::Role;
@@ -206,7 +208,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -286,6 +288,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(totp::SCHEMA_TOTP)?;
         tx.pragma_update(None, "user_version", 7)?;
+        tx.commit()?;
+    }
+    if version < 8 {
+        // Version 8: the host's lockdown (see `lockdown.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(lockdown::SCHEMA_LOCKDOWN)?;
+        tx.pragma_update(None, "user_version", 8)?;
         tx.commit()?;
     }
     Ok(())

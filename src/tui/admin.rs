@@ -51,6 +51,14 @@ pub enum AdminDialog {
     },
     /// Asks before `user` is removed.
     Remove { user: String, error: Option<String> },
+    /// The host's lockdown: with `on`, asks before ending it; otherwise asks what becomes
+    /// of the running sessions (`end`: ended, else frozen) and why, before beginning it.
+    Lockdown {
+        on: bool,
+        end: bool,
+        reason: Field,
+        error: Option<String>,
+    },
 }
 
 fn role_index(role: Role) -> usize {
@@ -72,7 +80,7 @@ fn edit(text: &mut String, key: Key, max: usize) {
 impl App {
     /// A key in the Admin view (no dialog open): `a` add a user, `r` their role, `K` their
     /// keys, `l` lock or unlock, `t` revoke their tokens, `T` reset their second factor, `D`
-    /// remove them.
+    /// remove them; `L` the host's lockdown (asks first).
     pub(super) fn admin_tab_key(&mut self, key: Key) {
         let user = self
             .users
@@ -113,6 +121,15 @@ impl App {
                 }
             },
             (Key::Char('D'), Some((user, _))) => AdminDialog::Remove { user, error: None },
+            (Key::Char('L'), _) => AdminDialog::Lockdown {
+                on: self.lockdown.is_some(),
+                end: false,
+                reason: Field {
+                    label: "reason",
+                    text: String::new(),
+                },
+                error: None,
+            },
             (Key::Char('l'), Some(_)) => return self.toggle_lock(),
             (Key::Char('T'), Some((user, _))) => {
                 self.status = match self.svc.totp_reset(&self.me, &user) {
@@ -262,6 +279,48 @@ impl App {
                 Key::Char('n') | Key::Esc => self.dialog = None,
                 _ => {}
             },
+            AdminDialog::Lockdown {
+                on: true, error, ..
+            } => {
+                match key {
+                    Key::Char('y') => match self.svc.lockdown_off(&self.me) {
+                        Ok(_) => done = Some(
+                            "lockdown off: everyone may log in again; frozen sessions are thawed"
+                                .into(),
+                        ),
+                        Err(e) => *error = Some(e.to_string()),
+                    },
+                    Key::Char('n') | Key::Esc => self.dialog = None,
+                    _ => {}
+                }
+            }
+            AdminDialog::Lockdown {
+                on: false,
+                end,
+                reason,
+                error,
+            } => match key {
+                Key::Esc => self.dialog = None,
+                Key::Tab | Key::Left | Key::Right => *end = !*end,
+                Key::Enter => {
+                    let sessions = if *end {
+                        crate::service::LockdownSessions::End
+                    } else {
+                        crate::service::LockdownSessions::Freeze
+                    };
+                    match self.svc.lockdown_on(&self.me, sessions, reason.text.trim()) {
+                        Ok(l) => {
+                            done = Some(format!(
+                                "lockdown on since {}: only admins may log in; running sessions {}",
+                                l.since,
+                                if *end { "ended" } else { "frozen" }
+                            ))
+                        }
+                        Err(e) => *error = Some(e.to_string()),
+                    }
+                }
+                k => edit(&mut reason.text, k, crate::service::LOCKDOWN_REASON_MAX),
+            },
         }
         if let Some(status) = done {
             self.status = status;
@@ -294,6 +353,14 @@ pub fn hints(d: &AdminDialog) -> Vec<(&'static str, &'static str)> {
         }
         AdminDialog::Keys { .. } => vec![("a", "add"), ("d", "remove"), ("Esc", "close")],
         AdminDialog::Remove { .. } => vec![("y", "remove"), ("n or Esc", "keep")],
+        AdminDialog::Lockdown { on: true, .. } => {
+            vec![("y", "end the lockdown"), ("n or Esc", "keep it")]
+        }
+        AdminDialog::Lockdown { .. } => vec![
+            ("Tab", "freeze or end"),
+            ("Enter", "lock down"),
+            ("Esc", "cancel"),
+        ],
     }
 }
 
@@ -439,6 +506,47 @@ pub fn draw(f: &mut Frame, d: &AdminDialog, area: Rect) {
                     dim(),
                 ),
                 Line::styled("stay for auditors.", dim()),
+            ],
+            error,
+        ),
+        AdminDialog::Lockdown {
+            on: true, error, ..
+        } => (
+            " Lockdown ",
+            vec![
+                Line::raw("End the lockdown?"),
+                Line::styled(
+                    "Everyone may log in again; frozen sessions are thawed.",
+                    dim(),
+                ),
+            ],
+            error,
+        ),
+        AdminDialog::Lockdown {
+            on: false,
+            end,
+            reason,
+            error,
+        } => (
+            " Lockdown ",
+            vec![
+                Line::raw("Put the host in lockdown?"),
+                Line::styled(
+                    "Only admins may log in; other users' connections close now.",
+                    dim(),
+                ),
+                Line::from(vec![
+                    Span::styled(format!("{:>10} ", "sessions"), dim()),
+                    Span::styled(
+                        if *end {
+                            "◀ end them ▶"
+                        } else {
+                            "◀ freeze them until the lockdown ends ▶"
+                        },
+                        selected(),
+                    ),
+                ]),
+                field(reason.label, &reason.text, true),
             ],
             error,
         ),

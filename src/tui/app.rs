@@ -181,6 +181,8 @@ pub struct App {
     pub ended: Option<String>,
     /// Questions put aside with Esc (session, ask): not shown again.
     put_aside: Vec<(crate::sessions::SessionId, u64)>,
+    /// The host's lockdown, for admins (the banner on the tabs' line).
+    pub lockdown: Option<crate::service::Lockdown>,
 }
 
 /// The views a role may use.
@@ -236,6 +238,7 @@ impl App {
             last_refresh: std::time::Instant::now(),
             ended: None,
             put_aside: Vec::new(),
+            lockdown: None,
         };
         app.refresh();
         app
@@ -316,6 +319,9 @@ impl App {
     /// Reloads what the current view shows.
     pub fn refresh(&mut self) {
         self.last_refresh = std::time::Instant::now();
+        if self.may(Action::ManageLockdown) {
+            self.lockdown = self.svc.lockdown_status(&self.me).ok().flatten();
+        }
         match self.tab {
             Tab::Sessions => self.refresh_sessions(),
             Tab::Recordings => {
@@ -374,6 +380,7 @@ impl App {
                 profile: s.profile.clone(),
                 state: match s.exit_status() {
                     Some(code) => format!("exit {code}"),
+                    None if s.frozen() => "frozen".into(),
                     None if !s.egress.questions().is_empty() => "asking".into(),
                     None if s.viewer_count() > 0 => "attached".into(),
                     None => "running".into(),

@@ -114,6 +114,12 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
             Span::raw(label)
         });
     }
+    if let Some(l) = &app.lockdown {
+        spans.push(Span::styled(
+            format!(" LOCKDOWN since {} ", l.since),
+            bold().fg(Color::White).bg(Color::Red),
+        ));
+    }
     let who = format!("{} ({}) ", app.me.user, app.me.role);
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let pad = (area.width as usize).saturating_sub(used + who.chars().count());
@@ -237,6 +243,7 @@ fn hint_line(app: &App) -> Line<'static> {
                 ("K", "keys"),
                 ("l", "lock"),
                 ("t", "tokens"),
+                // `L` (lockdown) is in the help: 80 columns hold no more.
                 ("D", "remove"),
             ]),
         }
@@ -971,6 +978,10 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
                 "reset the selected user's second factor (a lost device)",
             ),
             k("D", "remove the selected user (asks first)"),
+            k(
+                "L",
+                "lockdown: only admins log in, sessions frozen or ended (asks first)",
+            ),
         ]),
     }
     lines.push(Line::raw(""));

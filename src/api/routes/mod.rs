@@ -22,6 +22,7 @@ mod audit;
 mod auth;
 mod fields;
 mod host;
+mod lockdown;
 mod questions;
 mod recordings;
 mod run;
@@ -203,6 +204,7 @@ fn endpoints() -> OpenApiRouter<Api> {
         .merge(audit::router())
         .merge(users::router())
         .merge(secrets::router())
+        .merge(lockdown::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations, as JSON.

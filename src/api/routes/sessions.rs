@@ -55,6 +55,8 @@ pub struct SessionOut {
     pub viewers: usize,
     /// The recording's id ("" when recordings are off).
     pub recording: String,
+    /// Frozen by the host's lockdown (its processes stopped until the lockdown ends).
+    pub frozen: bool,
 }
 
 fn session_out(s: &Session) -> SessionOut {
@@ -76,6 +78,7 @@ fn session_out(s: &Session) -> SessionOut {
         idle_seconds: s.idle().as_secs(),
         viewers: s.viewer_count(),
         recording: s.recording_id(),
+        frozen: s.frozen(),
     }
 }
 
