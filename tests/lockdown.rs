@@ -190,6 +190,32 @@ fn lockdown_refuses_a_developer_and_freezes_then_resumes_a_session() {
     ] {
         assert!(log.contains(&format!("\"event\":\"{event}\"")), "{event}");
     }
+    // The lockdown is an incident with its timeline, beside the alerts'.
+    let ls = h.cordon(&["incident", "ls", "--json"]);
+    let list: serde_json::Value =
+        serde_json::from_str(&ls.stdout).unwrap_or_else(|_| panic!("{ls:?}"));
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["rule"] == "lockdown")
+        .unwrap_or_else(|| panic!("no lockdown incident: {list}"))["id"]
+        .to_string();
+    let show = h.cordon(&["incident", "show", &id]);
+    assert_eq!(show.code, 0, "{show:?}");
+    let on = show
+        .stdout
+        .find("lockdown.on")
+        .unwrap_or_else(|| panic!("{show:?}"));
+    let off = show
+        .stdout
+        .find("lockdown.off")
+        .unwrap_or_else(|| panic!("{show:?}"));
+    assert!(on < off, "in order: {show:?}");
+    assert!(
+        show.stdout.contains("incident 42"),
+        "the reason is told: {show:?}"
+    );
 }
 
 fn token(h: &Host, user: &str) -> String {

@@ -7,7 +7,7 @@
 //! (tokens revoked, sessions and commands ended; never the last active admin).
 //!
 //! Another part of the host (lockdown) writes into incidents through
-//! [`Service::incident_record`] and [`Service::incident_note`].
+//! [`Service::incident_record`].
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -431,8 +431,6 @@ impl Service {
     /// Opens (or joins, within a day) the incident of `rule` and `key` and adds `what` with
     /// `detail` to its timeline: for other parts of the host that act on incidents (lockdown).
     /// `rule` and `key` are free words (e.g. `lockdown`, `host`). Returns the incident's id.
-    // Called by lockdown (merged from its own branch); tested here.
-    #[allow(dead_code)]
     pub fn incident_record(&self, rule: &str, key: &str, what: &str, detail: &str) -> Result<i64> {
         let now = crate::tokens::now();
         let (id, _) =
@@ -440,12 +438,6 @@ impl Service {
                 .incident_for(rule, key, now, now - INCIDENT_JOIN.as_secs() as i64)?;
         self.store.incident_note(id, what, detail)?;
         Ok(id)
-    }
-
-    /// Adds `what` with `detail` to incident `id`'s timeline (NotFound: no such incident).
-    #[allow(dead_code)]
-    pub fn incident_note(&self, id: i64, what: &str, detail: &str) -> Result<()> {
-        Ok(self.store.incident_note(id, what, detail)?)
     }
 
     /// Sends a test alert through every sink (admins): each sink's name and outcome. Waits
@@ -565,6 +557,15 @@ impl Service {
         self.store
             .incident(id)?
             .ok_or_else(|| Error::NotFound(format!("no incident {id}")))
+    }
+}
+
+/// For tests: a note on an incident by its id.
+#[cfg(test)]
+impl Service {
+    /// Adds `what` with `detail` to incident `id`'s timeline (NotFound: no such incident).
+    pub fn incident_note(&self, id: i64, what: &str, detail: &str) -> Result<()> {
+        Ok(self.store.incident_note(id, what, detail)?)
     }
 }
 

@@ -73,11 +73,29 @@ impl Service {
             reason: reason.to_string(),
         };
         self.store.set_lockdown(&l)?;
+        // The lockdown is an incident of its own (or a step of the one open for it), so that
+        // `cordon incident show` tells its story next to the alerts'.
+        let incident = self.incident_record(
+            "lockdown",
+            "host",
+            "lockdown.on",
+            &format!(
+                "by {}; sessions: {}; reason: {}",
+                p.user,
+                sessions.name(),
+                if reason.is_empty() {
+                    "(none given)"
+                } else {
+                    reason
+                }
+            ),
+        )?;
         self.record(
             p.stamp(AuditEvent::new(Kind::LockdownOn, p.user.clone()))
                 .with("sessions", sessions.name())
                 .with("reason", reason.to_string())
-                .with("since", l.since.clone()),
+                .with("since", l.since.clone())
+                .with("incident", incident),
         );
         self.enforce_lockdown();
         Ok(l)
@@ -91,9 +109,16 @@ impl Service {
         let ended = self.store.lockdown()?;
         if let Some(l) = &ended {
             self.store.clear_lockdown()?;
+            let incident = self.incident_record(
+                "lockdown",
+                "host",
+                "lockdown.off",
+                &format!("by {}; in force since {}", p.user, l.since),
+            )?;
             self.record(
                 p.stamp(AuditEvent::new(Kind::LockdownOff, p.user.clone()))
-                    .with("since", l.since.clone()),
+                    .with("since", l.since.clone())
+                    .with("incident", incident),
             );
         }
         self.enforce_lockdown();

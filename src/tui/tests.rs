@@ -1183,3 +1183,47 @@ fn the_notice_on_attaching_names_the_session_goes_at_a_key_and_leaves_no_trace_b
     assert!(client.screen().contents().contains("ready"));
     s.kill();
 }
+
+#[test]
+fn the_admin_views_lockdown_dialog_begins_and_ends_a_lockdown_and_a_banner_says_so() {
+    use super::keys::Key;
+    let (_d, mut a) = app(Role::Admin);
+    a.tab = Tab::Admin;
+    a.key(Key::Char('L'));
+    assert!(
+        matches!(
+            a.dialog,
+            Some(Dialog::Admin(super::admin::AdminDialog::Lockdown {
+                on: false,
+                ..
+            }))
+        ),
+        "{}",
+        a.status
+    );
+    for c in "drill".chars() {
+        a.key(Key::Char(c));
+    }
+    a.key(Key::Tab);
+    a.key(Key::Enter);
+    assert!(a.dialog.is_none(), "{}", a.status);
+    let l = a.svc.lockdown_status(&a.me).unwrap().expect("in lockdown");
+    assert_eq!(l.reason, "drill");
+    assert_eq!(l.sessions, crate::service::LockdownSessions::End);
+    assert!(render(&a, (80, 24)).contains("LOCKDOWN"), "the banner");
+    a.key(Key::Char('L'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Admin(super::admin::AdminDialog::Lockdown {
+            on: true,
+            ..
+        }))
+    ));
+    a.key(Key::Char('y'));
+    assert!(
+        a.svc.lockdown_status(&a.me).unwrap().is_none(),
+        "{}",
+        a.status
+    );
+    assert!(!render(&a, (80, 24)).contains("LOCKDOWN"));
+}
