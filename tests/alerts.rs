@@ -147,20 +147,9 @@ fn host(receiver: &Receiver, containment: &str) -> Host {
     )
 }
 
+/// Sets `user`'s password from the host's shell.
 fn set_password(h: &Host, user: &str) {
-    let mut child = h
-        .command(&["user", "passwd", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    h.passwd(user, PASSWORD);
 }
 
 /// POST /v1/auth/login; the status and the body.

@@ -3,6 +3,7 @@
 //! a WebSocket attach that types and reads.
 
 use cordon_test_support::host::Host;
+use cordon_test_support::http::Reply;
 use cordon_test_support::wait::wait_until;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -10,51 +11,8 @@ use std::process::Command;
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
 fn http(h: &Host, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "-i",
-        "-X",
-        method,
-        &format!("http://127.0.0.1:{}{path}", h.api),
-    ]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(b) = body {
-        c.args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &b.to_string(),
-        ]);
-    }
-    let out = c.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        headers: head.to_lowercase(),
-        body: body.to_string(),
-    }
+    cordon_test_support::http::curl(h.api, method, path, token, body.as_ref())
 }
 
 fn token(h: &Host, user: &str) -> (String, String) {

@@ -7,7 +7,6 @@ use cordon_test_support::host::Host;
 use cordon_test_support::keyring;
 use cordon_test_support::process::output;
 use std::io::Write;
-use std::process::Stdio;
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
@@ -29,27 +28,6 @@ fn recorded(h: &Host, key: &std::path::Path, text: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// `cordon ARGS` with `input` on standard input.
-fn with_stdin(h: &Host, args: &[&str], input: &str) -> cordon_test_support::process::Out {
-    let mut c = h.command(args);
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    cordon_test_support::process::Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
 }
 
 fn other_master(dir: &std::path::Path) -> std::path::PathBuf {
@@ -188,10 +166,9 @@ fn a_backup_restored_after_the_keys_were_lost_reads_the_old_recordings() {
     let backup = h.keys.path().join("keys.backup");
     let b = backup.to_str().unwrap();
 
-    let out = with_stdin(&h, &["key", "backup", "-o", b], "short\n");
+    let out = h.cordon_with_input(&["key", "backup", "-o", b], "short\n");
     assert_ne!(out.code, 0, "a short passphrase: {out:?}");
-    let out = with_stdin(
-        &h,
+    let out = h.cordon_with_input(
         &["key", "backup", "-o", b],
         "correct horse battery staple\n",
     );
@@ -220,10 +197,10 @@ fn a_backup_restored_after_the_keys_were_lost_reads_the_old_recordings() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let out = with_stdin(&h, &["key", "restore", b], "wrong horse battery staple\n");
+    let out = h.cordon_with_input(&["key", "restore", b], "wrong horse battery staple\n");
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("wrong passphrase"), "{out:?}");
-    let out = with_stdin(&h, &["key", "restore", b], "correct horse battery staple\n");
+    let out = h.cordon_with_input(&["key", "restore", b], "correct horse battery staple\n");
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(h.data_key("recording").1, recording);
 

@@ -6,8 +6,8 @@
 //! one. Codes are computed here with the test's own RFC 6238, from the secret the host printed.
 
 use cordon_test_support::host::Host;
+use cordon_test_support::http::Reply;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 const PASSWORD: &str = "Tr0mbone-Garden-Lamp";
@@ -89,20 +89,7 @@ fn recovery_in(text: &str) -> Vec<String> {
 
 /// Sets `user`'s password from the host's shell.
 fn set_password(h: &Host, user: &str) {
-    use std::io::Write;
-    let mut child = h
-        .command(&["user", "passwd", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    h.passwd(user, PASSWORD);
 }
 
 /// OpenSSH's client in tmux window `win`, logging in with a password only (no key), its
@@ -128,48 +115,8 @@ fn ssh_with_code(h: &Host, win: &str, user: &str, prefer: &str, answer: &str) ->
     h.wait_for(win, "ssh-exited-")
 }
 
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
 fn http(h: &Host, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "-i",
-        "-X",
-        method,
-        &format!("http://127.0.0.1:{}{path}", h.api),
-    ]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(b) = body {
-        c.args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &b.to_string(),
-        ]);
-    }
-    let out = c.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Reply {
-        status: head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        body: body.to_string(),
-    }
+    cordon_test_support::http::curl(h.api, method, path, token, body.as_ref())
 }
 
 fn login(h: &Host, user: &str, extra: Value) -> Reply {

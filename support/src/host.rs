@@ -167,6 +167,37 @@ impl Host {
         output(&mut self.command(args))
     }
 
+    /// Runs `cordon ARGS` to its end with `input` on its standard input (a passphrase, a
+    /// password, a secret's value).
+    pub fn cordon_with_input(&self, args: &[&str], input: &str) -> Out {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cordon");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing to cordon");
+        let o = child.wait_with_output().expect("cordon");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Sets `user`'s password from the host's shell (`cordon user passwd`).
+    pub fn passwd(&self, user: &str, password: &str) {
+        let out = self.cordon_with_input(&["user", "passwd", user], &format!("{password}\n"));
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
     /// A user with a fresh Ed25519 key; returns the private key's path.
     pub fn user(&self, name: &str, role: &str) -> PathBuf {
         let key = self.keygen(name);
