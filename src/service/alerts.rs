@@ -141,52 +141,44 @@ impl Service {
 
     /// The API answered a request with `status` (server errors count toward `api_errors`).
     pub fn api_answered(&self, status: u16) {
-        let Some(cfg) = self.config.alerts.rule(Rule::ApiErrors).cloned() else {
-            return;
-        };
-        let fired = self
-            .alerting
-            .eval
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .rate(
+        self.alert_on(Rule::ApiErrors, |eval, cfg| {
+            eval.rate(
                 Rule::ApiErrors,
                 status >= 500,
                 cfg.threshold,
                 cfg.min_requests,
                 cfg.window,
                 Instant::now(),
-            );
-        if let Some(f) = fired {
-            self.fire(f, &cfg);
-        }
+            )
+        });
     }
 
     fn alert_count(&self, rule: Rule, key: &str) {
-        let Some(cfg) = self.config.alerts.rule(rule).cloned() else {
-            return;
-        };
-        let fired = self
-            .alerting
-            .eval
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .count(rule, key, cfg.threshold, cfg.window, Instant::now());
-        if let Some(f) = fired {
-            self.fire(f, &cfg);
-        }
+        self.alert_on(rule, |eval, cfg| {
+            eval.count(rule, key, cfg.threshold, cfg.window, Instant::now())
+        });
     }
 
     fn alert_level(&self, rule: Rule, key: &str, value: u64) {
+        self.alert_on(rule, |eval, cfg| {
+            eval.level(rule, key, value, cfg.threshold)
+        });
+    }
+
+    /// One observation of `rule` given to the evaluator (`observe` says which kind), and
+    /// the alert it raises fired; nothing when the rule is off.
+    fn alert_on(
+        &self,
+        rule: Rule,
+        observe: impl FnOnce(&mut Evaluator, &RuleConfig) -> Option<Fired>,
+    ) {
         let Some(cfg) = self.config.alerts.rule(rule).cloned() else {
             return;
         };
-        let fired = self
-            .alerting
-            .eval
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .level(rule, key, value, cfg.threshold);
+        let fired = observe(
+            &mut self.alerting.eval.lock().unwrap_or_else(|e| e.into_inner()),
+            &cfg,
+        );
         if let Some(f) = fired {
             self.fire(f, &cfg);
         }

@@ -519,21 +519,8 @@ fn rows() -> Vec<Row> {
             "end their own session",
             |c| {
                 let ended = c.h.svc.end_session(&c.me, &c.my_session);
-                // The session's end is audited by its reader thread when the process is
-                // gone, in its owner's name: waited for, so that it is always counted.
                 if ended.is_ok() {
-                    let start = std::time::Instant::now();
-                    let audited = || {
-                        crate::audit::read::latest(&c.h.svc.dir.audit_log(), 50, None, u64::MAX)
-                            .iter()
-                            .any(|e| {
-                                e["event"] == "session.end"
-                                    && e["session"].as_str() == Some(c.my_session.as_str())
-                            })
-                    };
-                    while !audited() && start.elapsed() < std::time::Duration::from_secs(10) {
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
+                    wait_for_end(c);
                 }
                 ended
             },
@@ -1392,9 +1379,11 @@ fn rows() -> Vec<Row> {
             |c| {
                 c.h.svc
                     .lockdown_on(&c.me, crate::store::LockdownSessions::End, "a drill")?;
+                // It ends the sessions running when it began, the caller's own too.
+                wait_for_end(c);
                 c.h.svc.lockdown_off(&c.me).map(drop)
             },
-            [done(&[LockdownOn, LockdownOff]), NO, NO, NO],
+            [done(&[LockdownOn, SessionEnd, LockdownOff]), NO, NO, NO],
         ),
     ];
     [
@@ -1403,6 +1392,22 @@ fn rows() -> Vec<Row> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// Waits (up to 10 s) for the caller's session's end to be audited: its reader thread
+/// writes it, in its owner's name, once the process is gone, so that it is always counted.
+fn wait_for_end(c: &Cell) {
+    let start = std::time::Instant::now();
+    let audited = || {
+        crate::audit::read::latest(&c.h.svc.dir.audit_log(), 50, None, u64::MAX)
+            .iter()
+            .any(|e| {
+                e["event"] == "session.end" && e["session"].as_str() == Some(c.my_session.as_str())
+            })
+    };
+    while !audited() && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// The audit events after `seq` whose actor is `user`, by name.

@@ -71,6 +71,18 @@ pub struct IncidentEvent {
     pub detail: String,
 }
 
+const BLOCK_COLUMNS: &str = "address, until, rule, incident, created";
+
+fn block_row(r: &rusqlite::Row) -> rusqlite::Result<Block> {
+    Ok(Block {
+        address: r.get(0)?,
+        until: r.get(1)?,
+        rule: r.get(2)?,
+        incident: r.get(3)?,
+        created: r.get(4)?,
+    })
+}
+
 const INCIDENT_COLUMNS: &str = "id, rule, key, opened, updated_at, alerts";
 
 fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<Incident> {
@@ -106,17 +118,9 @@ impl Store {
         Ok(self
             .conn()?
             .query_row(
-                "SELECT address, until, rule, incident, created FROM blocks WHERE address = ?1 AND until > ?2",
+                &format!("SELECT {BLOCK_COLUMNS} FROM blocks WHERE address = ?1 AND until > ?2"),
                 params![address, now],
-                |r| {
-                    Ok(Block {
-                        address: r.get(0)?,
-                        until: r.get(1)?,
-                        rule: r.get(2)?,
-                        incident: r.get(3)?,
-                        created: r.get(4)?,
-                    })
-                },
+                block_row,
             )
             .optional()?)
     }
@@ -125,18 +129,11 @@ impl Store {
     pub fn blocks(&self, now: i64) -> Result<Vec<Block>> {
         let conn = self.conn()?;
         conn.execute("DELETE FROM blocks WHERE until <= ?1", params![now])?;
-        let mut st = conn
-            .prepare("SELECT address, until, rule, incident, created FROM blocks ORDER BY until")?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY until"
+        ))?;
         let rows = st
-            .query_map([], |r| {
-                Ok(Block {
-                    address: r.get(0)?,
-                    until: r.get(1)?,
-                    rule: r.get(2)?,
-                    incident: r.get(3)?,
-                    created: r.get(4)?,
-                })
-            })?
+            .query_map([], block_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
