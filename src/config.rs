@@ -85,6 +85,8 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     /// `[auth] totp_required`: roles whose password logins need a second factor (TOTP).
     pub totp_required: Vec<Role>,
+    /// `[store]`: SQLite in the data directory (the default), elsewhere, or PostgreSQL.
+    pub store: crate::store::StoreConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,6 +114,8 @@ struct File {
     alerts: crate::alerts::AlertsFile,
     #[serde(default)]
     auth: AuthFile,
+    #[serde(default)]
+    store: crate::store::StoreFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -562,6 +566,8 @@ impl Config {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            store: crate::store::StoreConfig::load(file.store)
+                .map_err(|(key, e)| ConfigError::invalid(key, e))?,
             local_workspace: None,
             run_output_cap: sandbox::profile::parse_size(
                 file.runner.output_cap.as_deref().unwrap_or("16M"),

@@ -888,7 +888,7 @@ fn main() {
         Some(Command::Audit {
             action: AuditAction::Verify { against },
         }) => match config::Config::load(config, &dir.root) {
-            Ok(c) => cli::audit::verify(&dir, &c.master, against.as_deref()),
+            Ok(c) => cli::audit::verify(&dir, &c, against.as_deref()),
             Err(e) => cli::fail(e),
         },
         Some(Command::Audit {

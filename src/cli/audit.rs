@@ -12,9 +12,10 @@ use std::io::Write;
 /// the files itself, without opening the log for writing: it must work on a broken log.
 pub fn verify(
     dir: &DataDir,
-    master: &crate::keys::MasterConfig,
+    config: &crate::config::Config,
     against: Option<&std::path::Path>,
 ) -> i32 {
+    let master = &config.master;
     let log = dir.audit_log();
     // Never made (no key ring, hence no audit key, and no log): nothing to check. A ring
     // without its log is checked below, against the host's checkpoint.
@@ -48,7 +49,7 @@ pub fn verify(
     };
     // The event the host last saw, if it has recorded one: a log cut or replaced together
     // with its head still falls short of it.
-    let checkpoint = crate::store::Store::open(&dir.database())
+    let checkpoint = crate::store::Store::open_config(&config.store, &dir.database())
         .ok()
         .and_then(|s| s.audit_checkpoint().ok().flatten());
     let verdict = audit::verify_log(&log, &key, checkpoint);

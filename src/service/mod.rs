@@ -270,7 +270,7 @@ impl Service {
         let mut tightened = dir.ensure()?;
         let keys = crate::keys::Keys::open(&dir, &config.master)?;
         tightened.extend(keys.notes.iter().cloned());
-        let store = Store::open(&dir.database())?;
+        let store = Store::open_config(&config.store, &dir.database())?;
         let key = keys.random_current(crate::keys::Purpose::Audit)?.1.to_vec();
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.

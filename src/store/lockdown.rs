@@ -3,9 +3,9 @@
 //! the database so that it survives a restart and so that `cordon lockdown on` at the host's
 //! shell reaches a running `cordon serve`, which reads it at each check.
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::db::{args, Sql};
 use super::{Result, Store};
 
 /// The lockdown's table (added after schema version 5; see `migrate`).
@@ -63,37 +63,34 @@ pub struct Lockdown {
 impl Store {
     /// The lockdown in force, if any.
     pub fn lockdown(&self) -> Result<Option<Lockdown>> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                "SELECT since, since_unix, actor, sessions, reason FROM lockdown WHERE id = 1",
-                [],
-                |r| {
-                    Ok(Lockdown {
-                        since: r.get(0)?,
-                        since_unix: r.get(1)?,
-                        actor: r.get(2)?,
-                        sessions: LockdownSessions::parse(&r.get::<_, String>(3)?),
-                        reason: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT since, since_unix, actor, sessions, reason FROM lockdown WHERE id = 1",
+            args![],
+            |r| {
+                Ok(Lockdown {
+                    since: r.get(0)?,
+                    since_unix: r.get(1)?,
+                    actor: r.get(2)?,
+                    sessions: LockdownSessions::parse(&r.get::<String>(3)?),
+                    reason: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Puts the host in lockdown, or changes what it does to sessions and why; a lockdown
     /// already in force keeps its start (and so the sessions it applies to).
     pub fn set_lockdown(&self, l: &Lockdown) -> Result<()> {
-        self.conn()?.execute(
+        self.db.execute(
             "INSERT INTO lockdown (id, since, since_unix, actor, sessions, reason) VALUES (1, ?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(id) DO UPDATE SET actor = ?3, sessions = ?4, reason = ?5",
-            params![l.since, l.since_unix, l.actor, l.sessions.name(), l.reason],
+            args![&l.since, l.since_unix, &l.actor, l.sessions.name(), &l.reason],
         )?;
         Ok(())
     }
 
     /// Ends the lockdown; whether one was in force.
     pub fn clear_lockdown(&self) -> Result<bool> {
-        Ok(self.conn()?.execute("DELETE FROM lockdown", [])? > 0)
+        Ok(self.db.execute("DELETE FROM lockdown", args![])? > 0)
     }
 }

@@ -2,19 +2,25 @@
 //! module that speaks SQL; callers get plain values.
 
 mod alerts;
+pub mod db;
 mod lockdown;
+pub mod postgres;
 mod secrets;
+mod settings;
+#[cfg(test)]
+pub(crate) mod testing;
 mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
 pub use lockdown::{Lockdown, LockdownSessions};
 pub use secrets::SealedSecret;
+pub use settings::{StoreConfig, StoreFile};
 
 use crate::auth::Role;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use db::{args, Db, Sql};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Mutex;
 
 /// A cordon user. `id` is stable and never reused: a user removed and added again under the
 /// same name is a new user (new id, new uid for their sessions) who inherits nothing.
@@ -104,9 +110,9 @@ pub struct RecordingEntry {
 /// never taken for a missing user or bad input.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed (or is newer than this cordon, or its lock was poisoned).
-    #[error("the database: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The database failed (or is unreachable: `DbError::Unreachable`), each saying so.
+    #[error("{0}")]
+    Database(#[from] db::DbError),
     #[error("{0}")]
     Broken(String),
     /// No such user, key or recording.
@@ -125,13 +131,21 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// The SQLite store.
+impl StoreError {
+    /// The database could not be reached (PostgreSQL down or cut off): logins are refused
+    /// saying so, not as a wrong password.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Database(db::DbError::Unreachable(_)))
+    }
+}
+
+/// The store: SQLite (embedded, the default) or PostgreSQL (shared by hosts); see `db`.
 pub struct Store {
-    conn: Mutex<Connection>,
+    db: Db,
 }
 
 /// The schema as it was first shipped (version 1, before `PRAGMA user_version` was kept).
-const SCHEMA_V1: &str = "
+const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -142,7 +156,7 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY,
     session INTEGER NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     profile TEXT NOT NULL,
     command TEXT NOT NULL,
     started TEXT NOT NULL,
@@ -161,7 +175,7 @@ CREATE TABLE IF NOT EXISTS login_failures (
 CREATE INDEX IF NOT EXISTS login_failures_subject ON login_failures (subject, at);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     hash TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     family TEXT NOT NULL,
     expires INTEGER NOT NULL,
     used INTEGER NOT NULL DEFAULT 0,
@@ -173,7 +187,7 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     expires INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS token_cutoffs (
-    user TEXT PRIMARY KEY,
+    "user" TEXT PRIMARY KEY,
     not_before INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS keys (
@@ -185,26 +199,29 @@ CREATE TABLE IF NOT EXISTS keys (
     openssh TEXT NOT NULL,
     added TEXT NOT NULL
 );
-";
+"#;
 
 /// Version 2: users keep ids that are never reused (a counter, since SQLite reuses the
 /// largest rowid after a delete), and what belongs to a user (recordings, refresh tokens,
 /// token cutoffs) refers to that id, so that a name removed and added again inherits
 /// nothing. Access tokens name their login (refresh family), which can be revoked.
-const SCHEMA_V2: &str = "
+const SCHEMA_V2: &str = r#"
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO counters (name, value) SELECT 'user_id', COALESCE(MAX(id), 0) FROM users;
 ALTER TABLE recordings ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
-UPDATE recordings SET user_id = COALESCE((SELECT id FROM users WHERE users.name = recordings.user), 0);
+UPDATE recordings SET user_id = COALESCE((SELECT id FROM users WHERE users.name = recordings."user"), 0);
 CREATE INDEX recordings_user_id ON recordings (user_id);
 ALTER TABLE refresh_tokens ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
-UPDATE refresh_tokens SET user_id = COALESCE((SELECT id FROM users WHERE users.name = refresh_tokens.user), 0);
+UPDATE refresh_tokens SET user_id = COALESCE((SELECT id FROM users WHERE users.name = refresh_tokens."user"), 0);
 CREATE TABLE user_cutoffs (user_id INTEGER PRIMARY KEY, not_before INTEGER NOT NULL);
 INSERT INTO user_cutoffs (user_id, not_before)
-    SELECT u.id, c.not_before FROM token_cutoffs c JOIN users u ON u.name = c.user;
+    SELECT u.id, c.not_before FROM token_cutoffs c JOIN users u ON u.name = c."user";
 DROP TABLE token_cutoffs;
 CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL);
-";
+"#;
+
+/// Version 4: the audit log's checkpoint.
+const SCHEMA_CHECKPOINT: &str = "CREATE TABLE audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, mac TEXT NOT NULL, at TEXT NOT NULL);";
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
@@ -261,9 +278,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         // Version 4: the audit log's last event as the host last saw it, so that a log cut
         // or replaced together with its head is still caught.
         let tx = conn.transaction()?;
-        tx.execute_batch(
-            "CREATE TABLE audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, mac TEXT NOT NULL, at TEXT NOT NULL);",
-        )?;
+        tx.execute_batch(SCHEMA_CHECKPOINT)?;
         tx.pragma_update(None, "user_version", 4)?;
         tx.commit()?;
     }
@@ -330,9 +345,9 @@ pub fn parse_key_line(line: &str) -> Result<(russh::keys::PublicKey, bool)> {
 }
 
 impl Store {
-    /// Opens (creating) the database at `path`, migrating an older schema. The file and its
-    /// WAL companions are made private (0600) even when they existed before: they hold
-    /// password hashes and token hashes.
+    /// Opens (creating) the SQLite database at `path`, migrating an older schema. The file
+    /// and its WAL companions are made private (0600) even when they existed before: they
+    /// hold password hashes and token hashes.
     pub fn open(path: &Path) -> Result<Store> {
         // Before SQLite opens them: closing any descriptor of a file drops every POSIX lock
         // this process holds on it, so touching them afterwards would silently release
@@ -349,14 +364,32 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            db: Db::Sqlite(std::sync::Mutex::new(conn)),
         })
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::Broken("the database lock is poisoned".into()))
+    /// Opens the store `[store]` names: SQLite at `default` (`<data dir>/cordon.db`) when
+    /// it names none, SQLite elsewhere, or PostgreSQL (migrated under an advisory lock).
+    pub fn open_config(config: &StoreConfig, default: &Path) -> Result<Store> {
+        match config {
+            StoreConfig::SqliteDefault => Store::open(default),
+            StoreConfig::Sqlite(path) => Store::open(path),
+            StoreConfig::Postgres(opts) => {
+                let pool = postgres::Pool::open((**opts).clone())?;
+                postgres::migrate(&pool)?;
+                Ok(Store {
+                    db: Db::Postgres(pool),
+                })
+            }
+        }
+    }
+
+    /// Which database this is, for messages: `sqlite` or the PostgreSQL url (no password).
+    pub fn describe(&self) -> String {
+        match &self.db {
+            Db::Sqlite(_) => "sqlite".into(),
+            Db::Postgres(p) => p.describe(),
+        }
     }
 
     /// Adds a user with a new id, larger than any id ever given (never reused).
@@ -367,111 +400,93 @@ impl Store {
             )));
         }
         let created = crate::audit::now_rfc3339();
-        let mut conn = self.conn()?;
-        // Immediate: a deferred transaction that reads and then writes cannot wait for a
-        // writer in another process (WAL gives "database is locked" at once, whatever the
-        // busy timeout); taking the write lock first makes it wait like any write. The same
-        // for every read-then-write transaction here.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if tx
-            .prepare("SELECT 1 FROM users WHERE name = ?1")?
-            .exists(params![name])?
-        {
-            return Err(StoreError::Conflict(format!(
-                "user \"{name}\" already exists"
-            )));
-        }
-        let id: i64 = tx.query_row(
-            "UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)",
-            params![id, name, role.name(), created],
-        )?;
-        tx.commit()?;
-        Ok(User {
-            id,
-            name: name.into(),
-            role,
-            locked: false,
-            created,
+        self.db.transaction(|tx| {
+            // The counter first: its row lock serializes every addition (on PostgreSQL, a
+            // second host's waits here and then sees the first's user below).
+            let id: i64 = tx.one(
+                "UPDATE counters SET value = value + 1 WHERE name = 'user_id' RETURNING value",
+                args![],
+                |r| r.get(0),
+            )?;
+            if tx.exists("SELECT 1 FROM users WHERE name = ?1", args![name])? {
+                return Err(StoreError::Conflict(format!(
+                    "user \"{name}\" already exists"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO users (id, name, role, created) VALUES (?1, ?2, ?3, ?4)",
+                args![id, name, role.name(), &created],
+            )?;
+            Ok(User {
+                id,
+                name: name.into(),
+                role,
+                locked: false,
+                created: created.clone(),
+            })
         })
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
-                params![name],
-                row_user,
-            )
-            .optional()?)
+        self.db.opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
+            args![name],
+            row_user,
+        )
     }
 
     /// The user with this id, if they still exist.
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                params![id],
-                row_user,
-            )
-            .optional()?)
+        self.db.opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            args![id],
+            row_user,
+        )
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
-        let rows = st
-            .query_map([], row_user)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db.all(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"),
+            args![],
+            row_user,
+        )
     }
 
     pub fn count_admins(&self) -> Result<i64> {
-        Ok(self.conn()?.query_row(
+        self.db.one(
             "SELECT COUNT(*) FROM users WHERE role = 'admin' AND locked = 0",
-            [],
+            args![],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// Removes a user and everything that authenticates them: keys (by cascade), refresh
     /// tokens and login failures. Their recordings stay (auditors need them), still owned by
     /// the old id, which no later user gets.
     pub fn remove_user(&self, name: &str) -> Result<User> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let u = tx
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
-                params![name],
-                row_user,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no user \"{name}\"")))?;
-        tx.execute("DELETE FROM users WHERE id = ?1", params![u.id])?;
-        tx.execute(
-            "DELETE FROM refresh_tokens WHERE user_id = ?1",
-            params![u.id],
-        )?;
-        tx.execute(
-            "DELETE FROM login_failures WHERE subject = ?1",
-            params![format!("user:{name}")],
-        )?;
-        tx.execute("DELETE FROM secrets WHERE owner_id = ?1", params![u.id])?;
-        tx.commit()?;
-        Ok(u)
+        self.db.transaction(|tx| {
+            let u = tx
+                .opt(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1 FOR UPDATE"),
+                    args![name],
+                    row_user,
+                )?
+                .ok_or_else(|| StoreError::NotFound(format!("no user \"{name}\"")))?;
+            tx.execute("DELETE FROM users WHERE id = ?1", args![u.id])?;
+            tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", args![u.id])?;
+            tx.execute(
+                "DELETE FROM login_failures WHERE subject = ?1",
+                args![format!("user:{name}")],
+            )?;
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?1", args![u.id])?;
+            Ok(u)
+        })
     }
 
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
-        let n = self.conn()?.execute(
+        let n = self.db.execute(
             "UPDATE users SET role = ?2 WHERE name = ?1",
-            params![name, role.name()],
+            args![name, role.name()],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
@@ -480,9 +495,9 @@ impl Store {
     }
 
     pub fn set_locked(&self, name: &str, locked: bool) -> Result<()> {
-        let n = self.conn()?.execute(
+        let n = self.db.execute(
             "UPDATE users SET locked = ?2 WHERE name = ?1",
-            params![name, locked],
+            args![name, locked],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
@@ -505,26 +520,25 @@ impl Store {
         let comment = key.comment().to_string();
         let algorithm = key.algorithm().to_string();
         let added = crate::audit::now_rfc3339();
-        let conn = self.conn()?;
-        let uid: i64 = conn
-            .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| {
+        let uid: i64 = self
+            .db
+            .opt("SELECT id FROM users WHERE name = ?1", args![user], |r| {
                 r.get(0)
-            })
-            .optional()?
+            })?
             .ok_or_else(|| StoreError::NotFound(format!("no user \"{user}\"")))?;
-        let owner: Option<String> = conn
-            .query_row("SELECT u.name FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1", params![fingerprint], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let owner: Option<String> = self.db.opt(
+            "SELECT u.name FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
+            args![&fingerprint],
+            |r| r.get(0),
+        )?;
         if let Some(owner) = owner {
             return Err(StoreError::Conflict(format!(
                 "key {fingerprint} is already registered to \"{owner}\""
             )));
         }
-        conn.execute(
+        self.db.execute(
             "INSERT INTO keys (user_id, fingerprint, algorithm, comment, openssh, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![uid, fingerprint, algorithm, comment, openssh, added],
+            args![uid, &fingerprint, &algorithm, &comment, &openssh, &added],
         )?;
         Ok((
             Key {
@@ -540,14 +554,11 @@ impl Store {
     }
 
     pub fn keys(&self, user: &str) -> Result<Vec<Key>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare(
+        self.db.all(
             "SELECT u.name, k.fingerprint, k.algorithm, k.comment, k.openssh, k.added FROM keys k JOIN users u ON u.id = k.user_id WHERE u.name = ?1 ORDER BY k.id",
-        )?;
-        let rows = st
-            .query_map(params![user], row_key)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![user],
+            row_key,
+        )
     }
 
     /// Removes the key of `user` whose fingerprint is (or starts with) `fingerprint`.
@@ -562,9 +573,9 @@ impl Store {
             .collect();
         match matches.as_slice() {
             [k] => {
-                self.conn()?.execute(
+                self.db.execute(
                     "DELETE FROM keys WHERE fingerprint = ?1",
-                    params![k.fingerprint],
+                    args![&k.fingerprint],
                 )?;
                 Ok(k.clone())
             }
@@ -579,9 +590,9 @@ impl Store {
 
     /// Sets (or with `None` clears) a user's password hash.
     pub fn set_password(&self, name: &str, phc: Option<&str>) -> Result<()> {
-        let n = self.conn()?.execute(
+        let n = self.db.execute(
             "UPDATE users SET password = ?2 WHERE name = ?1",
-            params![name, phc],
+            args![name, phc],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no user \"{name}\"")));
@@ -592,28 +603,26 @@ impl Store {
     /// A user's password hash, if they have one.
     pub fn password(&self, name: &str) -> Result<Option<String>> {
         Ok(self
-            .conn()?
-            .query_row(
+            .db
+            .opt(
                 "SELECT password FROM users WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?
+                args![name],
+                |r| r.get::<Option<String>>(0),
+            )?
             .flatten())
     }
 
     /// Records a failed login for each subject (`user:NAME`, `addr:IP`) and forgets
     /// failures older than the lockout window.
     pub fn record_failure(&self, subjects: &[String], now: i64) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute(
+        self.db.execute(
             "DELETE FROM login_failures WHERE at < ?1",
-            params![now - crate::auth::password::LOCKOUT_WINDOW_SECS],
+            args![now - crate::auth::password::LOCKOUT_WINDOW_SECS],
         )?;
         for s in subjects {
-            conn.execute(
+            self.db.execute(
                 "INSERT INTO login_failures (subject, at) VALUES (?1, ?2)",
-                params![s, now],
+                args![s, now],
             )?;
         }
         Ok(())
@@ -621,17 +630,17 @@ impl Store {
 
     /// Failures of `subject` within the lockout window.
     pub fn recent_failures(&self, subject: &str, now: i64) -> Result<i64> {
-        Ok(self.conn()?.query_row(
+        self.db.one(
             "SELECT COUNT(*) FROM login_failures WHERE subject = ?1 AND at >= ?2",
-            params![subject, now - crate::auth::password::LOCKOUT_WINDOW_SECS],
+            args![subject, now - crate::auth::password::LOCKOUT_WINDOW_SECS],
             |r| r.get(0),
-        )?)
+        )
     }
 
     pub fn add_recording(&self, r: &RecordingEntry) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT INTO recordings (id, session, user, user_id, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![r.id, r.session, r.user, r.user_id, r.profile, r.command, r.started, r.state.name(), r.path, r.bytes, r.key_id],
+        self.db.execute(
+            r#"INSERT INTO recordings (id, session, "user", user_id, profile, command, started, state, path, bytes, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+            args![&r.id, r.session, &r.user, r.user_id, &r.profile, &r.command, &r.started, r.state.name(), &r.path, r.bytes, &r.key_id],
         )?;
         Ok(())
     }
@@ -643,36 +652,34 @@ impl Store {
         state: RecordingState,
         bytes: i64,
     ) -> Result<()> {
-        self.conn()?.execute(
+        self.db.execute(
             "UPDATE recordings SET ended = ?2, exit_status = ?3, state = ?4, bytes = ?5 WHERE id = ?1",
-            params![id, crate::audit::now_rfc3339(), exit_status, state.name(), bytes],
+            args![id, crate::audit::now_rfc3339(), exit_status, state.name(), bytes],
         )?;
         Ok(())
     }
 
     /// Recordings, newest first, optionally of one user.
     pub fn recordings(&self, user: Option<&str>) -> Result<Vec<RecordingEntry>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare(
-            "SELECT id, session, user, user_id, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (?1 IS NULL OR user = ?1) ORDER BY started DESC, rowid DESC",
-        )?;
-        let rows = st
-            .query_map(params![user], row_recording)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+        // `rowid`: SQLite's own; a column of that name on PostgreSQL (see `postgres.rs`).
+        self.db.all(
+            r#"SELECT id, session, "user", user_id, profile, command, started, ended, exit_status, state, path, bytes, key_id, hold FROM recordings WHERE (CAST(?1 AS TEXT) IS NULL OR "user" = ?1) ORDER BY started DESC, rowid DESC"#,
+            args![user],
+            row_recording,
+        )
     }
 
     pub fn set_hold(&self, id: &str, hold: bool) -> Result<()> {
-        self.conn()?.execute(
+        self.db.execute(
             "UPDATE recordings SET hold = ?2 WHERE id = ?1",
-            params![id, hold],
+            args![id, hold],
         )?;
         Ok(())
     }
 
     pub fn remove_recording(&self, id: &str) -> Result<()> {
-        self.conn()?
-            .execute("DELETE FROM recordings WHERE id = ?1", params![id])?;
+        self.db
+            .execute("DELETE FROM recordings WHERE id = ?1", args![id])?;
         Ok(())
     }
 
@@ -698,35 +705,29 @@ impl Store {
 
     /// The audit log's last event as the host last recorded it.
     pub fn audit_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT seq, mac FROM audit_checkpoint WHERE id = 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT seq, mac FROM audit_checkpoint WHERE id = 1",
+            args![],
+            |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?)),
+        )
     }
 
     /// Records the audit log's last event (only ever forward).
     pub fn set_audit_checkpoint(&self, seq: u64, mac: &str) -> Result<()> {
-        self.conn()?.execute(
+        self.db.execute(
             "INSERT INTO audit_checkpoint (id, seq, mac, at) VALUES (1, ?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, at = excluded.at WHERE excluded.seq >= audit_checkpoint.seq",
-            params![seq as i64, mac, crate::audit::now_rfc3339()],
+            args![seq as i64, mac, crate::audit::now_rfc3339()],
         )?;
         Ok(())
     }
 
     /// The user owning the key with this fingerprint.
     pub fn user_by_key(&self, fingerprint: &str) -> Result<Option<User>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT u.id, u.name, u.role, u.locked, u.created FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
-                params![fingerprint],
-                row_user,
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT u.id, u.name, u.role, u.locked, u.created FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?1",
+            args![fingerprint],
+            row_user,
+        )
     }
 }
 
@@ -746,9 +747,9 @@ pub enum Refresh {
 /// families), and per-user cutoffs (tokens issued before are void: a lock, an admin's revoke).
 impl Store {
     pub fn add_refresh(&self, hash: &str, user: &User, family: &str, expires: i64) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT INTO refresh_tokens (hash, user, user_id, family, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hash, user.name, user.id, family, expires],
+        self.db.execute(
+            r#"INSERT INTO refresh_tokens (hash, "user", user_id, family, expires) VALUES (?1, ?2, ?3, ?4, ?5)"#,
+            args![hash, &user.name, user.id, family, expires],
         )?;
         Ok(())
     }
@@ -756,72 +757,63 @@ impl Store {
     /// Uses a refresh token up, atomically: a second use revokes its family, access tokens
     /// included (they name the family), until `family_expires`.
     pub fn use_refresh(&self, hash: &str, now: i64, family_expires: i64) -> Result<Refresh> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(i64, String, i64, bool, bool)> = tx
-            .query_row("SELECT user_id, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1", params![hash], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        self.db.transaction(|tx| {
+            let row: Option<(i64, String, i64, bool, bool)> = tx.opt(
+                "SELECT user_id, family, expires, used, revoked FROM refresh_tokens WHERE hash = ?1 FOR UPDATE",
+                args![hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            Ok(match row {
+                None => Refresh::Invalid,
+                Some((user_id, family, _, true, _)) => {
+                    revoke_family_in(tx, &family, family_expires)?;
+                    Refresh::Reused { user_id, family }
+                }
+                Some((_, _, expires, _, revoked)) if revoked || expires <= now => Refresh::Invalid,
+                Some((user_id, family, ..)) => {
+                    tx.execute(
+                        "UPDATE refresh_tokens SET used = 1 WHERE hash = ?1",
+                        args![hash],
+                    )?;
+                    Refresh::Valid { user_id, family }
+                }
             })
-            .optional()?;
-        let outcome = match row {
-            None => Refresh::Invalid,
-            Some((user_id, family, _, true, _)) => {
-                revoke_family_in(&tx, &family, family_expires)?;
-                Refresh::Reused { user_id, family }
-            }
-            Some((_, _, expires, _, revoked)) if revoked || expires <= now => Refresh::Invalid,
-            Some((user_id, family, ..)) => {
-                tx.execute(
-                    "UPDATE refresh_tokens SET used = 1 WHERE hash = ?1",
-                    params![hash],
-                )?;
-                Refresh::Valid { user_id, family }
-            }
-        };
-        tx.commit()?;
-        Ok(outcome)
+        })
     }
 
     /// Ends a login: its refresh tokens, and its access tokens until `expires` (when the
     /// last of them has expired anyway).
     pub fn revoke_family(&self, family: &str, expires: i64) -> Result<()> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        revoke_family_in(&tx, family, expires)?;
-        tx.commit()?;
-        Ok(())
+        self.db
+            .transaction(|tx| revoke_family_in(tx, family, expires))
     }
 
     /// Whether the login `family` was revoked.
     pub fn family_revoked(&self, family: &str) -> Result<bool> {
-        Ok(self
-            .conn()?
-            .prepare("SELECT 1 FROM revoked_families WHERE family = ?1")?
-            .exists(params![family])?)
+        self.db.exists(
+            "SELECT 1 FROM revoked_families WHERE family = ?1",
+            args![family],
+        )
     }
 
     /// The family of a refresh token, whatever its state (logout names the login to end).
     pub fn refresh_family(&self, hash: &str) -> Result<Option<(i64, String)>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT user_id, family FROM refresh_tokens WHERE hash = ?1",
-                params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT user_id, family FROM refresh_tokens WHERE hash = ?1",
+            args![hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Voids every token of user `id` issued before `now` (access and refresh).
     pub fn revoke_user_tokens(&self, id: i64, now: i64) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute(
+        self.db.execute(
             "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
-            params![id],
+            args![id],
         )?;
-        conn.execute(
+        self.db.execute(
             "INSERT INTO user_cutoffs (user_id, not_before) VALUES (?1, ?2) ON CONFLICT(user_id) DO UPDATE SET not_before = excluded.not_before",
-            params![id, now],
+            args![id, now],
         )?;
         Ok(())
     }
@@ -829,56 +821,52 @@ impl Store {
     /// Tokens of user `id` issued before this are void.
     pub fn token_cutoff(&self, id: i64) -> Result<i64> {
         Ok(self
-            .conn()?
-            .query_row(
+            .db
+            .opt(
                 "SELECT not_before FROM user_cutoffs WHERE user_id = ?1",
-                params![id],
+                args![id],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(0))
     }
 
     pub fn revoke_jti(&self, jti: &str, expires: i64) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT OR IGNORE INTO revoked_tokens (jti, expires) VALUES (?1, ?2)",
-            params![jti, expires],
+        self.db.execute(
+            "INSERT INTO revoked_tokens (jti, expires) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![jti, expires],
         )?;
         // Forget revocations of tokens that have expired anyway.
-        conn.execute(
+        self.db.execute(
             "DELETE FROM revoked_tokens WHERE expires < ?1",
-            params![expires - 86400 * 2],
+            args![expires - 86400 * 2],
         )?;
         Ok(())
     }
 
     pub fn is_revoked(&self, jti: &str) -> Result<bool> {
-        Ok(self
-            .conn()?
-            .prepare("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?
-            .exists(params![jti])?)
+        self.db
+            .exists("SELECT 1 FROM revoked_tokens WHERE jti = ?1", args![jti])
     }
 }
 
-fn revoke_family_in(tx: &rusqlite::Transaction<'_>, family: &str, expires: i64) -> Result<()> {
+fn revoke_family_in(tx: &db::Tx<'_>, family: &str, expires: i64) -> Result<()> {
     tx.execute(
         "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
-        params![family],
+        args![family],
     )?;
     tx.execute(
-        "INSERT INTO revoked_families (family, expires) VALUES (?1, ?2) ON CONFLICT(family) DO UPDATE SET expires = MAX(expires, excluded.expires)",
-        params![family, expires],
+        "INSERT INTO revoked_families (family, expires) VALUES (?1, ?2) ON CONFLICT(family) DO UPDATE SET expires = GREATEST(revoked_families.expires, excluded.expires)",
+        args![family, expires],
     )?;
     // Forget revoked logins whose tokens have all expired.
     tx.execute(
         "DELETE FROM revoked_families WHERE expires < ?1",
-        params![expires - 86400 * 60],
+        args![expires - 86400 * 60],
     )?;
     Ok(())
 }
 
-fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn row_user(r: &db::Row) -> Result<User> {
     let role: String = r.get(2)?;
     Ok(User {
         id: r.get(0)?,
@@ -889,7 +877,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
+fn row_recording(r: &db::Row) -> Result<RecordingEntry> {
     Ok(RecordingEntry {
         id: r.get(0)?,
         session: r.get(1)?,
@@ -900,7 +888,7 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
         started: r.get(6)?,
         ended: r.get(7)?,
         exit_status: r.get(8)?,
-        state: RecordingState::parse(&r.get::<_, String>(9)?),
+        state: RecordingState::parse(&r.get::<String>(9)?),
         path: r.get(10)?,
         bytes: r.get(11)?,
         key_id: r.get(12)?,
@@ -908,7 +896,7 @@ fn row_recording(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingEntry> {
     })
 }
 
-fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {
+fn row_key(r: &db::Row) -> Result<Key> {
     Ok(Key {
         user: r.get(0)?,
         fingerprint: r.get(1)?,
@@ -925,87 +913,175 @@ mod tests {
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF/3dAuyMeMnu4bPw7UlF36UtKWQlpslv7cRSyvUDxw+ alice@laptop";
 
-    #[test]
-    fn users_keys_and_roles_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
-        s.add_user("alice", Role::Developer).unwrap();
-        assert!(s.add_user("alice", Role::Admin).is_err());
-        assert!(s.add_user("Bad Name", Role::Admin).is_err());
-        let (k, opts) = s
-            .add_key("alice", &format!("no-pty,command=\"x\" {KEY}"))
-            .unwrap();
-        assert!(opts);
-        assert!(k.fingerprint.starts_with("SHA256:"));
-        assert_eq!(k.comment, "alice@laptop");
-        assert_eq!(
-            s.user_by_key(&k.fingerprint).unwrap().unwrap().name,
-            "alice"
-        );
-        s.set_role("alice", Role::Auditor).unwrap();
-        s.set_locked("alice", true).unwrap();
-        let u = s.user("alice").unwrap().unwrap();
-        assert_eq!((u.role, u.locked), (Role::Auditor, true));
-        s.add_user("bob", Role::Viewer).unwrap();
-        assert!(s
-            .add_key("bob", KEY)
-            .unwrap_err()
-            .to_string()
-            .contains("already registered"));
-        s.remove_key("alice", &k.fingerprint[..20]).unwrap();
-        assert!(s.keys("alice").unwrap().is_empty());
-        s.remove_user("alice").unwrap();
-        assert!(s.user("alice").unwrap().is_none());
-    }
+    crate::store::testing::store_tests! {
+        fn users_added_at_once_get_distinct_ids_and_a_name_only_once(s) {
+            let results: Vec<Result<User>> = std::thread::scope(|scope| {
+                let hs: Vec<_> = (0..12)
+                    .map(|i| {
+                        let s = &s;
+                        scope.spawn(move || s.add_user(&format!("u{}", i % 6), Role::Developer))
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let added: Vec<&User> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(added.len(), 6, "each name once: {results:?}");
+            assert!(results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, StoreError::Conflict(_))));
+            let mut ids: Vec<i64> = added.iter().map(|u| u.id).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 6);
+        }
 
-    #[test]
-    fn a_name_removed_and_added_again_is_a_new_user_with_a_new_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
-        let first = s.add_user("alice", Role::Developer).unwrap();
-        let bob = s.add_user("bob", Role::Developer).unwrap();
-        s.add_refresh("h1", &bob, "f1", i64::MAX).unwrap();
-        // The largest id removed: SQLite alone would give it out again.
-        assert_eq!(s.remove_user("bob").unwrap().id, bob.id);
-        assert_eq!(
-            s.use_refresh("h1", 0, 1).unwrap(),
-            Refresh::Invalid,
-            "a removed user's refresh tokens are gone"
-        );
-        let again = s.add_user("bob", Role::Developer).unwrap();
-        assert!(
-            again.id > bob.id && bob.id > first.id,
-            "{first:?} {bob:?} {again:?}"
-        );
-        assert_eq!(s.user_by_id(bob.id).unwrap(), None);
-        assert_eq!(s.user_by_id(again.id).unwrap().unwrap().name, "bob");
-    }
+        fn a_refresh_token_used_at_once_from_many_threads_is_valid_once(s) {
+            let u = s.add_user("alice", Role::Developer).unwrap();
+            s.add_refresh("h1", &u, "fam", i64::MAX).unwrap();
+            let outcomes: Vec<Refresh> = std::thread::scope(|scope| {
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        let s = &s;
+                        scope.spawn(move || s.use_refresh("h1", 0, 100).unwrap())
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(
+                outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Refresh::Valid { .. }))
+                    .count(),
+                1,
+                "{outcomes:?}"
+            );
+            assert!(s.family_revoked("fam").unwrap());
+        }
 
-    #[test]
-    fn a_reused_refresh_token_revokes_its_whole_login() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
-        let u = s.add_user("alice", Role::Developer).unwrap();
-        s.add_refresh("h1", &u, "fam", i64::MAX).unwrap();
-        assert_eq!(
-            s.use_refresh("h1", 0, 100).unwrap(),
-            Refresh::Valid {
-                user_id: u.id,
-                family: "fam".into()
-            }
-        );
-        assert!(!s.family_revoked("fam").unwrap());
-        assert_eq!(
-            s.use_refresh("h1", 0, 100).unwrap(),
-            Refresh::Reused {
-                user_id: u.id,
-                family: "fam".into()
-            }
-        );
-        assert!(
-            s.family_revoked("fam").unwrap(),
-            "access tokens of the login must be refused too"
-        );
+        fn recordings_blocks_and_checkpoints_round_trip(s) {
+            let r = RecordingEntry {
+                id: "r1".into(),
+                session: 3,
+                user: "alice".into(),
+                user_id: 1,
+                profile: "default".into(),
+                command: "bash".into(),
+                started: "2026-01-01T00:00:00Z".into(),
+                ended: None,
+                exit_status: None,
+                state: RecordingState::Recording,
+                path: "/x".into(),
+                bytes: 0,
+                key_id: "k".into(),
+                hold: false,
+            };
+            s.add_recording(&r).unwrap();
+            s.add_recording(&RecordingEntry { id: "r2".into(), user: "bob".into(), ..r.clone() })
+                .unwrap();
+            s.end_recording("r1", Some(0), RecordingState::Complete, 42).unwrap();
+            s.set_hold("r1", true).unwrap();
+            let all = s.recordings(None).unwrap();
+            assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
+            let mine = s.recordings(Some("alice")).unwrap();
+            assert_eq!(mine.len(), 1);
+            assert_eq!((mine[0].state, mine[0].bytes, mine[0].hold, mine[0].exit_status), (RecordingState::Complete, 42, true, Some(0)));
+            assert!(mine[0].ended.is_some());
+            assert_eq!(s.recording("r1", |_| true).unwrap().id, "r1");
+            s.remove_recording("r2").unwrap();
+            assert_eq!(s.recordings(None).unwrap().len(), 1);
+            assert_eq!(s.audit_checkpoint().unwrap(), None);
+            s.set_audit_checkpoint(5, "m5").unwrap();
+            s.set_audit_checkpoint(3, "m3").unwrap();
+            assert_eq!(s.audit_checkpoint().unwrap(), Some((5, "m5".into())), "only forward");
+            s.revoke_jti("j", 1000).unwrap();
+            s.revoke_jti("j", 1000).unwrap();
+            assert!(s.is_revoked("j").unwrap());
+            s.revoke_user_tokens(7, 99).unwrap();
+            s.revoke_user_tokens(7, 100).unwrap();
+            assert_eq!(s.token_cutoff(7).unwrap(), 100);
+            s.set_password("nobody", None).unwrap_err();
+            s.add_user("carol", Role::Admin).unwrap();
+            s.set_password("carol", Some("$argon2id$x")).unwrap();
+            assert_eq!(s.password("carol").unwrap().as_deref(), Some("$argon2id$x"));
+            assert_eq!(s.count_admins().unwrap(), 1);
+            s.record_failure(&["user:carol".into(), "addr:1.2.3.4".into()], 1000).unwrap();
+            assert_eq!(s.recent_failures("user:carol", 1000).unwrap(), 1);
+        }
+
+        fn users_keys_and_roles_round_trip(s) {
+            s.add_user("alice", Role::Developer).unwrap();
+            assert!(s.add_user("alice", Role::Admin).is_err());
+            assert!(s.add_user("Bad Name", Role::Admin).is_err());
+            let (k, opts) = s
+                .add_key("alice", &format!("no-pty,command=\"x\" {KEY}"))
+                .unwrap();
+            assert!(opts);
+            assert!(k.fingerprint.starts_with("SHA256:"));
+            assert_eq!(k.comment, "alice@laptop");
+            assert_eq!(
+                s.user_by_key(&k.fingerprint).unwrap().unwrap().name,
+                "alice"
+            );
+            s.set_role("alice", Role::Auditor).unwrap();
+            s.set_locked("alice", true).unwrap();
+            let u = s.user("alice").unwrap().unwrap();
+            assert_eq!((u.role, u.locked), (Role::Auditor, true));
+            s.add_user("bob", Role::Viewer).unwrap();
+            assert!(s
+                .add_key("bob", KEY)
+                .unwrap_err()
+                .to_string()
+                .contains("already registered"));
+            s.remove_key("alice", &k.fingerprint[..20]).unwrap();
+            assert!(s.keys("alice").unwrap().is_empty());
+            s.remove_user("alice").unwrap();
+            assert!(s.user("alice").unwrap().is_none());
+        }
+
+        fn a_name_removed_and_added_again_is_a_new_user_with_a_new_id(s) {
+            let first = s.add_user("alice", Role::Developer).unwrap();
+            let bob = s.add_user("bob", Role::Developer).unwrap();
+            s.add_refresh("h1", &bob, "f1", i64::MAX).unwrap();
+            // The largest id removed: SQLite alone would give it out again.
+            assert_eq!(s.remove_user("bob").unwrap().id, bob.id);
+            assert_eq!(
+                s.use_refresh("h1", 0, 1).unwrap(),
+                Refresh::Invalid,
+                "a removed user's refresh tokens are gone"
+            );
+            let again = s.add_user("bob", Role::Developer).unwrap();
+            assert!(
+                again.id > bob.id && bob.id > first.id,
+                "{first:?} {bob:?} {again:?}"
+            );
+            assert_eq!(s.user_by_id(bob.id).unwrap(), None);
+            assert_eq!(s.user_by_id(again.id).unwrap().unwrap().name, "bob");
+        }
+
+        fn a_reused_refresh_token_revokes_its_whole_login(s) {
+            let u = s.add_user("alice", Role::Developer).unwrap();
+            s.add_refresh("h1", &u, "fam", i64::MAX).unwrap();
+            assert_eq!(
+                s.use_refresh("h1", 0, 100).unwrap(),
+                Refresh::Valid {
+                    user_id: u.id,
+                    family: "fam".into()
+                }
+            );
+            assert!(!s.family_revoked("fam").unwrap());
+            assert_eq!(
+                s.use_refresh("h1", 0, 100).unwrap(),
+                Refresh::Reused {
+                    user_id: u.id,
+                    family: "fam".into()
+                }
+            );
+            assert!(
+                s.family_revoked("fam").unwrap(),
+                "access tokens of the login must be refused too"
+            );
+        }
     }
 
     #[test]

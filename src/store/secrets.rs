@@ -2,9 +2,9 @@
 //! them with the host's secrets key; the store never sees a value), per user id or global
 //! (owner 0), with their dates.
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::db::{args, Sql};
 use super::{Result, Store};
 
 /// Version 5 of the schema: one row per (owner, name); owner 0 is a global secret.
@@ -41,35 +41,37 @@ impl Store {
     /// kept). Returns whether it replaced one.
     pub fn put_secret(&self, owner_id: i64, name: &str, value: &SealedSecret) -> Result<bool> {
         let now = crate::audit::now_rfc3339();
-        let conn = self.conn()?;
-        let replaced = conn.execute(
-            "UPDATE secrets SET nonce = ?3, sealed = ?4, updated = ?5 WHERE owner_id = ?1 AND name = ?2",
-            params![owner_id, name, value.nonce, value.sealed, now],
-        )?;
-        if replaced == 0 {
-            conn.execute(
-                "INSERT INTO secrets (owner_id, name, nonce, sealed, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![owner_id, name, value.nonce, value.sealed, now],
+        self.db.transaction(|tx| {
+            let replaced = tx.execute(
+                "UPDATE secrets SET nonce = ?3, sealed = ?4, updated = ?5 WHERE owner_id = ?1 AND name = ?2",
+                args![owner_id, name, &value.nonce, &value.sealed, &now],
             )?;
-        }
-        Ok(replaced > 0)
+            if replaced == 0 {
+                tx.execute(
+                    "INSERT INTO secrets (owner_id, name, nonce, sealed, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    args![owner_id, name, &value.nonce, &value.sealed, &now],
+                )?;
+            }
+            Ok(replaced > 0)
+        })
     }
 
     /// Every sealed secret (owner, name, value): for re-sealing after a key rotation.
     pub fn all_sealed_secrets(&self) -> Result<Vec<(i64, String, SealedSecret)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT owner_id, name, nonce, sealed FROM secrets")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                SealedSecret {
-                    nonce: r.get(2)?,
-                    sealed: r.get(3)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.all(
+            "SELECT owner_id, name, nonce, sealed FROM secrets",
+            args![],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    SealedSecret {
+                        nonce: r.get(2)?,
+                        sealed: r.get(3)?,
+                    },
+                ))
+            },
+        )
     }
 
     /// Replaces a sealed value with the same value sealed again, only if the row still
@@ -81,53 +83,48 @@ impl Store {
         old: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool> {
-        let conn = self.conn()?;
-        let n = conn.execute(
+        let n = self.db.execute(
             "UPDATE secrets SET nonce = ?5, sealed = ?6 WHERE owner_id = ?1 AND name = ?2 AND nonce = ?3 AND sealed = ?4",
-            params![owner_id, name, old.nonce, old.sealed, new.nonce, new.sealed],
+            args![owner_id, name, &old.nonce, &old.sealed, &new.nonce, &new.sealed],
         )?;
         Ok(n > 0)
     }
 
     /// The secrets of `owner_id` (0: the global ones), by name.
     pub fn secrets(&self, owner_id: i64) -> Result<Vec<SecretEntry>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare(
+        self.db.all(
             "SELECT owner_id, name, created, updated FROM secrets WHERE owner_id = ?1 ORDER BY name",
-        )?;
-        let rows = st.query_map(params![owner_id], |r| {
-            Ok(SecretEntry {
-                owner_id: r.get(0)?,
-                name: r.get(1)?,
-                created: r.get(2)?,
-                updated: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![owner_id],
+            |r| {
+                Ok(SecretEntry {
+                    owner_id: r.get(0)?,
+                    name: r.get(1)?,
+                    created: r.get(2)?,
+                    updated: r.get(3)?,
+                })
+            },
+        )
     }
 
     /// One sealed secret, if there is one.
     pub fn sealed_secret(&self, owner_id: i64, name: &str) -> Result<Option<SealedSecret>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT nonce, sealed FROM secrets WHERE owner_id = ?1 AND name = ?2",
-                params![owner_id, name],
-                |r| {
-                    Ok(SealedSecret {
-                        nonce: r.get(0)?,
-                        sealed: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT nonce, sealed FROM secrets WHERE owner_id = ?1 AND name = ?2",
+            args![owner_id, name],
+            |r| {
+                Ok(SealedSecret {
+                    nonce: r.get(0)?,
+                    sealed: r.get(1)?,
+                })
+            },
+        )
     }
 
     /// Removes a secret; false if there was none.
     pub fn remove_secret(&self, owner_id: i64, name: &str) -> Result<bool> {
-        let n = self.conn()?.execute(
+        let n = self.db.execute(
             "DELETE FROM secrets WHERE owner_id = ?1 AND name = ?2",
-            params![owner_id, name],
+            args![owner_id, name],
         )?;
         Ok(n > 0)
     }
@@ -138,24 +135,23 @@ mod tests {
     use super::*;
     use crate::auth::Role;
 
-    #[test]
-    fn secrets_are_kept_per_owner_and_go_with_their_user() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
-        let u = s.add_user("alice", Role::Developer).unwrap();
-        let sealed = |b: &[u8]| SealedSecret {
-            nonce: vec![1; 12],
-            sealed: b.to_vec(),
-        };
-        assert!(!s.put_secret(u.id, "K", &sealed(b"one")).unwrap());
-        assert!(s.put_secret(u.id, "K", &sealed(b"two")).unwrap());
-        s.put_secret(0, "K", &sealed(b"global")).unwrap();
-        assert_eq!(s.sealed_secret(u.id, "K").unwrap().unwrap().sealed, b"two");
-        assert_eq!(s.sealed_secret(0, "K").unwrap().unwrap().sealed, b"global");
-        assert_eq!(s.secrets(u.id).unwrap().len(), 1);
-        s.remove_user("alice").unwrap();
-        assert!(s.secrets(u.id).unwrap().is_empty());
-        assert!(s.remove_secret(0, "K").unwrap());
-        assert!(!s.remove_secret(0, "K").unwrap());
+    crate::store::testing::store_tests! {
+        fn secrets_are_kept_per_owner_and_go_with_their_user(s) {
+            let u = s.add_user("alice", Role::Developer).unwrap();
+            let sealed = |b: &[u8]| SealedSecret {
+                nonce: vec![1; 12],
+                sealed: b.to_vec(),
+            };
+            assert!(!s.put_secret(u.id, "K", &sealed(b"one")).unwrap());
+            assert!(s.put_secret(u.id, "K", &sealed(b"two")).unwrap());
+            s.put_secret(0, "K", &sealed(b"global")).unwrap();
+            assert_eq!(s.sealed_secret(u.id, "K").unwrap().unwrap().sealed, b"two");
+            assert_eq!(s.sealed_secret(0, "K").unwrap().unwrap().sealed, b"global");
+            assert_eq!(s.secrets(u.id).unwrap().len(), 1);
+            s.remove_user("alice").unwrap();
+            assert!(s.secrets(u.id).unwrap().is_empty());
+            assert!(s.remove_secret(0, "K").unwrap());
+            assert!(!s.remove_secret(0, "K").unwrap());
+        }
     }
 }

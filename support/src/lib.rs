@@ -23,6 +23,7 @@ pub mod host;
 pub mod http;
 pub mod keyring;
 pub mod net;
+pub mod postgres;
 pub mod process;
 pub mod sandbox;
 pub mod ssh;
