@@ -84,6 +84,17 @@ impl From<crate::service::Error> for ApiError {
             Failed(m) => {
                 // The details stay in the host's log; the caller gets the request id.
                 eprintln!("cordon: api: {m}");
+                let unreachable = m
+                    .source
+                    .as_ref()
+                    .and_then(|s| (**s).downcast_ref::<crate::store::StoreError>())
+                    .is_some_and(|e| e.is_unreachable());
+                if unreachable {
+                    return ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        crate::service::DATABASE_UNREACHABLE,
+                    );
+                }
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the host could not do that; the request id identifies it in the host's log",

@@ -128,11 +128,16 @@ impl Service {
     /// What a client is shown before it logs in while the host is in lockdown (the SSH
     /// banner): a client turned away should know why.
     pub fn lockdown_notice(&self) -> Option<String> {
-        self.store
-            .lockdown()
-            .ok()
-            .flatten()
-            .map(|l| format!("cordon: {}\r\n", crate::text::printable(&refusal(&l))))
+        match self.store.lockdown() {
+            Ok(l) => l.map(|l| format!("cordon: {}\r\n", crate::text::printable(&refusal(&l)))),
+            // The store on PostgreSQL, out of reach: no login can be checked, and the client
+            // is told so rather than left to think its password or key wrong.
+            Err(e) if e.is_unreachable() => {
+                eprintln!("cordon: refusing logins: {e}");
+                Some(format!("cordon: {DATABASE_UNREACHABLE}\r\n"))
+            }
+            Err(_) => None,
+        }
     }
 
     /// Refuses a non-admin while the host is in lockdown (audited, bounded); `p` is current.
@@ -250,3 +255,8 @@ fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// What a client is told while the store's database cannot be reached (the details, which
+/// name the server, go to the host's log only).
+pub const DATABASE_UNREACHABLE: &str =
+    "logins are refused: the host's database is unreachable; running sessions go on; try again later";

@@ -26,6 +26,7 @@ mod users;
 pub use crate::store::{Lockdown, LockdownSessions};
 pub use egress::QuestionInfo;
 pub use files::FileSession;
+pub use lockdown::DATABASE_UNREACHABLE;
 pub use lockdown::REASON_MAX as LOCKDOWN_REASON_MAX;
 pub use recordings::Filter;
 pub use runs::{RunEnd, RunInput, RunRequest};
@@ -459,14 +460,20 @@ impl Service {
     pub fn maintain(&self) {
         let lockdown = self.store.lockdown().ok().flatten();
         let mut users = std::collections::HashMap::new();
-        let mut user = |id: i64| -> Option<crate::store::User> {
+        // Err: the database is unreachable, so nothing is known of the user now: what runs
+        // goes on (checked at its login) until it is back. Any other failure reads as no user.
+        let mut user = |id: i64| -> std::result::Result<Option<crate::store::User>, ()> {
             users
                 .entry(id)
-                .or_insert_with(|| self.store.user_by_id(id).ok().flatten())
+                .or_insert_with(|| match self.store.user_by_id(id) {
+                    Ok(u) => Ok(u),
+                    Err(e) if e.is_unreachable() => Err(()),
+                    Err(_) => Ok(None),
+                })
                 .clone()
         };
         for s in self.hub.list().into_iter().filter(|s| !s.ending()) {
-            if user(s.owner_id).is_none_or(|u| u.locked) {
+            if user(s.owner_id).is_ok_and(|u| u.is_none_or(|u| u.locked)) {
                 self.record(
                     AuditEvent::new(Kind::SessionKill, "cordon")
                         .with("session", s.id)
@@ -480,25 +487,25 @@ impl Service {
                     continue;
                 }
                 let own = v.user_id == s.owner_id;
-                let why =
-                    match user(v.user_id) {
-                        None => Some("your account was removed".to_string()),
-                        Some(u) if u.locked => Some("your account is locked".to_string()),
-                        Some(u) if u.role != Role::Admin && lockdown.is_some() => {
-                            lockdown.as_ref().map(lockdown::refusal)
-                        }
-                        Some(u) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
-                            Some(format!(
-                                "{} may not type into session {}",
-                                u.role.with_article(),
-                                s.id
-                            ))
-                        }
-                        Some(u) if !allowed(u.role, Action::ObserveSession { own }) => Some(
-                            format!("{} may not see session {}", u.role.with_article(), s.id),
-                        ),
-                        Some(_) => None,
-                    };
+                let why = match user(v.user_id).map_err(|_| ()) {
+                    Err(()) => None,
+                    Ok(None) => Some("your account was removed".to_string()),
+                    Ok(Some(u)) if u.locked => Some("your account is locked".to_string()),
+                    Ok(Some(u)) if u.role != Role::Admin && lockdown.is_some() => {
+                        lockdown.as_ref().map(lockdown::refusal)
+                    }
+                    Ok(Some(u)) if v.writer && !allowed(u.role, Action::AttachSession { own }) => {
+                        Some(format!(
+                            "{} may not type into session {}",
+                            u.role.with_article(),
+                            s.id
+                        ))
+                    }
+                    Ok(Some(u)) if !allowed(u.role, Action::ObserveSession { own }) => Some(
+                        format!("{} may not see session {}", u.role.with_article(), s.id),
+                    ),
+                    Ok(Some(_)) => None,
+                };
                 if let Some(why) = why {
                     // The reason first: detaching wakes the viewer's face, which says it.
                     v.revoke(&why);
@@ -513,7 +520,7 @@ impl Service {
             }
         }
         for job in self.runs.list() {
-            if user(job.owner_id).is_none_or(|u| u.locked) {
+            if user(job.owner_id).is_ok_and(|u| u.is_none_or(|u| u.locked)) {
                 self.record(
                     AuditEvent::new(Kind::RunKill, "cordon")
                         .with("owner", job.owner.clone())

@@ -76,14 +76,18 @@ pub fn parse_url(url: &str) -> std::result::Result<(tokio_postgres::Config, SslM
     let mut rest = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("sslmode", v)) => sslmode = match v {
-                "disable" => SslMode::Disable,
-                "require" => SslMode::Require,
-                "verify-full" => SslMode::VerifyFull,
-                other => return Err(format!(
+            Some(("sslmode", v)) => {
+                sslmode = match v {
+                    "disable" => SslMode::Disable,
+                    "require" => SslMode::Require,
+                    "verify-full" => SslMode::VerifyFull,
+                    other => {
+                        return Err(format!(
                     "sslmode \"{other}\" is not one cordon knows (disable, require, verify-full)"
-                )),
-            },
+                ))
+                    }
+                }
+            }
             _ => rest.push(pair),
         }
     }

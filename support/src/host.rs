@@ -44,6 +44,17 @@ impl Host {
         Host::start_limited(bin, extra, None)
     }
 
+    /// A host whose store is database `db` of the PostgreSQL server `pg` (over TLS, the
+    /// certificate and its name checked), with `extra` as for [`Host::start_with`].
+    pub fn start_on_postgres(
+        bin: &'static str,
+        pg: &crate::postgres::PgServer,
+        db: &str,
+        extra: &str,
+    ) -> Host {
+        Host::start_with(bin, &format!("{extra}\n{}", pg.store_toml(db)))
+    }
+
     /// A host started under `prlimit --nofile=N` when `nofile` is given.
     pub fn start_limited(bin: &'static str, extra: &str, nofile: Option<u32>) -> Host {
         let data = tempfile::tempdir().unwrap();

@@ -299,6 +299,28 @@ impl PgServer {
         )
     }
 
+    /// Runs SQL as the superuser in `database`; psql's unaligned output.
+    pub fn query(&self, database: &str, sql: &str) -> String {
+        run(
+            &format!("psql: {sql}"),
+            Command::new("runuser")
+                .current_dir(&self.root)
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("psql"))
+                .arg("-h")
+                .arg(self.root.join("sock"))
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    database,
+                ])
+                .args(["-v", "ON_ERROR_STOP=1", "-tA", "-c", sql]),
+        )
+    }
+
     /// A new empty database owned by [`USER`]; its name.
     pub fn create_database(&self) -> String {
         let n = self.databases.fetch_add(1, Ordering::SeqCst);
