@@ -52,6 +52,9 @@ have npm || packages+=(nodejs npm)
 # toolchain in the host account's ~/.cargo is not theirs to see (tests/built_programs.rs
 # runs cargo test in a session under default and claude).
 [ -x /usr/bin/cargo ] || packages+=(cargo)
+# PostgreSQL (Debian's package): the store's tests and tests/postgres.rs start a private
+# server of their own from its programs (initdb, pg_ctl as the postgres user).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 # python3-venv: a virtualenv for schemathesis (the API's property tests).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then

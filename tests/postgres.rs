@@ -71,7 +71,7 @@ fn with_the_database_down_sessions_go_on_logins_are_refused_saying_why_and_it_re
     let db = pg.create_database();
     let h = Host::start_on_postgres(CORDON, &pg, &db, "password_login = true");
     let alice = h.user("alice", "developer");
-    h.passwd("alice", "correct horse battery");
+    h.passwd("alice", "Correct-Horse-42");
     h.tmux_ssh("s", &alice, "alice", "new -- sh");
     h.keys("s", &["echo before-$((1+1))", "Enter"]);
     h.wait_for("s", "before-2");
@@ -93,7 +93,7 @@ fn with_the_database_down_sessions_go_on_logins_are_refused_saying_why_and_it_re
         "POST",
         "/v1/auth/login",
         None,
-        Some(&json!({"user": "alice", "password": "correct horse battery"})),
+        Some(&json!({"user": "alice", "password": "Correct-Horse-42"})),
     );
     assert!(
         reply.status >= 500 && reply.body.contains("database is unreachable"),
@@ -115,7 +115,7 @@ fn with_the_database_down_sessions_go_on_logins_are_refused_saying_why_and_it_re
         "POST",
         "/v1/auth/login",
         None,
-        Some(&json!({"user": "alice", "password": "correct horse battery"})),
+        Some(&json!({"user": "alice", "password": "Correct-Horse-42"})),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     h.keys("s", &["echo after-$((3+4))", "Enter"]);
@@ -124,6 +124,7 @@ fn with_the_database_down_sessions_go_on_logins_are_refused_saying_why_and_it_re
 
 #[test]
 fn a_wrong_certificate_authority_or_password_is_refused_at_start_naming_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
     let pg = PgServer::shared();
     let db = pg.create_database();
     let dir = tempfile::tempdir().unwrap();
@@ -141,6 +142,9 @@ fn a_wrong_certificate_authority_or_password_is_refused_at_start_naming_the_fix(
     assert_eq!(out.code, 0, "{out:?}");
     let config = dir.path().join("c.toml");
     // The master key beside the test's data, never the machine's.
+    let master = dir.path().join("master.key");
+    std::fs::write(&master, "ab".repeat(32)).unwrap();
+    std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
     let keys = format!(
         "[keys]\nmaster_key_file = \"{}\"\n",
         dir.path().join("master.key").display()
@@ -160,7 +164,7 @@ fn a_wrong_certificate_authority_or_password_is_refused_at_start_naming_the_fix(
             .arg(dir.path().join("state"))
             .arg("--config")
             .arg(&config)
-            .args(["user", "ls"]),
+            .args(["user", "list"]),
     );
     assert_ne!(out.code, 0, "{out:?}");
     assert!(
@@ -170,7 +174,6 @@ fn a_wrong_certificate_authority_or_password_is_refused_at_start_naming_the_fix(
 
     let wrong = dir.path().join("wrong-password");
     std::fs::write(&wrong, "not-it\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::write(
         &config,
@@ -186,7 +189,7 @@ fn a_wrong_certificate_authority_or_password_is_refused_at_start_naming_the_fix(
             .arg(dir.path().join("state"))
             .arg("--config")
             .arg(&config)
-            .args(["user", "ls"]),
+            .args(["user", "list"]),
     );
     assert_ne!(out.code, 0, "{out:?}");
     assert!(

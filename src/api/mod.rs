@@ -81,15 +81,10 @@ impl From<crate::service::Error> for ApiError {
             NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
             Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            Failed(m) => {
+            Failed(ref m) => {
                 // The details stay in the host's log; the caller gets the request id.
                 eprintln!("cordon: api: {m}");
-                let unreachable = m
-                    .source
-                    .as_ref()
-                    .and_then(|s| (**s).downcast_ref::<crate::store::StoreError>())
-                    .is_some_and(|e| e.is_unreachable());
-                if unreachable {
+                if e.is_database_unreachable() {
                     return ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         crate::service::DATABASE_UNREACHABLE,

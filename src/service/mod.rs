@@ -116,6 +116,20 @@ pub struct Failure {
 }
 
 impl Error {
+    /// The store's database could not be reached (PostgreSQL down or cut off): nothing about
+    /// users can be known now. Faces refuse new logins saying so, and leave what is running
+    /// (checked at its login) to go on until it is back.
+    pub fn is_database_unreachable(&self) -> bool {
+        match self {
+            Error::Failed(f) => f
+                .source
+                .as_ref()
+                .and_then(|s| (**s).downcast_ref::<crate::store::StoreError>())
+                .is_some_and(|e| e.is_unreachable()),
+            _ => false,
+        }
+    }
+
     /// A failure of the host with only words to say (lower layers that return them).
     pub fn failed(what: impl std::fmt::Display) -> Error {
         Error::Failed(Failure {

@@ -72,6 +72,11 @@ pub async fn watch(shared: Arc<Shared>) {
             .collect();
         for (id, p, gate) in live {
             if let Err(e) = shared.service.current(&p) {
+                // The database out of reach: the connection goes on (checked at its login)
+                // and is checked again once it is back.
+                if e.is_database_unreachable() {
+                    continue;
+                }
                 shared
                     .live
                     .lock()

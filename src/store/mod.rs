@@ -384,14 +384,6 @@ impl Store {
         }
     }
 
-    /// Which database this is, for messages: `sqlite` or the PostgreSQL url (no password).
-    pub fn describe(&self) -> String {
-        match &self.db {
-            Db::Sqlite(_) => "sqlite".into(),
-            Db::Postgres(p) => p.describe(),
-        }
-    }
-
     /// Adds a user with a new id, larger than any id ever given (never reused).
     pub fn add_user(&self, name: &str, role: Role) -> Result<User> {
         if !valid_user_name(name) {

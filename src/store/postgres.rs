@@ -353,8 +353,8 @@ impl Pool {
         let source = std::error::Error::source(&e)
             .map(|s| format!(": {s}"))
             .unwrap_or_default();
-        if text.contains("tls") || source.contains("certificate") || source.contains("Certificate")
-        {
+        let lower = format!("{text}{source}").to_lowercase();
+        if lower.contains("tls") || lower.contains("certificate") {
             return StoreError::Broken(format!(
                 "TLS to PostgreSQL at {at} failed: {text}{source} (check [store] ca_file and that the server's certificate names the host in [store] url)"
             ));
@@ -605,13 +605,6 @@ fn read_password(file: &std::path::Path) -> Result<String> {
         )));
     }
     Ok(password)
-}
-
-impl Pool {
-    /// The database as messages name it (never the password).
-    pub fn describe(&self) -> String {
-        self.opts.describe()
-    }
 }
 
 /// PostgreSQL's schema versions, each the same logical schema as SQLite's of that number

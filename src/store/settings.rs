@@ -95,3 +95,50 @@ impl StoreConfig {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(url: &str) -> Result<StoreConfig, (&'static str, String)> {
+        StoreConfig::load(StoreFile {
+            url: Some(url.into()),
+            ..StoreFile::default()
+        })
+    }
+
+    #[test]
+    fn store_urls_are_checked_and_a_password_in_one_is_refused_without_repeating_it() {
+        assert!(matches!(
+            StoreConfig::load(StoreFile::default()),
+            Ok(StoreConfig::SqliteDefault)
+        ));
+        assert!(matches!(
+            load("sqlite:/srv/c.db"),
+            Ok(StoreConfig::Sqlite(_))
+        ));
+        assert!(load("sqlite:rel.db").is_err());
+        assert!(load("mysql://x@h/d").is_err());
+        let (key, why) = load("postgres://cordon:hunter2@db:5432/cordon").unwrap_err();
+        assert_eq!(key, "store.url");
+        assert!(
+            why.contains("password_file") && !why.contains("hunter2"),
+            "{why}"
+        );
+        assert!(load("postgres://cordon@db:5432/cordon?sslmode=prefer").is_err());
+        match load("postgres://cordon@db:5433/cordon?sslmode=require&application_name=x") {
+            Ok(StoreConfig::Postgres(o)) => {
+                assert_eq!(o.sslmode, super::super::postgres::SslMode::Require);
+                assert_eq!(o.endpoint(), "db:5433");
+                assert_eq!(o.pool, 8);
+            }
+            _ => panic!("a postgres url"),
+        }
+        match load("postgres://cordon@db/cordon") {
+            Ok(StoreConfig::Postgres(o)) => {
+                assert_eq!(o.sslmode, super::super::postgres::SslMode::VerifyFull)
+            }
+            _ => panic!("a postgres url"),
+        }
+    }
+}
