@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
-const PASSWORD: &str = "Bench-Password-1";
+const PASSWORD: &str = "Timing-Stone-71";
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
