@@ -235,7 +235,7 @@ pub trait Sql {
 /// The database: SQLite (one connection, WAL) or a pool of PostgreSQL connections.
 pub enum Db {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres(super::postgres::Pool),
+    Postgres(Box<super::postgres::Pool>),
 }
 
 fn lock(

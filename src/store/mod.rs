@@ -1,5 +1,7 @@
-//! The store: users, their roles and SSH keys, in SQLite (WAL, foreign keys on). The only
-//! module that speaks SQL; callers get plain values.
+//! The store: users, their roles and SSH keys, and the rest of the host's state, in SQLite
+//! (embedded: WAL, foreign keys on) or PostgreSQL (shared by several hosts). The only module
+//! that speaks SQL; callers get plain values. How a method is written, once for both
+//! databases: `db.rs`.
 
 mod alerts;
 pub mod db;
@@ -7,8 +9,6 @@ mod lockdown;
 pub mod postgres;
 mod secrets;
 mod settings;
-#[cfg(test)]
-pub(crate) mod testing;
 mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
@@ -378,7 +378,7 @@ impl Store {
                 let pool = postgres::Pool::open((**opts).clone())?;
                 postgres::migrate(&pool)?;
                 Ok(Store {
-                    db: Db::Postgres(pool),
+                    db: Db::Postgres(Box::new(pool)),
                 })
             }
         }
@@ -898,6 +898,10 @@ fn row_key(r: &db::Row) -> Result<Key> {
         added: r.get(5)?,
     })
 }
+
+// Last: the architecture test reads a file up to its first test-only item.
+#[cfg(test)]
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {

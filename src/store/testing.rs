@@ -25,10 +25,14 @@ pub fn postgres() -> (Store, Guard) {
     let dir = tempfile::tempdir().unwrap();
     let server = server::PgServer::shared();
     let db = server.create_database();
-    let toml = server.store_toml(&db);
-    std::fs::write(dir.path().join("c.toml"), toml).unwrap();
-    let config = crate::config::Config::load(Some(&dir.path().join("c.toml")), dir.path()).unwrap();
-    let s = Store::open_config(&config.store, &dir.path().join("unused.db")).unwrap();
+    // `[store]` as a host's configuration file gives it.
+    #[derive(serde::Deserialize)]
+    struct File {
+        store: super::StoreFile,
+    }
+    let file: File = toml::from_str(&server.store_toml(&db)).unwrap();
+    let config = super::StoreConfig::load(file.store).unwrap();
+    let s = Store::open_config(&config, &dir.path().join("unused.db")).unwrap();
     (s, Guard { _dir: dir })
 }
 
