@@ -85,6 +85,19 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     /// `[auth] totp_required`: roles whose password logins need a second factor (TOTP).
     pub totp_required: Vec<Role>,
+    /// `[store] url` (`sqlite:/abs/path.db`): a database file elsewhere than the data
+    /// directory, which several hosts may share (None: `<data dir>/cordon.db`).
+    pub store_path: Option<PathBuf>,
+    /// `[cluster]`: this host's name among the hosts sharing the store, where users reach
+    /// it, its heartbeat.
+    pub cluster: crate::cluster::ClusterConfig,
+}
+
+impl Config {
+    /// The database file the store opens (`[store] url`, or the data directory's).
+    pub fn database(&self, dir: &crate::paths::DataDir) -> PathBuf {
+        self.store_path.clone().unwrap_or_else(|| dir.database())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -112,6 +125,17 @@ struct File {
     alerts: crate::alerts::AlertsFile,
     #[serde(default)]
     auth: AuthFile,
+    #[serde(default)]
+    store: StoreFile,
+    #[serde(default)]
+    cluster: crate::cluster::ClusterFile,
+}
+
+/// `[store]` as written (the minimal `url` of the cluster's tests: `sqlite:/abs/path`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -437,6 +461,11 @@ impl Config {
             Some(n) => Ok(n),
             None => Ok(default),
         };
+        let cluster = crate::cluster::ClusterConfig::load(
+            file.cluster,
+            file.ssh.listen.as_deref().unwrap_or("127.0.0.1:2222"),
+        )
+        .map_err(|(key, why)| ConfigError::invalid(key, why))?;
         Ok(Config {
             listen: file.ssh.listen.unwrap_or_else(|| "127.0.0.1:2222".into()),
             detach_key: parse_key(&detach).map_err(ConfigError::DetachKey)?,
@@ -624,6 +653,19 @@ impl Config {
                 }
             },
             alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
+            store_path: match file.store.url.as_deref() {
+                None | Some("") => None,
+                Some(url) => match url.strip_prefix("sqlite:").map(PathBuf::from) {
+                    Some(p) if p.is_absolute() => Some(p),
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "store.url",
+                            format!("\"{}\" is not sqlite:/absolute/path.db", crate::text::printable(url)),
+                        ))
+                    }
+                },
+            },
+            cluster,
         })
     }
 }

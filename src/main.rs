@@ -9,6 +9,7 @@ mod auth;
 mod changes;
 mod claude;
 mod cli;
+mod cluster;
 mod config;
 mod evidence;
 mod files;
@@ -888,7 +889,7 @@ fn main() {
         Some(Command::Audit {
             action: AuditAction::Verify { against },
         }) => match config::Config::load(config, &dir.root) {
-            Ok(c) => cli::audit::verify(&dir, &c.master, against.as_deref()),
+            Ok(c) => cli::audit::verify(&dir, &c, against.as_deref()),
             Err(e) => cli::fail(e),
         },
         Some(Command::Audit {

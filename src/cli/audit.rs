@@ -12,7 +12,7 @@ use std::io::Write;
 /// the files itself, without opening the log for writing: it must work on a broken log.
 pub fn verify(
     dir: &DataDir,
-    master: &crate::keys::MasterConfig,
+    config: &crate::config::Config,
     against: Option<&std::path::Path>,
 ) -> i32 {
     let log = dir.audit_log();
@@ -28,7 +28,7 @@ pub fn verify(
             log.display()
         ));
     }
-    let keys = match crate::keys::Keys::open(dir, master) {
+    let keys = match crate::keys::Keys::open(dir, &config.master) {
         Ok(k) => k,
         Err(e) => return fail(format!("opening the keys: {e}")),
     };
@@ -48,9 +48,10 @@ pub fn verify(
     };
     // The event the host last saw, if it has recorded one: a log cut or replaced together
     // with its head still falls short of it.
-    let checkpoint = crate::store::Store::open(&dir.database())
+    // This host's own chain's checkpoint (hosts sharing a store keep one each).
+    let checkpoint = crate::store::Store::open(&config.database(dir))
         .ok()
-        .and_then(|s| s.audit_checkpoint().ok().flatten());
+        .and_then(|s| s.audit_checkpoint(&config.cluster.name).ok().flatten());
     let verdict = audit::verify_log(&log, &key, checkpoint);
     let mut code = 0;
     match &verdict {

@@ -2,11 +2,13 @@
 //! module that speaks SQL; callers get plain values.
 
 mod alerts;
+mod cluster;
 mod lockdown;
 mod secrets;
 mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
+pub use cluster::HostSession;
 pub use lockdown::{Lockdown, LockdownSessions};
 pub use secrets::SealedSecret;
 
@@ -208,7 +210,7 @@ CREATE TABLE revoked_families (family TEXT PRIMARY KEY, expires INTEGER NOT NULL
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -295,6 +297,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(lockdown::SCHEMA_LOCKDOWN)?;
         tx.pragma_update(None, "user_version", 8)?;
+        tx.commit()?;
+    }
+    if version < 9 {
+        // Version 9 (issue 20, several hosts): the hosts and their heartbeats, the sessions
+        // each publishes, and one audit checkpoint per host (see `cluster.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(cluster::SCHEMA_CLUSTER)?;
+        tx.pragma_update(None, "user_version", 9)?;
         tx.commit()?;
     }
     Ok(())
@@ -696,26 +706,7 @@ impl Store {
         }
     }
 
-    /// The audit log's last event as the host last recorded it.
-    pub fn audit_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT seq, mac FROM audit_checkpoint WHERE id = 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// Records the audit log's last event (only ever forward).
-    pub fn set_audit_checkpoint(&self, seq: u64, mac: &str) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT INTO audit_checkpoint (id, seq, mac, at) VALUES (1, ?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, at = excluded.at WHERE excluded.seq >= audit_checkpoint.seq",
-            params![seq as i64, mac, crate::audit::now_rfc3339()],
-        )?;
-        Ok(())
-    }
+    // The audit checkpoints, one per host: `cluster.rs`.
 
     /// The user owning the key with this fingerprint.
     pub fn user_by_key(&self, fingerprint: &str) -> Result<Option<User>> {
