@@ -660,7 +660,10 @@ impl Config {
                     _ => {
                         return Err(ConfigError::invalid(
                             "store.url",
-                            format!("\"{}\" is not sqlite:/absolute/path.db", crate::text::printable(url)),
+                            format!(
+                                "\"{}\" is not sqlite:/absolute/path.db",
+                                crate::text::printable(url)
+                            ),
                         ))
                     }
                 },

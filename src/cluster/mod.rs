@@ -49,9 +49,9 @@ fn valid_advertise(a: &str) -> bool {
         Some((host, port)) => {
             !host.is_empty()
                 && host.len() <= 255
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+                && host.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':')
+                })
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
         }
         None => false,
@@ -91,10 +91,7 @@ impl ClusterConfig {
             Some(a) if !valid_advertise(&a) => {
                 return Err((
                     "cluster.advertise",
-                    format!(
-                        "\"{}\" is not host:port",
-                        crate::text::printable(&a)
-                    ),
+                    format!("\"{}\" is not host:port", crate::text::printable(&a)),
                 ))
             }
             Some(a) => a,
@@ -198,10 +195,18 @@ mod tests {
     #[test]
     fn a_bad_name_advertise_or_heartbeat_is_refused_naming_the_key() {
         assert_eq!(load("name = \"a b\"", "x:1").unwrap_err().0, "cluster.name");
-        assert_eq!(load("name = \"\\u001b[2J\"", "x:1").unwrap_err().0, "cluster.name");
-        assert_eq!(load("advertise = \"nohost\"", "x:1").unwrap_err().0, "cluster.advertise");
         assert_eq!(
-            load("heartbeat = \"5s\"\nlost_after = \"6s\"", "x:1").unwrap_err().0,
+            load("name = \"\\u001b[2J\"", "x:1").unwrap_err().0,
+            "cluster.name"
+        );
+        assert_eq!(
+            load("advertise = \"nohost\"", "x:1").unwrap_err().0,
+            "cluster.advertise"
+        );
+        assert_eq!(
+            load("heartbeat = \"5s\"\nlost_after = \"6s\"", "x:1")
+                .unwrap_err()
+                .0,
             "cluster.lost_after"
         );
     }

@@ -40,8 +40,9 @@ impl Service {
     /// before stopping uncleanly are marked lost, said once in the audit log.
     pub fn cluster_join(&self) -> Result<()> {
         let c = &self.config.cluster;
-        let host_id = crate::cluster::host_id(&self.dir.root)
-            .map_err(|e| Error::caused("reading this host's id (host-id in the data directory)", e))?;
+        let host_id = crate::cluster::host_id(&self.dir.root).map_err(|e| {
+            Error::caused("reading this host's id (host-id in the data directory)", e)
+        })?;
         let t = now();
         let joined = self.store.join_host(
             &c.name,
@@ -59,7 +60,11 @@ impl Service {
                     .with("reason", "the host restarted without stopping cleanly"),
             );
         }
-        *self.membership.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(Member {
+        *self
+            .membership
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Member {
             host_id,
             last_beat: Instant::now(),
         });
@@ -72,7 +77,11 @@ impl Service {
     pub(super) fn cluster_beat(&self, force: bool) {
         let c = &self.config.cluster;
         let host_id = {
-            let mut m = self.membership.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = self
+                .membership
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let Some(m) = m.as_mut() else { return };
             if !force && m.last_beat.elapsed() < c.heartbeat {
                 return;
@@ -94,7 +103,11 @@ impl Service {
                 owner: s.owner.clone(),
                 owner_id: s.owner_id,
                 profile: s.profile.clone(),
-                command: s.command.iter().map(|w| crate::masking::mask_text(w)).collect(),
+                command: s
+                    .command
+                    .iter()
+                    .map(|w| crate::masking::mask_text(w))
+                    .collect(),
                 started: s.created.clone(),
                 started_unix: t - s.age().as_secs() as i64,
                 state: if s.frozen() { "frozen" } else { "running" }.into(),
@@ -125,10 +138,7 @@ impl Service {
                             .with("last_beat", h.beat)
                             .with(
                                 "reason",
-                                format!(
-                                    "no heartbeat for more than {} s",
-                                    c.lost_after.as_secs()
-                                ),
+                                format!("no heartbeat for more than {} s", c.lost_after.as_secs()),
                             ),
                     );
                 }
@@ -184,12 +194,31 @@ impl Service {
     /// Where a session this host does not run lives, for an attach (`writer`) or observe
     /// that found none here: a redirect (Conflict) naming the host and how to reach it,
     /// when the principal may see it and do that to it; a refusal (audited) when they may
-    /// see it but not do that; None when they may not see it (the caller answers as for a
-    /// session that does not exist).
-    pub(super) fn elsewhere(&self, p: &Principal, reference: &str, writer: bool) -> Option<Error> {
-        use crate::sessions::id::{resolve, Candidate, Resolved};
+    /// see it but not do that; `missing` when they may not see it (a whole id of one is
+    /// refused, audited, as a local one is); None when no other host has it.
+    pub(super) fn elsewhere(
+        &self,
+        p: &Principal,
+        reference: &str,
+        writer: bool,
+        missing: Error,
+    ) -> Option<Error> {
+        use crate::sessions::id::{resolve, Candidate, Resolved, SessionId};
+        let verb = if writer { "attach" } else { "observe" };
         let p = self.current(p).ok()?;
         let seen = self.others(&p).ok()?;
+        let hidden = |missing: Error| {
+            let id = SessionId::parse(reference)?.to_string();
+            let all = self.store.host_sessions().ok()?;
+            let s = all.iter().find(|s| s.id == id)?;
+            let why = format!(
+                "session {} on host {} belongs to {}",
+                s.id,
+                crate::text::printable(&s.host),
+                crate::text::printable(&s.owner)
+            );
+            Some(self.refused(&p, verb, &why, missing))
+        };
         let candidates: Vec<Candidate<'_>> = seen
             .iter()
             .filter_map(|s| {
@@ -201,10 +230,9 @@ impl Service {
             })
             .collect();
         let Resolved::Found(id) = resolve(reference, &p.user, &candidates) else {
-            return None;
+            return hidden(missing);
         };
         let s = seen.iter().find(|s| s.id == id.to_string())?;
-        let verb = if writer { "attach" } else { "observe" };
         let own = p.owns(s.owner_id);
         let action = if writer {
             Action::AttachSession { own }

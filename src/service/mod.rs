@@ -545,10 +545,12 @@ impl Service {
     fn audit_housekeeping(&self) {
         let mut h = self.housekeeping.lock().unwrap_or_else(|e| e.into_inner());
         let (seq, mac) = self.audit.last();
-        if seq > h.1 && self
+        if seq > h.1
+            && self
                 .store
                 .set_audit_checkpoint(&self.config.cluster.name, seq, &mac)
-                .is_ok() {
+                .is_ok()
+        {
             h.1 = seq;
         }
         if let Some(age) = self.config.audit_retention {

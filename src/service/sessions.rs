@@ -268,7 +268,7 @@ impl Service {
             // Not here: on another host sharing the store, the answer says where.
             Err(Error::NotFound(m)) => {
                 return Err(self
-                    .elsewhere(p, id, writer)
+                    .elsewhere(p, id, writer, Error::NotFound(m.clone()))
                     .unwrap_or(Error::NotFound(m)))
             }
             Err(e) => return Err(e),

@@ -184,7 +184,10 @@ pub async fn dispatch(
                         crate::text::printable(&s.host)
                     );
                     if s.state != "running" {
-                        o.insert_str(o.len() - 1, &format!(" ({})", crate::text::printable(&s.state)));
+                        o.insert_str(
+                            o.len() - 1,
+                            &format!(" ({})", crate::text::printable(&s.state)),
+                        );
                     }
                 }
                 o

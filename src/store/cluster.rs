@@ -340,8 +340,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         s.join_host("a", "id-a", "a:22", "1", 100, 10).unwrap();
-        let Err(StoreError::Conflict(why)) = s.join_host("a", "id-b", "b:22", "1", 105, 10)
-        else {
+        let Err(StoreError::Conflict(why)) = s.join_host("a", "id-b", "b:22", "1", 105, 10) else {
             panic!("a second live host took the name")
         };
         assert!(why.contains("another host named \"a\" is live"), "{why}");
@@ -380,7 +379,12 @@ mod tests {
         assert!(states.contains(&("s1".into(), "lost".into())));
         assert!(states.contains(&("s2".into(), "running".into())));
         // Killed and restarted: its own leftovers are lost at once.
-        assert_eq!(s.join_host("b", "id-b", "b:22", "1", 122, 10).unwrap().leftover, 1);
+        assert_eq!(
+            s.join_host("b", "id-b", "b:22", "1", 122, 10)
+                .unwrap()
+                .leftover,
+            1
+        );
     }
 
     #[test]

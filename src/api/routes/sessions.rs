@@ -268,7 +268,10 @@ async fn create(
         term: "xterm-256color".into(),
     };
     let s = api.svc.create_session(&auth.p, req)?;
-    Ok((StatusCode::CREATED, Json(session_out(&s, &api.svc.config().cluster))))
+    Ok((
+        StatusCode::CREATED,
+        Json(session_out(&s, &api.svc.config().cluster)),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(SessionPath), security(("bearer" = [])),
