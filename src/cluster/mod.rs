@@ -139,9 +139,7 @@ pub fn ssh_target(advertise: &str) -> String {
 /// host's name.
 fn default_advertise(listen: &str, name: &str) -> String {
     match listen.rsplit_once(':') {
-        Some((host, port)) if matches!(host, "0.0.0.0" | "[::]" | "::" | "") => {
-            format!("{name}:{port}")
-        }
+        Some(("0.0.0.0" | "[::]" | "::" | "", port)) => format!("{name}:{port}"),
         Some(_) => listen.to_string(),
         None => format!("{name}:22"),
     }
