@@ -87,6 +87,9 @@ pub struct Config {
     pub totp_required: Vec<Role>,
     /// `[store]`: SQLite in the data directory (the default), elsewhere, or PostgreSQL.
     pub store: crate::store::StoreConfig,
+    /// `[cluster]`: this host's name among the hosts sharing the store, where users reach
+    /// it, its heartbeat.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +119,8 @@ struct File {
     auth: AuthFile,
     #[serde(default)]
     store: crate::store::StoreFile,
+    #[serde(default)]
+    cluster: crate::cluster::ClusterFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -441,6 +446,11 @@ impl Config {
             Some(n) => Ok(n),
             None => Ok(default),
         };
+        let cluster = crate::cluster::ClusterConfig::load(
+            file.cluster,
+            file.ssh.listen.as_deref().unwrap_or("127.0.0.1:2222"),
+        )
+        .map_err(|(key, why)| ConfigError::invalid(key, why))?;
         Ok(Config {
             listen: file.ssh.listen.unwrap_or_else(|| "127.0.0.1:2222".into()),
             detach_key: parse_key(&detach).map_err(ConfigError::DetachKey)?,
@@ -630,6 +640,7 @@ impl Config {
                 }
             },
             alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
+            cluster,
         })
     }
 }

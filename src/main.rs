@@ -9,6 +9,7 @@ mod auth;
 mod changes;
 mod claude;
 mod cli;
+mod cluster;
 mod config;
 mod evidence;
 mod files;

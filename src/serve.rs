@@ -65,6 +65,8 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listening on {}: {e}", config.listen))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.listen.clone());
+        // Among the hosts sharing the store: refused while another live host has this name.
+        service.cluster_join().map_err(|e| e.to_string())?;
         service.host_started(&local).map_err(|e| e.to_string())?;
         println!("cordon: listening on {local} (SSH); host key {fingerprint}");
         println!(

@@ -82,6 +82,7 @@ pub enum Kind {
     Refused,
     ServeStart,
     ServeStop,
+    ClusterHostLost,
     AuditSuppressed,
     AuditRetention,
     AlertRaised,
@@ -99,7 +100,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in the catalogue's order (the test that keeps docs/audit-events.md true).
     #[cfg(test)]
-    pub const ALL: [Kind; 88] = [
+    pub const ALL: [Kind; 89] = [
         Kind::Login,
         Kind::LoginFailed,
         Kind::Logout,
@@ -176,6 +177,7 @@ impl Kind {
         Kind::Refused,
         Kind::ServeStart,
         Kind::ServeStop,
+        Kind::ClusterHostLost,
         Kind::AuditSuppressed,
         Kind::AuditRetention,
         Kind::AlertRaised,
@@ -270,6 +272,7 @@ impl Kind {
             Refused => ("refused", "an action was refused: `what`, `why`, `address`; bounded per user"),
             ServeStart => ("serve.start", "the host started: `listen`, `recording`"),
             ServeStop => ("serve.stop", "the host stopped"),
+            ClusterHostLost => ("cluster.host_lost", "a host sharing the store stopped beating (`reason`: silent past `[cluster] lost_after`, or restarted without stopping cleanly), said once: `host`, `sessions` (marked lost), `last_beat`"),
             AuditSuppressed => ("audit.suppressed", "events of `key` past the bound in a minute were counted, not written: `suppressed`, `window_seconds`"),
             LockdownOn => ("lockdown.on", "the host was put in lockdown (only admins may log in and act), or its terms changed: `sessions` (freeze, end), `reason`, `since`, `incident` (the lockdown's incident), `address`"),
             LockdownOff => ("lockdown.off", "the host's lockdown ended: `since` (when it began), `incident`, `address`"),

@@ -137,6 +137,8 @@ pub struct AuditLog {
     options: Options,
     sinks: Vec<sinks::Sink>,
     tail: Mutex<(File, Tail)>,
+    /// The name of the host writing (`[cluster] name`), put in each event as `node`.
+    node: Option<String>,
 }
 
 /// The head file's seal: it binds the last sequence number and MAC to the key.
@@ -285,7 +287,15 @@ impl AuditLog {
             options,
             sinks,
             tail: Mutex::new((file, tail)),
+            node: None,
         })
+    }
+
+    /// Names the host in every event written from now on (field `node`): hosts sharing a
+    /// store each keep their own chain, and the events say whose.
+    pub fn naming(mut self, node: &str) -> AuditLog {
+        self.node = Some(node.to_string());
+        self
     }
 
     /// The log's path.
@@ -339,10 +349,13 @@ impl AuditLog {
         for (k, v) in event.fields {
             if !matches!(
                 k.as_str(),
-                "seq" | "time" | "event" | "actor" | "prev" | "mac"
+                "seq" | "time" | "event" | "actor" | "prev" | "mac" | "node"
             ) {
                 obj.insert(k, v);
             }
+        }
+        if let Some(node) = &self.node {
+            obj.insert("node".into(), Value::from(node.clone()));
         }
         obj.insert("prev".into(), Value::from(tail.mac.clone()));
         let body = serde_json::to_string(&Value::Object(obj))?;

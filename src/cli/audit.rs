@@ -15,7 +15,6 @@ pub fn verify(
     config: &crate::config::Config,
     against: Option<&std::path::Path>,
 ) -> i32 {
-    let master = &config.master;
     let log = dir.audit_log();
     // Never made (no key ring, hence no audit key, and no log): nothing to check. A ring
     // without its log is checked below, against the host's checkpoint.
@@ -29,7 +28,7 @@ pub fn verify(
             log.display()
         ));
     }
-    let keys = match crate::keys::Keys::open(dir, master) {
+    let keys = match crate::keys::Keys::open(dir, &config.master) {
         Ok(k) => k,
         Err(e) => return fail(format!("opening the keys: {e}")),
     };
@@ -51,7 +50,7 @@ pub fn verify(
     // with its head still falls short of it.
     let checkpoint = crate::store::Store::open_config(&config.store, &dir.database())
         .ok()
-        .and_then(|s| s.audit_checkpoint().ok().flatten());
+        .and_then(|s| s.audit_checkpoint(&config.cluster.name).ok().flatten());
     let verdict = audit::verify_log(&log, &key, checkpoint);
     let mut code = 0;
     match &verdict {

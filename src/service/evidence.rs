@@ -59,7 +59,11 @@ impl Service {
         // goes away when read again was such a moment, not damage.
         let mut attempts = 0;
         let through = loop {
-            let checkpoint = self.store.audit_checkpoint().ok().flatten();
+            let checkpoint = self
+                .store
+                .audit_checkpoint(&self.config.cluster.name)
+                .ok()
+                .flatten();
             match crate::audit::verify_log(&self.dir.audit_log(), &key, checkpoint) {
                 Ok(pos) => break pos,
                 Err(_) if attempts < 3 => {

@@ -75,6 +75,7 @@ impl Service {
         while !self.hub.list().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        self.cluster_leave();
         if let Some(kind) = event {
             self.record(AuditEvent::new(kind, "cordon"));
         }

@@ -45,6 +45,8 @@ const HIDDEN: Expect = (Answer::NotFound, &[Refused]);
 const QUIET: Expect = (Answer::Done, &[]);
 /// Not in the answer (a list or search that leaves it out), nothing audited.
 const LEFT_OUT: Expect = (Answer::NotFound, &[]);
+/// Sent to another host sharing the store (a Conflict naming it), nothing audited.
+const REDIRECTED: Expect = (Answer::Invalid, &[]);
 
 const PASSWORD: &str = "correct horse battery staple 9";
 
@@ -311,7 +313,68 @@ fn watch(c: &Cell, id: &str, writer: bool) -> Result<()> {
     Ok(())
 }
 
+/// A session of `owner` published by another host sharing the store (one host per caller,
+/// so that cells do not replace each other's); its id.
+fn published(c: &Cell, owner: &Principal) -> String {
+    let host = format!("elsewhere-{}", c.me.user_id);
+    let id = crate::sessions::SessionId::random().unwrap().to_string();
+    let now = crate::tokens::now();
+    let store = &c.h.svc.store;
+    store
+        .join_host(&host, &host, "elsewhere.example:2222", "0", now, 10)
+        .unwrap();
+    let s = crate::store::HostSession {
+        id: id.clone(),
+        host: host.clone(),
+        advertise: String::new(),
+        name: "far".into(),
+        owner: owner.user.clone(),
+        owner_id: owner.user_id,
+        profile: "default".into(),
+        command: vec!["cat".into()],
+        started: crate::audit::now_rfc3339(),
+        started_unix: now,
+        state: "running".into(),
+        viewers: 0,
+        updated: now,
+    };
+    assert!(store.beat_host(&host, &host, now, &[s]).unwrap());
+    id
+}
+
+/// Whether the caller's list of other hosts' sessions holds `id`.
+fn listed_elsewhere(c: &Cell, id: &str) -> Result<()> {
+    present(c.h.svc.cluster_sessions(&c.me)?.iter().any(|s| s.id == id))
+}
+
 fn rows() -> Vec<Row> {
+    let cluster = vec![
+        row(
+            "see their own session on another host in the list",
+            |c| listed_elsewhere(c, &published(c, &c.me)),
+            [QUIET; 4],
+        ),
+        row(
+            "see another's session on another host in the list",
+            |c| listed_elsewhere(c, &published(c, &c.h.owner)),
+            [QUIET, LEFT_OUT, QUIET, QUIET],
+        ),
+        row(
+            "attach to their own session on another host",
+            |c| watch(c, &published(c, &c.me), true),
+            [REDIRECTED, REDIRECTED, NO, NO],
+        ),
+        row(
+            "attach to another's session on another host",
+            |c| watch(c, &published(c, &c.h.owner), true),
+            [REDIRECTED, HIDDEN, NO, NO],
+        ),
+        row(
+            "observe another's session on another host",
+            |c| watch(c, &published(c, &c.h.owner), false),
+            [REDIRECTED, HIDDEN, REDIRECTED, REDIRECTED],
+        ),
+    ];
     let sessions = vec![
         row(
             "see their own session in the list",
@@ -1387,7 +1450,7 @@ fn rows() -> Vec<Row> {
         ),
     ];
     [
-        sessions, recordings, audit, users, secrets, logins, alerts, host,
+        sessions, cluster, recordings, audit, users, secrets, logins, alerts, host,
     ]
     .into_iter()
     .flatten()
@@ -1499,6 +1562,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         include_str!("totp.rs"),
         include_str!("lockdown.rs"),
         include_str!("evidence.rs"),
+        include_str!("cluster.rs"),
     ]
     .concat();
     let matrix = include_str!("matrix.rs");
@@ -1511,6 +1575,7 @@ fn the_matrix_asks_every_operation_the_service_offers_a_caller() {
         "local_login",
         "peer_login",
         "maintain",
+        "cluster_join",
     ];
     let plumbing = [
         "open",

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod claude;
+mod cluster;
 mod egress;
 mod evidence;
 mod files;
@@ -272,6 +273,8 @@ pub struct Service {
     housekeeping: std::sync::Mutex<(std::time::Instant, u64)>,
     /// Alert rules' windows, the sinks, the counts (`alerts.rs`).
     alerting: alerts::Alerting,
+    /// This host among those sharing the store (`cluster.rs`; `cordon serve` joins).
+    membership: cluster::Membership,
 }
 
 impl Service {
@@ -289,13 +292,11 @@ impl Service {
         let key = keys.random_current(crate::keys::Purpose::Audit)?.1.to_vec();
         // A log from before sealed heads may be opened (and its head sealed) only while the
         // database has never checkpointed one: afterwards an unsealed head is a forgery.
-        let unsealed_ok = store.audit_checkpoint()?.is_none();
-        let audit = Arc::new(AuditLog::open(
-            &dir.audit_log(),
-            key,
-            config.audit.clone(),
-            unsealed_ok,
-        )?);
+        let unsealed_ok = store.audit_checkpoint(&config.cluster.name)?.is_none();
+        let audit = Arc::new(
+            AuditLog::open(&dir.audit_log(), key, config.audit.clone(), unsealed_ok)?
+                .naming(&config.cluster.name),
+        );
         let store = Arc::new(store);
         let recorder = Arc::new(crate::record::Recorder::new(
             config
@@ -342,6 +343,7 @@ impl Service {
                 0,
             )),
             alerting: alerts::Alerting::new(&config.alerts),
+            membership: cluster::Membership::default(),
             config,
         };
         Ok((Arc::new(svc), tightened))
@@ -547,6 +549,7 @@ impl Service {
         self.hub
             .enforce_limits(self.config.idle_timeout, self.config.max_duration);
         self.audit_housekeeping();
+        self.cluster_beat(false);
         self.alert_checks();
         for summary in self.throttle.expired() {
             self.record(
@@ -563,7 +566,12 @@ impl Service {
     fn audit_housekeeping(&self) {
         let mut h = self.housekeeping.lock().unwrap_or_else(|e| e.into_inner());
         let (seq, mac) = self.audit.last();
-        if seq > h.1 && self.store.set_audit_checkpoint(seq, &mac).is_ok() {
+        if seq > h.1
+            && self
+                .store
+                .set_audit_checkpoint(&self.config.cluster.name, seq, &mac)
+                .is_ok()
+        {
             h.1 = seq;
         }
         if let Some(age) = self.config.audit_retention {
@@ -663,7 +671,11 @@ impl Service {
             }
             Err(e) => return Err(ChainError::Key(e)),
         };
-        let checkpoint = self.store.audit_checkpoint().ok().flatten();
+        let checkpoint = self
+            .store
+            .audit_checkpoint(&self.config.cluster.name)
+            .ok()
+            .flatten();
         let mut cache = self.chain.lock().unwrap_or_else(|e| e.into_inner());
         let from = if full { None } else { cache.clone() };
         match crate::audit::verify_log_from(&self.dir.audit_log(), &key, checkpoint, from.as_ref())

@@ -263,7 +263,16 @@ impl Service {
         writer: bool,
     ) -> Result<(Arc<Session>, Arc<Viewer>)> {
         let verb = if writer { "attach" } else { "observe" };
-        let (p, s) = self.visible(p, id, verb)?;
+        let (p, s) = match self.visible(p, id, verb) {
+            Ok(found) => found,
+            // Not here: on another host sharing the store, the answer says where.
+            Err(Error::NotFound(m)) => {
+                return Err(self
+                    .elsewhere(p, id, writer, Error::NotFound(m.clone()))
+                    .unwrap_or(Error::NotFound(m)))
+            }
+            Err(e) => return Err(e),
+        };
         let own = p.owns(s.owner_id);
         let action = if writer {
             Action::AttachSession { own }

@@ -126,35 +126,68 @@ pub async fn dispatch(
                 Ok(v) => v,
                 Err(e) => return conn.refused(channel, session, &e),
             };
+            // The other hosts sharing the store: theirs, under the same permission.
+            let elsewhere = match conn.shared.service.cluster_sessions(&principal) {
+                Ok(v) => v,
+                Err(e) => return conn.refused(channel, session, &e),
+            };
+            let here = conn.shared.service.config().cluster.name.clone();
             let out = if args.json {
-                let rows: Vec<serde_json::Value> = visible
+                let mut rows: Vec<serde_json::Value> = visible
                     .iter()
-                    .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count(), "frozen": s.frozen()}))
+                    .map(|s| serde_json::json!({"id": s.id, "name": s.name(), "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.created, "age_seconds": s.age().as_secs(), "idle_seconds": s.idle().as_secs(), "viewers": s.viewer_count(), "frozen": s.frozen(), "host": here, "state": "running"}))
                     .collect();
+                rows.extend(elsewhere.iter().map(|s| serde_json::json!({"id": s.id, "name": s.name, "owner": s.owner, "profile": s.profile, "command": s.command, "created": s.started, "viewers": s.viewers, "frozen": s.state == "frozen", "host": s.host, "advertise": s.advertise, "state": s.state})));
                 format!(
                     "{}\n",
                     crate::text::json(&serde_json::Value::Array(rows).to_string())
                 )
-            } else if visible.is_empty() {
+            } else if visible.is_empty() && elsewhere.is_empty() {
                 "no sessions\n".to_string()
             } else {
                 let mut o = format!(
-                    "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
-                    "ID", "NAME", "OWNER", "PROFILE", "AGE", "IDLE", "VIEWERS"
+                    "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {:<7} {}\n",
+                    "ID", "NAME", "OWNER", "PROFILE", "AGE", "IDLE", "VIEWERS", "HOST"
                 );
                 for s in visible {
                     o += &format!(
-                        "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {}\n",
+                        "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {:<7} {}\n",
                         s.id.short(),
                         crate::text::printable(&s.name()),
                         s.owner,
                         s.profile,
                         fmt_duration(s.age()),
                         fmt_duration(s.idle()),
-                        s.viewer_count()
+                        s.viewer_count(),
+                        here
                     );
                     if s.frozen() {
                         o.insert_str(o.len() - 1, " (frozen)");
+                    }
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                for s in elsewhere {
+                    let short: String = s.id.chars().take(8).collect();
+                    let age = std::time::Duration::from_secs((now - s.started_unix).max(0) as u64);
+                    o += &format!(
+                        "{:<8} {:<20} {:<12} {:<10} {:<6} {:<6} {:<7} {}\n",
+                        crate::text::printable(&short),
+                        crate::text::printable(&s.name),
+                        crate::text::printable(&s.owner),
+                        crate::text::printable(&s.profile),
+                        fmt_duration(age),
+                        "-",
+                        s.viewers,
+                        crate::text::printable(&s.host)
+                    );
+                    if s.state != "running" {
+                        o.insert_str(
+                            o.len() - 1,
+                            &format!(" ({})", crate::text::printable(&s.state)),
+                        );
                     }
                 }
                 o

@@ -4,6 +4,7 @@
 //! databases: `db.rs`.
 
 mod alerts;
+mod cluster;
 pub mod db;
 mod lockdown;
 pub mod postgres;
@@ -12,6 +13,7 @@ mod settings;
 mod totp;
 
 pub use alerts::{Block, Incident, IncidentEvent};
+pub use cluster::HostSession;
 pub use lockdown::{Lockdown, LockdownSessions};
 pub use secrets::SealedSecret;
 pub use settings::{StoreConfig, StoreFile};
@@ -225,7 +227,7 @@ const SCHEMA_CHECKPOINT: &str = "CREATE TABLE audit_checkpoint (id INTEGER PRIMA
 
 /// The schema version this build writes; an older database is migrated on open, a newer
 /// one refused.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Brings the database to [`SCHEMA_VERSION`], one version at a time, each in a transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -310,6 +312,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(lockdown::SCHEMA_LOCKDOWN)?;
         tx.pragma_update(None, "user_version", 8)?;
+        tx.commit()?;
+    }
+    if version < 9 {
+        // Version 9 (issue 20, several hosts): the hosts and their heartbeats, the sessions
+        // each publishes, and one audit checkpoint per host (see `cluster.rs`).
+        let tx = conn.transaction()?;
+        tx.execute_batch(cluster::SCHEMA_CLUSTER)?;
+        tx.pragma_update(None, "user_version", 9)?;
         tx.commit()?;
     }
     Ok(())
@@ -695,23 +705,7 @@ impl Store {
         }
     }
 
-    /// The audit log's last event as the host last recorded it.
-    pub fn audit_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        self.db.opt(
-            "SELECT seq, mac FROM audit_checkpoint WHERE id = 1",
-            args![],
-            |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?)),
-        )
-    }
-
-    /// Records the audit log's last event (only ever forward).
-    pub fn set_audit_checkpoint(&self, seq: u64, mac: &str) -> Result<()> {
-        self.db.execute(
-            "INSERT INTO audit_checkpoint (id, seq, mac, at) VALUES (1, ?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, at = excluded.at WHERE excluded.seq >= audit_checkpoint.seq",
-            args![seq as i64, mac, crate::audit::now_rfc3339()],
-        )?;
-        Ok(())
-    }
+    // The audit checkpoints, one per host: `cluster.rs`.
 
     /// The user owning the key with this fingerprint.
     pub fn user_by_key(&self, fingerprint: &str) -> Result<Option<User>> {
@@ -986,10 +980,10 @@ mod tests {
             assert_eq!(s.recording("r1", |_| true).unwrap().id, "r1");
             s.remove_recording("r2").unwrap();
             assert_eq!(s.recordings(None).unwrap().len(), 1);
-            assert_eq!(s.audit_checkpoint().unwrap(), None);
-            s.set_audit_checkpoint(5, "m5").unwrap();
-            s.set_audit_checkpoint(3, "m3").unwrap();
-            assert_eq!(s.audit_checkpoint().unwrap(), Some((5, "m5".into())), "only forward");
+            assert_eq!(s.audit_checkpoint("a").unwrap(), None);
+            s.set_audit_checkpoint("a", 5, "m5").unwrap();
+            s.set_audit_checkpoint("a", 3, "m3").unwrap();
+            assert_eq!(s.audit_checkpoint("a").unwrap(), Some((5, "m5".into())), "only forward");
             s.revoke_jti("j", 1000).unwrap();
             s.revoke_jti("j", 1000).unwrap();
             assert!(s.is_revoked("j").unwrap());

@@ -626,7 +626,7 @@ fn migrations() -> Vec<(i64, String)> {
         "ALTER TABLE recordings ADD COLUMN rowid BIGSERIAL;".into(),
     ]
     .join("\n");
-    vec![(8, v8)]
+    vec![(8, v8), (9, postgres_ddl(super::cluster::SCHEMA_CLUSTER))]
 }
 
 /// The key of the advisory lock migrations are taken under ("cordon" in ASCII).

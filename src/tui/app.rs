@@ -390,6 +390,32 @@ impl App {
                 viewers: s.viewer_count(),
             })
             .collect();
+        // Sessions of the other hosts sharing the store: their state says where they run
+        // (attaching to one answers how to reach that host).
+        let now = crate::tokens::now();
+        for s in self.svc.cluster_sessions(&self.me).unwrap_or_default() {
+            let Some(id) = crate::sessions::SessionId::parse(&s.id) else {
+                continue;
+            };
+            let host = crate::text::printable(&s.host).into_owned();
+            self.sessions.push(SessionRow {
+                id,
+                name: crate::text::printable(&s.name).into_owned(),
+                owner: crate::text::printable(&s.owner).into_owned(),
+                owner_id: s.owner_id,
+                profile: crate::text::printable(&s.profile).into_owned(),
+                state: if s.state == "lost" {
+                    format!("lost:{host}")
+                } else {
+                    format!("on {host}")
+                },
+                age: ago(std::time::Duration::from_secs(
+                    (now - s.started_unix).max(0) as u64,
+                )),
+                idle: "-".into(),
+                viewers: s.viewers.max(0) as usize,
+            });
+        }
         if let Some(id) = keep {
             if let Some(i) = self.sessions.iter().position(|s| s.id == id) {
                 self.selected = i;

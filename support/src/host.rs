@@ -57,6 +57,30 @@ impl Host {
 
     /// A host started under `prlimit --nofile=N` when `nofile` is given.
     pub fn start_limited(bin: &'static str, extra: &str, nofile: Option<u32>) -> Host {
+        Host::try_start(bin, extra, nofile, |_| {})
+            .unwrap_or_else(|said| panic!("serve never said it listens; it said:\n{said}"))
+    }
+
+    /// A host whose data directory is prepared before serve starts: `prepare` gets a
+    /// host-shell command (`cordon ARGS` on the new host's data and configuration) and
+    /// runs what it needs (a key restore from another host, say). Hosts sharing one store
+    /// (`[store] url = "sqlite:..."`, each its `[cluster] name`) start this way.
+    pub fn start_prepared(
+        bin: &'static str,
+        extra: &str,
+        prepare: impl FnOnce(&dyn Fn(&[&str]) -> Command),
+    ) -> Host {
+        Host::try_start(bin, extra, None, prepare)
+            .unwrap_or_else(|said| panic!("serve never said it listens; it said:\n{said}"))
+    }
+
+    /// A host, or what serve said before it exited without listening (a refusal to start).
+    pub fn try_start(
+        bin: &'static str,
+        extra: &str,
+        nofile: Option<u32>,
+        prepare: impl FnOnce(&dyn Fn(&[&str]) -> Command),
+    ) -> Result<Host, String> {
         let data = tempfile::tempdir().unwrap();
         let keys = tempfile::tempdir().unwrap();
         let (port, api) = (free_port(), free_port());
@@ -69,7 +93,9 @@ impl Host {
             .map(|(n, lines)| format!("[{n}]\n{}\n", lines.join("\n")))
             .collect();
         std::fs::write(data.path().join("cordon.toml"), text).unwrap();
-        let child = serve(bin, data.path(), nofile);
+        let root = data.path().to_path_buf();
+        prepare(&|args: &[&str]| command(bin, &root, args));
+        let child = serve(bin, data.path(), nofile)?;
         let tmux = Tmux::new(format!("cordon-test-{}-{port}", std::process::id()));
         let h = Host {
             data,
@@ -83,7 +109,7 @@ impl Host {
             api_listens,
         };
         h.wait_for_api();
-        h
+        Ok(h)
     }
 
     /// Ends serve as a service manager would (SIGTERM) and waits for it to exit.
@@ -98,7 +124,8 @@ impl Host {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = serve(self.bin, self.data.path(), self.nofile);
+        self.child = serve(self.bin, self.data.path(), self.nofile)
+            .unwrap_or_else(|said| panic!("serve never said it listens; it said:\n{said}"));
         self.wait_for_api();
     }
 
@@ -163,14 +190,7 @@ impl Host {
 
     /// A host-shell command, `cordon ARGS`, on this host's data and configuration.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(self.bin);
-        c.arg("--data-dir")
-            .arg(self.state())
-            .arg("--config")
-            .arg(self.config())
-            .env_remove("CORDON_CONFIG")
-            .args(args);
-        c
+        command(self.bin, self.data.path(), args)
     }
 
     /// Runs the host-shell command `cordon ARGS` to its end.
@@ -181,26 +201,7 @@ impl Host {
     /// Runs `cordon ARGS` to its end with `input` on its standard input (a passphrase, a
     /// password, a secret's value).
     pub fn cordon_with_input(&self, args: &[&str], input: &str) -> Out {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cordon");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("writing to cordon");
-        let o = child.wait_with_output().expect("cordon");
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        crate::process::output_with_input(&mut self.command(args), input)
     }
 
     /// Sets `user`'s password from the host's shell (`cordon user passwd`).
@@ -402,9 +403,22 @@ fn master_key(data: &Path) -> PathBuf {
     path
 }
 
+/// `bin ARGS` on the data directory and configuration under `data`.
+fn command(bin: &str, data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--data-dir")
+        .arg(data.join("state"))
+        .arg("--config")
+        .arg(data.join("cordon.toml"))
+        .env_remove("CORDON_CONFIG")
+        .args(args);
+    c
+}
+
 /// Starts `bin serve` on the data directory and configuration under `data` (under `prlimit
-/// --nofile=N` when `nofile` is given) and waits until it says it listens for SSH.
-fn serve(bin: &str, data: &Path, nofile: Option<u32>) -> Child {
+/// --nofile=N` when `nofile` is given) and waits until it says it listens for SSH; what it
+/// said when it exits without listening.
+fn serve(bin: &str, data: &Path, nofile: Option<u32>) -> Result<Child, String> {
     let mut cmd = match nofile {
         Some(n) => {
             let mut c = Command::new("prlimit");
@@ -421,9 +435,22 @@ fn serve(bin: &str, data: &Path, nofile: Option<u32>) -> Child {
         .env_remove("CORDON_PROFILE_PATH")
         .env_remove("CORDON_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its errors pass through to the test's, and are kept for a refusal to start.
+    let errors = BufReader::new(child.stderr.take().unwrap());
+    let errors = std::thread::spawn(move || {
+        let mut kept = String::new();
+        for line in errors.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if kept.len() < 64 << 10 {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        }
+        kept
+    });
     // It may say something first (a permission it tightened, say).
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut said = String::new();
@@ -435,8 +462,9 @@ fn serve(bin: &str, data: &Path, nofile: Option<u32>) -> Child {
     if !listening {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("serve never said it listens; it said:\n{said}");
+        said.push_str(&errors.join().unwrap_or_default());
+        return Err(said);
     }
     std::thread::spawn(move || for _ in lines {});
-    child
+    Ok(child)
 }

@@ -132,6 +132,7 @@ struct Handshake {
     responses(Common, (status = 101, description = "WebSocket: binary frames are terminal bytes; text frames JSON control"),
         (status = 403, body = ErrorOut, description = "the caller may see the session but not attach to it, or it has as many viewers as it may"),
         (status = 404, body = ErrorOut, description = NO_SESSION),
+        (status = 409, body = ErrorOut, description = "the session runs on another host sharing the store: the message says which and how to reach it (or that it is lost)"),
         (status = 426, body = ErrorOut, description = "not a WebSocket handshake", headers(("Upgrade" = String, description = "`websocket`"), ("Sec-WebSocket-Version" = String, description = "`13`")))))]
 async fn attach(
     State(api): State<Api>,
@@ -147,6 +148,7 @@ async fn attach(
     responses(Common, (status = 101, description = "WebSocket, read-only"),
         (status = 403, body = ErrorOut, description = "the session has as many viewers as it may"),
         (status = 404, body = ErrorOut, description = NO_SESSION),
+        (status = 409, body = ErrorOut, description = "the session runs on another host sharing the store: the message says which and how to reach it (or that it is lost)"),
         (status = 426, body = ErrorOut, description = "not a WebSocket handshake", headers(("Upgrade" = String, description = "`websocket`"), ("Sec-WebSocket-Version" = String, description = "`13`")))))]
 async fn observe(
     State(api): State<Api>,

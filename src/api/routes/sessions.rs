@@ -35,6 +35,8 @@ pub enum SessionState {
     Running,
     /// Its command has ended (`exit_status` says how); it leaves the list at once.
     Ended,
+    /// Its host (another, sharing the store) stopped beating: listed for a day.
+    Lost,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -57,9 +59,15 @@ pub struct SessionOut {
     pub recording: String,
     /// Frozen by the host's lockdown (its processes stopped until the lockdown ends).
     pub frozen: bool,
+    /// The host it runs on (`[cluster] name`): this one, or another sharing the store,
+    /// whose sessions are attached to there (`advertise`).
+    #[schema(max_length = 128)]
+    pub host: String,
+    /// Where users reach that host's SSH (`host:port`).
+    pub advertise: String,
 }
 
-fn session_out(s: &Session) -> SessionOut {
+fn session_out(s: &Session, here: &crate::cluster::ClusterConfig) -> SessionOut {
     let exit = s.exit_status();
     SessionOut {
         id: s.id.to_string(),
@@ -79,6 +87,37 @@ fn session_out(s: &Session) -> SessionOut {
         viewers: s.viewer_count(),
         recording: s.recording_id(),
         frozen: s.frozen(),
+        host: here.name.clone(),
+        advertise: here.advertise.clone(),
+    }
+}
+
+/// A session of another host sharing the store, as that host published it.
+fn elsewhere_out(s: &crate::store::HostSession) -> SessionOut {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    SessionOut {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        owner: s.owner.clone(),
+        profile: s.profile.clone(),
+        command: s.command.clone(),
+        created: s.started.clone(),
+        state: if s.state == "lost" {
+            SessionState::Lost
+        } else {
+            SessionState::Running
+        },
+        exit_status: None,
+        age_seconds: (now - s.started_unix).max(0) as u64,
+        idle_seconds: 0,
+        viewers: s.viewers.max(0) as usize,
+        recording: String::new(),
+        frozen: s.state == "frozen",
+        host: s.host.clone(),
+        advertise: s.advertise.clone(),
     }
 }
 
@@ -177,15 +216,17 @@ pub struct ScreenOut {
 }
 
 #[utoipa::path(get, path = "/v1/sessions", security(("bearer" = [])),
-    responses(Common, (status = 200, body = [SessionOut], description = "the sessions the caller may see, oldest first")))]
+    responses(Common, (status = 200, body = [SessionOut], description = "the sessions the caller may see, this host's oldest first, then those of the other hosts sharing the store")))]
 async fn sessions(State(api): State<Api>, auth: Auth) -> Result<Json<Vec<SessionOut>>> {
-    Ok(Json(
-        api.svc
-            .sessions(&auth.p)?
-            .iter()
-            .map(|s| session_out(s))
-            .collect(),
-    ))
+    let here = &api.svc.config().cluster;
+    let mut out: Vec<SessionOut> = api
+        .svc
+        .sessions(&auth.p)?
+        .iter()
+        .map(|s| session_out(s, here))
+        .collect();
+    out.extend(api.svc.cluster_sessions(&auth.p)?.iter().map(elsewhere_out));
+    Ok(Json(out))
 }
 
 #[utoipa::path(post, path = "/v1/sessions", request_body = NewSessionIn, security(("bearer" = [])),
@@ -227,7 +268,10 @@ async fn create(
         term: "xterm-256color".into(),
     };
     let s = api.svc.create_session(&auth.p, req)?;
-    Ok((StatusCode::CREATED, Json(session_out(&s))))
+    Ok((
+        StatusCode::CREATED,
+        Json(session_out(&s, &api.svc.config().cluster)),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(SessionPath), security(("bearer" = [])),
@@ -238,7 +282,7 @@ async fn session(
     P(SessionPath { id }): P<SessionPath>,
 ) -> Result<Json<SessionOut>> {
     let s = api.svc.session_info(&auth.p, parse_id(&id)?)?;
-    Ok(Json(session_out(&s)))
+    Ok(Json(session_out(&s, &api.svc.config().cluster)))
 }
 
 /// Ends a session and answers once it has ended (its processes gone, its recording closed),
@@ -285,7 +329,7 @@ async fn rename(
     let id = parse_id(&id)?;
     // The session itself: the name in the path is its old one.
     let s = api.svc.rename_session(&auth.p, id, &body.name)?;
-    Ok(Json(session_out(&s)))
+    Ok(Json(session_out(&s, &api.svc.config().cluster)))
 }
 
 /// Adds a marker to a session's recording (the right to attach to it).
