@@ -85,6 +85,8 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     /// `[auth] totp_required`: roles whose password logins need a second factor (TOTP).
     pub totp_required: Vec<Role>,
+    /// `[objects]`: the S3-compatible bucket recordings are uploaded to (None: local only).
+    pub objects: Option<crate::objects::ObjectsConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,6 +114,7 @@ struct File {
     alerts: crate::alerts::AlertsFile,
     #[serde(default)]
     auth: AuthFile,
+    objects: Option<crate::objects::ObjectsFile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -262,6 +265,9 @@ pub enum ConfigError {
     /// A key of `[alerts]` (named in the error).
     #[error(transparent)]
     Alerts(#[from] crate::alerts::config::AlertsConfigError),
+    /// A key of `[objects]` (named in the error).
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsConfigError),
     /// `audit.forward` names no place to forward to.
     #[error("audit.forward: {0}")]
     Forward(#[source] crate::audit::AuditError),
@@ -624,6 +630,7 @@ impl Config {
                 }
             },
             alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
+            objects: crate::objects::ObjectsConfig::load(file.objects)?,
         })
     }
 }

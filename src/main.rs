@@ -16,6 +16,7 @@ mod filter;
 mod keys;
 mod masking;
 mod nofollow;
+mod objects;
 mod paths;
 mod places;
 mod process;
