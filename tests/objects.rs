@@ -15,7 +15,7 @@ fn host(s3: &S3) -> Host {
         CORDON,
         &format!(
             "[recordings]\nretention = \"30d\"\n{}",
-            s3.config("part_size = 1\nupload_interval = \"1s\"")
+            s3.config("part_size = \"1\"\nupload_interval = \"1s\"")
         ),
     )
 }
@@ -56,19 +56,14 @@ fn a_recording_is_uploaded_in_parts_while_its_session_runs_and_plays_and_seeks_f
     wait_until("a part in the bucket", || !parts(&s3, &id).is_empty());
     assert_eq!(only_recording(&h).1, "recording");
     assert!(!has_index(&s3, &id), "no index before the end");
-    // About 4 MB of output that compresses little: several keyframes.
-    h.keys(
-        "s",
-        &[
-            "head -c 3000000 /dev/urandom | base64 -w 200; echo END-$((6*7))",
-            "Enter",
-        ],
-    );
+    // About 4.5 MB of output: a keyframe after each MiB.
+    h.keys("s", &["seq 1 600000; echo END-$((6*7))", "Enter"]);
     h.wait_for("s", "END-42");
     h.keys("s", &["exit", "Enter"]);
     wait_until("the index in the bucket", || has_index(&s3, &id));
     let uploaded = parts(&s3, &id);
-    assert!(uploaded.len() >= 2, "{uploaded:?}");
+    let total: u64 = uploaded.iter().map(|(_, n)| n).sum();
+    assert!(uploaded.len() >= 2 && total > 500_000, "{uploaded:?}");
     // Every object is locked until the recording's start plus the retention (30 days).
     let month = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -90,7 +85,6 @@ fn a_recording_is_uploaded_in_parts_while_its_session_runs_and_plays_and_seeks_f
     }
 
     remove_local(&h, &id);
-    let total: u64 = uploaded.iter().map(|(_, n)| n).sum();
     let before = s3.served();
     let screen = h.cordon(&["rec", "screen", &id, "--at", "3600"]);
     let fetched = s3.served() - before;

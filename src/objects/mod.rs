@@ -24,7 +24,7 @@ pub struct ObjectsFile {
     access_key_id: Option<String>,
     secret_access_key_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
-    part_size: Option<u64>,
+    part_size: Option<String>,
     upload_interval: Option<String>,
     retention_mode: Option<String>,
 }
@@ -138,16 +138,12 @@ impl ObjectsConfig {
             access_key_id: need("access_key_id", f.access_key_id)?,
             secret_access_key_file,
             ca_file: f.ca_file,
-            part_size: match f.part_size {
-                Some(0) => {
-                    return Err(ObjectsConfigError {
-                        key: "part_size",
-                        why: "must be at least 1 byte".into(),
-                    })
-                }
-                Some(n) => n.min(5 << 30),
-                None => 8 << 20,
-            },
+            part_size: sandbox::profile::parse_size(f.part_size.as_deref().unwrap_or("8M"))
+                .map_err(|why| ObjectsConfigError {
+                    key: "part_size",
+                    why,
+                })?
+                .clamp(1, 5 << 30),
             upload_interval,
             retention_mode: match f.retention_mode.as_deref().unwrap_or("governance") {
                 "governance" => LockMode::Governance,

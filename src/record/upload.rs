@@ -158,11 +158,13 @@ impl Uploader {
             .collect()
     }
 
+    /// Locked until the recording's start plus the retention; not locked when that date
+    /// is (nearly) past, which S3 refuses: purge removes such a recording next.
     fn lock(&self, header: &format::Header) -> Option<Lock> {
-        let retention = self.retention?;
-        Some(Lock {
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(header.started) + self.retention?;
+        (until > SystemTime::now() + Duration::from_secs(5)).then(|| Lock {
             mode: self.bucket.config().retention_mode,
-            until: SystemTime::UNIX_EPOCH + Duration::from_secs(header.started) + retention,
+            until,
         })
     }
 
