@@ -180,3 +180,38 @@ fn rec_hold_holds_the_objects_and_a_tampered_object_is_refused_by_verify() {
     let raw = h.cordon(&["rec", "export", &id, "--raw"]);
     assert_ne!(raw.code, 0, "{raw:?}");
 }
+
+#[test]
+fn the_purge_deletes_the_objects_of_a_recording_past_retention_but_not_of_a_held_one() {
+    let s3 = S3::start();
+    let mut h = Host::start_with(
+        CORDON,
+        &format!(
+            "[recordings]\nretention = \"2s\"\n{}",
+            s3.config("part_size = \"1\"\nupload_interval = \"1s\"")
+        ),
+    );
+    let alice = h.user("alice", "developer");
+    h.session(&alice, "alice", "echo kept; sleep 0.3");
+    let held = only_recording(&h).0;
+    h.session(&alice, "alice", "echo purged; sleep 0.3");
+    let purged = h
+        .recordings()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .find(|id| *id != held)
+        .unwrap();
+    wait_until("both indexes in the bucket", || {
+        has_index(&s3, &held) && has_index(&s3, &purged)
+    });
+    assert_eq!(h.cordon(&["rec", "hold", &held]).code, 0);
+    std::thread::sleep(Duration::from_secs(3));
+    // The purge runs when the host starts (then hourly).
+    h.restart();
+    wait_until("the purged recording's objects gone", || {
+        s3.list(&format!("recordings/{purged}/")).is_empty()
+    });
+    assert!(has_index(&s3, &held), "the held recording stays in the bucket");
+    let left: Vec<_> = h.recordings().iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(left, vec![serde_json::json!(held)]);
+}
