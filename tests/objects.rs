@@ -211,7 +211,10 @@ fn the_purge_deletes_the_objects_of_a_recording_past_retention_but_not_of_a_held
     wait_until("the purged recording's objects gone", || {
         s3.list(&format!("recordings/{purged}/")).is_empty()
     });
-    assert!(has_index(&s3, &held), "the held recording stays in the bucket");
+    assert!(
+        has_index(&s3, &held),
+        "the held recording stays in the bucket"
+    );
     let left: Vec<_> = h.recordings().iter().map(|r| r["id"].clone()).collect();
     assert_eq!(left, vec![serde_json::json!(held)]);
 }

@@ -214,6 +214,21 @@ pub struct Bucket {
 impl Bucket {
     /// Reads the secret key and prepares TLS; nothing is sent.
     pub fn open(cfg: &ObjectsConfig) -> Result<Bucket, ObjectError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = &cfg.secret_access_key_file;
+        let meta = std::fs::metadata(path).map_err(|source| ObjectError::Secret {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.mode() & 0o077 != 0 {
+            return Err(ObjectError::Secret {
+                path: path.clone(),
+                source: std::io::Error::other(format!(
+                    "mode {:o} lets others read it: chmod 600 it",
+                    meta.mode() & 0o777
+                )),
+            });
+        }
         let secret = std::fs::read_to_string(&cfg.secret_access_key_file).map_err(|source| {
             ObjectError::Secret {
                 path: cfg.secret_access_key_file.clone(),
@@ -599,5 +614,17 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret_access_key\""));
         assert!(matches!(Bucket::open(&c), Err(ObjectError::Secret { .. })));
         assert!(ObjectsConfig::load(None).unwrap().is_none());
+        // A secret others may read is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let loose = dir.path().join("secret");
+        std::fs::write(&loose, "s3cr3t-value").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = ObjectsConfig {
+            secret_access_key_file: loose,
+            ..c
+        };
+        let e = Bucket::open(&c).err().unwrap().to_string();
+        assert!(e.contains("chmod 600") && !e.contains("s3cr3t"), "{e}");
     }
 }

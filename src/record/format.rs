@@ -1041,6 +1041,25 @@ pub mod tests {
     }
 
     #[test]
+    fn the_sealed_chunks_of_a_file_being_written_stop_before_a_chunk_not_yet_whole() {
+        let key = [3u8; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let (path, spans) = three_chunks(dir.path(), &key);
+        let good = std::fs::read(&path).unwrap();
+        // The third chunk half written, as a writer in the middle of its write leaves it.
+        let cut = spans[2].0 + (spans[2].1 - spans[2].0) / 2;
+        std::fs::write(&path, &good[..cut]).unwrap();
+        let f = File::open(&path).unwrap();
+        let (start, chunks) = sealed_chunks(&f, None).unwrap();
+        assert_eq!(start as usize, spans[0].0);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].end() as usize, spans[1].1);
+        // From the end of the first: only the second.
+        let (_, rest) = sealed_chunks(&f, Some(chunks[0].end())).unwrap();
+        assert_eq!(rest, vec![chunks[1]]);
+    }
+
+    #[test]
     fn tampering_reordering_truncation_and_a_wrong_key_are_each_detected() {
         let key = [3u8; 32];
         let dir = tempfile::tempdir().unwrap();

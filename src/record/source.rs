@@ -71,3 +71,13 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Source>> {
         Err(e) => Err(e),
     }
 }
+
+/// The whole recording at `path` in memory, from wherever [`open`] finds it (an evidence
+/// bundle's copy).
+pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+    let src = open(path)?;
+    src.whole();
+    let mut data = vec![0u8; src.size() as usize];
+    src.read_exact_at(&mut data, 0)?;
+    Ok(data)
+}

@@ -75,6 +75,12 @@ impl S3 {
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("secret"), "testing-secret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("secret"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let open = Arc::new(AtomicBool::new(true));
         let served = Arc::new(AtomicU64::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
