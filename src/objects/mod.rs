@@ -143,7 +143,7 @@ impl ObjectsConfig {
                     key: "part_size",
                     why,
                 })?
-                .clamp(1, 5 << 30),
+                .clamp(1, 64 << 20),
             upload_interval,
             retention_mode: match f.retention_mode.as_deref().unwrap_or("governance") {
                 "governance" => LockMode::Governance,

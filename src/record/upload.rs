@@ -68,6 +68,8 @@ fn save(dir: &Path, id: &str, s: &State) -> std::io::Result<()> {
 /// A file not written for this long, whose lock no host holds, is finished: its writer
 /// takes the lock a moment after creating it, and this bridges that moment.
 const SETTLED: Duration = Duration::from_secs(3);
+/// The largest part uploaded (a chunk larger than this goes up alone).
+pub const PART_MAX: u64 = 64 << 20;
 /// The longest wait before trying a bucket that did not answer again.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -205,12 +207,20 @@ impl Uploader {
         let lock = self.lock(&header);
         if due || (start == 0 && finished) {
             // The first part holds the file header even when no chunk is sealed yet.
+            // At most PART_MAX (or one chunk) a part: a backlog left by a bucket that was
+            // away goes up in several, never held in memory whole.
             let end = if start == 0 && chunks.is_empty() {
                 format::sealed_chunks(&file, None)
                     .map_err(UploadError::Damaged)?
                     .0
             } else {
-                sealed_end
+                chunks
+                    .iter()
+                    .take_while(|c| c.end() - start <= PART_MAX)
+                    .last()
+                    .or(chunks.first())
+                    .map(|c| c.end())
+                    .unwrap_or(sealed_end)
             };
             let mut data = vec![0u8; (end - start) as usize];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, start)
