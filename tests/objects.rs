@@ -90,6 +90,7 @@ fn a_recording_is_uploaded_in_parts_while_its_session_runs_and_plays_and_seeks_f
     let fetched = s3.served() - before;
     assert_eq!(screen.code, 0, "{screen:?}");
     assert!(screen.stdout.contains("END-42"), "{screen:?}");
+    eprintln!("a seek fetched {fetched} bytes of a recording of {total} in the bucket");
     // The seek read the index, the header and the chunks from the last keyframe: ranged
     // reads, well under the whole recording.
     assert!(
@@ -171,6 +172,15 @@ fn rec_hold_holds_the_objects_and_a_tampered_object_is_refused_by_verify() {
     remove_local(&h, &id);
     let verify = h.cordon(&["rec", "verify", &id]);
     assert!(verify.stdout.contains("complete"), "{verify:?}");
+    // Without its index (as while it is still uploaded) it reads from its listed parts.
+    s3.py(&format!(
+        "s3.delete_object(Bucket=B, Key='recordings/{id}/index.json')"
+    ));
+    assert!(!has_index(&s3, &id));
+    let verify = h.cordon(&["rec", "verify", &id]);
+    assert!(verify.stdout.contains("complete"), "{verify:?}");
+    let raw = h.cordon(&["rec", "export", &id, "--raw"]);
+    assert!(raw.stdout.contains("held-42"), "{raw:?}");
     // One byte of the last part's last chunk changed in the bucket.
     let (last, size) = parts(&s3, &id).last().cloned().unwrap();
     s3.tamper(&last, size as usize - 20);
