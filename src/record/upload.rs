@@ -170,6 +170,13 @@ impl Uploader {
         })
     }
 
+    /// Saves the state with the hold as it is on disk now: `rec hold` (another process,
+    /// perhaps) may have changed it since this step read it.
+    fn save(&self, id: &str, state: &mut State) -> Result<(), UploadError> {
+        state.hold = load(&self.dir, id).hold;
+        save(&self.dir, id, state).map_err(UploadError::Local)
+    }
+
     /// One look at one recording: uploads a part if one is due, and the rest and the
     /// index once it is finished. Ok(true) when it is all in the bucket.
     fn step(&self, id: &str, pace: &mut Pace) -> Result<bool, UploadError> {
@@ -235,7 +242,7 @@ impl Uploader {
                 offset: start,
                 size: end - start,
             });
-            save(&self.dir, id, &state).map_err(UploadError::Local)?;
+            self.save(id, &mut state)?;
             pace.last_part = Some(Instant::now());
         }
         if !finished || state.end() < sealed_end {
@@ -262,7 +269,7 @@ impl Uploader {
             state.hold,
         )?;
         state.done = true;
-        save(&self.dir, id, &state).map_err(UploadError::Local)?;
+        self.save(id, &mut state)?;
         Ok(true)
     }
 }
@@ -281,7 +288,8 @@ pub enum UploadError {
 /// Sets or clears the legal hold of a recording's objects, and of those still to be
 /// uploaded (kept in its upload state).
 pub fn hold(bucket: &Bucket, dir: &Path, id: &str, on: bool) -> Result<(), ObjectError> {
-    if state_path(dir, id).exists() {
+    // Kept for the parts still to come (the uploader may not have seen it yet).
+    if state_path(dir, id).exists() || dir.join(format!("{id}.rec")).exists() {
         let mut s = load(dir, id);
         s.hold = on;
         let _ = save(dir, id, &s);
