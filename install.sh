@@ -76,6 +76,13 @@ if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check schemathesis
 fi
+# moto's S3-compatible server, in the same virtualenv (tests/objects.rs starts one per test
+# process, with Object Lock and legal hold, for recordings in a bucket).
+if [ ! -x "$venv/bin/moto_server" ]; then
+  say "installing moto[server] into $venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]'
+fi
 
 # Claude Code (a native binary, about 250 MB) for the tests that start it under the claude
 # profile (tests/claude.rs fails without it, naming this script); npm and node for it and

@@ -90,6 +90,8 @@ pub struct Config {
     /// `[cluster]`: this host's name among the hosts sharing the store, where users reach
     /// it, its heartbeat.
     pub cluster: crate::cluster::ClusterConfig,
+    /// `[objects]`: the S3-compatible bucket recordings are uploaded to (None: local only).
+    pub objects: Option<crate::objects::ObjectsConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,6 +123,7 @@ struct File {
     store: crate::store::StoreFile,
     #[serde(default)]
     cluster: crate::cluster::ClusterFile,
+    objects: Option<crate::objects::ObjectsFile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +274,9 @@ pub enum ConfigError {
     /// A key of `[alerts]` (named in the error).
     #[error(transparent)]
     Alerts(#[from] crate::alerts::config::AlertsConfigError),
+    /// A key of `[objects]` (named in the error).
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsConfigError),
     /// `audit.forward` names no place to forward to.
     #[error("audit.forward: {0}")]
     Forward(#[source] crate::audit::AuditError),
@@ -641,6 +647,7 @@ impl Config {
             },
             alerts: crate::alerts::AlertsConfig::load(file.alerts)?,
             cluster,
+            objects: crate::objects::ObjectsConfig::load(file.objects)?,
         })
     }
 }

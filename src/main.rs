@@ -17,6 +17,7 @@ mod filter;
 mod keys;
 mod masking;
 mod nofollow;
+mod objects;
 mod paths;
 mod places;
 mod process;

@@ -100,6 +100,11 @@ fn run(dir: DataDir, config_path: Option<&Path>) -> Result<(), String> {
         println!("cordon: then connect with: ssh -p {port} NAME@{host}");
         let _ = std::io::stdout().flush();
 
+        match service.start_uploads() {
+            Ok(Some(place)) => println!("cordon: recordings are uploaded to {place}"),
+            Ok(None) => {}
+            Err(e) => println!("cordon: WARNING: recordings are not uploaded: {e}"),
+        }
         if let Some(age) = config.retention {
             let purging = service.clone();
             tokio::spawn(async move {

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
+use super::source::Source;
 use super::RecordError;
 
 pub const MAGIC: &[u8; 8] = b"CORDREC\x01";
@@ -166,9 +166,8 @@ pub enum KeyGiven<'a> {
 
 /// The recording key of the recording at `path` (see [`derive`]), from its master key.
 pub fn recording_key(path: &Path, master: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, Damage> {
-    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
-    let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
-    let (header, _, _) = read_header(&file, size)?;
+    let src = super::source::open(path).map_err(Damage::unreadable(None, 0))?;
+    let (header, _, _) = read_header(src.as_ref(), src.size())?;
     let salt = hex_decode(&header.salt).ok_or_else(|| Damage::header(PREFIX as u64, "bad salt"))?;
     derive(master, &salt).map_err(|e| Damage::header(0, e.to_string()))
 }
@@ -507,9 +506,15 @@ impl Damage {
 
 /// The key id a recording names in its header.
 pub fn header_key_id(path: &Path) -> Result<String, Damage> {
-    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
+    let src = super::source::open(path).map_err(Damage::unreadable(None, 0))?;
+    read_header(src.as_ref(), src.size()).map(|(h, _, _)| h.key_id)
+}
+
+/// The header of an open recording file (what the uploader needs: its start, for the
+/// retention date of its objects).
+pub fn header_of(file: &File) -> Result<Header, Damage> {
     let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
-    read_header(&file, size).map(|(h, _, _)| h.key_id)
+    read_header(file, size).map(|(h, _, _)| h)
 }
 
 /// The length of the JSON header, from the file's first bytes (at least [`PREFIX`] of them
@@ -541,7 +546,7 @@ fn parse_header(data: &[u8]) -> Result<(Header, usize, [u8; 32]), Damage> {
 
 /// The header of an open recording of `size` bytes (see [`parse_header`]), read without
 /// reading further.
-fn read_header(file: &File, size: u64) -> Result<(Header, usize, [u8; 32]), Damage> {
+fn read_header(file: &dyn Source, size: u64) -> Result<(Header, usize, [u8; 32]), Damage> {
     let mut head = vec![0u8; PREFIX.min(size as usize)];
     file.read_exact_at(&mut head, 0)
         .map_err(Damage::unreadable(None, 0))?;
@@ -611,18 +616,35 @@ fn open_chunk(
     Ok((events, last))
 }
 
-/// A chunk's place in the file, from its clear header.
-#[derive(Debug, Clone, Copy)]
-struct ChunkRef {
-    offset: u64,
-    len: u32,
-    start: u64,
-    flags: u8,
+/// A chunk's place in the file, from its clear header (or a bucket's index of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub len: u32,
+    pub start: u64,
+    pub flags: u8,
+}
+
+impl ChunkRef {
+    /// Where the chunk ends (its clear header and sealed bytes included).
+    pub fn end(&self) -> u64 {
+        self.offset + CHUNK_HEAD as u64 + u64::from(self.len)
+    }
+}
+
+/// The sealed chunks of a recording being written, from the byte after the file header or
+/// from `from` (the end of a chunk already seen): only whole chunks, so a part uploaded
+/// from them never holds one being written. Also returns where the chunks begin.
+pub fn sealed_chunks(f: &File, from: Option<u64>) -> Result<(u64, Vec<ChunkRef>), Damage> {
+    let size = f.metadata().map_err(Damage::unreadable(None, 0))?.len();
+    let (_, end, _) = read_header(f, size)?;
+    let pos = from.unwrap_or(end as u64).max(end as u64);
+    Ok((end as u64, scan(f, pos, size)?))
 }
 
 /// The chunk headers after the file header, read with positioned reads (no decryption),
 /// up to the first incomplete chunk.
-fn scan(f: &File, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
+fn scan(f: &dyn Source, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
     let mut out = Vec::new();
     let mut head = [0u8; CHUNK_HEAD];
     while pos + CHUNK_HEAD as u64 <= size {
@@ -652,7 +674,7 @@ fn scan(f: &File, mut pos: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
 }
 
 struct Opened {
-    file: File,
+    file: Box<dyn Source>,
     size: u64,
     header: Header,
     header_hash: [u8; 32],
@@ -665,19 +687,27 @@ fn open(path: &Path, master: &[u8]) -> Result<Opened, Damage> {
 }
 
 fn open_with(path: &Path, key: KeyGiven) -> Result<Opened, Damage> {
-    let file = File::open(path).map_err(Damage::unreadable(None, 0))?;
-    open_file(file, key)
+    let src = super::source::open(path).map_err(Damage::unreadable(None, 0))?;
+    open_file(src, key)
 }
 
-fn open_file(file: File, key: KeyGiven) -> Result<Opened, Damage> {
-    let size = file.metadata().map_err(Damage::unreadable(None, 0))?.len();
-    let (header, end, header_hash) = read_header(&file, size)?;
+/// The chunks of a source: its index when it has one (a bucket's), else scanned.
+fn chunks_of(src: &dyn Source, end: u64, size: u64) -> Result<Vec<ChunkRef>, Damage> {
+    match src.index() {
+        Some(chunks) => Ok(chunks),
+        None => scan(src, end, size),
+    }
+}
+
+fn open_file(file: Box<dyn Source>, key: KeyGiven) -> Result<Opened, Damage> {
+    let size = file.size();
+    let (header, end, header_hash) = read_header(file.as_ref(), size)?;
     let master = match key {
         KeyGiven::Master(m) => m,
         KeyGiven::Recording(k) => {
             let cipher = Aes256Gcm::new_from_slice(k)
                 .map_err(|_| Damage::header(0, "a recording key is 32 bytes"))?;
-            let chunks = scan(&file, end as u64, size)?;
+            let chunks = chunks_of(file.as_ref(), end as u64, size)?;
             return Ok(Opened {
                 file,
                 size,
@@ -700,7 +730,7 @@ fn open_file(file: File, key: KeyGiven) -> Result<Opened, Damage> {
     }
     let salt = hex_decode(&header.salt).ok_or_else(|| Damage::header(PREFIX as u64, "bad salt"))?;
     let cipher = cipher(master, &salt).map_err(|e| Damage::header(0, e.to_string()))?;
-    let chunks = scan(&file, end as u64, size)?;
+    let chunks = chunks_of(file.as_ref(), end as u64, size)?;
     Ok(Opened {
         file,
         size,
@@ -745,11 +775,23 @@ impl Reader {
 impl Opened {
     fn chunk(&self, i: usize) -> Result<(Vec<Event>, bool), Damage> {
         let c = self.chunks[i];
-        let mut sealed = vec![0u8; c.len as usize];
+        let mut framed = vec![0u8; CHUNK_HEAD + c.len as usize];
         self.file
-            .read_exact_at(&mut sealed, c.offset + CHUNK_HEAD as u64)
+            .read_exact_at(&mut framed, c.offset)
             .map_err(Damage::unreadable(Some(i as u64), c.offset))?;
-        open_chunk(self, i as u64, &c, &sealed)
+        // The clear header read again with the chunk: an index (a bucket's) that places a
+        // chunk elsewhere than its own header says is refused here.
+        let mut head = (c.len).to_be_bytes().to_vec();
+        head.extend_from_slice(&c.start.to_be_bytes());
+        head.push(c.flags);
+        if framed[..CHUNK_HEAD] != head[..] {
+            return Err(Damage::chunk(
+                i as u64,
+                c.offset,
+                "its clear header is not what the index says: the index or the chunk was altered",
+            ));
+        }
+        open_chunk(self, i as u64, &c, &framed[CHUNK_HEAD..])
     }
 }
 
@@ -766,10 +808,11 @@ pub fn read_with(path: &Path, key: KeyGiven) -> Result<Recording, Damage> {
 /// Reads and verifies a whole recording from an open file (an evidence bundle's member, in
 /// memory) with the key given.
 pub fn read_file_with(file: File, key: KeyGiven) -> Result<Recording, Damage> {
-    read_opened(open_file(file, key)?)
+    read_opened(open_file(Box::new(file), key)?)
 }
 
 fn read_opened(o: Opened) -> Result<Recording, Damage> {
+    o.file.whole();
     let mut events: Vec<Event> = Vec::new();
     for i in 0..o.chunks.len() {
         let c = o.chunks[i];
@@ -995,6 +1038,25 @@ pub mod tests {
             pos += CHUNK_HEAD + len;
         }
         (path, spans)
+    }
+
+    #[test]
+    fn the_sealed_chunks_of_a_file_being_written_stop_before_a_chunk_not_yet_whole() {
+        let key = [3u8; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let (path, spans) = three_chunks(dir.path(), &key);
+        let good = std::fs::read(&path).unwrap();
+        // The third chunk half written, as a writer in the middle of its write leaves it.
+        let cut = spans[2].0 + (spans[2].1 - spans[2].0) / 2;
+        std::fs::write(&path, &good[..cut]).unwrap();
+        let f = File::open(&path).unwrap();
+        let (start, chunks) = sealed_chunks(&f, None).unwrap();
+        assert_eq!(start as usize, spans[0].0);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].end() as usize, spans[1].1);
+        // From the end of the first: only the second.
+        let (_, rest) = sealed_chunks(&f, Some(chunks[0].end())).unwrap();
+        assert_eq!(rest, vec![chunks[1]]);
     }
 
     #[test]

@@ -6,14 +6,33 @@
 mod error;
 pub mod format;
 pub mod play;
+pub mod remote;
 mod search;
+pub mod source;
 pub mod timeline;
+pub mod upload;
 
 pub use error::RecordError;
 pub use search::{screen_lines, search, Hit, Target};
 
 use format::{Damage, Ending, Event, Header, Writer, EXIT, OUTPUT, RESIZE};
 use std::path::{Path, PathBuf};
+
+/// The bucket of `[objects]` and the spool its recordings are uploaded from, once this
+/// process has one.
+static BUCKET: std::sync::OnceLock<(crate::objects::Bucket, PathBuf)> = std::sync::OnceLock::new();
+
+/// Recordings go to (and are read from, once their local copy is gone) `bucket` too;
+/// `spool` is the recordings directory. Once per process.
+pub fn use_bucket(bucket: crate::objects::Bucket, spool: PathBuf) {
+    source::register(std::sync::Arc::new(remote::BucketRemote(bucket.clone())));
+    let _ = BUCKET.set((bucket, spool));
+}
+
+/// The bucket and spool given to [`use_bucket`], if any.
+pub fn bucket() -> Option<&'static (crate::objects::Bucket, PathBuf)> {
+    BUCKET.get()
+}
 
 /// What happens when a recording cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +375,14 @@ pub fn purge(
     for r in store.recordings(None).unwrap_or_default() {
         if r.hold || r.state == crate::store::RecordingState::Recording || r.started >= cutoff {
             continue;
+        }
+        // Its objects first: a bucket that refuses (away, or an object still locked or
+        // held there) keeps the whole recording until the next purge.
+        if let Some((bucket, spool)) = bucket() {
+            if let Err(e) = upload::forget(bucket, spool, &r.id) {
+                eprintln!("cordon: recording {} is kept past its retention: {e}", r.id);
+                continue;
+            }
         }
         let gone = match std::fs::remove_file(&r.path) {
             Ok(()) => true,

@@ -112,7 +112,7 @@ impl Service {
                 .map_err(|d| Error::caused(format!("recording {} is damaged", r.id), d))?;
             // Read once: the bundle's bytes are the ones verified and exported (a recording
             // being written grows meanwhile).
-            let sealed = std::fs::read(path)
+            let sealed = crate::record::source::read_all(path)
                 .map_err(|e| Error::caused(format!("reading recording {}", r.id), e))?;
             let file = crate::evidence::verify::in_memory(&sealed)
                 .map_err(|e| Error::caused("holding a recording in memory", e))?;

@@ -83,6 +83,18 @@ impl Service {
     }
 
     /// Purges recordings past `[recordings] retention` (held ones never); each is audited.
+    /// Starts uploading recordings to the bucket of `[objects]`, if there is one (the
+    /// serving host only: one uploader per spool). Says where they go.
+    pub fn start_uploads(&self) -> std::io::Result<Option<String>> {
+        let Some((bucket, spool)) = crate::record::bucket() else {
+            return Ok(None);
+        };
+        crate::record::upload::Uploader::new(bucket.clone(), spool.clone(), self.config.retention)
+            .start()?;
+        let c = bucket.config();
+        Ok(Some(format!("bucket {} at {}", c.bucket, c.endpoint)))
+    }
+
     pub fn purge_recordings(&self) -> Vec<String> {
         match self.config.retention {
             Some(age) => crate::record::purge(&self.store, &self.audit, age),

@@ -11,7 +11,7 @@
 //! those written with the caller as actor between just before and just after the call.
 //!
 //! Not here, because no role takes them: the host's own steps (`host_started`,
-//! `host_stopping`, `maintain`, `purge_recordings`, `has_users`) and the logins that make a
+//! `host_stopping`, `maintain`, `purge_recordings`, `start_uploads`, `has_users`) and the logins that make a
 //! principal out of an OS account (`local_login`, `peer_login`), tested with the faces.
 
 use std::sync::{Arc, Mutex};

@@ -209,6 +209,8 @@ pub enum OpenError {
     Sessions(#[from] crate::sessions::SessionError),
     #[error(transparent)]
     Tokens(#[from] crate::tokens::TokenError),
+    #[error(transparent)]
+    Objects(crate::objects::ObjectError),
 }
 
 /// A session's own failures are the host's; a session with no room for another viewer is a
@@ -308,6 +310,12 @@ impl Service {
             config.record_input,
             config.recording_enabled,
         )?);
+        // `[objects]`: recordings uploaded to a bucket, and read from it once their local
+        // copy is gone. A bucket that cannot be used as configured stops the host.
+        if let Some(cfg) = &config.objects {
+            let bucket = crate::objects::Bucket::open(cfg).map_err(OpenError::Objects)?;
+            crate::record::use_bucket(bucket, recorder.dir.clone());
+        }
         let hub = Hub::new(
             Launcher::for_this_build()?,
             vec![dir.root.clone(), recorder.dir.clone()],

@@ -397,6 +397,20 @@ impl Service {
             ))
             .with("recording", r.id.clone()),
         );
+        // The catalog's hold is what purge obeys; the bucket's keeps the objects too.
+        if let Some((bucket, spool)) = crate::record::bucket() {
+            crate::record::upload::hold(bucket, spool, &r.id, hold).map_err(|e| {
+                Error::caused(
+                    format!(
+                        "recording {} is {} in the catalog, but the legal hold of its objects in the bucket could not be {}: run it again when the bucket answers",
+                        r.id,
+                        if hold { "held" } else { "released" },
+                        if hold { "set" } else { "cleared" }
+                    ),
+                    e,
+                )
+            })?;
+        }
         Ok(r)
     }
 

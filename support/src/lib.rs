@@ -5,6 +5,7 @@
 //!   with fresh keys, OpenSSH's `ssh`, tmux windows, the audit log and recordings);
 //! - [`sandbox`]: `cordon sandbox` runs in a fresh workspace, with a place outside every grant;
 //! - [`keyring`]: a host's data keys, opened with the master key the harness gave it;
+//! - [`objects`]: a real S3-compatible server (moto) with a bucket of the test's own;
 //! - [`process`], [`wait`], [`net`], [`ssh`], [`tmux`], [`http`]: what those are made of, and
 //!   what a test or a benchmark needs beside them.
 //!
@@ -24,6 +25,7 @@ pub mod http;
 pub mod keyring;
 pub mod net;
 pub mod postgres;
+pub mod objects;
 pub mod process;
 pub mod sandbox;
 pub mod ssh;
