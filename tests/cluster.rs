@@ -267,3 +267,34 @@ fn a_second_host_with_a_live_hosts_name_refuses_to_start_naming_it() {
         "{said}"
     );
 }
+
+#[test]
+fn a_host_restarted_after_a_kill_marks_its_own_leftover_sessions_lost_at_once() {
+    // Lost only after 30 s: what marks the session lost here is b's restart.
+    let mut p = pair(30);
+    let alice = p.a.user("alice", "developer");
+    p.b.tmux_ssh("work", &alice, "alice", "new --name work -- cat");
+    let id = poll(|| {
+        sessions(&p.a, &alice, "alice")
+            .iter()
+            .find(|s| s["name"] == "work" && s["host"] == "b")
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .ok_or_else(|| "b's session in a's list".to_string())
+    });
+    // SIGKILL and start again at once, on the same data directory and name.
+    p.b.restart();
+    let lost = |h: &Host| {
+        sessions(h, &alice, "alice")
+            .iter()
+            .any(|s| s["id"] == id.as_str() && s["state"] == "lost")
+    };
+    assert!(lost(&p.a), "{:?}", sessions(&p.a, &alice, "alice"));
+    assert!(lost(&p.b), "b lists its own lost session");
+    let log = p.b.audit_log();
+    assert!(
+        log.lines().any(|l| l.contains("\"cluster.host_lost\"")
+            && l.contains("restarted without stopping cleanly")
+            && l.contains("\"sessions\":1")),
+        "{log}"
+    );
+}
