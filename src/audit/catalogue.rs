@@ -1,5 +1,5 @@
 //! Every event the audit log records, in one place: its name in the log (`"event"`), what it
-//! means, and the fields it carries beside `seq`, `time`, `actor`, `prev` and `mac`. Faces
+//! means, and the fields it carries beside `seq`, `time`, `actor`, `node`, `prev` and `mac`. Faces
 //! and the service name events by [`Kind`], never by a string; docs/audit-events.md is this
 //! table (a test keeps them the same).
 
