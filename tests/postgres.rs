@@ -40,9 +40,10 @@ fn a_host_on_postgresql_keeps_users_sessions_recordings_and_locks_across_a_resta
     assert!(!h.state().join("cordon.db").exists());
     assert_eq!(pg.query(&db, "SELECT name FROM users").trim(), "alice");
     assert_eq!(pg.query(&db, "SELECT COUNT(*) FROM recordings").trim(), "1");
+    // store::SCHEMA_VERSION: the same number as SQLite's `user_version`.
     assert_eq!(
         pg.query(&db, "SELECT version FROM schema_version").trim(),
-        "8"
+        "9"
     );
 
     let out = h.cordon(&["user", "lock", "alice"]);
