@@ -245,7 +245,10 @@ mod tests {
                     ),
                     ("x-amz-sdk-checksum-algorithm", "SHA256"),
                     ("x-amz-object-lock-mode", "COMPLIANCE"),
-                    ("x-amz-object-lock-retain-until-date", "2027-01-01T00:00:00Z"),
+                    (
+                        "x-amz-object-lock-retain-until-date",
+                        "2027-01-01T00:00:00Z"
+                    ),
                     ("x-amz-object-lock-legal-hold", "ON"),
                 ],
                 b"part bytes\n",
