@@ -182,22 +182,27 @@ pub enum ObjectError {
         #[source]
         source: std::io::Error,
     },
-    /// The bucket refused the configured key (a wrong secret, an unknown key id, a key not
-    /// allowed this bucket): names what to fix, never the secret.
-    #[error("the bucket {bucket} at {endpoint} refused cordon's credentials (HTTP {status} {code}: {message}): check objects.access_key_id (\"{access_key_id}\") and the secret key in objects.secret_access_key_file ({secret_file}); they must name a key allowed to read and write this bucket")]
-    Credentials {
-        bucket: String,
-        endpoint: String,
-        status: u16,
-        code: String,
-        message: String,
-        access_key_id: String,
-        secret_file: PathBuf,
-    },
+    /// The bucket refused the configured key (boxed: the error stays small).
+    #[error(transparent)]
+    Credentials(Box<CredentialsRefused>),
     #[error("objects.ca_file or the system's roots cannot be used: {0}")]
     Tls(String),
     #[error("the bucket's listing cannot be read: {0}")]
     Listing(String),
+}
+
+/// The bucket refused the configured key (a wrong secret, an unknown key id, a key not
+/// allowed this bucket): names what to fix, never the secret.
+#[derive(Debug, thiserror::Error)]
+#[error("the bucket {bucket} at {endpoint} refused cordon's credentials (HTTP {status} {code}: {message}): check objects.access_key_id (\"{access_key_id}\") and the secret key in objects.secret_access_key_file ({secret_file}); they must name a key allowed to read and write this bucket")]
+pub struct CredentialsRefused {
+    pub bucket: String,
+    pub endpoint: String,
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub access_key_id: String,
+    pub secret_file: PathBuf,
 }
 
 /// Object Lock for an object put: its mode and the date until which it may not be deleted.
@@ -302,7 +307,7 @@ impl Bucket {
                 code,
                 message,
                 ..
-            }) => Err(ObjectError::Credentials {
+            }) => Err(ObjectError::Credentials(Box::new(CredentialsRefused {
                 bucket: self.cfg.bucket.clone(),
                 endpoint: self.cfg.endpoint.clone(),
                 status,
@@ -310,7 +315,7 @@ impl Bucket {
                 message,
                 access_key_id: self.cfg.access_key_id.clone(),
                 secret_file: self.cfg.secret_access_key_file.clone(),
-            }),
+            }))),
             Err(e) => Err(e),
         }
     }
