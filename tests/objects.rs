@@ -2,6 +2,8 @@
 //! installed by install.sh): uploaded in parts while the session runs, played and seeked
 //! from the bucket once the local copy is gone, locked until the end of retention, held
 //! with `rec hold`, spooled while the bucket is away, and refused by verify when altered.
+//! The server checks every request's SigV4 signature (support/src/objects.rs): a wrong
+//! secret key stops the host at start.
 
 use cordon_test_support::host::Host;
 use cordon_test_support::objects::S3;
@@ -227,4 +229,32 @@ fn the_purge_deletes_the_objects_of_a_recording_past_retention_but_not_of_a_held
     );
     let left: Vec<_> = h.recordings().iter().map(|r| r["id"].clone()).collect();
     assert_eq!(left, vec![serde_json::json!(held)]);
+}
+
+#[test]
+fn a_host_whose_secret_key_the_bucket_refuses_does_not_start_and_names_the_bucket_and_the_key_to_fix(
+) {
+    let s3 = S3::start();
+    let wrong = "wrong-secret-KEEP-OUT-1234";
+    std::fs::write(s3.dir.path().join("secret"), format!("{wrong}\n")).unwrap();
+    let Err(said) = Host::try_start(CORDON, &s3.config(""), None, |_| {}) else {
+        panic!("a host signing with a wrong secret started");
+    };
+    // The bucket really checked the signature: it said so.
+    assert!(said.contains("SignatureDoesNotMatch"), "{said}");
+    assert!(said.contains(&s3.bucket), "names the bucket: {said}");
+    assert!(said.contains(s3.key_id()), "names the key id: {said}");
+    assert!(
+        said.contains("objects.secret_access_key_file")
+            && said.contains(&s3.dir.path().join("secret").display().to_string()),
+        "names the secret key's file: {said}"
+    );
+    assert!(
+        !said.contains(wrong) && !said.contains(s3.secret()),
+        "never the secret: {said}"
+    );
+    // With the right secret back in the file the same configuration starts.
+    std::fs::write(s3.dir.path().join("secret"), format!("{}\n", s3.secret())).unwrap();
+    let h = host(&s3);
+    assert!(h.recordings().is_empty());
 }

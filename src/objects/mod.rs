@@ -182,10 +182,27 @@ pub enum ObjectError {
         #[source]
         source: std::io::Error,
     },
+    /// The bucket refused the configured key (boxed: the error stays small).
+    #[error(transparent)]
+    Credentials(Box<CredentialsRefused>),
     #[error("objects.ca_file or the system's roots cannot be used: {0}")]
     Tls(String),
     #[error("the bucket's listing cannot be read: {0}")]
     Listing(String),
+}
+
+/// The bucket refused the configured key (a wrong secret, an unknown key id, a key not
+/// allowed this bucket): names what to fix, never the secret.
+#[derive(Debug, thiserror::Error)]
+#[error("the bucket {bucket} at {endpoint} refused cordon's credentials (HTTP {status} {code}: {message}): check objects.access_key_id (\"{access_key_id}\") and the secret key in objects.secret_access_key_file ({secret_file}); they must name a key allowed to read and write this bucket")]
+pub struct CredentialsRefused {
+    pub bucket: String,
+    pub endpoint: String,
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub access_key_id: String,
+    pub secret_file: PathBuf,
 }
 
 /// Object Lock for an object put: its mode and the date until which it may not be deleted.
@@ -267,6 +284,40 @@ impl Bucket {
 
     pub fn config(&self) -> &ObjectsConfig {
         &self.cfg
+    }
+
+    /// One signed listing of the prefix, at start: a key the bucket refuses stops the host
+    /// with what to fix, rather than every upload failing later in the background. A bucket
+    /// that cannot be reached is no error here: recordings wait in the spool until it is.
+    pub fn check_access(&self) -> Result<(), ObjectError> {
+        let q = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("max-keys".to_string(), "1".to_string()),
+            ("prefix".to_string(), self.cfg.prefix.clone()),
+        ];
+        let r = match self.request("GET", "", &q, &[], b"") {
+            Ok(r) => r,
+            Err(ObjectError::Unreachable { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match Self::check(r, "list", &self.cfg.prefix) {
+            Ok(_) => Ok(()),
+            Err(ObjectError::Refused {
+                status: status @ (401 | 403),
+                code,
+                message,
+                ..
+            }) => Err(ObjectError::Credentials(Box::new(CredentialsRefused {
+                bucket: self.cfg.bucket.clone(),
+                endpoint: self.cfg.endpoint.clone(),
+                status,
+                code,
+                message,
+                access_key_id: self.cfg.access_key_id.clone(),
+                secret_file: self.cfg.secret_access_key_file.clone(),
+            }))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The full name of an object under the configured prefix.

@@ -314,6 +314,7 @@ impl Service {
         // copy is gone. A bucket that cannot be used as configured stops the host.
         if let Some(cfg) = &config.objects {
             let bucket = crate::objects::Bucket::open(cfg).map_err(OpenError::Objects)?;
+            bucket.check_access().map_err(OpenError::Objects)?;
             crate::record::use_bucket(bucket, recorder.dir.clone());
         }
         let hub = Hub::new(

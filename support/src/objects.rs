@@ -4,6 +4,13 @@
 //! test's own. The proxy is what a test turns off (the bucket unreachable: connections are
 //! refused, moto and its objects stay) and what counts the bytes the bucket sent. Objects
 //! are inspected and altered with boto3 from the same virtualenv.
+//!
+//! moto runs with authentication on, as S3 does: with `INITIAL_NO_AUTH_ACTION_COUNT=3` its
+//! first three requests go unchecked, and are spent creating an IAM user with a policy
+//! allowing `s3:*` and an access key; every later request (cordon's, and boto3's that set
+//! up and inspect the buckets) must carry a SigV4 signature moto recomputes with that key's
+//! secret (`moto/iam/access_control.py`, botocore's `SigV4Auth`), or is refused with
+//! `SignatureDoesNotMatch`. So the tests prove cordon's signing, not only its requests.
 
 use crate::net::{free_port, wait_port};
 use std::io::{Read, Write};
@@ -18,10 +25,20 @@ fn venv() -> PathBuf {
         .join(".cache/cordon/venv/bin")
 }
 
-/// moto's server of this test process: its port (started on first use).
-fn moto() -> u16 {
-    static MOTO: OnceLock<u16> = OnceLock::new();
-    *MOTO.get_or_init(|| {
+/// moto's server of this test process and the access key it checks requests against.
+struct Moto {
+    port: u16,
+    key_id: String,
+    secret: String,
+}
+
+/// The requests moto lets through unauthenticated: the three IAM calls of `moto()`.
+const UNCHECKED: usize = 3;
+
+/// moto's server of this test process (started on first use), with authentication on.
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
         let bin = venv().join("moto_server");
         assert!(
             bin.exists(),
@@ -35,6 +52,7 @@ fn moto() -> u16 {
             use std::os::unix::process::CommandExt;
             let mut cmd = Command::new(&bin);
             cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", UNCHECKED.to_string())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             // SAFETY: prctl in the child before exec, no allocation.
@@ -48,8 +66,40 @@ fn moto() -> u16 {
             let _ = child.wait();
         });
         wait_port(port);
-        port
+        // Exactly UNCHECKED requests, unsigned for all moto cares: the user, its policy,
+        // its key.
+        let script = format!(
+            "import boto3, json\n\
+             iam = boto3.client('iam', endpoint_url='http://127.0.0.1:{port}', aws_access_key_id='bootstrap', aws_secret_access_key='bootstrap', region_name='us-east-1')\n\
+             iam.create_user(UserName='cordon')\n\
+             iam.put_user_policy(UserName='cordon', PolicyName='s3', PolicyDocument=json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}}]}}))\n\
+             k = iam.create_access_key(UserName='cordon')['AccessKey']\n\
+             print(json.dumps([k['AccessKeyId'], k['SecretAccessKey']]))\n"
+        );
+        let out = python(&script);
+        let [key_id, secret]: [String; 2] =
+            serde_json::from_str(out.trim()).expect("moto's access key as JSON");
+        Moto {
+            port,
+            key_id,
+            secret,
+        }
     })
+}
+
+/// Runs a Python script of the venv; what it printed (a failure panics with its stderr).
+fn python(script: &str) -> String {
+    let out = Command::new(venv().join("python3"))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3 of the venv runs");
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A bucket of this test's own, behind a proxy of its own.
@@ -74,7 +124,7 @@ impl S3 {
             free_port() as u32 * 1000 + (std::time::UNIX_EPOCH.elapsed().unwrap().subsec_millis())
         );
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret"), "testing-secret\n").unwrap();
+        std::fs::write(dir.path().join("secret"), format!("{}\n", moto.secret)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(
             dir.path().join("secret"),
@@ -94,7 +144,7 @@ impl S3 {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", moto)) else {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", moto.port)) else {
                     continue;
                 };
                 let s = s.clone();
@@ -106,7 +156,7 @@ impl S3 {
         let s3 = S3 {
             bucket,
             port,
-            moto,
+            moto: moto.port,
             open,
             served,
             dir,
@@ -118,9 +168,10 @@ impl S3 {
     /// The `[objects]` table of a host that uploads here; `more` adds keys.
     pub fn config(&self, more: &str) -> String {
         format!(
-            "[objects]\nendpoint = \"http://127.0.0.1:{}\"\nbucket = \"{}\"\naccess_key_id = \"testing\"\nsecret_access_key_file = \"{}\"\n{more}\n",
+            "[objects]\nendpoint = \"http://127.0.0.1:{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key_file = \"{}\"\n{more}\n",
             self.port,
             self.bucket,
+            self.key_id(),
             self.dir.path().join("secret").display()
         )
     }
@@ -135,24 +186,26 @@ impl S3 {
         self.served.load(Ordering::SeqCst)
     }
 
-    /// Runs Python with boto3's client `s3` (straight to moto) and the bucket's name `B`;
-    /// returns what it printed.
+    /// The access key id moto checks requests against (not a secret: it names the key).
+    pub fn key_id(&self) -> &'static str {
+        &moto().key_id
+    }
+
+    /// The secret of that key, as cordon's secret key file holds it.
+    pub fn secret(&self) -> &'static str {
+        &moto().secret
+    }
+
+    /// Runs Python with boto3's client `s3` (straight to moto, signing with the same key as
+    /// cordon) and the bucket's name `B`; returns what it printed.
     pub fn py(&self, code: &str) -> String {
-        let script = format!(
-            "import boto3, json, sys\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nB = '{}'\n{code}\n",
-            self.moto, self.bucket
-        );
-        let out = Command::new(venv().join("python3"))
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("python3 of the venv runs");
-        assert!(
-            out.status.success(),
-            "boto3 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        python(&format!(
+            "import boto3, json, sys\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', aws_access_key_id='{}', aws_secret_access_key='{}', region_name='us-east-1')\nB = '{}'\n{code}\n",
+            self.moto,
+            self.key_id(),
+            self.secret(),
+            self.bucket
+        ))
     }
 
     /// The objects whose names begin with `prefix`: (name, size).
