@@ -246,6 +246,18 @@ impl AuditLog {
         let tail = match read_head(&head, &key) {
             Ok(Some((seq, mac))) => match &last {
                 Some((s, m)) if *s == seq && *m == mac => Tail { seq, mac },
+                // A crash (or a kill) between writing a line and sealing the head leaves the
+                // log one event ahead of it. That event carries a MAC only the key makes, so
+                // once the whole chain verifies it is the host's own, not an addition: the
+                // head is sealed forward rather than the host refusing to start.
+                Some((s, _)) if *s == seq + 1 => {
+                    let p = chain::verify(path, &key, None).map_err(|b| refuse(b.to_string()))?;
+                    write_head(&head, &key, p.seq, &p.mac)?;
+                    Tail {
+                        seq: p.seq,
+                        mac: p.mac,
+                    }
+                }
                 Some((s, _)) => {
                     return Err(refuse(format!(
                     "the log ends at event {s} but its head says {seq}: events were cut or added"
@@ -804,6 +816,48 @@ mod tests {
         assert_eq!(p.seq, 41, "the retention event is the 41st");
         l.record(AuditEvent::new(Kind::Run, "a")).unwrap();
         assert_eq!(verify_log(l.path(), &KEY, None).unwrap().seq, 42);
+    }
+
+    #[test]
+    fn a_host_killed_between_a_line_and_its_head_opens_again_but_a_longer_or_forged_tail_does_not()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let l = log(dir.path());
+        for i in 0..5 {
+            l.record(AuditEvent::new(Kind::Run, "a").with("n", i))
+                .unwrap();
+        }
+        let ls = lines(&l);
+        let head = l.path().with_extension("head");
+        let head_at = |n: usize| {
+            let (_, mac) = chain::split_line(&ls[n - 1]).unwrap();
+            write_head(&head, &KEY, n as u64, mac).unwrap();
+        };
+        let open = || AuditLog::open(l.path(), KEY.to_vec(), Options::default(), false);
+        // The kill: event 5 written, the head still at 4. The host starts, and the head is
+        // sealed forward to 5.
+        head_at(4);
+        let again = open().expect("one event past the head, chained with the key, opens");
+        again
+            .record(AuditEvent::new(Kind::Run, "a").with("n", 5))
+            .unwrap();
+        assert_eq!(verify(&again).unwrap(), 6);
+        // Two events past the head is no crash of one append: refused.
+        head_at(4);
+        let Err(e) = open() else {
+            panic!("a log two events past its head was opened")
+        };
+        assert!(e.to_string().contains("events were cut or added"), "{e}");
+        // One event past the head but not made with the key: refused.
+        head_at(5);
+        let mut forged = lines(&l)[..5].to_vec();
+        forged.push(
+            ls[4]
+                .replacen("\"n\":4", "\"n\":9", 1)
+                .replacen("\"seq\":5", "\"seq\":6", 1),
+        );
+        write(&l, &forged);
+        assert!(open().is_err(), "a forged event past the head is refused");
     }
 
     #[test]
