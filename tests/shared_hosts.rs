@@ -142,11 +142,12 @@ fn on_one_postgresql_database_a_user_a_lock_and_a_token_made_on_one_host_hold_on
         None,
         Some(&json!({ "refresh_token": refresh })),
     );
-    assert_eq!(renewed.status, 200, "a's refresh token on b: {}", renewed.body);
-    let renewed = renewed.json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(
+        renewed.status, 200,
+        "a's refresh token on b: {}",
+        renewed.body
+    );
+    let renewed = renewed.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(list_status(&p.a, &renewed), 200, "b's token on a");
     // Logged out on a: refused on b within seconds.
     let out = curl(
@@ -205,10 +206,7 @@ fn on_one_postgresql_database_each_host_lists_the_others_session_with_its_name_a
                 Err(format!("both sessions in {name}'s list: {list:?}"))
             }
         });
-        assert!(
-            listed.iter().all(|s| s["state"] == "running"),
-            "{listed:?}"
-        );
+        assert!(listed.iter().all(|s| s["state"] == "running"), "{listed:?}");
     }
     assert!(sessions(&p.a, &bob, "bob").is_empty(), "bob sees neither");
     let id_of = |name: &str| {
@@ -267,7 +265,8 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
     let mut p = pair();
     let alice = p.a.user("alice", "developer");
     // A session on b that ends: its recording complete, its index in the bucket.
-    let out = p.b.session(&alice, "alice", "echo ended-$((6*7)); sleep 0.3");
+    let out =
+        p.b.session(&alice, "alice", "echo ended-$((6*7)); sleep 0.3");
     assert!(out.stdout.contains("ended-42"), "{out:?}");
     let ended = p.b.recordings()[0]["id"].as_str().unwrap().to_string();
     wait_until("the ended recording's index in the bucket", || {
@@ -279,11 +278,8 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
     // after each MiB, uploaded in parts while it runs.
     p.b.tmux_ssh("s", &alice, "alice", "new --name work -- bash");
     p.b.wait_for("s", "$");
-    p.b.keys(
-        "s",
-        &["echo first-$((6*7)); seq 1 300000; echo last-$((6*7))", "Enter"],
-    );
-    p.b.wait_for("s", "last-42");
+    p.b.keys("s", &["echo first-$((6*7))", "Enter"]);
+    p.b.wait_for("s", "first-42");
     let running = poll(|| {
         p.b.recordings()
             .iter()
@@ -291,6 +287,15 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
             .find(|id| *id != ended)
             .ok_or_else(|| "the running session's recording".to_string())
     });
+    let parts = || p.s3.list(&format!("recordings/{running}/part-"));
+    wait_until("a part in the bucket", || !parts().is_empty());
+    // Held on a while b still uploads it: the parts b puts after are held too (b learns
+    // the hold from the shared catalogue, not from a's spool).
+    let out = p.a.cordon(&["rec", "hold", &running]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let held_before = parts().len();
+    p.b.keys("s", &["seq 1 300000; echo last-$((6*7))", "Enter"]);
+    p.b.wait_for("s", "last-42");
     let id = poll(|| {
         sessions(&p.a, &alice, "alice")
             .iter()
@@ -304,6 +309,11 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
         .unwrap()
         .len();
     wait_until("b's output uploaded", || uploaded(&p.b, &running) >= sealed);
+    let after = parts();
+    assert!(after.len() > held_before, "{after:?}");
+    for (key, _) in &after {
+        assert_eq!(p.s3.lock_of(key).2, "ON", "{key} held");
+    }
 
     // b is killed, and its data directory is out of a's reach.
     let _ = p.b.child.kill();
@@ -320,12 +330,11 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
 
     // a plays, seeks and verifies both recordings from the bucket, with its own data
     // directory and configuration.
-    let listed: Vec<String> = p
-        .a
-        .recordings()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or("").to_string())
-        .collect();
+    let listed: Vec<String> =
+        p.a.recordings()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("").to_string())
+            .collect();
     assert!(
         listed.contains(&ended) && listed.contains(&running),
         "{listed:?}"
@@ -346,7 +355,15 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
         fetched < sealed / 2,
         "a seek fetched {fetched} bytes of a recording of {sealed}"
     );
-    let played = p.a.cordon(&["rec", "play", &running, "--idle-limit", "0.1", "--speed", "50"]);
+    let played = p.a.cordon(&[
+        "rec",
+        "play",
+        &running,
+        "--idle-limit",
+        "0.1",
+        "--speed",
+        "50",
+    ]);
     assert_eq!(played.code, 0, "{played:?}");
     for line in ["first-42", "300000", "last-42"] {
         assert!(played.stdout.contains(line), "{line} played");
@@ -354,4 +371,50 @@ fn a_recording_made_on_a_host_then_killed_plays_seeks_and_verifies_on_the_other_
     let verify = p.a.cordon(&["rec", "verify", &running]);
     assert_eq!(verify.code, 0, "{verify:?}");
     assert!(verify.stdout.contains("interrupted"), "{verify:?}");
+}
+
+#[test]
+fn a_recording_sealed_with_a_key_the_other_host_lacks_is_refused_there_saying_how_until_that_hosts_keys_are_restored(
+) {
+    let mut p = pair();
+    let alice = p.a.user("alice", "developer");
+    // b makes a new recording key current; a was not provisioned again.
+    let out = p.b.cordon(&["key", "rotate"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out =
+        p.b.session(&alice, "alice", "echo rotated-$((6*7)); sleep 0.3");
+    assert!(out.stdout.contains("rotated-42"), "{out:?}");
+    let id = p.b.recordings()[0]["id"].as_str().unwrap().to_string();
+    wait_until("the recording's index in the bucket", || {
+        !p.s3.list(&format!("recordings/{id}/index.json")).is_empty()
+    });
+    let backup = p.b.keys.path().join("b-keys.backup");
+    let out = p.b.cordon_with_input(
+        &["key", "backup", "-o", backup.to_str().unwrap()],
+        PASSPHRASE,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let _ = p.b.child.kill();
+    let _ = p.b.child.wait();
+    std::fs::rename(p.b.state(), p.b.data.path().join("unreachable")).unwrap();
+
+    // a finds the recording in the bucket but not its key: it says which, and how to get it.
+    let verify = p.a.cordon(&["rec", "verify", &id]);
+    assert!(
+        verify.all().contains("no recording key")
+            && verify.all().contains("a backup of that host's keys"),
+        "{verify:?}"
+    );
+    let played = p.a.cordon(&["rec", "play", &id, "--speed", "50"]);
+    assert_ne!(played.code, 0, "{played:?}");
+    assert!(!played.stdout.contains("rotated-42"), "{played:?}");
+    // b's keys restored on a (added beside a's own): it plays.
+    let out =
+        p.a.cordon_with_input(&["key", "restore", backup.to_str().unwrap()], PASSPHRASE);
+    assert_eq!(out.code, 0, "{out:?}");
+    let verify = p.a.cordon(&["rec", "verify", &id]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(verify.stdout.contains("complete"), "{verify:?}");
+    let played = p.a.cordon(&["rec", "play", &id, "--speed", "50"]);
+    assert!(played.stdout.contains("rotated-42"), "{played:?}");
 }
