@@ -79,8 +79,11 @@ pub struct Uploader {
     dir: PathBuf,
     retention: Option<Duration>,
     /// The catalogue's hold of a recording, when known (see [`Uploader::held_by`]).
-    held: Option<Box<dyn Fn(&str) -> Option<bool> + Send + Sync>>,
+    held: Option<Held>,
 }
+
+/// A recording's hold as the shared catalogue has it, by id (None: not known there).
+type Held = Box<dyn Fn(&str) -> Option<bool> + Send + Sync>;
 
 /// Per recording: when its last part went up, and when to try again after a failure.
 #[derive(Default)]
