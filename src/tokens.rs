@@ -246,9 +246,20 @@ impl Tokens {
         Ok(ring.add_current(purpose(algorithm), &key)?)
     }
 
-    /// A new access token for `user` in login `family`, and its claims.
-    pub fn access(&self, user: &User, family: &str) -> Result<(String, Claims), TokenError> {
+    /// A new access token for `user` in login `family`, and its claims; `cutoff` is the
+    /// user's revocation time (`Store::token_cutoff`).
+    pub fn access(
+        &self,
+        user: &User,
+        family: &str,
+        cutoff: i64,
+    ) -> Result<(String, Claims), TokenError> {
         let now = now();
+        // Tokens issued in the second of a revocation are refused (`verify`: iat <= cutoff),
+        // since a whole second cannot tell before from after; one issued after the
+        // revocation, within that same second, says it was issued the second after, so the
+        // user unlocked or logging in again at once is not refused for the token's life.
+        let iat = now.max(cutoff.saturating_add(1));
         let claims = Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
@@ -257,7 +268,7 @@ impl Tokens {
             fam: family.to_string(),
             exp: now + ACCESS_SECONDS,
             nbf: now,
-            iat: now,
+            iat,
             jti: hex(&random_bytes(16).map_err(TokenError::Random)?),
         };
         let (kid, key) = self
@@ -282,7 +293,8 @@ impl Tokens {
             Some(f) => f.to_string(),
             None => random(16)?,
         };
-        let (access_token, _) = self.access(user, &family)?;
+        let cutoff = store.token_cutoff(user.id)?;
+        let (access_token, _) = self.access(user, &family, cutoff)?;
         let refresh = format!("cr_{}", random(32)?);
         store.add_refresh(&hash(&refresh), user, &family, now() + REFRESH_SECONDS)?;
         Ok(TokenPair {
@@ -334,7 +346,11 @@ impl Tokens {
         }
         let revoked = store.is_revoked(&c.jti)?
             || store.family_revoked(&c.fam)?
-            || c.iat < store.token_cutoff(c.uid)?;
+            // Refused in the revocation's own second too: a revocation that misses a
+            // token issued a moment before it, in the same second (on this host, or on
+            // another sharing the store), is none. Tokens issued after it carry a later iat
+            // (`access`).
+            || c.iat <= store.token_cutoff(c.uid)?;
         if revoked {
             return Err(refused("the token was revoked"));
         }

@@ -53,7 +53,7 @@ pub enum RecordError {
     NotKeyId(String),
     /// The key a recording names is not in the keyring.
     #[error(
-        "no recording key {key_id} in {}: restore a key backup that holds it (cordon key restore); without it the recordings sealed with it cannot be read",
+        "no recording key {key_id} in {}: restore a key backup that holds it (cordon key restore; for a recording another host made, a backup of that host's keys: docs/deploy.md); without it the recordings sealed with it cannot be read",
         dir.display()
     )]
     NoKey { key_id: String, dir: PathBuf },

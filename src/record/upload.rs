@@ -78,7 +78,12 @@ pub struct Uploader {
     bucket: Bucket,
     dir: PathBuf,
     retention: Option<Duration>,
+    /// The catalogue's hold of a recording, when known (see [`Uploader::held_by`]).
+    held: Option<Held>,
 }
+
+/// A recording's hold as the shared catalogue has it, by id (None: not known there).
+type Held = Box<dyn Fn(&str) -> Option<bool> + Send + Sync>;
 
 /// Per recording: when its last part went up, and when to try again after a failure.
 #[derive(Default)]
@@ -94,7 +99,23 @@ impl Uploader {
             bucket,
             dir,
             retention,
+            held: None,
         }
+    }
+
+    /// Reads a recording's legal hold from `held` (the shared catalogue) before each
+    /// object it puts: `rec hold` on another host marks only that host's spool, so without
+    /// it the parts this host uploads after the hold would go up unheld. Where `held`
+    /// answers nothing (the catalogue unreachable, the entry not there yet), the spool's
+    /// own mark holds.
+    pub fn held_by(mut self, held: impl Fn(&str) -> Option<bool> + Send + Sync + 'static) -> Self {
+        self.held = Some(Box::new(held));
+        self
+    }
+
+    /// Whether the objects of `id` go up held: the catalogue's word, else the spool's.
+    fn hold(&self, id: &str, state: &State) -> bool {
+        self.held.as_ref().and_then(|h| h(id)).unwrap_or(state.hold)
     }
 
     /// Runs on a thread of its own for as long as the host does.
@@ -236,7 +257,7 @@ impl Uploader {
                 &self.bucket.key(&part_name(id, start)),
                 &data,
                 lock.as_ref(),
-                state.hold,
+                self.hold(id, &state),
             )?;
             state.parts.push(Part {
                 offset: start,
@@ -266,7 +287,7 @@ impl Uploader {
             &self.bucket.key(&index_name(id)),
             &body,
             lock.as_ref(),
-            state.hold,
+            self.hold(id, &state),
         )?;
         state.done = true;
         self.save(id, &mut state)?;

@@ -89,7 +89,9 @@ impl Service {
         let Some((bucket, spool)) = crate::record::bucket() else {
             return Ok(None);
         };
+        let store = self.store.clone();
         crate::record::upload::Uploader::new(bucket.clone(), spool.clone(), self.config.retention)
+            .held_by(move |id| store.recording_hold(id).ok().flatten())
             .start()?;
         let c = bucket.config();
         Ok(Some(format!("bucket {} at {}", c.bucket, c.endpoint)))

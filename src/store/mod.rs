@@ -679,6 +679,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether recording `id` is under legal hold (None: not in the catalogue). The
+    /// uploader reads it before each object it puts: `rec hold` on another host sharing
+    /// the store reaches the spool of this one only through here.
+    pub fn recording_hold(&self, id: &str) -> Result<Option<bool>> {
+        self.db.opt(
+            "SELECT hold FROM recordings WHERE id = ?1",
+            args![id],
+            |r| r.get(0),
+        )
+    }
+
     pub fn remove_recording(&self, id: &str) -> Result<()> {
         self.db
             .execute("DELETE FROM recordings WHERE id = ?1", args![id])?;
@@ -971,6 +982,9 @@ mod tests {
                 .unwrap();
             s.end_recording("r1", Some(0), RecordingState::Complete, 42).unwrap();
             s.set_hold("r1", true).unwrap();
+            assert_eq!(s.recording_hold("r1").unwrap(), Some(true));
+            assert_eq!(s.recording_hold("r2").unwrap(), Some(false));
+            assert_eq!(s.recording_hold("nope").unwrap(), None);
             let all = s.recordings(None).unwrap();
             assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
             let mine = s.recordings(Some("alice")).unwrap();
