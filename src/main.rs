@@ -31,6 +31,7 @@ mod sessions;
 mod ssh;
 mod store;
 mod text;
+mod tls_roots;
 mod tokens;
 mod tui;
 mod vault;

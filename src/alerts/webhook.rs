@@ -231,7 +231,10 @@ async fn post(
         .body(body.to_string())
         .map_err(|e| format!("building the request: {e}"))?;
     let status = if target.tls {
-        let connector = tokio_rustls::TlsConnector::from(client_tls(config)?);
+        let connector = tokio_rustls::TlsConnector::from(crate::tls_roots::client_config(
+            config.ca_file.as_deref(),
+            "[alerts.webhook] ca_file",
+        )?);
         let name = rustls_pki_types::ServerName::try_from(target.host.clone())
             .map_err(|e| format!("\"{}\" is not a TLS server name: {e}", target.host))?;
         let tls = connector
@@ -263,44 +266,6 @@ where
         .map_err(|e| format!("HTTP: {e}"));
     driver.abort();
     Ok(res?.status())
-}
-
-/// The system's bundles of root certificates, the first found is used.
-const SYSTEM_ROOTS: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-/// TLS for https: the roots of `ca_file`, else the system's bundle; no client certificate.
-fn client_tls(config: &WebhookConfig) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let path = match &config.ca_file {
-        Some(p) => p.clone(),
-        None => SYSTEM_ROOTS
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or("no system bundle of root certificates; set [alerts.webhook] ca_file")?,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(|c| c.ok())
-        .collect();
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("{} holds no root certificate", path.display()));
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let c = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(c))
 }
 
 #[cfg(test)]

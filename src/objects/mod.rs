@@ -265,7 +265,10 @@ impl Bucket {
             _ => (authority.clone(), if tls { 443 } else { 80 }),
         };
         let tls = if tls {
-            Some(client_tls(cfg.ca_file.as_deref()).map_err(ObjectError::Tls)?)
+            Some(
+                crate::tls_roots::client_config(cfg.ca_file.as_deref(), "[objects] ca_file")
+                    .map_err(ObjectError::Tls)?,
+            )
         } else {
             None
         };
@@ -594,45 +597,6 @@ fn xml_unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&amp;", "&")
-}
-
-/// The system's bundles of root certificates, the first found is used.
-const SYSTEM_ROOTS: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-fn client_tls(
-    ca_file: Option<&std::path::Path>,
-) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let path = match ca_file {
-        Some(p) => p.to_path_buf(),
-        None => SYSTEM_ROOTS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or("no system bundle of root certificates; set [objects] ca_file")?,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(|c| c.ok())
-        .collect();
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("{} holds no root certificate", path.display()));
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let c = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(c))
 }
 
 #[cfg(test)]
