@@ -173,7 +173,10 @@ impl Service {
             // The next tick tries again; the gates fail closed meanwhile.
             Err(_) => return,
         };
-        let now = unix_now();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         for s in self.hub.list().into_iter().filter(|s| !s.ending()) {
             let Some(l) = &lockdown else {
                 match s.thaw("the lockdown ended") {
@@ -190,7 +193,12 @@ impl Service {
                 continue;
             };
             // Started after the lockdown began (by an admin): not the lockdown's to stop.
-            if now - s.age().as_secs() as i64 > l.since_unix {
+            // Compared in milliseconds: the lockdown's start is kept in whole seconds, so a
+            // session started in that same second may have run before it and is acted on
+            // (failing closed). Whole seconds on both sides once missed a session started
+            // less than a second before the lockdown.
+            let started_ms = now_ms - s.age().as_millis() as i64;
+            if started_ms >= (l.since_unix + 1) * 1000 {
                 continue;
             }
             let reason = format!("the host is in lockdown since {}", l.since);
